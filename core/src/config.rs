@@ -1,0 +1,120 @@
+//! Server settings, with the names and defaults of PROTOCOL.md.
+
+use std::time::Duration;
+
+/// Every tunable of a Tether server node, named as in PROTOCOL.md.
+///
+/// `Default` gives the protocol's defaults. The binary fills it from a TOML
+/// file; embedders build it directly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Time from the upgrade to the `auth` message before close 4001.
+    pub auth_timeout: Duration,
+    /// Interval between server Pings; an unanswered Ping at the next tick
+    /// terminates the connection.
+    pub heartbeat_interval: Duration,
+    /// Largest incoming message in bytes; larger closes with 1009.
+    pub max_payload: usize,
+    /// Outbound queue size in bytes above which channel messages are dropped.
+    pub high_water: usize,
+    /// Outbound queue size in bytes that closes the connection with 4008.
+    pub hard_limit: usize,
+    /// How long a queue may stay above `high_water` before close 4008.
+    pub slow_timeout: Duration,
+    /// Publications kept per channel for recovery.
+    pub history_size: usize,
+    /// How long a publication stays recoverable.
+    pub history_ttl: Duration,
+    /// Sustained messages per second accepted from one connection.
+    pub rate_limit: u32,
+    /// Messages one connection may send in a burst above the rate.
+    pub rate_burst: u32,
+    /// Channels one connection may be subscribed to at once.
+    pub max_subscriptions: usize,
+    /// Origins allowed to open a WebSocket; empty means any origin.
+    pub allowed_origins: Vec<String>,
+    /// Channel patterns whose undelivered messages coalesce to the newest;
+    /// a trailing `*` matches any suffix (`ticker:*`).
+    pub latest_only: Vec<String>,
+    /// Upper bound on flushing queues during graceful shutdown.
+    pub shutdown_timeout: Duration,
+    /// Concurrent connections accepted; further ones get HTTP 503.
+    pub max_connections: usize,
+    /// Messages kept, in order, between `auth` and its verdict.
+    pub max_pending_before_auth: usize,
+    /// Largest HTTP request head (request line and headers) in bytes.
+    pub max_http_head: usize,
+    /// How long a repeated publish `id` is recognised as a retry.
+    pub idempotency_window: Duration,
+    /// How long a node's presence entries live in the backplane without
+    /// being refreshed.
+    pub presence_ttl: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            auth_timeout: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(30),
+            max_payload: 64 * 1024,
+            high_water: 256 * 1024,
+            hard_limit: 4 * 1024 * 1024,
+            slow_timeout: Duration::from_secs(10),
+            history_size: 100,
+            history_ttl: Duration::from_secs(300),
+            rate_limit: 100,
+            rate_burst: 200,
+            max_subscriptions: 128,
+            allowed_origins: Vec::new(),
+            latest_only: Vec::new(),
+            shutdown_timeout: Duration::from_secs(10),
+            max_connections: 100_000,
+            max_pending_before_auth: 32,
+            max_http_head: 8 * 1024,
+            idempotency_window: Duration::from_secs(60),
+            presence_ttl: Duration::from_secs(15),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Whether `channel` matches one of the `latest_only` patterns.
+    pub fn is_latest_only(&self, channel: &str) -> bool {
+        self.latest_only
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => channel.starts_with(prefix),
+                None => channel == pattern,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_protocol_defaults() {
+        let config = ServerConfig::default();
+        assert_eq!(config.auth_timeout, Duration::from_secs(10));
+        assert_eq!(config.heartbeat_interval, Duration::from_secs(30));
+        assert_eq!(config.max_payload, 65_536);
+        assert_eq!(config.high_water, 262_144);
+        assert_eq!(config.hard_limit, 4_194_304);
+        assert_eq!(config.history_size, 100);
+        assert_eq!(config.max_subscriptions, 128);
+        assert_eq!(config.max_pending_before_auth, 32);
+    }
+
+    #[test]
+    fn latest_only_patterns_match_prefixes_and_exact_names() {
+        let config = ServerConfig {
+            latest_only: vec!["ticker:*".into(), "scores".into()],
+            ..ServerConfig::default()
+        };
+        assert!(config.is_latest_only("ticker:BTC"));
+        assert!(config.is_latest_only("scores"));
+        assert!(!config.is_latest_only("scores:live"));
+        assert!(!config.is_latest_only("chat"));
+    }
+}

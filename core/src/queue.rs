@@ -85,6 +85,13 @@ impl OutboundQueue {
         Admission::Queued
     }
 
+    /// Queues the connection's close frame behind everything already queued,
+    /// whatever the limits: it is the last frame a connection ever queues and
+    /// at most 127 bytes.
+    pub fn push_close(&mut self, frame: Bytes) {
+        self.append(frame, None);
+    }
+
     /// Offers a channel publication. With a coalesce key it replaces the
     /// undelivered frame of the same key, if any, wherever the queue stands;
     /// without one it is dropped while the queue is above `high_water`.

@@ -66,14 +66,16 @@ impl<K: TimerKey, const N: usize> TimerTable<K, N> {
     }
 
     /// Disarms and returns the first timer (in [`TimerKey::ALL`] order) that
-    /// is due at `now`; call until it returns `None`.
-    pub fn expired(&mut self, now: Instant) -> Option<K> {
-        let key = K::ALL
-            .iter()
-            .copied()
-            .find(|key| self.deadlines[key.index()].is_some_and(|at| at <= now))?;
-        self.deadlines[key.index()] = None;
-        Some(key)
+    /// is due at `now`, with the deadline it was set for (so periodic timers
+    /// re-arm from their schedule, not from a late `now`); call until it
+    /// returns `None`.
+    pub fn expired(&mut self, now: Instant) -> Option<(K, Instant)> {
+        K::ALL.iter().copied().find_map(|key| {
+            let slot = &mut self.deadlines[key.index()];
+            let at = slot.filter(|at| *at <= now)?;
+            *slot = None;
+            Some((key, at))
+        })
     }
 }
 
@@ -101,7 +103,10 @@ mod tests {
         table.set(Key::A, Instant::from_millis(200));
         assert_eq!(table.next(), Some(Instant::from_millis(100)));
         assert_eq!(table.expired(Instant::from_millis(99)), None);
-        assert_eq!(table.expired(Instant::from_millis(150)), Some(Key::B));
+        assert_eq!(
+            table.expired(Instant::from_millis(150)),
+            Some((Key::B, Instant::from_millis(100)))
+        );
         assert_eq!(table.expired(Instant::from_millis(150)), None);
         assert_eq!(table.next(), Some(Instant::from_millis(200)));
         table.stop(Key::A);

@@ -39,7 +39,7 @@ use crate::envelope::{
     parse_client_message,
 };
 use crate::frame::{self, FrameDecoder, Message, Role};
-use crate::http::{self, HttpRequest, Request, RequestParser};
+use crate::http::{self, HttpRequest, Request, RequestLimits, RequestParser};
 use crate::queue::{Admission, CoalesceKey, OutboundQueue};
 use crate::rate::TokenBucket;
 use crate::time::Instant;
@@ -178,10 +178,9 @@ impl Connection {
         let mut timers = TimerTable::default();
         timers.set(Timer::Handshake, now + config.handshake_timeout);
         Connection {
-            state: State::Http(Box::new(RequestParser::new(
-                config.max_http_head,
-                config.max_payload,
-            ))),
+            state: State::Http(Box::new(RequestParser::new(RequestLimits::from_config(
+                config,
+            )))),
             decoder: FrameDecoder::new(Role::Server, config.max_payload),
             queue: OutboundQueue::default(),
             timers,
@@ -395,7 +394,7 @@ impl Connection {
         let State::Http(parser) = &mut self.state else {
             return;
         };
-        match parser.poll() {
+        match parser.poll(&config.allowed_origins) {
             Ok(None) => {}
             Ok(Some(Request::Route(request))) => {
                 self.timers.stop(Timer::Handshake);
@@ -403,12 +402,10 @@ impl Connection {
                 self.events.push_back(Event::HttpRequest(request));
             }
             Ok(Some(Request::Upgrade(upgrade))) => {
-                let leftover = parser.take_remaining();
-                if !http::check_origin(upgrade.origin.as_deref(), &config.allowed_origins) {
-                    let response = http::HttpError::FORBIDDEN_ORIGIN.response();
-                    self.finish_after_flush(config, now, Bytes::from(response));
-                    return;
-                }
+                let State::Http(parser) = std::mem::replace(&mut self.state, State::AwaitingAuth)
+                else {
+                    unreachable!("matched State::Http above");
+                };
                 self.timers.stop(Timer::Handshake);
                 self.timers.set(Timer::Auth, now + config.auth_timeout);
                 self.timers
@@ -417,8 +414,8 @@ impl Connection {
                     &upgrade.key,
                     upgrade.protocol,
                 )));
-                self.state = State::AwaitingAuth;
                 self.events.push_back(Event::Upgraded);
+                let leftover = parser.into_remaining();
                 if !leftover.is_empty() {
                     self.decoder.feed(&leftover);
                     self.poll_frames(config, now);

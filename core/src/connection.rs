@@ -35,8 +35,7 @@ use bytes::Bytes;
 use crate::close::{CloseCode, CloseReason};
 use crate::config::ServerConfig;
 use crate::envelope::{
-    ClientMessage, ErrorCode, RequestId, ServerMessage, encode_server_message,
-    parse_client_message,
+    ClientMessage, ErrorCode, RequestId, ServerMessage, encode_server_message, parse_client_message,
 };
 use crate::frame::{self, FrameDecoder, Message, Role};
 use crate::http::{self, HttpRequest, Request, RequestLimits, RequestParser};
@@ -494,7 +493,13 @@ impl Connection {
                     self.handle_open_text(config, now, &text);
                 } else {
                     let id = parse_text(&text).ok().and_then(|m| m.id().cloned());
-                    self.send_error(config, now, id, ErrorCode::RateLimited, "rate limit exceeded");
+                    self.send_error(
+                        config,
+                        now,
+                        id,
+                        ErrorCode::RateLimited,
+                        "rate limit exceeded",
+                    );
                 }
             }
             State::Http(_) | State::Responding | State::Closing | State::Closed => {}

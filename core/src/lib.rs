@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod frame;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod queue;
 pub mod rate;
 pub mod time;

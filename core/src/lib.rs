@@ -14,6 +14,7 @@ pub mod connection;
 pub mod envelope;
 pub mod frame;
 pub mod http;
+pub mod hub;
 pub mod ids;
 pub mod metrics;
 pub mod queue;

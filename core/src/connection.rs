@@ -168,6 +168,8 @@ pub struct Connection {
     events: VecDeque<Event>,
     /// A Ping went out and no Pong came back yet.
     ping_unanswered: bool,
+    /// Text messages received since the last [`Connection::take_received`].
+    received: u32,
     transport: Transport,
 }
 
@@ -186,6 +188,7 @@ impl Connection {
             rate: TokenBucket::new(now, config.rate_limit, config.rate_burst),
             events: VecDeque::new(),
             ping_unanswered: false,
+            received: 0,
             transport: Transport::Open,
         }
     }
@@ -382,6 +385,11 @@ impl Connection {
         matches!(self.state, State::Open)
     }
 
+    /// Text messages received since the last call, for metrics.
+    pub fn take_received(&mut self) -> u64 {
+        u64::from(std::mem::take(&mut self.received))
+    }
+
     /// Bytes queued for the socket.
     pub fn queued_bytes(&self) -> usize {
         self.queue.len_bytes()
@@ -477,6 +485,7 @@ impl Connection {
     }
 
     fn handle_text(&mut self, config: &ServerConfig, now: Instant, text: Bytes) {
+        self.received = self.received.saturating_add(1);
         match &mut self.state {
             State::AwaitingAuth => self.handle_first_text(config, now, &text),
             State::VerdictPending(kept) => {

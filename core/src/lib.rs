@@ -19,5 +19,9 @@ pub mod ids;
 pub mod metrics;
 pub mod queue;
 pub mod rate;
+pub mod server;
 pub mod time;
 pub mod timer;
+
+#[cfg(test)]
+mod testkit;

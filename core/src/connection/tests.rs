@@ -8,39 +8,9 @@ use proptest::prelude::*;
 use super::*;
 use crate::envelope::{ServerMessage, parse_server_message};
 use crate::frame::{FrameDecoder, Message, Role};
+use crate::testkit::{UPGRADE, client_frame, client_frame_fin, find, text};
 
 const T0: Instant = Instant::from_millis(1_000);
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
-    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-    Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tether.v1\r\n\r\n";
-
-/// A masked client frame with the given opcode and payload.
-fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    client_frame_fin(true, opcode, payload)
-}
-
-fn client_frame_fin(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![opcode | if fin { 0x80 } else { 0 }];
-    let len = payload.len();
-    if len < 126 {
-        frame.push(0x80 | len as u8);
-    } else if len <= usize::from(u16::MAX) {
-        frame.push(0x80 | 126);
-        frame.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        frame.push(0x80 | 127);
-        frame.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    frame.extend_from_slice(&MASK);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    frame
-}
-
-fn text(json: &str) -> Vec<u8> {
-    client_frame(0x1, json.as_bytes())
-}
-
 /// One connection and the client end of its wire.
 struct Harness {
     config: ServerConfig,
@@ -184,10 +154,6 @@ impl Harness {
         assert_eq!(received, code);
         assert_eq!(self.closed_event(), Some((code, ClosedBy::Server)));
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn config() -> ServerConfig {

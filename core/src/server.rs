@@ -1,0 +1,611 @@
+//! One server node: every connection of the node and its hub, driven as one
+//! sans-IO machine.
+//!
+//! # Theory of operation
+//!
+//! A runtime adapter owns one [`Server`] and moves bytes, instants and
+//! verdicts into it; nothing else holds a reference to a connection or the
+//! hub, so fan-out needs no lock. Connections are named by [`ConnId`]s that
+//! are never reused.
+//!
+//! - Input: [`Server::accept`], [`Server::handle_read`],
+//!   [`Server::handle_transport_closed`], [`Server::handle_timeout`],
+//!   [`Server::handle_auth_verdict`], [`Server::handle_api_verdict`],
+//!   [`Server::publish`] and [`Server::shutdown`].
+//! - Output: [`Server::poll_event`] says which connection has frames to
+//!   write or wants its socket closed ([`ServerEvent::Wake`]) and what must
+//!   be decided outside (a token, an API key); the adapter then takes frames
+//!   with [`Server::poll_transmit`] as fast as the socket accepts them, and
+//!   closes the socket when [`Server::transport`] says so, reporting it with
+//!   [`Server::handle_transport_closed`].
+//! - Time: [`Server::poll_timeout`] is the earliest deadline of any
+//!   connection or of the hub. Connection deadlines sit in a min-heap with
+//!   lazy deletion: a stale entry pops, finds the connection's real
+//!   deadline later (or the connection gone) and is dropped or re-queued.
+//!
+//! Every event a connection emits is handled here, in one place
+//! ([`Server::process`]): HTTP routes are answered (`/healthz`, `/metrics`,
+//! 404; `/api/publish` after its key is checked outside), authenticated
+//! connections are introduced to the hub, requests go to the hub, and a
+//! closed connection leaves the hub and is counted. Frames the hub sends to
+//! other connections may close them (4008); those are processed in turn
+//! from a work list, so one input settles completely before it returns.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use bytes::Bytes;
+
+use crate::close::{CloseCode, CloseReason};
+use crate::config::ServerConfig;
+use crate::connection::{AuthVerdict, ClosedBy, Connection, Event, Transport};
+use crate::envelope::{Channel, ErrorCode, parse_api_publish};
+use crate::http::{HttpRequest, Route};
+use crate::hub::{ApiPublish, ChannelKey, Hub, Outbox};
+use crate::ids::ConnId;
+use crate::metrics::{self, Counters, Gauges};
+use crate::queue::{Admission, CoalesceKey};
+use crate::time::Instant;
+
+/// What the adapter must act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// The connection has frames to write or wants its socket closed.
+    Wake(ConnId),
+    /// Decide the token; answer with [`Server::handle_auth_verdict`].
+    Authenticate {
+        /// The connection that sent `auth`.
+        conn: ConnId,
+        /// The token (never log it).
+        token: String,
+    },
+    /// Check the API key of a `POST /api/publish`; answer with
+    /// [`Server::handle_api_verdict`].
+    AuthorizeApi {
+        /// The HTTP connection.
+        conn: ConnId,
+        /// The `Authorization` header, if any (never log it).
+        authorization: Option<String>,
+    },
+    /// A WebSocket session ended (for logs; the core has cleaned up).
+    Closed {
+        /// The connection.
+        conn: ConnId,
+        /// Its close code and reason.
+        reason: CloseReason,
+        /// Who ended it.
+        by: ClosedBy,
+    },
+}
+
+/// Why [`Server::accept`] refused a TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The node is shutting down.
+    Draining,
+    /// `max_connections` connections are open.
+    AtCapacity,
+}
+
+impl Refusal {
+    /// The complete HTTP response to write before closing the socket.
+    pub fn response(self) -> Vec<u8> {
+        let body: &[u8] = match self {
+            Refusal::Draining => b"draining",
+            Refusal::AtCapacity => b"too many connections",
+        };
+        crate::http::response(503, "text/plain", body)
+    }
+}
+
+/// A connection and what the node knows about it.
+#[derive(Debug)]
+struct Entry {
+    conn: Connection,
+    /// The user of the last accepted auth verdict.
+    user: Option<String>,
+    /// A `POST /api/publish` waiting for its key check.
+    api_request: Option<HttpRequest>,
+    /// The deadline this connection has in the timer heap, if any.
+    scheduled: Option<Instant>,
+    /// A `Wake` is out and no transmit has happened since.
+    woken: bool,
+    upgraded: bool,
+}
+
+/// One server node: connections, hub, metrics and shutdown state.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    hub: Hub,
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    events: VecDeque<ServerEvent>,
+    /// Connections touched by the current input that must be processed.
+    work: Vec<ConnId>,
+    counters: Counters,
+    open_websockets: u64,
+    live: usize,
+    draining: bool,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    entry: Option<Entry>,
+}
+
+impl Server {
+    /// A node with an in-memory hub. `epoch_prefix` makes channel epochs
+    /// unique to this run of the node: take it from OS randomness or the
+    /// start time, so a restarted node never repeats an epoch.
+    pub fn new(config: ServerConfig, epoch_prefix: &str) -> Self {
+        let hub = Hub::new(&config, epoch_prefix);
+        Server {
+            config,
+            slots: Vec::new(),
+            free: Vec::new(),
+            hub,
+            timers: BinaryHeap::new(),
+            events: VecDeque::new(),
+            work: Vec::new(),
+            counters: Counters::default(),
+            open_websockets: 0,
+            live: 0,
+            draining: false,
+        }
+    }
+
+    /// The node's settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// A TCP connection was accepted at `now`. Refused while draining or at
+    /// `max_connections`: write [`Refusal::response`] and close.
+    pub fn accept(&mut self, now: Instant) -> Result<ConnId, Refusal> {
+        if self.draining {
+            return Err(Refusal::Draining);
+        }
+        if self.live >= self.config.max_connections {
+            return Err(Refusal::AtCapacity);
+        }
+        let entry = Entry {
+            conn: Connection::new(&self.config, now),
+            user: None,
+            api_request: None,
+            scheduled: None,
+            woken: false,
+            upgraded: false,
+        };
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot::default());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.entry = Some(entry);
+        let id = ConnId(u64::from(slot.generation) << 32 | u64::from(index));
+        self.live += 1;
+        self.settle(id, now);
+        Ok(id)
+    }
+
+    /// Bytes read from `conn`'s socket.
+    pub fn handle_read(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) {
+        let config = &self.config;
+        if let Some(entry) = entry_mut(&mut self.slots, conn) {
+            entry.conn.handle_read(config, now, bytes);
+            self.settle(conn, now);
+        }
+    }
+
+    /// `conn`'s socket is closed (by the peer, an error, or the adapter
+    /// after [`Transport::CloseNow`]). The connection is forgotten.
+    pub fn handle_transport_closed(&mut self, conn: ConnId, now: Instant) {
+        let Some(entry) = entry_mut(&mut self.slots, conn) else {
+            return;
+        };
+        entry.conn.handle_transport_closed();
+        self.settle(conn, now);
+        self.release(conn);
+    }
+
+    /// Fires every deadline due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.hub.handle_timeout(now);
+        while let Some(&Reverse((at, conn))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let config = &self.config;
+            let Some(entry) = entry_mut(&mut self.slots, conn) else {
+                continue;
+            };
+            if entry.scheduled == Some(at) {
+                entry.scheduled = None;
+            }
+            entry.conn.handle_timeout(config, now);
+            self.settle(conn, now);
+        }
+    }
+
+    /// The verdict on the token of a [`ServerEvent::Authenticate`].
+    pub fn handle_auth_verdict(&mut self, conn: ConnId, now: Instant, verdict: AuthVerdict) {
+        let config = &self.config;
+        let Some(entry) = entry_mut(&mut self.slots, conn) else {
+            return;
+        };
+        if let AuthVerdict::Accept { user, .. } = &verdict {
+            entry.user = Some(user.clone());
+        }
+        entry.conn.handle_auth_verdict(config, now, verdict);
+        self.settle(conn, now);
+    }
+
+    /// The API key check of a [`ServerEvent::AuthorizeApi`]: publishes and
+    /// answers `200 {"offset":N}`, or answers 401 or 400.
+    pub fn handle_api_verdict(&mut self, conn: ConnId, now: Instant, authorized: bool) {
+        let Some(request) = entry_mut(&mut self.slots, conn).and_then(|e| e.api_request.take())
+        else {
+            return;
+        };
+        let (status, body) = if authorized {
+            self.api_publish(now, &request.body)
+        } else {
+            (
+                401,
+                error_body(ErrorCode::Forbidden, "missing or invalid API key"),
+            )
+        };
+        let config = &self.config;
+        if let Some(entry) = entry_mut(&mut self.slots, conn) {
+            entry
+                .conn
+                .respond(config, now, status, "application/json", body.as_bytes());
+        }
+        self.settle(conn, now);
+    }
+
+    /// Publishes `payload` (JSON text) on `channel` from the application, as
+    /// the HTTP API does: no `sender`, private `user:` channels allowed.
+    pub fn publish(&mut self, now: Instant, channel: &str, payload: &str) -> Result<u64, String> {
+        let channel = Channel::new(channel).map_err(|error| error.to_string())?;
+        let payload = serde_json::value::RawValue::from_string(payload.to_owned())
+            .map_err(|error| format!("payload is not JSON: {error}"))?;
+        let published = self.with_hub(now, |hub, outbox| {
+            hub.publish_from_api(now, channel, payload, outbox)
+        });
+        self.settle_work(now);
+        match published {
+            ApiPublish::Published { offset } => Ok(offset),
+            ApiPublish::Pending { .. } => Err("the backplane has not answered".into()),
+        }
+    }
+
+    /// Starts the graceful shutdown: no more connections are accepted,
+    /// `/healthz` answers 503, and every WebSocket gets close 1001 behind
+    /// what is already queued for it.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.draining = true;
+        let ids: Vec<ConnId> = self.ids().collect();
+        for conn in ids {
+            let config = &self.config;
+            if let Some(entry) = entry_mut(&mut self.slots, conn) {
+                entry
+                    .conn
+                    .close(now, CloseCode::GOING_AWAY, "going away", config);
+                self.settle(conn, now);
+            }
+        }
+    }
+
+    /// The next thing the adapter must act on.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Moves `conn`'s queued frames into `out` up to `budget` bytes; returns
+    /// the bytes moved. Call while the socket accepts more.
+    pub fn poll_transmit(&mut self, conn: ConnId, budget: usize, out: &mut Vec<Bytes>) -> usize {
+        let config = &self.config;
+        let Some(entry) = entry_mut(&mut self.slots, conn) else {
+            return 0;
+        };
+        entry.woken = false;
+        let before = out.len();
+        let moved = entry.conn.poll_transmit(config, budget, out);
+        self.counters.messages_sent_total += (out.len() - before) as u64;
+        moved
+    }
+
+    /// What to do with `conn`'s socket; [`Transport::CloseNow`] for an
+    /// unknown connection.
+    pub fn transport(&self, conn: ConnId) -> Transport {
+        entry(&self.slots, conn).map_or(Transport::CloseNow, |e| e.conn.transport())
+    }
+
+    /// The earliest instant at which [`Server::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let connections = self.timers.peek().map(|Reverse((at, _))| *at);
+        [connections, self.hub.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether [`Server::shutdown`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// TCP connections the node holds, WebSocket or not.
+    pub fn connection_count(&self) -> usize {
+        self.live
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let gauges = Gauges {
+            connections: self.open_websockets,
+            channels: self.hub.channel_count() as u64,
+            draining: u64::from(self.draining),
+            backplane_up: 1,
+        };
+        metrics::render(&self.counters, &gauges)
+    }
+
+    /// The node's counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Handles everything `conn` and the connections its input touched
+    /// have to say, then re-arms their timers and wakes their writers.
+    fn settle(&mut self, conn: ConnId, now: Instant) {
+        self.work.push(conn);
+        self.settle_work(now);
+    }
+
+    fn settle_work(&mut self, now: Instant) {
+        while let Some(conn) = self.work.pop() {
+            self.process(conn, now);
+            if let Some(entry) = entry_mut(&mut self.slots, conn) {
+                schedule_and_wake(conn, entry, &mut self.timers, &mut self.events);
+            }
+        }
+    }
+
+    /// The one place a connection's events are handled.
+    fn process(&mut self, conn: ConnId, now: Instant) {
+        loop {
+            let Some(entry) = entry_mut(&mut self.slots, conn) else {
+                return;
+            };
+            self.counters.messages_received_total += entry.conn.take_received();
+            let Some(event) = entry.conn.poll_event() else {
+                return;
+            };
+            match event {
+                Event::HttpRequest(request) => self.route(conn, now, request),
+                Event::Upgraded => {
+                    entry.upgraded = true;
+                    self.open_websockets += 1;
+                    self.counters.connections_total += 1;
+                }
+                Event::Authenticate { token } => {
+                    self.events
+                        .push_back(ServerEvent::Authenticate { conn, token });
+                }
+                Event::Authenticated => {
+                    let user = entry.user.clone().unwrap_or_default();
+                    self.hub.handle_authenticated(conn, &user);
+                }
+                Event::Request(message) => {
+                    self.with_hub(now, |hub, outbox| {
+                        hub.handle_message(now, conn, message, outbox);
+                    });
+                }
+                Event::Closed { reason, by } => {
+                    self.count_close(&reason, by);
+                    self.with_hub(now, |hub, outbox| hub.handle_disconnect(now, conn, outbox));
+                    self.events
+                        .push_back(ServerEvent::Closed { conn, reason, by });
+                }
+            }
+        }
+    }
+
+    fn route(&mut self, conn: ConnId, now: Instant, request: HttpRequest) {
+        let (status, content_type, body) = match request.route {
+            Route::Health if self.draining => (503, "text/plain", "draining".to_owned()),
+            Route::Health => (200, "text/plain", "ok".to_owned()),
+            Route::Metrics => (200, "text/plain; version=0.0.4", self.metrics_text()),
+            Route::NotFound => (404, "text/plain", "not found".to_owned()),
+            Route::Publish => {
+                let authorization = request.authorization.clone();
+                if let Some(entry) = entry_mut(&mut self.slots, conn) {
+                    entry.api_request = Some(request);
+                }
+                self.events.push_back(ServerEvent::AuthorizeApi {
+                    conn,
+                    authorization,
+                });
+                return;
+            }
+        };
+        let config = &self.config;
+        if let Some(entry) = entry_mut(&mut self.slots, conn) {
+            entry
+                .conn
+                .respond(config, now, status, content_type, body.as_bytes());
+        }
+    }
+
+    fn api_publish(&mut self, now: Instant, body: &[u8]) -> (u16, String) {
+        let text = match std::str::from_utf8(body) {
+            Ok(text) => text,
+            Err(_) => return (400, error_body(ErrorCode::InvalidJson, "body is not UTF-8")),
+        };
+        let request = match parse_api_publish(text) {
+            Ok(request) => request,
+            Err(error) => return (400, error_body(error.code, &error.message)),
+        };
+        let published = self.with_hub(now, |hub, outbox| {
+            hub.publish_from_api(now, request.channel, request.payload, outbox)
+        });
+        self.settle_work(now);
+        match published {
+            ApiPublish::Published { offset } => (200, format!(r#"{{"offset":{offset}}}"#)),
+            ApiPublish::Pending { .. } => (
+                503,
+                error_body(ErrorCode::Unavailable, "the backplane has not answered"),
+            ),
+        }
+    }
+
+    /// Lends the hub an outbox over the connections, for one call.
+    fn with_hub<R>(
+        &mut self,
+        now: Instant,
+        call: impl FnOnce(&mut Hub, &mut NodeOutbox<'_>) -> R,
+    ) -> R {
+        let mut outbox = NodeOutbox {
+            slots: &mut self.slots,
+            config: &self.config,
+            now,
+            work: &mut self.work,
+            timers: &mut self.timers,
+            events: &mut self.events,
+            counters: &mut self.counters,
+        };
+        call(&mut self.hub, &mut outbox)
+    }
+
+    fn count_close(&mut self, reason: &CloseReason, by: ClosedBy) {
+        self.open_websockets = self.open_websockets.saturating_sub(1);
+        match (reason.code, by) {
+            (_, ClosedBy::HeartbeatTimeout) => self.counters.heartbeat_timeouts_total += 1,
+            (CloseCode::AUTH_REQUIRED | CloseCode::FORBIDDEN, ClosedBy::Server) => {
+                self.counters.auth_failures_total += 1;
+            }
+            (CloseCode::SLOW_CONSUMER, ClosedBy::Server) => {
+                self.counters.slow_consumer_closes_total += 1;
+            }
+            _ => {}
+        }
+    }
+
+    fn release(&mut self, conn: ConnId) {
+        let index = conn.0 as u32 as usize;
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        if slot.generation != (conn.0 >> 32) as u32 || slot.entry.is_none() {
+            return;
+        }
+        slot.entry = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index as u32);
+        self.live -= 1;
+    }
+
+    fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.slots.iter().enumerate().filter_map(|(index, slot)| {
+            slot.entry
+                .as_ref()
+                .map(|_| ConnId(u64::from(slot.generation) << 32 | index as u64))
+        })
+    }
+}
+
+fn entry(slots: &[Slot], conn: ConnId) -> Option<&Entry> {
+    let slot = slots.get(conn.0 as u32 as usize)?;
+    (slot.generation == (conn.0 >> 32) as u32).then_some(slot.entry.as_ref())?
+}
+
+fn entry_mut(slots: &mut [Slot], conn: ConnId) -> Option<&mut Entry> {
+    let slot = slots.get_mut(conn.0 as u32 as usize)?;
+    (slot.generation == (conn.0 >> 32) as u32).then_some(slot.entry.as_mut())?
+}
+
+/// Puts `conn`'s next deadline in the heap if it is earlier than the one
+/// there, and wakes its writer if it has something to write or close.
+fn schedule_and_wake(
+    conn: ConnId,
+    entry: &mut Entry,
+    timers: &mut BinaryHeap<Reverse<(Instant, ConnId)>>,
+    events: &mut VecDeque<ServerEvent>,
+) {
+    if let Some(at) = entry.conn.poll_timeout()
+        && entry.scheduled.is_none_or(|scheduled| at < scheduled)
+    {
+        entry.scheduled = Some(at);
+        timers.push(Reverse((at, conn)));
+    }
+    let wants_io = entry.conn.queued_bytes() > 0 || entry.conn.transport() != Transport::Open;
+    if wants_io && !entry.woken {
+        entry.woken = true;
+        events.push_back(ServerEvent::Wake(conn));
+    }
+}
+
+fn error_body(code: ErrorCode, message: &str) -> String {
+    serde_json::json!({ "code": code.as_str(), "message": message }).to_string()
+}
+
+/// Delivers the hub's frames into the connections' queues.
+struct NodeOutbox<'a> {
+    slots: &'a mut [Slot],
+    config: &'a ServerConfig,
+    now: Instant,
+    work: &'a mut Vec<ConnId>,
+    timers: &'a mut BinaryHeap<Reverse<(Instant, ConnId)>>,
+    events: &'a mut VecDeque<ServerEvent>,
+    counters: &'a mut Counters,
+}
+
+impl NodeOutbox<'_> {
+    /// After a frame went to `conn`: a connection the frame closed (4008)
+    /// has events to process; any other only needs its deadline and writer.
+    fn after_delivery(&mut self, conn: ConnId) {
+        let Some(entry) = entry_mut(self.slots, conn) else {
+            return;
+        };
+        if entry.conn.is_open() {
+            schedule_and_wake(conn, entry, self.timers, self.events);
+        } else {
+            self.work.push(conn);
+        }
+    }
+}
+
+impl Outbox for NodeOutbox<'_> {
+    fn send_control(&mut self, conn: ConnId, frame: Bytes) {
+        if let Some(entry) = entry_mut(self.slots, conn) {
+            entry.conn.send_control(self.config, self.now, frame);
+            self.after_delivery(conn);
+        }
+    }
+
+    fn send_publication(&mut self, conn: ConnId, frame: &Bytes, latest_only: Option<ChannelKey>) {
+        let Some(entry) = entry_mut(self.slots, conn) else {
+            return;
+        };
+        let coalesce = latest_only.map(|key| CoalesceKey(key.0));
+        let admission = entry
+            .conn
+            .send_publication(self.config, self.now, frame, coalesce);
+        if admission == Admission::Dropped {
+            self.counters.messages_dropped_total += 1;
+        }
+        self.after_delivery(conn);
+    }
+}
+
+#[cfg(test)]
+mod tests;

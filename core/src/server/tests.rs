@@ -1,0 +1,487 @@
+//! A whole node in virtual time: several scripted clients, the drain loop an
+//! adapter runs, and assertions on what each client received.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::*;
+use crate::envelope::{ServerMessage, parse_server_message};
+use crate::frame::{FrameDecoder, Message, Role};
+use crate::testkit::{UPGRADE, client_frame, find, text};
+
+const T0: Instant = Instant::from_millis(1_000);
+const API_KEY: &str = "Bearer k";
+
+/// The client end of one connection.
+#[derive(Default)]
+struct Wire {
+    http: Vec<u8>,
+    upgraded: bool,
+    decoder: Option<FrameDecoder>,
+    received: Vec<Message>,
+    /// A paused client reads nothing: its queue on the server grows.
+    paused: bool,
+    socket_closed: bool,
+}
+
+impl Wire {
+    fn take(&mut self, bytes: &[u8]) {
+        if !self.upgraded {
+            self.http.extend_from_slice(bytes);
+            if let Some(end) = find(&self.http, b"\r\n\r\n")
+                && self.http.starts_with(b"HTTP/1.1 101")
+            {
+                self.upgraded = true;
+                let rest = self.http.split_off(end + 4);
+                self.decoder = Some(FrameDecoder::new(Role::Client, 1 << 24));
+                self.take(&rest);
+            }
+            return;
+        }
+        let decoder = self.decoder.as_mut().expect("upgraded");
+        decoder.feed(bytes);
+        while let Ok(Some(message)) = decoder.poll_message() {
+            self.received.push(message);
+        }
+    }
+}
+
+struct Node {
+    server: Server,
+    now: Instant,
+    wires: BTreeMap<ConnId, Wire>,
+    closed: Vec<(ConnId, CloseCode, ClosedBy)>,
+}
+
+impl Node {
+    fn new(config: ServerConfig) -> Self {
+        Node {
+            server: Server::new(config, "test"),
+            now: T0,
+            wires: BTreeMap::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    fn open(&mut self) -> ConnId {
+        let conn = self.server.accept(self.now).expect("accepted");
+        self.wires.insert(conn, Wire::default());
+        conn
+    }
+
+    /// A connection authenticated as `user` (the harness accepts any token
+    /// as its user id), with the `auth_ack` already consumed.
+    fn connect(&mut self, user: &str) -> ConnId {
+        let conn = self.open();
+        let mut bytes = UPGRADE.as_bytes().to_vec();
+        bytes.extend(text(&format!(r#"{{"type":"auth","token":"{user}"}}"#)));
+        self.read(conn, &bytes);
+        assert!(matches!(
+            self.replies(conn).as_slice(),
+            [ServerMessage::AuthAck { .. }]
+        ));
+        conn
+    }
+
+    fn read(&mut self, conn: ConnId, bytes: &[u8]) {
+        self.server.handle_read(conn, self.now, bytes);
+        self.drain();
+    }
+
+    fn send(&mut self, conn: ConnId, json: &str) {
+        self.read(conn, &text(json));
+    }
+
+    fn at(&mut self, now: Instant) {
+        self.now = now;
+        self.server.handle_timeout(now);
+        self.drain();
+    }
+
+    /// The adapter's drain loop.
+    fn drain(&mut self) {
+        while let Some(event) = self.server.poll_event() {
+            match event {
+                ServerEvent::Wake(conn) => self.flush(conn),
+                ServerEvent::Authenticate { conn, token } => {
+                    let verdict = if token == "bad" {
+                        AuthVerdict::Reject
+                    } else {
+                        AuthVerdict::Accept {
+                            user: token,
+                            session: format!("{conn}"),
+                        }
+                    };
+                    self.server.handle_auth_verdict(conn, self.now, verdict);
+                }
+                ServerEvent::AuthorizeApi {
+                    conn,
+                    authorization,
+                } => {
+                    let authorized = authorization.as_deref() == Some(API_KEY);
+                    self.server.handle_api_verdict(conn, self.now, authorized);
+                }
+                ServerEvent::Closed { conn, reason, by } => {
+                    self.closed.push((conn, reason.code, by));
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, conn: ConnId) {
+        let Some(wire) = self.wires.get_mut(&conn) else {
+            return;
+        };
+        if wire.paused || wire.socket_closed {
+            return;
+        }
+        let mut batch = Vec::new();
+        while self.server.poll_transmit(conn, 64 * 1024, &mut batch) > 0 {
+            for frame in batch.drain(..) {
+                wire.take(&frame);
+            }
+        }
+        if self.server.transport(conn) == Transport::CloseNow {
+            wire.socket_closed = true;
+            self.server.handle_transport_closed(conn, self.now);
+        }
+    }
+
+    fn resume(&mut self, conn: ConnId) {
+        self.wires.get_mut(&conn).unwrap().paused = false;
+        self.flush(conn);
+        self.drain();
+    }
+
+    fn replies(&mut self, conn: ConnId) -> Vec<ServerMessage> {
+        let wire = self.wires.get_mut(&conn).unwrap();
+        wire.received
+            .drain(..)
+            .filter_map(|message| match message {
+                Message::Text(text) => {
+                    Some(parse_server_message(std::str::from_utf8(&text).unwrap()).unwrap())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn http(&mut self, request: &str) -> String {
+        let conn = self.open();
+        self.read(conn, request.as_bytes());
+        String::from_utf8_lossy(&self.wires[&conn].http).into_owned()
+    }
+
+    fn close_frame(&self, conn: ConnId) -> Option<CloseCode> {
+        self.wires[&conn].received.iter().find_map(|m| match m {
+            Message::Close(Some((code, _))) => Some(*code),
+            _ => None,
+        })
+    }
+}
+
+fn offsets(replies: &[ServerMessage]) -> Vec<u64> {
+    replies
+        .iter()
+        .filter_map(|r| match r {
+            ServerMessage::Message { offset, .. } => Some(*offset),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_publication_reaches_every_subscriber_and_the_publisher_gets_its_ack() {
+    let mut node = Node::new(ServerConfig::default());
+    let alice = node.connect("alice");
+    let bob = node.connect("bob");
+    node.send(alice, r#"{"type":"subscribe","channel":"chat","id":"s"}"#);
+    node.send(bob, r#"{"type":"subscribe","channel":"chat","id":"s"}"#);
+    node.replies(alice);
+    node.replies(bob);
+    node.send(
+        alice,
+        r#"{"type":"publish","channel":"chat","payload":{"text":"hi"},"id":"m1"}"#,
+    );
+    let to_alice = node.replies(alice);
+    let to_bob = node.replies(bob);
+    assert_eq!(offsets(&to_alice), [1]);
+    assert_eq!(offsets(&to_bob), [1]);
+    assert!(to_alice.iter().any(|r| matches!(
+        r,
+        ServerMessage::Ack { id, offset: 1 } if id.as_str() == "m1"
+    )));
+    assert!(matches!(
+        &to_bob[0],
+        ServerMessage::Message { sender: Some(sender), .. } if sender == "alice"
+    ));
+}
+
+#[test]
+fn a_second_connection_of_the_same_user_does_not_join_twice() {
+    let mut node = Node::new(ServerConfig::default());
+    let watcher = node.connect("watcher");
+    node.send(watcher, r#"{"type":"subscribe","channel":"room"}"#);
+    node.replies(watcher);
+    let first = node.connect("carol");
+    let second = node.connect("carol");
+    node.send(first, r#"{"type":"subscribe","channel":"room"}"#);
+    node.send(second, r#"{"type":"subscribe","channel":"room"}"#);
+    let joins: Vec<ServerMessage> = node
+        .replies(watcher)
+        .into_iter()
+        .filter(|r| matches!(r, ServerMessage::Join { .. }))
+        .collect();
+    assert_eq!(joins.len(), 1);
+    node.server.handle_transport_closed(first, node.now);
+    node.drain();
+    assert!(node.replies(watcher).is_empty(), "carol is still there");
+    node.server.handle_transport_closed(second, node.now);
+    node.drain();
+    assert!(matches!(
+        node.replies(watcher).as_slice(),
+        [ServerMessage::Leave { user, .. }] if user == "carol"
+    ));
+}
+
+#[test]
+fn http_routes_are_answered_by_the_node() {
+    let mut node = Node::new(ServerConfig::default());
+    assert!(
+        node.http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .starts_with("HTTP/1.1 200")
+    );
+    let metrics = node.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(metrics.starts_with("HTTP/1.1 200"));
+    assert!(metrics.contains("tether_connections_total "));
+    assert!(
+        node.http("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+            .starts_with("HTTP/1.1 404")
+    );
+    assert_eq!(
+        node.server.connection_count(),
+        0,
+        "each answered and closed"
+    );
+}
+
+fn api_request(key: Option<&str>, body: &str) -> String {
+    let auth = key.map_or(String::new(), |k| format!("Authorization: {k}\r\n"));
+    format!(
+        "POST /api/publish HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn the_publish_api_checks_its_key_and_publishes_without_sender() {
+    let mut node = Node::new(ServerConfig::default());
+    let dana = node.connect("dana");
+    node.send(dana, r#"{"type":"subscribe","channel":"user:dana"}"#);
+    node.replies(dana);
+    let body = r#"{"channel":"user:dana","payload":{"note":1}}"#;
+    let unauthorized = node.http(&api_request(None, body));
+    assert!(unauthorized.starts_with("HTTP/1.1 401"), "{unauthorized}");
+    let wrong = node.http(&api_request(Some("Bearer nope"), body));
+    assert!(wrong.starts_with("HTTP/1.1 401"));
+    let ok = node.http(&api_request(Some(API_KEY), body));
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.ends_with(r#"{"offset":1}"#), "{ok}");
+    assert!(matches!(
+        node.replies(dana).as_slice(),
+        [ServerMessage::Message {
+            sender: None,
+            offset: 1,
+            ..
+        }]
+    ));
+    let bad = node.http(&api_request(
+        Some(API_KEY),
+        r#"{"channel":"x y","payload":1}"#,
+    ));
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    assert!(bad.contains("INVALID_CHANNEL"), "{bad}");
+}
+
+#[test]
+fn shutdown_closes_every_websocket_with_1001_after_its_queue_and_turns_healthz_503() {
+    let mut node = Node::new(ServerConfig::default());
+    let alice = node.connect("alice");
+    let bob = node.connect("bob");
+    node.send(bob, r#"{"type":"subscribe","channel":"news"}"#);
+    node.replies(bob);
+    node.wires.get_mut(&bob).unwrap().paused = true;
+    node.server.publish(node.now, "news", "42").unwrap();
+    node.server.shutdown(node.now);
+    node.drain();
+    assert_eq!(node.close_frame(alice), Some(CloseCode::GOING_AWAY));
+    node.resume(bob);
+    let received = &node.wires[&bob].received;
+    assert!(
+        matches!(received[0], Message::Text(_)),
+        "the publication first"
+    );
+    assert!(matches!(
+        received[1],
+        Message::Close(Some((CloseCode::GOING_AWAY, _)))
+    ));
+    assert_eq!(node.server.accept(node.now), Err(Refusal::Draining));
+    assert!(node.server.is_draining());
+}
+
+#[test]
+fn while_draining_every_new_connection_including_healthz_gets_503_draining() {
+    let mut node = Node::new(ServerConfig::default());
+    let pending = node.open();
+    node.server.shutdown(node.now);
+    node.drain();
+    assert!(
+        node.wires[&pending].socket_closed,
+        "a request not yet read is dropped"
+    );
+    let refusal = node.server.accept(node.now).unwrap_err();
+    let response = String::from_utf8(refusal.response()).unwrap();
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.ends_with("draining"), "{response}");
+}
+
+#[test]
+fn a_slow_consumer_is_closed_at_exactly_slow_timeout_while_a_fast_one_gets_everything() {
+    let config = ServerConfig {
+        high_water: 2_000,
+        hard_limit: 1_000_000,
+        ..ServerConfig::default()
+    };
+    let slow_timeout = config.slow_timeout;
+    let mut node = Node::new(config);
+    let fast = node.connect("fast");
+    let slow = node.connect("slow");
+    for conn in [fast, slow] {
+        node.send(conn, r#"{"type":"subscribe","channel":"feed"}"#);
+        node.replies(conn);
+    }
+    node.wires.get_mut(&slow).unwrap().paused = true;
+    let payload = format!(r#""{}""#, "x".repeat(200));
+    let t1 = T0 + Duration::from_millis(500);
+    node.now = t1;
+    for _ in 0..50 {
+        node.server.publish(node.now, "feed", &payload).unwrap();
+        node.drain();
+    }
+    assert_eq!(offsets(&node.replies(fast)), (1..=50).collect::<Vec<_>>());
+    assert!(node.server.counters().messages_dropped_total > 0);
+    let deadline = t1 + slow_timeout;
+    node.at(deadline - Duration::from_nanos(1));
+    assert!(node.closed.is_empty());
+    node.at(deadline);
+    assert_eq!(
+        node.closed,
+        vec![(slow, CloseCode::SLOW_CONSUMER, ClosedBy::Server)]
+    );
+    assert_eq!(node.server.counters().slow_consumer_closes_total, 1);
+}
+
+#[test]
+fn a_hard_limit_overflow_during_fan_out_closes_only_that_subscriber() {
+    let config = ServerConfig {
+        high_water: 100_000,
+        hard_limit: 3_000,
+        ..ServerConfig::default()
+    };
+    let mut node = Node::new(config);
+    let fast = node.connect("fast");
+    let slow = node.connect("slow");
+    for conn in [fast, slow] {
+        node.send(conn, r#"{"type":"subscribe","channel":"feed"}"#);
+        node.replies(conn);
+    }
+    node.wires.get_mut(&slow).unwrap().paused = true;
+    let payload = format!(r#""{}""#, "x".repeat(500));
+    for _ in 0..10 {
+        node.server.publish(node.now, "feed", &payload).unwrap();
+        node.drain();
+    }
+    assert_eq!(offsets(&node.replies(fast)).len(), 10);
+    assert_eq!(
+        node.closed,
+        vec![(slow, CloseCode::SLOW_CONSUMER, ClosedBy::Server)]
+    );
+}
+
+#[test]
+fn closed_connections_leave_no_state_and_ids_are_never_reused() {
+    let mut node = Node::new(ServerConfig::default());
+    let mut seen = std::collections::BTreeSet::new();
+    for round in 0..3 {
+        let conns: Vec<ConnId> = (0..4)
+            .map(|i| node.connect(&format!("u{round}{i}")))
+            .collect();
+        for &conn in &conns {
+            assert!(seen.insert(conn), "{conn} reused");
+            node.send(conn, r#"{"type":"subscribe","channel":"c"}"#);
+        }
+        for conn in conns {
+            node.server.handle_transport_closed(conn, node.now);
+        }
+        node.drain();
+        assert_eq!(node.server.connection_count(), 0);
+        assert_eq!(node.server.hub.connection_count(), 0);
+        assert_eq!(node.server.hub.channel_count(), 0);
+    }
+    assert!(
+        node.server
+            .metrics_text()
+            .contains("\ntether_connections 0\n")
+    );
+}
+
+#[test]
+fn connections_past_max_connections_are_refused_with_503() {
+    let config = ServerConfig {
+        max_connections: 2,
+        ..ServerConfig::default()
+    };
+    let mut node = Node::new(config);
+    node.open();
+    node.open();
+    let refusal = node.server.accept(node.now).unwrap_err();
+    assert_eq!(refusal, Refusal::AtCapacity);
+    assert!(String::from_utf8_lossy(&refusal.response()).starts_with("HTTP/1.1 503"));
+}
+
+#[test]
+fn metrics_count_auth_failures_heartbeat_timeouts_and_messages() {
+    let mut node = Node::new(ServerConfig::default());
+    let rejected = node.open();
+    let mut bytes = UPGRADE.as_bytes().to_vec();
+    bytes.extend(text(r#"{"type":"auth","token":"bad"}"#));
+    node.read(rejected, &bytes);
+    assert_eq!(node.close_frame(rejected), Some(CloseCode::FORBIDDEN));
+    let silent = node.connect("silent");
+    node.send(silent, r#"{"type":"ping"}"#);
+    let interval = ServerConfig::default().heartbeat_interval;
+    node.at(T0 + interval);
+    node.at(T0 + interval * 2);
+    let counters = node.server.counters();
+    assert_eq!(counters.auth_failures_total, 1);
+    assert_eq!(counters.heartbeat_timeouts_total, 1);
+    assert_eq!(counters.messages_received_total, 3);
+    assert_eq!(counters.connections_total, 2);
+    assert!(
+        node.closed
+            .contains(&(silent, CloseCode::ABNORMAL, ClosedBy::HeartbeatTimeout))
+    );
+    assert_eq!(node.server.connection_count(), 0);
+}
+
+#[test]
+fn a_client_close_frame_is_handled_through_the_node() {
+    let mut node = Node::new(ServerConfig::default());
+    let conn = node.connect("erin");
+    node.read(conn, &client_frame(0x8, &1000u16.to_be_bytes()));
+    assert_eq!(
+        node.closed,
+        vec![(conn, CloseCode::NORMAL, ClosedBy::Client)]
+    );
+    assert_eq!(node.server.connection_count(), 0);
+}

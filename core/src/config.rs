@@ -2,12 +2,20 @@
 
 use std::time::Duration;
 
+use crate::queue::QueueLimits;
+
 /// Every tunable of a Tether server node, named as in PROTOCOL.md.
 ///
 /// `Default` gives the protocol's defaults. The binary fills it from a TOML
 /// file; embedders build it directly.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
+    /// Time from accepting a TCP connection to a complete HTTP request head;
+    /// a client that is slower is disconnected without an answer.
+    pub handshake_timeout: Duration,
+    /// How long the server waits for the peer's close frame after sending
+    /// its own before closing the TCP connection anyway.
+    pub close_timeout: Duration,
     /// Time from the upgrade to the `auth` message before close 4001.
     pub auth_timeout: Duration,
     /// Interval between server Pings; an unanswered Ping at the next tick
@@ -54,6 +62,8 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
             auth_timeout: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(30),
             max_payload: 64 * 1024,
@@ -78,6 +88,14 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The byte thresholds of the outbound queue.
+    pub fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            high_water: self.high_water,
+            hard_limit: self.hard_limit,
+        }
+    }
+
     /// Whether `channel` matches one of the `latest_only` patterns.
     pub fn is_latest_only(&self, channel: &str) -> bool {
         self.latest_only

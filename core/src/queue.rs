@@ -1,1 +1,366 @@
-//! Placeholder, filled in by its own change.
+//! A connection's outbound queue: complete frames waiting for the socket,
+//! measured in bytes, with the backpressure policy of PROTOCOL.md section 8.
+//!
+//! Frames are shared `Bytes`: a publication framed once sits in every
+//! subscriber's queue as the same buffer. The queue decides, per frame, to
+//! keep, drop or coalesce it; the connection decides what an overflow means
+//! (close 4008). The queue allocates nothing until the first frame arrives.
+//!
+//! Accounting invariant, checked by the tests: bytes `enqueued` minus bytes
+//! `written` minus bytes `superseded` by coalescing or discarded on
+//! termination equals the bytes queued now.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+/// The key under which `latest_only` publications of one channel coalesce.
+/// Never reused for another channel by the hub that hands it out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CoalesceKey(pub u64);
+
+/// What the queue did with a frame offered to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Appended to the queue.
+    Queued,
+    /// Took the place of an undelivered frame with the same coalesce key.
+    Coalesced,
+    /// Not queued: the queue was above `high_water` (channel messages only).
+    Dropped,
+    /// Not queued: it would take the queue past `hard_limit`.
+    OverHardLimit,
+}
+
+/// Byte and message counters of one queue, for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Bytes accepted into the queue.
+    pub enqueued: u64,
+    /// Bytes handed to the socket.
+    pub written: u64,
+    /// Bytes removed unwritten: replaced by a newer coalesced frame, or
+    /// discarded when the connection was terminated.
+    pub superseded: u64,
+    /// Channel messages dropped above `high_water`.
+    pub dropped_messages: u64,
+    /// Channel messages replaced by a newer one of the same channel.
+    pub coalesced_messages: u64,
+}
+
+/// The byte thresholds of the backpressure policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Above this many queued bytes, channel messages are dropped.
+    pub high_water: usize,
+    /// No frame is queued past this many bytes.
+    pub hard_limit: usize,
+}
+
+#[derive(Clone, Debug)]
+struct Queued {
+    frame: Bytes,
+    coalesce: Option<CoalesceKey>,
+}
+
+/// Frames waiting for the socket, oldest first.
+#[derive(Clone, Debug, Default)]
+pub struct OutboundQueue {
+    frames: VecDeque<Queued>,
+    /// Bytes of the front frame already written.
+    front_written: usize,
+    /// Bytes queued and not yet written.
+    queued: usize,
+    stats: QueueStats,
+}
+
+impl OutboundQueue {
+    /// Queues a reply, error, presence snapshot or control frame. These are
+    /// never dropped; only the hard limit refuses them.
+    pub fn push_control(&mut self, frame: Bytes, limits: QueueLimits) -> Admission {
+        if self.queued + frame.len() > limits.hard_limit {
+            return Admission::OverHardLimit;
+        }
+        self.append(frame, None);
+        Admission::Queued
+    }
+
+    /// Queues the connection's close frame behind everything already queued,
+    /// whatever the limits: it is the last frame a connection ever queues and
+    /// at most 127 bytes.
+    pub fn push_close(&mut self, frame: Bytes) {
+        self.append(frame, None);
+    }
+
+    /// Offers a channel publication. With a coalesce key it replaces the
+    /// undelivered frame of the same key, if any, wherever the queue stands;
+    /// without one it is dropped while the queue is above `high_water`.
+    pub fn push_publication(
+        &mut self,
+        frame: &Bytes,
+        coalesce: Option<CoalesceKey>,
+        limits: QueueLimits,
+    ) -> Admission {
+        if let Some(key) = coalesce
+            && let Some(index) = self.undelivered_position(key)
+        {
+            let old_len = self.frames[index].frame.len();
+            if self.queued - old_len + frame.len() > limits.hard_limit {
+                return Admission::OverHardLimit;
+            }
+            let old = std::mem::replace(&mut self.frames[index].frame, frame.clone());
+            self.queued = self.queued - old.len() + frame.len();
+            self.stats.enqueued += frame.len() as u64;
+            self.stats.superseded += old.len() as u64;
+            self.stats.coalesced_messages += 1;
+            return Admission::Coalesced;
+        }
+        if coalesce.is_none() && self.queued > limits.high_water {
+            self.stats.dropped_messages += 1;
+            return Admission::Dropped;
+        }
+        if self.queued + frame.len() > limits.hard_limit {
+            return Admission::OverHardLimit;
+        }
+        self.append(frame.clone(), coalesce);
+        Admission::Queued
+    }
+
+    /// The unwritten bytes, front first, as slices ready for a vectored write.
+    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
+        self.frames.iter().enumerate().map(|(index, queued)| {
+            if index == 0 {
+                &queued.frame[self.front_written..]
+            } else {
+                &queued.frame[..]
+            }
+        })
+    }
+
+    /// Records that the socket took the first `n` unwritten bytes.
+    ///
+    /// # Panics
+    /// If `n` exceeds the queued bytes: the driver wrote bytes it was never
+    /// given, a broken invariant.
+    pub fn handle_written(&mut self, mut n: usize) {
+        assert!(
+            n <= self.queued,
+            "wrote {n} bytes of {} queued",
+            self.queued
+        );
+        self.queued -= n;
+        self.stats.written += n as u64;
+        while n > 0 {
+            let front_left = self.frames[0].frame.len() - self.front_written;
+            if n < front_left {
+                self.front_written += n;
+                return;
+            }
+            n -= front_left;
+            self.front_written = 0;
+            self.frames.pop_front();
+        }
+        if self.frames.is_empty() {
+            self.frames = VecDeque::new();
+        }
+    }
+
+    /// Throws away everything unwritten (the connection was terminated).
+    pub fn discard(&mut self) {
+        self.stats.superseded += self.queued as u64;
+        self.queued = 0;
+        self.front_written = 0;
+        self.frames = VecDeque::new();
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn len_bytes(&self) -> usize {
+        self.queued
+    }
+
+    /// Whether nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    /// Whether the queue holds more than `high_water` bytes.
+    pub fn is_above_high_water(&self, limits: QueueLimits) -> bool {
+        self.queued > limits.high_water
+    }
+
+    /// The queue's counters.
+    pub fn stats(&self) -> QueueStats {
+        self.stats
+    }
+
+    fn append(&mut self, frame: Bytes, coalesce: Option<CoalesceKey>) {
+        self.queued += frame.len();
+        self.stats.enqueued += frame.len() as u64;
+        self.frames.push_back(Queued { frame, coalesce });
+    }
+
+    /// The index of the queued frame with `key` that has not started being
+    /// written (a partly written frame can no longer be replaced).
+    fn undelivered_position(&self, key: CoalesceKey) -> Option<usize> {
+        let first_replaceable = usize::from(self.front_written > 0);
+        self.frames
+            .iter()
+            .enumerate()
+            .skip(first_replaceable)
+            .find(|(_, queued)| queued.coalesce == Some(key))
+            .map(|(index, _)| index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LIMITS: QueueLimits = QueueLimits {
+        high_water: 100,
+        hard_limit: 400,
+    };
+
+    fn frame(len: usize, fill: u8) -> Bytes {
+        Bytes::from(vec![fill; len])
+    }
+
+    fn contents(queue: &OutboundQueue) -> Vec<u8> {
+        queue.chunks().flatten().copied().collect()
+    }
+
+    #[test]
+    fn channel_messages_drop_above_high_water_but_replies_do_not() {
+        let mut queue = OutboundQueue::default();
+        assert_eq!(
+            queue.push_publication(&frame(60, 1), None, LIMITS),
+            Admission::Queued
+        );
+        assert_eq!(
+            queue.push_publication(&frame(60, 2), None, LIMITS),
+            Admission::Queued
+        );
+        assert_eq!(queue.len_bytes(), 120);
+        assert_eq!(
+            queue.push_publication(&frame(10, 3), None, LIMITS),
+            Admission::Dropped
+        );
+        assert_eq!(queue.push_control(frame(10, 4), LIMITS), Admission::Queued);
+        assert_eq!(queue.stats().dropped_messages, 1);
+        assert_eq!(queue.len_bytes(), 130);
+    }
+
+    #[test]
+    fn nothing_is_queued_past_the_hard_limit() {
+        let mut queue = OutboundQueue::default();
+        assert_eq!(queue.push_control(frame(400, 1), LIMITS), Admission::Queued);
+        assert_eq!(
+            queue.push_control(frame(1, 2), LIMITS),
+            Admission::OverHardLimit
+        );
+        assert_eq!(queue.len_bytes(), 400);
+    }
+
+    #[test]
+    fn latest_only_keeps_the_newest_undelivered_frame_in_place() {
+        let mut queue = OutboundQueue::default();
+        let ticker = Some(CoalesceKey(7));
+        queue.push_publication(&frame(2, 1), ticker, LIMITS);
+        queue.push_control(frame(2, 2), LIMITS);
+        assert_eq!(
+            queue.push_publication(&frame(3, 3), ticker, LIMITS),
+            Admission::Coalesced
+        );
+        assert_eq!(contents(&queue), vec![3, 3, 3, 2, 2]);
+        assert_eq!(queue.stats().coalesced_messages, 1);
+    }
+
+    #[test]
+    fn a_partly_written_frame_is_not_replaced() {
+        let mut queue = OutboundQueue::default();
+        let ticker = Some(CoalesceKey(7));
+        queue.push_publication(&frame(4, 1), ticker, LIMITS);
+        queue.handle_written(1);
+        assert_eq!(
+            queue.push_publication(&frame(4, 2), ticker, LIMITS),
+            Admission::Queued
+        );
+        assert_eq!(contents(&queue), vec![1, 1, 1, 2, 2, 2, 2]);
+    }
+
+    #[test]
+    fn partial_writes_advance_through_frames() {
+        let mut queue = OutboundQueue::default();
+        queue.push_control(Bytes::from_static(b"abc"), LIMITS);
+        queue.push_control(Bytes::from_static(b"de"), LIMITS);
+        queue.handle_written(2);
+        assert_eq!(contents(&queue), b"cde");
+        queue.handle_written(2);
+        assert_eq!(contents(&queue), b"e");
+        queue.handle_written(1);
+        assert!(queue.is_empty());
+        assert_eq!(queue.stats().written, 5);
+    }
+
+    #[test]
+    fn a_shared_frame_is_not_copied() {
+        let shared = frame(50, 9);
+        let mut a = OutboundQueue::default();
+        let mut b = OutboundQueue::default();
+        a.push_publication(&shared, None, LIMITS);
+        b.push_publication(&shared, None, LIMITS);
+        let pointer = |q: &OutboundQueue| q.chunks().next().map(<[u8]>::as_ptr);
+        assert_eq!(pointer(&a), Some(shared.as_ptr()));
+        assert_eq!(pointer(&b), Some(shared.as_ptr()));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Control(usize),
+        Publication(usize, Option<u64>),
+        Write(usize),
+        Discard,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1usize..80).prop_map(Op::Control),
+            (1usize..80, proptest::option::of(0u64..3)).prop_map(|(n, k)| Op::Publication(n, k)),
+            (0usize..200).prop_map(Op::Write),
+            Just(Op::Discard),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn accounting_holds_and_replies_are_never_dropped(ops in proptest::collection::vec(op(), 1..200)) {
+            let mut queue = OutboundQueue::default();
+            let mut controls_refused_below_hard_limit = 0;
+            for op in ops {
+                match op {
+                    Op::Control(len) => {
+                        let before = queue.len_bytes();
+                        if queue.push_control(frame(len, 0), LIMITS) != Admission::Queued {
+                            prop_assert!(before + len > LIMITS.hard_limit);
+                            controls_refused_below_hard_limit += usize::from(before + len <= LIMITS.hard_limit);
+                        }
+                    }
+                    Op::Publication(len, key) => {
+                        queue.push_publication(&frame(len, 1), key.map(CoalesceKey), LIMITS);
+                    }
+                    Op::Write(n) => queue.handle_written(n.min(queue.len_bytes())),
+                    Op::Discard => queue.discard(),
+                }
+                let stats = queue.stats();
+                prop_assert_eq!(
+                    stats.enqueued - stats.written - stats.superseded,
+                    queue.len_bytes() as u64
+                );
+                prop_assert!(queue.len_bytes() <= LIMITS.hard_limit);
+                prop_assert_eq!(contents(&queue).len(), queue.len_bytes());
+            }
+            prop_assert_eq!(controls_refused_below_hard_limit, 0);
+        }
+    }
+}

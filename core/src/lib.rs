@@ -9,6 +9,7 @@
 //! `poll_timeout`.
 
 pub mod backoff;
+pub mod client;
 pub mod close;
 pub mod config;
 pub mod connection;

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::shim::{Channel, RequestId, ServerMessage};
 use crate::close::CloseReason;
+
+use serde_json::value::RawValue;
+
+use crate::envelope::{Channel, ErrorCode, RequestId, ServerMessage};
 
 /// Something the adapter must do to the socket, in the order handed out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +30,7 @@ pub enum Transmit {
 }
 
 /// Something the application should know about.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum Event {
     /// The server accepted the token: the session is live.
     Connected {
@@ -71,7 +74,7 @@ pub enum Event {
         /// The channel.
         channel: Channel,
         /// The server's error code.
-        code: String,
+        code: ErrorCode,
         /// The server's explanation.
         message: String,
     },
@@ -80,7 +83,7 @@ pub enum Event {
         /// The channel.
         channel: Channel,
         /// The published JSON value.
-        payload: serde_json::Value,
+        payload: Box<RawValue>,
         /// The publishing user, absent for the HTTP API.
         sender: Option<String>,
         /// The publication's offset in the channel.
@@ -112,7 +115,7 @@ pub enum Event {
         /// The id the server echoed, if any.
         id: Option<RequestId>,
         /// The error code.
-        code: String,
+        code: ErrorCode,
         /// The server's explanation.
         message: String,
     },
@@ -131,7 +134,7 @@ pub enum RequestError {
     /// The server answered with an `error`.
     Server {
         /// The error code.
-        code: String,
+        code: ErrorCode,
         /// The server's explanation.
         message: String,
     },

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::envelope::RequestId;
 use crate::time::Instant;
 
 /// Where a pending request stands.
@@ -45,9 +46,9 @@ impl Requests {
         self.pending.insert(number, Pending { deadline, stage });
     }
 
-    /// The wire form of request number `number`.
-    pub(crate) fn id_text(number: u64) -> String {
-        format!("r{number}")
+    /// The id of request number `number`: `r` and the number.
+    pub(crate) fn id(number: u64) -> RequestId {
+        RequestId::new(format!("r{number}")).expect("r and at most 20 digits is a valid id")
     }
 
     /// The number inside an id this table handed out, if it is one of ours.
@@ -135,7 +136,7 @@ mod tests {
         let a = insert(&mut requests, Instant::from_millis(10), Stage::Queued);
         let b = insert(&mut requests, Instant::from_millis(5), Stage::InFlight);
         assert_eq!((a, b), (1, 2));
-        assert_eq!(Requests::id_text(b), "r2");
+        assert_eq!(Requests::id(b).as_str(), "r2");
         assert_eq!(Requests::parse_id("r2"), Some(2));
         for foreign in ["2", "r", "r02", "r+2", "x2", "r-1"] {
             assert_eq!(Requests::parse_id(foreign), None, "{foreign}");

@@ -73,19 +73,21 @@ use std::collections::VecDeque;
 use std::mem;
 
 use bytes::Bytes;
+use serde_json::value::RawValue;
 
 use super::config::ClientConfig;
 use super::event::{Event, RequestError, SendError, Transmit};
 use super::offline::{OfflineQueue, Queued};
 use super::requests::{Requests, Stage};
-use super::shim::{
-    Channel, ClientMessage, Message, Position, RequestId, ServerMessage, encode_client_message,
-    parse_server_message,
-};
 use super::subscriptions::Subscriptions;
 use super::wire::{self, Incoming, Link, LinkError};
 use crate::backoff::RetrySchedule;
 use crate::close::{CloseCode, CloseReason};
+use crate::envelope::{
+    Channel, ClientMessage, ErrorCode, Position, RequestId, ServerMessage, encode_client_message,
+    parse_server_message,
+};
+use crate::frame::Message;
 use crate::time::Instant;
 use crate::timer::{TimerKey, TimerTable};
 
@@ -318,7 +320,7 @@ impl ClientSession {
         &mut self,
         now: Instant,
         channel: Channel,
-        payload: serde_json::Value,
+        payload: Box<RawValue>,
     ) -> Result<RequestId, SendError> {
         let message = ClientMessage::Publish {
             id: None,
@@ -364,7 +366,7 @@ impl ClientSession {
             return Err(SendError::QueueFull);
         }
         let number = self.requests.next_number();
-        let id = RequestId::new(Requests::id_text(number));
+        let id = Requests::id(number);
         let text = encode_client_message(&with_id(message, id.clone()));
         let stage = if connected {
             self.write_text(&text);
@@ -505,7 +507,9 @@ impl ClientSession {
     /// One Tether message from the server.
     fn handle_server_message(&mut self, now: Instant, message: ServerMessage) {
         match message {
-            ServerMessage::AuthAck { user, session } => self.handle_auth_ack(now, user, session),
+            ServerMessage::AuthAck { user, session, .. } => {
+                self.handle_auth_ack(now, user, session)
+            }
             ServerMessage::Message {
                 channel,
                 payload,
@@ -594,7 +598,7 @@ impl ClientSession {
 
     /// An `error`: settles the request or subscription it answers, or is
     /// reported as it is.
-    fn handle_error(&mut self, id: Option<RequestId>, code: String, message: String) {
+    fn handle_error(&mut self, id: Option<RequestId>, code: ErrorCode, message: String) {
         let number = id.as_ref().and_then(|id| Requests::parse_id(id.as_str()));
         if let Some(number) = number {
             if self.requests.resolve(number) {
@@ -687,7 +691,7 @@ impl ClientSession {
         let number = self.requests.next_number();
         self.subscriptions.set_pending(&channel, number);
         self.write_message(&ClientMessage::Subscribe {
-            id: Some(RequestId::new(Requests::id_text(number))),
+            id: Some(Requests::id(number)),
             channel,
             since,
         });
@@ -695,7 +699,7 @@ impl ClientSession {
 
     fn push_done(&mut self, number: u64, result: Result<ServerMessage, RequestError>) {
         self.events.push_back(Event::RequestDone {
-            id: RequestId::new(Requests::id_text(number)),
+            id: Requests::id(number),
             result,
         });
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::shim::{Channel, Position};
+use crate::envelope::{Channel, Position};
 
 /// Tracked channels, in name order (so re-subscriptions go out in a
 /// deterministic order).

@@ -7,11 +7,12 @@
 
 use bytes::Bytes;
 
-use super::shim::{
-    DecodeError, FrameDecoder, HandshakeError, Message, ResponseParser, Role, masked_close_frame,
-    masked_pong_frame, masked_text_frame, upgrade_request,
-};
+use super::shim::{HandshakeError, ResponseParser, upgrade_request};
 use crate::close::CloseCode;
+use crate::frame::{
+    DecodeError, FrameDecoder, Message, Role, masked_close_frame, masked_pong_frame,
+    masked_text_frame,
+};
 
 use super::config::ClientConfig;
 

@@ -16,3 +16,6 @@ mod wire;
 pub use config::ClientConfig;
 pub use event::{Event, RequestError, SendError, Transmit};
 pub use session::ClientSession;
+
+#[cfg(test)]
+mod tests;

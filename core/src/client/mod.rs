@@ -9,7 +9,6 @@ mod event;
 mod offline;
 mod requests;
 mod session;
-mod shim;
 mod subscriptions;
 mod wire;
 

@@ -47,7 +47,8 @@
 //!   server that wants a client gone for good has `4003` and `1008`.
 //! - A handshake refused with an HTTP 4xx status (other than 408 and 429) is
 //!   final, like `4003`: a retry cannot fix a bad origin, path or protocol.
-//!   Other statuses, garbled responses and failed dials are retried.
+//!   Other statuses, invalid `101` responses (which a misbehaving proxy may
+//!   produce) and failed dials are retried.
 //! - When the server breaks RFC 6455 (a bad frame, a binary message), the
 //!   client closes with the matching code and reconnects: the fault is not
 //!   the client's, and a fixed server should get its clients back.
@@ -88,6 +89,7 @@ use crate::envelope::{
     parse_server_message,
 };
 use crate::frame::Message;
+use crate::http::HandshakeError;
 use crate::time::Instant;
 use crate::timer::{TimerKey, TimerTable};
 
@@ -235,12 +237,11 @@ impl ClientSession {
                 Ok(Some(Incoming::Message(message))) => self.handle_frame(now, message),
                 Err(LinkError::Rejected(error)) => {
                     self.transmits.push_back(Transmit::Close);
-                    let reason = match error.status {
-                        Some(status) => abnormal(&format!("handshake refused: HTTP {status}")),
-                        None => abnormal("handshake failed"),
+                    let retry = match error {
+                        HandshakeError::Status(status) => is_retryable_status(status),
+                        _ => true,
                     };
-                    let retry = error.status.is_none_or(is_retryable_status);
-                    self.lose(now, reason, retry);
+                    self.lose(now, abnormal(&format!("handshake failed: {error}")), retry);
                 }
                 Err(LinkError::Frame(error)) => {
                     self.fail_protocol(now, error.close_code(), &error.to_string());

@@ -62,12 +62,7 @@ impl FakeServer {
 
     fn accept_response(&self) -> Vec<u8> {
         let key = self.key.as_ref().expect("the request arrived");
-        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: tether.v1\r\n\r\n"
-        )
-        .into_bytes()
+        crate::http::accept_response(key, Some("tether.v1"))
     }
 }
 
@@ -482,9 +477,23 @@ fn handshake_refusals_are_final_for_client_errors_only() {
         assert_eq!(log[1], format!("close at {T0}"));
         assert_eq!(
             log[2],
-            format!("disconnected 1006 handshake refused: HTTP {status} reconnect={retried}")
+            format!(
+                "disconnected 1006 handshake failed: server answered {status}, not 101 reconnect={retried}"
+            )
         );
     }
+}
+
+#[test]
+fn a_101_with_a_wrong_accept_is_retried() {
+    let mut h = Harness::new(config());
+    h.connect();
+    let wrong = crate::http::accept_response("c29tZSBvdGhlciBrZXkhIQ==", Some("tether.v1"));
+    h.server_bytes(&wrong);
+    assert_eq!(
+        h.take_log()[2],
+        "disconnected 1006 handshake failed: wrong Sec-WebSocket-Accept reconnect=true"
+    );
 }
 
 #[test]

@@ -5,16 +5,20 @@
 //! Tether's messages or of the session's state: it turns bytes into
 //! [`Incoming`] items and errors, and the session decides what they mean.
 
+use std::mem;
+
 use bytes::Bytes;
 
-use super::shim::{HandshakeError, ResponseParser, upgrade_request};
+use super::config::ClientConfig;
 use crate::close::CloseCode;
 use crate::frame::{
     DecodeError, FrameDecoder, Message, Role, masked_close_frame, masked_pong_frame,
     masked_text_frame,
 };
+use crate::http::{HandshakeError, ResponseParser, client_key, upgrade_request};
 
-use super::config::ClientConfig;
+/// Largest handshake response head accepted, in bytes.
+const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
 /// What one connection has received so far, decoded.
 #[derive(Debug)]
@@ -55,7 +59,7 @@ impl Link {
         let key = handshake_key(rng);
         let request = upgrade_request(&config.host, &config.path, &key, config.origin.as_deref());
         let link = Link {
-            stage: Stage::Upgrading(ResponseParser::new(&key)),
+            stage: Stage::Upgrading(ResponseParser::new(&key, MAX_RESPONSE_HEAD)),
             max_payload: config.max_payload,
         };
         (link, request)
@@ -73,12 +77,17 @@ impl Link {
     pub(crate) fn poll(&mut self) -> Result<Option<Incoming>, LinkError> {
         match &mut self.stage {
             Stage::Upgrading(parser) => {
-                let Some(upgraded) = parser.poll().map_err(LinkError::Rejected)? else {
+                if parser.poll().map_err(LinkError::Rejected)?.is_none() {
                     return Ok(None);
-                };
-                let mut decoder = FrameDecoder::new(Role::Client, self.max_payload);
-                decoder.feed(&upgraded.leftover);
-                self.stage = Stage::Framing(decoder);
+                }
+                let decoder = FrameDecoder::new(Role::Client, self.max_payload);
+                let upgrading = mem::replace(&mut self.stage, Stage::Framing(decoder));
+                // Frames the server sent right behind its 101.
+                if let (Stage::Upgrading(parser), Stage::Framing(decoder)) =
+                    (upgrading, &mut self.stage)
+                {
+                    decoder.feed(&parser.into_remaining());
+                }
                 Ok(Some(Incoming::Upgraded))
             }
             Stage::Framing(decoder) => decoder
@@ -110,51 +119,16 @@ fn mask(rng: &mut fastrand::Rng) -> [u8; 4] {
     rng.u32(..).to_be_bytes()
 }
 
-/// A `Sec-WebSocket-Key`: 16 random bytes in base64 (RFC 6455 section 4.1).
+/// A `Sec-WebSocket-Key` from 16 random bytes (RFC 6455 section 4.1).
 fn handshake_key(rng: &mut fastrand::Rng) -> String {
     let mut nonce = [0u8; 16];
     rng.fill(&mut nonce);
-    base64(&nonce)
-}
-
-/// Standard padded base64 (RFC 4648 section 4).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let word = chunk.iter().enumerate().fold(0u32, |word, (i, byte)| {
-            word | u32::from(*byte) << (16 - 8 * i)
-        });
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(word >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    client_key(nonce)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        let vectors = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (plain, encoded) in vectors {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
-    }
 
     #[test]
     fn handshake_keys_are_24_characters_and_follow_the_seed() {

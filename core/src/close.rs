@@ -18,6 +18,8 @@ impl CloseCode {
     pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
     /// A binary message, which Tether does not accept.
     pub const UNSUPPORTED_DATA: CloseCode = CloseCode(1003);
+    /// A close frame without a status code (never sent on the wire).
+    pub const NO_STATUS: CloseCode = CloseCode(1005);
     /// No close frame was received (never sent on the wire).
     pub const ABNORMAL: CloseCode = CloseCode(1006);
     /// A text message that is not valid UTF-8.

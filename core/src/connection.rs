@@ -1,1 +1,631 @@
-//! Placeholder, filled in by its own change.
+//! One server-side connection, from the first byte of its HTTP request to
+//! its close: the state machine of PROTOCOL.md section 3.
+//!
+//! # Theory of operation
+//!
+//! ```text
+//!  Http ──upgrade──► AwaitingAuth ──auth_ack──► Open ──close──► Closing ──► Closed
+//!   │                  │   (verdict pending:       │                          ▲
+//!   └─route──► Responding   messages kept)         └──────terminate───────────┘
+//! ```
+//!
+//! This file owns every transition; each state's handling is one method.
+//! The driver feeds it bytes ([`Connection::handle_read`]), instants
+//! ([`Connection::handle_timeout`]), the auth verdict and frames from the hub,
+//! then drains three things until they are empty: [`Connection::poll_event`]
+//! (what the application or hub must act on), [`Connection::transmit`] (bytes
+//! for the socket, acknowledged with [`Connection::handle_written`]), and
+//! [`Connection::transport`] (whether to close the socket). Its next deadline
+//! is [`Connection::poll_timeout`].
+//!
+//! The connection never decides anything a hub decides (channels, presence,
+//! offsets): parsed requests leave as [`Event::Request`] and their answers
+//! come back as frames through [`Connection::send_control`] and
+//! [`Connection::send_publication`].
+//!
+//! Memory: an idle open connection owns its small fixed fields only. The
+//! frame decoder, the outbound queue and the event list allocate when they
+//! have something to hold and release it when they are empty again; the HTTP
+//! parser lives only until the upgrade.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::close::{CloseCode, CloseReason};
+use crate::config::ServerConfig;
+use crate::envelope::{
+    ClientMessage, ErrorCode, RequestId, ServerMessage, encode_server_message, parse_client_message,
+};
+use crate::frame::{self, FrameDecoder, Message, Role};
+use crate::http::{self, HttpRequest, Request, RequestLimits, RequestParser};
+use crate::queue::{Admission, CoalesceKey, OutboundQueue};
+use crate::rate::TokenBucket;
+use crate::time::Instant;
+use crate::timer::{TimerKey, TimerTable};
+
+/// What the driver must act on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A plain HTTP request on the WebSocket port; answer it with
+    /// [`Connection::respond`].
+    HttpRequest(HttpRequest),
+    /// The WebSocket handshake succeeded; the 101 response is queued.
+    Upgraded,
+    /// The client presented a token; answer with
+    /// [`Connection::handle_auth_verdict`].
+    Authenticate {
+        /// The token as sent (never log it).
+        token: String,
+    },
+    /// `auth_ack` is queued: from now on the hub may route to this connection.
+    Authenticated,
+    /// A request for the hub: subscribe, unsubscribe, publish or presence.
+    Request(ClientMessage),
+    /// The WebSocket session is over. Emitted exactly once, and only for a
+    /// connection that was upgraded; the hub must forget the connection.
+    Closed {
+        /// The close code and reason (1006 when no close frame was exchanged).
+        reason: CloseReason,
+        /// Who ended it.
+        by: ClosedBy,
+    },
+}
+
+/// Who ended a WebSocket session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClosedBy {
+    /// The server sent a close frame (error, policy, shutdown, slow consumer).
+    Server,
+    /// The client sent a close frame.
+    Client,
+    /// The transport ended without a close handshake.
+    TransportLost,
+    /// The client left a Ping unanswered until the next one was due; the
+    /// transport was cut without a close handshake.
+    HeartbeatTimeout,
+}
+
+/// The auth decision for a token, made outside the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthVerdict {
+    /// The token is valid for `user`; `session` identifies this connection.
+    Accept {
+        /// The authenticated user id.
+        user: String,
+        /// The session id reported in `auth_ack`.
+        session: String,
+    },
+    /// The token is not valid: close 4003.
+    Reject,
+}
+
+/// What the driver should do with the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Keep reading and writing.
+    Open,
+    /// Write what is queued, then close.
+    CloseAfterFlush,
+    /// Close now; nothing more is worth writing.
+    CloseNow,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    Handshake,
+    Auth,
+    Heartbeat,
+    SlowConsumer,
+    /// The latest instant the socket may stay open once the connection is
+    /// ending: the peer's close frame or the flush of the last bytes can
+    /// keep it no longer than `close_timeout`.
+    Linger,
+}
+
+impl TimerKey for Timer {
+    const ALL: &'static [Self] = &[
+        Timer::Handshake,
+        Timer::Auth,
+        Timer::Heartbeat,
+        Timer::SlowConsumer,
+        Timer::Linger,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    /// Reading the HTTP request head (and body, for the publish API).
+    Http(Box<RequestParser>),
+    /// A plain HTTP request is out as an event; waiting for `respond`.
+    Responding,
+    /// Upgraded; the `auth` message has not arrived.
+    AwaitingAuth,
+    /// `auth` arrived; the verdict is pending. Messages received meanwhile
+    /// are kept raw, in order, and handled after `auth_ack`.
+    VerdictPending(Vec<Bytes>),
+    /// Authenticated.
+    Open,
+    /// The server sent its close frame and waits for the client's.
+    Closing,
+    /// Nothing more happens on this connection.
+    Closed,
+}
+
+/// A server-side connection: HTTP upgrade, auth gate, framing, heartbeat,
+/// rate limit and outbound queue.
+#[derive(Debug)]
+pub struct Connection {
+    state: State,
+    decoder: FrameDecoder,
+    queue: OutboundQueue,
+    timers: TimerTable<Timer, 5>,
+    rate: TokenBucket,
+    events: VecDeque<Event>,
+    /// A Ping went out and no Pong came back yet.
+    ping_unanswered: bool,
+    transport: Transport,
+}
+
+impl Connection {
+    /// A connection whose TCP stream was accepted at `now`.
+    pub fn new(config: &ServerConfig, now: Instant) -> Self {
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Handshake, now + config.handshake_timeout);
+        Connection {
+            state: State::Http(Box::new(RequestParser::new(RequestLimits::from_config(
+                config,
+            )))),
+            decoder: FrameDecoder::new(Role::Server, config.max_payload),
+            queue: OutboundQueue::default(),
+            timers,
+            rate: TokenBucket::new(now, config.rate_limit, config.rate_burst),
+            events: VecDeque::new(),
+            ping_unanswered: false,
+            transport: Transport::Open,
+        }
+    }
+
+    /// Bytes read from the socket.
+    pub fn handle_read(&mut self, config: &ServerConfig, now: Instant, bytes: &[u8]) {
+        match &mut self.state {
+            State::Http(parser) => {
+                parser.feed(bytes);
+                self.poll_http(config, now);
+            }
+            State::AwaitingAuth | State::VerdictPending(_) | State::Open | State::Closing => {
+                self.decoder.feed(bytes);
+                self.poll_frames(config, now);
+            }
+            State::Responding | State::Closed => {}
+        }
+    }
+
+    /// The socket reached end of stream or failed.
+    pub fn handle_transport_closed(&mut self) {
+        if self.accepts_frames() {
+            self.emit_closed(
+                CloseReason::new(CloseCode::ABNORMAL, "connection lost"),
+                ClosedBy::TransportLost,
+            );
+        }
+        self.finish_now();
+    }
+
+    /// Fires every timer due at `now`; early or repeated calls do nothing.
+    pub fn handle_timeout(&mut self, config: &ServerConfig, now: Instant) {
+        while let Some((timer, deadline)) = self.timers.expired(now) {
+            match timer {
+                Timer::Handshake => {
+                    if matches!(self.state, State::Http(_)) {
+                        self.finish_now();
+                    }
+                }
+                Timer::Auth => {
+                    if matches!(self.state, State::AwaitingAuth) {
+                        self.close(now, CloseCode::AUTH_REQUIRED, "auth timeout", config);
+                    }
+                }
+                Timer::Heartbeat => self.heartbeat_tick(config, deadline),
+                Timer::SlowConsumer => {
+                    self.close(now, CloseCode::SLOW_CONSUMER, "slow consumer", config)
+                }
+                Timer::Linger => self.finish_now(),
+            }
+        }
+    }
+
+    /// The verdict on the token of the last [`Event::Authenticate`]. Ignored
+    /// unless a verdict is pending (the connection may have closed meanwhile).
+    pub fn handle_auth_verdict(
+        &mut self,
+        config: &ServerConfig,
+        now: Instant,
+        verdict: AuthVerdict,
+    ) {
+        let State::VerdictPending(kept) = &mut self.state else {
+            return;
+        };
+        let kept = std::mem::take(kept);
+        match verdict {
+            AuthVerdict::Reject => {
+                self.close(now, CloseCode::FORBIDDEN, "forbidden", config);
+            }
+            AuthVerdict::Accept { user, session } => {
+                self.state = State::Open;
+                let ack = ServerMessage::AuthAck {
+                    user,
+                    session,
+                    heartbeat_ms: config.heartbeat_interval.as_millis() as u64,
+                    max_payload: config.max_payload as u64,
+                };
+                self.send_message(config, now, &ack);
+                self.events.push_back(Event::Authenticated);
+                for text in kept {
+                    if !matches!(self.state, State::Open) {
+                        break;
+                    }
+                    self.handle_open_text(config, now, &text);
+                }
+            }
+        }
+    }
+
+    /// Queues a reply, error, presence snapshot, join or leave (never
+    /// dropped; past `hard_limit` the connection closes with 4008).
+    pub fn send_control(&mut self, config: &ServerConfig, now: Instant, frame: Bytes) {
+        if !self.accepts_frames() {
+            return;
+        }
+        let admission = self.queue.push_control(frame, config.queue_limits());
+        self.after_push(config, now, admission);
+    }
+
+    /// Offers a channel publication to the backpressure policy: queued,
+    /// dropped above `high_water`, or coalesced with `latest_only`.
+    pub fn send_publication(
+        &mut self,
+        config: &ServerConfig,
+        now: Instant,
+        frame: &Bytes,
+        coalesce: Option<CoalesceKey>,
+    ) -> Admission {
+        if !self.accepts_frames() {
+            return Admission::Dropped;
+        }
+        let admission = self
+            .queue
+            .push_publication(frame, coalesce, config.queue_limits());
+        self.after_push(config, now, admission);
+        admission
+    }
+
+    /// Answers the plain HTTP request of [`Event::HttpRequest`]; the
+    /// connection closes once the response is written.
+    pub fn respond(
+        &mut self,
+        config: &ServerConfig,
+        now: Instant,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+    ) {
+        if matches!(self.state, State::Responding) {
+            let response = http::response(status, content_type, body);
+            self.finish_after_flush(config, now, Bytes::from(response));
+        }
+    }
+
+    /// Closes the connection from the server side with `code` (e.g. 1001 on
+    /// shutdown): queued frames are flushed first, then the close frame.
+    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str, config: &ServerConfig) {
+        match self.state {
+            State::Http(_) | State::Responding => self.finish_now(),
+            State::AwaitingAuth | State::VerdictPending(_) | State::Open => {
+                if code == CloseCode::SLOW_CONSUMER {
+                    self.queue.discard();
+                }
+                self.queue.push_protocol(frame::close_frame(code, reason));
+                self.timers.stop_all();
+                self.timers.set(Timer::Linger, now + config.close_timeout);
+                self.state = State::Closing;
+                self.emit_closed(CloseReason::new(code, reason), ClosedBy::Server);
+            }
+            State::Closing | State::Closed => {}
+        }
+    }
+
+    /// The next event for the driver, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let event = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        event
+    }
+
+    /// Bytes waiting for the socket, in order, as slices for a vectored write.
+    pub fn transmit(&self) -> impl Iterator<Item = &[u8]> {
+        self.queue.chunks()
+    }
+
+    /// Records that the socket took the first `n` bytes of [`Self::transmit`].
+    pub fn handle_written(&mut self, config: &ServerConfig, n: usize) {
+        self.queue.handle_written(n);
+        if !self.queue.is_above_high_water(config.queue_limits()) {
+            self.timers.stop(Timer::SlowConsumer);
+        }
+    }
+
+    /// What to do with the socket now.
+    pub fn transport(&self) -> Transport {
+        match self.transport {
+            Transport::CloseAfterFlush if self.queue.is_empty() => Transport::CloseNow,
+            other => other,
+        }
+    }
+
+    /// The next instant at which [`Self::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Whether the connection is authenticated and not closing.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, State::Open)
+    }
+
+    /// Bytes queued for the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.len_bytes()
+    }
+
+    /// The outbound queue's counters, for metrics.
+    pub fn queue_stats(&self) -> crate::queue::QueueStats {
+        self.queue.stats()
+    }
+
+    fn poll_http(&mut self, config: &ServerConfig, now: Instant) {
+        let State::Http(parser) = &mut self.state else {
+            return;
+        };
+        match parser.poll(&config.allowed_origins) {
+            Ok(None) => {}
+            Ok(Some(Request::Route(request))) => {
+                self.timers.stop(Timer::Handshake);
+                self.state = State::Responding;
+                self.events.push_back(Event::HttpRequest(request));
+            }
+            Ok(Some(Request::Upgrade(upgrade))) => {
+                let State::Http(parser) = std::mem::replace(&mut self.state, State::AwaitingAuth)
+                else {
+                    unreachable!("matched State::Http above");
+                };
+                self.timers.stop(Timer::Handshake);
+                self.timers.set(Timer::Auth, now + config.auth_timeout);
+                self.timers
+                    .set(Timer::Heartbeat, now + config.heartbeat_interval);
+                self.queue.push_protocol(Bytes::from(http::accept_response(
+                    &upgrade.key,
+                    upgrade.protocol,
+                )));
+                self.events.push_back(Event::Upgraded);
+                let leftover = parser.into_remaining();
+                if !leftover.is_empty() {
+                    self.decoder.feed(&leftover);
+                    self.poll_frames(config, now);
+                }
+            }
+            Err(error) => {
+                self.finish_after_flush(config, now, Bytes::from(error.response()));
+            }
+        }
+    }
+
+    fn poll_frames(&mut self, config: &ServerConfig, now: Instant) {
+        while !matches!(self.state, State::Closed) {
+            match self.decoder.poll_message() {
+                Ok(Some(message)) => self.handle_frame_message(config, now, message),
+                Ok(None) => return,
+                Err(error) => {
+                    let reason = error.to_string();
+                    self.close(now, error.close_code(), &reason, config);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_frame_message(&mut self, config: &ServerConfig, now: Instant, message: Message) {
+        if matches!(self.state, State::Closing) {
+            if let Message::Close(_) = message {
+                self.state = State::Closed;
+                self.transport = Transport::CloseAfterFlush;
+            }
+            return;
+        }
+        match message {
+            Message::Text(text) => self.handle_text(config, now, text),
+            Message::Binary(_) => self.close(
+                now,
+                CloseCode::UNSUPPORTED_DATA,
+                "binary messages are not supported",
+                config,
+            ),
+            Message::Ping(payload) => self.send_control(config, now, frame::pong_frame(&payload)),
+            Message::Pong(_) => self.ping_unanswered = false,
+            Message::Close(peer) => {
+                // RFC 6455 section 5.5.1: answer with a close frame, echoing
+                // the status code; a close without one is reported as 1005.
+                let (code, reason) = peer.unwrap_or((CloseCode::NO_STATUS, String::new()));
+                let echoed = if code == CloseCode::NO_STATUS {
+                    CloseCode::NORMAL
+                } else {
+                    code
+                };
+                self.emit_closed(CloseReason::new(code, reason), ClosedBy::Client);
+                self.finish_after_flush(config, now, frame::close_frame(echoed, ""));
+            }
+        }
+    }
+
+    fn handle_text(&mut self, config: &ServerConfig, now: Instant, text: Bytes) {
+        match &mut self.state {
+            State::AwaitingAuth => self.handle_first_text(config, now, &text),
+            State::VerdictPending(kept) => {
+                if kept.len() >= config.max_pending_before_auth {
+                    self.close(
+                        now,
+                        CloseCode::POLICY_VIOLATION,
+                        "too many messages before auth",
+                        config,
+                    );
+                } else {
+                    kept.push(text);
+                }
+            }
+            State::Open => {
+                if self.rate.try_take(now) {
+                    self.handle_open_text(config, now, &text);
+                } else {
+                    let id = parse_text(&text).ok().and_then(|m| m.id().cloned());
+                    self.send_error(
+                        config,
+                        now,
+                        id,
+                        ErrorCode::RateLimited,
+                        "rate limit exceeded",
+                    );
+                }
+            }
+            State::Http(_) | State::Responding | State::Closing | State::Closed => {}
+        }
+    }
+
+    fn handle_first_text(&mut self, config: &ServerConfig, now: Instant, text: &[u8]) {
+        match parse_text(text) {
+            Ok(ClientMessage::Auth { token }) => {
+                self.timers.stop(Timer::Auth);
+                self.state = State::VerdictPending(Vec::new());
+                self.events.push_back(Event::Authenticate { token });
+            }
+            Ok(ClientMessage::Ping { id }) => {
+                self.send_message(config, now, &ServerMessage::Pong { id });
+            }
+            _ => self.close(now, CloseCode::AUTH_REQUIRED, "auth required", config),
+        }
+    }
+
+    fn handle_open_text(&mut self, config: &ServerConfig, now: Instant, text: &[u8]) {
+        match parse_text(text) {
+            Ok(ClientMessage::Ping { id }) => {
+                self.send_message(config, now, &ServerMessage::Pong { id });
+            }
+            Ok(ClientMessage::Auth { .. }) => self.send_error(
+                config,
+                now,
+                None,
+                ErrorCode::InvalidMessage,
+                "already authenticated",
+            ),
+            Ok(request) => self.events.push_back(Event::Request(request)),
+            Err(error) => self.send_error(config, now, error.id, error.code, &error.message),
+        }
+    }
+
+    fn heartbeat_tick(&mut self, config: &ServerConfig, deadline: Instant) {
+        if !matches!(
+            self.state,
+            State::AwaitingAuth | State::VerdictPending(_) | State::Open
+        ) {
+            return;
+        }
+        if self.ping_unanswered {
+            self.emit_closed(
+                CloseReason::new(CloseCode::ABNORMAL, "heartbeat timeout"),
+                ClosedBy::HeartbeatTimeout,
+            );
+            self.finish_now();
+            return;
+        }
+        self.ping_unanswered = true;
+        self.queue.push_protocol(frame::ping_frame(&[]));
+        self.timers
+            .set(Timer::Heartbeat, deadline + config.heartbeat_interval);
+    }
+
+    fn send_message(&mut self, config: &ServerConfig, now: Instant, message: &ServerMessage) {
+        let frame = frame::text_frame(&encode_server_message(message));
+        self.send_control(config, now, frame);
+    }
+
+    fn send_error(
+        &mut self,
+        config: &ServerConfig,
+        now: Instant,
+        id: Option<RequestId>,
+        code: ErrorCode,
+        message: &str,
+    ) {
+        let error = ServerMessage::Error {
+            id,
+            code,
+            message: message.to_owned(),
+        };
+        self.send_message(config, now, &error);
+    }
+
+    fn after_push(&mut self, config: &ServerConfig, now: Instant, admission: Admission) {
+        if admission == Admission::OverHardLimit {
+            self.close(now, CloseCode::SLOW_CONSUMER, "slow consumer", config);
+            return;
+        }
+        let above = self.queue.is_above_high_water(config.queue_limits());
+        if above && !self.timers.is_armed(Timer::SlowConsumer) {
+            self.timers
+                .set(Timer::SlowConsumer, now + config.slow_timeout);
+        }
+    }
+
+    fn accepts_frames(&self) -> bool {
+        matches!(
+            self.state,
+            State::AwaitingAuth | State::VerdictPending(_) | State::Open
+        )
+    }
+
+    fn emit_closed(&mut self, reason: CloseReason, by: ClosedBy) {
+        self.events.push_back(Event::Closed { reason, by });
+    }
+
+    /// Ends the connection once `last` and everything before it is written,
+    /// or at `close_timeout` from now, whichever comes first.
+    fn finish_after_flush(&mut self, config: &ServerConfig, now: Instant, last: Bytes) {
+        self.queue.push_protocol(last);
+        self.timers.stop_all();
+        self.timers.set(Timer::Linger, now + config.close_timeout);
+        self.state = State::Closed;
+        self.transport = Transport::CloseAfterFlush;
+    }
+
+    /// Ends the connection at once: nothing more is read, written or timed.
+    fn finish_now(&mut self) {
+        self.timers.stop_all();
+        self.queue.discard();
+        self.state = State::Closed;
+        self.transport = Transport::CloseNow;
+    }
+}
+
+fn parse_text(text: &[u8]) -> Result<ClientMessage, crate::envelope::EnvelopeError> {
+    // The decoder hands out text messages only after validating UTF-8.
+    let text = std::str::from_utf8(text).unwrap_or_default();
+    parse_client_message(text)
+}
+
+#[cfg(test)]
+mod tests;

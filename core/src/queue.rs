@@ -85,10 +85,11 @@ impl OutboundQueue {
         Admission::Queued
     }
 
-    /// Queues the connection's close frame behind everything already queued,
-    /// whatever the limits: it is the last frame a connection ever queues and
-    /// at most 127 bytes.
-    pub fn push_close(&mut self, frame: Bytes) {
+    /// Queues a frame the protocol itself requires (handshake response,
+    /// heartbeat Ping, close frame, HTTP answer) behind everything already
+    /// queued, whatever the limits: each is a few bytes and the connection
+    /// sends a bounded number of them.
+    pub fn push_protocol(&mut self, frame: Bytes) {
         self.append(frame, None);
     }
 

@@ -17,4 +17,6 @@ pub use event::{Event, RequestError, SendError, Transmit};
 pub use session::ClientSession;
 
 #[cfg(test)]
+mod pair_tests;
+#[cfg(test)]
 mod tests;

@@ -482,7 +482,7 @@ impl ClientSession {
             self.lose(now, closed_by_client(), false);
             return;
         }
-        let (code, text) = close.unwrap_or((CloseCode(1005), "no status".into()));
+        let (code, text) = close.unwrap_or((CloseCode::NO_STATUS, "no status".into()));
         let echo = if code.is_sendable() {
             code
         } else {

@@ -69,6 +69,8 @@
 //!   know.
 //! - Publications on channels the session does not track (raw `subscribe`
 //!   messages sent with `send`) are delivered unfiltered.
+//! - `heartbeat_ms` and `max_payload` in `auth_ack` are informational: the
+//!   session keeps its configured heartbeat and limits.
 
 use std::collections::VecDeque;
 use std::mem;

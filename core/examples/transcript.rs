@@ -36,8 +36,10 @@ impl Driver {
                 self.conn.handle_auth_verdict(&self.config, now, verdict);
             }
         }
-        let bytes: Vec<u8> = self.conn.transmit().flatten().copied().collect();
-        self.conn.handle_written(&self.config, bytes.len());
+        let mut frames = Vec::new();
+        self.conn
+            .poll_transmit(&self.config, usize::MAX, &mut frames);
+        let bytes = frames.concat();
         if !self.upgraded {
             if let Some(head) = String::from_utf8_lossy(&bytes).split("\r\n\r\n").next() {
                 println!(

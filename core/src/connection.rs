@@ -13,8 +13,8 @@
 //! The driver feeds it bytes ([`Connection::handle_read`]), instants
 //! ([`Connection::handle_timeout`]), the auth verdict and frames from the hub,
 //! then drains three things until they are empty: [`Connection::poll_event`]
-//! (what the application or hub must act on), [`Connection::transmit`] (bytes
-//! for the socket, acknowledged with [`Connection::handle_written`]), and
+//! (what the application or hub must act on), [`Connection::poll_transmit`]
+//! (frames for the socket, taken as fast as the socket accepts them), and
 //! [`Connection::transport`] (whether to close the socket). Its next deadline
 //! is [`Connection::poll_timeout`].
 //!
@@ -348,17 +348,20 @@ impl Connection {
         event
     }
 
-    /// Bytes waiting for the socket, in order, as slices for a vectored write.
-    pub fn transmit(&self) -> impl Iterator<Item = &[u8]> {
-        self.queue.chunks()
-    }
-
-    /// Records that the socket took the first `n` bytes of [`Self::transmit`].
-    pub fn handle_written(&mut self, config: &ServerConfig, n: usize) {
-        self.queue.handle_written(n);
+    /// Moves queued frames, oldest first, into `out` until they add up to
+    /// `budget` bytes; returns the bytes moved. Call it when the socket can
+    /// take more: what stays queued is what backpressure measures.
+    pub fn poll_transmit(
+        &mut self,
+        config: &ServerConfig,
+        budget: usize,
+        out: &mut Vec<Bytes>,
+    ) -> usize {
+        let moved = self.queue.pop_batch(budget, out);
         if !self.queue.is_above_high_water(config.queue_limits()) {
             self.timers.stop(Timer::SlowConsumer);
         }
+        moved
     }
 
     /// What to do with the socket now.

@@ -6,9 +6,14 @@
 //! keep, drop or coalesce it; the connection decides what an overflow means
 //! (close 4008). The queue allocates nothing until the first frame arrives.
 //!
+//! The driver takes whole frames in batches ([`OutboundQueue::pop_batch`])
+//! only as fast as its socket accepts them, so what stays queued is exactly
+//! what the peer has not been able to take: that is what backpressure
+//! measures. A batch in the driver's hands is bounded by its budget.
+//!
 //! Accounting invariant, checked by the tests: bytes `enqueued` minus bytes
-//! `written` minus bytes `superseded` by coalescing or discarded on
-//! termination equals the bytes queued now.
+//! `written` (handed to the driver) minus bytes `superseded` by coalescing or
+//! discarded on termination equals the bytes queued now.
 
 use std::collections::VecDeque;
 
@@ -37,8 +42,10 @@ pub enum Admission {
 pub struct QueueStats {
     /// Bytes accepted into the queue.
     pub enqueued: u64,
-    /// Bytes handed to the socket.
+    /// Bytes handed to the driver for the socket.
     pub written: u64,
+    /// Frames handed to the driver for the socket.
+    pub written_frames: u64,
     /// Bytes removed unwritten: replaced by a newer coalesced frame, or
     /// discarded when the connection was terminated.
     pub superseded: u64,
@@ -67,8 +74,6 @@ struct Queued {
 #[derive(Clone, Debug, Default)]
 pub struct OutboundQueue {
     frames: VecDeque<Queued>,
-    /// Bytes of the front frame already written.
-    front_written: usize,
     /// Bytes queued and not yet written.
     queued: usize,
     stats: QueueStats,
@@ -127,50 +132,33 @@ impl OutboundQueue {
         Admission::Queued
     }
 
-    /// The unwritten bytes, front first, as slices ready for a vectored write.
-    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
-        self.frames.iter().enumerate().map(|(index, queued)| {
-            if index == 0 {
-                &queued.frame[self.front_written..]
-            } else {
-                &queued.frame[..]
-            }
-        })
-    }
-
-    /// Records that the socket took the first `n` unwritten bytes.
-    ///
-    /// # Panics
-    /// If `n` exceeds the queued bytes: the driver wrote bytes it was never
-    /// given, a broken invariant.
-    pub fn handle_written(&mut self, mut n: usize) {
-        assert!(
-            n <= self.queued,
-            "wrote {n} bytes of {} queued",
-            self.queued
-        );
-        self.queued -= n;
-        self.stats.written += n as u64;
-        while n > 0 {
-            let front_left = self.frames[0].frame.len() - self.front_written;
-            if n < front_left {
-                self.front_written += n;
-                return;
-            }
-            n -= front_left;
-            self.front_written = 0;
-            self.frames.pop_front();
+    /// Moves frames, oldest first, into `out` until they add up to at least
+    /// `budget` bytes or the queue is empty; returns the bytes moved. The
+    /// frames count as written: the driver owns them now.
+    pub fn pop_batch(&mut self, budget: usize, out: &mut Vec<Bytes>) -> usize {
+        let mut moved = 0;
+        let mut frames = 0;
+        while moved < budget {
+            let Some(queued) = self.frames.pop_front() else {
+                break;
+            };
+            moved += queued.frame.len();
+            frames += 1;
+            out.push(queued.frame);
         }
+        self.queued -= moved;
+        self.stats.written += moved as u64;
+        self.stats.written_frames += frames;
         if self.frames.is_empty() {
             self.frames = VecDeque::new();
         }
+        moved
     }
 
     /// Throws away everything unwritten (the connection was terminated).
     pub fn discard(&mut self) {
         self.stats.superseded += self.queued as u64;
         self.queued = 0;
-        self.front_written = 0;
         self.frames = VecDeque::new();
     }
 
@@ -200,16 +188,11 @@ impl OutboundQueue {
         self.frames.push_back(Queued { frame, coalesce });
     }
 
-    /// The index of the queued frame with `key` that has not started being
-    /// written (a partly written frame can no longer be replaced).
+    /// The index of the queued frame with `key`.
     fn undelivered_position(&self, key: CoalesceKey) -> Option<usize> {
-        let first_replaceable = usize::from(self.front_written > 0);
         self.frames
             .iter()
-            .enumerate()
-            .skip(first_replaceable)
-            .find(|(_, queued)| queued.coalesce == Some(key))
-            .map(|(index, _)| index)
+            .position(|queued| queued.coalesce == Some(key))
     }
 }
 
@@ -228,7 +211,10 @@ mod tests {
     }
 
     fn contents(queue: &OutboundQueue) -> Vec<u8> {
-        queue.chunks().flatten().copied().collect()
+        let mut copy = queue.clone();
+        let mut frames = Vec::new();
+        copy.pop_batch(usize::MAX, &mut frames);
+        frames.concat()
     }
 
     #[test]
@@ -278,30 +264,35 @@ mod tests {
     }
 
     #[test]
-    fn a_partly_written_frame_is_not_replaced() {
+    fn a_frame_taken_by_the_driver_is_not_replaced() {
         let mut queue = OutboundQueue::default();
         let ticker = Some(CoalesceKey(7));
         queue.push_publication(&frame(4, 1), ticker, LIMITS);
-        queue.handle_written(1);
+        let mut taken = Vec::new();
+        queue.pop_batch(1, &mut taken);
         assert_eq!(
             queue.push_publication(&frame(4, 2), ticker, LIMITS),
             Admission::Queued
         );
-        assert_eq!(contents(&queue), vec![1, 1, 1, 2, 2, 2, 2]);
+        assert_eq!(taken.concat(), vec![1, 1, 1, 1]);
+        assert_eq!(contents(&queue), vec![2, 2, 2, 2]);
     }
 
     #[test]
-    fn partial_writes_advance_through_frames() {
+    fn batches_take_whole_frames_up_to_the_budget() {
         let mut queue = OutboundQueue::default();
         queue.push_control(Bytes::from_static(b"abc"), LIMITS);
         queue.push_control(Bytes::from_static(b"de"), LIMITS);
-        queue.handle_written(2);
-        assert_eq!(contents(&queue), b"cde");
-        queue.handle_written(2);
-        assert_eq!(contents(&queue), b"e");
-        queue.handle_written(1);
+        queue.push_control(Bytes::from_static(b"f"), LIMITS);
+        let mut batch = Vec::new();
+        assert_eq!(queue.pop_batch(4, &mut batch), 5);
+        assert_eq!(batch.concat(), b"abcde");
+        assert_eq!(contents(&queue), b"f");
+        batch.clear();
+        assert_eq!(queue.pop_batch(4, &mut batch), 1);
         assert!(queue.is_empty());
-        assert_eq!(queue.stats().written, 5);
+        assert_eq!(queue.stats().written, 6);
+        assert_eq!(queue.stats().written_frames, 3);
     }
 
     #[test]
@@ -311,9 +302,13 @@ mod tests {
         let mut b = OutboundQueue::default();
         a.push_publication(&shared, None, LIMITS);
         b.push_publication(&shared, None, LIMITS);
-        let pointer = |q: &OutboundQueue| q.chunks().next().map(<[u8]>::as_ptr);
-        assert_eq!(pointer(&a), Some(shared.as_ptr()));
-        assert_eq!(pointer(&b), Some(shared.as_ptr()));
+        let pointer = |q: &mut OutboundQueue| {
+            let mut batch = Vec::new();
+            q.pop_batch(1, &mut batch);
+            batch[0].as_ptr()
+        };
+        assert_eq!(pointer(&mut a), shared.as_ptr());
+        assert_eq!(pointer(&mut b), shared.as_ptr());
     }
 
     #[derive(Clone, Debug)]
@@ -350,7 +345,9 @@ mod tests {
                     Op::Publication(len, key) => {
                         queue.push_publication(&frame(len, 1), key.map(CoalesceKey), LIMITS);
                     }
-                    Op::Write(n) => queue.handle_written(n.min(queue.len_bytes())),
+                    Op::Write(budget) => {
+                        queue.pop_batch(budget, &mut Vec::new());
+                    }
                     Op::Discard => queue.discard(),
                 }
                 let stats = queue.stats();

@@ -117,8 +117,10 @@ impl Harness {
         while let Some(event) = self.conn.poll_event() {
             self.events.push(event);
         }
-        let written: Vec<u8> = self.conn.transmit().flatten().copied().collect();
-        self.conn.handle_written(&self.config, written.len());
+        let mut frames = Vec::new();
+        self.conn
+            .poll_transmit(&self.config, usize::MAX, &mut frames);
+        let written = frames.concat();
         if self.upgraded {
             self.decoder.feed(&written);
         } else {
@@ -698,9 +700,8 @@ fn nothing_is_written_to_a_connection_that_is_not_open() {
 #[test]
 fn the_upgrade_selects_tether_v1() {
     let mut h = Harness::new(config());
-    h.conn.handle_read(&h.config, T0, UPGRADE.as_bytes());
-    let response: Vec<u8> = h.conn.transmit().flatten().copied().collect();
-    let response = String::from_utf8(response).unwrap();
+    h.send(UPGRADE.as_bytes());
+    let response = String::from_utf8_lossy(&h.http).into_owned();
     assert!(response.starts_with("HTTP/1.1 101"), "{response}");
     assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
     assert!(response.contains("Sec-WebSocket-Protocol: tether.v1\r\n"));

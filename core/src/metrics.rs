@@ -1,0 +1,158 @@
+//! The node's counters and their Prometheus text rendering (PROTOCOL.md
+//! section 9). Counting happens where the events happen; rendering is pure.
+
+use std::fmt::Write;
+
+/// Counters of one server node since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// WebSocket connections upgraded.
+    pub connections_total: u64,
+    /// Text messages received from clients.
+    pub messages_received_total: u64,
+    /// Frames handed to sockets.
+    pub messages_sent_total: u64,
+    /// Channel messages dropped by backpressure.
+    pub messages_dropped_total: u64,
+    /// Connections terminated for an unanswered heartbeat.
+    pub heartbeat_timeouts_total: u64,
+    /// Connections closed 4001 or 4003.
+    pub auth_failures_total: u64,
+    /// Connections closed 4008.
+    pub slow_consumer_closes_total: u64,
+    /// Failed requests to the backplane.
+    pub backplane_errors_total: u64,
+}
+
+/// Point-in-time values rendered next to the counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Open WebSocket connections.
+    pub connections: u64,
+    /// Channels with at least one subscriber on this node.
+    pub channels: u64,
+    /// 1 while the node is draining for shutdown.
+    pub draining: u64,
+    /// 1 while the backplane is reachable (always 1 in memory mode).
+    pub backplane_up: u64,
+}
+
+/// Renders the counters and gauges in the Prometheus text exposition format.
+pub fn render(counters: &Counters, gauges: &Gauges) -> String {
+    let metrics: [(&str, &str, &str, u64); 12] = [
+        (
+            "tether_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            gauges.connections,
+        ),
+        (
+            "tether_connections_total",
+            "counter",
+            "WebSocket connections upgraded.",
+            counters.connections_total,
+        ),
+        (
+            "tether_messages_received_total",
+            "counter",
+            "Text messages received from clients.",
+            counters.messages_received_total,
+        ),
+        (
+            "tether_messages_sent_total",
+            "counter",
+            "Frames written to clients.",
+            counters.messages_sent_total,
+        ),
+        (
+            "tether_messages_dropped_total",
+            "counter",
+            "Channel messages dropped by backpressure.",
+            counters.messages_dropped_total,
+        ),
+        (
+            "tether_heartbeat_timeouts_total",
+            "counter",
+            "Connections terminated for an unanswered heartbeat.",
+            counters.heartbeat_timeouts_total,
+        ),
+        (
+            "tether_auth_failures_total",
+            "counter",
+            "Connections closed for missing or rejected auth.",
+            counters.auth_failures_total,
+        ),
+        (
+            "tether_slow_consumer_closes_total",
+            "counter",
+            "Connections closed as slow consumers.",
+            counters.slow_consumer_closes_total,
+        ),
+        (
+            "tether_channels",
+            "gauge",
+            "Channels with subscribers on this node.",
+            gauges.channels,
+        ),
+        (
+            "tether_backplane_errors_total",
+            "counter",
+            "Failed backplane requests.",
+            counters.backplane_errors_total,
+        ),
+        (
+            "tether_backplane_up",
+            "gauge",
+            "Whether the backplane is reachable.",
+            gauges.backplane_up,
+        ),
+        (
+            "tether_draining",
+            "gauge",
+            "Whether the node is shutting down.",
+            gauges.draining,
+        ),
+    ];
+    let mut text = String::with_capacity(2048);
+    for (name, kind, help, value) in metrics {
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_metric_of_the_protocol_with_its_value() {
+        let counters = Counters {
+            messages_dropped_total: 7,
+            ..Counters::default()
+        };
+        let gauges = Gauges {
+            connections: 3,
+            ..Gauges::default()
+        };
+        let text = render(&counters, &gauges);
+        for name in [
+            "tether_connections",
+            "tether_connections_total",
+            "tether_messages_received_total",
+            "tether_messages_sent_total",
+            "tether_messages_dropped_total",
+            "tether_heartbeat_timeouts_total",
+            "tether_auth_failures_total",
+            "tether_slow_consumer_closes_total",
+            "tether_channels",
+            "tether_backplane_errors_total",
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
+        }
+        assert!(text.contains("\ntether_messages_dropped_total 7\n"));
+        assert!(text.contains("\ntether_connections 3\n"));
+    }
+}

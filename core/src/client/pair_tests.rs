@@ -1,11 +1,11 @@
-//! A client session and the server's connection machine wired in memory and
-//! stepped in virtual time.
+//! A client session and a server node (connection machine and hub) wired in
+//! memory and stepped in virtual time.
 //!
-//! The channel side of the server (the hub) is played by [`MiniHub`], a few
-//! lines that keep one history in the test: it answers `subscribe` (with
-//! replay after `since`), `publish` and the presence snapshot the way
-//! PROTOCOL.md section 4 says, so that reconnect and recovery can be checked
-//! end to end against the real handshake, auth gate, framing and heartbeat.
+//! The node can run its hub in memory mode (its history dies with it) or on
+//! a [`MemoryStore`] kept outside the node, standing for a shared backplane
+//! whose history survives the node's restart. Nothing here is scripted: the
+//! client's bytes go through the real handshake, auth gate, framing, hub and
+//! store, and the server's bytes come back the same way.
 
 use std::time::Duration;
 
@@ -15,50 +15,59 @@ use serde_json::value::RawValue;
 use super::*;
 use crate::config::ServerConfig;
 use crate::connection::{AuthVerdict, Connection, Event as ServerEvent, Transport};
-use crate::envelope::{
-    Channel, ClientMessage, ServerMessage, encode_publication, encode_server_message,
-};
-use crate::frame::text_frame;
+use crate::envelope::Channel;
+use crate::hub::{ChannelKey, Hub, MemoryStore, Outbox, StoreRequest};
+use crate::ids::ConnId;
+use crate::queue::CoalesceKey;
 use crate::time::Instant;
 
-/// One channel's history and whether the current connection subscribed.
-struct MiniHub {
-    epoch: String,
-    history: Vec<(u64, String)>,
-    subscribed: bool,
+/// The hub's outbox: frames for the one connection of the pair.
+struct ToConnection<'a> {
+    conn: Option<(ConnId, &'a mut Connection)>,
+    config: &'a ServerConfig,
+    now: Instant,
 }
 
-impl MiniHub {
-    fn head(&self) -> u64 {
-        self.history.last().map_or(0, |(offset, _)| *offset)
+impl Outbox for ToConnection<'_> {
+    fn send_control(&mut self, to: ConnId, frame: Bytes) {
+        if let Some((id, conn)) = &mut self.conn {
+            if *id == to {
+                conn.send_control(self.config, self.now, frame);
+            }
+        }
     }
 
-    /// Appends a publication and returns its frame.
-    fn append(&mut self, payload: &str) -> (u64, Bytes) {
-        let offset = self.head() + 1;
-        self.history.push((offset, payload.to_owned()));
-        (offset, publication(offset, payload))
+    fn send_publication(&mut self, to: ConnId, frame: &Bytes, key: Option<ChannelKey>) {
+        if let Some((id, conn)) = &mut self.conn {
+            if *id == to {
+                let key = key.map(|key| CoalesceKey(key.0));
+                conn.send_publication(self.config, self.now, frame, key);
+            }
+        }
     }
 }
 
-fn publication(offset: u64, payload: &str) -> Bytes {
-    let payload = RawValue::from_string(payload.to_owned()).unwrap();
-    text_frame(&encode_publication("news", &payload, Some("bob"), offset))
+/// Where the node keeps its channels' history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum History {
+    /// In the node: lost when it restarts.
+    InNode,
+    /// In a backplane outside the node: survives its restarts.
+    Backplane,
 }
 
-fn reply(message: &ServerMessage) -> Bytes {
-    text_frame(&encode_server_message(message))
-}
-
-/// The pair: a client, at most one server connection, the hub, and the
-/// network between them.
+/// The pair: a client, a node that may be down, and the network between.
 struct Pair {
     now: Instant,
     client: ClientSession,
-    server_config: ServerConfig,
-    conn: Option<Connection>,
-    hub: MiniHub,
-    server_up: bool,
+    config: ServerConfig,
+    history: History,
+    /// The node's hub; `None` while the node is down.
+    hub: Option<Hub>,
+    backplane: MemoryStore,
+    restarts: u32,
+    conn: Option<(ConnId, Connection)>,
+    conns_accepted: u64,
     /// Bytes from server to client are lost (the server looks dead).
     partitioned: bool,
     dials: Vec<Instant>,
@@ -69,34 +78,56 @@ struct Pair {
 
 const T0: Instant = Instant::from_millis(0);
 
+fn news() -> Channel {
+    Channel::new("news").unwrap()
+}
+
 impl Pair {
-    fn new() -> Self {
-        let config = ClientConfig {
+    fn new(history: History) -> Self {
+        let client_config = ClientConfig {
             seed: 11,
             ..ClientConfig::new("tether.test", "secret")
         };
+        let config = ServerConfig::default();
         let mut pair = Pair {
             now: T0,
-            client: ClientSession::new(config, T0),
-            server_config: ServerConfig::default(),
+            client: ClientSession::new(client_config, T0),
+            backplane: MemoryStore::new(&config, "bp-"),
+            hub: None,
+            config,
+            history,
+            restarts: 0,
             conn: None,
-            hub: MiniHub {
-                epoch: "e1".into(),
-                history: Vec::new(),
-                subscribed: false,
-            },
-            server_up: true,
+            conns_accepted: 0,
             partitioned: false,
             dials: Vec::new(),
             last_server_bytes: T0,
             log: Vec::new(),
             delivered: Vec::new(),
         };
+        pair.start_node();
         pair.settle();
         pair
     }
 
-    /// Moves bytes and events back and forth until nothing moves.
+    fn start_node(&mut self) {
+        self.hub = Some(match self.history {
+            History::InNode => Hub::new(&self.config, &format!("node{}-", self.restarts)),
+            History::Backplane => Hub::with_external_store(&self.config),
+        });
+        self.restarts += 1;
+    }
+
+    /// The node dies: its connection vanishes without a close frame and
+    /// dials fail until [`Pair::start_node`].
+    fn crash_node(&mut self) {
+        self.hub = None;
+        self.conn = None;
+        self.client.handle_transport_closed(self.now);
+        self.settle();
+    }
+
+    /// Moves bytes, events and store traffic until nothing moves.
     fn settle(&mut self) {
         loop {
             let mut moved = false;
@@ -104,10 +135,11 @@ impl Pair {
                 moved = true;
                 self.client_transmit(transmit);
             }
-            while let Some(event) = self.conn.as_mut().and_then(Connection::poll_event) {
+            while let Some(event) = self.conn.as_mut().and_then(|(_, conn)| conn.poll_event()) {
                 moved = true;
                 self.server_event(event);
             }
+            moved |= self.store_traffic();
             moved |= self.server_transmit();
             while let Some(event) = self.client.poll_event() {
                 moved = true;
@@ -123,115 +155,109 @@ impl Pair {
         match transmit {
             Transmit::Dial { .. } => {
                 self.dials.push(self.now);
-                if self.server_up {
-                    self.conn = Some(Connection::new(&self.server_config, self.now));
+                if self.hub.is_some() {
+                    self.conns_accepted += 1;
+                    let conn = Connection::new(&self.config, self.now);
+                    self.conn = Some((ConnId(self.conns_accepted), conn));
                     self.client.handle_connected(self.now);
                 } else {
                     self.client.handle_connect_failed(self.now);
                 }
             }
             Transmit::Write(bytes) => {
-                if let Some(conn) = &mut self.conn {
-                    conn.handle_read(&self.server_config, self.now, &bytes);
+                if let Some((_, conn)) = &mut self.conn {
+                    conn.handle_read(&self.config, self.now, &bytes);
                 }
             }
             Transmit::Close => {
-                if let Some(mut conn) = self.conn.take() {
+                if let Some((_, conn)) = &mut self.conn {
                     conn.handle_transport_closed();
-                    while let Some(event) = conn.poll_event() {
-                        self.server_event(event);
-                    }
                 }
+                while let Some(event) = self.conn.as_mut().and_then(|(_, conn)| conn.poll_event()) {
+                    self.server_event(event);
+                }
+                self.conn = None;
             }
         }
     }
 
     fn server_event(&mut self, event: ServerEvent) {
-        let (config, now) = (&self.server_config, self.now);
-        let Some(conn) = &mut self.conn else {
-            if let ServerEvent::Closed { .. } = event {
-                self.hub.subscribed = false;
-            }
+        let (Some(hub), Some((id, conn))) = (&mut self.hub, &mut self.conn) else {
             return;
         };
+        let id = *id;
         match event {
             ServerEvent::Authenticate { token } => {
                 let verdict = match token.as_str() {
                     "secret" => AuthVerdict::Accept {
                         user: "ann".into(),
-                        session: format!("s{}", self.dials.len()),
+                        session: format!("s{}", id.0),
                     },
                     _ => AuthVerdict::Reject,
                 };
-                conn.handle_auth_verdict(config, now, verdict);
+                conn.handle_auth_verdict(&self.config, self.now, verdict);
             }
-            ServerEvent::Request(ClientMessage::Subscribe { id, channel, since }) => {
-                let recovered = since.map(|since| {
-                    let covered = since.epoch == self.hub.epoch
-                        && self
-                            .hub
-                            .history
-                            .first()
-                            .is_none_or(|(first, _)| *first <= since.offset + 1);
-                    if covered {
-                        for (offset, payload) in &self.hub.history {
-                            if *offset > since.offset {
-                                conn.send_publication(
-                                    config,
-                                    now,
-                                    &publication(*offset, payload),
-                                    None,
-                                );
-                            }
-                        }
-                    }
-                    covered
-                });
-                self.hub.subscribed = true;
-                let subscribed = ServerMessage::Subscribed {
-                    id,
-                    channel: channel.clone(),
-                    epoch: self.hub.epoch.clone(),
-                    offset: self.hub.head(),
-                    recovered,
+            ServerEvent::Authenticated => hub.handle_authenticated(id, "ann"),
+            ServerEvent::Request(message) => {
+                let mut outbox = ToConnection {
+                    conn: Some((id, conn)),
+                    config: &self.config,
+                    now: self.now,
                 };
-                conn.send_control(config, now, reply(&subscribed));
-                let presence = ServerMessage::Presence {
-                    id: None,
-                    channel,
-                    users: vec!["ann".into()],
+                hub.handle_message(self.now, id, message, &mut outbox);
+            }
+            ServerEvent::Closed { .. } => {
+                let mut outbox = ToConnection {
+                    conn: None,
+                    config: &self.config,
+                    now: self.now,
                 };
-                conn.send_control(config, now, reply(&presence));
+                hub.handle_disconnect(self.now, id, &mut outbox);
             }
-            ServerEvent::Request(ClientMessage::Publish { id, payload, .. }) => {
-                let (offset, frame) = self.hub.append(payload.get());
-                if let Some(id) = id {
-                    conn.send_control(config, now, reply(&ServerMessage::Ack { id, offset }));
-                }
-                if self.hub.subscribed {
-                    conn.send_publication(config, now, &frame, None);
-                }
-            }
-            ServerEvent::Closed { .. } => self.hub.subscribed = false,
-            _ => {}
+            ServerEvent::HttpRequest(_) | ServerEvent::Upgraded => {}
         }
+    }
+
+    /// Carries hub requests to the backplane and its events back (to the
+    /// node if it is up); true if anything moved.
+    fn store_traffic(&mut self) -> bool {
+        let mut moved = false;
+        while let Some(request) = self.hub.as_mut().and_then(Hub::poll_store_request) {
+            moved = true;
+            self.backplane.handle_request(self.now, request);
+        }
+        while let Some(event) = self.backplane.poll_event() {
+            moved = true;
+            if let Some(hub) = &mut self.hub {
+                let mut outbox = ToConnection {
+                    conn: self.conn.as_mut().map(|(id, conn)| (*id, conn)),
+                    config: &self.config,
+                    now: self.now,
+                };
+                hub.handle_store_event(event, &mut outbox);
+            }
+        }
+        moved
     }
 
     /// Carries the server's queued bytes to the client; true if any moved.
     fn server_transmit(&mut self) -> bool {
-        let Some(conn) = &mut self.conn else {
+        let Some((_, conn)) = &mut self.conn else {
             return false;
         };
-        let bytes: Vec<u8> = conn.transmit().flatten().copied().collect();
-        conn.handle_written(&self.server_config, bytes.len());
+        let mut frames = Vec::new();
+        conn.poll_transmit(&self.config, usize::MAX, &mut frames);
+        let bytes: Vec<u8> = frames.concat();
         let closing = conn.transport() == Transport::CloseNow;
         if !bytes.is_empty() && !self.partitioned {
             self.last_server_bytes = self.now;
             self.client.handle_read(self.now, &bytes);
         }
         if closing {
+            while let Some(event) = self.conn.as_mut().and_then(|(_, conn)| conn.poll_event()) {
+                self.server_event(event);
+            }
             self.conn = None;
-            self.hub.subscribed = false;
             self.client.handle_transport_closed(self.now);
         }
         !bytes.is_empty() || closing
@@ -247,18 +273,23 @@ impl Pair {
             } => self
                 .log
                 .push(format!("disconnected {reason} reconnect={will_reconnect}")),
-            Event::Subscribed { recovered, .. } => {
-                self.log.push(format!("subscribed recovered={recovered:?}"));
+            Event::Subscribed {
+                offset, recovered, ..
+            } => {
+                self.log
+                    .push(format!("subscribed at {offset} recovered={recovered:?}"));
             }
             _ => {}
         }
     }
 
-    /// Advances to the earliest deadline of either side, fires it, settles.
+    /// Advances to the earliest deadline of any machine, fires it, settles.
     fn step(&mut self) -> Instant {
         let at = [
             self.client.poll_timeout(),
-            self.conn.as_ref().and_then(Connection::poll_timeout),
+            self.conn.as_ref().and_then(|(_, conn)| conn.poll_timeout()),
+            self.hub.as_ref().and_then(Hub::poll_timeout),
+            self.backplane.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -266,9 +297,13 @@ impl Pair {
         .expect("a deadline is armed");
         self.now = at;
         self.client.handle_timeout(at);
-        if let Some(conn) = &mut self.conn {
-            conn.handle_timeout(&self.server_config, at);
+        if let Some((_, conn)) = &mut self.conn {
+            conn.handle_timeout(&self.config, at);
         }
+        if let Some(hub) = &mut self.hub {
+            hub.handle_timeout(at);
+        }
+        self.backplane.handle_timeout(at);
         self.settle();
         at
     }
@@ -284,45 +319,51 @@ impl Pair {
         panic!("condition not reached");
     }
 
-    /// Kills the server process: its connection vanishes without a close
-    /// frame, and dials fail until it is back.
-    fn crash_server(&mut self) {
-        self.conn = None;
-        self.hub.subscribed = false;
-        self.server_up = false;
-        self.client.handle_transport_closed(self.now);
-        self.settle();
-    }
-
-    /// A publication from elsewhere (another client or the HTTP API).
+    /// A publication on `news` from elsewhere: the node's HTTP API when it
+    /// is up, another node of the backplane when it is down.
     fn publish_elsewhere(&mut self, payload: &str) {
-        let (_, frame) = self.hub.append(payload);
-        if let (true, Some(conn)) = (self.hub.subscribed, &mut self.conn) {
-            conn.send_publication(&self.server_config, self.now, &frame, None);
+        let payload = RawValue::from_string(payload.to_owned()).unwrap();
+        match &mut self.hub {
+            Some(hub) => {
+                let mut outbox = ToConnection {
+                    conn: self.conn.as_mut().map(|(id, conn)| (*id, conn)),
+                    config: &self.config,
+                    now: self.now,
+                };
+                hub.publish_from_api(self.now, news(), payload, &mut outbox);
+            }
+            None => {
+                let request = StoreRequest::Publish {
+                    ticket: None,
+                    channel: news(),
+                    payload,
+                    sender: None,
+                    id: None,
+                };
+                self.backplane.handle_request(self.now, request);
+            }
         }
         self.settle();
     }
 }
 
 #[test]
-fn server_restart_recovers_exactly_the_missed_publications_in_order() {
-    let mut pair = Pair::new();
-    pair.client
-        .subscribe(Channel::new("news").unwrap())
-        .unwrap();
+fn node_restart_recovers_exactly_the_missed_publications_in_order() {
+    let mut pair = Pair::new(History::Backplane);
+    pair.client.subscribe(news()).unwrap();
     pair.settle();
     pair.publish_elsewhere("1");
     pair.publish_elsewhere("2");
     assert_eq!(pair.delivered, [1, 2]);
 
     pair.now += Duration::from_secs(1);
-    pair.crash_server();
+    pair.crash_node();
     pair.publish_elsewhere("3");
     pair.publish_elsewhere("4");
-    // The first redial fails while the server is down.
+    // The first redial fails while the node is down.
     pair.step();
     assert_eq!(pair.dials.len(), 2);
-    pair.server_up = true;
+    pair.start_node();
     pair.publish_elsewhere("5");
     pair.step_until(|pair| pair.client.is_connected());
     pair.publish_elsewhere("6");
@@ -336,21 +377,42 @@ fn server_restart_recovers_exactly_the_missed_publications_in_order() {
         pair.log,
         [
             "connected s1",
-            "subscribed recovered=None",
+            "subscribed at 0 recovered=None",
             "disconnected 1006 connection lost reconnect=true",
             "disconnected 1006 connect failed reconnect=true",
-            "connected s3",
-            "subscribed recovered=Some(true)",
+            "connected s2",
+            "subscribed at 5 recovered=Some(true)",
         ]
     );
 }
 
 #[test]
-fn a_server_that_goes_silent_is_declared_dead_at_the_exact_instant_and_redialed() {
-    let mut pair = Pair::new();
-    pair.client
-        .subscribe(Channel::new("news").unwrap())
-        .unwrap();
+fn a_restart_that_loses_the_history_is_reported_and_the_new_epoch_delivered() {
+    let mut pair = Pair::new(History::InNode);
+    pair.client.subscribe(news()).unwrap();
+    pair.settle();
+    pair.publish_elsewhere("1");
+    pair.publish_elsewhere("2");
+    pair.crash_node();
+    pair.start_node();
+    pair.step_until(|pair| pair.client.is_connected());
+    pair.settle();
+    pair.publish_elsewhere(r#""first of the new epoch""#);
+    assert_eq!(
+        pair.delivered,
+        [1, 2, 1],
+        "offset 1 of the new epoch is new"
+    );
+    assert_eq!(
+        pair.log[pair.log.len() - 1],
+        "subscribed at 0 recovered=Some(false)"
+    );
+}
+
+#[test]
+fn a_node_that_goes_silent_is_declared_dead_at_the_exact_instant_and_redialed() {
+    let mut pair = Pair::new(History::Backplane);
+    pair.client.subscribe(news()).unwrap();
     pair.settle();
     pair.now += Duration::from_secs(3);
     pair.publish_elsewhere("1");
@@ -373,11 +435,11 @@ fn a_server_that_goes_silent_is_declared_dead_at_the_exact_instant_and_redialed(
 
 #[test]
 fn a_rejected_token_is_final_against_the_real_auth_gate() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::new(History::Backplane);
     pair.client.set_token("stale");
     pair.now += Duration::from_secs(1);
-    pair.crash_server();
-    pair.server_up = true;
+    pair.crash_node();
+    pair.start_node();
     pair.step_until(|pair| pair.client.is_closed());
     assert_eq!(
         pair.log.last().unwrap(),

@@ -1,5 +1,6 @@
 //! Client settings, with the names and defaults of PROTOCOL.md section 10.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::backoff::Backoff;
@@ -8,8 +9,9 @@ use crate::backoff::Backoff;
 /// it dials: where to, as whom, and how patient to be.
 ///
 /// [`ClientConfig::new`] fills in the protocol's defaults; every field is
-/// public so that callers can adjust any of them.
-#[derive(Clone, Debug, PartialEq)]
+/// public so that callers can adjust any of them. Its `Debug` output hides
+/// the token, so that logging a config or a session never leaks it.
+#[derive(Clone, PartialEq)]
 pub struct ClientConfig {
     /// The server's authority (`host` or `host:port`): the adapter dials it
     /// and the upgrade request names it in `Host`.
@@ -70,6 +72,26 @@ impl ClientConfig {
     }
 }
 
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("host", &self.host)
+            .field("path", &self.path)
+            .field("origin", &self.origin)
+            .field("token", &"<hidden>")
+            .field("backoff", &self.backoff)
+            .field("ping_idle", &self.ping_idle)
+            .field("pong_timeout", &self.pong_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("close_timeout", &self.close_timeout)
+            .field("offline_queue", &self.offline_queue)
+            .field("seed", &self.seed)
+            .field("max_payload", &self.max_payload)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +109,12 @@ mod tests {
         assert_eq!(config.request_timeout, Duration::from_secs(10));
         assert_eq!(config.offline_queue, 1_000);
         assert_eq!(config.max_payload, 65_536);
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let debug = format!("{:?}", ClientConfig::new("example.com", "secret"));
+        assert!(debug.contains("example.com"));
+        assert!(!debug.contains("secret"), "{debug}");
     }
 }

@@ -8,6 +8,8 @@
 //! then drain its `poll_*` methods until they return nothing, then sleep until
 //! `poll_timeout`.
 
+pub mod backoff;
+pub mod client;
 pub mod close;
 pub mod config;
 pub mod connection;

@@ -8,6 +8,7 @@
 //! then drain its `poll_*` methods until they return nothing, then sleep until
 //! `poll_timeout`.
 
+pub mod auth;
 pub mod backoff;
 pub mod client;
 pub mod close;

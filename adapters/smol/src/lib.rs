@@ -1,3 +1,7 @@
 //! Tether on smol: a server node and a client, each a thin driver of the
 //! sans-IO core. The adapter moves bytes, time and commands; every decision
 //! is the core's.
+
+pub mod server;
+
+pub use server::{Handle, Server, ServerOptions};

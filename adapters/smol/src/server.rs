@@ -1,0 +1,467 @@
+//! A Tether server node on smol.
+//!
+//! # Design
+//!
+//! One thread runs the whole node on a [`LocalExecutor`]: an accept task, a
+//! task per connection, one timer task and one command task. They share the
+//! core [`tether_core::server::Server`] through an `Rc<RefCell<_>>`; a
+//! borrow is never held across an `await`, so there is no lock and no
+//! contention, and fan-out is a loop over queues in one address space. On a
+//! small machine that leaves the other cores to the kernel's network stack
+//! and to other processes; to use more cores, run more nodes.
+//!
+//! - A connection task owns its socket. It waits for the socket to be
+//!   readable or for a wake from the core (frames queued, or a close), reads
+//!   into the node's one shared buffer (an idle connection owns no read
+//!   buffer), and writes frames taken from the core only as fast as the
+//!   socket accepts them, so what stays queued in the core is what the peer
+//!   has not taken: that is what backpressure measures.
+//! - The timer task sleeps until the core's earliest deadline and is woken
+//!   early when an input makes that deadline earlier.
+//! - The command task carries [`Handle`] calls (publish, shutdown) from any
+//!   thread into the node.
+//!
+//! Every input is followed by [`Node::dispatch`], the drain loop: it wakes
+//! the connections with frames, asks the [`Authorizer`] for verdicts, logs
+//! closes, and re-arms the timer.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io::{self, IoSlice, Read};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use async_io::{Async, Timer};
+use bytes::Bytes;
+use futures_lite::{AsyncWriteExt, future};
+use smol::LocalExecutor;
+use tether_core::auth::Authorizer;
+use tether_core::close::CloseCode;
+use tether_core::config::ServerConfig;
+use tether_core::connection::{AuthVerdict, Transport};
+use tether_core::ids::ConnId;
+use tether_core::server::{Server as Core, ServerEvent};
+use tether_core::time::Instant;
+
+/// Bytes taken from the core per write: bounds what a connection holds
+/// outside the core's accounting.
+const WRITE_BUDGET: usize = 64 * 1024;
+/// The node's one read buffer.
+const READ_BUFFER: usize = 64 * 1024;
+/// How long a refused connection may take to receive its 503.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a node needs to start.
+pub struct ServerOptions {
+    /// The protocol settings.
+    pub config: ServerConfig,
+    /// The address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Decides tokens and API keys.
+    pub authorizer: Arc<dyn Authorizer + Send + Sync>,
+    /// Makes channel epochs and session ids unique to this run of the node;
+    /// random when `None`.
+    pub epoch_prefix: Option<String>,
+}
+
+/// A bound, not yet running, server node.
+pub struct Server {
+    listener: Async<TcpListener>,
+    options: ServerOptions,
+    commands: (Sender<Command>, Receiver<Command>),
+}
+
+/// Controls a running node from any thread.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    commands: Sender<Command>,
+}
+
+enum Command {
+    Publish {
+        channel: String,
+        payload: String,
+        reply: Sender<Result<u64, String>>,
+    },
+    Shutdown,
+}
+
+impl Server {
+    /// Binds the listening socket.
+    pub fn bind(options: ServerOptions) -> io::Result<Server> {
+        let listener = Async::<TcpListener>::bind(options.listen)?;
+        Ok(Server {
+            listener,
+            options,
+            commands: async_channel::unbounded(),
+        })
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.get_ref().local_addr()
+    }
+
+    /// A handle to publish and to shut the node down.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            commands: self.commands.0.clone(),
+        }
+    }
+
+    /// Runs the node until a graceful shutdown completes. The future is not
+    /// `Send`: run it on a thread of its own, e.g. with `smol::block_on`.
+    pub async fn run(self) -> io::Result<()> {
+        let executor = LocalExecutor::new();
+        executor.run(self.serve(&executor)).await
+    }
+
+    async fn serve(self, executor: &LocalExecutor<'static>) -> io::Result<()> {
+        let prefix = self
+            .options
+            .epoch_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{:016x}", fastrand::u64(..)));
+        let shutdown_timeout = self.options.config.shutdown_timeout;
+        let node = Rc::new(Node {
+            core: RefCell::new(Core::new(self.options.config, &prefix)),
+            authorizer: self.options.authorizer,
+            prefix,
+            start: std::time::Instant::now(),
+            wakers: RefCell::new(HashMap::new()),
+            read_buffer: RefCell::new(vec![0; READ_BUFFER].into_boxed_slice()),
+            timer_armed: Cell::new(None),
+            timer_wake: async_channel::bounded(1),
+            all_closed: async_channel::bounded(1),
+        });
+        let (draining_tx, draining_rx) = async_channel::bounded::<()>(1);
+        executor.spawn(timer_loop(node.clone())).detach();
+        executor
+            .spawn(command_loop(node.clone(), self.commands.1, draining_tx))
+            .detach();
+        let drained = async {
+            let _ = draining_rx.recv().await;
+            tracing::info!("draining: waiting for connections to close");
+            let closed = async {
+                if node.core.borrow().connection_count() > 0 {
+                    let _ = node.all_closed.1.recv().await;
+                }
+            };
+            let deadline = async {
+                Timer::after(shutdown_timeout).await;
+                tracing::warn!("shutdown timeout reached with connections still open");
+            };
+            future::or(closed, deadline).await;
+        };
+        future::or(accept_loop(&node, &self.listener, executor), drained).await;
+        Ok(())
+    }
+}
+
+impl Handle {
+    /// Publishes `payload` (JSON text) on `channel` as the HTTP API does.
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<u64, String> {
+        let (reply, answer) = async_channel::bounded(1);
+        let command = Command::Publish {
+            channel: channel.to_owned(),
+            payload: payload.to_owned(),
+            reply,
+        };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| "the server is not running".to_owned())?;
+        answer
+            .recv()
+            .await
+            .map_err(|_| "the server stopped".to_owned())?
+    }
+
+    /// Starts the graceful shutdown (PROTOCOL.md section 3); `run` returns
+    /// when it completes.
+    pub fn shutdown(&self) {
+        let _ = self.commands.try_send(Command::Shutdown);
+    }
+}
+
+/// What every task of the node shares.
+struct Node {
+    core: RefCell<Core>,
+    authorizer: Arc<dyn Authorizer + Send + Sync>,
+    prefix: String,
+    start: std::time::Instant,
+    wakers: RefCell<HashMap<ConnId, Sender<()>>>,
+    read_buffer: RefCell<Box<[u8]>>,
+    /// The deadline the timer task sleeps until.
+    timer_armed: Cell<Option<Instant>>,
+    timer_wake: (Sender<()>, Receiver<()>),
+    all_closed: (Sender<()>, Receiver<()>),
+}
+
+impl Node {
+    fn now(&self) -> Instant {
+        Instant::from_origin(self.start.elapsed())
+    }
+
+    /// The drain loop after every input.
+    fn dispatch(&self) {
+        let now = self.now();
+        let mut core = self.core.borrow_mut();
+        while let Some(event) = core.poll_event() {
+            match event {
+                ServerEvent::Wake(conn) => {
+                    if let Some(waker) = self.wakers.borrow().get(&conn) {
+                        let _ = waker.try_send(());
+                    }
+                }
+                ServerEvent::Authenticate { conn, token } => {
+                    let verdict = match self.authorizer.authenticate(&token) {
+                        Some(user) => {
+                            tracing::info!(%conn, %user, "authenticated");
+                            AuthVerdict::Accept {
+                                user,
+                                session: format!("{}-{}", self.prefix, conn.0),
+                            }
+                        }
+                        None => AuthVerdict::Reject,
+                    };
+                    core.handle_auth_verdict(conn, now, verdict);
+                }
+                ServerEvent::AuthorizeApi {
+                    conn,
+                    authorization,
+                } => {
+                    let authorized = self.authorizer.authorize_api(authorization.as_deref());
+                    core.handle_api_verdict(conn, now, authorized);
+                }
+                ServerEvent::Closed { conn, reason, by } => log_close(conn, &reason, by),
+            }
+        }
+        let next = core.poll_timeout();
+        let armed = self.timer_armed.get();
+        if next.is_some() && (armed.is_none() || next < armed) {
+            let _ = self.timer_wake.0.try_send(());
+        }
+    }
+
+    /// The socket of `conn` is gone: the core forgets the connection.
+    fn closed(&self, conn: ConnId) {
+        self.wakers.borrow_mut().remove(&conn);
+        self.core
+            .borrow_mut()
+            .handle_transport_closed(conn, self.now());
+        self.dispatch();
+        let core = self.core.borrow();
+        if core.is_draining() && core.connection_count() == 0 {
+            let _ = self.all_closed.0.try_send(());
+        }
+    }
+}
+
+fn log_close(
+    conn: ConnId,
+    reason: &tether_core::close::CloseReason,
+    by: tether_core::connection::ClosedBy,
+) {
+    match reason.code {
+        CloseCode::AUTH_REQUIRED | CloseCode::FORBIDDEN => {
+            tracing::warn!(%conn, code = %reason.code, reason = %reason.reason, "auth failed");
+        }
+        CloseCode::SLOW_CONSUMER => {
+            tracing::warn!(%conn, code = %reason.code, "closed slow consumer");
+        }
+        _ => tracing::info!(%conn, code = %reason.code, reason = %reason.reason, ?by, "closed"),
+    }
+}
+
+/// Accepts until the node stops; answers refused connections with their
+/// 503 while draining or at capacity.
+async fn accept_loop(
+    node: &Rc<Node>,
+    listener: &Async<TcpListener>,
+    executor: &LocalExecutor<'static>,
+) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                Timer::after(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.get_ref().set_nodelay(true);
+        let accepted = node.core.borrow_mut().accept(node.now());
+        match accepted {
+            Ok(conn) => {
+                let (wake, woken) = async_channel::bounded(1);
+                node.wakers.borrow_mut().insert(conn, wake);
+                node.dispatch();
+                executor
+                    .spawn(connection(node.clone(), conn, stream, woken))
+                    .detach();
+            }
+            Err(refusal) => {
+                executor
+                    .spawn(async move {
+                        let answer = async {
+                            let _ = (&stream).write_all(&refusal.response()).await;
+                        };
+                        future::or(answer, async {
+                            Timer::after(REFUSAL_TIMEOUT).await;
+                        })
+                        .await;
+                        let _ = stream.get_ref().shutdown(Shutdown::Both);
+                    })
+                    .detach();
+            }
+        }
+    }
+}
+
+enum Wakeup {
+    Readable,
+    Woken,
+}
+
+async fn connection(node: Rc<Node>, conn: ConnId, stream: Async<TcpStream>, woken: Receiver<()>) {
+    let mut batch = Vec::new();
+    loop {
+        if flush(&node, conn, &stream, &mut batch).await.is_err() {
+            break;
+        }
+        if node.core.borrow().transport(conn) == Transport::CloseNow {
+            break;
+        }
+        let readable = async {
+            let _ = stream.readable().await;
+            Wakeup::Readable
+        };
+        let wake = async {
+            let _ = woken.recv().await;
+            Wakeup::Woken
+        };
+        if let Wakeup::Readable = future::or(readable, wake).await
+            && !read(&node, conn, &stream)
+        {
+            break;
+        }
+    }
+    let _ = stream.get_ref().shutdown(Shutdown::Both);
+    node.closed(conn);
+}
+
+/// Reads what the socket has into the shared buffer and hands it to the
+/// core; `false` once the peer is gone.
+fn read(node: &Node, conn: ConnId, stream: &Async<TcpStream>) -> bool {
+    let mut buffer = node.read_buffer.borrow_mut();
+    match stream.get_ref().read(&mut buffer) {
+        Ok(0) => false,
+        Ok(n) => {
+            node.core
+                .borrow_mut()
+                .handle_read(conn, node.now(), &buffer[..n]);
+            drop(buffer);
+            node.dispatch();
+            true
+        }
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => true,
+        Err(error) if error.kind() == io::ErrorKind::Interrupted => true,
+        Err(_) => false,
+    }
+}
+
+/// Writes everything the core has queued for `conn`, batch by batch, as
+/// fast as the socket takes it.
+async fn flush(
+    node: &Node,
+    conn: ConnId,
+    stream: &Async<TcpStream>,
+    batch: &mut Vec<Bytes>,
+) -> io::Result<()> {
+    loop {
+        let moved = node
+            .core
+            .borrow_mut()
+            .poll_transmit(conn, WRITE_BUDGET, batch);
+        if moved == 0 {
+            return Ok(());
+        }
+        write_frames(stream, batch).await?;
+        batch.clear();
+    }
+}
+
+async fn write_frames(stream: &Async<TcpStream>, frames: &[Bytes]) -> io::Result<()> {
+    let mut frame = 0;
+    let mut offset = 0;
+    while frame < frames.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(&frames[frame][offset..])
+            .chain(frames[frame + 1..].iter().map(|f| &f[..]))
+            .map(IoSlice::new)
+            .collect();
+        let mut written = (&*stream).write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while frame < frames.len() && written >= frames[frame].len() - offset {
+            written -= frames[frame].len() - offset;
+            frame += 1;
+            offset = 0;
+        }
+        offset += written;
+    }
+    Ok(())
+}
+
+async fn timer_loop(node: Rc<Node>) {
+    loop {
+        let next = node.core.borrow().poll_timeout();
+        node.timer_armed.set(next);
+        let woken = async {
+            let _ = node.timer_wake.1.recv().await;
+        };
+        match next {
+            Some(at) => {
+                let when = node.start + at.since_origin();
+                future::or(
+                    async {
+                        Timer::at(when).await;
+                    },
+                    woken,
+                )
+                .await;
+            }
+            None => woken.await,
+        }
+        node.core.borrow_mut().handle_timeout(node.now());
+        node.dispatch();
+    }
+}
+
+async fn command_loop(node: Rc<Node>, commands: Receiver<Command>, draining: Sender<()>) {
+    while let Ok(command) = commands.recv().await {
+        match command {
+            Command::Publish {
+                channel,
+                payload,
+                reply,
+            } => {
+                let result = node
+                    .core
+                    .borrow_mut()
+                    .publish(node.now(), &channel, &payload);
+                node.dispatch();
+                let _ = reply.try_send(result);
+            }
+            Command::Shutdown => {
+                node.core.borrow_mut().shutdown(node.now());
+                node.dispatch();
+                let _ = draining.try_send(());
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The `tether` binary's library: configuration, command line, token
+//! verification, the publish API key check and logging, kept out of
+//! `main.rs` so that each piece is tested on its own.
+
+pub mod secret;
+pub mod settings;
+pub mod units;

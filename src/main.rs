@@ -1,0 +1,3 @@
+//! The `tether` command.
+
+fn main() {}

@@ -2,6 +2,8 @@
 //! verification, the publish API key check and logging, kept out of
 //! `main.rs` so that each piece is tested on its own.
 
+pub mod api_key;
+pub mod auth;
 pub mod secret;
 pub mod settings;
 pub mod units;

@@ -3,7 +3,10 @@
 //! `main.rs` so that each piece is tested on its own.
 
 pub mod api_key;
+pub mod app;
 pub mod auth;
+pub mod cli;
+pub mod logging;
 pub mod secret;
 pub mod settings;
 pub mod units;

@@ -3,14 +3,14 @@
 //! Sources, from weakest to strongest: the defaults (PROTOCOL.md's), the
 //! TOML file named by `--config`, the environment (`TETHER_JWT_SECRET`,
 //! `TETHER_API_KEY`), the command-line flags. The merged result is checked
-//! once ([`validate`](validate::validate)) and the server refuses to start,
-//! naming the key at fault, when a rule is broken.
+//! once ([`Settings::validate`]) and the server refuses to start, naming the
+//! key at fault, when a rule is broken.
 //!
 //! The file is one flat table; every key of `tether.example.toml` and
 //! nothing else. Unknown keys are refused (a typo would otherwise silently
 //! leave the default in force). The keys are read through a table of their
-//! own ([`keys`]) rather than a serde struct so that every message names its
-//! key and the same table shows the effective settings back.
+//! own (module `keys`) rather than a serde struct, so that every message
+//! names its key and the same table shows the effective settings back.
 
 mod error;
 mod keys;
@@ -85,7 +85,8 @@ pub struct Settings {
     /// The Redis backplane to share channels with other nodes; `None` keeps
     /// the hub in process.
     pub redis_url: Option<String>,
-    /// Whether to run the built-in demo alongside the server.
+    /// Whether to run the built-in demo alongside the server. Read, checked
+    /// and shown now; what the demo publishes comes with a later change.
     pub demo: bool,
 }
 

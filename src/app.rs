@@ -1,0 +1,206 @@
+//! What the `tether` command does with its parsed command line: check
+//! everything a command needs before it starts, and say what went wrong
+//! with an exit code that tells a usage error from a failure.
+//!
+//! Exit codes: 0 success; 1 the command failed while running; 2 the
+//! command line, the configuration or the environment is wrong (clap uses
+//! 2 for usage errors too).
+
+use std::fmt;
+use std::process::ExitCode;
+
+use tracing::{info, warn};
+
+use crate::auth::{Authenticator, MissingSecret};
+use crate::cli::{Cli, Command, ConnectArgs, ServeArgs};
+use crate::logging::BadFilter;
+use crate::settings::{Runtime, Settings, SettingsError};
+
+/// Why the command stopped.
+#[derive(Debug)]
+pub enum AppError {
+    /// `RUST_LOG` does not parse.
+    Logging(BadFilter),
+    /// The configuration is refused.
+    Settings(SettingsError),
+    /// `serve` has no way to authenticate anyone.
+    MissingSecret(MissingSecret),
+    /// The command was checked but this build cannot run it yet.
+    NotWired(&'static str),
+}
+
+impl AppError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            AppError::Logging(_) | AppError::Settings(_) | AppError::MissingSecret(_) => {
+                ExitCode::from(2)
+            }
+            AppError::NotWired(_) => ExitCode::FAILURE,
+        }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::Logging(error) => error.fmt(f),
+            AppError::Settings(error) => error.fmt(f),
+            AppError::MissingSecret(error) => error.fmt(f),
+            AppError::NotWired(what) => write!(
+                f,
+                "runtime not wired yet: {what} is not part of this build (the configuration was checked and is valid)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<BadFilter> for AppError {
+    fn from(error: BadFilter) -> Self {
+        AppError::Logging(error)
+    }
+}
+
+impl From<SettingsError> for AppError {
+    fn from(error: SettingsError) -> Self {
+        AppError::Settings(error)
+    }
+}
+
+impl From<MissingSecret> for AppError {
+    fn from(error: MissingSecret) -> Self {
+        AppError::MissingSecret(error)
+    }
+}
+
+/// Everything `serve` starts with, checked.
+#[derive(Debug)]
+pub struct ServePlan {
+    /// The merged, validated settings.
+    pub settings: Settings,
+    /// How tokens are checked.
+    pub authenticator: Authenticator,
+}
+
+/// Runs the command; `env` reads environment variables.
+pub fn run(cli: Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), AppError> {
+    match cli.command {
+        Command::Serve(args) => {
+            let plan = prepare_serve(&args, env)?;
+            if args.check {
+                return Ok(());
+            }
+            Err(AppError::NotWired(match plan.settings.runtime {
+                Runtime::Smol => "the smol runtime",
+                Runtime::Blocking => "the blocking runtime",
+            }))
+        }
+        Command::Connect(args) => {
+            announce_connect(&args);
+            Err(AppError::NotWired("the client"))
+        }
+    }
+}
+
+/// Loads and checks the settings of `serve`, picks the authenticator and
+/// logs what the server will run with: a loud warning in dev mode, then the
+/// effective settings (secrets only as set or not set).
+pub fn prepare_serve(
+    args: &ServeArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ServePlan, AppError> {
+    let settings = Settings::load(args.config.as_deref(), env, args.overrides())?;
+    let authenticator = Authenticator::from_settings(&settings)?;
+    if authenticator.is_dev() {
+        warn!(
+            "DEV MODE: any token is accepted as the user id, so anyone can act as any user. Never run --dev where others can connect."
+        );
+        if settings.jwt_secret.is_some() {
+            warn!("DEV MODE: the configured JWT secret is ignored");
+        }
+    }
+    if settings.api_key.is_none() {
+        info!("no API key is set: POST /api/publish answers 401 to every request");
+    }
+    info!("effective settings:\n{settings}");
+    Ok(ServePlan {
+        settings,
+        authenticator,
+    })
+}
+
+/// Logs what `connect` will do (the token only as `<redacted>`).
+fn announce_connect(args: &ConnectArgs) {
+    let channels: Vec<&str> = args.subscribe.iter().map(|c| c.as_str()).collect();
+    info!(url = %args.url, token = %args.token, channels = ?channels, "connect");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("tether").chain(args.iter().copied())).unwrap()
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn serve_without_a_secret_is_a_usage_error() {
+        let error = run(cli(&["serve"]), &no_env).unwrap_err();
+        assert!(matches!(error, AppError::MissingSecret(_)), "{error}");
+        assert_eq!(error.exit_code(), ExitCode::from(2));
+    }
+
+    #[test]
+    fn serve_with_a_secret_from_the_environment_gets_to_the_runtime() {
+        let env = |name: &str| (name == "TETHER_JWT_SECRET").then(|| "e".repeat(32));
+        let error = run(cli(&["serve", "--runtime", "blocking"]), &env).unwrap_err();
+        assert!(
+            matches!(error, AppError::NotWired("the blocking runtime")),
+            "{error}"
+        );
+        assert_eq!(error.exit_code(), ExitCode::FAILURE);
+    }
+
+    #[test]
+    fn serve_in_dev_mode_needs_no_secret() {
+        let Command::Serve(args) = cli(&["serve", "--dev"]).command else {
+            panic!("not serve");
+        };
+        let plan = prepare_serve(&args, &no_env).unwrap();
+        assert!(plan.authenticator.is_dev());
+        assert!(plan.settings.dev);
+    }
+
+    #[test]
+    fn serve_check_stops_after_the_checks() {
+        assert!(run(cli(&["serve", "--dev", "--check"]), &no_env).is_ok());
+        let error = run(cli(&["serve", "--check"]), &no_env).unwrap_err();
+        assert!(matches!(error, AppError::MissingSecret(_)), "{error}");
+    }
+
+    #[test]
+    fn a_bad_setting_is_a_usage_error() {
+        let error = run(cli(&["serve", "--dev", "--redis", "http://x"]), &no_env).unwrap_err();
+        assert!(matches!(error, AppError::Settings(_)), "{error}");
+        assert!(error.to_string().contains("redis_url"), "{error}");
+        assert_eq!(error.exit_code(), ExitCode::from(2));
+    }
+
+    #[test]
+    fn connect_is_checked_then_not_wired() {
+        let error = run(
+            cli(&["connect", "ws://127.0.0.1:8080/ws", "--token", "t"]),
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(matches!(error, AppError::NotWired("the client")), "{error}");
+    }
+}

@@ -1,0 +1,12 @@
+//! The `tether` binary's library: configuration, command line, token
+//! verification, the publish API key check and logging, kept out of
+//! `main.rs` so that each piece is tested on its own.
+
+pub mod api_key;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod logging;
+pub mod secret;
+pub mod settings;
+pub mod units;

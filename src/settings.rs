@@ -1,0 +1,242 @@
+//! Everything `tether serve` is configured with, and where it comes from.
+//!
+//! Sources, from weakest to strongest: the defaults (PROTOCOL.md's), the
+//! TOML file named by `--config`, the environment (`TETHER_JWT_SECRET`,
+//! `TETHER_API_KEY`), the command-line flags. The merged result is checked
+//! once ([`Settings::validate`]) and the server refuses to start, naming the
+//! key at fault, when a rule is broken.
+//!
+//! The file is one flat table; every key of `tether.example.toml` and
+//! nothing else. Unknown keys are refused (a typo would otherwise silently
+//! leave the default in force). The keys are read through a table of their
+//! own (module `keys`) rather than a serde struct, so that every message
+//! names its key and the same table shows the effective settings back.
+
+mod error;
+mod keys;
+mod kinds;
+mod render;
+mod validate;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use tether_core::config::ServerConfig;
+
+use crate::secret::{Redacted, mask_url_password};
+
+pub use error::SettingsError;
+pub use validate::{
+    MAX_HTTP_HEAD, MAX_PAYLOAD_LIMIT, MIN_API_KEY_CHARS, MIN_HTTP_HEAD, MIN_JWT_SECRET_BYTES,
+};
+
+/// The environment variable read for the JWT secret.
+pub const JWT_SECRET_ENV: &str = "TETHER_JWT_SECRET";
+
+/// The environment variable read for the HTTP publish API key.
+pub const API_KEY_ENV: &str = "TETHER_API_KEY";
+
+/// The address `serve` listens on by default: loopback only, so a server
+/// started to try things out is not reachable from the network.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+
+/// Which adapter drives the core.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Runtime {
+    /// The async adapter on smol: one task per connection.
+    #[default]
+    Smol,
+    /// The adapter on blocking threads.
+    Blocking,
+}
+
+impl Runtime {
+    /// The name used in the file and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Smol => "smol",
+            Runtime::Blocking => "blocking",
+        }
+    }
+}
+
+/// The complete configuration of `tether serve`.
+///
+/// Its `Debug` and `Display` never show a secret: the JWT secret and API key
+/// are [`Redacted`], and a password inside `redis_url` is masked.
+#[derive(Clone, PartialEq)]
+pub struct Settings {
+    /// The protocol settings handed to the core.
+    pub server: ServerConfig,
+    /// Address and port of the one listening socket (HTTP and WebSocket).
+    pub listen: SocketAddr,
+    /// HS256 secret that signs the clients' JWTs; `None` only in dev mode.
+    pub jwt_secret: Option<Redacted<String>>,
+    /// Key that `POST /api/publish` requires; `None` refuses every call.
+    pub api_key: Option<Redacted<String>>,
+    /// The adapter that drives the core.
+    pub runtime: Runtime,
+    /// Dev mode: any token is accepted as the user id. For trying things
+    /// out only; announced loudly at start-up.
+    pub dev: bool,
+    /// The Redis backplane to share channels with other nodes; `None` keeps
+    /// the hub in process.
+    pub redis_url: Option<String>,
+    /// Whether to run the built-in demo alongside the server. Read, checked
+    /// and shown now; what the demo publishes comes with a later change.
+    pub demo: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerConfig::default(),
+            listen: DEFAULT_LISTEN,
+            jwt_secret: None,
+            api_key: None,
+            runtime: Runtime::default(),
+            dev: false,
+            redis_url: None,
+            demo: false,
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Settings {
+            server,
+            listen,
+            jwt_secret,
+            api_key,
+            runtime,
+            dev,
+            redis_url,
+            demo,
+        } = self;
+        f.debug_struct("Settings")
+            .field("server", server)
+            .field("listen", listen)
+            .field("jwt_secret", jwt_secret)
+            .field("api_key", api_key)
+            .field("runtime", runtime)
+            .field("dev", dev)
+            .field("redis_url", &redis_url.as_deref().map(mask_url_password))
+            .field("demo", demo)
+            .finish()
+    }
+}
+
+/// What the command line says, which beats the file and the environment.
+/// `None` (or `false`) leaves the value from the weaker sources.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--jwt-secret`.
+    pub jwt_secret: Option<Redacted<String>>,
+    /// `--api-key`.
+    pub api_key: Option<Redacted<String>>,
+    /// `--runtime`.
+    pub runtime: Option<Runtime>,
+    /// `--dev`; a flag can turn dev mode on, never off.
+    pub dev: bool,
+    /// `--redis`.
+    pub redis_url: Option<String>,
+}
+
+impl Settings {
+    /// Merges the defaults, the file at `config` (when given), the
+    /// environment read through `env`, and `overrides`, then validates.
+    ///
+    /// `env` is a parameter so that tests need not touch the process
+    /// environment; the binary passes `|name| std::env::var(name).ok()`.
+    /// An environment variable set to the empty string counts as unset.
+    pub fn load(
+        config: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        overrides: Overrides,
+    ) -> Result<Settings, SettingsError> {
+        let mut settings = match config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        settings.apply_environment(env);
+        settings.apply_overrides(overrides);
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Reads a config file on top of the defaults, without validating the
+    /// result (other sources may still change it).
+    pub fn from_file(path: &Path) -> Result<Settings, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Settings::from_toml_str(&text).map_err(|source| SettingsError::InFile {
+            path: PathBuf::from(path),
+            source: Box::new(source),
+        })
+    }
+
+    /// Reads config text on top of the defaults, without validating the
+    /// result. Every key must be known and every value of its kind.
+    pub fn from_toml_str(text: &str) -> Result<Settings, SettingsError> {
+        let table: toml::Table =
+            text.parse()
+                .map_err(|error: toml::de::Error| SettingsError::Syntax {
+                    message: error.to_string(),
+                })?;
+        let mut settings = Settings::default();
+        for (name, value) in &table {
+            let key = keys::find(name).ok_or_else(|| SettingsError::UnknownKey {
+                key: name.clone(),
+                suggestion: keys::suggest(name),
+            })?;
+            (key.read)(&mut settings, value).map_err(|message| SettingsError::BadValue {
+                key: key.name,
+                message,
+            })?;
+        }
+        Ok(settings)
+    }
+
+    /// Checks the rules that a complete configuration must obey.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        validate::validate(self)
+    }
+
+    fn apply_environment(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        let read = |name| env(name).filter(|value: &String| !value.is_empty());
+        if let Some(secret) = read(JWT_SECRET_ENV) {
+            self.jwt_secret = Some(Redacted::new(secret));
+        }
+        if let Some(key) = read(API_KEY_ENV) {
+            self.api_key = Some(Redacted::new(key));
+        }
+    }
+
+    fn apply_overrides(&mut self, overrides: Overrides) {
+        let Overrides {
+            listen,
+            jwt_secret,
+            api_key,
+            runtime,
+            dev,
+            redis_url,
+        } = overrides;
+        self.listen = listen.unwrap_or(self.listen);
+        self.jwt_secret = jwt_secret.or(self.jwt_secret.take());
+        self.api_key = api_key.or(self.api_key.take());
+        self.runtime = runtime.unwrap_or(self.runtime);
+        self.dev |= dev;
+        self.redis_url = redis_url.or(self.redis_url.take());
+    }
+}
+
+#[cfg(test)]
+mod tests;

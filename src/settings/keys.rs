@@ -1,0 +1,142 @@
+//! The table of config keys: every setting's name, kind and place.
+//!
+//! One table drives reading the file, refusing unknown keys and showing the
+//! effective settings, so a key cannot be readable but invisible, or the
+//! other way round.
+
+use toml::Value;
+
+use super::Settings;
+use super::kinds::{
+    AddrKind, CountKind, DurationKind, FlagKind, Kind, RuntimeKind, SecretKind, Shown, SizeKind,
+    StringsKind, UrlKind,
+};
+
+/// One config key.
+pub(crate) struct Key {
+    /// The key as written in the file (and in PROTOCOL.md).
+    pub name: &'static str,
+    /// Reads the key's value into the settings.
+    pub read: fn(&mut Settings, &Value) -> Result<(), String>,
+    /// Shows the key's current value.
+    pub show: fn(&Settings) -> Shown,
+}
+
+/// Builds a [`Key`] from its name, kind and field path in [`Settings`].
+macro_rules! key {
+    ($name:literal, $kind:ty, $($field:ident).+) => {
+        Key {
+            name: $name,
+            read: |settings, value| {
+                settings.$($field).+ = <$kind>::read(value)?;
+                Ok(())
+            },
+            show: |settings| <$kind>::show(&settings.$($field).+),
+        }
+    };
+}
+
+/// Every key, in the order the effective settings are shown.
+pub(crate) const KEYS: &[Key] = &[
+    key!("listen", AddrKind, listen),
+    key!("runtime", RuntimeKind, runtime),
+    key!("dev", FlagKind, dev),
+    key!("demo", FlagKind, demo),
+    key!("jwt_secret", SecretKind, jwt_secret),
+    key!("api_key", SecretKind, api_key),
+    key!("redis_url", UrlKind, redis_url),
+    key!(
+        "heartbeat_interval",
+        DurationKind,
+        server.heartbeat_interval
+    ),
+    key!("auth_timeout", DurationKind, server.auth_timeout),
+    key!("handshake_timeout", DurationKind, server.handshake_timeout),
+    key!("close_timeout", DurationKind, server.close_timeout),
+    key!("shutdown_timeout", DurationKind, server.shutdown_timeout),
+    key!("max_payload", SizeKind, server.max_payload),
+    key!("max_http_head", SizeKind, server.max_http_head),
+    key!("high_water", SizeKind, server.high_water),
+    key!("hard_limit", SizeKind, server.hard_limit),
+    key!("slow_timeout", DurationKind, server.slow_timeout),
+    key!("latest_only", StringsKind, server.latest_only),
+    key!("history_size", CountKind<usize>, server.history_size),
+    key!("history_ttl", DurationKind, server.history_ttl),
+    key!(
+        "idempotency_window",
+        DurationKind,
+        server.idempotency_window
+    ),
+    key!("rate_limit", CountKind<u32>, server.rate_limit),
+    key!("rate_burst", CountKind<u32>, server.rate_burst),
+    key!(
+        "max_subscriptions",
+        CountKind<usize>,
+        server.max_subscriptions
+    ),
+    key!("max_connections", CountKind<usize>, server.max_connections),
+    key!(
+        "max_pending_before_auth",
+        CountKind<usize>,
+        server.max_pending_before_auth
+    ),
+    key!("allowed_origins", StringsKind, server.allowed_origins),
+    key!("presence_ttl", DurationKind, server.presence_ttl),
+];
+
+/// The key called `name`.
+pub(crate) fn find(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|key| key.name == name)
+}
+
+/// The known key closest to a mistyped `name`, when one is within two
+/// edits of it.
+pub(crate) fn suggest(name: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|key| (edit_distance(name, key.name), key.name))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance over bytes, enough for ASCII key names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_listed_once() {
+        let mut names: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KEYS.len());
+    }
+
+    #[test]
+    fn typos_get_a_suggestion_and_nonsense_does_not() {
+        assert_eq!(suggest("heartbeat_intervall"), Some("heartbeat_interval"));
+        assert_eq!(suggest("max_payloda"), Some("max_payload"));
+        assert_eq!(suggest("colour"), None);
+    }
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+}

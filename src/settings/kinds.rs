@@ -1,0 +1,285 @@
+//! The kinds of value a config key can hold: how each is read from TOML
+//! (with a message that says what was expected) and how it is shown back.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::ValueEnum;
+use toml::Value;
+
+use super::Runtime;
+use crate::secret::{Redacted, mask_url_password};
+use crate::units::{format_duration, format_size, parse_duration, parse_size};
+
+/// How a setting's current value is shown in the effective settings.
+pub(crate) enum Shown {
+    /// A value, written as TOML.
+    Value(Value),
+    /// A secret: only whether it is set is shown.
+    Secret {
+        /// Whether a value is present.
+        set: bool,
+    },
+    /// An optional setting that is not set.
+    Unset,
+}
+
+/// A kind of config value.
+pub(crate) trait Kind {
+    /// The Rust type the value is stored as.
+    type Target;
+
+    /// Reads a TOML value; the error says what was expected and what came.
+    fn read(value: &Value) -> Result<Self::Target, String>;
+
+    /// Shows a stored value.
+    fn show(target: &Self::Target) -> Shown;
+}
+
+/// A duration string such as `"30s"` (see [`crate::units`]).
+pub(crate) struct DurationKind;
+
+impl Kind for DurationKind {
+    type Target = Duration;
+
+    fn read(value: &Value) -> Result<Duration, String> {
+        value
+            .as_str()
+            .and_then(parse_duration)
+            .ok_or_else(|| expected("a duration like \"30s\" (units ms, s, m, h)", value))
+    }
+
+    fn show(target: &Duration) -> Shown {
+        Shown::Value(Value::String(format_duration(*target)))
+    }
+}
+
+/// A byte size: an integer of bytes or a string such as `"64KiB"`.
+pub(crate) struct SizeKind;
+
+impl Kind for SizeKind {
+    type Target = usize;
+
+    fn read(value: &Value) -> Result<usize, String> {
+        let bytes = match value {
+            Value::Integer(n) => usize::try_from(*n).ok(),
+            Value::String(text) => parse_size(text),
+            _ => None,
+        };
+        bytes.ok_or_else(|| {
+            expected(
+                "a size in bytes like 65536 or a string like \"64KiB\" (units B, KiB, MiB, GiB)",
+                value,
+            )
+        })
+    }
+
+    fn show(target: &usize) -> Shown {
+        Shown::Value(Value::String(format_size(*target)))
+    }
+}
+
+/// A whole number of things (connections, messages per second, ...).
+pub(crate) struct CountKind<T>(PhantomData<T>);
+
+impl<T> Kind for CountKind<T>
+where
+    T: TryFrom<i64> + Copy,
+    i64: TryFrom<T>,
+{
+    type Target = T;
+
+    fn read(value: &Value) -> Result<T, String> {
+        value
+            .as_integer()
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| expected("a whole number, not negative", value))
+    }
+
+    /// Shows the number; one beyond TOML's largest integer (only possible
+    /// for a config built in code) is shown as that largest integer.
+    fn show(target: &T) -> Shown {
+        Shown::Value(Value::Integer(i64::try_from(*target).unwrap_or(i64::MAX)))
+    }
+}
+
+/// `true` or `false`.
+pub(crate) struct FlagKind;
+
+impl Kind for FlagKind {
+    type Target = bool;
+
+    fn read(value: &Value) -> Result<bool, String> {
+        value
+            .as_bool()
+            .ok_or_else(|| expected("true or false", value))
+    }
+
+    fn show(target: &bool) -> Shown {
+        Shown::Value(Value::Boolean(*target))
+    }
+}
+
+/// An IP address and port such as `"127.0.0.1:8080"`.
+pub(crate) struct AddrKind;
+
+impl Kind for AddrKind {
+    type Target = SocketAddr;
+
+    fn read(value: &Value) -> Result<SocketAddr, String> {
+        value
+            .as_str()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| {
+                expected(
+                    "an IP address and port like \"127.0.0.1:8080\" or \"[::1]:8080\"",
+                    value,
+                )
+            })
+    }
+
+    fn show(target: &SocketAddr) -> Shown {
+        Shown::Value(Value::String(target.to_string()))
+    }
+}
+
+/// The runtime name: `"smol"` or `"blocking"`.
+pub(crate) struct RuntimeKind;
+
+impl Kind for RuntimeKind {
+    type Target = Runtime;
+
+    fn read(value: &Value) -> Result<Runtime, String> {
+        value
+            .as_str()
+            .and_then(|text| Runtime::from_str(text, false).ok())
+            .ok_or_else(|| expected("\"smol\" or \"blocking\"", value))
+    }
+
+    fn show(target: &Runtime) -> Shown {
+        Shown::Value(Value::String(target.name().to_owned()))
+    }
+}
+
+/// A list of strings.
+pub(crate) struct StringsKind;
+
+impl Kind for StringsKind {
+    type Target = Vec<String>;
+
+    fn read(value: &Value) -> Result<Vec<String>, String> {
+        let strings = value.as_array().and_then(|items| {
+            items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect::<Option<Vec<String>>>()
+        });
+        strings.ok_or_else(|| expected("a list of strings like [\"a\", \"b\"]", value))
+    }
+
+    fn show(target: &Vec<String>) -> Shown {
+        Shown::Value(Value::Array(
+            target.iter().cloned().map(Value::String).collect(),
+        ))
+    }
+}
+
+/// A secret string; shown only as set or not set.
+pub(crate) struct SecretKind;
+
+impl Kind for SecretKind {
+    type Target = Option<Redacted<String>>;
+
+    fn read(value: &Value) -> Result<Option<Redacted<String>>, String> {
+        match value {
+            Value::String(text) => Ok(Some(Redacted::new(text.clone()))),
+            other => Err(format!("expected a string, got a {}", other.type_str())),
+        }
+    }
+
+    fn show(target: &Option<Redacted<String>>) -> Shown {
+        Shown::Secret {
+            set: target.is_some(),
+        }
+    }
+}
+
+/// An optional URL, shown with any password in it redacted.
+pub(crate) struct UrlKind;
+
+impl Kind for UrlKind {
+    type Target = Option<String>;
+
+    fn read(value: &Value) -> Result<Option<String>, String> {
+        value
+            .as_str()
+            .map(|text| Some(text.to_owned()))
+            .ok_or_else(|| expected("a URL string like \"redis://127.0.0.1:6379\"", value))
+    }
+
+    fn show(target: &Option<String>) -> Shown {
+        match target {
+            Some(url) => Shown::Value(Value::String(mask_url_password(url))),
+            None => Shown::Unset,
+        }
+    }
+}
+
+/// The message for a value of the wrong form; a secret never reaches here
+/// with its value (see [`SecretKind`]).
+fn expected(what: &str, got: &Value) -> String {
+    format!("expected {what}, got {got}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toml_value(text: &str) -> Value {
+        text.parse::<toml::Table>().expect("test TOML")["v"].clone()
+    }
+
+    #[test]
+    fn a_bad_value_names_what_was_expected_and_what_came() {
+        let error = DurationKind::read(&toml_value("v = \"30\"")).unwrap_err();
+        assert_eq!(
+            error,
+            "expected a duration like \"30s\" (units ms, s, m, h), got \"30\""
+        );
+        let error = DurationKind::read(&toml_value("v = 30")).unwrap_err();
+        assert!(error.ends_with("got 30"), "{error}");
+    }
+
+    #[test]
+    fn sizes_accept_integers_and_unit_strings() {
+        assert_eq!(SizeKind::read(&toml_value("v = 65536")), Ok(65_536));
+        assert_eq!(SizeKind::read(&toml_value("v = \"64KiB\"")), Ok(65_536));
+        assert!(SizeKind::read(&toml_value("v = -1")).is_err());
+        assert!(SizeKind::read(&toml_value("v = \"64KB\"")).is_err());
+    }
+
+    #[test]
+    fn counts_refuse_negatives_and_overflow() {
+        assert_eq!(CountKind::<u32>::read(&toml_value("v = 7")), Ok(7));
+        assert!(CountKind::<u32>::read(&toml_value("v = -1")).is_err());
+        assert!(CountKind::<u32>::read(&toml_value("v = 4294967296")).is_err());
+        assert!(CountKind::<usize>::read(&toml_value("v = 1.5")).is_err());
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_echoed() {
+        let error = SecretKind::read(&toml_value("v = 12345678")).unwrap_err();
+        assert!(!error.contains("12345678"), "{error}");
+    }
+
+    #[test]
+    fn lists_must_hold_only_strings() {
+        assert_eq!(
+            StringsKind::read(&toml_value("v = [\"a\", \"b\"]")),
+            Ok(vec!["a".to_owned(), "b".to_owned()])
+        );
+        assert!(StringsKind::read(&toml_value("v = [\"a\", 1]")).is_err());
+        assert!(StringsKind::read(&toml_value("v = \"a\"")).is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! The effective settings as TOML text, for the start-up log.
+//!
+//! The output is itself a valid config file: every key with its value,
+//! secrets only as a comment saying whether they are set. Copying it into a
+//! file and adding the secrets back reproduces the running configuration.
+
+use std::fmt;
+
+use super::Settings;
+use super::keys::KEYS;
+use super::kinds::Shown;
+
+impl fmt::Display for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for key in KEYS {
+            match (key.show)(self) {
+                Shown::Value(value) => writeln!(f, "{} = {value}", key.name)?,
+                Shown::Secret { set: true } => writeln!(f, "# {} is set (not shown)", key.name)?,
+                Shown::Secret { set: false } | Shown::Unset => {
+                    writeln!(f, "# {} is not set", key.name)?
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! Tests of loading: the file, the environment and the flags together.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tether_core::config::ServerConfig;
+
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn error_of(text: &str) -> String {
+    Settings::from_toml_str(text).unwrap_err().to_string()
+}
+
+#[test]
+fn the_example_file_holds_exactly_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tether.example.toml");
+    let text = std::fs::read_to_string(&path).expect("tether.example.toml at the repository root");
+    assert_eq!(Settings::from_toml_str(&text).unwrap(), Settings::default());
+    for key in keys::KEYS {
+        let mentioned = text.lines().any(|line| {
+            line.trim_start_matches(['#', ' '])
+                .starts_with(&format!("{} =", key.name))
+        });
+        assert!(
+            mentioned,
+            "tether.example.toml does not mention {}",
+            key.name
+        );
+    }
+}
+
+#[test]
+fn an_empty_file_gives_the_defaults() {
+    assert_eq!(Settings::from_toml_str("").unwrap(), Settings::default());
+}
+
+#[test]
+fn values_are_read_in_their_units() {
+    let settings = Settings::from_toml_str(
+        r#"
+        listen = "0.0.0.0:9000"
+        runtime = "blocking"
+        heartbeat_interval = "250ms"
+        history_ttl = "2m"
+        max_payload = "1MiB"
+        high_water = 1000
+        latest_only = ["ticker:*"]
+        rate_burst = 5
+        "#,
+    )
+    .unwrap();
+    assert_eq!(settings.listen, "0.0.0.0:9000".parse().unwrap());
+    assert_eq!(settings.runtime, Runtime::Blocking);
+    assert_eq!(
+        settings.server.heartbeat_interval,
+        Duration::from_millis(250)
+    );
+    assert_eq!(settings.server.history_ttl, Duration::from_secs(120));
+    assert_eq!(settings.server.max_payload, 1 << 20);
+    assert_eq!(settings.server.high_water, 1000);
+    assert_eq!(settings.server.latest_only, vec!["ticker:*".to_owned()]);
+    assert_eq!(settings.server.rate_burst, 5);
+}
+
+#[test]
+fn a_bad_value_names_its_key() {
+    assert_eq!(
+        error_of("heartbeat_interval = \"30\""),
+        "config key \"heartbeat_interval\": expected a duration like \"30s\" (units ms, s, m, h), got \"30\""
+    );
+    assert!(error_of("auth_timeout = \"-1s\"").starts_with("config key \"auth_timeout\""));
+    assert!(error_of("max_payload = \"64KB\"").starts_with("config key \"max_payload\""));
+    assert!(error_of("runtime = \"tokio\"").starts_with("config key \"runtime\""));
+    assert!(error_of("dev = \"yes\"").starts_with("config key \"dev\""));
+}
+
+#[test]
+fn unknown_keys_are_refused_with_a_suggestion() {
+    assert_eq!(
+        error_of("heartbeat_intervall = \"30s\""),
+        "unknown config key \"heartbeat_intervall\" (did you mean \"heartbeat_interval\"?)"
+    );
+    assert_eq!(
+        error_of("[server]\nport = 1"),
+        "unknown config key \"server\""
+    );
+}
+
+#[test]
+fn broken_toml_is_refused() {
+    assert!(error_of("listen = ").starts_with("invalid TOML"));
+}
+
+#[test]
+fn errors_from_a_file_name_the_file() {
+    let dir = std::env::temp_dir().join(format!("tether-settings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "rate_burst = -1\n").unwrap();
+    let error = Settings::load(Some(&path), &no_env, Overrides::default()).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let message = error.to_string();
+    assert!(
+        message.contains("bad.toml: config key \"rate_burst\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_missing_file_is_an_error() {
+    let error = Settings::load(
+        Some(Path::new("does-not-exist.toml")),
+        &no_env,
+        Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, SettingsError::Read { .. }), "{error}");
+}
+
+#[test]
+fn cross_field_rules_run_on_load() {
+    let dir = std::env::temp_dir().join(format!("tether-settings-x-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("limits.toml");
+    std::fs::write(&path, "high_water = \"4MiB\"\nhard_limit = \"4MiB\"\n").unwrap();
+    let error = Settings::load(Some(&path), &no_env, Overrides::default()).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        error.to_string().starts_with("setting \"high_water\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_environment_beats_the_defaults_and_flags_beat_the_environment() {
+    let env: HashMap<&str, String> = [
+        (JWT_SECRET_ENV, "e".repeat(32)),
+        (API_KEY_ENV, "k".repeat(16)),
+    ]
+    .into();
+    let lookup = |name: &str| env.get(name).cloned();
+
+    let from_env = Settings::load(None, &lookup, Overrides::default()).unwrap();
+    assert_eq!(from_env.jwt_secret.unwrap().expose(), &"e".repeat(32));
+    assert_eq!(from_env.api_key.unwrap().expose(), &"k".repeat(16));
+
+    let flags = Overrides {
+        jwt_secret: Some(Redacted::new("f".repeat(32))),
+        listen: Some("127.0.0.1:1".parse().unwrap()),
+        runtime: Some(Runtime::Blocking),
+        dev: true,
+        redis_url: Some("redis://127.0.0.1:6379".into()),
+        ..Overrides::default()
+    };
+    let from_flags = Settings::load(None, &lookup, flags).unwrap();
+    assert_eq!(from_flags.jwt_secret.unwrap().expose(), &"f".repeat(32));
+    assert_eq!(from_flags.api_key.unwrap().expose(), &"k".repeat(16));
+    assert_eq!(from_flags.listen, "127.0.0.1:1".parse().unwrap());
+    assert_eq!(from_flags.runtime, Runtime::Blocking);
+    assert!(from_flags.dev);
+    assert_eq!(
+        from_flags.redis_url.as_deref(),
+        Some("redis://127.0.0.1:6379")
+    );
+}
+
+#[test]
+fn an_empty_environment_variable_counts_as_unset() {
+    let lookup = |_: &str| Some(String::new());
+    let settings = Settings::load(None, &lookup, Overrides::default()).unwrap();
+    assert_eq!(settings.jwt_secret, None);
+    assert_eq!(settings.api_key, None);
+}
+
+/// Every field set away from its default. The struct literal is exhaustive
+/// on purpose: a new `ServerConfig` field stops this test from compiling
+/// until the field has a config key.
+fn everything_changed() -> Settings {
+    Settings {
+        server: ServerConfig {
+            handshake_timeout: Duration::from_secs(11),
+            close_timeout: Duration::from_millis(1500),
+            auth_timeout: Duration::from_secs(12),
+            heartbeat_interval: Duration::from_secs(60),
+            max_payload: 1000,
+            high_water: 2000,
+            hard_limit: 3 << 20,
+            slow_timeout: Duration::from_secs(3),
+            history_size: 7,
+            history_ttl: Duration::from_secs(3600),
+            rate_limit: 9,
+            rate_burst: 10,
+            max_subscriptions: 11,
+            allowed_origins: vec!["https://a.example".into()],
+            latest_only: vec!["ticker:*".into(), "scores".into()],
+            shutdown_timeout: Duration::from_secs(13),
+            max_connections: 14,
+            max_pending_before_auth: 15,
+            max_http_head: 16 * 1024,
+            idempotency_window: Duration::from_secs(17),
+            presence_ttl: Duration::from_secs(18),
+        },
+        listen: "[::1]:9000".parse().unwrap(),
+        jwt_secret: None,
+        api_key: None,
+        runtime: Runtime::Blocking,
+        dev: true,
+        redis_url: Some("redis://127.0.0.1:6379/0".into()),
+        demo: true,
+    }
+}
+
+#[test]
+fn the_effective_settings_read_back_as_a_config_file() {
+    let settings = everything_changed();
+    assert_eq!(settings.validate().map_err(|e| e.to_string()), Ok(()));
+    let text = settings.to_string();
+    assert_eq!(Settings::from_toml_str(&text).unwrap(), settings);
+}
+
+#[test]
+fn the_effective_settings_never_show_secrets() {
+    let settings = Settings {
+        jwt_secret: Some(Redacted::new("jwt-secret-that-must-not-leak-000".into())),
+        api_key: Some(Redacted::new("api-key-that-must-not-leak".into())),
+        redis_url: Some("redis://app:redis-password@db:6379".into()),
+        ..Settings::default()
+    };
+    let shown = format!("{settings}\n{settings:?}");
+    for secret in ["jwt-secret-that", "api-key-that", "redis-password"] {
+        assert!(!shown.contains(secret), "{secret} leaked:\n{shown}");
+    }
+    assert!(shown.contains("# jwt_secret is set (not shown)"), "{shown}");
+}

@@ -1,0 +1,102 @@
+//! The `tether` executable as a user meets it: exit codes, messages, and
+//! no secret in anything it prints.
+
+use std::process::{Command, Output};
+
+const SECRET: &str = "jwt-secret-never-printed-0123456789";
+const API_KEY: &str = "api-key-never-printed-42";
+
+fn tether(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
+    command
+        .args(args)
+        .env_remove("TETHER_JWT_SECRET")
+        .env_remove("TETHER_API_KEY")
+        .env_remove("RUST_LOG");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("the tether binary runs")
+}
+
+fn printed(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn serve_without_a_secret_refuses_to_start_naming_both_ways() {
+    let output = tether(&["serve"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = printed(&output);
+    assert!(
+        text.contains("--jwt-secret") && text.contains("TETHER_JWT_SECRET"),
+        "{text}"
+    );
+}
+
+#[test]
+fn dev_mode_warns_loudly_and_shows_the_settings() {
+    let output = tether(&["serve", "--dev", "--check"], &[]);
+    let text = printed(&output);
+    assert!(text.contains("DEV MODE"), "{text}");
+    assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn secrets_from_flags_and_environment_are_never_printed() {
+    for (args, env) in [
+        (
+            vec![
+                "serve",
+                "--check",
+                "--jwt-secret",
+                SECRET,
+                "--api-key",
+                API_KEY,
+            ],
+            vec![("RUST_LOG", "trace")],
+        ),
+        (
+            vec!["serve", "--check"],
+            vec![
+                ("TETHER_JWT_SECRET", SECRET),
+                ("TETHER_API_KEY", API_KEY),
+                ("RUST_LOG", "trace"),
+            ],
+        ),
+    ] {
+        let output = tether(&args, &env);
+        let text = printed(&output);
+        assert_eq!(output.status.code(), Some(0), "{text}");
+        assert!(text.contains("jwt_secret is set"), "{text}");
+        assert!(!text.contains(SECRET) && !text.contains(API_KEY), "{text}");
+    }
+}
+
+#[test]
+fn a_bad_config_file_stops_start_up_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("tether-binary-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "rate_burst = 0\n").unwrap();
+    let output = tether(&["serve", "--dev", "--config", path.to_str().unwrap()], &[]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = printed(&output);
+    assert!(
+        text.contains("\"rate_burst\": must be at least 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_example_config_passes_the_check() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/tether.example.toml");
+    let output = tether(&["serve", "--dev", "--check", "--config", example], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", printed(&output));
+}

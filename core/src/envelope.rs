@@ -401,7 +401,7 @@ impl<'de> Deserialize<'de> for ServerMessage {
 
 /// The body of `POST /api/publish`: `{"channel":C,"payload":P}`.
 #[derive(Debug)]
-pub struct ApiPublish {
+pub struct ApiPublishBody {
     /// The channel to publish to.
     pub channel: Channel,
     /// The payload, kept raw.
@@ -547,12 +547,12 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, EnvelopeError> 
 }
 
 /// Parses the body of `POST /api/publish`. Never panics.
-pub fn parse_api_publish(text: &str) -> Result<ApiPublish, EnvelopeError> {
+pub fn parse_api_publish(text: &str) -> Result<ApiPublishBody, EnvelopeError> {
     let fields = Typed {
         fields: Fields::parse(text)?,
         id: None,
     };
-    Ok(ApiPublish {
+    Ok(ApiPublishBody {
         channel: fields.channel()?,
         payload: fields.payload()?,
     })

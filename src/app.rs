@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::auth::{Authenticator, MissingSecret};
 use crate::cli::{Cli, Command, ConnectArgs, ServeArgs};
 use crate::logging::BadFilter;
-use crate::settings::{Runtime, Settings, SettingsError};
+use crate::settings::{Settings, SettingsError};
 
 /// Why the command stopped.
 #[derive(Debug)]
@@ -27,6 +27,8 @@ pub enum AppError {
     MissingSecret(MissingSecret),
     /// The command was checked but this build cannot run it yet.
     NotWired(&'static str),
+    /// The network failed (e.g. the listen address is taken).
+    Io(std::io::Error),
 }
 
 impl AppError {
@@ -36,7 +38,7 @@ impl AppError {
             AppError::Logging(_) | AppError::Settings(_) | AppError::MissingSecret(_) => {
                 ExitCode::from(2)
             }
-            AppError::NotWired(_) => ExitCode::FAILURE,
+            AppError::NotWired(_) | AppError::Io(_) => ExitCode::FAILURE,
         }
     }
 }
@@ -47,6 +49,7 @@ impl fmt::Display for AppError {
             AppError::Logging(error) => error.fmt(f),
             AppError::Settings(error) => error.fmt(f),
             AppError::MissingSecret(error) => error.fmt(f),
+            AppError::Io(error) => error.fmt(f),
             AppError::NotWired(what) => write!(
                 f,
                 "runtime not wired yet: {what} is not part of this build (the configuration was checked and is valid)"
@@ -92,10 +95,7 @@ pub fn run(cli: Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), AppErro
             if args.check {
                 return Ok(());
             }
-            Err(AppError::NotWired(match plan.settings.runtime {
-                Runtime::Smol => "the smol runtime",
-                Runtime::Blocking => "the blocking runtime",
-            }))
+            crate::serve::serve(plan)
         }
         Command::Connect(args) => {
             announce_connect(&args);
@@ -159,14 +159,14 @@ mod tests {
     }
 
     #[test]
-    fn serve_with_a_secret_from_the_environment_gets_to_the_runtime() {
+    fn serve_with_a_secret_from_the_environment_checks_jwts() {
         let env = |name: &str| (name == "TETHER_JWT_SECRET").then(|| "e".repeat(32));
-        let error = run(cli(&["serve", "--runtime", "blocking"]), &env).unwrap_err();
-        assert!(
-            matches!(error, AppError::NotWired("the blocking runtime")),
-            "{error}"
-        );
-        assert_eq!(error.exit_code(), ExitCode::FAILURE);
+        let Command::Serve(args) = cli(&["serve", "--runtime", "blocking"]).command else {
+            panic!("not serve");
+        };
+        let plan = prepare_serve(&args, &env).unwrap();
+        assert!(!plan.authenticator.is_dev());
+        assert_eq!(plan.settings.runtime, crate::settings::Runtime::Blocking);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Turning a client's token into a user id, for the core's auth gate.
 //!
-//! The core asks for a verdict on the token of an `auth` message; the driver
-//! calls [`Authenticator::authenticate`] with the wall clock as an input
-//! (`now_unix`, seconds since the Unix epoch), logs the [`AuthError`] of a
-//! refusal (which never contains the token), and hands the core
-//! [`Identity::accept`] or [`AuthVerdict::Reject`].
+//! The core asks for a verdict on the token of an `auth` message; the
+//! runtime asks a [`NodeAuthorizer`], which reads the wall clock (the core
+//! never does), calls [`Authenticator::authenticate`] with it as `now_unix`
+//! (seconds since the Unix epoch) and logs the [`AuthError`] of a refusal,
+//! which never contains the token.
 //!
 //! A user id, from a JWT's `sub` or a dev token, is 1 to
 //! [`MAX_USER_ID_CHARS`] characters with no control character and no
@@ -17,8 +17,12 @@ mod jwt;
 
 use std::fmt;
 
-use tether_core::connection::AuthVerdict;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use tether_core::auth::Authorizer;
+
+use crate::api_key::check_api_key;
+use crate::secret::Redacted;
 use crate::settings::{JWT_SECRET_ENV, Settings};
 
 pub use jwt::JwtVerifier;
@@ -44,14 +48,43 @@ pub struct Identity {
     pub user: String,
 }
 
-impl Identity {
-    /// The verdict that admits this user on a connection whose session id
-    /// is `session`.
-    pub fn accept(self, session: String) -> AuthVerdict {
-        AuthVerdict::Accept {
-            user: self.user,
-            session,
+/// Decides tokens and API keys for a running node: the binary's
+/// implementation of the core's auth seam.
+#[derive(Debug)]
+pub struct NodeAuthorizer {
+    authenticator: Authenticator,
+    api_key: Option<Redacted<String>>,
+}
+
+impl NodeAuthorizer {
+    /// Checks tokens with `authenticator` and API requests against
+    /// `api_key` (none: every API request is refused).
+    pub fn new(authenticator: Authenticator, api_key: Option<Redacted<String>>) -> Self {
+        NodeAuthorizer {
+            authenticator,
+            api_key,
         }
+    }
+}
+
+impl Authorizer for NodeAuthorizer {
+    fn authenticate(&self, token: &str) -> Option<String> {
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        match self.authenticator.authenticate(token, now_unix) {
+            Ok(identity) => Some(identity.user),
+            Err(error) => {
+                tracing::info!(%error, "token refused");
+                None
+            }
+        }
+    }
+
+    fn authorize_api(&self, authorization: Option<&str>) -> bool {
+        self.api_key
+            .as_ref()
+            .is_some_and(|key| check_api_key(authorization, key))
     }
 }
 
@@ -164,20 +197,24 @@ pub fn check_user_id(user: &str) -> Result<(), AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Redacted;
 
     #[test]
     fn dev_mode_takes_the_token_as_the_user_id() {
         let identity = Authenticator::Dev.authenticate("alice", 0).unwrap();
         assert_eq!(identity.user, "alice");
-        let verdict = identity.accept("s1".into());
-        assert_eq!(
-            verdict,
-            AuthVerdict::Accept {
-                user: "alice".into(),
-                session: "s1".into()
-            }
-        );
+    }
+
+    #[test]
+    fn the_node_authorizer_checks_tokens_and_the_api_key() {
+        let key = Redacted::new("0123456789abcdef".to_owned());
+        let authorizer = NodeAuthorizer::new(Authenticator::Dev, Some(key));
+        assert_eq!(authorizer.authenticate("alice"), Some("alice".into()));
+        assert_eq!(authorizer.authenticate(" alice"), None);
+        assert!(authorizer.authorize_api(Some("Bearer 0123456789abcdef")));
+        assert!(!authorizer.authorize_api(Some("Bearer nope")));
+        assert!(!authorizer.authorize_api(None));
+        let keyless = NodeAuthorizer::new(Authenticator::Dev, None);
+        assert!(!keyless.authorize_api(Some("Bearer 0123456789abcdef")));
     }
 
     #[test]

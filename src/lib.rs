@@ -8,5 +8,6 @@ pub mod auth;
 pub mod cli;
 pub mod logging;
 pub mod secret;
+pub mod serve;
 pub mod settings;
 pub mod units;

@@ -11,6 +11,7 @@
 //! token.
 
 use std::fmt;
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -51,6 +52,7 @@ pub fn init(rust_log: Option<&str>) -> Result<(), BadFilter> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     Ok(())
 }

@@ -1,0 +1,63 @@
+//! `tether serve`: runs a node on the chosen runtime until SIGTERM or SIGINT
+//! has drained it (PROTOCOL.md section 3), then returns so the process exits 0.
+
+use std::io;
+use std::sync::Arc;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing::{info, warn};
+
+use crate::app::{AppError, ServePlan};
+use crate::auth::NodeAuthorizer;
+use crate::settings::Runtime;
+
+/// Runs the planned node until a signal has shut it down gracefully.
+pub fn serve(plan: ServePlan) -> Result<(), AppError> {
+    let settings = plan.settings;
+    let authorizer = Arc::new(NodeAuthorizer::new(
+        plan.authenticator,
+        settings.api_key.clone(),
+    ));
+    match settings.runtime {
+        Runtime::Smol => {
+            let server = tether_smol::Server::bind(tether_smol::ServerOptions {
+                config: settings.server.clone(),
+                listen: settings.listen,
+                authorizer,
+                epoch_prefix: None,
+            })
+            .map_err(AppError::Io)?;
+            info!(
+                "listening on {} (runtime smol)",
+                server.local_addr().map_err(AppError::Io)?
+            );
+            let handle = server.handle();
+            on_shutdown_signal(move || handle.shutdown()).map_err(AppError::Io)?;
+            smol::block_on(server.run()).map_err(AppError::Io)?;
+        }
+        Runtime::Blocking => return Err(AppError::NotWired("the blocking runtime")),
+    }
+    info!("shut down");
+    Ok(())
+}
+
+/// Calls `shutdown` on the first SIGTERM or SIGINT; a second one ends the
+/// process at once, for an operator who will not wait for the drain.
+fn on_shutdown_signal(shutdown: impl Fn() + Send + 'static) -> io::Result<()> {
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut received = signals.forever();
+            if let Some(signal) = received.next() {
+                info!(signal, "shutting down gracefully");
+                shutdown();
+            }
+            if received.next().is_some() {
+                warn!("second signal: exiting without waiting for the drain");
+                std::process::exit(1);
+            }
+        })?;
+    Ok(())
+}

@@ -1,3 +1,5 @@
 //! Tether on smol: a server node and a client, each a thin driver of the
 //! sans-IO core. The adapter moves bytes, time and commands; every decision
 //! is the core's.
+
+pub mod client;

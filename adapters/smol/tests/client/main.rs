@@ -6,6 +6,8 @@
 mod script;
 
 use std::future::Future;
+use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
 use async_io::Timer;
@@ -348,4 +350,80 @@ fn dropping_the_client_on_its_own_executor_closes_normally() {
     // The executor keeps running the driver task until the server's script
     // has seen the whole close.
     bounded(executor.run(future::zip(serve, play)));
+}
+
+#[test]
+fn the_sessions_heartbeat_deadlines_fire_on_real_time() {
+    let server = Server::bind();
+    let mut config = server.config();
+    config.ping_idle = Duration::from_millis(20);
+    config.pong_timeout = Duration::from_millis(20);
+    config.backoff.max_attempts = Some(0);
+    let client = Client::connect(config);
+    let serve = async {
+        let mut peer = server.accept().await;
+        peer.authenticate("alice").await;
+        assert_eq!(peer.recv_json().await, json!({"type": "ping"}));
+        // No pong: the client must give the connection up by itself.
+        peer.expect_end().await;
+    };
+    let play = async {
+        assert!(matches!(event(&client).await, Event::Connected { .. }));
+        match event(&client).await {
+            Event::Disconnected {
+                reason,
+                will_reconnect,
+            } => {
+                assert_eq!(reason.code, CloseCode::ABNORMAL);
+                assert_eq!(reason.reason, "heartbeat timeout");
+                assert!(!will_reconnect);
+            }
+            other => panic!("expected Disconnected, got {other:?}"),
+        }
+    };
+    bounded(future::zip(serve, play));
+}
+
+#[test]
+fn requests_from_several_threads_each_get_their_own_reply() {
+    const CALLERS: usize = 4;
+    let server = Server::bind();
+    let client = Arc::new(Client::connect(server.config()));
+    // The callers start before the server accepts: their requests wait in
+    // the session's offline queue until `auth_ack`.
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|n| {
+            let client = Arc::clone(&client);
+            thread::spawn(move || {
+                let presence = ClientMessage::Presence {
+                    id: None,
+                    channel: Channel::new(&format!("room-{n}")).unwrap(),
+                };
+                let reply = bounded(client.request(presence, Duration::from_secs(30)));
+                match reply {
+                    Ok(ServerMessage::Presence { channel, users, .. }) => {
+                        assert_eq!(users, [channel.as_str()]);
+                        assert_eq!(channel.as_str(), format!("room-{n}"));
+                    }
+                    other => panic!("expected a presence reply, got {other:?}"),
+                }
+            })
+        })
+        .collect();
+    bounded(async {
+        let mut peer = server.accept().await;
+        peer.authenticate("alice").await;
+        for _ in 0..CALLERS {
+            let request = peer.recv_json().await;
+            // Each reply names the channel asked about as its only user, so
+            // a reply routed to the wrong caller is noticed.
+            let channel = &request["channel"];
+            peer.send_json(json!({"type": "presence", "id": request["id"], "channel": channel, "users": [channel]}))
+                .await;
+        }
+        for caller in callers {
+            caller.join().expect("caller");
+        }
+        future::zip(client.close(), peer.finish_close(1000)).await;
+    });
 }

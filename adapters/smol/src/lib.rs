@@ -2,6 +2,7 @@
 //! sans-IO core. The adapter moves bytes, time and commands; every decision
 //! is the core's.
 
+pub mod client;
 pub mod server;
 
 pub use server::{Handle, Server, ServerOptions};

@@ -1,0 +1,212 @@
+//! The Tether client on smol: a [`Client`] handle and the task that drives
+//! the core's [`ClientSession`] for it.
+//!
+//! # Theory of operation
+//!
+//! [`Client::connect`] creates the session and spawns one driver task that
+//! owns it exclusively: no lock surrounds the core. The handle talks to the
+//! task through channels: commands go in through a bounded channel, each
+//! with a one-shot reply channel for its answer; the core's events come out
+//! through an unbounded one that [`Client::next_event`] reads.
+//!
+//! The task moves bytes and time and decides nothing. It dials when the
+//! session hands out [`Transmit::Dial`], writes what it hands out, feeds
+//! every received byte back, reports a dead socket, and sleeps until
+//! [`ClientSession::poll_timeout`]. Reconnects, their backoff, heartbeats,
+//! resubscriptions and request deadlines are all the session's decisions.
+//!
+//! # Where the task runs
+//!
+//! [`Client::connect`] spawns on smol's global executor, which runs on
+//! threads of its own: the handle works the same from inside
+//! `smol::block_on`, from any task of a multi-threaded executor, and from
+//! plain threads (with `smol::block_on` around each call).
+//! [`Client::connect_on`] spawns on an executor the caller runs instead,
+//! for applications that keep every task on their own executor.
+//!
+//! # Flow control
+//!
+//! Writes never block the task: it keeps reading, and keeps the session's
+//! deadlines, while the server is slow to read. When more than 64 KiB wait
+//! for the socket, the task stops
+//! taking commands, so the commands channel fills and the application's
+//! calls wait: backpressure reaches the caller instead of growing a buffer.
+//! Events are never held back (a stalled task would miss the session's
+//! deadlines), so an application must keep reading [`Client::next_event`]
+//! or the events pile up in memory.
+//!
+//! [`Transmit::Dial`]: tether_core::client::Transmit::Dial
+
+mod dial;
+mod driver;
+mod error;
+mod output;
+mod url;
+
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use tether_core::client::{ClientConfig, ClientSession, Event};
+use tether_core::envelope::{Channel, ClientMessage, RequestId, ServerMessage};
+use tether_core::time::Instant;
+
+use self::driver::{Command, Driver};
+pub use self::error::ClientError;
+pub use self::url::{UrlError, config_from_url};
+
+/// Commands that may wait for the task before callers start to wait too.
+const COMMAND_BACKLOG: usize = 64;
+
+/// A handle to a Tether client session running on smol.
+///
+/// Dropping the handle closes the session normally (close code `1000`), as
+/// [`Client::close`] does, but without waiting for the close to finish.
+#[derive(Debug)]
+pub struct Client {
+    commands: async_channel::Sender<Command>,
+    events: async_channel::Receiver<Event>,
+    finished: async_channel::Receiver<()>,
+}
+
+impl Client {
+    /// Starts a session for `config` on smol's global executor: it dials at
+    /// once and reconnects as the core decides until closed.
+    ///
+    /// A `seed` of 0 in `config` (the default) is replaced with one drawn
+    /// from the operating system, so that two clients never share frame
+    /// masks or reconnect jitter; any other seed is used as given, which
+    /// makes a run reproducible.
+    pub fn connect(config: ClientConfig) -> Client {
+        let (client, driver) = Client::start(config);
+        smol::spawn(driver.run()).detach();
+        client
+    }
+
+    /// Like [`Client::connect`], but spawns the driver task on `executor`,
+    /// which the caller must keep running for as long as the session lives.
+    pub fn connect_on(executor: &smol::Executor<'_>, config: ClientConfig) -> Client {
+        let (client, driver) = Client::start(config);
+        executor.spawn(driver.run()).detach();
+        client
+    }
+
+    /// Tracks `channel`: subscribes now if connected, and again after every
+    /// reconnect, resuming from the last offset seen. The confirmation
+    /// arrives as [`Event::Subscribed`], a refusal as
+    /// [`Event::SubscribeFailed`].
+    pub async fn subscribe(&self, channel: &str) -> Result<(), ClientError> {
+        let channel = Channel::new(channel).map_err(ClientError::InvalidChannel)?;
+        self.ask(|reply| Command::Subscribe { channel, reply })
+            .await?
+            .map_err(ClientError::Refused)
+    }
+
+    /// Stops tracking `channel` and, if connected, leaves it.
+    pub async fn unsubscribe(&self, channel: &str) -> Result<(), ClientError> {
+        let channel = Channel::new(channel).map_err(ClientError::InvalidChannel)?;
+        self.ask(|reply| Command::Unsubscribe { channel, reply })
+            .await?
+            .map_err(ClientError::Refused)
+    }
+
+    /// Publishes the JSON text `payload_json` on `channel`, returning the
+    /// request's id at once; its outcome (the server's `ack` with the
+    /// offset, an error or a timeout) arrives later as
+    /// [`Event::RequestDone`] with that id.
+    pub async fn publish(
+        &self,
+        channel: &str,
+        payload_json: &str,
+    ) -> Result<RequestId, ClientError> {
+        let channel = Channel::new(channel).map_err(ClientError::InvalidChannel)?;
+        let payload = RawValue::from_string(payload_json.to_owned())
+            .map_err(|error| ClientError::InvalidPayload(error.to_string()))?;
+        self.ask(|reply| Command::Publish {
+            channel,
+            payload,
+            reply,
+        })
+        .await?
+        .map_err(ClientError::Refused)
+    }
+
+    /// Sends `message` with a fresh id and waits for its outcome: the reply
+    /// that carries the id, or why there is none (the server's `error`, no
+    /// reply within `timeout`, or the loss of the connection that carried
+    /// it). Messages sent while disconnected wait in the session's offline
+    /// queue.
+    pub async fn request(
+        &self,
+        message: ClientMessage,
+        timeout: Duration,
+    ) -> Result<ServerMessage, ClientError> {
+        self.ask(|reply| Command::Request {
+            message,
+            timeout,
+            reply,
+        })
+        .await?
+    }
+
+    /// Sends `message` as it is, without tracking a reply: now if connected,
+    /// else after the next `auth_ack`.
+    pub async fn send(&self, message: ClientMessage) -> Result<(), ClientError> {
+        self.ask(|reply| Command::Send { message, reply })
+            .await?
+            .map_err(ClientError::Refused)
+    }
+
+    /// Closes the session for good with a normal close (`1000`) and waits
+    /// until it is closed: the server answered, or the session's
+    /// `close_timeout` passed. Calling it on a closed session returns at
+    /// once.
+    pub async fn close(&self) {
+        // A send error means the task has already stopped.
+        let _ = self.commands.send(Command::Close).await;
+        // The task holds the sender until it stops; `recv` then fails.
+        let _ = self.finished.recv().await;
+    }
+
+    /// The session's next event, in order; `None` once the session is
+    /// closed for good and every event has been read.
+    ///
+    /// Requests made with [`Client::request`] settle through its return
+    /// value and do not appear here; those made with [`Client::publish`] do.
+    pub async fn next_event(&self) -> Option<Event> {
+        self.events.recv().await.ok()
+    }
+
+    /// The handle and the task, connected by their channels.
+    fn start(mut config: ClientConfig) -> (Client, Driver) {
+        if config.seed == 0 {
+            config.seed = fastrand::u64(1..);
+        }
+        let start = std::time::Instant::now();
+        let session = ClientSession::new(config, Instant::ZERO);
+        let (commands, command_rx) = async_channel::bounded(COMMAND_BACKLOG);
+        let (event_tx, events) = async_channel::unbounded();
+        let (finished_tx, finished) = async_channel::bounded(1);
+        let driver = Driver::new(session, start, command_rx, event_tx, finished_tx);
+        let client = Client {
+            commands,
+            events,
+            finished,
+        };
+        (client, driver)
+    }
+
+    /// Sends the command `make` builds around a reply channel and waits for
+    /// the task's answer. A task that has stopped answers nothing: the
+    /// session is closed.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(async_channel::Sender<T>) -> Command,
+    ) -> Result<T, ClientError> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| ClientError::closed())?;
+        answer.recv().await.map_err(|_| ClientError::closed())
+    }
+}

@@ -1,0 +1,335 @@
+//! The task that owns a [`ClientSession`] and carries its inputs and outputs.
+//!
+//! One loop: drain the session's outputs (socket actions into the socket,
+//! events to the application, request outcomes to their callers), then wait
+//! for whichever comes first of a dial's result, bytes read, bytes written,
+//! a command, or the session's next deadline, and hand it to the session.
+//! The loop ends when the session reports itself closed for good.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::mem;
+use std::net::{Shutdown, TcpStream};
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use async_io::{Async, Timer};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt, future};
+use serde_json::value::RawValue;
+use tether_core::client::{ClientSession, Event, SendError, Transmit};
+use tether_core::envelope::{Channel, ClientMessage, RequestId, ServerMessage};
+use tether_core::time::Instant;
+
+use super::dial::dial;
+use super::error::ClientError;
+use super::output::Output;
+
+/// Bytes waiting for the socket beyond which the task takes no commands.
+const OUTPUT_HIGH_WATER: usize = 64 * 1024;
+
+/// Bytes read from the socket at a time.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// A call from a [`Client`](super::Client), with the channel for its answer.
+#[derive(Debug)]
+pub(super) enum Command {
+    /// [`ClientSession::subscribe`].
+    Subscribe {
+        channel: Channel,
+        reply: Sender<Result<(), SendError>>,
+    },
+    /// [`ClientSession::unsubscribe`].
+    Unsubscribe {
+        channel: Channel,
+        reply: Sender<Result<(), SendError>>,
+    },
+    /// [`ClientSession::publish`]; the outcome goes to the event stream.
+    Publish {
+        channel: Channel,
+        payload: Box<RawValue>,
+        reply: Sender<Result<RequestId, SendError>>,
+    },
+    /// [`ClientSession::request`]; `reply` gets the outcome.
+    Request {
+        message: ClientMessage,
+        timeout: Duration,
+        reply: Sender<Result<ServerMessage, ClientError>>,
+    },
+    /// [`ClientSession::send`].
+    Send {
+        message: ClientMessage,
+        reply: Sender<Result<(), SendError>>,
+    },
+    /// [`ClientSession::close`].
+    Close,
+}
+
+/// A dial in progress.
+type Dialing = Pin<Box<dyn Future<Output = io::Result<Async<TcpStream>>> + Send>>;
+
+/// The socket the session's last [`Transmit::Dial`] asked for.
+enum Socket {
+    /// No socket: between connections, or closed.
+    Idle,
+    /// Connecting.
+    Dialing(Dialing),
+    /// Connected.
+    Open(Async<TcpStream>),
+}
+
+/// What woke the task up.
+enum Wake {
+    /// A command, or `None` when every handle is gone.
+    Command(Option<Command>),
+    /// The dial finished.
+    Dialed(io::Result<Async<TcpStream>>),
+    /// Bytes were read into the buffer (0 at end of stream).
+    Read(io::Result<usize>),
+    /// The socket took bytes from the output queue.
+    Wrote(io::Result<usize>),
+    /// The session's deadline has come.
+    Deadline,
+}
+
+/// The driver task's state: the session it owns and the channels to the
+/// handles.
+pub(super) struct Driver {
+    session: ClientSession,
+    /// The origin of the session's time line.
+    start: std::time::Instant,
+    socket: Socket,
+    output: Output,
+    commands: Receiver<Command>,
+    /// False once every handle is gone (the session is then closing).
+    taking_commands: bool,
+    events: Sender<Event>,
+    /// Callers of [`Client::request`](super::Client::request) by request id.
+    waiting: HashMap<RequestId, Sender<Result<ServerMessage, ClientError>>>,
+    /// Held until the task ends, so that dropping it tells
+    /// [`Client::close`](super::Client::close) the session is closed.
+    finished: Sender<()>,
+}
+
+impl Driver {
+    /// A driver for `session`, whose time line starts at `start`.
+    pub(super) fn new(
+        session: ClientSession,
+        start: std::time::Instant,
+        commands: Receiver<Command>,
+        events: Sender<Event>,
+        finished: Sender<()>,
+    ) -> Driver {
+        Driver {
+            session,
+            start,
+            socket: Socket::Idle,
+            output: Output::default(),
+            commands,
+            taking_commands: true,
+            events,
+            waiting: HashMap::new(),
+            finished,
+        }
+    }
+
+    /// Runs the session until it is closed for good, then refuses every
+    /// command still queued.
+    pub(super) async fn run(mut self) {
+        let mut buffer = vec![0; READ_BUFFER];
+        while self.drain() {
+            let wake = self.wait(&mut buffer).await;
+            self.handle(wake, &buffer);
+        }
+        self.commands.close();
+        // Dropping a queued command drops its reply channel: its caller
+        // learns that the session is closed.
+        while self.commands.try_recv().is_ok() {}
+        self.finished.close();
+    }
+
+    /// Carries out every pending output of the session; false once the
+    /// session has reported that it is closed for good.
+    fn drain(&mut self) -> bool {
+        let mut open = true;
+        loop {
+            if let Some(transmit) = self.session.poll_transmit() {
+                self.transmit(transmit);
+            } else if let Some(event) = self.session.poll_event() {
+                open &= self.deliver(event);
+            } else {
+                return open;
+            }
+        }
+    }
+
+    /// Carries out one socket action.
+    fn transmit(&mut self, transmit: Transmit) {
+        match transmit {
+            Transmit::Dial { host } => {
+                tracing::debug!(%host, "dialing");
+                self.output.clear();
+                self.socket = Socket::Dialing(Box::pin(dial(host)));
+            }
+            Transmit::Write(bytes) => {
+                // Bytes for a socket that has already failed have nowhere
+                // to go; the session was told it failed.
+                if matches!(self.socket, Socket::Open(_)) {
+                    self.output.push(bytes);
+                }
+            }
+            Transmit::Close => {
+                if let Socket::Open(stream) = mem::replace(&mut self.socket, Socket::Idle) {
+                    self.output.flush_now(stream.get_ref());
+                    // The socket is being dropped; a failed shutdown changes
+                    // nothing.
+                    let _ = stream.get_ref().shutdown(Shutdown::Both);
+                }
+                self.output.clear();
+            }
+        }
+    }
+
+    /// Hands `event` to the caller waiting for it, or to the event stream;
+    /// false when it says the session is closed for good.
+    fn deliver(&mut self, event: Event) -> bool {
+        if let Event::RequestDone { id, result } = &event {
+            if let Some(reply) = self.waiting.remove(id) {
+                answer(reply, result.clone().map_err(ClientError::Request));
+                return true;
+            }
+        }
+        let open = !matches!(
+            event,
+            Event::Disconnected {
+                will_reconnect: false,
+                ..
+            }
+        );
+        // The stream is unbounded: sending fails only when no handle is
+        // left to read it.
+        let _ = self.events.try_send(event);
+        open
+    }
+
+    /// Waits for the next input: the socket, the session's deadline, or a
+    /// command (unless too many bytes wait for the socket).
+    async fn wait(&mut self, buffer: &mut [u8]) -> Wake {
+        let deadline = self
+            .session
+            .poll_timeout()
+            .and_then(|at| self.start.checked_add(at.since_origin()));
+        let take_commands = self.taking_commands && self.output.len() < OUTPUT_HIGH_WATER;
+        let commands = &self.commands;
+        let output = &self.output;
+        let socket = &mut self.socket;
+        let io = async move {
+            match socket {
+                Socket::Idle => future::pending().await,
+                Socket::Dialing(dialing) => Wake::Dialed(dialing.await),
+                Socket::Open(stream) => {
+                    let (mut reader, mut writer) = (&*stream, &*stream);
+                    let read = async { Wake::Read(reader.read(buffer).await) };
+                    let write = async {
+                        match output.front() {
+                            Some(chunk) => Wake::Wrote(writer.write(chunk).await),
+                            None => future::pending().await,
+                        }
+                    };
+                    read.or(write).await
+                }
+            }
+        };
+        let timer = async move {
+            match deadline {
+                Some(at) => {
+                    Timer::at(at).await;
+                    Wake::Deadline
+                }
+                None => future::pending().await,
+            }
+        };
+        let command = async move {
+            if take_commands {
+                Wake::Command(commands.recv().await.ok())
+            } else {
+                future::pending().await
+            }
+        };
+        io.or(timer).or(command).await
+    }
+
+    /// Hands what woke the task up to the session.
+    fn handle(&mut self, wake: Wake, buffer: &[u8]) {
+        let now = self.now();
+        match wake {
+            Wake::Command(Some(command)) => self.command(now, command),
+            Wake::Command(None) => {
+                self.taking_commands = false;
+                self.session.close(now);
+            }
+            Wake::Dialed(Ok(stream)) => {
+                self.socket = Socket::Open(stream);
+                self.session.handle_connected(now);
+            }
+            Wake::Dialed(Err(error)) => {
+                tracing::debug!(%error, "dial failed");
+                self.socket = Socket::Idle;
+                self.session.handle_connect_failed(now);
+            }
+            Wake::Read(Ok(0)) => self.lost(now, "end of stream"),
+            Wake::Read(Ok(read)) => self.session.handle_read(now, &buffer[..read]),
+            Wake::Wrote(Ok(0)) => self.lost(now, "socket takes no more bytes"),
+            Wake::Wrote(Ok(written)) => self.output.advance(written),
+            Wake::Read(Err(error)) | Wake::Wrote(Err(error)) => self.lost(now, &error.to_string()),
+            Wake::Deadline => self.session.handle_timeout(now),
+        }
+    }
+
+    /// Hands a command to the session and answers its caller.
+    fn command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Subscribe { channel, reply } => answer(reply, self.session.subscribe(channel)),
+            Command::Unsubscribe { channel, reply } => {
+                answer(reply, self.session.unsubscribe(channel));
+            }
+            Command::Publish {
+                channel,
+                payload,
+                reply,
+            } => answer(reply, self.session.publish(now, channel, payload)),
+            Command::Request {
+                message,
+                timeout,
+                reply,
+            } => match self.session.request(now, message, timeout) {
+                Ok(id) => {
+                    self.waiting.insert(id, reply);
+                }
+                Err(error) => answer(reply, Err(ClientError::Refused(error))),
+            },
+            Command::Send { message, reply } => answer(reply, self.session.send(message)),
+            Command::Close => self.session.close(now),
+        }
+    }
+
+    /// The socket ended by itself: tell the session, which decides what
+    /// follows.
+    fn lost(&mut self, now: Instant, why: &str) {
+        tracing::debug!(why, "connection lost");
+        self.socket = Socket::Idle;
+        self.output.clear();
+        self.session.handle_transport_closed(now);
+    }
+
+    /// The current instant on the session's time line.
+    fn now(&self) -> Instant {
+        Instant::from_origin(self.start.elapsed())
+    }
+}
+
+/// Answers a caller; one that stopped waiting needs no answer.
+fn answer<T>(reply: Sender<T>, value: T) {
+    let _ = reply.try_send(value);
+}

@@ -29,6 +29,8 @@ pub enum AppError {
     NotWired(&'static str),
     /// The network failed (e.g. the listen address is taken).
     Io(std::io::Error),
+    /// `connect` could not start or the server closed it for good.
+    Connect(String),
 }
 
 impl AppError {
@@ -38,7 +40,7 @@ impl AppError {
             AppError::Logging(_) | AppError::Settings(_) | AppError::MissingSecret(_) => {
                 ExitCode::from(2)
             }
-            AppError::NotWired(_) | AppError::Io(_) => ExitCode::FAILURE,
+            AppError::NotWired(_) | AppError::Io(_) | AppError::Connect(_) => ExitCode::FAILURE,
         }
     }
 }
@@ -50,6 +52,7 @@ impl fmt::Display for AppError {
             AppError::Settings(error) => error.fmt(f),
             AppError::MissingSecret(error) => error.fmt(f),
             AppError::Io(error) => error.fmt(f),
+            AppError::Connect(message) => f.write_str(message),
             AppError::NotWired(what) => write!(
                 f,
                 "runtime not wired yet: {what} is not part of this build (the configuration was checked and is valid)"
@@ -99,7 +102,7 @@ pub fn run(cli: Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), AppErro
         }
         Command::Connect(args) => {
             announce_connect(&args);
-            Err(AppError::NotWired("the client"))
+            crate::connect::connect(args)
         }
     }
 }
@@ -192,15 +195,5 @@ mod tests {
         assert!(matches!(error, AppError::Settings(_)), "{error}");
         assert!(error.to_string().contains("redis_url"), "{error}");
         assert_eq!(error.exit_code(), ExitCode::from(2));
-    }
-
-    #[test]
-    fn connect_is_checked_then_not_wired() {
-        let error = run(
-            cli(&["connect", "ws://127.0.0.1:8080/ws", "--token", "t"]),
-            &no_env,
-        )
-        .unwrap_err();
-        assert!(matches!(error, AppError::NotWired("the client")), "{error}");
     }
 }

@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod connect;
 pub mod logging;
 pub mod secret;
 pub mod serve;

@@ -92,7 +92,7 @@ impl Pair {
         let mut pair = Pair {
             now: T0,
             client: ClientSession::new(client_config, T0),
-            backplane: MemoryStore::new(&config, "bp-"),
+            backplane: MemoryStore::new(&config, "bp"),
             hub: None,
             config,
             history,
@@ -112,7 +112,7 @@ impl Pair {
 
     fn start_node(&mut self) {
         self.hub = Some(match self.history {
-            History::InNode => Hub::new(&self.config, &format!("node{}-", self.restarts)),
+            History::InNode => Hub::new(&self.config, &format!("node{}", self.restarts)),
             History::Backplane => Hub::with_external_store(&self.config),
         });
         self.restarts += 1;

@@ -68,7 +68,7 @@ struct Retry {
 impl MemoryStore {
     /// A store with the history and idempotency settings of `config`.
     ///
-    /// Epochs are `epoch_prefix` followed by a counter, so they are unique
+    /// Epochs are `epoch_prefix` , a dash and a counter, so they are unique
     /// per store as long as each store gets its own prefix (a node passes one
     /// that differs across restarts, e.g. drawn from its seeded generator).
     pub fn new(config: &ServerConfig, epoch_prefix: &str) -> MemoryStore {
@@ -274,7 +274,7 @@ impl MemoryStore {
     fn channel_mut(&mut self, channel: &Channel) -> &mut StoredChannel {
         if !self.channels.contains_key(channel) {
             self.epochs_issued += 1;
-            let epoch = format!("{}{}", self.epoch_prefix, self.epochs_issued);
+            let epoch = format!("{}-{}", self.epoch_prefix, self.epochs_issued);
             self.channels
                 .insert(channel.clone(), StoredChannel::new(epoch));
         }

@@ -144,7 +144,7 @@ fn subscribe_replies_then_snapshots_and_others_hear_one_join_per_user() {
         sent_to(
             alice,
             &[
-                r#"{"type":"subscribed","id":"s1","channel":"chat","epoch":"e1","offset":0}"#,
+                r#"{"type":"subscribed","id":"s1","channel":"chat","epoch":"e-1","offset":0}"#,
                 r#"{"type":"presence","channel":"chat","users":["alice"]}"#,
             ]
         )
@@ -155,7 +155,7 @@ fn subscribe_replies_then_snapshots_and_others_hear_one_join_per_user() {
     expected.extend(sent_to(
         bob,
         &[
-            r#"{"type":"subscribed","channel":"chat","epoch":"e1","offset":0}"#,
+            r#"{"type":"subscribed","channel":"chat","epoch":"e-1","offset":0}"#,
             r#"{"type":"presence","channel":"chat","users":["alice","bob"]}"#,
         ],
     ));
@@ -167,7 +167,7 @@ fn subscribe_replies_then_snapshots_and_others_hear_one_join_per_user() {
         sent_to(
             bob_again,
             &[
-                r#"{"type":"subscribed","channel":"chat","epoch":"e1","offset":0}"#,
+                r#"{"type":"subscribed","channel":"chat","epoch":"e-1","offset":0}"#,
                 r#"{"type":"presence","channel":"chat","users":["alice","bob"]}"#,
             ]
         ),
@@ -224,7 +224,7 @@ fn subscribing_twice_and_unsubscribing_a_stranger_are_not_errors() {
         sent_to(
             alice,
             &[
-                r#"{"type":"subscribed","id":"again","channel":"chat","epoch":"e1","offset":0}"#,
+                r#"{"type":"subscribed","id":"again","channel":"chat","epoch":"e-1","offset":0}"#,
                 r#"{"type":"presence","channel":"chat","users":["alice","bob"]}"#,
             ]
         ),
@@ -419,13 +419,13 @@ fn recovery_replays_the_gap_in_order_before_subscribed() {
     let late = h.connect(2, "late");
     h.send(
         late,
-        r#"{"type":"subscribe","id":"r","channel":"chat","since":{"epoch":"e1","offset":2}}"#,
+        r#"{"type":"subscribe","id":"r","channel":"chat","since":{"epoch":"e-1","offset":2}}"#,
     );
     let expected: Vec<ServerMessage> = [
         r#"{"type":"message","channel":"chat","payload":2,"offset":3}"#,
         r#"{"type":"message","channel":"chat","payload":3,"offset":4}"#,
         r#"{"type":"message","channel":"chat","payload":4,"offset":5}"#,
-        r#"{"type":"subscribed","id":"r","channel":"chat","epoch":"e1","offset":5,"recovered":true}"#,
+        r#"{"type":"subscribed","id":"r","channel":"chat","epoch":"e-1","offset":5,"recovered":true}"#,
         r#"{"type":"presence","channel":"chat","users":["keeper","late"]}"#,
     ]
     .iter()
@@ -434,9 +434,9 @@ fn recovery_replays_the_gap_in_order_before_subscribed() {
     assert_eq!(h.take_for(late), expected);
     h.disconnect(late);
 
-    assert_eq!(recover(&mut h, 3, "e1", 5), (vec![], Some(true)));
+    assert_eq!(recover(&mut h, 3, "e-1", 5), (vec![], Some(true)));
     assert_eq!(
-        recover(&mut h, 4, "e1", 0),
+        recover(&mut h, 4, "e-1", 0),
         (vec![1, 2, 3, 4, 5], Some(true))
     );
 }
@@ -453,18 +453,18 @@ fn recovery_fails_whole_when_the_history_cannot_cover_the_gap() {
     publish_series(&mut h, 5);
 
     assert_eq!(
-        recover(&mut h, 2, "e1", 1),
+        recover(&mut h, 2, "e-1", 1),
         (vec![], Some(false)),
         "offset 2 was evicted"
     );
-    assert_eq!(recover(&mut h, 3, "e1", 2), (vec![3, 4, 5], Some(true)));
+    assert_eq!(recover(&mut h, 3, "e-1", 2), (vec![3, 4, 5], Some(true)));
     assert_eq!(
         recover(&mut h, 4, "e0", 4),
         (vec![], Some(false)),
         "another epoch"
     );
     assert_eq!(
-        recover(&mut h, 5, "e1", 9),
+        recover(&mut h, 5, "e-1", 9),
         (vec![], Some(false)),
         "an offset from the future"
     );
@@ -484,15 +484,15 @@ fn history_expires_at_exactly_its_ttl() {
 
     h.now = Instant::from_millis(10_999);
     h.hub.handle_timeout(h.now);
-    assert_eq!(recover(&mut h, 2, "e1", 0), (vec![1, 2], Some(true)));
+    assert_eq!(recover(&mut h, 2, "e-1", 0), (vec![1, 2], Some(true)));
 
     h.now = Instant::from_millis(11_000);
     assert_eq!(
-        recover(&mut h, 3, "e1", 0),
+        recover(&mut h, 3, "e-1", 0),
         (vec![], Some(false)),
         "offset 1 is gone at its deadline even before the timeout is handled"
     );
-    assert_eq!(recover(&mut h, 4, "e1", 1), (vec![2], Some(true)));
+    assert_eq!(recover(&mut h, 4, "e-1", 1), (vec![2], Some(true)));
     h.hub.handle_timeout(h.now);
     h.hub.handle_timeout(h.now);
     assert_eq!(h.hub.poll_timeout(), Some(Instant::from_millis(12_000)));
@@ -500,9 +500,9 @@ fn history_expires_at_exactly_its_ttl() {
     h.now = Instant::from_millis(12_000);
     h.hub.handle_timeout(h.now);
     assert_eq!(h.hub.poll_timeout(), None);
-    assert_eq!(recover(&mut h, 5, "e1", 1), (vec![], Some(false)));
+    assert_eq!(recover(&mut h, 5, "e-1", 1), (vec![], Some(false)));
     assert_eq!(
-        recover(&mut h, 6, "e1", 2),
+        recover(&mut h, 6, "e-1", 2),
         (vec![], Some(true)),
         "nothing was missed: the channel lives on with its subscriber"
     );
@@ -521,7 +521,7 @@ fn history_expires_at_exactly_its_ttl() {
     h.send(newcomer, r#"{"type":"subscribe","channel":"chat"}"#);
     assert_eq!(
         h.take_for(newcomer)[0],
-        server(r#"{"type":"subscribed","channel":"chat","epoch":"e2","offset":0}"#),
+        server(r#"{"type":"subscribed","channel":"chat","epoch":"e-2","offset":0}"#),
         "history lost, new epoch"
     );
 }
@@ -626,7 +626,7 @@ fn fan_out_hands_every_subscriber_the_same_buffer() {
     let late = h.connect(9, "late");
     h.send(
         late,
-        r#"{"type":"subscribe","channel":"chat","since":{"epoch":"e1","offset":0}}"#,
+        r#"{"type":"subscribe","channel":"chat","since":{"epoch":"e-1","offset":0}}"#,
     );
     let (_, replayed) = h
         .out
@@ -663,7 +663,7 @@ fn fan_out_hands_every_subscriber_the_same_buffer() {
 fn an_external_store_answers_later_and_replies_keep_request_order() {
     let config = ServerConfig::default();
     let mut hub = Hub::with_external_store(&config);
-    let mut store = MemoryStore::new(&config, "remote-");
+    let mut store = MemoryStore::new(&config, "remote");
     let mut out = Recorder::default();
     let alice = ConnId(1);
     hub.handle_authenticated(alice, "alice");
@@ -975,7 +975,7 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
         max_subscriptions: MODEL_LIMIT,
         ..ServerConfig::default()
     };
-    let mut hub = Hub::new(&config, "model-");
+    let mut hub = Hub::new(&config, "model");
     let mut out = Recorder::default();
     let mut model = Model::default();
     let mut slots: [Option<ConnId>; 6] = [None; 6];

@@ -14,8 +14,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use serde_json::value::RawValue;
 use tether_core::config::ServerConfig;
 use tether_core::envelope::{Channel, ClientMessage};
-use tether_core::hub::{ChannelKey, Hub, Outbox};
+use tether_core::hub::{Hub, Outbox};
 use tether_core::ids::ConnId;
+use tether_core::queue::CoalesceKey;
 use tether_core::time::Instant;
 
 const SUBSCRIBERS: u64 = 10_000;
@@ -46,7 +47,7 @@ impl Outbox for Queues {
         self.queues[conn.0 as usize].push_back(frame);
     }
 
-    fn send_publication(&mut self, conn: ConnId, frame: &Bytes, _latest_only: Option<ChannelKey>) {
+    fn send_publication(&mut self, conn: ConnId, frame: &Bytes, _latest_only: Option<CoalesceKey>) {
         self.queues[conn.0 as usize].push_back(frame.clone());
     }
 }
@@ -66,7 +67,7 @@ impl Outbox for Counter {
         &mut self,
         _conn: ConnId,
         _frame: &Bytes,
-        _latest_only: Option<ChannelKey>,
+        _latest_only: Option<CoalesceKey>,
     ) {
         self.frames += 1;
     }

@@ -19,8 +19,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-/// The key under which `latest_only` publications of one channel coalesce.
-/// Never reused for another channel by the hub that hands it out.
+/// The key under which `latest_only` publications of one channel coalesce:
+/// handed out by the hub, one per channel, never reused for another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CoalesceKey(pub u64);
 

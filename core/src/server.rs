@@ -41,7 +41,7 @@ use crate::config::ServerConfig;
 use crate::connection::{AuthVerdict, ClosedBy, Connection, Event, Transport};
 use crate::envelope::{Channel, ErrorCode, parse_api_publish};
 use crate::http::{HttpRequest, Route};
-use crate::hub::{ApiPublish, ChannelKey, Hub, Outbox};
+use crate::hub::{ApiPublish, Hub, Outbox};
 use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
 use crate::queue::{Admission, CoalesceKey};
@@ -592,14 +592,13 @@ impl Outbox for NodeOutbox<'_> {
         }
     }
 
-    fn send_publication(&mut self, conn: ConnId, frame: &Bytes, latest_only: Option<ChannelKey>) {
+    fn send_publication(&mut self, conn: ConnId, frame: &Bytes, latest_only: Option<CoalesceKey>) {
         let Some(entry) = entry_mut(self.slots, conn) else {
             return;
         };
-        let coalesce = latest_only.map(|key| CoalesceKey(key.0));
         let admission = entry
             .conn
-            .send_publication(self.config, self.now, frame, coalesce);
+            .send_publication(self.config, self.now, frame, latest_only);
         if admission == Admission::Dropped {
             self.counters.messages_dropped_total += 1;
         }

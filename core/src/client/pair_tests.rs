@@ -16,7 +16,7 @@ use super::*;
 use crate::config::ServerConfig;
 use crate::connection::{AuthVerdict, Connection, Event as ServerEvent, Transport};
 use crate::envelope::Channel;
-use crate::hub::{ChannelKey, Hub, MemoryStore, Outbox, StoreRequest};
+use crate::hub::{Hub, MemoryStore, Outbox, StoreRequest};
 use crate::ids::ConnId;
 use crate::queue::CoalesceKey;
 use crate::time::Instant;
@@ -37,7 +37,7 @@ impl Outbox for ToConnection<'_> {
         }
     }
 
-    fn send_publication(&mut self, to: ConnId, frame: &Bytes, key: Option<ChannelKey>) {
+    fn send_publication(&mut self, to: ConnId, frame: &Bytes, key: Option<CoalesceKey>) {
         if let Some((id, conn)) = &mut self.conn {
             if *id == to {
                 let key = key.map(|key| CoalesceKey(key.0));

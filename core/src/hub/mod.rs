@@ -65,6 +65,7 @@ use crate::envelope::{
 };
 use crate::frame::text_frame;
 use crate::ids::ConnId;
+use crate::queue::CoalesceKey;
 use crate::time::Instant;
 
 /// Where the hub's frames for connections go; implemented by whoever owns
@@ -75,14 +76,8 @@ pub trait Outbox {
     /// A channel publication; the connection's backpressure policy may drop
     /// it, or, when `latest_only` is `Some(key)`, coalesce it with an
     /// undelivered frame of the same key.
-    fn send_publication(&mut self, conn: ConnId, frame: &Bytes, latest_only: Option<ChannelKey>);
+    fn send_publication(&mut self, conn: ConnId, frame: &Bytes, latest_only: Option<CoalesceKey>);
 }
-
-/// Identifies a channel of one hub for coalescing `latest_only`
-/// publications. Never reused within a hub, even after the channel is
-/// dropped and subscribed again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChannelKey(pub u64);
 
 /// The outcome of [`Hub::publish_from_api`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,7 +119,7 @@ struct Conn {
 /// The local subscribers of a channel.
 #[derive(Debug)]
 struct LocalChannel {
-    key: ChannelKey,
+    key: CoalesceKey,
     latest_only: bool,
     /// Subscribers that receive publications.
     active: BTreeSet<ConnId>,
@@ -553,7 +548,7 @@ impl Hub {
         if !self.channels.contains_key(channel) {
             self.keys_issued += 1;
             let local = LocalChannel {
-                key: ChannelKey(self.keys_issued),
+                key: CoalesceKey(self.keys_issued),
                 latest_only: self.config.is_latest_only(channel.as_str()),
                 active: BTreeSet::new(),
                 pending: BTreeSet::new(),

@@ -12,7 +12,7 @@ use crate::envelope::{parse_client_message, parse_server_message};
 #[derive(Clone, Debug)]
 enum Sent {
     Control(Bytes),
-    Publication(Bytes, Option<ChannelKey>),
+    Publication(Bytes, Option<CoalesceKey>),
 }
 
 impl Sent {
@@ -34,7 +34,7 @@ impl Outbox for Recorder {
         self.sent.push((conn, Sent::Control(frame)));
     }
 
-    fn send_publication(&mut self, conn: ConnId, frame: &Bytes, latest_only: Option<ChannelKey>) {
+    fn send_publication(&mut self, conn: ConnId, frame: &Bytes, latest_only: Option<CoalesceKey>) {
         self.sent
             .push((conn, Sent::Publication(frame.clone(), latest_only)));
     }
@@ -601,7 +601,7 @@ fn fan_out_hands_every_subscriber_the_same_buffer() {
 
     h.api("chat", r#"{"big":"payload"}"#);
     h.api("ticker:X", "1");
-    let publications: Vec<(Bytes, Option<ChannelKey>)> = h
+    let publications: Vec<(Bytes, Option<CoalesceKey>)> = h
         .out
         .sent
         .drain(..)

@@ -37,8 +37,11 @@ impl Driver {
             }
         }
         let mut frames = Vec::new();
-        self.conn
-            .poll_transmit(&self.config, usize::MAX, &mut frames);
+        while self
+            .conn
+            .poll_transmit(&self.config, 64 * 1024, &mut frames)
+            > 0
+        {}
         let bytes = frames.concat();
         if !self.upgraded {
             if let Some(head) = String::from_utf8_lossy(&bytes).split("\r\n\r\n").next() {

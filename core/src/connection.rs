@@ -352,8 +352,10 @@ impl Connection {
     }
 
     /// Moves queued frames, oldest first, into `out` until they add up to
-    /// `budget` bytes; returns the bytes moved. Call it when the socket can
-    /// take more: what stays queued is what backpressure measures.
+    /// `budget` bytes; returns the bytes moved. Call it again only once the
+    /// frames of the previous call are written, until it returns 0: the call
+    /// confirms the previous batch, which counts as queued until then, so
+    /// backpressure sees a write stuck on a peer that does not read.
     pub fn poll_transmit(
         &mut self,
         config: &ServerConfig,
@@ -361,7 +363,7 @@ impl Connection {
         out: &mut Vec<Bytes>,
     ) -> usize {
         let moved = self.queue.pop_batch(budget, out);
-        if !self.queue.is_above_high_water(config.queue_limits()) {
+        if self.queue.len_bytes() <= config.high_water / 2 {
             self.timers.stop(Timer::SlowConsumer);
         }
         moved

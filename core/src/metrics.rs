@@ -29,6 +29,9 @@ pub struct Counters {
 pub struct Gauges {
     /// Open WebSocket connections.
     pub connections: u64,
+    /// TCP connections the node holds: WebSockets, plain HTTP requests and
+    /// connections still lingering in their close.
+    pub sockets: u64,
     /// Channels with at least one subscriber on this node.
     pub channels: u64,
     /// 1 while the node is draining for shutdown.
@@ -39,12 +42,18 @@ pub struct Gauges {
 
 /// Renders the counters and gauges in the Prometheus text exposition format.
 pub fn render(counters: &Counters, gauges: &Gauges) -> String {
-    let metrics: [(&str, &str, &str, u64); 12] = [
+    let metrics: [(&str, &str, &str, u64); 13] = [
         (
             "tether_connections",
             "gauge",
             "Open WebSocket connections.",
             gauges.connections,
+        ),
+        (
+            "tether_sockets",
+            "gauge",
+            "TCP connections held by the node.",
+            gauges.sockets,
         ),
         (
             "tether_connections_total",

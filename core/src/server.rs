@@ -50,7 +50,10 @@ use crate::time::Instant;
 /// What the adapter must act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerEvent {
-    /// The connection has frames to write or wants its socket closed.
+    /// The connection has frames to write or wants its socket closed. Sent
+    /// once per batch of new frames (until the next `poll_transmit`), and
+    /// always once when the socket must close now, so a writer blocked on a
+    /// peer that does not read can be told to give up.
     Wake(ConnId),
     /// Decide the token; answer with [`Server::handle_auth_verdict`].
     Authenticate {
@@ -110,6 +113,9 @@ struct Entry {
     scheduled: Option<Instant>,
     /// A `Wake` is out and no transmit has happened since.
     woken: bool,
+    /// The order to close the socket now went out (once, even to a writer
+    /// that is stuck on a peer that does not read).
+    close_now_signalled: bool,
     upgraded: bool,
 }
 
@@ -177,6 +183,7 @@ impl Server {
             api_request: None,
             scheduled: None,
             woken: false,
+            close_now_signalled: false,
             upgraded: false,
         };
         let index = match self.free.pop() {
@@ -352,6 +359,7 @@ impl Server {
     pub fn metrics_text(&self) -> String {
         let gauges = Gauges {
             connections: self.open_websockets,
+            sockets: self.live as u64,
             channels: self.hub.channel_count() as u64,
             draining: u64::from(self.draining),
             backplane_up: 1,
@@ -547,9 +555,12 @@ fn schedule_and_wake(
         entry.scheduled = Some(at);
         timers.push(Reverse((at, conn)));
     }
-    let wants_io = entry.conn.queued_bytes() > 0 || entry.conn.transport() != Transport::Open;
-    if wants_io && !entry.woken {
+    let transport = entry.conn.transport();
+    let close_now = transport == Transport::CloseNow && !entry.close_now_signalled;
+    let wants_io = entry.conn.queued_bytes() > 0 || transport != Transport::Open;
+    if close_now || (wants_io && !entry.woken) {
         entry.woken = true;
+        entry.close_now_signalled |= transport == Transport::CloseNow;
         events.push_back(ServerEvent::Wake(conn));
     }
 }

@@ -330,7 +330,10 @@ enum Wakeup {
 async fn connection(node: Rc<Node>, conn: ConnId, stream: Async<TcpStream>, woken: Receiver<()>) {
     let mut batch = Vec::new();
     loop {
-        if flush(&node, conn, &stream, &mut batch).await.is_err() {
+        if flush(&node, conn, &stream, &woken, &mut batch)
+            .await
+            .is_err()
+        {
             break;
         }
         if node.core.borrow().transport(conn) == Transport::CloseNow {
@@ -375,11 +378,14 @@ fn read(node: &Node, conn: ConnId, stream: &Async<TcpStream>) -> bool {
 }
 
 /// Writes everything the core has queued for `conn`, batch by batch, as
-/// fast as the socket takes it.
+/// fast as the socket takes it. A write blocked on a peer that does not read
+/// is abandoned as soon as the core orders the socket closed (a slow
+/// consumer past its linger, a heartbeat timeout): the order comes as a wake.
 async fn flush(
     node: &Node,
     conn: ConnId,
     stream: &Async<TcpStream>,
+    woken: &Receiver<()>,
     batch: &mut Vec<Bytes>,
 ) -> io::Result<()> {
     loop {
@@ -390,7 +396,17 @@ async fn flush(
         if moved == 0 {
             return Ok(());
         }
-        write_frames(stream, batch).await?;
+        let close_ordered = async {
+            loop {
+                if woken.recv().await.is_err() {
+                    future::pending::<()>().await;
+                }
+                if node.core.borrow().transport(conn) == Transport::CloseNow {
+                    return Err(io::Error::other("the core closed the connection"));
+                }
+            }
+        };
+        future::or(write_frames(stream, batch), close_ordered).await?;
         batch.clear();
     }
 }

@@ -101,3 +101,76 @@ fn publish_reaches_a_subscriber_and_shutdown_sends_1001() {
     drop(bob);
     thread.join().unwrap();
 }
+
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn gauge(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from {metrics}"))
+}
+
+/// A consumer that never reads fills the kernel's buffers until the node's
+/// write blocks; the node must still cut it once the core says so, without
+/// waiting for the peer to read again.
+#[test]
+fn a_write_blocked_on_a_peer_that_never_reads_is_abandoned_when_the_core_closes() {
+    let config = ServerConfig {
+        high_water: 64 * 1024,
+        hard_limit: 1024 * 1024,
+        slow_timeout: Duration::from_millis(200),
+        close_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(ServerOptions {
+        config,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        authorizer: Arc::new(AnyToken),
+        epoch_prefix: Some("e".into()),
+    })
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let thread = std::thread::spawn(move || smol::block_on(server.run()).unwrap());
+    let mut slow = client(addr, "slow");
+    slow.send(Message::text(
+        r#"{"type":"subscribe","channel":"firehose"}"#,
+    ))
+    .unwrap();
+    assert!(next_text(&mut slow).contains("subscribed"));
+    let payload = format!(r#""{}""#, "x".repeat(32 * 1024));
+    let bound = std::time::Instant::now() + Duration::from_secs(10);
+    // A steady stream: the slow consumer is closed 4008, and its socket is
+    // cut even though its write is stuck, with no read from the client.
+    loop {
+        for _ in 0..50 {
+            smol::block_on(handle.publish("firehose", &payload)).unwrap();
+        }
+        let metrics = http_get(addr, "/metrics");
+        // The /metrics request itself is the one socket left.
+        if gauge(&metrics, "tether_sockets") == 1 {
+            assert_eq!(gauge(&metrics, "tether_slow_consumer_closes_total"), 1);
+            assert!(gauge(&metrics, "tether_messages_dropped_total") > 0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < bound,
+            "the slow socket was never cut: {metrics}"
+        );
+    }
+    handle.shutdown();
+    drop(slow);
+    thread.join().unwrap();
+}

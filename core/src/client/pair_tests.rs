@@ -246,7 +246,7 @@ impl Pair {
             return false;
         };
         let mut frames = Vec::new();
-        conn.poll_transmit(&self.config, usize::MAX, &mut frames);
+        while conn.poll_transmit(&self.config, 64 * 1024, &mut frames) > 0 {}
         let bytes: Vec<u8> = frames.concat();
         let closing = conn.transport() == Transport::CloseNow;
         if !bytes.is_empty() && !self.partitioned {

@@ -88,8 +88,11 @@ impl Harness {
             self.events.push(event);
         }
         let mut frames = Vec::new();
-        self.conn
-            .poll_transmit(&self.config, usize::MAX, &mut frames);
+        while self
+            .conn
+            .poll_transmit(&self.config, 64 * 1024, &mut frames)
+            > 0
+        {}
         let written = frames.concat();
         if self.upgraded {
             self.decoder.feed(&written);
@@ -602,7 +605,26 @@ fn a_queue_above_high_water_for_slow_timeout_closes_4008_at_that_instant() {
 }
 
 #[test]
-fn draining_below_high_water_disarms_the_slow_consumer_timer() {
+fn dipping_just_below_high_water_does_not_disarm_the_slow_consumer_timer() {
+    let config = small_queue_config();
+    let mut h = Harness::authenticated(config.clone());
+    let frame = crate::frame::text_frame(&[b'x'; 600]);
+    h.conn.send_publication(&h.config, h.now, &frame, None);
+    h.conn.send_publication(&h.config, h.now, &frame, None);
+    let mut batch = Vec::new();
+    h.conn.poll_transmit(&h.config, 600, &mut batch);
+    h.conn.poll_transmit(&h.config, 600, &mut batch);
+    assert!(h.conn.queued_bytes() > config.high_water / 2);
+    assert!(h.conn.queued_bytes() <= config.high_water);
+    h.at(T0 + config.slow_timeout);
+    assert_eq!(
+        h.closed_event(),
+        Some((CloseCode::SLOW_CONSUMER, ClosedBy::Server))
+    );
+}
+
+#[test]
+fn draining_below_half_high_water_disarms_the_slow_consumer_timer() {
     let config = small_queue_config();
     let mut h = Harness::authenticated(config.clone());
     let frame = crate::frame::text_frame(&[b'x'; 600]);

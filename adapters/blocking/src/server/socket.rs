@@ -64,7 +64,10 @@ fn serve(node: &Arc<Node>, conn: ConnId, stream: Arc<TcpStream>, wake: Receiver<
 
 /// Hands everything the peer sends to the core until the socket ends.
 fn read_loop(node: &Node, conn: ConnId, mut stream: &TcpStream) {
-    let mut buffer = [0u8; 8 * 1024];
+    // One page: every idle connection keeps this stack frame, and a larger
+    // buffer would cost each of them more memory (measured in
+    // BENCHMARKS.md) while typical messages fit one read anyway.
+    let mut buffer = [0u8; 4 * 1024];
     loop {
         match stream.read(&mut buffer) {
             Ok(0) => break,

@@ -13,6 +13,44 @@
 //!   threads with small stacks and no polling.
 //! - [`Client`]: a reconnecting client over the core's session, with a
 //!   blocking API and events as an iterator.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tether_blocking::{Client, Server, ServerOptions};
+//! use tether_core::auth::Authorizer;
+//! use tether_core::client::{ClientConfig, Event};
+//!
+//! struct AnyToken;
+//!
+//! impl Authorizer for AnyToken {
+//!     fn authenticate(&self, token: &str) -> Option<String> {
+//!         Some(token.to_owned())
+//!     }
+//!     fn authorize_api(&self, _authorization: Option<&str>) -> bool {
+//!         false
+//!     }
+//! }
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let options = ServerOptions::new("127.0.0.1:8080".parse().unwrap(), Arc::new(AnyToken));
+//! let server = Server::bind(options)?;
+//! let handle = server.handle();
+//! let running = std::thread::spawn(move || server.run());
+//!
+//! let client = Client::connect(ClientConfig::new("127.0.0.1:8080", "alice"))?;
+//! client.subscribe("news").expect("a valid channel");
+//! for event in client.events() {
+//!     if let Event::Subscribed { .. } = event {
+//!         break;
+//!     }
+//! }
+//! handle.publish("news", r#"{"headline":"hello"}"#).expect("published");
+//! client.close();
+//! handle.shutdown();
+//! running.join().expect("the server thread")?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod client;
 mod io;

@@ -123,7 +123,9 @@ impl Client {
     }
 
     /// The next event, waiting at most `timeout`; `None` on timeout or once
-    /// the session is closed and every event was taken.
+    /// the session is closed and every event was taken. Events wait, without
+    /// bound, until they are taken: an application that stops taking them
+    /// should close the client.
     pub fn next_event(&self, timeout: Duration) -> Option<Event> {
         let events = self.events.lock().expect("an event reader panicked");
         events.recv_timeout(timeout).ok()

@@ -22,6 +22,11 @@ use crate::io::{spawn_socket_thread, write_frames};
 
 /// Accepts connections until the node stops; `close_timeout` bounds how
 /// long a refused connection is kept to deliver its answer.
+///
+/// A failed accept (a peer that reset before it was accepted, or no file
+/// descriptor left) is logged and accepting goes on. Keep `max_connections`
+/// below the process's file descriptor limit, so that the core refuses
+/// connections with a 503 before the operating system refuses them.
 pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener, close_timeout: Duration) {
     for stream in listener.incoming() {
         let stream = match stream {

@@ -25,8 +25,6 @@ pub enum AppError {
     Settings(SettingsError),
     /// `serve` has no way to authenticate anyone.
     MissingSecret(MissingSecret),
-    /// The command was checked but this build cannot run it yet.
-    NotWired(&'static str),
     /// The network failed (e.g. the listen address is taken).
     Io(std::io::Error),
     /// `connect` could not start or the server closed it for good.
@@ -40,7 +38,7 @@ impl AppError {
             AppError::Logging(_) | AppError::Settings(_) | AppError::MissingSecret(_) => {
                 ExitCode::from(2)
             }
-            AppError::NotWired(_) | AppError::Io(_) | AppError::Connect(_) => ExitCode::FAILURE,
+            AppError::Io(_) | AppError::Connect(_) => ExitCode::FAILURE,
         }
     }
 }
@@ -53,10 +51,6 @@ impl fmt::Display for AppError {
             AppError::MissingSecret(error) => error.fmt(f),
             AppError::Io(error) => error.fmt(f),
             AppError::Connect(message) => f.write_str(message),
-            AppError::NotWired(what) => write!(
-                f,
-                "runtime not wired yet: {what} is not part of this build (the configuration was checked and is valid)"
-            ),
         }
     }
 }

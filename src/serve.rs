@@ -36,7 +36,19 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             on_shutdown_signal(move || handle.shutdown()).map_err(AppError::Io)?;
             smol::block_on(server.run()).map_err(AppError::Io)?;
         }
-        Runtime::Blocking => return Err(AppError::NotWired("the blocking runtime")),
+        Runtime::Blocking => {
+            let server = tether_blocking::Server::bind(tether_blocking::ServerOptions {
+                config: settings.server.clone(),
+                listen: settings.listen,
+                authorizer,
+                epoch_prefix: None,
+            })
+            .map_err(AppError::Io)?;
+            info!("listening on {} (runtime blocking)", server.local_addr());
+            let handle = server.handle();
+            on_shutdown_signal(move || handle.shutdown()).map_err(AppError::Io)?;
+            server.run().map_err(AppError::Io)?;
+        }
     }
     info!("shut down");
     Ok(())

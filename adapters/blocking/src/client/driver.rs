@@ -1,0 +1,365 @@
+//! The core's client session behind one lock, and the threads that serve it.
+//!
+//! - The timer thread sleeps until the session's next deadline (woken early
+//!   when an input makes it earlier) and fires it.
+//! - A link thread per [`Transmit::Dial`]: it dials (outside the lock),
+//!   reports the outcome, then writes what the session hands out for that
+//!   socket, in order, until the socket is closed.
+//! - A reader thread per socket blocks in `read` and feeds the session.
+//!
+//! Socket actions are carried out in the order the session hands them out:
+//! writes go through one channel per socket, and a close drops that channel
+//! and shuts the socket down. A socket the session has closed (or a dial it
+//! abandoned) is recognised by its link number and ignored from then on.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant as Clock};
+
+use bytes::Bytes;
+use tether_core::client::{ClientConfig, ClientSession, Event, RequestError, Transmit};
+use tether_core::envelope::{RequestId, ServerMessage};
+use tether_core::time::Instant;
+
+use crate::io::{spawn_socket_thread, write_frames};
+
+/// The outcome of a request, for the thread blocked in it.
+pub type Reply = Result<ServerMessage, RequestError>;
+
+/// One client session shared by the application's threads and the
+/// adapter's.
+pub struct Driver {
+    state: Mutex<State>,
+    /// Wakes the timer thread when the next deadline moved earlier or the
+    /// session finished.
+    timer: Condvar,
+    /// Wakes threads waiting in [`Driver::close`].
+    finished: Condvar,
+    /// The origin of the session's time line.
+    start: Clock,
+}
+
+/// Everything behind the driver's lock.
+struct State {
+    session: ClientSession,
+    /// The socket (or dial) the session currently has.
+    link: Option<Link>,
+    /// Number of the next link.
+    next_link: u64,
+    /// Threads blocked in a request, by request id.
+    waiters: HashMap<RequestId, SyncSender<Reply>>,
+    /// Where events go; dropped once the session is closed for good, which
+    /// ends the application's event iterator.
+    events: Option<Sender<Event>>,
+    /// The deadline the timer thread is sleeping until (`None`: none).
+    timer_until: Option<Instant>,
+}
+
+/// The adapter's side of one dial and the socket it opened.
+struct Link {
+    number: u64,
+    /// Bytes for the link thread to write, in order.
+    writes: Sender<Bytes>,
+    /// The socket, once the dial succeeded.
+    stream: Option<Arc<TcpStream>>,
+}
+
+impl Driver {
+    /// Starts a session with `config`: it dials at once. Returns the driver
+    /// and the receiving end of its events.
+    pub fn start(config: ClientConfig) -> io::Result<(Arc<Driver>, Receiver<Event>)> {
+        let (events, receiver) = channel();
+        let driver = Arc::new(Driver {
+            state: Mutex::new(State {
+                session: ClientSession::new(config, Instant::ZERO),
+                link: None,
+                next_link: 0,
+                waiters: HashMap::new(),
+                events: Some(events),
+                timer_until: None,
+            }),
+            timer: Condvar::new(),
+            finished: Condvar::new(),
+            start: Clock::now(),
+        });
+        let timer = Arc::clone(&driver);
+        std::thread::Builder::new()
+            .name("tether-client-timer".into())
+            .spawn(move || timer.run_timers())?;
+        driver.settle(driver.lock());
+        Ok((driver, receiver))
+    }
+
+    /// Runs a command on the session and carries out what it caused.
+    pub fn command<R>(
+        self: &Arc<Self>,
+        command: impl FnOnce(&mut ClientSession, Instant) -> R,
+    ) -> R {
+        let mut state = self.lock();
+        let result = command(&mut state.session, self.now());
+        self.settle(state);
+        result
+    }
+
+    /// Runs `request` on the session and, if it produced an id, registers
+    /// the caller to receive its outcome before anything can settle it.
+    pub fn request<E>(
+        self: &Arc<Self>,
+        request: impl FnOnce(&mut ClientSession, Instant) -> Result<RequestId, E>,
+    ) -> Result<Receiver<Reply>, E> {
+        let mut state = self.lock();
+        let id = request(&mut state.session, self.now())?;
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        state.waiters.insert(id, sender);
+        self.settle(state);
+        Ok(receiver)
+    }
+
+    /// Whether the server has accepted the token on the current connection.
+    pub fn is_connected(&self) -> bool {
+        self.lock().session.is_connected()
+    }
+
+    /// Closes the session for good and waits until it is (at most the
+    /// session's `close_timeout`, which its timer enforces).
+    pub fn close(self: &Arc<Self>) {
+        let mut state = self.lock();
+        let now = self.now();
+        state.session.close(now);
+        self.settle(state);
+        let mut state = self.lock();
+        while state.events.is_some() {
+            state = self
+                .finished
+                .wait(state)
+                .expect("the client session panicked");
+        }
+    }
+
+    /// Starts closing the session without waiting for the close to finish.
+    pub fn close_in_background(self: &Arc<Self>) {
+        self.command(|session, now| session.close(now));
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_origin(self.start.elapsed())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means the session panicked mid-input: a broken
+        // invariant, after which no input can be trusted to be handled.
+        self.state.lock().expect("the client session panicked")
+    }
+
+    /// Sleeps until the session's next deadline and fires it; ends when the
+    /// session is closed for good.
+    fn run_timers(self: Arc<Self>) {
+        let mut state = self.lock();
+        while state.events.is_some() {
+            let now = self.now();
+            let next = state.session.poll_timeout();
+            match next {
+                Some(at) if at <= now => {
+                    state.session.handle_timeout(now);
+                    self.settle(state);
+                    state = self.lock();
+                    continue;
+                }
+                _ => state.timer_until = next,
+            }
+            let poisoned = "the client session panicked";
+            state = match next {
+                Some(at) => self.timer.wait_timeout(state, at - now).expect(poisoned).0,
+                None => self.timer.wait(state).expect(poisoned),
+            };
+        }
+    }
+
+    /// Carries out the session's socket actions, delivers its events, and
+    /// wakes whoever must know. Releases the lock.
+    fn settle<'a>(self: &'a Arc<Self>, mut state: MutexGuard<'a, State>) {
+        while let Some(transmit) = state.session.poll_transmit() {
+            match transmit {
+                Transmit::Dial { host } => self.dial(&mut state, host),
+                Transmit::Write(bytes) => {
+                    if let Some(link) = &state.link {
+                        // A closed channel means the link thread ended on a
+                        // failed write; its reader reports the loss.
+                        let _ = link.writes.send(bytes);
+                    }
+                }
+                Transmit::Close => {
+                    if let Some(stream) = state.link.take().and_then(|link| link.stream) {
+                        // The peer may have closed first; same outcome.
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
+                }
+            }
+        }
+        while let Some(event) = state.session.poll_event() {
+            state.deliver(event);
+        }
+        let next = state.session.poll_timeout();
+        if next.is_some_and(|next| state.timer_until.is_none_or(|until| next < until)) {
+            self.timer.notify_one();
+        }
+        if state.session.is_closed() && next.is_none() && state.events.take().is_some() {
+            self.timer.notify_one();
+            self.finished.notify_all();
+        }
+    }
+
+    /// Starts a link thread that dials `host`.
+    fn dial(self: &Arc<Self>, state: &mut State, host: String) {
+        let number = state.next_link;
+        state.next_link += 1;
+        let (writes, to_write) = channel();
+        state.link = Some(Link {
+            number,
+            writes,
+            stream: None,
+        });
+        let timeout = state.session.config().connect_timeout;
+        let driver = Arc::clone(self);
+        let spawned = spawn_socket_thread(format!("tether-client-link-{number}"), move || {
+            driver.run_link(number, &host, timeout, &to_write);
+        });
+        if spawned.is_err() {
+            state.link = None;
+            state.session.handle_connect_failed(self.now());
+        }
+    }
+
+    /// A link thread: dials, then writes until its socket is closed.
+    fn run_link(
+        self: Arc<Self>,
+        number: u64,
+        host: &str,
+        timeout: Duration,
+        to_write: &Receiver<Bytes>,
+    ) {
+        let Some(stream) = self.connected(number, dial(host, timeout)) else {
+            return;
+        };
+        let mut batch = Vec::new();
+        while let Ok(first) = to_write.recv() {
+            batch.push(first);
+            batch.extend(to_write.try_iter());
+            if write_frames(&stream, &batch).is_err() {
+                // Wakes the reader, which reports the loss to the session.
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+            batch.clear();
+        }
+    }
+
+    /// Reports a dial's outcome, unless the session abandoned it meanwhile;
+    /// on success starts the socket's reader and returns the socket.
+    fn connected(
+        self: &Arc<Self>,
+        number: u64,
+        dialed: io::Result<TcpStream>,
+    ) -> Option<Arc<TcpStream>> {
+        let mut state = self.lock();
+        let now = self.now();
+        let link = state.link.as_mut().filter(|link| link.number == number)?;
+        let stream = dialed.ok().map(Arc::new);
+        let reader = stream.as_ref().map(|stream| {
+            // Messages are small and latency matters; failure only slows.
+            let _ = stream.set_nodelay(true);
+            let (driver, stream) = (Arc::clone(self), Arc::clone(stream));
+            spawn_socket_thread(format!("tether-client-read-{number}"), move || {
+                driver.run_reader(number, &stream);
+            })
+        });
+        match (stream, reader) {
+            (Some(stream), Some(Ok(_))) => {
+                link.stream = Some(Arc::clone(&stream));
+                state.session.handle_connected(now);
+                self.settle(state);
+                Some(stream)
+            }
+            _ => {
+                state.link = None;
+                state.session.handle_connect_failed(now);
+                self.settle(state);
+                None
+            }
+        }
+    }
+
+    /// A reader thread: feeds what link `number`'s socket receives to the
+    /// session until the socket ends.
+    fn run_reader(self: Arc<Self>, number: u64, mut stream: &TcpStream) {
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => {
+                    let bytes = &buffer[..read];
+                    self.on_link(number, |session, now| session.handle_read(now, bytes));
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.on_link(number, |session, now| session.handle_transport_closed(now));
+    }
+
+    /// Feeds an input about link `number`, if it is still the session's.
+    fn on_link(self: &Arc<Self>, number: u64, input: impl FnOnce(&mut ClientSession, Instant)) {
+        let mut state = self.lock();
+        if state
+            .link
+            .as_ref()
+            .is_some_and(|link| link.number == number)
+        {
+            input(&mut state.session, self.now());
+        }
+        self.settle(state);
+    }
+}
+
+impl State {
+    /// Hands an event to the thread waiting for it, or to the application.
+    fn deliver(&mut self, event: Event) {
+        if let Event::RequestDone { id, result } = event {
+            match self.waiters.remove(&id) {
+                // The waiter may have given up (its thread unwound).
+                Some(waiter) => drop(waiter.send(result)),
+                None => self.forward(Event::RequestDone { id, result }),
+            }
+        } else {
+            self.forward(event);
+        }
+    }
+
+    fn forward(&self, event: Event) {
+        if let Some(events) = &self.events {
+            // The application may have dropped its receiver; events are
+            // then of no interest.
+            let _ = events.send(event);
+        }
+    }
+}
+
+/// Opens a TCP connection to `host` (`host` or `host:port`, port 80 when
+/// absent), trying each address it resolves to within `timeout`.
+fn dial(host: &str, timeout: Duration) -> io::Result<TcpStream> {
+    let addresses: Vec<SocketAddr> = match host.to_socket_addrs() {
+        Ok(addresses) => addresses.collect(),
+        Err(_) => (host, 80).to_socket_addrs()?.collect(),
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "host resolved to no address");
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}

@@ -1,0 +1,175 @@
+//! The client: a blocking API over the core's reconnecting session.
+//!
+//! Commands return at once (the session queues them while disconnected),
+//! except [`Client::request`] and [`Client::publish`], which block until the
+//! session settles the request, and [`Client::close`]. Everything the
+//! session reports arrives as [`Event`]s, taken with [`Client::next_event`]
+//! or [`Client::events`]. Reconnecting, resubscribing and recovering are the
+//! session's; this module only carries its inputs and outputs.
+
+mod driver;
+
+use std::fmt;
+use std::io;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use tether_core::client::{ClientConfig, Event, RequestError, SendError};
+use tether_core::envelope::{Channel, ClientMessage, ServerMessage};
+
+use driver::Driver;
+
+/// A Tether client connection that survives reconnects. Usable from
+/// several threads at once; dropping it closes the session without waiting.
+pub struct Client {
+    driver: Arc<Driver>,
+    events: Mutex<Receiver<Event>>,
+}
+
+/// Why a client command failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientError {
+    /// A channel name or payload that the protocol does not allow.
+    Invalid(String),
+    /// The session refused the command (closed, or offline queue full).
+    Refused(SendError),
+    /// The request was sent (or queued) but got no successful reply.
+    Failed(RequestError),
+    /// The server answered with a message that does not answer the request.
+    UnexpectedReply(Box<ServerMessage>),
+}
+
+impl Client {
+    /// Starts a session for `config`: it dials at once and keeps
+    /// reconnecting by the session's schedule. Fails only when the client's
+    /// timer thread cannot be started.
+    pub fn connect(config: ClientConfig) -> io::Result<Client> {
+        let (driver, events) = Driver::start(config)?;
+        Ok(Client {
+            driver,
+            events: Mutex::new(events),
+        })
+    }
+
+    /// Tracks `channel`: subscribes now if connected and after every
+    /// reconnect, resuming from the last offset seen. Confirmation arrives
+    /// as [`Event::Subscribed`] (or [`Event::SubscribeFailed`]).
+    pub fn subscribe(&self, channel: &str) -> Result<(), ClientError> {
+        let channel = parse_channel(channel)?;
+        self.driver
+            .command(|session, _| session.subscribe(channel))
+            .map_err(ClientError::Refused)
+    }
+
+    /// Stops tracking `channel` and unsubscribes if connected.
+    pub fn unsubscribe(&self, channel: &str) -> Result<(), ClientError> {
+        let channel = parse_channel(channel)?;
+        self.driver
+            .command(|session, _| session.unsubscribe(channel))
+            .map_err(ClientError::Refused)
+    }
+
+    /// Publishes `payload_json` (any JSON value, as text) on `channel` and
+    /// waits for the server's `ack`: returns the publication's offset. The
+    /// wait is bounded by the configured `request_timeout`.
+    pub fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, ClientError> {
+        let channel = parse_channel(channel)?;
+        let payload = RawValue::from_string(payload_json.to_owned())
+            .map_err(|error| ClientError::Invalid(format!("payload is not JSON: {error}")))?;
+        let reply = self
+            .driver
+            .request(|session, now| session.publish(now, channel, payload))
+            .map_err(ClientError::Refused)?;
+        match wait(&reply)? {
+            ServerMessage::Ack { offset, .. } => Ok(offset),
+            other => Err(ClientError::UnexpectedReply(Box::new(other))),
+        }
+    }
+
+    /// Sends `message` with a fresh id and waits for its reply: the
+    /// matching server message, the server's error, a timeout after
+    /// `timeout`, or the loss of the connection that carried it.
+    pub fn request(
+        &self,
+        message: ClientMessage,
+        timeout: Duration,
+    ) -> Result<ServerMessage, ClientError> {
+        let reply = self
+            .driver
+            .request(|session, now| session.request(now, message, timeout))
+            .map_err(ClientError::Refused)?;
+        wait(&reply)
+    }
+
+    /// Sends `message` as it is, now if connected, else after the next
+    /// `auth_ack`; any reply arrives as an event.
+    pub fn send(&self, message: ClientMessage) -> Result<(), ClientError> {
+        self.driver
+            .command(|session, _| session.send(message))
+            .map_err(ClientError::Refused)
+    }
+
+    /// Whether the server has accepted the token on the current connection.
+    pub fn is_connected(&self) -> bool {
+        self.driver.is_connected()
+    }
+
+    /// Closes the session for good with a normal close (1000) and waits
+    /// until it is closed: the server answered, or `close_timeout` passed.
+    pub fn close(&self) {
+        self.driver.close();
+    }
+
+    /// The next event, waiting at most `timeout`; `None` on timeout or once
+    /// the session is closed and every event was taken. Events wait, without
+    /// bound, until they are taken: an application that stops taking them
+    /// should close the client.
+    pub fn next_event(&self, timeout: Duration) -> Option<Event> {
+        let events = self.events.lock().expect("an event reader panicked");
+        events.recv_timeout(timeout).ok()
+    }
+
+    /// Every event, in order, blocking for each; the iterator ends once the
+    /// session is closed for good and every event was taken.
+    pub fn events(&self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(move || {
+            let events = self.events.lock().expect("an event reader panicked");
+            events.recv().ok()
+        })
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.driver.close_in_background();
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Invalid(why) => f.write_str(why),
+            ClientError::Refused(error) => error.fmt(f),
+            ClientError::Failed(error) => error.fmt(f),
+            ClientError::UnexpectedReply(reply) => write!(f, "unexpected reply: {reply:?}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+fn parse_channel(channel: &str) -> Result<Channel, ClientError> {
+    Channel::new(channel).map_err(|error| ClientError::Invalid(error.to_string()))
+}
+
+/// Blocks until the session settles a request.
+fn wait(reply: &Receiver<driver::Reply>) -> Result<ServerMessage, ClientError> {
+    match reply.recv() {
+        Ok(result) => result.map_err(ClientError::Failed),
+        // The session settles every request it accepted; a dropped sender
+        // means it was dropped with the request pending.
+        Err(_) => Err(ClientError::Failed(RequestError::Closed)),
+    }
+}

@@ -1,0 +1,60 @@
+//! Tether on `std::net` and threads: a server node and a client, each a thin
+//! driver of the sans-IO core, for programs that want no async runtime.
+//!
+//! The adapter moves bytes, time and commands; every decision (protocol,
+//! timers, backpressure, reconnects) is the core's. Each machine of the core
+//! sits behind one `Mutex` that is never held across a socket read or write
+//! and never held while sleeping: threads block on their sockets or on a
+//! condition variable, lock only to hand the core an input or take its
+//! outputs, and act on the outputs after unlocking.
+//!
+//! - [`Server`]: a reader thread and a writer thread per connection, one
+//!   timer thread, one accept thread. An idle connection costs two blocked
+//!   threads with small stacks and no polling.
+//! - [`Client`]: a reconnecting client over the core's session, with a
+//!   blocking API and events as an iterator.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tether_blocking::{Client, Server, ServerOptions};
+//! use tether_core::auth::Authorizer;
+//! use tether_core::client::{ClientConfig, Event};
+//!
+//! struct AnyToken;
+//!
+//! impl Authorizer for AnyToken {
+//!     fn authenticate(&self, token: &str) -> Option<String> {
+//!         Some(token.to_owned())
+//!     }
+//!     fn authorize_api(&self, _authorization: Option<&str>) -> bool {
+//!         false
+//!     }
+//! }
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let options = ServerOptions::new("127.0.0.1:8080".parse().unwrap(), Arc::new(AnyToken));
+//! let server = Server::bind(options)?;
+//! let handle = server.handle();
+//! let running = std::thread::spawn(move || server.run());
+//!
+//! let client = Client::connect(ClientConfig::new("127.0.0.1:8080", "alice"))?;
+//! client.subscribe("news").expect("a valid channel");
+//! for event in client.events() {
+//!     if let Event::Subscribed { .. } = event {
+//!         break;
+//!     }
+//! }
+//! handle.publish("news", r#"{"headline":"hello"}"#).expect("published");
+//! client.close();
+//! handle.shutdown();
+//! running.join().expect("the server thread")?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod io;
+mod server;
+
+pub use client::{Client, ClientError};
+pub use server::{Handle, Server, ServerOptions};

@@ -1,0 +1,195 @@
+//! The server: one node of Tether on a TCP port, served by threads.
+//!
+//! # Threads
+//!
+//! - The accept thread takes TCP connections and registers them with the
+//!   core, or answers the core's refusal (draining, at capacity).
+//! - Each connection has a reader thread blocked in `read` and a writer
+//!   thread blocked on a wake channel; both have small stacks. An idle
+//!   connection therefore costs two sleeping threads and no polling.
+//! - One timer thread sleeps until the core's next deadline and is woken
+//!   early when an input makes that deadline earlier.
+//! - The thread that calls [`Server::run`] waits for the shutdown to
+//!   complete.
+//!
+//! The core sits behind one lock, held only to feed an input or take
+//! frames, never across a socket read or write and never while sleeping.
+
+mod node;
+mod socket;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tether_core::auth::Authorizer;
+use tether_core::config::ServerConfig;
+use tether_core::server::Server as Core;
+
+use node::Node;
+
+/// Everything [`Server::bind`] needs.
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// The node's settings (PROTOCOL.md names and defaults).
+    pub config: ServerConfig,
+    /// The address to listen on; port 0 picks a free port (see
+    /// [`Server::local_addr`]).
+    pub listen: SocketAddr,
+    /// Decides tokens and API keys. Called from connection threads without
+    /// the node's lock held, so a slow decision delays only its connection.
+    pub authorizer: Arc<dyn Authorizer + Send + Sync>,
+    /// Makes channel epochs and session ids unique to this run of the node;
+    /// `None` derives one from the start time and the process id, so that a
+    /// restarted node never repeats an epoch.
+    pub epoch_prefix: Option<String>,
+}
+
+impl ServerOptions {
+    /// Options with the protocol's default settings and a fresh epoch
+    /// prefix.
+    pub fn new(listen: SocketAddr, authorizer: Arc<dyn Authorizer + Send + Sync>) -> Self {
+        ServerOptions {
+            config: ServerConfig::default(),
+            listen,
+            authorizer,
+            epoch_prefix: None,
+        }
+    }
+}
+
+/// A bound server node, ready to [`run`](Server::run).
+pub struct Server {
+    node: Arc<Node>,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    /// How long a refused connection is kept to deliver its answer.
+    close_timeout: Duration,
+}
+
+/// Controls a running server from the application; cheap to clone and
+/// usable from any thread.
+#[derive(Clone)]
+pub struct Handle {
+    node: Arc<Node>,
+}
+
+impl Server {
+    /// Binds the listening socket and builds the node; nothing is accepted
+    /// until [`Server::run`].
+    pub fn bind(options: ServerOptions) -> io::Result<Server> {
+        let listener = TcpListener::bind(options.listen)?;
+        let local_addr = listener.local_addr()?;
+        let prefix = options.epoch_prefix.unwrap_or_else(fresh_epoch_prefix);
+        let close_timeout = options.config.close_timeout;
+        let core = Core::new(options.config, &prefix);
+        let node = Arc::new(Node::new(core, options.authorizer, prefix));
+        Ok(Server {
+            node,
+            listener,
+            local_addr,
+            close_timeout,
+        })
+    }
+
+    /// The address the server listens on (with the actual port when bound
+    /// to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle to publish and to shut down, valid before and during
+    /// [`Server::run`].
+    pub fn handle(&self) -> Handle {
+        Handle {
+            node: Arc::clone(&self.node),
+        }
+    }
+
+    /// Serves until a graceful shutdown completes: returns once
+    /// [`Handle::shutdown`] was called and every connection is gone, or
+    /// `shutdown_timeout` after the call at the latest. Until then new TCP
+    /// connections are answered `503 draining`; the port closes on return.
+    pub fn run(self) -> io::Result<()> {
+        let Server {
+            node,
+            listener,
+            local_addr,
+            close_timeout,
+        } = self;
+        let timer = {
+            let node = Arc::clone(&node);
+            thread::Builder::new()
+                .name("tether-timer".into())
+                .spawn(move || node.run_timers())?
+        };
+        let acceptor = {
+            let node = Arc::clone(&node);
+            thread::Builder::new()
+                .name("tether-accept".into())
+                .spawn(move || socket::accept_loop(&node, &listener, close_timeout))
+        };
+        let acceptor = match acceptor {
+            Ok(acceptor) => acceptor,
+            Err(error) => {
+                node.stop();
+                join(timer)?;
+                return Err(error);
+            }
+        };
+        node.wait_until_drained();
+        node.stop();
+        // The accept thread is blocked in `accept`: one connection wakes it
+        // to see that the node stopped. If it fails, the thread is already
+        // gone (the listener broke), which `join` reports.
+        let _ = TcpStream::connect(wake_address(local_addr));
+        join(acceptor)?;
+        join(timer)
+    }
+}
+
+impl Handle {
+    /// Publishes `payload_json` (any JSON value, as text) on `channel` from
+    /// the application, like the HTTP API: no `sender`, private `user:`
+    /// channels allowed. Returns the publication's offset, or why the
+    /// channel name or payload is invalid.
+    pub fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, String> {
+        self.node
+            .input(|core, now| core.publish(now, channel, payload_json))
+    }
+
+    /// Starts the graceful shutdown of PROTOCOL.md section 3: new TCP
+    /// connections get `503 draining`, every WebSocket gets close 1001 after
+    /// its queued messages, and [`Server::run`] returns when all are gone
+    /// or `shutdown_timeout` has passed. Calling it again changes nothing.
+    pub fn shutdown(&self) {
+        self.node.shutdown();
+    }
+}
+
+/// An epoch prefix unique to this run: start time and process id.
+fn fresh_epoch_prefix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    format!("{nanos:x}-{:x}", std::process::id())
+}
+
+/// Where to connect to reach a listener bound to `local`: the loopback
+/// address of the same family when bound to every address.
+fn wake_address(local: SocketAddr) -> SocketAddr {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, local.port())
+}
+
+fn join(thread: thread::JoinHandle<()>) -> io::Result<()> {
+    thread
+        .join()
+        .map_err(|_| io::Error::other("a server thread panicked"))
+}

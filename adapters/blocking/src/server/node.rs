@@ -1,0 +1,360 @@
+//! The core's server node behind one lock, and everything done with that
+//! lock held: feeding inputs, dispatching events, arming the timer thread.
+//!
+//! Every thread that has an input (a reader with bytes, a writer with a
+//! closed socket, the timer thread, the application's [`Handle`]) calls
+//! [`Node::input`]; the events the input caused are dispatched before the
+//! lock is let go, except the token and API-key decisions, which are taken
+//! with the lock released (an authorizer may be slow) and fed back after.
+//!
+//! [`Handle`]: super::Handle
+
+use std::collections::HashMap;
+use std::net::{Shutdown, TcpStream};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant as Clock;
+
+use bytes::Bytes;
+use tether_core::auth::Authorizer;
+use tether_core::connection::{AuthVerdict, Transport};
+use tether_core::ids::ConnId;
+use tether_core::server::{Refusal, Server as Core, ServerEvent};
+use tether_core::time::Instant;
+
+/// Bytes a writer takes from the core per pass: what backpressure leaves
+/// outside the core's queue while a write is in flight.
+const WRITE_BUDGET: usize = 64 * 1024;
+
+/// One server node shared by the accept, timer, reader and writer threads.
+pub struct Node {
+    state: Mutex<State>,
+    /// Wakes the timer thread when an input made the next deadline earlier.
+    timer: Condvar,
+    /// Wakes `run` when shutdown starts and when the last connection leaves.
+    drained: Condvar,
+    /// The origin of the core's time line.
+    start: Clock,
+    authorizer: Arc<dyn Authorizer + Send + Sync>,
+    /// Prefix of session ids, unique to this run of the node.
+    session_prefix: String,
+}
+
+/// Everything behind the node's lock.
+struct State {
+    core: Core,
+    links: HashMap<ConnId, Link>,
+    /// The deadline the timer thread is sleeping until (`None`: none).
+    timer_until: Option<Instant>,
+    /// When `run` gives up waiting for connections to drain.
+    shutdown_deadline: Option<Instant>,
+    /// `run` is returning: the timer and accept threads end.
+    stopped: bool,
+}
+
+/// The adapter's side of one connection.
+struct Link {
+    stream: Arc<TcpStream>,
+    /// Wakes the connection's writer thread; one pending wake is enough.
+    wake: SyncSender<()>,
+}
+
+/// What [`Node::admit`] decided about a new TCP connection.
+pub enum Admission {
+    /// Serve it: the writer waits on `wake`.
+    Accepted {
+        /// The core's name for the connection.
+        conn: ConnId,
+        /// Signalled whenever the connection has frames or must close.
+        wake: Receiver<()>,
+    },
+    /// Answer with the refusal's response and close.
+    Refused(Refusal),
+    /// The node has stopped; stop accepting.
+    Stopped,
+}
+
+/// A decision the core asked for, taken without the lock.
+enum Question {
+    Token {
+        conn: ConnId,
+        token: String,
+    },
+    ApiKey {
+        conn: ConnId,
+        authorization: Option<String>,
+    },
+}
+
+/// The answer to a [`Question`], fed back under the lock.
+enum Answer {
+    Token(ConnId, AuthVerdict),
+    ApiKey(ConnId, bool),
+}
+
+impl Node {
+    /// A node around `core` whose clock starts now.
+    pub fn new(
+        core: Core,
+        authorizer: Arc<dyn Authorizer + Send + Sync>,
+        session_prefix: String,
+    ) -> Self {
+        Node {
+            state: Mutex::new(State {
+                core,
+                links: HashMap::new(),
+                timer_until: None,
+                shutdown_deadline: None,
+                stopped: false,
+            }),
+            timer: Condvar::new(),
+            drained: Condvar::new(),
+            start: Clock::now(),
+            authorizer,
+            session_prefix,
+        }
+    }
+
+    /// Feeds one input to the core and settles everything it caused.
+    pub fn input<R>(&self, input: impl FnOnce(&mut Core, Instant) -> R) -> R {
+        let mut state = self.lock();
+        let result = input(&mut state.core, self.now());
+        self.settle(state);
+        result
+    }
+
+    /// A TCP connection arrived: registers it with the core, or says why not.
+    pub fn admit(&self, stream: &Arc<TcpStream>) -> Admission {
+        let mut state = self.lock();
+        if state.stopped {
+            return Admission::Stopped;
+        }
+        match state.core.accept(self.now()) {
+            Ok(conn) => {
+                let (sender, wake) = sync_channel(1);
+                let link = Link {
+                    stream: Arc::clone(stream),
+                    wake: sender,
+                };
+                state.links.insert(conn, link);
+                self.settle(state);
+                Admission::Accepted { conn, wake }
+            }
+            Err(refusal) => Admission::Refused(refusal),
+        }
+    }
+
+    /// Moves `conn`'s next frames into `batch` and says what to do with the
+    /// socket once they are written.
+    pub fn take_frames(&self, conn: ConnId, batch: &mut Vec<Bytes>) -> Transport {
+        let mut state = self.lock();
+        state.core.poll_transmit(conn, WRITE_BUDGET, batch);
+        state.core.transport(conn)
+    }
+
+    /// `conn`'s socket is finished (end of stream, an error, or the core
+    /// asked for it): shuts it down and tells the core.
+    pub fn transport_closed(&self, conn: ConnId) {
+        let mut state = self.lock();
+        let now = self.now();
+        state.disconnect(conn, now);
+        self.settle(state);
+    }
+
+    /// The timer thread: sleeps until the core's next deadline (or until an
+    /// input makes it earlier), fires it, and ends when the node stops.
+    pub fn run_timers(&self) {
+        let mut state = self.lock();
+        loop {
+            if state.stopped {
+                return;
+            }
+            let now = self.now();
+            match state.core.poll_timeout() {
+                Some(at) if at <= now => {
+                    state.core.handle_timeout(now);
+                    self.settle(state);
+                    state = self.lock();
+                }
+                Some(at) => {
+                    state.timer_until = Some(at);
+                    state = wait_for(&self.timer, state, Some(at - now));
+                }
+                None => {
+                    state.timer_until = None;
+                    state = wait_for(&self.timer, state, None);
+                }
+            }
+        }
+    }
+
+    /// Starts the graceful shutdown: the core closes every WebSocket with
+    /// 1001 behind its queue and refuses new connections; `run` waits at
+    /// most `shutdown_timeout` from the first call.
+    pub fn shutdown(&self) {
+        let mut state = self.lock();
+        let now = self.now();
+        let timeout = state.core.config().shutdown_timeout;
+        state.shutdown_deadline.get_or_insert(now + timeout);
+        state.core.shutdown(now);
+        self.drained.notify_all();
+        self.settle(state);
+    }
+
+    /// Blocks until shutdown has started and then either every connection
+    /// is gone or the shutdown deadline has passed.
+    pub fn wait_until_drained(&self) {
+        let mut state = self.lock();
+        loop {
+            let now = self.now();
+            state = match state.shutdown_deadline {
+                Some(_) if state.core.connection_count() == 0 => return,
+                Some(deadline) if deadline <= now => return,
+                Some(deadline) => wait_for(&self.drained, state, Some(deadline - now)),
+                None => wait_for(&self.drained, state, None),
+            };
+        }
+    }
+
+    /// Stops the node: the timer and accept threads end, and the sockets of
+    /// connections that outlived the shutdown deadline are shut down.
+    pub fn stop(&self) {
+        let mut state = self.lock();
+        state.stopped = true;
+        for (_, link) in state.links.drain() {
+            // The socket may already be gone; there is nothing left to do.
+            let _ = link.stream.shutdown(Shutdown::Both);
+        }
+        self.timer.notify_one();
+    }
+
+    /// The core's clock: time since the node was made.
+    fn now(&self) -> Instant {
+        Instant::from_origin(self.start.elapsed())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means the core panicked mid-input: a broken
+        // invariant, after which no input can be trusted to be handled.
+        self.state.lock().expect("the server node panicked")
+    }
+
+    /// Dispatches every event the core has, asks the authorizer (unlocked)
+    /// what the core wants decided, feeds the answers back, and repeats
+    /// until the core is quiet. Releases the lock.
+    fn settle<'a>(&'a self, mut state: MutexGuard<'a, State>) {
+        loop {
+            let now = self.now();
+            let mut questions = Vec::new();
+            while let Some(event) = state.core.poll_event() {
+                match event {
+                    ServerEvent::Wake(conn) => state.wake(conn, now),
+                    ServerEvent::Authenticate { conn, token } => {
+                        questions.push(Question::Token { conn, token });
+                    }
+                    ServerEvent::AuthorizeApi {
+                        conn,
+                        authorization,
+                    } => questions.push(Question::ApiKey {
+                        conn,
+                        authorization,
+                    }),
+                    ServerEvent::Closed { conn, reason, by } => {
+                        tracing::info!(%conn, code = reason.code.0, reason = %reason.reason, ?by, "connection closed");
+                    }
+                }
+            }
+            self.notify_waiters(&state);
+            if questions.is_empty() {
+                return;
+            }
+            drop(state);
+            let answers: Vec<Answer> = questions.into_iter().map(|q| self.answer(q)).collect();
+            state = self.lock();
+            let now = self.now();
+            for answer in answers {
+                match answer {
+                    Answer::Token(conn, verdict) => {
+                        state.core.handle_auth_verdict(conn, now, verdict);
+                    }
+                    Answer::ApiKey(conn, authorized) => {
+                        state.core.handle_api_verdict(conn, now, authorized);
+                    }
+                }
+            }
+        }
+    }
+
+    fn answer(&self, question: Question) -> Answer {
+        match question {
+            Question::Token { conn, token } => {
+                let verdict = match self.authorizer.authenticate(&token) {
+                    Some(user) => AuthVerdict::Accept {
+                        user,
+                        session: format!("{}-{}", self.session_prefix, conn.0),
+                    },
+                    None => AuthVerdict::Reject,
+                };
+                Answer::Token(conn, verdict)
+            }
+            Question::ApiKey {
+                conn,
+                authorization,
+            } => Answer::ApiKey(
+                conn,
+                self.authorizer.authorize_api(authorization.as_deref()),
+            ),
+        }
+    }
+
+    /// Wakes the timer thread if the next deadline moved before the one it
+    /// sleeps until, and `run` if draining is complete.
+    fn notify_waiters(&self, state: &State) {
+        if let Some(next) = state.core.poll_timeout()
+            && state.timer_until.is_none_or(|until| next < until)
+        {
+            self.timer.notify_one();
+        }
+        if state.core.is_draining() && state.core.connection_count() == 0 {
+            self.drained.notify_all();
+        }
+    }
+}
+
+impl State {
+    /// `conn` has frames to write or wants its socket closed.
+    fn wake(&mut self, conn: ConnId, now: Instant) {
+        if self.core.transport(conn) == Transport::CloseNow {
+            self.disconnect(conn, now);
+        } else if let Some(link) = self.links.get(&conn) {
+            // Full means a wake is already pending; disconnected means the
+            // writer has ended and the reader is about to report it.
+            let _ = link.wake.try_send(());
+        }
+    }
+
+    /// Shuts `conn`'s socket down (unblocking its reader and writer, and
+    /// ending the writer once its link is dropped) and tells the core.
+    fn disconnect(&mut self, conn: ConnId, now: Instant) {
+        if let Some(link) = self.links.remove(&conn) {
+            // Shutting down a socket the peer already closed may fail; the
+            // outcome is the same.
+            let _ = link.stream.shutdown(Shutdown::Both);
+        }
+        self.core.handle_transport_closed(conn, now);
+    }
+}
+
+/// Waits on `condvar`, at most `timeout` when given; the lock is released
+/// while waiting.
+fn wait_for<'a>(
+    condvar: &Condvar,
+    state: MutexGuard<'a, State>,
+    timeout: Option<std::time::Duration>,
+) -> MutexGuard<'a, State> {
+    let poisoned = "the server node panicked";
+    match timeout {
+        Some(timeout) => condvar.wait_timeout(state, timeout).expect(poisoned).0,
+        None => condvar.wait(state).expect(poisoned),
+    }
+}

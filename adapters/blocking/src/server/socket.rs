@@ -1,0 +1,132 @@
+//! The threads that move bytes: one accept thread for the node, and a
+//! reader and a writer for each connection.
+//!
+//! A reader blocks in `read` and hands what arrives to the core. A writer
+//! sleeps until the core wakes it, takes a batch of frames under the lock
+//! and writes them without it, so a socket that does not drain blocks only
+//! its own writer while the core's queue for it grows and the core's
+//! backpressure policy decides what happens.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use tether_core::connection::Transport;
+use tether_core::ids::ConnId;
+use tether_core::server::Refusal;
+
+use super::node::{Admission, Node};
+use crate::io::{spawn_socket_thread, write_frames};
+
+/// Accepts connections until the node stops; `close_timeout` bounds how
+/// long a refused connection is kept to deliver its answer.
+///
+/// A failed accept (a peer that reset before it was accepted, or no file
+/// descriptor left) is logged and accepting goes on. Keep `max_connections`
+/// below the process's file descriptor limit, so that the core refuses
+/// connections with a 503 before the operating system refuses them.
+pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener, close_timeout: Duration) {
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(stream) => Arc::new(stream),
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                continue;
+            }
+        };
+        match node.admit(&stream) {
+            Admission::Accepted { conn, wake } => serve(node, conn, stream, wake),
+            Admission::Refused(refusal) => refuse(stream, refusal, close_timeout),
+            Admission::Stopped => return,
+        }
+    }
+}
+
+/// Starts `conn`'s reader and writer threads.
+fn serve(node: &Arc<Node>, conn: ConnId, stream: Arc<TcpStream>, wake: Receiver<()>) {
+    // Frames are whole messages already; waiting to coalesce them only adds
+    // latency. Failure leaves Nagle on, which is slower but correct.
+    let _ = stream.set_nodelay(true);
+    let reader = {
+        let (node, stream) = (Arc::clone(node), Arc::clone(&stream));
+        spawn_socket_thread(format!("tether-read-{}", conn.0), move || {
+            read_loop(&node, conn, &stream);
+        })
+    };
+    let writer = reader.and_then(|_| {
+        let node = Arc::clone(node);
+        spawn_socket_thread(format!("tether-write-{}", conn.0), move || {
+            write_loop(&node, conn, &stream, &wake);
+        })
+    });
+    if let Err(error) = writer {
+        tracing::warn!(%conn, %error, "cannot start the connection's threads");
+        node.transport_closed(conn);
+    }
+}
+
+/// Hands everything the peer sends to the core until the socket ends.
+fn read_loop(node: &Node, conn: ConnId, mut stream: &TcpStream) {
+    // One page: every idle connection keeps this stack frame, and a larger
+    // buffer would cost each of them more memory (measured in
+    // BENCHMARKS.md) while typical messages fit one read anyway.
+    let mut buffer = [0u8; 4 * 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => node.input(|core, now| core.handle_read(conn, now, &buffer[..read])),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    node.transport_closed(conn);
+}
+
+/// Writes what the core queues for `conn`, as fast as the socket takes it,
+/// and closes the socket when the core says so.
+fn write_loop(node: &Node, conn: ConnId, stream: &TcpStream, wake: &Receiver<()>) {
+    let mut batch = Vec::new();
+    while wake.recv().is_ok() {
+        loop {
+            let transport = node.take_frames(conn, &mut batch);
+            let wrote = !batch.is_empty();
+            if wrote && write_frames(stream, &batch).is_err() {
+                node.transport_closed(conn);
+                return;
+            }
+            batch.clear();
+            if transport == Transport::CloseNow {
+                node.transport_closed(conn);
+                return;
+            }
+            if !wrote {
+                break;
+            }
+        }
+    }
+}
+
+/// Answers a connection the core refused, then lets the peer read the
+/// answer: half-closes and drains what it sent (closing with unread input
+/// would reset the connection and could destroy the answer), for at most
+/// `close_timeout`, the bound PROTOCOL.md gives to flushing a final answer.
+fn refuse(stream: Arc<TcpStream>, refusal: Refusal, close_timeout: Duration) {
+    tracing::debug!(?refusal, "connection refused");
+    let spawned = spawn_socket_thread("tether-refuse".into(), move || {
+        let mut stream = &*stream;
+        if stream.write_all(&refusal.response()).is_err()
+            || stream.shutdown(Shutdown::Write).is_err()
+            || stream.set_read_timeout(Some(close_timeout)).is_err()
+        {
+            return;
+        }
+        // Reading ends at the peer's end of stream, an error or the timeout;
+        // all three end the connection.
+        let _ = io::copy(&mut stream, &mut io::sink());
+    });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot answer a refused connection");
+    }
+}

@@ -65,6 +65,8 @@ async function withServer(server, body) {
   }
 }
 
+before(() => mkdir(ARTIFACTS, { recursive: true }));
+
 test('two pages chat and see each other arrive in the user list', async () => {
   const server = await TetherServer.start();
   await withServer(server, async () => {
@@ -81,7 +83,6 @@ test('two pages chat and see each other arrive in the user list', async () => {
     assert.deepEqual(await line(alice, 'hello from alice'), { sender: 'alice', offset: 1 });
     assert.match(await alice.textContent('#state'), /connected as alice/);
 
-    await mkdir(ARTIFACTS, { recursive: true });
     await alice.screenshot({ path: new URL('demo.png', ARTIFACTS).pathname });
 
     await bob.close();
@@ -128,6 +129,7 @@ test('a restarted server gets the pages back by themselves, with what waited off
     assert.equal(fresh.sender, 'bob');
     assert.ok(fresh.offset > queued.offset, 'offsets of the new epoch keep increasing');
     assert.deepEqual(await line(bob, 'after the restart'), fresh);
+    await alice.screenshot({ path: new URL('demo-restart.png', ARTIFACTS).pathname });
   });
   await alice.close();
   await bob.close();

@@ -392,19 +392,24 @@ export class TetherClient {
       return;
     }
     this.#ws = ws;
-    ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token: this.#token }));
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      ws.send(JSON.stringify({ type: 'auth', token: this.#token }));
+    };
     ws.onmessage = (event) => this.#receive(event.data);
-    ws.onclose = (event) => this.#closed(event.code, event.reason);
+    ws.onclose = (event) => this.#closed(event.code, event.reason, opened);
   }
 
   /** The socket closed: the answer to our close, or a loss. */
-  #closed(code, reason) {
+  #closed(code, reason, opened) {
     this.#ws = null;
     if (this.#state === 'closing') {
       this.#lose({ code: 1000, reason: 'closed by client' }, false);
       return;
     }
-    const text = reason || (code === 1006 ? 'connection lost' : '');
+    const lost = opened ? 'connection lost' : 'connect failed or refused';
+    const text = reason || (code === 1006 ? lost : '');
     this.#lose({ code, reason: text }, !FINAL_CLOSE_CODES.has(code));
   }
 

@@ -115,8 +115,9 @@ test('reconnect delays double from base to cap plus jitter, and auth_ack resets 
 });
 
 test('a dial waits for its delay and not a millisecond less', async (t) => {
-  await start(t);
+  const { events } = await start(t);
   sockets[0].drop(1006);
+  assert.deepEqual(events.at(-1).reason, { code: 1006, reason: 'connect failed or refused' });
   t.mock.timers.tick(1499);
   assert.equal(sockets.length, 1);
   t.mock.timers.tick(1);
@@ -135,10 +136,11 @@ test('final close codes end the client; the others are retried', async (t) => {
     t.mock.timers.reset();
   }
   for (const code of [1000, 1001, 1006, 1011, 4008]) {
-    const { client } = await start(t);
+    const { client, events } = await start(t);
     accept();
     sockets[0].drop(code);
     assert.equal(client.state, 'reconnecting', `close code ${code}`);
+    assert.equal(events.at(-1).reason.code, code);
     t.mock.timers.tick(1500);
     assert.equal(sockets.length, 2, `a dial after ${code}`);
     t.mock.timers.reset();

@@ -85,9 +85,6 @@ pub struct Settings {
     /// The Redis backplane to share channels with other nodes; `None` keeps
     /// the hub in process.
     pub redis_url: Option<String>,
-    /// Whether to run the built-in demo alongside the server. Read, checked
-    /// and shown now; what the demo publishes comes with a later change.
-    pub demo: bool,
 }
 
 impl Default for Settings {
@@ -100,7 +97,6 @@ impl Default for Settings {
             runtime: Runtime::default(),
             dev: false,
             redis_url: None,
-            demo: false,
         }
     }
 }
@@ -115,7 +111,6 @@ impl fmt::Debug for Settings {
             runtime,
             dev,
             redis_url,
-            demo,
         } = self;
         f.debug_struct("Settings")
             .field("server", server)
@@ -125,7 +120,6 @@ impl fmt::Debug for Settings {
             .field("runtime", runtime)
             .field("dev", dev)
             .field("redis_url", &redis_url.as_deref().map(mask_url_password))
-            .field("demo", demo)
             .finish()
     }
 }
@@ -166,6 +160,8 @@ impl Settings {
         };
         settings.apply_environment(env);
         settings.apply_overrides(overrides);
+        // Dev mode is for trying things out: the demo page comes with it.
+        settings.server.demo |= settings.dev;
         settings.validate()?;
         Ok(settings)
     }

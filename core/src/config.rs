@@ -57,6 +57,9 @@ pub struct ServerConfig {
     /// How long a node's presence entries live in the backplane without
     /// being refreshed.
     pub presence_ttl: Duration,
+    /// Whether `GET /` serves the demo chat page; when false it is a 404.
+    /// The browser client (`/tether.js`) is served either way.
+    pub demo: bool,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +86,7 @@ impl Default for ServerConfig {
             max_http_head: 8 * 1024,
             idempotency_window: Duration::from_secs(60),
             presence_ttl: Duration::from_secs(15),
+            demo: false,
         }
     }
 }

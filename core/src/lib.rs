@@ -25,6 +25,7 @@ pub mod rate;
 pub mod server;
 pub mod time;
 pub mod timer;
+pub mod web;
 
 #[cfg(test)]
 mod testkit;

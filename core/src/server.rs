@@ -46,6 +46,7 @@ use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
 use crate::queue::{Admission, CoalesceKey};
 use crate::time::Instant;
+use crate::web::{self, HTML, JS, TEXT};
 
 /// What the adapter must act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -433,7 +434,10 @@ impl Server {
             Route::Health if self.draining => (503, "text/plain", "draining".to_owned()),
             Route::Health => (200, "text/plain", "ok".to_owned()),
             Route::Metrics => (200, "text/plain; version=0.0.4", self.metrics_text()),
-            Route::NotFound => (404, "text/plain", "not found".to_owned()),
+            Route::ClientScript => (200, JS, web::CLIENT_SCRIPT.to_owned()),
+            Route::ClientTypes => (200, TEXT, web::CLIENT_TYPES.to_owned()),
+            Route::DemoPage if self.config.demo => (200, HTML, web::DEMO_PAGE.to_owned()),
+            Route::NotFound | Route::DemoPage => (404, "text/plain", "not found".to_owned()),
             Route::Publish => {
                 let authorization = request.authorization.clone();
                 if let Some(entry) = entry_mut(&mut self.slots, conn) {

@@ -41,7 +41,7 @@ pub(crate) const KEYS: &[Key] = &[
     key!("listen", AddrKind, listen),
     key!("runtime", RuntimeKind, runtime),
     key!("dev", FlagKind, dev),
-    key!("demo", FlagKind, demo),
+    key!("demo", FlagKind, server.demo),
     key!("jwt_secret", SecretKind, jwt_secret),
     key!("api_key", SecretKind, api_key),
     key!("redis_url", UrlKind, redis_url),

@@ -162,6 +162,8 @@ fn the_environment_beats_the_defaults_and_flags_beat_the_environment() {
     assert_eq!(from_flags.listen, "127.0.0.1:1".parse().unwrap());
     assert_eq!(from_flags.runtime, Runtime::Blocking);
     assert!(from_flags.dev);
+    assert!(from_flags.server.demo, "dev mode serves the demo page");
+    assert!(!from_env.server.demo);
     assert_eq!(
         from_flags.redis_url.as_deref(),
         Some("redis://127.0.0.1:6379")
@@ -203,6 +205,7 @@ fn everything_changed() -> Settings {
             max_http_head: 16 * 1024,
             idempotency_window: Duration::from_secs(17),
             presence_ttl: Duration::from_secs(18),
+            demo: true,
         },
         listen: "[::1]:9000".parse().unwrap(),
         jwt_secret: None,
@@ -210,7 +213,6 @@ fn everything_changed() -> Settings {
         runtime: Runtime::Blocking,
         dev: true,
         redis_url: Some("redis://127.0.0.1:6379/0".into()),
-        demo: true,
     }
 }
 

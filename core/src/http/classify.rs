@@ -53,6 +53,9 @@ pub(super) fn classify(
         "/healthz" => (Some("GET"), Route::Health),
         "/metrics" => (Some("GET"), Route::Metrics),
         "/api/publish" => (Some("POST"), Route::Publish),
+        "/tether.js" => (Some("GET"), Route::ClientScript),
+        "/tether.d.ts" => (Some("GET"), Route::ClientTypes),
+        "/" => (Some("GET"), Route::DemoPage),
         _ => (None, Route::NotFound),
     };
     if let Some(allow) = allow.filter(|&allow| allow != head.method) {

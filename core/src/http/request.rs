@@ -77,6 +77,12 @@ pub enum Route {
     Metrics,
     /// `POST /api/publish`.
     Publish,
+    /// `GET /tether.js`: the browser client, an ES module.
+    ClientScript,
+    /// `GET /tether.d.ts`: the browser client's TypeScript declarations.
+    ClientTypes,
+    /// `GET /`: the demo page, served only when the config enables it.
+    DemoPage,
     /// Any other path, with any method: the caller answers 404.
     NotFound,
 }

@@ -265,6 +265,29 @@ fn http_routes_are_answered_by_the_node() {
     );
 }
 
+#[test]
+fn the_browser_client_is_always_served_and_the_demo_page_only_when_enabled() {
+    let get =
+        |node: &mut Node, path: &str| node.http(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    let mut node = Node::new(ServerConfig::default());
+    let script = get(&mut node, "/tether.js");
+    assert!(script.starts_with("HTTP/1.1 200"), "{script}");
+    assert!(script.contains("\r\nContent-Type: text/javascript; charset=utf-8\r\n"));
+    assert!(script.ends_with(crate::web::CLIENT_SCRIPT));
+    let types = get(&mut node, "/tether.d.ts");
+    assert!(types.starts_with("HTTP/1.1 200") && types.ends_with(crate::web::CLIENT_TYPES));
+    assert!(get(&mut node, "/").starts_with("HTTP/1.1 404"));
+
+    let mut demo = Node::new(ServerConfig {
+        demo: true,
+        ..ServerConfig::default()
+    });
+    let page = get(&mut demo, "/");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("\r\nContent-Type: text/html; charset=utf-8\r\n"));
+    assert!(page.ends_with(crate::web::DEMO_PAGE));
+}
+
 fn api_request(key: Option<&str>, body: &str) -> String {
     let auth = key.map_or(String::new(), |k| format!("Authorization: {k}\r\n"));
     format!(

@@ -223,6 +223,24 @@ fn plain_routes() {
 }
 
 #[test]
+fn browser_routes() {
+    assert_eq!(
+        parse("GET /tether.js HTTP/1.1\r\nHost: h\r\n\r\n"),
+        Ok(route("GET", "/tether.js", Route::ClientScript, None, b""))
+    );
+    assert_eq!(
+        parse("GET /tether.d.ts?v=1 HTTP/1.1\r\nHost: h\r\n\r\n"),
+        Ok(route("GET", "/tether.d.ts", Route::ClientTypes, None, b""))
+    );
+    assert_eq!(
+        parse("GET /?token=alice HTTP/1.1\r\nHost: h\r\n\r\n"),
+        Ok(route("GET", "/", Route::DemoPage, None, b""))
+    );
+    assert_eq!(status("POST / HTTP/1.1\r\nHost: h\r\n\r\n"), 405);
+    assert_eq!(status("PUT /tether.js HTTP/1.1\r\nHost: h\r\n\r\n"), 405);
+}
+
+#[test]
 fn publish_carries_its_body_and_authorization() {
     let text = "POST /api/publish HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer k\r\n\
                 Content-Length: 11\r\n\r\n{\"a\":\"b\"}\r\n";

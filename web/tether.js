@@ -1,0 +1,719 @@
+// Tether browser client: an ES module with no dependencies, served by every
+// Tether server at /tether.js. Types: /tether.d.ts.
+//
+// It behaves like the Rust client session (PROTOCOL.md section 10 and the
+// client decisions of section 11):
+//
+// - It connects, sends `auth` first and waits for `auth_ack`; the time from
+//   the dial to `auth_ack` is bounded by `connectTimeout`.
+// - After an unexpected close or a failed connect it waits
+//   `min(base * 2^n, cap) + jitter` (n counts retries in a row from 0, reset
+//   only by `auth_ack`) and dials again, up to `maxAttempts` retries in a
+//   row (unlimited by default).
+// - It never reconnects after its own `close()` nor after the final close
+//   codes 1002, 1003, 1007, 1008, 1009, 4001 and 4003. A 1000 the server
+//   sends unasked is reconnected after.
+// - After `auth_ack` it re-subscribes to every tracked channel in name order,
+//   with `since` set to the last position seen, then sends the offline queue
+//   oldest first. A publication at or below the last offset seen on its
+//   channel (same epoch) is dropped; a new epoch restarts the count.
+// - Only received messages count as life: `pingIdle` after the last one it
+//   sends {"type":"ping"}; `pongTimeout` more of silence and the connection
+//   is dead.
+// - Requests get ids r1, r2, ... from one counter per client. Those written
+//   to a connection that drops fail at once; those still in the offline
+//   queue wait, and one that times out there is never sent.
+//
+// What a browser cannot know, and what the client does about it:
+//
+// - A refused handshake (HTTP 403 for a bad origin, 400, 503 while the server
+//   drains) reaches a page only as close code 1006, exactly like a server
+//   that is down. The Rust client stops after a 4xx refusal; this client
+//   cannot tell and retries every 1006 with backoff (bound it with
+//   `maxAttempts`).
+// - The browser answers the server's WebSocket Pings itself and hides them,
+//   so on a quiet connection the application `ping` is what keeps the
+//   client's own heartbeat informed.
+// - The browser enforces RFC 6455 itself: a malformed frame or invalid UTF-8
+//   from the server fails the connection, reported as 1006, and is retried.
+// - A page may only send close codes 1000 and 3000-4999, so where the Rust
+//   client would close with 1003 (a binary message from the server) this
+//   client closes without a code, reports 1003 and reconnects. A dead
+//   connection (heartbeat or connect timeout) is closed the same way and
+//   reported as 1006.
+
+/** Close codes after which the client does not reconnect (PROTOCOL.md 7). */
+const FINAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1008, 1009, 4001, 4003]);
+
+/** Request ids this client hands out: `r` and a number without leading 0. */
+const REQUEST_ID = /^r[1-9][0-9]*$/;
+
+/**
+ * @typedef {object} Backoff
+ * @property {number} base Delay before the first retry, in ms (1000).
+ * @property {number} cap Largest delay before jitter, in ms (30000).
+ * @property {number} jitter Exclusive bound of the random part, in ms (1000).
+ * @property {number | null} maxAttempts Retries in a row before giving up;
+ *   null retries for ever, 0 never retries.
+ */
+
+/**
+ * @typedef {object} ClientOptions
+ * @property {string} token Sent in `auth` on every connection.
+ * @property {Partial<Backoff>} [backoff] The reconnect schedule.
+ * @property {number} [pingIdle] Silence in ms before a `ping` (25000).
+ * @property {number} [pongTimeout] Further silence in ms that means the
+ *   connection is dead (10000).
+ * @property {number} [requestTimeout] Default request deadline in ms (10000).
+ * @property {number} [connectTimeout] Longest time in ms from a dial to
+ *   `auth_ack` (10000).
+ * @property {number} [closeTimeout] How long `close()` waits in ms for the
+ *   server's close frame (5000).
+ * @property {number} [offlineQueue] Messages kept while not connected (1000).
+ * @property {() => number} [random] Source of jitter in [0, 1).
+ * @property {typeof WebSocket} [WebSocket] The WebSocket constructor.
+ */
+
+/**
+ * @typedef {object} CloseInfo
+ * @property {number} code The close code; 1006 when no close frame came.
+ * @property {string} reason The close reason or a description.
+ */
+
+/**
+ * @typedef {{state: 'connecting', attempt: number}
+ *   | {state: 'open', user: string, session: string}
+ *   | {state: 'reconnecting', attempt: number, delay: number, retryAt: number, reason: CloseInfo}
+ *   | {state: 'closing'}
+ *   | {state: 'closed', reason: CloseInfo}} StateEvent
+ */
+
+/** The protocol's defaults (PROTOCOL.md section 10). */
+export const DEFAULTS = Object.freeze({
+  backoff: Object.freeze({ base: 1000, cap: 30000, jitter: 1000, maxAttempts: null }),
+  pingIdle: 25000,
+  pongTimeout: 10000,
+  requestTimeout: 10000,
+  connectTimeout: 10000,
+  closeTimeout: 5000,
+  offlineQueue: 1000,
+});
+
+/**
+ * The wait before retry `attempt` (from 0): `min(base * 2^attempt, cap)`
+ * plus `jitter * random()`, in ms.
+ *
+ * @param {number} attempt Retries already made in a row.
+ * @param {Backoff} backoff The schedule.
+ * @param {() => number} random A draw from [0, 1).
+ * @returns {number}
+ */
+export function reconnectDelay(attempt, backoff, random) {
+  const floor = Math.min(backoff.base * 2 ** Math.min(attempt, 1023), backoff.cap);
+  return floor + backoff.jitter * random();
+}
+
+/** Why a request, a send or a subscription failed. */
+export class TetherError extends Error {
+  /**
+   * @param {'server' | 'timeout' | 'disconnected' | 'closed' | 'queue-full' | 'not-a-request'} kind
+   * @param {string} message
+   * @param {string} [code] The server's error code, for kind `server`.
+   */
+  constructor(kind, message, code) {
+    super(message);
+    this.name = 'TetherError';
+    /** What went wrong. */
+    this.kind = kind;
+    /** The server's error code (`INVALID_CHANNEL`, ...), for kind `server`. */
+    this.code = code;
+  }
+}
+
+/** A Tether connection that survives reconnects. */
+export class TetherClient {
+  #url;
+  #options;
+  #backoff;
+  #token;
+  #random;
+  #WebSocket;
+  /** @type {WebSocket | null} */
+  #ws = null;
+  /** @type {'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed'} */
+  #state = 'connecting';
+  #attempt = 0;
+  #user = '';
+  #session = '';
+  /** @type {Map<string, Set<Function>>} */
+  #listeners = new Map();
+  /** @type {Map<string, ReturnType<typeof setTimeout>>} */
+  #timers = new Map();
+  #lastId = 0;
+  /** @type {Map<number, {resolve: Function, reject: Function, timer: ReturnType<typeof setTimeout>, queued: boolean}>} */
+  #requests = new Map();
+  /** @type {{text: string, request: number | null}[]} */
+  #offline = [];
+  /** @type {Map<string, {epoch: string, offset: number} | null>} */
+  #positions = new Map();
+  /** @type {Map<string, number>} */
+  #subscribing = new Map();
+  /** @type {Map<string, Set<string>>} */
+  #presence = new Map();
+  /** @type {(() => void)[]} */
+  #onClosed = [];
+
+  /**
+   * Starts connecting to `url` (a `ws:` or `wss:` URL of the `/ws`
+   * endpoint) right after the current task, so listeners added now see
+   * every event.
+   *
+   * @param {string} url
+   * @param {ClientOptions} options
+   */
+  constructor(url, options) {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+      throw new TypeError(`not a WebSocket URL: ${url}`);
+    }
+    if (typeof options?.token !== 'string') {
+      throw new TypeError('options.token must be a string');
+    }
+    this.#url = parsed.href;
+    this.#options = { ...DEFAULTS, ...options };
+    this.#backoff = { ...DEFAULTS.backoff, ...options.backoff };
+    this.#token = options.token;
+    this.#random = options.random ?? Math.random;
+    this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    queueMicrotask(() => this.#dial());
+  }
+
+  /** Where the client stands: `connecting`, `open`, `reconnecting`, `closing` or `closed`. */
+  get state() {
+    return this.#state;
+  }
+
+  /** The user of the last `auth_ack`, empty before the first. */
+  get user() {
+    return this.#user;
+  }
+
+  /** The server's id of the current connection, empty before the first. */
+  get session() {
+    return this.#session;
+  }
+
+  /**
+   * Calls `listener` for every event of `type` until the returned function
+   * is called.
+   *
+   * @param {'message' | 'presence' | 'join' | 'leave' | 'subscribed' | 'state' | 'error'} type
+   * @param {(event: any) => void} listener
+   * @returns {() => void}
+   */
+  on(type, listener) {
+    if (!this.#listeners.has(type)) {
+      this.#listeners.set(type, new Set());
+    }
+    this.#listeners.get(type).add(listener);
+    return () => this.#listeners.get(type)?.delete(listener);
+  }
+
+  /**
+   * Tracks `channel`: subscribes now if connected, and after every
+   * reconnection, resuming from the last offset seen. Subscribing to a
+   * tracked channel again does nothing. A refusal is reported as an `error`
+   * event with the channel, and the channel is no longer tracked.
+   *
+   * @param {string} channel
+   */
+  subscribe(channel) {
+    this.#refuseIfClosed();
+    if (this.#positions.has(channel)) {
+      return;
+    }
+    this.#positions.set(channel, null);
+    if (this.#state === 'open') {
+      this.#sendSubscribe(channel);
+    }
+  }
+
+  /**
+   * Stops tracking `channel` and, if connected, unsubscribes from it.
+   *
+   * @param {string} channel
+   */
+  unsubscribe(channel) {
+    this.#refuseIfClosed();
+    this.#positions.delete(channel);
+    this.#subscribing.delete(channel);
+    this.#presence.delete(channel);
+    if (this.#state === 'open') {
+      this.#write({ type: 'unsubscribe', channel });
+    }
+  }
+
+  /**
+   * The users present in `channel`, sorted, from the last snapshot and the
+   * `join`/`leave` deltas since.
+   *
+   * @param {string} channel
+   * @returns {string[]}
+   */
+  presence(channel) {
+    return [...(this.#presence.get(channel) ?? [])].sort();
+  }
+
+  /**
+   * Publishes `payload` on `channel`; resolves with the server's `ack`
+   * (which carries the offset).
+   *
+   * @param {string} channel
+   * @param {unknown} payload Any JSON value.
+   * @param {{timeout?: number}} [options]
+   * @returns {Promise<{type: 'ack', id: string, offset: number}>}
+   */
+  publish(channel, payload, options) {
+    return this.request({ type: 'publish', channel, payload }, options);
+  }
+
+  /**
+   * Sends `message` with a fresh id and resolves with the reply carrying that
+   * id. Rejects with a {@link TetherError}: the server's `error`, a timeout
+   * (default `requestTimeout`), the loss of the connection that carried it,
+   * the client's close, or a full offline queue.
+   *
+   * @param {{type: string, [field: string]: unknown}} message
+   * @param {{timeout?: number}} [options]
+   * @returns {Promise<any>}
+   */
+  request(message, options = {}) {
+    if (this.#isClosed()) {
+      return Promise.reject(new TetherError('closed', 'client closed'));
+    }
+    if (message.type === 'auth') {
+      return Promise.reject(new TetherError('not-a-request', 'auth cannot carry an id'));
+    }
+    const open = this.#state === 'open';
+    if (!open && this.#offline.length >= this.#options.offlineQueue) {
+      return Promise.reject(new TetherError('queue-full', 'offline queue full'));
+    }
+    const number = ++this.#lastId;
+    const text = JSON.stringify({ ...message, id: `r${number}` });
+    if (open) {
+      this.#ws.send(text);
+    } else {
+      this.#offline.push({ text, request: number });
+    }
+    const timeout = options.timeout ?? this.#options.requestTimeout;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.#expire(number), timeout);
+      this.#requests.set(number, { resolve, reject, timer, queued: !open });
+    });
+  }
+
+  /**
+   * Sends `message` as it is: now if connected, else after the next
+   * `auth_ack` through the offline queue. Throws a {@link TetherError} when
+   * the client is closed or the queue is full.
+   *
+   * @param {{type: string, [field: string]: unknown}} message
+   */
+  send(message) {
+    this.#refuseIfClosed();
+    const text = JSON.stringify(message);
+    if (this.#state === 'open') {
+      this.#ws.send(text);
+    } else if (this.#offline.length >= this.#options.offlineQueue) {
+      throw new TetherError('queue-full', 'offline queue full');
+    } else {
+      this.#offline.push({ text, request: null });
+    }
+  }
+
+  /**
+   * Replaces the token sent in `auth` on the next connection.
+   *
+   * @param {string} token
+   */
+  setToken(token) {
+    this.#token = token;
+  }
+
+  /**
+   * Closes for good with 1000, waiting up to `closeTimeout` for the server's
+   * answer; never reconnects. Resolves once closed.
+   *
+   * @returns {Promise<void>}
+   */
+  close() {
+    const closed = new Promise((resolve) => {
+      if (this.#state === 'closed') {
+        resolve();
+      } else {
+        this.#onClosed.push(resolve);
+      }
+    });
+    const byClient = { code: 1000, reason: 'closed by client' };
+    if (this.#state === 'open' || (this.#state === 'connecting' && this.#ws?.readyState === 1)) {
+      this.#ws.close(1000);
+      this.#state = 'closing';
+      for (const name of ['connect', 'ping', 'pong']) {
+        this.#stop(name);
+      }
+      this.#start('closing', this.#options.closeTimeout, () => {
+        this.#abandon();
+        this.#lose(byClient, false);
+      });
+      this.#emit('state', { state: 'closing' });
+    } else if (this.#state === 'connecting' || this.#state === 'reconnecting') {
+      this.#abandon();
+      this.#lose(byClient, false);
+    }
+    return closed;
+  }
+
+  /** Opens a socket and starts the connect deadline. */
+  #dial() {
+    if (this.#state === 'closed' || this.#state === 'closing') {
+      return;
+    }
+    this.#state = 'connecting';
+    this.#emit('state', { state: 'connecting', attempt: this.#attempt });
+    this.#start('connect', this.#options.connectTimeout, () => {
+      this.#abandon();
+      this.#lose({ code: 1006, reason: 'connect timeout' }, true);
+    });
+    let ws;
+    try {
+      ws = new this.#WebSocket(this.#url, ['tether.v1']);
+    } catch (error) {
+      this.#lose({ code: 1006, reason: `connect failed: ${error.message}` }, true);
+      return;
+    }
+    this.#ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      ws.send(JSON.stringify({ type: 'auth', token: this.#token }));
+    };
+    ws.onmessage = (event) => this.#receive(event.data);
+    ws.onclose = (event) => this.#closed(event.code, event.reason, opened);
+  }
+
+  /** The socket closed: the answer to our close, or a loss. */
+  #closed(code, reason, opened) {
+    this.#ws = null;
+    if (this.#state === 'closing') {
+      this.#lose({ code: 1000, reason: 'closed by client' }, false);
+      return;
+    }
+    const lost = opened ? 'connection lost' : 'connect failed or refused';
+    const text = reason || (code === 1006 ? lost : '');
+    this.#lose({ code, reason: text }, !FINAL_CLOSE_CODES.has(code));
+  }
+
+  /** One message from the server. */
+  #receive(data) {
+    if (typeof data !== 'string') {
+      this.#abandon();
+      this.#lose({ code: 1003, reason: 'binary message' }, true);
+      return;
+    }
+    if (this.#state === 'open') {
+      this.#start('ping', this.#options.pingIdle, () => this.#pingIdle());
+      this.#stop('pong');
+    }
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (message !== null && typeof message === 'object' && typeof message.type === 'string') {
+      this.#handle(message);
+    }
+  }
+
+  /** Silence for `pingIdle`: ask for a `pong`, and wait `pongTimeout`. */
+  #pingIdle() {
+    this.#write({ type: 'ping' });
+    this.#start('pong', this.#options.pongTimeout, () => {
+      this.#abandon();
+      this.#lose({ code: 1006, reason: 'heartbeat timeout' }, true);
+    });
+  }
+
+  /** One Tether message; messages missing their fields are ignored. */
+  #handle(message) {
+    const { type, channel } = message;
+    const onChannel = typeof channel === 'string';
+    switch (type) {
+      case 'auth_ack':
+        this.#authenticated(message);
+        break;
+      case 'message':
+        if (onChannel && Number.isInteger(message.offset) && this.#accept(channel, message.offset)) {
+          const { payload, sender, offset } = message;
+          this.#emit('message', { channel, payload, sender, offset });
+        }
+        break;
+      case 'join':
+      case 'leave':
+        if (onChannel && typeof message.user === 'string') {
+          this.#delta(type, channel, message.user);
+        }
+        break;
+      case 'subscribed':
+        if (onChannel && typeof message.epoch === 'string' && Number.isInteger(message.offset)) {
+          this.#confirm(message);
+        }
+        break;
+      case 'presence':
+        if (onChannel && Array.isArray(message.users)) {
+          this.#presence.set(channel, new Set(message.users));
+          this.#settle(message.id, message);
+          this.#emit('presence', { channel, users: this.presence(channel) });
+        }
+        break;
+      case 'error':
+        this.#error(message);
+        break;
+      case 'pong':
+      case 'unsubscribed':
+      case 'ack':
+        this.#settle(message.id, message);
+        break;
+      default:
+    }
+  }
+
+  /** The server accepted the token: re-subscribe, then send what waited. */
+  #authenticated({ user, session }) {
+    if (this.#state !== 'connecting') {
+      return;
+    }
+    this.#state = 'open';
+    this.#attempt = 0;
+    this.#user = user;
+    this.#session = session;
+    this.#stop('connect');
+    this.#start('ping', this.#options.pingIdle, () => this.#pingIdle());
+    this.#emit('state', { state: 'open', user, session });
+    for (const channel of [...this.#positions.keys()].sort()) {
+      this.#sendSubscribe(channel);
+    }
+    const queued = this.#offline;
+    this.#offline = [];
+    for (const item of queued) {
+      this.#ws.send(item.text);
+      const request = this.#requests.get(item.request);
+      if (request) {
+        request.queued = false;
+      }
+    }
+  }
+
+  /** Whether a publication at `offset` is new, advancing the position. */
+  #accept(channel, offset) {
+    const position = this.#positions.get(channel);
+    if (!position) {
+      return true;
+    }
+    if (offset <= position.offset) {
+      return false;
+    }
+    position.offset = offset;
+    return true;
+  }
+
+  /** A `subscribed`: a new epoch replaces the position, the same one keeps the higher offset. */
+  #confirm(message) {
+    const { channel, epoch, offset, recovered } = message;
+    if (this.#positions.has(channel)) {
+      this.#subscribing.delete(channel);
+      const position = this.#positions.get(channel);
+      if (position && position.epoch === epoch) {
+        position.offset = Math.max(position.offset, offset);
+      } else {
+        this.#positions.set(channel, { epoch, offset });
+      }
+    }
+    if (!this.#settle(message.id, message)) {
+      this.#emit('subscribed', { channel, epoch, offset, recovered });
+    }
+  }
+
+  /** A `join` or `leave`: update the channel's user list and report both. */
+  #delta(type, channel, user) {
+    const users = this.#presence.get(channel);
+    if (users) {
+      if (type === 'join') {
+        users.add(user);
+      } else {
+        users.delete(user);
+      }
+    }
+    this.#emit(type, { channel, user });
+    if (users) {
+      this.#emit('presence', { channel, users: this.presence(channel) });
+    }
+  }
+
+  /** An `error`: settles the request or subscription it answers, or is reported. */
+  #error({ id, code, message }) {
+    const number = requestNumber(id);
+    const request = this.#requests.get(number);
+    if (request) {
+      this.#requests.delete(number);
+      clearTimeout(request.timer);
+      request.reject(new TetherError('server', String(message), String(code)));
+      return;
+    }
+    for (const [channel, pending] of this.#subscribing) {
+      if (pending === number) {
+        this.#subscribing.delete(channel);
+        this.#positions.delete(channel);
+        this.#presence.delete(channel);
+        this.#emit('error', { code, message, id, channel });
+        return;
+      }
+    }
+    this.#emit('error', { code, message, id });
+  }
+
+  /** Resolves the pending request `id` names; false if it names none. */
+  #settle(id, message) {
+    const number = requestNumber(id);
+    const request = this.#requests.get(number);
+    if (!request) {
+      return false;
+    }
+    this.#requests.delete(number);
+    clearTimeout(request.timer);
+    request.resolve(message);
+    return true;
+  }
+
+  /** A request's deadline came: fail it, and never send it if it still waits. */
+  #expire(number) {
+    const request = this.#requests.get(number);
+    if (!request) {
+      return;
+    }
+    this.#requests.delete(number);
+    if (request.queued) {
+      this.#offline = this.#offline.filter((item) => item.request !== number);
+    }
+    request.reject(new TetherError('timeout', 'request timed out'));
+  }
+
+  /**
+   * The connection (or attempt) is over for `reason`: fail what it carried,
+   * then wait and dial again when `retry` allows and attempts are left, or
+   * close for good.
+   */
+  #lose(reason, retry) {
+    this.#ws = null;
+    for (const name of [...this.#timers.keys()]) {
+      this.#stop(name);
+    }
+    this.#subscribing.clear();
+    const allowed = this.#backoff.maxAttempts == null || this.#attempt < this.#backoff.maxAttempts;
+    const delay = retry && allowed ? reconnectDelay(this.#attempt, this.#backoff, this.#random) : null;
+    this.#failRequests((request) => !request.queued, 'disconnected', 'connection dropped');
+    if (delay !== null) {
+      this.#attempt += 1;
+      this.#state = 'reconnecting';
+      this.#start('reconnect', delay, () => this.#dial());
+      const retryAt = Date.now() + delay;
+      this.#emit('state', { state: 'reconnecting', attempt: this.#attempt, delay, retryAt, reason });
+      return;
+    }
+    this.#state = 'closed';
+    this.#failRequests(() => true, 'closed', 'client closed');
+    this.#offline = [];
+    this.#emit('state', { state: 'closed', reason });
+    for (const resolve of this.#onClosed.splice(0)) {
+      resolve();
+    }
+  }
+
+  /** Rejects, in id order, every pending request that `select` picks. */
+  #failRequests(select, kind, text) {
+    for (const [number, request] of [...this.#requests]) {
+      if (select(request)) {
+        this.#requests.delete(number);
+        clearTimeout(request.timer);
+        request.reject(new TetherError(kind, text));
+      }
+    }
+  }
+
+  /** Sends a tracked subscription with a fresh id, resuming from its position. */
+  #sendSubscribe(channel) {
+    const number = ++this.#lastId;
+    this.#subscribing.set(channel, number);
+    const since = this.#positions.get(channel);
+    const message = { type: 'subscribe', channel, id: `r${number}` };
+    this.#write(since ? { ...message, since: { ...since } } : message);
+  }
+
+  /** Forgets the current socket: no more of its events reach the client. */
+  #abandon() {
+    const ws = this.#ws;
+    this.#ws = null;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.close();
+    }
+  }
+
+  #write(message) {
+    this.#ws.send(JSON.stringify(message));
+  }
+
+  #isClosed() {
+    return this.#state === 'closing' || this.#state === 'closed';
+  }
+
+  #refuseIfClosed() {
+    if (this.#isClosed()) {
+      throw new TetherError('closed', 'client closed');
+    }
+  }
+
+  #start(name, delay, fire) {
+    this.#stop(name);
+    this.#timers.set(
+      name,
+      setTimeout(() => {
+        this.#timers.delete(name);
+        fire();
+      }, delay),
+    );
+  }
+
+  #stop(name) {
+    clearTimeout(this.#timers.get(name));
+    this.#timers.delete(name);
+  }
+
+  /** Calls every listener of `type`; one that throws does not stop the client. */
+  #emit(type, event) {
+    for (const listener of [...(this.#listeners.get(type) ?? [])]) {
+      try {
+        listener(event);
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+}
+
+/** The number inside an id this client handed out, or undefined. */
+function requestNumber(id) {
+  return typeof id === 'string' && REQUEST_ID.test(id) ? Number(id.slice(1)) : undefined;
+}

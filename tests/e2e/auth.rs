@@ -135,6 +135,8 @@ fn thirty_two_messages_before_the_verdict_are_kept(runtime: Runtime) {
 fn a_thirty_third_message_before_the_verdict_closes_1008(runtime: Runtime) {
     let server = runtime.start(config(), dev_auth());
     let mut ws = Ws::open(server.addr);
+    // One write of about a kilobyte reaches the node in one read over
+    // loopback: every message is in before the verdict can be.
     let mut batch = vec![json!({"type": "auth", "token": "alice"})];
     batch.extend(pings(33));
     ws.send_batch(&batch);

@@ -1,5 +1,6 @@
 //! PROTOCOL.md section 8: a consumer that stops reading is dropped from and
-//! then closed, while the others keep receiving everything.
+//! then closed, while the others keep receiving everything; on a
+//! `latest_only` channel it is kept up to date instead.
 
 use std::sync::mpsc;
 use std::thread;
@@ -10,21 +11,22 @@ use tether_core::config::ServerConfig;
 use tungstenite::Message;
 
 use crate::harness::{Runtime, config, dev_auth};
-use crate::http::{metric, metrics};
+use crate::http::{metric, metrics, wait_for_metric};
 use crate::ws::{READ_TIMEOUT, Ws};
 
 /// Publications between two checks of the node's counters. Their bytes
-/// stay well below `high_water`, so a consumer that keeps reading never
-/// has more than that outstanding and never loses a publication.
-const BATCH: u64 = 10;
+/// (200 KB) stay below `high_water` (256 KiB, the default), so a consumer
+/// that keeps reading never has more than that outstanding and never
+/// loses a publication.
+const BATCH: u64 = 50;
 
 /// The size of each publication's padding.
-const PADDING: usize = 1000;
+const PADDING: usize = 4000;
 
-/// Publications after which the slow consumer must have been closed: far
-/// more than the socket buffers between the node and a client that does
-/// not read can hold.
-const MAX_PUBLISHED: u64 = 50_000;
+/// Publications after which the slow consumer's queue must have passed
+/// `high_water`: 20 MB, far more than the socket buffers between the node and a client that
+/// does not read can hold (on Linux a few MB at most over loopback).
+const MAX_PUBLISHED: u64 = 5_000;
 
 /// The last publication of the test, which ends the fast reader.
 const END: &str = r#""end""#;
@@ -72,9 +74,7 @@ fn drain(ws: &mut Ws) -> (Vec<u64>, Ending) {
 fn a_slow_consumer_is_closed_while_a_fast_one_gets_everything(runtime: Runtime) {
     let server = runtime.start(
         ServerConfig {
-            max_payload: 8 * 1024,
-            high_water: 64 * 1024,
-            hard_limit: 128 * 1024,
+            hard_limit: 1024 * 1024,
             slow_timeout: Duration::from_millis(300),
             ..config()
         },
@@ -119,15 +119,20 @@ fn a_slow_consumer_is_closed_while_a_fast_one_gets_everything(runtime: Runtime) 
     };
 
     // The slow consumer never reads: once the socket buffers are full its
-    // queue passes high_water, and stays there until it is closed.
+    // queue passes high_water (publications to it are dropped from then
+    // on; never to the fast one, which is never a batch behind), and stays
+    // there until it is closed.
     let mut published = 0;
-    while metric(server.addr, "tether_slow_consumer_closes_total") == 0 {
+    while metric(server.addr, "tether_messages_dropped_total") == 0 {
         assert!(
             published < MAX_PUBLISHED,
-            "the slow consumer was still open after {published} publications"
+            "the slow consumer's queue never passed high_water in {published} publications"
         );
         published = publish(BATCH, &payload);
     }
+    wait_for_metric(server.addr, "tether_slow_consumer_closes_total", |closes| {
+        closes == 1
+    });
     publish(BATCH, &payload);
     let last = publish(1, END);
     reader.join().expect("the fast reader");
@@ -157,6 +162,49 @@ fn a_slow_consumer_is_closed_while_a_fast_one_gets_everything(runtime: Runtime) 
     assert_eq!(counters["tether_heartbeat_timeouts_total"], 0);
 }
 
+fn a_latest_only_channel_keeps_the_newest_publication_for_a_slow_reader(runtime: Runtime) {
+    const PUBLISHED: u64 = 2_000;
+    let server = runtime.start(
+        ServerConfig {
+            latest_only: vec!["ticker:*".into()],
+            ..config()
+        },
+        dev_auth(),
+    );
+    let mut reader = Ws::auth(server.addr, "reader");
+    reader.subscribe("ticker:btc");
+    let payload = json!({ "pad": "x".repeat(PADDING) }).to_string();
+    // 8 MB, far more than the socket buffers hold while the reader is not
+    // reading: the rest waits in the queue, one publication at a time.
+    for _ in 1..PUBLISHED {
+        server.publish("ticker:btc", &payload);
+    }
+    assert_eq!(server.publish("ticker:btc", r#""newest""#), PUBLISHED);
+
+    let mut offsets = Vec::new();
+    loop {
+        let message = reader.recv_type("message");
+        offsets.push(message["offset"].as_u64().expect("an offset"));
+        if message["payload"] == "newest" {
+            break;
+        }
+    }
+    assert_eq!(offsets.last(), Some(&PUBLISHED));
+    assert!(
+        offsets.windows(2).all(|pair| pair[0] < pair[1]),
+        "offsets out of order: {offsets:?}"
+    );
+    assert!(
+        (offsets.len() as u64) < PUBLISHED,
+        "nothing was coalesced: {} publications received",
+        offsets.len()
+    );
+    reader.send_json(json!({"type": "ping", "id": "p"}));
+    assert_eq!(reader.recv(), json!({"type": "pong", "id": "p"}));
+    assert_eq!(metric(server.addr, "tether_slow_consumer_closes_total"), 0);
+}
+
 runtime_tests! {
     a_slow_consumer_is_closed_while_a_fast_one_gets_everything => smol;
+    a_latest_only_channel_keeps_the_newest_publication_for_a_slow_reader => smol;
 }

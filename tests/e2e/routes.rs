@@ -1,11 +1,16 @@
 //! PROTOCOL.md sections 1, 2 and 9: the plain HTTP routes on the WebSocket
-//! port, the publish API and the metrics.
+//! port, the publish API and the metrics; and the limits on requests that
+//! section 11 decides.
+
+use std::io::Write;
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use tether_core::config::ServerConfig;
 
 use crate::harness::{API_KEY, Runtime, config, dev_auth};
 use crate::http::{get, metrics, post_publish, send, wait_for_metric};
-use crate::ws::Ws;
+use crate::ws::{Ws, read_to_close, tcp};
 
 /// Every metric section 9 requires.
 const REQUIRED_METRICS: [&str; 10] = [
@@ -130,6 +135,56 @@ fn a_known_path_with_another_method_names_the_allowed_one(runtime: Runtime) {
     assert_eq!(get(server.addr, "/api/publish").status, 405);
 }
 
+fn oversized_requests_are_refused(runtime: Runtime) {
+    let server = runtime.start(
+        ServerConfig {
+            max_payload: 1024,
+            max_http_head: 1024,
+            ..config()
+        },
+        dev_auth(),
+    );
+    let body = format!(r#"{{"channel":"news","payload":"{}"}}"#, "x".repeat(1024));
+    let answer = post_publish(server.addr, Some(&format!("Bearer {API_KEY}")), &body);
+    assert_eq!(answer.status, 413, "{answer:?}");
+    let long_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n",
+        "x".repeat(2048)
+    );
+    assert_eq!(send(server.addr, &long_header).status, 431);
+}
+
+fn connections_beyond_max_connections_get_503(runtime: Runtime) {
+    let server = runtime.start(
+        ServerConfig {
+            max_connections: 1,
+            ..config()
+        },
+        dev_auth(),
+    );
+    let _alice = Ws::auth(server.addr, "alice");
+    let refused = get(server.addr, "/healthz");
+    assert_eq!(
+        (refused.status, refused.body.as_str()),
+        (503, "too many connections")
+    );
+}
+
+fn an_incomplete_request_head_is_dropped_at_the_handshake_timeout(runtime: Runtime) {
+    let server = runtime.start(
+        ServerConfig {
+            handshake_timeout: Duration::from_millis(300),
+            ..config()
+        },
+        dev_auth(),
+    );
+    let mut stream = tcp(server.addr);
+    stream
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        .expect("a partial head");
+    assert_eq!(read_to_close(&mut stream), b"", "closed without an answer");
+}
+
 runtime_tests! {
     healthz_answers_ok => smol;
     other_paths_are_not_found => smol;
@@ -137,4 +192,7 @@ runtime_tests! {
     metrics_name_every_required_metric_and_count_traffic => smol;
     the_publish_api_needs_the_key_and_a_valid_body => smol;
     a_known_path_with_another_method_names_the_allowed_one => smol;
+    oversized_requests_are_refused => smol;
+    connections_beyond_max_connections_get_503 => smol;
+    an_incomplete_request_head_is_dropped_at_the_handshake_timeout => smol;
 }

@@ -3,7 +3,7 @@
 //!
 //! Each test is written once, as a function of the [`harness::Runtime`]
 //! that drives the node, and `runtime_tests!` makes one `#[test]` per
-//! runtime it is listed for (`http::healthz_answers_ok::smol`, ...). Every
+//! runtime it is listed for (`routes::healthz_answers_ok::smol`, ...). Every
 //! test binds port 0, every read has a timeout, and every test as a whole
 //! is bounded by [`harness::TEST_LIMIT`].
 //!

@@ -153,15 +153,15 @@ fn messages_behind_a_rejected_token_are_discarded(runtime: Runtime) {
 }
 
 runtime_tests! {
-    the_first_message_must_be_auth => smol;
-    a_token_in_the_query_string_is_not_read => smol;
-    no_auth_in_time_closes_4001 => smol;
-    a_token_that_is_not_a_valid_jwt_closes_4003 => smol;
-    an_expired_jwt_closes_4003 => smol;
-    a_valid_jwt_is_acknowledged_with_the_settings => smol;
-    a_ping_before_auth_is_answered => smol;
-    requests_pipelined_behind_auth_are_answered_in_order => smol;
-    thirty_two_messages_before_the_verdict_are_kept => smol;
-    a_thirty_third_message_before_the_verdict_closes_1008 => smol;
-    messages_behind_a_rejected_token_are_discarded => smol;
+    the_first_message_must_be_auth => smol, blocking;
+    a_token_in_the_query_string_is_not_read => smol, blocking;
+    no_auth_in_time_closes_4001 => smol, blocking;
+    a_token_that_is_not_a_valid_jwt_closes_4003 => smol, blocking;
+    an_expired_jwt_closes_4003 => smol, blocking;
+    a_valid_jwt_is_acknowledged_with_the_settings => smol, blocking;
+    a_ping_before_auth_is_answered => smol, blocking;
+    requests_pipelined_behind_auth_are_answered_in_order => smol, blocking;
+    thirty_two_messages_before_the_verdict_are_kept => smol, blocking;
+    a_thirty_third_message_before_the_verdict_closes_1008 => smol, blocking;
+    messages_behind_a_rejected_token_are_discarded => smol, blocking;
 }

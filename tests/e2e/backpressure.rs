@@ -205,6 +205,6 @@ fn a_latest_only_channel_keeps_the_newest_publication_for_a_slow_reader(runtime:
 }
 
 runtime_tests! {
-    a_slow_consumer_is_closed_while_a_fast_one_gets_everything => smol;
-    a_latest_only_channel_keeps_the_newest_publication_for_a_slow_reader => smol;
+    a_slow_consumer_is_closed_while_a_fast_one_gets_everything => smol, blocking;
+    a_latest_only_channel_keeps_the_newest_publication_for_a_slow_reader => smol, blocking;
 }

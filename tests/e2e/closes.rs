@@ -84,9 +84,9 @@ fn a_client_close_is_echoed(runtime: Runtime) {
 }
 
 runtime_tests! {
-    a_binary_message_closes_1003 => smol;
-    a_message_over_max_payload_closes_1009 => smol;
-    invalid_utf8_in_a_text_message_closes_1007 => smol;
-    an_unmasked_client_frame_closes_1002 => smol;
-    a_client_close_is_echoed => smol;
+    a_binary_message_closes_1003 => smol, blocking;
+    a_message_over_max_payload_closes_1009 => smol, blocking;
+    invalid_utf8_in_a_text_message_closes_1007 => smol, blocking;
+    an_unmasked_client_frame_closes_1002 => smol, blocking;
+    a_client_close_is_echoed => smol, blocking;
 }

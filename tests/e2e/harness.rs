@@ -39,6 +39,8 @@ pub const JWT_SECRET: &str = "e2e-jwt-secret-at-least-32-bytes-long";
 pub enum Runtime {
     /// `tether-smol`: one thread, an async task per connection.
     Smol,
+    /// `tether-blocking`: a reader and a writer thread per connection.
+    Blocking,
 }
 
 /// An authorizer a node can share across threads.
@@ -49,6 +51,7 @@ impl Runtime {
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Smol => "smol",
+            Runtime::Blocking => "blocking",
         }
     }
 
@@ -78,6 +81,18 @@ impl Runtime {
                 let handle = server.handle();
                 TestServer::spawn(addr, Box::new(handle), move || smol::block_on(server.run()))
             }
+            Runtime::Blocking => {
+                let server = tether_blocking::Server::bind(tether_blocking::ServerOptions {
+                    config,
+                    listen,
+                    authorizer,
+                    epoch_prefix: None,
+                })
+                .expect("the blocking node binds");
+                let addr = server.local_addr();
+                let handle = server.handle();
+                TestServer::spawn(addr, Box::new(handle), move || server.run())
+            }
         }
     }
 }
@@ -100,6 +115,16 @@ impl Control for tether_smol::Handle {
 
     fn shutdown(&self) {
         tether_smol::Handle::shutdown(self);
+    }
+}
+
+impl Control for tether_blocking::Handle {
+    fn publish(&self, channel: &str, payload: &str) -> Result<u64, String> {
+        tether_blocking::Handle::publish(self, channel, payload)
+    }
+
+    fn shutdown(&self) {
+        tether_blocking::Handle::shutdown(self);
     }
 }
 

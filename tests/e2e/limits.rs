@@ -54,6 +54,6 @@ fn subscriptions_beyond_the_limit_are_refused(runtime: Runtime) {
 }
 
 runtime_tests! {
-    a_burst_over_the_rate_limit_is_refused => smol;
-    subscriptions_beyond_the_limit_are_refused => smol;
+    a_burst_over_the_rate_limit_is_refused => smol, blocking;
+    subscriptions_beyond_the_limit_are_refused => smol, blocking;
 }

@@ -18,6 +18,9 @@ macro_rules! runtime_tests {
     (@runtime smol) => {
         $crate::harness::Runtime::Smol
     };
+    (@runtime blocking) => {
+        $crate::harness::Runtime::Blocking
+    };
     ($($test:ident => $($runtime:ident),+;)+) => {
         $(
             mod $test {

@@ -78,7 +78,7 @@ fn a_wrong_epoch_is_not_recovered(runtime: Runtime) {
 }
 
 runtime_tests! {
-    a_reconnect_with_since_gets_exactly_the_missed_publications => smol;
-    since_the_current_offset_replays_nothing => smol;
-    a_wrong_epoch_is_not_recovered => smol;
+    a_reconnect_with_since_gets_exactly_the_missed_publications => smol, blocking;
+    since_the_current_offset_replays_nothing => smol, blocking;
+    a_wrong_epoch_is_not_recovered => smol, blocking;
 }

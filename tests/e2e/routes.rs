@@ -186,13 +186,13 @@ fn an_incomplete_request_head_is_dropped_at_the_handshake_timeout(runtime: Runti
 }
 
 runtime_tests! {
-    healthz_answers_ok => smol;
-    other_paths_are_not_found => smol;
-    a_plain_get_of_the_websocket_endpoint_needs_an_upgrade => smol;
-    metrics_name_every_required_metric_and_count_traffic => smol;
-    the_publish_api_needs_the_key_and_a_valid_body => smol;
-    a_known_path_with_another_method_names_the_allowed_one => smol;
-    oversized_requests_are_refused => smol;
-    connections_beyond_max_connections_get_503 => smol;
-    an_incomplete_request_head_is_dropped_at_the_handshake_timeout => smol;
+    healthz_answers_ok => smol, blocking;
+    other_paths_are_not_found => smol, blocking;
+    a_plain_get_of_the_websocket_endpoint_needs_an_upgrade => smol, blocking;
+    metrics_name_every_required_metric_and_count_traffic => smol, blocking;
+    the_publish_api_needs_the_key_and_a_valid_body => smol, blocking;
+    a_known_path_with_another_method_names_the_allowed_one => smol, blocking;
+    oversized_requests_are_refused => smol, blocking;
+    connections_beyond_max_connections_get_503 => smol, blocking;
+    an_incomplete_request_head_is_dropped_at_the_handshake_timeout => smol, blocking;
 }

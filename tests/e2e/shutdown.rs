@@ -162,7 +162,7 @@ fn sigterm_drains_the_binary_and_it_exits_0(runtime: Runtime) {
 }
 
 runtime_tests! {
-    shutdown_flushes_queued_messages_then_closes_1001 => smol;
-    an_idle_node_stops_at_once => smol;
-    sigterm_drains_the_binary_and_it_exits_0 => smol;
+    shutdown_flushes_queued_messages_then_closes_1001 => smol, blocking;
+    an_idle_node_stops_at_once => smol, blocking;
+    sigterm_drains_the_binary_and_it_exits_0 => smol, blocking;
 }

@@ -24,5 +24,7 @@ pub mod http_upgrade;
 mod peer;
 #[cfg(test)]
 mod replay;
+#[cfg(test)]
+mod seeds;
 pub mod server_bytes;
 pub mod server_ops;

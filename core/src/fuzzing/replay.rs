@@ -48,3 +48,13 @@ fn http_upgrade_corpus_replays() {
 fn server_bytes_corpus_replays() {
     assert!(replay("server_bytes", super::server_bytes::check) > 0);
 }
+
+#[test]
+fn server_ops_corpus_replays() {
+    assert!(replay("server_ops", super::server_ops::check) > 0);
+}
+
+#[test]
+fn client_ops_corpus_replays() {
+    assert!(replay("client_ops", super::client_ops::check) > 0);
+}

@@ -57,7 +57,8 @@ pub(super) struct LocalChannel {
     starting: BTreeMap<ConnId, u64>,
     /// What the node has delivered; `None` before the first answer.
     position: Option<Position>,
-    /// Publications of epoch `ahead_epoch` beyond `position`, by offset.
+    /// Publications of epoch `ahead_epoch` not yet deliverable, by offset:
+    /// beyond a gap, or of an epoch the node has not caught up with yet.
     ahead: BTreeMap<u64, Bytes>,
     ahead_epoch: String,
     /// A catch-up is out.
@@ -116,9 +117,14 @@ impl LocalChannel {
         outbox: &mut impl Outbox,
     ) -> Option<Position> {
         match &self.position {
-            Some(position) if position.epoch != epoch => self.behind = true,
-            Some(position) if offset <= position.offset => {}
-            _ => {
+            Some(position) if position.epoch == epoch && offset <= position.offset => {}
+            position => {
+                if position
+                    .as_ref()
+                    .is_some_and(|position| position.epoch != epoch)
+                {
+                    self.behind = true;
+                }
                 if self.ahead_epoch != epoch {
                     self.ahead.clear();
                     self.ahead_epoch = epoch;
@@ -142,6 +148,9 @@ impl LocalChannel {
     ) -> Admission {
         if !self.pending.contains(&conn) {
             return Admission::Announce(offset);
+        }
+        if self.position.is_none() && !self.ahead.is_empty() && self.ahead_epoch != epoch {
+            self.behind = true;
         }
         let position = self.position.get_or_insert_with(|| Position {
             epoch: epoch.to_owned(),
@@ -179,6 +188,9 @@ impl LocalChannel {
         outbox: &mut impl Outbox,
     ) -> Option<Position> {
         self.catching_up = false;
+        if self.ahead_epoch != latest.epoch {
+            self.ahead.clear();
+        }
         let Some(position) = self.position.clone() else {
             return self.settle(outbox);
         };
@@ -208,16 +220,17 @@ impl LocalChannel {
     /// when the node must ask the store.
     pub(super) fn settle(&mut self, outbox: &mut impl Outbox) -> Option<Position> {
         let position = self.position.as_ref()?;
-        if self.ahead_epoch != position.epoch {
-            self.ahead.clear();
-        }
-        let delivered = position.offset;
-        self.ahead = self.ahead.split_off(&(delivered + 1));
-        while let Some(frame) = self.ahead.remove(&(self.delivered() + 1)) {
-            self.deliver(&frame, outbox);
+        let same_epoch = self.ahead_epoch == position.epoch;
+        if same_epoch {
+            let delivered = position.offset;
+            self.ahead = self.ahead.split_off(&(delivered + 1));
+            while let Some(frame) = self.ahead.remove(&(self.delivered() + 1)) {
+                self.deliver(&frame, outbox);
+            }
         }
         self.let_in_started();
-        if (self.behind || !self.ahead.is_empty()) && !self.catching_up {
+        let gap = same_epoch && !self.ahead.is_empty();
+        if (self.behind || gap) && !self.catching_up {
             self.behind = false;
             self.catching_up = true;
             return self.position.clone();

@@ -592,3 +592,40 @@ fn the_node_follows_a_channel_while_it_has_local_subscribers_and_rejoins_after_a
         [StoreRequest::Leave { .. }, StoreRequest::Unfollow { .. }]
     ));
 }
+
+#[test]
+fn a_publication_of_the_new_epoch_that_overtakes_the_catch_up_is_kept_for_it() {
+    let config = ServerConfig::default();
+    let mut r = Remote::up(&config);
+    let alice = ConnId(1);
+    r.hub.handle_authenticated(alice, "alice");
+    let ticket = r.subscribe(alice, r#"{"type":"subscribe","channel":"chat"}"#);
+    r.subscribed(ticket, "old", 2);
+    r.take_for(alice);
+
+    r.event(StoreEvent::Down);
+    r.event(StoreEvent::Up);
+    let requests = r.requests();
+    let Some(StoreRequest::CatchUp { since, .. }) = requests.last() else {
+        panic!("{requests:?}");
+    };
+    let since = since.clone();
+    // The store restarted: its answer was read at offset 0 of a new epoch,
+    // and the first publication of that epoch overtakes it.
+    r.event(publication("new", 1));
+    r.event(StoreEvent::CaughtUp {
+        channel: channel("chat"),
+        since,
+        epoch: "new".into(),
+        offset: 0,
+        recovered: false,
+        replay: Vec::new(),
+    });
+    assert_eq!(
+        r.take_for(alice),
+        expect(&[
+            r#"{"type":"subscribed","channel":"chat","epoch":"new","offset":0,"recovered":false}"#,
+            &message_json(1),
+        ])
+    );
+}

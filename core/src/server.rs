@@ -313,6 +313,9 @@ impl Server {
 
     /// Publishes `payload` (JSON text) on `channel` from the application, as
     /// the HTTP API does: no `sender`, private `user:` channels allowed.
+    /// With a backplane the offset is not known when this returns (an
+    /// error says so, though the publication goes ahead): use
+    /// [`Server::begin_publish`] there.
     pub fn publish(&mut self, now: Instant, channel: &str, payload: &str) -> Result<u64, String> {
         let channel = Channel::new(channel).map_err(|error| error.to_string())?;
         let payload = serde_json::value::RawValue::from_string(payload.to_owned())

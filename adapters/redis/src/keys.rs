@@ -1,5 +1,5 @@
 //! Where a node's state lives in Redis. Every name starts with a prefix
-//! (`tether:` by default) so that Tether can share a Redis with others; a
+//! ([`crate::KEY_PREFIX`]) so that Tether can share a Redis with others; a
 //! channel's keys carry its name in braces, which keeps them in one hash
 //! slot. The Lua scripts build the same names for the keys they find at run
 //! time (`users_key`, `topic` and the node entries in `common.lua`).

@@ -60,15 +60,14 @@ use tether_core::config::ServerConfig;
 use tether_core::hub::{StoreEvent, StoreRequest};
 use tether_smol::{Backplane, BackplaneTask};
 
-/// The key prefix of [`RedisBackplane::new`].
-pub const DEFAULT_PREFIX: &str = "tether:";
+/// What every key and pub/sub topic of Tether starts with.
+pub const KEY_PREFIX: &str = "tether:";
 
 /// A node's link to a Redis server, ready to run
 /// ([`tether_smol::Server::with_backplane`]).
 #[derive(Clone, Debug)]
 pub struct RedisBackplane {
     client: redis::Client,
-    prefix: String,
     history_size: usize,
     history_ttl: Duration,
     idempotency_window: Duration,
@@ -81,18 +80,10 @@ impl RedisBackplane {
     pub fn new(url: &str, config: &ServerConfig) -> Result<RedisBackplane, redis::RedisError> {
         Ok(RedisBackplane {
             client: redis::Client::open(url)?,
-            prefix: DEFAULT_PREFIX.to_owned(),
             history_size: config.history_size,
             history_ttl: config.history_ttl,
             idempotency_window: config.idempotency_window,
         })
-    }
-
-    /// Puts every key and topic under `prefix` instead of
-    /// [`DEFAULT_PREFIX`], for deployments that share one Redis.
-    pub fn with_prefix(mut self, prefix: &str) -> RedisBackplane {
-        prefix.clone_into(&mut self.prefix);
-        self
     }
 }
 
@@ -104,7 +95,7 @@ impl Backplane for RedisBackplane {
         events: Sender<StoreEvent>,
     ) -> BackplaneTask {
         let context = wire::Context {
-            keys: keys::Keys::new(&self.prefix),
+            keys: keys::Keys::new(KEY_PREFIX),
             node: node.replace([' ', '\n'], "_"),
             history_size: self.history_size,
             history_ttl: self.history_ttl,

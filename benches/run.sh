@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Load benchmarks: Tether against the servers its users would pick instead,
+# side by side in one run, with the same load generator (`tether bench`).
+#
+#   benches/run.sh            # 3 repetitions, the sizes of BENCHMARKS.md
+#   REPS=5 benches/run.sh     # more repetitions
+#   QUICK=1 benches/run.sh    # one small repetition, to check the setup
+#
+# Peers: tether on smol, tether on blocking threads (skipped with a note
+# while this build refuses `--runtime blocking`), Node.js + ws
+# (benches/peers/node-ws, needs node and npm), tokio + tokio-tungstenite
+# (benches/peers/tokio-ws). Every repetition starts every peer afresh, runs
+# `idle` first (so each heap starts clean), then each scenario against each
+# peer in turn, the order of the peers rotating between repetitions.
+# Everything listens on and connects to 127.0.0.1 only, and every run stops
+# by itself. JSON lines go to benches/results/<time>.jsonl; the table of
+# medians and ratios to tether-smol is printed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REPS=${REPS:-3}
+THREADS=${THREADS:-1}
+if [[ -n "${QUICK:-}" ]]; then
+  REPS=1
+  IDLE=${IDLE:-1000}
+  FANOUT_SIZES=${FANOUT_SIZES:-"20x200 100x100"}
+  CONNECT=${CONNECT:-200}
+  RTT_SECONDS=${RTT_SECONDS:-2}
+else
+  IDLE=${IDLE:-10000}
+  FANOUT_SIZES=${FANOUT_SIZES:-"100x2000 1000x500"}
+  CONNECT=${CONNECT:-1000}
+  RTT_SECONDS=${RTT_SECONDS:-5}
+fi
+RTT_CONNECTIONS=${RTT_CONNECTIONS:-50}
+
+# Connections: the load generator and each server hold up to IDLE sockets.
+ulimit -n "$(ulimit -Hn)"
+if (( $(ulimit -n) < IDLE + 1000 )); then
+  echo "ulimit -n is $(ulimit -n): too low for $IDLE idle connections; set IDLE lower" >&2
+  exit 2
+fi
+
+echo "== building" >&2
+cargo build --release --quiet
+cargo build --release --quiet --manifest-path benches/peers/tokio-ws/Cargo.toml
+TETHER=target/release/tether
+TOKIO_PEER=benches/peers/tokio-ws/target/release/tokio-ws-peer
+
+declare -A PORT=([tether-smol]=18080 [tether-blocking]=18083 [node-ws]=18081 [tokio-ws]=18082)
+PEERS=(tether-smol)
+NOTES=()
+
+if RUST_LOG=error timeout 5 "$TETHER" serve --dev --runtime blocking --config benches/tether.toml \
+    --listen 127.0.0.1:${PORT[tether-blocking]} >/dev/null 2>&1; then
+  :
+elif [[ $? == 124 ]]; then
+  PEERS+=(tether-blocking)
+else
+  NOTES+=("tether-blocking skipped: this build refuses --runtime blocking")
+fi
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  (cd benches/peers/node-ws && npm ci --silent --no-audit --no-fund >/dev/null 2>&1)
+  PEERS+=(node-ws)
+else
+  NOTES+=("node-ws skipped: node and npm are not installed")
+fi
+PEERS+=(tokio-ws)
+
+mkdir -p benches/results
+RESULTS=benches/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl
+LOGS=$(mktemp -d)
+declare -A PID=()
+
+start_peer() {
+  local peer=$1 port=${PORT[$1]}
+  case $peer in
+    tether-smol) RUST_LOG=warn "$TETHER" serve --dev --config benches/tether.toml \
+        --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
+    tether-blocking) RUST_LOG=warn "$TETHER" serve --dev --runtime blocking \
+        --config benches/tether.toml --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
+    node-ws) node benches/peers/node-ws/server.js "$port" 2>>"$LOGS/$peer.log" & ;;
+    tokio-ws) "$TOKIO_PEER" 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
+  esac
+  PID[$peer]=$!
+  for _ in $(seq 50); do
+    if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$peer did not start; see $LOGS/$peer.log" >&2
+  exit 1
+}
+
+stop_peers() {
+  for peer in "${!PID[@]}"; do
+    kill "${PID[$peer]}" 2>/dev/null || true
+    wait "${PID[$peer]}" 2>/dev/null || true
+  done
+  PID=()
+}
+trap stop_peers EXIT
+
+bench() {
+  local peer=$1
+  shift
+  timeout 300 "$TETHER" bench --threads "$THREADS" --url "ws://127.0.0.1:${PORT[$peer]}/ws" \
+    --peer "$peer" "$@" >>"$RESULTS" || echo "[$peer] $* failed" >&2
+}
+
+for rep in $(seq "$REPS"); do
+  # Rotate the order of the peers from one repetition to the next.
+  shift_by=$(( (rep - 1) % ${#PEERS[@]} ))
+  ORDER=("${PEERS[@]:shift_by}" "${PEERS[@]:0:shift_by}")
+  echo "== repetition $rep of $REPS: ${ORDER[*]}" >&2
+  for peer in "${ORDER[@]}"; do start_peer "$peer"; done
+  sleep 1
+  for peer in "${ORDER[@]}"; do bench "$peer" idle --connections "$IDLE" --server-pid "${PID[$peer]}"; done
+  for peer in "${ORDER[@]}"; do bench "$peer" connect --clients "$CONNECT"; done
+  for peer in "${ORDER[@]}"; do
+    bench "$peer" rtt --connections "$RTT_CONNECTIONS" --seconds "$RTT_SECONDS"
+  done
+  for size in $FANOUT_SIZES; do
+    for peer in "${ORDER[@]}"; do
+      bench "$peer" fanout --subscribers "${size%x*}" --messages "${size#*x}" --bytes 100
+    done
+  done
+  stop_peers
+done
+
+echo "== results: $RESULTS" >&2
+for note in "${NOTES[@]}"; do echo "note: $note"; done
+python3 benches/table.py "$RESULTS"

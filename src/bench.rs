@@ -1,0 +1,64 @@
+//! `tether bench`: a load generator for Tether and for any server that
+//! speaks the message shapes of PROTOCOL.md.
+//!
+//! # Design
+//!
+//! Every simulated client is a raw socket driven by the core's own frame
+//! codec and handshake helpers ([`socket`]), not the full client library:
+//! a load generator must spend as little CPU per message as it can, since
+//! it shares the machine with the server it measures. Incoming messages are
+//! not parsed as JSON; [`scan`] picks the few fields a scenario needs (type,
+//! offset, sequence number, timestamp) straight out of the bytes, in any key
+//! order, which works for every peer because each writes compact JSON.
+//!
+//! End-to-end latency comes from a timestamp in the payload: the publisher
+//! (or the pinging client) writes the nanoseconds since the run started, and
+//! the receiver, in the same process, subtracts it from its own reading of
+//! the same monotonic clock.
+//!
+//! Scenarios ([`fanout`], [`rtt`], [`idle`], [`connect`]) run their clients
+//! as tasks on a small multi-threaded executor ([`runtime`]). Each run
+//! prints one JSON line on stdout (for scripts) and a human summary on
+//! stderr. Every run is bounded in connections and in time, and only
+//! targets loopback addresses: the load generator refuses any other.
+
+mod args;
+mod connect;
+mod fanout;
+mod idle;
+mod report;
+mod rtt;
+mod runtime;
+mod scan;
+mod socket;
+mod stats;
+
+#[cfg(test)]
+mod tests;
+
+pub use args::{BenchArgs, Scenario};
+pub use report::Report;
+
+use crate::app::AppError;
+
+/// Runs the scenario `args` names and prints its report.
+pub fn run(args: &BenchArgs) -> Result<(), AppError> {
+    let report = execute(args).map_err(|error| AppError::Bench(error.to_string()))?;
+    report.print(args.peer.as_deref());
+    Ok(())
+}
+
+/// Runs the scenario `args` names and returns its report.
+pub fn execute(args: &BenchArgs) -> std::io::Result<Report> {
+    let target = socket::Target::parse(&args.url)?;
+    let threads = args.threads.max(1);
+    let scenario = args.scenario.clone();
+    runtime::block_on(threads, |spawner| async move {
+        match scenario {
+            Scenario::Fanout(scenario) => fanout::run(spawner, target, scenario).await,
+            Scenario::Rtt(scenario) => rtt::run(spawner, target, scenario).await,
+            Scenario::Idle(scenario) => idle::run(spawner, target, scenario).await,
+            Scenario::Connect(scenario) => connect::run(spawner, target, scenario).await,
+        }
+    })
+}

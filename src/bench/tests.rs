@@ -1,0 +1,115 @@
+//! Correctness of the load generator against an in-process smol node: tiny
+//! runs, no timing assertions.
+
+use std::sync::Arc;
+
+use tether_core::config::ServerConfig;
+use tether_smol::{Server, ServerOptions};
+
+use super::args::{ConnectArgs, FanoutArgs, IdleArgs, RttArgs};
+use super::{BenchArgs, Scenario, execute};
+use crate::auth::{Authenticator, NodeAuthorizer};
+
+/// A dev-mode node on a free loopback port, with a rate limit the tiny
+/// runs cannot reach; returns its URL.
+fn start_node() -> String {
+    let config = ServerConfig {
+        rate_limit: 1_000_000,
+        rate_burst: 1_000_000,
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(ServerOptions {
+        config,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        authorizer: Arc::new(NodeAuthorizer::new(Authenticator::Dev, None)),
+        epoch_prefix: Some("bench-test".into()),
+    })
+    .unwrap();
+    let url = format!("ws://{}/ws", server.local_addr().unwrap());
+    std::thread::spawn(move || smol::block_on(server.run()));
+    url
+}
+
+fn bench(url: &str, scenario: Scenario) -> super::Report {
+    let args = BenchArgs {
+        url: url.to_owned(),
+        peer: None,
+        threads: 2,
+        scenario,
+    };
+    execute(&args).unwrap()
+}
+
+fn number(report: &super::Report, key: &str) -> f64 {
+    report
+        .get(key)
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or_else(|| panic!("{key} in {report:?}"))
+}
+
+#[test]
+fn a_tiny_fanout_delivers_everything_in_order() {
+    let url = start_node();
+    let report = bench(
+        &url,
+        Scenario::Fanout(FanoutArgs {
+            subscribers: 3,
+            messages: 50,
+            bytes: 100,
+            window: 4,
+            timeout: 20,
+        }),
+    );
+    assert_eq!(number(&report, "deliveries"), 150.0, "{report:?}");
+    assert_eq!(number(&report, "lost"), 0.0, "{report:?}");
+    assert_eq!(number(&report, "gaps"), 0.0, "{report:?}");
+    assert_eq!(number(&report, "duplicates"), 0.0, "{report:?}");
+    assert_eq!(number(&report, "acks"), 50.0, "{report:?}");
+}
+
+#[test]
+fn rtt_idle_and_connect_complete_against_a_node() {
+    let url = start_node();
+    let rtt = bench(
+        &url,
+        Scenario::Rtt(RttArgs {
+            connections: 2,
+            seconds: 1,
+        }),
+    );
+    assert!(number(&rtt, "round_trips") > 0.0, "{rtt:?}");
+    let idle = bench(
+        &url,
+        Scenario::Idle(IdleArgs {
+            connections: 5,
+            server_pid: std::process::id(),
+            concurrency: 5,
+            settle: 0,
+        }),
+    );
+    assert_eq!(number(&idle, "connections"), 5.0, "{idle:?}");
+    assert_eq!(number(&idle, "failures"), 0.0, "{idle:?}");
+    let connect = bench(
+        &url,
+        Scenario::Connect(ConnectArgs {
+            clients: 5,
+            timeout: 10,
+        }),
+    );
+    assert_eq!(number(&connect, "connected"), 5.0, "{connect:?}");
+}
+
+#[test]
+fn only_loopback_targets_are_accepted() {
+    let args = BenchArgs {
+        url: "ws://192.0.2.1:8080/ws".into(),
+        peer: None,
+        threads: 1,
+        scenario: Scenario::Connect(ConnectArgs {
+            clients: 1,
+            timeout: 1,
+        }),
+    };
+    let error = execute(&args).unwrap_err();
+    assert!(error.to_string().contains("loopback"), "{error}");
+}

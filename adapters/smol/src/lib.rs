@@ -5,6 +5,7 @@
 pub mod backplane;
 pub mod client;
 pub mod server;
+mod signal;
 
 pub use backplane::{Backplane, BackplaneTask};
 pub use server::{Handle, Server, ServerOptions};

@@ -43,6 +43,7 @@ use async_io::{Async, Timer};
 use bytes::Bytes;
 use futures_lite::{AsyncWriteExt, future};
 use smol::LocalExecutor;
+use socket2::{Domain, Protocol, Socket, Type};
 use tether_core::auth::Authorizer;
 use tether_core::close::CloseCode;
 use tether_core::config::ServerConfig;
@@ -52,6 +53,8 @@ use tether_core::ids::ConnId;
 use tether_core::server::{Server as Core, ServerEvent};
 use tether_core::time::Instant;
 
+use crate::signal::Signal;
+
 use crate::backplane::Backplane;
 
 /// Bytes taken from the core per write: bounds what a connection holds
@@ -59,6 +62,9 @@ use crate::backplane::Backplane;
 const WRITE_BUDGET: usize = 64 * 1024;
 /// The node's one read buffer.
 const READ_BUFFER: usize = 64 * 1024;
+/// Connections the kernel may hold before `accept`: enough for a thousand
+/// clients reconnecting at once without dropped SYNs (std's default is 128).
+const LISTEN_BACKLOG: i32 = 1024;
 /// How long a refused connection may take to receive its 503.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -101,7 +107,7 @@ enum Command {
 impl Server {
     /// Binds the listening socket.
     pub fn bind(options: ServerOptions) -> io::Result<Server> {
-        let listener = Async::<TcpListener>::bind(options.listen)?;
+        let listener = Async::new(listen(options.listen)?)?;
         Ok(Server {
             listener,
             options,
@@ -207,6 +213,15 @@ impl Server {
     }
 }
 
+/// A listening socket with a backlog for reconnect storms.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
 impl Handle {
     /// Publishes `payload` (JSON text) on `channel` as the HTTP API does.
     pub async fn publish(&self, channel: &str, payload: &str) -> Result<u64, String> {
@@ -243,7 +258,7 @@ struct Node {
     authorizer: Arc<dyn Authorizer + Send + Sync>,
     prefix: String,
     start: std::time::Instant,
-    wakers: RefCell<HashMap<ConnId, Sender<()>>>,
+    wakers: RefCell<HashMap<ConnId, Rc<Signal>>>,
     read_buffer: RefCell<Box<[u8]>>,
     /// The deadline the timer task sleeps until.
     timer_armed: Cell<Option<Instant>>,
@@ -263,8 +278,8 @@ impl Node {
         while let Some(event) = core.poll_event() {
             match event {
                 ServerEvent::Wake(conn) => {
-                    if let Some(waker) = self.wakers.borrow().get(&conn) {
-                        let _ = waker.try_send(());
+                    if let Some(signal) = self.wakers.borrow().get(&conn) {
+                        signal.raise();
                     }
                 }
                 ServerEvent::Authenticate { conn, token } => {
@@ -355,11 +370,11 @@ async fn accept_loop(
         let accepted = node.core.borrow_mut().accept(node.now());
         match accepted {
             Ok(conn) => {
-                let (wake, woken) = async_channel::bounded(1);
-                node.wakers.borrow_mut().insert(conn, wake);
+                let wake = Rc::new(Signal::default());
+                node.wakers.borrow_mut().insert(conn, wake.clone());
                 node.dispatch();
                 executor
-                    .spawn(connection(node.clone(), conn, stream, woken))
+                    .spawn(connection(node.clone(), conn, stream, wake))
                     .detach();
             }
             Err(refusal) => {
@@ -385,10 +400,10 @@ enum Wakeup {
     Woken,
 }
 
-async fn connection(node: Rc<Node>, conn: ConnId, stream: Async<TcpStream>, woken: Receiver<()>) {
+async fn connection(node: Rc<Node>, conn: ConnId, stream: Async<TcpStream>, wake: Rc<Signal>) {
     let mut batch = Vec::new();
     loop {
-        if flush(&node, conn, &stream, &woken, &mut batch)
+        if flush(&node, conn, &stream, &wake, &mut batch)
             .await
             .is_err()
         {
@@ -397,12 +412,15 @@ async fn connection(node: Rc<Node>, conn: ConnId, stream: Async<TcpStream>, woke
         if node.core.borrow().transport(conn) == Transport::CloseNow {
             break;
         }
+        // Everything queued is written: a wake raised meanwhile (often by
+        // this task's own last read) announces nothing new.
+        wake.clear();
         let readable = async {
             let _ = stream.readable().await;
             Wakeup::Readable
         };
         let wake = async {
-            let _ = woken.recv().await;
+            wake.wait().await;
             Wakeup::Woken
         };
         if let Wakeup::Readable = future::or(readable, wake).await
@@ -443,7 +461,7 @@ async fn flush(
     node: &Node,
     conn: ConnId,
     stream: &Async<TcpStream>,
-    woken: &Receiver<()>,
+    wake: &Signal,
     batch: &mut Vec<Bytes>,
 ) -> io::Result<()> {
     loop {
@@ -456,9 +474,7 @@ async fn flush(
         }
         let close_ordered = async {
             loop {
-                if woken.recv().await.is_err() {
-                    future::pending::<()>().await;
-                }
+                wake.wait().await;
                 if node.core.borrow().transport(conn) == Transport::CloseNow {
                     return Err(io::Error::other("the core closed the connection"));
                 }

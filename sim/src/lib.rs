@@ -65,9 +65,15 @@ impl Report {
 
 /// Runs `scenario` at `size` from `seed`.
 pub fn run(scenario: Scenario, size: Size, seed: u64) -> Report {
+    run_keeping(scenario, size, seed, world::TRACE_TAIL)
+}
+
+/// Runs `scenario` at `size` from `seed`, keeping the last `lines` lines
+/// of the trace in the outcome.
+pub fn run_keeping(scenario: Scenario, size: Size, seed: u64, lines: usize) -> Report {
     let mut rng = fastrand::Rng::with_seed(seed);
     let setup = scenario.setup(size, &mut rng);
-    let outcome = World::new(setup, rng.u64(..)).run();
+    let outcome = World::new(setup, rng.u64(..)).keep_trace(lines).run();
     let mut failures: Vec<String> = outcome.violations.iter().map(ToString::to_string).collect();
     failures.extend(scenario.expectations(&outcome));
     Report {

@@ -3,16 +3,17 @@
 //! command that replays it.
 //!
 //! ```text
-//! tether-sim [--seed S] [--seeds N] [--scenario NAME] [--long]
+//! tether-sim [--seed S] [--seeds N] [--scenario NAME] [--long] [--trace]
 //! ```
 //!
 //! `--seed S` runs seed S (default 0); `--seeds N` runs N seeds from S on.
 //! Without `--scenario` every scenario runs. `--long` uses the large sizes
-//! (10,000 clients in the restart storms).
+//! (10,000 clients in the restart storms). `--trace` prints each run's
+//! whole event log (times in microseconds).
 
 use std::process::ExitCode;
 
-use tether_sim::{Report, Scenario, Size, run};
+use tether_sim::{Report, Scenario, Size, run, run_keeping};
 
 /// The parsed command line.
 struct Args {
@@ -20,6 +21,7 @@ struct Args {
     seeds: u64,
     scenarios: Vec<Scenario>,
     size: Size,
+    trace: bool,
 }
 
 fn main() -> ExitCode {
@@ -27,7 +29,9 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(message) => {
             eprintln!("tether-sim: {message}");
-            eprintln!("usage: tether-sim [--seed S] [--seeds N] [--scenario NAME] [--long]");
+            eprintln!(
+                "usage: tether-sim [--seed S] [--seeds N] [--scenario NAME] [--long] [--trace]"
+            );
             let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
             eprintln!("scenarios: {}", names.join(", "));
             return ExitCode::from(2);
@@ -36,7 +40,17 @@ fn main() -> ExitCode {
     let mut failed = 0;
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
         for &scenario in &args.scenarios {
-            let report = run(scenario, args.size, seed);
+            let report = if args.trace {
+                let report = run_keeping(scenario, args.size, seed, usize::MAX);
+                report
+                    .outcome
+                    .tail
+                    .iter()
+                    .for_each(|line| println!("{line}"));
+                report
+            } else {
+                run(scenario, args.size, seed)
+            };
             print_report(&report);
             if !report.passed() {
                 failed += 1;
@@ -56,6 +70,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         seeds: 1,
         scenarios: Scenario::ALL.to_vec(),
         size: Size::Short,
+        trace: false,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -69,6 +84,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 parsed.scenarios = vec![scenario];
             }
             "--long" => parsed.size = Size::Long,
+            "--trace" => parsed.trace = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }

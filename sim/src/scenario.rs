@@ -35,9 +35,11 @@ pub enum Scenario {
     RestartStorm,
     /// The same crash, with clients whose backoff has no jitter.
     RestartStormNoJitter,
-    /// A firehose channel with fast subscribers and one on a thin link.
+    /// A firehose channel (25 KB/s) with fast subscribers and one on a thin
+    /// link (8 KB/s).
     SlowConsumer,
-    /// A chat where one client's connection is reset again and again.
+    /// A chat where one client's connection is reset again and again, and
+    /// at last vanishes without a word.
     FlappingClient,
     /// Half the clients are cut off from the node for 5 to 70 s, then the
     /// partition heals.
@@ -124,6 +126,9 @@ impl fmt::Display for Scenario {
 
 const SECOND: Duration = Duration::from_secs(1);
 
+/// The send buffer of every node socket: Linux's default `tcp_wmem`.
+const SEND_BUFFER: usize = 16 * 1024;
+
 /// A chat over `rooms` rooms: each client is in one or two rooms and
 /// publishes about every `every`; every fourth client is a second
 /// connection of the previous client's user. Links: 1 to 50 ms one way,
@@ -207,6 +212,7 @@ fn steady_chat(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server: ServerConfig::default(),
         nodes: 1,
+        send_buffer: SEND_BUFFER,
         clients,
         backend: None,
         faults,
@@ -216,7 +222,7 @@ fn steady_chat(size: Size, rng: &mut fastrand::Rng) -> Setup {
 }
 
 fn restart_storm(size: Size, rng: &mut fastrand::Rng, backoff: Backoff) -> Setup {
-    let count = by_size(size, 200, 10_000) as usize;
+    let count = by_size(size, 100, 10_000) as usize;
     let ramp = SECOND * by_size(size, 2, 10) as u32;
     let mut clients = chat_clients(count, count / 100, Some(60 * SECOND), ramp, rng);
     for client in &mut clients {
@@ -227,6 +233,7 @@ fn restart_storm(size: Size, rng: &mut fastrand::Rng, backoff: Backoff) -> Setup
     Setup {
         server: ServerConfig::default(),
         nodes: 1,
+        send_buffer: SEND_BUFFER,
         clients,
         backend: None,
         faults: vec![(crash, Fault::Crash { node: 0, down_for })],
@@ -242,22 +249,24 @@ fn slow_consumer(size: Size, rng: &mut fastrand::Rng) -> Setup {
     let mut clients = chat_clients(fast + 1, 1, None, SECOND, rng);
     for client in &mut clients {
         client.channels = vec![firehose.clone()];
+        client.link.max_chunk = client.link.max_chunk.max(200);
     }
     clients[0].link.bandwidth = Some(8_000);
     let server = ServerConfig {
-        high_water: 16 * 1024,
-        hard_limit: 64 * 1024,
+        high_water: 64 * 1024,
+        hard_limit: 256 * 1024,
         ..ServerConfig::default()
     };
     Setup {
         server,
         nodes: 1,
+        send_buffer: SEND_BUFFER,
         clients,
         backend: Some(Backend {
             node: 0,
             channel: firehose,
             every: Duration::from_millis(20),
-            payload_len: 1_000,
+            payload_len: 500,
             from: Instant::ZERO + 2 * SECOND,
             until: Instant::ZERO + window,
         }),
@@ -278,11 +287,11 @@ fn flapping_client(size: Size, rng: &mut fastrand::Rng) -> Setup {
         faults.push((at, Fault::Reset { client: 0 }));
         at += Duration::from_millis(500) + random_below(5 * SECOND, rng);
     }
-    let vanish = Instant::ZERO + random_below(window, rng);
-    faults.push((vanish, Fault::Vanish { client: 0 }));
+    faults.push((Instant::ZERO + window, Fault::Vanish { client: 0 }));
     Setup {
         server: ServerConfig::default(),
         nodes: 1,
+        send_buffer: SEND_BUFFER,
         clients,
         backend: None,
         faults,
@@ -310,6 +319,7 @@ fn healing_partition(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server: ServerConfig::default(),
         nodes: 1,
+        send_buffer: SEND_BUFFER,
         clients,
         backend: None,
         faults,

@@ -19,6 +19,9 @@ pub struct Setup {
     pub server: ServerConfig,
     /// Server nodes, named `node0`, `node1`, ...
     pub nodes: usize,
+    /// Bytes a node's socket holds that its link has not carried yet: the
+    /// kernel's send buffer. A node writes only while there is room.
+    pub send_buffer: usize,
     /// The clients, in the order of their indices.
     pub clients: Vec<ClientSpec>,
     /// Publications made by the application on a node (the HTTP API's
@@ -87,8 +90,10 @@ pub enum Fault {
         /// The client.
         client: usize,
     },
-    /// The client's current connection goes silent in both directions and
-    /// neither end is told: a half-open connection, left to the heartbeats.
+    /// The client's connection goes silent in both directions and neither
+    /// end is told: a half-open connection, left to the heartbeats. When
+    /// the client is not connected, its next connection goes silent right
+    /// after its `auth_ack`.
     Vanish {
         /// The client.
         client: usize,

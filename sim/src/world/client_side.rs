@@ -241,6 +241,10 @@ impl World {
                 self.stats.connected(now);
                 self.checker.connected(client);
                 self.record(format_args!("c{client} connected {user} {session}"));
+                if self.clients[client].vanish_pending {
+                    self.record(format_args!("c{client} vanishes"));
+                    self.silence(client);
+                }
             }
             Event::Disconnected {
                 reason,

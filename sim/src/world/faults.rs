@@ -24,11 +24,14 @@ impl World {
             }
             Fault::Vanish { client } => {
                 self.record(format_args!("FAULT c{client} vanishes"));
-                let Some(id) = self.clients[client].socket else {
-                    return;
-                };
-                if let Some(socket) = self.sockets.get_mut(&id) {
-                    socket.silent = true;
+                if self.clients[client]
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.is_connected())
+                {
+                    self.silence(client);
+                } else {
+                    self.clients[client].vanish_pending = true;
                 }
             }
             Fault::Partition { client, until } => {
@@ -36,6 +39,17 @@ impl World {
                 let state = &mut self.clients[client];
                 state.partitioned_until = state.partitioned_until.max(until);
             }
+        }
+    }
+
+    /// The client's current connection goes silent both ways.
+    pub(super) fn silence(&mut self, client: usize) {
+        self.clients[client].vanish_pending = false;
+        let Some(id) = self.clients[client].socket else {
+            return;
+        };
+        if let Some(socket) = self.sockets.get_mut(&id) {
+            socket.silent = true;
         }
     }
 

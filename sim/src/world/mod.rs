@@ -15,7 +15,7 @@
 //! Sockets are the world's own ([`SocketId`], never reused), because a node
 //! that restarts starts counting its connection ids again. Each has two
 //! [`Pipe`]s over its client's link. A node writes only while the sender
-//! side of its pipe has room ([`SEND_BUFFER`]), so a slow link leaves the
+//! side of its pipe has room (the setup's `send_buffer`), so a slow link leaves the
 //! backlog in the node's queue, where its backpressure policy sees it.
 //!
 //! Randomness: one generator, seeded once, draws every latency jitter,
@@ -44,11 +44,8 @@ use crate::setup::{Fault, Setup};
 use crate::stats::{Figures, Stats};
 use crate::trace::Trace;
 
-/// Bytes a node's socket may hold that the link has not yet carried.
-pub const SEND_BUFFER: usize = 16 * 1024;
-
 /// Lines of the trace kept in full for a failure report.
-const TRACE_TAIL: usize = 40;
+pub const TRACE_TAIL: usize = 40;
 
 /// Names a simulated socket; never reused within a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,6 +105,9 @@ struct Client {
     partitioned_until: Instant,
     timer_at: Option<Instant>,
     published: u64,
+    /// A vanish struck while the client was not connected: its next
+    /// connection goes silent right after its `auth_ack`.
+    vanish_pending: bool,
 }
 
 /// A node and what the world knows about it.
@@ -219,6 +219,7 @@ impl World {
                 partitioned_until: Instant::ZERO,
                 timer_at: None,
                 published: 0,
+                vanish_pending: false,
             })
             .collect();
         World {
@@ -235,6 +236,13 @@ impl World {
             trace: Trace::new(TRACE_TAIL),
             retired: Default::default(),
         }
+    }
+
+    /// Keeps the last `lines` lines of the trace for the outcome, instead
+    /// of the default [`TRACE_TAIL`].
+    pub fn keep_trace(mut self, lines: usize) -> Self {
+        self.trace = Trace::new(lines);
+        self
     }
 
     /// Plays the setup to its end, checks convergence there, and reports.

@@ -9,7 +9,7 @@ use tether_core::connection::{AuthVerdict, Transport};
 use tether_core::ids::ConnId;
 use tether_core::server::{Server, ServerEvent};
 
-use super::{Ev, SEND_BUFFER, SocketId, World, epoch_prefix};
+use super::{Ev, SocketId, World, epoch_prefix};
 
 impl World {
     pub(super) fn syn(&mut self, id: SocketId) {
@@ -213,11 +213,12 @@ impl World {
             if socket.silent {
                 return;
             }
-            let room = SEND_BUFFER.saturating_sub(socket.down.backlog(self.now));
+            let buffer = self.setup.send_buffer;
+            let room = buffer.saturating_sub(socket.down.backlog(self.now));
             if room == 0 {
                 if !socket.writable_pending {
                     socket.writable_pending = true;
-                    let at = socket.down.drained_to(SEND_BUFFER / 2);
+                    let at = socket.down.drained_to(buffer / 2);
                     self.schedule.push(at.max(self.now), Ev::Writable(id));
                 }
                 return;

@@ -27,13 +27,17 @@ impl Driver {
     fn drain(&mut self, now: Instant) {
         while let Some(event) = self.conn.poll_event() {
             println!("{:>8}  event     {}", now.to_string(), describe(&event));
-            if let Event::Authenticate { .. } = event {
-                let verdict = AuthVerdict::Accept {
-                    user: "alice".into(),
-                    session: "s-1".into(),
-                };
-                println!("{:>8}  verdict   accept as alice", now.to_string());
-                self.conn.handle_auth_verdict(&self.config, now, verdict);
+            match event {
+                Event::Authenticate { .. } => {
+                    let verdict = AuthVerdict::Accept {
+                        user: "alice".into(),
+                        session: "s-1".into(),
+                    };
+                    println!("{:>8}  verdict   accept as alice", now.to_string());
+                    self.conn.handle_auth_verdict(&self.config, now, verdict);
+                }
+                Event::Reply(frame) => self.conn.send_control(&self.config, now, frame),
+                _ => {}
             }
         }
         let mut frames = Vec::new();

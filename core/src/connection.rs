@@ -21,7 +21,10 @@
 //! The connection never decides anything a hub decides (channels, presence,
 //! offsets): parsed requests leave as [`Event::Request`] and their answers
 //! come back as frames through [`Connection::send_control`] and
-//! [`Connection::send_publication`].
+//! [`Connection::send_publication`]. Replies the connection makes itself
+//! (`pong`, errors) to messages behind such a request wait in the event
+//! list as [`Event::Reply`], so that every reply leaves in the order of the
+//! messages.
 //!
 //! Memory: an idle open connection owns its small fixed fields only. The
 //! frame decoder, the outbound queue and the event list allocate when they
@@ -62,6 +65,12 @@ pub enum Event {
     Authenticated,
     /// A request for the hub: subscribe, unsubscribe, publish or presence.
     Request(ClientMessage),
+    /// A reply the connection made itself (a `pong` or an `error`) to a
+    /// message that arrived behind a request still out as
+    /// [`Event::Request`]. Queue it with [`Connection::send_control`] when
+    /// it is polled: the events before it are handled by then, so replies
+    /// leave in the order of the messages they answer.
+    Reply(Bytes),
     /// The WebSocket session is over. Emitted exactly once, and only for a
     /// connection that was upgraded; the hub must forget the connection.
     Closed {
@@ -572,9 +581,20 @@ impl Connection {
             .set(Timer::Heartbeat, deadline + config.heartbeat_interval);
     }
 
+    /// Queues a reply the connection makes itself; behind a request still
+    /// out as an event it waits as an [`Event::Reply`], so that it cannot
+    /// overtake the hub's answer to that request.
     fn send_message(&mut self, config: &ServerConfig, now: Instant, message: &ServerMessage) {
         let frame = frame::text_frame(&encode_server_message(message));
-        self.send_control(config, now, frame);
+        if self
+            .events
+            .iter()
+            .any(|event| matches!(event, Event::Request(_)))
+        {
+            self.events.push_back(Event::Reply(frame));
+        } else {
+            self.send_control(config, now, frame);
+        }
     }
 
     fn send_error(

@@ -611,7 +611,10 @@ impl<'a> Fields<'a> {
         match serde_json::from_str::<Fields<'a>>(text) {
             Ok(fields) if is_object => Ok(fields),
             Ok(_) => Err(not_an_object()),
-            Err(error) if error.is_data() && is_valid_json(text) => {
+            // Valid JSON that does not fit the fields is the wrong shape,
+            // whatever serde calls the error: a number too large for a
+            // float (`5e995`) is reported as a syntax error, yet it is JSON.
+            Err(error) if is_valid_json(text) => {
                 if is_object {
                     Err(EnvelopeError::new(
                         ErrorCode::InvalidMessage,
@@ -755,6 +758,16 @@ mod tests {
         assert_eq!(code_of("hello"), ErrorCode::InvalidJson);
         assert_eq!(code_of(""), ErrorCode::InvalidJson);
         assert_eq!(code_of("{\"type\":\"ping\"} x"), ErrorCode::InvalidJson);
+    }
+
+    #[test]
+    fn a_number_beyond_a_float_is_json_of_the_wrong_shape() {
+        // Found by the envelope fuzz target: serde_json reports the overflow
+        // as a syntax error, which was answered INVALID_JSON.
+        assert_eq!(code_of("5e995"), ErrorCode::InvalidMessage);
+        assert_eq!(code_of("[1e400]"), ErrorCode::InvalidMessage);
+        let error = parse_server_message("-1e999").unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidMessage);
     }
 
     #[test]

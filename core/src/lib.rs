@@ -16,6 +16,8 @@ pub mod config;
 pub mod connection;
 pub mod envelope;
 pub mod frame;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod ids;

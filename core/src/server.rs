@@ -414,6 +414,7 @@ impl Server {
                     let user = entry.user.clone().unwrap_or_default();
                     self.hub.handle_authenticated(conn, &user);
                 }
+                Event::Reply(frame) => entry.conn.send_control(&self.config, now, frame),
                 Event::Request(message) => {
                     self.with_hub(now, |hub, outbox| {
                         hub.handle_message(now, conn, message, outbox);

@@ -198,6 +198,7 @@ impl Pair {
                 conn.handle_auth_verdict(&self.config, self.now, verdict);
             }
             ServerEvent::Authenticated => hub.handle_authenticated(id, "ann"),
+            ServerEvent::Reply(frame) => conn.send_control(&self.config, self.now, frame),
             ServerEvent::Request(message) => {
                 let mut outbox = ToConnection {
                     conn: Some((id, conn)),

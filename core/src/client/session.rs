@@ -292,6 +292,9 @@ impl ClientSession {
                 }
                 Timer::RequestDeadline => self.expire_requests(now),
             }
+            // Losing a connection stops every timer; a request due at the
+            // same instant must still expire in this call.
+            self.sync_request_timer();
         }
         self.sync_request_timer();
     }

@@ -675,6 +675,23 @@ fn a_request_that_times_out_offline_is_never_sent() {
 }
 
 #[test]
+fn a_request_deadline_shared_with_the_connect_timeout_fires_in_the_same_call() {
+    // Found by the client_ops fuzz target: losing the connection stopped
+    // every timer, the request deadline included, so a request due at the
+    // same instant stayed pending until a second `handle_timeout`.
+    let mut h = Harness::new(config());
+    h.client
+        .request(h.now, ClientMessage::Ping { id: None }, secs(10))
+        .unwrap();
+    h.advance_to(T0 + secs(10));
+    assert!(
+        h.take_log()
+            .contains(&"done r1 failed: request timed out".to_owned())
+    );
+    assert!(h.client.poll_timeout().is_some_and(|at| at > h.now));
+}
+
+#[test]
 fn the_offline_queue_keeps_order_goes_out_after_resubscriptions_and_is_bounded() {
     let mut h = Harness::new(ClientConfig {
         offline_queue: 3,

@@ -250,20 +250,64 @@ fn messages_pipelined_behind_auth_are_handled_in_order_after_auth_ack() {
     );
     h.accept("alice");
     let replies = h.replies();
-    assert!(matches!(replies[0], ServerMessage::AuthAck { .. }));
-    assert!(matches!(replies[1], ServerMessage::Pong { .. }));
-    let channels: Vec<&str> = h
+    assert!(
+        matches!(replies.as_slice(), [ServerMessage::AuthAck { .. }]),
+        "the pong waits behind the first subscribe: {replies:?}"
+    );
+    let order: Vec<&str> = h
         .events
         .iter()
+        .map(|event| match event {
+            Event::Authenticate { .. } => "authenticate",
+            Event::Authenticated => "authenticated",
+            Event::Request(ClientMessage::Subscribe { channel, .. }) => channel.as_str(),
+            Event::Reply(frame) if frame.ends_with(br#"{"type":"pong","id":"p"}"#) => "pong",
+            other => panic!("unexpected event {other:?}"),
+        })
+        .collect();
+    assert_eq!(order, ["authenticate", "authenticated", "a", "pong", "b"]);
+}
+
+#[test]
+fn a_reply_made_by_the_connection_never_overtakes_a_request_for_the_hub() {
+    let mut h = Harness::authenticated(config());
+    let mut burst = text(r#"{"type":"subscribe","channel":"a","id":"s"}"#);
+    burst.extend(text(r#"{"type":"ping","id":"p"}"#));
+    burst.extend(text("not json"));
+    h.send(&burst);
+    assert_eq!(h.replies(), vec![], "both replies wait for the subscribe");
+    let held: Vec<Bytes> = h
+        .events
+        .drain(..)
         .filter_map(|event| match event {
-            Event::Request(ClientMessage::Subscribe { channel, .. }) => Some(channel.as_str()),
+            Event::Reply(frame) => Some(frame),
             _ => None,
         })
         .collect();
-    assert_eq!(channels, ["a", "b"]);
-    let authenticated = h.events.iter().position(|e| *e == Event::Authenticated);
-    let first_request = h.events.iter().position(|e| matches!(e, Event::Request(_)));
-    assert!(authenticated < first_request);
+    assert_eq!(held.len(), 2);
+    for frame in held {
+        h.conn.send_control(&h.config, h.now, frame);
+    }
+    h.drain();
+    let replies = h.replies();
+    assert!(
+        matches!(
+            replies.as_slice(),
+            [
+                ServerMessage::Pong { .. },
+                ServerMessage::Error {
+                    code: ErrorCode::InvalidJson,
+                    ..
+                }
+            ]
+        ),
+        "{replies:?}"
+    );
+    h.send(&text(r#"{"type":"ping","id":"q"}"#));
+    assert!(
+        matches!(h.replies().as_slice(), [ServerMessage::Pong { .. }]),
+        "with no request out, a pong leaves at once"
+    );
 }
 
 #[test]

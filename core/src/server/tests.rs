@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
-use crate::envelope::{ServerMessage, parse_server_message};
+use crate::envelope::{ServerMessage, encode_server_message, parse_server_message};
 use crate::frame::{FrameDecoder, Message, Role};
 use crate::testkit::{UPGRADE, client_frame, find, text};
 
@@ -242,6 +242,43 @@ fn a_second_connection_of_the_same_user_does_not_join_twice() {
         node.replies(watcher).as_slice(),
         [ServerMessage::Leave { user, .. }] if user == "carol"
     ));
+}
+
+#[test]
+fn replies_leave_in_the_order_of_the_messages_they_answer() {
+    let mut node = Node::new(ServerConfig::default());
+    let conn = node.open();
+    let mut bytes = UPGRADE.as_bytes().to_vec();
+    for message in [
+        r#"{"type":"auth","token":"alice"}"#,
+        r#"{"type":"subscribe","channel":"room","id":"s"}"#,
+        r#"{"type":"ping","id":"p"}"#,
+        r#"{"type":"presence","channel":"room","id":"q"}"#,
+        r#"{"type":"ping","id":"r"}"#,
+    ] {
+        bytes.extend(text(message));
+    }
+    node.read(conn, &bytes);
+    let kinds: Vec<String> = node
+        .replies(conn)
+        .iter()
+        .map(|reply| {
+            let json = String::from_utf8(encode_server_message(reply)).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+            format!("{} {}", value["type"], value["id"])
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            r#""auth_ack" null"#,
+            r#""subscribed" "s""#,
+            r#""presence" null"#,
+            r#""pong" "p""#,
+            r#""presence" "q""#,
+            r#""pong" "r""#,
+        ]
+    );
 }
 
 #[test]

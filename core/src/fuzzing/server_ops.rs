@@ -1,0 +1,778 @@
+//! Target `server_ops`: sequences of operations on one node with several
+//! connections: connects, handshakes, auth and verdicts, requests, reads
+//! at any pace, raw bytes, close frames, dropped sockets, API
+//! publications, time jumps and shutdown.
+//!
+//! Invariants checked after every operation (PROTOCOL.md sections 3 to 8):
+//!
+//! - every frame is valid, and nothing follows a close frame;
+//! - each request with an `id` gets exactly one reply with that id, and by
+//!   the end every request of a live authenticated connection has one;
+//! - each subscriber sees a channel's offsets strictly increasing (a
+//!   `since` replay goes back no further than `since`), and all
+//!   subscribers agree on what each offset of an epoch carries;
+//! - a publish retried with the same `id` is acknowledged with the first
+//!   offset;
+//! - the `tether_connections` gauge counts the upgraded connections that
+//!   have not ended, each ending is reported once, and the node's next
+//!   deadline is never in the past;
+//! - once every socket is gone the node holds no connection and no channel.
+//!
+//! The driver acts like an adapter: it closes a socket when
+//! [`Server::transport`] says [`Transport::CloseNow`] and reports it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arbitrary::{Arbitrary, Unstructured};
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use super::peer::{self, Received, ServerReader};
+use crate::config::ServerConfig;
+use crate::connection::{AuthVerdict, Transport};
+use crate::envelope::{Channel, ClientMessage, Position, RequestId, ServerMessage};
+use crate::frame::{Opcode, encode_frame};
+use crate::ids::ConnId;
+use crate::server::{Server, ServerEvent};
+use crate::time::Instant;
+
+/// Channels the operations use: public, `latest_only`, and private ones.
+const CHANNELS: &[&str] = &["a", "b", "ticker:x", "user:u0", "user:u1"];
+
+/// Users the verdicts accept connections as.
+const USERS: &[&str] = &["u0", "u1", "u2"];
+
+/// One step of the scenario.
+#[derive(Arbitrary, Clone, Debug)]
+pub enum Op {
+    /// A new TCP connection.
+    Connect,
+    /// The client of a connection (picked modulo the open ones) acts.
+    Client {
+        /// Which connection.
+        conn: u8,
+        /// What its client does.
+        action: Action,
+    },
+    /// The verdict on a connection's pending token.
+    Verdict {
+        /// Which connection.
+        conn: u8,
+        /// Accept (as one of three users) or reject.
+        accept: Option<u8>,
+    },
+    /// The application publishes through the API.
+    ApiPublish {
+        /// Which channel.
+        channel: u8,
+        /// A number that becomes the payload.
+        payload: u8,
+    },
+    /// Time moves on by this many milliseconds; deadlines fire.
+    Advance {
+        /// Milliseconds.
+        millis: u16,
+    },
+    /// The node starts its graceful shutdown.
+    Shutdown,
+}
+
+/// What the client of one connection does. Until its handshake is written,
+/// any action writes the handshake instead.
+#[derive(Arbitrary, Clone, Debug)]
+pub enum Action {
+    /// Sends `auth`.
+    Auth,
+    /// Sends `{"type":"ping"}` with an id.
+    AppPing,
+    /// Subscribes, optionally recovering from an offset in the current epoch.
+    Subscribe {
+        /// Which channel.
+        channel: u8,
+        /// The offset of `since`.
+        since: Option<u8>,
+    },
+    /// Unsubscribes.
+    Unsubscribe {
+        /// Which channel.
+        channel: u8,
+    },
+    /// Publishes, with a fresh id or retrying the last acknowledged one.
+    Publish {
+        /// Which channel.
+        channel: u8,
+        /// A number that becomes the payload.
+        payload: u8,
+        /// Reuse the id of the last acknowledged publish.
+        retry: bool,
+    },
+    /// Asks for presence.
+    Presence {
+        /// Which channel.
+        channel: u8,
+    },
+    /// A WebSocket Ping with this data.
+    Ping(u8),
+    /// A WebSocket Pong.
+    Pong,
+    /// A close frame with this code.
+    Close(u16),
+    /// Arbitrary bytes (afterwards the connection's replies are not
+    /// accounted for: the bytes may be anything).
+    Raw(Vec<u8>),
+    /// Reads up to this many bytes of what the node wrote (in 64-byte units).
+    Read(u8),
+    /// The socket drops.
+    Drop,
+}
+
+/// Limits small enough for the operations to reach.
+fn config() -> ServerConfig {
+    ServerConfig {
+        handshake_timeout: Duration::from_secs(2),
+        close_timeout: Duration::from_secs(1),
+        auth_timeout: Duration::from_secs(3),
+        heartbeat_interval: Duration::from_secs(5),
+        max_payload: 512,
+        high_water: 1024,
+        hard_limit: 4096,
+        slow_timeout: Duration::from_secs(1),
+        history_size: 4,
+        history_ttl: Duration::from_secs(20),
+        rate_limit: 50,
+        rate_burst: 20,
+        max_connections: 6,
+        latest_only: vec!["ticker:*".into()],
+        max_pending_before_auth: 4,
+        idempotency_window: Duration::from_secs(10),
+        ..ServerConfig::default()
+    }
+}
+
+/// Decodes operations from `data` and runs them.
+pub fn check(data: &[u8]) {
+    let input = Unstructured::new(data);
+    let ops: Vec<Op> = Vec::arbitrary_take_rest(input).unwrap_or_default();
+    run(&ops);
+}
+
+/// Runs `ops` on a fresh node, checking the invariants after each.
+pub fn run(ops: &[Op]) {
+    let mut node = Node::new();
+    for op in ops {
+        node.apply(op);
+        node.settle();
+        node.check();
+    }
+    node.finish();
+}
+
+/// The node and the clients of its connections, as the driver sees them.
+struct Node {
+    server: Server,
+    config: ServerConfig,
+    now: Instant,
+    clients: Vec<Client>,
+    /// What each (channel, epoch, offset) carried, as first seen.
+    published: Record,
+    /// Upgraded connections whose end was not reported yet.
+    upgraded_open: u64,
+    next_request: u64,
+}
+
+/// The client of one connection.
+struct Client {
+    id: ConnId,
+    reader: ServerReader,
+    /// The handshake was written.
+    upgraded: bool,
+    /// The `auth_ack` was read.
+    authenticated: bool,
+    /// Raw bytes were written: replies are no longer accounted for.
+    tainted: bool,
+    /// The node reported the connection's end.
+    ended: bool,
+    /// The socket is closed.
+    gone: bool,
+    /// Requests without a reply yet, by id.
+    pending: BTreeMap<String, Request>,
+    channels: BTreeMap<String, Subscription>,
+    /// The last acknowledged publish: id, channel, offset, when it was sent.
+    last_ack: Option<(String, String, u64, Instant)>,
+}
+
+/// What a request was, to check its reply.
+#[derive(Clone, Debug)]
+enum Request {
+    Ping,
+    Subscribe {
+        channel: String,
+        since: Option<u64>,
+    },
+    Unsubscribe {
+        channel: String,
+    },
+    Publish {
+        channel: String,
+        expect: Option<u64>,
+        sent: Instant,
+    },
+    Presence,
+}
+
+/// One connection's view of one channel.
+#[derive(Default)]
+struct Subscription {
+    /// Subscribed (`subscribed` read, `unsubscribed` not).
+    active: bool,
+    epoch: Option<String>,
+    last: Option<u64>,
+    /// Publications read while a `subscribe` was unanswered: replayed ones
+    /// and live ones, checked and recorded once the epoch is known.
+    unconfirmed: Vec<(u64, String)>,
+}
+
+impl Node {
+    fn new() -> Node {
+        let config = config();
+        Node {
+            server: Server::new(config.clone(), "ops"),
+            config,
+            now: Instant::ZERO,
+            clients: Vec::new(),
+            published: BTreeMap::new(),
+            upgraded_open: 0,
+            next_request: 0,
+        }
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Connect => {
+                if let Ok(id) = self.server.accept(self.now) {
+                    self.clients.push(Client::new(id));
+                }
+            }
+            Op::Client { conn, action } => {
+                if let Some(index) = self.live(*conn) {
+                    self.act(index, action);
+                }
+            }
+            Op::Verdict { conn, accept } => {
+                if let Some(index) = self.live(*conn) {
+                    let verdict = match accept {
+                        Some(user) => AuthVerdict::Accept {
+                            user: pick(USERS, *user).to_owned(),
+                            session: format!("s{index}"),
+                        },
+                        None => AuthVerdict::Reject,
+                    };
+                    let id = self.clients[index].id;
+                    self.server.handle_auth_verdict(id, self.now, verdict);
+                }
+            }
+            Op::ApiPublish { channel, payload } => {
+                let published = self.server.publish(
+                    self.now,
+                    pick(CHANNELS, *channel),
+                    &format!(r#"{{"api":{payload}}}"#),
+                );
+                assert!(published.is_ok(), "{published:?}");
+            }
+            Op::Advance { millis } => {
+                self.now += Duration::from_millis(u64::from(*millis));
+                self.server.handle_timeout(self.now);
+            }
+            Op::Shutdown => self.server.shutdown(self.now),
+        }
+    }
+
+    /// The index of the `conn`-th connection whose socket is open.
+    fn live(&self, conn: u8) -> Option<usize> {
+        let live: Vec<usize> = (0..self.clients.len())
+            .filter(|&i| !self.clients[i].gone)
+            .collect();
+        (!live.is_empty()).then(|| live[usize::from(conn) % live.len()])
+    }
+
+    fn act(&mut self, index: usize, action: &Action) {
+        let id = self.clients[index].id;
+        if !self.clients[index].upgraded {
+            self.clients[index].upgraded = true;
+            self.upgraded_open += 1;
+            self.server
+                .handle_read(id, self.now, &peer::upgrade_request());
+            return;
+        }
+        let bytes = match action {
+            Action::Auth => peer::text(&ClientMessage::Auth { token: "t".into() }),
+            Action::AppPing => {
+                let id = self.request(index, Request::Ping);
+                peer::text(&ClientMessage::Ping { id: Some(id) })
+            }
+            Action::Subscribe { channel, since } => {
+                let name = pick(CHANNELS, *channel);
+                let epoch = self.clients[index].channel(name).epoch.clone();
+                let since = since.zip(epoch).map(|(offset, epoch)| Position {
+                    epoch,
+                    offset: u64::from(offset),
+                });
+                let request = Request::Subscribe {
+                    channel: name.to_owned(),
+                    since: since.as_ref().map(|p| p.offset),
+                };
+                let id = self.request(index, request);
+                peer::text(&ClientMessage::Subscribe {
+                    id: Some(id),
+                    channel: channel_named(name),
+                    since,
+                })
+            }
+            Action::Unsubscribe { channel } => {
+                let name = pick(CHANNELS, *channel);
+                let request = Request::Unsubscribe {
+                    channel: name.to_owned(),
+                };
+                let id = self.request(index, request);
+                peer::text(&ClientMessage::Unsubscribe {
+                    id: Some(id),
+                    channel: channel_named(name),
+                })
+            }
+            Action::Publish {
+                channel,
+                payload,
+                retry,
+            } => self.publish(index, pick(CHANNELS, *channel), *payload, *retry),
+            Action::Presence { channel } => {
+                let id = self.request(index, Request::Presence);
+                peer::text(&ClientMessage::Presence {
+                    id: Some(id),
+                    channel: channel_named(pick(CHANNELS, *channel)),
+                })
+            }
+            Action::Ping(data) => encode_frame(Opcode::Ping, &[*data], Some(peer::MASK)),
+            Action::Pong => encode_frame(Opcode::Pong, &[], Some(peer::MASK)),
+            Action::Close(code) => {
+                encode_frame(Opcode::Close, &code.to_be_bytes(), Some(peer::MASK))
+            }
+            Action::Raw(bytes) => {
+                self.clients[index].tainted = true;
+                Bytes::copy_from_slice(bytes)
+            }
+            Action::Read(units) => {
+                self.read(index, usize::from(*units) * 64 + 1);
+                return;
+            }
+            Action::Drop => {
+                self.clients[index].gone = true;
+                self.server.handle_transport_closed(id, self.now);
+                return;
+            }
+        };
+        self.server.handle_read(id, self.now, &bytes);
+    }
+
+    /// A fresh request id, recorded as pending on the connection.
+    fn request(&mut self, index: usize, request: Request) -> RequestId {
+        self.next_request += 1;
+        let id = format!("q{}", self.next_request);
+        self.clients[index].pending.insert(id.clone(), request);
+        RequestId::new(id).expect("a short id")
+    }
+
+    fn publish(&mut self, index: usize, channel: &str, payload: u8, retry: bool) -> Bytes {
+        let window = self.config.idempotency_window;
+        let client = &mut self.clients[index];
+        let retried = client.last_ack.clone().filter(|(_, acked_on, _, sent)| {
+            retry && acked_on == channel && self.now < *sent + window
+        });
+        let (id, expect) = match retried {
+            Some((id, _, offset, _)) => (id, Some(offset)),
+            None => {
+                self.next_request += 1;
+                (format!("q{}", self.next_request), None)
+            }
+        };
+        let request = Request::Publish {
+            channel: channel.to_owned(),
+            expect,
+            sent: self.now,
+        };
+        // A retried id is a new request with an old id: it must not be
+        // pending twice at once, or replies could not be told apart.
+        if client.pending.insert(id.clone(), request).is_some() {
+            client.tainted = true;
+        }
+        let payload = RawValue::from_string(format!(r#"{{"n":{payload}}}"#)).expect("JSON");
+        peer::text(&ClientMessage::Publish {
+            id: Some(RequestId::new(id).expect("a short id")),
+            channel: channel_named(channel),
+            payload,
+        })
+    }
+
+    /// The client reads up to `budget` bytes and checks each frame.
+    fn read(&mut self, index: usize, budget: usize) {
+        let mut out = Vec::new();
+        self.server
+            .poll_transmit(self.clients[index].id, budget, &mut out);
+        for chunk in out {
+            if let Some(received) = self.clients[index].reader.read(&chunk) {
+                self.receive(index, received);
+            }
+        }
+    }
+
+    fn receive(&mut self, index: usize, received: Received) {
+        let client = &mut self.clients[index];
+        let Received::Message(message) = received else {
+            return;
+        };
+        if matches!(message, ServerMessage::AuthAck { .. }) {
+            assert!(!client.authenticated, "a second auth_ack");
+            client.authenticated = true;
+        }
+        if client.tainted {
+            return;
+        }
+        let request = reply_id(&message).map(|id| {
+            client
+                .pending
+                .remove(id.as_str())
+                .unwrap_or_else(|| panic!("a reply to no pending request: {message:?}"))
+        });
+        let published = &mut self.published;
+        match (message, request) {
+            (
+                ServerMessage::Message {
+                    channel,
+                    payload,
+                    sender,
+                    offset,
+                },
+                None,
+            ) => {
+                let text = format!("{} {sender:?}", payload.get());
+                client.publication(channel.as_str(), offset, text, published);
+            }
+            (
+                ServerMessage::Subscribed {
+                    channel,
+                    epoch,
+                    offset,
+                    ..
+                },
+                Some(Request::Subscribe {
+                    channel: asked,
+                    since,
+                }),
+            ) => {
+                assert_eq!(channel.as_str(), asked);
+                client.subscribed(&asked, epoch, offset, since, published);
+            }
+            (ServerMessage::Error { .. }, Some(Request::Subscribe { channel, .. })) => {
+                client.refused(&channel, published);
+            }
+            (
+                ServerMessage::Ack { id, offset },
+                Some(Request::Publish {
+                    channel,
+                    expect,
+                    sent,
+                }),
+            ) => {
+                if let Some(first) = expect {
+                    assert_eq!(offset, first, "a retried publish got a new offset");
+                }
+                client.last_ack = Some((id.as_str().to_owned(), channel, offset, sent));
+            }
+            (ServerMessage::Unsubscribed { .. }, Some(Request::Unsubscribe { channel })) => {
+                client.channel(&channel).active = false;
+            }
+            (ServerMessage::Pong { .. }, Some(Request::Ping))
+            | (ServerMessage::Presence { .. }, Some(Request::Presence))
+            | (ServerMessage::Error { .. }, Some(_))
+            | (
+                ServerMessage::Presence { .. }
+                | ServerMessage::Join { .. }
+                | ServerMessage::Leave { .. }
+                | ServerMessage::AuthAck { .. }
+                | ServerMessage::Error { .. },
+                None,
+            ) => {}
+            (message, request) => panic!("{message:?} does not answer {request:?}"),
+        }
+    }
+
+    /// Drives the node like an adapter after each operation: counts the
+    /// sessions that end and closes the sockets the node is done with.
+    /// Verdicts are operations of their own, and a `Wake` needs nothing
+    /// here: clients read when their operations say so.
+    fn settle(&mut self) {
+        loop {
+            while let Some(event) = self.server.poll_event() {
+                if let ServerEvent::Closed { conn, .. } = event {
+                    let client = self
+                        .clients
+                        .iter_mut()
+                        .find(|c| c.id == conn)
+                        .expect("a known connection");
+                    assert!(!client.ended, "a connection ended twice");
+                    assert!(
+                        client.upgraded,
+                        "an HTTP connection reported as a session end"
+                    );
+                    client.ended = true;
+                    self.upgraded_open -= 1;
+                }
+            }
+            let mut closed = false;
+            for client in &mut self.clients {
+                if !client.gone && self.server.transport(client.id) == Transport::CloseNow {
+                    client.gone = true;
+                    closed = true;
+                    self.server.handle_transport_closed(client.id, self.now);
+                }
+            }
+            if !closed {
+                return;
+            }
+        }
+    }
+
+    fn check(&self) {
+        if let Some(deadline) = self.server.poll_timeout() {
+            assert!(
+                deadline > self.now,
+                "deadline {deadline:?} is not after {:?}",
+                self.now
+            );
+        }
+        let gauge = format!("tether_connections {}", self.upgraded_open);
+        let metrics = self.server.metrics_text();
+        assert!(
+            metrics.lines().any(|line| line == gauge),
+            "{gauge}: {metrics}"
+        );
+    }
+
+    fn finish(mut self) {
+        for index in 0..self.clients.len() {
+            if !self.clients[index].gone {
+                self.read(index, usize::MAX);
+            }
+            let client = &self.clients[index];
+            let open = !client.gone && !client.reader.is_closed();
+            if open && client.authenticated && !client.tainted {
+                assert!(
+                    client.pending.is_empty(),
+                    "unanswered: {:?}",
+                    client.pending
+                );
+            }
+        }
+        for index in 0..self.clients.len() {
+            if !self.clients[index].gone {
+                self.clients[index].gone = true;
+                let id = self.clients[index].id;
+                self.server.handle_transport_closed(id, self.now);
+            }
+        }
+        self.settle();
+        assert_eq!(self.server.connection_count(), 0);
+        let metrics = self.server.metrics_text();
+        for gauge in ["tether_connections 0", "tether_channels 0"] {
+            assert!(metrics.lines().any(|line| line == gauge), "{metrics}");
+        }
+    }
+}
+
+impl Client {
+    fn new(id: ConnId) -> Client {
+        Client {
+            id,
+            reader: ServerReader::new(),
+            upgraded: false,
+            authenticated: false,
+            tainted: false,
+            ended: false,
+            gone: false,
+            pending: BTreeMap::new(),
+            channels: BTreeMap::new(),
+            last_ack: None,
+        }
+    }
+
+    fn channel(&mut self, name: &str) -> &mut Subscription {
+        self.channels.entry(name.to_owned()).or_default()
+    }
+
+    /// Whether a `subscribe` to `channel` waits for its answer.
+    fn confirming(&self, channel: &str) -> bool {
+        self.pending
+            .values()
+            .any(|r| matches!(r, Request::Subscribe { channel: c, .. } if c == channel))
+    }
+
+    /// A publication read: checked now if the subscription is settled, or
+    /// kept until the `subscribe` in flight is answered.
+    fn publication(&mut self, channel: &str, offset: u64, text: String, published: &mut Record) {
+        if self.confirming(channel) {
+            self.channel(channel).unconfirmed.push((offset, text));
+            return;
+        }
+        let sub = self.channel(channel);
+        assert!(
+            sub.active,
+            "a publication on {channel}, which the connection is not in"
+        );
+        assert!(
+            sub.last.is_none_or(|last| offset > last),
+            "offset {offset} after {:?} on {channel}",
+            sub.last
+        );
+        sub.last = Some(offset);
+        let epoch = sub
+            .epoch
+            .clone()
+            .expect("active subscriptions have an epoch");
+        record(published, channel, &epoch, offset, text);
+    }
+
+    /// `subscribed` answered a `subscribe` (with `since`): what was read
+    /// meanwhile is the old subscription's tail, then the replay, which may
+    /// go back once but not to `since`; none of it is past `offset`.
+    fn subscribed(
+        &mut self,
+        channel: &str,
+        epoch: String,
+        offset: u64,
+        since: Option<u64>,
+        published: &mut Record,
+    ) {
+        let sub = self.channel(channel);
+        let mut last = sub
+            .last
+            .filter(|_| sub.active && sub.epoch.as_deref() == Some(epoch.as_str()));
+        let mut went_back = false;
+        for (seen, text) in std::mem::take(&mut sub.unconfirmed) {
+            if last.is_some_and(|last| seen <= last) {
+                let replay = since.is_some_and(|since| seen > since);
+                assert!(
+                    replay && !went_back,
+                    "offset {seen} after {last:?} (since {since:?})"
+                );
+                went_back = true;
+            }
+            assert!(
+                seen <= offset,
+                "offset {seen} read before subscribed at {offset}"
+            );
+            record(published, channel, &epoch, seen, text);
+            last = Some(seen);
+        }
+        sub.active = true;
+        sub.epoch = Some(epoch);
+        sub.last = Some(offset);
+    }
+
+    /// A `subscribe` was refused: what was read meanwhile was live.
+    fn refused(&mut self, channel: &str, published: &mut Record) {
+        let unconfirmed = std::mem::take(&mut self.channel(channel).unconfirmed);
+        for (offset, text) in unconfirmed {
+            self.publication(channel, offset, text, published);
+        }
+    }
+}
+
+/// What each (channel, epoch, offset) carried.
+type Record = BTreeMap<(String, String, u64), String>;
+
+/// Records what `offset` of `channel` in `epoch` carried; every subscriber
+/// must have read the same.
+fn record(published: &mut Record, channel: &str, epoch: &str, offset: u64, text: String) {
+    let key = (channel.to_owned(), epoch.to_owned(), offset);
+    let first = published.entry(key).or_insert_with(|| text.clone());
+    assert_eq!(
+        *first, text,
+        "{channel}@{epoch}:{offset} differs between readers"
+    );
+}
+
+/// The id a reply carries.
+fn reply_id(message: &ServerMessage) -> Option<&RequestId> {
+    match message {
+        ServerMessage::Pong { id }
+        | ServerMessage::Subscribed { id, .. }
+        | ServerMessage::Unsubscribed { id, .. }
+        | ServerMessage::Presence { id, .. }
+        | ServerMessage::Error { id, .. } => id.as_ref(),
+        ServerMessage::Ack { id, .. } => Some(id),
+        ServerMessage::AuthAck { .. }
+        | ServerMessage::Message { .. }
+        | ServerMessage::Join { .. }
+        | ServerMessage::Leave { .. } => None,
+    }
+}
+
+/// `choices[index % len]`.
+fn pick(choices: &[&'static str], index: u8) -> &'static str {
+    choices[usize::from(index) % choices.len()]
+}
+
+/// One of [`CHANNELS`], as a channel.
+fn channel_named(name: &str) -> Channel {
+    Channel::new(name).expect("the operations' channels are valid")
+}
+
+/// The operations as proptest strategies, so the invariants run on stable.
+#[cfg(test)]
+pub(crate) mod strategy {
+    use proptest::prelude::*;
+
+    use super::{Action, Op};
+
+    pub(crate) fn action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            2 => Just(Action::Auth),
+            1 => Just(Action::AppPing),
+            3 => (any::<u8>(), any::<Option<u8>>())
+                .prop_map(|(channel, since)| Action::Subscribe { channel, since }),
+            1 => any::<u8>().prop_map(|channel| Action::Unsubscribe { channel }),
+            3 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(channel, payload, retry)| {
+                Action::Publish { channel, payload, retry }
+            }),
+            1 => any::<u8>().prop_map(|channel| Action::Presence { channel }),
+            1 => any::<u8>().prop_map(Action::Ping),
+            1 => Just(Action::Pong),
+            1 => prop_oneof![Just(1000u16), Just(1005), any::<u16>()].prop_map(Action::Close),
+            1 => prop::collection::vec(any::<u8>(), 0..16).prop_map(Action::Raw),
+            4 => any::<u8>().prop_map(Action::Read),
+            1 => Just(Action::Drop),
+        ]
+    }
+
+    pub(crate) fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            2 => Just(Op::Connect),
+            12 => (any::<u8>(), action()).prop_map(|(conn, action)| Op::Client { conn, action }),
+            2 => (any::<u8>(), any::<Option<u8>>())
+                .prop_map(|(conn, accept)| Op::Verdict { conn, accept }),
+            2 => (any::<u8>(), any::<u8>())
+                .prop_map(|(channel, payload)| Op::ApiPublish { channel, payload }),
+            2 => prop_oneof![0..2000u16, any::<u16>()].prop_map(|millis| Op::Advance { millis }),
+            1 => Just(Op::Shutdown).prop_filter("rare", |_| true),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn invariants_hold(ops in prop::collection::vec(op(), 0..80)) {
+            super::run(&ops);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+?¼7ú!=LØUDGŸŠT_[“RUÖ^_›OSR–RXEÀCRUØG›XQX›EË^žœ@©7ú!=LØUDGŸ‰T_D™STUŸ™I\Y”DQÀHDŸSU•CJ

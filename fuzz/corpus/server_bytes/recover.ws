@@ -1,0 +1,1 @@
+?Ï7ú!=LØUDGŸ‰T_D™STUŸ™I\Y”DQÀ[MØD“O^RØFŸQRT’œ[ÖRQœRXCØJÖTSØEØ\

@@ -1,0 +1,1 @@
+E®7ú!=LØUDGŸ‰T_D™STUŸ™I\Y”DQÀSRRØHYÀN‡­7ú!=LØUDGŸŠSXDŸO^RØT’@SYŸMØOX@‰“EØPJ¥7ú!=LØUDGŸONB˜R^E“CXÖ^_›OSR–œ[J

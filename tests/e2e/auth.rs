@@ -1,0 +1,167 @@
+//! PROTOCOL.md section 3 (and its decisions in section 11): auth on the
+//! first message, its deadline, token verdicts and pipelining.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tether_core::config::ServerConfig;
+
+use crate::harness::{JWT_SECRET, Runtime, config, dev_auth, jwt_auth, mint_jwt, unix_now};
+use crate::http::metric;
+use crate::ws::Ws;
+
+/// `count` application pings with ids `p0`, `p1`, ...
+fn pings(count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|n| json!({"type": "ping", "id": format!("p{n}")}))
+        .collect()
+}
+
+fn the_first_message_must_be_auth(runtime: Runtime) {
+    let server = runtime.start(config(), dev_auth());
+    let mut ws = Ws::open(server.addr);
+    ws.send_json(json!({"type": "subscribe", "channel": "room", "id": "s"}));
+    assert_eq!(ws.expect_close(), (4001, "auth required".into()));
+    assert_eq!(metric(server.addr, "tether_auth_failures_total"), 1);
+}
+
+fn a_token_in_the_query_string_is_not_read(runtime: Runtime) {
+    let server = runtime.start(config(), dev_auth());
+    let (mut ws, _) = Ws::handshake(server.addr, "/ws?token=alice", &[]).expect("the upgrade");
+    ws.send_json(json!({"type": "ping", "id": "p"}));
+    ws.recv_type("pong");
+    ws.send_json(json!({"type": "presence", "channel": "room"}));
+    assert_eq!(ws.expect_close(), (4001, "auth required".into()));
+}
+
+fn no_auth_in_time_closes_4001(runtime: Runtime) {
+    let server = runtime.start(
+        ServerConfig {
+            auth_timeout: Duration::from_millis(300),
+            ..config()
+        },
+        dev_auth(),
+    );
+    let mut ws = Ws::open(server.addr);
+    assert_eq!(ws.expect_close(), (4001, "auth timeout".into()));
+    assert_eq!(metric(server.addr, "tether_auth_failures_total"), 1);
+}
+
+fn a_token_that_is_not_a_valid_jwt_closes_4003(runtime: Runtime) {
+    let server = runtime.start(config(), jwt_auth());
+    let forged = mint_jwt(
+        "another-secret-that-is-32-bytes-long!",
+        "mallory",
+        unix_now() + 600,
+    );
+    for token in ["not-a-jwt", forged.as_str()] {
+        let mut ws = Ws::open(server.addr);
+        ws.send_json(json!({"type": "auth", "token": token}));
+        assert_eq!(ws.expect_close(), (4003, "forbidden".into()), "{token}");
+    }
+    assert_eq!(metric(server.addr, "tether_auth_failures_total"), 2);
+}
+
+fn an_expired_jwt_closes_4003(runtime: Runtime) {
+    let server = runtime.start(config(), jwt_auth());
+    let expired = mint_jwt(JWT_SECRET, "alice", unix_now() - 60);
+    let mut ws = Ws::open(server.addr);
+    ws.send_json(json!({"type": "auth", "token": expired}));
+    assert_eq!(ws.expect_close(), (4003, "forbidden".into()));
+}
+
+fn a_valid_jwt_is_acknowledged_with_the_settings(runtime: Runtime) {
+    let settings = ServerConfig {
+        heartbeat_interval: Duration::from_millis(4_500),
+        max_payload: 12_345,
+        ..config()
+    };
+    let server = runtime.start(settings, jwt_auth());
+    let token = mint_jwt(JWT_SECRET, "alice", unix_now() + 600);
+    let mut ws = Ws::open(server.addr);
+    ws.send_json(json!({"type": "auth", "token": token}));
+    let ack = ws.recv_type("auth_ack");
+    assert_eq!(ack["user"], "alice", "{ack}");
+    assert_eq!(ack["heartbeat_ms"], 4_500, "{ack}");
+    assert_eq!(ack["max_payload"], 12_345, "{ack}");
+    assert!(
+        ack["session"]
+            .as_str()
+            .is_some_and(|session| !session.is_empty()),
+        "{ack}"
+    );
+}
+
+fn a_ping_before_auth_is_answered(runtime: Runtime) {
+    let server = runtime.start(config(), dev_auth());
+    let mut ws = Ws::open(server.addr);
+    ws.send_json(json!({"type": "ping", "id": "early"}));
+    assert_eq!(ws.recv(), json!({"type": "pong", "id": "early"}));
+    ws.send_json(json!({"type": "auth", "token": "alice"}));
+    assert_eq!(ws.recv_type("auth_ack")["user"], "alice");
+}
+
+fn requests_pipelined_behind_auth_are_answered_in_order(runtime: Runtime) {
+    let server = runtime.start(config(), dev_auth());
+    let mut ws = Ws::open(server.addr);
+    ws.send_batch(&[
+        json!({"type": "auth", "token": "alice"}),
+        json!({"type": "subscribe", "channel": "room", "id": "s"}),
+        json!({"type": "ping", "id": "p"}),
+        json!({"type": "presence", "channel": "room", "id": "q"}),
+    ]);
+    assert_eq!(ws.recv_type("auth_ack")["user"], "alice");
+    let subscribed = ws.recv_type("subscribed");
+    assert_eq!(subscribed["id"], "s", "{subscribed}");
+    assert_eq!(ws.recv_type("presence")["users"], json!(["alice"]));
+    assert_eq!(ws.recv(), json!({"type": "pong", "id": "p"}));
+    let asked = ws.recv_type("presence");
+    assert_eq!(asked["id"], "q", "{asked}");
+    assert_eq!(asked["users"], json!(["alice"]), "{asked}");
+}
+
+fn thirty_two_messages_before_the_verdict_are_kept(runtime: Runtime) {
+    let server = runtime.start(config(), dev_auth());
+    let mut ws = Ws::open(server.addr);
+    let mut batch = vec![json!({"type": "auth", "token": "alice"})];
+    batch.extend(pings(32));
+    ws.send_batch(&batch);
+    ws.recv_type("auth_ack");
+    for n in 0..32 {
+        assert_eq!(ws.recv(), json!({"type": "pong", "id": format!("p{n}")}));
+    }
+}
+
+fn a_thirty_third_message_before_the_verdict_closes_1008(runtime: Runtime) {
+    let server = runtime.start(config(), dev_auth());
+    let mut ws = Ws::open(server.addr);
+    // One write of about a kilobyte reaches the node in one read over
+    // loopback: every message is in before the verdict can be.
+    let mut batch = vec![json!({"type": "auth", "token": "alice"})];
+    batch.extend(pings(33));
+    ws.send_batch(&batch);
+    assert_eq!(ws.expect_close().0, 1008);
+}
+
+fn messages_behind_a_rejected_token_are_discarded(runtime: Runtime) {
+    let server = runtime.start(config(), jwt_auth());
+    let mut ws = Ws::open(server.addr);
+    let mut batch = vec![json!({"type": "auth", "token": "not-a-jwt"})];
+    batch.extend(pings(3));
+    ws.send_batch(&batch);
+    assert_eq!(ws.expect_close(), (4003, "forbidden".into()));
+}
+
+runtime_tests! {
+    the_first_message_must_be_auth => smol, blocking;
+    a_token_in_the_query_string_is_not_read => smol, blocking;
+    no_auth_in_time_closes_4001 => smol, blocking;
+    a_token_that_is_not_a_valid_jwt_closes_4003 => smol, blocking;
+    an_expired_jwt_closes_4003 => smol, blocking;
+    a_valid_jwt_is_acknowledged_with_the_settings => smol, blocking;
+    a_ping_before_auth_is_answered => smol, blocking;
+    requests_pipelined_behind_auth_are_answered_in_order => smol, blocking;
+    thirty_two_messages_before_the_verdict_are_kept => smol, blocking;
+    a_thirty_third_message_before_the_verdict_closes_1008 => smol, blocking;
+    messages_behind_a_rejected_token_are_discarded => smol, blocking;
+}

@@ -1,0 +1,270 @@
+//! Starting a server node on a chosen runtime, and the bounds every test
+//! runs within.
+//!
+//! A test is a function of a [`Runtime`]; `runtime_tests!` (in `main.rs`)
+//! turns it into one `#[test]` per runtime it lists, each run through
+//! [`bounded`]. A runtime joins the suite with a variant of [`Runtime`], its
+//! arm in [`Runtime::start_at`] and [`Runtime::name`], a [`Control`] impl for
+//! its handle, and its arm in `runtime_tests!`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::panic;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use tether::auth::{Authenticator, JwtVerifier, NodeAuthorizer};
+use tether::secret::Redacted;
+use tether_core::auth::Authorizer;
+use tether_core::config::ServerConfig;
+
+/// The most any one test may take; they normally take milliseconds.
+pub const TEST_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long a node may take to return from `run` once it has been told to
+/// stop and its clients have answered.
+pub const JOIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// The API key of every test node.
+pub const API_KEY: &str = "e2e-api-key-0123456789";
+
+/// The JWT secret of the nodes started with [`jwt_auth`].
+pub const JWT_SECRET: &str = "e2e-jwt-secret-at-least-32-bytes-long";
+
+/// A runtime that drives the core as a server node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// `tether-smol`: one thread, an async task per connection.
+    Smol,
+    /// `tether-blocking`: a reader and a writer thread per connection.
+    Blocking,
+}
+
+/// An authorizer a node can share across threads.
+pub type SharedAuthorizer = Arc<dyn Authorizer + Send + Sync>;
+
+impl Runtime {
+    /// The name the `tether` binary's `--runtime` flag takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Smol => "smol",
+            Runtime::Blocking => "blocking",
+        }
+    }
+
+    /// Starts a node on a free port of 127.0.0.1.
+    pub fn start(self, config: ServerConfig, authorizer: SharedAuthorizer) -> TestServer {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        self.start_at(any_port, config, authorizer)
+    }
+
+    /// Starts a node listening on `listen`, on a thread of its own.
+    pub fn start_at(
+        self,
+        listen: SocketAddr,
+        config: ServerConfig,
+        authorizer: SharedAuthorizer,
+    ) -> TestServer {
+        match self {
+            Runtime::Smol => {
+                let server = tether_smol::Server::bind(tether_smol::ServerOptions {
+                    config,
+                    listen,
+                    authorizer,
+                    epoch_prefix: None,
+                })
+                .expect("the smol node binds");
+                let addr = server.local_addr().expect("a bound address");
+                let handle = server.handle();
+                TestServer::spawn(addr, Box::new(handle), move || smol::block_on(server.run()))
+            }
+            Runtime::Blocking => {
+                let server = tether_blocking::Server::bind(tether_blocking::ServerOptions {
+                    config,
+                    listen,
+                    authorizer,
+                    epoch_prefix: None,
+                })
+                .expect("the blocking node binds");
+                let addr = server.local_addr();
+                let handle = server.handle();
+                TestServer::spawn(addr, Box::new(handle), move || server.run())
+            }
+        }
+    }
+}
+
+/// What a test does to a running node through its embedding API, whatever
+/// the runtime.
+pub trait Control: Send + Sync {
+    /// Publishes `payload` (JSON text) on `channel` as the HTTP API does,
+    /// giving the offset.
+    fn publish(&self, channel: &str, payload: &str) -> Result<u64, String>;
+
+    /// Starts the graceful shutdown.
+    fn shutdown(&self);
+}
+
+impl Control for tether_smol::Handle {
+    fn publish(&self, channel: &str, payload: &str) -> Result<u64, String> {
+        smol::block_on(tether_smol::Handle::publish(self, channel, payload))
+    }
+
+    fn shutdown(&self) {
+        tether_smol::Handle::shutdown(self);
+    }
+}
+
+impl Control for tether_blocking::Handle {
+    fn publish(&self, channel: &str, payload: &str) -> Result<u64, String> {
+        tether_blocking::Handle::publish(self, channel, payload)
+    }
+
+    fn shutdown(&self) {
+        tether_blocking::Handle::shutdown(self);
+    }
+}
+
+/// A node running on a thread of its own. Dropping it starts the node's
+/// shutdown without waiting for it.
+pub struct TestServer {
+    /// The address the node listens on.
+    pub addr: SocketAddr,
+    control: Box<dyn Control>,
+    /// Locked only by `join`; the lock makes the server shareable between
+    /// a test's threads.
+    stopped: Mutex<mpsc::Receiver<io::Result<()>>>,
+}
+
+impl TestServer {
+    /// Runs `run` (the node's `run`) on a new thread and reports its result
+    /// to [`TestServer::join`].
+    fn spawn(
+        addr: SocketAddr,
+        control: Box<dyn Control>,
+        run: impl FnOnce() -> io::Result<()> + Send + 'static,
+    ) -> TestServer {
+        let (report, stopped) = mpsc::channel();
+        thread::Builder::new()
+            .name(format!("node {addr}"))
+            .spawn(move || {
+                let _ = report.send(run());
+            })
+            .expect("a thread for the node");
+        TestServer {
+            addr,
+            control,
+            stopped: Mutex::new(stopped),
+        }
+    }
+
+    /// Publishes through the embedding API, as the HTTP API does (no
+    /// sender); panics if the node refuses.
+    pub fn publish(&self, channel: &str, payload: &str) -> u64 {
+        self.control
+            .publish(channel, payload)
+            .unwrap_or_else(|error| panic!("publish on {channel} refused: {error}"))
+    }
+
+    /// Starts the graceful shutdown.
+    pub fn shutdown(&self) {
+        self.control.shutdown();
+    }
+
+    /// Waits, at most [`JOIN_LIMIT`], for the node's `run` to return, and
+    /// gives what it returned.
+    pub fn join(self) -> io::Result<()> {
+        let stopped = self.stopped.lock().expect("an unpoisoned lock");
+        match stopped.recv_timeout(JOIN_LIMIT) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("the node's run did not return within {JOIN_LIMIT:?}")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the node's thread panicked"),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.control.shutdown();
+    }
+}
+
+/// Runs `test` on `runtime` on a thread of its own and fails if it takes
+/// longer than [`TEST_LIMIT`]; a panic in the test is the test's failure.
+pub fn bounded(runtime: Runtime, test: fn(Runtime)) {
+    let (done, finished) = mpsc::channel();
+    let body = thread::Builder::new()
+        .name(format!("test on {}", runtime.name()))
+        .spawn(move || {
+            test(runtime);
+            let _ = done.send(());
+        })
+        .expect("a thread for the test");
+    match finished.recv_timeout(TEST_LIMIT) {
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the test did not finish within {TEST_LIMIT:?}")
+        }
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(payload) = body.join() {
+                panic::resume_unwind(payload);
+            }
+        }
+    }
+}
+
+/// The protocol's defaults with the waits a test may sit through made
+/// short: a test that needs a deadline to fire sets that one lower still.
+/// The heartbeat stays long enough that a client busy elsewhere in a test
+/// is not terminated for missing a Ping.
+pub fn config() -> ServerConfig {
+    ServerConfig {
+        heartbeat_interval: Duration::from_secs(5),
+        auth_timeout: Duration::from_secs(5),
+        close_timeout: Duration::from_secs(1),
+        shutdown_timeout: Duration::from_secs(2),
+        handshake_timeout: Duration::from_secs(5),
+        ..ServerConfig::default()
+    }
+}
+
+/// The binary's authorizer in dev mode (the token is the user id), with
+/// [`API_KEY`] for the HTTP API.
+pub fn dev_auth() -> SharedAuthorizer {
+    Arc::new(NodeAuthorizer::new(
+        Authenticator::Dev,
+        Some(Redacted::new(API_KEY.to_owned())),
+    ))
+}
+
+/// The binary's authorizer checking HS256 JWTs signed with [`JWT_SECRET`].
+pub fn jwt_auth() -> SharedAuthorizer {
+    let verifier = JwtVerifier::new(&Redacted::new(JWT_SECRET.to_owned()));
+    Arc::new(NodeAuthorizer::new(
+        Authenticator::Jwt(Box::new(verifier)),
+        Some(Redacted::new(API_KEY.to_owned())),
+    ))
+}
+
+/// Seconds since the Unix epoch, as the node's authorizer reads them.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs()
+}
+
+/// An HS256 JWT for `sub` expiring at `exp` (Unix seconds), signed with
+/// `secret`.
+pub fn mint_jwt(secret: &str, sub: &str, exp: u64) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({ "sub": sub, "exp": exp }),
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("a token")
+}

@@ -1,0 +1,59 @@
+//! PROTOCOL.md section 7: the per-connection rate limit and subscription
+//! limit.
+
+use serde_json::{Value, json};
+use tether_core::config::ServerConfig;
+
+use crate::harness::{Runtime, config, dev_auth};
+use crate::ws::Ws;
+
+fn a_burst_over_the_rate_limit_is_refused(runtime: Runtime) {
+    const BURST: usize = 5;
+    const SENT: usize = 8;
+    let server = runtime.start(
+        ServerConfig {
+            rate_limit: 1,
+            rate_burst: BURST as u32,
+            ..config()
+        },
+        dev_auth(),
+    );
+    let mut ws = Ws::auth(server.addr, "alice");
+    let pings: Vec<Value> = (0..SENT)
+        .map(|n| json!({"type": "ping", "id": format!("p{n}")}))
+        .collect();
+    ws.send_batch(&pings);
+    for n in 0..BURST {
+        assert_eq!(ws.recv(), json!({"type": "pong", "id": format!("p{n}")}));
+    }
+    for n in BURST..SENT {
+        let refused = ws.recv_error("RATE_LIMITED");
+        assert_eq!(refused["id"], format!("p{n}"), "{refused}");
+    }
+}
+
+fn subscriptions_beyond_the_limit_are_refused(runtime: Runtime) {
+    let server = runtime.start(
+        ServerConfig {
+            max_subscriptions: 2,
+            ..config()
+        },
+        dev_auth(),
+    );
+    let mut ws = Ws::auth(server.addr, "alice");
+    ws.subscribe("one");
+    ws.subscribe("two");
+    // Subscribing again to a channel one is in takes no new place.
+    ws.subscribe("one");
+    ws.send_json(json!({"type": "subscribe", "channel": "three", "id": "s3"}));
+    assert_eq!(ws.recv_error("LIMIT_EXCEEDED")["id"], "s3");
+    // Leaving frees a place.
+    ws.send_json(json!({"type": "unsubscribe", "channel": "two", "id": "u"}));
+    ws.recv_type("unsubscribed");
+    ws.subscribe("three");
+}
+
+runtime_tests! {
+    a_burst_over_the_rate_limit_is_refused => smol, blocking;
+    subscriptions_beyond_the_limit_are_refused => smol, blocking;
+}

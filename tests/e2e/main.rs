@@ -1,0 +1,55 @@
+//! The end-to-end suite: every observable rule of PROTOCOL.md sections 1
+//! to 9, checked against a running node over real sockets on 127.0.0.1.
+//!
+//! Each test is written once, as a function of the [`harness::Runtime`]
+//! that drives the node, and `runtime_tests!` makes one `#[test]` per
+//! runtime it is listed for (`routes::healthz_answers_ok::smol`, ...). Every
+//! test binds port 0, every read has a timeout, and every test as a whole
+//! is bounded by [`harness::TEST_LIMIT`].
+//!
+//! Most clients are tungstenite, an independent WebSocket implementation;
+//! `smol_client` uses the project's own client, and `shutdown` also runs
+//! the `tether` binary itself.
+
+/// Declares, for each `test => runtime, ...` line, a module named after the
+/// test holding one `#[test]` per listed runtime, each running the test
+/// function of the same name within the suite's bounds.
+macro_rules! runtime_tests {
+    (@runtime smol) => {
+        $crate::harness::Runtime::Smol
+    };
+    (@runtime blocking) => {
+        $crate::harness::Runtime::Blocking
+    };
+    ($($test:ident => $($runtime:ident),+;)+) => {
+        $(
+            mod $test {
+                $(
+                    #[test]
+                    fn $runtime() {
+                        $crate::harness::bounded(runtime_tests!(@runtime $runtime), super::$test);
+                    }
+                )+
+            }
+        )+
+    };
+}
+
+mod harness;
+mod http;
+mod ws;
+
+mod auth;
+mod backpressure;
+mod closes;
+mod handshake;
+mod heartbeat;
+mod limits;
+mod presence;
+mod private;
+mod pubsub;
+mod recovery;
+mod routes;
+mod shutdown;
+mod smol_client;
+mod validation;

@@ -1,0 +1,224 @@
+//! A test's WebSocket client: tungstenite, an independent implementation of
+//! RFC 6455, over a blocking socket whose reads time out.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::Response;
+use tungstenite::http::HeaderValue;
+use tungstenite::protocol::frame::Frame;
+use tungstenite::{Message, WebSocket};
+
+/// The longest a test waits for any one frame or byte from the server.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A TCP connection to `addr` whose reads fail after [`READ_TIMEOUT`].
+pub fn tcp(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("the node accepts");
+    stream
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("a read timeout");
+    stream
+        .set_write_timeout(Some(READ_TIMEOUT))
+        .expect("a write timeout");
+    stream
+}
+
+/// One WebSocket connection to a node.
+pub struct Ws {
+    socket: WebSocket<TcpStream>,
+}
+
+impl Ws {
+    /// Upgrades a connection to `path` with extra request `headers`; the
+    /// server's refusal is the error.
+    pub fn handshake(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Result<(Ws, Response), tungstenite::Error> {
+        let mut request = format!("ws://{addr}{path}")
+            .into_client_request()
+            .expect("a valid request");
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value).expect("a valid header value");
+            request.headers_mut().insert(*name, value);
+        }
+        let (socket, response) =
+            tungstenite::client(request, tcp(addr)).map_err(|error| match error {
+                tungstenite::HandshakeError::Failure(error) => error,
+                tungstenite::HandshakeError::Interrupted(_) => {
+                    panic!("the handshake timed out")
+                }
+            })?;
+        Ok((Ws { socket }, response))
+    }
+
+    /// An upgraded, not yet authenticated, connection to `/ws`.
+    pub fn open(addr: SocketAddr) -> Ws {
+        Ws::handshake(addr, "/ws", &[]).expect("the upgrade").0
+    }
+
+    /// A connection authenticated on a dev-mode node, where the token is
+    /// the user id, after checking that the `auth_ack` names the user.
+    pub fn auth(addr: SocketAddr, user: &str) -> Ws {
+        let mut ws = Ws::open(addr);
+        ws.send_json(json!({"type": "auth", "token": user}));
+        let ack = ws.recv_type("auth_ack");
+        assert_eq!(ack["user"], user, "{ack}");
+        ws
+    }
+
+    /// Sends one text message.
+    pub fn send(&mut self, text: &str) {
+        self.socket
+            .send(Message::text(text))
+            .expect("the message is sent");
+    }
+
+    /// Sends `message` as one text message.
+    pub fn send_json(&mut self, message: Value) {
+        self.send(&message.to_string());
+    }
+
+    /// Sends every message, one text frame each, in one write: the node
+    /// receives them together.
+    pub fn send_batch(&mut self, messages: &[Value]) {
+        for message in messages {
+            self.socket
+                .write(Message::text(message.to_string()))
+                .expect("the message is buffered");
+        }
+        self.socket.flush().expect("the batch is sent");
+    }
+
+    /// Sends one frame as it is (masked, as a client must).
+    pub fn send_frame(&mut self, frame: Frame) {
+        self.socket
+            .send(Message::Frame(frame))
+            .expect("the frame is sent");
+    }
+
+    /// Subscribes to `channel`, returning the `subscribed` reply after
+    /// checking that a `presence` snapshot follows it.
+    pub fn subscribe(&mut self, channel: &str) -> Value {
+        self.send_json(json!({"type": "subscribe", "channel": channel, "id": "sub"}));
+        let subscribed = self.recv_type("subscribed");
+        assert_eq!(subscribed["channel"], channel, "{subscribed}");
+        assert_eq!(subscribed["id"], "sub", "{subscribed}");
+        let presence = self.recv_type("presence");
+        assert_eq!(presence["channel"], channel, "{presence}");
+        subscribed
+    }
+
+    /// The next text message as JSON, answering Pings on the way; panics
+    /// on a close, a binary message or a silence of [`READ_TIMEOUT`].
+    pub fn recv(&mut self) -> Value {
+        loop {
+            match self.socket.read() {
+                Ok(Message::Text(text)) => {
+                    return serde_json::from_str(&text)
+                        .unwrap_or_else(|error| panic!("not JSON ({error}): {text}"));
+                }
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(Message::Close(frame)) => {
+                    panic!("closed while a message was expected: {frame:?}")
+                }
+                Ok(other) => panic!("expected a text message, got {other:?}"),
+                Err(error) => panic!("no message: {error}"),
+            }
+        }
+    }
+
+    /// The next text message, which must be of type `kind`.
+    pub fn recv_type(&mut self, kind: &str) -> Value {
+        let message = self.recv();
+        assert_eq!(message["type"], kind, "{message}");
+        message
+    }
+
+    /// The next text message, which must be an `error` with `code`.
+    pub fn recv_error(&mut self, code: &str) -> Value {
+        let error = self.recv_type("error");
+        assert_eq!(error["code"], code, "{error}");
+        error
+    }
+
+    /// The server's close frame as (code, reason), which must come before
+    /// any text message; the close is then answered.
+    pub fn expect_close(&mut self) -> (u16, String) {
+        loop {
+            match self.socket.read() {
+                Ok(Message::Close(Some(frame))) => {
+                    // Answer the close, as tungstenite queued it; the server
+                    // may already have gone.
+                    let _ = self.socket.flush();
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(other) => panic!("expected a close frame, got {other:?}"),
+                Err(error) => panic!("no close frame: {error}"),
+            }
+        }
+    }
+
+    /// Reads the next message or close without interpreting it.
+    pub fn read(&mut self) -> Result<Message, tungstenite::Error> {
+        self.socket.read()
+    }
+
+    /// Answers a close frame already read, as [`Ws::expect_close`] does.
+    pub fn finish_close(&mut self) {
+        let _ = self.socket.flush();
+    }
+
+    /// The socket under the WebSocket, to read or write bytes that
+    /// tungstenite would not.
+    pub fn raw(&mut self) -> &mut TcpStream {
+        self.socket.get_mut()
+    }
+}
+
+/// Reads `stream` until the server closes it (end of stream or a reset)
+/// and gives every byte received; panics after [`READ_TIMEOUT`] of silence.
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return received,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return received,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => panic!("the server did not close the connection: {error}"),
+        }
+    }
+}
+
+/// The opcodes of the server frames in `bytes` (unmasked, as a server's
+/// are); panics on a truncated frame.
+pub fn opcodes(mut bytes: &[u8]) -> Vec<u8> {
+    let mut found = Vec::new();
+    while !bytes.is_empty() {
+        assert!(bytes.len() >= 2, "a truncated frame header");
+        let (length, header) = match bytes[1] & 0x7f {
+            126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+            127 => {
+                let mut wide = [0; 8];
+                wide.copy_from_slice(&bytes[2..10]);
+                (
+                    usize::try_from(u64::from_be_bytes(wide)).expect("a frame that fits"),
+                    10,
+                )
+            }
+            short => (usize::from(short), 2),
+        };
+        assert!(bytes.len() >= header + length, "a truncated frame");
+        found.push(bytes[0] & 0x0f);
+        bytes = &bytes[header + length..];
+    }
+    found
+}

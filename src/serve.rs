@@ -1,5 +1,7 @@
 //! `tether serve`: runs a node on the chosen runtime until SIGTERM or SIGINT
 //! has drained it (PROTOCOL.md section 3), then returns so the process exits 0.
+//! With `redis_url` the node shares its channels with the other nodes of
+//! that Redis (PROTOCOL.md section 6); without it the hub stays in process.
 
 use std::io;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::app::{AppError, ServePlan};
 use crate::auth::NodeAuthorizer;
+use crate::secret::mask_url_password;
 use crate::settings::Runtime;
 
 /// Runs the planned node until a signal has shut it down gracefully.
@@ -21,13 +24,22 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
     ));
     match settings.runtime {
         Runtime::Smol => {
-            let server = tether_smol::Server::bind(tether_smol::ServerOptions {
+            let mut server = tether_smol::Server::bind(tether_smol::ServerOptions {
                 config: settings.server.clone(),
                 listen: settings.listen,
                 authorizer,
                 epoch_prefix: None,
             })
             .map_err(AppError::Io)?;
+            if let Some(url) = &settings.redis_url {
+                let backplane = tether_redis::RedisBackplane::new(url, &settings.server)
+                    .map_err(|error| AppError::Io(io::Error::other(error)))?;
+                server = server.with_backplane(backplane);
+                info!(
+                    "sharing channels through Redis at {}",
+                    mask_url_password(url)
+                );
+            }
             info!(
                 "listening on {} (runtime smol)",
                 server.local_addr().map_err(AppError::Io)?

@@ -20,7 +20,7 @@ pub struct Counters {
     pub auth_failures_total: u64,
     /// Connections closed 4008.
     pub slow_consumer_closes_total: u64,
-    /// Failed requests to the backplane.
+    /// Failures of the link to the backplane, reconnections included.
     pub backplane_errors_total: u64,
 }
 
@@ -106,7 +106,7 @@ pub fn render(counters: &Counters, gauges: &Gauges) -> String {
         (
             "tether_backplane_errors_total",
             "counter",
-            "Failed backplane requests.",
+            "Backplane link failures and failed reconnections.",
             counters.backplane_errors_total,
         ),
         (

@@ -23,6 +23,16 @@
 //!   lazy deletion: a stale entry pops, finds the connection's real
 //!   deadline later (or the connection gone) and is dropped or re-queued.
 //!
+//! - Backplane: a node made with [`Server::with_backplane`] shares its
+//!   channels with other nodes through an external store. Its hub's
+//!   requests come out of [`Server::poll_store_request`] and the store's
+//!   events go into [`Server::handle_store_event`]; an adapter carries them
+//!   and decides nothing. While the link to the store is down, `/healthz`
+//!   answers `503 backplane down`, the `tether_backplane_up` gauge is 0, and
+//!   what needs the store is answered `UNAVAILABLE`; connections stay open.
+//!   Publications that wait for the store (the HTTP API, [`Server::begin_publish`])
+//!   are answered when it answers.
+//!
 //! Every event a connection emits is handled here, in one place
 //! ([`Server::process`]): HTTP routes are answered (`/healthz`, `/metrics`,
 //! 404; `/api/publish` after its key is checked outside), authenticated
@@ -32,7 +42,7 @@
 //! from a work list, so one input settles completely before it returns.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use bytes::Bytes;
 
@@ -41,7 +51,7 @@ use crate::config::ServerConfig;
 use crate::connection::{AuthVerdict, ClosedBy, Connection, Event, Transport};
 use crate::envelope::{Channel, ErrorCode, parse_api_publish};
 use crate::http::{HttpRequest, Route};
-use crate::hub::{ApiPublish, Hub, Outbox};
+use crate::hub::{ApiPublish, Hub, Outbox, StoreEvent, StoreRequest, Ticket};
 use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
 use crate::queue::{Admission, CoalesceKey};
@@ -102,6 +112,15 @@ impl Refusal {
     }
 }
 
+/// Who waits for a publication the store has not answered yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ApiWaiter {
+    /// A `POST /api/publish` on this connection.
+    Http(ConnId),
+    /// A [`Server::begin_publish`] call.
+    App,
+}
+
 /// A connection and what the node knows about it.
 #[derive(Debug)]
 struct Entry {
@@ -135,6 +154,8 @@ pub struct Server {
     open_websockets: u64,
     live: usize,
     draining: bool,
+    api_waiting: BTreeMap<Ticket, ApiWaiter>,
+    published: VecDeque<(Ticket, Result<u64, String>)>,
 }
 
 #[derive(Debug, Default)]
@@ -149,6 +170,19 @@ impl Server {
     /// start time, so a restarted node never repeats an epoch.
     pub fn new(config: ServerConfig, epoch_prefix: &str) -> Self {
         let hub = Hub::new(&config, epoch_prefix);
+        Server::from_parts(config, hub)
+    }
+
+    /// A node that shares its channels with other nodes through an external
+    /// store (a backplane such as Redis). `node` names this run of the node
+    /// among all nodes: take it from OS randomness, so that no two runs
+    /// share one. It also seeds the jitter of reconnections.
+    pub fn with_backplane(config: ServerConfig, node: &str) -> Self {
+        let hub = Hub::with_external_store(&config, seed_of(node));
+        Server::from_parts(config, hub)
+    }
+
+    fn from_parts(config: ServerConfig, hub: Hub) -> Self {
         Server {
             config,
             slots: Vec::new(),
@@ -161,6 +195,8 @@ impl Server {
             open_websockets: 0,
             live: 0,
             draining: false,
+            api_waiting: BTreeMap::new(),
+            published: VecDeque::new(),
         }
     }
 
@@ -225,6 +261,7 @@ impl Server {
     /// Fires every deadline due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.hub.handle_timeout(now);
+        self.finish_api_publications(now);
         while let Some(&Reverse((at, conn))) = self.timers.peek() {
             if at > now {
                 break;
@@ -263,7 +300,10 @@ impl Server {
             return;
         };
         let (status, body) = if authorized {
-            self.api_publish(now, &request.body)
+            match self.api_publish(conn, now, &request.body) {
+                Some(answer) => answer,
+                None => return self.settle(conn, now),
+            }
         } else {
             (
                 401,
@@ -281,6 +321,9 @@ impl Server {
 
     /// Publishes `payload` (JSON text) on `channel` from the application, as
     /// the HTTP API does: no `sender`, private `user:` channels allowed.
+    /// With a backplane the offset is not known when this returns (an
+    /// error says so, though the publication goes ahead): use
+    /// [`Server::begin_publish`] there.
     pub fn publish(&mut self, now: Instant, channel: &str, payload: &str) -> Result<u64, String> {
         let channel = Channel::new(channel).map_err(|error| error.to_string())?;
         let payload = serde_json::value::RawValue::from_string(payload.to_owned())
@@ -292,7 +335,56 @@ impl Server {
         match published {
             ApiPublish::Published { offset } => Ok(offset),
             ApiPublish::Pending { .. } => Err("the backplane has not answered".into()),
+            ApiPublish::Unavailable => Err(UNAVAILABLE.into()),
         }
+    }
+
+    /// Publishes like [`Server::publish`], for a caller that can wait for a
+    /// backplane: a [`ApiPublish::Pending`] publication's outcome comes out
+    /// of [`Server::poll_published`] with its ticket.
+    pub fn begin_publish(
+        &mut self,
+        now: Instant,
+        channel: &str,
+        payload: &str,
+    ) -> Result<ApiPublish, String> {
+        let channel = Channel::new(channel).map_err(|error| error.to_string())?;
+        let payload = serde_json::value::RawValue::from_string(payload.to_owned())
+            .map_err(|error| format!("payload is not JSON: {error}"))?;
+        let published = self.with_hub(now, |hub, outbox| {
+            hub.publish_from_api(now, channel, payload, outbox)
+        });
+        if let ApiPublish::Pending { ticket } = published {
+            self.api_waiting.insert(ticket, ApiWaiter::App);
+        }
+        self.settle_work(now);
+        Ok(published)
+    }
+
+    /// The outcome of a publication that [`Server::begin_publish`] left
+    /// pending: its offset, or why it failed.
+    pub fn poll_published(&mut self) -> Option<(Ticket, Result<u64, String>)> {
+        self.published.pop_front()
+    }
+
+    /// The next request for the backplane; always `None` for a node made
+    /// with [`Server::new`]. Drain after every input, in order.
+    pub fn poll_store_request(&mut self) -> Option<StoreRequest> {
+        self.hub.poll_store_request()
+    }
+
+    /// An event from the backplane, in the order the adapter received it.
+    pub fn handle_store_event(&mut self, now: Instant, event: StoreEvent) {
+        self.with_hub(now, |hub, outbox| {
+            hub.handle_store_event(now, event, outbox)
+        });
+        self.finish_api_publications(now);
+        self.settle_work(now);
+    }
+
+    /// Whether the backplane takes requests (always true in memory mode).
+    pub fn is_backplane_up(&self) -> bool {
+        self.hub.is_store_up()
     }
 
     /// Starts the graceful shutdown: no more connections are accepted,
@@ -363,14 +455,21 @@ impl Server {
             sockets: self.live as u64,
             channels: self.hub.channel_count() as u64,
             draining: u64::from(self.draining),
-            backplane_up: 1,
+            backplane_up: u64::from(self.hub.is_store_up()),
         };
-        metrics::render(&self.counters, &gauges)
+        let counters = Counters {
+            backplane_errors_total: self.hub.store_failures(),
+            ..self.counters
+        };
+        metrics::render(&counters, &gauges)
     }
 
     /// The node's counters.
     pub fn counters(&self) -> Counters {
-        self.counters
+        Counters {
+            backplane_errors_total: self.hub.store_failures(),
+            ..self.counters
+        }
     }
 
     /// Handles everything `conn` and the connections its input touched
@@ -433,6 +532,9 @@ impl Server {
     fn route(&mut self, conn: ConnId, now: Instant, request: HttpRequest) {
         let (status, content_type, body) = match request.route {
             Route::Health if self.draining => (503, "text/plain", "draining".to_owned()),
+            Route::Health if !self.hub.is_store_up() => {
+                (503, "text/plain", "backplane down".to_owned())
+            }
             Route::Health => (200, "text/plain", "ok".to_owned()),
             Route::Metrics => (200, "text/plain; version=0.0.4", self.metrics_text()),
             Route::ClientScript => (200, JS, web::CLIENT_SCRIPT.to_owned()),
@@ -459,25 +561,65 @@ impl Server {
         }
     }
 
-    fn api_publish(&mut self, now: Instant, body: &[u8]) -> (u16, String) {
+    /// Publishes the body of a `POST /api/publish`; `None` when the answer
+    /// waits for the backplane.
+    fn api_publish(&mut self, conn: ConnId, now: Instant, body: &[u8]) -> Option<(u16, String)> {
         let text = match std::str::from_utf8(body) {
             Ok(text) => text,
-            Err(_) => return (400, error_body(ErrorCode::InvalidJson, "body is not UTF-8")),
+            Err(_) => {
+                let body = error_body(ErrorCode::InvalidJson, "body is not UTF-8");
+                return Some((400, body));
+            }
         };
         let request = match parse_api_publish(text) {
             Ok(request) => request,
-            Err(error) => return (400, error_body(error.code, &error.message)),
+            Err(error) => return Some((400, error_body(error.code, &error.message))),
         };
         let published = self.with_hub(now, |hub, outbox| {
             hub.publish_from_api(now, request.channel, request.payload, outbox)
         });
         self.settle_work(now);
         match published {
-            ApiPublish::Published { offset } => (200, format!(r#"{{"offset":{offset}}}"#)),
-            ApiPublish::Pending { .. } => (
-                503,
-                error_body(ErrorCode::Unavailable, "the backplane has not answered"),
-            ),
+            ApiPublish::Published { offset } => Some(api_published(offset)),
+            ApiPublish::Pending { ticket } => {
+                self.api_waiting.insert(ticket, ApiWaiter::Http(conn));
+                None
+            }
+            ApiPublish::Unavailable => Some(api_unavailable()),
+        }
+    }
+
+    /// Answers the publications the backplane has answered or given up on.
+    fn finish_api_publications(&mut self, now: Instant) {
+        loop {
+            let (ticket, outcome) = if let Some((ticket, offset)) = self.hub.poll_api_published() {
+                (ticket, Ok(offset))
+            } else if let Some(ticket) = self.hub.poll_api_unavailable() {
+                (ticket, Err(UNAVAILABLE.to_owned()))
+            } else {
+                return;
+            };
+            match self.api_waiting.remove(&ticket) {
+                Some(ApiWaiter::App) => self.published.push_back((ticket, outcome)),
+                Some(ApiWaiter::Http(conn)) => {
+                    let (status, body) = match outcome {
+                        Ok(offset) => api_published(offset),
+                        Err(_) => api_unavailable(),
+                    };
+                    let config = &self.config;
+                    if let Some(entry) = entry_mut(&mut self.slots, conn) {
+                        entry.conn.respond(
+                            config,
+                            now,
+                            status,
+                            "application/json",
+                            body.as_bytes(),
+                        );
+                        self.work.push(conn);
+                    }
+                }
+                None => {}
+            }
         }
     }
 
@@ -568,6 +710,25 @@ fn schedule_and_wake(
         entry.close_now_signalled |= transport == Transport::CloseNow;
         events.push_back(ServerEvent::Wake(conn));
     }
+}
+
+/// Why a publication could not be made.
+const UNAVAILABLE: &str = "the backplane is unavailable; retry later";
+
+fn api_published(offset: u64) -> (u16, String) {
+    (200, format!(r#"{{"offset":{offset}}}"#))
+}
+
+fn api_unavailable() -> (u16, String) {
+    (503, error_body(ErrorCode::Unavailable, UNAVAILABLE))
+}
+
+/// A seed drawn from a node's name (FNV-1a): nodes with different names
+/// jitter their reconnections differently.
+fn seed_of(node: &str) -> u64 {
+    node.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn error_body(code: ErrorCode, message: &str) -> String {

@@ -2,7 +2,9 @@
 //! sans-IO core. The adapter moves bytes, time and commands; every decision
 //! is the core's.
 
+pub mod backplane;
 pub mod client;
 pub mod server;
 
+pub use backplane::{Backplane, BackplaneTask};
 pub use server::{Handle, Server, ServerOptions};

@@ -20,6 +20,11 @@
 //!   early when an input makes that deadline earlier.
 //! - The command task carries [`Handle`] calls (publish, shutdown) from any
 //!   thread into the node.
+//! - With a [`Backplane`] ([`Server::with_backplane`]) the core runs in
+//!   backplane mode: the drain loop hands its store requests to the
+//!   backplane's task, in order, and a store task feeds the store's events
+//!   back. After a graceful shutdown the node lets the backplane carry the
+//!   last requests (the departures of its users) before `run` returns.
 //!
 //! Every input is followed by [`Node::dispatch`], the drain loop: it wakes
 //! the connections with frames, asks the [`Authorizer`] for verdicts, logs
@@ -42,9 +47,12 @@ use tether_core::auth::Authorizer;
 use tether_core::close::CloseCode;
 use tether_core::config::ServerConfig;
 use tether_core::connection::{AuthVerdict, Transport};
+use tether_core::hub::{ApiPublish, StoreEvent, StoreRequest, Ticket};
 use tether_core::ids::ConnId;
 use tether_core::server::{Server as Core, ServerEvent};
 use tether_core::time::Instant;
+
+use crate::backplane::Backplane;
 
 /// Bytes taken from the core per write: bounds what a connection holds
 /// outside the core's accounting.
@@ -72,6 +80,7 @@ pub struct Server {
     listener: Async<TcpListener>,
     options: ServerOptions,
     commands: (Sender<Command>, Receiver<Command>),
+    backplane: Option<Box<dyn Backplane + Send>>,
 }
 
 /// Controls a running node from any thread.
@@ -97,7 +106,15 @@ impl Server {
             listener,
             options,
             commands: async_channel::unbounded(),
+            backplane: None,
         })
+    }
+
+    /// Shares the node's channels with other nodes through `backplane`
+    /// instead of keeping them in the node.
+    pub fn with_backplane(mut self, backplane: impl Backplane + Send + 'static) -> Server {
+        self.backplane = Some(Box::new(backplane));
+        self
     }
 
     /// The address the node listens on.
@@ -126,8 +143,20 @@ impl Server {
             .clone()
             .unwrap_or_else(|| format!("{:016x}", fastrand::u64(..)));
         let shutdown_timeout = self.options.config.shutdown_timeout;
+        let (store_requests, requests) = async_channel::unbounded();
+        let (events, store_events) = async_channel::unbounded();
+        let (core, backplane) = match self.backplane {
+            Some(backplane) => {
+                let core = Core::with_backplane(self.options.config, &prefix);
+                let task = backplane.run(prefix.clone(), requests, events);
+                (core, Some(executor.spawn(task)))
+            }
+            None => (Core::new(self.options.config, &prefix), None),
+        };
         let node = Rc::new(Node {
-            core: RefCell::new(Core::new(self.options.config, &prefix)),
+            core: RefCell::new(core),
+            store_requests,
+            publishes: RefCell::new(HashMap::new()),
             authorizer: self.options.authorizer,
             prefix,
             start: std::time::Instant::now(),
@@ -142,6 +171,12 @@ impl Server {
         executor
             .spawn(command_loop(node.clone(), self.commands.1, draining_tx))
             .detach();
+        if backplane.is_some() {
+            executor
+                .spawn(store_loop(node.clone(), store_events))
+                .detach();
+        }
+        node.dispatch();
         let drained = async {
             let _ = draining_rx.recv().await;
             tracing::info!("draining: waiting for connections to close");
@@ -157,6 +192,17 @@ impl Server {
             future::or(closed, deadline).await;
         };
         future::or(accept_loop(&node, &self.listener, executor), drained).await;
+        node.store_requests.close();
+        if let Some(backplane) = backplane {
+            let last_requests = async {
+                backplane.await;
+            };
+            let deadline = async {
+                Timer::after(shutdown_timeout).await;
+                tracing::warn!("shutdown timeout reached before the backplane was done");
+            };
+            future::or(last_requests, deadline).await;
+        }
         Ok(())
     }
 }
@@ -190,6 +236,10 @@ impl Handle {
 /// What every task of the node shares.
 struct Node {
     core: RefCell<Core>,
+    /// Where the core's store requests go (nowhere in memory mode).
+    store_requests: Sender<StoreRequest>,
+    /// Publishes of [`Handle::publish`] waiting for the backplane.
+    publishes: RefCell<HashMap<Ticket, Sender<Result<u64, String>>>>,
     authorizer: Arc<dyn Authorizer + Send + Sync>,
     prefix: String,
     start: std::time::Instant,
@@ -238,6 +288,14 @@ impl Node {
                     core.handle_api_verdict(conn, now, authorized);
                 }
                 ServerEvent::Closed { conn, reason, by } => log_close(conn, &reason, by),
+            }
+        }
+        while let Some(request) = core.poll_store_request() {
+            let _ = self.store_requests.try_send(request);
+        }
+        while let Some((ticket, outcome)) = core.poll_published() {
+            if let Some(reply) = self.publishes.borrow_mut().remove(&ticket) {
+                let _ = reply.try_send(outcome);
             }
         }
         let next = core.poll_timeout();
@@ -466,12 +524,25 @@ async fn command_loop(node: Rc<Node>, commands: Receiver<Command>, draining: Sen
                 payload,
                 reply,
             } => {
-                let result = node
+                let started = node
                     .core
                     .borrow_mut()
-                    .publish(node.now(), &channel, &payload);
+                    .begin_publish(node.now(), &channel, &payload);
+                match started {
+                    Ok(ApiPublish::Published { offset }) => {
+                        let _ = reply.try_send(Ok(offset));
+                    }
+                    Ok(ApiPublish::Pending { ticket }) => {
+                        node.publishes.borrow_mut().insert(ticket, reply);
+                    }
+                    Ok(ApiPublish::Unavailable) => {
+                        let _ = reply.try_send(Err("the backplane is unavailable".into()));
+                    }
+                    Err(error) => {
+                        let _ = reply.try_send(Err(error));
+                    }
+                }
                 node.dispatch();
-                let _ = reply.try_send(result);
             }
             Command::Shutdown => {
                 node.core.borrow_mut().shutdown(node.now());
@@ -479,5 +550,19 @@ async fn command_loop(node: Rc<Node>, commands: Receiver<Command>, draining: Sen
                 let _ = draining.try_send(());
             }
         }
+    }
+}
+
+/// Feeds the backplane's events to the core, a batch at a time.
+async fn store_loop(node: Rc<Node>, events: Receiver<StoreEvent>) {
+    while let Ok(event) = events.recv().await {
+        {
+            let mut core = node.core.borrow_mut();
+            core.handle_store_event(node.now(), event);
+            while let Ok(event) = events.try_recv() {
+                core.handle_store_event(node.now(), event);
+            }
+        }
+        node.dispatch();
     }
 }

@@ -110,12 +110,14 @@ impl Pair {
         pair
     }
 
+    /// Starts the node; with a backplane, the node connects to it first.
     fn start_node(&mut self) {
         self.hub = Some(match self.history {
             History::InNode => Hub::new(&self.config, &format!("node{}", self.restarts)),
-            History::Backplane => Hub::with_external_store(&self.config),
+            History::Backplane => Hub::with_external_store(&self.config, u64::from(self.restarts)),
         });
         self.restarts += 1;
+        self.store_traffic();
     }
 
     /// The node dies: its connection vanishes without a close frame and
@@ -235,7 +237,7 @@ impl Pair {
                     config: &self.config,
                     now: self.now,
                 };
-                hub.handle_store_event(event, &mut outbox);
+                hub.handle_store_event(self.now, event, &mut outbox);
             }
         }
         moved

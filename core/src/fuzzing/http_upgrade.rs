@@ -67,12 +67,19 @@ pub fn check(data: &[u8]) {
                 "/healthz" => Route::Health,
                 "/metrics" => Route::Metrics,
                 "/api/publish" => Route::Publish,
+                "/tether.js" => Route::ClientScript,
+                "/tether.d.ts" => Route::ClientTypes,
+                "/" => Route::DemoPage,
                 "/ws" => panic!("a plain request on /ws must be refused"),
                 _ => Route::NotFound,
             };
             assert_eq!(request.route, expected);
             let method = match expected {
-                Route::Health | Route::Metrics => Some("GET"),
+                Route::Health
+                | Route::Metrics
+                | Route::ClientScript
+                | Route::ClientTypes
+                | Route::DemoPage => Some("GET"),
                 Route::Publish => Some("POST"),
                 Route::NotFound => None,
             };

@@ -1,5 +1,9 @@
 //! The in-memory store of a single node: sequencer, history, idempotency
 //! records and presence counts, answering [`StoreRequest`]s synchronously.
+//! Its link never fails: [`StoreRequest::Connect`] is answered
+//! [`StoreEvent::Up`] and a lease never lapses; routing requests
+//! ([`StoreRequest::Follow`], [`StoreRequest::Unfollow`]) mean nothing to a
+//! store inside the node.
 //!
 //! Per channel it keeps an epoch, the last offset, the last `history_size`
 //! publication frames (each until `history_ttl` after it was published), the
@@ -22,7 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
-use super::store::{StoreEvent, StoreRequest};
+use super::store::{Member, StoreEvent, StoreRequest};
 use crate::config::ServerConfig;
 use crate::envelope::{Channel, Position, RequestId, encode_publication};
 use crate::frame::text_frame;
@@ -173,6 +177,27 @@ impl MemoryStore {
                     self.events.push_back(StoreEvent::Left { channel, user });
                 }
             }
+            StoreRequest::CatchUp { channel, since } => {
+                self.prune(&channel, now);
+                let stored = self.channel_mut(&channel);
+                let replay = stored.replay_after(&since);
+                let event = StoreEvent::CaughtUp {
+                    epoch: stored.epoch.clone(),
+                    offset: stored.offset,
+                    recovered: replay.is_some(),
+                    replay: replay.unwrap_or_default(),
+                    channel: channel.clone(),
+                    since,
+                };
+                self.events.push_back(event);
+                self.forget_if_idle(&channel);
+            }
+            StoreRequest::Rejoin { members } => self.rejoin(members),
+            StoreRequest::Connect => self.events.push_back(StoreEvent::Up),
+            StoreRequest::Lease { .. } => {
+                self.events.push_back(StoreEvent::Leased { lapsed: false });
+            }
+            StoreRequest::Follow { .. } | StoreRequest::Unfollow { .. } => {}
         }
     }
 
@@ -220,6 +245,7 @@ impl MemoryStore {
         let stored = self.channel_mut(channel);
         stored.offset += 1;
         let offset = stored.offset;
+        let epoch = stored.epoch.clone();
         let frame = text_frame(&encode_publication(
             channel.as_str(),
             payload,
@@ -253,10 +279,59 @@ impl MemoryStore {
         }
         self.events.push_back(StoreEvent::Publication {
             channel: channel.clone(),
+            epoch,
             offset,
             frame,
         });
         offset
+    }
+
+    /// Replaces every presence count with `members` (this store serves one
+    /// node), announcing the users who arrive and leave.
+    fn rejoin(&mut self, members: Vec<Member>) {
+        let mut wanted: BTreeMap<Channel, BTreeMap<String, usize>> = BTreeMap::new();
+        for member in members {
+            let count = usize::try_from(member.connections).unwrap_or(usize::MAX);
+            if count > 0 {
+                wanted
+                    .entry(member.channel)
+                    .or_default()
+                    .insert(member.user, count);
+            }
+        }
+        let present: Vec<Channel> = self
+            .channels
+            .iter()
+            .filter(|(_, stored)| !stored.members.is_empty())
+            .map(|(channel, _)| channel.clone())
+            .collect();
+        for channel in present {
+            wanted.entry(channel).or_default();
+        }
+        for (channel, users) in wanted {
+            let stored = self.channel_mut(&channel);
+            let before = std::mem::replace(&mut stored.members, users);
+            let after = &stored.members;
+            let left: Vec<String> = before
+                .keys()
+                .filter(|user| !after.contains_key(*user))
+                .cloned()
+                .collect();
+            let joined: Vec<String> = after
+                .keys()
+                .filter(|user| !before.contains_key(*user))
+                .cloned()
+                .collect();
+            for user in joined {
+                let channel = channel.clone();
+                self.events.push_back(StoreEvent::Joined { channel, user });
+            }
+            for user in left {
+                let channel = channel.clone();
+                self.events.push_back(StoreEvent::Left { channel, user });
+            }
+            self.forget_if_idle(&channel);
+        }
     }
 
     /// The offset of an earlier publication with the same user and id that

@@ -42,11 +42,32 @@
 //!   connection is still pending at its join and gone at its leave).
 //!   Snapshots come only with `subscribe` and on request.
 //!
+//! - With an external store the hub also keeps the link to it (module
+//!   `link`): it asks the adapter to connect ([`StoreRequest::Connect`]),
+//!   retries with [`BACKPLANE_BACKOFF`] after [`StoreEvent::Down`], and
+//!   renews the node's presence lease while the link is up. It follows a
+//!   channel in the store ([`StoreRequest::Follow`]) only while the channel
+//!   has local subscribers.
+//! - Delivery order is rebuilt from offsets per channel (module `local`):
+//!   a shared store's publications and answers may arrive in either order,
+//!   and a failing link loses publications; a gap is filled from the
+//!   store's history before anything after it is delivered.
+//! - While the link is down the node keeps its connections and
+//!   subscriptions. What needs the store is refused at once with
+//!   `UNAVAILABLE` (publish, subscribe, presence, the HTTP API), as is
+//!   every request that was waiting for an answer; what does not
+//!   (unsubscribe, disconnect) is done locally. When the link is back the
+//!   node renews its lease, restates its presence ([`StoreRequest::Rejoin`]),
+//!   follows its channels again and catches each one up from the last
+//!   publication it delivered, before anything newer.
+//!
 //! Cleanup: a connection's subscriptions are released when it disconnects;
 //! a local channel is dropped with its last subscriber; the store forgets a
 //! channel with no presence, history or idempotency record, and expires
 //! history and records at their deadlines ([`Hub::poll_timeout`]).
 
+mod link;
+mod local;
 mod memory;
 mod replies;
 mod store;
@@ -56,9 +77,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
+pub use self::link::BACKPLANE_BACKOFF;
+use self::link::{Due, Link};
+use self::local::{Admission, LocalChannel};
 pub use self::memory::MemoryStore;
 use self::replies::Replies;
-pub use self::store::{StoreEvent, StoreRequest, Ticket};
+pub use self::store::{Member, StoreEvent, StoreRequest, Ticket};
 use crate::config::ServerConfig;
 use crate::envelope::{
     Channel, ClientMessage, ErrorCode, Position, RequestId, ServerMessage, encode_server_message,
@@ -88,11 +112,14 @@ pub enum ApiPublish {
         offset: u64,
     },
     /// The store has not answered yet; the offset will come out of
-    /// [`Hub::poll_api_published`] with this ticket.
+    /// [`Hub::poll_api_published`] with this ticket, or the ticket out of
+    /// [`Hub::poll_api_unavailable`] if the link fails first.
     Pending {
         /// Names the publication.
         ticket: Ticket,
     },
+    /// The link to the store is down: nothing was published.
+    Unavailable,
 }
 
 /// The channels, presence and routing of one server node.
@@ -103,6 +130,7 @@ pub struct Hub {
     channels: BTreeMap<Channel, LocalChannel>,
     waiting: BTreeMap<Ticket, Waiter>,
     api_published: VecDeque<(Ticket, u64)>,
+    api_unavailable: VecDeque<Ticket>,
     store: Store,
     tickets_issued: u64,
     keys_issued: u64,
@@ -116,28 +144,31 @@ struct Conn {
     replies: Replies,
 }
 
-/// The local subscribers of a channel.
-#[derive(Debug)]
-struct LocalChannel {
-    key: CoalesceKey,
-    latest_only: bool,
-    /// Subscribers that receive publications.
-    active: BTreeSet<ConnId>,
-    /// Subscribers waiting for their `subscribed` answer.
-    pending: BTreeSet<ConnId>,
-}
-
 /// Who waits for the answer to a ticket.
 #[derive(Debug)]
 enum Waiter {
-    Conn { conn: ConnId, id: Option<RequestId> },
+    /// A `publish` with an id, or a `presence`.
+    Conn {
+        conn: ConnId,
+        id: Option<RequestId>,
+    },
+    /// A `subscribe`, which may have to be asked again.
+    Subscribe {
+        conn: ConnId,
+        id: Option<RequestId>,
+        channel: Channel,
+        since: Option<Position>,
+    },
     Api,
 }
 
 #[derive(Debug)]
 enum Store {
     Memory(MemoryStore),
-    External(VecDeque<StoreRequest>),
+    External {
+        requests: VecDeque<StoreRequest>,
+        link: Link,
+    },
 }
 
 impl Hub {
@@ -152,10 +183,16 @@ impl Hub {
     }
 
     /// A hub whose store is elsewhere (a backplane shared by several nodes):
-    /// requests come out of [`Hub::poll_store_request`] and the store's
-    /// events go into [`Hub::handle_store_event`].
-    pub fn with_external_store(config: &ServerConfig) -> Hub {
-        Hub::with_store(config, Store::External(VecDeque::new()))
+    /// requests come out of [`Hub::poll_store_request`], starting with
+    /// [`StoreRequest::Connect`], and the store's events go into
+    /// [`Hub::handle_store_event`]. `seed` draws the jitter of the
+    /// reconnection delays; give each node its own.
+    pub fn with_external_store(config: &ServerConfig, seed: u64) -> Hub {
+        let store = Store::External {
+            requests: VecDeque::from([StoreRequest::Connect]),
+            link: Link::new(config, seed),
+        };
+        Hub::with_store(config, store)
     }
 
     fn with_store(config: &ServerConfig, store: Store) -> Hub {
@@ -165,6 +202,7 @@ impl Hub {
             channels: BTreeMap::new(),
             waiting: BTreeMap::new(),
             api_published: VecDeque::new(),
+            api_unavailable: VecDeque::new(),
             store,
             tickets_issued: 0,
             keys_issued: 0,
@@ -221,15 +259,7 @@ impl Hub {
             return;
         };
         for channel in state.channels {
-            self.remove_subscriber(&channel, conn);
-            self.request(
-                now,
-                StoreRequest::Leave {
-                    channel,
-                    user: state.user.clone(),
-                },
-                outbox,
-            );
+            self.leave(now, channel, conn, &state.user, outbox);
         }
     }
 
@@ -242,6 +272,9 @@ impl Hub {
         payload: Box<RawValue>,
         outbox: &mut impl Outbox,
     ) -> ApiPublish {
+        if !self.is_store_up() {
+            return ApiPublish::Unavailable;
+        }
         let ticket = self.issue_ticket(Waiter::Api);
         let request = StoreRequest::Publish {
             ticket: Some(ticket),
@@ -265,24 +298,56 @@ impl Hub {
         self.api_published.pop_front()
     }
 
+    /// An API publication that was [`ApiPublish::Pending`] when the link to
+    /// the store failed: it may or may not have been published.
+    pub fn poll_api_unavailable(&mut self) -> Option<Ticket> {
+        self.api_unavailable.pop_front()
+    }
+
     /// The next request for an external store; always `None` in memory mode.
     pub fn poll_store_request(&mut self) -> Option<StoreRequest> {
         match &mut self.store {
             Store::Memory(_) => None,
-            Store::External(requests) => requests.pop_front(),
+            Store::External { requests, .. } => requests.pop_front(),
         }
     }
 
-    /// An event from the store: a publication to fan out, an answer to a
-    /// request, or a presence change.
-    pub fn handle_store_event(&mut self, event: StoreEvent, outbox: &mut impl Outbox) {
+    /// Whether the store takes requests: always in memory mode, while the
+    /// link is up with an external store.
+    pub fn is_store_up(&self) -> bool {
+        match &self.store {
+            Store::Memory(_) => true,
+            Store::External { link, .. } => link.is_up(),
+        }
+    }
+
+    /// How often the link to an external store failed or could not be
+    /// opened (the `tether_backplane_errors_total` counter).
+    pub fn store_failures(&self) -> u64 {
+        match &self.store {
+            Store::Memory(_) => 0,
+            Store::External { link, .. } => link.failures(),
+        }
+    }
+
+    /// An event from the store at `now`: a publication to fan out, an
+    /// answer to a request, a presence change, or news of the link.
+    pub fn handle_store_event(
+        &mut self,
+        now: Instant,
+        event: StoreEvent,
+        outbox: &mut impl Outbox,
+    ) {
         match event {
-            StoreEvent::Publication { channel, frame, .. } => {
-                if let Some(local) = self.channels.get(&channel) {
-                    let key = local.latest_only.then_some(local.key);
-                    for &conn in &local.active {
-                        outbox.send_publication(conn, &frame, key);
-                    }
+            StoreEvent::Publication {
+                channel,
+                epoch,
+                offset,
+                frame,
+            } => {
+                if let Some(local) = self.channels.get_mut(&channel) {
+                    let gap = local.publication(epoch, offset, frame, outbox);
+                    self.catch_up(now, channel, gap, outbox);
                 }
             }
             StoreEvent::Published { ticket, offset } => match self.waiting.remove(&ticket) {
@@ -291,7 +356,10 @@ impl Hub {
                     let ack = frame_of(&ServerMessage::Ack { id, offset });
                     self.fulfil(conn, ticket, vec![ack], outbox);
                 }
-                Some(Waiter::Conn { id: None, .. }) | None => {}
+                Some(waiter) => {
+                    self.waiting.insert(ticket, waiter);
+                }
+                None => {}
             },
             StoreEvent::Subscribed {
                 ticket,
@@ -302,10 +370,42 @@ impl Hub {
                 replay,
                 users,
             } => {
-                let Some(Waiter::Conn { conn, id }) = self.waiting.remove(&ticket) else {
+                let Some(Waiter::Subscribe {
+                    conn,
+                    id,
+                    channel: asked,
+                    since,
+                }) = self.waiting.remove(&ticket)
+                else {
                     return;
                 };
-                self.activate(&channel, conn);
+                let admission = match self.channels.get_mut(&channel) {
+                    Some(local) => local.admit(conn, &epoch, offset, recovered == Some(true)),
+                    None => Admission::Announce(offset),
+                };
+                let offset = match admission {
+                    Admission::Announce(offset) => offset,
+                    Admission::AskAgain => {
+                        let gap = self
+                            .channels
+                            .get_mut(&channel)
+                            .and_then(|l| l.settle(outbox));
+                        self.catch_up(now, channel.clone(), gap, outbox);
+                        let waiter = Waiter::Subscribe {
+                            conn,
+                            id,
+                            channel: asked,
+                            since: since.clone(),
+                        };
+                        self.waiting.insert(ticket, waiter);
+                        let again = StoreRequest::Subscribe {
+                            ticket,
+                            channel,
+                            since,
+                        };
+                        return self.request(now, again, outbox);
+                    }
+                };
                 let mut frames = replay;
                 frames.push(frame_of(&ServerMessage::Subscribed {
                     id,
@@ -316,11 +416,38 @@ impl Hub {
                 }));
                 frames.push(frame_of(&ServerMessage::Presence {
                     id: None,
-                    channel,
+                    channel: channel.clone(),
                     users,
                 }));
                 self.fulfil(conn, ticket, frames, outbox);
+                let gap = self
+                    .channels
+                    .get_mut(&channel)
+                    .and_then(|l| l.settle(outbox));
+                self.catch_up(now, channel, gap, outbox);
             }
+            StoreEvent::CaughtUp {
+                channel,
+                since,
+                epoch,
+                offset,
+                recovered,
+                replay,
+            } => {
+                if let Some(local) = self.channels.get_mut(&channel) {
+                    let latest = Position { epoch, offset };
+                    let gap = local.caught_up(&channel, &since, latest, recovered, replay, outbox);
+                    self.catch_up(now, channel, gap, outbox);
+                }
+            }
+            StoreEvent::Leased { lapsed } => {
+                if lapsed && self.is_store_up() {
+                    let members = self.members();
+                    self.request(now, StoreRequest::Rejoin { members }, outbox);
+                }
+            }
+            StoreEvent::Up => self.handle_link_up(now, outbox),
+            StoreEvent::Down => self.handle_link_down(now, outbox),
             StoreEvent::Presence {
                 ticket,
                 channel,
@@ -349,11 +476,17 @@ impl Hub {
         }
     }
 
-    /// Expires history and idempotency records due at `now`. Early or
-    /// repeated calls do nothing.
+    /// Expires history and idempotency records due at `now` (memory mode);
+    /// asks to reopen the link or renews the presence lease when due
+    /// (external store). Early or repeated calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Store::Memory(memory) = &mut self.store {
-            memory.handle_timeout(now);
+        match &mut self.store {
+            Store::Memory(memory) => memory.handle_timeout(now),
+            Store::External { requests, link } => match link.handle_timeout(now) {
+                Some(Due::Connect) => requests.push_back(StoreRequest::Connect),
+                Some(Due::Lease(lease)) => requests.push_back(StoreRequest::Lease { lease }),
+                None => {}
+            },
         }
     }
 
@@ -361,7 +494,7 @@ impl Hub {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.store {
             Store::Memory(memory) => memory.poll_timeout(),
-            Store::External(_) => None,
+            Store::External { link, .. } => link.poll_timeout(),
         }
     }
 
@@ -385,6 +518,7 @@ impl Hub {
         since: Option<Position>,
         outbox: &mut impl Outbox,
     ) {
+        let up = self.is_store_up();
         let state = self.conns.get_mut(&conn).expect("checked by the caller");
         if channel
             .private_user()
@@ -398,18 +532,35 @@ impl Hub {
             let error = error_frame(id, ErrorCode::LimitExceeded, "too many subscriptions");
             return state.replies.send(conn, error, outbox);
         }
+        if !up {
+            let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
+            return state.replies.send(conn, error, outbox);
+        }
         let user = state.user.clone();
-        let ticket = self.issue_ticket(Waiter::Conn { conn, id });
+        let waiter = Waiter::Subscribe {
+            conn,
+            id,
+            channel: channel.clone(),
+            since: since.clone(),
+        };
+        let ticket = self.issue_ticket(waiter);
         let state = self.conns.get_mut(&conn).expect("checked by the caller");
         state.replies.wait(ticket);
         if is_new {
             state.channels.insert(channel.clone());
-            self.local_channel(&channel).pending.insert(conn);
+            let first = !self.channels.contains_key(&channel);
+            self.local_channel(&channel).add_pending(conn);
             let join = StoreRequest::Join {
                 channel: channel.clone(),
                 user,
             };
             self.request(now, join, outbox);
+            if first && self.is_external() {
+                let follow = StoreRequest::Follow {
+                    channel: channel.clone(),
+                };
+                self.request(now, follow, outbox);
+            }
         }
         let subscribe = StoreRequest::Subscribe {
             ticket,
@@ -434,8 +585,7 @@ impl Hub {
         });
         if state.channels.remove(&channel) {
             let user = state.user.clone();
-            self.remove_subscriber(&channel, conn);
-            self.request(now, StoreRequest::Leave { channel, user }, outbox);
+            self.leave(now, channel, conn, &user, outbox);
         }
         if let Some(state) = self.conns.get_mut(&conn) {
             state.replies.send(conn, reply, outbox);
@@ -451,6 +601,7 @@ impl Hub {
         payload: Box<RawValue>,
         outbox: &mut impl Outbox,
     ) {
+        let up = self.is_store_up();
         let state = self.conns.get_mut(&conn).expect("checked by the caller");
         if channel.private_user().is_some() {
             let error = error_frame(
@@ -458,6 +609,10 @@ impl Hub {
                 ErrorCode::Forbidden,
                 "clients may not publish to user: channels",
             );
+            return state.replies.send(conn, error, outbox);
+        }
+        if !up {
+            let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
             return state.replies.send(conn, error, outbox);
         }
         let sender = Some(state.user.clone());
@@ -494,6 +649,10 @@ impl Hub {
             let error = error_frame(id, ErrorCode::Forbidden, "private channel of another user");
             return state.replies.send(conn, error, outbox);
         }
+        if !self.is_store_up() {
+            let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
+            return self.send_reply(conn, error, outbox);
+        }
         let ticket = self.issue_ticket(Waiter::Conn { conn, id });
         if let Some(state) = self.conns.get_mut(&conn) {
             state.replies.wait(ticket);
@@ -505,11 +664,11 @@ impl Hub {
     /// its events handled before this returns.
     fn request(&mut self, now: Instant, request: StoreRequest, outbox: &mut impl Outbox) {
         match &mut self.store {
-            Store::External(requests) => requests.push_back(request),
+            Store::External { requests, .. } => requests.push_back(request),
             Store::Memory(memory) => {
                 memory.handle_request(now, request);
                 while let Some(event) = self.memory_event() {
-                    self.handle_store_event(event, outbox);
+                    self.handle_store_event(now, event, outbox);
                 }
             }
         }
@@ -518,7 +677,143 @@ impl Hub {
     fn memory_event(&mut self) -> Option<StoreEvent> {
         match &mut self.store {
             Store::Memory(memory) => memory.poll_event(),
-            Store::External(_) => None,
+            Store::External { .. } => None,
+        }
+    }
+
+    fn is_external(&self) -> bool {
+        matches!(self.store, Store::External { .. })
+    }
+
+    /// Sends a reply known now, in the connection's reply order.
+    fn send_reply(&mut self, conn: ConnId, frame: Bytes, outbox: &mut impl Outbox) {
+        if let Some(state) = self.conns.get_mut(&conn) {
+            state.replies.send(conn, frame, outbox);
+        }
+    }
+
+    /// Asks the store for the gap of `channel` after `gap`, if any.
+    fn catch_up(
+        &mut self,
+        now: Instant,
+        channel: Channel,
+        gap: Option<Position>,
+        outbox: &mut impl Outbox,
+    ) {
+        if let Some(since) = gap {
+            self.request(now, StoreRequest::CatchUp { channel, since }, outbox);
+        }
+    }
+
+    /// A connection of `user` leaves `channel`: the store hears it while
+    /// the link is up (a rejoin corrects it otherwise), and the node stops
+    /// following a channel with no local subscriber left.
+    fn leave(
+        &mut self,
+        now: Instant,
+        channel: Channel,
+        conn: ConnId,
+        user: &str,
+        outbox: &mut impl Outbox,
+    ) {
+        let emptied = self.remove_subscriber(&channel, conn);
+        if !self.is_store_up() {
+            return;
+        }
+        let leave = StoreRequest::Leave {
+            channel: channel.clone(),
+            user: user.to_owned(),
+        };
+        self.request(now, leave, outbox);
+        if emptied && self.is_external() {
+            self.request(now, StoreRequest::Unfollow { channel }, outbox);
+        }
+    }
+
+    /// Every channel, user and connection count of this node.
+    fn members(&self) -> Vec<Member> {
+        let mut counts: BTreeMap<(&Channel, &str), u32> = BTreeMap::new();
+        for state in self.conns.values() {
+            for channel in &state.channels {
+                *counts.entry((channel, &state.user)).or_insert(0) += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|((channel, user), connections)| Member {
+                channel: channel.clone(),
+                user: user.to_owned(),
+                connections,
+            })
+            .collect()
+    }
+
+    /// The link is up: renew the lease, restate presence, follow every
+    /// local channel again and catch each one up.
+    fn handle_link_up(&mut self, now: Instant, outbox: &mut impl Outbox) {
+        let Store::External { link, .. } = &mut self.store else {
+            return;
+        };
+        if !link.handle_up(now) {
+            return;
+        }
+        let lease = link.lease();
+        self.request(now, StoreRequest::Lease { lease }, outbox);
+        let members = self.members();
+        self.request(now, StoreRequest::Rejoin { members }, outbox);
+        let channels: Vec<Channel> = self.channels.keys().cloned().collect();
+        for channel in channels {
+            let follow = StoreRequest::Follow {
+                channel: channel.clone(),
+            };
+            self.request(now, follow, outbox);
+            let gap = self
+                .channels
+                .get_mut(&channel)
+                .and_then(LocalChannel::resume);
+            self.catch_up(now, channel, gap, outbox);
+        }
+    }
+
+    /// The link failed: every request waiting for an answer is answered
+    /// `UNAVAILABLE` (a subscription that was not answered is undone), and
+    /// requests not yet carried out are dropped.
+    fn handle_link_down(&mut self, now: Instant, outbox: &mut impl Outbox) {
+        let Store::External { requests, link } = &mut self.store else {
+            return;
+        };
+        if !link.handle_down(now) {
+            return;
+        }
+        requests.clear();
+        for local in self.channels.values_mut() {
+            local.link_lost();
+        }
+        for (ticket, waiter) in std::mem::take(&mut self.waiting) {
+            let (conn, id) = match waiter {
+                Waiter::Api => {
+                    self.api_unavailable.push_back(ticket);
+                    continue;
+                }
+                Waiter::Conn { conn, id } => (conn, id),
+                Waiter::Subscribe {
+                    conn, id, channel, ..
+                } => {
+                    let pending = self
+                        .channels
+                        .get(&channel)
+                        .is_some_and(|local| local.is_pending(conn));
+                    if pending {
+                        self.remove_subscriber(&channel, conn);
+                        if let Some(state) = self.conns.get_mut(&conn) {
+                            state.channels.remove(&channel);
+                        }
+                    }
+                    (conn, id)
+                }
+            };
+            let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
+            self.fulfil(conn, ticket, vec![error], outbox);
         }
     }
 
@@ -547,51 +842,45 @@ impl Hub {
     fn local_channel(&mut self, channel: &Channel) -> &mut LocalChannel {
         if !self.channels.contains_key(channel) {
             self.keys_issued += 1;
-            let local = LocalChannel {
-                key: CoalesceKey(self.keys_issued),
-                latest_only: self.config.is_latest_only(channel.as_str()),
-                active: BTreeSet::new(),
-                pending: BTreeSet::new(),
-            };
-            self.channels.insert(channel.clone(), local);
+            let key = CoalesceKey(self.keys_issued);
+            let latest_only = self.config.is_latest_only(channel.as_str());
+            self.channels
+                .insert(channel.clone(), LocalChannel::new(key, latest_only));
         }
         self.channels
             .get_mut(channel)
             .expect("the channel was just inserted")
     }
 
-    /// Lets a pending subscriber receive the channel's publications.
-    fn activate(&mut self, channel: &Channel, conn: ConnId) {
-        if let Some(local) = self.channels.get_mut(channel) {
-            if local.pending.remove(&conn) {
-                local.active.insert(conn);
-            }
+    /// Drops a subscriber, and the local channel with its last one; true
+    /// when the channel was dropped.
+    fn remove_subscriber(&mut self, channel: &Channel, conn: ConnId) -> bool {
+        let emptied = self
+            .channels
+            .get_mut(channel)
+            .is_some_and(|local| local.remove(conn));
+        if emptied {
+            self.channels.remove(channel);
         }
+        emptied
     }
 
-    /// Drops a subscriber, and the local channel with its last one.
-    fn remove_subscriber(&mut self, channel: &Channel, conn: ConnId) {
-        if let Some(local) = self.channels.get_mut(channel) {
-            local.active.remove(&conn);
-            local.pending.remove(&conn);
-            if local.active.is_empty() && local.pending.is_empty() {
-                self.channels.remove(channel);
-            }
-        }
-    }
-
-    /// Sends a `join` or `leave` to the channel's active local subscribers.
-    /// They are all other users: a user's own first connection is still
-    /// pending when its join is announced, and its last one is gone before
-    /// its leave is.
+    /// Sends a `join` or `leave` to the channel's local subscribers whose
+    /// snapshot went out. With the store in the node they are all other
+    /// users: a user's own first connection is still waiting for its answer
+    /// when its join is announced, and its last one is gone before its
+    /// leave is.
     fn send_presence_change(&self, channel: &Channel, frame: Bytes, outbox: &mut impl Outbox) {
         if let Some(local) = self.channels.get(channel) {
-            for &conn in &local.active {
+            for conn in local.presence_audience() {
                 outbox.send_control(conn, frame.clone());
             }
         }
     }
 }
+
+/// The message of every `UNAVAILABLE` error.
+const UNAVAILABLE: &str = "the backplane is unavailable; retry later";
 
 fn frame_of(message: &ServerMessage) -> Bytes {
     text_frame(&encode_server_message(message))

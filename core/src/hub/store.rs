@@ -6,6 +6,16 @@
 //! backplane an adapter carries the requests to it and feeds its events back
 //! through [`super::Hub::handle_store_event`]. Nothing here refers to a
 //! connection: a store knows channels, users and tickets only.
+//!
+//! A shared store is reached over a link that can fail. The hub owns that
+//! link's life ([`StoreRequest::Connect`], [`StoreEvent::Up`],
+//! [`StoreEvent::Down`]), its retry schedule and its presence lease; the
+//! adapter only opens connections and carries requests. A store carries the
+//! requests out in the order it receives them, each taking effect after the
+//! one before: in particular a [`StoreRequest::Follow`] is in force before
+//! the next request is carried out.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -78,6 +88,56 @@ pub enum StoreRequest {
         /// The user whose connection left.
         user: String,
     },
+    /// Open the link to a shared store (again); answer [`StoreEvent::Up`]
+    /// once it carries requests, [`StoreEvent::Down`] if it cannot.
+    Connect,
+    /// From now on deliver the channel's publications and presence changes
+    /// to this node: it has local subscribers.
+    Follow {
+        /// The channel.
+        channel: Channel,
+    },
+    /// Stop delivering the channel to this node: its last local subscriber
+    /// left.
+    Unfollow {
+        /// The channel.
+        channel: Channel,
+    },
+    /// Answer [`StoreEvent::CaughtUp`] with the publications after `since`:
+    /// the node saw a gap in the channel's offsets, or came back after an
+    /// outage, and must deliver what its subscribers missed.
+    CatchUp {
+        /// The channel.
+        channel: Channel,
+        /// The last publication the node delivered.
+        since: Position,
+    },
+    /// Keep this node's presence entries alive for `lease` from now, and
+    /// remove those of nodes whose lease ran out, announcing their users'
+    /// departures ([`StoreEvent::Left`]) on every node. Answer
+    /// [`StoreEvent::Leased`].
+    Lease {
+        /// How long the entries live without another lease.
+        lease: Duration,
+    },
+    /// Make this node's presence entries exactly `members`, announcing the
+    /// users who arrive or leave through the change: after an outage the
+    /// store may have lost entries, or kept ones the node no longer has.
+    Rejoin {
+        /// Every channel, user and connection count of the node.
+        members: Vec<Member>,
+    },
+}
+
+/// One user's connections in one channel on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The channel.
+    pub channel: Channel,
+    /// The user.
+    pub user: String,
+    /// How many of the user's connections on this node are in the channel.
+    pub connections: u32,
 }
 
 /// What the store tells the hub.
@@ -88,6 +148,8 @@ pub enum StoreEvent {
     Publication {
         /// The channel published to.
         channel: Channel,
+        /// The channel's epoch when it was published.
+        epoch: String,
         /// The offset it was given.
         offset: u64,
         /// The frame every subscriber gets, shared.
@@ -141,4 +203,35 @@ pub enum StoreEvent {
         /// The user.
         user: String,
     },
+    /// The answer to a [`StoreRequest::CatchUp`].
+    CaughtUp {
+        /// The channel.
+        channel: Channel,
+        /// The position the request asked from.
+        since: Position,
+        /// The channel's epoch now.
+        epoch: String,
+        /// The channel's latest offset.
+        offset: u64,
+        /// Whether `replay` holds every publication after `since`: false for
+        /// another epoch or a gap the history no longer covers.
+        recovered: bool,
+        /// The frames of the publications after `since` up to `offset`, in
+        /// order; empty unless `recovered`.
+        replay: Vec<Bytes>,
+    },
+    /// The answer to a [`StoreRequest::Lease`].
+    Leased {
+        /// The store held no lease of this node: it is new to the store, or
+        /// its entries were removed as those of a dead node. The node then
+        /// rejoins.
+        lapsed: bool,
+    },
+    /// The link carries requests: after a [`StoreRequest::Connect`].
+    Up,
+    /// The link failed, or a [`StoreRequest::Connect`] could not open it.
+    /// Requests not yet answered are lost, and so may be the requests
+    /// without answers (publications, joins, leaves) sent since the last
+    /// answer; nothing more arrives from the failed link.
+    Down,
 }

@@ -8,6 +8,8 @@ use serde_json::value::RawValue;
 use super::*;
 use crate::envelope::{parse_client_message, parse_server_message};
 
+mod backplane;
+
 /// One frame the hub handed to the outbox.
 #[derive(Clone, Debug)]
 enum Sent {
@@ -659,12 +661,32 @@ fn fan_out_hands_every_subscriber_the_same_buffer() {
     }
 }
 
+/// Carries requests to the store and its events back until neither moves.
+fn exchange(hub: &mut Hub, store: &mut MemoryStore, out: &mut Recorder, now: Instant) {
+    loop {
+        let mut moved = false;
+        while let Some(request) = hub.poll_store_request() {
+            moved = true;
+            store.handle_request(now, request);
+        }
+        while let Some(event) = store.poll_event() {
+            moved = true;
+            hub.handle_store_event(now, event, out);
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
 #[test]
 fn an_external_store_answers_later_and_replies_keep_request_order() {
     let config = ServerConfig::default();
-    let mut hub = Hub::with_external_store(&config);
+    let mut hub = Hub::with_external_store(&config, 7);
     let mut store = MemoryStore::new(&config, "remote");
     let mut out = Recorder::default();
+    exchange(&mut hub, &mut store, &mut out, T0);
+    assert!(hub.is_store_up());
     let alice = ConnId(1);
     hub.handle_authenticated(alice, "alice");
 
@@ -703,7 +725,7 @@ fn an_external_store_answers_later_and_replies_keep_request_order() {
     assert!(out.sent.is_empty(), "every reply waits for the store");
 
     while let Some(event) = store.poll_event() {
-        hub.handle_store_event(event, &mut out);
+        hub.handle_store_event(T0, event, &mut out);
     }
     assert!(
         out.sent.is_empty(),
@@ -713,7 +735,7 @@ fn an_external_store_answers_later_and_replies_keep_request_order() {
         store.handle_request(T0, request);
     }
     while let Some(event) = store.poll_event() {
-        hub.handle_store_event(event, &mut out);
+        hub.handle_store_event(T0, event, &mut out);
     }
     let received: Vec<ServerMessage> = out
         .sent

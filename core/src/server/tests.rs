@@ -9,6 +9,8 @@ use crate::envelope::{ServerMessage, encode_server_message, parse_server_message
 use crate::frame::{FrameDecoder, Message, Role};
 use crate::testkit::{UPGRADE, client_frame, find, text};
 
+mod backplane;
+
 const T0: Instant = Instant::from_millis(1_000);
 const API_KEY: &str = "Bearer k";
 

@@ -8,14 +8,16 @@
 //! - A reader thread per socket blocks in `read` and feeds the session.
 //!
 //! Socket actions are carried out in the order the session hands them out:
-//! writes go through one channel per socket, and a close drops that channel
-//! and shuts the socket down. A socket the session has closed (or a dial it
-//! abandoned) is recognised by its link number and ignored from then on.
+//! writes go through one channel per socket, and a close drops that channel,
+//! so that the link thread shuts the socket down once it has written what
+//! came before the close (the closing frame, usually). A socket the session
+//! has closed (or a dial it abandoned) is recognised by its link number and
+//! ignored from then on.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant as Clock};
 
@@ -63,6 +65,8 @@ struct Link {
     number: u64,
     /// Bytes for the link thread to write, in order.
     writes: Sender<Bytes>,
+    /// Disconnected when the link thread has ended.
+    ended: Receiver<()>,
     /// The socket, once the dial succeeded.
     stream: Option<Arc<TcpStream>>,
 }
@@ -192,9 +196,8 @@ impl Driver {
                     }
                 }
                 Transmit::Close => {
-                    if let Some(stream) = state.link.take().and_then(|link| link.stream) {
-                        // The peer may have closed first; same outcome.
-                        let _ = stream.shutdown(Shutdown::Both);
+                    if let Some(link) = state.link.take() {
+                        link.close(state.session.config().close_timeout);
                     }
                 }
             }
@@ -217,15 +220,18 @@ impl Driver {
         let number = state.next_link;
         state.next_link += 1;
         let (writes, to_write) = channel();
+        let (ending, ended) = channel();
         state.link = Some(Link {
             number,
             writes,
+            ended,
             stream: None,
         });
         let timeout = state.session.config().connect_timeout;
         let driver = Arc::clone(self);
         let spawned = spawn_socket_thread(format!("tether-client-link-{number}"), move || {
             driver.run_link(number, &host, timeout, &to_write);
+            drop(ending);
         });
         if spawned.is_err() {
             state.link = None;
@@ -233,7 +239,8 @@ impl Driver {
         }
     }
 
-    /// A link thread: dials, then writes until its socket is closed.
+    /// A link thread: dials, then writes until the session closes the link
+    /// (or a write fails), then shuts the socket down.
     fn run_link(
         self: Arc<Self>,
         number: u64,
@@ -249,12 +256,14 @@ impl Driver {
             batch.push(first);
             batch.extend(to_write.try_iter());
             if write_frames(&stream, &batch).is_err() {
-                // Wakes the reader, which reports the loss to the session.
-                let _ = stream.shutdown(Shutdown::Both);
-                return;
+                break;
             }
             batch.clear();
         }
+        // After a failed write this wakes the reader, which reports the
+        // loss to the session; after a close the peer may have closed
+        // first, with the same outcome.
+        let _ = stream.shutdown(Shutdown::Both);
     }
 
     /// Reports a dial's outcome, unless the session abandoned it meanwhile;
@@ -321,6 +330,42 @@ impl Driver {
             input(&mut state.session, self.now());
         }
         self.settle(state);
+    }
+}
+
+impl Link {
+    /// Carries out the session's close of this link. Dropping `writes` lets
+    /// the link thread write what it was handed before the close (the
+    /// closing frame, usually) and then shut the socket down. Those writes
+    /// get `close_timeout`; a write already under way when the close came
+    /// (to a server slow to read) does not see that timeout, so a guard
+    /// thread shuts the socket down if the link thread has not ended by
+    /// then.
+    fn close(self, close_timeout: Duration) {
+        let Link {
+            number,
+            writes,
+            ended,
+            stream,
+        } = self;
+        let Some(stream) = stream else {
+            // Still dialing: the link thread drops the socket it may get.
+            return;
+        };
+        // Fails only for a zero `close_timeout`, which the guard then
+        // enforces alone.
+        let _ = stream.set_write_timeout(Some(close_timeout));
+        drop(writes);
+        let guard_stream = Arc::clone(&stream);
+        let guard = spawn_socket_thread(format!("tether-client-close-{number}"), move || {
+            if ended.recv_timeout(close_timeout) == Err(RecvTimeoutError::Timeout) {
+                let _ = guard_stream.shutdown(Shutdown::Both);
+            }
+        });
+        if guard.is_err() {
+            // Without a guard, only an immediate shutdown bounds the close.
+            let _ = stream.shutdown(Shutdown::Both);
+        }
     }
 }
 

@@ -2,6 +2,5 @@
 //! the adapter's own client and by an independent WebSocket client
 //! (tungstenite), plus raw HTTP. Every wait is bounded.
 
-mod client;
 mod common;
 mod server;

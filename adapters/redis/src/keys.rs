@@ -1,0 +1,73 @@
+//! Where a node's state lives in Redis. Every name starts with a prefix
+//! ([`crate::KEY_PREFIX`]) so that Tether can share a Redis with others; a
+//! channel's keys carry its name in braces, which keeps them in one hash
+//! slot. The Lua scripts build the same names for the keys they find at run
+//! time (`users_key`, `topic` and the node entries in `common.lua`).
+
+use tether_core::envelope::Channel;
+
+/// The key names of one deployment.
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Names under `prefix`.
+    pub(crate) fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The prefix, for the scripts that build names themselves.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A hash of the channel's `epoch` and last offset `seq`.
+    pub(crate) fn meta(&self, channel: &Channel) -> String {
+        format!("{}{{{channel}}}:meta", self.prefix)
+    }
+
+    /// The list of the channel's recent publications.
+    pub(crate) fn history(&self, channel: &Channel) -> String {
+        format!("{}{{{channel}}}:history", self.prefix)
+    }
+
+    /// The idempotency record of `user`'s publish `id` on the channel.
+    pub(crate) fn retry(&self, channel: &Channel, user: &str, id: &str) -> String {
+        format!("{}{{{channel}}}:retry:{user}\n{id}", self.prefix)
+    }
+
+    /// A hash of the users present in the channel and their connection
+    /// counts over all nodes.
+    pub(crate) fn users(&self, channel: &Channel) -> String {
+        format!("{}{{{channel}}}:users", self.prefix)
+    }
+
+    /// A hash of one node's presence entries (`CHANNEL\nUSER` and count).
+    pub(crate) fn node(&self, node: &str) -> String {
+        format!("{}node:{node}", self.prefix)
+    }
+
+    /// The sorted set of node leases, scored by expiry.
+    pub(crate) fn leases(&self) -> String {
+        format!("{}leases", self.prefix)
+    }
+
+    /// The pub/sub topic of the channel's publications and presence changes.
+    pub(crate) fn topic(&self, channel: &Channel) -> String {
+        format!("{}{channel}", self.prefix)
+    }
+
+    /// The channel of a topic this node follows.
+    pub(crate) fn channel_of(&self, topic: &str) -> Option<Channel> {
+        Channel::new(topic.strip_prefix(&self.prefix)?).ok()
+    }
+}
+
+/// A node's presence entry for `user` in `channel`.
+pub(crate) fn member(channel: &Channel, user: &str) -> String {
+    format!("{channel}\n{user}")
+}

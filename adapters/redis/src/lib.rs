@@ -1,0 +1,106 @@
+//! A Redis backplane for Tether: several `tether serve` nodes share their
+//! channels, offsets, history and presence through one Redis server
+//! (PROTOCOL.md section 6).
+//!
+//! # Design
+//!
+//! The node's core decides everything: when to connect and retry (its
+//! backoff), which channels to follow, when to renew its presence lease, and
+//! the order of delivery, rebuilt from offsets. This crate carries the
+//! core's requests to Redis and brings back events, as a
+//! [`tether_smol::Backplane`]. Every remaining decision about shared state
+//! is made atomically inside Redis, by the Lua scripts in `src/lua`:
+//!
+//! - **Publish** (`publish.lua`): the channel's next offset (a counter next
+//!   to its epoch), the entry in its history (a list capped at
+//!   `history_size`, entries older than `history_ttl` dropped), the
+//!   idempotency record (`SET NX` for `idempotency_window`, whose value is
+//!   the offset a retry gets back), and the `PUBLISH` of the encoded
+//!   message to the nodes that follow the channel, all in one step. The
+//!   publishing node encodes the message up to its offset
+//!   ([`tether_core::envelope::encode_publication_prefix`]); the script
+//!   appends the offset, so every node receives the complete JSON and
+//!   frames it once for all its subscribers.
+//! - **Epochs** live in Redis: a channel's epoch is created once, by the
+//!   first script that needs it, from the asking node's name and the Redis
+//!   clock; when the channel's state is lost (Redis restarted without
+//!   persistence) or expires, the next use creates a new one.
+//! - **Read** (`read.lua`): a subscription's epoch, offset, users and, with
+//!   `since`, the replay from the history; the same read answers a
+//!   catch-up.
+//! - **Presence** (`member.lua`, `lease.lua`, `rejoin.lua`): a user's
+//!   connection count per channel over all nodes, with each node's own
+//!   share in a hash of its own. Nodes hold leases in a sorted set; each
+//!   renewal also removes the share of every node whose lease ran out and
+//!   announces the departures (`-USER` on the channel's topic), so a dead
+//!   node's users leave within `presence_ttl` on every node.
+//! - **Routing**: a node `SUBSCRIBE`s to a channel's topic only while the
+//!   core follows it (it has local subscribers).
+//!
+//! # Why the async client on smol
+//!
+//! The `redis` crate's async client with its `smol-comp` feature runs on
+//! the node's own executor: the backplane is one more task on the node's
+//! thread next to the connection tasks, and its pub/sub connection splits
+//! into a sink (subscribe, unsubscribe) and a stream of messages, so the
+//! node can follow a new channel while messages keep arriving. The
+//! synchronous client would need a thread per connection, a blocking
+//! pub/sub reader that cannot subscribe while it waits, and channels in
+//! between, for no gain.
+
+mod keys;
+mod link;
+mod scripts;
+mod wire;
+
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use tether_core::config::ServerConfig;
+use tether_core::hub::{StoreEvent, StoreRequest};
+use tether_smol::{Backplane, BackplaneTask};
+
+/// What every key and pub/sub topic of Tether starts with.
+pub const KEY_PREFIX: &str = "tether:";
+
+/// A node's link to a Redis server, ready to run
+/// ([`tether_smol::Server::with_backplane`]).
+#[derive(Clone, Debug)]
+pub struct RedisBackplane {
+    client: redis::Client,
+    history_size: usize,
+    history_ttl: Duration,
+    idempotency_window: Duration,
+}
+
+impl RedisBackplane {
+    /// A backplane at `url` (`redis://HOST:PORT[/DB]`) keeping history and
+    /// idempotency records as `config` says. Only the URL is checked here;
+    /// the node connects when it runs.
+    pub fn new(url: &str, config: &ServerConfig) -> Result<RedisBackplane, redis::RedisError> {
+        Ok(RedisBackplane {
+            client: redis::Client::open(url)?,
+            history_size: config.history_size,
+            history_ttl: config.history_ttl,
+            idempotency_window: config.idempotency_window,
+        })
+    }
+}
+
+impl Backplane for RedisBackplane {
+    fn run(
+        self: Box<Self>,
+        node: String,
+        requests: Receiver<StoreRequest>,
+        events: Sender<StoreEvent>,
+    ) -> BackplaneTask {
+        let context = wire::Context {
+            keys: keys::Keys::new(KEY_PREFIX),
+            node: node.replace([' ', '\n'], "_"),
+            history_size: self.history_size,
+            history_ttl: self.history_ttl,
+            idempotency_window: self.idempotency_window,
+        };
+        Box::pin(link::run(self.client, context, requests, events))
+    }
+}

@@ -1,0 +1,257 @@
+//! The backplane task: one loop on the node's thread that opens the two
+//! Redis connections when the core asks, carries requests in order, and
+//! forwards pub/sub messages and replies as store events.
+//!
+//! - Commands go over one multiplexed connection, as pipelines: the loop
+//!   takes every request already waiting (up to [`MAX_BATCH`]), sends them
+//!   as one pipeline and waits for its replies before the next batch. Redis
+//!   carries a pipeline out in order, so requests take effect in the order
+//!   the core made them; under load, batches grow instead of round trips.
+//! - `SUBSCRIBE` and `UNSUBSCRIBE` go over the pub/sub connection. The loop
+//!   sends the batch before a follow, then waits for Redis to confirm the
+//!   subscription before sending anything after it: the core relies on a
+//!   follow being in force before its next request (a subscription's read)
+//!   is carried out.
+//! - Any failure (a connection closed, a command error, no answer within
+//!   [`RESPONSE_TIMEOUT`]) drops both connections and reports
+//!   [`StoreEvent::Down`] once; requests that arrive until the core asks to
+//!   connect again are dropped, since the core has already answered them.
+//!   Nothing of a dropped link reaches the core afterwards.
+
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use async_io::Timer;
+use futures_lite::{StreamExt, future};
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use redis::{AsyncConnectionConfig, Client, Msg, Pipeline, RedisError, Value};
+use tether_core::envelope::Channel;
+use tether_core::hub::{StoreEvent, StoreRequest};
+
+use crate::scripts::{Digests, SOURCES};
+use crate::wire::{Context, Reply};
+
+/// Requests sent to Redis in one pipeline at most.
+const MAX_BATCH: usize = 512;
+
+/// How long Redis may take to accept a connection or answer a command
+/// before the link counts as failed.
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// An open link: both connections and the scripts' digests.
+struct Link {
+    commands: MultiplexedConnection,
+    subscriptions: PubSubSink,
+    messages: PubSubStream,
+    digests: Digests,
+}
+
+/// What woke the loop.
+enum Next {
+    Request(Option<StoreRequest>),
+    Message(Option<Msg>),
+}
+
+/// Why a link failed.
+#[derive(Debug)]
+struct Failure(String);
+
+impl From<RedisError> for Failure {
+    fn from(error: RedisError) -> Self {
+        Failure(error.to_string())
+    }
+}
+
+/// Runs the backplane of one node until `requests` closes and is drained.
+pub(crate) async fn run(
+    client: Client,
+    context: Context,
+    requests: Receiver<StoreRequest>,
+    events: Sender<StoreEvent>,
+) {
+    let mut link: Option<Link> = None;
+    loop {
+        let next = match &mut link {
+            Some(open) => {
+                let message = async { Next::Message(open.messages.next().await) };
+                let request = async { Next::Request(requests.recv().await.ok()) };
+                future::or(message, request).await
+            }
+            None => Next::Request(requests.recv().await.ok()),
+        };
+        let outcome = match next {
+            Next::Request(None) => return,
+            Next::Request(Some(first)) => {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match requests.try_recv() {
+                        Ok(request) => batch.push(request),
+                        Err(_) => break,
+                    }
+                }
+                carry(&client, &context, &mut link, batch, &events).await
+            }
+            Next::Message(None) => Err(Failure("the pub/sub connection closed".into())),
+            Next::Message(Some(message)) => {
+                match context.message(message.get_channel_name(), message.get_payload_bytes()) {
+                    Ok(event) => {
+                        let _ = events.send(event).await;
+                        Ok(())
+                    }
+                    Err(malformed) => Err(Failure(malformed.0)),
+                }
+            }
+        };
+        if let Err(failure) = outcome
+            && link.take().is_some()
+        {
+            tracing::warn!(reason = %failure.0, "backplane link failed");
+            let _ = events.send(StoreEvent::Down).await;
+        }
+    }
+}
+
+/// Carries out a batch of requests in order.
+async fn carry(
+    client: &Client,
+    context: &Context,
+    link: &mut Option<Link>,
+    batch: Vec<StoreRequest>,
+    events: &Sender<StoreEvent>,
+) -> Result<(), Failure> {
+    let mut pipeline = redis::pipe();
+    let mut replies = Vec::new();
+    for request in batch {
+        match request {
+            StoreRequest::Connect => {
+                flush(link, &mut pipeline, &mut replies, events).await?;
+                match within_timeout(connect(client)).await {
+                    Ok(open) => {
+                        *link = Some(open);
+                        tracing::info!("backplane link up");
+                        let _ = events.send(StoreEvent::Up).await;
+                    }
+                    Err(failure) => {
+                        tracing::warn!(reason = %failure.0, "backplane connection failed");
+                        let _ = events.send(StoreEvent::Down).await;
+                    }
+                }
+            }
+            StoreRequest::Follow { channel } => {
+                flush(link, &mut pipeline, &mut replies, events).await?;
+                route(link, context, &channel, true).await?;
+            }
+            StoreRequest::Unfollow { channel } => {
+                flush(link, &mut pipeline, &mut replies, events).await?;
+                route(link, context, &channel, false).await?;
+            }
+            request => {
+                if let Some(open) = link.as_ref()
+                    && let Some((command, reply)) = context.command(&open.digests, request)
+                {
+                    pipeline.add_command(command);
+                    replies.push(reply);
+                }
+            }
+        }
+    }
+    flush(link, &mut pipeline, &mut replies, events).await
+}
+
+/// Sends the pipeline and turns its replies into events, in order.
+async fn flush(
+    link: &mut Option<Link>,
+    pipeline: &mut Pipeline,
+    replies: &mut Vec<Reply>,
+    events: &Sender<StoreEvent>,
+) -> Result<(), Failure> {
+    if replies.is_empty() {
+        return Ok(());
+    }
+    let sent = std::mem::take(pipeline);
+    let expected = std::mem::take(replies);
+    let Some(open) = link.as_mut() else {
+        return Ok(());
+    };
+    let values: Vec<Value> = within_timeout(async {
+        sent.query_async(&mut open.commands)
+            .await
+            .map_err(Failure::from)
+    })
+    .await?;
+    if values.len() != expected.len() {
+        return Err(Failure(format!(
+            "{} replies to {} commands",
+            values.len(),
+            expected.len()
+        )));
+    }
+    for (reply, value) in expected.into_iter().zip(values) {
+        if let Value::ServerError(error) = &value {
+            return Err(Failure(format!("{error:?}")));
+        }
+        match reply.event(value) {
+            Ok(Some(event)) => {
+                let _ = events.send(event).await;
+            }
+            Ok(None) => {}
+            Err(malformed) => return Err(Failure(malformed.0)),
+        }
+    }
+    Ok(())
+}
+
+/// Subscribes to or unsubscribes from the channel's topic and waits for
+/// Redis to confirm it.
+async fn route(
+    link: &mut Option<Link>,
+    context: &Context,
+    channel: &Channel,
+    follow: bool,
+) -> Result<(), Failure> {
+    let Some(open) = link.as_mut() else {
+        return Ok(());
+    };
+    let topic = context.keys.topic(channel);
+    let sink = &mut open.subscriptions;
+    within_timeout(async {
+        if follow {
+            sink.subscribe(&topic).await?;
+        } else {
+            sink.unsubscribe(&topic).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Opens both connections and loads the scripts.
+async fn connect(client: &Client) -> Result<Link, Failure> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT));
+    let mut commands = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    let (subscriptions, messages) = client.get_async_pubsub().await?.split();
+    let mut load = redis::pipe();
+    for source in SOURCES {
+        load.cmd("SCRIPT").arg("LOAD").arg(source);
+    }
+    let digests: Vec<String> = load.query_async(&mut commands).await?;
+    Ok(Link {
+        commands,
+        subscriptions,
+        messages,
+        digests: Digests(digests),
+    })
+}
+
+/// `work`, or a failure after [`RESPONSE_TIMEOUT`].
+async fn within_timeout<T>(work: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    let deadline = async {
+        Timer::after(RESPONSE_TIMEOUT).await;
+        Err(Failure("Redis did not answer in time".into()))
+    };
+    future::or(work, deadline).await
+}

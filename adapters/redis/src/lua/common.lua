@@ -1,0 +1,78 @@
+-- Helpers every script starts with. Times are milliseconds of the Redis
+-- server's clock, so that all nodes share one clock.
+
+local function fmt(n)
+  return string.format('%d', n)
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The channel's epoch, created once: a channel with none (new, expired, or
+-- lost with a restart of Redis) gets a fresh one, made of the name of the
+-- node that asks and the server's clock, and loses any stale history.
+local function epoch_of(meta, hist, node, meta_ttl)
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    local t = redis.call('TIME')
+    epoch = node .. '-' .. t[1] .. '.' .. t[2]
+    redis.call('HSET', meta, 'epoch', epoch, 'seq', 0)
+    redis.call('DEL', hist)
+  end
+  redis.call('PEXPIRE', meta, meta_ttl)
+  return epoch
+end
+
+-- History entries are 'TIME OFFSET JSON'.
+local function entry_time(entry)
+  return tonumber(string.sub(entry, 1, string.find(entry, ' ', 1, true) - 1))
+end
+
+-- The offset of an entry and where its JSON starts.
+local function entry_offset(entry)
+  local first = string.find(entry, ' ', 1, true)
+  local second = string.find(entry, ' ', first + 1, true)
+  return tonumber(string.sub(entry, first + 1, second - 1)), second + 1
+end
+
+-- Drops the entries at the head of the history older than ttl.
+local function prune(hist, now, ttl)
+  while true do
+    local head = redis.call('LINDEX', hist, 0)
+    if not head or entry_time(head) + ttl > now then
+      return
+    end
+    redis.call('LPOP', hist)
+  end
+end
+
+local function users_key(prefix, channel)
+  return prefix .. '{' .. channel .. '}:users'
+end
+
+local function topic(prefix, channel)
+  return prefix .. channel
+end
+
+-- A node's presence entry is 'CHANNEL\nUSER' (channel names have no '\n').
+local function split_member(field)
+  local newline = string.find(field, '\n', 1, true)
+  return string.sub(field, 1, newline - 1), string.sub(field, newline + 1)
+end
+
+-- Changes a user's connection count in a channel, announcing the user's
+-- first arrival and last departure to every node following the channel.
+local function shift(users, channel_topic, user, delta)
+  local total = redis.call('HINCRBY', users, user, delta)
+  local before = total - delta
+  if total <= 0 then
+    redis.call('HDEL', users, user)
+  end
+  if before <= 0 and total > 0 then
+    redis.call('PUBLISH', channel_topic, '+' .. user)
+  elseif before > 0 and total <= 0 then
+    redis.call('PUBLISH', channel_topic, '-' .. user)
+  end
+end

@@ -1,0 +1,23 @@
+-- Renews a node's lease and removes the presence entries of every node whose
+-- lease ran out, announcing its users' departures.
+-- KEYS: the leases (a sorted set of node names by expiry)
+-- ARGV: key prefix, node, lease ms
+-- Returns 1 when the node held no lease: new, or removed as dead.
+local leases, prefix = KEYS[1], ARGV[1]
+local now = now_ms()
+local lapsed = redis.call('ZSCORE', leases, ARGV[2]) == false
+redis.call('ZADD', leases, fmt(now + tonumber(ARGV[3])), ARGV[2])
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', '(' .. fmt(now))) do
+  local entries = prefix .. 'node:' .. dead
+  local flat = redis.call('HGETALL', entries)
+  for i = 1, #flat, 2 do
+    local channel, user = split_member(flat[i])
+    shift(users_key(prefix, channel), topic(prefix, channel), user, -tonumber(flat[i + 1]))
+  end
+  redis.call('DEL', entries)
+  redis.call('ZREM', leases, dead)
+end
+if lapsed then
+  return 1
+end
+return 0

@@ -1,0 +1,339 @@
+//! Requests into Redis commands, and Redis replies and messages into store
+//! events. Nothing here decides: each request maps to one script call, and
+//! each reply to the event the core expects.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::{Cmd, Value};
+use tether_core::envelope::{Channel, Position, encode_publication_prefix};
+use tether_core::frame::text_frame;
+use tether_core::hub::{StoreEvent, StoreRequest, Ticket};
+
+use crate::keys::{Keys, member};
+use crate::scripts::{Digests, Script};
+
+/// How long a channel's epoch and counter outlive its last use: a day, or
+/// the history's lifetime when that is longer. Past it, the next use
+/// starts a new epoch, which is what losing the history means anyway.
+const META_TTL_FLOOR: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What a node's commands need besides the request.
+#[derive(Clone, Debug)]
+pub(crate) struct Context {
+    /// Key names.
+    pub(crate) keys: Keys,
+    /// This run of the node.
+    pub(crate) node: String,
+    /// Publications kept per channel.
+    pub(crate) history_size: usize,
+    /// How long each stays.
+    pub(crate) history_ttl: Duration,
+    /// How long a publish id is recognised.
+    pub(crate) idempotency_window: Duration,
+}
+
+/// What a command's reply becomes.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// Nothing (its effects arrive through pub/sub).
+    Nothing,
+    /// [`StoreEvent::Published`] when there is a ticket.
+    Published(Option<Ticket>),
+    /// [`StoreEvent::Subscribed`].
+    Subscribed { ticket: Ticket, channel: Channel },
+    /// [`StoreEvent::CaughtUp`].
+    CaughtUp { channel: Channel, since: Position },
+    /// [`StoreEvent::Presence`].
+    Presence { ticket: Ticket, channel: Channel },
+    /// [`StoreEvent::Leased`].
+    Leased,
+}
+
+/// Why a reply could not be read.
+#[derive(Debug)]
+pub(crate) struct Malformed(pub(crate) String);
+
+impl Context {
+    /// The script call that carries out `request`; `None` for the requests
+    /// that are not commands (connect, follow, unfollow).
+    pub(crate) fn command(&self, digests: &Digests, request: StoreRequest) -> Option<(Cmd, Reply)> {
+        let keys = &self.keys;
+        let (script, command_keys, args, reply) = match request {
+            StoreRequest::Publish {
+                ticket,
+                channel,
+                payload,
+                sender,
+                id,
+            } => {
+                let head = encode_publication_prefix(channel.as_str(), &payload, sender.as_deref());
+                let mut command_keys = vec![keys.meta(&channel), keys.history(&channel)];
+                if let (Some(user), Some(id)) = (&sender, &id) {
+                    command_keys.push(keys.retry(&channel, user, id.as_str()));
+                }
+                let args = vec![
+                    self.node.clone().into_bytes(),
+                    head,
+                    self.history_size.to_string().into_bytes(),
+                    millis(self.history_ttl),
+                    millis(self.meta_ttl()),
+                    millis(self.idempotency_window),
+                    keys.topic(&channel).into_bytes(),
+                ];
+                (
+                    Script::Publish,
+                    command_keys,
+                    args,
+                    Reply::Published(ticket),
+                )
+            }
+            StoreRequest::Subscribe {
+                ticket,
+                channel,
+                since,
+            } => {
+                let (command_keys, args) = self.read(&channel, since.as_ref(), true);
+                (
+                    Script::Read,
+                    command_keys,
+                    args,
+                    Reply::Subscribed { ticket, channel },
+                )
+            }
+            StoreRequest::CatchUp { channel, since } => {
+                let (command_keys, args) = self.read(&channel, Some(&since), false);
+                (
+                    Script::Read,
+                    command_keys,
+                    args,
+                    Reply::CaughtUp { channel, since },
+                )
+            }
+            StoreRequest::Presence { ticket, channel } => (
+                Script::Presence,
+                vec![keys.users(&channel)],
+                Vec::new(),
+                Reply::Presence { ticket, channel },
+            ),
+            StoreRequest::Join { channel, user } => self.member(&channel, &user, 1),
+            StoreRequest::Leave { channel, user } => self.member(&channel, &user, -1),
+            StoreRequest::Lease { lease } => (
+                Script::Lease,
+                vec![keys.leases()],
+                vec![
+                    keys.prefix().as_bytes().to_vec(),
+                    self.node.clone().into_bytes(),
+                    millis(lease),
+                ],
+                Reply::Leased,
+            ),
+            StoreRequest::Rejoin { members } => {
+                let mut args = vec![keys.prefix().as_bytes().to_vec()];
+                for entry in members {
+                    args.push(member(&entry.channel, &entry.user).into_bytes());
+                    args.push(entry.connections.to_string().into_bytes());
+                }
+                (
+                    Script::Rejoin,
+                    vec![keys.node(&self.node)],
+                    args,
+                    Reply::Nothing,
+                )
+            }
+            StoreRequest::Connect | StoreRequest::Follow { .. } | StoreRequest::Unfollow { .. } => {
+                return None;
+            }
+        };
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(digests.of(script)).arg(command_keys.len());
+        for key in command_keys {
+            cmd.arg(key);
+        }
+        for arg in args {
+            cmd.arg(arg);
+        }
+        Some((cmd, reply))
+    }
+
+    fn meta_ttl(&self) -> Duration {
+        self.history_ttl.max(META_TTL_FLOOR)
+    }
+
+    fn read(
+        &self,
+        channel: &Channel,
+        since: Option<&Position>,
+        with_users: bool,
+    ) -> (Vec<String>, Vec<Vec<u8>>) {
+        let keys = vec![
+            self.keys.meta(channel),
+            self.keys.history(channel),
+            self.keys.users(channel),
+        ];
+        let (epoch, offset) = match since {
+            Some(since) => (since.epoch.clone(), since.offset.to_string()),
+            None => (String::new(), String::new()),
+        };
+        let args = vec![
+            self.node.clone().into_bytes(),
+            millis(self.meta_ttl()),
+            millis(self.history_ttl),
+            epoch.into_bytes(),
+            offset.into_bytes(),
+            if with_users {
+                b"1".to_vec()
+            } else {
+                b"0".to_vec()
+            },
+        ];
+        (keys, args)
+    }
+
+    fn member(
+        &self,
+        channel: &Channel,
+        user: &str,
+        delta: i8,
+    ) -> (Script, Vec<String>, Vec<Vec<u8>>, Reply) {
+        let keys = vec![self.keys.users(channel), self.keys.node(&self.node)];
+        let args = vec![
+            user.as_bytes().to_vec(),
+            member(channel, user).into_bytes(),
+            delta.to_string().into_bytes(),
+            self.keys.topic(channel).into_bytes(),
+        ];
+        (Script::Member, keys, args, Reply::Nothing)
+    }
+
+    /// The event a pub/sub message on `topic` stands for: a publication
+    /// (`OFFSET EPOCH JSON`), a join (`+USER`) or a leave (`-USER`).
+    pub(crate) fn message(&self, topic: &str, payload: &[u8]) -> Result<StoreEvent, Malformed> {
+        let channel = self
+            .keys
+            .channel_of(topic)
+            .ok_or_else(|| Malformed(format!("a message on an unknown topic {topic:?}")))?;
+        let text = |bytes: &[u8]| {
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| Malformed("a user that is not UTF-8".into()))
+        };
+        match payload.first() {
+            Some(b'+') => Ok(StoreEvent::Joined {
+                channel,
+                user: text(&payload[1..])?,
+            }),
+            Some(b'-') => Ok(StoreEvent::Left {
+                channel,
+                user: text(&payload[1..])?,
+            }),
+            _ => {
+                let mut parts = payload.splitn(3, |&b| b == b' ');
+                let offset = parts.next().and_then(parse_u64);
+                let epoch = parts.next().map(text).transpose()?;
+                let json = parts.next();
+                match (offset, epoch, json) {
+                    (Some(offset), Some(epoch), Some(json)) => Ok(StoreEvent::Publication {
+                        channel,
+                        epoch,
+                        offset,
+                        frame: text_frame(json),
+                    }),
+                    _ => Err(Malformed(
+                        "a publication without offset, epoch or JSON".into(),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl Reply {
+    /// The event the reply `value` stands for, if any.
+    pub(crate) fn event(self, value: Value) -> Result<Option<StoreEvent>, Malformed> {
+        let event = match self {
+            Reply::Nothing => return Ok(None),
+            Reply::Published(None) => return Ok(None),
+            Reply::Published(Some(ticket)) => StoreEvent::Published {
+                ticket,
+                offset: convert(value)?,
+            },
+            Reply::Leased => StoreEvent::Leased {
+                lapsed: convert::<i64>(value)? == 1,
+            },
+            Reply::Presence { ticket, channel } => StoreEvent::Presence {
+                ticket,
+                channel,
+                users: convert(value)?,
+            },
+            Reply::Subscribed { ticket, channel } => {
+                let read = Read::from_value(value)?;
+                StoreEvent::Subscribed {
+                    ticket,
+                    channel,
+                    epoch: read.epoch,
+                    offset: read.offset,
+                    recovered: read.recovered,
+                    replay: read.replay,
+                    users: read.users,
+                }
+            }
+            Reply::CaughtUp { channel, since } => {
+                let read = Read::from_value(value)?;
+                StoreEvent::CaughtUp {
+                    channel,
+                    since,
+                    epoch: read.epoch,
+                    offset: read.offset,
+                    recovered: read.recovered == Some(true),
+                    replay: read.replay,
+                }
+            }
+        };
+        Ok(Some(event))
+    }
+}
+
+/// The reply of `read.lua`.
+struct Read {
+    epoch: String,
+    offset: u64,
+    recovered: Option<bool>,
+    users: Vec<String>,
+    replay: Vec<Bytes>,
+}
+
+impl Read {
+    fn from_value(value: Value) -> Result<Read, Malformed> {
+        let (epoch, offset, recovered, users, messages): (
+            String,
+            u64,
+            String,
+            Vec<String>,
+            Vec<Vec<u8>>,
+        ) = convert(value)?;
+        let recovered = match recovered.as_str() {
+            "" => None,
+            "1" => Some(true),
+            _ => Some(false),
+        };
+        Ok(Read {
+            epoch,
+            offset,
+            recovered,
+            users,
+            replay: messages.iter().map(|json| text_frame(json)).collect(),
+        })
+    }
+}
+
+fn convert<T: redis::FromRedisValue>(value: Value) -> Result<T, Malformed> {
+    redis::from_redis_value(value).map_err(|error| Malformed(error.to_string()))
+}
+
+fn parse_u64(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+fn millis(duration: Duration) -> Vec<u8> {
+    duration.as_millis().to_string().into_bytes()
+}

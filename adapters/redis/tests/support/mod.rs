@@ -1,0 +1,282 @@
+//! What the backplane tests run: a private `redis-server` on a free
+//! loopback port without persistence, smol nodes in this process, and
+//! blocking WebSocket and HTTP clients.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use serde_json::Value;
+use tether_core::auth::Authorizer;
+use tether_core::config::ServerConfig;
+use tether_redis::RedisBackplane;
+use tether_smol::{Server, ServerOptions};
+use tungstenite::{Message, WebSocket};
+
+/// How long any one wait of a test may take before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The API key of every node.
+pub const API_KEY: &str = "Bearer test-key";
+
+/// A `redis-server` of the test's own.
+pub struct Redis {
+    port: u16,
+    child: Child,
+}
+
+impl Redis {
+    /// Starts Redis on a free loopback port and waits until it accepts
+    /// connections.
+    pub fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        Redis {
+            port,
+            child: spawn_redis(port),
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills Redis at once (SIGKILL): no goodbye to any client.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a fresh, empty Redis on the same port.
+    pub fn restart(&mut self) {
+        self.child = spawn_redis(self.port);
+    }
+
+    /// A plain connection for the test's own commands.
+    pub fn admin(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|client| client.get_connection())
+            .expect("an admin connection")
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_redis(port: u16) -> Child {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--logfile", ""])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server runs (scripts/test installs it)");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    for line in lines.by_ref() {
+        let line = line.expect("Redis's log");
+        if line.contains("Ready to accept connections") {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+/// Any token is its user id; the API key is [`API_KEY`].
+struct AnyToken;
+
+impl Authorizer for AnyToken {
+    fn authenticate(&self, token: &str) -> Option<String> {
+        Some(token.to_owned())
+    }
+
+    fn authorize_api(&self, authorization: Option<&str>) -> bool {
+        authorization == Some(API_KEY)
+    }
+}
+
+/// A smol node on its own thread, sharing `redis`.
+pub struct Node {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    crash: async_channel::Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts node `name` and waits until its backplane is up.
+    pub fn start(redis: &Redis, name: &str, config: &ServerConfig) -> Node {
+        let backplane = RedisBackplane::new(&redis.url(), config).expect("a Redis URL");
+        let server = Server::bind(ServerOptions {
+            config: config.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            authorizer: Arc::new(AnyToken),
+            epoch_prefix: Some(name.to_owned()),
+        })
+        .expect("a loopback port")
+        .with_backplane(backplane);
+        let addr = server.local_addr().unwrap();
+        let (crash, crashed) = async_channel::bounded(1);
+        let thread = std::thread::spawn(move || {
+            smol::block_on(future::or(
+                async {
+                    server.run().await.expect("the node runs");
+                },
+                async {
+                    let _ = crashed.recv().await;
+                },
+            ));
+        });
+        let node = Node {
+            addr,
+            crash,
+            thread: Some(thread),
+        };
+        node.wait_health(true);
+        node
+    }
+
+    /// The node dies: its tasks, sockets and Redis connections vanish at
+    /// once, without a goodbye to anyone.
+    pub fn crash(&mut self) {
+        let _ = self.crash.try_send(());
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the node thread ends");
+        }
+    }
+
+    /// Waits until `/healthz` says the backplane is up (200) or down (503).
+    pub fn wait_health(&self, up: bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.healthy() != up {
+            assert!(Instant::now() < deadline, "healthz never turned {up}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether `/healthz` answers 200.
+    pub fn healthy(&self) -> bool {
+        self.http("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .starts_with("HTTP/1.1 200")
+    }
+
+    /// One HTTP exchange; the whole answer.
+    pub fn http(&self, request: &str) -> String {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    /// `POST /api/publish`; the offset it answers.
+    pub fn api_publish(&self, channel: &str, payload: &str) -> u64 {
+        let body = format!(r#"{{"channel":"{channel}","payload":{payload}}}"#);
+        let answer = self.http(&format!(
+            "POST /api/publish HTTP/1.1\r\nHost: t\r\nAuthorization: {API_KEY}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let json: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        json["offset"].as_u64().unwrap()
+    }
+
+    /// A line of `/metrics`.
+    pub fn metric(&self, name: &str) -> String {
+        let text = self.http("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+        text.lines()
+            .find(|line| line.split(' ').next() == Some(name))
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.crash();
+    }
+}
+
+/// A WebSocket client, authenticated.
+pub struct Client {
+    ws: WebSocket<TcpStream>,
+}
+
+impl Client {
+    /// Connects to `node` as `user` and waits for `auth_ack`.
+    pub fn connect(node: &Node, user: &str) -> Client {
+        let stream = TcpStream::connect(node.addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let (ws, _) = tungstenite::client(format!("ws://{}/ws", node.addr), stream).unwrap();
+        let mut client = Client { ws };
+        client.send(&format!(r#"{{"type":"auth","token":"{user}"}}"#));
+        assert_eq!(client.next()["type"], "auth_ack");
+        client
+    }
+
+    /// Fails the next reads after `timeout` without a message.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.ws.get_ref().set_read_timeout(Some(timeout)).unwrap();
+    }
+
+    /// Sends one message.
+    pub fn send(&mut self, json: &str) {
+        self.ws.send(Message::text(json)).unwrap();
+    }
+
+    /// The next message (pings and pongs are skipped).
+    pub fn next(&mut self) -> Value {
+        loop {
+            match self.ws.read().expect("a message in time") {
+                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// The next message of type `kind`; others are skipped.
+    pub fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let message = self.next();
+            if message["type"] == kind {
+                return message;
+            }
+        }
+    }
+
+    /// The next `count` publications (presence changes are skipped).
+    pub fn messages(&mut self, count: usize) -> Vec<Value> {
+        (0..count).map(|_| self.next_of("message")).collect()
+    }
+
+    /// Subscribes to `channel` and returns the `subscribed` answer, after
+    /// the presence snapshot that follows it.
+    pub fn subscribe(&mut self, channel: &str) -> Value {
+        self.send(&format!(
+            r#"{{"type":"subscribe","channel":"{channel}","id":"sub-{channel}"}}"#
+        ));
+        let subscribed = self.next_of("subscribed");
+        assert_eq!(self.next()["type"], "presence");
+        subscribed
+    }
+}
+
+/// The offsets of publications.
+pub fn offsets(messages: &[Value]) -> Vec<u64> {
+    messages
+        .iter()
+        .map(|message| message["offset"].as_u64().unwrap())
+        .collect()
+}

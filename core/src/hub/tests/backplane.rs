@@ -1,0 +1,631 @@
+//! The hub with an external store, in virtual time: the link's life, the
+//! outage rules, and delivery in offset order whatever order the store's
+//! events arrive in.
+
+use super::*;
+use crate::envelope::encode_publication;
+
+const UNAVAILABLE_MESSAGE: &str = "the backplane is unavailable; retry later";
+
+fn unavailable(id: &str) -> String {
+    format!(
+        r#"{{"type":"error","id":"{id}","code":"UNAVAILABLE","message":"{UNAVAILABLE_MESSAGE}"}}"#
+    )
+}
+
+/// The frame of publication `offset` on `chat`, as a store would make it.
+fn message(offset: u64) -> Bytes {
+    text_frame(&encode_publication(
+        "chat",
+        &raw(&offset.to_string()),
+        None,
+        offset,
+    ))
+}
+
+fn publication(epoch: &str, offset: u64) -> StoreEvent {
+    StoreEvent::Publication {
+        channel: channel("chat"),
+        epoch: epoch.into(),
+        offset,
+        frame: message(offset),
+    }
+}
+
+fn message_json(offset: u64) -> String {
+    format!(r#"{{"type":"message","channel":"chat","payload":{offset},"offset":{offset}}}"#)
+}
+
+/// A hub with an external store whose events the test writes by hand.
+struct Remote {
+    hub: Hub,
+    out: Recorder,
+    now: Instant,
+}
+
+impl Remote {
+    /// A hub whose link came up at `T0`; the requests of the handshake are
+    /// dropped.
+    fn up(config: &ServerConfig) -> Remote {
+        let mut remote = Remote {
+            hub: Hub::with_external_store(config, 1),
+            out: Recorder::default(),
+            now: T0,
+        };
+        assert!(matches!(remote.requests()[..], [StoreRequest::Connect]));
+        remote.event(StoreEvent::Up);
+        remote.requests();
+        remote
+    }
+
+    fn requests(&mut self) -> Vec<StoreRequest> {
+        std::iter::from_fn(|| self.hub.poll_store_request()).collect()
+    }
+
+    fn event(&mut self, event: StoreEvent) {
+        self.hub.handle_store_event(self.now, event, &mut self.out);
+    }
+
+    fn send(&mut self, conn: ConnId, text: &str) {
+        self.hub
+            .handle_message(self.now, conn, client(text), &mut self.out);
+    }
+
+    /// Everything sent to `conn` since the last call, as JSON values.
+    fn take_for(&mut self, conn: ConnId) -> Vec<ServerMessage> {
+        let sent = std::mem::take(&mut self.out.sent);
+        sent.into_iter()
+            .filter(|(to, _)| *to == conn)
+            .map(|(_, sent)| decode(sent.frame()))
+            .collect()
+    }
+
+    /// `conn` subscribes to `chat`; returns the ticket of its answer.
+    fn subscribe(&mut self, conn: ConnId, text: &str) -> Ticket {
+        self.send(conn, text);
+        let requests = self.requests();
+        requests
+            .iter()
+            .find_map(|request| match request {
+                StoreRequest::Subscribe { ticket, .. } => Some(*ticket),
+                _ => None,
+            })
+            .expect("a subscribe request")
+    }
+
+    fn subscribed(&mut self, ticket: Ticket, epoch: &str, offset: u64) {
+        self.event(StoreEvent::Subscribed {
+            ticket,
+            channel: channel("chat"),
+            epoch: epoch.into(),
+            offset,
+            recovered: None,
+            replay: Vec::new(),
+            users: vec!["alice".into()],
+        });
+    }
+}
+
+fn expect(texts: &[&str]) -> Vec<ServerMessage> {
+    texts.iter().map(|text| server(text)).collect()
+}
+
+#[test]
+fn the_link_is_retried_on_the_backplane_schedule_and_the_lease_renewed_every_quarter_ttl() {
+    let config = ServerConfig::default();
+    let mut hub = Hub::with_external_store(&config, 5);
+    let mut out = Recorder::default();
+    assert!(matches!(
+        hub.poll_store_request(),
+        Some(StoreRequest::Connect)
+    ));
+    assert!(!hub.is_store_up());
+    assert_eq!(hub.poll_timeout(), None, "nothing is due while connecting");
+
+    hub.handle_store_event(T0, StoreEvent::Down, &mut out);
+    let retry = hub.poll_timeout().expect("a retry is scheduled");
+    let wait = retry - T0;
+    assert!(wait >= BACKPLANE_BACKOFF.base && wait < BACKPLANE_BACKOFF.base * 2);
+    assert_eq!(hub.store_failures(), 1);
+    hub.handle_store_event(T0, StoreEvent::Down, &mut out);
+    assert_eq!(hub.store_failures(), 1, "a repeated Down is one failure");
+
+    hub.handle_timeout(retry - Duration::from_nanos(1));
+    assert!(hub.poll_store_request().is_none(), "not a nanosecond early");
+    hub.handle_timeout(retry);
+    assert!(matches!(
+        hub.poll_store_request(),
+        Some(StoreRequest::Connect)
+    ));
+    hub.handle_store_event(retry, StoreEvent::Down, &mut out);
+    let second = hub.poll_timeout().unwrap() - retry;
+    assert!(second >= BACKPLANE_BACKOFF.base * 2, "the delay doubles");
+
+    let up_at = retry + second;
+    hub.handle_timeout(up_at);
+    assert!(matches!(
+        hub.poll_store_request(),
+        Some(StoreRequest::Connect)
+    ));
+    hub.handle_store_event(up_at, StoreEvent::Up, &mut out);
+    assert!(hub.is_store_up());
+    let lease = config.presence_ttl / 2;
+    assert!(matches!(
+        std::iter::from_fn(|| hub.poll_store_request()).collect::<Vec<_>>()[..],
+        [StoreRequest::Lease { lease: l }, StoreRequest::Rejoin { ref members }]
+            if l == lease && members.is_empty()
+    ));
+    let renewal = up_at + config.presence_ttl / 4;
+    assert_eq!(hub.poll_timeout(), Some(renewal));
+    hub.handle_timeout(renewal);
+    assert!(matches!(
+        hub.poll_store_request(),
+        Some(StoreRequest::Lease { lease: l }) if l == lease
+    ));
+    assert_eq!(hub.poll_timeout(), Some(renewal + config.presence_ttl / 4));
+}
+
+#[test]
+fn while_the_link_is_down_what_needs_the_store_is_refused_and_the_rest_done_locally() {
+    let config = ServerConfig::default();
+    let mut hub = Hub::with_external_store(&config, 5);
+    let mut out = Recorder::default();
+    hub.poll_store_request();
+    let alice = ConnId(1);
+    hub.handle_authenticated(alice, "alice");
+    for text in [
+        r#"{"type":"subscribe","id":"s","channel":"chat"}"#,
+        r#"{"type":"publish","id":"p","channel":"chat","payload":1}"#,
+        r#"{"type":"presence","id":"q","channel":"chat"}"#,
+        r#"{"type":"unsubscribe","id":"u","channel":"chat"}"#,
+    ] {
+        hub.handle_message(T0, alice, client(text), &mut out);
+    }
+    let api = hub.publish_from_api(T0, channel("chat"), raw("2"), &mut out);
+    assert_eq!(api, ApiPublish::Unavailable);
+    let received: Vec<ServerMessage> = out.sent.iter().map(|(_, s)| decode(s.frame())).collect();
+    let expected = [
+        unavailable("s"),
+        unavailable("p"),
+        unavailable("q"),
+        r#"{"type":"unsubscribed","id":"u","channel":"chat"}"#.to_owned(),
+    ];
+    assert_eq!(
+        received,
+        expected.iter().map(|t| server(t)).collect::<Vec<_>>()
+    );
+    assert!(
+        hub.poll_store_request().is_none(),
+        "nothing goes to the store"
+    );
+}
+
+#[test]
+fn a_failing_link_answers_every_waiting_request_in_order_and_undoes_unanswered_subscriptions() {
+    let config = ServerConfig::default();
+    let mut r = Remote::up(&config);
+    let alice = ConnId(1);
+    r.hub.handle_authenticated(alice, "alice");
+    r.send(alice, r#"{"type":"subscribe","id":"s","channel":"chat"}"#);
+    r.send(
+        alice,
+        r#"{"type":"publish","id":"p","channel":"news","payload":1}"#,
+    );
+    r.send(
+        alice,
+        r#"{"type":"unsubscribe","id":"u","channel":"other"}"#,
+    );
+    let api = r
+        .hub
+        .publish_from_api(r.now, channel("news"), raw("2"), &mut r.out);
+    let ApiPublish::Pending { ticket } = api else {
+        panic!("{api:?}");
+    };
+    assert!(r.take_for(alice).is_empty());
+    r.requests();
+
+    r.event(StoreEvent::Down);
+    let received = r.take_for(alice);
+    let expected = [
+        unavailable("s"),
+        unavailable("p"),
+        r#"{"type":"unsubscribed","id":"u","channel":"other"}"#.to_owned(),
+    ];
+    assert_eq!(
+        received,
+        expected.iter().map(|t| server(t)).collect::<Vec<_>>()
+    );
+    assert_eq!(r.hub.poll_api_unavailable(), Some(ticket));
+    assert_eq!(r.hub.channel_count(), 0, "the subscription was undone");
+
+    // Back up: the node states its (empty) presence and follows nothing.
+    r.event(StoreEvent::Up);
+    let requests = r.requests();
+    assert!(matches!(
+        requests[..],
+        [StoreRequest::Lease { .. }, StoreRequest::Rejoin { ref members }] if members.is_empty()
+    ));
+}
+
+#[test]
+fn publications_are_delivered_in_offset_order_whatever_order_they_arrive_in() {
+    let config = ServerConfig::default();
+    let mut r = Remote::up(&config);
+    let alice = ConnId(1);
+    r.hub.handle_authenticated(alice, "alice");
+    let ticket = r.subscribe(alice, r#"{"type":"subscribe","id":"s","channel":"chat"}"#);
+
+    // Publication 2 overtakes the answer that says the channel is at 1.
+    r.event(publication("E", 2));
+    assert!(r.take_for(alice).is_empty(), "nothing before `subscribed`");
+    r.subscribed(ticket, "E", 1);
+    assert_eq!(
+        r.take_for(alice),
+        expect(&[
+            r#"{"type":"subscribed","id":"s","channel":"chat","epoch":"E","offset":1}"#,
+            r#"{"type":"presence","channel":"chat","users":["alice"]}"#,
+            &message_json(2),
+        ])
+    );
+    assert!(r.requests().is_empty(), "no gap: nothing to ask");
+
+    // 4 before 3: 4 waits, and the node asks for the gap once.
+    r.event(publication("E", 4));
+    r.event(publication("E", 5));
+    assert!(r.take_for(alice).is_empty());
+    let requests = r.requests();
+    assert!(matches!(
+        &requests[..],
+        [StoreRequest::CatchUp { since, .. }] if *since == Position { epoch: "E".into(), offset: 2 }
+    ));
+    r.event(publication("E", 3));
+    r.event(publication("E", 2));
+    assert_eq!(
+        r.take_for(alice),
+        expect(&[&message_json(3), &message_json(4), &message_json(5)])
+    );
+
+    // The catch-up answer overlaps what arrived meanwhile: nothing twice.
+    r.event(StoreEvent::CaughtUp {
+        channel: channel("chat"),
+        since: Position {
+            epoch: "E".into(),
+            offset: 2,
+        },
+        epoch: "E".into(),
+        offset: 6,
+        recovered: true,
+        replay: (3..=6).map(message).collect(),
+    });
+    assert_eq!(r.take_for(alice), expect(&[&message_json(6)]));
+    r.event(publication("E", 6));
+    r.event(publication("E", 7));
+    assert_eq!(r.take_for(alice), expect(&[&message_json(7)]));
+    assert!(r.requests().is_empty());
+}
+
+#[test]
+fn a_gap_is_filled_from_the_history_before_anything_newer() {
+    let config = ServerConfig::default();
+    let mut r = Remote::up(&config);
+    let alice = ConnId(1);
+    r.hub.handle_authenticated(alice, "alice");
+    let ticket = r.subscribe(alice, r#"{"type":"subscribe","channel":"chat"}"#);
+    r.subscribed(ticket, "E", 0);
+    r.take_for(alice);
+    r.event(publication("E", 1));
+    r.event(publication("E", 3));
+    r.event(publication("E", 4));
+    assert_eq!(r.take_for(alice), expect(&[&message_json(1)]));
+    let requests = r.requests();
+    let [StoreRequest::CatchUp { since, .. }] = &requests[..] else {
+        panic!("{requests:?}");
+    };
+    r.event(StoreEvent::CaughtUp {
+        channel: channel("chat"),
+        since: since.clone(),
+        epoch: "E".into(),
+        offset: 4,
+        recovered: true,
+        replay: (2..=4).map(message).collect(),
+    });
+    r.event(publication("E", 5));
+    assert_eq!(
+        r.take_for(alice),
+        expect(&[
+            &message_json(2),
+            &message_json(3),
+            &message_json(4),
+            &message_json(5)
+        ])
+    );
+}
+
+#[test]
+fn a_subscriber_answered_ahead_of_the_node_starts_after_its_offset() {
+    let config = ServerConfig::default();
+    let mut r = Remote::up(&config);
+    let (alice, bob) = (ConnId(1), ConnId(2));
+    r.hub.handle_authenticated(alice, "alice");
+    r.hub.handle_authenticated(bob, "bob");
+    let first = r.subscribe(alice, r#"{"type":"subscribe","channel":"chat"}"#);
+    r.subscribed(first, "E", 0);
+    r.take_for(alice);
+
+    // Bob's answer says 2; the node has delivered nothing yet.
+    let second = r.subscribe(bob, r#"{"type":"subscribe","id":"b","channel":"chat"}"#);
+    r.subscribed(second, "E", 2);
+    let requests = r.requests();
+    assert!(
+        matches!(&requests[..], [StoreRequest::CatchUp { .. }]),
+        "the node is behind the store: {requests:?}"
+    );
+    for offset in 1..=3 {
+        r.event(publication("E", offset));
+    }
+    let sent: Vec<(ConnId, ServerMessage)> = std::mem::take(&mut r.out.sent)
+        .into_iter()
+        .map(|(conn, sent)| (conn, decode(sent.frame())))
+        .filter(|(_, message)| matches!(message, ServerMessage::Message { .. }))
+        .collect();
+    let expected: Vec<(ConnId, ServerMessage)> = [(alice, 1), (alice, 2), (alice, 3), (bob, 3)]
+        .into_iter()
+        .map(|(conn, offset)| (conn, server(&message_json(offset))))
+        .collect();
+    assert_eq!(sent, expected);
+}
+
+#[test]
+fn an_answer_behind_the_node_announces_the_nodes_offset_or_is_asked_again_for_a_replay() {
+    let config = ServerConfig::default();
+    let mut r = Remote::up(&config);
+    let (alice, bob, carol) = (ConnId(1), ConnId(2), ConnId(3));
+    for (conn, user) in [(alice, "alice"), (bob, "bob"), (carol, "carol")] {
+        r.hub.handle_authenticated(conn, user);
+    }
+    let first = r.subscribe(alice, r#"{"type":"subscribe","channel":"chat"}"#);
+    r.subscribed(first, "E", 0);
+    let plain = r.subscribe(bob, r#"{"type":"subscribe","id":"b","channel":"chat"}"#);
+    let since =
+        r#"{"type":"subscribe","id":"c","channel":"chat","since":{"epoch":"E","offset":0}}"#;
+    let replayed = r.subscribe(carol, since);
+    r.event(publication("E", 1));
+    r.event(publication("E", 2));
+    r.take_for(alice);
+
+    // Both answers were read when the channel was at 1.
+    r.subscribed(plain, "E", 1);
+    assert_eq!(
+        r.take_for(bob)[0],
+        server(r#"{"type":"subscribed","id":"b","channel":"chat","epoch":"E","offset":2}"#)
+    );
+    r.event(StoreEvent::Subscribed {
+        ticket: replayed,
+        channel: channel("chat"),
+        epoch: "E".into(),
+        offset: 1,
+        recovered: Some(true),
+        replay: vec![message(1)],
+        users: Vec::new(),
+    });
+    assert!(r.out.sent.is_empty(), "carol's replay would miss offset 2");
+    let requests = r.requests();
+    assert!(matches!(
+        &requests[..],
+        [StoreRequest::Subscribe { ticket, since: Some(_), .. }] if *ticket == replayed
+    ));
+}
+
+#[test]
+fn after_an_outage_the_node_follows_again_and_delivers_what_was_missed_first() {
+    let config = ServerConfig::default();
+    let mut hub = Hub::with_external_store(&config, 3);
+    let mut store = MemoryStore::new(&config, "redis");
+    let mut out = Recorder::default();
+    exchange(&mut hub, &mut store, &mut out, T0);
+    let alice = ConnId(1);
+    hub.handle_authenticated(alice, "alice");
+    let subscribe = client(r#"{"type":"subscribe","channel":"chat"}"#);
+    hub.handle_message(T0, alice, subscribe, &mut out);
+    exchange(&mut hub, &mut store, &mut out, T0);
+    let elsewhere = |store: &mut MemoryStore, payload: &str| {
+        store.handle_request(
+            T0,
+            StoreRequest::Publish {
+                ticket: None,
+                channel: channel("chat"),
+                payload: raw(payload),
+                sender: None,
+                id: None,
+            },
+        );
+    };
+    elsewhere(&mut store, "1");
+    exchange(&mut hub, &mut store, &mut out, T0);
+
+    hub.handle_store_event(T0, StoreEvent::Down, &mut out);
+    elsewhere(&mut store, "2");
+    elsewhere(&mut store, "3");
+    while store.poll_event().is_some() {}
+    let back = hub.poll_timeout().unwrap();
+    hub.handle_timeout(back);
+    exchange(&mut hub, &mut store, &mut out, back);
+    elsewhere(&mut store, "4");
+    exchange(&mut hub, &mut store, &mut out, back);
+
+    let offsets: Vec<u64> = out
+        .sent
+        .iter()
+        .filter_map(|(_, sent)| match decode(sent.frame()) {
+            ServerMessage::Message { offset, .. } => Some(offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offsets, [1, 2, 3, 4]);
+}
+
+#[test]
+fn a_lost_epoch_is_announced_unrecovered_and_the_new_one_delivered_from_its_start() {
+    let config = ServerConfig::default();
+    let mut hub = Hub::with_external_store(&config, 3);
+    let mut store = MemoryStore::new(&config, "old");
+    let mut out = Recorder::default();
+    exchange(&mut hub, &mut store, &mut out, T0);
+    let alice = ConnId(1);
+    hub.handle_authenticated(alice, "alice");
+    let subscribe = client(r#"{"type":"subscribe","channel":"chat"}"#);
+    hub.handle_message(T0, alice, subscribe, &mut out);
+    exchange(&mut hub, &mut store, &mut out, T0);
+    out.sent.clear();
+
+    // The store restarts empty; another node publishes twice there.
+    hub.handle_store_event(T0, StoreEvent::Down, &mut out);
+    let mut store = MemoryStore::new(&config, "new");
+    for payload in ["1", "2"] {
+        let publish = StoreRequest::Publish {
+            ticket: None,
+            channel: channel("chat"),
+            payload: raw(payload),
+            sender: None,
+            id: None,
+        };
+        store.handle_request(T0, publish);
+    }
+    while store.poll_event().is_some() {}
+    let back = hub.poll_timeout().unwrap();
+    hub.handle_timeout(back);
+    exchange(&mut hub, &mut store, &mut out, back);
+
+    let received: Vec<ServerMessage> = out
+        .sent
+        .iter()
+        .map(|(_, sent)| decode(sent.frame()))
+        .filter(|m| !matches!(m, ServerMessage::Join { .. }))
+        .collect();
+    assert_eq!(
+        received,
+        expect(&[
+            r#"{"type":"subscribed","channel":"chat","epoch":"new-1","offset":0,"recovered":false}"#,
+            &message_json(1),
+            &message_json(2),
+        ])
+    );
+}
+
+#[test]
+fn a_gap_the_history_no_longer_covers_is_announced_unrecovered() {
+    let config = ServerConfig {
+        history_size: 2,
+        ..ServerConfig::default()
+    };
+    let mut r = Remote::up(&config);
+    let alice = ConnId(1);
+    r.hub.handle_authenticated(alice, "alice");
+    let ticket = r.subscribe(alice, r#"{"type":"subscribe","channel":"chat"}"#);
+    r.subscribed(ticket, "E", 0);
+    r.take_for(alice);
+    r.event(publication("E", 1));
+    r.event(publication("E", 6));
+    let since = Position {
+        epoch: "E".into(),
+        offset: 1,
+    };
+    r.event(StoreEvent::CaughtUp {
+        channel: channel("chat"),
+        since,
+        epoch: "E".into(),
+        offset: 6,
+        recovered: false,
+        replay: Vec::new(),
+    });
+    r.event(publication("E", 7));
+    assert_eq!(
+        r.take_for(alice),
+        expect(&[
+            &message_json(1),
+            r#"{"type":"subscribed","channel":"chat","epoch":"E","offset":6,"recovered":false}"#,
+            &message_json(7),
+        ])
+    );
+}
+
+#[test]
+fn the_node_follows_a_channel_while_it_has_local_subscribers_and_rejoins_after_a_lapse() {
+    let config = ServerConfig::default();
+    let mut r = Remote::up(&config);
+    let (alice, bob) = (ConnId(1), ConnId(2));
+    r.hub.handle_authenticated(alice, "alice");
+    r.hub.handle_authenticated(bob, "bob");
+    r.send(alice, r#"{"type":"subscribe","channel":"chat"}"#);
+    let requests = r.requests();
+    assert!(matches!(
+        &requests[..],
+        [
+            StoreRequest::Join { .. },
+            StoreRequest::Follow { .. },
+            StoreRequest::Subscribe { .. }
+        ]
+    ));
+    r.send(bob, r#"{"type":"subscribe","channel":"chat"}"#);
+    let requests = r.requests();
+    assert!(matches!(
+        &requests[..],
+        [StoreRequest::Join { .. }, StoreRequest::Subscribe { .. }]
+    ));
+
+    r.event(StoreEvent::Leased { lapsed: true });
+    let requests = r.requests();
+    let [StoreRequest::Rejoin { members }] = &requests[..] else {
+        panic!("{requests:?}");
+    };
+    let users: Vec<(&str, &str, u32)> = members
+        .iter()
+        .map(|m| (m.channel.as_str(), m.user.as_str(), m.connections))
+        .collect();
+    assert_eq!(users, [("chat", "alice", 1), ("chat", "bob", 1)]);
+
+    r.hub.handle_disconnect(r.now, alice, &mut r.out);
+    assert!(matches!(&r.requests()[..], [StoreRequest::Leave { .. }]));
+    r.send(bob, r#"{"type":"unsubscribe","channel":"chat"}"#);
+    assert!(matches!(
+        &r.requests()[..],
+        [StoreRequest::Leave { .. }, StoreRequest::Unfollow { .. }]
+    ));
+}
+
+#[test]
+fn a_publication_of_the_new_epoch_that_overtakes_the_catch_up_is_kept_for_it() {
+    let config = ServerConfig::default();
+    let mut r = Remote::up(&config);
+    let alice = ConnId(1);
+    r.hub.handle_authenticated(alice, "alice");
+    let ticket = r.subscribe(alice, r#"{"type":"subscribe","channel":"chat"}"#);
+    r.subscribed(ticket, "old", 2);
+    r.take_for(alice);
+
+    r.event(StoreEvent::Down);
+    r.event(StoreEvent::Up);
+    let requests = r.requests();
+    let Some(StoreRequest::CatchUp { since, .. }) = requests.last() else {
+        panic!("{requests:?}");
+    };
+    let since = since.clone();
+    // The store restarted: its answer was read at offset 0 of a new epoch,
+    // and the first publication of that epoch overtakes it.
+    r.event(publication("new", 1));
+    r.event(StoreEvent::CaughtUp {
+        channel: channel("chat"),
+        since,
+        epoch: "new".into(),
+        offset: 0,
+        recovered: false,
+        replay: Vec::new(),
+    });
+    assert_eq!(
+        r.take_for(alice),
+        expect(&[
+            r#"{"type":"subscribed","channel":"chat","epoch":"new","offset":0,"recovered":false}"#,
+            &message_json(1),
+        ])
+    );
+}

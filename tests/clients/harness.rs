@@ -1,0 +1,282 @@
+//! One interface over the project's two clients, and the bounds every test
+//! runs within.
+//!
+//! A shared test is a function generic over [`TestClient`]; `client_tests!`
+//! (in `main.rs`) turns it into one `#[test]` per client, each run through
+//! [`bounded`]. The interface keeps what both clients promise:
+//!
+//! - Calls block the calling thread until the client has answered, as the
+//!   blocking client's do; the smol client's are run with `smol::block_on`
+//!   on the calling thread while its driver task runs on smol's global
+//!   executor, which is how a program without an executor uses it.
+//! - [`TestClient::publish`] waits for the server's `ack` and gives the
+//!   offset, as the blocking client's does; the smol client's publish gives
+//!   a request id and settles it with an [`Event::RequestDone`], which the
+//!   adapter here waits for and keeps out of the event stream.
+//! - Errors are reduced to a [`Failure`], which both clients' error types
+//!   map onto one to one.
+
+use std::collections::VecDeque;
+use std::panic;
+use std::sync::{Mutex, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use futures_lite::FutureExt;
+use tether_core::client::{ClientConfig, Event, RequestError, SendError};
+use tether_core::envelope::{ClientMessage, ServerMessage};
+
+/// The most any one test may take; they normally take milliseconds.
+pub const TEST_LIMIT: Duration = Duration::from_secs(20);
+
+/// The longest a test waits for one event or one message; below
+/// [`TEST_LIMIT`], so that a missing one is reported as such.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Why a client call failed, in the terms both clients share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A channel name or payload the protocol does not allow; nothing was
+    /// sent.
+    Invalid,
+    /// The session refused the command.
+    Refused(SendError),
+    /// The request was sent (or queued) but got no successful reply.
+    Request(RequestError),
+    /// A publish was answered with something other than an `ack`.
+    UnexpectedReply(Box<ServerMessage>),
+}
+
+/// What the shared tests do with a client.
+pub trait TestClient: Send + Sync + Sized + 'static {
+    /// Starts a session for `config`; it dials at once.
+    fn connect(config: ClientConfig) -> Self;
+
+    /// Tracks `channel`, now and after every reconnect.
+    fn subscribe(&self, channel: &str) -> Result<(), Failure>;
+
+    /// Stops tracking `channel`.
+    fn unsubscribe(&self, channel: &str) -> Result<(), Failure>;
+
+    /// Publishes `payload_json` on `channel` and waits for the outcome: the
+    /// publication's offset from the server's `ack`.
+    fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, Failure>;
+
+    /// Sends `message` with a fresh id and waits for its reply.
+    fn request(&self, message: ClientMessage, timeout: Duration) -> Result<ServerMessage, Failure>;
+
+    /// Sends `message` as it is, now or after the next `auth_ack`.
+    fn send(&self, message: ClientMessage) -> Result<(), Failure>;
+
+    /// Closes the session for good and waits until it is closed.
+    fn close(&self);
+
+    /// The next event, waiting at most `timeout`; `None` when none came,
+    /// whether the stream ended or not.
+    fn next_event(&self, timeout: Duration) -> Option<Event>;
+
+    /// The next event, or `None` once the stream has ended; waits as long
+    /// as it takes (the test's limit bounds it).
+    fn next_or_end(&self) -> Option<Event>;
+}
+
+/// The smol client, with the events its publishes passed over on the way
+/// to their outcome.
+pub struct SmolClient {
+    client: tether_smol::client::Client,
+    /// Events read while a publish waited for its outcome, oldest first;
+    /// the lock is held for the whole wait, so that concurrent publishes
+    /// each find their own outcome here or in the stream.
+    passed_over: Mutex<VecDeque<Event>>,
+}
+
+impl SmolClient {
+    /// The first event passed over, if any.
+    fn passed_over(&self) -> Option<Event> {
+        self.passed_over
+            .lock()
+            .expect("an unpoisoned lock")
+            .pop_front()
+    }
+}
+
+impl From<tether_smol::client::ClientError> for Failure {
+    fn from(error: tether_smol::client::ClientError) -> Failure {
+        use tether_smol::client::ClientError;
+        match error {
+            ClientError::InvalidChannel(_) | ClientError::InvalidPayload(_) => Failure::Invalid,
+            ClientError::Refused(error) => Failure::Refused(error),
+            ClientError::Request(error) => Failure::Request(error),
+        }
+    }
+}
+
+impl TestClient for SmolClient {
+    fn connect(config: ClientConfig) -> Self {
+        SmolClient {
+            client: tether_smol::client::Client::connect(config),
+            passed_over: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn subscribe(&self, channel: &str) -> Result<(), Failure> {
+        Ok(smol::block_on(self.client.subscribe(channel))?)
+    }
+
+    fn unsubscribe(&self, channel: &str) -> Result<(), Failure> {
+        Ok(smol::block_on(self.client.unsubscribe(channel))?)
+    }
+
+    fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, Failure> {
+        let id = smol::block_on(self.client.publish(channel, payload_json))?;
+        let mut passed_over = self.passed_over.lock().expect("an unpoisoned lock");
+        let mine =
+            |event: &Event| matches!(event, Event::RequestDone { id: done, .. } if *done == id);
+        let outcome = match passed_over.iter().position(mine) {
+            Some(at) => passed_over.remove(at),
+            None => loop {
+                match smol::block_on(self.client.next_event()) {
+                    Some(event) if mine(&event) => break Some(event),
+                    Some(event) => passed_over.push_back(event),
+                    None => break None,
+                }
+            },
+        };
+        match outcome {
+            Some(Event::RequestDone {
+                result: Ok(ServerMessage::Ack { offset, .. }),
+                ..
+            }) => Ok(offset),
+            Some(Event::RequestDone {
+                result: Ok(other), ..
+            }) => Err(Failure::UnexpectedReply(Box::new(other))),
+            Some(Event::RequestDone {
+                result: Err(error), ..
+            }) => Err(Failure::Request(error)),
+            // The stream ended without settling the publish: the session
+            // was closed with it pending, as the blocking client reports.
+            _ => Err(Failure::Request(RequestError::Closed)),
+        }
+    }
+
+    fn request(&self, message: ClientMessage, timeout: Duration) -> Result<ServerMessage, Failure> {
+        Ok(smol::block_on(self.client.request(message, timeout))?)
+    }
+
+    fn send(&self, message: ClientMessage) -> Result<(), Failure> {
+        Ok(smol::block_on(self.client.send(message))?)
+    }
+
+    fn close(&self) {
+        smol::block_on(self.client.close());
+    }
+
+    fn next_event(&self, timeout: Duration) -> Option<Event> {
+        self.passed_over().or_else(|| {
+            smol::block_on(self.client.next_event().or(async {
+                smol::Timer::after(timeout).await;
+                None
+            }))
+        })
+    }
+
+    fn next_or_end(&self) -> Option<Event> {
+        self.passed_over()
+            .or_else(|| smol::block_on(self.client.next_event()))
+    }
+}
+
+impl From<tether_blocking::ClientError> for Failure {
+    fn from(error: tether_blocking::ClientError) -> Failure {
+        use tether_blocking::ClientError;
+        match error {
+            ClientError::Invalid(_) => Failure::Invalid,
+            ClientError::Refused(error) => Failure::Refused(error),
+            ClientError::Failed(error) => Failure::Request(error),
+            ClientError::UnexpectedReply(reply) => Failure::UnexpectedReply(reply),
+        }
+    }
+}
+
+impl TestClient for tether_blocking::Client {
+    fn connect(config: ClientConfig) -> Self {
+        tether_blocking::Client::connect(config).expect("the client's timer thread starts")
+    }
+
+    fn subscribe(&self, channel: &str) -> Result<(), Failure> {
+        Ok(tether_blocking::Client::subscribe(self, channel)?)
+    }
+
+    fn unsubscribe(&self, channel: &str) -> Result<(), Failure> {
+        Ok(tether_blocking::Client::unsubscribe(self, channel)?)
+    }
+
+    fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, Failure> {
+        Ok(tether_blocking::Client::publish(
+            self,
+            channel,
+            payload_json,
+        )?)
+    }
+
+    fn request(&self, message: ClientMessage, timeout: Duration) -> Result<ServerMessage, Failure> {
+        Ok(tether_blocking::Client::request(self, message, timeout)?)
+    }
+
+    fn send(&self, message: ClientMessage) -> Result<(), Failure> {
+        Ok(tether_blocking::Client::send(self, message)?)
+    }
+
+    fn close(&self) {
+        tether_blocking::Client::close(self);
+    }
+
+    fn next_event(&self, timeout: Duration) -> Option<Event> {
+        tether_blocking::Client::next_event(self, timeout)
+    }
+
+    fn next_or_end(&self) -> Option<Event> {
+        self.events().next()
+    }
+}
+
+/// The client's next event; fails the test if none comes within
+/// [`PATIENCE`].
+pub fn event(client: &impl TestClient) -> Event {
+    client
+        .next_event(PATIENCE)
+        .unwrap_or_else(|| panic!("no event within {PATIENCE:?}"))
+}
+
+/// Runs `serve`, the server's script, on a thread of its own while `play`,
+/// the client's side, runs on this one; returns when both have, and fails
+/// if either failed.
+pub fn together(serve: impl FnOnce() + Send, play: impl FnOnce()) {
+    thread::scope(|scope| {
+        let script = scope.spawn(serve);
+        play();
+        if let Err(payload) = script.join() {
+            panic::resume_unwind(payload);
+        }
+    });
+}
+
+/// Runs `test` on a thread of its own and fails if it takes longer than
+/// [`TEST_LIMIT`]; a panic in the test is the test's failure.
+pub fn bounded(test: fn()) {
+    let (done, finished) = mpsc::channel();
+    let body = thread::spawn(move || {
+        test();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(TEST_LIMIT) {
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the test did not finish within {TEST_LIMIT:?}")
+        }
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(payload) = body.join() {
+                panic::resume_unwind(payload);
+            }
+        }
+    }
+}

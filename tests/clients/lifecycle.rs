@@ -1,0 +1,180 @@
+//! A session's life: it connects, subscribes, receives, publishes, and
+//! ends for good when the application closes it or the server says so.
+
+use serde_json::json;
+use tether_core::client::{Event, SendError};
+use tether_core::close::CloseCode;
+use tether_core::envelope::{Channel, ClientMessage};
+use tether_core::frame::Message;
+
+use crate::harness::{Failure, PATIENCE, TestClient, event, together};
+use crate::script::Server;
+
+/// The channel most tests use.
+fn room() -> Channel {
+    Channel::new("room").unwrap()
+}
+
+fn subscribes_receives_publishes_and_closes<C: TestClient>() {
+    let server = Server::bind();
+    let client = C::connect(server.config());
+    let serve = || {
+        let mut peer = server.accept();
+        peer.authenticate("alice");
+        let subscribe = peer.recv_json();
+        assert_eq!(subscribe["type"], "subscribe");
+        assert_eq!(subscribe["channel"], "room");
+        assert!(subscribe.get("since").is_none(), "{subscribe}");
+        let id = &subscribe["id"];
+        peer.send_json(
+            json!({"type": "subscribed", "id": id, "channel": "room", "epoch": "e1", "offset": 0}),
+        );
+        peer.send_json(json!({"type": "presence", "channel": "room", "users": ["alice"]}));
+        peer.send_json(json!({"type": "message", "channel": "room", "payload": {"n": 1}, "sender": "bob", "offset": 1}));
+        let publish = peer.recv_json();
+        assert_eq!(publish["type"], "publish");
+        assert_eq!(publish["payload"], json!({"n": 2}));
+        peer.send_json(json!({"type": "ack", "id": publish["id"], "offset": 2}));
+        peer.finish_close(CloseCode::NORMAL);
+    };
+    let play = || {
+        client.subscribe("room").unwrap();
+        assert!(matches!(event(&client), Event::Connected { user, .. } if user == "alice"));
+        match event(&client) {
+            Event::Subscribed {
+                channel,
+                epoch,
+                offset,
+                recovered,
+            } => assert_eq!(
+                (channel, epoch, offset, recovered),
+                (room(), "e1".into(), 0, None)
+            ),
+            other => panic!("expected Subscribed, got {other:?}"),
+        }
+        assert!(matches!(event(&client), Event::Presence { users, .. } if users == ["alice"]));
+        match event(&client) {
+            Event::Message {
+                channel,
+                payload,
+                sender,
+                offset,
+            } => {
+                assert_eq!((channel, sender, offset), (room(), Some("bob".into()), 1));
+                assert_eq!(payload.get(), r#"{"n":1}"#);
+            }
+            other => panic!("expected Message, got {other:?}"),
+        }
+        assert_eq!(client.publish("room", r#"{"n": 2}"#), Ok(2));
+        client.close();
+        match event(&client) {
+            Event::Disconnected {
+                reason,
+                will_reconnect,
+            } => assert_eq!((reason.code, will_reconnect), (CloseCode::NORMAL, false)),
+            other => panic!("expected Disconnected, got {other:?}"),
+        }
+        assert!(client.next_or_end().is_none());
+        assert_eq!(
+            client.subscribe("room"),
+            Err(Failure::Refused(SendError::Closed))
+        );
+    };
+    together(serve, play);
+}
+
+fn close_is_final_and_refuses_every_later_command<C: TestClient>() {
+    let server = Server::bind();
+    let client = C::connect(server.config());
+    let serve = || {
+        let mut peer = server.accept();
+        peer.authenticate("alice");
+        peer.finish_close(CloseCode::NORMAL);
+    };
+    let play = || {
+        assert!(matches!(event(&client), Event::Connected { .. }));
+        client.close();
+        assert!(matches!(
+            event(&client),
+            Event::Disconnected {
+                will_reconnect: false,
+                ..
+            }
+        ));
+        assert!(client.next_or_end().is_none());
+        // A second close has nothing to wait for.
+        client.close();
+        let closed = Failure::Refused(SendError::Closed);
+        assert_eq!(client.subscribe("room"), Err(closed.clone()));
+        assert_eq!(client.unsubscribe("room"), Err(closed.clone()));
+        assert_eq!(client.publish("room", "1"), Err(closed.clone()));
+        let ping = ClientMessage::Ping { id: None };
+        assert_eq!(client.request(ping.clone(), PATIENCE), Err(closed.clone()));
+        assert_eq!(client.send(ping), Err(closed));
+    };
+    together(serve, play);
+    assert!(!server.has_pending_connection(), "the client dialed again");
+}
+
+fn a_final_close_code_ends_the_session_without_a_redial<C: TestClient>() {
+    let server = Server::bind();
+    let client = C::connect(server.config());
+    let serve = || {
+        let mut peer = server.accept();
+        assert_eq!(peer.recv_json()["type"], "auth");
+        peer.send_close(CloseCode::FORBIDDEN);
+        match peer.recv() {
+            Some(Message::Close(Some((code, _)))) => assert_eq!(code, CloseCode::FORBIDDEN),
+            other => panic!("expected the echoed close frame, got {other:?}"),
+        }
+        peer.expect_end();
+    };
+    let play = || {
+        match event(&client) {
+            Event::Disconnected {
+                reason,
+                will_reconnect,
+            } => assert_eq!((reason.code, will_reconnect), (CloseCode::FORBIDDEN, false)),
+            other => panic!("expected Disconnected, got {other:?}"),
+        }
+        // The stream ends when the session is closed for good: nothing is
+        // left that could dial again.
+        assert!(client.next_or_end().is_none());
+        assert_eq!(
+            client.publish("room", "1"),
+            Err(Failure::Refused(SendError::Closed))
+        );
+    };
+    together(serve, play);
+    assert!(!server.has_pending_connection(), "the client dialed again");
+}
+
+fn invalid_channels_and_payloads_are_refused_before_anything_is_sent<C: TestClient>() {
+    let server = Server::bind();
+    let client = C::connect(server.config());
+    let serve = || {
+        let mut peer = server.accept();
+        peer.authenticate("alice");
+        // The refused calls sent nothing: the ping that followed them is
+        // the first message after `auth`.
+        assert_eq!(peer.recv_json(), json!({"type": "ping"}));
+        peer.finish_close(CloseCode::NORMAL);
+    };
+    let play = || {
+        assert!(matches!(event(&client), Event::Connected { .. }));
+        assert_eq!(client.subscribe("not a channel!"), Err(Failure::Invalid));
+        assert_eq!(client.unsubscribe(""), Err(Failure::Invalid));
+        assert_eq!(client.publish("not a channel!", "1"), Err(Failure::Invalid));
+        assert_eq!(client.publish("room", "{not json"), Err(Failure::Invalid));
+        client.send(ClientMessage::Ping { id: None }).unwrap();
+        client.close();
+    };
+    together(serve, play);
+}
+
+client_tests! {
+    subscribes_receives_publishes_and_closes => smol, blocking;
+    close_is_final_and_refuses_every_later_command => smol, blocking;
+    a_final_close_code_ends_the_session_without_a_redial => smol, blocking;
+    invalid_channels_and_payloads_are_refused_before_anything_is_sent => smol, blocking;
+}

@@ -291,8 +291,7 @@ impl World {
         for server in self.nodes.iter().filter_map(|node| node.server.as_ref()) {
             add_counters(&mut counters, &server.counters());
         }
-        let mut figures = self.stats.figures();
-        figures.delivered = self.stats.delivered;
+        let figures = self.stats.figures();
         Outcome {
             hash: self.trace.hash(),
             lines: self.trace.lines(),

@@ -1,0 +1,329 @@
+//! The scenarios: each builds a [`Setup`] from the run's generator, in a
+//! short size (a few clients, for many seeds in CI) or a long one (many
+//! clients, for `--long`), and says what its run must show besides the
+//! invariants.
+
+use std::fmt;
+use std::time::Duration;
+
+use tether_core::backoff::Backoff;
+use tether_core::config::ServerConfig;
+use tether_core::envelope::Channel;
+use tether_core::time::Instant;
+
+use crate::net::LinkProfile;
+use crate::setup::{Backend, ClientSpec, Fault, Setup};
+use crate::world::Outcome;
+
+/// How big a run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Size {
+    /// A few clients and a short fault window: many seeds in little time.
+    Short,
+    /// Many clients (10,000 in the restart storms) and longer windows.
+    Long,
+}
+
+/// A named situation to simulate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// Chat rooms with steady traffic, some connections reset and one peer
+    /// vanishing without a word.
+    SteadyChat,
+    /// The node crashes and restarts under every client, which reconnect
+    /// with the default backoff (1 s base, 1 s jitter).
+    RestartStorm,
+    /// The same crash, with clients whose backoff has no jitter.
+    RestartStormNoJitter,
+    /// A firehose channel (25 KB/s) with fast subscribers and one on a thin
+    /// link (8 KB/s).
+    SlowConsumer,
+    /// A chat where one client's connection is reset again and again, and
+    /// at last vanishes without a word.
+    FlappingClient,
+    /// Half the clients are cut off from the node for 5 to 70 s, then the
+    /// partition heals.
+    HealingPartition,
+}
+
+impl Scenario {
+    /// Every scenario, in the order runs go through them.
+    pub const ALL: [Scenario; 6] = [
+        Scenario::SteadyChat,
+        Scenario::RestartStorm,
+        Scenario::RestartStormNoJitter,
+        Scenario::SlowConsumer,
+        Scenario::FlappingClient,
+        Scenario::HealingPartition,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::SteadyChat => "steady-chat",
+            Scenario::RestartStorm => "restart-storm",
+            Scenario::RestartStormNoJitter => "restart-storm-no-jitter",
+            Scenario::SlowConsumer => "slow-consumer",
+            Scenario::FlappingClient => "flapping-client",
+            Scenario::HealingPartition => "healing-partition",
+        }
+    }
+
+    /// The scenario called `name`.
+    pub fn from_name(name: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The setup of this scenario, drawn from `rng`.
+    pub fn setup(self, size: Size, rng: &mut fastrand::Rng) -> Setup {
+        match self {
+            Scenario::SteadyChat => steady_chat(size, rng),
+            Scenario::RestartStorm => restart_storm(size, rng, Backoff::default()),
+            Scenario::RestartStormNoJitter => {
+                let backoff = Backoff {
+                    jitter: Duration::ZERO,
+                    ..Backoff::default()
+                };
+                restart_storm(size, rng, backoff)
+            }
+            Scenario::SlowConsumer => slow_consumer(size, rng),
+            Scenario::FlappingClient => flapping_client(size, rng),
+            Scenario::HealingPartition => healing_partition(size, rng),
+        }
+    }
+
+    /// What the run must have shown besides the invariants, as failures.
+    pub fn expectations(self, outcome: &Outcome) -> Vec<String> {
+        let mut failures = Vec::new();
+        if outcome.figures.delivered == 0 {
+            failures.push("no publication was delivered".to_owned());
+        }
+        match self {
+            Scenario::RestartStorm | Scenario::RestartStormNoJitter => {
+                if outcome.figures.all_resubscribed.is_none() {
+                    failures.push("some client never subscribed again".to_owned());
+                }
+            }
+            Scenario::SlowConsumer => {
+                if outcome.slow_consumer_closes == 0 || outcome.dropped == 0 {
+                    failures.push(format!(
+                        "the slow consumer was not caught: {} drops, {} closes 4008",
+                        outcome.dropped, outcome.slow_consumer_closes
+                    ));
+                }
+            }
+            Scenario::SteadyChat | Scenario::FlappingClient | Scenario::HealingPartition => {}
+        }
+        failures
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// The send buffer of every node socket: Linux's default `tcp_wmem`.
+const SEND_BUFFER: usize = 16 * 1024;
+
+/// A chat over `rooms` rooms: each client is in one or two rooms and
+/// publishes about every `every`; every fourth client is a second
+/// connection of the previous client's user. Links: 1 to 50 ms one way,
+/// up to 10 ms of jitter, and writes cut into segments, small pieces or
+/// single bytes.
+fn chat_clients(
+    count: usize,
+    rooms: usize,
+    every: Option<Duration>,
+    ramp: Duration,
+    rng: &mut fastrand::Rng,
+) -> Vec<ClientSpec> {
+    (0..count)
+        .map(|index| {
+            let user = if index % 4 == 3 { index - 1 } else { index };
+            let mut channels = vec![room(rng.usize(..rooms))];
+            if rng.u8(..4) == 0 {
+                let other = room(rng.usize(..rooms));
+                if other != channels[0] {
+                    channels.push(other);
+                }
+            }
+            ClientSpec {
+                start: Instant::ZERO + random_below(ramp, rng),
+                user: format!("u{user}"),
+                node: 0,
+                link: random_link(rng),
+                channels,
+                publish_every: every,
+                backoff: Backoff::default(),
+            }
+        })
+        .collect()
+}
+
+fn room(index: usize) -> Channel {
+    Channel::new(&format!("room-{index}")).expect("a valid channel name")
+}
+
+fn random_link(rng: &mut fastrand::Rng) -> LinkProfile {
+    let latency = Duration::from_millis(rng.u64(1..=50));
+    let jitter = Duration::from_micros(rng.u64(..=10_000));
+    LinkProfile {
+        max_chunk: [1_460, 1_460, 200, 7][rng.usize(..4)],
+        ..LinkProfile::lan(latency, jitter)
+    }
+}
+
+fn random_below(bound: Duration, rng: &mut fastrand::Rng) -> Duration {
+    crate::net::draw(bound, rng)
+}
+
+fn by_size(size: Size, short: u64, long: u64) -> u64 {
+    match size {
+        Size::Short => short,
+        Size::Long => long,
+    }
+}
+
+fn steady_chat(size: Size, rng: &mut fastrand::Rng) -> Setup {
+    let count = by_size(size, 12, 300) as usize;
+    let window = SECOND * by_size(size, 40, 120) as u32;
+    let clients = chat_clients(count, count / 4, Some(2 * SECOND), 2 * SECOND, rng);
+    let mut faults = Vec::new();
+    for _ in 0..by_size(size, 3, 30) {
+        let at = Instant::ZERO + 5 * SECOND + random_below(window - 5 * SECOND, rng);
+        faults.push((
+            at,
+            Fault::Reset {
+                client: rng.usize(..count),
+            },
+        ));
+    }
+    let at = Instant::ZERO + 5 * SECOND + random_below(window / 2, rng);
+    faults.push((
+        at,
+        Fault::Vanish {
+            client: rng.usize(..count),
+        },
+    ));
+    Setup {
+        server: ServerConfig::default(),
+        nodes: 1,
+        send_buffer: SEND_BUFFER,
+        clients,
+        backend: None,
+        faults,
+        faults_end: Instant::ZERO + window,
+        mark: Instant::ZERO,
+    }
+}
+
+fn restart_storm(size: Size, rng: &mut fastrand::Rng, backoff: Backoff) -> Setup {
+    let count = by_size(size, 100, 10_000) as usize;
+    let ramp = SECOND * by_size(size, 2, 10) as u32;
+    let mut clients = chat_clients(count, count / 100, Some(60 * SECOND), ramp, rng);
+    for client in &mut clients {
+        client.backoff = backoff.clone();
+    }
+    let crash = Instant::ZERO + ramp + 5 * SECOND;
+    let down_for = 2 * SECOND;
+    Setup {
+        server: ServerConfig::default(),
+        nodes: 1,
+        send_buffer: SEND_BUFFER,
+        clients,
+        backend: None,
+        faults: vec![(crash, Fault::Crash { node: 0, down_for })],
+        faults_end: crash + down_for,
+        mark: crash,
+    }
+}
+
+fn slow_consumer(size: Size, rng: &mut fastrand::Rng) -> Setup {
+    let fast = by_size(size, 4, 50) as usize;
+    let window = SECOND * by_size(size, 30, 120) as u32;
+    let firehose = Channel::new("firehose").expect("a valid channel name");
+    let mut clients = chat_clients(fast + 1, 1, None, SECOND, rng);
+    for client in &mut clients {
+        client.channels = vec![firehose.clone()];
+        client.link.max_chunk = client.link.max_chunk.max(200);
+    }
+    clients[0].link.bandwidth = Some(8_000);
+    let server = ServerConfig {
+        high_water: 64 * 1024,
+        hard_limit: 256 * 1024,
+        ..ServerConfig::default()
+    };
+    Setup {
+        server,
+        nodes: 1,
+        send_buffer: SEND_BUFFER,
+        clients,
+        backend: Some(Backend {
+            node: 0,
+            channel: firehose,
+            every: Duration::from_millis(20),
+            payload_len: 500,
+            from: Instant::ZERO + 2 * SECOND,
+            until: Instant::ZERO + window,
+        }),
+        faults: Vec::new(),
+        faults_end: Instant::ZERO + window,
+        mark: Instant::ZERO,
+    }
+}
+
+fn flapping_client(size: Size, rng: &mut fastrand::Rng) -> Setup {
+    let count = by_size(size, 8, 100) as usize;
+    let window = SECOND * by_size(size, 30, 120) as u32;
+    let mut clients = chat_clients(count, 2, Some(2 * SECOND), SECOND, rng);
+    clients[0].publish_every = Some(SECOND / 2);
+    let mut faults = Vec::new();
+    let mut at = Instant::ZERO + 3 * SECOND;
+    while at < Instant::ZERO + window {
+        faults.push((at, Fault::Reset { client: 0 }));
+        at += Duration::from_millis(500) + random_below(5 * SECOND, rng);
+    }
+    faults.push((Instant::ZERO + window, Fault::Vanish { client: 0 }));
+    Setup {
+        server: ServerConfig::default(),
+        nodes: 1,
+        send_buffer: SEND_BUFFER,
+        clients,
+        backend: None,
+        faults,
+        faults_end: Instant::ZERO + window,
+        mark: Instant::ZERO,
+    }
+}
+
+fn healing_partition(size: Size, rng: &mut fastrand::Rng) -> Setup {
+    let count = by_size(size, 10, 200) as usize;
+    let clients = chat_clients(count, 2, Some(2 * SECOND), SECOND, rng);
+    let start = Instant::ZERO + 10 * SECOND;
+    let heal = start + 5 * SECOND + random_below(65 * SECOND, rng);
+    let faults = (0..count / 2)
+        .map(|client| {
+            (
+                start,
+                Fault::Partition {
+                    client,
+                    until: heal,
+                },
+            )
+        })
+        .collect();
+    Setup {
+        server: ServerConfig::default(),
+        nodes: 1,
+        send_buffer: SEND_BUFFER,
+        clients,
+        backend: None,
+        faults,
+        faults_end: heal,
+        mark: start,
+    }
+}

@@ -1,0 +1,141 @@
+//! What a run is made of: the nodes' settings, every client with its link
+//! and habits, the backend's publications, and the faults with their
+//! instants. Scenarios build a [`Setup`]; the world plays it.
+
+use std::time::Duration;
+
+use tether_core::backoff::Backoff;
+use tether_core::client::ClientConfig;
+use tether_core::config::ServerConfig;
+use tether_core::envelope::Channel;
+use tether_core::time::Instant;
+
+use crate::net::LinkProfile;
+
+/// Everything a run needs besides its seed.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// The settings of every node.
+    pub server: ServerConfig,
+    /// Server nodes, named `node0`, `node1`, ...
+    pub nodes: usize,
+    /// Bytes a node's socket holds that its link has not carried yet: the
+    /// kernel's send buffer. A node writes only while there is room.
+    pub send_buffer: usize,
+    /// The clients, in the order of their indices.
+    pub clients: Vec<ClientSpec>,
+    /// Publications made by the application on a node (the HTTP API's
+    /// path), at a steady rate.
+    pub backend: Option<Backend>,
+    /// Faults and the instants they strike.
+    pub faults: Vec<(Instant, Fault)>,
+    /// No fault strikes after this instant; convergence is checked a
+    /// [`Setup::convergence_bound`] later, and the run ends there.
+    pub faults_end: Instant,
+    /// Reconnect figures are measured from this instant.
+    pub mark: Instant,
+}
+
+/// One client: when it starts, as whom, over which link, doing what.
+#[derive(Clone, Debug)]
+pub struct ClientSpec {
+    /// When its session is created (and dials).
+    pub start: Instant,
+    /// Its token, which the simulated authenticator takes as the user id.
+    pub user: String,
+    /// The node it dials.
+    pub node: usize,
+    /// Its network link.
+    pub link: LinkProfile,
+    /// The channels it tracks from the start.
+    pub channels: Vec<Channel>,
+    /// Mean interval between its publications, if it publishes; each goes
+    /// to one of its channels.
+    pub publish_every: Option<Duration>,
+    /// Its reconnect schedule.
+    pub backoff: Backoff,
+}
+
+/// A steady stream of application publications on one node.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    /// The node that publishes.
+    pub node: usize,
+    /// The channel published to.
+    pub channel: Channel,
+    /// Interval between publications.
+    pub every: Duration,
+    /// Size of each payload, in bytes of JSON string content.
+    pub payload_len: usize,
+    /// The first publication.
+    pub from: Instant,
+    /// No publication after this.
+    pub until: Instant,
+}
+
+/// Something that goes wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The node's process dies: its sockets are reset, its memory lost; it
+    /// starts again, as a new incarnation, `down_for` later.
+    Crash {
+        /// The node.
+        node: usize,
+        /// Time until the restart.
+        down_for: Duration,
+    },
+    /// The client's current connection is reset in the middle of the
+    /// network: both ends learn it one latency later.
+    Reset {
+        /// The client.
+        client: usize,
+    },
+    /// The client's connection goes silent in both directions and neither
+    /// end is told: a half-open connection, left to the heartbeats. When
+    /// the client is not connected, its next connection goes silent right
+    /// after its `auth_ack`.
+    Vanish {
+        /// The client.
+        client: usize,
+    },
+    /// Nothing gets through between the client and any node until `until`:
+    /// bytes wait and arrive after the heal, new connections are not
+    /// answered.
+    Partition {
+        /// The client.
+        client: usize,
+        /// When the partition heals.
+        until: Instant,
+    },
+}
+
+impl Setup {
+    /// The time after the last fault within which presence must have
+    /// converged and every connection that is gone must have left the node.
+    ///
+    /// Three clocks run at once after the last fault, and the bound is the
+    /// slowest of them plus a second for the network: the node detects a
+    /// peer that vanished within two heartbeat intervals and lets the
+    /// socket linger at most `close_timeout`; a client detects a dead
+    /// connection after `ping_idle + pong_timeout` of silence, or gives up
+    /// a dial after `connect_timeout`, and then waits at most the backoff's
+    /// cap plus its jitter before it dials again.
+    pub fn convergence_bound(&self) -> Duration {
+        let client = ClientConfig::new("", "");
+        let backoff = self
+            .clients
+            .iter()
+            .map(|spec| spec.backoff.cap + spec.backoff.jitter)
+            .max()
+            .unwrap_or_default();
+        let node = self.server.heartbeat_interval * 2 + self.server.close_timeout;
+        let silence = client.ping_idle + client.pong_timeout + backoff;
+        let dial = client.connect_timeout + backoff;
+        node.max(silence).max(dial) + Duration::from_secs(1)
+    }
+
+    /// The instant the run ends and convergence is checked.
+    pub fn end(&self) -> Instant {
+        self.faults_end + self.convergence_bound()
+    }
+}

@@ -1,0 +1,125 @@
+//! The check at the end of a run, a convergence bound after the last
+//! fault: every client is back and subscribed, presence everywhere equals
+//! the truth, and the nodes hold nothing for connections that are gone.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::World;
+
+impl World {
+    pub(super) fn check_convergence(&mut self) {
+        self.record(format_args!("converged?"));
+        let unsettled = self.checker.unsettled();
+        if unsettled > 0 {
+            self.violation(format!("{unsettled} requests never settled"));
+        }
+        let truth = self.check_clients();
+        for node in 0..self.nodes.len() {
+            self.check_node(node, &truth);
+        }
+    }
+
+    /// Every client is connected and live in its channels, and sees the
+    /// true presence there; returns the truth, per node and channel.
+    fn check_clients(&mut self) -> BTreeMap<(usize, String), BTreeSet<String>> {
+        let mut truth: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
+        let mut problems = Vec::new();
+        for (index, spec) in self.setup.clients.iter().enumerate() {
+            let connected = self.clients[index]
+                .session
+                .as_ref()
+                .is_some_and(|session| session.is_connected());
+            if !connected {
+                problems.push(format!("client {index} is not connected"));
+                continue;
+            }
+            for channel in &spec.channels {
+                let (live, _) = self.checker.presence_view(index, channel.as_str());
+                if !live {
+                    problems.push(format!("client {index} is not live in {channel}"));
+                }
+                truth
+                    .entry((spec.node, channel.as_str().to_owned()))
+                    .or_default()
+                    .insert(spec.user.clone());
+            }
+        }
+        for (index, spec) in self.setup.clients.iter().enumerate() {
+            for channel in &spec.channels {
+                let (live, seen) = self.checker.presence_view(index, channel.as_str());
+                let key = (spec.node, channel.as_str().to_owned());
+                let expected: Vec<String> = truth
+                    .get(&key)
+                    .map(|users| users.iter().cloned().collect())
+                    .unwrap_or_default();
+                if live && seen != expected {
+                    problems.push(format!(
+                        "client {index} sees {seen:?} in {channel}, the truth is {expected:?}"
+                    ));
+                }
+            }
+        }
+        for problem in problems {
+            self.violation(problem);
+        }
+        truth
+    }
+
+    /// The node holds exactly the connections of live clients, and its
+    /// gauges say so.
+    fn check_node(&mut self, node: usize, truth: &BTreeMap<(usize, String), BTreeSet<String>>) {
+        let Some(server) = &self.nodes[node].server else {
+            self.violation(format!("node{node} is down at the end"));
+            return;
+        };
+        let mut problems = Vec::new();
+        for (conn, id) in &self.nodes[node].sockets {
+            let socket = &self.sockets[id];
+            let current = self.clients[socket.client].socket == Some(*id);
+            if !socket.client_open || socket.silent || !current {
+                problems.push(format!(
+                    "node{node} still holds {conn} of client {}, which is gone",
+                    socket.client
+                ));
+            }
+        }
+        let sockets = self.nodes[node].sockets.len() as u64;
+        let channels = truth.keys().filter(|(n, _)| *n == node).count() as u64;
+        let metrics = server.metrics_text();
+        for (name, expected) in [
+            ("tether_connections", sockets),
+            ("tether_sockets", sockets),
+            ("tether_channels", channels),
+        ] {
+            let value = gauge(&metrics, name);
+            if value != Some(expected) {
+                problems.push(format!(
+                    "node{node}: {name} is {value:?}, expected {expected}"
+                ));
+            }
+        }
+        for problem in problems {
+            self.violation(problem);
+        }
+    }
+}
+
+/// The value of a metric in Prometheus text.
+fn gauge(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gauge;
+
+    #[test]
+    fn reads_a_metric_by_its_exact_name() {
+        let text =
+            "# TYPE tether_connections gauge\ntether_connections 3\ntether_connections_total 9\n";
+        assert_eq!(gauge(text, "tether_connections"), Some(3));
+        assert_eq!(gauge(text, "tether_connections_total"), Some(9));
+        assert_eq!(gauge(text, "tether_channels"), None);
+    }
+}

@@ -1,0 +1,369 @@
+//! The world of one run: client sessions, server nodes and the sockets
+//! between them, driven by one event queue in virtual time.
+//!
+//! # Theory of operation
+//!
+//! Every input to a machine is an [`Ev`] in the [`Schedule`], popped in
+//! (instant, sequence) order. Handling it feeds one machine, and then that
+//! machine is drained: a client session's socket actions and events, a
+//! node's events, wakes and socket closes, until it has nothing more to
+//! say; whatever must reach another machine goes through the network as a
+//! new event at a later instant. Last, the machine's next deadline is put in
+//! the schedule as a timer event (lazily: a timer that is no longer due pops,
+//! finds nothing to do and re-arms the real one).
+//!
+//! Sockets are the world's own ([`SocketId`], never reused), because a node
+//! that restarts starts counting its connection ids again. Each has two
+//! [`Pipe`]s over its client's link. A node writes only while the sender
+//! side of its pipe has room (the setup's `send_buffer`), so a slow link leaves the
+//! backlog in the node's queue, where its backpressure policy sees it.
+//!
+//! Randomness: one generator, seeded once, draws every latency jitter,
+//! chunk size, verdict delay and publication instant, in event order; the
+//! sessions and nodes get their seeds from it. The same seed gives the same
+//! run, event for event, and the [`Trace`] hash proves it.
+
+mod client_side;
+mod convergence;
+mod faults;
+mod server_side;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tether_core::client::ClientSession;
+use tether_core::ids::ConnId;
+use tether_core::server::Server;
+use tether_core::time::Instant;
+
+use crate::check::{Checker, Violation};
+use crate::net::Pipe;
+use crate::schedule::Schedule;
+use crate::setup::{Fault, Setup};
+use crate::stats::{Figures, Stats};
+use crate::trace::Trace;
+
+/// Lines of the trace kept in full for a failure report.
+pub const TRACE_TAIL: usize = 40;
+
+/// Names a simulated socket; never reused within a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct SocketId(u64);
+
+/// Something that happens at an instant.
+#[derive(Debug)]
+enum Ev {
+    /// A client's session is created and dials.
+    Start(usize),
+    /// A client session's deadline.
+    ClientTimer(usize),
+    /// A node's deadline.
+    NodeTimer(usize),
+    /// A client publishes.
+    Publish(usize),
+    /// The backend publishes.
+    Backend,
+    /// The connection request reaches the node.
+    Syn(SocketId),
+    /// The node's acceptance reaches the client.
+    SynAck(SocketId),
+    /// The node refused: the client's dial fails.
+    Refused(SocketId),
+    /// Bytes reach the node.
+    ToServer(SocketId, Bytes),
+    /// Bytes reach the client.
+    ToClient(SocketId, Bytes),
+    /// The end of the stream (or a reset) reaches the node.
+    EndToServer(SocketId),
+    /// The end of the stream (or a reset) reaches the client.
+    EndToClient(SocketId),
+    /// The node's socket has room again.
+    Writable(SocketId),
+    /// The authenticator's verdict on a token.
+    Verdict {
+        node: usize,
+        incarnation: u32,
+        conn: ConnId,
+        token: String,
+    },
+    /// A crashed node starts again.
+    Restart(usize),
+    /// A fault strikes.
+    Fault(Fault),
+}
+
+/// A client and what the world knows about it.
+#[derive(Debug)]
+struct Client {
+    session: Option<ClientSession>,
+    /// The socket of the current dial or connection.
+    socket: Option<SocketId>,
+    /// The node and incarnation of the last dial, for attributing gaps.
+    serving: Option<(usize, u32)>,
+    /// Nothing passes between this client and the nodes before this.
+    partitioned_until: Instant,
+    timer_at: Option<Instant>,
+    published: u64,
+    /// A vanish struck while the client was not connected: its next
+    /// connection goes silent right after its `auth_ack`.
+    vanish_pending: bool,
+}
+
+/// A node and what the world knows about it.
+#[derive(Debug)]
+struct Node {
+    /// `None` while crashed.
+    server: Option<Server>,
+    incarnation: u32,
+    /// Its open sockets, by its own connection id.
+    sockets: BTreeMap<ConnId, SocketId>,
+    timer_at: Option<Instant>,
+    /// Offsets the clients of this incarnation found missing in live
+    /// delivery; never more than the node dropped.
+    gaps: u64,
+}
+
+/// One TCP connection between a client and a node.
+#[derive(Debug)]
+struct Socket {
+    client: usize,
+    node: usize,
+    incarnation: u32,
+    /// The node's id for it, once accepted.
+    conn: Option<ConnId>,
+    client_open: bool,
+    server_open: bool,
+    /// Everything sent on it is lost and neither end is told.
+    silent: bool,
+    /// A `Writable` event is scheduled.
+    writable_pending: bool,
+    up: Pipe,
+    down: Pipe,
+}
+
+/// The result of a run.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The hash of the event log.
+    pub hash: u64,
+    /// Lines in the event log.
+    pub lines: u64,
+    /// When the run ended.
+    pub end: Instant,
+    /// Broken invariants, in the order found.
+    pub violations: Vec<Violation>,
+    /// The last lines of the event log.
+    pub tail: Vec<String>,
+    /// The measured figures.
+    pub figures: Figures,
+    /// Channel messages the nodes dropped, over all incarnations.
+    pub dropped: u64,
+    /// Connections the nodes closed with 4008.
+    pub slow_consumer_closes: u64,
+    /// Connections the nodes cut for a missed heartbeat.
+    pub heartbeat_timeouts: u64,
+}
+
+/// A run in progress.
+#[derive(Debug)]
+pub struct World {
+    setup: Setup,
+    now: Instant,
+    rng: fastrand::Rng,
+    schedule: Schedule<Ev>,
+    clients: Vec<Client>,
+    nodes: Vec<Node>,
+    sockets: BTreeMap<SocketId, Socket>,
+    sockets_opened: u64,
+    checker: Checker,
+    trace: Trace,
+    stats: Stats,
+    /// Counters of the node incarnations that crashed.
+    retired: tether_core::metrics::Counters,
+}
+
+impl World {
+    /// A world for `setup`, every random choice drawn from `seed`.
+    pub fn new(setup: Setup, seed: u64) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut schedule = Schedule::default();
+        for (index, spec) in setup.clients.iter().enumerate() {
+            schedule.push(spec.start, Ev::Start(index));
+        }
+        for (at, fault) in &setup.faults {
+            schedule.push(*at, Ev::Fault(fault.clone()));
+        }
+        if let Some(backend) = &setup.backend {
+            schedule.push(backend.from, Ev::Backend);
+        }
+        let nodes = (0..setup.nodes)
+            .map(|index| Node {
+                server: Some(Server::new(
+                    setup.server.clone(),
+                    &epoch_prefix(index, 0, &mut rng),
+                )),
+                incarnation: 0,
+                sockets: BTreeMap::new(),
+                timer_at: None,
+                gaps: 0,
+            })
+            .collect();
+        let clients = setup
+            .clients
+            .iter()
+            .map(|_| Client {
+                session: None,
+                socket: None,
+                serving: None,
+                partitioned_until: Instant::ZERO,
+                timer_at: None,
+                published: 0,
+                vanish_pending: false,
+            })
+            .collect();
+        World {
+            checker: Checker::new(setup.clients.len()),
+            stats: Stats::new(setup.clients.len(), setup.mark),
+            setup,
+            now: Instant::ZERO,
+            rng,
+            schedule,
+            clients,
+            nodes,
+            sockets: BTreeMap::new(),
+            sockets_opened: 0,
+            trace: Trace::new(TRACE_TAIL),
+            retired: Default::default(),
+        }
+    }
+
+    /// Keeps the last `lines` lines of the trace for the outcome, instead
+    /// of the default [`TRACE_TAIL`].
+    pub fn keep_trace(mut self, lines: usize) -> Self {
+        self.trace = Trace::new(lines);
+        self
+    }
+
+    /// Plays the setup to its end, checks convergence there, and reports.
+    pub fn run(mut self) -> Outcome {
+        let end = self.setup.end();
+        for node in 0..self.nodes.len() {
+            self.arm_node(node);
+        }
+        while let Some((at, event)) = self.schedule.pop_until(end) {
+            self.now = at;
+            self.handle(event);
+        }
+        self.now = end;
+        self.check_convergence();
+        self.outcome()
+    }
+
+    fn handle(&mut self, event: Ev) {
+        match event {
+            Ev::Start(client) => self.start_client(client),
+            Ev::ClientTimer(client) => self.client_timer(client),
+            Ev::NodeTimer(node) => self.node_timer(node),
+            Ev::Publish(client) => self.client_publishes(client),
+            Ev::Backend => self.backend_publishes(),
+            Ev::Syn(socket) => self.syn(socket),
+            Ev::SynAck(socket) => self.syn_ack(socket),
+            Ev::Refused(socket) => self.refused(socket),
+            Ev::ToServer(socket, bytes) => self.bytes_reach_server(socket, &bytes),
+            Ev::ToClient(socket, bytes) => self.bytes_reach_client(socket, &bytes),
+            Ev::EndToServer(socket) => self.end_to_server(socket),
+            Ev::EndToClient(socket) => self.end_to_client(socket),
+            Ev::Writable(socket) => self.writable(socket),
+            Ev::Verdict {
+                node,
+                incarnation,
+                conn,
+                token,
+            } => self.verdict(node, incarnation, conn, token),
+            Ev::Restart(node) => self.restart(node),
+            Ev::Fault(fault) => self.strike(fault),
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        let mut counters = self.retired;
+        for server in self.nodes.iter().filter_map(|node| node.server.as_ref()) {
+            add_counters(&mut counters, &server.counters());
+        }
+        let figures = self.stats.figures();
+        Outcome {
+            hash: self.trace.hash(),
+            lines: self.trace.lines(),
+            end: self.now,
+            violations: self.checker.violations().to_vec(),
+            tail: self.trace.tail().map(str::to_owned).collect(),
+            figures,
+            dropped: counters.messages_dropped_total,
+            slow_consumer_closes: counters.slow_consumer_closes_total,
+            heartbeat_timeouts: counters.heartbeat_timeouts_total,
+        }
+    }
+
+    /// The one-way delay of a control packet (SYN, RST) on `client`'s link.
+    fn packet_delay(&mut self, client: usize) -> Duration {
+        let link = &self.setup.clients[client].link;
+        link.latency + crate::net::draw(link.jitter, &mut self.rng)
+    }
+
+    /// When bytes sent now by or to `client` may start to move.
+    fn departure(&self, client: usize) -> Instant {
+        self.now.max(self.clients[client].partitioned_until)
+    }
+
+    fn new_socket(&mut self, client: usize, node: usize) -> SocketId {
+        self.sockets_opened += 1;
+        let id = SocketId(self.sockets_opened);
+        let socket = Socket {
+            client,
+            node,
+            incarnation: self.nodes[node].incarnation,
+            conn: None,
+            client_open: true,
+            server_open: false,
+            silent: false,
+            writable_pending: false,
+            up: Pipe::default(),
+            down: Pipe::default(),
+        };
+        self.sockets.insert(id, socket);
+        id
+    }
+
+    /// Forgets a socket once neither end holds it.
+    fn collect(&mut self, id: SocketId) {
+        if self
+            .sockets
+            .get(&id)
+            .is_some_and(|socket| !socket.client_open && !socket.server_open)
+        {
+            self.sockets.remove(&id);
+        }
+    }
+
+    fn record(&mut self, line: std::fmt::Arguments<'_>) {
+        self.trace.record(self.now, line);
+    }
+
+    fn violation(&mut self, what: String) {
+        self.record(format_args!("VIOLATION {what}"));
+        self.checker.report(self.now, what);
+    }
+}
+
+/// A node incarnation's epoch prefix: unique per incarnation, drawn from the
+/// run's generator as a real node would draw it from OS randomness.
+fn epoch_prefix(node: usize, incarnation: u32, rng: &mut fastrand::Rng) -> String {
+    format!("n{node}i{incarnation}x{:04x}", rng.u16(..))
+}
+
+fn add_counters(total: &mut tether_core::metrics::Counters, more: &tether_core::metrics::Counters) {
+    total.messages_dropped_total += more.messages_dropped_total;
+    total.slow_consumer_closes_total += more.slow_consumer_closes_total;
+    total.heartbeat_timeouts_total += more.heartbeat_timeouts_total;
+}

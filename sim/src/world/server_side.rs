@@ -1,0 +1,283 @@
+//! The node end of the world: connections are accepted, fed what reaches
+//! them, and drained per the node's contract: events handled until none is
+//! left, frames taken only while the socket has room, sockets closed when
+//! the node says so and reported back.
+
+use std::time::Duration;
+
+use tether_core::connection::{AuthVerdict, Transport};
+use tether_core::ids::ConnId;
+use tether_core::server::{Server, ServerEvent};
+
+use super::{Ev, SocketId, World, epoch_prefix};
+
+impl World {
+    pub(super) fn syn(&mut self, id: SocketId) {
+        let Some(socket) = self.sockets.get(&id) else {
+            return;
+        };
+        let (client, node, client_open) = (socket.client, socket.node, socket.client_open);
+        if !client_open {
+            self.collect(id);
+            return;
+        }
+        let now = self.now;
+        let delay = self.packet_delay(client);
+        let state = &mut self.nodes[node];
+        let accepted = state.server.as_mut().map(|server| server.accept(now));
+        match accepted {
+            Some(Ok(conn)) => {
+                let incarnation = state.incarnation;
+                state.sockets.insert(conn, id);
+                let socket = self.sockets.get_mut(&id).expect("looked up above");
+                socket.conn = Some(conn);
+                socket.server_open = true;
+                socket.incarnation = incarnation;
+                self.schedule.push(now + delay, Ev::SynAck(id));
+                self.drain_node(node);
+            }
+            Some(Err(refusal)) => {
+                self.record(format_args!("node{node} refused c{client}: {refusal:?}"));
+                self.schedule.push(now + delay, Ev::Refused(id));
+            }
+            None => self.schedule.push(now + delay, Ev::Refused(id)),
+        }
+    }
+
+    pub(super) fn bytes_reach_server(&mut self, id: SocketId, bytes: &[u8]) {
+        let Some((node, conn)) = self.server_end(id) else {
+            return;
+        };
+        let now = self.now;
+        if let Some(server) = &mut self.nodes[node].server {
+            server.handle_read(conn, now, bytes);
+        }
+        self.drain_node(node);
+    }
+
+    pub(super) fn end_to_server(&mut self, id: SocketId) {
+        let Some((node, conn)) = self.server_end(id) else {
+            return;
+        };
+        self.close_server_end(node, conn, id);
+        self.drain_node(node);
+    }
+
+    pub(super) fn writable(&mut self, id: SocketId) {
+        let Some(socket) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        socket.writable_pending = false;
+        let Some((node, conn)) = self.server_end(id) else {
+            return;
+        };
+        self.flush(node, conn, id);
+        self.drain_node(node);
+    }
+
+    pub(super) fn verdict(&mut self, node: usize, incarnation: u32, conn: ConnId, token: String) {
+        let now = self.now;
+        let state = &mut self.nodes[node];
+        if state.incarnation != incarnation {
+            return;
+        }
+        if let Some(server) = &mut state.server {
+            let verdict = AuthVerdict::Accept {
+                session: format!("{token}.{}", conn.0),
+                user: token,
+            };
+            server.handle_auth_verdict(conn, now, verdict);
+        }
+        self.drain_node(node);
+    }
+
+    pub(super) fn node_timer(&mut self, node: usize) {
+        let now = self.now;
+        let state = &mut self.nodes[node];
+        if state.timer_at == Some(now) {
+            state.timer_at = None;
+        }
+        if let Some(server) = &mut state.server {
+            server.handle_timeout(now);
+        }
+        self.drain_node(node);
+    }
+
+    pub(super) fn backend_publishes(&mut self) {
+        let Some(backend) = self.setup.backend.clone() else {
+            return;
+        };
+        let now = self.now;
+        let body = "x".repeat(backend.payload_len);
+        let payload = format!(
+            r#"{{"at":{},"body":"{body}"}}"#,
+            now.since_origin().as_micros()
+        );
+        let published = self.nodes[backend.node]
+            .server
+            .as_mut()
+            .map(|server| server.publish(now, backend.channel.as_str(), &payload));
+        match published {
+            Some(Ok(offset)) => {
+                self.record(format_args!("backend {}@{offset}", backend.channel));
+            }
+            Some(Err(error)) => self.violation(format!("backend publish failed: {error}")),
+            None => self.record(format_args!("backend: node{} is down", backend.node)),
+        }
+        self.drain_node(backend.node);
+        if now + backend.every <= backend.until {
+            self.schedule.push(now + backend.every, Ev::Backend);
+        }
+    }
+
+    pub(super) fn restart(&mut self, node: usize) {
+        let state = &mut self.nodes[node];
+        let prefix = epoch_prefix(node, state.incarnation, &mut self.rng);
+        state.server = Some(Server::new(self.setup.server.clone(), &prefix));
+        state.gaps = 0;
+        self.record(format_args!("node{node} restarted as {prefix}"));
+        self.arm_node(node);
+    }
+
+    /// Handles everything the node has to say, then checks its books and
+    /// arms its next deadline.
+    pub(super) fn drain_node(&mut self, node: usize) {
+        loop {
+            let Some(server) = &mut self.nodes[node].server else {
+                return;
+            };
+            let Some(event) = server.poll_event() else {
+                break;
+            };
+            match event {
+                ServerEvent::Wake(conn) => {
+                    if let Some(&id) = self.nodes[node].sockets.get(&conn) {
+                        self.flush(node, conn, id);
+                    }
+                }
+                ServerEvent::Authenticate { conn, token } => {
+                    let delay = Duration::from_micros(self.rng.u64(..5_000));
+                    let incarnation = self.nodes[node].incarnation;
+                    self.schedule.push(
+                        self.now + delay,
+                        Ev::Verdict {
+                            node,
+                            incarnation,
+                            conn,
+                            token,
+                        },
+                    );
+                }
+                ServerEvent::AuthorizeApi { conn, .. } => {
+                    let now = self.now;
+                    if let Some(server) = &mut self.nodes[node].server {
+                        server.handle_api_verdict(conn, now, false);
+                    }
+                }
+                ServerEvent::Closed { conn, reason, by } => {
+                    self.record(format_args!("node{node} closed {conn} {reason} {by:?}"));
+                }
+            }
+        }
+        self.check_books(node);
+        self.arm_node(node);
+    }
+
+    pub(super) fn arm_node(&mut self, node: usize) {
+        let state = &mut self.nodes[node];
+        let Some(at) = state.server.as_ref().and_then(Server::poll_timeout) else {
+            return;
+        };
+        if state.timer_at.is_none_or(|armed| at < armed) {
+            state.timer_at = Some(at);
+            self.schedule.push(at.max(self.now), Ev::NodeTimer(node));
+        }
+    }
+
+    /// Moves the connection's frames into its socket while the socket has
+    /// room, and closes the socket when the node says so.
+    fn flush(&mut self, node: usize, conn: ConnId, id: SocketId) {
+        loop {
+            let Some(server) = &mut self.nodes[node].server else {
+                return;
+            };
+            if server.transport(conn) == Transport::CloseNow {
+                self.close_server_end(node, conn, id);
+                return;
+            }
+            let Some(socket) = self.sockets.get_mut(&id) else {
+                return;
+            };
+            let client = socket.client;
+            let link = &self.setup.clients[client].link;
+            if socket.silent {
+                return;
+            }
+            let buffer = self.setup.send_buffer;
+            let room = buffer.saturating_sub(socket.down.backlog(self.now));
+            if room == 0 {
+                if !socket.writable_pending {
+                    socket.writable_pending = true;
+                    let at = socket.down.drained_to(buffer / 2);
+                    self.schedule.push(at.max(self.now), Ev::Writable(id));
+                }
+                return;
+            }
+            let mut batch = Vec::new();
+            if server.poll_transmit(conn, room, &mut batch) == 0 {
+                return;
+            }
+            let start = self.now.max(self.clients[client].partitioned_until);
+            let bytes = bytes::Bytes::from(batch.concat());
+            for (at, chunk) in socket.down.send(start, bytes, link, &mut self.rng) {
+                self.schedule.push(at, Ev::ToClient(id, chunk));
+            }
+        }
+    }
+
+    /// The node's end of the socket closes: the node forgets it, and the
+    /// client hears the end of the stream behind the bytes already sent.
+    fn close_server_end(&mut self, node: usize, conn: ConnId, id: SocketId) {
+        let now = self.now;
+        if let Some(server) = &mut self.nodes[node].server {
+            server.handle_transport_closed(conn, now);
+        }
+        self.nodes[node].sockets.remove(&conn);
+        let Some(socket) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        socket.server_open = false;
+        let client = socket.client;
+        if socket.client_open && !socket.silent {
+            let start = self.now.max(self.clients[client].partitioned_until);
+            let link = &self.setup.clients[client].link;
+            let at = socket.down.send_end(start, link, &mut self.rng);
+            self.schedule.push(at, Ev::EndToClient(id));
+        }
+        self.collect(id);
+    }
+
+    /// The node and connection id of the socket's open node end, if it is
+    /// open, not silent, and belongs to the node's current incarnation.
+    fn server_end(&self, id: SocketId) -> Option<(usize, ConnId)> {
+        let socket = self.sockets.get(&id)?;
+        let node = &self.nodes[socket.node];
+        let current = node.server.is_some() && node.incarnation == socket.incarnation;
+        (socket.server_open && !socket.silent && current).then_some((socket.node, socket.conn?))
+    }
+
+    /// The node's accounting agrees with the world's: it holds exactly the
+    /// sockets the world has open at its end.
+    fn check_books(&mut self, node: usize) {
+        let Some(server) = &self.nodes[node].server else {
+            return;
+        };
+        let held = server.connection_count();
+        let open = self.nodes[node].sockets.len();
+        if held != open {
+            self.violation(format!(
+                "node{node} holds {held} connections, {open} sockets are open"
+            ));
+        }
+    }
+}

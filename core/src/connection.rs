@@ -179,6 +179,8 @@ pub struct Connection {
     ping_unanswered: bool,
     /// Text messages received since the last [`Connection::take_received`].
     received: u32,
+    /// When a publication to this connection was last dropped.
+    last_drop: Option<Instant>,
     transport: Transport,
 }
 
@@ -198,6 +200,7 @@ impl Connection {
             events: VecDeque::new(),
             ping_unanswered: false,
             received: 0,
+            last_drop: None,
             transport: Transport::Open,
         }
     }
@@ -244,7 +247,9 @@ impl Connection {
                 }
                 Timer::Heartbeat => self.heartbeat_tick(config, deadline),
                 Timer::SlowConsumer => {
-                    self.close(now, CloseCode::SLOW_CONSUMER, "slow consumer", config)
+                    if !self.caught_up(config, deadline - config.slow_timeout / 2) {
+                        self.close(now, CloseCode::SLOW_CONSUMER, "slow consumer", config);
+                    }
                 }
                 Timer::Linger => self.finish_now(),
             }
@@ -312,6 +317,9 @@ impl Connection {
         let admission = self
             .queue
             .push_publication(frame, coalesce, config.queue_limits());
+        if admission == Admission::Dropped {
+            self.last_drop = Some(now);
+        }
         self.after_push(config, now, admission);
         admission
     }
@@ -372,7 +380,9 @@ impl Connection {
         out: &mut Vec<Bytes>,
     ) -> usize {
         let moved = self.queue.pop_batch(budget, out);
-        if self.queue.len_bytes() <= config.high_water / 2 {
+        if let Some(deadline) = self.timers.deadline(Timer::SlowConsumer)
+            && self.caught_up(config, deadline - config.slow_timeout)
+        {
             self.timers.stop(Timer::SlowConsumer);
         }
         moved
@@ -623,6 +633,16 @@ impl Connection {
             self.timers
                 .set(Timer::SlowConsumer, now + config.slow_timeout);
         }
+    }
+
+    /// Whether a slow connection has caught up: its backlog is at most half
+    /// of `high_water` and none of its publications was dropped since
+    /// `since`. Drops tell a consumer that caught up from one whose socket
+    /// buffer swallows each batch while it reads a trickle: both leave the
+    /// queue empty now and then, only the second keeps losing messages.
+    fn caught_up(&self, config: &ServerConfig, since: Instant) -> bool {
+        self.queue.len_bytes() <= config.high_water / 2
+            && self.last_drop.is_none_or(|dropped| dropped < since)
     }
 
     fn accepts_frames(&self) -> bool {

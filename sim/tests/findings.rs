@@ -1,5 +1,4 @@
-//! Defects the simulator found in the core, kept as tests that pass once
-//! they are fixed.
+//! Defects the simulator found in the core, kept as regression tests.
 
 use tether_core::config::ServerConfig;
 use tether_sim::{Scenario, Size, World};
@@ -8,15 +7,11 @@ use tether_sim::{Scenario, Size, World};
 /// large as `high_water` must be closed 4008, like one behind a small
 /// buffer: its messages are being dropped all along.
 ///
-/// It is not, on most seeds: drops cap the queue near `high_water`; each
-/// time the socket has room again, the node takes up to half the buffer in
-/// one batch, which empties a queue that only refilled to about
-/// `high_water / 2` since the last batch; the connection's `poll_transmit`
-/// then finds the queue at or under `high_water / 2` and stops the slow
-/// timer. The timer restarts with the next push and never runs for
-/// `slow_timeout` without a break.
+/// It was not, on most seeds, while half of `high_water` alone ended a slow
+/// spell: drops cap the queue near `high_water`, each batch the socket takes
+/// leaves it at about half, and the slow timer restarted with every batch.
+/// A spell with drops now ends only when the queue is drained.
 #[test]
-#[ignore = "core: Connection::poll_transmit stops the slow timer whenever one batch empties the queue"]
 fn a_trickle_consumer_behind_a_large_socket_buffer_is_closed() {
     let mut uncaught = Vec::new();
     for seed in 0..10 {

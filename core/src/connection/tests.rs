@@ -895,3 +895,44 @@ fn an_idle_connection_stays_small() {
     let size = std::mem::size_of::<Connection>();
     assert!(size <= 512, "Connection is {size} bytes");
 }
+
+/// Publishes until one is dropped, then lets the socket take everything, as
+/// a trickle reader behind a large socket buffer does.
+fn overflow_then_drain(h: &mut Harness, at: Instant) {
+    let frame = crate::frame::text_frame(&[b'x'; 600]);
+    h.now = at;
+    while h.conn.send_publication(&h.config, at, &frame, None) != Admission::Dropped {}
+    let mut batch = Vec::new();
+    while h.conn.poll_transmit(&h.config, 64 * 1024, &mut batch) > 0 {}
+}
+
+#[test]
+fn a_consumer_still_losing_messages_is_closed_even_though_each_write_empties_its_queue() {
+    let config = small_queue_config();
+    let mut h = Harness::authenticated(config.clone());
+    let step = config.slow_timeout / 4;
+    for i in 0..4 {
+        overflow_then_drain(&mut h, T0 + step * i);
+    }
+    assert_eq!(h.conn.queued_bytes(), 0);
+    assert_eq!(h.conn.poll_timeout(), Some(T0 + config.slow_timeout));
+    h.at(T0 + config.slow_timeout);
+    assert_eq!(
+        h.closed_event(),
+        Some((CloseCode::SLOW_CONSUMER, ClosedBy::Server))
+    );
+}
+
+#[test]
+fn a_consumer_whose_drops_stopped_in_the_first_half_of_the_spell_is_forgiven() {
+    let config = small_queue_config();
+    let mut h = Harness::authenticated(config.clone());
+    overflow_then_drain(&mut h, T0);
+    overflow_then_drain(
+        &mut h,
+        T0 + config.slow_timeout / 2 - Duration::from_nanos(1),
+    );
+    h.at(T0 + config.slow_timeout);
+    assert_eq!(h.closed_event(), None);
+    assert!(h.conn.is_open());
+}

@@ -20,6 +20,7 @@ mod support;
 #[path = "../e2e/ws.rs"]
 mod ws;
 
+mod bench;
 mod outages;
 mod presence;
 mod pubsub;

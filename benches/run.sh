@@ -14,7 +14,8 @@
 # peer in turn, the order of the peers rotating between repetitions.
 # Everything listens on and connects to 127.0.0.1 only, and every run stops
 # by itself. JSON lines go to benches/results/<time>.jsonl; the table of
-# medians and ratios to tether-smol is printed at the end.
+# medians and ratios to tether-smol is printed at the end. Fan-out through
+# the Redis backplane (2 nodes against 1 in memory) is benches/backplane.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

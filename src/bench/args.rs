@@ -58,6 +58,12 @@ pub struct FanoutArgs {
     /// Seconds after which the run stops, whatever is still missing.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// WebSocket URL of a node for the subscribers (loopback only); repeat
+    /// it to spread them over several nodes sharing a backplane,
+    /// subscriber i on target i modulo their number. The publisher stays
+    /// on `--url`. Without any, the subscribers connect to `--url` too.
+    #[arg(long = "target", value_name = "URL")]
+    pub targets: Vec<String>,
 }
 
 /// Arguments of the `rtt` scenario.

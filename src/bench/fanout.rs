@@ -13,6 +13,10 @@
 //! Loss is what a subscriber never received before the deadline; a gap is
 //! an offset that jumps by more than one, a duplicate one that does not
 //! move forward.
+//!
+//! With `--target`s the subscribers are spread over several nodes (in
+//! turn) while the publisher stays on one: the fan-out of nodes sharing a
+//! backplane, with the same load as on one node.
 
 use std::io;
 use std::sync::Arc;
@@ -83,6 +87,14 @@ pub async fn run(spawner: Spawner, target: Target, args: FanoutArgs) -> io::Resu
             ),
         ));
     }
+    let targets = if args.targets.is_empty() {
+        vec![target.clone()]
+    } else {
+        args.targets
+            .iter()
+            .map(|url| Target::parse(url))
+            .collect::<io::Result<Vec<_>>>()?
+    };
     let clock = Clock::start();
     let channel = unique_channel();
     let (complete_tx, complete_rx) = channel::bounded(1);
@@ -100,7 +112,7 @@ pub async fn run(spawner: Spawner, target: Target, args: FanoutArgs) -> io::Resu
         .map(|i| {
             let subscriber = Subscriber {
                 index: i,
-                target: target.clone(),
+                target: targets[i % targets.len()].clone(),
                 channel: channel.clone(),
                 messages: args.messages,
                 clock,
@@ -151,7 +163,14 @@ pub async fn run(spawner: Spawner, target: Target, args: FanoutArgs) -> io::Resu
         total.samples.merge(seen.samples);
         total.error = total.error.or(seen.error);
     }
-    Ok(report(&args, start_ns, published_ns, acks, total))
+    Ok(report(
+        &args,
+        targets.len(),
+        start_ns,
+        published_ns,
+        acks,
+        total,
+    ))
 }
 
 fn unique_channel() -> String {
@@ -367,6 +386,7 @@ fn publish_message(channel: &str, n: usize, sent_ns: u64, bytes: usize) -> Strin
 
 fn report(
     args: &FanoutArgs,
+    nodes: usize,
     start_ns: u64,
     published_ns: u64,
     acks: u64,
@@ -383,6 +403,7 @@ fn report(
         .set("messages", args.messages)
         .set("bytes", args.bytes)
         .set("window", args.window)
+        .set("nodes", nodes)
         .set("deliveries", seen.received)
         .set("deliveries_per_sec", round1(deliveries_per_sec))
         .set("seconds", elapsed.as_secs_f64())
@@ -397,7 +418,7 @@ fn report(
         report.set("error", error.as_str());
     }
     report.summary = format!(
-        "fanout {} subscribers x {} messages of {} B: {:.0} deliveries/s over {:.2} s, latency p50 {:.0} us p99 {:.0} us, {} lost, {} gaps, {} duplicates, {}/{} acks{}",
+        "fanout {} subscribers on {nodes} node(s) x {} messages of {} B: {:.0} deliveries/s over {:.2} s, latency p50 {:.0} us p99 {:.0} us, {} lost, {} gaps, {} duplicates, {}/{} acks{}",
         args.subscribers,
         args.messages,
         args.bytes,

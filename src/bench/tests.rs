@@ -58,6 +58,7 @@ fn a_tiny_fanout_delivers_everything_in_order() {
             bytes: 100,
             window: 4,
             timeout: 20,
+            targets: Vec::new(),
         }),
     );
     assert_eq!(number(&report, "deliveries"), 150.0, "{report:?}");

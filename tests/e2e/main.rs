@@ -37,6 +37,8 @@ macro_rules! runtime_tests {
 
 mod harness;
 mod http;
+#[path = "../support/process.rs"]
+mod process;
 mod ws;
 
 mod auth;

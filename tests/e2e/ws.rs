@@ -114,8 +114,9 @@ impl Ws {
         subscribed
     }
 
-    /// The next text message as JSON, answering Pings on the way; panics
-    /// on a close, a binary message or a silence of [`READ_TIMEOUT`].
+    /// The next text message as JSON, answering Pings on the way (and
+    /// reading again after an interrupted read); panics on a close, a
+    /// binary message or a silence of [`READ_TIMEOUT`].
     pub fn recv(&mut self) -> Value {
         loop {
             match self.socket.read() {
@@ -128,6 +129,10 @@ impl Ws {
                     panic!("closed while a message was expected: {frame:?}")
                 }
                 Ok(other) => panic!("expected a text message, got {other:?}"),
+                // A read with a timeout is not restarted after a signal
+                // (signal(7)); nothing was consumed, so read again.
+                Err(tungstenite::Error::Io(error))
+                    if error.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(error) => panic!("no message: {error}"),
             }
         }

@@ -2,9 +2,8 @@
 //! loopback port without persistence, smol nodes in this process, and
 //! blocking WebSocket and HTTP clients.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,80 +16,15 @@ use tether_redis::RedisBackplane;
 use tether_smol::{Server, ServerOptions};
 use tungstenite::{Message, WebSocket};
 
+mod redis_server;
+
+pub use redis_server::Redis;
+
 /// How long any one wait of a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The API key of every node.
 pub const API_KEY: &str = "Bearer test-key";
-
-/// A `redis-server` of the test's own.
-pub struct Redis {
-    port: u16,
-    child: Child,
-}
-
-impl Redis {
-    /// Starts Redis on a free loopback port and waits until it accepts
-    /// connections.
-    pub fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        Redis {
-            port,
-            child: spawn_redis(port),
-        }
-    }
-
-    /// `redis://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills Redis at once (SIGKILL): no goodbye to any client.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Starts a fresh, empty Redis on the same port.
-    pub fn restart(&mut self) {
-        self.child = spawn_redis(self.port);
-    }
-
-    /// A plain connection for the test's own commands.
-    pub fn admin(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .and_then(|client| client.get_connection())
-            .expect("an admin connection")
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn spawn_redis(port: u16) -> Child {
-    let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--logfile", ""])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server runs (scripts/test installs it)");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    for line in lines.by_ref() {
-        let line = line.expect("Redis's log");
-        if line.contains("Ready to accept connections") {
-            break;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    child
-}
 
 /// Any token is its user id; the API key is [`API_KEY`].
 struct AnyToken;

@@ -1,0 +1,229 @@
+//! A cluster of three `tether serve --redis` processes on one Redis of the
+//! test's own, and what the tests do with its nodes and clients.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::http::{Answer, post_publish};
+use crate::process::Process;
+use crate::redis_server::Redis;
+use crate::ws::Ws;
+
+/// Every node's `presence_ttl`: a dead node's users leave within three
+/// quarters of it.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(4);
+
+/// The API key of every node.
+pub const API_KEY: &str = "cluster-api-key-0123456789";
+
+/// A node's config file, removed when dropped.
+struct ConfigFile {
+    path: PathBuf,
+}
+
+impl ConfigFile {
+    /// Writes the settings of every node of a cluster: the short
+    /// [`PRESENCE_TTL`], a history long enough for every test, no rate
+    /// limit in the way of a publisher that retries, and [`API_KEY`].
+    fn write() -> ConfigFile {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "tether-cluster-{}-{}.toml",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let settings = format!(
+            "presence_ttl = \"{}s\"\nhistory_size = 10000\nrate_limit = 100000\nrate_burst = 100000\napi_key = \"{API_KEY}\"\n",
+            PRESENCE_TTL.as_secs()
+        );
+        fs::write(&path, settings).expect("the config file is written");
+        ConfigFile { path }
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// One `tether serve --dev --redis` process.
+pub struct Node {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    process: Process,
+}
+
+impl Node {
+    /// Starts a node on a free port and waits for its log to say that its
+    /// link to Redis is up.
+    fn start(redis: &Redis, config: &ConfigFile) -> Node {
+        let url = redis.url();
+        let config = config.path.to_str().expect("a UTF-8 temporary path");
+        let process = Process::start(&[
+            "serve",
+            "--dev",
+            "--redis",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config,
+        ]);
+        let addr = process.listening_on();
+        process.wait_for_line("backplane link up");
+        Node { addr, process }
+    }
+
+    /// Waits for the node's log to say that its link to Redis failed.
+    pub fn await_link_failed(&self) {
+        self.process.wait_for_line("backplane link failed");
+    }
+
+    /// Waits for the node's log to say that its link to Redis is up again.
+    pub fn await_link_up(&self) {
+        self.process.wait_for_line("backplane link up");
+    }
+
+    /// Kills the node with SIGKILL (no goodbye to its clients or to Redis)
+    /// and checks that it died of it.
+    pub fn kill(&mut self) {
+        self.process.signal("KILL");
+        assert_eq!(self.process.wait().signal(), Some(9), "killed by SIGKILL");
+    }
+
+    /// `POST /api/publish` of `payload` on `channel`, with the API key.
+    pub fn api_publish(&self, channel: &str, payload: Value) -> Answer {
+        let body = json!({"channel": channel, "payload": payload}).to_string();
+        post_publish(self.addr, Some(&format!("Bearer {API_KEY}")), &body)
+    }
+
+    /// [`Node::api_publish`], which must succeed; the offset it answers.
+    pub fn api_publish_ok(&self, channel: &str, payload: Value) -> u64 {
+        let answer = self.api_publish(channel, payload);
+        assert_eq!(answer.status, 200, "{answer:?}");
+        let body: Value = serde_json::from_str(&answer.body).expect("a JSON answer");
+        body["offset"].as_u64().expect("an offset")
+    }
+}
+
+/// Three nodes sharing one Redis.
+pub struct Cluster {
+    /// The nodes; dropping them kills those still running.
+    pub nodes: [Node; 3],
+    /// Their Redis.
+    pub redis: Redis,
+    /// Kept until the nodes are gone.
+    _config: ConfigFile,
+}
+
+impl Cluster {
+    /// Starts Redis and three nodes, each with its link to Redis up.
+    pub fn start() -> Cluster {
+        let redis = Redis::start();
+        let config = ConfigFile::write();
+        let nodes = [(); 3].map(|()| Node::start(&redis, &config));
+        Cluster {
+            nodes,
+            redis,
+            _config: config,
+        }
+    }
+}
+
+/// Subscribes `ws` to `channel`: the `subscribed` answer and the users of
+/// the presence snapshot that follows it.
+pub fn join(ws: &mut Ws, channel: &str) -> (Value, Vec<String>) {
+    ws.send_json(json!({"type": "subscribe", "channel": channel, "id": "sub"}));
+    let subscribed = ws.recv_type("subscribed");
+    assert_eq!(subscribed["id"], "sub", "{subscribed}");
+    let snapshot = ws.recv_type("presence");
+    (subscribed, users(&snapshot))
+}
+
+/// The users of a `presence` message, sorted.
+fn users(presence: &Value) -> Vec<String> {
+    let mut users: Vec<String> = presence["users"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no users in {presence}"))
+        .iter()
+        .map(|user| user.as_str().expect("a user id").to_owned())
+        .collect();
+    users.sort();
+    users
+}
+
+/// Asks for the users of `channel`; presence deltas and publications
+/// before the answer are skipped.
+pub fn presence(ws: &mut Ws, channel: &str) -> Vec<String> {
+    ws.send_json(json!({"type": "presence", "channel": channel, "id": "who"}));
+    users(&until(ws, |message| {
+        message["type"] == "presence" && message["id"] == "who"
+    }))
+}
+
+/// Publishes `payload` on `channel` with `id` from a connection that is
+/// not subscribed, so the next message is the answer (`ack` or `error`),
+/// which is returned.
+pub fn publish(ws: &mut Ws, channel: &str, payload: Value, id: &str) -> Value {
+    ws.send_json(json!({"type": "publish", "channel": channel, "payload": payload, "id": id}));
+    let answer = ws.recv();
+    assert_eq!(answer["id"], id, "{answer}");
+    answer
+}
+
+/// The next message for which `wanted` holds; the messages before it are
+/// skipped.
+pub fn until(ws: &mut Ws, wanted: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let message = ws.recv();
+        if wanted(&message) {
+            return message;
+        }
+    }
+}
+
+/// The next publication, skipping presence deltas (`join`, `leave`), which
+/// may arrive between publications; anything else fails the test.
+pub fn next_publication(ws: &mut Ws) -> Value {
+    loop {
+        let message = ws.recv();
+        match message["type"].as_str() {
+            Some("message") => return message,
+            Some("join" | "leave") => {}
+            _ => panic!("expected a publication, got {message}"),
+        }
+    }
+}
+
+/// The next `count` publications ([`next_publication`]).
+pub fn publications(ws: &mut Ws, count: usize) -> Vec<Value> {
+    (0..count).map(|_| next_publication(ws)).collect()
+}
+
+/// Publications up to the one with offset `last`, which must come.
+pub fn publications_through(ws: &mut Ws, last: u64) -> Vec<Value> {
+    let mut received = Vec::new();
+    loop {
+        let message = next_publication(ws);
+        let offset = message["offset"].as_u64().expect("an offset");
+        received.push(message);
+        if offset >= last {
+            return received;
+        }
+    }
+}
+
+/// The offsets of publications.
+pub fn offsets(messages: &[Value]) -> Vec<u64> {
+    messages
+        .iter()
+        .map(|message| message["offset"].as_u64().expect("an offset"))
+        .collect()
+}

@@ -1,0 +1,110 @@
+//! The `tether` binary run as a child process, as a user runs it: its log
+//! lines (standard error) are read as they come, and it is killed when
+//! dropped unless it has exited. Shared by the test targets that run the
+//! binary, which include this file by path.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The longest a test waits for a log line or for the process to exit.
+pub const PROCESS_LIMIT: Duration = Duration::from_secs(10);
+
+/// A running `tether` process.
+pub struct Process {
+    pid: u32,
+    exited: mpsc::Receiver<ExitStatus>,
+    lines: mpsc::Receiver<String>,
+    /// The exit status was taken by [`Process::wait`].
+    reaped: bool,
+}
+
+impl Process {
+    /// Starts `tether` with `args`, logging at `info`, without the secrets
+    /// of the test's own environment.
+    pub fn start(args: &[&str]) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(args)
+            .env_remove("TETHER_JWT_SECRET")
+            .env_remove("TETHER_API_KEY")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the tether binary starts");
+        let stderr = child.stderr.take().expect("a piped stderr");
+        let (line_tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = line_tx.send(line);
+            }
+        });
+        let pid = child.id();
+        let (exit_tx, exited) = mpsc::channel();
+        thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = exit_tx.send(status);
+            }
+        });
+        Process {
+            pid,
+            exited,
+            lines,
+            reaped: false,
+        }
+    }
+
+    /// The next log line containing `needle`, skipping the lines before
+    /// it; panics after [`PROCESS_LIMIT`] without one.
+    pub fn wait_for_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + PROCESS_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {needle:?} within {PROCESS_LIMIT:?}"),
+            }
+        }
+    }
+
+    /// The address from the log line `listening on ADDR ...`.
+    pub fn listening_on(&self) -> SocketAddr {
+        let line = self.wait_for_line("listening on ");
+        let (_, rest) = line.split_once("listening on ").expect("the needle");
+        let addr = rest.split_whitespace().next().unwrap_or_default();
+        addr.parse()
+            .unwrap_or_else(|_| panic!("no address in {line:?}"))
+    }
+
+    /// Sends `signal` (a `kill` signal name) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// The exit status, within [`PROCESS_LIMIT`].
+    pub fn wait(&mut self) -> ExitStatus {
+        let status = self
+            .exited
+            .recv_timeout(PROCESS_LIMIT)
+            .expect("the process exits");
+        self.reaped = true;
+        status
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if !self.reaped && self.exited.try_recv().is_err() {
+            self.signal("KILL");
+        }
+    }
+}

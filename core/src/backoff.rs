@@ -53,10 +53,12 @@ impl Backoff {
         let base = self.base.as_nanos();
         let cap = self.cap.as_nanos();
         // `checked_shl` refuses shifts of 128 bits or more; any such factor
-        // exceeds every possible cap anyway.
-        let scaled = 1u128
-            .checked_shl(attempt)
-            .map_or(u128::MAX, |factor| base.saturating_mul(factor));
+        // exceeds every possible cap anyway, unless the base is zero.
+        let scaled = match 1u128.checked_shl(attempt) {
+            Some(factor) => base.saturating_mul(factor),
+            None if base == 0 => 0,
+            None => u128::MAX,
+        };
         duration_from_nanos(scaled.min(cap))
     }
 

@@ -346,7 +346,10 @@ impl Connection {
         match self.state {
             State::Http(_) | State::Responding => self.finish_now(),
             State::AwaitingAuth | State::VerdictPending(_) | State::Open => {
-                if code == CloseCode::SLOW_CONSUMER {
+                // The 101 is the first frame queued: while it is unwritten,
+                // dropping the queue would send a close frame to a client
+                // that never saw its handshake answered.
+                if code == CloseCode::SLOW_CONSUMER && self.queue.stats().written_frames > 0 {
                     self.queue.discard();
                 }
                 self.queue.push_protocol(frame::close_frame(code, reason));

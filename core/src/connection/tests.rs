@@ -696,6 +696,41 @@ fn replies_past_the_hard_limit_close_4008() {
 }
 
 #[test]
+fn a_slow_consumer_that_never_read_the_101_gets_it_before_the_close() {
+    // Found by the server_ops fuzz target: the 4008 close discarded the
+    // whole queue, the unwritten 101 included, so the first bytes on the
+    // wire were a close frame instead of the handshake answer.
+    let config = small_queue_config();
+    let mut conn = Connection::new(&config, T0);
+    conn.handle_read(&config, T0, UPGRADE.as_bytes());
+    conn.handle_read(&config, T0, &text(r#"{"type":"auth","token":"t"}"#));
+    let verdict = AuthVerdict::Accept {
+        user: "alice".into(),
+        session: "s1".into(),
+    };
+    conn.handle_auth_verdict(&config, T0, verdict);
+    let frame = crate::frame::text_frame(&[b'x'; 1_500]);
+    for _ in 0..3 {
+        conn.send_control(&config, T0, frame.clone());
+    }
+    let mut out = Vec::new();
+    conn.poll_transmit(&config, usize::MAX, &mut out);
+    assert!(out[0].starts_with(b"HTTP/1.1 101"), "{:?}", out[0]);
+    let mut decoder = FrameDecoder::new(Role::Client, 1 << 20);
+    let mut last = None;
+    for chunk in &out[1..] {
+        decoder.feed(chunk);
+        while let Ok(Some(message)) = decoder.poll_message() {
+            last = Some(message);
+        }
+    }
+    assert!(matches!(
+        last,
+        Some(Message::Close(Some((code, _)))) if code == CloseCode::SLOW_CONSUMER
+    ));
+}
+
+#[test]
 fn latest_only_publications_coalesce_in_the_queue() {
     let mut h = Harness::authenticated(config());
     let key = Some(CoalesceKey(1));

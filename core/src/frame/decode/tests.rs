@@ -206,6 +206,86 @@ fn every_protocol_violation_closes_with_1002() {
 }
 
 #[test]
+fn every_reserved_bit_combination_and_reserved_opcode_closes_with_1002() {
+    // Autobahn cases 3.x (RSV1-3 in all seven combinations, on data and
+    // control frames) and 4.x (opcodes 3-7 and 11-15, with and without a
+    // payload).
+    for rsv in 1..8u8 {
+        for opcode in [0x1, 0x2, 0x9] {
+            let mut bytes = client(true, opcode, b"x");
+            bytes[0] |= rsv << 4;
+            let error = error_of(Role::Server, &bytes);
+            assert_eq!(error, DecodeError::Protocol(Violation::ReservedBits));
+        }
+    }
+    for opcode in (3..=7).chain(11..=15) {
+        for payload in [&b""[..], b"reserved"] {
+            let error = error_of(Role::Server, &client(true, opcode, payload));
+            assert_eq!(
+                error,
+                DecodeError::Protocol(Violation::ReservedOpcode(opcode))
+            );
+            assert_eq!(error.close_code(), CloseCode(1002));
+        }
+    }
+}
+
+#[test]
+fn autobahn_utf8_classes_are_accepted_or_closed_with_1007() {
+    // Autobahn cases 6.x: the edges of valid UTF-8, then overlong forms,
+    // surrogates, code points past U+10FFFF, stray continuation bytes and
+    // truncated sequences, whole and split into one-byte fragments.
+    let valid: &[&[u8]] = &[
+        b"",
+        "κόσμε".as_bytes(),
+        &[0x7f],
+        &[0xc2, 0x80],
+        &[0xdf, 0xbf],
+        &[0xe0, 0xa0, 0x80],
+        &[0xed, 0x9f, 0xbf],
+        &[0xee, 0x80, 0x80],
+        &[0xef, 0xbf, 0xbf],
+        &[0xf0, 0x90, 0x80, 0x80],
+        &[0xf4, 0x8f, 0xbf, 0xbf],
+    ];
+    let invalid: &[&[u8]] = &[
+        &[0x80],
+        &[0xbf],
+        &[0xc0, 0xaf],
+        &[0xe0, 0x80, 0xaf],
+        &[0xf0, 0x80, 0x80, 0xaf],
+        &[0xed, 0xa0, 0x80],
+        &[0xed, 0xbf, 0xbf],
+        &[0xf4, 0x90, 0x80, 0x80],
+        &[0xf8, 0x88, 0x80, 0x80, 0x80],
+        &[0xfe],
+        &[0xce, 0xba, 0xe1],
+        &[0xe1, 0x80],
+    ];
+    for (bytes, ok) in valid
+        .iter()
+        .map(|b| (b, true))
+        .chain(invalid.iter().map(|b| (b, false)))
+    {
+        let whole = decode_all(Role::Server, &client(true, 0x1, bytes));
+        let mut fragments = client(false, 0x1, &[]);
+        for byte in bytes.iter() {
+            fragments.extend(client(false, 0x0, &[*byte]));
+        }
+        fragments.extend(client(true, 0x0, &[]));
+        let split = decode_all(Role::Server, &fragments);
+        for outcome in [whole, split] {
+            if ok {
+                let expected = std::str::from_utf8(bytes).unwrap();
+                assert_eq!(outcome, vec![Ok(text(expected))], "{bytes:02x?}");
+            } else {
+                assert_eq!(outcome, vec![Err(DecodeError::InvalidUtf8)], "{bytes:02x?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn client_role_refuses_masked_frames_and_accepts_unmasked() {
     let error = error_of(Role::Client, &client(true, 0x1, b"x"));
     assert_eq!(error, DecodeError::Protocol(Violation::MaskedFrame));

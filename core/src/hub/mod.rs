@@ -518,15 +518,11 @@ impl Hub {
         since: Option<Position>,
         outbox: &mut impl Outbox,
     ) {
+        if self.refused_private(conn, &id, &channel, outbox) {
+            return;
+        }
         let up = self.is_store_up();
         let state = self.conns.get_mut(&conn).expect("checked by the caller");
-        if channel
-            .private_user()
-            .is_some_and(|owner| owner != state.user)
-        {
-            let error = error_frame(id, ErrorCode::Forbidden, "private channel of another user");
-            return state.replies.send(conn, error, outbox);
-        }
         let is_new = !state.channels.contains(&channel);
         if is_new && state.channels.len() >= self.config.max_subscriptions {
             let error = error_frame(id, ErrorCode::LimitExceeded, "too many subscriptions");
@@ -641,13 +637,8 @@ impl Hub {
         channel: Channel,
         outbox: &mut impl Outbox,
     ) {
-        let state = self.conns.get_mut(&conn).expect("checked by the caller");
-        if channel
-            .private_user()
-            .is_some_and(|owner| owner != state.user)
-        {
-            let error = error_frame(id, ErrorCode::Forbidden, "private channel of another user");
-            return state.replies.send(conn, error, outbox);
+        if self.refused_private(conn, &id, &channel, outbox) {
+            return;
         }
         if !self.is_store_up() {
             let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
@@ -658,6 +649,31 @@ impl Hub {
             state.replies.wait(ticket);
         }
         self.request(now, StoreRequest::Presence { ticket, channel }, outbox);
+    }
+
+    /// Answers `FORBIDDEN` to a request about another user's private
+    /// `user:` channel; `true` when it did.
+    fn refused_private(
+        &mut self,
+        conn: ConnId,
+        id: &Option<RequestId>,
+        channel: &Channel,
+        outbox: &mut impl Outbox,
+    ) -> bool {
+        let state = self.conns.get_mut(&conn).expect("checked by the caller");
+        if channel
+            .private_user()
+            .is_none_or(|owner| owner == state.user)
+        {
+            return false;
+        }
+        let error = error_frame(
+            id.clone(),
+            ErrorCode::Forbidden,
+            "private channel of another user",
+        );
+        state.replies.send(conn, error, outbox);
+        true
     }
 
     /// Hands a request to the store: in memory mode it is carried out and

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tether_core::envelope::Channel;
 
-use super::{Settings, SettingsError};
+use super::{Runtime, Settings, SettingsError};
 
 /// The largest `max_payload`: a bigger message is not real-time traffic,
 /// and every queue and history entry must be able to hold several.
@@ -187,13 +187,28 @@ fn secrets(settings: &Settings) -> Result<(), SettingsError> {
     Ok(())
 }
 
+/// A backplane the node cannot use is refused here rather than ignored:
+/// an operator asking for one must not get an isolated node instead.
 fn redis(settings: &Settings) -> Result<(), SettingsError> {
-    match &settings.redis_url {
-        Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => Err(
-            invalid("redis_url", "must start with redis:// or rediss://"),
-        ),
-        _ => Ok(()),
+    let Some(url) = &settings.redis_url else {
+        return Ok(());
+    };
+    if url.starts_with("rediss://") {
+        return Err(invalid(
+            "redis_url",
+            "rediss:// (TLS) is not supported; use redis:// on a trusted network",
+        ));
     }
+    if !url.starts_with("redis://") {
+        return Err(invalid("redis_url", "must start with redis://"));
+    }
+    if settings.runtime == Runtime::Blocking {
+        return Err(invalid(
+            "redis_url",
+            "the blocking runtime has no Redis backplane; use the smol runtime",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -341,5 +356,16 @@ mod tests {
         assert_eq!(key_of(&http), Some("redis_url"));
         let ok = with(|s| s.redis_url = Some("redis://127.0.0.1:6379".into()));
         assert_eq!(key_of(&ok), None);
+    }
+
+    #[test]
+    fn a_backplane_the_node_cannot_use_is_refused_not_ignored() {
+        let tls = with(|s| s.redis_url = Some("rediss://127.0.0.1:6379".into()));
+        assert_eq!(key_of(&tls), Some("redis_url"));
+        let blocking = with(|s| {
+            s.redis_url = Some("redis://127.0.0.1:6379".into());
+            s.runtime = Runtime::Blocking;
+        });
+        assert_eq!(key_of(&blocking), Some("redis_url"));
     }
 }

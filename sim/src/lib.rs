@@ -17,6 +17,7 @@
 //! [`ClientSession`]: tether_core::client::ClientSession
 //! [`Server`]: tether_core::server::Server
 
+pub mod backplane;
 pub mod check;
 pub mod net;
 pub mod scenario;

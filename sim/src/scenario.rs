@@ -212,6 +212,7 @@ fn steady_chat(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server: ServerConfig::default(),
         nodes: 1,
+        backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
         backend: None,
@@ -233,6 +234,7 @@ fn restart_storm(size: Size, rng: &mut fastrand::Rng, backoff: Backoff) -> Setup
     Setup {
         server: ServerConfig::default(),
         nodes: 1,
+        backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
         backend: None,
@@ -260,6 +262,7 @@ fn slow_consumer(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server,
         nodes: 1,
+        backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
         backend: Some(Backend {
@@ -291,6 +294,7 @@ fn flapping_client(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server: ServerConfig::default(),
         nodes: 1,
+        backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
         backend: None,
@@ -319,6 +323,7 @@ fn healing_partition(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server: ServerConfig::default(),
         nodes: 1,
+        backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
         backend: None,

@@ -24,10 +24,10 @@ pub struct Setup {
     pub server: ServerConfig,
     /// Server nodes, named `node0`, `node1`, ...
     pub nodes: usize,
-    /// The link between every node and the shared store, when the nodes
-    /// form a cluster over a backplane ([`crate::backplane`]); `None` gives
-    /// each node a store of its own, in memory.
-    pub backplane: Option<LinkProfile>,
+    /// The shared store, when the nodes form a cluster over a backplane
+    /// ([`crate::backplane`]); `None` gives each node a store of its own,
+    /// in memory.
+    pub backplane: Option<BackplaneSpec>,
     /// Bytes a node's socket holds that its link has not carried yet: the
     /// kernel's send buffer. A node writes only while there is room.
     pub send_buffer: usize,
@@ -43,6 +43,19 @@ pub struct Setup {
     pub faults_end: Instant,
     /// Reconnect figures are measured from this instant.
     pub mark: Instant,
+}
+
+/// How the nodes of a cluster reach their shared store.
+#[derive(Clone, Debug)]
+pub struct BackplaneSpec {
+    /// Latency and jitter of every node's link to the store.
+    pub link: LinkProfile,
+    /// Whether the store's answers and its topic messages travel over two
+    /// connections, each in order but in no order with each other, as with
+    /// the Redis adapter. Without, every event of the store reaches a node
+    /// in the one order the store produced them, which is what the core's
+    /// store contract asks.
+    pub two_streams: bool,
 }
 
 /// One client: when it starts, as whom, over which link, doing what.

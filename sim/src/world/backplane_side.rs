@@ -8,8 +8,10 @@
 //! refused (`Down`) one round trip later while the store is unreachable,
 //! or left unanswered (`Down` after [`STORE_TIMEOUT`]) across a partition.
 //! Requests go out in order over one stream, and answers and topic
-//! messages come back over two (the adapter's command and pub/sub
-//! connections), each in order, in no fixed order between them. Requests
+//! messages come back in the order the store produced them, or, with
+//! [`BackplaneSpec::two_streams`], over two streams (the Redis adapter's
+//! command and pub/sub connections), each in order, in no fixed order
+//! between them. Requests
 //! made while the adapter has no open connection are dropped (the core has
 //! answered them already); a request lost in a partition makes the adapter
 //! give up on the link after [`STORE_TIMEOUT`]. Nothing of a connection
@@ -77,7 +79,7 @@ impl World {
     /// A request the node made: on its way to the store, or lost.
     pub(super) fn send_to_store(&mut self, node: usize, request: StoreRequest) {
         let now = self.now;
-        let Some(profile) = self.setup.backplane.clone() else {
+        let Some(spec) = self.setup.backplane.clone() else {
             return;
         };
         let link = &mut self.links[node];
@@ -86,7 +88,7 @@ impl World {
             link.renew(LinkState::Connecting);
             let generation = link.generation;
             if !partitioned {
-                let at = link.requests.send_end(now, &profile, &mut self.rng);
+                let at = link.requests.send_end(now, &spec.link, &mut self.rng);
                 self.schedule.push(
                     at,
                     Ev::ToStore {
@@ -114,7 +116,7 @@ impl World {
             }
             LinkState::Open => {
                 let generation = link.generation;
-                let at = link.requests.send_end(now, &profile, &mut self.rng);
+                let at = link.requests.send_end(now, &spec.link, &mut self.rng);
                 self.schedule.push(
                     at,
                     Ev::ToStore {
@@ -166,7 +168,7 @@ impl World {
     /// on the pub/sub stream for topic messages, the command stream for
     /// answers.
     fn store_says(&mut self, node: usize, generation: u64, topic: bool, event: StoreEvent) {
-        let Some(profile) = self.setup.backplane.clone() else {
+        let Some(spec) = self.setup.backplane.clone() else {
             return;
         };
         let now = self.now;
@@ -174,12 +176,12 @@ impl World {
         if link.partitioned_until > now || link.generation != generation {
             return;
         }
-        let pipe = if topic {
+        let pipe = if topic && spec.two_streams {
             &mut link.messages
         } else {
             &mut link.replies
         };
-        let at = pipe.send_end(now, &profile, &mut self.rng);
+        let at = pipe.send_end(now, &spec.link, &mut self.rng);
         self.schedule.push(
             at,
             Ev::FromStore {
@@ -262,8 +264,8 @@ impl World {
 
     /// One way across a node's link to the store.
     fn store_delay(&mut self) -> std::time::Duration {
-        let profile = self.setup.backplane.as_ref().expect("a cluster");
-        profile.latency + crate::net::draw(profile.jitter, &mut self.rng)
+        let link = &self.setup.backplane.as_ref().expect("a cluster").link;
+        link.latency + crate::net::draw(link.jitter, &mut self.rng)
     }
 
     fn store_mut(&mut self) -> &mut Backplane {

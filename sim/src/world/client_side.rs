@@ -190,7 +190,11 @@ impl World {
             .and_then(|index| index.parse::<usize>().ok())
             .filter(|index| *index < self.nodes.len())
             .expect("clients dial the nodes of the setup");
-        let node = self.balance(node);
+        let home = node;
+        let node = self.balance(home);
+        if node != home {
+            self.record(format_args!("c{client} dial reaches node{node}"));
+        }
         let id = self.new_socket(client, node);
         self.clients[client].socket = Some(id);
         self.clients[client].serving = Some((node, self.nodes[node].incarnation));
@@ -273,6 +277,9 @@ impl World {
                 recovered,
             } => {
                 self.stats.subscribed(client, now);
+                if recovered == Some(true) {
+                    self.recovered += 1;
+                }
                 self.checker
                     .subscribed(now, client, channel.as_str(), &epoch, offset, recovered);
                 self.record(format_args!(
@@ -318,6 +325,7 @@ impl World {
             Event::Leave { channel, user } => {
                 self.checker
                     .presence_delta(now, client, channel.as_str(), &user, false);
+                self.leaves.push((now, client, user.clone()));
                 self.record(format_args!("c{client} leave {channel} {user}"));
             }
             Event::Error { id, code, message } => {

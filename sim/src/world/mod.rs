@@ -184,6 +184,10 @@ pub struct Outcome {
     pub heartbeat_timeouts: u64,
     /// Client requests refused `UNAVAILABLE` (the backplane was down).
     pub unavailable: u64,
+    /// Subscriptions confirmed with `recovered: true`.
+    pub recovered: u64,
+    /// Every `leave` a client saw: when, which client, whose.
+    pub leaves: Vec<(Instant, usize, String)>,
 }
 
 /// A run in progress.
@@ -210,6 +214,10 @@ pub struct World {
     store_down_until: Instant,
     /// Requests the clients saw refused `UNAVAILABLE`.
     unavailable: u64,
+    /// Subscriptions confirmed with `recovered: true`.
+    recovered: u64,
+    /// Every `leave` a client saw.
+    leaves: Vec<(Instant, usize, String)>,
 }
 
 impl World {
@@ -270,6 +278,8 @@ impl World {
             links,
             store_down_until: Instant::ZERO,
             unavailable: 0,
+            recovered: 0,
+            leaves: Vec::new(),
         }
     }
 
@@ -350,6 +360,8 @@ impl World {
             slow_consumer_closes: counters.slow_consumer_closes_total,
             heartbeat_timeouts: counters.heartbeat_timeouts_total,
             unavailable: self.unavailable,
+            recovered: self.recovered,
+            leaves: self.leaves,
         }
     }
 

@@ -129,8 +129,8 @@ pub enum Fault {
     },
     /// Nothing gets through between the node and the shared store until
     /// `until`: requests and events are lost, and the node finds out when a
-    /// request (or a connection attempt) goes unanswered for the adapter's
-    /// response timeout.
+    /// request it sends meanwhile (or a connection attempt) goes unanswered
+    /// for the adapter's response timeout.
     BackplanePartition {
         /// The node cut off.
         node: usize,

@@ -13,8 +13,10 @@
 //! command and pub/sub connections), each in order, in no fixed order
 //! between them. Requests
 //! made while the adapter has no open connection are dropped (the core has
-//! answered them already); a request lost in a partition makes the adapter
-//! give up on the link after [`STORE_TIMEOUT`]. Nothing of a connection
+//! answered them already); a request sent into a partition makes the
+//! adapter give up on the link [`STORE_TIMEOUT`] later (the lease renewal,
+//! every quarter of `presence_ttl`, guarantees one; an answer lost to a
+//! partition that began after its request left does not count). Nothing of a connection
 //! that failed reaches the node afterwards.
 
 use tether_core::hub::{StoreEvent, StoreRequest};

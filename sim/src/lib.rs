@@ -11,12 +11,17 @@
 //! same value, so a failing seed replays exactly with
 //! `cargo run -p tether-sim -- --seed S --scenario NAME`.
 //!
+//! Nodes may share one [`backplane`]: an in-memory model of the Redis
+//! store (central offsets, history, idempotency, epochs, presence leases,
+//! routing to following nodes), reached over simulated links that can fail.
+//!
 //! Invariants are checked while the run goes on ([`check`]) and at its end,
 //! a convergence bound after the last fault ([`setup::Setup::convergence_bound`]).
 //!
 //! [`ClientSession`]: tether_core::client::ClientSession
 //! [`Server`]: tether_core::server::Server
 
+pub mod backplane;
 pub mod check;
 pub mod net;
 pub mod scenario;

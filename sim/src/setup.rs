@@ -8,9 +8,14 @@ use tether_core::backoff::Backoff;
 use tether_core::client::ClientConfig;
 use tether_core::config::ServerConfig;
 use tether_core::envelope::Channel;
+use tether_core::hub::BACKPLANE_BACKOFF;
 use tether_core::time::Instant;
 
 use crate::net::LinkProfile;
+
+/// How long the backplane adapter waits for an answer before it counts the
+/// link as failed (the Redis adapter's response timeout).
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Everything a run needs besides its seed.
 #[derive(Clone, Debug)]
@@ -19,6 +24,10 @@ pub struct Setup {
     pub server: ServerConfig,
     /// Server nodes, named `node0`, `node1`, ...
     pub nodes: usize,
+    /// The shared store, when the nodes form a cluster over a backplane
+    /// ([`crate::backplane`]); `None` gives each node a store of its own,
+    /// in memory.
+    pub backplane: Option<BackplaneSpec>,
     /// Bytes a node's socket holds that its link has not carried yet: the
     /// kernel's send buffer. A node writes only while there is room.
     pub send_buffer: usize,
@@ -34,6 +43,19 @@ pub struct Setup {
     pub faults_end: Instant,
     /// Reconnect figures are measured from this instant.
     pub mark: Instant,
+}
+
+/// How the nodes of a cluster reach their shared store.
+#[derive(Clone, Debug)]
+pub struct BackplaneSpec {
+    /// Latency and jitter of every node's link to the store.
+    pub link: LinkProfile,
+    /// Whether the store's answers and its topic messages travel over two
+    /// connections, each in order but in no order with each other, as with
+    /// the Redis adapter. Without, every event of the store reaches a node
+    /// in the one order the store produced them, which is what the core's
+    /// store contract asks.
+    pub two_streams: bool,
 }
 
 /// One client: when it starts, as whom, over which link, doing what.
@@ -98,6 +120,23 @@ pub enum Fault {
         /// The client.
         client: usize,
     },
+    /// The shared store is unreachable until `until`: every node's link to
+    /// it is reset, and connecting is refused until then. Its state
+    /// survives.
+    BackplaneOutage {
+        /// When it is reachable again.
+        until: Instant,
+    },
+    /// Nothing gets through between the node and the shared store until
+    /// `until`: requests and events are lost, and the node finds out when a
+    /// request it sends meanwhile (or a connection attempt) goes unanswered
+    /// for the adapter's response timeout.
+    BackplanePartition {
+        /// The node cut off.
+        node: usize,
+        /// When the partition heals.
+        until: Instant,
+    },
     /// Nothing gets through between the client and any node until `until`:
     /// bytes wait and arrive after the heal, new connections are not
     /// answered.
@@ -131,7 +170,14 @@ impl Setup {
         let node = self.server.heartbeat_interval * 2 + self.server.close_timeout;
         let silence = client.ping_idle + client.pong_timeout + backoff;
         let dial = client.connect_timeout + backoff;
-        node.max(silence).max(dial) + Duration::from_secs(1)
+        let store = match self.backplane {
+            Some(_) => {
+                let reconnect = STORE_TIMEOUT + BACKPLANE_BACKOFF.cap + BACKPLANE_BACKOFF.jitter;
+                reconnect.max(self.server.presence_ttl)
+            }
+            None => Duration::ZERO,
+        };
+        node.max(silence).max(dial).max(store) + Duration::from_secs(1)
     }
 
     /// The instant the run ends and convergence is checked.

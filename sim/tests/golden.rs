@@ -5,13 +5,17 @@
 
 use tether_sim::{Scenario, Size, run};
 
-const GOLDEN: [(Scenario, u64); 6] = [
+const GOLDEN: [(Scenario, u64); 10] = [
     (Scenario::SteadyChat, 0x8b9f_dca5_e4c4_badc),
     (Scenario::RestartStorm, 0xb8d5_b068_3d26_6269),
     (Scenario::RestartStormNoJitter, 0xe2f5_bfa2_f179_5889),
     (Scenario::SlowConsumer, 0x5090_2a91_0ec4_db51),
     (Scenario::FlappingClient, 0x9eec_f751_280a_cc09),
     (Scenario::HealingPartition, 0x5d31_0a16_49a3_102f),
+    (Scenario::ClusterChat, 0x8980_1210_307b_1341),
+    (Scenario::BackplaneOutage, 0xb45f_ac78_b5f1_b5b1),
+    (Scenario::BackplanePartition, 0x2bdd_8f78_55e2_2106),
+    (Scenario::ClusterCrash, 0xcd5d_0134_987d_3f5c),
 ];
 
 #[test]

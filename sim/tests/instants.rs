@@ -17,6 +17,7 @@ fn lonely_client(faults: Vec<(Instant, Fault)>, faults_end: Instant) -> Setup {
     Setup {
         server: ServerConfig::default(),
         nodes: 1,
+        backplane: None,
         send_buffer: 16 * 1024,
         clients: vec![ClientSpec {
             start: Instant::ZERO,

@@ -49,3 +49,23 @@ fn restart_storm_keeps_every_invariant() {
 fn restart_storm_without_jitter_keeps_every_invariant() {
     run_seeds(Scenario::RestartStormNoJitter, 12);
 }
+
+#[test]
+fn cluster_chat_keeps_every_invariant() {
+    run_seeds(Scenario::ClusterChat, 30);
+}
+
+#[test]
+fn backplane_outage_keeps_every_invariant() {
+    run_seeds(Scenario::BackplaneOutage, 30);
+}
+
+#[test]
+fn backplane_partition_keeps_every_invariant() {
+    run_seeds(Scenario::BackplanePartition, 30);
+}
+
+#[test]
+fn cluster_crash_keeps_every_invariant() {
+    run_seeds(Scenario::ClusterCrash, 30);
+}

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
-use tether_core::client::{ClientConfig, ClientSession, Event, Transmit};
+use tether_core::client::{ClientConfig, ClientSession, Event, RequestError, Transmit};
+use tether_core::envelope::ErrorCode;
 
 use super::{Ev, SocketId, World};
 
@@ -189,6 +190,11 @@ impl World {
             .and_then(|index| index.parse::<usize>().ok())
             .filter(|index| *index < self.nodes.len())
             .expect("clients dial the nodes of the setup");
+        let home = node;
+        let node = self.balance(home);
+        if node != home {
+            self.record(format_args!("c{client} dial reaches node{node}"));
+        }
         let id = self.new_socket(client, node);
         self.clients[client].socket = Some(id);
         self.clients[client].serving = Some((node, self.nodes[node].incarnation));
@@ -271,6 +277,9 @@ impl World {
                 recovered,
             } => {
                 self.stats.subscribed(client, now);
+                if recovered == Some(true) {
+                    self.recovered += 1;
+                }
                 self.checker
                     .subscribed(now, client, channel.as_str(), &epoch, offset, recovered);
                 self.record(format_args!(
@@ -316,6 +325,7 @@ impl World {
             Event::Leave { channel, user } => {
                 self.checker
                     .presence_delta(now, client, channel.as_str(), &user, false);
+                self.leaves.push((now, client, user.clone()));
                 self.record(format_args!("c{client} leave {channel} {user}"));
             }
             Event::Error { id, code, message } => {
@@ -323,6 +333,13 @@ impl World {
             }
             Event::RequestDone { id, result } => {
                 self.checker.request_done(now, client, id.as_str());
+                if let Err(RequestError::Server {
+                    code: ErrorCode::Unavailable,
+                    ..
+                }) = &result
+                {
+                    self.unavailable += 1;
+                }
                 let outcome = match &result {
                     Ok(_) => "ok".to_owned(),
                     Err(error) => error.to_string(),
@@ -352,6 +369,20 @@ impl World {
                 "client {client}: clients of node {node} miss {gaps} offsets, the node dropped {dropped}"
             ));
         }
+    }
+
+    /// The node a dial for `home` reaches: `home` itself, unless it is a
+    /// cluster's node that is down, when the load balancer in front of the
+    /// cluster sends the dial to the next node that runs.
+    fn balance(&self, home: usize) -> usize {
+        if self.store.is_none() {
+            return home;
+        }
+        let count = self.nodes.len();
+        (0..count)
+            .map(|step| (home + step) % count)
+            .find(|&node| self.nodes[node].server.is_some())
+            .unwrap_or(home)
     }
 
     fn schedule_publish(&mut self, client: usize, every: Duration) {

@@ -13,15 +13,41 @@ impl World {
         if unsettled > 0 {
             self.violation(format!("{unsettled} requests never settled"));
         }
-        let truth = self.check_clients();
+        self.check_clients();
+        let local = self.local_channels();
         for node in 0..self.nodes.len() {
-            self.check_node(node, &truth);
+            self.check_node(node, &local);
         }
     }
 
+    /// Whose presence a client of `node` sees: its node's alone, or the
+    /// whole cluster's (scope 0).
+    fn presence_scope(&self, node: usize) -> usize {
+        if self.store.is_some() { 0 } else { node }
+    }
+
+    /// The channels each node has local subscribers in: those of the
+    /// clients whose current connection it holds.
+    fn local_channels(&self) -> BTreeSet<(usize, String)> {
+        let mut local = BTreeSet::new();
+        for (index, spec) in self.setup.clients.iter().enumerate() {
+            let Some(socket) = self.clients[index]
+                .socket
+                .and_then(|id| self.sockets.get(&id))
+            else {
+                continue;
+            };
+            for channel in &spec.channels {
+                local.insert((socket.node, channel.as_str().to_owned()));
+            }
+        }
+        local
+    }
+
     /// Every client is connected and live in its channels, and sees the
-    /// true presence there; returns the truth, per node and channel.
-    fn check_clients(&mut self) -> BTreeMap<(usize, String), BTreeSet<String>> {
+    /// true presence there: per node and channel, or per channel over a
+    /// cluster.
+    fn check_clients(&mut self) {
         let mut truth: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
         let mut problems = Vec::new();
         for (index, spec) in self.setup.clients.iter().enumerate() {
@@ -39,7 +65,7 @@ impl World {
                     problems.push(format!("client {index} is not live in {channel}"));
                 }
                 truth
-                    .entry((spec.node, channel.as_str().to_owned()))
+                    .entry((self.presence_scope(spec.node), channel.as_str().to_owned()))
                     .or_default()
                     .insert(spec.user.clone());
             }
@@ -47,7 +73,7 @@ impl World {
         for (index, spec) in self.setup.clients.iter().enumerate() {
             for channel in &spec.channels {
                 let (live, seen) = self.checker.presence_view(index, channel.as_str());
-                let key = (spec.node, channel.as_str().to_owned());
+                let key = (self.presence_scope(spec.node), channel.as_str().to_owned());
                 let expected: Vec<String> = truth
                     .get(&key)
                     .map(|users| users.iter().cloned().collect())
@@ -62,17 +88,19 @@ impl World {
         for problem in problems {
             self.violation(problem);
         }
-        truth
     }
 
-    /// The node holds exactly the connections of live clients, and its
-    /// gauges say so.
-    fn check_node(&mut self, node: usize, truth: &BTreeMap<(usize, String), BTreeSet<String>>) {
+    /// The node holds exactly the connections of live clients, its gauges
+    /// say so, and its link to the backplane (if any) is up.
+    fn check_node(&mut self, node: usize, local: &BTreeSet<(usize, String)>) {
         let Some(server) = &self.nodes[node].server else {
             self.violation(format!("node{node} is down at the end"));
             return;
         };
         let mut problems = Vec::new();
+        if !server.is_backplane_up() {
+            problems.push(format!("node{node}'s link to the backplane is down"));
+        }
         for (conn, id) in &self.nodes[node].sockets {
             let socket = &self.sockets[id];
             let current = self.clients[socket.client].socket == Some(*id);
@@ -84,7 +112,7 @@ impl World {
             }
         }
         let sockets = self.nodes[node].sockets.len() as u64;
-        let channels = truth.keys().filter(|(n, _)| *n == node).count() as u64;
+        let channels = local.iter().filter(|(n, _)| *n == node).count() as u64;
         let metrics = server.metrics_text();
         for (name, expected) in [
             ("tether_connections", sockets),

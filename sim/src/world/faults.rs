@@ -34,6 +34,20 @@ impl World {
                     self.clients[client].vanish_pending = true;
                 }
             }
+            Fault::BackplaneOutage { until } => {
+                self.record(format_args!("FAULT backplane unreachable until {until}"));
+                if self.store.is_some() {
+                    self.store_outage(until);
+                }
+            }
+            Fault::BackplanePartition { node, until } => {
+                self.record(format_args!(
+                    "FAULT node{node} cut off from the backplane until {until}"
+                ));
+                if let Some(link) = self.links.get_mut(node) {
+                    link.partitioned_until = link.partitioned_until.max(until);
+                }
+            }
             Fault::Partition { client, until } => {
                 self.record(format_args!("FAULT c{client} partitioned until {until}"));
                 let state = &mut self.clients[client];
@@ -62,6 +76,8 @@ impl World {
         }
         state.incarnation += 1;
         state.timer_at = None;
+        self.store_forgets(node);
+        let state = &mut self.nodes[node];
         let sockets = std::mem::take(&mut state.sockets);
         for id in sockets.into_values() {
             let Some(socket) = self.sockets.get_mut(&id) else {

@@ -23,6 +23,7 @@
 //! sessions and nodes get their seeds from it. The same seed gives the same
 //! run, event for event, and the [`Trace`] hash proves it.
 
+mod backplane_side;
 mod client_side;
 mod convergence;
 mod faults;
@@ -33,10 +34,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tether_core::client::ClientSession;
+use tether_core::hub::{StoreEvent, StoreRequest};
 use tether_core::ids::ConnId;
 use tether_core::server::Server;
 use tether_core::time::Instant;
 
+use crate::backplane::Backplane;
 use crate::check::{Checker, Violation};
 use crate::net::Pipe;
 use crate::schedule::Schedule;
@@ -91,6 +94,22 @@ enum Ev {
     Restart(usize),
     /// A fault strikes.
     Fault(Fault),
+    /// A node's request reaches the shared store.
+    ToStore {
+        node: usize,
+        generation: u64,
+        request: StoreRequest,
+    },
+    /// An event of the shared store reaches a node.
+    FromStore {
+        node: usize,
+        generation: u64,
+        event: StoreEvent,
+    },
+    /// A node's attempt to connect to the store may have gone unanswered.
+    ConnectTimeout { node: usize, generation: u64 },
+    /// A node's adapter finds its connection to the store broken.
+    StoreFailed { node: usize, generation: u64 },
 }
 
 /// A client and what the world knows about it.
@@ -163,6 +182,12 @@ pub struct Outcome {
     pub slow_consumer_closes: u64,
     /// Connections the nodes cut for a missed heartbeat.
     pub heartbeat_timeouts: u64,
+    /// Client requests refused `UNAVAILABLE` (the backplane was down).
+    pub unavailable: u64,
+    /// Subscriptions confirmed with `recovered: true`.
+    pub recovered: u64,
+    /// Every `leave` a client saw: when, which client, whose.
+    pub leaves: Vec<(Instant, usize, String)>,
 }
 
 /// A run in progress.
@@ -181,6 +206,18 @@ pub struct World {
     stats: Stats,
     /// Counters of the node incarnations that crashed.
     retired: tether_core::metrics::Counters,
+    /// The shared store of a cluster.
+    store: Option<Backplane>,
+    /// Each node's link to the store (empty without one).
+    links: Vec<backplane_side::StoreLink>,
+    /// The store is unreachable before this.
+    store_down_until: Instant,
+    /// Requests the clients saw refused `UNAVAILABLE`.
+    unavailable: u64,
+    /// Subscriptions confirmed with `recovered: true`.
+    recovered: u64,
+    /// Every `leave` a client saw.
+    leaves: Vec<(Instant, usize, String)>,
 }
 
 impl World {
@@ -197,12 +234,10 @@ impl World {
         if let Some(backend) = &setup.backend {
             schedule.push(backend.from, Ev::Backend);
         }
+        let mut links = Vec::new();
         let nodes = (0..setup.nodes)
             .map(|index| Node {
-                server: Some(Server::new(
-                    setup.server.clone(),
-                    &epoch_prefix(index, 0, &mut rng),
-                )),
+                server: Some(new_server(&setup, index, 0, &mut rng, &mut links).0),
                 incarnation: 0,
                 sockets: BTreeMap::new(),
                 timer_at: None,
@@ -222,6 +257,10 @@ impl World {
                 vanish_pending: false,
             })
             .collect();
+        let store = setup
+            .backplane
+            .as_ref()
+            .map(|_| Backplane::new(&setup.server));
         World {
             checker: Checker::new(setup.clients.len()),
             stats: Stats::new(setup.clients.len(), setup.mark),
@@ -235,6 +274,12 @@ impl World {
             sockets_opened: 0,
             trace: Trace::new(TRACE_TAIL),
             retired: Default::default(),
+            store,
+            links,
+            store_down_until: Instant::ZERO,
+            unavailable: 0,
+            recovered: 0,
+            leaves: Vec::new(),
         }
     }
 
@@ -249,7 +294,7 @@ impl World {
     pub fn run(mut self) -> Outcome {
         let end = self.setup.end();
         for node in 0..self.nodes.len() {
-            self.arm_node(node);
+            self.drain_node(node);
         }
         while let Some((at, event)) = self.schedule.pop_until(end) {
             self.now = at;
@@ -283,6 +328,18 @@ impl World {
             } => self.verdict(node, incarnation, conn, token),
             Ev::Restart(node) => self.restart(node),
             Ev::Fault(fault) => self.strike(fault),
+            Ev::ToStore {
+                node,
+                generation,
+                request,
+            } => self.store_receives(node, generation, request),
+            Ev::FromStore {
+                node,
+                generation,
+                event,
+            } => self.node_hears_store(node, generation, event),
+            Ev::ConnectTimeout { node, generation } => self.connect_timeout(node, generation),
+            Ev::StoreFailed { node, generation } => self.store_link_failed(node, generation),
         }
     }
 
@@ -302,6 +359,9 @@ impl World {
             dropped: counters.messages_dropped_total,
             slow_consumer_closes: counters.slow_consumer_closes_total,
             heartbeat_timeouts: counters.heartbeat_timeouts_total,
+            unavailable: self.unavailable,
+            recovered: self.recovered,
+            leaves: self.leaves,
         }
     }
 
@@ -354,6 +414,27 @@ impl World {
         self.record(format_args!("VIOLATION {what}"));
         self.checker.report(self.now, what);
     }
+}
+
+/// A node incarnation and its name: with its own memory store, or on the cluster's
+/// backplane under a name of its own (whose link is set up in `links`).
+fn new_server(
+    setup: &Setup,
+    node: usize,
+    incarnation: u32,
+    rng: &mut fastrand::Rng,
+    links: &mut Vec<backplane_side::StoreLink>,
+) -> (Server, String) {
+    let name = epoch_prefix(node, incarnation, rng);
+    if setup.backplane.is_none() {
+        return (Server::new(setup.server.clone(), &name), name);
+    }
+    let server = Server::with_backplane(setup.server.clone(), &name);
+    match links.get_mut(node) {
+        Some(link) => link.name = name.clone(),
+        None => links.push(backplane_side::StoreLink::named(name.clone())),
+    }
+    (server, name)
 }
 
 /// A node incarnation's epoch prefix: unique per incarnation, drawn from the

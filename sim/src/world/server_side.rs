@@ -9,7 +9,7 @@ use tether_core::connection::{AuthVerdict, Transport};
 use tether_core::ids::ConnId;
 use tether_core::server::{Server, ServerEvent};
 
-use super::{Ev, SocketId, World, epoch_prefix};
+use super::{Ev, SocketId, World, new_server};
 
 impl World {
     pub(super) fn syn(&mut self, id: SocketId) {
@@ -131,12 +131,19 @@ impl World {
     }
 
     pub(super) fn restart(&mut self, node: usize) {
+        let incarnation = self.nodes[node].incarnation;
+        let (server, prefix) = new_server(
+            &self.setup,
+            node,
+            incarnation,
+            &mut self.rng,
+            &mut self.links,
+        );
         let state = &mut self.nodes[node];
-        let prefix = epoch_prefix(node, state.incarnation, &mut self.rng);
-        state.server = Some(Server::new(self.setup.server.clone(), &prefix));
+        state.server = Some(server);
         state.gaps = 0;
         self.record(format_args!("node{node} restarted as {prefix}"));
-        self.arm_node(node);
+        self.drain_node(node);
     }
 
     /// Handles everything the node has to say, then checks its books and
@@ -147,7 +154,13 @@ impl World {
                 return;
             };
             let Some(event) = server.poll_event() else {
-                break;
+                match server.poll_store_request() {
+                    Some(request) => {
+                        self.send_to_store(node, request);
+                        continue;
+                    }
+                    None => break,
+                }
             };
             match event {
                 ServerEvent::Wake(conn) => {

@@ -65,6 +65,9 @@ pub(super) struct LocalChannel {
     catching_up: bool,
     /// The store is known to be ahead of `position`: ask it.
     behind: bool,
+    /// The users this node's subscribers of the channel were last told are
+    /// present (by snapshot and deltas).
+    present: BTreeSet<String>,
 }
 
 /// What to do with a subscriber's `subscribed` answer.
@@ -91,7 +94,24 @@ impl LocalChannel {
             ahead_epoch: String::new(),
             catching_up: false,
             behind: false,
+            present: BTreeSet::new(),
         }
+    }
+
+    /// A presence snapshot of `users` went to subscribers: it is what they
+    /// know now.
+    pub(super) fn told_snapshot(&mut self, users: &[String]) {
+        self.present = users.iter().cloned().collect();
+    }
+
+    /// Whether a `join` of `user` is news to the subscribers; it is recorded.
+    pub(super) fn told_join(&mut self, user: &str) -> bool {
+        self.present.insert(user.to_owned())
+    }
+
+    /// Whether a `leave` of `user` is news to the subscribers; it is recorded.
+    pub(super) fn told_leave(&mut self, user: &str) -> bool {
+        self.present.remove(user)
     }
 
     /// A subscriber now waits for its `subscribed` answer.

@@ -40,7 +40,10 @@
 //!   and [`StoreEvent::Left`]; the hub turns each into one `join` or `leave`
 //!   frame, shared by the channel's active local subscribers (the user's own
 //!   connection is still pending at its join and gone at its leave).
-//!   Snapshots come only with `subscribe` and on request.
+//!   Snapshots come only with `subscribe`, on request, and after a backplane
+//!   outage. Each local channel remembers the presence its subscribers were
+//!   told, so a delta that would repeat what they know (events from two
+//!   streams crossing, a rejoin after an outage) is not sent.
 //!
 //! - With an external store the hub also keeps the link to it (module
 //!   `link`): it asks the adapter to connect ([`StoreRequest::Connect`]),
@@ -160,6 +163,9 @@ enum Waiter {
         since: Option<Position>,
     },
     Api,
+    /// A presence snapshot for every local subscriber of the channel, after
+    /// the backplane link came back.
+    Refresh,
 }
 
 #[derive(Debug)]
@@ -414,6 +420,9 @@ impl Hub {
                     offset,
                     recovered,
                 }));
+                if let Some(local) = self.channels.get_mut(&channel) {
+                    local.told_snapshot(&users);
+                }
                 frames.push(frame_of(&ServerMessage::Presence {
                     id: None,
                     channel: channel.clone(),
@@ -452,14 +461,32 @@ impl Hub {
                 ticket,
                 channel,
                 users,
-            } => {
-                let Some(Waiter::Conn { conn, id }) = self.waiting.remove(&ticket) else {
-                    return;
-                };
-                let presence = frame_of(&ServerMessage::Presence { id, channel, users });
-                self.fulfil(conn, ticket, vec![presence], outbox);
-            }
+            } => match self.waiting.remove(&ticket) {
+                Some(Waiter::Conn { conn, id }) => {
+                    let presence = frame_of(&ServerMessage::Presence { id, channel, users });
+                    self.fulfil(conn, ticket, vec![presence], outbox);
+                }
+                Some(Waiter::Refresh) => {
+                    if let Some(local) = self.channels.get_mut(&channel) {
+                        local.told_snapshot(&users);
+                    }
+                    let snapshot = frame_of(&ServerMessage::Presence {
+                        id: None,
+                        channel: channel.clone(),
+                        users,
+                    });
+                    self.send_presence_change(&channel, snapshot, outbox);
+                }
+                _ => {}
+            },
             StoreEvent::Joined { channel, user } => {
+                let news = self
+                    .channels
+                    .get_mut(&channel)
+                    .is_some_and(|local| local.told_join(&user));
+                if !news {
+                    return;
+                }
                 let frame = frame_of(&ServerMessage::Join {
                     channel: channel.clone(),
                     user,
@@ -467,6 +494,13 @@ impl Hub {
                 self.send_presence_change(&channel, frame, outbox);
             }
             StoreEvent::Left { channel, user } => {
+                let news = self
+                    .channels
+                    .get_mut(&channel)
+                    .is_some_and(|local| local.told_leave(&user));
+                if !news {
+                    return;
+                }
                 let frame = frame_of(&ServerMessage::Leave {
                     channel: channel.clone(),
                     user,
@@ -774,20 +808,28 @@ impl Hub {
             return;
         }
         let lease = link.lease();
-        self.request(now, StoreRequest::Lease { lease }, outbox);
-        let members = self.members();
-        self.request(now, StoreRequest::Rejoin { members }, outbox);
+        // Follow first, so that the departures the lease renewal announces
+        // (and any presence change published from now on) reach this node.
         let channels: Vec<Channel> = self.channels.keys().cloned().collect();
-        for channel in channels {
+        for channel in &channels {
             let follow = StoreRequest::Follow {
                 channel: channel.clone(),
             };
             self.request(now, follow, outbox);
             let gap = self
                 .channels
-                .get_mut(&channel)
+                .get_mut(channel)
                 .and_then(LocalChannel::resume);
-            self.catch_up(now, channel, gap, outbox);
+            self.catch_up(now, channel.clone(), gap, outbox);
+        }
+        self.request(now, StoreRequest::Lease { lease }, outbox);
+        let members = self.members();
+        self.request(now, StoreRequest::Rejoin { members }, outbox);
+        // Catch-up covers publications only: presence changes missed during
+        // the outage reach the subscribers as a fresh snapshot.
+        for channel in channels {
+            let ticket = self.issue_ticket(Waiter::Refresh);
+            self.request(now, StoreRequest::Presence { ticket, channel }, outbox);
         }
     }
 
@@ -811,6 +853,8 @@ impl Hub {
                     self.api_unavailable.push_back(ticket);
                     continue;
                 }
+                // The next link up asks for a fresh snapshot again.
+                Waiter::Refresh => continue,
                 Waiter::Conn { conn, id } => (conn, id),
                 Waiter::Subscribe {
                     conn, id, channel, ..

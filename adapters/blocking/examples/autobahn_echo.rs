@@ -1,0 +1,142 @@
+//! An echo endpoint on the core's own handshake and framing path, for the
+//! Autobahn TestSuite's `fuzzingclient` mode (RFC 6455 conformance).
+//!
+//! ```sh
+//! cargo run --release -p tether-blocking --example autobahn_echo -- 9002
+//! ```
+//!
+//! Listens on `127.0.0.1:PORT` (9002 by default), answers a WebSocket
+//! handshake on `/ws` with the core's `RequestParser` and `accept_response`,
+//! then hands every byte to a server-role `FrameDecoder`: text and binary
+//! messages come back with the same opcode, Pings are answered with Pongs, a
+//! Close is echoed with its code, and a decoding error closes with the code
+//! the core gives it. Nothing here belongs to Tether's own server, which
+//! never echoes.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::thread;
+use std::time::Duration;
+
+use tether_core::frame::{FrameDecoder, Message, Opcode, Role, close_frame, encode_frame};
+use tether_core::frame::{pong_frame, text_frame};
+use tether_core::http::{Request, RequestLimits, RequestParser, accept_response, response};
+
+/// Largest message echoed: Autobahn's 9.x cases go up to 16 MiB.
+const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+
+/// Longest a connection may stay silent before it is dropped, so that no
+/// thread outlives a stuck peer for long.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the closing side waits for the peer to close its end after the
+/// Close frames were exchanged.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Bytes read from the socket at a time.
+const READ_SIZE: usize = 64 * 1024;
+
+fn main() -> io::Result<()> {
+    let port: u16 = match std::env::args().nth(1) {
+        Some(arg) => arg
+            .parse()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "PORT must be a number"))?,
+        None => 9002,
+    };
+    let listener = TcpListener::bind(("127.0.0.1", port))?;
+    eprintln!("echoing on ws://127.0.0.1:{port}/ws");
+    for stream in listener.incoming() {
+        let stream = stream?;
+        thread::spawn(move || {
+            if let Err(error) = serve(stream) {
+                eprintln!("connection ended: {error}");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Runs one connection: the handshake, then the echo until a Close or an
+/// error.
+fn serve(mut stream: TcpStream) -> io::Result<()> {
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.set_nodelay(true)?;
+    let mut buf = vec![0; READ_SIZE];
+    let mut parser = RequestParser::new(RequestLimits {
+        max_head: 8 * 1024,
+        max_body: 0,
+    });
+    let upgrade = loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        parser.feed(&buf[..n]);
+        match parser.poll(&[]) {
+            Ok(None) => {}
+            Ok(Some(Request::Upgrade(upgrade))) => break upgrade,
+            Ok(Some(Request::Route(_))) => {
+                return stream.write_all(&response(404, "text/plain", b"not found"));
+            }
+            Err(error) => return stream.write_all(&error.response()),
+        }
+    };
+    stream.write_all(&accept_response(&upgrade.key, None))?;
+    let mut decoder = FrameDecoder::new(Role::Server, MAX_PAYLOAD);
+    decoder.feed(&parser.into_remaining());
+    loop {
+        while let Some(reply) = next_reply(&mut decoder) {
+            match reply {
+                Reply::Frame(frame) => stream.write_all(&frame)?,
+                Reply::Close(frame) => {
+                    stream.write_all(&frame)?;
+                    return linger(stream, &mut buf);
+                }
+            }
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        decoder.feed(&buf[..n]);
+    }
+}
+
+/// What the echo sends for one decoded message.
+enum Reply {
+    /// A frame to send before reading on.
+    Frame(bytes::Bytes),
+    /// The Close frame that ends the connection.
+    Close(bytes::Bytes),
+}
+
+/// The answer to the next complete message, skipping Pongs; `None` when the
+/// decoder needs more bytes.
+fn next_reply(decoder: &mut FrameDecoder) -> Option<Reply> {
+    loop {
+        let reply = match decoder.poll_message() {
+            Ok(None) => return None,
+            Ok(Some(Message::Text(payload))) => Reply::Frame(text_frame(&payload)),
+            Ok(Some(Message::Binary(payload))) => {
+                Reply::Frame(encode_frame(Opcode::Binary, &payload, None))
+            }
+            Ok(Some(Message::Ping(payload))) => Reply::Frame(pong_frame(&payload)),
+            Ok(Some(Message::Pong(_))) => continue,
+            Ok(Some(Message::Close(Some((code, reason))))) => {
+                Reply::Close(close_frame(code, &reason))
+            }
+            Ok(Some(Message::Close(None))) => Reply::Close(encode_frame(Opcode::Close, &[], None)),
+            Err(error) => Reply::Close(close_frame(error.close_code(), &error.to_string())),
+        };
+        return Some(reply);
+    }
+}
+
+/// Closes the sending half, then waits a little for the peer to close its
+/// own, so that the connection ends cleanly rather than with a reset.
+fn linger(mut stream: TcpStream, buf: &mut [u8]) -> io::Result<()> {
+    stream.shutdown(Shutdown::Write)?;
+    stream.set_read_timeout(Some(LINGER))?;
+    while stream.read(buf)? > 0 {}
+    Ok(())
+}

@@ -429,6 +429,13 @@ impl Server {
         entry(&self.slots, conn).map_or(Transport::CloseNow, |e| e.conn.transport())
     }
 
+    /// Bytes `conn` has not yet taken (its queue and the batch being
+    /// written), or `None` for an unknown connection: never more than
+    /// `hard_limit`.
+    pub fn queued_bytes(&self, conn: ConnId) -> Option<usize> {
+        entry(&self.slots, conn).map(|e| e.conn.queued_bytes())
+    }
+
     /// The earliest instant at which [`Server::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let connections = self.timers.peek().map(|Reverse((at, _))| *at);

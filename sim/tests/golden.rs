@@ -13,8 +13,8 @@ const GOLDEN: [(Scenario, u64); 10] = [
     (Scenario::FlappingClient, 0x9eec_f751_280a_cc09),
     (Scenario::HealingPartition, 0x5d31_0a16_49a3_102f),
     (Scenario::ClusterChat, 0x8980_1210_307b_1341),
-    (Scenario::BackplaneOutage, 0xb45f_ac78_b5f1_b5b1),
-    (Scenario::BackplanePartition, 0x2bdd_8f78_55e2_2106),
+    (Scenario::BackplaneOutage, 0x1b6a_1a15_5421_12c6),
+    (Scenario::BackplanePartition, 0x06cd_cd34_6729_4408),
     (Scenario::ClusterCrash, 0xcd5d_0134_987d_3f5c),
 ];
 

@@ -11,6 +11,10 @@ use tether_core::server::{Server, ServerEvent};
 
 use super::{Ev, SocketId, World, new_server};
 
+/// The queue takes the protocol's own frames (a Ping, the close frame)
+/// past `hard_limit`; each is at most 127 bytes and there are at most two.
+const PROTOCOL_FRAMES_PAST_THE_LIMIT: usize = 2 * 127;
+
 impl World {
     pub(super) fn syn(&mut self, id: SocketId) {
         let Some(socket) = self.sockets.get(&id) else {
@@ -280,16 +284,29 @@ impl World {
     }
 
     /// The node's accounting agrees with the world's: it holds exactly the
-    /// sockets the world has open at its end.
+    /// sockets the world has open at its end, and no connection's queue is
+    /// past `hard_limit` (but for the protocol's own few small frames).
     fn check_books(&mut self, node: usize) {
         let Some(server) = &self.nodes[node].server else {
             return;
         };
         let held = server.connection_count();
         let open = self.nodes[node].sockets.len();
+        let hard_limit = server.config().hard_limit;
+        let overfull: Vec<(ConnId, usize)> = self.nodes[node]
+            .sockets
+            .keys()
+            .filter_map(|&conn| Some((conn, server.queued_bytes(conn)?)))
+            .filter(|&(_, queued)| queued > hard_limit + PROTOCOL_FRAMES_PAST_THE_LIMIT)
+            .collect();
         if held != open {
             self.violation(format!(
                 "node{node} holds {held} connections, {open} sockets are open"
+            ));
+        }
+        for (conn, queued) in overfull {
+            self.violation(format!(
+                "node{node} {conn} has {queued} bytes queued, past hard_limit {hard_limit}"
             ));
         }
     }

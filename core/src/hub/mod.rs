@@ -480,34 +480,46 @@ impl Hub {
                 _ => {}
             },
             StoreEvent::Joined { channel, user } => {
-                let news = self
-                    .channels
-                    .get_mut(&channel)
-                    .is_some_and(|local| local.told_join(&user));
-                if !news {
-                    return;
-                }
-                let frame = frame_of(&ServerMessage::Join {
-                    channel: channel.clone(),
-                    user,
-                });
-                self.send_presence_change(&channel, frame, outbox);
+                self.relay_presence_change(channel, user, true, outbox);
             }
             StoreEvent::Left { channel, user } => {
-                let news = self
-                    .channels
-                    .get_mut(&channel)
-                    .is_some_and(|local| local.told_leave(&user));
-                if !news {
-                    return;
-                }
-                let frame = frame_of(&ServerMessage::Leave {
-                    channel: channel.clone(),
-                    user,
-                });
-                self.send_presence_change(&channel, frame, outbox);
+                self.relay_presence_change(channel, user, false, outbox);
             }
         }
+    }
+
+    /// Passes a user's arrival (`joined`) or departure to the channel's
+    /// local subscribers, unless it repeats what they were told.
+    fn relay_presence_change(
+        &mut self,
+        channel: Channel,
+        user: String,
+        joined: bool,
+        outbox: &mut impl Outbox,
+    ) {
+        let Some(local) = self.channels.get_mut(&channel) else {
+            return;
+        };
+        let news = if joined {
+            local.told_join(&user)
+        } else {
+            local.told_leave(&user)
+        };
+        if !news {
+            return;
+        }
+        let change = if joined {
+            ServerMessage::Join {
+                channel: channel.clone(),
+                user,
+            }
+        } else {
+            ServerMessage::Leave {
+                channel: channel.clone(),
+                user,
+            }
+        };
+        self.send_presence_change(&channel, frame_of(&change), outbox);
     }
 
     /// Expires history and idempotency records due at `now` (memory mode);

@@ -80,18 +80,7 @@ impl World {
         let state = &mut self.nodes[node];
         let sockets = std::mem::take(&mut state.sockets);
         for id in sockets.into_values() {
-            let Some(socket) = self.sockets.get_mut(&id) else {
-                continue;
-            };
-            socket.server_open = false;
-            let client = socket.client;
-            if socket.client_open && !socket.silent {
-                let start = self.now.max(self.clients[client].partitioned_until);
-                let link = &self.setup.clients[client].link;
-                let at = socket.down.send_end(start, link, &mut self.rng);
-                self.schedule.push(at, Ev::EndToClient(id));
-            }
-            self.collect(id);
+            self.close_node_end(id);
         }
     }
 }

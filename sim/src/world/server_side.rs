@@ -260,6 +260,13 @@ impl World {
             server.handle_transport_closed(conn, now);
         }
         self.nodes[node].sockets.remove(&conn);
+        self.close_node_end(id);
+    }
+
+    /// The node's end of socket `id` is closed: the client hears the end
+    /// over its link (unless its end is gone or silent), and the socket is
+    /// collected once both ends are done.
+    pub(super) fn close_node_end(&mut self, id: SocketId) {
         let Some(socket) = self.sockets.get_mut(&id) else {
             return;
         };

@@ -57,6 +57,8 @@ pub struct Backplane {
     retries: BTreeMap<(Channel, String, String), (u64, Instant)>,
     /// Users present per channel, with their connections over all nodes.
     users: BTreeMap<Channel, BTreeMap<String, i64>>,
+    /// The version of the last presence change, over all channels.
+    presence_version: u64,
     /// Each node's own share of the presence counts.
     shares: BTreeMap<String, BTreeMap<(Channel, String), i64>>,
     /// Each node's lease expiry.
@@ -92,6 +94,7 @@ impl Backplane {
             histories: BTreeMap::new(),
             retries: BTreeMap::new(),
             users: BTreeMap::new(),
+            presence_version: 0,
             shares: BTreeMap::new(),
             leases: BTreeMap::new(),
             followers: BTreeMap::new(),
@@ -213,6 +216,7 @@ impl Backplane {
                     recovered,
                     replay,
                     users,
+                    presence_version: self.presence_version,
                 }));
             }
             StoreRequest::CatchUp { channel, since } => {
@@ -233,6 +237,7 @@ impl Backplane {
                     ticket,
                     channel,
                     users,
+                    version: self.presence_version,
                 }));
             }
             StoreRequest::Join { channel, user } => self.member(node, channel, user, 1, &mut out),
@@ -397,15 +402,19 @@ impl Backplane {
             self.users.remove(&channel);
         }
         if before <= 0 && total > 0 {
+            self.presence_version += 1;
             let event = StoreEvent::Joined {
                 channel: channel.clone(),
                 user,
+                version: self.presence_version,
             };
             out.push(Delivery::Topic(channel, event));
         } else if before > 0 && total <= 0 {
+            self.presence_version += 1;
             let event = StoreEvent::Left {
                 channel: channel.clone(),
                 user,
+                version: self.presence_version,
             };
             out.push(Delivery::Topic(channel, event));
         }

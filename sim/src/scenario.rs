@@ -407,7 +407,7 @@ fn cluster(
         nodes: CLUSTER_NODES,
         backplane: Some(BackplaneSpec {
             link: LinkProfile::lan(latency, Duration::from_micros(500)),
-            two_streams: false,
+            two_streams: true,
         }),
         send_buffer: SEND_BUFFER,
         clients,

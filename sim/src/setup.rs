@@ -52,9 +52,9 @@ pub struct BackplaneSpec {
     pub link: LinkProfile,
     /// Whether the store's answers and its topic messages travel over two
     /// connections, each in order but in no order with each other, as with
-    /// the Redis adapter. Without, every event of the store reaches a node
-    /// in the one order the store produced them, which is what the core's
-    /// store contract asks.
+    /// the Redis adapter (and in the cluster scenarios). Without, every
+    /// event of the store reaches a node in the one order the store
+    /// produced them.
     pub two_streams: bool,
 }
 

@@ -56,13 +56,12 @@ fn violations_with(
 
 /// With the Redis adapter, a store's answers and its pub/sub messages
 /// travel over two connections. A new subscriber's own `join` (published
-/// by its `Join`, before the read that answers its `subscribe`) can then
-/// arrive after the answer, whose snapshot already holds the user: the
-/// subscriber is active by then and hears a `join` of a user it has in
-/// its view. Open: the hub orders presence changes against snapshots only
-/// when both come in one stream.
+/// by its `Join`, before the read that answers its `subscribe`) could then
+/// arrive after the answer, whose snapshot already held the user: the
+/// subscriber, active by then, heard a `join` of a user it had in its view.
+/// Presence changes and snapshots now carry the store's presence versions,
+/// and each local channel keeps one view ordered by them.
 #[test]
-#[ignore = "open defect: the Redis adapter delivers store answers and pub/sub events over two connections that can cross; run with --ignored"]
 fn a_subscriber_never_hears_a_join_of_a_user_in_its_snapshot() {
     let violations = violations_with(Scenario::ClusterChat, |setup| {
         if let Some(backplane) = &mut setup.backplane {

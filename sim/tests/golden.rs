@@ -12,10 +12,10 @@ const GOLDEN: [(Scenario, u64); 10] = [
     (Scenario::SlowConsumer, 0x5090_2a91_0ec4_db51),
     (Scenario::FlappingClient, 0x9eec_f751_280a_cc09),
     (Scenario::HealingPartition, 0x5d31_0a16_49a3_102f),
-    (Scenario::ClusterChat, 0x8980_1210_307b_1341),
-    (Scenario::BackplaneOutage, 0x1b6a_1a15_5421_12c6),
-    (Scenario::BackplanePartition, 0x06cd_cd34_6729_4408),
-    (Scenario::ClusterCrash, 0xcd5d_0134_987d_3f5c),
+    (Scenario::ClusterChat, 0xe00d_2f84_7536_8197),
+    (Scenario::BackplaneOutage, 0xa9fe_8d67_44bc_c7cb),
+    (Scenario::BackplanePartition, 0x06f7_74fb_c350_4b53),
+    (Scenario::ClusterCrash, 0x1b86_6e1e_d0eb_2b2d),
 ];
 
 #[test]

@@ -51,6 +51,11 @@ impl Keys {
         format!("{}node:{node}", self.prefix)
     }
 
+    /// The counter of presence versions, shared by every channel.
+    pub(crate) fn presence_version(&self) -> String {
+        format!("{}presence:version", self.prefix)
+    }
+
     /// The sorted set of node leases, scored by expiry.
     pub(crate) fn leases(&self) -> String {
         format!("{}leases", self.prefix)

@@ -32,8 +32,13 @@
 //!   connection count per channel over all nodes, with each node's own
 //!   share in a hash of its own. Nodes hold leases in a sorted set; each
 //!   renewal also removes the share of every node whose lease ran out and
-//!   announces the departures (`-USER` on the channel's topic), so a dead
-//!   node's users leave within `presence_ttl` on every node.
+//!   announces the departures (`-VERSION USER` on the channel's topic), so
+//!   a dead node's users leave within `presence_ttl` on every node. Every
+//!   announced change takes the next version of one counter, and every
+//!   snapshot (`read.lua`, `presence.lua`) returns the version it reflects:
+//!   changes arrive over the pub/sub connection and snapshots over the
+//!   command connection, in no order with each other, and the core orders
+//!   them by version.
 //! - **Routing**: a node `SUBSCRIBE`s to a channel's topic only while the
 //!   core follows it (it has local subscribers).
 //!

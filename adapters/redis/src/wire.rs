@@ -112,7 +112,7 @@ impl Context {
             }
             StoreRequest::Presence { ticket, channel } => (
                 Script::Presence,
-                vec![keys.users(&channel)],
+                vec![keys.users(&channel), keys.presence_version()],
                 Vec::new(),
                 Reply::Presence { ticket, channel },
             ),
@@ -120,7 +120,7 @@ impl Context {
             StoreRequest::Leave { channel, user } => self.member(&channel, &user, -1),
             StoreRequest::Lease { lease } => (
                 Script::Lease,
-                vec![keys.leases()],
+                vec![keys.leases(), keys.presence_version()],
                 vec![
                     keys.prefix().as_bytes().to_vec(),
                     self.node.clone().into_bytes(),
@@ -136,7 +136,7 @@ impl Context {
                 }
                 (
                     Script::Rejoin,
-                    vec![keys.node(&self.node)],
+                    vec![keys.node(&self.node), keys.presence_version()],
                     args,
                     Reply::Nothing,
                 )
@@ -170,6 +170,7 @@ impl Context {
             self.keys.meta(channel),
             self.keys.history(channel),
             self.keys.users(channel),
+            self.keys.presence_version(),
         ];
         let (epoch, offset) = match since {
             Some(since) => (since.epoch.clone(), since.offset.to_string()),
@@ -196,7 +197,11 @@ impl Context {
         user: &str,
         delta: i8,
     ) -> (Script, Vec<String>, Vec<Vec<u8>>, Reply) {
-        let keys = vec![self.keys.users(channel), self.keys.node(&self.node)];
+        let keys = vec![
+            self.keys.users(channel),
+            self.keys.node(&self.node),
+            self.keys.presence_version(),
+        ];
         let args = vec![
             user.as_bytes().to_vec(),
             member(channel, user).into_bytes(),
@@ -207,7 +212,8 @@ impl Context {
     }
 
     /// The event a pub/sub message on `topic` stands for: a publication
-    /// (`OFFSET EPOCH JSON`), a join (`+USER`) or a leave (`-USER`).
+    /// (`OFFSET EPOCH JSON`), a join (`+VERSION USER`) or a leave
+    /// (`-VERSION USER`).
     pub(crate) fn message(&self, topic: &str, payload: &[u8]) -> Result<StoreEvent, Malformed> {
         let channel = self
             .keys
@@ -218,14 +224,29 @@ impl Context {
                 .map_err(|_| Malformed("a user that is not UTF-8".into()))
         };
         match payload.first() {
-            Some(b'+') => Ok(StoreEvent::Joined {
-                channel,
-                user: text(&payload[1..])?,
-            }),
-            Some(b'-') => Ok(StoreEvent::Left {
-                channel,
-                user: text(&payload[1..])?,
-            }),
+            Some(&sign @ (b'+' | b'-')) => {
+                let mut parts = payload[1..].splitn(2, |&b| b == b' ');
+                let version = parts.next().and_then(parse_u64);
+                let user = parts.next().map(text).transpose()?;
+                let (Some(version), Some(user)) = (version, user) else {
+                    return Err(Malformed(
+                        "a presence change without version or user".into(),
+                    ));
+                };
+                Ok(if sign == b'+' {
+                    StoreEvent::Joined {
+                        channel,
+                        user,
+                        version,
+                    }
+                } else {
+                    StoreEvent::Left {
+                        channel,
+                        user,
+                        version,
+                    }
+                })
+            }
             _ => {
                 let mut parts = payload.splitn(3, |&b| b == b' ');
                 let offset = parts.next().and_then(parse_u64);
@@ -260,11 +281,15 @@ impl Reply {
             Reply::Leased => StoreEvent::Leased {
                 lapsed: convert::<i64>(value)? == 1,
             },
-            Reply::Presence { ticket, channel } => StoreEvent::Presence {
-                ticket,
-                channel,
-                users: convert(value)?,
-            },
+            Reply::Presence { ticket, channel } => {
+                let (version, users) = convert(value)?;
+                StoreEvent::Presence {
+                    ticket,
+                    channel,
+                    users,
+                    version,
+                }
+            }
             Reply::Subscribed { ticket, channel } => {
                 let read = Read::from_value(value)?;
                 StoreEvent::Subscribed {
@@ -275,6 +300,7 @@ impl Reply {
                     recovered: read.recovered,
                     replay: read.replay,
                     users: read.users,
+                    presence_version: read.presence_version,
                 }
             }
             Reply::CaughtUp { channel, since } => {
@@ -300,16 +326,18 @@ struct Read {
     recovered: Option<bool>,
     users: Vec<String>,
     replay: Vec<Bytes>,
+    presence_version: u64,
 }
 
 impl Read {
     fn from_value(value: Value) -> Result<Read, Malformed> {
-        let (epoch, offset, recovered, users, messages): (
+        let (epoch, offset, recovered, users, messages, presence_version): (
             String,
             u64,
             String,
             Vec<String>,
             Vec<Vec<u8>>,
+            u64,
         ) = convert(value)?;
         let recovered = match recovered.as_str() {
             "" => None,
@@ -322,6 +350,7 @@ impl Read {
             recovered,
             users,
             replay: messages.iter().map(|json| text_frame(json)).collect(),
+            presence_version,
         })
     }
 }

@@ -39,6 +39,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
+use super::presence::PresenceView;
 use super::{Outbox, frame_of};
 use crate::envelope::{Channel, Position, ServerMessage};
 use crate::ids::ConnId;
@@ -65,9 +66,8 @@ pub(super) struct LocalChannel {
     catching_up: bool,
     /// The store is known to be ahead of `position`: ask it.
     behind: bool,
-    /// The users this node's subscribers of the channel were last told are
-    /// present (by snapshot and deltas).
-    present: BTreeSet<String>,
+    /// The presence this node's subscribers of the channel were told.
+    pub(super) presence: PresenceView,
 }
 
 /// What to do with a subscriber's `subscribed` answer.
@@ -94,24 +94,8 @@ impl LocalChannel {
             ahead_epoch: String::new(),
             catching_up: false,
             behind: false,
-            present: BTreeSet::new(),
+            presence: PresenceView::default(),
         }
-    }
-
-    /// A presence snapshot of `users` went to subscribers: it is what they
-    /// know now.
-    pub(super) fn told_snapshot(&mut self, users: &[String]) {
-        self.present = users.iter().cloned().collect();
-    }
-
-    /// Whether a `join` of `user` is news to the subscribers; it is recorded.
-    pub(super) fn told_join(&mut self, user: &str) -> bool {
-        self.present.insert(user.to_owned())
-    }
-
-    /// Whether a `leave` of `user` is news to the subscribers; it is recorded.
-    pub(super) fn told_leave(&mut self, user: &str) -> bool {
-        self.present.remove(user)
     }
 
     /// A subscriber now waits for its `subscribed` answer.
@@ -258,9 +242,11 @@ impl LocalChannel {
         None
     }
 
-    /// The link to the store failed: a catch-up that was out is lost.
+    /// The link to the store failed: a catch-up that was out is lost, and
+    /// presence changes may be.
     pub(super) fn link_lost(&mut self) {
         self.catching_up = false;
+        self.presence.link_lost();
     }
 
     /// The link is back: the position to catch up from, for everything the

@@ -41,6 +41,8 @@ pub struct MemoryStore {
     history_ttl: Duration,
     idempotency_window: Duration,
     channels: BTreeMap<Channel, StoredChannel>,
+    /// The version of the last presence change, over all channels.
+    presence_version: u64,
     history_expiry: VecDeque<(Instant, Channel)>,
     retry_expiry: VecDeque<(Instant, Channel)>,
     events: VecDeque<StoreEvent>,
@@ -83,6 +85,7 @@ impl MemoryStore {
             history_ttl: config.history_ttl,
             idempotency_window: config.idempotency_window,
             channels: BTreeMap::new(),
+            presence_version: 0,
             history_expiry: VecDeque::new(),
             retry_expiry: VecDeque::new(),
             events: VecDeque::new(),
@@ -136,6 +139,7 @@ impl MemoryStore {
                     recovered,
                     replay,
                     users: stored.members.keys().cloned().collect(),
+                    presence_version: self.presence_version,
                     channel: channel.clone(),
                 };
                 self.events.push_back(event);
@@ -150,6 +154,7 @@ impl MemoryStore {
                     ticket,
                     channel,
                     users,
+                    version: self.presence_version,
                 });
             }
             StoreRequest::Join { channel, user } => {
@@ -160,7 +165,7 @@ impl MemoryStore {
                     .or_insert(0);
                 *count += 1;
                 if *count == 1 {
-                    self.events.push_back(StoreEvent::Joined { channel, user });
+                    self.announce(channel, user, true);
                 }
             }
             StoreRequest::Leave { channel, user } => {
@@ -174,7 +179,7 @@ impl MemoryStore {
                 if *count == 0 {
                     stored.members.remove(&user);
                     self.forget_if_idle(&channel);
-                    self.events.push_back(StoreEvent::Left { channel, user });
+                    self.announce(channel, user, false);
                 }
             }
             StoreRequest::CatchUp { channel, since } => {
@@ -323,15 +328,33 @@ impl MemoryStore {
                 .cloned()
                 .collect();
             for user in joined {
-                let channel = channel.clone();
-                self.events.push_back(StoreEvent::Joined { channel, user });
+                self.announce(channel.clone(), user, true);
             }
             for user in left {
-                let channel = channel.clone();
-                self.events.push_back(StoreEvent::Left { channel, user });
+                self.announce(channel.clone(), user, false);
             }
             self.forget_if_idle(&channel);
         }
+    }
+
+    /// Tells a user's first arrival (`joined`) or last departure, under the
+    /// next presence version.
+    fn announce(&mut self, channel: Channel, user: String, joined: bool) {
+        self.presence_version += 1;
+        let version = self.presence_version;
+        self.events.push_back(if joined {
+            StoreEvent::Joined {
+                channel,
+                user,
+                version,
+            }
+        } else {
+            StoreEvent::Left {
+                channel,
+                user,
+                version,
+            }
+        });
     }
 
     /// The offset of an earlier publication with the same user and id that

@@ -41,9 +41,11 @@
 //!   frame, shared by the channel's active local subscribers (the user's own
 //!   connection is still pending at its join and gone at its leave).
 //!   Snapshots come only with `subscribe`, on request, and after a backplane
-//!   outage. Each local channel remembers the presence its subscribers were
-//!   told, so a delta that would repeat what they know (events from two
-//!   streams crossing, a rejoin after an outage) is not sent.
+//!   outage. Each local channel keeps one view of presence for all its
+//!   subscribers (module `presence`), ordered by the store's presence
+//!   versions: a change a snapshot already holds is not told again, even
+//!   when changes and snapshots arrive by different paths, and a `presence`
+//!   request about a channel with a current view is answered from it.
 //!
 //! - With an external store the hub also keeps the link to it (module
 //!   `link`): it asks the adapter to connect ([`StoreRequest::Connect`]),
@@ -72,6 +74,7 @@
 mod link;
 mod local;
 mod memory;
+mod presence;
 mod replies;
 mod store;
 
@@ -375,6 +378,7 @@ impl Hub {
                 recovered,
                 replay,
                 users,
+                presence_version,
             } => {
                 let Some(Waiter::Subscribe {
                     conn,
@@ -420,9 +424,10 @@ impl Hub {
                     offset,
                     recovered,
                 }));
-                if let Some(local) = self.channels.get_mut(&channel) {
-                    local.told_snapshot(&users);
-                }
+                let users = match self.channels.get_mut(&channel) {
+                    Some(local) => local.presence.subscriber_snapshot(presence_version, users),
+                    None => users,
+                };
                 frames.push(frame_of(&ServerMessage::Presence {
                     id: None,
                     channel: channel.clone(),
@@ -433,7 +438,8 @@ impl Hub {
                     .channels
                     .get_mut(&channel)
                     .and_then(|l| l.settle(outbox));
-                self.catch_up(now, channel, gap, outbox);
+                self.catch_up(now, channel.clone(), gap, outbox);
+                self.refresh_presence_if_wanted(now, channel, outbox);
             }
             StoreEvent::CaughtUp {
                 channel,
@@ -461,51 +467,60 @@ impl Hub {
                 ticket,
                 channel,
                 users,
+                version,
             } => match self.waiting.remove(&ticket) {
                 Some(Waiter::Conn { conn, id }) => {
                     let presence = frame_of(&ServerMessage::Presence { id, channel, users });
                     self.fulfil(conn, ticket, vec![presence], outbox);
                 }
                 Some(Waiter::Refresh) => {
-                    if let Some(local) = self.channels.get_mut(&channel) {
-                        local.told_snapshot(&users);
+                    let Some(local) = self.channels.get_mut(&channel) else {
+                        return;
+                    };
+                    if let Some(users) = local.presence.refresh(version, users) {
+                        let snapshot = frame_of(&ServerMessage::Presence {
+                            id: None,
+                            channel: channel.clone(),
+                            users,
+                        });
+                        self.send_presence_change(&channel, snapshot, outbox);
                     }
-                    let snapshot = frame_of(&ServerMessage::Presence {
-                        id: None,
-                        channel: channel.clone(),
-                        users,
-                    });
-                    self.send_presence_change(&channel, snapshot, outbox);
+                    self.refresh_presence_if_wanted(now, channel, outbox);
                 }
                 _ => {}
             },
-            StoreEvent::Joined { channel, user } => {
-                self.relay_presence_change(channel, user, true, outbox);
+            StoreEvent::Joined {
+                channel,
+                user,
+                version,
+            } => {
+                self.relay_presence_change(channel, user, version, true, outbox);
             }
-            StoreEvent::Left { channel, user } => {
-                self.relay_presence_change(channel, user, false, outbox);
+            StoreEvent::Left {
+                channel,
+                user,
+                version,
+            } => {
+                self.relay_presence_change(channel, user, version, false, outbox);
             }
         }
     }
 
-    /// Passes a user's arrival (`joined`) or departure to the channel's
-    /// local subscribers, unless it repeats what they were told.
+    /// Passes a user's arrival (`joined`) or departure, at presence
+    /// `version`, to the channel's local subscribers, unless it is not news
+    /// to them.
     fn relay_presence_change(
         &mut self,
         channel: Channel,
         user: String,
+        version: u64,
         joined: bool,
         outbox: &mut impl Outbox,
     ) {
         let Some(local) = self.channels.get_mut(&channel) else {
             return;
         };
-        let news = if joined {
-            local.told_join(&user)
-        } else {
-            local.told_leave(&user)
-        };
-        if !news {
+        if !local.presence.change(version, &user, joined) {
             return;
         }
         let change = if joined {
@@ -686,6 +701,14 @@ impl Hub {
         if self.refused_private(conn, &id, &channel, outbox) {
             return;
         }
+        let known = self
+            .channels
+            .get(&channel)
+            .and_then(|local| local.presence.current());
+        if let Some(users) = known {
+            let presence = frame_of(&ServerMessage::Presence { id, channel, users });
+            return self.send_reply(conn, presence, outbox);
+        }
         if !self.is_store_up() {
             let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
             return self.send_reply(conn, error, outbox);
@@ -840,8 +863,31 @@ impl Hub {
         // Catch-up covers publications only: presence changes missed during
         // the outage reach the subscribers as a fresh snapshot.
         for channel in channels {
-            let ticket = self.issue_ticket(Waiter::Refresh);
-            self.request(now, StoreRequest::Presence { ticket, channel }, outbox);
+            self.refresh_presence(now, channel, outbox);
+        }
+    }
+
+    /// Asks the store for a presence snapshot of `channel` for all its local
+    /// subscribers.
+    fn refresh_presence(&mut self, now: Instant, channel: Channel, outbox: &mut impl Outbox) {
+        let ticket = self.issue_ticket(Waiter::Refresh);
+        self.request(now, StoreRequest::Presence { ticket, channel }, outbox);
+    }
+
+    /// Asks for another snapshot when the channel's presence view lost
+    /// changes (see module `presence`).
+    fn refresh_presence_if_wanted(
+        &mut self,
+        now: Instant,
+        channel: Channel,
+        outbox: &mut impl Outbox,
+    ) {
+        let wanted = self
+            .channels
+            .get_mut(&channel)
+            .is_some_and(|local| local.presence.take_refresh_wanted());
+        if wanted && self.is_store_up() {
+            self.refresh_presence(now, channel, outbox);
         }
     }
 

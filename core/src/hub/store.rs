@@ -29,10 +29,13 @@ pub struct Ticket(pub u64);
 
 /// What the hub asks of the store.
 ///
-/// A store must answer the requests that carry a ticket, and must produce its
-/// events in one order consistent with its sequencing: an answer reflects
-/// every [`StoreEvent::Publication`] of the channel produced before it and
-/// none produced after it.
+/// A store must answer the requests that carry a ticket. Its answers and its
+/// other events may reach the hub by different paths, in any order between
+/// the paths, as long as each path keeps the store's order: the hub orders
+/// publications by their offsets and presence by [presence
+/// versions](StoreEvent::Joined). An answer reflects every
+/// [`StoreEvent::Publication`] of the channel produced before it and none
+/// produced after it.
 #[derive(Clone, Debug)]
 pub enum StoreRequest {
     /// Assign the channel's next offset to a publication, keep it in the
@@ -179,6 +182,8 @@ pub enum StoreEvent {
         replay: Vec<Bytes>,
         /// The users present, sorted, each once.
         users: Vec<String>,
+        /// The presence version `users` reflects.
+        presence_version: u64,
     },
     /// The answer to a [`StoreRequest::Presence`].
     Presence {
@@ -188,13 +193,24 @@ pub enum StoreEvent {
         channel: Channel,
         /// The users present, sorted, each once.
         users: Vec<String>,
+        /// The presence version `users` reflects.
+        version: u64,
     },
     /// A user's first connection joined the channel.
+    ///
+    /// Every presence change ([`StoreEvent::Joined`], [`StoreEvent::Left`])
+    /// carries a version greater than that of every change before it in the
+    /// store, and every presence snapshot tells the version of the last
+    /// change it reflects. A node that hears a change and a snapshot by
+    /// different paths can then tell whether the snapshot already holds the
+    /// change.
     Joined {
         /// The channel.
         channel: Channel,
         /// The user.
         user: String,
+        /// The change's presence version.
+        version: u64,
     },
     /// A user's last connection left the channel.
     Left {
@@ -202,6 +218,8 @@ pub enum StoreEvent {
         channel: Channel,
         /// The user.
         user: String,
+        /// The change's presence version.
+        version: u64,
     },
     /// The answer to a [`StoreRequest::CatchUp`].
     CaughtUp {

@@ -62,17 +62,39 @@ local function split_member(field)
   return string.sub(field, 1, newline - 1), string.sub(field, newline + 1)
 end
 
+-- Presence versions: one counter for every channel, raised by each presence
+-- change, so that a node can order the changes it hears against the
+-- snapshots it reads. A counter that was lost (Redis restarted without
+-- persistence, or evicted it) starts again at the server's clock in
+-- microseconds: above every version given before, unless more than one was
+-- given per microsecond.
+local function next_version(counter)
+  local version = redis.call('INCR', counter)
+  if version == 1 then
+    local t = redis.call('TIME')
+    version = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    redis.call('SET', counter, fmt(version))
+  end
+  return version
+end
+
+-- The version of the last presence change.
+local function current_version(counter)
+  return tonumber(redis.call('GET', counter) or '0')
+end
+
 -- Changes a user's connection count in a channel, announcing the user's
--- first arrival and last departure to every node following the channel.
-local function shift(users, channel_topic, user, delta)
+-- first arrival ('+VERSION USER') and last departure ('-VERSION USER') to
+-- every node following the channel.
+local function shift(users, channel_topic, user, delta, counter)
   local total = redis.call('HINCRBY', users, user, delta)
   local before = total - delta
   if total <= 0 then
     redis.call('HDEL', users, user)
   end
   if before <= 0 and total > 0 then
-    redis.call('PUBLISH', channel_topic, '+' .. user)
+    redis.call('PUBLISH', channel_topic, '+' .. fmt(next_version(counter)) .. ' ' .. user)
   elseif before > 0 and total <= 0 then
-    redis.call('PUBLISH', channel_topic, '-' .. user)
+    redis.call('PUBLISH', channel_topic, '-' .. fmt(next_version(counter)) .. ' ' .. user)
   end
 end

@@ -1,6 +1,7 @@
 -- Renews a node's lease and removes the presence entries of every node whose
 -- lease ran out, announcing its users' departures.
--- KEYS: the leases (a sorted set of node names by expiry)
+-- KEYS: the leases (a sorted set of node names by expiry), the presence
+--       version counter
 -- ARGV: key prefix, node, lease ms
 -- Returns 1 when the node held no lease: new, or removed as dead.
 local leases, prefix = KEYS[1], ARGV[1]
@@ -12,7 +13,7 @@ for _, dead in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', '(' .. fmt(now
   local flat = redis.call('HGETALL', entries)
   for i = 1, #flat, 2 do
     local channel, user = split_member(flat[i])
-    shift(users_key(prefix, channel), topic(prefix, channel), user, -tonumber(flat[i + 1]))
+    shift(users_key(prefix, channel), topic(prefix, channel), user, -tonumber(flat[i + 1]), KEYS[2])
   end
   redis.call('DEL', entries)
   redis.call('ZREM', leases, dead)

@@ -1,10 +1,11 @@
 -- Reads a channel for a subscription or a catch-up.
--- KEYS: meta, history, users
+-- KEYS: meta, history, users, the presence version counter
 -- ARGV: node, meta ttl ms, history_ttl ms, since epoch, since offset ('' for
 --       none), '1' to include the users
--- Returns {epoch, offset, recovered, users, messages}: recovered is '' without
--- since, '1' when messages holds every publication after since, '0' when the
--- history cannot cover the gap (another epoch, or entries gone).
+-- Returns {epoch, offset, recovered, users, messages, version}: recovered is
+-- '' without since, '1' when messages holds every publication after since,
+-- '0' when the history cannot cover the gap (another epoch, or entries
+-- gone); version is the presence version the users reflect.
 local meta, hist = KEYS[1], KEYS[2]
 local epoch = epoch_of(meta, hist, ARGV[1], ARGV[2])
 local seq = tonumber(redis.call('HGET', meta, 'seq'))
@@ -32,4 +33,4 @@ if ARGV[6] == '1' then
   users = redis.call('HKEYS', KEYS[3])
   table.sort(users)
 end
-return {epoch, seq, recovered, users, messages}
+return {epoch, seq, recovered, users, messages, current_version(KEYS[4])}

@@ -1,6 +1,6 @@
 -- Makes a node's presence entries exactly the given ones, announcing the
 -- users who arrive or leave through the change.
--- KEYS: the node's presence entries
+-- KEYS: the node's presence entries, the presence version counter
 -- ARGV: key prefix, then pairs of presence entry and connection count
 local entries, prefix = KEYS[1], ARGV[1]
 local old, new = {}, {}
@@ -13,7 +13,7 @@ for i = 2, #ARGV, 2 do
 end
 local function apply(field, delta)
   local channel, user = split_member(field)
-  shift(users_key(prefix, channel), topic(prefix, channel), user, delta)
+  shift(users_key(prefix, channel), topic(prefix, channel), user, delta, KEYS[2])
 end
 for field, count in pairs(new) do
   local delta = count - (old[field] or 0)

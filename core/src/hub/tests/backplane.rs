@@ -102,6 +102,7 @@ impl Remote {
             recovered: None,
             replay: Vec::new(),
             users: vec!["alice".into()],
+            presence_version: 1,
         });
     }
 }
@@ -407,6 +408,7 @@ fn an_answer_behind_the_node_announces_the_nodes_offset_or_is_asked_again_for_a_
         recovered: Some(true),
         replay: vec![message(1)],
         users: Vec::new(),
+        presence_version: 1,
     });
     assert!(r.out.sent.is_empty(), "carol's replay would miss offset 2");
     let requests = r.requests();
@@ -631,5 +633,127 @@ fn a_publication_of_the_new_epoch_that_overtakes_the_catch_up_is_kept_for_it() {
             r#"{"type":"subscribed","channel":"chat","epoch":"new","offset":0,"recovered":false}"#,
             &message_json(1),
         ])
+    );
+}
+
+fn joined(user: &str, version: u64) -> StoreEvent {
+    StoreEvent::Joined {
+        channel: channel("chat"),
+        user: user.into(),
+        version,
+    }
+}
+
+fn subscribed_with(ticket: Ticket, users: &[&str], presence_version: u64) -> StoreEvent {
+    StoreEvent::Subscribed {
+        ticket,
+        channel: channel("chat"),
+        epoch: "E".into(),
+        offset: 0,
+        recovered: None,
+        replay: Vec::new(),
+        users: users.iter().map(|&user| user.to_owned()).collect(),
+        presence_version,
+    }
+}
+
+#[test]
+fn presence_changes_and_snapshots_on_crossing_paths_tell_each_change_once() {
+    let mut r = Remote::up(&ServerConfig::default());
+    let (bob, dave) = (ConnId(1), ConnId(2));
+    r.hub.handle_authenticated(bob, "bob");
+    r.hub.handle_authenticated(dave, "dave");
+    let first = r.subscribe(bob, r#"{"type":"subscribe","id":"b","channel":"chat"}"#);
+
+    // A change newer than bob's snapshot overtakes it; an older one repeats it.
+    r.event(joined("carol", 4));
+    r.event(joined("bob", 3));
+    r.event(subscribed_with(first, &["alice", "bob"], 3));
+    assert_eq!(
+        r.take_for(bob),
+        expect(&[
+            r#"{"type":"subscribed","id":"b","channel":"chat","epoch":"E","offset":0}"#,
+            r#"{"type":"presence","channel":"chat","users":["alice","bob","carol"]}"#,
+        ])
+    );
+
+    // Dave's snapshot is ahead of the node: he is told what bob knows, and
+    // both hear the change in between once it arrives.
+    let second = r.subscribe(dave, r#"{"type":"subscribe","id":"d","channel":"chat"}"#);
+    r.event(subscribed_with(
+        second,
+        &["alice", "bob", "carol", "dave", "erin"],
+        6,
+    ));
+    assert_eq!(
+        r.take_for(dave),
+        expect(&[
+            r#"{"type":"subscribed","id":"d","channel":"chat","epoch":"E","offset":0}"#,
+            r#"{"type":"presence","channel":"chat","users":["alice","bob","carol"]}"#,
+        ])
+    );
+    r.event(joined("dave", 5));
+    r.event(joined("erin", 6));
+    r.event(joined("erin", 6));
+    let changes = expect(&[
+        r#"{"type":"join","channel":"chat","user":"dave"}"#,
+        r#"{"type":"join","channel":"chat","user":"erin"}"#,
+    ]);
+    let sent = std::mem::take(&mut r.out.sent);
+    for conn in [bob, dave] {
+        let heard: Vec<ServerMessage> = sent
+            .iter()
+            .filter(|(to, _)| *to == conn)
+            .map(|(_, sent)| decode(sent.frame()))
+            .collect();
+        assert_eq!(heard, changes);
+    }
+
+    // A current view answers a presence request without the store.
+    r.send(bob, r#"{"type":"presence","id":"q","channel":"chat"}"#);
+    assert!(r.requests().is_empty());
+    assert_eq!(
+        r.take_for(bob),
+        expect(&[
+            r#"{"type":"presence","id":"q","channel":"chat","users":["alice","bob","carol","dave","erin"]}"#
+        ])
+    );
+}
+
+#[test]
+fn after_an_outage_presence_is_restated_from_a_refresh_with_what_followed_it() {
+    let config = ServerConfig::default();
+    let mut r = Remote::up(&config);
+    let bob = ConnId(1);
+    r.hub.handle_authenticated(bob, "bob");
+    let ticket = r.subscribe(bob, r#"{"type":"subscribe","id":"b","channel":"chat"}"#);
+    r.event(subscribed_with(ticket, &["alice", "bob"], 2));
+    r.take_for(bob);
+
+    r.event(StoreEvent::Down);
+    r.now = r.hub.poll_timeout().expect("a retry");
+    r.hub.handle_timeout(r.now);
+    r.requests();
+    r.event(StoreEvent::Up);
+    let refresh = r
+        .requests()
+        .into_iter()
+        .find_map(|request| match request {
+            StoreRequest::Presence { ticket, .. } => Some(ticket),
+            _ => None,
+        })
+        .expect("a presence refresh");
+    // Heard before the refresh, newer than it: kept for it.
+    r.event(joined("carol", 9));
+    assert!(r.take_for(bob).is_empty());
+    r.event(StoreEvent::Presence {
+        ticket: refresh,
+        channel: channel("chat"),
+        users: vec!["bob".into()],
+        version: 8,
+    });
+    assert_eq!(
+        r.take_for(bob),
+        expect(&[r#"{"type":"presence","channel":"chat","users":["bob","carol"]}"#])
     );
 }

@@ -32,13 +32,7 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             })
             .map_err(AppError::Io)?;
             if let Some(url) = &settings.redis_url {
-                let backplane = tether_redis::RedisBackplane::new(url, &settings.server)
-                    .map_err(|error| AppError::Io(io::Error::other(error)))?;
-                server = server.with_backplane(backplane);
-                info!(
-                    "sharing channels through Redis at {}",
-                    mask_url_password(url)
-                );
+                server = server.with_backplane(redis_backplane(url, &settings.server)?);
             }
             info!(
                 "listening on {} (runtime smol)",
@@ -49,13 +43,16 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             smol::block_on(server.run()).map_err(AppError::Io)?;
         }
         Runtime::Blocking => {
-            let server = tether_blocking::Server::bind(tether_blocking::ServerOptions {
+            let mut server = tether_blocking::Server::bind(tether_blocking::ServerOptions {
                 config: settings.server.clone(),
                 listen: settings.listen,
                 authorizer,
                 epoch_prefix: None,
             })
             .map_err(AppError::Io)?;
+            if let Some(url) = &settings.redis_url {
+                server = server.with_backplane(redis_backplane(url, &settings.server)?);
+            }
             info!("listening on {} (runtime blocking)", server.local_addr());
             let handle = server.handle();
             on_shutdown_signal(move || handle.shutdown()).map_err(AppError::Io)?;
@@ -64,6 +61,20 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
     }
     info!("shut down");
     Ok(())
+}
+
+/// The Redis backplane at `url`, for either runtime.
+fn redis_backplane(
+    url: &str,
+    config: &tether_core::config::ServerConfig,
+) -> Result<tether_redis::RedisBackplane, AppError> {
+    let backplane = tether_redis::RedisBackplane::new(url, config)
+        .map_err(|error| AppError::Io(io::Error::other(error)))?;
+    info!(
+        "sharing channels through Redis at {}",
+        mask_url_password(url)
+    );
+    Ok(backplane)
 }
 
 /// Calls `shutdown` on the first SIGTERM or SIGINT; a second one ends the

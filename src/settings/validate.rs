@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tether_core::envelope::Channel;
 
-use super::{Runtime, Settings, SettingsError};
+use super::{Settings, SettingsError};
 
 /// The largest `max_payload`: a bigger message is not real-time traffic,
 /// and every queue and history entry must be able to hold several.
@@ -202,12 +202,6 @@ fn redis(settings: &Settings) -> Result<(), SettingsError> {
     if !url.starts_with("redis://") {
         return Err(invalid("redis_url", "must start with redis://"));
     }
-    if settings.runtime == Runtime::Blocking {
-        return Err(invalid(
-            "redis_url",
-            "the blocking runtime has no Redis backplane; use the smol runtime",
-        ));
-    }
     Ok(())
 }
 
@@ -362,10 +356,5 @@ mod tests {
     fn a_backplane_the_node_cannot_use_is_refused_not_ignored() {
         let tls = with(|s| s.redis_url = Some("rediss://127.0.0.1:6379".into()));
         assert_eq!(key_of(&tls), Some("redis_url"));
-        let blocking = with(|s| {
-            s.redis_url = Some("redis://127.0.0.1:6379".into());
-            s.runtime = Runtime::Blocking;
-        });
-        assert_eq!(key_of(&blocking), Some("redis_url"));
     }
 }

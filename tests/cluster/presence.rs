@@ -1,7 +1,7 @@
 //! Presence across nodes, and what happens to the users and clients of a
 //! node that dies.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -93,4 +93,26 @@ fn a_killed_node_s_users_leave_within_presence_ttl_and_its_clients_recover_on_an
     until(&mut carol, change("join", "alice"));
     assert_eq!(c.api_publish_ok("room", json!("5")), 5);
     assert_eq!(offsets(&publications(&mut moved, 1)), [5]);
+}
+
+#[test]
+fn a_node_stopped_gracefully_announces_its_users_departures_on_every_node() {
+    // Leases that outlive the test: only the node itself can announce.
+    let ttl = Duration::from_secs(600);
+    let mut cluster = Cluster::with_presence_ttl(ttl);
+    let [a, b, c] = &mut cluster.nodes;
+    let mut alice = Ws::auth(a.addr, "alice");
+    join(&mut alice, "room");
+    let mut bob = Ws::auth(b.addr, "bob");
+    join(&mut bob, "room");
+    let mut carol = Ws::auth(c.addr, "carol");
+    assert_eq!(join(&mut carol, "room").1, ["alice", "bob", "carol"]);
+    until(&mut alice, change("join", "carol"));
+    until(&mut bob, change("join", "carol"));
+
+    b.stop();
+    assert_eq!(bob.expect_close().0, 1001);
+    until(&mut alice, change("leave", "bob"));
+    until(&mut carol, change("leave", "bob"));
+    assert_eq!(presence(&mut alice, "room"), ["alice", "carol"]);
 }

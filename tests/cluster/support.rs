@@ -1,5 +1,6 @@
 //! A cluster of three `tether serve --redis` processes on one Redis of the
-//! test's own, and what the tests do with its nodes and clients.
+//! test's own, the middle one on the blocking runtime and the others on
+//! smol, and what the tests do with its nodes and clients.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -28,10 +29,10 @@ struct ConfigFile {
 }
 
 impl ConfigFile {
-    /// Writes the settings of every node of a cluster: the short
-    /// [`PRESENCE_TTL`], a history long enough for every test, no rate
-    /// limit in the way of a publisher that retries, and [`API_KEY`].
-    fn write() -> ConfigFile {
+    /// Writes the settings of every node of a cluster: `presence_ttl`, a
+    /// history long enough for every test, no rate limit in the way of a
+    /// publisher that retries, and [`API_KEY`].
+    fn write(presence_ttl: Duration) -> ConfigFile {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let path = std::env::temp_dir().join(format!(
             "tether-cluster-{}-{}.toml",
@@ -40,7 +41,7 @@ impl ConfigFile {
         ));
         let settings = format!(
             "presence_ttl = \"{}s\"\nhistory_size = 10000\nrate_limit = 100000\nrate_burst = 100000\napi_key = \"{API_KEY}\"\n",
-            PRESENCE_TTL.as_secs()
+            presence_ttl.as_secs()
         );
         fs::write(&path, settings).expect("the config file is written");
         ConfigFile { path }
@@ -61,9 +62,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts a node on a free port and waits for its log to say that its
-    /// link to Redis is up.
-    fn start(redis: &Redis, config: &ConfigFile) -> Node {
+    /// Starts a node on `runtime` (`smol`, `blocking`) on a free port and
+    /// waits for its log to say that its link to Redis is up.
+    fn start(redis: &Redis, config: &ConfigFile, runtime: &str) -> Node {
         let url = redis.url();
         let config = config.path.to_str().expect("a UTF-8 temporary path");
         let process = Process::start(&[
@@ -71,6 +72,8 @@ impl Node {
             "--dev",
             "--redis",
             &url,
+            "--runtime",
+            runtime,
             "--listen",
             "127.0.0.1:0",
             "--config",
@@ -89,6 +92,13 @@ impl Node {
     /// Waits for the node's log to say that its link to Redis is up again.
     pub fn await_link_up(&self) {
         self.process.wait_for_line("backplane link up");
+    }
+
+    /// Stops the node with SIGTERM and checks that it exited 0 after its
+    /// graceful shutdown.
+    pub fn stop(&mut self) {
+        self.process.signal("TERM");
+        assert!(self.process.wait().success(), "a clean exit");
     }
 
     /// Kills the node with SIGKILL (no goodbye to its clients or to Redis)
@@ -113,7 +123,7 @@ impl Node {
     }
 }
 
-/// Three nodes sharing one Redis.
+/// Three nodes sharing one Redis: smol, blocking, smol.
 pub struct Cluster {
     /// The nodes; dropping them kills those still running.
     pub nodes: [Node; 3],
@@ -124,11 +134,18 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts Redis and three nodes, each with its link to Redis up.
+    /// Starts Redis and three nodes with the short [`PRESENCE_TTL`], each
+    /// with its link to Redis up.
     pub fn start() -> Cluster {
+        Cluster::with_presence_ttl(PRESENCE_TTL)
+    }
+
+    /// [`Cluster::start`] with another `presence_ttl`.
+    pub fn with_presence_ttl(presence_ttl: Duration) -> Cluster {
         let redis = Redis::start();
-        let config = ConfigFile::write();
-        let nodes = [(); 3].map(|()| Node::start(&redis, &config));
+        let config = ConfigFile::write(presence_ttl);
+        let nodes =
+            ["smol", "blocking", "smol"].map(|runtime| Node::start(&redis, &config, runtime));
         Cluster {
             nodes,
             redis,

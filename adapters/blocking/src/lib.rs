@@ -10,7 +10,8 @@
 //!
 //! - [`Server`]: a reader thread and a writer thread per connection, one
 //!   timer thread, one accept thread. An idle connection costs two blocked
-//!   threads with small stacks and no polling.
+//!   threads with small stacks and no polling. With a [`Backplane`] two
+//!   more threads carry the core's store requests and feed its events.
 //! - [`Client`]: a reconnecting client over the core's session, with a
 //!   blocking API and events as an iterator.
 //!
@@ -57,4 +58,4 @@ mod io;
 mod server;
 
 pub use client::{Client, ClientError};
-pub use server::{Handle, Server, ServerOptions};
+pub use server::{Backplane, Handle, Server, ServerOptions};

@@ -8,7 +8,7 @@
 //! backoff), which channels to follow, when to renew its presence lease, and
 //! the order of delivery, rebuilt from offsets. This crate carries the
 //! core's requests to Redis and brings back events, as a
-//! [`tether_smol::Backplane`]. Every remaining decision about shared state
+//! [`tether_smol::Backplane`] or a [`tether_blocking::Backplane`]. Every remaining decision about shared state
 //! is made atomically inside Redis, by the Lua scripts in `src/lua`:
 //!
 //! - **Publish** (`publish.lua`): the channel's next offset (a counter next
@@ -51,7 +51,9 @@
 //! node can follow a new channel while messages keep arriving. The
 //! synchronous client would need a thread per connection, a blocking
 //! pub/sub reader that cannot subscribe while it waits, and channels in
-//! between, for no gain.
+//! between, for no gain. A blocking node runs the same task on a thread of
+//! its own (`async_io::block_on`), so both runtimes share one link
+//! implementation.
 
 mod keys;
 mod link;
@@ -90,6 +92,17 @@ impl RedisBackplane {
             idempotency_window: config.idempotency_window,
         })
     }
+
+    /// What the commands of node `node` need besides the request.
+    fn context(&self, node: &str) -> wire::Context {
+        wire::Context {
+            keys: keys::Keys::new(KEY_PREFIX),
+            node: node.replace([' ', '\n'], "_"),
+            history_size: self.history_size,
+            history_ttl: self.history_ttl,
+            idempotency_window: self.idempotency_window,
+        }
+    }
 }
 
 impl Backplane for RedisBackplane {
@@ -99,13 +112,21 @@ impl Backplane for RedisBackplane {
         requests: Receiver<StoreRequest>,
         events: Sender<StoreEvent>,
     ) -> BackplaneTask {
-        let context = wire::Context {
-            keys: keys::Keys::new(KEY_PREFIX),
-            node: node.replace([' ', '\n'], "_"),
-            history_size: self.history_size,
-            history_ttl: self.history_ttl,
-            idempotency_window: self.idempotency_window,
-        };
+        let context = self.context(&node);
         Box::pin(link::run(self.client, context, requests, events))
+    }
+}
+
+/// On the blocking runtime the same task runs on the backplane's own
+/// thread, its sockets driven by `async-io`'s reactor.
+impl tether_blocking::Backplane for RedisBackplane {
+    fn run_blocking(
+        self: Box<Self>,
+        node: String,
+        requests: Receiver<StoreRequest>,
+        events: Sender<StoreEvent>,
+    ) {
+        let context = self.context(&node);
+        async_io::block_on(link::run(self.client, context, requests, events));
     }
 }

@@ -9,26 +9,38 @@
 //!   connection therefore costs two sleeping threads and no polling.
 //! - One timer thread sleeps until the core's next deadline and is woken
 //!   early when an input makes that deadline earlier.
+//! - With a [`Backplane`], one thread runs it and one feeds its events to
+//!   the core; the core's store requests are handed over wherever an input
+//!   is settled. After a graceful shutdown the node lets the backplane
+//!   carry its last requests (its users' departures) within
+//!   `shutdown_timeout`.
 //! - The thread that calls [`Server::run`] waits for the shutdown to
 //!   complete.
 //!
 //! The core sits behind one lock, held only to feed an input or take
 //! frames, never across a socket read or write and never while sleeping.
 
+mod backplane;
 mod node;
 mod socket;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_channel::Receiver;
+use tether_core::hub::StoreRequest;
 
 use tether_core::auth::Authorizer;
 use tether_core::config::ServerConfig;
 use tether_core::server::Server as Core;
 
 use node::Node;
+
+pub use backplane::Backplane;
 
 /// Everything [`Server::bind`] needs.
 #[derive(Clone)]
@@ -67,6 +79,12 @@ pub struct Server {
     local_addr: SocketAddr,
     /// How long a refused connection is kept to deliver its answer.
     close_timeout: Duration,
+    /// The node's settings, for a core made again in backplane mode.
+    config: ServerConfig,
+    /// This run's epoch prefix, which also names the node in a backplane.
+    prefix: String,
+    /// The shared store and the core's requests to it, with a backplane.
+    backplane: Option<(Box<dyn Backplane>, Receiver<StoreRequest>)>,
 }
 
 /// Controls a running server from the application; cheap to clone and
@@ -84,14 +102,28 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let prefix = options.epoch_prefix.unwrap_or_else(fresh_epoch_prefix);
         let close_timeout = options.config.close_timeout;
-        let core = Core::new(options.config, &prefix);
-        let node = Arc::new(Node::new(core, options.authorizer, prefix));
+        let core = Core::new(options.config.clone(), &prefix);
+        let node = Arc::new(Node::new(core, options.authorizer, prefix.clone()));
         Ok(Server {
             node,
             listener,
             local_addr,
             close_timeout,
+            config: options.config,
+            prefix,
+            backplane: None,
         })
+    }
+
+    /// Shares the node's channels with other nodes through `backplane`
+    /// (PROTOCOL.md section 6) instead of keeping them in process. Handles
+    /// taken before stay valid.
+    pub fn with_backplane(mut self, backplane: impl Backplane + 'static) -> Server {
+        let (requests, received) = async_channel::unbounded();
+        let core = Core::with_backplane(self.config.clone(), &self.prefix);
+        self.node.attach_backplane(core, requests);
+        self.backplane = Some((Box::new(backplane), received));
+        self
     }
 
     /// The address the server listens on (with the actual port when bound
@@ -118,7 +150,14 @@ impl Server {
             listener,
             local_addr,
             close_timeout,
+            config,
+            prefix,
+            backplane,
         } = self;
+        let backplane = match backplane {
+            Some((backplane, requests)) => Some(run_backplane(&node, backplane, prefix, requests)?),
+            None => None,
+        };
         let timer = {
             let node = Arc::clone(&node);
             thread::Builder::new()
@@ -146,18 +185,51 @@ impl Server {
         // gone (the listener broke), which `join` reports.
         let _ = TcpStream::connect(wake_address(local_addr));
         join(acceptor)?;
-        join(timer)
+        join(timer)?;
+        if let Some(finished) = backplane {
+            if finished.recv_timeout(config.shutdown_timeout).is_err() {
+                tracing::warn!("shutdown timeout reached before the backplane was done");
+            }
+        }
+        Ok(())
     }
+}
+
+/// Starts the backplane's thread and the thread that feeds its events to
+/// the core. The receiver hears when both are done: the backplane carried
+/// out every request the node made before it stopped.
+fn run_backplane(
+    node: &Arc<Node>,
+    backplane: Box<dyn Backplane>,
+    prefix: String,
+    requests: Receiver<StoreRequest>,
+) -> io::Result<mpsc::Receiver<()>> {
+    let (events, received) = async_channel::unbounded();
+    let (done, finished) = mpsc::channel();
+    let feeder = {
+        let node = Arc::clone(node);
+        thread::Builder::new()
+            .name("tether-store-events".into())
+            .spawn(move || node.feed_store_events(&received))?
+    };
+    thread::Builder::new()
+        .name("tether-backplane".into())
+        .spawn(move || {
+            backplane.run_blocking(prefix, requests, events);
+            let _ = feeder.join();
+            let _ = done.send(());
+        })?;
+    Ok(finished)
 }
 
 impl Handle {
     /// Publishes `payload_json` (any JSON value, as text) on `channel` from
     /// the application, like the HTTP API: no `sender`, private `user:`
-    /// channels allowed. Returns the publication's offset, or why the
-    /// channel name or payload is invalid.
+    /// channels allowed. Returns the publication's offset (with a backplane,
+    /// once the store gave it), or why the channel name or payload is
+    /// invalid or the backplane cannot take it.
     pub fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, String> {
-        self.node
-            .input(|core, now| core.publish(now, channel, payload_json))
+        self.node.publish(channel, payload_json)
     }
 
     /// Starts the graceful shutdown of PROTOCOL.md section 3: new TCP

@@ -18,6 +18,7 @@ use std::time::Instant as Clock;
 use bytes::Bytes;
 use tether_core::auth::Authorizer;
 use tether_core::connection::{AuthVerdict, Transport};
+use tether_core::hub::{ApiPublish, StoreEvent, StoreRequest, Ticket};
 use tether_core::ids::ConnId;
 use tether_core::server::{Refusal, Server as Core, ServerEvent};
 use tether_core::time::Instant;
@@ -50,6 +51,10 @@ struct State {
     shutdown_deadline: Option<Instant>,
     /// `run` is returning: the timer and accept threads end.
     stopped: bool,
+    /// Where the core's store requests go, with a backplane.
+    store_requests: Option<async_channel::Sender<StoreRequest>>,
+    /// Publishes of the application waiting for the backplane.
+    publishes: HashMap<Ticket, SyncSender<Result<u64, String>>>,
 }
 
 /// The adapter's side of one connection.
@@ -106,6 +111,8 @@ impl Node {
                 timer_until: None,
                 shutdown_deadline: None,
                 stopped: false,
+                store_requests: None,
+                publishes: HashMap::new(),
             }),
             timer: Condvar::new(),
             drained: Condvar::new(),
@@ -121,6 +128,47 @@ impl Node {
         let result = input(&mut state.core, self.now());
         self.settle(state);
         result
+    }
+
+    /// Runs the node in backplane mode from now on, with `core` made for it:
+    /// its store requests go to `requests`. Called before any connection.
+    pub fn attach_backplane(&self, core: Core, requests: async_channel::Sender<StoreRequest>) {
+        let mut state = self.lock();
+        state.core = core;
+        state.store_requests = Some(requests);
+        self.settle(state);
+    }
+
+    /// Feeds the backplane's events to the core, a batch per lock, until
+    /// the backplane is gone.
+    pub fn feed_store_events(&self, events: &async_channel::Receiver<StoreEvent>) {
+        while let Ok(event) = events.recv_blocking() {
+            let mut state = self.lock();
+            state.core.handle_store_event(self.now(), event);
+            while let Ok(event) = events.try_recv() {
+                state.core.handle_store_event(self.now(), event);
+            }
+            self.settle(state);
+        }
+    }
+
+    /// Publishes from the application and waits (unlocked) for the offset,
+    /// which a backplane may take a round trip to give.
+    pub fn publish(&self, channel: &str, payload: &str) -> Result<u64, String> {
+        let mut state = self.lock();
+        let (reply, answer) = sync_channel(1);
+        let started = state.core.begin_publish(self.now(), channel, payload);
+        if let Ok(ApiPublish::Pending { ticket }) = started {
+            state.publishes.insert(ticket, reply);
+        }
+        self.settle(state);
+        match started? {
+            ApiPublish::Published { offset } => Ok(offset),
+            ApiPublish::Unavailable => Err("the backplane is unavailable".into()),
+            ApiPublish::Pending { .. } => {
+                answer.recv().map_err(|_| "the server stopped".to_owned())?
+            }
+        }
     }
 
     /// A TCP connection arrived: registers it with the core, or says why not.
@@ -216,11 +264,14 @@ impl Node {
         }
     }
 
-    /// Stops the node: the timer and accept threads end, and the sockets of
-    /// connections that outlived the shutdown deadline are shut down.
+    /// Stops the node: the timer and accept threads end, the sockets of
+    /// connections that outlived the shutdown deadline are shut down, the
+    /// backplane gets no more requests, and waiting publishes fail.
     pub fn stop(&self) {
         let mut state = self.lock();
         state.stopped = true;
+        state.store_requests = None;
+        state.publishes.clear();
         for (_, link) in state.links.drain() {
             // The socket may already be gone; there is nothing left to do.
             let _ = link.stream.shutdown(Shutdown::Both);
@@ -264,6 +315,7 @@ impl Node {
                     }
                 }
             }
+            state.forward_store_work();
             self.notify_waiters(&state);
             if questions.is_empty() {
                 return;
@@ -322,6 +374,24 @@ impl Node {
 }
 
 impl State {
+    /// Hands the core's store requests to the backplane, in order, and the
+    /// outcomes of pending publishes to their callers.
+    fn forward_store_work(&mut self) {
+        while let Some(request) = self.core.poll_store_request() {
+            if let Some(requests) = &self.store_requests {
+                // Unbounded: the send fails only once the backplane is gone,
+                // when the core has answered the request already.
+                let _ = requests.try_send(request);
+            }
+        }
+        while let Some((ticket, outcome)) = self.core.poll_published() {
+            if let Some(reply) = self.publishes.remove(&ticket) {
+                // The caller may have given up; nothing is lost.
+                let _ = reply.try_send(outcome);
+            }
+        }
+    }
+
     /// `conn` has frames to write or wants its socket closed.
     fn wake(&mut self, conn: ConnId, now: Instant) {
         if self.core.transport(conn) == Transport::CloseNow {

@@ -67,6 +67,8 @@ use crate::socket::Registered;
 /// Bytes taken from the core per write: bounds what a connection holds
 /// outside the core's accounting.
 const WRITE_BUDGET: usize = 64 * 1024;
+/// Frames handed to one `writev`, from an array on the stack.
+const SLICES_PER_WRITE: usize = 64;
 /// The node's one read buffer.
 const READ_BUFFER: usize = 64 * 1024;
 /// Connections the kernel may hold before `accept`: enough for a thousand
@@ -502,12 +504,16 @@ async fn flush(
 async fn write_frames(stream: &Registered<TcpStream>, frames: &[Bytes]) -> io::Result<()> {
     let mut frame = 0;
     let mut offset = 0;
+    let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
     while frame < frames.len() {
-        let slices: Vec<IoSlice<'_>> = std::iter::once(&frames[frame][offset..])
-            .chain(frames[frame + 1..].iter().map(|f| &f[..]))
-            .map(IoSlice::new)
-            .collect();
-        let mut written = stream.write_vectored(&slices).await?;
+        let pending = std::iter::once(&frames[frame][offset..])
+            .chain(frames[frame + 1..].iter().map(|f| &f[..]));
+        let mut count = 0;
+        for (slot, bytes) in slices.iter_mut().zip(pending) {
+            *slot = IoSlice::new(bytes);
+            count += 1;
+        }
+        let mut written = stream.write_vectored(&slices[..count]).await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }

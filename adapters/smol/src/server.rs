@@ -38,7 +38,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -504,16 +504,20 @@ async fn flush(
 async fn write_frames(stream: &Registered<TcpStream>, frames: &[Bytes]) -> io::Result<()> {
     let mut frame = 0;
     let mut offset = 0;
-    let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
     while frame < frames.len() {
-        let pending = std::iter::once(&frames[frame][offset..])
-            .chain(frames[frame + 1..].iter().map(|f| &f[..]));
-        let mut count = 0;
-        for (slot, bytes) in slices.iter_mut().zip(pending) {
-            *slot = IoSlice::new(bytes);
-            count += 1;
-        }
-        let mut written = stream.write_vectored(&slices[..count]).await?;
+        let mut written = stream
+            .write_with(|mut socket| {
+                let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
+                let pending = std::iter::once(&frames[frame][offset..])
+                    .chain(frames[frame + 1..].iter().map(|f| &f[..]));
+                let mut count = 0;
+                for (slot, bytes) in slices.iter_mut().zip(pending) {
+                    *slot = IoSlice::new(bytes);
+                    count += 1;
+                }
+                socket.write_vectored(&slices[..count])
+            })
+            .await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }

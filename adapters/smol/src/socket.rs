@@ -8,7 +8,7 @@
 //! fail.
 
 use std::future::poll_fn;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::rc::Rc;
@@ -86,11 +86,17 @@ impl Registered<TcpStream> {
         result
     }
 
-    /// Writes some of `slices`, waiting until the socket takes something.
-    pub(crate) async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    /// Calls `write` with the socket until the socket takes something, and
+    /// returns what it took. `write` runs inside `poll`, so what it builds on
+    /// its stack (the slices of a `writev`) is not kept in the future of the
+    /// task, whose size every idle connection pays.
+    pub(crate) async fn write_with(
+        &self,
+        mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         poll_fn(|cx| {
             loop {
-                match (&self.io).write_vectored(slices) {
+                match write(&self.io) {
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                         self.reactor.clear_ready(self.key, Interest::Write);
                         if self

@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, EventData, EventFlags};
@@ -34,6 +34,10 @@ use rustix::event::{EventfdFlags, Timespec, eventfd};
 const EVENTS_PER_WAIT: usize = 256;
 /// The epoll key of the eventfd that wakes the loop from other threads.
 const NOTIFY_KEY: u64 = u64::MAX;
+/// The longest single wait: a later deadline is waited for in steps, so
+/// that the timeout always fits `epoll_wait`'s milliseconds in an `int`
+/// (longer ones need `epoll_pwait2`, which older kernels lack).
+const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Reactor>>> = const { RefCell::new(None) };
@@ -241,7 +245,9 @@ impl Reactor {
             Some(Timespec::default())
         } else {
             self.deadline.get().map(|at| {
-                let left = at.saturating_duration_since(Instant::now());
+                let left = at
+                    .saturating_duration_since(Instant::now())
+                    .min(LONGEST_WAIT);
                 Timespec {
                     tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
                     tv_nsec: left.subsec_nanos().into(),
@@ -315,5 +321,42 @@ impl Wake for Notifier {
         if !self.woken.swap(true, Ordering::SeqCst) && self.sleeping.load(Ordering::SeqCst) {
             let _ = rustix::io::write(&self.eventfd, &1u64.to_ne_bytes());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wake_from_another_thread_ends_the_wait() {
+        let (sender, receiver) = async_channel::bounded(1);
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            sender.send_blocking(7).unwrap();
+        });
+        assert_eq!(block_on(receiver.recv()), Ok(7));
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn the_deadline_ends_the_wait_once_it_has_passed() {
+        block_on(async {
+            let reactor = Reactor::current().unwrap();
+            let start = Instant::now();
+            reactor.set_deadline(Some(start + Duration::from_millis(15)));
+            reactor.deadline_passed().await;
+            assert!(start.elapsed() >= Duration::from_millis(15));
+        });
+    }
+
+    #[test]
+    fn a_server_needs_the_reactor_of_its_thread() {
+        assert!(Reactor::current().is_err());
+        block_on(async { assert!(Reactor::current().is_ok()) });
+        assert!(
+            Reactor::current().is_err(),
+            "the reactor ends with block_on"
+        );
     }
 }

@@ -115,3 +115,45 @@ impl Registered<TcpStream> {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn a_short_read_waits_for_the_next_report() {
+        crate::block_on(async {
+            let reactor = Reactor::current().unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let listener = Registered::new(listener, &reactor).unwrap();
+            let mut peer = TcpStream::connect(addr).unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            stream.set_nonblocking(true).unwrap();
+            let stream = Registered::new(stream, &reactor).unwrap();
+
+            peer.write_all(b"ping").unwrap();
+            stream.readable().await;
+            let mut buffer = [0; 16];
+            assert_eq!(stream.read_now(&mut buffer).unwrap(), 4);
+            assert!(
+                future::poll_once(stream.readable()).await.is_none(),
+                "a short read forgets readability"
+            );
+
+            peer.write_all(b"pong").unwrap();
+            stream.readable().await;
+            assert_eq!(stream.read_now(&mut buffer).unwrap(), 4);
+            assert_eq!(&buffer[..4], b"pong");
+
+            let written = stream.write_with(|mut socket| socket.write(b"ack")).await;
+            assert_eq!(written.unwrap(), 3);
+            let mut answer = [0; 3];
+            peer.read_exact(&mut answer).unwrap();
+            assert_eq!(&answer, b"ack");
+        });
+    }
+}

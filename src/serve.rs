@@ -40,7 +40,7 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             );
             let handle = server.handle();
             on_shutdown_signal(move || handle.shutdown()).map_err(AppError::Io)?;
-            smol::block_on(server.run()).map_err(AppError::Io)?;
+            tether_smol::block_on(server.run()).map_err(AppError::Io)?;
         }
         Runtime::Blocking => {
             let mut server = tether_blocking::Server::bind(tether_blocking::ServerOptions {

@@ -26,7 +26,7 @@ fn start_node() -> String {
     })
     .unwrap();
     let url = format!("ws://{}/ws", server.local_addr().unwrap());
-    std::thread::spawn(move || smol::block_on(server.run()));
+    std::thread::spawn(move || tether_smol::block_on(server.run()));
     url
 }
 

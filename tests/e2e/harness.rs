@@ -79,7 +79,9 @@ impl Runtime {
                 .expect("the smol node binds");
                 let addr = server.local_addr().expect("a bound address");
                 let handle = server.handle();
-                TestServer::spawn(addr, Box::new(handle), move || smol::block_on(server.run()))
+                TestServer::spawn(addr, Box::new(handle), move || {
+                    tether_smol::block_on(server.run())
+                })
             }
             Runtime::Blocking => {
                 let server = tether_blocking::Server::bind(tether_blocking::ServerOptions {

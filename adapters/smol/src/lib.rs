@@ -4,8 +4,11 @@
 
 pub mod backplane;
 pub mod client;
+mod reactor;
 pub mod server;
 mod signal;
+mod socket;
 
 pub use backplane::{Backplane, BackplaneTask};
+pub use reactor::block_on;
 pub use server::{Handle, Server, ServerOptions};

@@ -2,22 +2,28 @@
 //!
 //! # Design
 //!
-//! One thread runs the whole node on a [`LocalExecutor`]: an accept task, a
-//! task per connection, one timer task and one command task. They share the
-//! core [`tether_core::server::Server`] through an `Rc<RefCell<_>>`; a
-//! borrow is never held across an `await`, so there is no lock and no
+//! One thread runs the whole node on a [`LocalExecutor`], under
+//! [`crate::block_on`]: an accept task, a task per connection, one timer
+//! task and one command task. They share the core
+//! [`tether_core::server::Server`] through an `Rc<RefCell<_>>`; a borrow is
+//! never held across an `await`, so there is no lock and no
 //! contention, and fan-out is a loop over queues in one address space. On a
 //! small machine that leaves the other cores to the kernel's network stack
 //! and to other processes; to use more cores, run more nodes.
 //!
-//! - A connection task owns its socket. It waits for the socket to be
-//!   readable or for a wake from the core (frames queued, or a close), reads
-//!   into the node's one shared buffer (an idle connection owns no read
-//!   buffer), and writes frames taken from the core only as fast as the
-//!   socket accepts them, so what stays queued in the core is what the peer
-//!   has not taken: that is what backpressure measures.
-//! - The timer task sleeps until the core's earliest deadline and is woken
-//!   early when an input makes that deadline earlier.
+//! - A connection task owns its socket, registered once with the thread's
+//!   reactor (edge-triggered epoll, see `reactor.rs`). It waits for the
+//!   socket to be readable or for a wake from the core (frames queued, or a
+//!   close), reads into the node's one shared buffer (an idle connection
+//!   owns no read buffer), and writes frames taken from the core only as
+//!   fast as the socket accepts them, so what stays queued in the core is
+//!   what the peer has not taken: that is what backpressure measures.
+//! - The listener, the connections and the core's deadline are the
+//!   reactor's; async-io still carries the backplane's sockets and the rare
+//!   timers (shutdown, refusals, accept retries), on its own thread, whose
+//!   wake-ups reach the node through [`crate::block_on`]'s waker.
+//! - The timer task runs the core's timeouts once the reactor finds the
+//!   core's earliest deadline passed; every input re-arms that deadline.
 //! - The command task carries [`Handle`] calls (publish, shutdown) from any
 //!   thread into the node.
 //! - With a [`Backplane`] ([`Server::with_backplane`]) the core runs in
@@ -28,20 +34,20 @@
 //!
 //! Every input is followed by [`Node::dispatch`], the drain loop: it wakes
 //! the connections with frames, asks the [`Authorizer`] for verdicts, logs
-//! closes, and re-arms the timer.
+//! closes, and re-arms the deadline.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{self, IoSlice, Read};
+use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
-use async_io::{Async, Timer};
+use async_io::Timer;
 use bytes::Bytes;
-use futures_lite::{AsyncWriteExt, future};
+use futures_lite::future;
 use smol::LocalExecutor;
 use socket2::{Domain, Protocol, Socket, Type};
 use tether_core::auth::Authorizer;
@@ -53,13 +59,16 @@ use tether_core::ids::ConnId;
 use tether_core::server::{Server as Core, ServerEvent};
 use tether_core::time::Instant;
 
-use crate::signal::Signal;
-
 use crate::backplane::Backplane;
+use crate::reactor::Reactor;
+use crate::signal::Signal;
+use crate::socket::Registered;
 
 /// Bytes taken from the core per write: bounds what a connection holds
 /// outside the core's accounting.
 const WRITE_BUDGET: usize = 64 * 1024;
+/// Frames handed to one `writev`, from an array on the stack.
+const SLICES_PER_WRITE: usize = 64;
 /// The node's one read buffer.
 const READ_BUFFER: usize = 64 * 1024;
 /// Connections the kernel may hold before `accept`: enough for a thousand
@@ -83,7 +92,7 @@ pub struct ServerOptions {
 
 /// A bound, not yet running, server node.
 pub struct Server {
-    listener: Async<TcpListener>,
+    listener: TcpListener,
     options: ServerOptions,
     commands: (Sender<Command>, Receiver<Command>),
     backplane: Option<Box<dyn Backplane + Send>>,
@@ -107,7 +116,7 @@ enum Command {
 impl Server {
     /// Binds the listening socket.
     pub fn bind(options: ServerOptions) -> io::Result<Server> {
-        let listener = Async::new(listen(options.listen)?)?;
+        let listener = listen(options.listen)?;
         Ok(Server {
             listener,
             options,
@@ -125,7 +134,7 @@ impl Server {
 
     /// The address the node listens on.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.get_ref().local_addr()
+        self.listener.local_addr()
     }
 
     /// A handle to publish and to shut the node down.
@@ -136,13 +145,17 @@ impl Server {
     }
 
     /// Runs the node until a graceful shutdown completes. The future is not
-    /// `Send`: run it on a thread of its own, e.g. with `smol::block_on`.
+    /// `Send`: run it on a thread of its own, with [`crate::block_on`], whose
+    /// epoll instance waits for the node's sockets (any other executor gets
+    /// an error).
     pub async fn run(self) -> io::Result<()> {
         let executor = LocalExecutor::new();
         executor.run(self.serve(&executor)).await
     }
 
     async fn serve(self, executor: &LocalExecutor<'static>) -> io::Result<()> {
+        let reactor = Reactor::current()?;
+        let listener = Registered::new(self.listener, &reactor)?;
         let prefix = self
             .options
             .epoch_prefix
@@ -168,8 +181,7 @@ impl Server {
             start: std::time::Instant::now(),
             wakers: RefCell::new(HashMap::new()),
             read_buffer: RefCell::new(vec![0; READ_BUFFER].into_boxed_slice()),
-            timer_armed: Cell::new(None),
-            timer_wake: async_channel::bounded(1),
+            reactor,
             all_closed: async_channel::bounded(1),
         });
         let (draining_tx, draining_rx) = async_channel::bounded::<()>(1);
@@ -197,7 +209,7 @@ impl Server {
             };
             future::or(closed, deadline).await;
         };
-        future::or(accept_loop(&node, &self.listener, executor), drained).await;
+        future::or(accept_loop(&node, &listener, executor), drained).await;
         node.store_requests.close();
         if let Some(backplane) = backplane {
             let last_requests = async {
@@ -219,6 +231,7 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
     Ok(socket.into())
 }
 
@@ -260,9 +273,8 @@ struct Node {
     start: std::time::Instant,
     wakers: RefCell<HashMap<ConnId, Rc<Signal>>>,
     read_buffer: RefCell<Box<[u8]>>,
-    /// The deadline the timer task sleeps until.
-    timer_armed: Cell<Option<Instant>>,
-    timer_wake: (Sender<()>, Receiver<()>),
+    /// Waits for the node's sockets and the core's next deadline.
+    reactor: Rc<Reactor>,
     all_closed: (Sender<()>, Receiver<()>),
 }
 
@@ -314,10 +326,8 @@ impl Node {
             }
         }
         let next = core.poll_timeout();
-        let armed = self.timer_armed.get();
-        if next.is_some() && (armed.is_none() || next < armed) {
-            let _ = self.timer_wake.0.try_send(());
-        }
+        self.reactor
+            .set_deadline(next.map(|at| self.start + at.since_origin()));
     }
 
     /// The socket of `conn` is gone: the core forgets the connection.
@@ -354,12 +364,18 @@ fn log_close(
 /// 503 while draining or at capacity.
 async fn accept_loop(
     node: &Rc<Node>,
-    listener: &Async<TcpListener>,
+    listener: &Registered<TcpListener>,
     executor: &LocalExecutor<'static>,
 ) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let registered = match listener.accept().await {
+            Ok((stream, _)) => stream
+                .set_nonblocking(true)
+                .and_then(|()| Registered::new(stream, &node.reactor)),
+            Err(error) => Err(error),
+        };
+        let stream = match registered {
+            Ok(stream) => stream,
             Err(error) => {
                 tracing::warn!(%error, "accept failed");
                 Timer::after(Duration::from_millis(50)).await;
@@ -381,7 +397,7 @@ async fn accept_loop(
                 executor
                     .spawn(async move {
                         let answer = async {
-                            let _ = (&stream).write_all(&refusal.response()).await;
+                            let _ = write_frames(&stream, &[refusal.response().into()]).await;
                         };
                         future::or(answer, async {
                             Timer::after(REFUSAL_TIMEOUT).await;
@@ -400,7 +416,7 @@ enum Wakeup {
     Woken,
 }
 
-async fn connection(node: Rc<Node>, conn: ConnId, stream: Async<TcpStream>, wake: Rc<Signal>) {
+async fn connection(node: Rc<Node>, conn: ConnId, stream: Registered<TcpStream>, wake: Rc<Signal>) {
     let mut batch = Vec::new();
     loop {
         if flush(&node, conn, &stream, &wake, &mut batch)
@@ -416,7 +432,7 @@ async fn connection(node: Rc<Node>, conn: ConnId, stream: Async<TcpStream>, wake
         // this task's own last read) announces nothing new.
         wake.clear();
         let readable = async {
-            let _ = stream.readable().await;
+            stream.readable().await;
             Wakeup::Readable
         };
         let wake = async {
@@ -435,9 +451,9 @@ async fn connection(node: Rc<Node>, conn: ConnId, stream: Async<TcpStream>, wake
 
 /// Reads what the socket has into the shared buffer and hands it to the
 /// core; `false` once the peer is gone.
-fn read(node: &Node, conn: ConnId, stream: &Async<TcpStream>) -> bool {
+fn read(node: &Node, conn: ConnId, stream: &Registered<TcpStream>) -> bool {
     let mut buffer = node.read_buffer.borrow_mut();
-    match stream.get_ref().read(&mut buffer) {
+    match stream.read_now(&mut buffer) {
         Ok(0) => false,
         Ok(n) => {
             node.core
@@ -460,7 +476,7 @@ fn read(node: &Node, conn: ConnId, stream: &Async<TcpStream>) -> bool {
 async fn flush(
     node: &Node,
     conn: ConnId,
-    stream: &Async<TcpStream>,
+    stream: &Registered<TcpStream>,
     wake: &Signal,
     batch: &mut Vec<Bytes>,
 ) -> io::Result<()> {
@@ -485,15 +501,23 @@ async fn flush(
     }
 }
 
-async fn write_frames(stream: &Async<TcpStream>, frames: &[Bytes]) -> io::Result<()> {
+async fn write_frames(stream: &Registered<TcpStream>, frames: &[Bytes]) -> io::Result<()> {
     let mut frame = 0;
     let mut offset = 0;
     while frame < frames.len() {
-        let slices: Vec<IoSlice<'_>> = std::iter::once(&frames[frame][offset..])
-            .chain(frames[frame + 1..].iter().map(|f| &f[..]))
-            .map(IoSlice::new)
-            .collect();
-        let mut written = (&*stream).write_vectored(&slices).await?;
+        let mut written = stream
+            .write_with(|mut socket| {
+                let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
+                let pending = std::iter::once(&frames[frame][offset..])
+                    .chain(frames[frame + 1..].iter().map(|f| &f[..]));
+                let mut count = 0;
+                for (slot, bytes) in slices.iter_mut().zip(pending) {
+                    *slot = IoSlice::new(bytes);
+                    count += 1;
+                }
+                socket.write_vectored(&slices[..count])
+            })
+            .await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -507,26 +531,11 @@ async fn write_frames(stream: &Async<TcpStream>, frames: &[Bytes]) -> io::Result
     Ok(())
 }
 
+/// Runs the core's timeouts each time its deadline (re-armed by every
+/// [`Node::dispatch`]) passes.
 async fn timer_loop(node: Rc<Node>) {
     loop {
-        let next = node.core.borrow().poll_timeout();
-        node.timer_armed.set(next);
-        let woken = async {
-            let _ = node.timer_wake.1.recv().await;
-        };
-        match next {
-            Some(at) => {
-                let when = node.start + at.since_origin();
-                future::or(
-                    async {
-                        Timer::at(when).await;
-                    },
-                    woken,
-                )
-                .await;
-            }
-            None => woken.await,
-        }
+        node.reactor.deadline_passed().await;
         node.core.borrow_mut().handle_timeout(node.now());
         node.dispatch();
     }

@@ -35,7 +35,7 @@ fn start() -> (
     .unwrap();
     let addr = server.local_addr().unwrap();
     let handle = server.handle();
-    let thread = std::thread::spawn(move || smol::block_on(server.run()).unwrap());
+    let thread = std::thread::spawn(move || tether_smol::block_on(server.run()).unwrap());
     (addr, handle, thread)
 }
 
@@ -143,7 +143,7 @@ fn a_write_blocked_on_a_peer_that_never_reads_is_abandoned_when_the_core_closes(
     .unwrap();
     let addr = server.local_addr().unwrap();
     let handle = server.handle();
-    let thread = std::thread::spawn(move || smol::block_on(server.run()).unwrap());
+    let thread = std::thread::spawn(move || tether_smol::block_on(server.run()).unwrap());
     let mut slow = client(addr, "slow");
     slow.send(Message::text(
         r#"{"type":"subscribe","channel":"firehose"}"#,

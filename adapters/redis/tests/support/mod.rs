@@ -62,7 +62,7 @@ impl Node {
         let addr = server.local_addr().unwrap();
         let (crash, crashed) = async_channel::bounded(1);
         let thread = std::thread::spawn(move || {
-            smol::block_on(future::or(
+            tether_smol::block_on(future::or(
                 async {
                     server.run().await.expect("the node runs");
                 },

@@ -21,6 +21,7 @@
 //! frames, never across a socket read or write and never while sleeping.
 
 mod backplane;
+mod capacity;
 mod node;
 mod socket;
 
@@ -97,22 +98,44 @@ pub struct Handle {
 impl Server {
     /// Binds the listening socket and builds the node; nothing is accepted
     /// until [`Server::run`].
+    ///
+    /// `max_connections` is lowered to what the process's threads allow
+    /// (see [`Server::max_connections`]), with a warning.
     pub fn bind(options: ServerOptions) -> io::Result<Server> {
         let listener = TcpListener::bind(options.listen)?;
         let local_addr = listener.local_addr()?;
         let prefix = options.epoch_prefix.unwrap_or_else(fresh_epoch_prefix);
-        let close_timeout = options.config.close_timeout;
-        let core = Core::new(options.config.clone(), &prefix);
+        let mut config = options.config;
+        if let Some(limit) = capacity::max_map_count().map(capacity::connection_limit)
+            && config.max_connections > limit
+        {
+            tracing::warn!(
+                configured = config.max_connections,
+                limit,
+                "max_connections lowered: each connection takes two threads, and more \
+                 would exhaust the process's memory maps (vm.max_map_count)"
+            );
+            config.max_connections = limit;
+        }
+        let close_timeout = config.close_timeout;
+        let core = Core::new(config.clone(), &prefix);
         let node = Arc::new(Node::new(core, options.authorizer, prefix.clone()));
         Ok(Server {
             node,
             listener,
             local_addr,
             close_timeout,
-            config: options.config,
+            config,
             prefix,
             backplane: None,
         })
+    }
+
+    /// The most connections the node admits at once: `max_connections`,
+    /// lowered where the system allows fewer threads (Linux's
+    /// `vm.max_map_count`). Beyond it a connection is answered `503`.
+    pub fn max_connections(&self) -> usize {
+        self.config.max_connections
     }
 
     /// Shares the node's channels with other nodes through `backplane`

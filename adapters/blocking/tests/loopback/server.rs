@@ -308,3 +308,28 @@ fn a_payload_nested_30000_deep_is_handled_on_the_small_connection_stacks() {
     drop(ws);
     server.stop();
 }
+
+#[test]
+fn max_connections_is_lowered_to_what_the_process_s_threads_allow() {
+    let options = |max_connections| tether_blocking::ServerOptions {
+        config: ServerConfig {
+            max_connections,
+            ..config()
+        },
+        listen: "127.0.0.1:0".parse().unwrap(),
+        authorizer: std::sync::Arc::new(TestAuthorizer),
+        epoch_prefix: None,
+    };
+    let modest = tether_blocking::Server::bind(options(100)).expect("bind");
+    assert_eq!(modest.max_connections(), 100);
+    let Ok(maps) = std::fs::read_to_string("/proc/sys/vm/max_map_count") else {
+        return;
+    };
+    let maps: usize = maps.trim().parse().expect("a number");
+    let huge = tether_blocking::Server::bind(options(usize::MAX)).expect("bind");
+    assert!(
+        huge.max_connections() * 8 < maps,
+        "{} connections would take more than {maps} memory maps",
+        huge.max_connections()
+    );
+}

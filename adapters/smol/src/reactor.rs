@@ -1,24 +1,36 @@
-//! The node thread's own epoll instance and the loop that drives it.
+//! The node thread's own poller and the loop that drives it.
 //!
 //! async-io registers a socket in one-shot mode: every wait for readiness
-//! re-arms it with an `epoll_ctl`, and every wait of its reactor costs a
-//! `timerfd_settime`, two more `epoll_ctl`s and a `read` around the
-//! `epoll_wait`; when a node's thread and async-io's own thread take turns
-//! at that reactor, they hand it over with futex wake-ups. Here a socket is
-//! registered once, edge-triggered, for reading and writing, and its
-//! readiness is remembered until an operation finds it gone: a round trip
-//! costs its `read`, its `writev` and a share of one `epoll_wait`, whose
-//! timeout is the core's next deadline (no timer fd).
+//! re-arms it, and when a node's thread and async-io's own thread take
+//! turns at that reactor, they hand it over with futex wake-ups. Here a
+//! socket is registered once, edge-triggered, for reading and writing, and
+//! its readiness is remembered until an operation finds it gone: a round
+//! trip costs its `read`, its `writev` and a share of one wait, whose
+//! timeout is the core's next deadline. The loop waits only when no task
+//! can run.
+//!
+//! The poller is the `polling` crate's: epoll on Linux and Android, kqueue
+//! on macOS, iOS and the BSDs, both with edge-triggered registrations. On
+//! epoll a wait costs four system calls besides `epoll_wait` (`polling`
+//! arms a timer fd for the timeout and re-arms its notifier). Where the
+//! poller has no edge mode (the `poll` fallback of other Unixes, event
+//! ports on illumos and Solaris) sockets are registered one-shot instead:
+//! the bookkeeping is the same, and a socket is re-armed, for the
+//! directions a task waits for, only when that task starts waiting and no
+//! registration for them is outstanding. Level mode would not do there: it
+//! would report every idle socket writable on every wait, and event ports
+//! lack it.
 //!
 //! [`block_on`] runs a future (the node) on the calling thread and waits in
-//! this epoll instance whenever the future has nothing to do. Wake-ups from
-//! other threads (commands, the backplane, async-io timers) write an
-//! eventfd, and only while the loop is asleep.
+//! this poller whenever the future has nothing to do. Wake-ups from other
+//! threads (commands, the backplane, async-io timers) notify the poller,
+//! and only while the loop is asleep.
 
 use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::num::NonZeroUsize;
+use std::os::fd::BorrowedFd;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -26,17 +38,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use rustix::buffer::spare_capacity;
-use rustix::event::epoll::{self, EventData, EventFlags};
-use rustix::event::{EventfdFlags, Timespec, eventfd};
+use polling::{Event, Events, PollMode, Poller};
 
-/// Events taken from the kernel per `epoll_wait`.
-const EVENTS_PER_WAIT: usize = 256;
-/// The epoll key of the eventfd that wakes the loop from other threads.
-const NOTIFY_KEY: u64 = u64::MAX;
+/// Events taken from the kernel per wait.
+const EVENTS_PER_WAIT: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 /// The longest single wait: a later deadline is waited for in steps, so
-/// that the timeout always fits `epoll_wait`'s milliseconds in an `int`
-/// (longer ones need `epoll_pwait2`, which older kernels lack).
+/// that the timeout fits every backend's (`poll`'s milliseconds in an
+/// `int`, `epoll_wait`'s where no timer fd could be created).
 const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 
 thread_local! {
@@ -47,9 +55,14 @@ thread_local! {
 /// sockets of the nodes it runs when it has nothing else to do.
 ///
 /// A [`crate::Server`]'s `run` must be driven by this function: its sockets
-/// are registered with the epoll instance this thread waits in.
+/// are registered with the poller this thread waits in.
 pub fn block_on<T>(future: impl Future<Output = T>) -> T {
-    let reactor = Rc::new(Reactor::new().expect("cannot create the node's epoll instance"));
+    let reactor = Reactor::new().expect("cannot create the node's poller");
+    run(Rc::new(reactor), future)
+}
+
+/// Runs `future` to completion with `reactor` as this thread's reactor.
+fn run<T>(reactor: Rc<Reactor>, future: impl Future<Output = T>) -> T {
     let previous = CURRENT.with(|current| current.replace(Some(reactor.clone())));
     let restore = Restore(previous);
     let waker = Waker::from(reactor.notifier.clone());
@@ -60,10 +73,22 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> T {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             break output;
         }
-        reactor.turn().expect("the node's epoll wait failed");
+        reactor.turn().expect("the node's poller failed to wait");
     };
     drop(restore);
     output
+}
+
+/// Runs `future` like [`block_on`] but with sockets registered one-shot,
+/// the mode of pollers without edge mode, so that it is tested on every
+/// platform.
+#[cfg(test)]
+pub(crate) fn block_on_oneshot<T>(future: impl Future<Output = T>) -> T {
+    let poller = Poller::new().expect("cannot create a poller");
+    run(
+        Rc::new(Reactor::with_poller(poller, PollMode::Oneshot)),
+        future,
+    )
 }
 
 /// Puts back the reactor of an enclosing [`block_on`].
@@ -83,12 +108,13 @@ pub(crate) enum Interest {
     Write,
 }
 
-/// One epoll instance, the readiness of every socket registered in it, and
-/// one deadline.
+/// One poller, the readiness of every socket registered in it, and one
+/// deadline.
 pub(crate) struct Reactor {
-    epoll: OwnedFd,
+    /// `Edge` where the poller has it, else `Oneshot` (see the module docs).
+    mode: PollMode,
     slots: RefCell<Slots>,
-    events: RefCell<Vec<epoll::Event>>,
+    events: RefCell<Events>,
     /// Wakers collected during a turn, woken once the slots are released.
     ready: RefCell<Vec<Waker>>,
     deadline: Cell<Option<Instant>>,
@@ -105,39 +131,44 @@ struct Slots {
 }
 
 /// What the reactor knows of one socket: the readiness the kernel last
-/// reported and not yet found gone, and the task waiting for each.
+/// reported and not yet found gone, the task waiting for each direction,
+/// and, in one-shot mode, the directions the registration is armed for.
 #[derive(Default)]
 struct Slot {
     readable: bool,
     writable: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    read_armed: bool,
+    write_armed: bool,
 }
 
 impl Reactor {
     fn new() -> io::Result<Reactor> {
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-        let notifier = Arc::new(Notifier {
-            woken: AtomicBool::new(false),
-            sleeping: AtomicBool::new(false),
-            eventfd: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
-        });
-        epoll::add(
-            &epoll,
-            &notifier.eventfd,
-            EventData::new_u64(NOTIFY_KEY),
-            EventFlags::IN,
-        )?;
-        Ok(Reactor {
-            epoll,
+        let poller = Poller::new()?;
+        let mode = if poller.supports_edge() {
+            PollMode::Edge
+        } else {
+            PollMode::Oneshot
+        };
+        Ok(Reactor::with_poller(poller, mode))
+    }
+
+    fn with_poller(poller: Poller, mode: PollMode) -> Reactor {
+        Reactor {
+            mode,
             slots: RefCell::default(),
-            events: RefCell::new(Vec::with_capacity(EVENTS_PER_WAIT)),
+            events: RefCell::new(Events::with_capacity(EVENTS_PER_WAIT)),
             ready: RefCell::default(),
             deadline: Cell::new(None),
             deadline_passed: Cell::new(false),
             deadline_waiter: Cell::new(None),
-            notifier,
-        })
+            notifier: Arc::new(Notifier {
+                woken: AtomicBool::new(false),
+                sleeping: AtomicBool::new(false),
+                poller,
+            }),
+        }
     }
 
     /// The reactor of the [`block_on`] running on this thread.
@@ -149,7 +180,9 @@ impl Reactor {
             })
     }
 
-    /// Registers `fd` for both directions, edge-triggered; returns its key.
+    /// Registers `fd` and returns its key: for both directions in edge
+    /// mode, for none yet in one-shot mode. The caller must call
+    /// [`Reactor::deregister`] before it closes `fd`.
     pub(crate) fn register(&self, fd: BorrowedFd<'_>) -> io::Result<usize> {
         let mut slots = self.slots.borrow_mut();
         let key = match slots.free.pop() {
@@ -159,17 +192,27 @@ impl Reactor {
                 slots.slots.len() - 1
             }
         };
-        let flags = EventFlags::IN | EventFlags::OUT | EventFlags::RDHUP | EventFlags::ET;
-        if let Err(error) = epoll::add(&self.epoll, fd, EventData::new_u64(key as u64), flags) {
+        let interest = match self.mode {
+            PollMode::Edge => Event::all(key),
+            _ => Event::none(key),
+        };
+        // SAFETY: `polling` requires the source to be deleted from the
+        // poller before it is closed. The only caller, `Registered`, owns
+        // the socket and deletes it in its `Drop`, which runs before the
+        // socket (a field of it) is dropped and closed; the poller lives as
+        // long as any `Registered` holds the reactor.
+        #[allow(unsafe_code)]
+        let added = unsafe { self.notifier.poller.add_with_mode(&fd, interest, self.mode) };
+        if let Err(error) = added {
             slots.free.push(key);
-            return Err(error.into());
+            return Err(error);
         }
         Ok(key)
     }
 
     /// Removes `fd`, registered under `key`, and frees the key.
     pub(crate) fn deregister(&self, key: usize, fd: BorrowedFd<'_>) {
-        let _ = epoll::delete(&self.epoll, fd);
+        let _ = self.notifier.poller.delete(fd);
         let mut slots = self.slots.borrow_mut();
         // The wakers are dropped after the slots are released: dropping
         // one can schedule its task, which is code this module does not own.
@@ -179,19 +222,36 @@ impl Reactor {
         drop(slot);
     }
 
-    /// Ready once the socket of `key` was reported ready for `interest` and
-    /// has not been found blocked since; otherwise the task waits for the
-    /// next report.
-    pub(crate) fn poll_ready(&self, key: usize, interest: Interest, cx: &Context<'_>) -> Poll<()> {
+    /// Ready once the socket `fd` of `key` was reported ready for
+    /// `interest` and has not been found blocked since; otherwise the task
+    /// waits for the next report. In one-shot mode the registration is
+    /// armed for `interest` here if it is not already; an error is that
+    /// re-arming's.
+    pub(crate) fn poll_ready(
+        &self,
+        key: usize,
+        fd: BorrowedFd<'_>,
+        interest: Interest,
+        cx: &Context<'_>,
+    ) -> Poll<io::Result<()>> {
         let mut slots = self.slots.borrow_mut();
         let slot = &mut slots.slots[key];
-        let (ready, waiter) = match interest {
-            Interest::Read => (slot.readable, &mut slot.reader),
-            Interest::Write => (slot.writable, &mut slot.writer),
+        let ready = match interest {
+            Interest::Read => slot.readable,
+            Interest::Write => slot.writable,
         };
         if ready {
-            return Poll::Ready(());
+            return Poll::Ready(Ok(()));
         }
+        if self.mode != PollMode::Edge
+            && let Err(error) = self.arm(key, fd, slot, interest)
+        {
+            return Poll::Ready(Err(error));
+        }
+        let waiter = match interest {
+            Interest::Read => &mut slot.reader,
+            Interest::Write => &mut slot.writer,
+        };
         if waiter
             .as_ref()
             .is_some_and(|waker| waker.will_wake(cx.waker()))
@@ -202,6 +262,27 @@ impl Reactor {
         drop(slots);
         drop(replaced);
         Poll::Pending
+    }
+
+    /// One-shot mode: arms the registration of `fd` for `interest` as well
+    /// as for what it is armed for already, unless it is armed for it.
+    fn arm(
+        &self,
+        key: usize,
+        fd: BorrowedFd<'_>,
+        slot: &mut Slot,
+        interest: Interest,
+    ) -> io::Result<()> {
+        let armed = match interest {
+            Interest::Read => &mut slot.read_armed,
+            Interest::Write => &mut slot.write_armed,
+        };
+        if *armed {
+            return Ok(());
+        }
+        *armed = true;
+        let event = Event::new(key, slot.read_armed, slot.write_armed);
+        self.notifier.poller.modify_with_mode(fd, event, self.mode)
     }
 
     /// An operation found the socket of `key` blocked for `interest`: wait
@@ -242,51 +323,42 @@ impl Reactor {
         let notifier = &self.notifier;
         notifier.sleeping.store(true, Ordering::SeqCst);
         let timeout = if notifier.woken.load(Ordering::SeqCst) {
-            Some(Timespec::default())
+            Some(Duration::ZERO)
         } else {
             self.deadline.get().map(|at| {
-                let left = at
-                    .saturating_duration_since(Instant::now())
-                    .min(LONGEST_WAIT);
-                Timespec {
-                    tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
-                    tv_nsec: left.subsec_nanos().into(),
-                }
+                at.saturating_duration_since(Instant::now())
+                    .min(LONGEST_WAIT)
             })
         };
         let mut events = self.events.borrow_mut();
         events.clear();
-        let waited = epoll::wait(&self.epoll, spare_capacity(&mut *events), timeout.as_ref());
+        let waited = notifier.poller.wait(&mut events, timeout);
         notifier.sleeping.store(false, Ordering::SeqCst);
         match waited {
             Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(error) => return Err(error.into()),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
         }
+        let oneshot = self.mode != PollMode::Edge;
         let mut ready = self.ready.take();
         {
             let mut slots = self.slots.borrow_mut();
             for event in events.iter() {
-                let key = event.data.u64();
-                if key == NOTIFY_KEY {
-                    let mut count = [0; 8];
-                    let _ = rustix::io::read(&notifier.eventfd, &mut count);
-                    continue;
-                }
-                let flags = event.flags;
-                let Some(slot) = usize::try_from(key)
-                    .ok()
-                    .and_then(|key| slots.slots.get_mut(key))
-                else {
+                let Some(slot) = slots.slots.get_mut(event.key) else {
                     continue;
                 };
-                let failed = flags.intersects(EventFlags::HUP | EventFlags::ERR);
-                if failed || flags.intersects(EventFlags::IN | EventFlags::RDHUP) {
-                    slot.readable = true;
+                slot.readable |= event.readable;
+                slot.writable |= event.writable;
+                if oneshot {
+                    // The report disarmed the registration: a task still
+                    // waiting re-arms it when it polls again.
+                    slot.read_armed = false;
+                    slot.write_armed = false;
+                }
+                if event.readable || oneshot {
                     ready.extend(slot.reader.take());
                 }
-                if failed || flags.contains(EventFlags::OUT) {
-                    slot.writable = true;
+                if event.writable || oneshot {
                     ready.extend(slot.writer.take());
                 }
             }
@@ -305,11 +377,12 @@ impl Reactor {
     }
 }
 
-/// Wakes the loop: a flag while it runs, the eventfd while it sleeps.
+/// Wakes the loop: a flag while it runs, the poller's notification while it
+/// sleeps.
 struct Notifier {
     woken: AtomicBool,
     sleeping: AtomicBool,
-    eventfd: OwnedFd,
+    poller: Poller,
 }
 
 impl Wake for Notifier {
@@ -319,7 +392,7 @@ impl Wake for Notifier {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.woken.swap(true, Ordering::SeqCst) && self.sleeping.load(Ordering::SeqCst) {
-            let _ = rustix::io::write(&self.eventfd, &1u64.to_ne_bytes());
+            let _ = self.poller.notify();
         }
     }
 }

@@ -12,12 +12,13 @@
 //! and to other processes; to use more cores, run more nodes.
 //!
 //! - A connection task owns its socket, registered once with the thread's
-//!   reactor (edge-triggered epoll, see `reactor.rs`). It waits for the
-//!   socket to be readable or for a wake from the core (frames queued, or a
-//!   close), reads into the node's one shared buffer (an idle connection
-//!   owns no read buffer), and writes frames taken from the core only as
-//!   fast as the socket accepts them, so what stays queued in the core is
-//!   what the peer has not taken: that is what backpressure measures.
+//!   reactor (edge-triggered epoll or kqueue, see `reactor.rs`). It waits
+//!   for the socket to be readable or for a wake from the core (frames
+//!   queued, or a close), reads into the node's one shared buffer (an idle
+//!   connection owns no read buffer), and writes frames taken from the core
+//!   only as fast as the socket accepts them, so what stays queued in the
+//!   core is what the peer has not taken: that is what backpressure
+//!   measures.
 //! - The listener, the connections and the core's deadline are the
 //!   reactor's; async-io still carries the backplane's sockets and the rare
 //!   timers (shutdown, refusals, accept retries), on its own thread, whose
@@ -146,8 +147,8 @@ impl Server {
 
     /// Runs the node until a graceful shutdown completes. The future is not
     /// `Send`: run it on a thread of its own, with [`crate::block_on`], whose
-    /// epoll instance waits for the node's sockets (any other executor gets
-    /// an error).
+    /// poller waits for the node's sockets (any other executor gets an
+    /// error).
     pub async fn run(self) -> io::Result<()> {
         let executor = LocalExecutor::new();
         executor.run(self.serve(&executor)).await
@@ -411,8 +412,10 @@ async fn accept_loop(
     }
 }
 
+/// What ended a connection task's wait: the socket's readiness (or the
+/// poller's failure to wait for it), or a wake from the core.
 enum Wakeup {
-    Readable,
+    Readable(io::Result<()>),
     Woken,
 }
 
@@ -431,18 +434,15 @@ async fn connection(node: Rc<Node>, conn: ConnId, stream: Registered<TcpStream>,
         // Everything queued is written: a wake raised meanwhile (often by
         // this task's own last read) announces nothing new.
         wake.clear();
-        let readable = async {
-            stream.readable().await;
-            Wakeup::Readable
-        };
+        let readable = async { Wakeup::Readable(stream.readable().await) };
         let wake = async {
             wake.wait().await;
             Wakeup::Woken
         };
-        if let Wakeup::Readable = future::or(readable, wake).await
-            && !read(&node, conn, &stream)
-        {
-            break;
+        match future::or(readable, wake).await {
+            Wakeup::Readable(Ok(())) if !read(&node, conn, &stream) => break,
+            Wakeup::Readable(Err(_)) => break,
+            Wakeup::Readable(Ok(())) | Wakeup::Woken => {}
         }
     }
     let _ = stream.get_ref().shutdown(Shutdown::Both);

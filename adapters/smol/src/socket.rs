@@ -39,9 +39,14 @@ impl<T: AsFd> Registered<T> {
         &self.io
     }
 
-    /// Resolves once the socket has something to read (or has failed).
-    pub(crate) async fn readable(&self) {
-        poll_fn(|cx| self.reactor.poll_ready(self.key, Interest::Read, cx)).await;
+    /// Resolves once the socket has something to read (or has failed); an
+    /// error is the poller's, which could not arm the registration.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        poll_fn(|cx| {
+            self.reactor
+                .poll_ready(self.key, self.io.as_fd(), Interest::Read, cx)
+        })
+        .await
     }
 }
 
@@ -57,7 +62,7 @@ impl Registered<TcpListener> {
     /// before it calls `accept`.
     pub(crate) async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         loop {
-            self.readable().await;
+            self.readable().await?;
             match self.io.accept() {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     self.reactor.clear_ready(self.key, Interest::Read);
@@ -99,12 +104,13 @@ impl Registered<TcpStream> {
                 match write(&self.io) {
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                         self.reactor.clear_ready(self.key, Interest::Write);
-                        if self
-                            .reactor
-                            .poll_ready(self.key, Interest::Write, cx)
-                            .is_pending()
-                        {
-                            return Poll::Pending;
+                        let ready =
+                            self.reactor
+                                .poll_ready(self.key, self.io.as_fd(), Interest::Write, cx);
+                        match ready {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                            Poll::Ready(Ok(())) => {}
                         }
                     }
                     Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -119,41 +125,96 @@ impl Registered<TcpStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reactor::block_on_oneshot;
     use futures_lite::future;
     use std::io::{Read, Write};
 
-    #[test]
-    fn a_short_read_waits_for_the_next_report() {
-        crate::block_on(async {
-            let reactor = Reactor::current().unwrap();
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.set_nonblocking(true).unwrap();
-            let addr = listener.local_addr().unwrap();
-            let listener = Registered::new(listener, &reactor).unwrap();
-            let mut peer = TcpStream::connect(addr).unwrap();
-            let (stream, _) = listener.accept().await.unwrap();
-            stream.set_nonblocking(true).unwrap();
-            let stream = Registered::new(stream, &reactor).unwrap();
+    /// A registered listener's accepted, registered connection and the
+    /// peer's end of it.
+    async fn connected(reactor: &Rc<Reactor>) -> (Registered<TcpStream>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener = Registered::new(listener, reactor).unwrap();
+        let peer = TcpStream::connect(addr).unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        stream.set_nonblocking(true).unwrap();
+        (Registered::new(stream, reactor).unwrap(), peer)
+    }
 
-            peer.write_all(b"ping").unwrap();
-            stream.readable().await;
-            let mut buffer = [0; 16];
-            assert_eq!(stream.read_now(&mut buffer).unwrap(), 4);
-            assert!(
-                future::poll_once(stream.readable()).await.is_none(),
-                "a short read forgets readability"
-            );
+    async fn a_short_read_waits_for_the_next_report() {
+        let reactor = Reactor::current().unwrap();
+        let (stream, mut peer) = connected(&reactor).await;
 
-            peer.write_all(b"pong").unwrap();
-            stream.readable().await;
-            assert_eq!(stream.read_now(&mut buffer).unwrap(), 4);
-            assert_eq!(&buffer[..4], b"pong");
+        peer.write_all(b"ping").unwrap();
+        stream.readable().await.unwrap();
+        let mut buffer = [0; 16];
+        assert_eq!(stream.read_now(&mut buffer).unwrap(), 4);
+        assert!(
+            future::poll_once(stream.readable()).await.is_none(),
+            "a short read forgets readability"
+        );
 
-            let written = stream.write_with(|mut socket| socket.write(b"ack")).await;
-            assert_eq!(written.unwrap(), 3);
-            let mut answer = [0; 3];
-            peer.read_exact(&mut answer).unwrap();
-            assert_eq!(&answer, b"ack");
+        peer.write_all(b"pong").unwrap();
+        stream.readable().await.unwrap();
+        assert_eq!(stream.read_now(&mut buffer).unwrap(), 4);
+        assert_eq!(&buffer[..4], b"pong");
+
+        let written = stream.write_with(|mut socket| socket.write(b"ack")).await;
+        assert_eq!(written.unwrap(), 3);
+        let mut answer = [0; 3];
+        peer.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, b"ack");
+    }
+
+    /// Fills the socket until a write would block, then has a thread drain
+    /// the peer: the blocked write resumes once the socket is reported
+    /// writable again.
+    async fn a_blocked_write_resumes_when_the_peer_reads() {
+        let reactor = Reactor::current().unwrap();
+        let (stream, mut peer) = connected(&reactor).await;
+        let chunk = [7u8; 64 * 1024];
+        let mut sent = 0;
+        loop {
+            match (stream.get_ref()).write(&chunk) {
+                Ok(n) => sent += n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) => panic!("{error}"),
+            }
+        }
+        let total = sent + chunk.len();
+        let drain = std::thread::spawn(move || {
+            let mut received = vec![0; total];
+            peer.read_exact(&mut received).unwrap();
         });
+        let mut left = &chunk[..];
+        while !left.is_empty() {
+            let n = stream
+                .write_with(|mut socket| socket.write(left))
+                .await
+                .unwrap();
+            left = &left[n..];
+        }
+        drain.join().unwrap();
+    }
+
+    #[test]
+    fn a_short_read_waits_for_the_next_report_edge_triggered() {
+        crate::block_on(a_short_read_waits_for_the_next_report());
+    }
+
+    #[test]
+    fn a_short_read_waits_for_the_next_report_one_shot() {
+        block_on_oneshot(a_short_read_waits_for_the_next_report());
+    }
+
+    #[test]
+    fn a_blocked_write_resumes_when_the_peer_reads_edge_triggered() {
+        crate::block_on(a_blocked_write_resumes_when_the_peer_reads());
+    }
+
+    #[test]
+    fn a_blocked_write_resumes_when_the_peer_reads_one_shot() {
+        block_on_oneshot(a_blocked_write_resumes_when_the_peer_reads());
     }
 }

@@ -401,21 +401,11 @@ impl Backplane {
         if users.is_empty() {
             self.users.remove(&channel);
         }
-        if before <= 0 && total > 0 {
+        let joined = before <= 0 && total > 0;
+        if joined || (before > 0 && total <= 0) {
             self.presence_version += 1;
-            let event = StoreEvent::Joined {
-                channel: channel.clone(),
-                user,
-                version: self.presence_version,
-            };
-            out.push(Delivery::Topic(channel, event));
-        } else if before > 0 && total <= 0 {
-            self.presence_version += 1;
-            let event = StoreEvent::Left {
-                channel: channel.clone(),
-                user,
-                version: self.presence_version,
-            };
+            let event =
+                StoreEvent::presence_change(channel.clone(), user, joined, self.presence_version);
             out.push(Delivery::Topic(channel, event));
         }
     }

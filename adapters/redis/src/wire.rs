@@ -233,19 +233,12 @@ impl Context {
                         "a presence change without version or user".into(),
                     ));
                 };
-                Ok(if sign == b'+' {
-                    StoreEvent::Joined {
-                        channel,
-                        user,
-                        version,
-                    }
-                } else {
-                    StoreEvent::Left {
-                        channel,
-                        user,
-                        version,
-                    }
-                })
+                Ok(StoreEvent::presence_change(
+                    channel,
+                    user,
+                    sign == b'+',
+                    version,
+                ))
             }
             _ => {
                 let mut parts = payload.splitn(3, |&b| b == b' ');

@@ -341,20 +341,8 @@ impl MemoryStore {
     /// next presence version.
     fn announce(&mut self, channel: Channel, user: String, joined: bool) {
         self.presence_version += 1;
-        let version = self.presence_version;
-        self.events.push_back(if joined {
-            StoreEvent::Joined {
-                channel,
-                user,
-                version,
-            }
-        } else {
-            StoreEvent::Left {
-                channel,
-                user,
-                version,
-            }
-        });
+        let event = StoreEvent::presence_change(channel, user, joined, self.presence_version);
+        self.events.push_back(event);
     }
 
     /// The offset of an earlier publication with the same user and id that

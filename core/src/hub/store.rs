@@ -253,3 +253,23 @@ pub enum StoreEvent {
     /// answer; nothing more arrives from the failed link.
     Down,
 }
+
+impl StoreEvent {
+    /// A user's first arrival in a channel (`joined`) or last departure, at
+    /// presence `version`: [`StoreEvent::Joined`] or [`StoreEvent::Left`].
+    pub fn presence_change(channel: Channel, user: String, joined: bool, version: u64) -> Self {
+        if joined {
+            StoreEvent::Joined {
+                channel,
+                user,
+                version,
+            }
+        } else {
+            StoreEvent::Left {
+                channel,
+                user,
+                version,
+            }
+        }
+    }
+}

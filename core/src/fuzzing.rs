@@ -6,7 +6,8 @@
 //! on a crash, but on a wrong error code, a frame that should not have been
 //! sent, an offset out of order or a request answered twice. The same
 //! functions replay the checked-in corpora and crash reproducers in plain
-//! `cargo test`, and the operation targets run under proptest too, so the
+//! `cargo test` (the `tether` package's `tests/fuzz_corpus`, which reads
+//! the files, so this crate never does), and the operation targets run under proptest too, so the
 //! contracts are guarded on the stable toolchain without a fuzzer.
 //!
 //! - [`envelope`]: arbitrary text as a client or server message.
@@ -22,9 +23,5 @@ pub mod client_ops;
 pub mod envelope;
 pub mod http_upgrade;
 mod peer;
-#[cfg(test)]
-mod replay;
-#[cfg(test)]
-mod seeds;
 pub mod server_bytes;
 pub mod server_ops;

@@ -4,11 +4,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use tether_core::fuzzing;
+
 /// The files of one folder of the fuzz directory, sorted; none if the
 /// folder does not exist.
 fn files(folder: &str, target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz")
+        .join("fuzz")
         .join(folder)
         .join(target);
     let Ok(entries) = fs::read_dir(&dir) else {
@@ -36,25 +38,25 @@ fn replay(target: &str, check: fn(&[u8])) -> usize {
 
 #[test]
 fn envelope_corpus_replays() {
-    assert!(replay("envelope", super::envelope::check) > 0);
+    assert!(replay("envelope", fuzzing::envelope::check) > 0);
 }
 
 #[test]
 fn http_upgrade_corpus_replays() {
-    assert!(replay("http_upgrade", super::http_upgrade::check) > 0);
+    assert!(replay("http_upgrade", fuzzing::http_upgrade::check) > 0);
 }
 
 #[test]
 fn server_bytes_corpus_replays() {
-    assert!(replay("server_bytes", super::server_bytes::check) > 0);
+    assert!(replay("server_bytes", fuzzing::server_bytes::check) > 0);
 }
 
 #[test]
 fn server_ops_corpus_replays() {
-    assert!(replay("server_ops", super::server_ops::check) > 0);
+    assert!(replay("server_ops", fuzzing::server_ops::check) > 0);
 }
 
 #[test]
 fn client_ops_corpus_replays() {
-    assert!(replay("client_ops", super::client_ops::check) > 0);
+    assert!(replay("client_ops", fuzzing::client_ops::check) > 0);
 }

@@ -12,8 +12,8 @@ use std::path::Path;
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use super::client_ops::Op as C;
-use super::server_ops::{Action as A, Op as S};
+use tether_core::fuzzing::client_ops::Op as C;
+use tether_core::fuzzing::server_ops::{Action as A, Op as S};
 
 /// Writes a value the way `arbitrary` reads it.
 trait Encode {
@@ -543,7 +543,7 @@ fn seeds<T: Encode + std::fmt::Debug + for<'a> Arbitrary<'a>>(
     scenarios: Vec<(&str, Vec<T>)>,
 ) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
+        .join("fuzz/corpus")
         .join(target);
     let write = std::env::var_os("TETHER_WRITE_SEEDS").is_some();
     for (name, ops) in scenarios {

@@ -3,11 +3,16 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+
+import pixelmatch from 'pixelmatch';
+import { PNG } from 'pngjs';
 
 import { TetherServer, buildServer, configFile, launchBrowser } from './harness.mjs';
 
 const ARTIFACTS = new URL('./artifacts/', import.meta.url);
+/** Reference pictures; `UPDATE_SCREENSHOTS=1` writes them anew. */
+const SCREENSHOTS = new URL('./screenshots/', import.meta.url);
 
 let browser;
 
@@ -133,6 +138,56 @@ test('a restarted server gets the pages back by themselves, with what waited off
   });
   await alice.close();
   await bob.close();
+  assert.equal(await server.stop(), 0);
+});
+
+/**
+ * Compares a PNG with the reference picture `name`: at most 1% of the
+ * pixels may differ (font hinting), and the sizes must be equal.
+ */
+async function assertLooksLike(png, name) {
+  const reference = new URL(name, SCREENSHOTS);
+  if (process.env.UPDATE_SCREENSHOTS === '1') {
+    await mkdir(SCREENSHOTS, { recursive: true });
+    await writeFile(reference, png);
+  }
+  const want = PNG.sync.read(await readFile(reference));
+  const got = PNG.sync.read(png);
+  await writeFile(new URL(name, ARTIFACTS), png);
+  assert.deepEqual([got.width, got.height], [want.width, want.height], `${name}: size`);
+  const differing = pixelmatch(got.data, want.data, null, got.width, got.height, { threshold: 0.2 });
+  assert.ok(differing <= got.width * got.height / 100, `${name}: ${differing} pixels differ from the reference`);
+}
+
+test('without a token the page asks for a name in one tidy card, then joins', async () => {
+  const server = await TetherServer.start();
+  await withServer(server, async () => {
+    const page = await browser.context.newPage();
+    await page.goto(server.url);
+    const card = page.locator('#login');
+    await card.waitFor();
+    await page.fill('#name', 'alice');
+
+    const box = await card.boundingBox();
+    const inside = async (selector) => {
+      const part = await page.locator(selector).boundingBox();
+      return part.x >= box.x && part.y >= box.y &&
+        part.x + part.width <= box.x + box.width && part.y + part.height <= box.y + box.height;
+    };
+    assert.ok(await inside('#login p'), 'the explanation is inside the card');
+    assert.ok(await inside('#name'), 'the name field is inside the card');
+    assert.ok(await inside('#login button'), 'the Join button is inside the card');
+    const text = await page.locator('#login p').boundingBox();
+    const lineHeight = await page.locator('#login p').evaluate((p) => parseFloat(getComputedStyle(p).lineHeight));
+    assert.ok(text.height <= 3 * lineHeight, `the explanation wraps in at most 3 lines, not a word per line (${text.height} px)`);
+    assert.ok((await page.locator('#name').boundingBox()).width >= box.width / 2, 'the name field takes most of the card');
+    await assertLooksLike(await card.screenshot(), 'login.png');
+
+    await page.click('#login button');
+    await waitForState(page, 'open');
+    assert.match(await page.textContent('#state'), /connected as alice/);
+    await page.close();
+  });
   assert.equal(await server.stop(), 0);
 });
 

@@ -41,11 +41,27 @@ pub use report::Report;
 
 use crate::app::AppError;
 
-/// Runs the scenario `args` names and prints its report.
+/// Runs the scenario `args` names and prints its report. A run that a
+/// client's error cut short fails after printing: it measured too little to
+/// be a figure. A rate limit gets a hint, since a default server refuses
+/// what a load generator sends.
 pub fn run(args: &BenchArgs) -> Result<(), AppError> {
     let report = execute(args).map_err(|error| AppError::Bench(error.to_string()))?;
     report.print(args.peer.as_deref());
-    Ok(())
+    match report.get("error").and_then(|error| error.as_str()) {
+        None => Ok(()),
+        Some(error) => {
+            let hint = if error.contains("RATE_LIMITED") {
+                "; the server's rate limit refused the load: bench a server started with \
+                 `--config benches/tether.toml` (no rate limit, a larger high_water)"
+            } else {
+                ""
+            };
+            Err(AppError::Bench(format!(
+                "a client failed, so the figures above are not a measurement: {error}{hint}"
+            )))
+        }
+    }
 }
 
 /// Runs the scenario `args` names and returns its report.

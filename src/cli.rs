@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use tether_core::envelope::Channel;
 
 use crate::secret::Redacted;
-use crate::settings::{Overrides, Runtime};
+use crate::settings::{Overrides, Runtime, resolve_listen};
 
 /// Real-time WebSocket messaging: a server and a client.
 #[derive(Debug, Parser)]
@@ -38,8 +38,8 @@ pub enum Command {
 /// Flags of `tether serve`; each beats the config file and the environment.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address and port to listen on [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR")]
+    /// Address (or host name) and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR", value_parser = resolve_listen)]
     pub listen: Option<SocketAddr>,
     /// TOML config file (see tether.example.toml for every key).
     #[arg(long, value_name = "FILE")]
@@ -198,6 +198,17 @@ mod tests {
             let error = parse(args).unwrap_err();
             assert_eq!(error.exit_code(), 2, "{args:?}");
         }
+    }
+
+    #[test]
+    fn listen_takes_a_host_name() {
+        let Command::Serve(serve) = parse(&["serve", "--listen", "localhost:9000"])
+            .unwrap()
+            .command
+        else {
+            panic!("not serve");
+        };
+        assert_eq!(serve.listen, Some("127.0.0.1:9000".parse().unwrap()));
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! piped into `jq` or a test. A line that is a JSON object is sent as it is
 //! (`{"type":"publish","channel":"chat","payload":1,"id":"a"}`); any other
 //! non-empty line is published as a JSON string to the first `--subscribe`
-//! channel, which makes a chat out of two terminals. End of input closes the
-//! connection normally. Reconnecting, resubscribing and recovery are the
-//! session's, as for any client.
+//! channel, which makes a chat out of two terminals. The end of the input
+//! leaves the client listening (so it can run in the background); Ctrl-C or
+//! SIGTERM closes the connection normally (1000). Reconnecting,
+//! resubscribing and recovery are the session's, as for any client.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -21,9 +22,11 @@ use tracing::warn;
 
 use crate::app::AppError;
 use crate::cli::ConnectArgs;
+use crate::serve::on_shutdown_signal;
 
 /// Connects, subscribes, then relays stdin to the server and the session's
-/// events to stdout until stdin ends or the server closes for good.
+/// events to stdout until the connection ends for good: the server closes
+/// it with a final code, or a signal makes the client close it.
 pub fn connect(args: ConnectArgs) -> Result<(), AppError> {
     let config = config_from_url(&args.url, args.token.expose().clone())
         .map_err(|error| AppError::Connect(error.to_string()))?;
@@ -37,6 +40,9 @@ pub fn connect(args: ConnectArgs) -> Result<(), AppError> {
         }
         let default_channel = args.subscribe.first().map(|c| c.as_str().to_owned());
         smol::spawn(forward_stdin(client.clone(), default_channel)).detach();
+        let closing = client.clone();
+        on_shutdown_signal(move || smol::block_on(closing.close()))
+            .map_err(|error| AppError::Connect(format!("cannot catch signals: {error}")))?;
         let mut final_close = None;
         while let Some(event) = client.next_event().await {
             if let Event::Disconnected {
@@ -83,7 +89,6 @@ async fn forward_stdin(client: Arc<Client>, default_channel: Option<String>) {
             warn!(%error, "line not sent");
         }
     }
-    client.close().await;
 }
 
 fn print_line(line: &str) {

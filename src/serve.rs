@@ -79,7 +79,7 @@ fn redis_backplane(
 
 /// Calls `shutdown` on the first SIGTERM or SIGINT; a second one ends the
 /// process at once, for an operator who will not wait for the drain.
-fn on_shutdown_signal(shutdown: impl Fn() + Send + 'static) -> io::Result<()> {
+pub(crate) fn on_shutdown_signal(shutdown: impl Fn() + Send + 'static) -> io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT])?;
     std::thread::Builder::new()
         .name("signals".into())

@@ -28,6 +28,7 @@ use tether_core::config::ServerConfig;
 use crate::secret::{Redacted, mask_url_password};
 
 pub use error::SettingsError;
+pub(crate) use kinds::resolve_listen;
 pub use validate::{
     MAX_HTTP_HEAD, MAX_PAYLOAD_LIMIT, MIN_API_KEY_CHARS, MIN_HTTP_HEAD, MIN_JWT_SECRET_BYTES,
 };

@@ -7,17 +7,21 @@ use tether_core::config::ServerConfig;
 use tether_smol::{Server, ServerOptions};
 
 use super::args::{ConnectArgs, FanoutArgs, IdleArgs, RttArgs};
-use super::{BenchArgs, Scenario, execute};
+use super::{BenchArgs, Scenario, execute, run};
 use crate::auth::{Authenticator, NodeAuthorizer};
 
 /// A dev-mode node on a free loopback port, with a rate limit the tiny
 /// runs cannot reach; returns its URL.
 fn start_node() -> String {
-    let config = ServerConfig {
+    start_node_with(ServerConfig {
         rate_limit: 1_000_000,
         rate_burst: 1_000_000,
         ..ServerConfig::default()
-    };
+    })
+}
+
+/// A dev-mode node with `config` on a free loopback port; returns its URL.
+fn start_node_with(config: ServerConfig) -> String {
     let server = Server::bind(ServerOptions {
         config,
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -30,14 +34,29 @@ fn start_node() -> String {
     url
 }
 
-fn bench(url: &str, scenario: Scenario) -> super::Report {
-    let args = BenchArgs {
+fn args(url: &str, scenario: Scenario) -> BenchArgs {
+    BenchArgs {
         url: url.to_owned(),
         peer: None,
         threads: 2,
         scenario,
-    };
-    execute(&args).unwrap()
+    }
+}
+
+fn bench(url: &str, scenario: Scenario) -> super::Report {
+    execute(&args(url, scenario)).unwrap()
+}
+
+#[test]
+fn a_run_the_rate_limit_cut_short_fails_and_says_which_config_to_bench() {
+    let url = start_node_with(ServerConfig::default());
+    let rtt = Scenario::Rtt(RttArgs {
+        connections: 1,
+        seconds: 5,
+    });
+    let error = run(&args(&url, rtt)).unwrap_err().to_string();
+    assert!(error.contains("RATE_LIMITED"), "{error}");
+    assert!(error.contains("benches/tether.toml"), "{error}");
 }
 
 fn number(report: &super::Report, key: &str) -> f64 {

@@ -2,7 +2,7 @@
 //! (with a message that says what was expected) and how it is shown back.
 
 use std::marker::PhantomData;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -130,18 +130,36 @@ impl Kind for AddrKind {
     fn read(value: &Value) -> Result<SocketAddr, String> {
         value
             .as_str()
-            .and_then(|text| text.parse().ok())
-            .ok_or_else(|| {
-                expected(
-                    "an IP address and port like \"127.0.0.1:8080\" or \"[::1]:8080\"",
-                    value,
-                )
-            })
+            .and_then(|text| resolve_listen(text).ok())
+            .ok_or_else(|| expected(LISTEN_FORM, value))
     }
 
     fn show(target: &SocketAddr) -> Shown {
         Shown::Value(Value::String(target.to_string()))
     }
+}
+
+/// What a listening address looks like, for error messages.
+const LISTEN_FORM: &str =
+    "a host or IP address and a port like \"127.0.0.1:8080\", \"localhost:8080\" or \"[::1]:8080\"";
+
+/// Reads a listening address: an IP address and port, or a host name and
+/// port resolved now. A name with several addresses listens on its first
+/// IPv4 address (what `localhost` means to most users), else on its first.
+pub(crate) fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let found: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|error| format!("expected {LISTEN_FORM}, got {text:?} ({error})"))?
+        .collect();
+    found
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
 /// The runtime name: `"smol"` or `"blocking"`.

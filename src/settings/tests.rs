@@ -242,3 +242,13 @@ fn the_effective_settings_never_show_secrets() {
     }
     assert!(shown.contains("# jwt_secret is set (not shown)"), "{shown}");
 }
+
+#[test]
+fn listen_takes_a_host_name_and_prefers_its_ipv4_address() {
+    let settings = Settings::from_toml_str("listen = \"localhost:9000\"").unwrap();
+    assert_eq!(settings.listen, "127.0.0.1:9000".parse().unwrap());
+    assert_eq!(
+        error_of("listen = \"localhost\""),
+        "config key \"listen\": expected a host or IP address and a port like \"127.0.0.1:8080\", \"localhost:8080\" or \"[::1]:8080\", got \"localhost\""
+    );
+}

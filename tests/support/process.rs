@@ -1,9 +1,10 @@
-//! The `tether` binary run as a child process, as a user runs it: its log
-//! lines (standard error) are read as they come, and it is killed when
+//! The `tether` binary run as a child process, as a user runs it: the lines
+//! it prints (standard output and its log on standard error, interleaved)
+//! are read as they come, and it is killed when
 //! dropped unless it has exited. Shared by the test targets that run the
 //! binary, which include this file by path.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -32,17 +33,15 @@ impl Process {
             .env_remove("TETHER_API_KEY")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("the tether binary starts");
-        let stderr = child.stderr.take().expect("a piped stderr");
         let (line_tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = line_tx.send(line);
-            }
-        });
+        let stdout = child.stdout.take().expect("a piped stdout");
+        let stderr = child.stderr.take().expect("a piped stderr");
+        read_lines(stdout, line_tx.clone());
+        read_lines(stderr, line_tx);
         let pid = child.id();
         let (exit_tx, exited) = mpsc::channel();
         thread::spawn(move || {
@@ -58,7 +57,7 @@ impl Process {
         }
     }
 
-    /// The next log line containing `needle`, skipping the lines before
+    /// The next printed or logged line containing `needle`, skipping the lines before
     /// it; panics after [`PROCESS_LIMIT`] without one.
     pub fn wait_for_line(&self, needle: &str) -> String {
         let deadline = Instant::now() + PROCESS_LIMIT;
@@ -99,6 +98,15 @@ impl Process {
         self.reaped = true;
         status
     }
+}
+
+/// Sends every line `from` gives to `to`, on a thread of its own.
+fn read_lines(from: impl Read + Send + 'static, to: mpsc::Sender<String>) {
+    thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            let _ = to.send(line);
+        }
+    });
 }
 
 impl Drop for Process {

@@ -24,8 +24,9 @@ NODE_PORTS=(18091 18092)
 
 ulimit -n "$(ulimit -Hn)"
 echo "== building" >&2
-cargo build --release --quiet
+cargo build --release --quiet -p tether -p tether-loadgen
 TETHER=target/release/tether
+LOADGEN=target/release/tether-loadgen
 CLK_TCK=$(getconf CLK_TCK)
 
 mkdir -p benches/results
@@ -77,7 +78,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 bench() {
   local peer=$1 url=$2
   shift 2
-  timeout 300 "$TETHER" bench --threads 1 --peer "$peer" --url "$url" "$@" >>"$RESULTS" \
+  timeout 300 "$LOADGEN" --threads 1 --peer "$peer" --url "$url" "$@" >>"$RESULTS" \
     || echo "[$peer] $* failed" >&2
 }
 

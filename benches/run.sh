@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load benchmarks: Tether against the servers its users would pick instead,
-# side by side in one run, with the same load generator (`tether bench`).
+# side by side in one run, with the same load generator (`tether-loadgen`).
 #
 #   benches/run.sh            # 3 repetitions, the sizes of BENCHMARKS.md
 #   REPS=5 benches/run.sh     # more repetitions
@@ -43,9 +43,10 @@ if (( $(ulimit -n) < IDLE + 1000 )); then
 fi
 
 echo "== building" >&2
-cargo build --release --quiet
+cargo build --release --quiet -p tether -p tether-loadgen
 cargo build --release --quiet --manifest-path benches/peers/tokio-ws/Cargo.toml
 TETHER=target/release/tether
+LOADGEN=target/release/tether-loadgen
 TOKIO_PEER=benches/peers/tokio-ws/target/release/tokio-ws-peer
 
 declare -A PORT=([tether-smol]=18080 [tether-blocking]=18083 [node-ws]=18081 [tokio-ws]=18082)
@@ -104,7 +105,7 @@ trap stop_peers EXIT
 bench() {
   local peer=$1
   shift
-  timeout 300 "$TETHER" bench --threads "$THREADS" --url "ws://127.0.0.1:${PORT[$peer]}/ws" \
+  timeout 300 "$LOADGEN" --threads "$THREADS" --url "ws://127.0.0.1:${PORT[$peer]}/ws" \
     --peer "$peer" "$@" >>"$RESULTS" || echo "[$peer] $* failed" >&2
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Medians of `tether bench` JSON lines, per scenario and peer, as a Markdown
+"""Medians of `tether-loadgen` JSON lines, per scenario and peer, as a Markdown
 table with each peer's ratio to tether-smol.
 
 Usage: benches/table.py RESULTS.jsonl

@@ -29,8 +29,6 @@ pub enum AppError {
     Io(std::io::Error),
     /// `connect` could not start or the server closed it for good.
     Connect(String),
-    /// `bench` could not run its scenario.
-    Bench(String),
 }
 
 impl AppError {
@@ -40,7 +38,7 @@ impl AppError {
             AppError::Logging(_) | AppError::Settings(_) | AppError::MissingSecret(_) => {
                 ExitCode::from(2)
             }
-            AppError::Io(_) | AppError::Connect(_) | AppError::Bench(_) => ExitCode::FAILURE,
+            AppError::Io(_) | AppError::Connect(_) => ExitCode::FAILURE,
         }
     }
 }
@@ -53,7 +51,6 @@ impl fmt::Display for AppError {
             AppError::MissingSecret(error) => error.fmt(f),
             AppError::Io(error) => error.fmt(f),
             AppError::Connect(message) => f.write_str(message),
-            AppError::Bench(message) => write!(f, "bench: {message}"),
         }
     }
 }
@@ -101,7 +98,6 @@ pub fn run(cli: Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), AppErro
             announce_connect(&args);
             crate::connect::connect(args)
         }
-        Command::Bench(args) => crate::bench::run(&args),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The command line: `tether serve`, `tether connect` and `tether bench`.
+//! The command line: `tether serve` and `tether connect`.
 //!
 //! Flags only say what differs from the config file and the environment;
 //! the merge itself is [`Settings::load`](crate::settings::Settings::load).
@@ -30,9 +30,6 @@ pub enum Command {
     /// Connect to a server: stdin lines are sent, incoming messages are
     /// printed as JSON lines.
     Connect(ConnectArgs),
-    /// Put a running server under load (loopback only) and report
-    /// throughput, latency, memory or connect times.
-    Bench(crate::bench::BenchArgs),
 }
 
 /// Flags of `tether serve`; each beats the config file and the environment.
@@ -252,32 +249,5 @@ mod tests {
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }
-    }
-
-    #[test]
-    fn bench_takes_a_scenario_and_its_sizes() {
-        assert!(parse(&["bench"]).is_err());
-        let cli = parse(&[
-            "bench",
-            "--url",
-            "ws://127.0.0.1:9000/ws",
-            "--peer",
-            "smol",
-            "fanout",
-            "--subscribers",
-            "3",
-        ])
-        .unwrap();
-        let Command::Bench(args) = cli.command else {
-            panic!("not bench");
-        };
-        assert_eq!(args.peer.as_deref(), Some("smol"));
-        let crate::bench::Scenario::Fanout(fanout) = args.scenario else {
-            panic!("not fanout");
-        };
-        assert_eq!(
-            (fanout.subscribers, fanout.messages, fanout.bytes),
-            (3, 2_000, 100)
-        );
     }
 }

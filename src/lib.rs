@@ -5,7 +5,6 @@
 pub mod api_key;
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod cli;
 pub mod connect;
 pub mod logging;

@@ -1,9 +1,8 @@
-//! `tether bench fanout` with its subscribers spread over nodes sharing
+//! `tether-loadgen fanout` with its subscribers spread over nodes sharing
 //! Redis and its publisher on another: what the backplane benchmark runs.
 
-use std::process::Command;
-
-use serde_json::Value;
+use clap::Parser;
+use tether_loadgen::{BenchArgs, execute};
 
 use crate::http::metric;
 use crate::support::Cluster;
@@ -13,15 +12,27 @@ fn the_fanout_benchmark_spreads_its_subscribers_over_the_target_nodes() {
     let cluster = Cluster::start();
     let [a, b, c] = &cluster.nodes;
     let url = |addr| format!("ws://{addr}/ws");
-    let output = Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args(["bench", "--url", &url(a.addr), "fanout"])
-        .args(["--subscribers", "4", "--messages", "100", "--window", "8"])
-        .args(["--timeout", "20"])
-        .args(["--target", &url(b.addr), "--target", &url(c.addr)])
-        .output()
-        .expect("tether bench runs");
-    assert!(output.status.success(), "{output:?}");
-    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+    let (a_url, b_url, c_url) = (url(a.addr), url(b.addr), url(c.addr));
+    let args = BenchArgs::parse_from([
+        "tether-loadgen",
+        "--url",
+        &a_url,
+        "fanout",
+        "--subscribers",
+        "4",
+        "--messages",
+        "100",
+        "--window",
+        "8",
+        "--timeout",
+        "20",
+        "--target",
+        &b_url,
+        "--target",
+        &c_url,
+    ]);
+    let report = execute(&args).expect("the run completes");
+    assert_eq!(report.get("error"), None, "{report:?}");
     for (key, expected) in [
         ("nodes", 2),
         ("deliveries", 400),
@@ -30,7 +41,11 @@ fn the_fanout_benchmark_spreads_its_subscribers_over_the_target_nodes() {
         ("duplicates", 0),
         ("acks", 100),
     ] {
-        assert_eq!(report[key], expected, "{key} in {report}");
+        assert_eq!(
+            report.get(key),
+            Some(&expected.into()),
+            "{key} in {report:?}"
+        );
     }
     let connections = |addr| metric(addr, "tether_connections_total");
     assert_eq!(

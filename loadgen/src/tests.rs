@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
+use clap::Parser;
+
 use tether_core::config::ServerConfig;
 use tether_smol::{Server, ServerOptions};
 
-use super::args::{ConnectArgs, FanoutArgs, IdleArgs, RttArgs};
-use super::{BenchArgs, Scenario, execute, run};
-use crate::auth::{Authenticator, NodeAuthorizer};
+use crate::args::{ConnectArgs, FanoutArgs, IdleArgs, RttArgs};
+use crate::{BenchArgs, Report, Scenario, execute, run};
+use tether::auth::{Authenticator, NodeAuthorizer};
 
 /// A dev-mode node on a free loopback port, with a rate limit the tiny
 /// runs cannot reach; returns its URL.
@@ -43,7 +45,7 @@ fn args(url: &str, scenario: Scenario) -> BenchArgs {
     }
 }
 
-fn bench(url: &str, scenario: Scenario) -> super::Report {
+fn bench(url: &str, scenario: Scenario) -> Report {
     execute(&args(url, scenario)).unwrap()
 }
 
@@ -59,7 +61,7 @@ fn a_run_the_rate_limit_cut_short_fails_and_says_which_config_to_bench() {
     assert!(error.contains("benches/tether.toml"), "{error}");
 }
 
-fn number(report: &super::Report, key: &str) -> f64 {
+fn number(report: &Report, key: &str) -> f64 {
     report
         .get(key)
         .and_then(serde_json::Value::as_f64)
@@ -132,4 +134,28 @@ fn only_loopback_targets_are_accepted() {
     };
     let error = execute(&args).unwrap_err();
     assert!(error.to_string().contains("loopback"), "{error}");
+}
+
+#[test]
+fn the_command_line_takes_a_scenario_and_its_sizes() {
+    assert!(BenchArgs::try_parse_from(["tether-loadgen"]).is_err());
+    let args = BenchArgs::try_parse_from([
+        "tether-loadgen",
+        "--url",
+        "ws://127.0.0.1:9000/ws",
+        "--peer",
+        "smol",
+        "fanout",
+        "--subscribers",
+        "3",
+    ])
+    .unwrap();
+    assert_eq!(args.peer.as_deref(), Some("smol"));
+    let Scenario::Fanout(fanout) = args.scenario else {
+        panic!("not fanout");
+    };
+    assert_eq!(
+        (fanout.subscribers, fanout.messages, fanout.bytes),
+        (3, 2_000, 100)
+    );
 }

@@ -1,9 +1,14 @@
-//! The command line of `tether bench`.
+//! The command line of `tether-loadgen`.
 
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-/// Arguments of `tether bench`: where to, and which scenario.
-#[derive(Clone, Debug, Args)]
+/// Arguments of `tether-loadgen`: where to, and which scenario.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "tether-loadgen",
+    version,
+    about = "Puts a running server under load (loopback only) and reports throughput, latency, memory or connect times."
+)]
 pub struct BenchArgs {
     /// WebSocket URL of the server under test; only loopback addresses are
     /// accepted.

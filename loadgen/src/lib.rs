@@ -1,5 +1,6 @@
-//! `tether bench`: a load generator for Tether and for any server that
-//! speaks the message shapes of PROTOCOL.md.
+//! `tether-loadgen`: a load generator for Tether and for any server that
+//! speaks the message shapes of PROTOCOL.md. Kept out of the `tether`
+//! binary, which carries only what a user runs: `serve` and `connect`.
 //!
 //! # Design
 //!
@@ -22,7 +23,7 @@
 //! stderr. Every run is bounded in connections and in time, and only
 //! targets loopback addresses: the load generator refuses any other.
 
-mod args;
+pub mod args;
 mod connect;
 mod fanout;
 mod idle;
@@ -39,14 +40,12 @@ mod tests;
 pub use args::{BenchArgs, Scenario};
 pub use report::Report;
 
-use crate::app::AppError;
-
 /// Runs the scenario `args` names and prints its report. A run that a
 /// client's error cut short fails after printing: it measured too little to
 /// be a figure. A rate limit gets a hint, since a default server refuses
 /// what a load generator sends.
-pub fn run(args: &BenchArgs) -> Result<(), AppError> {
-    let report = execute(args).map_err(|error| AppError::Bench(error.to_string()))?;
+pub fn run(args: &BenchArgs) -> Result<(), String> {
+    let report = execute(args).map_err(|error| error.to_string())?;
     report.print(args.peer.as_deref());
     match report.get("error").and_then(|error| error.as_str()) {
         None => Ok(()),
@@ -57,9 +56,9 @@ pub fn run(args: &BenchArgs) -> Result<(), AppError> {
             } else {
                 ""
             };
-            Err(AppError::Bench(format!(
+            Err(format!(
                 "a client failed, so the figures above are not a measurement: {error}{hint}"
-            )))
+            ))
         }
     }
 }

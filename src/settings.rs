@@ -29,9 +29,7 @@ use crate::secret::{Redacted, mask_url_password};
 
 pub use error::SettingsError;
 pub(crate) use kinds::resolve_listen;
-pub use validate::{
-    MAX_HTTP_HEAD, MAX_PAYLOAD_LIMIT, MIN_API_KEY_CHARS, MIN_HTTP_HEAD, MIN_JWT_SECRET_BYTES,
-};
+pub use validate::{MIN_API_KEY_CHARS, MIN_JWT_SECRET_BYTES};
 
 /// The environment variable read for the JWT secret.
 pub const JWT_SECRET_ENV: &str = "TETHER_JWT_SECRET";

@@ -4,10 +4,15 @@ use std::time::Duration;
 
 use crate::queue::QueueLimits;
 
+mod validate;
+
+pub use validate::{ConfigError, MAX_HTTP_HEAD, MAX_PAYLOAD_LIMIT, MIN_HTTP_HEAD};
+
 /// Every tunable of a Tether server node, named as in PROTOCOL.md.
 ///
 /// `Default` gives the protocol's defaults. The binary fills it from a TOML
-/// file; embedders build it directly.
+/// file; embedders build it directly. [`ServerConfig::validate`] holds the
+/// rules across fields.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
     /// Time from accepting a TCP connection to a complete HTTP request head;

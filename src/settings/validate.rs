@@ -1,23 +1,10 @@
 //! Rules that a complete set of settings must obey, checked once all
 //! sources (file, environment, flags) are merged, so that a server never
-//! starts with values that would misbehave later.
-
-use std::time::Duration;
-
-use tether_core::envelope::Channel;
+//! starts with values that would misbehave later. The rules of the node's
+//! own settings are the core's ([`tether_core::config::ServerConfig::validate`]);
+//! the binary adds those of its secrets and its backplane.
 
 use super::{Settings, SettingsError};
-
-/// The largest `max_payload`: a bigger message is not real-time traffic,
-/// and every queue and history entry must be able to hold several.
-pub const MAX_PAYLOAD_LIMIT: usize = 16 * 1024 * 1024;
-
-/// The smallest `max_http_head`: a browser's upgrade request with cookies
-/// needs a few hundred bytes.
-pub const MIN_HTTP_HEAD: usize = 1024;
-
-/// The largest `max_http_head`.
-pub const MAX_HTTP_HEAD: usize = 1024 * 1024;
 
 /// The shortest JWT secret: RFC 7518 section 3.2 asks for an HS256 key of
 /// at least the hash size, 256 bits.
@@ -28,10 +15,10 @@ pub const MIN_API_KEY_CHARS: usize = 16;
 
 /// Checks every rule; the first broken one is reported, naming its key.
 pub(crate) fn validate(settings: &Settings) -> Result<(), SettingsError> {
-    durations(settings)?;
-    sizes(settings)?;
-    counts(settings)?;
-    patterns(settings)?;
+    settings
+        .server
+        .validate()
+        .map_err(|error| invalid(error.field, error.message))?;
     secrets(settings)?;
     redis(settings)
 }
@@ -41,123 +28,6 @@ fn invalid(key: &'static str, message: impl Into<String>) -> SettingsError {
         key,
         message: message.into(),
     }
-}
-
-fn durations(settings: &Settings) -> Result<(), SettingsError> {
-    let server = &settings.server;
-    let all: [(&'static str, Duration); 9] = [
-        ("heartbeat_interval", server.heartbeat_interval),
-        ("auth_timeout", server.auth_timeout),
-        ("handshake_timeout", server.handshake_timeout),
-        ("close_timeout", server.close_timeout),
-        ("shutdown_timeout", server.shutdown_timeout),
-        ("slow_timeout", server.slow_timeout),
-        ("history_ttl", server.history_ttl),
-        ("idempotency_window", server.idempotency_window),
-        ("presence_ttl", server.presence_ttl),
-    ];
-    match all.iter().find(|(_, duration)| duration.is_zero()) {
-        Some((key, _)) => Err(invalid(key, "must be longer than zero")),
-        None => Ok(()),
-    }
-}
-
-fn sizes(settings: &Settings) -> Result<(), SettingsError> {
-    let server = &settings.server;
-    if !(1..=MAX_PAYLOAD_LIMIT).contains(&server.max_payload) {
-        return Err(invalid(
-            "max_payload",
-            format!(
-                "must be from 1 byte to 16MiB, got {} bytes",
-                server.max_payload
-            ),
-        ));
-    }
-    if !(MIN_HTTP_HEAD..=MAX_HTTP_HEAD).contains(&server.max_http_head) {
-        return Err(invalid(
-            "max_http_head",
-            format!(
-                "must be from 1KiB to 1MiB, got {} bytes",
-                server.max_http_head
-            ),
-        ));
-    }
-    if server.high_water == 0 {
-        return Err(invalid("high_water", "must be at least 1 byte"));
-    }
-    if server.high_water >= server.hard_limit {
-        return Err(invalid(
-            "high_water",
-            format!(
-                "must be below hard_limit ({} bytes), got {} bytes",
-                server.hard_limit, server.high_water
-            ),
-        ));
-    }
-    if server.hard_limit <= server.max_payload {
-        return Err(invalid(
-            "hard_limit",
-            format!(
-                "must be above max_payload ({} bytes) so that one largest message fits in a queue, got {} bytes",
-                server.max_payload, server.hard_limit
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn counts(settings: &Settings) -> Result<(), SettingsError> {
-    let server = &settings.server;
-    let all: [(&'static str, u64); 5] = [
-        ("rate_limit", u64::from(server.rate_limit)),
-        ("rate_burst", u64::from(server.rate_burst)),
-        ("max_subscriptions", server.max_subscriptions as u64),
-        ("max_connections", server.max_connections as u64),
-        (
-            "max_pending_before_auth",
-            server.max_pending_before_auth as u64,
-        ),
-    ];
-    match all.iter().find(|(_, count)| *count == 0) {
-        Some((key, _)) => Err(invalid(key, "must be at least 1")),
-        None => Ok(()),
-    }
-}
-
-fn patterns(settings: &Settings) -> Result<(), SettingsError> {
-    for origin in &settings.server.allowed_origins {
-        if origin.is_empty() || origin.contains(char::is_whitespace) {
-            return Err(invalid(
-                "allowed_origins",
-                format!("{origin:?} is not an origin like \"https://example.com\""),
-            ));
-        }
-        if origin.ends_with('/') {
-            return Err(invalid(
-                "allowed_origins",
-                format!(
-                    "{origin:?} ends with '/', which a browser's Origin header never does; write {:?}",
-                    origin.trim_end_matches('/')
-                ),
-            ));
-        }
-    }
-    for pattern in &settings.server.latest_only {
-        let valid = match pattern.strip_suffix('*') {
-            Some("") => true,
-            Some(prefix) => Channel::new(prefix).is_ok(),
-            None => Channel::new(pattern).is_ok(),
-        };
-        if !valid {
-            return Err(invalid(
-                "latest_only",
-                format!(
-                    "{pattern:?} is not a channel name with an optional trailing '*' (like \"ticker:*\")"
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn secrets(settings: &Settings) -> Result<(), SettingsError> {
@@ -230,98 +100,9 @@ mod tests {
     }
 
     #[test]
-    fn zero_durations_are_refused_by_name() {
-        let settings = with(|s| s.server.heartbeat_interval = Duration::ZERO);
-        assert_eq!(key_of(&settings), Some("heartbeat_interval"));
-        let settings = with(|s| s.server.presence_ttl = Duration::ZERO);
-        assert_eq!(key_of(&settings), Some("presence_ttl"));
-    }
-
-    #[test]
-    fn max_payload_is_bounded() {
-        assert_eq!(
-            key_of(&with(|s| s.server.max_payload = 0)),
-            Some("max_payload")
-        );
-        let at_limit = with(|s| {
-            s.server.max_payload = MAX_PAYLOAD_LIMIT;
-            s.server.hard_limit = 2 * MAX_PAYLOAD_LIMIT;
-        });
-        assert_eq!(key_of(&at_limit), None);
-        let above = with(|s| {
-            s.server.max_payload = MAX_PAYLOAD_LIMIT + 1;
-            s.server.hard_limit = 2 * MAX_PAYLOAD_LIMIT;
-        });
-        assert_eq!(key_of(&above), Some("max_payload"));
-    }
-
-    #[test]
-    fn high_water_must_stay_below_hard_limit() {
-        let equal = with(|s| s.server.high_water = s.server.hard_limit);
-        assert_eq!(key_of(&equal), Some("high_water"));
-        let just_below = with(|s| s.server.high_water = s.server.hard_limit - 1);
-        assert_eq!(key_of(&just_below), None);
-        assert_eq!(
-            key_of(&with(|s| s.server.high_water = 0)),
-            Some("high_water")
-        );
-    }
-
-    #[test]
-    fn hard_limit_must_hold_one_largest_message() {
-        let settings = with(|s| {
-            s.server.high_water = 1024;
-            s.server.hard_limit = s.server.max_payload;
-        });
-        assert_eq!(key_of(&settings), Some("hard_limit"));
-    }
-
-    #[test]
-    fn counts_of_zero_are_refused() {
-        assert_eq!(
-            key_of(&with(|s| s.server.rate_burst = 0)),
-            Some("rate_burst")
-        );
-        assert_eq!(
-            key_of(&with(|s| s.server.rate_limit = 0)),
-            Some("rate_limit")
-        );
-        assert_eq!(key_of(&with(|s| s.server.rate_burst = 1)), None);
-        assert_eq!(
-            key_of(&with(|s| s.server.max_connections = 0)),
-            Some("max_connections")
-        );
-    }
-
-    #[test]
-    fn http_head_limit_is_bounded() {
-        assert_eq!(
-            key_of(&with(|s| s.server.max_http_head = 1023)),
-            Some("max_http_head")
-        );
-        assert_eq!(key_of(&with(|s| s.server.max_http_head = 1024)), None);
-    }
-
-    #[test]
-    fn origins_must_look_like_origins() {
-        let slash = with(|s| s.server.allowed_origins = vec!["https://a.example/".into()]);
-        assert_eq!(key_of(&slash), Some("allowed_origins"));
-        let empty = with(|s| s.server.allowed_origins = vec![String::new()]);
-        assert_eq!(key_of(&empty), Some("allowed_origins"));
-        let fine = with(|s| s.server.allowed_origins = vec!["https://a.example".into()]);
-        assert_eq!(key_of(&fine), None);
-    }
-
-    #[test]
-    fn latest_only_patterns_are_channel_names_with_a_trailing_star() {
-        for good in ["ticker:*", "scores", "*"] {
-            let settings = with(|s| s.server.latest_only = vec![good.into()]);
-            assert_eq!(key_of(&settings), None, "{good}");
-        }
-        for bad in ["", "tick*er", "**", "a b*"] {
-            let settings = with(|s| s.server.latest_only = vec![bad.into()]);
-            assert_eq!(key_of(&settings), Some("latest_only"), "{bad}");
-        }
+    fn a_rule_of_the_server_config_names_its_key() {
+        let settings = with(|s| s.server.high_water = s.server.hard_limit);
+        assert_eq!(key_of(&settings), Some("high_water"));
     }
 
     #[test]

@@ -27,7 +27,6 @@ pub mod rate;
 pub mod server;
 pub mod time;
 pub mod timer;
-pub mod web;
 
 #[cfg(test)]
 mod testkit;

@@ -56,7 +56,7 @@ use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
 use crate::queue::{Admission, CoalesceKey};
 use crate::time::Instant;
-use crate::web::{self, HTML, JS, TEXT};
+use tether_web::{self as web, HTML, JS, TEXT};
 
 /// What the adapter must act on.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -312,9 +312,9 @@ fn the_browser_client_is_always_served_and_the_demo_page_only_when_enabled() {
     let script = get(&mut node, "/tether.js");
     assert!(script.starts_with("HTTP/1.1 200"), "{script}");
     assert!(script.contains("\r\nContent-Type: text/javascript; charset=utf-8\r\n"));
-    assert!(script.ends_with(crate::web::CLIENT_SCRIPT));
+    assert!(script.ends_with(tether_web::CLIENT_SCRIPT));
     let types = get(&mut node, "/tether.d.ts");
-    assert!(types.starts_with("HTTP/1.1 200") && types.ends_with(crate::web::CLIENT_TYPES));
+    assert!(types.starts_with("HTTP/1.1 200") && types.ends_with(tether_web::CLIENT_TYPES));
     assert!(get(&mut node, "/").starts_with("HTTP/1.1 404"));
 
     let mut demo = Node::new(ServerConfig {
@@ -324,7 +324,7 @@ fn the_browser_client_is_always_served_and_the_demo_page_only_when_enabled() {
     let page = get(&mut demo, "/");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("\r\nContent-Type: text/html; charset=utf-8\r\n"));
-    assert!(page.ends_with(crate::web::DEMO_PAGE));
+    assert!(page.ends_with(tether_web::DEMO_PAGE));
 }
 
 fn api_request(key: Option<&str>, body: &str) -> String {

@@ -1,18 +1,19 @@
-//! The files a browser needs, embedded in the server: the Tether client as
-//! an ES module (`/tether.js`), its TypeScript declarations
+//! The files a browser needs, embedded in every Tether server: the client
+//! as an ES module (`/tether.js`), its TypeScript declarations
 //! (`/tether.d.ts`) and the demo chat page (`/`).
 //!
-//! They are static text kept in the repository's `web/` folder and served
-//! as they are, with no build step; the demo page imports `/tether.js`.
+//! They are static text kept beside this crate and served as they are,
+//! with no build step; the demo page imports `/tether.js`. A crate of their
+//! own, so that the core's package holds what it embeds.
 
 /// The browser client, an ES module with JSDoc types.
-pub const CLIENT_SCRIPT: &str = include_str!("../../web/tether.js");
+pub const CLIENT_SCRIPT: &str = include_str!("../tether.js");
 
 /// The browser client's hand-written TypeScript declarations.
-pub const CLIENT_TYPES: &str = include_str!("../../web/tether.d.ts");
+pub const CLIENT_TYPES: &str = include_str!("../tether.d.ts");
 
 /// The demo chat page: a room, its users, the connection state.
-pub const DEMO_PAGE: &str = include_str!("../../web/demo.html");
+pub const DEMO_PAGE: &str = include_str!("../demo.html");
 
 /// The content type of [`CLIENT_SCRIPT`].
 pub const JS: &str = "text/javascript; charset=utf-8";

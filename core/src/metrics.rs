@@ -38,11 +38,16 @@ pub struct Gauges {
     pub draining: u64,
     /// 1 while the backplane is reachable (always 1 in memory mode).
     pub backplane_up: u64,
+    /// Channels holding history in the node's memory (0 with a backplane).
+    pub history_channels: u64,
+    /// Bytes of history in the node's memory, frames and bookkeeping (0
+    /// with a backplane).
+    pub history_bytes: u64,
 }
 
 /// Renders the counters and gauges in the Prometheus text exposition format.
 pub fn render(counters: &Counters, gauges: &Gauges) -> String {
-    let metrics: [(&str, &str, &str, u64); 13] = [
+    let metrics: [(&str, &str, &str, u64); 15] = [
         (
             "tether_connections",
             "gauge",
@@ -104,6 +109,18 @@ pub fn render(counters: &Counters, gauges: &Gauges) -> String {
             gauges.channels,
         ),
         (
+            "tether_history_channels",
+            "gauge",
+            "Channels holding history in the node's memory.",
+            gauges.history_channels,
+        ),
+        (
+            "tether_history_bytes",
+            "gauge",
+            "Bytes of history in the node's memory, bookkeeping included.",
+            gauges.history_bytes,
+        ),
+        (
             "tether_backplane_errors_total",
             "counter",
             "Backplane link failures and failed reconnections.",
@@ -157,6 +174,8 @@ mod tests {
             "tether_auth_failures_total",
             "tether_slow_consumer_closes_total",
             "tether_channels",
+            "tether_history_channels",
+            "tether_history_bytes",
             "tether_backplane_errors_total",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");

@@ -457,12 +457,15 @@ impl Server {
 
     /// The metrics in Prometheus text format.
     pub fn metrics_text(&self) -> String {
+        let history = self.hub.history_usage();
         let gauges = Gauges {
             connections: self.open_websockets,
             sockets: self.live as u64,
             channels: self.hub.channel_count() as u64,
             draining: u64::from(self.draining),
             backplane_up: u64::from(self.hub.is_store_up()),
+            history_channels: history.channels as u64,
+            history_bytes: history.bytes as u64,
         };
         let counters = Counters {
             backplane_errors_total: self.hub.store_failures(),

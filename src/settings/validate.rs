@@ -94,6 +94,15 @@ fn sizes(settings: &Settings) -> Result<(), SettingsError> {
             ),
         ));
     }
+    if server.history_max_bytes < server.max_payload {
+        return Err(invalid(
+            "history_max_bytes",
+            format!(
+                "must be at least max_payload ({} bytes) so that the history holds a largest message, got {} bytes",
+                server.max_payload, server.history_max_bytes
+            ),
+        ));
+    }
     if server.hard_limit <= server.max_payload {
         return Err(invalid(
             "hard_limit",
@@ -108,11 +117,12 @@ fn sizes(settings: &Settings) -> Result<(), SettingsError> {
 
 fn counts(settings: &Settings) -> Result<(), SettingsError> {
     let server = &settings.server;
-    let all: [(&'static str, u64); 5] = [
+    let all: [(&'static str, u64); 6] = [
         ("rate_limit", u64::from(server.rate_limit)),
         ("rate_burst", u64::from(server.rate_burst)),
         ("max_subscriptions", server.max_subscriptions as u64),
         ("max_connections", server.max_connections as u64),
+        ("history_max_channels", server.history_max_channels as u64),
         (
             "max_pending_before_auth",
             server.max_pending_before_auth as u64,
@@ -291,6 +301,16 @@ mod tests {
             key_of(&with(|s| s.server.max_connections = 0)),
             Some("max_connections")
         );
+    }
+
+    #[test]
+    fn the_history_bounds_are_refused_by_name_when_they_hold_nothing() {
+        let small = with(|s| s.server.history_max_bytes = s.server.max_payload - 1);
+        assert_eq!(key_of(&small), Some("history_max_bytes"));
+        let fits = with(|s| s.server.history_max_bytes = s.server.max_payload);
+        assert_eq!(key_of(&fits), None);
+        let none = with(|s| s.server.history_max_channels = 0);
+        assert_eq!(key_of(&none), Some("history_max_channels"));
     }
 
     #[test]

@@ -71,6 +71,7 @@
 //! channel with no presence, history or idempotency record, and expires
 //! history and records at their deadlines ([`Hub::poll_timeout`]).
 
+mod history_index;
 mod link;
 mod local;
 mod memory;
@@ -126,6 +127,16 @@ pub enum ApiPublish {
     },
     /// The link to the store is down: nothing was published.
     Unavailable,
+}
+
+/// What the node's own history holds ([`Hub::history_usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistoryUsage {
+    /// Channels whose history holds at least one publication.
+    pub channels: usize,
+    /// Bytes of frames and bookkeeping, as counted against
+    /// `history_max_bytes`.
+    pub bytes: usize,
 }
 
 /// The channels, presence and routing of one server node.
@@ -568,6 +579,20 @@ impl Hub {
     /// `tether_channels` gauge).
     pub fn channel_count(&self) -> usize {
         self.channels.len()
+    }
+
+    /// The channels holding history and the bytes it holds in this node's
+    /// memory store (the `tether_history_channels` and
+    /// `tether_history_bytes` gauges); zero with an external store, whose
+    /// history is kept elsewhere.
+    pub fn history_usage(&self) -> HistoryUsage {
+        match &self.store {
+            Store::Memory(memory) => HistoryUsage {
+                channels: memory.history_channels(),
+                bytes: memory.history_bytes(),
+            },
+            Store::External { .. } => HistoryUsage::default(),
+        }
     }
 
     fn handle_subscribe(

@@ -22,6 +22,8 @@ pub struct Counters {
     pub slow_consumer_closes_total: u64,
     /// Failures of the link to the backplane, reconnections included.
     pub backplane_errors_total: u64,
+    /// Requests the backplane refused while its link stayed up.
+    pub backplane_request_errors_total: u64,
 }
 
 /// Point-in-time values rendered next to the counters.
@@ -47,7 +49,7 @@ pub struct Gauges {
 
 /// Renders the counters and gauges in the Prometheus text exposition format.
 pub fn render(counters: &Counters, gauges: &Gauges) -> String {
-    let metrics: [(&str, &str, &str, u64); 15] = [
+    let metrics: [(&str, &str, &str, u64); 16] = [
         (
             "tether_connections",
             "gauge",
@@ -127,6 +129,12 @@ pub fn render(counters: &Counters, gauges: &Gauges) -> String {
             counters.backplane_errors_total,
         ),
         (
+            "tether_backplane_request_errors_total",
+            "counter",
+            "Requests the backplane refused while its link stayed up.",
+            counters.backplane_request_errors_total,
+        ),
+        (
             "tether_backplane_up",
             "gauge",
             "Whether the backplane is reachable.",
@@ -177,6 +185,7 @@ mod tests {
             "tether_history_channels",
             "tether_history_bytes",
             "tether_backplane_errors_total",
+            "tether_backplane_request_errors_total",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }

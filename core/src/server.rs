@@ -469,6 +469,7 @@ impl Server {
         };
         let counters = Counters {
             backplane_errors_total: self.hub.store_failures(),
+            backplane_request_errors_total: self.hub.store_refusals(),
             ..self.counters
         };
         metrics::render(&counters, &gauges)
@@ -478,6 +479,7 @@ impl Server {
     pub fn counters(&self) -> Counters {
         Counters {
             backplane_errors_total: self.hub.store_failures(),
+            backplane_request_errors_total: self.hub.store_refusals(),
             ..self.counters
         }
     }

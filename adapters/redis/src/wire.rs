@@ -8,7 +8,7 @@ use bytes::Bytes;
 use redis::{Cmd, Value};
 use tether_core::envelope::{Channel, Position, encode_publication_prefix};
 use tether_core::frame::text_frame;
-use tether_core::hub::{StoreEvent, StoreRequest, Ticket};
+use tether_core::hub::{Refusal, StoreEvent, StoreRequest, Ticket};
 
 use crate::keys::{Keys, member};
 use crate::scripts::{Digests, Script};
@@ -262,6 +262,17 @@ impl Context {
 }
 
 impl Reply {
+    /// What the core is told when Redis answers the command with an error.
+    pub(crate) fn refusal(self) -> Refusal {
+        match self {
+            Reply::Published(Some(ticket))
+            | Reply::Subscribed { ticket, .. }
+            | Reply::Presence { ticket, .. } => Refusal::Ticket(ticket),
+            Reply::CaughtUp { channel, .. } => Refusal::CatchUp(channel),
+            Reply::Nothing | Reply::Published(None) | Reply::Leased => Refusal::Unanswered,
+        }
+    }
+
     /// The event the reply `value` stands for, if any.
     pub(crate) fn event(self, value: Value) -> Result<Option<StoreEvent>, Malformed> {
         let event = match self {

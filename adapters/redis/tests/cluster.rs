@@ -340,3 +340,46 @@ fn an_error_reply_of_a_full_redis_fails_its_request_not_the_link() {
         "tether_backplane_errors_total 0"
     );
 }
+
+#[test]
+fn a_flood_to_new_channels_keeps_a_bounded_number_of_channels_in_redis() {
+    let redis = Redis::start();
+    let config = ServerConfig {
+        history_max_channels: 5,
+        ..ServerConfig::default()
+    };
+    let a = Node::start(&redis, "a", &config);
+    let mut alice = Client::connect(&a, "alice");
+    let epoch = alice.subscribe("flood-0")["epoch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for n in 0..50 {
+        assert_eq!(a.api_publish(&format!("flood-{n}"), r#""x""#), 1);
+    }
+    let mut admin = redis.admin();
+    let mut count = |pattern: &str| -> usize {
+        let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut admin).unwrap();
+        keys.len()
+    };
+    assert_eq!(count("tether:{*}:history"), 5);
+    assert_eq!(count("tether:{*}:meta"), 5);
+    let kept: Vec<String> = redis::cmd("ZRANGE")
+        .arg("tether:channels")
+        .arg(0)
+        .arg(-1)
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(
+        kept,
+        ["flood-45", "flood-46", "flood-47", "flood-48", "flood-49"]
+    );
+
+    let mut late = Client::connect(&a, "late");
+    late.send(&format!(
+        r#"{{"type":"subscribe","channel":"flood-0","id":"r","since":{{"epoch":"{epoch}","offset":0}}}}"#
+    ));
+    let subscribed = late.next_of("subscribed");
+    assert_eq!(subscribed["recovered"], false, "{subscribed}");
+    assert_ne!(subscribed["epoch"], epoch.as_str(), "{subscribed}");
+}

@@ -38,6 +38,14 @@ pub struct ServerConfig {
     pub history_size: usize,
     /// How long a publication stays recoverable.
     pub history_ttl: Duration,
+    /// Bytes the node's history may hold over all channels: each entry's
+    /// frame plus an estimate of its bookkeeping. Beyond it the oldest
+    /// entries go first. Not used with a backplane, whose history is in
+    /// Redis.
+    pub history_max_bytes: usize,
+    /// Channels that may hold history at once, on a node or in a shared
+    /// backplane. Beyond it the oldest history goes first.
+    pub history_max_channels: usize,
     /// Sustained messages per second accepted from one connection.
     pub rate_limit: u32,
     /// Messages one connection may send in a burst above the rate.
@@ -80,6 +88,8 @@ impl Default for ServerConfig {
             slow_timeout: Duration::from_secs(10),
             history_size: 100,
             history_ttl: Duration::from_secs(300),
+            history_max_bytes: 128 * 1024 * 1024,
+            history_max_channels: 100_000,
             rate_limit: 100,
             rate_burst: 200,
             max_subscriptions: 128,

@@ -22,6 +22,8 @@ pub struct Counters {
     pub slow_consumer_closes_total: u64,
     /// Failures of the link to the backplane, reconnections included.
     pub backplane_errors_total: u64,
+    /// Requests the backplane refused while its link stayed up.
+    pub backplane_request_errors_total: u64,
 }
 
 /// Point-in-time values rendered next to the counters.
@@ -38,11 +40,16 @@ pub struct Gauges {
     pub draining: u64,
     /// 1 while the backplane is reachable (always 1 in memory mode).
     pub backplane_up: u64,
+    /// Channels holding history in the node's memory (0 with a backplane).
+    pub history_channels: u64,
+    /// Bytes of history in the node's memory, frames and bookkeeping (0
+    /// with a backplane).
+    pub history_bytes: u64,
 }
 
 /// Renders the counters and gauges in the Prometheus text exposition format.
 pub fn render(counters: &Counters, gauges: &Gauges) -> String {
-    let metrics: [(&str, &str, &str, u64); 13] = [
+    let metrics: [(&str, &str, &str, u64); 16] = [
         (
             "tether_connections",
             "gauge",
@@ -104,10 +111,28 @@ pub fn render(counters: &Counters, gauges: &Gauges) -> String {
             gauges.channels,
         ),
         (
+            "tether_history_channels",
+            "gauge",
+            "Channels holding history in the node's memory.",
+            gauges.history_channels,
+        ),
+        (
+            "tether_history_bytes",
+            "gauge",
+            "Bytes of history in the node's memory, bookkeeping included.",
+            gauges.history_bytes,
+        ),
+        (
             "tether_backplane_errors_total",
             "counter",
             "Backplane link failures and failed reconnections.",
             counters.backplane_errors_total,
+        ),
+        (
+            "tether_backplane_request_errors_total",
+            "counter",
+            "Requests the backplane refused while its link stayed up.",
+            counters.backplane_request_errors_total,
         ),
         (
             "tether_backplane_up",
@@ -157,7 +182,10 @@ mod tests {
             "tether_auth_failures_total",
             "tether_slow_consumer_closes_total",
             "tether_channels",
+            "tether_history_channels",
+            "tether_history_bytes",
             "tether_backplane_errors_total",
+            "tether_backplane_request_errors_total",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }

@@ -457,15 +457,19 @@ impl Server {
 
     /// The metrics in Prometheus text format.
     pub fn metrics_text(&self) -> String {
+        let history = self.hub.history_usage();
         let gauges = Gauges {
             connections: self.open_websockets,
             sockets: self.live as u64,
             channels: self.hub.channel_count() as u64,
             draining: u64::from(self.draining),
             backplane_up: u64::from(self.hub.is_store_up()),
+            history_channels: history.channels as u64,
+            history_bytes: history.bytes as u64,
         };
         let counters = Counters {
             backplane_errors_total: self.hub.store_failures(),
+            backplane_request_errors_total: self.hub.store_refusals(),
             ..self.counters
         };
         metrics::render(&counters, &gauges)
@@ -475,6 +479,7 @@ impl Server {
     pub fn counters(&self) -> Counters {
         Counters {
             backplane_errors_total: self.hub.store_failures(),
+            backplane_request_errors_total: self.hub.store_refusals(),
             ..self.counters
         }
     }

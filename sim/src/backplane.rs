@@ -8,7 +8,9 @@
 //!   record, and the publication to every node that follows the channel.
 //! - **Epochs:** created once per channel, from the asking node's name and
 //!   the clock, by the first request that needs one; they expire
-//!   `max(history_ttl, one day)` after the channel's last use.
+//!   `max(history_ttl, one day)` after the channel's last use. Beyond
+//!   `history_max_channels` channels, the least recently used lose their
+//!   epoch, offset and history.
 //! - **Reads** (subscribe, catch-up): epoch, latest offset and, with
 //!   `since`, the replay when the history still covers the gap.
 //! - **Presence:** a user's connection count per channel over all nodes,
@@ -49,9 +51,13 @@ pub enum Delivery {
 pub struct Backplane {
     history_size: usize,
     history_ttl: Duration,
+    history_max_channels: usize,
     meta_ttl: Duration,
     idempotency_window: Duration,
     channels: BTreeMap<Channel, Meta>,
+    /// The channels by their last use, as `remember` in `common.lua` keeps
+    /// them: a counter of uses to the channel.
+    uses: BTreeMap<u64, Channel>,
     histories: BTreeMap<Channel, VecDeque<Entry>>,
     /// `(channel, user, request id)` to the offset and the record's expiry.
     retries: BTreeMap<(Channel, String, String), (u64, Instant)>,
@@ -72,6 +78,8 @@ struct Meta {
     epoch: String,
     seq: u64,
     expires: Instant,
+    /// The channel's last use in `uses`.
+    used: u64,
 }
 
 #[derive(Debug)]
@@ -88,9 +96,11 @@ impl Backplane {
         Backplane {
             history_size: config.history_size,
             history_ttl: config.history_ttl,
+            history_max_channels: config.history_max_channels,
             meta_ttl: config.history_ttl.max(META_TTL_FLOOR),
             idempotency_window: config.idempotency_window,
             channels: BTreeMap::new(),
+            uses: BTreeMap::new(),
             histories: BTreeMap::new(),
             retries: BTreeMap::new(),
             users: BTreeMap::new(),
@@ -280,7 +290,8 @@ impl Backplane {
     }
 
     /// The channel's epoch, made now if it has none (new or expired), which
-    /// also forgets a stale history; either way its life is extended.
+    /// also forgets a stale history; either way its life is extended and
+    /// its use recorded, which may make other channels lose their state.
     fn epoch_of(&mut self, now: Instant, node: &str, channel: &Channel) -> String {
         let alive = self
             .channels
@@ -288,19 +299,31 @@ impl Backplane {
             .is_some_and(|meta| meta.expires > now);
         if !alive {
             let epoch = format!("{node}-{}", now.since_origin().as_micros());
+            let used = self.channels.get(channel).map_or(0, |meta| meta.used);
             self.channels.insert(
                 channel.clone(),
                 Meta {
                     epoch,
                     seq: 0,
                     expires: now,
+                    used,
                 },
             );
             self.histories.remove(channel);
         }
+        let used = self.uses.last_key_value().map_or(1, |(last, _)| last + 1);
         let meta = self.channels.get_mut(channel).expect("inserted above");
         meta.expires = now + self.meta_ttl;
-        meta.epoch.clone()
+        let epoch = meta.epoch.clone();
+        let before = std::mem::replace(&mut meta.used, used);
+        self.uses.remove(&before);
+        self.uses.insert(used, channel.clone());
+        while self.uses.len() > self.history_max_channels {
+            let (_, oldest) = self.uses.pop_first().expect("more than the bound");
+            self.channels.remove(&oldest);
+            self.histories.remove(&oldest);
+        }
+        epoch
     }
 
     /// A subscription's or catch-up's read: epoch, latest offset, whether
@@ -478,6 +501,43 @@ mod tests {
         let later = t + config.history_ttl;
         let (_, _, recovered, _) = store.read(later, "a", &channel(), Some(&since(2)));
         assert_eq!(recovered, Some(false), "the history expired");
+    }
+
+    #[test]
+    fn beyond_history_max_channels_the_least_recently_used_channel_loses_its_state() {
+        let config = ServerConfig {
+            history_max_channels: 2,
+            ..ServerConfig::default()
+        };
+        let mut store = Backplane::new(&config);
+        let t = Instant::from_millis(10);
+        let on = |name: &str| StoreRequest::Publish {
+            ticket: None,
+            channel: Channel::new(name).unwrap(),
+            payload: RawValue::from_string("1".into()).unwrap(),
+            sender: None,
+            id: None,
+        };
+        store.handle(t, "a", 0, on("room"));
+        let epoch = store.channels[&channel()].epoch.clone();
+        store.handle(t, "a", 0, on("hall"));
+        store.handle(t, "a", 0, on("room"));
+        store.handle(t, "a", 0, on("yard"));
+        assert_eq!(
+            store
+                .histories
+                .keys()
+                .map(Channel::as_str)
+                .collect::<Vec<_>>(),
+            ["room", "yard"],
+            "hall was used least recently"
+        );
+        store.handle(t, "a", 0, on("hall"));
+        assert!(!store.histories.contains_key(&channel()));
+        let since = Position { epoch, offset: 0 };
+        let (now, seq, recovered, _) = store.read(t, "b", &channel(), Some(&since));
+        assert_ne!(now, since.epoch, "a new epoch");
+        assert_eq!((seq, recovered), (0, Some(false)));
     }
 
     #[test]

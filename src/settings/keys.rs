@@ -62,6 +62,12 @@ pub(crate) const KEYS: &[Key] = &[
     key!("latest_only", StringsKind, server.latest_only),
     key!("history_size", CountKind<usize>, server.history_size),
     key!("history_ttl", DurationKind, server.history_ttl),
+    key!("history_max_bytes", SizeKind, server.history_max_bytes),
+    key!(
+        "history_max_channels",
+        CountKind<usize>,
+        server.history_max_channels
+    ),
     key!(
         "idempotency_window",
         DurationKind,

@@ -198,6 +198,8 @@ fn everything_changed() -> Settings {
             slow_timeout: Duration::from_secs(3),
             history_size: 7,
             history_ttl: Duration::from_secs(3600),
+            history_max_bytes: 5 << 20,
+            history_max_channels: 19,
             rate_limit: 9,
             rate_burst: 10,
             max_subscriptions: 11,

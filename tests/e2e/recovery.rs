@@ -2,8 +2,10 @@
 //! `since`.
 
 use serde_json::{Value, json};
+use tether_core::config::ServerConfig;
 
 use crate::harness::{Runtime, config, dev_auth};
+use crate::http::metrics;
 use crate::ws::Ws;
 
 /// The publication with offset `n` as the node sends it (HTTP API style:
@@ -77,7 +79,60 @@ fn a_wrong_epoch_is_not_recovered(runtime: Runtime) {
     alice.recv_type("presence");
 }
 
+/// The flood in small: one user publishing sizeable payloads to
+/// ever-new channels that nobody subscribes to. The node's history stays
+/// within its bounds, whatever the flood's length.
+fn a_flood_to_new_channels_keeps_the_history_within_its_bounds(runtime: Runtime) {
+    const CHANNELS: u64 = 20;
+    const BYTES: u64 = 64 * 1024;
+    let server = runtime.start(
+        ServerConfig {
+            history_max_channels: CHANNELS as usize,
+            history_max_bytes: BYTES as usize,
+            ..config()
+        },
+        dev_auth(),
+    );
+    let mut flooder = Ws::auth(server.addr, "flooder");
+    let payload = "x".repeat(1024);
+    let mut first_epoch = Value::Null;
+    for n in 0..150 {
+        let mut publish =
+            json!({"type": "publish", "channel": format!("flood-{n}"), "payload": payload});
+        if n == 0 || n == 149 {
+            publish["id"] = json!(format!("p{n}"));
+        }
+        flooder.send_json(publish);
+        if n == 0 {
+            flooder.recv_type("ack");
+            let mut probe = Ws::auth(server.addr, "probe");
+            first_epoch = probe.subscribe("flood-0")["epoch"].clone();
+        }
+    }
+    assert_eq!(flooder.recv_type("ack")["id"], "p149");
+
+    let after = metrics(server.addr);
+    let (channels, bytes) = (
+        after["tether_history_channels"],
+        after["tether_history_bytes"],
+    );
+    assert!(
+        channels <= CHANNELS && bytes <= BYTES,
+        "{channels} channels, {bytes} bytes"
+    );
+    assert!(
+        channels > 0 && bytes > 1024 * channels,
+        "the newest history stays: {channels} channels, {bytes} bytes"
+    );
+
+    let mut late = Ws::auth(server.addr, "late");
+    late.send_json(json!({"type": "subscribe", "channel": "flood-0", "since": {"epoch": first_epoch, "offset": 0}}));
+    let subscribed = late.recv_type("subscribed");
+    assert_eq!(subscribed["recovered"], false, "{subscribed}");
+}
+
 runtime_tests! {
+    a_flood_to_new_channels_keeps_the_history_within_its_bounds => smol, blocking;
     a_reconnect_with_since_gets_exactly_the_missed_publications => smol, blocking;
     since_the_current_offset_replays_nothing => smol, blocking;
     a_wrong_epoch_is_not_recovered => smol, blocking;

@@ -2,7 +2,9 @@
 //! ([`crate::KEY_PREFIX`]) so that Tether can share a Redis with others; a
 //! channel's keys carry its name in braces, which keeps them in one hash
 //! slot. The Lua scripts build the same names for the keys they find at run
-//! time (`users_key`, `topic` and the node entries in `common.lua`).
+//! time (`users_key`, `topic` and the node entries in `common.lua`), and
+//! name two of their own: `channels`, the sorted set of the channels whose
+//! state Redis keeps, by last use, and `channels:uses`, its counter.
 
 use tether_core::envelope::Channel;
 

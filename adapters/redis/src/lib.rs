@@ -25,6 +25,11 @@
 //!   first script that needs it, from the asking node's name and the Redis
 //!   clock; when the channel's state is lost (Redis restarted without
 //!   persistence) or expires, the next use creates a new one.
+//! - **Bounded channels**: every publish and read records a use of its
+//!   channel in a sorted set (`remember` in `common.lua`); beyond
+//!   `history_max_channels` the least recently used channels lose their
+//!   epoch, offset and history, so a flood of publications to ever-new
+//!   channels cannot fill Redis. Their next use starts a new epoch.
 //! - **Read** (`read.lua`): a subscription's epoch, offset, users and, with
 //!   `since`, the replay from the history; the same read answers a
 //!   catch-up.
@@ -77,6 +82,7 @@ pub struct RedisBackplane {
     client: redis::Client,
     history_size: usize,
     history_ttl: Duration,
+    history_max_channels: usize,
     idempotency_window: Duration,
 }
 
@@ -89,6 +95,7 @@ impl RedisBackplane {
             client: redis::Client::open(url)?,
             history_size: config.history_size,
             history_ttl: config.history_ttl,
+            history_max_channels: config.history_max_channels,
             idempotency_window: config.idempotency_window,
         })
     }
@@ -100,6 +107,7 @@ impl RedisBackplane {
             node: node.replace([' ', '\n'], "_"),
             history_size: self.history_size,
             history_ttl: self.history_ttl,
+            history_max_channels: self.history_max_channels,
             idempotency_window: self.idempotency_window,
         }
     }

@@ -12,11 +12,17 @@
 //!   subscription before sending anything after it: the core relies on a
 //!   follow being in force before its next request (a subscription's read)
 //!   is carried out.
-//! - Any failure (a connection closed, a command error, no answer within
-//!   [`RESPONSE_TIMEOUT`]) drops both connections and reports
-//!   [`StoreEvent::Down`] once; requests that arrive until the core asks to
-//!   connect again are dropped, since the core has already answered them.
-//!   Nothing of a dropped link reaches the core afterwards.
+//! - An error reply to one command (`-OOM` when Redis is full, a script
+//!   error) fails that request alone: the core hears
+//!   [`StoreEvent::Refused`] and the link carries on, since the connection
+//!   is fine. Only the replies that say this server cannot serve the link
+//!   any more ([`LINK_ERRORS`]) count as a failure of the link.
+//! - Any failure of the link (a connection closed, an error reply of
+//!   [`LINK_ERRORS`], no answer within [`RESPONSE_TIMEOUT`]) drops both
+//!   connections and reports [`StoreEvent::Down`] once; requests that
+//!   arrive until the core asks to connect again are dropped, since the
+//!   core has already answered them. Nothing of a dropped link reaches the
+//!   core afterwards.
 
 use std::time::Duration;
 
@@ -37,6 +43,12 @@ const MAX_BATCH: usize = 512;
 /// How long Redis may take to accept a connection or answer a command
 /// before the link counts as failed.
 pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Error replies that fail the link rather than one request: the scripts
+/// are gone (`NOSCRIPT`, loaded again on connecting), or the server cannot
+/// take writes until the link reaches the primary again (`READONLY`,
+/// `MASTERDOWN`) or it has loaded its data (`LOADING`).
+const LINK_ERRORS: [&str; 4] = ["NOSCRIPT", "READONLY", "MASTERDOWN", "LOADING"];
 
 /// An open link: both connections and the scripts' digests.
 struct Link {
@@ -168,7 +180,8 @@ async fn flush(
     if replies.is_empty() {
         return Ok(());
     }
-    let sent = std::mem::take(pipeline);
+    let mut sent = std::mem::take(pipeline);
+    sent.ignore_errors();
     let expected = std::mem::take(replies);
     let Some(open) = link.as_mut() else {
         return Ok(());
@@ -188,7 +201,12 @@ async fn flush(
     }
     for (reply, value) in expected.into_iter().zip(values) {
         if let Value::ServerError(error) = &value {
-            return Err(Failure(format!("{error:?}")));
+            if LINK_ERRORS.contains(&error.code()) {
+                return Err(Failure(format!("{error:?}")));
+            }
+            tracing::warn!(reply = ?error, "the backplane refused a request");
+            let _ = events.send(StoreEvent::Refused(reply.refusal())).await;
+            continue;
         }
         match reply.event(value) {
             Ok(Some(event)) => {

@@ -6,8 +6,8 @@
 //! The scripts are loaded (`SCRIPT LOAD`) on every connection before the
 //! link reports up and then called by digest (`EVALSHA`). A Redis that
 //! restarted has forgotten them, but the connection broke with the restart
-//! and the next one loads them again; an `EVALSHA` that still fails fails
-//! the link like any other error.
+//! and the next one loads them again; an `EVALSHA` answered `NOSCRIPT`
+//! still fails the link, so that the next connection loads them.
 
 /// Each script: its body, with the shared helpers in front.
 macro_rules! script {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use redis::{Cmd, Value};
 use tether_core::envelope::{Channel, Position, encode_publication_prefix};
 use tether_core::frame::text_frame;
-use tether_core::hub::{StoreEvent, StoreRequest, Ticket};
+use tether_core::hub::{Refusal, StoreEvent, StoreRequest, Ticket};
 
 use crate::keys::{Keys, member};
 use crate::scripts::{Digests, Script};
@@ -29,6 +29,8 @@ pub(crate) struct Context {
     pub(crate) history_size: usize,
     /// How long each stays.
     pub(crate) history_ttl: Duration,
+    /// Channels whose state Redis keeps at most.
+    pub(crate) history_max_channels: usize,
     /// How long a publish id is recognised.
     pub(crate) idempotency_window: Duration,
 }
@@ -72,7 +74,7 @@ impl Context {
                 if let (Some(user), Some(id)) = (&sender, &id) {
                     command_keys.push(keys.retry(&channel, user, id.as_str()));
                 }
-                let args = vec![
+                let mut args = vec![
                     self.node.clone().into_bytes(),
                     head,
                     self.history_size.to_string().into_bytes(),
@@ -81,6 +83,7 @@ impl Context {
                     millis(self.idempotency_window),
                     keys.topic(&channel).into_bytes(),
                 ];
+                args.extend(self.remembered(&channel));
                 (
                     Script::Publish,
                     command_keys,
@@ -176,7 +179,7 @@ impl Context {
             Some(since) => (since.epoch.clone(), since.offset.to_string()),
             None => (String::new(), String::new()),
         };
-        let args = vec![
+        let mut args = vec![
             self.node.clone().into_bytes(),
             millis(self.meta_ttl()),
             millis(self.history_ttl),
@@ -188,7 +191,18 @@ impl Context {
                 b"0".to_vec()
             },
         ];
+        args.extend(self.remembered(channel));
         (keys, args)
+    }
+
+    /// The arguments of `remember` in `common.lua`: the key prefix, the
+    /// channel and `history_max_channels`.
+    fn remembered(&self, channel: &Channel) -> [Vec<u8>; 3] {
+        [
+            self.keys.prefix().as_bytes().to_vec(),
+            channel.as_str().as_bytes().to_vec(),
+            self.history_max_channels.to_string().into_bytes(),
+        ]
     }
 
     fn member(
@@ -262,6 +276,17 @@ impl Context {
 }
 
 impl Reply {
+    /// What the core is told when Redis answers the command with an error.
+    pub(crate) fn refusal(self) -> Refusal {
+        match self {
+            Reply::Published(Some(ticket))
+            | Reply::Subscribed { ticket, .. }
+            | Reply::Presence { ticket, .. } => Refusal::Ticket(ticket),
+            Reply::CaughtUp { channel, .. } => Refusal::CatchUp(channel),
+            Reply::Nothing | Reply::Published(None) | Reply::Leased => Refusal::Unanswered,
+        }
+    }
+
     /// The event the reply `value` stands for, if any.
     pub(crate) fn event(self, value: Value) -> Result<Option<StoreEvent>, Malformed> {
         let event = match self {

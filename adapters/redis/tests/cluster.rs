@@ -249,3 +249,137 @@ fn a_node_cut_from_redis_delivers_what_it_missed_in_order_before_anything_new() 
     assert_eq!(payloads(&received), ["3", "4", "5", "6"]);
     assert_eq!(offsets(&received), [3, 4, 5, 6]);
 }
+
+/// Fills Redis beyond its `maxmemory`, with `noeviction`: every script
+/// that writes is then answered with an error.
+fn fill(redis: &Redis) {
+    let mut admin = redis.admin();
+    for n in 0..32 {
+        redis::cmd("SET")
+            .arg(format!("filler:{n}"))
+            .arg(vec![b'x'; 64 << 10])
+            .exec(&mut admin)
+            .unwrap();
+    }
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut admin).unwrap();
+    let used: u64 = info
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("used_memory in INFO");
+    for (key, value) in [
+        ("maxmemory-policy", "noeviction".to_owned()),
+        ("maxmemory", (used - (1 << 20)).to_string()),
+    ] {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(key)
+            .arg(value)
+            .exec(&mut admin)
+            .unwrap();
+    }
+}
+
+/// Frees what [`fill`] took.
+fn free(redis: &Redis) {
+    let mut admin = redis.admin();
+    for n in 0..32 {
+        redis::cmd("DEL")
+            .arg(format!("filler:{n}"))
+            .exec(&mut admin)
+            .unwrap();
+    }
+}
+
+#[test]
+fn an_error_reply_of_a_full_redis_fails_its_request_not_the_link() {
+    let redis = Redis::start();
+    let a = Node::start(&redis, "a", &ServerConfig::default());
+    let mut alice = Client::connect(&a, "alice");
+    alice.subscribe("chat");
+
+    // A new channel's scripts write first what makes Redis refuse them.
+    fill(&redis);
+    alice.send(r#"{"type":"publish","channel":"fresh","payload":"1","id":"p1"}"#);
+    let refused = alice.next_of("error");
+    assert_eq!(
+        (refused["id"].as_str(), refused["code"].as_str()),
+        (Some("p1"), Some("UNAVAILABLE")),
+        "{refused}"
+    );
+    let mut bob = Client::connect(&a, "bob");
+    bob.send(r#"{"type":"subscribe","channel":"news","id":"s1"}"#);
+    let refused = bob.next_of("error");
+    assert_eq!(
+        (refused["id"].as_str(), refused["code"].as_str()),
+        (Some("s1"), Some("UNAVAILABLE")),
+        "{refused}"
+    );
+    assert!(a.healthy(), "/healthz stays 200");
+    assert_eq!(a.metric("tether_backplane_up"), "tether_backplane_up 1");
+    assert_eq!(
+        a.metric("tether_backplane_errors_total"),
+        "tether_backplane_errors_total 0",
+        "the link never failed"
+    );
+    let request_errors = a.metric("tether_backplane_request_errors_total");
+    let count: u64 = request_errors
+        .split(' ')
+        .nth(1)
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_default();
+    assert!(count >= 2, "{request_errors}");
+
+    free(&redis);
+    alice.send(r#"{"type":"publish","channel":"chat","payload":"2","id":"p2"}"#);
+    assert_eq!(alice.next_of("ack")["id"], "p2");
+    assert_eq!(offsets(&alice.messages(1)), [1]);
+    assert_eq!(bob.subscribe("news")["offset"], 0);
+    assert_eq!(
+        a.metric("tether_backplane_errors_total"),
+        "tether_backplane_errors_total 0"
+    );
+}
+
+#[test]
+fn a_flood_to_new_channels_keeps_a_bounded_number_of_channels_in_redis() {
+    let redis = Redis::start();
+    let config = ServerConfig {
+        history_max_channels: 5,
+        ..ServerConfig::default()
+    };
+    let a = Node::start(&redis, "a", &config);
+    let mut alice = Client::connect(&a, "alice");
+    let epoch = alice.subscribe("flood-0")["epoch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for n in 0..50 {
+        assert_eq!(a.api_publish(&format!("flood-{n}"), r#""x""#), 1);
+    }
+    let mut admin = redis.admin();
+    let mut count = |pattern: &str| -> usize {
+        let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut admin).unwrap();
+        keys.len()
+    };
+    assert_eq!(count("tether:{*}:history"), 5);
+    assert_eq!(count("tether:{*}:meta"), 5);
+    let kept: Vec<String> = redis::cmd("ZRANGE")
+        .arg("tether:channels")
+        .arg(0)
+        .arg(-1)
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(
+        kept,
+        ["flood-45", "flood-46", "flood-47", "flood-48", "flood-49"]
+    );
+
+    let mut late = Client::connect(&a, "late");
+    late.send(&format!(
+        r#"{{"type":"subscribe","channel":"flood-0","id":"r","since":{{"epoch":"{epoch}","offset":0}}}}"#
+    ));
+    let subscribed = late.next_of("subscribed");
+    assert_eq!(subscribed["recovered"], false, "{subscribed}");
+    assert_ne!(subscribed["epoch"], epoch.as_str(), "{subscribed}");
+}

@@ -104,6 +104,15 @@ impl ServerConfig {
                 ),
             ));
         }
+        if self.history_max_bytes < self.max_payload {
+            return Err(invalid(
+                "history_max_bytes",
+                format!(
+                    "must be at least max_payload ({} bytes) so that the history holds a largest message, got {} bytes",
+                    self.max_payload, self.history_max_bytes
+                ),
+            ));
+        }
         if self.hard_limit <= self.max_payload {
             return Err(invalid(
                 "hard_limit",
@@ -117,11 +126,12 @@ impl ServerConfig {
     }
 
     fn check_counts(&self) -> Result<(), ConfigError> {
-        let all: [(&'static str, u64); 5] = [
+        let all: [(&'static str, u64); 6] = [
             ("rate_limit", u64::from(self.rate_limit)),
             ("rate_burst", u64::from(self.rate_burst)),
             ("max_subscriptions", self.max_subscriptions as u64),
             ("max_connections", self.max_connections as u64),
+            ("history_max_channels", self.history_max_channels as u64),
             (
                 "max_pending_before_auth",
                 self.max_pending_before_auth as u64,
@@ -237,6 +247,19 @@ mod tests {
         assert_eq!(field_of(|c| c.rate_limit = 0), Some("rate_limit"));
         assert_eq!(field_of(|c| c.rate_burst = 1), None);
         assert_eq!(field_of(|c| c.max_connections = 0), Some("max_connections"));
+    }
+
+    #[test]
+    fn the_history_bounds_are_refused_by_name_when_they_hold_nothing() {
+        assert_eq!(
+            field_of(|c| c.history_max_bytes = c.max_payload - 1),
+            Some("history_max_bytes")
+        );
+        assert_eq!(field_of(|c| c.history_max_bytes = c.max_payload), None);
+        assert_eq!(
+            field_of(|c| c.history_max_channels = 0),
+            Some("history_max_channels")
+        );
     }
 
     #[test]

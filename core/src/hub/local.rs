@@ -249,6 +249,14 @@ impl LocalChannel {
         self.presence.link_lost();
     }
 
+    /// The store refused the catch-up that was out: the node asks again at
+    /// the channel's next publication or answer, or when it restates its
+    /// state ([`LocalChannel::resume`]).
+    pub(super) fn catch_up_refused(&mut self) {
+        self.catching_up = false;
+        self.behind = true;
+    }
+
     /// The link is back: the position to catch up from, for everything the
     /// node missed meanwhile.
     pub(super) fn resume(&mut self) -> Option<Position> {

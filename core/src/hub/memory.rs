@@ -13,12 +13,21 @@
 //! starts it again under a new epoch, which is exactly when its history was
 //! lost.
 //!
-//! Expiry: every record that expires pushes `(deadline, channel)` onto one of
-//! two queues, one per lifetime, so each queue is in deadline order as long as
-//! time does not go backwards. A timeout pops the due entries and prunes
-//! those channels. Records are also pruned lazily before they are read, so an
-//! answer at an instant never depends on whether the timeout at that instant
-//! was handled first.
+//! Bounds: over all channels the history holds at most `history_max_bytes`
+//! (frames and bookkeeping, see [`super::history_index`]) in at most
+//! `history_max_channels` channels. Storing an entry beyond either bound
+//! evicts the node's oldest entries until both hold again, so a flood of
+//! publications to ever-new channels costs bounded memory. An evicted entry
+//! is lost like an expired one: recovery past it answers `recovered:false`.
+//!
+//! Expiry: history entries expire in the order they were stored, so the
+//! history index is also their expiry queue. Every idempotency record that
+//! expires pushes `(deadline, channel)` onto a queue in deadline order as long
+//! as time does not go backwards. A timeout drops the due entries and
+//! records and forgets the channels left with nothing. Every request first
+//! drops the history due at its instant, and records are pruned before they
+//! are read, so an answer at an instant never depends on whether the timeout
+//! at that instant was handled first.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -26,6 +35,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
+use super::history_index::HistoryIndex;
 use super::store::{Member, StoreEvent, StoreRequest};
 use crate::config::ServerConfig;
 use crate::envelope::{Channel, Position, RequestId, encode_publication};
@@ -39,11 +49,15 @@ pub struct MemoryStore {
     epochs_issued: u64,
     history_size: usize,
     history_ttl: Duration,
+    history_max_bytes: usize,
+    history_max_channels: usize,
     idempotency_window: Duration,
     channels: BTreeMap<Channel, StoredChannel>,
     /// The version of the last presence change, over all channels.
     presence_version: u64,
-    history_expiry: VecDeque<(Instant, Channel)>,
+    history_index: HistoryIndex,
+    /// Channels whose history holds at least one entry.
+    history_channels: usize,
     retry_expiry: VecDeque<(Instant, Channel)>,
     events: VecDeque<StoreEvent>,
 }
@@ -60,8 +74,9 @@ struct StoredChannel {
 
 #[derive(Debug)]
 struct Stored {
+    /// The entry's number in the history index.
+    number: u64,
     offset: u64,
-    expires: Instant,
     frame: Bytes,
 }
 
@@ -83,10 +98,13 @@ impl MemoryStore {
             epochs_issued: 0,
             history_size: config.history_size,
             history_ttl: config.history_ttl,
+            history_max_bytes: config.history_max_bytes,
+            history_max_channels: config.history_max_channels,
             idempotency_window: config.idempotency_window,
             channels: BTreeMap::new(),
             presence_version: 0,
-            history_expiry: VecDeque::new(),
+            history_index: HistoryIndex::default(),
+            history_channels: 0,
             retry_expiry: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -95,6 +113,7 @@ impl MemoryStore {
     /// Carries out one request at `now`; its events wait in
     /// [`MemoryStore::poll_event`].
     pub fn handle_request(&mut self, now: Instant, request: StoreRequest) {
+        self.expire_history(now);
         match request {
             StoreRequest::Publish {
                 ticket,
@@ -214,17 +233,16 @@ impl MemoryStore {
     /// Drops the history entries and idempotency records due at `now`, and
     /// the channels left with nothing. Early or repeated calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for queue in [Queue::History, Queue::Retry] {
-            while let Some(channel) = self.pop_due(queue, now) {
-                self.prune(&channel, now);
-                self.forget_if_idle(&channel);
-            }
+        self.expire_history(now);
+        while let Some(channel) = self.pop_due_retry(now) {
+            self.prune(&channel, now);
+            self.forget_if_idle(&channel);
         }
     }
 
     /// When the next record expires.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let history = self.history_expiry.front().map(|(at, _)| *at);
+        let history = self.history_index.next_expiry();
         let retry = self.retry_expiry.front().map(|(at, _)| *at);
         history.into_iter().chain(retry).min()
     }
@@ -232,6 +250,18 @@ impl MemoryStore {
     /// How many channels the store holds state for.
     pub fn channel_count(&self) -> usize {
         self.channels.len()
+    }
+
+    /// How many channels hold history (the `tether_history_channels`
+    /// gauge); never more than `history_max_channels`.
+    pub fn history_channels(&self) -> usize {
+        self.history_channels
+    }
+
+    /// The bytes the history holds, frames and bookkeeping (the
+    /// `tether_history_bytes` gauge); never more than `history_max_bytes`.
+    pub fn history_bytes(&self) -> usize {
+        self.history_index.bytes()
     }
 
     /// Sequences a publication: the channel's next offset, its frame encoded
@@ -244,8 +274,6 @@ impl MemoryStore {
         sender: Option<&str>,
         retry_key: Option<(String, RequestId)>,
     ) -> u64 {
-        let history_size = self.history_size;
-        let history_expires = now + self.history_ttl;
         let retry_expires = now + self.idempotency_window;
         let stored = self.channel_mut(channel);
         stored.offset += 1;
@@ -257,18 +285,6 @@ impl MemoryStore {
             sender,
             offset,
         ));
-        if history_size > 0 {
-            if stored.history.len() == history_size {
-                stored.history.pop_front();
-            }
-            stored.history.push_back(Stored {
-                offset,
-                expires: history_expires,
-                frame: frame.clone(),
-            });
-            self.history_expiry
-                .push_back((history_expires, channel.clone()));
-        }
         if let Some(key) = retry_key {
             let stored = self.channel_mut(channel);
             stored.retry_order.push_back((retry_expires, key.clone()));
@@ -286,9 +302,73 @@ impl MemoryStore {
             channel: channel.clone(),
             epoch,
             offset,
+            frame: frame.clone(),
+        });
+        self.keep(now, channel, offset, frame);
+        offset
+    }
+
+    /// Keeps a publication in the channel's history, dropping the channel's
+    /// oldest entry beyond `history_size` and the node's oldest entries
+    /// beyond its bounds. Last of a publication's steps, as it may forget
+    /// the channel.
+    fn keep(&mut self, now: Instant, channel: &Channel, offset: u64, frame: Bytes) {
+        if self.history_size == 0 {
+            return;
+        }
+        if self
+            .channels
+            .get(channel)
+            .is_some_and(|stored| stored.history.len() >= self.history_size)
+        {
+            self.drop_oldest_of(channel);
+        }
+        let expires = now + self.history_ttl;
+        let number = self.history_index.insert(channel, expires, frame.len());
+        let stored = self.channel_mut(channel);
+        let first = stored.history.is_empty();
+        stored.history.push_back(Stored {
+            number,
+            offset,
             frame,
         });
-        offset
+        if first {
+            self.history_channels += 1;
+        }
+        while self.history_index.bytes() > self.history_max_bytes
+            || self.history_channels > self.history_max_channels
+        {
+            let Some((_, oldest)) = self.history_index.oldest() else {
+                break;
+            };
+            let oldest = oldest.clone();
+            self.drop_oldest_of(&oldest);
+            self.forget_if_idle(&oldest);
+        }
+    }
+
+    /// Drops every history entry expired at `now`, oldest first, and the
+    /// channels left with nothing.
+    fn expire_history(&mut self, now: Instant) {
+        while let Some((_, channel)) = self.history_index.expired(now) {
+            let channel = channel.clone();
+            self.drop_oldest_of(&channel);
+            self.forget_if_idle(&channel);
+        }
+    }
+
+    /// Drops the oldest entry of the channel's history.
+    fn drop_oldest_of(&mut self, channel: &Channel) {
+        let Some(stored) = self.channels.get_mut(channel) else {
+            return;
+        };
+        let Some(entry) = stored.history.pop_front() else {
+            return;
+        };
+        if stored.history.is_empty() {
+            self.history_channels -= 1;
+        }
+        self.history_index.remove(entry.number);
     }
 
     /// Replaces every presence count with `members` (this store serves one
@@ -385,23 +465,14 @@ impl MemoryStore {
         }
     }
 
-    fn pop_due(&mut self, queue: Queue, now: Instant) -> Option<Channel> {
-        let queue = match queue {
-            Queue::History => &mut self.history_expiry,
-            Queue::Retry => &mut self.retry_expiry,
-        };
-        match queue.front() {
-            Some((at, _)) if *at <= now => queue.pop_front().map(|(_, channel)| channel),
+    fn pop_due_retry(&mut self, now: Instant) -> Option<Channel> {
+        match self.retry_expiry.front() {
+            Some((at, _)) if *at <= now => {
+                self.retry_expiry.pop_front().map(|(_, channel)| channel)
+            }
             _ => None,
         }
     }
-}
-
-/// The two expiry queues.
-#[derive(Clone, Copy)]
-enum Queue {
-    History,
-    Retry,
 }
 
 impl StoredChannel {
@@ -440,14 +511,8 @@ impl StoredChannel {
         )
     }
 
+    /// Drops the idempotency records due at `now`.
     fn prune(&mut self, now: Instant) {
-        while self
-            .history
-            .front()
-            .is_some_and(|stored| stored.expires <= now)
-        {
-            self.history.pop_front();
-        }
         while let Some((at, _)) = self.retry_order.front() {
             if *at > now {
                 break;

@@ -71,6 +71,7 @@
 //! channel with no presence, history or idempotency record, and expires
 //! history and records at their deadlines ([`Hub::poll_timeout`]).
 
+mod history_index;
 mod link;
 mod local;
 mod memory;
@@ -88,7 +89,7 @@ use self::link::{Due, Link};
 use self::local::{Admission, LocalChannel};
 pub use self::memory::MemoryStore;
 use self::replies::Replies;
-pub use self::store::{Member, StoreEvent, StoreRequest, Ticket};
+pub use self::store::{Member, Refusal, StoreEvent, StoreRequest, Ticket};
 use crate::config::ServerConfig;
 use crate::envelope::{
     Channel, ClientMessage, ErrorCode, Position, RequestId, ServerMessage, encode_server_message,
@@ -128,6 +129,16 @@ pub enum ApiPublish {
     Unavailable,
 }
 
+/// What the node's own history holds ([`Hub::history_usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistoryUsage {
+    /// Channels whose history holds at least one publication.
+    pub channels: usize,
+    /// Bytes of frames and bookkeeping, as counted against
+    /// `history_max_bytes`.
+    pub bytes: usize,
+}
+
 /// The channels, presence and routing of one server node.
 #[derive(Debug)]
 pub struct Hub {
@@ -140,6 +151,11 @@ pub struct Hub {
     store: Store,
     tickets_issued: u64,
     keys_issued: u64,
+    /// Requests the store refused while its link stayed up.
+    refusals: u64,
+    /// A refused request left the store's presence or a channel's delivery
+    /// behind: the next lease the store grants restates them.
+    restate_wanted: bool,
 }
 
 /// An authenticated connection as the hub sees it.
@@ -215,6 +231,8 @@ impl Hub {
             store,
             tickets_issued: 0,
             keys_issued: 0,
+            refusals: 0,
+            restate_wanted: false,
         }
     }
 
@@ -339,6 +357,12 @@ impl Hub {
         }
     }
 
+    /// How many requests the store refused while its link stayed up (the
+    /// `tether_backplane_request_errors_total` counter).
+    pub fn store_refusals(&self) -> u64 {
+        self.refusals
+    }
+
     /// An event from the store at `now`: a publication to fan out, an
     /// answer to a request, a presence change, or news of the link.
     pub fn handle_store_event(
@@ -456,11 +480,16 @@ impl Hub {
                 }
             }
             StoreEvent::Leased { lapsed } => {
-                if lapsed && self.is_store_up() {
+                let restate = std::mem::take(&mut self.restate_wanted);
+                if (lapsed || restate) && self.is_store_up() {
                     let members = self.members();
                     self.request(now, StoreRequest::Rejoin { members }, outbox);
                 }
+                if restate && self.is_store_up() {
+                    self.restate_channels(now, outbox);
+                }
             }
+            StoreEvent::Refused(refusal) => self.handle_refusal(now, refusal, outbox),
             StoreEvent::Up => self.handle_link_up(now, outbox),
             StoreEvent::Down => self.handle_link_down(now, outbox),
             StoreEvent::Presence {
@@ -568,6 +597,20 @@ impl Hub {
     /// `tether_channels` gauge).
     pub fn channel_count(&self) -> usize {
         self.channels.len()
+    }
+
+    /// The channels holding history and the bytes it holds in this node's
+    /// memory store (the `tether_history_channels` and
+    /// `tether_history_bytes` gauges); zero with an external store, whose
+    /// history is kept elsewhere.
+    pub fn history_usage(&self) -> HistoryUsage {
+        match &self.store {
+            Store::Memory(memory) => HistoryUsage {
+                channels: memory.history_channels(),
+                bytes: memory.history_bytes(),
+            },
+            Store::External { .. } => HistoryUsage::default(),
+        }
     }
 
     fn handle_subscribe(
@@ -863,6 +906,69 @@ impl Hub {
         // Catch-up covers publications only: presence changes missed during
         // the outage reach the subscribers as a fresh snapshot.
         for channel in channels {
+            self.refresh_presence(now, channel, outbox);
+        }
+    }
+
+    /// The store refused a request while its link stayed up: its asker is
+    /// answered `UNAVAILABLE` (a subscription that was not answered is
+    /// undone), and what the refusal may have left behind in the store
+    /// (presence, a catch-up, a fresh snapshot) is restated once the store
+    /// grants the next lease, which shows that it takes writes again.
+    fn handle_refusal(&mut self, now: Instant, refusal: Refusal, outbox: &mut impl Outbox) {
+        self.refusals += 1;
+        let ticket = match refusal {
+            Refusal::Ticket(ticket) => ticket,
+            Refusal::CatchUp(channel) => {
+                if let Some(local) = self.channels.get_mut(&channel) {
+                    local.catch_up_refused();
+                }
+                self.restate_wanted = true;
+                return;
+            }
+            Refusal::Unanswered => {
+                self.restate_wanted = true;
+                return;
+            }
+        };
+        let (conn, id) = match self.waiting.remove(&ticket) {
+            Some(Waiter::Conn { conn, id }) => (conn, id),
+            Some(Waiter::Subscribe {
+                conn, id, channel, ..
+            }) => {
+                let pending = self
+                    .channels
+                    .get(&channel)
+                    .is_some_and(|local| local.is_pending(conn));
+                let user = self.conns.get_mut(&conn).and_then(|state| {
+                    (pending && state.channels.remove(&channel)).then(|| state.user.clone())
+                });
+                if let Some(user) = user {
+                    self.leave(now, channel, conn, &user, outbox);
+                }
+                (conn, id)
+            }
+            Some(Waiter::Api) => return self.api_unavailable.push_back(ticket),
+            Some(Waiter::Refresh) => {
+                self.restate_wanted = true;
+                return;
+            }
+            None => return,
+        };
+        let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
+        self.fulfil(conn, ticket, vec![error], outbox);
+    }
+
+    /// Catches every local channel up from what the node delivered and
+    /// refreshes its subscribers' presence.
+    fn restate_channels(&mut self, now: Instant, outbox: &mut impl Outbox) {
+        let channels: Vec<Channel> = self.channels.keys().cloned().collect();
+        for channel in channels {
+            let gap = self
+                .channels
+                .get_mut(&channel)
+                .and_then(LocalChannel::resume);
+            self.catch_up(now, channel.clone(), gap, outbox);
             self.refresh_presence(now, channel, outbox);
         }
     }

@@ -252,6 +252,24 @@ pub enum StoreEvent {
     /// without answers (publications, joins, leaves) sent since the last
     /// answer; nothing more arrives from the failed link.
     Down,
+    /// The store refused one request but the link carries on: Redis
+    /// answered it with an error, such as `-OOM` when it is full. The
+    /// request may not have taken effect; later requests are carried out.
+    Refused(Refusal),
+}
+
+/// Which request a [`StoreEvent::Refused`] stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request with this ticket: whoever waits for it is answered
+    /// `UNAVAILABLE`.
+    Ticket(Ticket),
+    /// A [`StoreRequest::CatchUp`] of this channel, which the node asks
+    /// again later.
+    CatchUp(Channel),
+    /// A request that awaits no answer: a publication without a ticket, a
+    /// presence change, a lease renewal or a rejoin.
+    Unanswered,
 }
 
 impl StoreEvent {

@@ -9,6 +9,7 @@ use super::*;
 use crate::envelope::{parse_client_message, parse_server_message};
 
 mod backplane;
+mod bounds;
 
 /// One frame the hub handed to the outbox.
 #[derive(Clone, Debug)]

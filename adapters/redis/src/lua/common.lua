@@ -25,6 +25,24 @@ local function epoch_of(meta, hist, node, meta_ttl)
   return epoch
 end
 
+-- Records a use of the channel in the sorted set of the channels whose
+-- state (epoch, offset, history) Redis keeps, scored by a counter of uses.
+-- Beyond max channels the least recently used ones lose their state: their
+-- next use starts a new epoch, which tells their clients of the loss.
+local function remember(prefix, channel, max)
+  local channels = prefix .. 'channels'
+  local use = redis.call('INCR', channels .. ':uses')
+  redis.call('ZADD', channels, use, channel)
+  local excess = redis.call('ZCARD', channels) - max
+  if excess > 0 then
+    local oldest = redis.call('ZPOPMIN', channels, excess)
+    for i = 1, #oldest, 2 do
+      local base = prefix .. '{' .. oldest[i] .. '}:'
+      redis.call('DEL', base .. 'meta', base .. 'history')
+    end
+  end
+end
+
 -- History entries are 'TIME OFFSET JSON'.
 local function entry_time(entry)
   return tonumber(string.sub(entry, 1, string.find(entry, ' ', 1, true) - 1))

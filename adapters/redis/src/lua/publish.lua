@@ -2,7 +2,8 @@
 -- in its capped history, the idempotency record, the fan-out to the nodes.
 -- KEYS: meta, history[, retry record]
 -- ARGV: node, message JSON up to its offset, history_size, history_ttl ms,
---       meta ttl ms, idempotency window ms, pub/sub topic
+--       meta ttl ms, idempotency window ms, pub/sub topic, key prefix,
+--       channel, history_max_channels
 -- Returns the offset; for a retry within the window, the original one.
 local meta, hist, retry = KEYS[1], KEYS[2], KEYS[3]
 local size, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -13,6 +14,7 @@ if retry then
   end
 end
 local epoch = epoch_of(meta, hist, ARGV[1], ARGV[5])
+remember(ARGV[8], ARGV[9], tonumber(ARGV[10]))
 local offset = redis.call('HINCRBY', meta, 'seq', 1)
 local json = ARGV[2] .. fmt(offset) .. '}'
 if size > 0 then

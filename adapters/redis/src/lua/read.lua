@@ -1,13 +1,15 @@
 -- Reads a channel for a subscription or a catch-up.
 -- KEYS: meta, history, users, the presence version counter
 -- ARGV: node, meta ttl ms, history_ttl ms, since epoch, since offset ('' for
---       none), '1' to include the users
+--       none), '1' to include the users, key prefix, channel,
+--       history_max_channels
 -- Returns {epoch, offset, recovered, users, messages, version}: recovered is
 -- '' without since, '1' when messages holds every publication after since,
 -- '0' when the history cannot cover the gap (another epoch, or entries
 -- gone); version is the presence version the users reflect.
 local meta, hist = KEYS[1], KEYS[2]
 local epoch = epoch_of(meta, hist, ARGV[1], ARGV[2])
+remember(ARGV[7], ARGV[8], tonumber(ARGV[9]))
 local seq = tonumber(redis.call('HGET', meta, 'seq'))
 local recovered, messages = '', {}
 if ARGV[5] ~= '' then

@@ -757,3 +757,82 @@ fn after_an_outage_presence_is_restated_from_a_refresh_with_what_followed_it() {
         expect(&[r#"{"type":"presence","channel":"chat","users":["bob","carol"]}"#])
     );
 }
+
+#[test]
+fn a_refused_request_answers_only_its_asker_and_the_link_stays_up() {
+    let config = ServerConfig::default();
+    let mut r = Remote::up(&config);
+    let alice = ConnId(1);
+    r.hub.handle_authenticated(alice, "alice");
+    let subscribe = r.subscribe(alice, r#"{"type":"subscribe","id":"s","channel":"chat"}"#);
+    r.send(
+        alice,
+        r#"{"type":"publish","id":"p","channel":"news","payload":1}"#,
+    );
+    let publish = r
+        .requests()
+        .iter()
+        .find_map(|request| match request {
+            StoreRequest::Publish { ticket, .. } => *ticket,
+            _ => None,
+        })
+        .expect("a publish with a ticket");
+
+    r.event(StoreEvent::Refused(Refusal::Ticket(subscribe)));
+    assert_eq!(r.take_for(alice), expect(&[&unavailable("s")]));
+    assert_eq!(r.hub.channel_count(), 0, "the subscription was undone");
+    assert!(matches!(
+        &r.requests()[..],
+        [StoreRequest::Leave { channel: c, user }, StoreRequest::Unfollow { channel: u }]
+            if c.as_str() == "chat" && user == "alice" && u.as_str() == "chat"
+    ));
+    r.event(StoreEvent::Refused(Refusal::Ticket(publish)));
+    assert_eq!(r.take_for(alice), expect(&[&unavailable("p")]));
+    assert!(r.hub.is_store_up(), "the link stays up");
+    assert_eq!((r.hub.store_failures(), r.hub.store_refusals()), (0, 2));
+
+    // A refused presence change is restated once the store takes writes
+    // again, which the next granted lease shows.
+    r.event(StoreEvent::Refused(Refusal::Unanswered));
+    assert!(r.requests().is_empty());
+    r.event(StoreEvent::Leased { lapsed: false });
+    assert!(matches!(&r.requests()[..], [StoreRequest::Rejoin { members }] if members.is_empty()));
+    r.event(StoreEvent::Leased { lapsed: false });
+    assert!(r.requests().is_empty(), "restated once");
+
+    let again = r.subscribe(alice, r#"{"type":"subscribe","id":"t","channel":"chat"}"#);
+    r.subscribed(again, "E", 0);
+    assert_eq!(
+        r.take_for(alice),
+        expect(&[
+            r#"{"type":"subscribed","id":"t","channel":"chat","epoch":"E","offset":0}"#,
+            r#"{"type":"presence","channel":"chat","users":["alice"]}"#,
+        ])
+    );
+}
+
+#[test]
+fn a_refused_catch_up_is_asked_again_when_the_store_takes_writes_again() {
+    let config = ServerConfig::default();
+    let mut r = Remote::up(&config);
+    let alice = ConnId(1);
+    r.hub.handle_authenticated(alice, "alice");
+    let ticket = r.subscribe(alice, r#"{"type":"subscribe","id":"s","channel":"chat"}"#);
+    r.subscribed(ticket, "E", 0);
+    r.take_for(alice);
+    r.event(publication("E", 2));
+    assert!(matches!(
+        &r.requests()[..],
+        [StoreRequest::CatchUp { since, .. }] if since.offset == 0
+    ));
+    r.event(StoreEvent::Refused(Refusal::CatchUp(channel("chat"))));
+    assert!(r.requests().is_empty(), "not asked again at once");
+    r.event(StoreEvent::Leased { lapsed: false });
+    let requests = r.requests();
+    assert!(
+        requests.iter().any(
+            |request| matches!(request, StoreRequest::CatchUp { since, .. } if since.offset == 0)
+        ),
+        "{requests:?}"
+    );
+}

@@ -22,6 +22,8 @@ pub struct Counters {
     pub slow_consumer_closes_total: u64,
     /// Failures of the link to the backplane, reconnections included.
     pub backplane_errors_total: u64,
+    /// TCP accepts the operating system failed (no file descriptor left).
+    pub accept_errors_total: u64,
 }
 
 /// Point-in-time values rendered next to the counters.
@@ -42,7 +44,7 @@ pub struct Gauges {
 
 /// Renders the counters and gauges in the Prometheus text exposition format.
 pub fn render(counters: &Counters, gauges: &Gauges) -> String {
-    let metrics: [(&str, &str, &str, u64); 13] = [
+    let metrics: [(&str, &str, &str, u64); 14] = [
         (
             "tether_connections",
             "gauge",
@@ -108,6 +110,12 @@ pub fn render(counters: &Counters, gauges: &Gauges) -> String {
             "counter",
             "Backplane link failures and failed reconnections.",
             counters.backplane_errors_total,
+        ),
+        (
+            "tether_accept_errors_total",
+            "counter",
+            "TCP accepts the operating system failed.",
+            counters.accept_errors_total,
         ),
         (
             "tether_backplane_up",

@@ -44,6 +44,7 @@ mod ws;
 mod auth;
 mod backpressure;
 mod closes;
+mod fd_limit;
 mod handshake;
 mod heartbeat;
 mod limits;

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use tether_core::config::ServerConfig;
-use tether_core::connection::{AuthVerdict, Connection, Event, Transport};
+use tether_core::connection::{AuthVerdict, Connection, Event};
 use tether_core::frame::{FrameDecoder, Message, Role, masked_text_frame};
 use tether_core::time::Instant;
 
@@ -66,7 +66,7 @@ impl Driver {
             };
             println!("{:>8}  server -> {shown}", now.to_string());
         }
-        if self.conn.transport() == Transport::CloseNow {
+        if self.conn.transport().closes_now() {
             println!("{:>8}  transport closed", now.to_string());
         }
     }

@@ -106,6 +106,21 @@ impl Default for ServerConfig {
     }
 }
 
+/// File descriptors a node keeps for itself beside one per connection: the
+/// standard streams, the listener, the poller, the links to a backplane,
+/// the files of the embedding process, and the refused connections that
+/// hold one while their `503` goes out.
+pub const RESERVED_FILE_DESCRIPTORS: u64 = 64;
+
+/// The most connections a node can admit when its process may open
+/// `open_files` file descriptors (`RLIMIT_NOFILE`): each connection takes
+/// one, and [`RESERVED_FILE_DESCRIPTORS`] stay for the rest. Admitting no
+/// more than this, the node answers `503 too many connections` where the
+/// operating system would otherwise refuse to accept.
+pub fn connections_within_open_files(open_files: u64) -> usize {
+    usize::try_from(open_files.saturating_sub(RESERVED_FILE_DESCRIPTORS)).unwrap_or(usize::MAX)
+}
+
 impl ServerConfig {
     /// The byte thresholds of the outbound queue.
     pub fn queue_limits(&self) -> QueueLimits {
@@ -141,6 +156,14 @@ mod tests {
         assert_eq!(config.history_size, 100);
         assert_eq!(config.max_subscriptions, 128);
         assert_eq!(config.max_pending_before_auth, 32);
+    }
+
+    #[test]
+    fn connections_leave_the_reserved_descriptors_free() {
+        assert_eq!(connections_within_open_files(1024), 960);
+        assert_eq!(connections_within_open_files(256), 192);
+        assert_eq!(connections_within_open_files(64), 0);
+        assert_eq!(connections_within_open_files(0), 0);
     }
 
     #[test]

@@ -109,15 +109,35 @@ pub enum AuthVerdict {
     Reject,
 }
 
-/// What the driver should do with the socket.
+/// What the driver should do with the socket. Both adapters carry it out
+/// the same way, so that a peer sees the same end of TCP from either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
     /// Keep reading and writing.
     Open,
-    /// Write what is queued, then close.
+    /// Write what is queued; what to do next is asked again then.
     CloseAfterFlush,
+    /// Everything is written: shut down the sending side (the peer reads an
+    /// end of stream after the last bytes), write nothing more, and keep
+    /// reading, handing what arrives to the core (which ignores it), until
+    /// the peer's end of stream or [`Transport::CloseNow`]. Closing at once
+    /// could leave input unread, and closing with unread input resets the
+    /// connection, which can destroy the last bytes before the peer reads
+    /// them.
+    HalfClose,
     /// Close now; nothing more is worth writing.
     CloseNow,
+    /// Close now with a reset (`SO_LINGER` 0): nothing queued is worth
+    /// delivering, and the kernel must not keep the socket, and what its
+    /// buffers hold, to deliver it.
+    Abort,
+}
+
+impl Transport {
+    /// Whether the socket must be closed now, with a reset or without.
+    pub fn closes_now(self) -> bool {
+        matches!(self, Transport::CloseNow | Transport::Abort)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,7 +268,7 @@ impl Connection {
                 Timer::Heartbeat => self.heartbeat_tick(config, deadline),
                 Timer::SlowConsumer => {
                     if !self.caught_up(config, deadline - config.slow_timeout / 2) {
-                        self.close(now, CloseCode::SLOW_CONSUMER, "slow consumer", config);
+                        self.cut_slow_consumer();
                     }
                 }
                 Timer::Linger => self.finish_now(),
@@ -346,12 +366,6 @@ impl Connection {
         match self.state {
             State::Http(_) | State::Responding => self.finish_now(),
             State::AwaitingAuth | State::VerdictPending(_) | State::Open => {
-                // The 101 is the first frame queued: while it is unwritten,
-                // dropping the queue would send a close frame to a client
-                // that never saw its handshake answered.
-                if code == CloseCode::SLOW_CONSUMER && self.queue.stats().written_frames > 0 {
-                    self.queue.discard();
-                }
                 self.queue.push_protocol(frame::close_frame(code, reason));
                 self.timers.stop_all();
                 self.timers.set(Timer::Linger, now + config.close_timeout);
@@ -393,8 +407,14 @@ impl Connection {
 
     /// What to do with the socket now.
     pub fn transport(&self) -> Transport {
+        // While frames are queued, `CloseAfterFlush` and `HalfClose` both
+        // mean flushing them; once they are out, the first closes and the
+        // second half-closes.
         match self.transport {
-            Transport::CloseAfterFlush if self.queue.is_empty() => Transport::CloseNow,
+            Transport::CloseAfterFlush | Transport::HalfClose if !self.queue.is_empty() => {
+                Transport::CloseAfterFlush
+            }
+            Transport::CloseAfterFlush => Transport::CloseNow,
             other => other,
         }
     }
@@ -468,7 +488,7 @@ impl Connection {
                 Ok(None) => return,
                 Err(error) => {
                     let reason = error.to_string();
-                    self.close(now, error.close_code(), &reason, config);
+                    self.fail(config, now, error.close_code(), &reason);
                     return;
                 }
             }
@@ -628,7 +648,7 @@ impl Connection {
 
     fn after_push(&mut self, config: &ServerConfig, now: Instant, admission: Admission) {
         if admission == Admission::OverHardLimit {
-            self.close(now, CloseCode::SLOW_CONSUMER, "slow consumer", config);
+            self.cut_slow_consumer();
             return;
         }
         let above = self.queue.is_above_high_water(config.queue_limits());
@@ -667,6 +687,42 @@ impl Connection {
         self.timers.set(Timer::Linger, now + config.close_timeout);
         self.state = State::Closed;
         self.transport = Transport::CloseAfterFlush;
+    }
+
+    /// Fails the WebSocket connection (RFC 6455 section 7.1.7) for a frame
+    /// the decoder refused: the decoder reads nothing more, so the client's
+    /// answer to the close frame could never be seen. The close frame goes
+    /// out behind what is queued, then TCP is half-closed, and the socket is
+    /// closed at the client's end of stream or `close_timeout` after the
+    /// failure (PROTOCOL.md section 11).
+    fn fail(&mut self, config: &ServerConfig, now: Instant, code: CloseCode, reason: &str) {
+        match self.state {
+            State::AwaitingAuth | State::VerdictPending(_) | State::Open => {
+                self.emit_closed(CloseReason::new(code, reason), ClosedBy::Server);
+                self.finish_after_flush(config, now, frame::close_frame(code, reason));
+            }
+            // Our close frame is queued and its linger runs already.
+            State::Closing => self.state = State::Closed,
+            State::Http(_) | State::Responding | State::Closed => return,
+        }
+        self.transport = Transport::HalfClose;
+    }
+
+    /// Closes a slow consumer (4008) by aborting TCP: behind a send buffer
+    /// the peer does not drain, a close frame would never arrive, and the
+    /// kernel would keep the socket and its buffered bytes for minutes. The
+    /// client sees the connection reset (1006) and recovers with `since`
+    /// (PROTOCOL.md section 11).
+    fn cut_slow_consumer(&mut self) {
+        if !self.accepts_frames() {
+            return;
+        }
+        self.emit_closed(
+            CloseReason::new(CloseCode::SLOW_CONSUMER, "slow consumer"),
+            ClosedBy::Server,
+        );
+        self.finish_now();
+        self.transport = Transport::Abort;
     }
 
     /// Ends the connection at once: nothing more is read, written or timed.

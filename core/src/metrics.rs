@@ -24,6 +24,8 @@ pub struct Counters {
     pub backplane_errors_total: u64,
     /// Requests the backplane refused while its link stayed up.
     pub backplane_request_errors_total: u64,
+    /// TCP accepts the operating system failed (no file descriptor left).
+    pub accept_errors_total: u64,
 }
 
 /// Point-in-time values rendered next to the counters.
@@ -49,7 +51,7 @@ pub struct Gauges {
 
 /// Renders the counters and gauges in the Prometheus text exposition format.
 pub fn render(counters: &Counters, gauges: &Gauges) -> String {
-    let metrics: [(&str, &str, &str, u64); 16] = [
+    let metrics: [(&str, &str, &str, u64); 17] = [
         (
             "tether_connections",
             "gauge",
@@ -133,6 +135,12 @@ pub fn render(counters: &Counters, gauges: &Gauges) -> String {
             "counter",
             "Requests the backplane refused while its link stayed up.",
             counters.backplane_request_errors_total,
+        ),
+        (
+            "tether_accept_errors_total",
+            "counter",
+            "TCP accepts the operating system failed.",
+            counters.accept_errors_total,
         ),
         (
             "tether_backplane_up",

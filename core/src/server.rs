@@ -43,6 +43,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -112,6 +113,22 @@ impl Refusal {
     }
 }
 
+/// How long an adapter waits to accept again after the operating system
+/// failed an accept (no file descriptor left, most often): long enough that
+/// a node out of descriptors does not spin, short enough that it accepts
+/// soon after one is free.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// What an adapter does after [`Server::handle_accept_failed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcceptRetry {
+    /// When to accept again.
+    pub at: Instant,
+    /// Whether the failure starts a spell of them (a spell lasts until a
+    /// connection is accepted again): log it then, and not on every retry.
+    pub starts_spell: bool,
+}
+
 /// Who waits for a publication the store has not answered yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ApiWaiter {
@@ -156,6 +173,8 @@ pub struct Server {
     draining: bool,
     api_waiting: BTreeMap<Ticket, ApiWaiter>,
     published: VecDeque<(Ticket, Result<u64, String>)>,
+    /// Accepting failed and no connection was accepted since.
+    accept_failing: bool,
 }
 
 #[derive(Debug, Default)]
@@ -197,6 +216,7 @@ impl Server {
             draining: false,
             api_waiting: BTreeMap::new(),
             published: VecDeque::new(),
+            accept_failing: false,
         }
     }
 
@@ -208,6 +228,7 @@ impl Server {
     /// A TCP connection was accepted at `now`. Refused while draining or at
     /// `max_connections`: write [`Refusal::response`] and close.
     pub fn accept(&mut self, now: Instant) -> Result<ConnId, Refusal> {
+        self.accept_failing = false;
         if self.draining {
             return Err(Refusal::Draining);
         }
@@ -238,6 +259,20 @@ impl Server {
         Ok(id)
     }
 
+    /// Accepting a TCP connection failed at `now` (EMFILE, ENFILE, ENOBUFS
+    /// and the like): the adapter accepts again at [`AcceptRetry::at`] and
+    /// logs only the failure that starts a spell. Counted in
+    /// `tether_accept_errors_total`.
+    pub fn handle_accept_failed(&mut self, now: Instant) -> AcceptRetry {
+        self.counters.accept_errors_total += 1;
+        let starts_spell = !self.accept_failing;
+        self.accept_failing = true;
+        AcceptRetry {
+            at: now + ACCEPT_RETRY,
+            starts_spell,
+        }
+    }
+
     /// Bytes read from `conn`'s socket.
     pub fn handle_read(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) {
         let config = &self.config;
@@ -248,7 +283,8 @@ impl Server {
     }
 
     /// `conn`'s socket is closed (by the peer, an error, or the adapter
-    /// after [`Transport::CloseNow`]). The connection is forgotten.
+    /// after [`Transport::CloseNow`] or [`Transport::Abort`]). The
+    /// connection is forgotten.
     pub fn handle_transport_closed(&mut self, conn: ConnId, now: Instant) {
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
@@ -715,11 +751,11 @@ fn schedule_and_wake(
         timers.push(Reverse((at, conn)));
     }
     let transport = entry.conn.transport();
-    let close_now = transport == Transport::CloseNow && !entry.close_now_signalled;
+    let close_now = transport.closes_now() && !entry.close_now_signalled;
     let wants_io = entry.conn.queued_bytes() > 0 || transport != Transport::Open;
     if close_now || (wants_io && !entry.woken) {
         entry.woken = true;
-        entry.close_now_signalled |= transport == Transport::CloseNow;
+        entry.close_now_signalled |= transport.closes_now();
         events.push_back(ServerEvent::Wake(conn));
     }
 }

@@ -9,7 +9,7 @@ const GOLDEN: [(Scenario, u64); 10] = [
     (Scenario::SteadyChat, 0x8b9f_dca5_e4c4_badc),
     (Scenario::RestartStorm, 0xb8d5_b068_3d26_6269),
     (Scenario::RestartStormNoJitter, 0xe2f5_bfa2_f179_5889),
-    (Scenario::SlowConsumer, 0x5090_2a91_0ec4_db51),
+    (Scenario::SlowConsumer, 0xc6e2_0c4e_8798_204b),
     (Scenario::FlappingClient, 0x9eec_f751_280a_cc09),
     (Scenario::HealingPartition, 0x5d31_0a16_49a3_102f),
     (Scenario::ClusterChat, 0xe00d_2f84_7536_8197),

@@ -11,6 +11,7 @@
 #[allow(dead_code, reason = "the end-to-end suite uses the rest")]
 #[path = "../e2e/http.rs"]
 mod http;
+#[allow(dead_code, reason = "the end-to-end suite uses the rest")]
 #[path = "../support/process.rs"]
 mod process;
 #[path = "../../adapters/redis/tests/support/redis_server.rs"]

@@ -12,7 +12,7 @@ use tungstenite::Message;
 
 use crate::harness::{Runtime, config, dev_auth};
 use crate::http::{metric, metrics};
-use crate::ws::{READ_TIMEOUT, Ws};
+use crate::ws::{End, READ_TIMEOUT, Ws, read_to_end};
 
 /// Publications between two checks of the node's counters. Their bytes
 /// (200 KB) stay below `high_water` (256 KiB, the default), so a consumer
@@ -213,7 +213,41 @@ fn a_latest_only_channel_keeps_the_newest_publication_for_a_slow_reader(runtime:
     assert_eq!(metric(server.addr, "tether_slow_consumer_closes_total"), 0);
 }
 
+fn a_slow_consumer_is_cut_with_a_reset(runtime: Runtime) {
+    let server = runtime.start(
+        ServerConfig {
+            slow_timeout: Duration::from_millis(300),
+            // Longer than any read of the test: a node that waited for it
+            // before letting go of the socket would fail the test.
+            close_timeout: Duration::from_secs(60),
+            ..config()
+        },
+        dev_auth(),
+    );
+    let mut slow = Ws::auth(server.addr, "slow");
+    slow.subscribe("firehose");
+    let payload = json!({ "pad": "x".repeat(PADDING) }).to_string();
+    // The slow consumer never reads while the stream goes on, until the
+    // node gives up on it.
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    while metric(server.addr, "tether_slow_consumer_closes_total") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow consumer was not cut while the stream went on"
+        );
+        for _ in 0..BATCH {
+            server.publish("firehose", &payload);
+        }
+    }
+    // What the socket buffers held arrives, then the reset: the node
+    // aborted the connection instead of leaving the kernel to deliver a
+    // close frame behind a full buffer (PROTOCOL.md section 11).
+    let (_, end) = read_to_end(slow.raw());
+    assert_eq!(end, End::Reset);
+}
+
 runtime_tests! {
     a_slow_consumer_is_closed_while_a_fast_one_gets_everything => smol, blocking;
     a_latest_only_channel_keeps_the_newest_publication_for_a_slow_reader => smol, blocking;
+    a_slow_consumer_is_cut_with_a_reset => smol, blocking;
 }

@@ -2,6 +2,7 @@
 //! code.
 
 use std::io::Write;
+use std::time::Duration;
 
 use serde_json::json;
 use tether_core::config::ServerConfig;
@@ -10,10 +11,24 @@ use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::harness::{Runtime, config, dev_auth};
-use crate::ws::Ws;
+use crate::ws::{End, Ws, read_to_end};
 
 /// The `max_payload` of these tests.
 const MAX_PAYLOAD: usize = 1024;
+
+/// A `close_timeout` far longer than any read of these tests may wait
+/// ([`crate::ws::READ_TIMEOUT`]): a connection that ends within a read
+/// did not wait for it.
+const LONG_CLOSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Reads the rest of a failed connection (RFC 6455 section 7.1.7) after
+/// its close frame: the node ends TCP once that frame is out, with an end of
+/// stream, without waiting `close_timeout` for the client's close frame,
+/// which it can no longer read (PROTOCOL.md section 11).
+fn assert_tcp_ends_after_the_close_frame(ws: &mut Ws) {
+    let (rest, end) = read_to_end(ws.raw());
+    assert_eq!((rest, end), (Vec::new(), End::Eof));
+}
 
 /// A publish request of exactly `len` bytes.
 fn publish_of_len(len: usize) -> String {
@@ -33,10 +48,11 @@ fn a_binary_message_closes_1003(runtime: Runtime) {
     assert_eq!(ws.expect_close().0, 1003);
 }
 
-fn a_message_over_max_payload_closes_1009(runtime: Runtime) {
+fn a_message_over_max_payload_closes_1009_then_tcp(runtime: Runtime) {
     let server = runtime.start(
         ServerConfig {
             max_payload: MAX_PAYLOAD,
+            close_timeout: LONG_CLOSE_TIMEOUT,
             ..config()
         },
         dev_auth(),
@@ -46,10 +62,17 @@ fn a_message_over_max_payload_closes_1009(runtime: Runtime) {
     assert_eq!(ws.recv(), json!({"type": "ack", "id": "big", "offset": 1}));
     ws.send(&publish_of_len(MAX_PAYLOAD + 1));
     assert_eq!(ws.expect_close().0, 1009);
+    assert_tcp_ends_after_the_close_frame(&mut ws);
 }
 
-fn invalid_utf8_in_a_text_message_closes_1007(runtime: Runtime) {
-    let server = runtime.start(config(), dev_auth());
+fn invalid_utf8_in_a_text_message_closes_1007_then_tcp(runtime: Runtime) {
+    let server = runtime.start(
+        ServerConfig {
+            close_timeout: LONG_CLOSE_TIMEOUT,
+            ..config()
+        },
+        dev_auth(),
+    );
     let mut ws = Ws::auth(server.addr, "alice");
     ws.send_frame(Frame::message(
         b"{\"type\":\"ping\",\"id\":\"\xff\xfe\"}".to_vec(),
@@ -57,10 +80,17 @@ fn invalid_utf8_in_a_text_message_closes_1007(runtime: Runtime) {
         true,
     ));
     assert_eq!(ws.expect_close().0, 1007);
+    assert_tcp_ends_after_the_close_frame(&mut ws);
 }
 
-fn an_unmasked_client_frame_closes_1002(runtime: Runtime) {
-    let server = runtime.start(config(), dev_auth());
+fn an_unmasked_client_frame_closes_1002_then_tcp(runtime: Runtime) {
+    let server = runtime.start(
+        ServerConfig {
+            close_timeout: LONG_CLOSE_TIMEOUT,
+            ..config()
+        },
+        dev_auth(),
+    );
     let mut ws = Ws::auth(server.addr, "alice");
     // FIN + text, no mask bit, 15 bytes: RFC 6455 requires client frames
     // to be masked.
@@ -68,6 +98,7 @@ fn an_unmasked_client_frame_closes_1002(runtime: Runtime) {
     frame.extend_from_slice(br#"{"type":"ping"}"#);
     ws.raw().write_all(&frame).expect("the frame is sent");
     assert_eq!(ws.expect_close().0, 1002);
+    assert_tcp_ends_after_the_close_frame(&mut ws);
 }
 
 fn a_client_close_is_echoed(runtime: Runtime) {
@@ -85,8 +116,8 @@ fn a_client_close_is_echoed(runtime: Runtime) {
 
 runtime_tests! {
     a_binary_message_closes_1003 => smol, blocking;
-    a_message_over_max_payload_closes_1009 => smol, blocking;
-    invalid_utf8_in_a_text_message_closes_1007 => smol, blocking;
-    an_unmasked_client_frame_closes_1002 => smol, blocking;
+    a_message_over_max_payload_closes_1009_then_tcp => smol, blocking;
+    invalid_utf8_in_a_text_message_closes_1007_then_tcp => smol, blocking;
+    an_unmasked_client_frame_closes_1002_then_tcp => smol, blocking;
     a_client_close_is_echoed => smol, blocking;
 }

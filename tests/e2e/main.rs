@@ -45,6 +45,7 @@ mod auth;
 mod backpressure;
 mod closes;
 mod connect;
+mod fd_limit;
 mod handshake;
 mod heartbeat;
 mod limits;

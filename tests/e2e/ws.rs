@@ -187,20 +187,37 @@ impl Ws {
     }
 }
 
-/// Reads `stream` until the server closes it (end of stream or a reset)
-/// and gives every byte received; panics after [`READ_TIMEOUT`] of silence.
-pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+/// How the server ended a TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// End of stream: the server closed (or half-closed) it.
+    Eof,
+    /// A reset: the server aborted it.
+    Reset,
+}
+
+/// Reads `stream` until the server ends it and gives every byte received
+/// and how it ended; panics after [`READ_TIMEOUT`] of silence.
+pub fn read_to_end(stream: &mut TcpStream) -> (Vec<u8>, End) {
     let mut received = Vec::new();
     let mut buffer = [0; 4096];
     loop {
         match stream.read(&mut buffer) {
-            Ok(0) => return received,
+            Ok(0) => return (received, End::Eof),
             Ok(n) => received.extend_from_slice(&buffer[..n]),
-            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return received,
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (received, End::Reset);
+            }
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => panic!("the server did not close the connection: {error}"),
         }
     }
+}
+
+/// Reads `stream` until the server closes it (end of stream or a reset)
+/// and gives every byte received; panics after [`READ_TIMEOUT`] of silence.
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    read_to_end(stream).0
 }
 
 /// The opcodes of the server frames in `bytes` (unmasked, as a server's

@@ -27,8 +27,26 @@ impl Process {
     /// Starts `tether` with `args`, logging at `info`, without the secrets
     /// of the test's own environment.
     pub fn start(args: &[&str]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
+        command.args(args);
+        Process::spawn(command)
+    }
+
+    /// Starts `tether` with `args` like [`Process::start`], but from a
+    /// `bash` that first runs `script`: limits it sets (`ulimit`) and
+    /// descriptors it opens are the process's.
+    pub fn start_after(script: &str, args: &[&str]) -> Process {
+        let mut command = Command::new("bash");
+        command
+            .arg("-c")
+            .arg(format!("{script}\nexec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_tether"))
+            .args(args);
+        Process::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Process {
+        let mut child = command
             .env_remove("TETHER_JWT_SECRET")
             .env_remove("TETHER_API_KEY")
             .env("RUST_LOG", "info")
@@ -69,6 +87,15 @@ impl Process {
                 Err(_) => panic!("no log line with {needle:?} within {PROCESS_LIMIT:?}"),
             }
         }
+    }
+
+    /// How many of the log lines written so far, and not yet skipped by
+    /// [`Process::wait_for_line`], contain `needle`.
+    pub fn count_lines(&self, needle: &str) -> usize {
+        self.lines
+            .try_iter()
+            .filter(|line| line.contains(needle))
+            .count()
     }
 
     /// The address from the log line `listening on ADDR ...`.

@@ -27,11 +27,12 @@
 //! and only while the loop is asleep.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::BorrowedFd;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,6 +121,10 @@ pub(crate) struct Reactor {
     deadline: Cell<Option<Instant>>,
     deadline_passed: Cell<bool>,
     deadline_waiter: Cell<Option<Waker>>,
+    /// Tasks in [`Reactor::sleep_until`], by instant and a number that
+    /// tells two sleeps until the same instant apart.
+    sleepers: RefCell<BTreeMap<(Instant, u64), Waker>>,
+    next_sleeper: Cell<u64>,
     notifier: Arc<Notifier>,
 }
 
@@ -163,6 +168,8 @@ impl Reactor {
             deadline: Cell::new(None),
             deadline_passed: Cell::new(false),
             deadline_waiter: Cell::new(None),
+            sleepers: RefCell::default(),
+            next_sleeper: Cell::new(0),
             notifier: Arc::new(Notifier {
                 woken: AtomicBool::new(false),
                 sleeping: AtomicBool::new(false),
@@ -317,18 +324,34 @@ impl Reactor {
         .await;
     }
 
-    /// Waits for readiness, the deadline or a wake-up (not at all if a
-    /// wake-up came already), and wakes the tasks they concern.
+    /// Resolves at `at`. The wait is this poller's, so a sleep needs no
+    /// file descriptor: async-io's timers would start async-io's reactor on
+    /// first use, which fails when the process has no descriptor left.
+    pub(crate) fn sleep_until(&self, at: Instant) -> Sleep<'_> {
+        Sleep {
+            reactor: self,
+            at,
+            key: None,
+        }
+    }
+
+    /// Waits for readiness, the deadline, a sleep's end or a wake-up (not
+    /// at all if a wake-up came already), and wakes the tasks they concern.
     fn turn(&self) -> io::Result<()> {
         let notifier = &self.notifier;
         notifier.sleeping.store(true, Ordering::SeqCst);
         let timeout = if notifier.woken.load(Ordering::SeqCst) {
             Some(Duration::ZERO)
         } else {
-            self.deadline.get().map(|at| {
-                at.saturating_duration_since(Instant::now())
-                    .min(LONGEST_WAIT)
-            })
+            let first_sleep = self.sleepers.borrow().keys().next().map(|&(at, _)| at);
+            [self.deadline.get(), first_sleep]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|at| {
+                    at.saturating_duration_since(Instant::now())
+                        .min(LONGEST_WAIT)
+                })
         };
         let mut events = self.events.borrow_mut();
         events.clear();
@@ -364,16 +387,74 @@ impl Reactor {
             }
         }
         drop(events);
-        if self.deadline.get().is_some_and(|at| at <= Instant::now()) {
+        let now = Instant::now();
+        if self.deadline.get().is_some_and(|at| at <= now) {
             self.deadline.set(None);
             self.deadline_passed.set(true);
             ready.extend(self.deadline_waiter.take());
+        }
+        {
+            let mut sleepers = self.sleepers.borrow_mut();
+            while let Some(sleeper) = sleepers.first_entry() {
+                if sleeper.key().0 > now {
+                    break;
+                }
+                ready.push(sleeper.remove());
+            }
         }
         for waker in ready.drain(..) {
             waker.wake();
         }
         self.ready.replace(ready);
         Ok(())
+    }
+}
+
+/// The future of [`Reactor::sleep_until`].
+pub(crate) struct Sleep<'a> {
+    reactor: &'a Reactor,
+    at: Instant,
+    /// The sleep's entry among the reactor's sleepers, once it has one.
+    key: Option<u64>,
+}
+
+impl Sleep<'_> {
+    /// Removes the sleep's entry, if it has one.
+    fn forget(&mut self) {
+        if let Some(key) = self.key.take() {
+            // The waker is dropped after the sleepers are released.
+            let removed = self.reactor.sleepers.borrow_mut().remove(&(self.at, key));
+            drop(removed);
+        }
+    }
+}
+
+impl Future for Sleep<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.at {
+            self.forget();
+            return Poll::Ready(());
+        }
+        let reactor = self.reactor;
+        let key = *self.key.get_or_insert_with(|| {
+            let key = reactor.next_sleeper.get();
+            reactor.next_sleeper.set(key.wrapping_add(1));
+            key
+        });
+        let replaced = reactor
+            .sleepers
+            .borrow_mut()
+            .insert((self.at, key), cx.waker().clone());
+        drop(replaced);
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep<'_> {
+    fn drop(&mut self) {
+        self.forget();
     }
 }
 
@@ -420,6 +501,33 @@ mod tests {
             reactor.set_deadline(Some(start + Duration::from_millis(15)));
             reactor.deadline_passed().await;
             assert!(start.elapsed() >= Duration::from_millis(15));
+        });
+    }
+
+    #[test]
+    fn sleeps_end_in_the_order_of_their_instants() {
+        block_on(async {
+            let reactor = Reactor::current().unwrap();
+            let start = Instant::now();
+            let later = reactor.sleep_until(start + Duration::from_millis(30));
+            let sooner = reactor.sleep_until(start + Duration::from_millis(10));
+            let first = futures_lite::future::or(
+                async {
+                    later.await;
+                    "later"
+                },
+                async {
+                    sooner.await;
+                    "sooner"
+                },
+            )
+            .await;
+            assert_eq!(first, "sooner");
+            assert!(start.elapsed() >= Duration::from_millis(10));
+            assert!(
+                reactor.sleepers.borrow().is_empty(),
+                "the dropped sleep left its entry"
+            );
         });
     }
 

@@ -19,10 +19,17 @@
 //!   only as fast as the socket accepts them, so what stays queued in the
 //!   core is what the peer has not taken: that is what backpressure
 //!   measures.
-//! - The listener, the connections and the core's deadline are the
-//!   reactor's; async-io still carries the backplane's sockets and the rare
-//!   timers (shutdown, refusals, accept retries), on its own thread, whose
+//! - The listener, the connections, the core's deadline and the node's
+//!   other timers (shutdown, refusals, accept retries) are the reactor's, so
+//!   that a node out of file descriptors needs none to go on; async-io
+//!   carries only the backplane's sockets, on its own thread, whose
 //!   wake-ups reach the node through [`crate::block_on`]'s waker.
+//! - A socket ends as the core says ([`Transport`]): closed, half-closed
+//!   after a failed connection, or aborted with a reset for a slow
+//!   consumer.
+//! - When accepting fails (no file descriptor left) the accept task waits
+//!   [`tether_core::server::ACCEPT_RETRY`] and tries again, with one warning
+//!   per spell of failures.
 //! - The timer task runs the core's timeouts once the reactor finds the
 //!   core's earliest deadline passed; every input re-arms that deadline.
 //! - The command task carries [`Handle`] calls (publish, shutdown) from any
@@ -46,14 +53,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
-use async_io::Timer;
 use bytes::Bytes;
 use futures_lite::future;
 use smol::LocalExecutor;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tether_core::auth::Authorizer;
 use tether_core::close::CloseCode;
-use tether_core::config::ServerConfig;
+use tether_core::config::{ServerConfig, connections_within_open_files};
 use tether_core::connection::{AuthVerdict, Transport};
 use tether_core::hub::{ApiPublish, StoreEvent, StoreRequest, Ticket};
 use tether_core::ids::ConnId;
@@ -116,8 +122,23 @@ enum Command {
 
 impl Server {
     /// Binds the listening socket.
-    pub fn bind(options: ServerOptions) -> io::Result<Server> {
+    ///
+    /// `max_connections` is lowered, with a warning, to what the process's
+    /// file descriptor limit allows (see
+    /// [`connections_within_open_files`]).
+    pub fn bind(mut options: ServerOptions) -> io::Result<Server> {
         let listener = listen(options.listen)?;
+        if let Some(limit) = open_files().map(connections_within_open_files)
+            && options.config.max_connections > limit
+        {
+            tracing::warn!(
+                configured = options.config.max_connections,
+                limit,
+                "max_connections lowered: each connection takes a file descriptor, and \
+                 the process may open too few for more (RLIMIT_NOFILE, ulimit -n)"
+            );
+            options.config.max_connections = limit;
+        }
         Ok(Server {
             listener,
             options,
@@ -205,7 +226,7 @@ impl Server {
                 }
             };
             let deadline = async {
-                Timer::after(shutdown_timeout).await;
+                node.sleep(shutdown_timeout).await;
                 tracing::warn!("shutdown timeout reached with connections still open");
             };
             future::or(closed, deadline).await;
@@ -217,13 +238,18 @@ impl Server {
                 backplane.await;
             };
             let deadline = async {
-                Timer::after(shutdown_timeout).await;
+                node.sleep(shutdown_timeout).await;
                 tracing::warn!("shutdown timeout reached before the backplane was done");
             };
             future::or(last_requests, deadline).await;
         }
         Ok(())
     }
+}
+
+/// The process's limit on open file descriptors, where it has one.
+fn open_files() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }
 
 /// A listening socket with a backlog for reconnect storms.
@@ -282,6 +308,13 @@ struct Node {
 impl Node {
     fn now(&self) -> Instant {
         Instant::from_origin(self.start.elapsed())
+    }
+
+    /// Resolves `duration` from now, in the node's reactor.
+    async fn sleep(&self, duration: Duration) {
+        self.reactor
+            .sleep_until(std::time::Instant::now() + duration)
+            .await;
     }
 
     /// The drain loop after every input.
@@ -378,8 +411,17 @@ async fn accept_loop(
         let stream = match registered {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                Timer::after(Duration::from_millis(50)).await;
+                let retry = node.core.borrow_mut().handle_accept_failed(node.now());
+                if retry.starts_spell {
+                    tracing::warn!(
+                        %error,
+                        "accept failed; retrying every {:?}, without logging it again until \
+                         a connection is accepted",
+                        tether_core::server::ACCEPT_RETRY
+                    );
+                }
+                let at = node.start + retry.at.since_origin();
+                node.reactor.sleep_until(at).await;
                 continue;
             }
         };
@@ -395,15 +437,13 @@ async fn accept_loop(
                     .detach();
             }
             Err(refusal) => {
+                let node = node.clone();
                 executor
                     .spawn(async move {
                         let answer = async {
                             let _ = write_frames(&stream, &[refusal.response().into()]).await;
                         };
-                        future::or(answer, async {
-                            Timer::after(REFUSAL_TIMEOUT).await;
-                        })
-                        .await;
+                        future::or(answer, node.sleep(REFUSAL_TIMEOUT)).await;
                         let _ = stream.get_ref().shutdown(Shutdown::Both);
                     })
                     .detach();
@@ -421,6 +461,7 @@ enum Wakeup {
 
 async fn connection(node: Rc<Node>, conn: ConnId, stream: Registered<TcpStream>, wake: Rc<Signal>) {
     let mut batch = Vec::new();
+    let mut half_closed = false;
     loop {
         if flush(&node, conn, &stream, &wake, &mut batch)
             .await
@@ -428,8 +469,14 @@ async fn connection(node: Rc<Node>, conn: ConnId, stream: Registered<TcpStream>,
         {
             break;
         }
-        if node.core.borrow().transport(conn) == Transport::CloseNow {
-            break;
+        match node.core.borrow().transport(conn) {
+            Transport::CloseNow | Transport::Abort => break,
+            Transport::HalfClose if !half_closed => {
+                half_closed = true;
+                // A peer already gone fails this; its end of stream follows.
+                let _ = stream.get_ref().shutdown(Shutdown::Write);
+            }
+            _ => {}
         }
         // Everything queued is written: a wake raised meanwhile (often by
         // this task's own last read) announces nothing new.
@@ -445,7 +492,13 @@ async fn connection(node: Rc<Node>, conn: ConnId, stream: Registered<TcpStream>,
             Wakeup::Readable(Ok(())) | Wakeup::Woken => {}
         }
     }
-    let _ = stream.get_ref().shutdown(Shutdown::Both);
+    if node.core.borrow().transport(conn) == Transport::Abort {
+        // Closing with no linger resets the connection: the kernel drops
+        // what the peer never took instead of keeping it to deliver.
+        let _ = SockRef::from(stream.get_ref()).set_linger(Some(Duration::ZERO));
+    } else {
+        let _ = stream.get_ref().shutdown(Shutdown::Both);
+    }
     node.closed(conn);
 }
 
@@ -472,7 +525,8 @@ fn read(node: &Node, conn: ConnId, stream: &Registered<TcpStream>) -> bool {
 /// Writes everything the core has queued for `conn`, batch by batch, as
 /// fast as the socket takes it. A write blocked on a peer that does not read
 /// is abandoned as soon as the core orders the socket closed (a slow
-/// consumer past its linger, a heartbeat timeout): the order comes as a wake.
+/// consumer cut, a close past its linger, a heartbeat timeout): the order
+/// comes as a wake.
 async fn flush(
     node: &Node,
     conn: ConnId,
@@ -491,7 +545,7 @@ async fn flush(
         let close_ordered = async {
             loop {
                 wake.wait().await;
-                if node.core.borrow().transport(conn) == Transport::CloseNow {
+                if node.core.borrow().transport(conn).closes_now() {
                     return Err(io::Error::other("the core closed the connection"));
                 }
             }

@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 
 use super::*;
 use crate::config::ServerConfig;
-use crate::connection::{AuthVerdict, Connection, Event as ServerEvent, Transport};
+use crate::connection::{AuthVerdict, Connection, Event as ServerEvent};
 use crate::envelope::Channel;
 use crate::hub::{Hub, MemoryStore, Outbox, StoreRequest};
 use crate::ids::ConnId;
@@ -251,7 +251,7 @@ impl Pair {
         let mut frames = Vec::new();
         while conn.poll_transmit(&self.config, 64 * 1024, &mut frames) > 0 {}
         let bytes: Vec<u8> = frames.concat();
-        let closing = conn.transport() == Transport::CloseNow;
+        let closing = conn.transport().closes_now();
         if !bytes.is_empty() && !self.partitioned {
             self.last_server_bytes = self.now;
             self.client.handle_read(self.now, &bytes);

@@ -527,6 +527,48 @@ fn an_unmasked_client_frame_closes_1002() {
 }
 
 #[test]
+fn a_failed_connection_half_closes_once_its_close_frame_is_out() {
+    let mut h = Harness::authenticated(config());
+    h.conn
+        .send_control(&h.config, h.now, crate::frame::text_frame(b"{}"));
+    h.conn.handle_read(&h.config, h.now, b"\x81\x02{}");
+    assert_eq!(
+        h.conn.transport(),
+        Transport::CloseAfterFlush,
+        "the reply and the close frame go out first"
+    );
+    h.drain();
+    h.assert_server_closed_with(CloseCode::PROTOCOL_ERROR);
+    assert_eq!(h.conn.transport(), Transport::HalfClose);
+    // What the client sends after its failed frame is never read as frames.
+    h.send(&client_frame(0x8, &1000u16.to_be_bytes()));
+    assert_eq!(h.conn.transport(), Transport::HalfClose);
+    assert_eq!(h.conn.poll_timeout(), Some(T0 + config().close_timeout));
+    h.at(T0 + config().close_timeout);
+    assert_eq!(h.conn.transport(), Transport::CloseNow);
+}
+
+#[test]
+fn a_failed_frame_while_closing_half_closes_without_waiting_for_the_peer() {
+    let mut h = Harness::authenticated(config());
+    h.conn
+        .close(h.now, CloseCode::GOING_AWAY, "going away", &h.config);
+    h.drain();
+    assert_eq!(h.conn.transport(), Transport::Open);
+    h.send(b"\x81\x02{}");
+    assert_eq!(h.conn.transport(), Transport::HalfClose);
+    assert_eq!(
+        h.events
+            .iter()
+            .filter(|e| matches!(e, Event::Closed { .. }))
+            .count(),
+        1
+    );
+    h.at(T0 + config().close_timeout);
+    assert_eq!(h.conn.transport(), Transport::CloseNow);
+}
+
+#[test]
 fn a_client_close_is_echoed_and_ends_the_connection() {
     let mut h = Harness::authenticated(config());
     let mut payload = 1000u16.to_be_bytes().to_vec();
@@ -646,6 +688,7 @@ fn a_queue_above_high_water_for_slow_timeout_closes_4008_at_that_instant() {
         closed.as_slice(),
         [Event::Closed { reason, by: ClosedBy::Server }] if reason.code == CloseCode::SLOW_CONSUMER
     ));
+    assert_eq!(h.conn.transport(), Transport::Abort);
 }
 
 #[test]
@@ -696,38 +739,22 @@ fn replies_past_the_hard_limit_close_4008() {
 }
 
 #[test]
-fn a_slow_consumer_that_never_read_the_101_gets_it_before_the_close() {
-    // Found by the server_ops fuzz target: the 4008 close discarded the
-    // whole queue, the unwritten 101 included, so the first bytes on the
-    // wire were a close frame instead of the handshake answer.
+fn a_slow_consumer_is_aborted_with_nothing_more_written() {
+    // Behind a peer that does not read, a close frame would never arrive:
+    // the connection is cut with a reset instead, its queue dropped.
     let config = small_queue_config();
-    let mut conn = Connection::new(&config, T0);
-    conn.handle_read(&config, T0, UPGRADE.as_bytes());
-    conn.handle_read(&config, T0, &text(r#"{"type":"auth","token":"t"}"#));
-    let verdict = AuthVerdict::Accept {
-        user: "alice".into(),
-        session: "s1".into(),
-    };
-    conn.handle_auth_verdict(&config, T0, verdict);
+    let mut h = Harness::authenticated(config);
     let frame = crate::frame::text_frame(&[b'x'; 1_500]);
+    h.conn.send_control(&h.config, h.now, frame.clone());
+    let mut batch = Vec::new();
+    h.conn.poll_transmit(&h.config, usize::MAX, &mut batch);
     for _ in 0..3 {
-        conn.send_control(&config, T0, frame.clone());
+        h.conn.send_control(&h.config, h.now, frame.clone());
     }
-    let mut out = Vec::new();
-    conn.poll_transmit(&config, usize::MAX, &mut out);
-    assert!(out[0].starts_with(b"HTTP/1.1 101"), "{:?}", out[0]);
-    let mut decoder = FrameDecoder::new(Role::Client, 1 << 20);
-    let mut last = None;
-    for chunk in &out[1..] {
-        decoder.feed(chunk);
-        while let Ok(Some(message)) = decoder.poll_message() {
-            last = Some(message);
-        }
-    }
-    assert!(matches!(
-        last,
-        Some(Message::Close(Some((code, _)))) if code == CloseCode::SLOW_CONSUMER
-    ));
+    assert_eq!(h.conn.transport(), Transport::Abort);
+    assert_eq!(h.conn.queued_bytes(), 0);
+    assert_eq!(h.conn.poll_transmit(&h.config, usize::MAX, &mut batch), 0);
+    assert_eq!(h.conn.poll_timeout(), None);
 }
 
 #[test]

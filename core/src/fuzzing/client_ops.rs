@@ -28,7 +28,7 @@ use serde_json::value::RawValue;
 use crate::backoff::Backoff;
 use crate::client::{ClientConfig, ClientSession, Event, SendError, Transmit};
 use crate::config::ServerConfig;
-use crate::connection::{AuthVerdict, Transport};
+use crate::connection::AuthVerdict;
 use crate::envelope::{Channel, ClientMessage, RequestId, ServerMessage};
 use crate::ids::ConnId;
 use crate::server::{Server, ServerEvent};
@@ -388,7 +388,7 @@ impl World {
                 }
             }
             if let Some(conn) = self.conn
-                && self.server.transport(conn) == Transport::CloseNow
+                && self.server.transport(conn).closes_now()
                 && self.to_client.is_empty()
             {
                 moved = true;

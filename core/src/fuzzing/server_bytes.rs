@@ -226,12 +226,15 @@ impl Run {
                     assert_eq!(reason.code, code);
                 }
             }
-            ([(ServerEvent::Closed { by, .. }, at)], None) => {
+            ([(ServerEvent::Closed { reason, by, .. }, at)], None) => {
                 // A close frame the client never read is dropped with the
-                // socket at `close_timeout`.
+                // socket at `close_timeout`; a slow consumer is cut with
+                // none.
                 let lingered = self.now >= *at + self.config.close_timeout;
                 assert!(
-                    *by == ClosedBy::HeartbeatTimeout || lingered,
+                    *by == ClosedBy::HeartbeatTimeout
+                        || reason.code == CloseCode::SLOW_CONSUMER
+                        || lingered,
                     "closed ({by:?}) without a close frame"
                 );
             }

@@ -19,7 +19,9 @@
 //! - once every socket is gone the node holds no connection and no channel.
 //!
 //! The driver acts like an adapter: it closes a socket when
-//! [`Server::transport`] says [`Transport::CloseNow`] and reports it.
+//! [`Server::transport`] says it closes now
+//! ([`Transport::closes_now`](crate::connection::Transport::closes_now))
+//! and reports it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -30,7 +32,7 @@ use serde_json::value::RawValue;
 
 use super::peer::{self, Received, ServerReader};
 use crate::config::ServerConfig;
-use crate::connection::{AuthVerdict, Transport};
+use crate::connection::AuthVerdict;
 use crate::envelope::{Channel, ClientMessage, Position, RequestId, ServerMessage};
 use crate::frame::{Opcode, encode_frame};
 use crate::ids::ConnId;
@@ -531,7 +533,7 @@ impl Node {
             }
             let mut closed = false;
             for client in &mut self.clients {
-                if !client.gone && self.server.transport(client.id) == Transport::CloseNow {
+                if !client.gone && self.server.transport(client.id).closes_now() {
                     client.gone = true;
                     closed = true;
                     self.server.handle_transport_closed(client.id, self.now);

@@ -143,7 +143,7 @@ impl Node {
                 wire.take(&frame);
             }
         }
-        if self.server.transport(conn) == Transport::CloseNow {
+        if self.server.transport(conn).closes_now() {
             wire.socket_closed = true;
             self.server.handle_transport_closed(conn, self.now);
         }
@@ -509,6 +509,35 @@ fn connections_past_max_connections_are_refused_with_503() {
     let refusal = node.server.accept(node.now).unwrap_err();
     assert_eq!(refusal, Refusal::AtCapacity);
     assert!(String::from_utf8_lossy(&refusal.response()).starts_with("HTTP/1.1 503"));
+}
+
+#[test]
+fn failed_accepts_are_retried_later_and_a_spell_of_them_is_reported_once() {
+    let mut server = Server::new(ServerConfig::default(), "e");
+    let later = T0 + Duration::from_millis(30);
+    assert_eq!(
+        server.handle_accept_failed(T0),
+        AcceptRetry {
+            at: T0 + ACCEPT_RETRY,
+            starts_spell: true
+        }
+    );
+    assert_eq!(
+        server.handle_accept_failed(later),
+        AcceptRetry {
+            at: later + ACCEPT_RETRY,
+            starts_spell: false
+        }
+    );
+    // An accepted connection ends the spell.
+    server.accept(later).unwrap();
+    assert!(server.handle_accept_failed(later).starts_spell);
+    assert_eq!(server.counters().accept_errors_total, 3);
+    assert!(
+        server
+            .metrics_text()
+            .contains("\ntether_accept_errors_total 3\n")
+    );
 }
 
 #[test]

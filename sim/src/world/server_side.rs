@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tether_core::connection::{AuthVerdict, Transport};
+use tether_core::connection::AuthVerdict;
 use tether_core::ids::ConnId;
 use tether_core::server::{Server, ServerEvent};
 
@@ -218,7 +218,7 @@ impl World {
             let Some(server) = &mut self.nodes[node].server else {
                 return;
             };
-            if server.transport(conn) == Transport::CloseNow {
+            if server.transport(conn).closes_now() {
                 self.close_server_end(node, conn, id);
                 return;
             }

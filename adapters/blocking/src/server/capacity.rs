@@ -8,6 +8,10 @@
 //! cleanly; but when its signal stack cannot be mapped the new thread
 //! aborts the whole process. So the node admits no more connections than
 //! the maps allow, with room left for everything else in the process.
+//!
+//! Each connection also takes a file descriptor; the process's limit on
+//! them bounds the connections too
+//! ([`tether_core::config::connections_within_open_files`]).
 
 use std::fs;
 
@@ -30,6 +34,11 @@ pub fn max_map_count() -> Option<usize> {
         .trim()
         .parse()
         .ok()
+}
+
+/// The process's limit on open file descriptors, where it has one.
+pub fn open_files() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ use async_channel::Receiver;
 use tether_core::hub::StoreRequest;
 
 use tether_core::auth::Authorizer;
-use tether_core::config::ServerConfig;
+use tether_core::config::{ServerConfig, connections_within_open_files};
 use tether_core::server::Server as Core;
 
 use node::Node;
@@ -99,8 +99,8 @@ impl Server {
     /// Binds the listening socket and builds the node; nothing is accepted
     /// until [`Server::run`].
     ///
-    /// `max_connections` is lowered to what the process's threads allow
-    /// (see [`Server::max_connections`]), with a warning.
+    /// `max_connections` is lowered to what the process's threads and file
+    /// descriptors allow (see [`Server::max_connections`]), with a warning.
     pub fn bind(options: ServerOptions) -> io::Result<Server> {
         let listener = TcpListener::bind(options.listen)?;
         let local_addr = listener.local_addr()?;
@@ -114,6 +114,17 @@ impl Server {
                 limit,
                 "max_connections lowered: each connection takes two threads, and more \
                  would exhaust the process's memory maps (vm.max_map_count)"
+            );
+            config.max_connections = limit;
+        }
+        if let Some(limit) = capacity::open_files().map(connections_within_open_files)
+            && config.max_connections > limit
+        {
+            tracing::warn!(
+                configured = config.max_connections,
+                limit,
+                "max_connections lowered: each connection takes a file descriptor, and \
+                 the process may open too few for more (RLIMIT_NOFILE, ulimit -n)"
             );
             config.max_connections = limit;
         }
@@ -133,7 +144,8 @@ impl Server {
 
     /// The most connections the node admits at once: `max_connections`,
     /// lowered where the system allows fewer threads (Linux's
-    /// `vm.max_map_count`). Beyond it a connection is answered `503`.
+    /// `vm.max_map_count`) or file descriptors (`RLIMIT_NOFILE`). Beyond it
+    /// a connection is answered `503`.
     pub fn max_connections(&self) -> usize {
         self.config.max_connections
     }

@@ -13,9 +13,10 @@ use std::collections::HashMap;
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant as Clock;
+use std::time::{Duration, Instant as Clock};
 
 use bytes::Bytes;
+use socket2::SockRef;
 use tether_core::auth::Authorizer;
 use tether_core::connection::{AuthVerdict, Transport};
 use tether_core::hub::{ApiPublish, StoreEvent, StoreRequest, Ticket};
@@ -190,6 +191,19 @@ impl Node {
             }
             Err(refusal) => Admission::Refused(refusal),
         }
+    }
+
+    /// Accepting failed: how long to wait before accepting again and
+    /// whether the failure starts a spell of them (log it then); `None`
+    /// once the node has stopped.
+    pub fn accept_failed(&self) -> Option<(Duration, bool)> {
+        let mut state = self.lock();
+        if state.stopped {
+            return None;
+        }
+        let now = self.now();
+        let retry = state.core.handle_accept_failed(now);
+        Some((retry.at - now, retry.starts_spell))
     }
 
     /// Moves `conn`'s next frames into `batch` and says what to do with the
@@ -394,7 +408,16 @@ impl State {
 
     /// `conn` has frames to write or wants its socket closed.
     fn wake(&mut self, conn: ConnId, now: Instant) {
-        if self.core.transport(conn) == Transport::CloseNow {
+        let transport = self.core.transport(conn);
+        if transport == Transport::Abort
+            && let Some(link) = self.links.get(&conn)
+        {
+            // The socket closes with no linger once its reader and writer
+            // let go of it: a reset, and the kernel drops what the peer
+            // never took instead of keeping it to deliver.
+            let _ = SockRef::from(&*link.stream).set_linger(Some(Duration::ZERO));
+        }
+        if transport.closes_now() {
             self.disconnect(conn, now);
         } else if let Some(link) = self.links.get(&conn) {
             // Full means a wake is already pending; disconnected means the

@@ -11,6 +11,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
+use std::thread;
 use std::time::Duration;
 
 use tether_core::connection::Transport;
@@ -23,16 +24,26 @@ use crate::io::{spawn_socket_thread, write_frames};
 /// Accepts connections until the node stops; `close_timeout` bounds how
 /// long a refused connection is kept to deliver its answer.
 ///
-/// A failed accept (a peer that reset before it was accepted, or no file
-/// descriptor left) is logged and accepting goes on. Keep `max_connections`
-/// below the process's file descriptor limit, so that the core refuses
-/// connections with a 503 before the operating system refuses them.
+/// After a failed accept (no file descriptor left, most often) the thread
+/// sleeps until the core's retry instant and accepts again; the failure is
+/// logged once per spell, not on every retry.
 pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener, close_timeout: Duration) {
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(stream) => Arc::new(stream),
             Err(error) => {
-                tracing::warn!(%error, "accept failed");
+                let Some((retry_in, starts_spell)) = node.accept_failed() else {
+                    return;
+                };
+                if starts_spell {
+                    tracing::warn!(
+                        %error,
+                        "accept failed; retrying every {:?}, without logging it again until \
+                         a connection is accepted",
+                        tether_core::server::ACCEPT_RETRY
+                    );
+                }
+                thread::sleep(retry_in);
                 continue;
             }
         };
@@ -85,7 +96,7 @@ fn read_loop(node: &Node, conn: ConnId, mut stream: &TcpStream) {
 }
 
 /// Writes what the core queues for `conn`, as fast as the socket takes it,
-/// and closes the socket when the core says so.
+/// and closes or half-closes the socket when the core says so.
 fn write_loop(node: &Node, conn: ConnId, stream: &TcpStream, wake: &Receiver<()>) {
     let mut batch = Vec::new();
     while wake.recv().is_ok() {
@@ -97,9 +108,20 @@ fn write_loop(node: &Node, conn: ConnId, stream: &TcpStream, wake: &Receiver<()>
                 return;
             }
             batch.clear();
-            if transport == Transport::CloseNow {
-                node.transport_closed(conn);
-                return;
+            match transport {
+                Transport::CloseNow | Transport::Abort => {
+                    node.transport_closed(conn);
+                    return;
+                }
+                Transport::HalfClose => {
+                    // The reader goes on until the peer's end of stream or
+                    // the core's order to close; this writer has no more to
+                    // write. A peer already gone fails the shutdown, and
+                    // the reader sees that.
+                    let _ = stream.shutdown(Shutdown::Write);
+                    return;
+                }
+                Transport::Open | Transport::CloseAfterFlush => {}
             }
             if !wrote {
                 break;

@@ -4,7 +4,7 @@
 //! slot. The Lua scripts build the same names for the keys they find at run
 //! time (`users_key`, `topic` and the node entries in `common.lua`).
 
-use tether_core::envelope::Channel;
+use tether_core::envelope::{Channel, IdempotencyKey};
 
 /// The key names of one deployment.
 #[derive(Clone, Debug)]
@@ -35,9 +35,17 @@ impl Keys {
         format!("{}{{{channel}}}:history", self.prefix)
     }
 
-    /// The idempotency record of `user`'s publish `id` on the channel.
-    pub(crate) fn retry(&self, channel: &Channel, user: &str, id: &str) -> String {
-        format!("{}{{{channel}}}:retry:{user}\n{id}", self.prefix)
+    /// The idempotency record of a publication's `key` on the channel, in
+    /// its publisher's scope: the user `sender`, or the HTTP API for none.
+    /// User ids hold no newline, so the first one ends the scope.
+    pub(crate) fn idempotency(
+        &self,
+        channel: &Channel,
+        sender: Option<&str>,
+        key: &IdempotencyKey,
+    ) -> String {
+        let scope = sender.map_or_else(|| "api".to_owned(), |user| format!("user:{user}"));
+        format!("{}{{{channel}}}:idempotency:{scope}\n{key}", self.prefix)
     }
 
     /// A hash of the users present in the channel and their connection

@@ -8,6 +8,7 @@ use tether_core::config::ServerConfig;
 
 use crate::harness::{JWT_SECRET, Runtime, config, dev_auth, jwt_auth, mint_jwt, unix_now};
 use crate::http::metric;
+use crate::process::Process;
 use crate::ws::Ws;
 
 /// `count` application pings with ids `p0`, `p1`, ...
@@ -89,6 +90,27 @@ fn a_user_id_that_cannot_name_its_private_channel_closes_4003(runtime: Runtime) 
     assert_eq!(metric(server.addr, "tether_auth_failures_total"), 4);
     let longest = "u".repeat(123);
     Ws::auth(server.addr, &longest).subscribe(&format!("user:{longest}"));
+}
+
+fn the_binary_logs_a_refused_user_id(runtime: Runtime) {
+    let process = Process::start(&[
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--runtime",
+        runtime.name(),
+    ]);
+    let addr = process.listening_on();
+    let mut ws = Ws::open(addr);
+    ws.send_json(json!({"type": "auth", "token": "jane doe"}));
+    assert_eq!(ws.expect_close(), (4003, "invalid user id".into()));
+    let line = process.wait_for_line("invalid user id");
+    assert!(line.contains("4003"), "{line}");
+    assert!(
+        !line.contains("jane doe"),
+        "the token stays out of logs: {line}"
+    );
 }
 
 fn a_second_auth_is_answered_with_its_id(runtime: Runtime) {
@@ -188,6 +210,7 @@ runtime_tests! {
     a_token_that_is_not_a_valid_jwt_closes_4003 => smol, blocking;
     an_expired_jwt_closes_4003 => smol, blocking;
     a_user_id_that_cannot_name_its_private_channel_closes_4003 => smol, blocking;
+    the_binary_logs_a_refused_user_id => smol, blocking;
     a_second_auth_is_answered_with_its_id => smol, blocking;
     a_valid_jwt_is_acknowledged_with_the_settings => smol, blocking;
     a_ping_before_auth_is_answered => smol, blocking;

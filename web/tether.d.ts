@@ -162,13 +162,21 @@ export class TetherClient {
   unsubscribe(channel: string): void;
   /** The channel's users, sorted. */
   presence(channel: string): string[];
-  /** Publishes `payload`; resolves with the `ack` and its offset. */
+  /**
+   * Publishes `payload` with a fresh random `idempotency_key`, kept when a
+   * reconnect makes the client send it again; resolves with the `ack` and
+   * its offset.
+   */
   publish(
     channel: string,
     payload: unknown,
     options?: { timeout?: number },
   ): Promise<{ type: 'ack'; id: string; offset: number }>;
-  /** Sends `message` with a fresh id; resolves with the reply carrying it. */
+  /**
+   * Sends `message` with a fresh id; resolves with the reply carrying it.
+   * A `publish` with an `idempotency_key` is sent again after a reconnect;
+   * any other request fails with the connection that carried it.
+   */
   request(message: ClientMessage, options?: { timeout?: number }): Promise<any>;
   /** Sends `message` as it is, now or after the next `auth_ack`; throws when closed or when the queue is full. */
   send(message: ClientMessage): void;

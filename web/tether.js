@@ -20,9 +20,18 @@
 // - Only received messages count as life: `pingIdle` after the last one it
 //   sends {"type":"ping"}; `pongTimeout` more of silence and the connection
 //   is dead.
-// - Requests get ids r1, r2, ... from one counter per client. Those written
-//   to a connection that drops fail at once; those still in the offline
-//   queue wait, and one that times out there is never sent.
+// - Requests get ids r1, r2, ... from one counter per client; ids only
+//   correlate replies. Those written to a connection that drops fail at
+//   once; those still in the offline queue wait, and one that times out
+//   there is never sent.
+// - Every publication carries an `idempotency_key` of its own: 128 random
+//   bits from `crypto.getRandomValues` (which, unlike `randomUUID`, pages
+//   outside a secure context have too), so two tabs of one user never
+//   share keys. A publication written to a connection that drops does not
+//   fail: after the next `auth_ack` it goes out again, with the same key
+//   and id, before the offline queue, until its deadline; the server
+//   publishes it once. A `publish` sent with `request` is retried this way
+//   only when it carries a key.
 //
 // What a browser cannot know, and what the client does about it:
 //
@@ -150,7 +159,7 @@ export class TetherClient {
   /** @type {Map<string, ReturnType<typeof setTimeout>>} */
   #timers = new Map();
   #lastId = 0;
-  /** @type {Map<number, {resolve: Function, reject: Function, timer: ReturnType<typeof setTimeout>, queued: boolean}>} */
+  /** @type {Map<number, {resolve: Function, reject: Function, timer: ReturnType<typeof setTimeout>, queued: boolean, resend: string | null}>} */
   #requests = new Map();
   /** @type {{text: string, request: number | null}[]} */
   #offline = [];
@@ -265,8 +274,9 @@ export class TetherClient {
   }
 
   /**
-   * Publishes `payload` on `channel`; resolves with the server's `ack`
-   * (which carries the offset).
+   * Publishes `payload` on `channel` with a fresh random `idempotency_key`,
+   * which it keeps when a reconnect makes the client send it again;
+   * resolves with the server's `ack` (which carries the offset).
    *
    * @param {string} channel
    * @param {unknown} payload Any JSON value.
@@ -274,14 +284,16 @@ export class TetherClient {
    * @returns {Promise<{type: 'ack', id: string, offset: number}>}
    */
   publish(channel, payload, options) {
-    return this.request({ type: 'publish', channel, payload }, options);
+    const message = { type: 'publish', channel, payload, idempotency_key: idempotencyKey() };
+    return this.request(message, options);
   }
 
   /**
    * Sends `message` with a fresh id and resolves with the reply carrying that
    * id. Rejects with a {@link TetherError}: the server's `error`, a timeout
-   * (default `requestTimeout`), the loss of the connection that carried it,
-   * the client's close, or a full offline queue.
+   * (default `requestTimeout`), the loss of the connection that carried it
+   * (unless it is a `publish` with an `idempotency_key`, which is sent again
+   * after the next `auth_ack`), the client's close, or a full offline queue.
    *
    * @param {{type: string, [field: string]: unknown}} message
    * @param {{timeout?: number}} [options]
@@ -300,6 +312,7 @@ export class TetherClient {
     }
     const number = ++this.#lastId;
     const text = JSON.stringify({ ...message, id: `r${number}` });
+    const resendable = message.type === 'publish' && typeof message.idempotency_key === 'string';
     if (open) {
       this.#ws.send(text);
     } else {
@@ -308,7 +321,8 @@ export class TetherClient {
     const timeout = options.timeout ?? this.#options.requestTimeout;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.#expire(number), timeout);
-      this.#requests.set(number, { resolve, reject, timer, queued: !open });
+      const resend = resendable ? text : null;
+      this.#requests.set(number, { resolve, reject, timer, queued: !open, resend });
     });
   }
 
@@ -609,9 +623,9 @@ export class TetherClient {
   }
 
   /**
-   * The connection (or attempt) is over for `reason`: fail what it carried,
-   * then wait and dial again when `retry` allows and attempts are left, or
-   * close for good.
+   * The connection (or attempt) is over for `reason`: queue again the
+   * publications it carried and fail the other requests, then wait and dial
+   * again when `retry` allows and attempts are left, or close for good.
    */
   #lose(reason, retry) {
     this.#ws = null;
@@ -621,6 +635,7 @@ export class TetherClient {
     this.#subscribing.clear();
     const allowed = this.#backoff.maxAttempts == null || this.#attempt < this.#backoff.maxAttempts;
     const delay = retry && allowed ? reconnectDelay(this.#attempt, this.#backoff, this.#random) : null;
+    this.#requeueResendable();
     this.#failRequests((request) => !request.queued, 'disconnected', 'connection dropped');
     if (delay !== null) {
       this.#attempt += 1;
@@ -637,6 +652,22 @@ export class TetherClient {
     for (const resolve of this.#onClosed.splice(0)) {
       resolve();
     }
+  }
+
+  /**
+   * Puts every request written to the lost connection that may be sent
+   * again back in front of the offline queue, in id order. They were
+   * accepted once, so the queue's bound does not refuse them.
+   */
+  #requeueResendable() {
+    const resent = [];
+    for (const [number, request] of this.#requests) {
+      if (!request.queued && request.resend !== null) {
+        request.queued = true;
+        resent.push({ text: request.resend, request: number });
+      }
+    }
+    this.#offline = [...resent, ...this.#offline];
   }
 
   /** Rejects, in id order, every pending request that `select` picks. */
@@ -711,6 +742,12 @@ export class TetherClient {
       }
     }
   }
+}
+
+/** A fresh idempotency key: 128 random bits as 32 hex digits. */
+function idempotencyKey() {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
 /** The number inside an id this client handed out, or undefined. */

@@ -25,6 +25,7 @@ fn envelope(c: &mut Criterion) {
     let payload = payload();
     let publish = ClientMessage::Publish {
         id: Some(RequestId::new("1999").unwrap()),
+        idempotency_key: None,
         channel: Channel::new("room:lobby").unwrap(),
         payload: payload.clone(),
     };

@@ -96,6 +96,7 @@ fn fanout(c: &mut Criterion) {
     assert_eq!(payload.get().len(), 100);
     let publish = || ClientMessage::Publish {
         id: None,
+        idempotency_key: None,
         channel: channel.clone(),
         payload: payload.clone(),
     };

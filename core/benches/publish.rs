@@ -7,7 +7,8 @@
 //! The channel has no subscriber, so this is the fixed cost of a publish
 //! before any fan-out (see `fanout` for the cost per subscriber).
 //! `with_id` also answers with an `ack`, and each iteration uses a fresh
-//! id, so the idempotency check never short-cuts it.
+//! id and a fresh idempotency key (as the client library sends them), so
+//! the idempotency record is written and never short-cuts the publish.
 
 use std::hint::black_box;
 
@@ -75,7 +76,9 @@ fn publish_frame(id: Option<u64>) -> Bytes {
         r#"{{"n":1999,"t":123456789012,"pad":"{}"}}"#,
         "x".repeat(64)
     );
-    let id = id.map_or_else(String::new, |id| format!(r#""id":"{id}","#));
+    let id = id.map_or_else(String::new, |id| {
+        format!(r#""id":"{id}","idempotency_key":"k{id}","#)
+    });
     let text = format!(r#"{{"type":"publish",{id}"channel":"room:lobby","payload":{payload}}}"#);
     masked_text_frame(text.as_bytes(), MASK)
 }

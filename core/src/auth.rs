@@ -1,9 +1,32 @@
-//! The seam for auth decisions made outside the core.
+//! The seam for auth decisions made outside the core, and the user id rule
+//! every runtime applies to them.
 //!
 //! The core never verifies a token itself: it emits the token and takes a
 //! verdict. Adapters ask an [`Authorizer`] for that verdict; the `tether`
 //! binary implements it with JWT (wall clock read there, not here) or, in
 //! development, by taking any token as the user id.
+//!
+//! Whatever the authorizer says, a user id must pass [`is_valid_user_id`]:
+//! a connection whose token proves another id is closed `4003` (reason
+//! `invalid user id`), so every runtime and every authorizer agree on who
+//! may connect.
+
+use crate::envelope::{Channel, PRIVATE_CHANNEL_PREFIX};
+
+/// The longest user id, in characters: what fits after `user:` in a
+/// channel name.
+pub const MAX_USER_ID_CHARS: usize = 123;
+
+/// Whether `user` may be a user id: 1 to [`MAX_USER_ID_CHARS`] characters
+/// of the channel-name alphabet (`A-Z a-z 0-9 _ - : . @ /`).
+///
+/// Every user can then name its private channel `user:<id>`, and no user id
+/// holds whitespace, control, invisible or bidirectional-control characters,
+/// which would make look-alikes of other users in presence lists, `sender`
+/// fields and logs.
+pub fn is_valid_user_id(user: &str) -> bool {
+    !user.is_empty() && Channel::new(&format!("{PRIVATE_CHANNEL_PREFIX}{user}")).is_ok()
+}
 
 /// Decides tokens and API keys for a server node.
 pub trait Authorizer {
@@ -13,4 +36,31 @@ pub trait Authorizer {
     /// Whether the `Authorization` header of an HTTP API request carries a
     /// valid API key.
     fn authorize_api(&self, authorization: Option<&str>) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_id_fits_its_private_channel() {
+        let longest = "u".repeat(MAX_USER_ID_CHARS);
+        assert!(is_valid_user_id(&longest));
+        assert!(Channel::new(&format!("user:{longest}")).is_ok());
+        assert!(!is_valid_user_id(&format!("{longest}u")));
+        for user in ["alice", "A-z_0:9.@/"] {
+            assert!(is_valid_user_id(user), "{user:?}");
+        }
+        for user in [
+            "",
+            " alice",
+            "a+b",
+            "é",
+            "\u{200b}",
+            "\u{2067}a",
+            "a\u{feff}",
+        ] {
+            assert!(!is_valid_user_id(user), "{user:?}");
+        }
+    }
 }

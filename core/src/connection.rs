@@ -35,6 +35,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use crate::auth::is_valid_user_id;
 use crate::close::{CloseCode, CloseReason};
 use crate::config::ServerConfig;
 use crate::envelope::{
@@ -99,6 +100,8 @@ pub enum ClosedBy {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthVerdict {
     /// The token is valid for `user`; `session` identifies this connection.
+    /// A `user` that breaks the user id rule
+    /// ([`crate::auth::is_valid_user_id`]) still closes 4003.
     Accept {
         /// The authenticated user id.
         user: String,
@@ -291,6 +294,9 @@ impl Connection {
         match verdict {
             AuthVerdict::Reject => {
                 self.close(now, CloseCode::FORBIDDEN, "forbidden", config);
+            }
+            AuthVerdict::Accept { user, .. } if !is_valid_user_id(&user) => {
+                self.close(now, CloseCode::FORBIDDEN, "invalid user id", config);
             }
             AuthVerdict::Accept { user, session } => {
                 self.state = State::Open;
@@ -564,7 +570,7 @@ impl Connection {
 
     fn handle_first_text(&mut self, config: &ServerConfig, now: Instant, text: &[u8]) {
         match parse_text(text) {
-            Ok(ClientMessage::Auth { token }) => {
+            Ok(ClientMessage::Auth { token, .. }) => {
                 self.timers.stop(Timer::Auth);
                 self.state = State::VerdictPending(Vec::new());
                 self.events.push_back(Event::Authenticate { token });
@@ -581,10 +587,10 @@ impl Connection {
             Ok(ClientMessage::Ping { id }) => {
                 self.send_message(config, now, &ServerMessage::Pong { id });
             }
-            Ok(ClientMessage::Auth { .. }) => self.send_error(
+            Ok(ClientMessage::Auth { id, .. }) => self.send_error(
                 config,
                 now,
-                None,
+                id,
                 ErrorCode::InvalidMessage,
                 "already authenticated",
             ),

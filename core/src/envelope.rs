@@ -21,10 +21,12 @@ use serde::de::{DeserializeOwned, Deserializer, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// Longest request `id`, in characters.
+/// Longest request `id` or `idempotency_key`, in characters.
 const MAX_REQUEST_ID_CHARS: usize = 64;
 /// Longest channel name, in characters.
 const MAX_CHANNEL_CHARS: usize = 128;
+/// The prefix of a user's private channel `user:<id>`.
+pub(crate) const PRIVATE_CHANNEL_PREFIX: &str = "user:";
 
 /// The error codes of PROTOCOL.md section 7, carried in `error` messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -146,6 +148,37 @@ impl fmt::Display for RequestId {
     }
 }
 
+/// The `idempotency_key` of a `publish`: 1 to 64 characters chosen by the
+/// publisher, one per publication, kept when the publication is retried.
+/// A second publish with the same key from the same publisher on the same
+/// channel within the idempotency window is not published again; request
+/// ids, which only correlate replies, never have that effect.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Validates `key`: 1 to 64 characters (not bytes), any characters.
+    pub fn new(key: impl Into<String>) -> Result<IdempotencyKey, EnvelopeError> {
+        let key = key.into();
+        match key.chars().count() {
+            1..=MAX_REQUEST_ID_CHARS => Ok(IdempotencyKey(key)),
+            _ => Err(invalid_idempotency_key(None)),
+        }
+    }
+
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A channel name: 1 to 128 characters of `A-Z a-z 0-9 _ - : . @ /`
 /// (PROTOCOL.md section 6). Holding one proves the name is valid.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -175,7 +208,7 @@ impl Channel {
     /// The user id when this is a private channel `user:<id>`, which only
     /// that user may subscribe to and no client may publish to.
     pub fn private_user(&self) -> Option<&str> {
-        self.0.strip_prefix("user:")
+        self.0.strip_prefix(PRIVATE_CHANNEL_PREFIX)
     }
 }
 
@@ -210,6 +243,10 @@ pub struct Position {
 pub enum ClientMessage {
     /// The first message of a connection, carrying the credential.
     Auth {
+        /// Echoed in the error that answers an `auth` on an authenticated
+        /// connection; `auth_ack` carries none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
         /// The token the server's authenticator checks.
         token: String,
     },
@@ -240,10 +277,13 @@ pub enum ClientMessage {
     },
     /// Publish a payload to every subscriber of a channel.
     Publish {
-        /// When present, the publication is acknowledged with its offset and
-        /// a retry with the same id is recognised.
+        /// When present, the publication is acknowledged with its offset.
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
+        /// When present, a retry of the publication with the same key is
+        /// recognised and not published again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        idempotency_key: Option<IdempotencyKey>,
         /// The channel to publish to.
         channel: Channel,
         /// Any JSON value, kept as the exact text received: never re-serialised.
@@ -260,11 +300,11 @@ pub enum ClientMessage {
 }
 
 impl ClientMessage {
-    /// The request id, when the message carries one (`auth` never does).
+    /// The request id, when the message carries one.
     pub fn id(&self) -> Option<&RequestId> {
         match self {
-            ClientMessage::Auth { .. } => None,
-            ClientMessage::Ping { id }
+            ClientMessage::Auth { id, .. }
+            | ClientMessage::Ping { id }
             | ClientMessage::Subscribe { id, .. }
             | ClientMessage::Unsubscribe { id, .. }
             | ClientMessage::Publish { id, .. }
@@ -399,13 +439,16 @@ impl<'de> Deserialize<'de> for ServerMessage {
     }
 }
 
-/// The body of `POST /api/publish`: `{"channel":C,"payload":P}`.
+/// The body of `POST /api/publish`:
+/// `{"channel":C,"payload":P,"idempotency_key":K}`, the key optional.
 #[derive(Debug)]
 pub struct ApiPublishBody {
     /// The channel to publish to.
     pub channel: Channel,
     /// The payload, kept raw.
     pub payload: Box<RawValue>,
+    /// Makes a retry of the request recognisable, as for a `publish`.
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// Parses the text of a client message. Never panics: anything that is not
@@ -418,6 +461,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, EnvelopeError> 
     match kind.as_str() {
         "auth" => Ok(ClientMessage::Auth {
             token: fields.required("token", fields.fields.token)?,
+            id: fields.id,
         }),
         "ping" => Ok(ClientMessage::Ping { id: fields.id }),
         "subscribe" => Ok(ClientMessage::Subscribe {
@@ -432,6 +476,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, EnvelopeError> 
         "publish" => Ok(ClientMessage::Publish {
             channel: fields.channel()?,
             payload: fields.payload()?,
+            idempotency_key: fields.idempotency_key()?,
             id: fields.id,
         }),
         "presence" => Ok(ClientMessage::Presence {
@@ -589,6 +634,7 @@ pub fn parse_api_publish(text: &str) -> Result<ApiPublishBody, EnvelopeError> {
     Ok(ApiPublishBody {
         channel: fields.channel()?,
         payload: fields.payload()?,
+        idempotency_key: fields.idempotency_key()?,
     })
 }
 
@@ -609,6 +655,8 @@ struct Fields<'a> {
     since: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
     payload: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    idempotency_key: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
     user: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
@@ -751,6 +799,26 @@ impl Typed<'_> {
             .map(RawValue::to_owned)
             .ok_or_else(|| self.error(ErrorCode::InvalidMessage, "missing field payload"))
     }
+
+    /// The `idempotency_key`: absent or `null` is none; anything but a
+    /// string of 1 to 64 characters is an invalid message.
+    fn idempotency_key(&self) -> Result<Option<IdempotencyKey>, EnvelopeError> {
+        let Some(raw) = not_null(self.fields.idempotency_key) else {
+            return Ok(None);
+        };
+        decode::<String>(raw)
+            .and_then(|key| IdempotencyKey::new(key).ok())
+            .map(Some)
+            .ok_or_else(|| invalid_idempotency_key(self.id.clone()))
+    }
+}
+
+fn invalid_idempotency_key(id: Option<RequestId>) -> EnvelopeError {
+    EnvelopeError::new(
+        ErrorCode::InvalidMessage,
+        id,
+        "idempotency_key must be a string of 1 to 64 characters",
+    )
 }
 
 fn not_an_object() -> EnvelopeError {
@@ -929,13 +997,14 @@ mod tests {
         .unwrap();
         let ClientMessage::Publish {
             id,
+            idempotency_key,
             channel,
             payload,
         } = message
         else {
             panic!("not a publish: {message:?}");
         };
-        assert_eq!(id, None);
+        assert_eq!((id, idempotency_key), (None, None));
         assert_eq!(channel.as_str(), "c");
         assert_eq!(payload.get(), r#"{"a" : 1}"#, "the payload is kept raw");
     }
@@ -1023,6 +1092,48 @@ mod tests {
             parse_api_publish(r#"{"channel":"a"}"#).unwrap_err().code,
             ErrorCode::InvalidMessage
         );
+        let keyed = parse_api_publish(r#"{"channel":"a","payload":1,"idempotency_key":"k"}"#);
+        assert_eq!(keyed.unwrap().idempotency_key.unwrap().as_str(), "k");
+        assert_eq!(
+            parse_api_publish(r#"{"channel":"a","payload":1,"idempotency_key":7}"#)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidMessage
+        );
+    }
+
+    #[test]
+    fn an_idempotency_key_is_a_string_of_1_to_64_characters() {
+        let publish = |key: &str| {
+            parse_client_message(&format!(
+                r#"{{"type":"publish","id":"r1","channel":"c","payload":1,"idempotency_key":{key}}}"#
+            ))
+        };
+        let long = "x".repeat(65);
+        for key in ["\"\"".to_owned(), "7".to_owned(), format!("\"{long}\"")] {
+            let error = publish(&key).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidMessage, "{key}");
+            assert_eq!(error.id, Some(RequestId::new("r1").unwrap()), "{key}");
+        }
+        let sixty_four_chars = "é".repeat(64);
+        for (key, expected) in [
+            (
+                format!("\"{sixty_four_chars}\""),
+                Some(sixty_four_chars.as_str()),
+            ),
+            ("null".to_owned(), None),
+        ] {
+            let Ok(ClientMessage::Publish {
+                idempotency_key, ..
+            }) = publish(&key)
+            else {
+                panic!("{key} is a valid publish");
+            };
+            assert_eq!(
+                idempotency_key.as_ref().map(IdempotencyKey::as_str),
+                expected
+            );
+        }
     }
 
     #[test]
@@ -1129,7 +1240,14 @@ mod tests {
             "pong",
         ];
         let keys = [
-            "type", "id", "channel", "payload", "since", "token", "extra",
+            "type",
+            "id",
+            "channel",
+            "payload",
+            "since",
+            "token",
+            "idempotency_key",
+            "extra",
         ];
         let value = one_of(vec![
             prop::sample::select(types.to_vec())
@@ -1158,12 +1276,19 @@ mod tests {
 
     fn client_message() -> impl Strategy<Value = ClientMessage> {
         let id = || proptest::option::of(request_id());
+        let key = || {
+            proptest::option::of(
+                "[a-z0-9é\"\\\\-]{1,64}".prop_map(|key| IdempotencyKey::new(key).unwrap()),
+            )
+        };
         let since = proptest::option::of(
             ("[a-z0-9-]{0,12}", any::<u64>())
                 .prop_map(|(epoch, offset)| Position { epoch, offset }),
         );
         one_of(vec![
-            ".*".prop_map(|token| ClientMessage::Auth { token }).boxed(),
+            (id(), ".*")
+                .prop_map(|(id, token)| ClientMessage::Auth { id, token })
+                .boxed(),
             id().prop_map(|id| ClientMessage::Ping { id }).boxed(),
             (id(), channel(), since)
                 .prop_map(|(id, channel, since)| ClientMessage::Subscribe { id, channel, since })
@@ -1171,12 +1296,15 @@ mod tests {
             (id(), channel())
                 .prop_map(|(id, channel)| ClientMessage::Unsubscribe { id, channel })
                 .boxed(),
-            (id(), channel(), payload())
-                .prop_map(|(id, channel, payload)| ClientMessage::Publish {
-                    id,
-                    channel,
-                    payload,
-                })
+            (id(), key(), channel(), payload())
+                .prop_map(
+                    |(id, idempotency_key, channel, payload)| ClientMessage::Publish {
+                        id,
+                        idempotency_key,
+                        channel,
+                        payload,
+                    },
+                )
                 .boxed(),
             (id(), channel())
                 .prop_map(|(id, channel)| ClientMessage::Presence { id, channel })

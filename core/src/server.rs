@@ -365,7 +365,7 @@ impl Server {
         let payload = serde_json::value::RawValue::from_string(payload.to_owned())
             .map_err(|error| format!("payload is not JSON: {error}"))?;
         let published = self.with_hub(now, |hub, outbox| {
-            hub.publish_from_api(now, channel, payload, outbox)
+            hub.publish_from_api(now, channel, payload, None, outbox)
         });
         self.settle_work(now);
         match published {
@@ -388,7 +388,7 @@ impl Server {
         let payload = serde_json::value::RawValue::from_string(payload.to_owned())
             .map_err(|error| format!("payload is not JSON: {error}"))?;
         let published = self.with_hub(now, |hub, outbox| {
-            hub.publish_from_api(now, channel, payload, outbox)
+            hub.publish_from_api(now, channel, payload, None, outbox)
         });
         if let ApiPublish::Pending { ticket } = published {
             self.api_waiting.insert(ticket, ApiWaiter::App);
@@ -624,7 +624,13 @@ impl Server {
             Err(error) => return Some((400, error_body(error.code, &error.message))),
         };
         let published = self.with_hub(now, |hub, outbox| {
-            hub.publish_from_api(now, request.channel, request.payload, outbox)
+            hub.publish_from_api(
+                now,
+                request.channel,
+                request.payload,
+                request.idempotency_key,
+                outbox,
+            )
         });
         self.settle_work(now);
         match published {

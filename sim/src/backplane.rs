@@ -1,7 +1,7 @@
 //! The shared store of a simulated cluster: an in-memory model of the Redis
 //! backplane, step for step what its Lua scripts do, on the world's clock.
 //!
-//! - **Publish:** an idempotency record (user, request id) within
+//! - **Publish:** an idempotency record (publisher, idempotency key) within
 //!   `idempotency_window` answers with the original offset and publishes
 //!   nothing; otherwise the channel's next offset, an entry in its history
 //!   (at most `history_size` entries, none older than `history_ttl`), the
@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use tether_core::config::ServerConfig;
-use tether_core::envelope::{Channel, Position, encode_publication_prefix};
+use tether_core::envelope::{Channel, IdempotencyKey, Position, encode_publication_prefix};
 use tether_core::frame::text_frame;
 use tether_core::hub::{Member, StoreEvent, StoreRequest};
 use tether_core::time::Instant;
@@ -59,8 +59,9 @@ pub struct Backplane {
     /// them: a counter of uses to the channel.
     uses: BTreeMap<u64, Channel>,
     histories: BTreeMap<Channel, VecDeque<Entry>>,
-    /// `(channel, user, request id)` to the offset and the record's expiry.
-    retries: BTreeMap<(Channel, String, String), (u64, Instant)>,
+    /// `(channel, publisher, idempotency key)` to the offset and the
+    /// record's expiry; the publisher is a user, or `None` for the HTTP API.
+    retries: BTreeMap<(Channel, Option<String>, IdempotencyKey), (u64, Instant)>,
     /// Users present per channel, with their connections over all nodes.
     users: BTreeMap<Channel, BTreeMap<String, i64>>,
     /// The version of the last presence change, over all channels.
@@ -152,14 +153,9 @@ impl Backplane {
                 channel,
                 payload,
                 sender,
-                id,
+                idempotency_key,
             } => {
-                let retry = match (&sender, &id) {
-                    (Some(user), Some(id)) => {
-                        Some((channel.clone(), user.clone(), id.as_str().to_owned()))
-                    }
-                    _ => None,
-                };
+                let retry = idempotency_key.map(|key| (channel.clone(), sender.clone(), key));
                 if let Some(key) = &retry
                     && let Some(&(offset, expires)) = self.retries.get(key)
                     && expires > now
@@ -444,7 +440,6 @@ fn prune(history: &mut VecDeque<Entry>, now: Instant, ttl: Duration) {
 #[cfg(test)]
 mod tests {
     use serde_json::value::RawValue;
-    use tether_core::envelope::RequestId;
     use tether_core::hub::Ticket;
 
     use super::*;
@@ -453,13 +448,13 @@ mod tests {
         Channel::new("room").unwrap()
     }
 
-    fn publish(id: Option<&str>) -> StoreRequest {
+    fn publish(key: Option<&str>) -> StoreRequest {
         StoreRequest::Publish {
             ticket: Some(Ticket(1)),
             channel: channel(),
             payload: RawValue::from_string("1".into()).unwrap(),
             sender: Some("ann".into()),
-            id: id.map(|id| RequestId::new(id).unwrap()),
+            idempotency_key: key.map(|key| IdempotencyKey::new(key).unwrap()),
         }
     }
 
@@ -516,7 +511,7 @@ mod tests {
             channel: Channel::new(name).unwrap(),
             payload: RawValue::from_string("1".into()).unwrap(),
             sender: None,
-            id: None,
+            idempotency_key: None,
         };
         store.handle(t, "a", 0, on("room"));
         let epoch = store.channels[&channel()].epoch.clone();

@@ -6,16 +6,16 @@
 use tether_sim::{Scenario, Size, run};
 
 const GOLDEN: [(Scenario, u64); 10] = [
-    (Scenario::SteadyChat, 0x8b9f_dca5_e4c4_badc),
-    (Scenario::RestartStorm, 0xb8d5_b068_3d26_6269),
-    (Scenario::RestartStormNoJitter, 0xe2f5_bfa2_f179_5889),
+    (Scenario::SteadyChat, 0xd98a_02b0_9b7e_c1a5),
+    (Scenario::RestartStorm, 0x46b0_57c5_9cb2_0283),
+    (Scenario::RestartStormNoJitter, 0xfdc1_3853_3c03_b7b9),
     (Scenario::SlowConsumer, 0xc6e2_0c4e_8798_204b),
-    (Scenario::FlappingClient, 0x9eec_f751_280a_cc09),
-    (Scenario::HealingPartition, 0x5d31_0a16_49a3_102f),
-    (Scenario::ClusterChat, 0xe00d_2f84_7536_8197),
-    (Scenario::BackplaneOutage, 0xa9fe_8d67_44bc_c7cb),
-    (Scenario::BackplanePartition, 0x06f7_74fb_c350_4b53),
-    (Scenario::ClusterCrash, 0x1b86_6e1e_d0eb_2b2d),
+    (Scenario::FlappingClient, 0x4106_95d7_8711_b938),
+    (Scenario::HealingPartition, 0x3df2_1188_c7f1_460d),
+    (Scenario::ClusterChat, 0xd1b1_45ab_1d43_c33b),
+    (Scenario::BackplaneOutage, 0x8f70_f29d_9805_78ca),
+    (Scenario::BackplanePartition, 0x77c3_61d7_caee_8446),
+    (Scenario::ClusterCrash, 0x084a_765a_18b7_38a6),
 ];
 
 #[test]

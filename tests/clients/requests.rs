@@ -1,5 +1,6 @@
 //! Requests: each settles with its own reply, the server's error, or the
-//! loss of the connection that carried it.
+//! loss of the connection that carried it; a publication instead goes out
+//! again after a reconnect, with its idempotency key.
 
 use std::thread;
 use std::time::Duration;
@@ -123,8 +124,72 @@ fn requests_from_several_threads_each_get_their_own_reply<C: TestClient>() {
     together(serve, play);
 }
 
+fn a_publish_is_sent_again_with_its_idempotency_key_after_its_connection_drops<C: TestClient>() {
+    let server = Server::bind();
+    let client = C::connect(server.config());
+    let serve = || {
+        let mut first = server.accept();
+        first.authenticate("alice");
+        let publish = first.recv_json();
+        assert!(publish["idempotency_key"].is_string(), "{publish}");
+        drop(first);
+        let mut second = server.accept();
+        second.authenticate("alice");
+        assert_eq!(second.recv_json(), publish, "the same key and id");
+        second.send_json(json!({"type": "ack", "id": publish["id"], "offset": 7}));
+        second.finish_close(CloseCode::NORMAL);
+    };
+    let play = || {
+        assert!(matches!(event(&client), Event::Connected { .. }));
+        assert_eq!(client.publish("room", "1"), Ok(7));
+        client.close();
+    };
+    together(serve, play);
+}
+
+fn sessions_with_the_default_seed_publish_with_keys_of_their_own<C: TestClient>() {
+    let server = Server::bind();
+    let mut config = server.config();
+    config.seed = 0;
+    let tabs = [C::connect(config.clone()), C::connect(config)];
+    let serve = || {
+        let mut peers = [server.accept(), server.accept()];
+        for peer in &mut peers {
+            peer.authenticate("alice");
+        }
+        let mut keys = Vec::new();
+        for (offset, peer) in (1..).zip(&mut peers) {
+            let publish = peer.recv_json();
+            keys.push(publish["idempotency_key"].clone());
+            peer.send_json(json!({"type": "ack", "id": publish["id"], "offset": offset}));
+        }
+        assert_ne!(keys[0], keys[1], "two sessions of one user, two keys");
+        for peer in &mut peers {
+            peer.finish_close(CloseCode::NORMAL);
+        }
+    };
+    let play = || {
+        thread::scope(|scope| {
+            for tab in &tabs {
+                scope.spawn(move || {
+                    assert!(matches!(event(tab), Event::Connected { .. }));
+                    assert!(tab.publish("room", "1").is_ok());
+                });
+            }
+        });
+        thread::scope(|scope| {
+            for tab in &tabs {
+                scope.spawn(move || tab.close());
+            }
+        });
+    };
+    together(serve, play);
+}
+
 client_tests! {
     requests_resolve_with_their_reply_or_error => smol, blocking;
     a_request_fails_at_once_when_its_connection_drops => smol, blocking;
     requests_from_several_threads_each_get_their_own_reply => smol, blocking;
+    a_publish_is_sent_again_with_its_idempotency_key_after_its_connection_drops => smol, blocking;
+    sessions_with_the_default_seed_publish_with_keys_of_their_own => smol, blocking;
 }

@@ -8,6 +8,7 @@ use tether_core::config::ServerConfig;
 
 use crate::harness::{JWT_SECRET, Runtime, config, dev_auth, jwt_auth, mint_jwt, unix_now};
 use crate::http::metric;
+use crate::process::Process;
 use crate::ws::Ws;
 
 /// `count` application pings with ids `p0`, `p1`, ...
@@ -68,6 +69,56 @@ fn an_expired_jwt_closes_4003(runtime: Runtime) {
     let mut ws = Ws::open(server.addr);
     ws.send_json(json!({"type": "auth", "token": expired}));
     assert_eq!(ws.expect_close(), (4003, "forbidden".into()));
+}
+
+fn a_user_id_that_cannot_name_its_private_channel_closes_4003(runtime: Runtime) {
+    let server = runtime.start(config(), dev_auth());
+    for user in ["jane doe", "ann\u{200b}", "\u{202e}nna", "é"] {
+        let mut ws = Ws::open(server.addr);
+        ws.send_json(json!({"type": "auth", "token": user}));
+        assert_eq!(
+            ws.expect_close(),
+            (4003, "invalid user id".into()),
+            "{user:?}"
+        );
+    }
+    let jwt = runtime.start(config(), jwt_auth());
+    let spaced = mint_jwt(JWT_SECRET, "jane doe", unix_now() + 600);
+    let mut ws = Ws::open(jwt.addr);
+    ws.send_json(json!({"type": "auth", "token": spaced}));
+    assert_eq!(ws.expect_close(), (4003, "invalid user id".into()));
+    assert_eq!(metric(server.addr, "tether_auth_failures_total"), 4);
+    let longest = "u".repeat(123);
+    Ws::auth(server.addr, &longest).subscribe(&format!("user:{longest}"));
+}
+
+fn the_binary_logs_a_refused_user_id(runtime: Runtime) {
+    let process = Process::start(&[
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--runtime",
+        runtime.name(),
+    ]);
+    let addr = process.listening_on();
+    let mut ws = Ws::open(addr);
+    ws.send_json(json!({"type": "auth", "token": "jane doe"}));
+    assert_eq!(ws.expect_close(), (4003, "invalid user id".into()));
+    let line = process.wait_for_line("invalid user id");
+    assert!(line.contains("4003"), "{line}");
+    assert!(
+        !line.contains("jane doe"),
+        "the token stays out of logs: {line}"
+    );
+}
+
+fn a_second_auth_is_answered_with_its_id(runtime: Runtime) {
+    let server = runtime.start(config(), dev_auth());
+    let mut ws = Ws::auth(server.addr, "alice");
+    ws.send_json(json!({"type": "auth", "token": "alice", "id": "again"}));
+    let error = ws.recv_error("INVALID_MESSAGE");
+    assert_eq!(error["id"], "again", "{error}");
 }
 
 fn a_valid_jwt_is_acknowledged_with_the_settings(runtime: Runtime) {
@@ -158,6 +209,9 @@ runtime_tests! {
     no_auth_in_time_closes_4001 => smol, blocking;
     a_token_that_is_not_a_valid_jwt_closes_4003 => smol, blocking;
     an_expired_jwt_closes_4003 => smol, blocking;
+    a_user_id_that_cannot_name_its_private_channel_closes_4003 => smol, blocking;
+    the_binary_logs_a_refused_user_id => smol, blocking;
+    a_second_auth_is_answered_with_its_id => smol, blocking;
     a_valid_jwt_is_acknowledged_with_the_settings => smol, blocking;
     a_ping_before_auth_is_answered => smol, blocking;
     requests_pipelined_behind_auth_are_answered_in_order => smol, blocking;

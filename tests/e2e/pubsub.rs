@@ -1,5 +1,6 @@
 //! PROTOCOL.md sections 4, 5 and 6: publications, offsets, acks, fan-out
-//! order, subscription replies and idempotent publishes.
+//! order, subscription replies, and idempotency keys (request ids only
+//! correlate replies).
 
 use std::thread;
 
@@ -131,31 +132,60 @@ fn subscribing_twice_and_unsubscribing_are_answered(runtime: Runtime) {
     );
 }
 
-fn a_repeated_publish_id_is_published_once(runtime: Runtime) {
+fn two_sessions_of_one_user_reusing_a_request_id_both_publish(runtime: Runtime) {
+    let server = runtime.start(config(), dev_auth());
+    let mut bob = Ws::auth(server.addr, "bob");
+    bob.subscribe("chat");
+    // A restarted client and a second tab both number their requests from
+    // r1; within a second of each other, both publications count.
+    let mut first_tab = Ws::auth(server.addr, "alice");
+    let mut second_tab = Ws::auth(server.addr, "alice");
+    first_tab.send_json(
+        json!({"type": "publish", "channel": "chat", "payload": "from the first", "id": "r1"}),
+    );
+    assert_eq!(
+        first_tab.recv(),
+        json!({"type": "ack", "id": "r1", "offset": 1})
+    );
+    second_tab.send_json(
+        json!({"type": "publish", "channel": "chat", "payload": "from the second", "id": "r1"}),
+    );
+    assert_eq!(
+        second_tab.recv(),
+        json!({"type": "ack", "id": "r1", "offset": 2})
+    );
+    let payloads: Vec<Value> = messages(&mut bob, 2)
+        .into_iter()
+        .map(|message| message["payload"].clone())
+        .collect();
+    assert_eq!(
+        payloads,
+        [json!("from the first"), json!("from the second")]
+    );
+}
+
+fn a_repeated_idempotency_key_is_published_once(runtime: Runtime) {
     let server = runtime.start(config(), dev_auth());
     let mut bob = Ws::auth(server.addr, "bob");
     bob.subscribe("orders");
     let mut alice = Ws::auth(server.addr, "alice");
-    let publish =
-        json!({"type": "publish", "channel": "orders", "payload": {"buy": 1}, "id": "order-1"});
-    alice.send_json(publish.clone());
+    alice.send_json(json!({"type": "publish", "channel": "orders", "payload": {"buy": 1}, "id": "r1", "idempotency_key": "order-1"}));
     assert_eq!(
         alice.recv(),
-        json!({"type": "ack", "id": "order-1", "offset": 1})
+        json!({"type": "ack", "id": "r1", "offset": 1})
     );
-    // A retry, even from another connection of the same user.
+    // A retry, even from another connection of the same user, with its own
+    // request id.
     let mut alice_again = Ws::auth(server.addr, "alice");
-    alice_again.send_json(publish);
+    alice_again.send_json(json!({"type": "publish", "channel": "orders", "payload": {"buy": 1}, "id": "r9", "idempotency_key": "order-1"}));
     assert_eq!(
         alice_again.recv(),
-        json!({"type": "ack", "id": "order-1", "offset": 1})
+        json!({"type": "ack", "id": "r9", "offset": 1})
     );
-    alice.send_json(
-        json!({"type": "publish", "channel": "orders", "payload": {"buy": 2}, "id": "order-2"}),
-    );
+    alice.send_json(json!({"type": "publish", "channel": "orders", "payload": {"buy": 2}, "id": "r2", "idempotency_key": "order-2"}));
     assert_eq!(
         alice.recv(),
-        json!({"type": "ack", "id": "order-2", "offset": 2})
+        json!({"type": "ack", "id": "r2", "offset": 2})
     );
     assert_eq!(bob.recv_type("message")["payload"], json!({"buy": 1}));
     let second = bob.recv_type("message");
@@ -165,11 +195,11 @@ fn a_repeated_publish_id_is_published_once(runtime: Runtime) {
     );
 }
 
-fn the_same_id_from_another_user_is_another_publication(runtime: Runtime) {
+fn the_same_key_from_another_user_is_another_publication(runtime: Runtime) {
     let server = runtime.start(config(), dev_auth());
     let mut alice = Ws::auth(server.addr, "alice");
     let mut bob = Ws::auth(server.addr, "bob");
-    let publish = json!({"type": "publish", "channel": "orders", "payload": 1, "id": "same"});
+    let publish = json!({"type": "publish", "channel": "orders", "payload": 1, "id": "same", "idempotency_key": "same"});
     alice.send_json(publish.clone());
     assert_eq!(alice.recv()["offset"], 1);
     bob.send_json(publish);
@@ -184,6 +214,7 @@ runtime_tests! {
     the_publisher_gets_its_own_publication_when_subscribed => smol, blocking;
     every_subscriber_sees_the_same_order_of_concurrent_publications => smol, blocking;
     subscribing_twice_and_unsubscribing_are_answered => smol, blocking;
-    a_repeated_publish_id_is_published_once => smol, blocking;
-    the_same_id_from_another_user_is_another_publication => smol, blocking;
+    two_sessions_of_one_user_reusing_a_request_id_both_publish => smol, blocking;
+    a_repeated_idempotency_key_is_published_once => smol, blocking;
+    the_same_key_from_another_user_is_another_publication => smol, blocking;
 }

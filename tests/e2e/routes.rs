@@ -127,6 +127,41 @@ fn the_publish_api_needs_the_key_and_a_valid_body(runtime: Runtime) {
     );
 }
 
+fn a_publish_api_request_retried_with_its_idempotency_key_publishes_once(runtime: Runtime) {
+    let server = runtime.start(config(), dev_auth());
+    let mut bob = Ws::auth(server.addr, "bob");
+    bob.subscribe("news");
+    let bearer = format!("Bearer {API_KEY}");
+    let body = r#"{"channel":"news","payload":"once","idempotency_key":"notice-1"}"#;
+    for attempt in ["first", "retry"] {
+        let answer = post_publish(server.addr, Some(&bearer), body);
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (200, r#"{"offset":1}"#),
+            "{attempt}"
+        );
+    }
+    // A user's key is not the API's, and a refused key says why.
+    let mut alice = Ws::auth(server.addr, "alice");
+    alice.send_json(json!({"type": "publish", "channel": "news", "payload": "own", "id": "r1", "idempotency_key": "notice-1"}));
+    assert_eq!(
+        alice.recv(),
+        json!({"type": "ack", "id": "r1", "offset": 2})
+    );
+    let refused = post_publish(
+        server.addr,
+        Some(&bearer),
+        r#"{"channel":"news","payload":1,"idempotency_key":""}"#,
+    );
+    assert_eq!(refused.status, 400, "{refused:?}");
+    let error: Value = serde_json::from_str(&refused.body).expect("a JSON error body");
+    assert_eq!(error["code"], "INVALID_MESSAGE", "{error}");
+    let payloads: Vec<Value> = (0..2)
+        .map(|_| bob.recv_type("message")["payload"].clone())
+        .collect();
+    assert_eq!(payloads, [json!("once"), json!("own")]);
+}
+
 fn a_known_path_with_another_method_names_the_allowed_one(runtime: Runtime) {
     let server = runtime.start(config(), dev_auth());
     let answer = send(server.addr, "DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -191,6 +226,7 @@ runtime_tests! {
     a_plain_get_of_the_websocket_endpoint_needs_an_upgrade => smol, blocking;
     metrics_name_every_required_metric_and_count_traffic => smol, blocking;
     the_publish_api_needs_the_key_and_a_valid_body => smol, blocking;
+    a_publish_api_request_retried_with_its_idempotency_key_publishes_once => smol, blocking;
     a_known_path_with_another_method_names_the_allowed_one => smol, blocking;
     oversized_requests_are_refused => smol, blocking;
     connections_beyond_max_connections_get_503 => smol, blocking;

@@ -77,6 +77,12 @@ function accept(user = 'alice') {
   return socket;
 }
 
+/** A sent publish without its `idempotency_key`, after checking that it has one. */
+function withoutKey({ idempotency_key: key, ...message }) {
+  assert.match(key, /^[0-9a-f]{32}$/);
+  return message;
+}
+
 /** Settles rejections into values so that they can be compared. */
 function outcome(promise) {
   return promise.then(
@@ -268,6 +274,28 @@ test('requests settle by id: reply, server error, timeout, drop, close', async (
   assert.throws(() => client.send({ type: 'ping' }), (e) => e instanceof TetherError && e.kind === 'closed');
 });
 
+test('a publication keeps its idempotency key when sent again after a reconnect', async (t) => {
+  const { client } = await start(t);
+  const first = accept();
+  const acked = outcome(client.publish('room', 1));
+  const retried = outcome(client.publish('room', 2, { timeout: 60000 }));
+  const plain = outcome(client.request({ type: 'publish', channel: 'room', payload: 3 }));
+  const [one, two, three] = first.sent.slice(1);
+  assert.match(one.idempotency_key, /^[0-9a-f]{32}$/, 'a random key of 128 bits');
+  assert.match(two.idempotency_key, /^[0-9a-f]{32}$/);
+  assert.notEqual(one.idempotency_key, two.idempotency_key, 'one key per publication');
+  assert.equal(three.idempotency_key, undefined, 'a request is sent as written');
+  first.receive({ type: 'ack', id: one.id, offset: 1 });
+  first.drop(1006);
+  assert.deepEqual(await plain, { kind: 'disconnected', code: undefined });
+  t.mock.timers.tick(1500);
+  const second = accept();
+  assert.deepEqual(second.sent.slice(1), [two], 'sent again, same key and id');
+  second.receive({ type: 'ack', id: two.id, offset: 2 });
+  assert.deepEqual(await acked, { ok: { type: 'ack', id: one.id, offset: 1 } });
+  assert.deepEqual(await retried, { ok: { type: 'ack', id: two.id, offset: 2 } });
+});
+
 test('queued requests survive a drop, and one that times out is never sent', async (t) => {
   const { client } = await start(t);
   const first = accept();
@@ -280,7 +308,7 @@ test('queued requests survive a drop, and one that times out is never sent', asy
   sockets.at(-1).drop(1006);
   t.mock.timers.tick(2500);
   const second = accept();
-  assert.deepEqual(second.sent.slice(1), [{ type: 'publish', channel: 'room', payload: 'kept', id: 'r1' }]);
+  assert.deepEqual(second.sent.slice(1).map(withoutKey), [{ type: 'publish', channel: 'room', payload: 'kept', id: 'r1' }]);
   second.receive({ type: 'ack', id: 'r1', offset: 1 });
   assert.deepEqual(await survives, { ok: { type: 'ack', id: 'r1', offset: 1 } });
 });
@@ -295,7 +323,7 @@ test('the offline queue holds 1,000 messages and refuses the next', async (t) =>
   assert.deepEqual(await outcome(client.publish('room', 'over')), { kind: 'queue-full', code: undefined });
   const socket = accept();
   assert.equal(socket.sent.length, 1001);
-  assert.deepEqual(socket.sent.at(-1), { type: 'publish', channel: 'room', payload: 999, id: 'r1' });
+  assert.deepEqual(withoutKey(socket.sent.at(-1)), { type: 'publish', channel: 'room', payload: 999, id: 'r1' });
   socket.receive({ type: 'ack', id: 'r1', offset: 1000 });
   assert.equal((await last).ok.offset, 1000);
 });

@@ -6,7 +6,7 @@
 //! name two of their own: `channels`, the sorted set of the channels whose
 //! state Redis keeps, by last use, and `channels:uses`, its counter.
 
-use tether_core::envelope::Channel;
+use tether_core::envelope::{Channel, IdempotencyKey};
 
 /// The key names of one deployment.
 #[derive(Clone, Debug)]
@@ -37,9 +37,17 @@ impl Keys {
         format!("{}{{{channel}}}:history", self.prefix)
     }
 
-    /// The idempotency record of `user`'s publish `id` on the channel.
-    pub(crate) fn retry(&self, channel: &Channel, user: &str, id: &str) -> String {
-        format!("{}{{{channel}}}:retry:{user}\n{id}", self.prefix)
+    /// The idempotency record of a publication's `key` on the channel, in
+    /// its publisher's scope: the user `sender`, or the HTTP API for none.
+    /// User ids hold no newline, so the first one ends the scope.
+    pub(crate) fn idempotency(
+        &self,
+        channel: &Channel,
+        sender: Option<&str>,
+        key: &IdempotencyKey,
+    ) -> String {
+        let scope = sender.map_or_else(|| "api".to_owned(), |user| format!("user:{user}"));
+        format!("{}{{{channel}}}:idempotency:{scope}\n{key}", self.prefix)
     }
 
     /// A hash of the users present in the channel and their connection

@@ -14,8 +14,10 @@
 //! - **Publish** (`publish.lua`): the channel's next offset (a counter next
 //!   to its epoch), the entry in its history (a list capped at
 //!   `history_size`, entries older than `history_ttl` dropped), the
-//!   idempotency record (`SET NX` for `idempotency_window`, whose value is
-//!   the offset a retry gets back), and the `PUBLISH` of the encoded
+//!   idempotency record of the publication's `idempotency_key` in its
+//!   publisher's scope (a user, or the HTTP API; `SET NX` for
+//!   `idempotency_window`, whose value is the offset a retry gets back),
+//!   and the `PUBLISH` of the encoded
 //!   message to the nodes that follow the channel, all in one step. The
 //!   publishing node encodes the message up to its offset
 //!   ([`tether_core::envelope::encode_publication_prefix`]); the script

@@ -31,7 +31,7 @@ pub(crate) struct Context {
     pub(crate) history_ttl: Duration,
     /// Channels whose state Redis keeps at most.
     pub(crate) history_max_channels: usize,
-    /// How long a publish id is recognised.
+    /// How long an idempotency key is recognised.
     pub(crate) idempotency_window: Duration,
 }
 
@@ -67,12 +67,12 @@ impl Context {
                 channel,
                 payload,
                 sender,
-                id,
+                idempotency_key,
             } => {
                 let head = encode_publication_prefix(channel.as_str(), &payload, sender.as_deref());
                 let mut command_keys = vec![keys.meta(&channel), keys.history(&channel)];
-                if let (Some(user), Some(id)) = (&sender, &id) {
-                    command_keys.push(keys.retry(&channel, user, id.as_str()));
+                if let Some(key) = &idempotency_key {
+                    command_keys.push(keys.idempotency(&channel, sender.as_deref(), key));
                 }
                 let mut args = vec![
                     self.node.clone().into_bytes(),

@@ -106,15 +106,18 @@ fn a_retried_publish_is_recognised_on_any_node() {
     let mut watcher = Client::connect(&b, "watcher");
     watcher.subscribe("orders");
     let mut alice = Client::connect(&a, "alice");
-    let publish = r#"{"type":"publish","channel":"orders","payload":"once","id":"p"}"#;
-    alice.send(publish);
+    alice.send(
+        r#"{"type":"publish","channel":"orders","payload":"once","id":"p","idempotency_key":"k"}"#,
+    );
     assert_eq!(alice.next_of("ack")["offset"], 1);
 
     let mut again = Client::connect(&b, "alice");
-    again.send(publish);
+    again.send(
+        r#"{"type":"publish","channel":"orders","payload":"once","id":"r","idempotency_key":"k"}"#,
+    );
     assert_eq!(again.next_of("ack")["offset"], 1, "the original ack");
-    again.send(r#"{"type":"publish","channel":"orders","payload":"next","id":"q"}"#);
-    assert_eq!(again.next_of("ack")["offset"], 2);
+    again.send(r#"{"type":"publish","channel":"orders","payload":"next","id":"p"}"#);
+    assert_eq!(again.next_of("ack")["offset"], 2, "a request id is no key");
     assert_eq!(payloads(&watcher.messages(2)), ["once", "next"]);
 }
 

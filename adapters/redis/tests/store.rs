@@ -5,12 +5,14 @@
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
+use serde_json::value::RawValue;
 use tether_core::config::ServerConfig;
-use tether_core::envelope::Channel;
+use tether_core::envelope::{Channel, IdempotencyKey};
 use tether_core::hub::{StoreEvent, StoreRequest, Ticket};
 use tether_redis::RedisBackplane;
 use tether_smol::Backplane;
@@ -62,8 +64,9 @@ fn change(event: StoreEvent) -> (u64, String, bool) {
     }
 }
 
-#[test]
-fn presence_changes_and_snapshots_carry_versions_that_order_them() {
+/// Runs `test` on the seam of one node over a fresh Redis, once the link
+/// is up and the node follows `chat`.
+fn on_seam<F: Future<Output = ()>>(test: impl FnOnce(Seam) -> F) {
     let redis = Redis::start();
     let config = ServerConfig::default();
     let backplane = Box::new(RedisBackplane::new(&redis.url(), &config).expect("a URL"));
@@ -75,7 +78,17 @@ fn presence_changes_and_snapshots_carry_versions_that_order_them() {
         seam.ask(StoreRequest::Connect).await;
         assert!(matches!(seam.next().await, StoreEvent::Up));
         seam.ask(StoreRequest::Follow { channel: chat() }).await;
+        test(seam).await;
+    };
+    smol::block_on(future::or(test, async {
+        task.await;
+        panic!("the backplane task ended");
+    }));
+}
 
+#[test]
+fn presence_changes_and_snapshots_carry_versions_that_order_them() {
+    on_seam(|seam| async move {
         seam.ask(member(true, "ann")).await;
         let (ann, user, joined) = change(seam.next().await);
         assert_eq!((user.as_str(), joined), ("ann", true));
@@ -119,9 +132,54 @@ fn presence_changes_and_snapshots_carry_versions_that_order_them() {
             }
             other => panic!("a presence answer, not {other:?}"),
         }
-    };
-    smol::block_on(future::or(test, async {
-        task.await;
-        panic!("the backplane task ended");
-    }));
+    });
+}
+
+/// A publish on `chat` from `sender` (`None`: the HTTP API) with
+/// idempotency key `key`, answered under `ticket`.
+fn publish(ticket: u64, sender: Option<&str>, key: Option<&str>) -> StoreRequest {
+    StoreRequest::Publish {
+        ticket: Some(Ticket(ticket)),
+        channel: chat(),
+        payload: RawValue::from_string(ticket.to_string()).expect("JSON"),
+        sender: sender.map(str::to_owned),
+        idempotency_key: key.map(|key| IdempotencyKey::new(key).expect("a valid key")),
+    }
+}
+
+#[test]
+fn an_idempotency_key_is_recognised_within_its_publishers_scope() {
+    on_seam(|seam| async move {
+        let requests = [
+            (Some("alice"), Some("k1")),
+            (Some("alice"), Some("k1")),
+            (Some("bob"), Some("k1")),
+            (None, Some("k1")),
+            (None, Some("k1")),
+            (Some("alice"), None),
+            (Some("alice"), None),
+        ];
+        for (ticket, (sender, key)) in (1..).zip(requests) {
+            seam.ask(publish(ticket, sender, key)).await;
+        }
+        let mut answers = Vec::new();
+        let mut publications = Vec::new();
+        // Answers and publications travel by different paths; the last
+        // request publishes, so its publication comes after all others.
+        while answers.len() < requests.len() || publications.last() != Some(&5) {
+            match seam.next().await {
+                StoreEvent::Published { ticket, offset } => answers.push((ticket.0, offset)),
+                StoreEvent::Publication { offset, .. } => publications.push(offset),
+                other => panic!("a publish answer or publication, not {other:?}"),
+            }
+        }
+        answers.sort_unstable();
+        assert_eq!(
+            answers,
+            [(1, 1), (2, 1), (3, 2), (4, 3), (5, 3), (6, 4), (7, 5)],
+            "a retry in the same scope gets the original offset; another \
+             user, the API and publishes without a key publish anew"
+        );
+        assert_eq!(publications, [1, 2, 3, 4, 5], "retries publish nothing");
+    });
 }

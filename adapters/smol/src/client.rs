@@ -74,8 +74,9 @@ impl Client {
     ///
     /// A `seed` of 0 in `config` (the default) is replaced with one drawn
     /// from the operating system, so that two clients never share frame
-    /// masks or reconnect jitter; any other seed is used as given, which
-    /// makes a run reproducible.
+    /// masks, reconnect jitter or idempotency keys (two sessions of one
+    /// user with the same keys would suppress each other's publications);
+    /// any other seed is used as given, which makes a run reproducible.
     pub fn connect(config: ClientConfig) -> Client {
         let (client, driver) = Client::start(config);
         smol::spawn(driver.run()).detach();

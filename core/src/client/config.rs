@@ -41,7 +41,10 @@ pub struct ClientConfig {
     /// Messages kept while not connected; one more makes `send` fail.
     pub offline_queue: usize,
     /// Seed of every random choice the session makes (frame masks, the
-    /// handshake key, reconnect jitter): same seed, same inputs, same outputs.
+    /// handshake key, reconnect jitter, idempotency keys): same seed, same
+    /// inputs, same outputs. Give every session its own: two sessions of
+    /// one user with the same seed publish with the same keys, and the
+    /// server takes the second session's publications for retries.
     pub seed: u64,
     /// Largest message accepted from the server, in bytes.
     pub max_payload: usize,

@@ -46,6 +46,16 @@ impl OfflineQueue {
         Ok(())
     }
 
+    /// Puts `items`, in their order, before everything queued: requests
+    /// that a dropped connection carried and that go out again first. They
+    /// were accepted once, so the bound does not refuse them; it counts them
+    /// against what is queued after them.
+    pub(crate) fn requeue(&mut self, items: impl DoubleEndedIterator<Item = Queued>) {
+        for item in items.rev() {
+            self.items.push_front(item);
+        }
+    }
+
     /// Forgets the message of a request that no longer needs sending (it
     /// timed out while waiting).
     pub(crate) fn remove_request(&mut self, number: u64) {
@@ -81,5 +91,15 @@ mod tests {
         let texts: Vec<String> = queue.drain().map(|queued| queued.text).collect();
         assert_eq!(texts, ["a", "c", "d"]);
         assert!(!queue.is_full());
+    }
+
+    #[test]
+    fn requeued_messages_go_first_even_past_capacity() {
+        let mut queue = OfflineQueue::new(1);
+        queue.push(item("c", None)).unwrap();
+        queue.requeue([item("a", Some(1)), item("b", Some(2))].into_iter());
+        assert!(queue.is_full());
+        let texts: Vec<String> = queue.drain().map(|queued| queued.text).collect();
+        assert_eq!(texts, ["a", "b", "c"]);
     }
 }

@@ -333,7 +333,7 @@ impl Pair {
                     config: &self.config,
                     now: self.now,
                 };
-                hub.publish_from_api(self.now, news(), payload, &mut outbox);
+                hub.publish_from_api(self.now, news(), payload, None, &mut outbox);
             }
             None => {
                 let request = StoreRequest::Publish {
@@ -341,7 +341,7 @@ impl Pair {
                     channel: news(),
                     payload,
                     sender: None,
-                    id: None,
+                    idempotency_key: None,
                 };
                 self.backplane.handle_request(self.now, request);
             }

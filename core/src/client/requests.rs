@@ -3,7 +3,8 @@
 //!
 //! Ids are `r1`, `r2`, ... from one counter that lives as long as the session,
 //! so an id is never reused, not even across reconnects: a late reply from an
-//! old connection can never resolve a newer request.
+//! old connection can never resolve a newer request. A request sent again
+//! after a reconnect (a publication) is the same request and keeps its id.
 
 use std::collections::BTreeMap;
 
@@ -27,10 +28,12 @@ pub(crate) struct Requests {
 }
 
 /// One request awaiting its reply.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Pending {
     deadline: Instant,
     stage: Stage,
+    /// The text to send again when the connection that carried it drops.
+    resend: Option<String>,
 }
 
 impl Requests {
@@ -41,9 +44,22 @@ impl Requests {
         self.last_id
     }
 
-    /// Records request `number` as awaiting a reply until `deadline`.
-    pub(crate) fn track(&mut self, number: u64, deadline: Instant, stage: Stage) {
-        self.pending.insert(number, Pending { deadline, stage });
+    /// Records request `number` as awaiting a reply until `deadline`; with
+    /// `resend`, a drop of the connection that carried it queues that text
+    /// again instead of failing it.
+    pub(crate) fn track(
+        &mut self,
+        number: u64,
+        deadline: Instant,
+        stage: Stage,
+        resend: Option<String>,
+    ) {
+        let pending = Pending {
+            deadline,
+            stage,
+            resend,
+        };
+        self.pending.insert(number, pending);
     }
 
     /// The id of request number `number`: `r` and the number.
@@ -89,6 +105,21 @@ impl Requests {
         self.take(|pending| pending.deadline <= now)
     }
 
+    /// Moves every request written to the connection that just dropped and
+    /// that may be sent again back to the queued stage; returns them with
+    /// their texts, in id order.
+    pub(crate) fn requeue_resendable(&mut self) -> Vec<(u64, String)> {
+        self.pending
+            .iter_mut()
+            .filter(|(_, pending)| pending.stage == Stage::InFlight)
+            .filter_map(|(number, pending)| {
+                let text = pending.resend.clone()?;
+                pending.stage = Stage::Queued;
+                Some((*number, text))
+            })
+            .collect()
+    }
+
     /// Removes and returns, in id order, every request written to the
     /// connection that just dropped.
     pub(crate) fn drop_in_flight(&mut self) -> Vec<u64> {
@@ -126,7 +157,7 @@ mod tests {
 
     fn insert(requests: &mut Requests, deadline: Instant, stage: Stage) -> u64 {
         let number = requests.next_number();
-        requests.track(number, deadline, stage);
+        requests.track(number, deadline, stage, None);
         number
     }
 
@@ -168,5 +199,19 @@ mod tests {
         requests.mark_in_flight(sent);
         assert_eq!(requests.drop_in_flight(), [sent]);
         assert_eq!(requests.drain(), [queued]);
+    }
+
+    #[test]
+    fn a_drop_requeues_what_may_be_sent_again() {
+        let mut requests = Requests::default();
+        let deadline = Instant::from_millis(10);
+        let plain = insert(&mut requests, deadline, Stage::InFlight);
+        let resendable = requests.next_number();
+        requests.track(resendable, deadline, Stage::InFlight, Some("p".into()));
+        let queued = requests.next_number();
+        requests.track(queued, deadline, Stage::Queued, Some("q".into()));
+        assert_eq!(requests.requeue_resendable(), [(resendable, "p".into())]);
+        assert_eq!(requests.drop_in_flight(), [plain]);
+        assert_eq!(requests.drain(), [resendable, queued]);
     }
 }

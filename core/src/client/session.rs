@@ -64,6 +64,14 @@
 //! - Requests waiting in the offline queue survive a dropped connection (they
 //!   were never sent); only those written to the lost connection fail. A
 //!   request that times out while queued is taken out of the queue.
+//! - Publications are the exception: every `publish` carries an
+//!   `idempotency_key` (32 hex digits drawn from the session's generator,
+//!   one per publication), so one written to a connection that drops goes
+//!   back to the front of the offline queue and is sent again, with the
+//!   same key and id, after the next `auth_ack`, until its deadline. The
+//!   server publishes it at most once and answers the retry with the
+//!   original offset. A `publish` made with `request` is retried the same
+//!   way when it carries a key, and fails with the connection when not.
 //! - Server messages that do not parse are ignored: newer servers may add
 //!   message types, and PROTOCOL.md asks peers to ignore what they do not
 //!   know.
@@ -87,8 +95,8 @@ use super::wire::{self, Incoming, Link, LinkError};
 use crate::backoff::RetrySchedule;
 use crate::close::{CloseCode, CloseReason};
 use crate::envelope::{
-    Channel, ClientMessage, ErrorCode, Position, RequestId, ServerMessage, encode_client_message,
-    parse_server_message,
+    Channel, ClientMessage, ErrorCode, IdempotencyKey, Position, RequestId, ServerMessage,
+    encode_client_message, parse_server_message,
 };
 use crate::frame::Message;
 use crate::http::HandshakeError;
@@ -321,7 +329,9 @@ impl ClientSession {
     }
 
     /// Publishes `payload` on `channel` as a request with the configured
-    /// `request_timeout`; the `ack` (with the offset) settles it.
+    /// `request_timeout`; the `ack` (with the offset) settles it. The
+    /// publication gets a fresh random `idempotency_key`, which it keeps
+    /// when a reconnect makes the session send it again.
     pub fn publish(
         &mut self,
         now: Instant,
@@ -330,6 +340,7 @@ impl ClientSession {
     ) -> Result<RequestId, SendError> {
         let message = ClientMessage::Publish {
             id: None,
+            idempotency_key: Some(self.new_idempotency_key()),
             channel,
             payload,
         };
@@ -356,7 +367,8 @@ impl ClientSession {
     /// Sends `message` with a fresh id (`r1`, `r2`, ...), and settles it with
     /// [`Event::RequestDone`]: the reply carrying that id, the server's
     /// `error`, a timeout at exactly `now + timeout`, or the loss of the
-    /// connection that carried it.
+    /// connection that carried it (unless it is a `publish` with an
+    /// `idempotency_key`, which is sent again after the next `auth_ack`).
     pub fn request(
         &mut self,
         now: Instant,
@@ -373,7 +385,9 @@ impl ClientSession {
         }
         let number = self.requests.next_number();
         let id = Requests::id(number);
+        let resend = is_resendable(&message);
         let text = encode_client_message(&with_id(message, id.clone()));
+        let resend = resend.then(|| text.clone());
         let stage = if connected {
             self.write_text(&text);
             Stage::InFlight
@@ -386,7 +400,7 @@ impl ClientSession {
                 .map_err(|_| SendError::QueueFull)?;
             Stage::Queued
         };
-        self.requests.track(number, now + timeout, stage);
+        self.requests.track(number, now + timeout, stage, resend);
         self.sync_request_timer();
         Ok(id)
     }
@@ -449,6 +463,7 @@ impl ClientSession {
         if let State::Upgrading(link) = mem::replace(&mut self.state, State::Closed) {
             self.state = State::Authenticating(link);
             let auth = ClientMessage::Auth {
+                id: None,
                 token: self.config.token.clone(),
             };
             self.write_message(&auth);
@@ -659,7 +674,8 @@ impl ClientSession {
         }
     }
 
-    /// The current connection (or attempt) is over, for `reason`. Fails the
+    /// The current connection (or attempt) is over, for `reason`. Puts the
+    /// publications it carried back in the offline queue and fails the other
     /// requests it carried, then schedules the next dial when `retry` allows
     /// and the schedule has attempts left, or closes the session for good.
     fn lose(&mut self, now: Instant, reason: CloseReason, retry: bool) {
@@ -671,6 +687,12 @@ impl ClientSession {
             reason,
             will_reconnect: delay.is_some(),
         });
+        let resent = self.requests.requeue_resendable();
+        self.offline
+            .requeue(resent.into_iter().map(|(number, text)| Queued {
+                text,
+                request: Some(number),
+            }));
         for number in self.requests.drop_in_flight() {
             self.push_done(number, Err(RequestError::Disconnected));
         }
@@ -701,6 +723,15 @@ impl ClientSession {
             channel,
             since,
         });
+    }
+
+    /// A fresh idempotency key: 128 bits from the session's generator, as 32
+    /// hex digits. Sessions with different seeds never share keys in
+    /// practice, so two sessions of one user never suppress each other's
+    /// publications.
+    fn new_idempotency_key(&mut self) -> IdempotencyKey {
+        let key = format!("{:016x}{:016x}", self.rng.u64(..), self.rng.u64(..));
+        IdempotencyKey::new(key).expect("32 hex digits are a valid key")
     }
 
     fn push_done(&mut self, number: u64, result: Result<ServerMessage, RequestError>) {
@@ -774,20 +805,37 @@ fn can_carry_id(message: &ClientMessage) -> bool {
     !matches!(message, ClientMessage::Auth { .. })
 }
 
+/// Whether `message` may be sent again after the connection that carried
+/// it dropped: a `publish` whose `idempotency_key` makes a second copy
+/// harmless.
+fn is_resendable(message: &ClientMessage) -> bool {
+    matches!(
+        message,
+        ClientMessage::Publish {
+            idempotency_key: Some(_),
+            ..
+        }
+    )
+}
+
 /// `message` with its `id` set to `id`; `auth` is returned unchanged.
 fn with_id(message: ClientMessage, id: RequestId) -> ClientMessage {
     let id = Some(id);
     match message {
-        ClientMessage::Auth { token } => ClientMessage::Auth { token },
+        auth @ ClientMessage::Auth { .. } => auth,
         ClientMessage::Ping { .. } => ClientMessage::Ping { id },
         ClientMessage::Subscribe { channel, since, .. } => {
             ClientMessage::Subscribe { id, channel, since }
         }
         ClientMessage::Unsubscribe { channel, .. } => ClientMessage::Unsubscribe { id, channel },
         ClientMessage::Publish {
-            channel, payload, ..
+            idempotency_key,
+            channel,
+            payload,
+            ..
         } => ClientMessage::Publish {
             id,
+            idempotency_key,
             channel,
             payload,
         },

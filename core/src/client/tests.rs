@@ -224,6 +224,14 @@ impl Harness {
         self.pump();
         std::mem::take(&mut self.received)
     }
+
+    /// Publishes once and gives the key that went out.
+    fn publish_keys(&mut self) -> Vec<String> {
+        self.client
+            .publish(self.now, channel("news"), raw("0"))
+            .unwrap();
+        idempotency_keys(&self.take_received())
+    }
 }
 
 /// One line per event, exact enough to compare whole traces.
@@ -569,7 +577,7 @@ fn requests_get_unique_ids_and_settle_with_their_reply_or_error() {
         .unwrap();
     assert_eq!((ping.as_str(), publish.as_str()), ("r1", "r2"));
     assert_eq!(
-        h.take_received(),
+        without_keys(h.take_received()),
         [
             r#"{"type":"ping","id":"r1"}"#,
             r#"{"type":"publish","id":"r2","channel":"news","payload":[1]}"#
@@ -593,8 +601,14 @@ fn requests_get_unique_ids_and_settle_with_their_reply_or_error() {
         "settled requests leave no deadline"
     );
     assert_eq!(
-        h.client
-            .request(h.now, ClientMessage::Auth { token: "t".into() }, secs(1)),
+        h.client.request(
+            h.now,
+            ClientMessage::Auth {
+                id: None,
+                token: "t".into()
+            },
+            secs(1)
+        ),
         Err(SendError::NotARequest)
     );
 }
@@ -627,7 +641,13 @@ fn a_drop_fails_every_request_it_carried_at_once_but_not_queued_ones() {
         .client
         .request(h.now, ClientMessage::Ping { id: None }, secs(10))
         .unwrap();
-    let b = h.client.publish(h.now, channel("news"), raw("2")).unwrap();
+    let unkeyed = ClientMessage::Publish {
+        id: None,
+        idempotency_key: None,
+        channel: channel("news"),
+        payload: raw("2"),
+    };
+    let b = h.client.request(h.now, unkeyed, secs(10)).unwrap();
     h.now = T0 + secs(2);
     h.drop_transport();
     let log = h.take_log();
@@ -637,7 +657,8 @@ fn a_drop_fails_every_request_it_carried_at_once_but_not_queued_ones() {
             "disconnected 1006 connection lost reconnect=true".to_owned(),
             format!("done {a} failed: connection dropped"),
             format!("done {b} failed: connection dropped"),
-        ]
+        ],
+        "a publish without an idempotency key is not sent twice"
     );
     let queued = h
         .client
@@ -653,6 +674,89 @@ fn a_drop_fails_every_request_it_carried_at_once_but_not_queued_ones() {
         h.take_log().last().unwrap(),
         r#"done r3 {"type":"pong","id":"r3"}"#
     );
+}
+
+/// The `idempotency_key` of each publish in `received`, in order.
+fn idempotency_keys(received: &[String]) -> Vec<String> {
+    received
+        .iter()
+        .filter_map(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        .filter(|message| message["type"] == "publish")
+        .map(|message| {
+            let key = message["idempotency_key"]
+                .as_str()
+                .expect("a publish has a key");
+            key.to_owned()
+        })
+        .collect()
+}
+
+/// `received` with every publish's `idempotency_key` taken out, so the
+/// rest can be compared as text.
+fn without_keys(received: Vec<String>) -> Vec<String> {
+    const FIELD: &str = r#","idempotency_key":""#;
+    received
+        .into_iter()
+        .map(|text| match text.find(FIELD) {
+            Some(start) => {
+                let value = start + FIELD.len();
+                let end = value + text[value..].find('"').expect("a closing quote");
+                format!("{}{}", &text[..start], &text[end + 1..])
+            }
+            None => text,
+        })
+        .collect()
+}
+
+#[test]
+fn a_publication_keeps_its_idempotency_key_when_sent_again_after_a_reconnect() {
+    let mut h = Harness::open(config());
+    let first = h.client.publish(h.now, channel("news"), raw("1")).unwrap();
+    let second = h.client.publish(h.now, channel("news"), raw("2")).unwrap();
+    let keys = idempotency_keys(&h.take_received());
+    assert_eq!(keys.len(), 2);
+    assert_ne!(keys[0], keys[1], "each publication has a key of its own");
+    assert!(
+        keys.iter()
+            .all(|key| key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())),
+        "128 random bits: {keys:?}"
+    );
+
+    h.server_send(&format!(r#"{{"type":"ack","id":"{first}","offset":1}}"#));
+    h.drop_transport();
+    assert_eq!(
+        h.take_log(),
+        [
+            format!(r#"done {first} {{"type":"ack","id":"{first}","offset":1}}"#),
+            "disconnected 1006 connection lost reconnect=true".to_owned(),
+            "reconnecting #1 in 1.39570574s".to_owned(),
+        ],
+        "the unanswered publication does not fail with the connection"
+    );
+    h.step();
+    h.connect_and_auth();
+    let resent = h.take_received();
+    assert_eq!(
+        idempotency_keys(&resent),
+        keys[1..],
+        "only the unanswered one goes out again, with its key"
+    );
+    assert_eq!(
+        without_keys(resent)[2],
+        format!(r#"{{"type":"publish","id":"{second}","channel":"news","payload":2}}"#)
+    );
+    h.server_send(&format!(r#"{{"type":"ack","id":"{second}","offset":2}}"#));
+    assert_eq!(
+        h.take_log().last().unwrap(),
+        &format!(r#"done {second} {{"type":"ack","id":"{second}","offset":2}}"#)
+    );
+
+    let third = Harness::open(ClientConfig {
+        seed: 8,
+        ..config()
+    })
+    .publish_keys();
+    assert!(!keys.contains(&third[0]), "another session, other keys");
 }
 
 #[test]
@@ -719,7 +823,7 @@ fn the_offline_queue_keeps_order_goes_out_after_resubscriptions_and_is_bounded()
     );
     h.connect_and_auth();
     assert_eq!(
-        h.take_received(),
+        without_keys(h.take_received()),
         [
             "GET /ws HTTP/1.1",
             r#"{"type":"auth","token":"secret"}"#,

@@ -341,10 +341,65 @@ fn a_thirty_third_message_before_the_verdict_closes_1008() {
 }
 
 #[test]
-fn a_second_auth_is_an_invalid_message() {
+fn a_second_auth_is_an_invalid_message_answered_with_its_id() {
     let mut h = Harness::authenticated(config());
     h.send(&text(r#"{"type":"auth","token":"t"}"#));
-    assert_eq!(h.error_codes(), vec![(ErrorCode::InvalidMessage, None)]);
+    h.send(&text(r#"{"type":"auth","token":"t","id":"a2"}"#));
+    assert_eq!(
+        h.error_codes(),
+        vec![
+            (ErrorCode::InvalidMessage, None),
+            (ErrorCode::InvalidMessage, Some("a2".into()))
+        ]
+    );
+}
+
+/// The close a connection gets when its token proves `user`.
+fn verdict_for_user(user: &str) -> Option<(CloseCode, String)> {
+    let mut h = Harness::upgraded(config());
+    h.send(&text(r#"{"type":"auth","token":"t"}"#));
+    h.accept(user);
+    h.close_received()
+}
+
+#[test]
+fn a_user_id_that_cannot_name_its_private_channel_is_refused_4003() {
+    let longest = "u".repeat(123);
+    for user in ["alice", "a-b_c.d@example.com", "team/x:1", longest.as_str()] {
+        assert_eq!(verdict_for_user(user), None, "{user:?} is accepted");
+    }
+    let too_long = "u".repeat(124);
+    let refused = [
+        "",
+        "jane doe",
+        "a+b",
+        "é",
+        "zero\u{200b}width",
+        "\u{202e}evil",
+        "tab\tbed",
+        too_long.as_str(),
+    ];
+    for user in refused {
+        assert_eq!(
+            verdict_for_user(user),
+            Some((CloseCode::FORBIDDEN, "invalid user id".into())),
+            "{user:?} is refused"
+        );
+    }
+    let mut h = Harness::upgraded(config());
+    h.send(&text(r#"{"type":"auth","token":"t"}"#));
+    h.send(&text(r#"{"type":"subscribe","channel":"chat"}"#));
+    h.accept("a b");
+    assert_eq!(
+        h.closed_event(),
+        Some((CloseCode::FORBIDDEN, ClosedBy::Server))
+    );
+    assert!(
+        !h.events
+            .iter()
+            .any(|e| matches!(e, Event::Authenticated | Event::Request(_))),
+        "the hub never hears of the connection"
+    );
 }
 
 // ---- heartbeat -------------------------------------------------------------

@@ -223,7 +223,10 @@ impl World {
                     0 => ClientMessage::Ping { id: None },
                     1 => ClientMessage::Presence { id: None, channel },
                     2 => ClientMessage::Unsubscribe { id: None, channel },
-                    _ => ClientMessage::Auth { token: "t".into() },
+                    _ => ClientMessage::Auth {
+                        id: None,
+                        token: "t".into(),
+                    },
                 };
                 let is_auth = matches!(message, ClientMessage::Auth { .. });
                 let timeout = Duration::from_millis(u64::from(*timeout).max(1));
@@ -236,6 +239,7 @@ impl World {
             Op::Send(channel) => self.command(|s| {
                 s.send(ClientMessage::Publish {
                     id: None,
+                    idempotency_key: None,
                     channel: channel_at(*channel),
                     payload: payload_of(0),
                 })

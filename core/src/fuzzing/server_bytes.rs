@@ -127,7 +127,10 @@ impl Run {
         let mut server = Server::new(config.clone(), "fz");
         let conn = server.accept(now).expect("an empty node accepts");
         let mut hello = peer::upgrade_request();
-        hello.extend_from_slice(&peer::text(&ClientMessage::Auth { token: "t".into() }));
+        hello.extend_from_slice(&peer::text(&ClientMessage::Auth {
+            id: None,
+            token: "t".into(),
+        }));
         hello.extend_from_slice(&peer::text(&ClientMessage::Subscribe {
             id: None,
             channel: Channel::new(CHANNEL).expect("a valid name"),

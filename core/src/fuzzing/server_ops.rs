@@ -33,7 +33,7 @@ use serde_json::value::RawValue;
 use super::peer::{self, Received, ServerReader};
 use crate::config::ServerConfig;
 use crate::connection::AuthVerdict;
-use crate::envelope::{Channel, ClientMessage, Position, RequestId, ServerMessage};
+use crate::envelope::{Channel, ClientMessage, IdempotencyKey, Position, RequestId, ServerMessage};
 use crate::frame::{Opcode, encode_frame};
 use crate::ids::ConnId;
 use crate::server::{Server, ServerEvent};
@@ -100,13 +100,14 @@ pub enum Action {
         /// Which channel.
         channel: u8,
     },
-    /// Publishes, with a fresh id or retrying the last acknowledged one.
+    /// Publishes, with a fresh idempotency key or retrying the last
+    /// acknowledged publication with its key; always with a fresh id.
     Publish {
         /// Which channel.
         channel: u8,
         /// A number that becomes the payload.
         payload: u8,
-        /// Reuse the id of the last acknowledged publish.
+        /// Reuse the idempotency key of the last acknowledged publish.
         retry: bool,
     },
     /// Asks for presence.
@@ -200,7 +201,8 @@ struct Client {
     /// Requests without a reply yet, by id.
     pending: BTreeMap<String, Request>,
     channels: BTreeMap<String, Subscription>,
-    /// The last acknowledged publish: id, channel, offset, when it was sent.
+    /// The last acknowledged publish: idempotency key, channel, offset,
+    /// when it was sent.
     last_ack: Option<(String, String, u64, Instant)>,
 }
 
@@ -217,6 +219,7 @@ enum Request {
     },
     Publish {
         channel: String,
+        key: String,
         expect: Option<u64>,
         sent: Instant,
     },
@@ -308,7 +311,10 @@ impl Node {
             return;
         }
         let bytes = match action {
-            Action::Auth => peer::text(&ClientMessage::Auth { token: "t".into() }),
+            Action::Auth => peer::text(&ClientMessage::Auth {
+                id: None,
+                token: "t".into(),
+            }),
             Action::AppPing => {
                 let id = self.request(index, Request::Ping);
                 peer::text(&ClientMessage::Ping { id: Some(id) })
@@ -390,27 +396,23 @@ impl Node {
         let retried = client.last_ack.clone().filter(|(_, acked_on, _, sent)| {
             retry && acked_on == channel && self.now < *sent + window
         });
-        let (id, expect) = match retried {
-            Some((id, _, offset, _)) => (id, Some(offset)),
-            None => {
-                self.next_request += 1;
-                (format!("q{}", self.next_request), None)
-            }
+        self.next_request += 1;
+        let (key, expect) = match retried {
+            Some((key, _, offset, _)) => (key, Some(offset)),
+            None => (format!("k{}", self.next_request), None),
         };
+        let id = format!("q{}", self.next_request);
         let request = Request::Publish {
             channel: channel.to_owned(),
+            key: key.clone(),
             expect,
             sent: self.now,
         };
-        // A retried id is a new request with an old id; retried while its
-        // twin is unanswered, the two replies cannot be told apart, so the
-        // connection's replies are no longer accounted for.
-        if client.pending.insert(id.clone(), request).is_some() {
-            client.tainted = true;
-        }
+        client.pending.insert(id.clone(), request);
         let payload = RawValue::from_string(format!(r#"{{"n":{payload}}}"#)).expect("JSON");
         peer::text(&ClientMessage::Publish {
             id: Some(RequestId::new(id).expect("a short id")),
+            idempotency_key: Some(IdempotencyKey::new(key).expect("a short key")),
             channel: channel_named(channel),
             payload,
         })
@@ -479,9 +481,10 @@ impl Node {
                 client.refused(&channel);
             }
             (
-                ServerMessage::Ack { id, offset },
+                ServerMessage::Ack { offset, .. },
                 Some(Request::Publish {
                     channel,
+                    key,
                     expect,
                     sent,
                 }),
@@ -489,7 +492,7 @@ impl Node {
                 if let Some(first) = expect {
                     assert_eq!(offset, first, "a retried publish got a new offset");
                 }
-                client.last_ack = Some((id.as_str().to_owned(), channel, offset, sent));
+                client.last_ack = Some((key, channel, offset, sent));
             }
             (ServerMessage::Unsubscribed { .. }, Some(Request::Unsubscribe { channel })) => {
                 client.channel(&channel).active = false;

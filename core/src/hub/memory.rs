@@ -7,7 +7,7 @@
 //!
 //! Per channel it keeps an epoch, the last offset, the last `history_size`
 //! publication frames (each until `history_ttl` after it was published), the
-//! ids recently published by each user (each for `idempotency_window`) and
+//! idempotency keys of each publisher (each for `idempotency_window`) and
 //! the number of connections of each present user. A channel with no present
 //! user, no history and no idempotency record is forgotten; the next use
 //! starts it again under a new epoch, which is exactly when its history was
@@ -38,7 +38,7 @@ use serde_json::value::RawValue;
 use super::history_index::HistoryIndex;
 use super::store::{Member, StoreEvent, StoreRequest};
 use crate::config::ServerConfig;
-use crate::envelope::{Channel, Position, RequestId, encode_publication};
+use crate::envelope::{Channel, IdempotencyKey, Position, encode_publication};
 use crate::frame::text_frame;
 use crate::time::Instant;
 
@@ -67,8 +67,8 @@ struct StoredChannel {
     epoch: String,
     offset: u64,
     history: VecDeque<Stored>,
-    retries: BTreeMap<(String, RequestId), Retry>,
-    retry_order: VecDeque<(Instant, (String, RequestId))>,
+    retries: BTreeMap<RetryKey, Retry>,
+    retry_order: VecDeque<(Instant, RetryKey)>,
     members: BTreeMap<String, usize>,
 }
 
@@ -79,6 +79,10 @@ struct Stored {
     offset: u64,
     frame: Bytes,
 }
+
+/// An idempotency key in its scope: the publishing user, or `None` for the
+/// HTTP API.
+type RetryKey = (Option<String>, IdempotencyKey);
 
 #[derive(Debug)]
 struct Retry {
@@ -120,13 +124,10 @@ impl MemoryStore {
                 channel,
                 payload,
                 sender,
-                id,
+                idempotency_key,
             } => {
                 self.prune(&channel, now);
-                let retry_key = match (&sender, id) {
-                    (Some(user), Some(id)) => Some((user.clone(), id)),
-                    _ => None,
-                };
+                let retry_key = idempotency_key.map(|key| (sender.clone(), key));
                 let offset = match self.retried_offset(&channel, retry_key.as_ref(), now) {
                     Some(offset) => offset,
                     None => self.publish(now, &channel, &payload, sender.as_deref(), retry_key),
@@ -272,7 +273,7 @@ impl MemoryStore {
         channel: &Channel,
         payload: &RawValue,
         sender: Option<&str>,
-        retry_key: Option<(String, RequestId)>,
+        retry_key: Option<RetryKey>,
     ) -> u64 {
         let retry_expires = now + self.idempotency_window;
         let stored = self.channel_mut(channel);
@@ -425,12 +426,12 @@ impl MemoryStore {
         self.events.push_back(event);
     }
 
-    /// The offset of an earlier publication with the same user and id that
-    /// is still within the idempotency window.
+    /// The offset of an earlier publication with the same key in the same
+    /// scope that is still within the idempotency window.
     fn retried_offset(
         &self,
         channel: &Channel,
-        key: Option<&(String, RequestId)>,
+        key: Option<&RetryKey>,
         now: Instant,
     ) -> Option<u64> {
         let retry = self.channels.get(channel)?.retries.get(key?)?;

@@ -92,7 +92,8 @@ use self::replies::Replies;
 pub use self::store::{Member, Refusal, StoreEvent, StoreRequest, Ticket};
 use crate::config::ServerConfig;
 use crate::envelope::{
-    Channel, ClientMessage, ErrorCode, Position, RequestId, ServerMessage, encode_server_message,
+    Channel, ClientMessage, ErrorCode, IdempotencyKey, Position, RequestId, ServerMessage,
+    encode_server_message,
 };
 use crate::frame::text_frame;
 use crate::ids::ConnId;
@@ -268,9 +269,17 @@ impl Hub {
             }
             ClientMessage::Publish {
                 id,
+                idempotency_key,
                 channel,
                 payload,
-            } => self.handle_publish(now, conn, id, channel, payload, outbox),
+            } => {
+                let publication = Publication {
+                    channel,
+                    payload,
+                    idempotency_key,
+                };
+                self.handle_publish(now, conn, id, publication, outbox);
+            }
             ClientMessage::Presence { id, channel } => {
                 self.handle_presence(now, conn, id, channel, outbox);
             }
@@ -291,12 +300,17 @@ impl Hub {
     }
 
     /// A publication from the HTTP API: no `sender`, allowed on private
-    /// `user:` channels (that is how backends notify one user).
+    /// `user:` channels (that is how backends notify one user). An
+    /// `idempotency_key` the API already published with on the channel
+    /// within the idempotency window gets the original offset back and
+    /// publishes nothing; the API's keys are a scope of their own, apart
+    /// from every user's.
     pub fn publish_from_api(
         &mut self,
         now: Instant,
         channel: Channel,
         payload: Box<RawValue>,
+        idempotency_key: Option<IdempotencyKey>,
         outbox: &mut impl Outbox,
     ) -> ApiPublish {
         if !self.is_store_up() {
@@ -308,7 +322,7 @@ impl Hub {
             channel,
             payload,
             sender: None,
-            id: None,
+            idempotency_key,
         };
         self.request(now, request, outbox);
         match self.api_published.iter().position(|(t, _)| *t == ticket) {
@@ -697,13 +711,12 @@ impl Hub {
         now: Instant,
         conn: ConnId,
         id: Option<RequestId>,
-        channel: Channel,
-        payload: Box<RawValue>,
+        publication: Publication,
         outbox: &mut impl Outbox,
     ) {
         let up = self.is_store_up();
         let state = self.conns.get_mut(&conn).expect("checked by the caller");
-        if channel.private_user().is_some() {
+        if publication.channel.private_user().is_some() {
             let error = error_frame(
                 id,
                 ErrorCode::Forbidden,
@@ -716,7 +729,7 @@ impl Hub {
             return state.replies.send(conn, error, outbox);
         }
         let sender = Some(state.user.clone());
-        let ticket = id.clone().map(|id| {
+        let ticket = id.map(|id| {
             let ticket = self.issue_ticket(Waiter::Conn { conn, id: Some(id) });
             if let Some(state) = self.conns.get_mut(&conn) {
                 state.replies.wait(ticket);
@@ -725,10 +738,10 @@ impl Hub {
         });
         let request = StoreRequest::Publish {
             ticket,
-            channel,
-            payload,
+            channel: publication.channel,
+            payload: publication.payload,
             sender,
-            id,
+            idempotency_key: publication.idempotency_key,
         };
         self.request(now, request, outbox);
     }
@@ -1101,6 +1114,13 @@ impl Hub {
             }
         }
     }
+}
+
+/// What a client's `publish` asks to publish, apart from its request id.
+struct Publication {
+    channel: Channel,
+    payload: Box<RawValue>,
+    idempotency_key: Option<IdempotencyKey>,
 }
 
 /// The message of every `UNAVAILABLE` error.

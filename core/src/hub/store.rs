@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
-use crate::envelope::{Channel, Position, RequestId};
+use crate::envelope::{Channel, IdempotencyKey, Position};
 
 /// Names a request that awaits exactly one answer from the store, so the hub
 /// can route the answer to whoever asked. Never reused within a hub.
@@ -41,8 +41,9 @@ pub enum StoreRequest {
     /// Assign the channel's next offset to a publication, keep it in the
     /// history, and deliver it to every node as a
     /// [`StoreEvent::Publication`]. With a ticket, answer
-    /// [`StoreEvent::Published`]. When `sender` and `id` are both given and
-    /// that user already published that id on the channel within the
+    /// [`StoreEvent::Published`]. When `idempotency_key` is given and the
+    /// same publisher (the `sender`, or the HTTP API when there is none)
+    /// already published with that key on the channel within the
     /// idempotency window, publish nothing and answer with the original
     /// offset.
     Publish {
@@ -54,8 +55,9 @@ pub enum StoreRequest {
         payload: Box<RawValue>,
         /// The publishing user; `None` for the HTTP API.
         sender: Option<String>,
-        /// The client's request id, which makes a retry recognisable.
-        id: Option<RequestId>,
+        /// The publisher's idempotency key, which makes a retry
+        /// recognisable.
+        idempotency_key: Option<IdempotencyKey>,
     },
     /// Answer [`StoreEvent::Subscribed`] for a new or repeated subscription:
     /// the channel's epoch and offset, the replay after `since` and the

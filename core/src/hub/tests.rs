@@ -103,8 +103,13 @@ impl Harness {
     }
 
     fn api(&mut self, channel_name: &str, payload: &str) -> ApiPublish {
-        self.hub
-            .publish_from_api(self.now, channel(channel_name), raw(payload), &mut self.out)
+        self.hub.publish_from_api(
+            self.now,
+            channel(channel_name),
+            raw(payload),
+            None,
+            &mut self.out,
+        )
     }
 
     fn disconnect(&mut self, conn: ConnId) {
@@ -530,7 +535,50 @@ fn history_expires_at_exactly_its_ttl() {
 }
 
 #[test]
-fn a_retried_publish_gets_the_original_ack_and_is_not_delivered_again() {
+fn two_publishes_with_the_same_request_id_from_one_user_are_both_published() {
+    let mut h = Harness::new(ServerConfig::default());
+    let first = h.connect(1, "alice");
+    let second = h.connect(2, "alice");
+    let watcher = h.connect(3, "watcher");
+    h.send(watcher, r#"{"type":"subscribe","channel":"chat"}"#);
+    h.take();
+
+    h.send(
+        first,
+        r#"{"type":"publish","id":"r1","channel":"chat","payload":"a"}"#,
+    );
+    h.now = T0 + Duration::from_millis(300);
+    h.send(
+        second,
+        r#"{"type":"publish","id":"r1","channel":"chat","payload":"b"}"#,
+    );
+    h.send(
+        second,
+        r#"{"type":"publish","id":"r1","channel":"chat","payload":"c"}"#,
+    );
+    let message = |payload: &str, offset: u64| {
+        server(&format!(
+            r#"{{"type":"message","channel":"chat","payload":"{payload}","sender":"alice","offset":{offset}}}"#
+        ))
+    };
+    let ack = |offset: u64| server(&format!(r#"{{"type":"ack","id":"r1","offset":{offset}}}"#));
+    assert_eq!(
+        h.take(),
+        [
+            (watcher, message("a", 1)),
+            (first, ack(1)),
+            (watcher, message("b", 2)),
+            (second, ack(2)),
+            (watcher, message("c", 3)),
+            (second, ack(3)),
+        ],
+        "a request id only correlates the reply: two sessions (or one \
+         session reusing an id) publish twice"
+    );
+}
+
+#[test]
+fn a_repeated_idempotency_key_gets_the_original_ack_and_is_not_delivered_again() {
     let mut h = Harness::new(ServerConfig::default());
     let alice = h.connect(1, "alice");
     let watcher = h.connect(2, "watcher");
@@ -539,7 +587,7 @@ fn a_retried_publish_gets_the_original_ack_and_is_not_delivered_again() {
 
     h.send(
         alice,
-        r#"{"type":"publish","id":"p1","channel":"chat","payload":1}"#,
+        r#"{"type":"publish","id":"r1","idempotency_key":"k1","channel":"chat","payload":1}"#,
     );
     assert_eq!(h.take().len(), 2, "delivered once, acknowledged once");
 
@@ -548,29 +596,35 @@ fn a_retried_publish_gets_the_original_ack_and_is_not_delivered_again() {
     h.now = T0 + Duration::from_millis(59_999);
     h.send(
         alice,
-        r#"{"type":"publish","id":"p1","channel":"chat","payload":1}"#,
+        r#"{"type":"publish","id":"r7","idempotency_key":"k1","channel":"chat","payload":1}"#,
     );
     assert_eq!(
         h.take(),
-        sent_to(alice, &[r#"{"type":"ack","id":"p1","offset":1}"#]),
-        "a retry after a reconnect, within the window"
+        sent_to(alice, &[r#"{"type":"ack","id":"r7","offset":1}"#]),
+        "a retry after a reconnect, within the window: the original offset, \
+         under the retry's own request id"
     );
+    h.send(
+        alice,
+        r#"{"type":"publish","idempotency_key":"k1","channel":"chat","payload":1}"#,
+    );
+    assert_eq!(h.take(), [], "a retry without an id: nothing at all");
 
     let bob = h.connect(4, "bob");
     h.send(
         bob,
-        r#"{"type":"publish","id":"p1","channel":"chat","payload":1}"#,
+        r#"{"type":"publish","id":"r1","idempotency_key":"k1","channel":"chat","payload":1}"#,
     );
     assert_eq!(
         h.take_for(bob),
-        [server(r#"{"type":"ack","id":"p1","offset":2}"#)],
-        "another user's id is another publication"
+        [server(r#"{"type":"ack","id":"r1","offset":2}"#)],
+        "another user's key is another publication"
     );
 
     h.now = T0 + Duration::from_secs(60);
     h.send(
         alice,
-        r#"{"type":"publish","id":"p1","channel":"chat","payload":1}"#,
+        r#"{"type":"publish","id":"r8","idempotency_key":"k1","channel":"chat","payload":1}"#,
     );
     let delivered = h.take();
     assert_eq!(
@@ -582,9 +636,38 @@ fn a_retried_publish_gets_the_original_ack_and_is_not_delivered_again() {
                     r#"{"type":"message","channel":"chat","payload":1,"sender":"alice","offset":3}"#
                 )
             ),
-            (alice, server(r#"{"type":"ack","id":"p1","offset":3}"#)),
+            (alice, server(r#"{"type":"ack","id":"r8","offset":3}"#)),
         ],
         "the window is over at exactly 60 s"
+    );
+}
+
+#[test]
+fn the_http_api_has_an_idempotency_scope_of_its_own() {
+    let mut h = Harness::new(ServerConfig::default());
+    let alice = h.connect(1, "alice");
+    h.send(alice, r#"{"type":"subscribe","channel":"news"}"#);
+    h.take();
+
+    let key = || Some(IdempotencyKey::new("k1").unwrap());
+    let published = h
+        .hub
+        .publish_from_api(h.now, channel("news"), raw("1"), key(), &mut h.out);
+    assert_eq!(published, ApiPublish::Published { offset: 1 });
+    let retried = h
+        .hub
+        .publish_from_api(h.now, channel("news"), raw("1"), key(), &mut h.out);
+    assert_eq!(retried, ApiPublish::Published { offset: 1 }, "a retry");
+    assert_eq!(h.take().len(), 1, "delivered once");
+
+    h.send(
+        alice,
+        r#"{"type":"publish","id":"r1","idempotency_key":"k1","channel":"news","payload":2}"#,
+    );
+    assert_eq!(
+        h.take_for(alice).last(),
+        Some(&server(r#"{"type":"ack","id":"r1","offset":2}"#)),
+        "a user's key is not the API's"
     );
 }
 
@@ -697,7 +780,7 @@ fn an_external_store_answers_later_and_replies_keep_request_order() {
         channel: channel("chat"),
         payload: raw("0"),
         sender: Some("bob".into()),
-        id: None,
+        idempotency_key: None,
     };
     store.handle_request(T0, other_node);
 
@@ -719,7 +802,7 @@ fn an_external_store_answers_later_and_replies_keep_request_order() {
         client(r#"{"type":"unsubscribe","id":"u","channel":"other"}"#),
         &mut out,
     );
-    let api = hub.publish_from_api(T0, channel("chat"), raw("2"), &mut out);
+    let api = hub.publish_from_api(T0, channel("chat"), raw("2"), None, &mut out);
     let ApiPublish::Pending { ticket } = api else {
         panic!("the store has not answered: {api:?}");
     };
@@ -764,7 +847,8 @@ fn an_external_store_answers_later_and_replies_keep_request_order() {
 struct ModelChannel {
     offset: u64,
     epoch: Option<String>,
-    retries: BTreeMap<(String, String), u64>,
+    /// Offsets by idempotency scope (a user, `None` for the API) and key.
+    retries: BTreeMap<(Option<String>, String), u64>,
 }
 
 /// A plain model of the hub and its memory store, with no time passing.
@@ -798,9 +882,11 @@ enum Op {
         slot: usize,
         channel: usize,
         id: Option<u8>,
+        key: Option<u8>,
     },
     Api {
         channel: usize,
+        key: Option<u8>,
     },
     Presence {
         slot: usize,
@@ -827,12 +913,21 @@ fn op() -> impl Strategy<Value = Op> {
         (slot.clone(), channel.clone())
             .prop_map(|(slot, channel)| Op::Unsubscribe { slot, channel })
             .boxed(),
-        (slot.clone(), channel.clone(), proptest::option::of(0..3u8))
-            .prop_map(|(slot, channel, id)| Op::Publish { slot, channel, id })
+        (
+            slot.clone(),
+            channel.clone(),
+            proptest::option::of(0..3u8),
+            proptest::option::of(0..3u8),
+        )
+            .prop_map(|(slot, channel, id, key)| Op::Publish {
+                slot,
+                channel,
+                id,
+                key,
+            })
             .boxed(),
-        channel
-            .clone()
-            .prop_map(|channel| Op::Api { channel })
+        (channel.clone(), proptest::option::of(0..3u8))
+            .prop_map(|(channel, key)| Op::Api { channel, key })
             .boxed(),
         (slot.clone(), channel)
             .prop_map(|(slot, channel)| Op::Presence { slot, channel })
@@ -932,6 +1027,33 @@ impl Model {
             }
         }
         self.forget_if_idle(name);
+    }
+
+    /// The offset of a publication with idempotency key `key` (`k0`, ...)
+    /// from `sender` (`None`: the API): the original one when the key was
+    /// used in that scope before, otherwise a new publication's.
+    fn publish_keyed(
+        &mut self,
+        name: &str,
+        sender: Option<&str>,
+        key: Option<u8>,
+        expected: &mut Expected,
+    ) -> u64 {
+        let Some(key) = key else {
+            return self.publish(name, sender, expected);
+        };
+        let scoped = (sender.map(str::to_owned), format!("k{key}"));
+        let retried = self
+            .channels
+            .get(name)
+            .and_then(|channel| channel.retries.get(&scoped).copied());
+        if let Some(offset) = retried {
+            return offset;
+        }
+        let offset = self.publish(name, sender, expected);
+        let channel = self.channels.get_mut(name).expect("just published");
+        channel.retries.insert(scoped, offset);
+        offset
     }
 
     /// Sequences a publication and predicts its deliveries.
@@ -1042,11 +1164,18 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let text = format!(r#"{{"type":"unsubscribe","channel":"{name}"}}"#);
                 hub.handle_message(now, conn, client(&text), &mut out);
             }
-            Op::Publish { slot, channel, id } => {
+            Op::Publish {
+                slot,
+                channel,
+                id,
+                key,
+            } => {
                 let Some(conn) = slots[slot] else { continue };
                 let name = MODEL_CHANNELS[channel];
                 let user = model.conns[&conn].0.clone();
                 let id_json = id.map_or_else(String::new, |id| format!(r#","id":"p{id}""#));
+                let key_json =
+                    key.map_or_else(String::new, |key| format!(r#","idempotency_key":"k{key}""#));
                 if name.starts_with("user:") {
                     if let Some(id) = id {
                         push(
@@ -1062,29 +1191,7 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         );
                     }
                 } else {
-                    let retried = id.and_then(|id| {
-                        model
-                            .channels
-                            .get(name)?
-                            .retries
-                            .get(&(user.clone(), format!("p{id}")))
-                            .copied()
-                    });
-                    let offset = match retried {
-                        Some(offset) => offset,
-                        None => {
-                            let offset = model.publish(name, Some(&user), &mut expected);
-                            if let Some(id) = id {
-                                model
-                                    .channels
-                                    .get_mut(name)
-                                    .unwrap()
-                                    .retries
-                                    .insert((user.clone(), format!("p{id}")), offset);
-                            }
-                            offset
-                        }
-                    };
+                    let offset = model.publish_keyed(name, Some(&user), key, &mut expected);
                     if let Some(id) = id {
                         push(
                             &mut expected,
@@ -1099,16 +1206,17 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     model.published
                 };
                 let text = format!(
-                    r#"{{"type":"publish","channel":"{name}","payload":{payload}{id_json}}}"#
+                    r#"{{"type":"publish","channel":"{name}","payload":{payload}{id_json}{key_json}}}"#
                 );
                 hub.handle_message(now, conn, client(&text), &mut out);
             }
-            Op::Api { channel } => {
+            Op::Api { channel, key } => {
                 let name = MODEL_CHANNELS[channel];
-                let offset = model.publish(name, None, &mut expected);
+                let offset = model.publish_keyed(name, None, key, &mut expected);
                 let payload = raw(&model.published.to_string());
+                let key = key.map(|key| IdempotencyKey::new(format!("k{key}")).unwrap());
                 let result =
-                    hub.publish_from_api(now, Channel::new(name).unwrap(), payload, &mut out);
+                    hub.publish_from_api(now, Channel::new(name).unwrap(), payload, key, &mut out);
                 prop_assert_eq!(result, ApiPublish::Published { offset });
             }
             Op::Presence { slot, channel } => {

@@ -45,7 +45,16 @@ impl Client {
     /// Starts a session for `config`: it dials at once and keeps
     /// reconnecting by the session's schedule. Fails only when the client's
     /// timer thread cannot be started.
-    pub fn connect(config: ClientConfig) -> io::Result<Client> {
+    ///
+    /// A `seed` of 0 in `config` (the default) is replaced with one drawn
+    /// from the operating system, so that two clients never share frame
+    /// masks, reconnect jitter or idempotency keys (two sessions of one
+    /// user with the same keys would suppress each other's publications);
+    /// any other seed is used as given, which makes a run reproducible.
+    pub fn connect(mut config: ClientConfig) -> io::Result<Client> {
+        if config.seed == 0 {
+            config.seed = fastrand::u64(1..);
+        }
         let (driver, events) = Driver::start(config)?;
         Ok(Client {
             driver,

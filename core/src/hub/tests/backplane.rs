@@ -182,7 +182,7 @@ fn while_the_link_is_down_what_needs_the_store_is_refused_and_the_rest_done_loca
     ] {
         hub.handle_message(T0, alice, client(text), &mut out);
     }
-    let api = hub.publish_from_api(T0, channel("chat"), raw("2"), &mut out);
+    let api = hub.publish_from_api(T0, channel("chat"), raw("2"), None, &mut out);
     assert_eq!(api, ApiPublish::Unavailable);
     let received: Vec<ServerMessage> = out.sent.iter().map(|(_, s)| decode(s.frame())).collect();
     let expected = [
@@ -218,7 +218,7 @@ fn a_failing_link_answers_every_waiting_request_in_order_and_undoes_unanswered_s
     );
     let api = r
         .hub
-        .publish_from_api(r.now, channel("news"), raw("2"), &mut r.out);
+        .publish_from_api(r.now, channel("news"), raw("2"), None, &mut r.out);
     let ApiPublish::Pending { ticket } = api else {
         panic!("{api:?}");
     };
@@ -438,7 +438,7 @@ fn after_an_outage_the_node_follows_again_and_delivers_what_was_missed_first() {
                 channel: channel("chat"),
                 payload: raw(payload),
                 sender: None,
-                id: None,
+                idempotency_key: None,
             },
         );
     };
@@ -489,7 +489,7 @@ fn a_lost_epoch_is_announced_unrecovered_and_the_new_one_delivered_from_its_star
             channel: channel("chat"),
             payload: raw(payload),
             sender: None,
-            id: None,
+            idempotency_key: None,
         };
         store.handle_request(T0, publish);
     }

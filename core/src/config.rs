@@ -46,6 +46,11 @@ pub struct ServerConfig {
     /// Channels that may hold history at once, on a node or in a shared
     /// backplane. Beyond it the oldest history goes first.
     pub history_max_channels: usize,
+    /// Idempotency records a node keeps over all channels and publishers.
+    /// Beyond it the oldest record goes first, and a retry of its key is
+    /// published again: the bound that keeps ever-new keys from filling
+    /// the node's memory.
+    pub idempotency_max_records: usize,
     /// Sustained messages per second accepted from one connection.
     pub rate_limit: u32,
     /// Messages one connection may send in a burst above the rate.
@@ -90,6 +95,7 @@ impl Default for ServerConfig {
             history_ttl: Duration::from_secs(300),
             history_max_bytes: 128 * 1024 * 1024,
             history_max_channels: 100_000,
+            idempotency_max_records: 100_000,
             rate_limit: 100,
             rate_burst: 200,
             max_subscriptions: 128,

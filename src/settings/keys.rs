@@ -69,6 +69,11 @@ pub(crate) const KEYS: &[Key] = &[
         server.history_max_channels
     ),
     key!(
+        "idempotency_max_records",
+        CountKind<usize>,
+        server.idempotency_max_records
+    ),
+    key!(
         "idempotency_window",
         DurationKind,
         server.idempotency_window

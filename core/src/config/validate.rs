@@ -126,12 +126,16 @@ impl ServerConfig {
     }
 
     fn check_counts(&self) -> Result<(), ConfigError> {
-        let all: [(&'static str, u64); 6] = [
+        let all: [(&'static str, u64); 7] = [
             ("rate_limit", u64::from(self.rate_limit)),
             ("rate_burst", u64::from(self.rate_burst)),
             ("max_subscriptions", self.max_subscriptions as u64),
             ("max_connections", self.max_connections as u64),
             ("history_max_channels", self.history_max_channels as u64),
+            (
+                "idempotency_max_records",
+                self.idempotency_max_records as u64,
+            ),
             (
                 "max_pending_before_auth",
                 self.max_pending_before_auth as u64,

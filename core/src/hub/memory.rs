@@ -52,6 +52,7 @@ pub struct MemoryStore {
     history_max_bytes: usize,
     history_max_channels: usize,
     idempotency_window: Duration,
+    idempotency_max_records: usize,
     channels: BTreeMap<Channel, StoredChannel>,
     /// The version of the last presence change, over all channels.
     presence_version: u64,
@@ -105,6 +106,7 @@ impl MemoryStore {
             history_max_bytes: config.history_max_bytes,
             history_max_channels: config.history_max_channels,
             idempotency_window: config.idempotency_window,
+            idempotency_max_records: config.idempotency_max_records,
             channels: BTreeMap::new(),
             presence_version: 0,
             history_index: HistoryIndex::default(),
@@ -287,6 +289,9 @@ impl MemoryStore {
             offset,
         ));
         if let Some(key) = retry_key {
+            if self.retry_expiry.len() >= self.idempotency_max_records {
+                self.forget_oldest_retry();
+            }
             let stored = self.channel_mut(channel);
             stored.retry_order.push_back((retry_expires, key.clone()));
             stored.retries.insert(
@@ -466,6 +471,18 @@ impl MemoryStore {
         }
     }
 
+    /// Makes room for one more idempotency record: the node's oldest goes,
+    /// so records never outnumber `idempotency_max_records`.
+    fn forget_oldest_retry(&mut self) {
+        let Some((_, channel)) = self.retry_expiry.pop_front() else {
+            return;
+        };
+        if let Some(stored) = self.channels.get_mut(&channel) {
+            stored.forget_oldest_retry();
+        }
+        self.forget_if_idle(&channel);
+    }
+
     fn pop_due_retry(&mut self, now: Instant) -> Option<Channel> {
         match self.retry_expiry.front() {
             Some((at, _)) if *at <= now => {
@@ -529,6 +546,19 @@ impl StoredChannel {
             {
                 self.retries.remove(&key);
             }
+        }
+    }
+
+    /// Drops the channel's oldest idempotency record, unless a newer
+    /// publication with the same key replaced it.
+    fn forget_oldest_retry(&mut self) {
+        if let Some((at, key)) = self.retry_order.pop_front()
+            && self
+                .retries
+                .get(&key)
+                .is_some_and(|retry| retry.expires == at)
+        {
+            self.retries.remove(&key);
         }
     }
 

@@ -161,3 +161,36 @@ fn a_channel_whose_history_was_evicted_keeps_its_epoch_while_subscribed() {
         "the offsets go on"
     );
 }
+
+#[test]
+fn beyond_idempotency_max_records_the_oldest_key_is_forgotten_first() {
+    let config = ServerConfig {
+        idempotency_max_records: 3,
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::new(config);
+    let alice = h.connect(1, "alice");
+    let publish = |key: &str| {
+        format!(
+            r#"{{"type":"publish","id":"p","idempotency_key":"{key}","channel":"chat","payload":1}}"#
+        )
+    };
+    let offset_of = |h: &mut Harness| match h.take_for(alice).as_slice() {
+        [ServerMessage::Ack { offset, .. }] => *offset,
+        other => panic!("one ack, got {other:?}"),
+    };
+    for key in ["k1", "k2", "k3", "k4"] {
+        h.send(alice, &publish(key));
+        offset_of(&mut h);
+    }
+    h.send(alice, &publish("k4"));
+    assert_eq!(offset_of(&mut h), 4, "a kept key: the original offset");
+    h.send(alice, &publish("k2"));
+    assert_eq!(offset_of(&mut h), 2, "a kept key: the original offset");
+    h.send(alice, &publish("k1"));
+    assert_eq!(
+        offset_of(&mut h),
+        5,
+        "the oldest key went to make room for k4: published again"
+    );
+}

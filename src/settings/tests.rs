@@ -210,6 +210,7 @@ fn everything_changed() -> Settings {
             max_pending_before_auth: 15,
             max_http_head: 16 * 1024,
             idempotency_window: Duration::from_secs(17),
+            idempotency_max_records: 21,
             presence_ttl: Duration::from_secs(18),
             demo: true,
         },

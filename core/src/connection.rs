@@ -228,6 +228,17 @@ impl Connection {
         }
     }
 
+    /// A connection the node refuses at accept (draining, at capacity):
+    /// `response` goes out whole, then TCP is half-closed, and the socket
+    /// is closed at the peer's end of stream or `close_timeout` later, so
+    /// that a reset never destroys the answer (PROTOCOL.md section 11).
+    pub fn refused(config: &ServerConfig, now: Instant, response: Bytes) -> Self {
+        let mut conn = Connection::new(config, now);
+        conn.finish_after_flush(config, now, response);
+        conn.transport = Transport::HalfClose;
+        conn
+    }
+
     /// Bytes read from the socket.
     pub fn handle_read(&mut self, config: &ServerConfig, now: Instant, bytes: &[u8]) {
         match &mut self.state {
@@ -392,23 +403,21 @@ impl Connection {
     }
 
     /// Moves queued frames, oldest first, into `out` until they add up to
-    /// `budget` bytes; returns the bytes moved. Call it again only once the
-    /// frames of the previous call are written, until it returns 0: the call
-    /// confirms the previous batch, which counts as queued until then, so
-    /// backpressure sees a write stuck on a peer that does not read.
-    pub fn poll_transmit(
-        &mut self,
-        config: &ServerConfig,
-        budget: usize,
-        out: &mut Vec<Bytes>,
-    ) -> usize {
-        let moved = self.queue.pop_batch(budget, out);
+    /// `budget` bytes; returns the bytes moved. They count as queued until
+    /// [`Self::handle_written`] reports them written, so backpressure sees
+    /// a write stuck on a peer that does not read.
+    pub fn poll_transmit(&mut self, budget: usize, out: &mut Vec<Bytes>) -> usize {
+        self.queue.pop_batch(budget, out)
+    }
+
+    /// `bytes` of what [`Self::poll_transmit`] handed out are written.
+    pub fn handle_written(&mut self, config: &ServerConfig, bytes: usize) {
+        self.queue.handle_written(bytes);
         if let Some(deadline) = self.timers.deadline(Timer::SlowConsumer)
             && self.caught_up(config, deadline - config.slow_timeout)
         {
             self.timers.stop(Timer::SlowConsumer);
         }
-        moved
     }
 
     /// What to do with the socket now.

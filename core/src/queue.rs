@@ -137,12 +137,9 @@ impl OutboundQueue {
     }
 
     /// Moves frames, oldest first, into `out` until they add up to at least
-    /// `budget` bytes or the queue is empty; returns the bytes moved. Calling
-    /// it says the previous batch is written; the new one counts as queued
-    /// until the next call.
+    /// `budget` bytes or the queue is empty; returns the bytes moved. They
+    /// count as not yet written until [`Self::handle_written`].
     pub fn pop_batch(&mut self, budget: usize, out: &mut Vec<Bytes>) -> usize {
-        self.stats.written += self.in_flight as u64;
-        self.in_flight = 0;
         let mut moved = 0;
         let mut frames = 0;
         while moved < budget {
@@ -154,12 +151,20 @@ impl OutboundQueue {
             out.push(queued.frame);
         }
         self.queued -= moved;
-        self.in_flight = moved;
+        self.in_flight += moved;
         self.stats.written_frames += frames;
         if self.frames.is_empty() {
             self.frames = VecDeque::new();
         }
         moved
+    }
+
+    /// `bytes` of the frames handed out are written (at most what is in
+    /// flight counts).
+    pub fn handle_written(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.in_flight);
+        self.in_flight -= bytes;
+        self.stats.written += bytes as u64;
     }
 
     /// Throws away everything unwritten (the connection was terminated).
@@ -297,10 +302,15 @@ mod tests {
         assert_eq!(batch.concat(), b"abcde");
         assert_eq!(contents(&queue), b"f");
         assert_eq!(queue.len_bytes(), 6, "the batch counts until it is written");
+        assert_eq!(queue.stats().written, 0);
+        queue.handle_written(5);
+        assert_eq!(queue.len_bytes(), 1);
+        assert_eq!(queue.stats().written, 5);
         batch.clear();
         assert_eq!(queue.pop_batch(4, &mut batch), 1);
         assert!(queue.is_empty());
-        assert_eq!(queue.stats().written, 5);
+        assert_eq!(queue.len_bytes(), 1, "taken, not yet written");
+        queue.handle_written(1);
         assert_eq!(queue.pop_batch(4, &mut batch), 0);
         assert_eq!(queue.len_bytes(), 0);
         assert_eq!(queue.stats().written, 6);

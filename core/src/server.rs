@@ -48,7 +48,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::close::{CloseCode, CloseReason};
-use crate::config::ServerConfig;
+use crate::config::{ConfigError, ServerConfig};
 use crate::connection::{AuthVerdict, ClosedBy, Connection, Event, Transport};
 use crate::envelope::{Channel, ErrorCode, parse_api_publish};
 use crate::http::{HttpRequest, Route};
@@ -59,15 +59,55 @@ use crate::queue::{Admission, CoalesceKey};
 use crate::time::Instant;
 use tether_web::{self as web, HTML, JS, TEXT};
 
-/// What the adapter must act on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServerEvent {
-    /// The connection has frames to write or wants its socket closed. Sent
+/// What the adapter must act on: the one way out of a [`Server`]. After
+/// every input, call [`Server::poll_output`] until it returns
+/// [`Output::Timeout`].
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// The connection has frames to write or wants its socket closed: take
+    /// frames with [`Server::poll_transmit`] and report each written batch
+    /// with [`Server::handle_written`]; act on [`Server::transport`]. Sent
     /// once per batch of new frames (until the next `poll_transmit`), and
     /// always once when the socket must close now, so a writer blocked on a
     /// peer that does not read can be told to give up.
     Wake(ConnId),
-    /// Decide the token; answer with [`Server::handle_auth_verdict`].
+    /// Something the application decides; answer with the input the
+    /// [`Decision`] names. A decision may take as long as it needs: the
+    /// connection waits, in order, and no other connection does.
+    Decide(Decision),
+    /// A request for the backplane, in order; only for a node made with
+    /// [`Server::with_backplane`]. Its answers come back through
+    /// [`Server::handle_store_event`].
+    Store(StoreRequest),
+    /// A publication of [`Server::publish`] is done.
+    Published {
+        /// The caller's token for it.
+        token: u64,
+        /// Its offset, or why it was not published.
+        result: Result<u64, PublishError>,
+    },
+    /// A WebSocket session ended (for logs; the core has cleaned up).
+    Closed {
+        /// The connection.
+        conn: ConnId,
+        /// Its close code and reason.
+        reason: CloseReason,
+        /// Who ended it.
+        by: ClosedBy,
+    },
+    /// The graceful shutdown is over: every connection is closed, or
+    /// `shutdown_timeout` passed. The adapter may stop.
+    Drained,
+    /// Nothing more to do until this instant (then [`Server::handle_timeout`])
+    /// or the next input; `None`: no deadline.
+    Timeout(Option<Instant>),
+}
+
+/// A decision that belongs to the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Decide the token of `auth`; answer with
+    /// [`Server::handle_auth_verdict`].
     Authenticate {
         /// The connection that sent `auth`.
         conn: ConnId,
@@ -82,20 +122,35 @@ pub enum ServerEvent {
         /// The `Authorization` header, if any (never log it).
         authorization: Option<String>,
     },
-    /// A WebSocket session ended (for logs; the core has cleaned up).
-    Closed {
-        /// The connection.
-        conn: ConnId,
-        /// Its close code and reason.
-        reason: CloseReason,
-        /// Who ended it.
-        by: ClosedBy,
-    },
 }
 
-/// Why [`Server::accept`] refused a TCP connection.
+/// Why a publication of [`Server::publish`] was not made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublishError {
+    /// The channel name is not one (PROTOCOL.md section 6).
+    InvalidChannel(String),
+    /// The payload is not JSON.
+    InvalidPayload(String),
+    /// The backplane could not take it; retry later.
+    Unavailable,
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::InvalidChannel(why) => write!(f, "invalid channel: {why}"),
+            PublishError::InvalidPayload(why) => write!(f, "payload is not JSON: {why}"),
+            PublishError::Unavailable => f.write_str(UNAVAILABLE),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// Why the core refuses a TCP connection it accepts: it answers `503`
+/// with the reason, half-closes and lingers like any final answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
+enum Refusal {
     /// The node is shutting down.
     Draining,
     /// `max_connections` connections are open.
@@ -103,13 +158,13 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// The complete HTTP response to write before closing the socket.
-    pub fn response(self) -> Vec<u8> {
+    /// The complete HTTP response.
+    fn response(self) -> Bytes {
         let body: &[u8] = match self {
             Refusal::Draining => b"draining",
             Refusal::AtCapacity => b"too many connections",
         };
-        crate::http::response(503, "text/plain", body)
+        Bytes::from(crate::http::response(503, "text/plain", body))
     }
 }
 
@@ -134,8 +189,8 @@ pub struct AcceptRetry {
 enum ApiWaiter {
     /// A `POST /api/publish` on this connection.
     Http(ConnId),
-    /// A [`Server::begin_publish`] call.
-    App,
+    /// A [`Server::publish`] call, with the caller's token.
+    App(u64),
 }
 
 /// A connection and what the node knows about it.
@@ -144,6 +199,8 @@ struct Entry {
     conn: Connection,
     /// The user of the last accepted auth verdict.
     user: Option<String>,
+    /// Refused at accept: not counted among the node's connections.
+    refused: bool,
     /// A `POST /api/publish` waiting for its key check.
     api_request: Option<HttpRequest>,
     /// The deadline this connection has in the timer heap, if any.
@@ -164,17 +221,32 @@ pub struct Server {
     free: Vec<u32>,
     hub: Hub,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
-    events: VecDeque<ServerEvent>,
+    events: VecDeque<Output>,
     /// Connections touched by the current input that must be processed.
     work: Vec<ConnId>,
     counters: Counters,
     open_websockets: u64,
     live: usize,
     draining: bool,
+    /// When the graceful shutdown gives up on open connections; set by
+    /// [`Server::shutdown`].
+    drain_deadline: Option<Instant>,
+    /// [`Output::Drained`] is due or went out.
+    drained: Drain,
     api_waiting: BTreeMap<Ticket, ApiWaiter>,
-    published: VecDeque<(Ticket, Result<u64, String>)>,
     /// Accepting failed and no connection was accepted since.
     accept_failing: bool,
+    /// Names this run of the node: epochs, session ids and the backplane's
+    /// node name start with it.
+    node_id: String,
+}
+
+/// Where the graceful shutdown is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Drain {
+    Running,
+    Due,
+    Reported,
 }
 
 #[derive(Debug, Default)]
@@ -184,24 +256,29 @@ struct Slot {
 }
 
 impl Server {
-    /// A node with an in-memory hub. `epoch_prefix` makes channel epochs
-    /// unique to this run of the node: take it from OS randomness or the
-    /// start time, so a restarted node never repeats an epoch.
-    pub fn new(config: ServerConfig, epoch_prefix: &str) -> Self {
-        let hub = Hub::new(&config, epoch_prefix);
-        Server::from_parts(config, hub)
+    /// A node with an in-memory hub, or the first [`ConfigError`] of
+    /// `config`. `seed` names this run of the node ([`Server::node_id`]):
+    /// take it from OS randomness, so that a restarted node never repeats
+    /// an epoch and no two nodes hand out the same session id.
+    pub fn new(config: ServerConfig, seed: u64) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let node_id = node_id(seed);
+        let hub = Hub::new(&config, &node_id);
+        Ok(Server::from_parts(config, hub, node_id))
     }
 
     /// A node that shares its channels with other nodes through an external
-    /// store (a backplane such as Redis). `node` names this run of the node
-    /// among all nodes: take it from OS randomness, so that no two runs
-    /// share one. It also seeds the jitter of reconnections.
-    pub fn with_backplane(config: ServerConfig, node: &str) -> Self {
-        let hub = Hub::with_external_store(&config, seed_of(node));
-        Server::from_parts(config, hub)
+    /// store (a backplane such as Redis), or the first [`ConfigError`] of
+    /// `config`. `seed` names this run of the node among all nodes (take it
+    /// from OS randomness) and seeds the jitter of its reconnections.
+    pub fn with_backplane(config: ServerConfig, seed: u64) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let node_id = node_id(seed);
+        let hub = Hub::with_external_store(&config, seed);
+        Ok(Server::from_parts(config, hub, node_id))
     }
 
-    fn from_parts(config: ServerConfig, hub: Hub) -> Self {
+    fn from_parts(config: ServerConfig, hub: Hub, node_id: String) -> Self {
         Server {
             config,
             slots: Vec::new(),
@@ -214,10 +291,19 @@ impl Server {
             open_websockets: 0,
             live: 0,
             draining: false,
+            drain_deadline: None,
+            drained: Drain::Running,
             api_waiting: BTreeMap::new(),
-            published: VecDeque::new(),
             accept_failing: false,
+            node_id,
         }
+    }
+
+    /// The name of this run of the node, drawn from its seed: 16 hex
+    /// digits. Channel epochs and session ids start with it; a backplane
+    /// knows the node by it.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// The node's settings.
@@ -225,18 +311,27 @@ impl Server {
         &self.config
     }
 
-    /// A TCP connection was accepted at `now`. Refused while draining or at
-    /// `max_connections`: write [`Refusal::response`] and close.
-    pub fn accept(&mut self, now: Instant) -> Result<ConnId, Refusal> {
+    /// A TCP connection was accepted at `now`; drive its socket like any
+    /// other. While draining or at `max_connections` the core refuses it:
+    /// its `503` goes out whole, then TCP is half-closed and closed at the
+    /// peer's end of stream or after `close_timeout` (PROTOCOL.md section
+    /// 11), the same on every runtime.
+    pub fn accept(&mut self, now: Instant) -> ConnId {
         self.accept_failing = false;
-        if self.draining {
-            return Err(Refusal::Draining);
-        }
-        if self.live >= self.config.max_connections {
-            return Err(Refusal::AtCapacity);
-        }
+        let refusal = if self.draining {
+            Some(Refusal::Draining)
+        } else if self.live >= self.config.max_connections {
+            Some(Refusal::AtCapacity)
+        } else {
+            None
+        };
+        let conn = match refusal {
+            Some(refusal) => Connection::refused(&self.config, now, refusal.response()),
+            None => Connection::new(&self.config, now),
+        };
         let entry = Entry {
-            conn: Connection::new(&self.config, now),
+            conn,
+            refused: refusal.is_some(),
             user: None,
             api_request: None,
             scheduled: None,
@@ -254,9 +349,11 @@ impl Server {
         let slot = &mut self.slots[index as usize];
         slot.entry = Some(entry);
         let id = ConnId(u64::from(slot.generation) << 32 | u64::from(index));
-        self.live += 1;
+        if refusal.is_none() {
+            self.live += 1;
+        }
         self.settle(id, now);
-        Ok(id)
+        id
     }
 
     /// Accepting a TCP connection failed at `now` (EMFILE, ENFILE, ENOBUFS
@@ -274,7 +371,7 @@ impl Server {
     }
 
     /// Bytes read from `conn`'s socket.
-    pub fn handle_read(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) {
+    pub fn handle_read(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
         let config = &self.config;
         if let Some(entry) = entry_mut(&mut self.slots, conn) {
             entry.conn.handle_read(config, now, bytes);
@@ -285,7 +382,7 @@ impl Server {
     /// `conn`'s socket is closed (by the peer, an error, or the adapter
     /// after [`Transport::CloseNow`] or [`Transport::Abort`]). The
     /// connection is forgotten.
-    pub fn handle_transport_closed(&mut self, conn: ConnId, now: Instant) {
+    pub fn handle_transport_closed(&mut self, now: Instant, conn: ConnId) {
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
@@ -296,6 +393,9 @@ impl Server {
 
     /// Fires every deadline due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.drain_deadline.is_some_and(|at| at <= now) && self.drained == Drain::Running {
+            self.drained = Drain::Due;
+        }
         self.hub.handle_timeout(now);
         self.finish_api_publications(now);
         while let Some(&Reverse((at, conn))) = self.timers.peek() {
@@ -315,22 +415,31 @@ impl Server {
         }
     }
 
-    /// The verdict on the token of a [`ServerEvent::Authenticate`].
-    pub fn handle_auth_verdict(&mut self, conn: ConnId, now: Instant, verdict: AuthVerdict) {
+    /// The verdict on the token of a [`Decision::Authenticate`]: the user
+    /// it names, or `None` when it is refused (close 4003). The core makes
+    /// the session id.
+    pub fn handle_auth_verdict(&mut self, now: Instant, conn: ConnId, user: Option<String>) {
         let config = &self.config;
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
-        if let AuthVerdict::Accept { user, .. } = &verdict {
-            entry.user = Some(user.clone());
-        }
+        let verdict = match user {
+            Some(user) => {
+                entry.user = Some(user.clone());
+                AuthVerdict::Accept {
+                    user,
+                    session: format!("{}-{}", self.node_id, conn.0),
+                }
+            }
+            None => AuthVerdict::Reject,
+        };
         entry.conn.handle_auth_verdict(config, now, verdict);
         self.settle(conn, now);
     }
 
-    /// The API key check of a [`ServerEvent::AuthorizeApi`]: publishes and
+    /// The API key check of a [`Decision::AuthorizeApi`]: publishes and
     /// answers `200 {"offset":N}`, or answers 401 or 400.
-    pub fn handle_api_verdict(&mut self, conn: ConnId, now: Instant, authorized: bool) {
+    pub fn handle_api_verdict(&mut self, now: Instant, conn: ConnId, authorized: bool) {
         let Some(request) = entry_mut(&mut self.slots, conn).and_then(|e| e.api_request.take())
         else {
             return;
@@ -356,57 +465,42 @@ impl Server {
     }
 
     /// Publishes `payload` (JSON text) on `channel` from the application, as
-    /// the HTTP API does: no `sender`, private `user:` channels allowed.
-    /// With a backplane the offset is not known when this returns (an
-    /// error says so, though the publication goes ahead): use
-    /// [`Server::begin_publish`] there.
-    pub fn publish(&mut self, now: Instant, channel: &str, payload: &str) -> Result<u64, String> {
-        let channel = Channel::new(channel).map_err(|error| error.to_string())?;
-        let payload = serde_json::value::RawValue::from_string(payload.to_owned())
-            .map_err(|error| format!("payload is not JSON: {error}"))?;
+    /// the HTTP API does: no `sender`, private `user:` channels allowed. The
+    /// outcome comes out as [`Output::Published`] with `token`, the
+    /// caller's name for this publication: at once in memory mode, when
+    /// the backplane answers with one.
+    pub fn publish(&mut self, now: Instant, token: u64, channel: &str, payload: &str) {
+        let checked = Channel::new(channel)
+            .map_err(|error| PublishError::InvalidChannel(error.to_string()))
+            .and_then(|channel| {
+                serde_json::value::RawValue::from_string(payload.to_owned())
+                    .map(|payload| (channel, payload))
+                    .map_err(|error| PublishError::InvalidPayload(error.to_string()))
+            });
+        let (channel, payload) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.events.push_back(Output::Published {
+                    token,
+                    result: Err(error),
+                });
+                return;
+            }
+        };
         let published = self.with_hub(now, |hub, outbox| {
             hub.publish_from_api(now, channel, payload, None, outbox)
         });
-        self.settle_work(now);
-        match published {
+        let result = match published {
             ApiPublish::Published { offset } => Ok(offset),
-            ApiPublish::Pending { .. } => Err("the backplane has not answered".into()),
-            ApiPublish::Unavailable => Err(UNAVAILABLE.into()),
-        }
-    }
-
-    /// Publishes like [`Server::publish`], for a caller that can wait for a
-    /// backplane: a [`ApiPublish::Pending`] publication's outcome comes out
-    /// of [`Server::poll_published`] with its ticket.
-    pub fn begin_publish(
-        &mut self,
-        now: Instant,
-        channel: &str,
-        payload: &str,
-    ) -> Result<ApiPublish, String> {
-        let channel = Channel::new(channel).map_err(|error| error.to_string())?;
-        let payload = serde_json::value::RawValue::from_string(payload.to_owned())
-            .map_err(|error| format!("payload is not JSON: {error}"))?;
-        let published = self.with_hub(now, |hub, outbox| {
-            hub.publish_from_api(now, channel, payload, None, outbox)
-        });
-        if let ApiPublish::Pending { ticket } = published {
-            self.api_waiting.insert(ticket, ApiWaiter::App);
-        }
+            ApiPublish::Pending { ticket } => {
+                self.api_waiting.insert(ticket, ApiWaiter::App(token));
+                self.settle_work(now);
+                return;
+            }
+            ApiPublish::Unavailable => Err(PublishError::Unavailable),
+        };
+        self.events.push_back(Output::Published { token, result });
         self.settle_work(now);
-        Ok(published)
-    }
-
-    /// The outcome of a publication that [`Server::begin_publish`] left
-    /// pending: its offset, or why it failed.
-    pub fn poll_published(&mut self) -> Option<(Ticket, Result<u64, String>)> {
-        self.published.pop_front()
-    }
-
-    /// The next request for the backplane; always `None` for a node made
-    /// with [`Server::new`]. Drain after every input, in order.
-    pub fn poll_store_request(&mut self) -> Option<StoreRequest> {
-        self.hub.poll_store_request()
     }
 
     /// An event from the backplane, in the order the adapter received it.
@@ -427,7 +521,11 @@ impl Server {
     /// `/healthz` answers 503, and every WebSocket gets close 1001 behind
     /// what is already queued for it.
     pub fn shutdown(&mut self, now: Instant) {
+        if self.draining {
+            return;
+        }
         self.draining = true;
+        self.drain_deadline = Some(now + self.config.shutdown_timeout);
         let ids: Vec<ConnId> = self.ids().collect();
         for conn in ids {
             let config = &self.config;
@@ -440,23 +538,46 @@ impl Server {
         }
     }
 
-    /// The next thing the adapter must act on.
-    pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+    /// The next thing the adapter must act on; [`Output::Timeout`] when
+    /// nothing is left but a deadline. Drain it after every input.
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(output) = self.events.pop_front() {
+            return output;
+        }
+        if let Some(request) = self.hub.poll_store_request() {
+            return Output::Store(request);
+        }
+        if self.draining && self.live == 0 && self.drained == Drain::Running {
+            self.drained = Drain::Due;
+        }
+        if self.drained == Drain::Due {
+            self.drained = Drain::Reported;
+            return Output::Drained;
+        }
+        Output::Timeout(self.poll_timeout())
     }
 
     /// Moves `conn`'s queued frames into `out` up to `budget` bytes; returns
-    /// the bytes moved. Call while the socket accepts more.
+    /// the bytes moved. They count as not yet taken by the peer until
+    /// [`Server::handle_written`] reports them written.
     pub fn poll_transmit(&mut self, conn: ConnId, budget: usize, out: &mut Vec<Bytes>) -> usize {
-        let config = &self.config;
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return 0;
         };
         entry.woken = false;
         let before = out.len();
-        let moved = entry.conn.poll_transmit(config, budget, out);
+        let moved = entry.conn.poll_transmit(budget, out);
         self.counters.messages_sent_total += (out.len() - before) as u64;
         moved
+    }
+
+    /// `bytes` of what [`Server::poll_transmit`] handed out for `conn` are
+    /// written to its socket: they no longer count against its backlog.
+    pub fn handle_written(&mut self, conn: ConnId, bytes: usize) {
+        let config = &self.config;
+        if let Some(entry) = entry_mut(&mut self.slots, conn) {
+            entry.conn.handle_written(config, bytes);
+        }
     }
 
     /// What to do with `conn`'s socket; [`Transport::CloseNow`] for an
@@ -473,9 +594,12 @@ impl Server {
     }
 
     /// The earliest instant at which [`Server::handle_timeout`] has work.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    fn poll_timeout(&self) -> Option<Instant> {
         let connections = self.timers.peek().map(|Reverse((at, _))| *at);
-        [connections, self.hub.poll_timeout()]
+        let drain = self
+            .drain_deadline
+            .filter(|_| self.drained == Drain::Running);
+        [connections, self.hub.poll_timeout(), drain]
             .into_iter()
             .flatten()
             .min()
@@ -555,7 +679,7 @@ impl Server {
                 }
                 Event::Authenticate { token } => {
                     self.events
-                        .push_back(ServerEvent::Authenticate { conn, token });
+                        .push_back(Output::Decide(Decision::Authenticate { conn, token }));
                 }
                 Event::Authenticated => {
                     let user = entry.user.clone().unwrap_or_default();
@@ -570,8 +694,7 @@ impl Server {
                 Event::Closed { reason, by } => {
                     self.count_close(&reason, by);
                     self.with_hub(now, |hub, outbox| hub.handle_disconnect(now, conn, outbox));
-                    self.events
-                        .push_back(ServerEvent::Closed { conn, reason, by });
+                    self.events.push_back(Output::Closed { conn, reason, by });
                 }
             }
         }
@@ -594,10 +717,11 @@ impl Server {
                 if let Some(entry) = entry_mut(&mut self.slots, conn) {
                     entry.api_request = Some(request);
                 }
-                self.events.push_back(ServerEvent::AuthorizeApi {
-                    conn,
-                    authorization,
-                });
+                self.events
+                    .push_back(Output::Decide(Decision::AuthorizeApi {
+                        conn,
+                        authorization,
+                    }));
                 return;
             }
         };
@@ -649,12 +773,15 @@ impl Server {
             let (ticket, outcome) = if let Some((ticket, offset)) = self.hub.poll_api_published() {
                 (ticket, Ok(offset))
             } else if let Some(ticket) = self.hub.poll_api_unavailable() {
-                (ticket, Err(UNAVAILABLE.to_owned()))
+                (ticket, Err(PublishError::Unavailable))
             } else {
                 return;
             };
             match self.api_waiting.remove(&ticket) {
-                Some(ApiWaiter::App) => self.published.push_back((ticket, outcome)),
+                Some(ApiWaiter::App(token)) => self.events.push_back(Output::Published {
+                    token,
+                    result: outcome,
+                }),
                 Some(ApiWaiter::Http(conn)) => {
                     let (status, body) = match outcome {
                         Ok(offset) => api_published(offset),
@@ -717,10 +844,13 @@ impl Server {
         if slot.generation != (conn.0 >> 32) as u32 || slot.entry.is_none() {
             return;
         }
+        let refused = slot.entry.as_ref().is_some_and(|entry| entry.refused);
         slot.entry = None;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index as u32);
-        self.live -= 1;
+        if !refused {
+            self.live -= 1;
+        }
     }
 
     fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
@@ -748,7 +878,7 @@ fn schedule_and_wake(
     conn: ConnId,
     entry: &mut Entry,
     timers: &mut BinaryHeap<Reverse<(Instant, ConnId)>>,
-    events: &mut VecDeque<ServerEvent>,
+    events: &mut VecDeque<Output>,
 ) {
     if let Some(at) = entry.conn.poll_timeout()
         && entry.scheduled.is_none_or(|scheduled| at < scheduled)
@@ -762,7 +892,7 @@ fn schedule_and_wake(
     if close_now || (wants_io && !entry.woken) {
         entry.woken = true;
         entry.close_now_signalled |= transport.closes_now();
-        events.push_back(ServerEvent::Wake(conn));
+        events.push_back(Output::Wake(conn));
     }
 }
 
@@ -777,12 +907,13 @@ fn api_unavailable() -> (u16, String) {
     (503, error_body(ErrorCode::Unavailable, UNAVAILABLE))
 }
 
-/// A seed drawn from a node's name (FNV-1a): nodes with different names
-/// jitter their reconnections differently.
-fn seed_of(node: &str) -> u64 {
-    node.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// The node id of a seed: 16 hex digits of a SplitMix64 step, so that
+/// nearby seeds give unrelated ids.
+fn node_id(seed: u64) -> String {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    format!("{:016x}", z ^ (z >> 31))
 }
 
 fn error_body(code: ErrorCode, message: &str) -> String {
@@ -796,7 +927,7 @@ struct NodeOutbox<'a> {
     now: Instant,
     work: &'a mut Vec<ConnId>,
     timers: &'a mut BinaryHeap<Reverse<(Instant, ConnId)>>,
-    events: &'a mut VecDeque<ServerEvent>,
+    events: &'a mut VecDeque<Output>,
     counters: &'a mut Counters,
 }
 

@@ -38,3 +38,19 @@ pub(crate) fn text(json: &str) -> Vec<u8> {
 pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Takes every queued frame into `out` and reports each batch written, as
+/// a driver whose socket takes everything does.
+pub(crate) fn written_all(
+    config: &crate::config::ServerConfig,
+    conn: &mut crate::connection::Connection,
+    out: &mut Vec<bytes::Bytes>,
+) {
+    loop {
+        let moved = conn.poll_transmit(64 * 1024, out);
+        if moved == 0 {
+            return;
+        }
+        conn.handle_written(config, moved);
+    }
+}

@@ -249,7 +249,7 @@ impl Pair {
             return false;
         };
         let mut frames = Vec::new();
-        while conn.poll_transmit(&self.config, 64 * 1024, &mut frames) > 0 {}
+        crate::testkit::written_all(&self.config, conn, &mut frames);
         let bytes: Vec<u8> = frames.concat();
         let closing = conn.transport().closes_now();
         if !bytes.is_empty() && !self.partitioned {

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::envelope::{ServerMessage, parse_server_message};
 use crate::frame::{FrameDecoder, Message, Role};
-use crate::testkit::{UPGRADE, client_frame, client_frame_fin, find, text};
+use crate::testkit::{UPGRADE, client_frame, client_frame_fin, find, text, written_all};
 
 const T0: Instant = Instant::from_millis(1_000);
 /// One connection and the client end of its wire.
@@ -88,11 +88,7 @@ impl Harness {
             self.events.push(event);
         }
         let mut frames = Vec::new();
-        while self
-            .conn
-            .poll_transmit(&self.config, 64 * 1024, &mut frames)
-            > 0
-        {}
+        written_all(&self.config, &mut self.conn, &mut frames);
         let written = frames.concat();
         if self.upgraded {
             self.decoder.feed(&written);
@@ -754,8 +750,9 @@ fn dipping_just_below_high_water_does_not_disarm_the_slow_consumer_timer() {
     h.conn.send_publication(&h.config, h.now, &frame, None);
     h.conn.send_publication(&h.config, h.now, &frame, None);
     let mut batch = Vec::new();
-    h.conn.poll_transmit(&h.config, 600, &mut batch);
-    h.conn.poll_transmit(&h.config, 600, &mut batch);
+    let first = h.conn.poll_transmit(600, &mut batch);
+    h.conn.handle_written(&h.config, first);
+    h.conn.poll_transmit(600, &mut batch);
     assert!(h.conn.queued_bytes() > config.high_water / 2);
     assert!(h.conn.queued_bytes() <= config.high_water);
     h.at(T0 + config.slow_timeout);
@@ -802,13 +799,13 @@ fn a_slow_consumer_is_aborted_with_nothing_more_written() {
     let frame = crate::frame::text_frame(&[b'x'; 1_500]);
     h.conn.send_control(&h.config, h.now, frame.clone());
     let mut batch = Vec::new();
-    h.conn.poll_transmit(&h.config, usize::MAX, &mut batch);
+    h.conn.poll_transmit(usize::MAX, &mut batch);
     for _ in 0..3 {
         h.conn.send_control(&h.config, h.now, frame.clone());
     }
     assert_eq!(h.conn.transport(), Transport::Abort);
     assert_eq!(h.conn.queued_bytes(), 0);
-    assert_eq!(h.conn.poll_transmit(&h.config, usize::MAX, &mut batch), 0);
+    assert_eq!(h.conn.poll_transmit(usize::MAX, &mut batch), 0);
     assert_eq!(h.conn.poll_timeout(), None);
 }
 
@@ -1019,8 +1016,7 @@ fn overflow_then_drain(h: &mut Harness, at: Instant) {
     let frame = crate::frame::text_frame(&[b'x'; 600]);
     h.now = at;
     while h.conn.send_publication(&h.config, at, &frame, None) != Admission::Dropped {}
-    let mut batch = Vec::new();
-    while h.conn.poll_transmit(&h.config, 64 * 1024, &mut batch) > 0 {}
+    written_all(&h.config, &mut h.conn, &mut Vec::new());
 }
 
 #[test]

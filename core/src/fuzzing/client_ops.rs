@@ -28,10 +28,9 @@ use serde_json::value::RawValue;
 use crate::backoff::Backoff;
 use crate::client::{ClientConfig, ClientSession, Event, SendError, Transmit};
 use crate::config::ServerConfig;
-use crate::connection::AuthVerdict;
 use crate::envelope::{Channel, ClientMessage, RequestId, ServerMessage};
 use crate::ids::ConnId;
-use crate::server::{Server, ServerEvent};
+use crate::server::{Decision, Output, Server};
 use crate::time::Instant;
 
 /// Channels the operations use.
@@ -184,7 +183,7 @@ impl World {
         let mut world = World {
             now,
             session: ClientSession::new(client_config(), now),
-            server: Server::new(server_config(), "n0-"),
+            server: Server::new(server_config(), 0).expect("a valid config"),
             restarts: 0,
             dialing: false,
             conn: None,
@@ -247,11 +246,8 @@ impl World {
             Op::Close => self.session.close(now),
             Op::Accept => {
                 if std::mem::take(&mut self.dialing) {
-                    self.conn = self.server.accept(now).ok();
-                    match self.conn {
-                        Some(_) => self.session.handle_connected(now),
-                        None => self.session.handle_connect_failed(now),
-                    }
+                    self.conn = Some(self.server.accept(now));
+                    self.session.handle_connected(now);
                 }
             }
             Op::Refuse => {
@@ -270,33 +266,26 @@ impl World {
             }
             Op::Verdict(accept) => {
                 if let Some(conn) = self.verdict_due.take() {
-                    let verdict = match accept {
-                        Some(n) => AuthVerdict::Accept {
-                            user: format!("u{}", n % 3),
-                            session: format!("s{n}"),
-                        },
-                        None => AuthVerdict::Reject,
-                    };
-                    self.server.handle_auth_verdict(conn, now, verdict);
+                    let user = accept.map(|n| format!("u{}", n % 3));
+                    self.server.handle_auth_verdict(now, conn, user);
                 }
             }
             Op::NodePublish { channel, payload } => {
                 let name = CHANNELS[usize::from(*channel) % CHANNELS.len()];
                 let payload = format!(r#"{{"node":{payload}}}"#);
-                let published = self.server.publish(now, name, &payload);
-                assert!(published.is_ok(), "{published:?}");
+                self.server.publish(now, 0, name, &payload);
             }
             Op::Drop => {
                 if let Some(conn) = self.conn.take() {
-                    self.server.handle_transport_closed(conn, now);
+                    self.server.handle_transport_closed(now, conn);
                     self.forget_socket();
                     self.session.handle_transport_closed(now);
                 }
             }
             Op::Restart => {
                 self.restarts += 1;
-                let prefix = format!("n{}-", self.restarts);
-                self.server = Server::new(server_config(), &prefix);
+                self.server =
+                    Server::new(server_config(), u64::from(self.restarts)).expect("a valid config");
                 self.verdict_due = None;
                 if self.conn.take().is_some() {
                     self.forget_socket();
@@ -346,7 +335,7 @@ impl World {
         let take = budget.min(self.to_node.len());
         let bytes: Vec<u8> = self.to_node.drain(..take).collect();
         if !bytes.is_empty() {
-            self.server.handle_read(conn, self.now, &bytes);
+            self.server.handle_read(self.now, conn, &bytes);
         }
     }
 
@@ -355,7 +344,8 @@ impl World {
             return;
         };
         let mut out = Vec::new();
-        self.server.poll_transmit(conn, usize::MAX, &mut out);
+        let moved = self.server.poll_transmit(conn, usize::MAX, &mut out);
+        self.server.handle_written(conn, moved);
         for chunk in out {
             self.to_client.extend_from_slice(&chunk);
         }
@@ -382,14 +372,22 @@ impl World {
                 moved = true;
                 self.transmit(transmit);
             }
-            while let Some(event) = self.server.poll_event() {
-                moved = true;
-                match event {
-                    ServerEvent::Authenticate { conn, .. } => self.verdict_due = Some(conn),
-                    ServerEvent::Wake(_)
-                    | ServerEvent::AuthorizeApi { .. }
-                    | ServerEvent::Closed { .. } => {}
+            loop {
+                match self.server.poll_output() {
+                    Output::Timeout(_) => break,
+                    Output::Decide(Decision::Authenticate { conn, .. }) => {
+                        self.verdict_due = Some(conn);
+                    }
+                    Output::Published { result, .. } => {
+                        assert!(result.is_ok(), "{result:?}");
+                    }
+                    Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
+                    Output::Wake(_)
+                    | Output::Decide(Decision::AuthorizeApi { .. })
+                    | Output::Closed { .. }
+                    | Output::Drained => {}
                 }
+                moved = true;
             }
             if let Some(conn) = self.conn
                 && self.server.transport(conn).closes_now()
@@ -397,7 +395,7 @@ impl World {
             {
                 moved = true;
                 self.conn = None;
-                self.server.handle_transport_closed(conn, self.now);
+                self.server.handle_transport_closed(self.now, conn);
                 self.forget_socket();
                 self.session.handle_transport_closed(self.now);
             }
@@ -428,7 +426,7 @@ impl World {
             Transmit::Close => {
                 self.dialing = false;
                 if let Some(conn) = self.conn.take() {
-                    self.server.handle_transport_closed(conn, self.now);
+                    self.server.handle_transport_closed(self.now, conn);
                     self.forget_socket();
                 }
             }

@@ -169,7 +169,7 @@ fn check_connection(stream: &[u8], read_size: usize, origins: &[String], parsed:
     }
     let first_event = conn.poll_event();
     let mut out: Vec<Bytes> = Vec::new();
-    conn.poll_transmit(&config, usize::MAX, &mut out);
+    conn.poll_transmit(usize::MAX, &mut out);
     match &parsed.outcome {
         Some(Ok(Request::Upgrade(upgrade))) => {
             assert_eq!(first_event, Some(Event::Upgraded));

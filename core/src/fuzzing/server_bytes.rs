@@ -22,11 +22,11 @@ use bytes::Bytes;
 use super::peer::{self, Received, ServerReader, kind};
 use crate::close::CloseCode;
 use crate::config::ServerConfig;
-use crate::connection::{AuthVerdict, ClosedBy};
+use crate::connection::ClosedBy;
 use crate::envelope::{Channel, ClientMessage};
 use crate::frame::{FrameDecoder, Message, Role};
 use crate::ids::ConnId;
-use crate::server::{Server, ServerEvent};
+use crate::server::{Decision, Output, Server};
 use crate::time::Instant;
 
 /// The channel the connection is subscribed to before the fuzzed bytes.
@@ -60,12 +60,10 @@ pub fn check(data: &[u8]) {
     let mut run = Run::start();
     for (index, read) in stream.chunks(read_size).enumerate() {
         run.now += TICK;
-        run.server.handle_read(run.conn, run.now, read);
+        run.server.handle_read(run.now, run.conn, read);
         run.server.handle_timeout(run.now);
         let payload = format!(r#"{{"n":{index}}}"#);
-        run.server
-            .publish(run.now, CHANNEL, &payload)
-            .expect("the memory hub publishes at once");
+        run.server.publish(run.now, index as u64, CHANNEL, &payload);
         run.events();
         if index % read_every == read_every - 1 {
             run.read_all();
@@ -113,7 +111,7 @@ struct Run {
     reader: ServerReader,
     config: ServerConfig,
     /// The `Closed` events, with the instant each was seen.
-    closed: Vec<(ServerEvent, Instant)>,
+    closed: Vec<(Output, Instant)>,
     /// Every frame read, in order.
     received: Vec<Received>,
     /// Heartbeat intervals elapsed at the last read.
@@ -124,8 +122,8 @@ impl Run {
     fn start() -> Run {
         let config = config();
         let now = Instant::ZERO;
-        let mut server = Server::new(config.clone(), "fz");
-        let conn = server.accept(now).expect("an empty node accepts");
+        let mut server = Server::new(config.clone(), 0).expect("a valid config");
+        let conn = server.accept(now);
         let mut hello = peer::upgrade_request();
         hello.extend_from_slice(&peer::text(&ClientMessage::Auth {
             id: None,
@@ -136,7 +134,7 @@ impl Run {
             channel: Channel::new(CHANNEL).expect("a valid name"),
             since: None,
         }));
-        server.handle_read(conn, now, &hello);
+        server.handle_read(now, conn, &hello);
         let mut run = Run {
             server,
             conn,
@@ -158,19 +156,24 @@ impl Run {
         run
     }
 
-    /// Answers auth requests and keeps the close events.
+    /// Answers auth requests and keeps the close events; the memory hub
+    /// publishes at once.
     fn events(&mut self) {
-        while let Some(event) = self.server.poll_event() {
-            match event {
-                ServerEvent::Authenticate { conn, .. } => {
-                    let verdict = AuthVerdict::Accept {
-                        user: "ann".into(),
-                        session: "s1".into(),
-                    };
-                    self.server.handle_auth_verdict(conn, self.now, verdict);
+        loop {
+            match self.server.poll_output() {
+                Output::Timeout(_) => break,
+                Output::Decide(Decision::Authenticate { conn, .. }) => {
+                    self.server
+                        .handle_auth_verdict(self.now, conn, Some("ann".into()));
                 }
-                event @ ServerEvent::Closed { .. } => self.closed.push((event, self.now)),
-                ServerEvent::Wake(_) | ServerEvent::AuthorizeApi { .. } => {}
+                Output::Published { result, .. } => {
+                    assert!(result.is_ok(), "{result:?}");
+                }
+                event @ Output::Closed { .. } => self.closed.push((event, self.now)),
+                Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
+                Output::Wake(_)
+                | Output::Decide(Decision::AuthorizeApi { .. })
+                | Output::Drained => {}
             }
         }
         assert!(self.closed.len() <= 1, "closed twice: {:?}", self.closed);
@@ -180,6 +183,7 @@ impl Run {
     fn read_all(&mut self) {
         let mut out = Vec::new();
         let moved = self.server.poll_transmit(self.conn, usize::MAX, &mut out);
+        self.server.handle_written(self.conn, moved);
         let pings = self.now.since_origin().as_millis() as u64
             / self.config.heartbeat_interval.as_millis() as u64;
         let slack = 512 + 2 * (pings - self.heartbeats + 1) as usize;
@@ -216,7 +220,7 @@ impl Run {
         });
         match (&self.closed[..], sent_close) {
             ([], None) => assert_eq!(expected.close, None, "the node ignored a terminal frame"),
-            ([(ServerEvent::Closed { reason, by, .. }, _)], Some(code)) => {
+            ([(Output::Closed { reason, by, .. }, _)], Some(code)) => {
                 let allowed = [expected.close, Some(CloseCode::SLOW_CONSUMER)];
                 assert!(
                     allowed.contains(&Some(code)),
@@ -229,7 +233,7 @@ impl Run {
                     assert_eq!(reason.code, code);
                 }
             }
-            ([(ServerEvent::Closed { reason, by, .. }, at)], None) => {
+            ([(Output::Closed { reason, by, .. }, at)], None) => {
                 // A close frame the client never read is dropped with the
                 // socket at `close_timeout`; a slow consumer is cut with
                 // none.
@@ -243,7 +247,7 @@ impl Run {
             }
             (closed, sent) => panic!("close events {closed:?} for close frame {sent:?}"),
         }
-        self.server.handle_transport_closed(self.conn, self.now);
+        self.server.handle_transport_closed(self.now, self.conn);
         self.events();
         assert_eq!(self.closed.len(), 1, "a connection ends exactly once");
         assert_eq!(self.server.connection_count(), 0);

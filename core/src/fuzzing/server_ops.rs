@@ -32,11 +32,10 @@ use serde_json::value::RawValue;
 
 use super::peer::{self, Received, ServerReader};
 use crate::config::ServerConfig;
-use crate::connection::AuthVerdict;
 use crate::envelope::{Channel, ClientMessage, IdempotencyKey, Position, RequestId, ServerMessage};
 use crate::frame::{Opcode, encode_frame};
 use crate::ids::ConnId;
-use crate::server::{Server, ServerEvent};
+use crate::server::{Output, Server};
 use crate::time::Instant;
 
 /// Channels the operations use: public, `latest_only`, and private ones.
@@ -182,6 +181,8 @@ struct Node {
     /// Upgraded connections whose end was not reported yet.
     upgraded_open: u64,
     next_request: u64,
+    /// The node's next deadline, from its last drain.
+    deadline: Option<Instant>,
 }
 
 /// The client of one connection.
@@ -242,20 +243,27 @@ impl Node {
     fn new() -> Node {
         let config = config();
         Node {
-            server: Server::new(config.clone(), "ops"),
+            server: Server::new(config.clone(), 0).expect("a valid config"),
             config,
             now: Instant::ZERO,
             clients: Vec::new(),
             published: BTreeMap::new(),
             upgraded_open: 0,
             next_request: 0,
+            deadline: None,
         }
     }
 
     fn apply(&mut self, op: &Op) {
         match op {
             Op::Connect => {
-                if let Ok(id) = self.server.accept(self.now) {
+                let refused = self.server.is_draining()
+                    || self.server.connection_count() >= self.config.max_connections;
+                let id = self.server.accept(self.now);
+                if refused {
+                    // Refused with 503: this client hangs up at once.
+                    self.server.handle_transport_closed(self.now, id);
+                } else {
                     self.clients.push(Client::new(id));
                 }
             }
@@ -266,24 +274,18 @@ impl Node {
             }
             Op::Verdict { conn, accept } => {
                 if let Some(index) = self.live(*conn) {
-                    let verdict = match accept {
-                        Some(user) => AuthVerdict::Accept {
-                            user: pick(USERS, *user).to_owned(),
-                            session: format!("s{index}"),
-                        },
-                        None => AuthVerdict::Reject,
-                    };
+                    let user = accept.map(|user| pick(USERS, user).to_owned());
                     let id = self.clients[index].id;
-                    self.server.handle_auth_verdict(id, self.now, verdict);
+                    self.server.handle_auth_verdict(self.now, id, user);
                 }
             }
             Op::ApiPublish { channel, payload } => {
-                let published = self.server.publish(
+                self.server.publish(
                     self.now,
+                    0,
                     pick(CHANNELS, *channel),
                     &format!(r#"{{"api":{payload}}}"#),
                 );
-                assert!(published.is_ok(), "{published:?}");
             }
             Op::Advance { millis } => {
                 self.now += Duration::from_millis(u64::from(*millis));
@@ -307,7 +309,7 @@ impl Node {
             self.clients[index].upgraded = true;
             self.upgraded_open += 1;
             self.server
-                .handle_read(id, self.now, &peer::upgrade_request());
+                .handle_read(self.now, id, &peer::upgrade_request());
             return;
         }
         let bytes = match action {
@@ -375,11 +377,11 @@ impl Node {
             }
             Action::Drop => {
                 self.clients[index].gone = true;
-                self.server.handle_transport_closed(id, self.now);
+                self.server.handle_transport_closed(self.now, id);
                 return;
             }
         };
-        self.server.handle_read(id, self.now, &bytes);
+        self.server.handle_read(self.now, id, &bytes);
     }
 
     /// A fresh request id, recorded as pending on the connection.
@@ -421,8 +423,9 @@ impl Node {
     /// The client reads up to `budget` bytes and checks each frame.
     fn read(&mut self, index: usize, budget: usize) {
         let mut out = Vec::new();
-        self.server
-            .poll_transmit(self.clients[index].id, budget, &mut out);
+        let id = self.clients[index].id;
+        let moved = self.server.poll_transmit(id, budget, &mut out);
+        self.server.handle_written(id, moved);
         for chunk in out {
             if let Some(received) = self.clients[index].reader.read(&chunk) {
                 self.receive(index, received);
@@ -518,28 +521,39 @@ impl Node {
     /// here: clients read when their operations say so.
     fn settle(&mut self) {
         loop {
-            while let Some(event) = self.server.poll_event() {
-                if let ServerEvent::Closed { conn, .. } = event {
-                    let client = self
-                        .clients
-                        .iter_mut()
-                        .find(|c| c.id == conn)
-                        .expect("a known connection");
-                    assert!(!client.ended, "a connection ended twice");
-                    assert!(
-                        client.upgraded,
-                        "an HTTP connection reported as a session end"
-                    );
-                    client.ended = true;
-                    self.upgraded_open -= 1;
-                }
+            loop {
+                let conn = match self.server.poll_output() {
+                    Output::Timeout(deadline) => {
+                        self.deadline = deadline;
+                        break;
+                    }
+                    Output::Published { result, .. } => {
+                        assert!(result.is_ok(), "{result:?}");
+                        continue;
+                    }
+                    Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
+                    Output::Closed { conn, .. } => conn,
+                    Output::Wake(_) | Output::Decide(_) | Output::Drained => continue,
+                };
+                let client = self
+                    .clients
+                    .iter_mut()
+                    .find(|c| c.id == conn)
+                    .expect("a known connection");
+                assert!(!client.ended, "a connection ended twice");
+                assert!(
+                    client.upgraded,
+                    "an HTTP connection reported as a session end"
+                );
+                client.ended = true;
+                self.upgraded_open -= 1;
             }
             let mut closed = false;
             for client in &mut self.clients {
                 if !client.gone && self.server.transport(client.id).closes_now() {
                     client.gone = true;
                     closed = true;
-                    self.server.handle_transport_closed(client.id, self.now);
+                    self.server.handle_transport_closed(self.now, client.id);
                 }
             }
             if !closed {
@@ -549,7 +563,7 @@ impl Node {
     }
 
     fn check(&self) {
-        if let Some(deadline) = self.server.poll_timeout() {
+        if let Some(deadline) = self.deadline {
             assert!(
                 deadline > self.now,
                 "deadline {deadline:?} is not after {:?}",
@@ -583,7 +597,7 @@ impl Node {
             if !self.clients[index].gone {
                 self.clients[index].gone = true;
                 let id = self.clients[index].id;
-                self.server.handle_transport_closed(id, self.now);
+                self.server.handle_transport_closed(self.now, id);
             }
         }
         self.settle();

@@ -24,6 +24,8 @@ struct Wire {
     /// A paused client reads nothing: its queue on the server grows.
     paused: bool,
     socket_closed: bool,
+    /// The server sent FIN and waits for the client's end of stream.
+    half_closed: bool,
 }
 
 impl Wire {
@@ -53,22 +55,54 @@ struct Node {
     now: Instant,
     wires: BTreeMap<ConnId, Wire>,
     closed: Vec<(ConnId, CloseCode, ClosedBy)>,
+    published: BTreeMap<u64, Result<u64, PublishError>>,
+    next_token: u64,
+    drained: bool,
+    deadline: Option<Instant>,
+    /// What the node asked of its backplane, oldest first.
+    store_requests: VecDeque<StoreRequest>,
 }
 
 impl Node {
     fn new(config: ServerConfig) -> Self {
+        Node::with_server(Server::new(config, 7).expect("a valid config"))
+    }
+
+    fn with_server(server: Server) -> Self {
         Node {
-            server: Server::new(config, "test"),
+            server,
             now: T0,
             wires: BTreeMap::new(),
             closed: Vec::new(),
+            published: BTreeMap::new(),
+            next_token: 0,
+            drained: false,
+            deadline: None,
+            store_requests: VecDeque::new(),
         }
     }
 
     fn open(&mut self) -> ConnId {
-        let conn = self.server.accept(self.now).expect("accepted");
+        let conn = self.server.accept(self.now);
         self.wires.insert(conn, Wire::default());
+        self.drain();
         conn
+    }
+
+    /// Publishes through the embedding API and returns its outcome, which
+    /// the memory hub gives at once.
+    fn publish(&mut self, channel: &str, payload: &str) -> Result<u64, PublishError> {
+        let token = self.start_publish(channel, payload);
+        self.published.remove(&token).expect("an outcome at once")
+    }
+
+    /// Starts a publication through the embedding API; returns its token.
+    fn start_publish(&mut self, channel: &str, payload: &str) -> u64 {
+        self.next_token += 1;
+        let token = self.next_token;
+        self.server.publish(self.now, token, channel, payload);
+        self.drain();
+        token
     }
 
     /// A connection authenticated as `user` (the harness accepts any token
@@ -86,7 +120,7 @@ impl Node {
     }
 
     fn read(&mut self, conn: ConnId, bytes: &[u8]) {
-        self.server.handle_read(conn, self.now, bytes);
+        self.server.handle_read(self.now, conn, bytes);
         self.drain();
     }
 
@@ -100,31 +134,34 @@ impl Node {
         self.drain();
     }
 
-    /// The adapter's drain loop.
+    /// The adapter's drain loop: every output until only a deadline is
+    /// left.
     fn drain(&mut self) {
-        while let Some(event) = self.server.poll_event() {
-            match event {
-                ServerEvent::Wake(conn) => self.flush(conn),
-                ServerEvent::Authenticate { conn, token } => {
-                    let verdict = if token == "bad" {
-                        AuthVerdict::Reject
-                    } else {
-                        AuthVerdict::Accept {
-                            user: token,
-                            session: format!("{conn}"),
-                        }
-                    };
-                    self.server.handle_auth_verdict(conn, self.now, verdict);
+        loop {
+            match self.server.poll_output() {
+                Output::Wake(conn) => self.flush(conn),
+                Output::Decide(Decision::Authenticate { conn, token }) => {
+                    let user = (token != "bad").then_some(token);
+                    self.server.handle_auth_verdict(self.now, conn, user);
                 }
-                ServerEvent::AuthorizeApi {
+                Output::Decide(Decision::AuthorizeApi {
                     conn,
                     authorization,
-                } => {
+                }) => {
                     let authorized = authorization.as_deref() == Some(API_KEY);
-                    self.server.handle_api_verdict(conn, self.now, authorized);
+                    self.server.handle_api_verdict(self.now, conn, authorized);
                 }
-                ServerEvent::Closed { conn, reason, by } => {
+                Output::Closed { conn, reason, by } => {
                     self.closed.push((conn, reason.code, by));
+                }
+                Output::Published { token, result } => {
+                    self.published.insert(token, result);
+                }
+                Output::Store(request) => self.store_requests.push_back(request),
+                Output::Drained => self.drained = true,
+                Output::Timeout(deadline) => {
+                    self.deadline = deadline;
+                    return;
                 }
             }
         }
@@ -138,14 +175,22 @@ impl Node {
             return;
         }
         let mut batch = Vec::new();
-        while self.server.poll_transmit(conn, 64 * 1024, &mut batch) > 0 {
+        loop {
+            let moved = self.server.poll_transmit(conn, 64 * 1024, &mut batch);
+            if moved == 0 {
+                break;
+            }
             for frame in batch.drain(..) {
                 wire.take(&frame);
             }
+            self.server.handle_written(conn, moved);
         }
-        if self.server.transport(conn).closes_now() {
+        let transport = self.server.transport(conn);
+        if transport.closes_now() {
             wire.socket_closed = true;
-            self.server.handle_transport_closed(conn, self.now);
+            self.server.handle_transport_closed(self.now, conn);
+        } else if transport == Transport::HalfClose {
+            wire.half_closed = true;
         }
     }
 
@@ -235,10 +280,10 @@ fn a_second_connection_of_the_same_user_does_not_join_twice() {
         .filter(|r| matches!(r, ServerMessage::Join { .. }))
         .collect();
     assert_eq!(joins.len(), 1);
-    node.server.handle_transport_closed(first, node.now);
+    node.server.handle_transport_closed(node.now, first);
     node.drain();
     assert!(node.replies(watcher).is_empty(), "carol is still there");
-    node.server.handle_transport_closed(second, node.now);
+    node.server.handle_transport_closed(node.now, second);
     node.drain();
     assert!(matches!(
         node.replies(watcher).as_slice(),
@@ -373,7 +418,7 @@ fn shutdown_closes_every_websocket_with_1001_after_its_queue_and_turns_healthz_5
     node.send(bob, r#"{"type":"subscribe","channel":"news"}"#);
     node.replies(bob);
     node.wires.get_mut(&bob).unwrap().paused = true;
-    node.server.publish(node.now, "news", "42").unwrap();
+    node.publish("news", "42").unwrap();
     node.server.shutdown(node.now);
     node.drain();
     assert_eq!(node.close_frame(alice), Some(CloseCode::GOING_AWAY));
@@ -387,7 +432,6 @@ fn shutdown_closes_every_websocket_with_1001_after_its_queue_and_turns_healthz_5
         received[1],
         Message::Close(Some((CloseCode::GOING_AWAY, _)))
     ));
-    assert_eq!(node.server.accept(node.now), Err(Refusal::Draining));
     assert!(node.server.is_draining());
 }
 
@@ -401,10 +445,59 @@ fn while_draining_every_new_connection_including_healthz_gets_503_draining() {
         node.wires[&pending].socket_closed,
         "a request not yet read is dropped"
     );
-    let refusal = node.server.accept(node.now).unwrap_err();
-    let response = String::from_utf8(refusal.response()).unwrap();
+    let refused = node.open();
+    let wire = &node.wires[&refused];
+    let response = String::from_utf8_lossy(&wire.http);
     assert!(response.starts_with("HTTP/1.1 503"), "{response}");
     assert!(response.ends_with("draining"), "{response}");
+    assert!(
+        wire.half_closed && !wire.socket_closed,
+        "the answer goes out whole, then FIN, and the socket waits for the client's"
+    );
+    node.server.handle_transport_closed(node.now, refused);
+    assert_eq!(node.server.connection_count(), 0);
+}
+
+#[test]
+fn a_refused_connection_lingers_at_most_close_timeout() {
+    let mut node = Node::new(ServerConfig::default());
+    node.server.shutdown(node.now);
+    node.drain();
+    let refused = node.open();
+    assert!(node.wires[&refused].half_closed);
+    let linger = node.now + ServerConfig::default().close_timeout;
+    assert_eq!(node.deadline, Some(linger));
+    node.at(linger - Duration::from_nanos(1));
+    assert!(!node.wires[&refused].socket_closed, "not 1 ns early");
+    node.at(linger);
+    node.flush(refused);
+    assert!(node.wires[&refused].socket_closed);
+}
+
+#[test]
+fn the_drain_is_over_when_the_last_connection_closes_or_at_shutdown_timeout() {
+    let config = ServerConfig {
+        close_timeout: Duration::from_secs(60),
+        ..ServerConfig::default()
+    };
+    let mut node = Node::new(config.clone());
+    node.connect("alice");
+    node.server.shutdown(node.now);
+    node.drain();
+    assert!(!node.drained, "alice has not answered the 1001 yet");
+    let deadline = node.now + config.shutdown_timeout;
+    node.at(deadline - Duration::from_nanos(1));
+    assert!(!node.drained);
+    node.at(deadline);
+    assert!(node.drained, "shutdown_timeout ends the drain");
+
+    let mut node = Node::new(ServerConfig::default());
+    let bob = node.connect("bob");
+    node.server.shutdown(node.now);
+    node.drain();
+    node.server.handle_transport_closed(node.now, bob);
+    node.drain();
+    assert!(node.drained, "the last connection closing ends it at once");
 }
 
 #[test]
@@ -427,7 +520,7 @@ fn a_slow_consumer_is_closed_at_exactly_slow_timeout_while_a_fast_one_gets_every
     let t1 = T0 + Duration::from_millis(500);
     node.now = t1;
     for _ in 0..50 {
-        node.server.publish(node.now, "feed", &payload).unwrap();
+        node.publish("feed", &payload).unwrap();
         node.drain();
     }
     assert_eq!(offsets(&node.replies(fast)), (1..=50).collect::<Vec<_>>());
@@ -445,12 +538,15 @@ fn a_slow_consumer_is_closed_at_exactly_slow_timeout_while_a_fast_one_gets_every
 
 #[test]
 fn a_hard_limit_overflow_during_fan_out_closes_only_that_subscriber() {
+    // A config `validate` refuses (high_water above hard_limit), so that
+    // publications reach hard_limit without being dropped at high_water.
     let config = ServerConfig {
         high_water: 100_000,
         hard_limit: 3_000,
         ..ServerConfig::default()
     };
-    let mut node = Node::new(config);
+    let hub = Hub::new(&config, "n");
+    let mut node = Node::with_server(Server::from_parts(config, hub, "n".into()));
     let fast = node.connect("fast");
     let slow = node.connect("slow");
     for conn in [fast, slow] {
@@ -460,7 +556,7 @@ fn a_hard_limit_overflow_during_fan_out_closes_only_that_subscriber() {
     node.wires.get_mut(&slow).unwrap().paused = true;
     let payload = format!(r#""{}""#, "x".repeat(500));
     for _ in 0..10 {
-        node.server.publish(node.now, "feed", &payload).unwrap();
+        node.publish("feed", &payload).unwrap();
         node.drain();
     }
     assert_eq!(offsets(&node.replies(fast)).len(), 10);
@@ -483,7 +579,7 @@ fn closed_connections_leave_no_state_and_ids_are_never_reused() {
             node.send(conn, r#"{"type":"subscribe","channel":"c"}"#);
         }
         for conn in conns {
-            node.server.handle_transport_closed(conn, node.now);
+            node.server.handle_transport_closed(node.now, conn);
         }
         node.drain();
         assert_eq!(node.server.connection_count(), 0);
@@ -506,14 +602,20 @@ fn connections_past_max_connections_are_refused_with_503() {
     let mut node = Node::new(config);
     node.open();
     node.open();
-    let refusal = node.server.accept(node.now).unwrap_err();
-    assert_eq!(refusal, Refusal::AtCapacity);
-    assert!(String::from_utf8_lossy(&refusal.response()).starts_with("HTTP/1.1 503"));
+    let refused = node.open();
+    let response = String::from_utf8_lossy(&node.wires[&refused].http).into_owned();
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.ends_with("too many connections"), "{response}");
+    assert_eq!(
+        node.server.connection_count(),
+        2,
+        "a refusal is not counted"
+    );
 }
 
 #[test]
 fn failed_accepts_are_retried_later_and_a_spell_of_them_is_reported_once() {
-    let mut server = Server::new(ServerConfig::default(), "e");
+    let mut server = Server::new(ServerConfig::default(), 1).unwrap();
     let later = T0 + Duration::from_millis(30);
     assert_eq!(
         server.handle_accept_failed(T0),
@@ -530,7 +632,7 @@ fn failed_accepts_are_retried_later_and_a_spell_of_them_is_reported_once() {
         }
     );
     // An accepted connection ends the spell.
-    server.accept(later).unwrap();
+    server.accept(later);
     assert!(server.handle_accept_failed(later).starts_spell);
     assert_eq!(server.counters().accept_errors_total, 3);
     assert!(

@@ -2,7 +2,7 @@
 //! the shared one, and the test decides when the link fails.
 
 use super::*;
-use crate::hub::{ApiPublish, MemoryStore, StoreEvent};
+use crate::hub::{MemoryStore, StoreEvent};
 
 /// A node made with [`Server::with_backplane`] and the store behind it.
 struct Cluster {
@@ -14,12 +14,9 @@ impl Cluster {
     fn new() -> Cluster {
         let config = ServerConfig::default();
         Cluster {
-            node: Node {
-                server: Server::with_backplane(config.clone(), "n1"),
-                now: T0,
-                wires: BTreeMap::new(),
-                closed: Vec::new(),
-            },
+            node: Node::with_server(
+                Server::with_backplane(config.clone(), 1).expect("a valid config"),
+            ),
             store: MemoryStore::new(&config, "redis"),
         }
     }
@@ -28,7 +25,7 @@ impl Cluster {
     fn exchange(&mut self) {
         loop {
             let mut moved = false;
-            while let Some(request) = self.node.server.poll_store_request() {
+            while let Some(request) = self.node.store_requests.pop_front() {
                 moved = true;
                 self.store.handle_request(self.node.now, request);
             }
@@ -148,24 +145,22 @@ fn the_publish_api_waits_for_the_backplane_and_answers_503_without_it() {
 #[test]
 fn an_application_publish_is_answered_when_the_backplane_answers() {
     let mut cluster = Cluster::new();
-    let now = cluster.node.now;
     assert_eq!(
-        cluster.node.server.begin_publish(now, "news", "1"),
-        Ok(ApiPublish::Unavailable)
+        cluster.node.publish("news", "1"),
+        Err(PublishError::Unavailable),
+        "the link is not up yet"
     );
     cluster.exchange();
-    let started = cluster.node.server.begin_publish(now, "news", "1");
-    let Ok(ApiPublish::Pending { ticket }) = started else {
-        panic!("{started:?}");
-    };
-    assert_eq!(cluster.node.server.poll_published(), None);
-    cluster.exchange();
-    assert_eq!(cluster.node.server.poll_published(), Some((ticket, Ok(1))));
-    assert!(
-        cluster
-            .node
-            .server
-            .begin_publish(now, "no good", "1")
-            .is_err()
+    let token = cluster.node.start_publish("news", "1");
+    assert_eq!(
+        cluster.node.published.get(&token),
+        None,
+        "waits for the store"
     );
+    cluster.exchange();
+    assert_eq!(cluster.node.published.remove(&token), Some(Ok(1)));
+    assert!(matches!(
+        cluster.node.publish("no good", "1"),
+        Err(PublishError::InvalidChannel(_))
+    ));
 }

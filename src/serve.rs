@@ -28,7 +28,7 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
                 config: settings.server.clone(),
                 listen: settings.listen,
                 authorizer,
-                epoch_prefix: None,
+                seed: None,
             })
             .map_err(AppError::Io)?;
             if let Some(url) = &settings.redis_url {
@@ -47,7 +47,7 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
                 config: settings.server.clone(),
                 listen: settings.listen,
                 authorizer,
-                epoch_prefix: None,
+                seed: None,
             })
             .map_err(AppError::Io)?;
             if let Some(url) = &settings.redis_url {

@@ -15,10 +15,9 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use tether_core::config::ServerConfig;
-use tether_core::connection::AuthVerdict;
 use tether_core::frame::masked_text_frame;
 use tether_core::ids::ConnId;
-use tether_core::server::{Server, ServerEvent};
+use tether_core::server::{Decision, Output, Server};
 use tether_core::time::Instant;
 
 const T0: Instant = Instant::from_millis(1_000);
@@ -34,31 +33,31 @@ fn authenticated() -> (Server, ConnId) {
         rate_burst: u32::MAX,
         ..ServerConfig::default()
     };
-    let mut server = Server::new(config, "bench");
-    let conn = server.accept(T0).unwrap();
-    server.handle_read(conn, T0, UPGRADE);
+    let mut server = Server::new(config, 1).expect("a valid config");
+    let conn = server.accept(T0);
+    server.handle_read(T0, conn, UPGRADE);
     server.handle_read(
-        conn,
         T0,
+        conn,
         &masked_text_frame(br#"{"type":"auth","token":"alice"}"#, MASK),
     );
-    while let Some(event) = server.poll_event() {
-        if let ServerEvent::Authenticate { conn, .. } = event {
-            let verdict = AuthVerdict::Accept {
-                user: "alice".into(),
-                session: "s".into(),
-            };
-            server.handle_auth_verdict(conn, T0, verdict);
-        }
-    }
     drain(&mut server, conn, &mut Vec::new());
     (server, conn)
 }
 
-/// What an adapter does after every input: events, then frames.
+/// What an adapter does after every input: outputs (every token accepted
+/// as its user), then frames, each batch reported written.
 fn drain(server: &mut Server, conn: ConnId, out: &mut Vec<Bytes>) -> usize {
-    while let Some(event) = server.poll_event() {
-        black_box(event);
+    loop {
+        match server.poll_output() {
+            Output::Timeout(_) => break,
+            Output::Decide(Decision::Authenticate { conn, token }) => {
+                server.handle_auth_verdict(T0, conn, Some(token));
+            }
+            output => {
+                black_box(output);
+            }
+        }
     }
     let mut moved = 0;
     loop {
@@ -66,6 +65,7 @@ fn drain(server: &mut Server, conn: ConnId, out: &mut Vec<Bytes>) -> usize {
         if n == 0 {
             return moved;
         }
+        server.handle_written(conn, n);
         moved += n;
         out.clear();
     }
@@ -90,7 +90,7 @@ fn publish(c: &mut Criterion) {
     let mut out = Vec::new();
     group.bench_function("no_id", |b| {
         b.iter(|| {
-            server.handle_read(conn, T0, black_box(&frame));
+            server.handle_read(T0, conn, black_box(&frame));
             drain(&mut server, conn, &mut out)
         });
     });
@@ -104,7 +104,7 @@ fn publish(c: &mut Criterion) {
                 publish_frame(Some(next_id))
             },
             |frame| {
-                server.handle_read(conn, T0, &frame);
+                server.handle_read(T0, conn, &frame);
                 let written = drain(&mut server, conn, &mut out);
                 assert!(written > 0, "no ack");
                 written

@@ -41,11 +41,13 @@ impl Driver {
             }
         }
         let mut frames = Vec::new();
-        while self
-            .conn
-            .poll_transmit(&self.config, 64 * 1024, &mut frames)
-            > 0
-        {}
+        loop {
+            let moved = self.conn.poll_transmit(64 * 1024, &mut frames);
+            if moved == 0 {
+                break;
+            }
+            self.conn.handle_written(&self.config, moved);
+        }
         let bytes = frames.concat();
         if !self.upgraded {
             if let Some(head) = String::from_utf8_lossy(&bytes).split("\r\n\r\n").next() {

@@ -44,7 +44,7 @@
 //! the connections with frames, asks the [`Authorizer`] for verdicts, logs
 //! closes, and re-arms the deadline.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -60,10 +60,10 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tether_core::auth::Authorizer;
 use tether_core::close::CloseCode;
 use tether_core::config::{ServerConfig, connections_within_open_files};
-use tether_core::connection::{AuthVerdict, Transport};
-use tether_core::hub::{ApiPublish, StoreEvent, StoreRequest, Ticket};
+use tether_core::connection::Transport;
+use tether_core::hub::{StoreEvent, StoreRequest};
 use tether_core::ids::ConnId;
-use tether_core::server::{Server as Core, ServerEvent};
+use tether_core::server::{Decision, Output, PublishError, Server as Core};
 use tether_core::time::Instant;
 
 use crate::backplane::Backplane;
@@ -81,8 +81,6 @@ const READ_BUFFER: usize = 64 * 1024;
 /// Connections the kernel may hold before `accept`: enough for a thousand
 /// clients reconnecting at once without dropped SYNs (std's default is 128).
 const LISTEN_BACKLOG: i32 = 1024;
-/// How long a refused connection may take to receive its 503.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a node needs to start.
 pub struct ServerOptions {
@@ -92,9 +90,9 @@ pub struct ServerOptions {
     pub listen: SocketAddr,
     /// Decides tokens and API keys.
     pub authorizer: Arc<dyn Authorizer + Send + Sync>,
-    /// Makes channel epochs and session ids unique to this run of the node;
-    /// random when `None`.
-    pub epoch_prefix: Option<String>,
+    /// Names this run of the node, from which the core makes its epochs and
+    /// session ids; drawn from OS randomness when `None`. Tests fix it.
+    pub seed: Option<u64>,
 }
 
 /// A bound, not yet running, server node.
@@ -115,7 +113,7 @@ enum Command {
     Publish {
         channel: String,
         payload: String,
-        reply: Sender<Result<u64, String>>,
+        reply: Sender<Result<u64, PublishError>>,
     },
     Shutdown,
 }
@@ -178,38 +176,35 @@ impl Server {
     async fn serve(self, executor: &LocalExecutor<'static>) -> io::Result<()> {
         let reactor = Reactor::current()?;
         let listener = Registered::new(self.listener, &reactor)?;
-        let prefix = self
-            .options
-            .epoch_prefix
-            .clone()
-            .unwrap_or_else(|| format!("{:016x}", fastrand::u64(..)));
+        let seed = self.options.seed.unwrap_or_else(|| fastrand::u64(..));
         let shutdown_timeout = self.options.config.shutdown_timeout;
         let (store_requests, requests) = async_channel::unbounded();
         let (events, store_events) = async_channel::unbounded();
+        let invalid = |error| io::Error::new(io::ErrorKind::InvalidInput, error);
         let (core, backplane) = match self.backplane {
             Some(backplane) => {
-                let core = Core::with_backplane(self.options.config, &prefix);
-                let task = backplane.run(prefix.clone(), requests, events);
+                let core = Core::with_backplane(self.options.config, seed).map_err(invalid)?;
+                let task = backplane.run(core.node_id().to_owned(), requests, events);
                 (core, Some(executor.spawn(task)))
             }
-            None => (Core::new(self.options.config, &prefix), None),
+            None => (Core::new(self.options.config, seed).map_err(invalid)?, None),
         };
+        let (decisions, decided) = async_channel::unbounded();
         let node = Rc::new(Node {
             core: RefCell::new(core),
             store_requests,
+            decisions,
             publishes: RefCell::new(HashMap::new()),
-            authorizer: self.options.authorizer,
-            prefix,
+            next_publish: Cell::new(0),
             start: std::time::Instant::now(),
             wakers: RefCell::new(HashMap::new()),
             read_buffer: RefCell::new(vec![0; READ_BUFFER].into_boxed_slice()),
             reactor,
-            all_closed: async_channel::bounded(1),
+            drained: async_channel::bounded(1),
         });
-        let (draining_tx, draining_rx) = async_channel::bounded::<()>(1);
         executor.spawn(timer_loop(node.clone())).detach();
         executor
-            .spawn(command_loop(node.clone(), self.commands.1, draining_tx))
+            .spawn(command_loop(node.clone(), self.commands.1))
             .detach();
         if backplane.is_some() {
             executor
@@ -218,20 +213,13 @@ impl Server {
         }
         node.dispatch();
         let drained = async {
-            let _ = draining_rx.recv().await;
-            tracing::info!("draining: waiting for connections to close");
-            let closed = async {
-                if node.core.borrow().connection_count() > 0 {
-                    let _ = node.all_closed.1.recv().await;
-                }
-            };
-            let deadline = async {
-                node.sleep(shutdown_timeout).await;
-                tracing::warn!("shutdown timeout reached with connections still open");
-            };
-            future::or(closed, deadline).await;
+            let _ = node.drained.1.recv().await;
         };
-        future::or(accept_loop(&node, &listener, executor), drained).await;
+        let serving = future::or(
+            accept_loop(&node, &listener, executor),
+            decide_loop(&node, &decided, &self.options.authorizer, executor),
+        );
+        future::or(serving, drained).await;
         node.store_requests.close();
         if let Some(backplane) = backplane {
             let last_requests = async {
@@ -264,7 +252,7 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 
 impl Handle {
     /// Publishes `payload` (JSON text) on `channel` as the HTTP API does.
-    pub async fn publish(&self, channel: &str, payload: &str) -> Result<u64, String> {
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<u64, PublishError> {
         let (reply, answer) = async_channel::bounded(1);
         let command = Command::Publish {
             channel: channel.to_owned(),
@@ -274,11 +262,8 @@ impl Handle {
         self.commands
             .send(command)
             .await
-            .map_err(|_| "the server is not running".to_owned())?;
-        answer
-            .recv()
-            .await
-            .map_err(|_| "the server stopped".to_owned())?
+            .map_err(|_| PublishError::Unavailable)?;
+        answer.recv().await.map_err(|_| PublishError::Unavailable)?
     }
 
     /// Starts the graceful shutdown (PROTOCOL.md section 3); `run` returns
@@ -293,16 +278,19 @@ struct Node {
     core: RefCell<Core>,
     /// Where the core's store requests go (nowhere in memory mode).
     store_requests: Sender<StoreRequest>,
-    /// Publishes of [`Handle::publish`] waiting for the backplane.
-    publishes: RefCell<HashMap<Ticket, Sender<Result<u64, String>>>>,
-    authorizer: Arc<dyn Authorizer + Send + Sync>,
-    prefix: String,
+    /// Where the core's decisions go, to be taken off the node's thread.
+    decisions: Sender<Decision>,
+    /// Publications of [`Handle::publish`] by token, waiting for their
+    /// outcome.
+    publishes: RefCell<HashMap<u64, Sender<Result<u64, PublishError>>>>,
+    next_publish: Cell<u64>,
     start: std::time::Instant,
     wakers: RefCell<HashMap<ConnId, Rc<Signal>>>,
     read_buffer: RefCell<Box<[u8]>>,
     /// Waits for the node's sockets and the core's next deadline.
     reactor: Rc<Reactor>,
-    all_closed: (Sender<()>, Receiver<()>),
+    /// Hears the core's [`Output::Drained`].
+    drained: (Sender<()>, Receiver<()>),
 }
 
 impl Node {
@@ -317,51 +305,40 @@ impl Node {
             .await;
     }
 
-    /// The drain loop after every input.
+    /// The drain loop after every input: carries out every output of the
+    /// core until only its next deadline is left, which the reactor waits
+    /// for.
     fn dispatch(&self) {
-        let now = self.now();
         let mut core = self.core.borrow_mut();
-        while let Some(event) = core.poll_event() {
-            match event {
-                ServerEvent::Wake(conn) => {
+        loop {
+            match core.poll_output() {
+                Output::Wake(conn) => {
                     if let Some(signal) = self.wakers.borrow().get(&conn) {
                         signal.raise();
                     }
                 }
-                ServerEvent::Authenticate { conn, token } => {
-                    let verdict = match self.authorizer.authenticate(&token) {
-                        Some(user) => {
-                            tracing::info!(%conn, %user, "authenticated");
-                            AuthVerdict::Accept {
-                                user,
-                                session: format!("{}-{}", self.prefix, conn.0),
-                            }
-                        }
-                        None => AuthVerdict::Reject,
-                    };
-                    core.handle_auth_verdict(conn, now, verdict);
+                Output::Decide(decision) => {
+                    let _ = self.decisions.try_send(decision);
                 }
-                ServerEvent::AuthorizeApi {
-                    conn,
-                    authorization,
-                } => {
-                    let authorized = self.authorizer.authorize_api(authorization.as_deref());
-                    core.handle_api_verdict(conn, now, authorized);
+                Output::Store(request) => {
+                    let _ = self.store_requests.try_send(request);
                 }
-                ServerEvent::Closed { conn, reason, by } => log_close(conn, &reason, by),
+                Output::Published { token, result } => {
+                    if let Some(reply) = self.publishes.borrow_mut().remove(&token) {
+                        let _ = reply.try_send(result);
+                    }
+                }
+                Output::Closed { conn, reason, by } => log_close(conn, &reason, by),
+                Output::Drained => {
+                    let _ = self.drained.0.try_send(());
+                }
+                Output::Timeout(next) => {
+                    self.reactor
+                        .set_deadline(next.map(|at| self.start + at.since_origin()));
+                    return;
+                }
             }
         }
-        while let Some(request) = core.poll_store_request() {
-            let _ = self.store_requests.try_send(request);
-        }
-        while let Some((ticket, outcome)) = core.poll_published() {
-            if let Some(reply) = self.publishes.borrow_mut().remove(&ticket) {
-                let _ = reply.try_send(outcome);
-            }
-        }
-        let next = core.poll_timeout();
-        self.reactor
-            .set_deadline(next.map(|at| self.start + at.since_origin()));
     }
 
     /// The socket of `conn` is gone: the core forgets the connection.
@@ -369,12 +346,50 @@ impl Node {
         self.wakers.borrow_mut().remove(&conn);
         self.core
             .borrow_mut()
-            .handle_transport_closed(conn, self.now());
+            .handle_transport_closed(self.now(), conn);
         self.dispatch();
-        let core = self.core.borrow();
-        if core.is_draining() && core.connection_count() == 0 {
-            let _ = self.all_closed.0.try_send(());
-        }
+    }
+}
+
+/// Takes the core's decisions off the node's thread: each runs on smol's
+/// blocking pool (an authorizer may query a database for seconds) while
+/// every other connection goes on; its answer is fed back on this thread.
+async fn decide_loop(
+    node: &Rc<Node>,
+    decided: &Receiver<Decision>,
+    authorizer: &Arc<dyn Authorizer + Send + Sync>,
+    executor: &LocalExecutor<'static>,
+) {
+    while let Ok(decision) = decided.recv().await {
+        let (node, authorizer) = (node.clone(), authorizer.clone());
+        executor
+            .spawn(async move {
+                match decision {
+                    Decision::Authenticate { conn, token } => {
+                        let user = smol::unblock(move || authorizer.authenticate(&token)).await;
+                        if let Some(user) = &user {
+                            tracing::info!(%conn, %user, "authenticated");
+                        }
+                        node.core
+                            .borrow_mut()
+                            .handle_auth_verdict(node.now(), conn, user);
+                    }
+                    Decision::AuthorizeApi {
+                        conn,
+                        authorization,
+                    } => {
+                        let authorized = smol::unblock(move || {
+                            authorizer.authorize_api(authorization.as_deref())
+                        })
+                        .await;
+                        node.core
+                            .borrow_mut()
+                            .handle_api_verdict(node.now(), conn, authorized);
+                    }
+                }
+                node.dispatch();
+            })
+            .detach();
     }
 }
 
@@ -426,29 +441,13 @@ async fn accept_loop(
             }
         };
         let _ = stream.get_ref().set_nodelay(true);
-        let accepted = node.core.borrow_mut().accept(node.now());
-        match accepted {
-            Ok(conn) => {
-                let wake = Rc::new(Signal::default());
-                node.wakers.borrow_mut().insert(conn, wake.clone());
-                node.dispatch();
-                executor
-                    .spawn(connection(node.clone(), conn, stream, wake))
-                    .detach();
-            }
-            Err(refusal) => {
-                let node = node.clone();
-                executor
-                    .spawn(async move {
-                        let answer = async {
-                            let _ = write_frames(&stream, &[refusal.response().into()]).await;
-                        };
-                        future::or(answer, node.sleep(REFUSAL_TIMEOUT)).await;
-                        let _ = stream.get_ref().shutdown(Shutdown::Both);
-                    })
-                    .detach();
-            }
-        }
+        let conn = node.core.borrow_mut().accept(node.now());
+        let wake = Rc::new(Signal::default());
+        node.wakers.borrow_mut().insert(conn, wake.clone());
+        node.dispatch();
+        executor
+            .spawn(connection(node.clone(), conn, stream, wake))
+            .detach();
     }
 }
 
@@ -511,7 +510,7 @@ fn read(node: &Node, conn: ConnId, stream: &Registered<TcpStream>) -> bool {
         Ok(n) => {
             node.core
                 .borrow_mut()
-                .handle_read(conn, node.now(), &buffer[..n]);
+                .handle_read(node.now(), conn, &buffer[..n]);
             drop(buffer);
             node.dispatch();
             true
@@ -551,6 +550,7 @@ async fn flush(
             }
         };
         future::or(write_frames(stream, batch), close_ordered).await?;
+        node.core.borrow_mut().handle_written(conn, moved);
         batch.clear();
     }
 }
@@ -595,7 +595,7 @@ async fn timer_loop(node: Rc<Node>) {
     }
 }
 
-async fn command_loop(node: Rc<Node>, commands: Receiver<Command>, draining: Sender<()>) {
+async fn command_loop(node: Rc<Node>, commands: Receiver<Command>) {
     while let Ok(command) = commands.recv().await {
         match command {
             Command::Publish {
@@ -603,32 +603,19 @@ async fn command_loop(node: Rc<Node>, commands: Receiver<Command>, draining: Sen
                 payload,
                 reply,
             } => {
-                let started = node
-                    .core
+                let token = node.next_publish.get() + 1;
+                node.next_publish.set(token);
+                node.publishes.borrow_mut().insert(token, reply);
+                node.core
                     .borrow_mut()
-                    .begin_publish(node.now(), &channel, &payload);
-                match started {
-                    Ok(ApiPublish::Published { offset }) => {
-                        let _ = reply.try_send(Ok(offset));
-                    }
-                    Ok(ApiPublish::Pending { ticket }) => {
-                        node.publishes.borrow_mut().insert(ticket, reply);
-                    }
-                    Ok(ApiPublish::Unavailable) => {
-                        let _ = reply.try_send(Err("the backplane is unavailable".into()));
-                    }
-                    Err(error) => {
-                        let _ = reply.try_send(Err(error));
-                    }
-                }
-                node.dispatch();
+                    .publish(node.now(), token, &channel, &payload);
             }
             Command::Shutdown => {
+                tracing::info!("draining: waiting for connections to close");
                 node.core.borrow_mut().shutdown(node.now());
-                node.dispatch();
-                let _ = draining.try_send(());
             }
         }
+        node.dispatch();
     }
 }
 

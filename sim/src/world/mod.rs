@@ -425,11 +425,14 @@ fn new_server(
     rng: &mut fastrand::Rng,
     links: &mut Vec<backplane_side::StoreLink>,
 ) -> (Server, String) {
-    let name = epoch_prefix(node, incarnation, rng);
+    let seed = node_seed(node, incarnation, rng);
     if setup.backplane.is_none() {
-        return (Server::new(setup.server.clone(), &name), name);
+        let server = Server::new(setup.server.clone(), seed).expect("a valid node config");
+        let name = server.node_id().to_owned();
+        return (server, name);
     }
-    let server = Server::with_backplane(setup.server.clone(), &name);
+    let server = Server::with_backplane(setup.server.clone(), seed).expect("a valid node config");
+    let name = server.node_id().to_owned();
     match links.get_mut(node) {
         Some(link) => link.name = name.clone(),
         None => links.push(backplane_side::StoreLink::named(name.clone())),
@@ -437,10 +440,10 @@ fn new_server(
     (server, name)
 }
 
-/// A node incarnation's epoch prefix: unique per incarnation, drawn from the
-/// run's generator as a real node would draw it from OS randomness.
-fn epoch_prefix(node: usize, incarnation: u32, rng: &mut fastrand::Rng) -> String {
-    format!("n{node}i{incarnation}x{:04x}", rng.u16(..))
+/// A node incarnation's seed: drawn from the run's generator as a real node
+/// would draw it from OS randomness, unique per incarnation.
+fn node_seed(node: usize, incarnation: u32, rng: &mut fastrand::Rng) -> u64 {
+    (u64::from(rng.u16(..)) << 32) | ((node as u64) << 24) | u64::from(incarnation)
 }
 
 fn add_counters(total: &mut tether_core::metrics::Counters, more: &tether_core::metrics::Counters) {

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use tether_core::connection::AuthVerdict;
 use tether_core::ids::ConnId;
-use tether_core::server::{Server, ServerEvent};
+use tether_core::server::{Decision, Output};
+use tether_core::time::Instant;
 
 use super::{Ev, SocketId, World, new_server};
 
@@ -30,7 +30,7 @@ impl World {
         let state = &mut self.nodes[node];
         let accepted = state.server.as_mut().map(|server| server.accept(now));
         match accepted {
-            Some(Ok(conn)) => {
+            Some(conn) => {
                 let incarnation = state.incarnation;
                 state.sockets.insert(conn, id);
                 let socket = self.sockets.get_mut(&id).expect("looked up above");
@@ -39,10 +39,6 @@ impl World {
                 socket.incarnation = incarnation;
                 self.schedule.push(now + delay, Ev::SynAck(id));
                 self.drain_node(node);
-            }
-            Some(Err(refusal)) => {
-                self.record(format_args!("node{node} refused c{client}: {refusal:?}"));
-                self.schedule.push(now + delay, Ev::Refused(id));
             }
             None => self.schedule.push(now + delay, Ev::Refused(id)),
         }
@@ -54,7 +50,7 @@ impl World {
         };
         let now = self.now;
         if let Some(server) = &mut self.nodes[node].server {
-            server.handle_read(conn, now, bytes);
+            server.handle_read(now, conn, bytes);
         }
         self.drain_node(node);
     }
@@ -86,11 +82,7 @@ impl World {
             return;
         }
         if let Some(server) = &mut state.server {
-            let verdict = AuthVerdict::Accept {
-                session: format!("{token}.{}", conn.0),
-                user: token,
-            };
-            server.handle_auth_verdict(conn, now, verdict);
+            server.handle_auth_verdict(now, conn, Some(token));
         }
         self.drain_node(node);
     }
@@ -117,15 +109,8 @@ impl World {
             r#"{{"at":{},"body":"{body}"}}"#,
             now.since_origin().as_micros()
         );
-        let published = self.nodes[backend.node]
-            .server
-            .as_mut()
-            .map(|server| server.publish(now, backend.channel.as_str(), &payload));
-        match published {
-            Some(Ok(offset)) => {
-                self.record(format_args!("backend {}@{offset}", backend.channel));
-            }
-            Some(Err(error)) => self.violation(format!("backend publish failed: {error}")),
+        match self.nodes[backend.node].server.as_mut() {
+            Some(server) => server.publish(now, 0, backend.channel.as_str(), &payload),
             None => self.record(format_args!("backend: node{} is down", backend.node)),
         }
         self.drain_node(backend.node);
@@ -153,26 +138,19 @@ impl World {
     /// Handles everything the node has to say, then checks its books and
     /// arms its next deadline.
     pub(super) fn drain_node(&mut self, node: usize) {
-        loop {
+        let next = loop {
             let Some(server) = &mut self.nodes[node].server else {
                 return;
             };
-            let Some(event) = server.poll_event() else {
-                match server.poll_store_request() {
-                    Some(request) => {
-                        self.send_to_store(node, request);
-                        continue;
-                    }
-                    None => break,
-                }
-            };
-            match event {
-                ServerEvent::Wake(conn) => {
+            match server.poll_output() {
+                Output::Timeout(next) => break next,
+                Output::Store(request) => self.send_to_store(node, request),
+                Output::Wake(conn) => {
                     if let Some(&id) = self.nodes[node].sockets.get(&conn) {
                         self.flush(node, conn, id);
                     }
                 }
-                ServerEvent::Authenticate { conn, token } => {
+                Output::Decide(Decision::Authenticate { conn, token }) => {
                     let delay = Duration::from_micros(self.rng.u64(..5_000));
                     let incarnation = self.nodes[node].incarnation;
                     self.schedule.push(
@@ -185,24 +163,31 @@ impl World {
                         },
                     );
                 }
-                ServerEvent::AuthorizeApi { conn, .. } => {
+                Output::Decide(Decision::AuthorizeApi { conn, .. }) => {
                     let now = self.now;
-                    if let Some(server) = &mut self.nodes[node].server {
-                        server.handle_api_verdict(conn, now, false);
-                    }
+                    server.handle_api_verdict(now, conn, false);
                 }
-                ServerEvent::Closed { conn, reason, by } => {
+                Output::Published { result, .. } => match result {
+                    Ok(offset) => {
+                        let channel = self.setup.backend.as_ref().map(|b| b.channel.clone());
+                        let channel = channel.as_ref().map_or("?", |c| c.as_str());
+                        self.record(format_args!("backend {channel}@{offset}"));
+                    }
+                    Err(error) => self.violation(format!("backend publish failed: {error}")),
+                },
+                Output::Closed { conn, reason, by } => {
                     self.record(format_args!("node{node} closed {conn} {reason} {by:?}"));
                 }
+                Output::Drained => self.record(format_args!("node{node} drained")),
             }
-        }
+        };
         self.check_books(node);
-        self.arm_node(node);
+        self.arm_node(node, next);
     }
 
-    pub(super) fn arm_node(&mut self, node: usize) {
+    pub(super) fn arm_node(&mut self, node: usize, next: Option<Instant>) {
         let state = &mut self.nodes[node];
-        let Some(at) = state.server.as_ref().and_then(Server::poll_timeout) else {
+        let Some(at) = next else {
             return;
         };
         if state.timer_at.is_none_or(|armed| at < armed) {
@@ -241,9 +226,11 @@ impl World {
                 return;
             }
             let mut batch = Vec::new();
-            if server.poll_transmit(conn, room, &mut batch) == 0 {
+            let moved = server.poll_transmit(conn, room, &mut batch);
+            if moved == 0 {
                 return;
             }
+            server.handle_written(conn, moved);
             let start = self.now.max(self.clients[client].partitioned_until);
             let bytes = bytes::Bytes::from(batch.concat());
             for (at, chunk) in socket.down.send(start, bytes, link, &mut self.rng) {
@@ -257,7 +244,7 @@ impl World {
     fn close_server_end(&mut self, node: usize, conn: ConnId, id: SocketId) {
         let now = self.now;
         if let Some(server) = &mut self.nodes[node].server {
-            server.handle_transport_closed(conn, now);
+            server.handle_transport_closed(now, conn);
         }
         self.nodes[node].sockets.remove(&conn);
         self.close_node_end(id);

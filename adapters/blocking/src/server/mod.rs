@@ -30,14 +30,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_channel::Receiver;
 use tether_core::hub::StoreRequest;
 
 use tether_core::auth::Authorizer;
 use tether_core::config::{ServerConfig, connections_within_open_files};
-use tether_core::server::Server as Core;
+use tether_core::server::{PublishError, Server as Core};
 
 use node::Node;
 
@@ -54,21 +53,20 @@ pub struct ServerOptions {
     /// Decides tokens and API keys. Called from connection threads without
     /// the node's lock held, so a slow decision delays only its connection.
     pub authorizer: Arc<dyn Authorizer + Send + Sync>,
-    /// Makes channel epochs and session ids unique to this run of the node;
-    /// `None` derives one from the start time and the process id, so that a
-    /// restarted node never repeats an epoch.
-    pub epoch_prefix: Option<String>,
+    /// Names this run of the node, from which the core makes its epochs and
+    /// session ids; `None` draws it from OS randomness, so that a restarted
+    /// node never repeats an epoch. Tests fix it.
+    pub seed: Option<u64>,
 }
 
 impl ServerOptions {
-    /// Options with the protocol's default settings and a fresh epoch
-    /// prefix.
+    /// Options with the protocol's default settings and a random seed.
     pub fn new(listen: SocketAddr, authorizer: Arc<dyn Authorizer + Send + Sync>) -> Self {
         ServerOptions {
             config: ServerConfig::default(),
             listen,
             authorizer,
-            epoch_prefix: None,
+            seed: None,
         }
     }
 }
@@ -78,12 +76,12 @@ pub struct Server {
     node: Arc<Node>,
     listener: TcpListener,
     local_addr: SocketAddr,
-    /// How long a refused connection is kept to deliver its answer.
-    close_timeout: Duration,
     /// The node's settings, for a core made again in backplane mode.
     config: ServerConfig,
-    /// This run's epoch prefix, which also names the node in a backplane.
-    prefix: String,
+    /// This run's seed, for a core made again in backplane mode.
+    seed: u64,
+    /// The core's name for this run, which names the node in a backplane.
+    node_id: String,
     /// The shared store and the core's requests to it, with a backplane.
     backplane: Option<(Box<dyn Backplane>, Receiver<StoreRequest>)>,
 }
@@ -104,7 +102,7 @@ impl Server {
     pub fn bind(options: ServerOptions) -> io::Result<Server> {
         let listener = TcpListener::bind(options.listen)?;
         let local_addr = listener.local_addr()?;
-        let prefix = options.epoch_prefix.unwrap_or_else(fresh_epoch_prefix);
+        let seed = options.seed.unwrap_or_else(|| fastrand::u64(..));
         let mut config = options.config;
         if let Some(limit) = capacity::max_map_count().map(capacity::connection_limit)
             && config.max_connections > limit
@@ -128,16 +126,17 @@ impl Server {
             );
             config.max_connections = limit;
         }
-        let close_timeout = config.close_timeout;
-        let core = Core::new(config.clone(), &prefix);
-        let node = Arc::new(Node::new(core, options.authorizer, prefix.clone()));
+        let core = Core::new(config.clone(), seed)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+        let node_id = core.node_id().to_owned();
+        let node = Arc::new(Node::new(core, options.authorizer));
         Ok(Server {
             node,
             listener,
             local_addr,
-            close_timeout,
             config,
-            prefix,
+            seed,
+            node_id,
             backplane: None,
         })
     }
@@ -155,7 +154,8 @@ impl Server {
     /// taken before stay valid.
     pub fn with_backplane(mut self, backplane: impl Backplane + 'static) -> Server {
         let (requests, received) = async_channel::unbounded();
-        let core = Core::with_backplane(self.config.clone(), &self.prefix);
+        let core = Core::with_backplane(self.config.clone(), self.seed)
+            .expect("the config passed Core::new in bind");
         self.node.attach_backplane(core, requests);
         self.backplane = Some((Box::new(backplane), received));
         self
@@ -184,13 +184,15 @@ impl Server {
             node,
             listener,
             local_addr,
-            close_timeout,
             config,
-            prefix,
+            node_id,
             backplane,
+            ..
         } = self;
         let backplane = match backplane {
-            Some((backplane, requests)) => Some(run_backplane(&node, backplane, prefix, requests)?),
+            Some((backplane, requests)) => {
+                Some(run_backplane(&node, backplane, node_id, requests)?)
+            }
             None => None,
         };
         let timer = {
@@ -203,7 +205,7 @@ impl Server {
             let node = Arc::clone(&node);
             thread::Builder::new()
                 .name("tether-accept".into())
-                .spawn(move || socket::accept_loop(&node, &listener, close_timeout))
+                .spawn(move || socket::accept_loop(&node, &listener))
         };
         let acceptor = match acceptor {
             Ok(acceptor) => acceptor,
@@ -263,7 +265,7 @@ impl Handle {
     /// channels allowed. Returns the publication's offset (with a backplane,
     /// once the store gave it), or why the channel name or payload is
     /// invalid or the backplane cannot take it.
-    pub fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, String> {
+    pub fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, PublishError> {
         self.node.publish(channel, payload_json)
     }
 
@@ -274,14 +276,6 @@ impl Handle {
     pub fn shutdown(&self) {
         self.node.shutdown();
     }
-}
-
-/// An epoch prefix unique to this run: start time and process id.
-fn fresh_epoch_prefix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    format!("{nanos:x}-{:x}", std::process::id())
 }
 
 /// Where to connect to reach a listener bound to `local`: the loopback

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant as Clock};
 use bytes::Bytes;
 use socket2::SockRef;
 use tether_core::auth::Authorizer;
-use tether_core::connection::{AuthVerdict, Transport};
-use tether_core::hub::{ApiPublish, StoreEvent, StoreRequest, Ticket};
+use tether_core::connection::Transport;
+use tether_core::hub::{StoreEvent, StoreRequest};
 use tether_core::ids::ConnId;
-use tether_core::server::{Refusal, Server as Core, ServerEvent};
+use tether_core::server::{Decision, Output, PublishError, Server as Core};
 use tether_core::time::Instant;
 
 /// Bytes a writer takes from the core per pass: what backpressure leaves
@@ -38,24 +38,27 @@ pub struct Node {
     /// The origin of the core's time line.
     start: Clock,
     authorizer: Arc<dyn Authorizer + Send + Sync>,
-    /// Prefix of session ids, unique to this run of the node.
-    session_prefix: String,
 }
 
 /// Everything behind the node's lock.
 struct State {
     core: Core,
     links: HashMap<ConnId, Link>,
+    /// The core's next deadline, from its last [`Output::Timeout`].
+    deadline: Option<Instant>,
     /// The deadline the timer thread is sleeping until (`None`: none).
     timer_until: Option<Instant>,
-    /// When `run` gives up waiting for connections to drain.
-    shutdown_deadline: Option<Instant>,
+    /// The shutdown started.
+    draining: bool,
+    /// The core said [`Output::Drained`].
+    drained: bool,
     /// `run` is returning: the timer and accept threads end.
     stopped: bool,
     /// Where the core's store requests go, with a backplane.
     store_requests: Option<async_channel::Sender<StoreRequest>>,
-    /// Publishes of the application waiting for the backplane.
-    publishes: HashMap<Ticket, SyncSender<Result<u64, String>>>,
+    /// Publications of the application, by token, waiting for their outcome.
+    publishes: HashMap<u64, SyncSender<Result<u64, PublishError>>>,
+    next_publish: u64,
 }
 
 /// The adapter's side of one connection.
@@ -74,8 +77,6 @@ pub enum Admission {
         /// Signalled whenever the connection has frames or must close.
         wake: Receiver<()>,
     },
-    /// Answer with the refusal's response and close.
-    Refused(Refusal),
     /// The node has stopped; stop accepting.
     Stopped,
 }
@@ -94,32 +95,30 @@ enum Question {
 
 /// The answer to a [`Question`], fed back under the lock.
 enum Answer {
-    Token(ConnId, AuthVerdict),
+    Token(ConnId, Option<String>),
     ApiKey(ConnId, bool),
 }
 
 impl Node {
     /// A node around `core` whose clock starts now.
-    pub fn new(
-        core: Core,
-        authorizer: Arc<dyn Authorizer + Send + Sync>,
-        session_prefix: String,
-    ) -> Self {
+    pub fn new(core: Core, authorizer: Arc<dyn Authorizer + Send + Sync>) -> Self {
         Node {
             state: Mutex::new(State {
                 core,
                 links: HashMap::new(),
+                deadline: None,
                 timer_until: None,
-                shutdown_deadline: None,
+                draining: false,
+                drained: false,
                 stopped: false,
                 store_requests: None,
                 publishes: HashMap::new(),
+                next_publish: 0,
             }),
             timer: Condvar::new(),
             drained: Condvar::new(),
             start: Clock::now(),
             authorizer,
-            session_prefix,
         }
     }
 
@@ -155,21 +154,15 @@ impl Node {
 
     /// Publishes from the application and waits (unlocked) for the offset,
     /// which a backplane may take a round trip to give.
-    pub fn publish(&self, channel: &str, payload: &str) -> Result<u64, String> {
+    pub fn publish(&self, channel: &str, payload: &str) -> Result<u64, PublishError> {
         let mut state = self.lock();
         let (reply, answer) = sync_channel(1);
-        let started = state.core.begin_publish(self.now(), channel, payload);
-        if let Ok(ApiPublish::Pending { ticket }) = started {
-            state.publishes.insert(ticket, reply);
-        }
+        state.next_publish += 1;
+        let token = state.next_publish;
+        state.publishes.insert(token, reply);
+        state.core.publish(self.now(), token, channel, payload);
         self.settle(state);
-        match started? {
-            ApiPublish::Published { offset } => Ok(offset),
-            ApiPublish::Unavailable => Err("the backplane is unavailable".into()),
-            ApiPublish::Pending { .. } => {
-                answer.recv().map_err(|_| "the server stopped".to_owned())?
-            }
-        }
+        answer.recv().map_err(|_| PublishError::Unavailable)?
     }
 
     /// A TCP connection arrived: registers it with the core, or says why not.
@@ -178,19 +171,15 @@ impl Node {
         if state.stopped {
             return Admission::Stopped;
         }
-        match state.core.accept(self.now()) {
-            Ok(conn) => {
-                let (sender, wake) = sync_channel(1);
-                let link = Link {
-                    stream: Arc::clone(stream),
-                    wake: sender,
-                };
-                state.links.insert(conn, link);
-                self.settle(state);
-                Admission::Accepted { conn, wake }
-            }
-            Err(refusal) => Admission::Refused(refusal),
-        }
+        let conn = state.core.accept(self.now());
+        let (sender, wake) = sync_channel(1);
+        let link = Link {
+            stream: Arc::clone(stream),
+            wake: sender,
+        };
+        state.links.insert(conn, link);
+        self.settle(state);
+        Admission::Accepted { conn, wake }
     }
 
     /// Accepting failed: how long to wait before accepting again and
@@ -207,11 +196,18 @@ impl Node {
     }
 
     /// Moves `conn`'s next frames into `batch` and says what to do with the
-    /// socket once they are written.
-    pub fn take_frames(&self, conn: ConnId, batch: &mut Vec<Bytes>) -> Transport {
+    /// socket once they are written; the bytes moved go to [`Node::written`].
+    pub fn take_frames(&self, conn: ConnId, batch: &mut Vec<Bytes>) -> (usize, Transport) {
         let mut state = self.lock();
-        state.core.poll_transmit(conn, WRITE_BUDGET, batch);
-        state.core.transport(conn)
+        let moved = state.core.poll_transmit(conn, WRITE_BUDGET, batch);
+        (moved, state.core.transport(conn))
+    }
+
+    /// `bytes` that [`Node::take_frames`] gave for `conn` are written.
+    pub fn written(&self, conn: ConnId, bytes: usize) {
+        if bytes > 0 {
+            self.lock().core.handle_written(conn, bytes);
+        }
     }
 
     /// `conn`'s socket is finished (end of stream, an error, or the core
@@ -232,7 +228,7 @@ impl Node {
                 return;
             }
             let now = self.now();
-            match state.core.poll_timeout() {
+            match state.deadline {
                 Some(at) if at <= now => {
                     state.core.handle_timeout(now);
                     self.settle(state);
@@ -251,30 +247,20 @@ impl Node {
     }
 
     /// Starts the graceful shutdown: the core closes every WebSocket with
-    /// 1001 behind its queue and refuses new connections; `run` waits at
-    /// most `shutdown_timeout` from the first call.
+    /// 1001 behind its queue, refuses new connections and says when the
+    /// drain is over (at most `shutdown_timeout` later).
     pub fn shutdown(&self) {
         let mut state = self.lock();
-        let now = self.now();
-        let timeout = state.core.config().shutdown_timeout;
-        state.shutdown_deadline.get_or_insert(now + timeout);
-        state.core.shutdown(now);
-        self.drained.notify_all();
+        state.draining = true;
+        state.core.shutdown(self.now());
         self.settle(state);
     }
 
-    /// Blocks until shutdown has started and then either every connection
-    /// is gone or the shutdown deadline has passed.
+    /// Blocks until the core says the drain is over.
     pub fn wait_until_drained(&self) {
         let mut state = self.lock();
-        loop {
-            let now = self.now();
-            state = match state.shutdown_deadline {
-                Some(_) if state.core.connection_count() == 0 => return,
-                Some(deadline) if deadline <= now => return,
-                Some(deadline) => wait_for(&self.drained, state, Some(deadline - now)),
-                None => wait_for(&self.drained, state, None),
-            };
+        while !state.drained {
+            state = wait_for(&self.drained, state, None);
         }
     }
 
@@ -304,33 +290,58 @@ impl Node {
         self.state.lock().expect("the server node panicked")
     }
 
-    /// Dispatches every event the core has, asks the authorizer (unlocked)
+    /// Carries out every output of the core, asks the authorizer (unlocked)
     /// what the core wants decided, feeds the answers back, and repeats
-    /// until the core is quiet. Releases the lock.
+    /// until only a deadline is left. Releases the lock.
     fn settle<'a>(&'a self, mut state: MutexGuard<'a, State>) {
         loop {
             let now = self.now();
             let mut questions = Vec::new();
-            while let Some(event) = state.core.poll_event() {
-                match event {
-                    ServerEvent::Wake(conn) => state.wake(conn, now),
-                    ServerEvent::Authenticate { conn, token } => {
+            loop {
+                match state.core.poll_output() {
+                    Output::Wake(conn) => state.wake(conn, now),
+                    Output::Decide(Decision::Authenticate { conn, token }) => {
                         questions.push(Question::Token { conn, token });
                     }
-                    ServerEvent::AuthorizeApi {
+                    Output::Decide(Decision::AuthorizeApi {
                         conn,
                         authorization,
-                    } => questions.push(Question::ApiKey {
+                    }) => questions.push(Question::ApiKey {
                         conn,
                         authorization,
                     }),
-                    ServerEvent::Closed { conn, reason, by } => {
+                    Output::Store(request) => {
+                        if let Some(requests) = &state.store_requests {
+                            // Unbounded: the send fails only once the
+                            // backplane is gone, when the core has answered
+                            // the request already.
+                            let _ = requests.try_send(request);
+                        }
+                    }
+                    Output::Published { token, result } => {
+                        if let Some(reply) = state.publishes.remove(&token) {
+                            // The caller may have given up; nothing is lost.
+                            let _ = reply.try_send(result);
+                        }
+                    }
+                    Output::Closed { conn, reason, by } => {
                         tracing::info!(%conn, code = reason.code.0, reason = %reason.reason, ?by, "connection closed");
+                    }
+                    Output::Drained => {
+                        state.drained = true;
+                        self.drained.notify_all();
+                    }
+                    Output::Timeout(deadline) => {
+                        state.deadline = deadline;
+                        break;
                     }
                 }
             }
-            state.forward_store_work();
-            self.notify_waiters(&state);
+            if let Some(next) = state.deadline
+                && state.timer_until.is_none_or(|until| next < until)
+            {
+                self.timer.notify_one();
+            }
             if questions.is_empty() {
                 return;
             }
@@ -340,11 +351,14 @@ impl Node {
             let now = self.now();
             for answer in answers {
                 match answer {
-                    Answer::Token(conn, verdict) => {
-                        state.core.handle_auth_verdict(conn, now, verdict);
+                    Answer::Token(conn, user) => {
+                        if let Some(user) = &user {
+                            tracing::info!(%conn, %user, "authenticated");
+                        }
+                        state.core.handle_auth_verdict(now, conn, user);
                     }
                     Answer::ApiKey(conn, authorized) => {
-                        state.core.handle_api_verdict(conn, now, authorized);
+                        state.core.handle_api_verdict(now, conn, authorized);
                     }
                 }
             }
@@ -354,14 +368,7 @@ impl Node {
     fn answer(&self, question: Question) -> Answer {
         match question {
             Question::Token { conn, token } => {
-                let verdict = match self.authorizer.authenticate(&token) {
-                    Some(user) => AuthVerdict::Accept {
-                        user,
-                        session: format!("{}-{}", self.session_prefix, conn.0),
-                    },
-                    None => AuthVerdict::Reject,
-                };
-                Answer::Token(conn, verdict)
+                Answer::Token(conn, self.authorizer.authenticate(&token))
             }
             Question::ApiKey {
                 conn,
@@ -372,40 +379,9 @@ impl Node {
             ),
         }
     }
-
-    /// Wakes the timer thread if the next deadline moved before the one it
-    /// sleeps until, and `run` if draining is complete.
-    fn notify_waiters(&self, state: &State) {
-        if let Some(next) = state.core.poll_timeout()
-            && state.timer_until.is_none_or(|until| next < until)
-        {
-            self.timer.notify_one();
-        }
-        if state.core.is_draining() && state.core.connection_count() == 0 {
-            self.drained.notify_all();
-        }
-    }
 }
 
 impl State {
-    /// Hands the core's store requests to the backplane, in order, and the
-    /// outcomes of pending publishes to their callers.
-    fn forward_store_work(&mut self) {
-        while let Some(request) = self.core.poll_store_request() {
-            if let Some(requests) = &self.store_requests {
-                // Unbounded: the send fails only once the backplane is gone,
-                // when the core has answered the request already.
-                let _ = requests.try_send(request);
-            }
-        }
-        while let Some((ticket, outcome)) = self.core.poll_published() {
-            if let Some(reply) = self.publishes.remove(&ticket) {
-                // The caller may have given up; nothing is lost.
-                let _ = reply.try_send(outcome);
-            }
-        }
-    }
-
     /// `conn` has frames to write or wants its socket closed.
     fn wake(&mut self, conn: ConnId, now: Instant) {
         let transport = self.core.transport(conn);
@@ -434,7 +410,7 @@ impl State {
             // outcome is the same.
             let _ = link.stream.shutdown(Shutdown::Both);
         }
-        self.core.handle_transport_closed(conn, now);
+        self.core.handle_transport_closed(now, conn);
     }
 }
 

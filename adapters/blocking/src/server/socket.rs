@@ -7,27 +7,25 @@
 //! its own writer while the core's queue for it grows and the core's
 //! backpressure policy decides what happens.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::thread;
-use std::time::Duration;
 
 use tether_core::connection::Transport;
 use tether_core::ids::ConnId;
-use tether_core::server::Refusal;
 
 use super::node::{Admission, Node};
 use crate::io::{spawn_socket_thread, write_frames};
 
-/// Accepts connections until the node stops; `close_timeout` bounds how
-/// long a refused connection is kept to deliver its answer.
+/// Accepts connections until the node stops. The core answers the ones it
+/// refuses (503), like any other.
 ///
 /// After a failed accept (no file descriptor left, most often) the thread
 /// sleeps until the core's retry instant and accepts again; the failure is
 /// logged once per spell, not on every retry.
-pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener, close_timeout: Duration) {
+pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener) {
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(stream) => Arc::new(stream),
@@ -49,7 +47,6 @@ pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener, close_timeout: Dura
         };
         match node.admit(&stream) {
             Admission::Accepted { conn, wake } => serve(node, conn, stream, wake),
-            Admission::Refused(refusal) => refuse(stream, refusal, close_timeout),
             Admission::Stopped => return,
         }
     }
@@ -87,7 +84,7 @@ fn read_loop(node: &Node, conn: ConnId, mut stream: &TcpStream) {
     loop {
         match stream.read(&mut buffer) {
             Ok(0) => break,
-            Ok(read) => node.input(|core, now| core.handle_read(conn, now, &buffer[..read])),
+            Ok(read) => node.input(|core, now| core.handle_read(now, conn, &buffer[..read])),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
@@ -101,12 +98,13 @@ fn write_loop(node: &Node, conn: ConnId, stream: &TcpStream, wake: &Receiver<()>
     let mut batch = Vec::new();
     while wake.recv().is_ok() {
         loop {
-            let transport = node.take_frames(conn, &mut batch);
+            let (moved, transport) = node.take_frames(conn, &mut batch);
             let wrote = !batch.is_empty();
             if wrote && write_frames(stream, &batch).is_err() {
                 node.transport_closed(conn);
                 return;
             }
+            node.written(conn, moved);
             batch.clear();
             match transport {
                 Transport::CloseNow | Transport::Abort => {
@@ -127,28 +125,5 @@ fn write_loop(node: &Node, conn: ConnId, stream: &TcpStream, wake: &Receiver<()>
                 break;
             }
         }
-    }
-}
-
-/// Answers a connection the core refused, then lets the peer read the
-/// answer: half-closes and drains what it sent (closing with unread input
-/// would reset the connection and could destroy the answer), for at most
-/// `close_timeout`, the bound PROTOCOL.md gives to flushing a final answer.
-fn refuse(stream: Arc<TcpStream>, refusal: Refusal, close_timeout: Duration) {
-    tracing::debug!(?refusal, "connection refused");
-    let spawned = spawn_socket_thread("tether-refuse".into(), move || {
-        let mut stream = &*stream;
-        if stream.write_all(&refusal.response()).is_err()
-            || stream.shutdown(Shutdown::Write).is_err()
-            || stream.set_read_timeout(Some(close_timeout)).is_err()
-        {
-            return;
-        }
-        // Reading ends at the peer's end of stream, an error or the timeout;
-        // all three end the connection.
-        let _ = io::copy(&mut stream, &mut io::sink());
-    });
-    if let Err(error) = spawned {
-        tracing::warn!(%error, "cannot answer a refused connection");
     }
 }

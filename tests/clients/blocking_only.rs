@@ -5,12 +5,12 @@ use tether_core::client::Event;
 use tether_core::close::CloseCode;
 use tether_core::envelope::ClientMessage;
 
-use crate::harness::{bounded, event, together};
+use crate::harness::{TEST_LIMIT, event, together};
 use crate::script::Server;
 
 #[test]
 fn is_connected_follows_auth_ack_and_the_loss_of_the_connection() {
-    bounded(|| {
+    tether_testkit::bounded(TEST_LIMIT, || {
         let server = Server::bind();
         let mut config = server.config();
         config.backoff.max_attempts = Some(0);

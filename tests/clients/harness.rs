@@ -3,7 +3,8 @@
 //!
 //! A shared test is a function generic over [`TestClient`]; `client_tests!`
 //! (in `main.rs`) turns it into one `#[test]` per client, each run through
-//! [`bounded`]. The interface keeps what both clients promise:
+//! [`tether_testkit::bounded`] within [`TEST_LIMIT`]. The interface keeps
+//! what both clients promise:
 //!
 //! - Calls block the calling thread until the client has answered, as the
 //!   blocking client's do; the smol client's are run with `smol::block_on`
@@ -18,7 +19,7 @@
 
 use std::collections::VecDeque;
 use std::panic;
-use std::sync::{Mutex, mpsc};
+use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
@@ -259,24 +260,4 @@ pub fn together(serve: impl FnOnce() + Send, play: impl FnOnce()) {
             panic::resume_unwind(payload);
         }
     });
-}
-
-/// Runs `test` on a thread of its own and fails if it takes longer than
-/// [`TEST_LIMIT`]; a panic in the test is the test's failure.
-pub fn bounded(test: fn()) {
-    let (done, finished) = mpsc::channel();
-    let body = thread::spawn(move || {
-        test();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(TEST_LIMIT) {
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("the test did not finish within {TEST_LIMIT:?}")
-        }
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(payload) = body.join() {
-                panic::resume_unwind(payload);
-            }
-        }
-    }
 }

@@ -26,7 +26,10 @@ macro_rules! client_tests {
                 $(
                     #[test]
                     fn $client() {
-                        $crate::harness::bounded(super::$test::<client_tests!(@client $client)>);
+                        tether_testkit::bounded(
+                            $crate::harness::TEST_LIMIT,
+                            super::$test::<client_tests!(@client $client)>,
+                        );
                     }
                 )+
             }

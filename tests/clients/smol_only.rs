@@ -5,12 +5,12 @@ use tether_core::client::Event;
 use tether_core::close::CloseCode;
 use tether_smol::client::Client;
 
-use crate::harness::{bounded, together};
+use crate::harness::{TEST_LIMIT, together};
 use crate::script::Server;
 
 #[test]
 fn dropping_the_client_on_its_own_executor_closes_normally() {
-    bounded(|| {
+    tether_testkit::bounded(TEST_LIMIT, || {
         let server = Server::bind();
         let executor = smol::Executor::new();
         let client = Client::connect_on(&executor, server.config());

@@ -4,8 +4,8 @@
 use clap::Parser;
 use tether_loadgen::{BenchArgs, execute};
 
-use crate::http::metric;
 use crate::support::Cluster;
+use tether_testkit::metrics::metric;
 
 #[test]
 fn the_fanout_benchmark_spreads_its_subscribers_over_the_target_nodes() {

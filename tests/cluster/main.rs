@@ -5,21 +5,10 @@
 //!
 //! Every test starts its own Redis and nodes ([`support::Cluster`]). Every
 //! wait is bounded: reads time out, log lines and exits are awaited for at
-//! most [`process::PROCESS_LIMIT`], so no test can hang. Nodes run with a
+//! most [`tether_testkit::process::PROCESS_LIMIT`], so no test can hang. Nodes run with a
 //! short `presence_ttl`, so that a dead node's users leave within seconds.
 
-#[allow(dead_code, reason = "the end-to-end suite uses the rest")]
-#[path = "../e2e/http.rs"]
-mod http;
-#[allow(dead_code, reason = "the end-to-end suite uses the rest")]
-#[path = "../support/process.rs"]
-mod process;
-#[path = "../../adapters/redis/tests/support/redis_server.rs"]
-mod redis_server;
 mod support;
-#[allow(dead_code, reason = "the end-to-end suite uses the rest")]
-#[path = "../e2e/ws.rs"]
-mod ws;
 
 mod bench;
 mod outages;

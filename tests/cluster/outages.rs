@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::process::PROCESS_LIMIT;
 use crate::support::{
     Cluster, Node, join, next_publication, offsets, publications, publications_through, publish,
     until,
 };
-use crate::ws::Ws;
+use tether_testkit::process::PROCESS_LIMIT;
+use tether_testkit::ws::Ws;
 
 /// How long a publisher waits before retrying a publish refused with
 /// `UNAVAILABLE`, as a client backs off while the backplane is down.

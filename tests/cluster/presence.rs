@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{Cluster, PRESENCE_TTL, join, offsets, presence, publications, until};
-use crate::ws::Ws;
+use tether_testkit::ws::Ws;
 
 /// Whether `message` is the presence change `kind` (`join`, `leave`) of
 /// `user`.

@@ -8,7 +8,7 @@ use std::thread;
 use serde_json::{Value, json};
 
 use crate::support::{Cluster, Node, join, offsets, publications, publish};
-use crate::ws::Ws;
+use tether_testkit::ws::Ws;
 
 /// One subscriber of `channel` on each node, with the `subscribed` answers.
 fn subscribers(nodes: &[Node], channel: &str) -> (Vec<Ws>, Vec<Value>) {

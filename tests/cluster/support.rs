@@ -11,14 +11,17 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::http::{Answer, post_publish};
-use crate::process::Process;
-use crate::redis_server::Redis;
-use crate::ws::Ws;
+use tether_testkit::http::{Answer, post_publish};
+use tether_testkit::process::Process;
+use tether_testkit::redis::Redis;
+use tether_testkit::ws::Ws;
 
 /// Every node's `presence_ttl`: a dead node's users leave within three
 /// quarters of it.
 pub const PRESENCE_TTL: Duration = Duration::from_secs(4);
+
+/// The `tether` binary this package builds.
+const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 
 /// The API key of every node.
 pub const API_KEY: &str = "cluster-api-key-0123456789";
@@ -67,18 +70,21 @@ impl Node {
     fn start(redis: &Redis, config: &ConfigFile, runtime: &str) -> Node {
         let url = redis.url();
         let config = config.path.to_str().expect("a UTF-8 temporary path");
-        let process = Process::start(&[
-            "serve",
-            "--dev",
-            "--redis",
-            &url,
-            "--runtime",
-            runtime,
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            config,
-        ]);
+        let process = Process::start(
+            TETHER,
+            &[
+                "serve",
+                "--dev",
+                "--redis",
+                &url,
+                "--runtime",
+                runtime,
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+                config,
+            ],
+        );
         let addr = process.listening_on();
         process.wait_for_line("backplane link up");
         Node { addr, process }

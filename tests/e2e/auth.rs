@@ -6,10 +6,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tether_core::config::ServerConfig;
 
-use crate::harness::{JWT_SECRET, Runtime, config, dev_auth, jwt_auth, mint_jwt, unix_now};
-use crate::http::metric;
-use crate::process::Process;
-use crate::ws::Ws;
+use crate::harness::{JWT_SECRET, Runtime, TETHER, config, dev_auth, jwt_auth, mint_jwt, unix_now};
+use tether_testkit::metrics::metric;
+use tether_testkit::process::Process;
+use tether_testkit::ws::Ws;
 
 /// `count` application pings with ids `p0`, `p1`, ...
 fn pings(count: usize) -> Vec<Value> {
@@ -93,14 +93,17 @@ fn a_user_id_that_cannot_name_its_private_channel_closes_4003(runtime: Runtime) 
 }
 
 fn the_binary_logs_a_refused_user_id(runtime: Runtime) {
-    let process = Process::start(&[
-        "serve",
-        "--dev",
-        "--listen",
-        "127.0.0.1:0",
-        "--runtime",
-        runtime.name(),
-    ]);
+    let process = Process::start(
+        TETHER,
+        &[
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime",
+            runtime.name(),
+        ],
+    );
     let addr = process.listening_on();
     let mut ws = Ws::open(addr);
     ws.send_json(json!({"type": "auth", "token": "jane doe"}));

@@ -11,8 +11,8 @@ use tether_core::config::ServerConfig;
 use tungstenite::Message;
 
 use crate::harness::{Runtime, config, dev_auth};
-use crate::http::{metric, metrics};
-use crate::ws::{End, READ_TIMEOUT, Ws, read_to_end};
+use tether_testkit::metrics::{metric, metrics};
+use tether_testkit::ws::{End, READ_TIMEOUT, Ws, read_to_end};
 
 /// Publications between two checks of the node's counters. Their bytes
 /// (200 KB) stay below `high_water` (256 KiB, the default), so a consumer

@@ -11,7 +11,7 @@ use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::harness::{Runtime, config, dev_auth};
-use crate::ws::{End, Ws, read_to_end};
+use tether_testkit::ws::{End, Ws, read_to_end};
 
 /// The `max_payload` of these tests.
 const MAX_PAYLOAD: usize = 1024;

@@ -8,10 +8,11 @@ use std::net::TcpStream;
 
 use serde_json::json;
 
-use crate::harness::Runtime;
-use crate::http::{get, metric};
-use crate::process::Process;
-use crate::ws::{Ws, tcp};
+use crate::harness::{Runtime, TETHER};
+use tether_testkit::http::get;
+use tether_testkit::metrics::metric;
+use tether_testkit::process::Process;
+use tether_testkit::ws::{Ws, tcp};
 
 /// The `ulimit -n` the node runs under.
 const OPEN_FILES: u64 = 256;
@@ -31,6 +32,7 @@ const MOST_WARNINGS: usize = 10;
 /// Starts the binary on `runtime` from a shell that runs `script` first.
 fn start(runtime: Runtime, script: &str) -> Process {
     Process::start_after(
+        TETHER,
         script,
         &[
             "serve",

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::harness::{Runtime, config, dev_auth};
-use crate::ws::Ws;
+use tether_testkit::ws::Ws;
 
 /// The HTTP status of a refused upgrade; panics if it was accepted.
 fn refusal(

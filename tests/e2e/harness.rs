@@ -3,13 +3,12 @@
 //!
 //! A test is a function of a [`Runtime`]; `runtime_tests!` (in `main.rs`)
 //! turns it into one `#[test]` per runtime it lists, each run through
-//! [`bounded`]. A runtime joins the suite with a variant of [`Runtime`], its
+//! [`tether_testkit::bounded`] within [`TEST_LIMIT`]. A runtime joins the suite with a variant of [`Runtime`], its
 //! arm in [`Runtime::start_at`] and [`Runtime::name`], a [`Control`] impl for
 //! its handle, and its arm in `runtime_tests!`.
 
 use std::io;
 use std::net::SocketAddr;
-use std::panic;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +26,10 @@ pub const TEST_LIMIT: Duration = Duration::from_secs(30);
 /// How long a node may take to return from `run` once it has been told to
 /// stop and its clients have answered.
 pub const JOIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// The `tether` binary this package builds, for
+/// [`tether_testkit::process::Process`].
+pub const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 
 /// The API key of every test node.
 pub const API_KEY: &str = "e2e-api-key-0123456789";
@@ -193,29 +196,6 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.control.shutdown();
-    }
-}
-
-/// Runs `test` on `runtime` on a thread of its own and fails if it takes
-/// longer than [`TEST_LIMIT`]; a panic in the test is the test's failure.
-pub fn bounded(runtime: Runtime, test: fn(Runtime)) {
-    let (done, finished) = mpsc::channel();
-    let body = thread::Builder::new()
-        .name(format!("test on {}", runtime.name()))
-        .spawn(move || {
-            test(runtime);
-            let _ = done.send(());
-        })
-        .expect("a thread for the test");
-    match finished.recv_timeout(TEST_LIMIT) {
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("the test did not finish within {TEST_LIMIT:?}")
-        }
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(payload) = body.join() {
-                panic::resume_unwind(payload);
-            }
-        }
     }
 }
 

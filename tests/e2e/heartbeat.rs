@@ -9,8 +9,8 @@ use tether_core::config::ServerConfig;
 use tungstenite::Message;
 
 use crate::harness::{Runtime, config, dev_auth};
-use crate::http::{metric, metrics};
-use crate::ws::{Ws, opcodes, read_to_close};
+use tether_testkit::metrics::{metric, metrics};
+use tether_testkit::ws::{Ws, opcodes, read_to_close};
 
 /// The heartbeat interval of these tests.
 const HEARTBEAT: Duration = Duration::from_millis(200);

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use tether_core::config::ServerConfig;
 
 use crate::harness::{Runtime, config, dev_auth};
-use crate::ws::Ws;
+use tether_testkit::ws::Ws;
 
 fn a_burst_over_the_rate_limit_is_refused(runtime: Runtime) {
     const BURST: usize = 5;

@@ -5,7 +5,8 @@
 //! that drives the node, and `runtime_tests!` makes one `#[test]` per
 //! runtime it is listed for (`routes::healthz_answers_ok::smol`, ...). Every
 //! test binds port 0, every read has a timeout, and every test as a whole
-//! is bounded by [`harness::TEST_LIMIT`].
+//! is bounded by [`harness::TEST_LIMIT`]. The clients and the child
+//! process are the project's test kit (`tether-testkit`).
 //!
 //! Most clients are tungstenite, an independent WebSocket implementation;
 //! `smol_client` uses the project's own client, and `shutdown` also runs
@@ -27,7 +28,8 @@ macro_rules! runtime_tests {
                 $(
                     #[test]
                     fn $runtime() {
-                        $crate::harness::bounded(runtime_tests!(@runtime $runtime), super::$test);
+                        let runtime = runtime_tests!(@runtime $runtime);
+                        tether_testkit::bounded($crate::harness::TEST_LIMIT, move || super::$test(runtime));
                     }
                 )+
             }
@@ -36,10 +38,6 @@ macro_rules! runtime_tests {
 }
 
 mod harness;
-mod http;
-#[path = "../support/process.rs"]
-mod process;
-mod ws;
 
 mod auth;
 mod backpressure;

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::harness::{Runtime, TestServer, config, dev_auth};
-use crate::ws::Ws;
+use tether_testkit::ws::Ws;
 
 /// Publishes a marker on `channel` and checks that it is the next thing
 /// `ws` receives: nothing (no presence delta) came before it.

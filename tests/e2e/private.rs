@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use crate::harness::{API_KEY, Runtime, config, dev_auth};
-use crate::http::post_publish;
-use crate::ws::Ws;
+use tether_testkit::http::post_publish;
+use tether_testkit::ws::Ws;
 
 fn only_the_owner_subscribes_and_only_backends_publish(runtime: Runtime) {
     let server = runtime.start(config(), dev_auth());

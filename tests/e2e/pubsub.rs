@@ -7,7 +7,7 @@ use std::thread;
 use serde_json::{Value, json};
 
 use crate::harness::{Runtime, config, dev_auth};
-use crate::ws::Ws;
+use tether_testkit::ws::Ws;
 
 /// Reads `count` channel messages from `ws`.
 fn messages(ws: &mut Ws, count: usize) -> Vec<Value> {

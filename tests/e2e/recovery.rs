@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use tether_core::config::ServerConfig;
 
 use crate::harness::{Runtime, config, dev_auth};
-use crate::http::metrics;
-use crate::ws::Ws;
+use tether_testkit::metrics::metrics;
+use tether_testkit::ws::Ws;
 
 /// The publication with offset `n` as the node sends it (HTTP API style:
 /// no sender).

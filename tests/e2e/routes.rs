@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use tether_core::config::ServerConfig;
 
 use crate::harness::{API_KEY, Runtime, config, dev_auth};
-use crate::http::{get, metrics, post_publish, send, wait_for_metric};
-use crate::ws::{Ws, read_to_close, tcp};
+use tether_testkit::http::{get, post_publish, send};
+use tether_testkit::metrics::{metrics, wait_for_metric};
+use tether_testkit::ws::{Ws, read_to_close, tcp};
 
 /// Every metric section 9 requires.
 const REQUIRED_METRICS: [&str; 10] = [

@@ -8,10 +8,10 @@ use serde_json::json;
 use tether_core::config::ServerConfig;
 use tungstenite::Message;
 
-use crate::harness::{Runtime, config, dev_auth};
-use crate::http::get;
-use crate::process::Process;
-use crate::ws::Ws;
+use crate::harness::{Runtime, TETHER, config, dev_auth};
+use tether_testkit::http::get;
+use tether_testkit::process::Process;
+use tether_testkit::ws::Ws;
 
 fn shutdown_flushes_queued_messages_then_closes_1001(runtime: Runtime) {
     let server = runtime.start(
@@ -59,14 +59,17 @@ fn an_idle_node_stops_at_once(runtime: Runtime) {
 }
 
 fn sigterm_drains_the_binary_and_it_exits_0(runtime: Runtime) {
-    let mut process = Process::start(&[
-        "serve",
-        "--dev",
-        "--listen",
-        "127.0.0.1:0",
-        "--runtime",
-        runtime.name(),
-    ]);
+    let mut process = Process::start(
+        TETHER,
+        &[
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime",
+            runtime.name(),
+        ],
+    );
     let addr = process.listening_on();
     let mut alice = Ws::auth(addr, "alice");
     alice.subscribe("room");

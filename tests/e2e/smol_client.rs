@@ -10,7 +10,7 @@ use tether_core::envelope::ServerMessage;
 use tether_smol::client::Client;
 
 use crate::harness::{Runtime, config, dev_auth};
-use crate::ws::READ_TIMEOUT;
+use tether_testkit::ws::READ_TIMEOUT;
 
 /// The client's settings for `user` on `addr`, retrying within
 /// milliseconds so that a restart is crossed quickly.

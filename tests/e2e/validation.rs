@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::harness::{Runtime, config, dev_auth};
-use crate::ws::Ws;
+use tether_testkit::ws::Ws;
 
 fn each_malformed_request_gets_its_error_code(runtime: Runtime) {
     let server = runtime.start(config(), dev_auth());

@@ -10,34 +10,17 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use serde_json::Value;
-use tether_core::auth::Authorizer;
 use tether_core::config::ServerConfig;
 use tether_redis::RedisBackplane;
 use tether_smol::{Server, ServerOptions};
+use tether_testkit::TestAuthorizer;
+use tether_testkit::authorizer::AUTHORIZATION;
 use tungstenite::{Message, WebSocket};
 
-mod redis_server;
-
-pub use redis_server::Redis;
+pub use tether_testkit::redis::Redis;
 
 /// How long any one wait of a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
-
-/// The API key of every node.
-pub const API_KEY: &str = "Bearer test-key";
-
-/// Any token is its user id; the API key is [`API_KEY`].
-struct AnyToken;
-
-impl Authorizer for AnyToken {
-    fn authenticate(&self, token: &str) -> Option<String> {
-        Some(token.to_owned())
-    }
-
-    fn authorize_api(&self, authorization: Option<&str>) -> bool {
-        authorization == Some(API_KEY)
-    }
-}
 
 /// A smol node on its own thread, sharing `redis`.
 pub struct Node {
@@ -54,7 +37,7 @@ impl Node {
         let server = Server::bind(ServerOptions {
             config: config.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
-            authorizer: Arc::new(AnyToken),
+            authorizer: Arc::new(TestAuthorizer),
             epoch_prefix: Some(name.to_owned()),
         })
         .expect("a loopback port")
@@ -118,21 +101,12 @@ impl Node {
     pub fn api_publish(&self, channel: &str, payload: &str) -> u64 {
         let body = format!(r#"{{"channel":"{channel}","payload":{payload}}}"#);
         let answer = self.http(&format!(
-            "POST /api/publish HTTP/1.1\r\nHost: t\r\nAuthorization: {API_KEY}\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /api/publish HTTP/1.1\r\nHost: t\r\nAuthorization: {AUTHORIZATION}\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ));
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         let json: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
         json["offset"].as_u64().unwrap()
-    }
-
-    /// A line of `/metrics`.
-    pub fn metric(&self, name: &str) -> String {
-        let text = self.http("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
-        text.lines()
-            .find(|line| line.split(' ').next() == Some(name))
-            .unwrap_or_default()
-            .to_owned()
     }
 }
 

@@ -1,7 +1,4 @@
 //! A `redis-server` of a test's own: a free loopback port, no persistence.
-//! Shared by the backplane tests of this crate and the cluster tests of the
-//! `tether` binary; the store seam test and the cluster tests include this
-//! file by path.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

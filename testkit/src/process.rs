@@ -1,8 +1,10 @@
 //! The `tether` binary run as a child process, as a user runs it: the lines
 //! it prints (standard output and its log on standard error, interleaved)
 //! are read as they come, and it is killed when
-//! dropped unless it has exited. Shared by the test targets that run the
-//! binary, which include this file by path.
+//! dropped unless it has exited.
+//!
+//! The binary's path is the caller's: `env!("CARGO_BIN_EXE_tether")` is
+//! known only to the test targets of the package that builds it.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -24,10 +26,10 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `tether` with `args`, logging at `info`, without the secrets
-    /// of the test's own environment.
-    pub fn start(args: &[&str]) -> Process {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
+    /// Starts the `tether` binary at `binary` with `args`, logging at
+    /// `info`, without the secrets of the test's own environment.
+    pub fn start(binary: &str, args: &[&str]) -> Process {
+        let mut command = Command::new(binary);
         command.args(args);
         Process::spawn(command)
     }
@@ -35,12 +37,12 @@ impl Process {
     /// Starts `tether` with `args` like [`Process::start`], but from a
     /// `bash` that first runs `script`: limits it sets (`ulimit`) and
     /// descriptors it opens are the process's.
-    pub fn start_after(script: &str, args: &[&str]) -> Process {
+    pub fn start_after(binary: &str, script: &str, args: &[&str]) -> Process {
         let mut command = Command::new("bash");
         command
             .arg("-c")
             .arg(format!("{script}\nexec \"$0\" \"$@\""))
-            .arg(env!("CARGO_BIN_EXE_tether"))
+            .arg(binary)
             .args(args);
         Process::spawn(command)
     }

@@ -1,14 +1,12 @@
 //! Plain HTTP/1.1 requests, written by hand: one request per connection,
 //! answered with `Connection: close`, so the answer ends where the stream
-//! does.
+//! does. Every read times out after
+//! [`READ_TIMEOUT`](crate::ws::READ_TIMEOUT).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::thread;
-use std::time::{Duration, Instant};
 
-use crate::ws::{READ_TIMEOUT, read_to_close, tcp};
+use crate::ws::{read_to_close, tcp};
 
 /// An HTTP answer.
 #[derive(Debug)]
@@ -66,50 +64,4 @@ pub fn post_publish(addr: SocketAddr, authorization: Option<&str>, body: &str) -
             body.len()
         ),
     )
-}
-
-/// Every sample of `/metrics`, by name.
-pub fn metrics(addr: SocketAddr) -> BTreeMap<String, u64> {
-    let answer = get(addr, "/metrics");
-    assert_eq!(answer.status, 200, "{answer:?}");
-    answer
-        .body
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .map(|line| {
-            let (name, value) = line
-                .rsplit_once(' ')
-                .unwrap_or_else(|| panic!("not a sample: {line:?}"));
-            let value = value
-                .parse()
-                .unwrap_or_else(|_| panic!("not a whole number: {line:?}"));
-            (name.to_owned(), value)
-        })
-        .collect()
-}
-
-/// The value of the metric `name`, which must be present.
-pub fn metric(addr: SocketAddr, name: &str) -> u64 {
-    *metrics(addr)
-        .get(name)
-        .unwrap_or_else(|| panic!("no metric {name}"))
-}
-
-/// Reads the metric `name` until `wanted` holds for its value, which it
-/// returns; panics after [`READ_TIMEOUT`]. For what a test cannot see on
-/// any socket it holds (the node's own bookkeeping after a peer is gone),
-/// `/metrics` is the only observable, so it is polled.
-pub fn wait_for_metric(addr: SocketAddr, name: &str, wanted: impl Fn(u64) -> bool) -> u64 {
-    let deadline = Instant::now() + READ_TIMEOUT;
-    loop {
-        let value = metric(addr, name);
-        if wanted(value) {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} stayed at {value} for {READ_TIMEOUT:?}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
 }

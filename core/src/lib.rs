@@ -2,11 +2,40 @@
 //! WebSocket messaging server and client.
 //!
 //! Nothing in this crate reads a clock, touches a socket, spawns, sleeps or
-//! locks. Time ([`time::Instant`]) and randomness (seeds in the configs) are
-//! inputs; bytes to write, events and the next deadline are outputs. Every
-//! machine is driven the same way: feed an input with a `handle_*` method,
-//! then drain its `poll_*` methods until they return nothing, then sleep until
-//! `poll_timeout`.
+//! locks. Time ([`time::Instant`]) and randomness (seeds) are inputs; bytes
+//! to write, decisions for the application and the next deadline are
+//! outputs.
+//!
+//! # Driving a server node
+//!
+//! An adapter owns one [`server::Server`] (made with a seed from OS
+//! randomness) and follows one rule: **feed one input, then drain
+//! [`server::Server::poll_output`] until it returns
+//! [`server::Output::Timeout`]; then wait for I/O or that deadline.**
+//!
+//! ```text
+//! input   accept | handle_read | handle_written | handle_transport_closed
+//!         | handle_timeout | handle_auth_verdict | handle_api_verdict
+//!         | handle_store_event | publish | shutdown      (now first)
+//! drain   loop { match server.poll_output() {
+//!           Wake(conn)      -> poll_transmit, write, handle_written; act on transport(conn)
+//!           Decide(d)       -> decide outside (as long as it takes), answer later
+//!           Store(request)  -> hand to the backplane, in order
+//!           Published{..}   -> tell the caller of publish(token)
+//!           Closed{..}      -> log
+//!           Drained         -> the graceful shutdown is over: stop
+//!           Timeout(at)     -> break: wait for I/O or `at`, then handle_timeout
+//!         } }
+//! ```
+//!
+//! While draining, an adapter may write frames ([`server::Server::poll_transmit`]
+//! and [`server::Server::handle_written`]) and read
+//! [`server::Server::transport`]; every other input waits until the drain
+//! is over, and is followed by a drain of its own. A decision may be
+//! answered at any later time, after any other input: the connection keeps
+//! its later requests in order meanwhile, and no other connection waits.
+//! Nothing is acknowledged implicitly: bytes handed out by `poll_transmit`
+//! count against the connection's backlog until `handle_written`.
 
 pub mod auth;
 pub mod backoff;

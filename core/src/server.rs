@@ -8,33 +8,40 @@
 //! hub, so fan-out needs no lock. Connections are named by [`ConnId`]s that
 //! are never reused.
 //!
-//! - Input: [`Server::accept`], [`Server::handle_read`],
-//!   [`Server::handle_transport_closed`], [`Server::handle_timeout`],
-//!   [`Server::handle_auth_verdict`], [`Server::handle_api_verdict`],
-//!   [`Server::publish`] and [`Server::shutdown`].
-//! - Output: [`Server::poll_event`] says which connection has frames to
-//!   write or wants its socket closed ([`ServerEvent::Wake`]) and what must
-//!   be decided outside (a token, an API key); the adapter then takes frames
-//!   with [`Server::poll_transmit`] as fast as the socket accepts them, and
-//!   closes the socket when [`Server::transport`] says so, reporting it with
-//!   [`Server::handle_transport_closed`].
-//! - Time: [`Server::poll_timeout`] is the earliest deadline of any
-//!   connection or of the hub. Connection deadlines sit in a min-heap with
-//!   lazy deletion: a stale entry pops, finds the connection's real
-//!   deadline later (or the connection gone) and is dropped or re-queued.
-//!
+//! - Inputs, each with `now` first: [`Server::accept`],
+//!   [`Server::handle_read`], [`Server::handle_written`],
+//!   [`Server::handle_transport_closed`], [`Server::handle_timeout`], the
+//!   answers to decisions ([`Server::handle_auth_verdict`],
+//!   [`Server::handle_api_verdict`]), [`Server::handle_store_event`], and
+//!   the commands [`Server::publish`] and [`Server::shutdown`].
+//! - Outputs: one queue, [`Server::poll_output`], drained after every input
+//!   until it returns [`Output::Timeout`]. A [`Output::Wake`] says that a
+//!   connection has frames to write or wants its socket closed: the adapter
+//!   takes frames with [`Server::poll_transmit`], reports each written
+//!   batch with [`Server::handle_written`], and acts on
+//!   [`Server::transport`]. Decisions ([`Output::Decide`]), store requests,
+//!   finished publications, session ends and the end of a drain come out
+//!   of the same queue.
+//! - Time: the deadline in [`Output::Timeout`] is the earliest of any
+//!   connection, the hub and the drain. Connection deadlines sit in a
+//!   min-heap with lazy deletion: a stale entry pops, finds the
+//!   connection's real deadline later (or the connection gone) and is
+//!   dropped or re-queued.
+//! - Refusals: a connection accepted while draining or at
+//!   `max_connections` is refused by the core itself (`503`, half-close,
+//!   linger), so every adapter answers it the same way.
 //! - Backplane: a node made with [`Server::with_backplane`] shares its
 //!   channels with other nodes through an external store. Its hub's
-//!   requests come out of [`Server::poll_store_request`] and the store's
-//!   events go into [`Server::handle_store_event`]; an adapter carries them
-//!   and decides nothing. While the link to the store is down, `/healthz`
-//!   answers `503 backplane down`, the `tether_backplane_up` gauge is 0, and
-//!   what needs the store is answered `UNAVAILABLE`; connections stay open.
-//!   Publications that wait for the store (the HTTP API, [`Server::begin_publish`])
-//!   are answered when it answers.
+//!   requests come out as [`Output::Store`] and the store's events go into
+//!   [`Server::handle_store_event`]; an adapter carries them and decides
+//!   nothing. While the link to the store is down, `/healthz` answers
+//!   `503 backplane down`, the `tether_backplane_up` gauge is 0, and what
+//!   needs the store is answered `UNAVAILABLE`; connections stay open.
+//!   Publications that wait for the store (the HTTP API,
+//!   [`Server::publish`]) are answered when it answers.
 //!
 //! Every event a connection emits is handled here, in one place
-//! ([`Server::process`]): HTTP routes are answered (`/healthz`, `/metrics`,
+//! (`Server::process`): HTTP routes are answered (`/healthz`, `/metrics`,
 //! 404; `/api/publish` after its key is checked outside), authenticated
 //! connections are introduced to the hub, requests go to the hub, and a
 //! closed connection leaves the hub and is counted. Frames the hub sends to

@@ -28,7 +28,7 @@ fn start_node_with(config: ServerConfig) -> String {
         config,
         listen: "127.0.0.1:0".parse().unwrap(),
         authorizer: Arc::new(NodeAuthorizer::new(Authenticator::Dev, None)),
-        epoch_prefix: Some("bench-test".into()),
+        seed: Some(1),
     })
     .unwrap();
     let url = format!("ws://{}/ws", server.local_addr().unwrap());

@@ -20,6 +20,7 @@ fn a_trickle_consumer_behind_a_large_socket_buffer_is_closed() {
         setup.server = ServerConfig {
             high_water: 16 * 1024,
             hard_limit: 64 * 1024,
+            max_payload: 32 * 1024,
             ..setup.server
         };
         let outcome = World::new(setup, rng.u64(..)).run();

@@ -6,16 +6,16 @@
 use tether_sim::{Scenario, Size, run};
 
 const GOLDEN: [(Scenario, u64); 10] = [
-    (Scenario::SteadyChat, 0xd98a_02b0_9b7e_c1a5),
-    (Scenario::RestartStorm, 0x46b0_57c5_9cb2_0283),
-    (Scenario::RestartStormNoJitter, 0xfdc1_3853_3c03_b7b9),
-    (Scenario::SlowConsumer, 0xc6e2_0c4e_8798_204b),
-    (Scenario::FlappingClient, 0x4106_95d7_8711_b938),
-    (Scenario::HealingPartition, 0x3df2_1188_c7f1_460d),
-    (Scenario::ClusterChat, 0xd1b1_45ab_1d43_c33b),
-    (Scenario::BackplaneOutage, 0x8f70_f29d_9805_78ca),
-    (Scenario::BackplanePartition, 0x77c3_61d7_caee_8446),
-    (Scenario::ClusterCrash, 0x084a_765a_18b7_38a6),
+    (Scenario::SteadyChat, 0x99f8_9e31_565e_3e78),
+    (Scenario::RestartStorm, 0x2561_22d7_8017_7288),
+    (Scenario::RestartStormNoJitter, 0x205d_d473_12ee_f627),
+    (Scenario::SlowConsumer, 0x4767_ade8_eda3_b5da),
+    (Scenario::FlappingClient, 0xfb9b_bde3_9af9_8d02),
+    (Scenario::HealingPartition, 0x5e8f_09cf_8d3b_a3f3),
+    (Scenario::ClusterChat, 0x8be6_9bde_e7ce_94a8),
+    (Scenario::BackplaneOutage, 0xa22e_7590_f5fb_f95d),
+    (Scenario::BackplanePartition, 0xacc2_5f15_38d9_64b3),
+    (Scenario::ClusterCrash, 0x8717_9203_7ba4_2947),
 ];
 
 #[test]

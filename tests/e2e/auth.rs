@@ -1,9 +1,12 @@
 //! PROTOCOL.md section 3 (and its decisions in section 11): auth on the
 //! first message, its deadline, token verdicts and pipelining.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tether_core::auth::Authorizer;
 use tether_core::config::ServerConfig;
 
 use crate::harness::{JWT_SECRET, Runtime, TETHER, config, dev_auth, jwt_auth, mint_jwt, unix_now};
@@ -16,6 +19,63 @@ fn pings(count: usize) -> Vec<Value> {
     (0..count)
         .map(|n| json!({"type": "ping", "id": format!("p{n}")}))
         .collect()
+}
+
+/// How long [`HeldAuthorizer`] holds the token `slow` at most.
+const HOLD: Duration = Duration::from_secs(2);
+
+/// The dev authorizer, except that the check of the token `slow` takes
+/// until the test releases it, 2 s at most, as a database lookup might.
+struct HeldAuthorizer {
+    started: Mutex<mpsc::Sender<()>>,
+    release: Mutex<mpsc::Receiver<()>>,
+    /// The hold ran out before the release: the test could not go on
+    /// while the check was held.
+    ran_out: AtomicBool,
+}
+
+impl Authorizer for HeldAuthorizer {
+    fn authenticate(&self, token: &str) -> Option<String> {
+        if token == "slow" {
+            let _ = self.started.lock().unwrap().send(());
+            if self.release.lock().unwrap().recv_timeout(HOLD).is_err() {
+                self.ran_out.store(true, Ordering::SeqCst);
+            }
+        }
+        dev_auth().authenticate(token)
+    }
+
+    fn authorize_api(&self, authorization: Option<&str>) -> bool {
+        dev_auth().authorize_api(authorization)
+    }
+}
+
+fn a_slow_token_check_delays_no_other_connection(runtime: Runtime) {
+    let (started, check_started) = mpsc::channel();
+    let (release, released) = mpsc::channel();
+    let authorizer = Arc::new(HeldAuthorizer {
+        started: Mutex::new(started),
+        release: Mutex::new(released),
+        ran_out: AtomicBool::new(false),
+    });
+    let server = runtime.start(config(), authorizer.clone());
+    let mut slow = Ws::open(server.addr);
+    slow.send_json(json!({"type": "auth", "token": "slow"}));
+    check_started
+        .recv_timeout(HOLD)
+        .expect("the slow check started");
+
+    let mut fast = Ws::auth(server.addr, "fast");
+    for n in 0..20 {
+        fast.send_json(json!({"type": "ping", "id": format!("p{n}")}));
+        assert_eq!(fast.recv_type("pong")["id"], format!("p{n}"));
+    }
+    release.send(()).expect("the check waits");
+    assert_eq!(slow.recv_type("auth_ack")["user"], "slow");
+    assert!(
+        !authorizer.ran_out.load(Ordering::SeqCst),
+        "the other connection's round trips waited for the slow check"
+    );
 }
 
 fn the_first_message_must_be_auth(runtime: Runtime) {
@@ -207,6 +267,7 @@ fn messages_behind_a_rejected_token_are_discarded(runtime: Runtime) {
 }
 
 runtime_tests! {
+    a_slow_token_check_delays_no_other_connection => smol, blocking;
     the_first_message_must_be_auth => smol, blocking;
     a_token_in_the_query_string_is_not_read => smol, blocking;
     no_auth_in_time_closes_4001 => smol, blocking;

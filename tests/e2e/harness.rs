@@ -19,6 +19,7 @@ use tether::auth::{Authenticator, JwtVerifier, NodeAuthorizer};
 use tether::secret::Redacted;
 use tether_core::auth::Authorizer;
 use tether_core::config::ServerConfig;
+use tether_core::server::PublishError;
 
 /// The most any one test may take; they normally take milliseconds.
 pub const TEST_LIMIT: Duration = Duration::from_secs(30);
@@ -77,7 +78,7 @@ impl Runtime {
                     config,
                     listen,
                     authorizer,
-                    epoch_prefix: None,
+                    seed: None,
                 })
                 .expect("the smol node binds");
                 let addr = server.local_addr().expect("a bound address");
@@ -91,7 +92,7 @@ impl Runtime {
                     config,
                     listen,
                     authorizer,
-                    epoch_prefix: None,
+                    seed: None,
                 })
                 .expect("the blocking node binds");
                 let addr = server.local_addr();
@@ -107,14 +108,14 @@ impl Runtime {
 pub trait Control: Send + Sync {
     /// Publishes `payload` (JSON text) on `channel` as the HTTP API does,
     /// giving the offset.
-    fn publish(&self, channel: &str, payload: &str) -> Result<u64, String>;
+    fn publish(&self, channel: &str, payload: &str) -> Result<u64, PublishError>;
 
     /// Starts the graceful shutdown.
     fn shutdown(&self);
 }
 
 impl Control for tether_smol::Handle {
-    fn publish(&self, channel: &str, payload: &str) -> Result<u64, String> {
+    fn publish(&self, channel: &str, payload: &str) -> Result<u64, PublishError> {
         smol::block_on(tether_smol::Handle::publish(self, channel, payload))
     }
 
@@ -124,7 +125,7 @@ impl Control for tether_smol::Handle {
 }
 
 impl Control for tether_blocking::Handle {
-    fn publish(&self, channel: &str, payload: &str) -> Result<u64, String> {
+    fn publish(&self, channel: &str, payload: &str) -> Result<u64, PublishError> {
         tether_blocking::Handle::publish(self, channel, payload)
     }
 

@@ -3,6 +3,7 @@
 //! section 11 decides.
 
 use std::io::Write;
+use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -11,7 +12,7 @@ use tether_core::config::ServerConfig;
 use crate::harness::{API_KEY, Runtime, config, dev_auth};
 use tether_testkit::http::{get, post_publish, send};
 use tether_testkit::metrics::{metrics, wait_for_metric};
-use tether_testkit::ws::{Ws, read_to_close, tcp};
+use tether_testkit::ws::{End, Ws, read_to_close, read_to_end, tcp};
 
 /// Every metric section 9 requires.
 const REQUIRED_METRICS: [&str; 10] = [
@@ -206,6 +207,38 @@ fn connections_beyond_max_connections_get_503(runtime: Runtime) {
     );
 }
 
+/// A burst of 1,000 connections beyond `max_connections`, each sending its
+/// request at once: every one gets its `503` whole and then the end of the
+/// stream, never a reset that destroys the answer (the core half-closes and
+/// lingers on every runtime).
+fn a_burst_beyond_max_connections_gets_every_503_whole(runtime: Runtime) {
+    let server = runtime.start(
+        ServerConfig {
+            max_connections: 1,
+            ..config()
+        },
+        dev_auth(),
+    );
+    let _alice = Ws::auth(server.addr, "alice");
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut burst: Vec<TcpStream> = (0..1_000)
+        .map(|_| {
+            let mut stream = tcp(server.addr);
+            stream.write_all(request).expect("the request is sent");
+            stream
+        })
+        .collect();
+    for (n, stream) in burst.iter_mut().enumerate() {
+        let (bytes, end) = read_to_end(stream);
+        let answer = String::from_utf8_lossy(&bytes);
+        assert!(
+            answer.starts_with("HTTP/1.1 503") && answer.ends_with("\r\n\r\ntoo many connections"),
+            "connection {n}: {answer:?}"
+        );
+        assert_eq!(end, End::Eof, "connection {n} was reset");
+    }
+}
+
 fn an_incomplete_request_head_is_dropped_at_the_handshake_timeout(runtime: Runtime) {
     let server = runtime.start(
         ServerConfig {
@@ -231,5 +264,6 @@ runtime_tests! {
     a_known_path_with_another_method_names_the_allowed_one => smol, blocking;
     oversized_requests_are_refused => smol, blocking;
     connections_beyond_max_connections_get_503 => smol, blocking;
+    a_burst_beyond_max_connections_gets_every_503_whole => smol, blocking;
     an_incomplete_request_head_is_dropped_at_the_handshake_timeout => smol, blocking;
 }

@@ -56,7 +56,7 @@ fn options(config: ServerConfig) -> ServerOptions {
         config,
         listen: "127.0.0.1:0".parse().unwrap(),
         authorizer: Arc::new(TestAuthorizer),
-        epoch_prefix: None,
+        seed: None,
     }
 }
 

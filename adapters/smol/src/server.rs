@@ -40,9 +40,12 @@
 //!   back. After a graceful shutdown the node lets the backplane carry the
 //!   last requests (the departures of its users) before `run` returns.
 //!
-//! Every input is followed by [`Node::dispatch`], the drain loop: it wakes
-//! the connections with frames, asks the [`Authorizer`] for verdicts, logs
-//! closes, and re-arms the deadline.
+//! Every input is followed by [`Node::dispatch`], the drain loop of the
+//! core's outputs: it wakes the connections with frames, hands decisions to
+//! the decision task, store requests to the backplane and outcomes to
+//! [`Handle::publish`] callers, logs closes, and re-arms the deadline. The
+//! decision task runs each [`Authorizer`] call on smol's blocking pool, off
+//! the node's thread, so a slow token check stalls only its connection.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

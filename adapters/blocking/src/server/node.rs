@@ -3,9 +3,10 @@
 //!
 //! Every thread that has an input (a reader with bytes, a writer with a
 //! closed socket, the timer thread, the application's [`Handle`]) calls
-//! [`Node::input`]; the events the input caused are dispatched before the
+//! [`Node::input`]; the outputs the input caused are carried out before the
 //! lock is let go, except the token and API-key decisions, which are taken
-//! with the lock released (an authorizer may be slow) and fed back after.
+//! with the lock released, on the thread of the connection that asked (an
+//! authorizer may be slow), and fed back after.
 //!
 //! [`Handle`]: super::Handle
 

@@ -38,7 +38,10 @@ impl Node {
             config: config.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             authorizer: Arc::new(TestAuthorizer),
-            epoch_prefix: Some(name.to_owned()),
+            seed: Some(
+                name.bytes()
+                    .fold(0, |seed, byte| seed * 257 + u64::from(byte)),
+            ),
         })
         .expect("a loopback port")
         .with_backplane(backplane);

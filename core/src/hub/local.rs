@@ -72,7 +72,7 @@ pub(super) struct LocalChannel {
 
 /// What to do with a subscriber's `subscribed` answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Admission {
+pub(super) enum SubscriberAdmission {
     /// Send the answer, telling this offset.
     Announce(u64),
     /// Ask the store again: the answer cannot be reconciled with what the
@@ -149,9 +149,9 @@ impl LocalChannel {
         epoch: &str,
         offset: u64,
         replayed: bool,
-    ) -> Admission {
+    ) -> SubscriberAdmission {
         if !self.pending.contains(&conn) {
-            return Admission::Announce(offset);
+            return SubscriberAdmission::Announce(offset);
         }
         if self.position.is_none() && !self.ahead.is_empty() && self.ahead_epoch != epoch {
             self.behind = true;
@@ -162,20 +162,20 @@ impl LocalChannel {
         });
         if position.epoch != epoch {
             self.behind = true;
-            return Admission::AskAgain;
+            return SubscriberAdmission::AskAgain;
         }
         let delivered = position.offset;
         if offset < delivered && replayed {
-            return Admission::AskAgain;
+            return SubscriberAdmission::AskAgain;
         }
         self.pending.remove(&conn);
         if offset > delivered {
             self.starting.insert(conn, offset);
             self.behind = true;
-            Admission::Announce(offset)
+            SubscriberAdmission::Announce(offset)
         } else {
             self.active.insert(conn);
-            Admission::Announce(delivered)
+            SubscriberAdmission::Announce(delivered)
         }
     }
 

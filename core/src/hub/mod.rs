@@ -86,7 +86,7 @@ use serde_json::value::RawValue;
 
 pub use self::link::BACKPLANE_BACKOFF;
 use self::link::{Due, Link};
-use self::local::{Admission, LocalChannel};
+use self::local::{LocalChannel, SubscriberAdmission};
 pub use self::memory::MemoryStore;
 use self::replies::Replies;
 pub use self::store::{Member, Refusal, StoreEvent, StoreRequest, Ticket};
@@ -429,11 +429,11 @@ impl Hub {
                 };
                 let admission = match self.channels.get_mut(&channel) {
                     Some(local) => local.admit(conn, &epoch, offset, recovered == Some(true)),
-                    None => Admission::Announce(offset),
+                    None => SubscriberAdmission::Announce(offset),
                 };
                 let offset = match admission {
-                    Admission::Announce(offset) => offset,
-                    Admission::AskAgain => {
+                    SubscriberAdmission::Announce(offset) => offset,
+                    SubscriberAdmission::AskAgain => {
                         let gap = self
                             .channels
                             .get_mut(&channel)

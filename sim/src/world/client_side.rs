@@ -24,7 +24,7 @@ impl World {
             seed: self.rng.u64(..),
             ..ClientConfig::new(format!("node{}", spec.node), spec.user.clone())
         };
-        let mut session = ClientSession::new(config, self.now);
+        let mut session = ClientSession::new(self.now, config);
         for channel in &spec.channels {
             session
                 .subscribe(channel.clone())

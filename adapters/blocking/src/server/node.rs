@@ -66,7 +66,7 @@ struct Link {
 }
 
 /// What [`Node::admit`] decided about a new TCP connection.
-pub enum Admission {
+pub enum ConnectionAdmission {
     /// Serve it: the writer waits on `wake`.
     Accepted {
         /// The core's name for the connection.
@@ -173,10 +173,10 @@ impl Node {
     }
 
     /// A TCP connection arrived: registers it with the core, or says why not.
-    pub fn admit(&self, stream: &Arc<TcpStream>) -> Admission {
+    pub fn admit(&self, stream: &Arc<TcpStream>) -> ConnectionAdmission {
         let mut state = self.lock();
         if state.stopped {
-            return Admission::Stopped;
+            return ConnectionAdmission::Stopped;
         }
         match state.core.accept(self.now()) {
             Ok(conn) => {
@@ -187,9 +187,9 @@ impl Node {
                 };
                 state.links.insert(conn, link);
                 self.settle(state);
-                Admission::Accepted { conn, wake }
+                ConnectionAdmission::Accepted { conn, wake }
             }
-            Err(refusal) => Admission::Refused(refusal),
+            Err(refusal) => ConnectionAdmission::Refused(refusal),
         }
     }
 

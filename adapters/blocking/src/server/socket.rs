@@ -18,7 +18,7 @@ use tether_core::connection::Transport;
 use tether_core::ids::ConnId;
 use tether_core::server::Refusal;
 
-use super::node::{Admission, Node};
+use super::node::{ConnectionAdmission, Node};
 use crate::io::{spawn_socket_thread, write_frames};
 
 /// Accepts connections until the node stops; `close_timeout` bounds how
@@ -48,9 +48,9 @@ pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener, close_timeout: Dura
             }
         };
         match node.admit(&stream) {
-            Admission::Accepted { conn, wake } => serve(node, conn, stream, wake),
-            Admission::Refused(refusal) => refuse(stream, refusal, close_timeout),
-            Admission::Stopped => return,
+            ConnectionAdmission::Accepted { conn, wake } => serve(node, conn, stream, wake),
+            ConnectionAdmission::Refused(refusal) => refuse(stream, refusal, close_timeout),
+            ConnectionAdmission::Stopped => return,
         }
     }
 }

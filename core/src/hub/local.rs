@@ -67,7 +67,7 @@ pub(super) struct LocalChannel {
     /// The store is known to be ahead of `position`: ask it.
     behind: bool,
     /// The presence this node's subscribers of the channel were told.
-    pub(super) presence: PresenceView,
+    presence: PresenceView,
 }
 
 /// What to do with a subscriber's `subscribed` answer.
@@ -269,6 +269,40 @@ impl LocalChannel {
     /// Who hears presence changes: every subscriber whose snapshot went out.
     pub(super) fn presence_audience(&self) -> impl Iterator<Item = ConnId> + '_ {
         self.active.iter().chain(self.starting.keys()).copied()
+    }
+
+    /// A presence change at `version`: `user` arrived (`joined`) or left.
+    /// Returns whether the subscribers must be told.
+    pub(super) fn presence_change(&mut self, version: u64, user: &str, joined: bool) -> bool {
+        self.presence.change(version, user, joined)
+    }
+
+    /// A subscriber's own presence snapshot, at `version`, arrived: the
+    /// users it must be told.
+    pub(super) fn subscriber_presence(&mut self, version: u64, users: Vec<String>) -> Vec<String> {
+        self.presence.subscriber_snapshot(version, users)
+    }
+
+    /// A refresh snapshot at `version` arrived: the users every subscriber
+    /// must be told, when it replaces what they were told.
+    pub(super) fn refresh_presence(
+        &mut self,
+        version: u64,
+        users: Vec<String>,
+    ) -> Option<Vec<String>> {
+        self.presence.refresh(version, users)
+    }
+
+    /// The users present, when the subscribers' view holds every change the
+    /// node heard: a `presence` request can be answered from it.
+    pub(super) fn known_presence(&self) -> Option<Vec<String>> {
+        self.presence.current()
+    }
+
+    /// Whether the presence view needs another refresh snapshot; asking
+    /// clears it.
+    pub(super) fn take_presence_refresh_wanted(&mut self) -> bool {
+        self.presence.take_refresh_wanted()
     }
 
     /// Waiting subscribers, for cleanup when their answers are lost.

@@ -276,7 +276,7 @@ impl World {
                 offset,
                 recovered,
             } => {
-                self.stats.subscribed(client, now);
+                self.stats.subscribed(now, client);
                 if recovered == Some(true) {
                     self.recovered += 1;
                 }

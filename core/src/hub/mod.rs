@@ -311,11 +311,9 @@ impl Hub {
             idempotency_key,
         };
         self.request(now, request, outbox);
-        match self.api_published.iter().position(|(t, _)| *t == ticket) {
-            Some(index) => {
-                let (_, offset) = self.api_published.remove(index).expect("index was found");
-                ApiPublish::Published { offset }
-            }
+        let published = self.api_published.iter().position(|(t, _)| *t == ticket);
+        match published.and_then(|index| self.api_published.remove(index)) {
+            Some((_, offset)) => ApiPublish::Published { offset },
             None => ApiPublish::Pending { ticket },
         }
     }

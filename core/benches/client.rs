@@ -46,7 +46,7 @@ fn websocket_key(request: &[u8]) -> String {
 
 /// Plays the server's side of one connection: from the dial to the
 /// `subscribed` that answers the re-subscription.
-fn connect(session: &mut ClientSession, now: Instant) {
+fn connect(now: Instant, session: &mut ClientSession) {
     writes(session);
     session.handle_connected(now);
     let request = writes(session).concat();
@@ -69,11 +69,11 @@ fn connect(session: &mut ClientSession, now: Instant) {
 fn reconnect(c: &mut Criterion) {
     let mut config = ClientConfig::new("localhost:8080", "alice");
     config.seed = 7;
-    let mut session = ClientSession::new(config, T0);
+    let mut session = ClientSession::new(T0, config);
     session
         .subscribe(Channel::new("room:lobby").unwrap())
         .unwrap();
-    connect(&mut session, T0);
+    connect(T0, &mut session);
     assert!(session.is_connected());
     let mut now = T0;
 
@@ -83,7 +83,7 @@ fn reconnect(c: &mut Criterion) {
             session.handle_transport_closed(now);
             now = session.poll_timeout().expect("a reconnect timer");
             session.handle_timeout(now);
-            connect(&mut session, now);
+            connect(now, &mut session);
             debug_assert!(session.is_connected());
         });
     });

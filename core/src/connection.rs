@@ -43,7 +43,7 @@ use crate::envelope::{
 };
 use crate::frame::{self, FrameDecoder, Message, Role};
 use crate::http::{self, HttpRequest, Request, RequestLimits, RequestParser};
-use crate::queue::{Admission, CoalesceKey, OutboundQueue};
+use crate::queue::{CoalesceKey, FrameAdmission, OutboundQueue};
 use crate::rate::TokenBucket;
 use crate::time::Instant;
 use crate::timer::{TimerKey, TimerTable};
@@ -347,14 +347,14 @@ impl Connection {
         now: Instant,
         frame: &Bytes,
         coalesce: Option<CoalesceKey>,
-    ) -> Admission {
+    ) -> FrameAdmission {
         if !self.accepts_frames() {
-            return Admission::Dropped;
+            return FrameAdmission::Dropped;
         }
         let admission = self
             .queue
             .push_publication(frame, coalesce, config.queue_limits());
-        if admission == Admission::Dropped {
+        if admission == FrameAdmission::Dropped {
             self.last_drop = Some(now);
         }
         self.after_push(config, now, admission);
@@ -661,8 +661,8 @@ impl Connection {
         self.send_message(config, now, &error);
     }
 
-    fn after_push(&mut self, config: &ServerConfig, now: Instant, admission: Admission) {
-        if admission == Admission::OverHardLimit {
+    fn after_push(&mut self, config: &ServerConfig, now: Instant, admission: FrameAdmission) {
+        if admission == FrameAdmission::OverHardLimit {
             self.cut_slow_consumer();
             return;
         }

@@ -28,7 +28,7 @@ pub struct CoalesceKey(pub u64);
 
 /// What the queue did with a frame offered to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admission {
+pub enum FrameAdmission {
     /// Appended to the queue.
     Queued,
     /// Took the place of an undelivered frame with the same coalesce key.
@@ -86,12 +86,12 @@ pub struct OutboundQueue {
 impl OutboundQueue {
     /// Queues a reply, error, presence snapshot or control frame. These are
     /// never dropped; only the hard limit refuses them.
-    pub fn push_control(&mut self, frame: Bytes, limits: QueueLimits) -> Admission {
+    pub fn push_control(&mut self, frame: Bytes, limits: QueueLimits) -> FrameAdmission {
         if self.len_bytes() + frame.len() > limits.hard_limit {
-            return Admission::OverHardLimit;
+            return FrameAdmission::OverHardLimit;
         }
         self.append(frame, None);
-        Admission::Queued
+        FrameAdmission::Queued
     }
 
     /// Queues a frame the protocol itself requires (handshake response,
@@ -110,30 +110,30 @@ impl OutboundQueue {
         frame: &Bytes,
         coalesce: Option<CoalesceKey>,
         limits: QueueLimits,
-    ) -> Admission {
+    ) -> FrameAdmission {
         if let Some(key) = coalesce
             && let Some(index) = self.undelivered_position(key)
         {
             let old_len = self.frames[index].frame.len();
             if self.len_bytes() - old_len + frame.len() > limits.hard_limit {
-                return Admission::OverHardLimit;
+                return FrameAdmission::OverHardLimit;
             }
             let old = std::mem::replace(&mut self.frames[index].frame, frame.clone());
             self.queued = self.queued - old.len() + frame.len();
             self.stats.enqueued += frame.len() as u64;
             self.stats.superseded += old.len() as u64;
             self.stats.coalesced_messages += 1;
-            return Admission::Coalesced;
+            return FrameAdmission::Coalesced;
         }
         if coalesce.is_none() && self.is_above_high_water(limits) {
             self.stats.dropped_messages += 1;
-            return Admission::Dropped;
+            return FrameAdmission::Dropped;
         }
         if self.len_bytes() + frame.len() > limits.hard_limit {
-            return Admission::OverHardLimit;
+            return FrameAdmission::OverHardLimit;
         }
         self.append(frame.clone(), coalesce);
-        Admission::Queued
+        FrameAdmission::Queued
     }
 
     /// Moves frames, oldest first, into `out` until they add up to at least
@@ -235,18 +235,21 @@ mod tests {
         let mut queue = OutboundQueue::default();
         assert_eq!(
             queue.push_publication(&frame(60, 1), None, LIMITS),
-            Admission::Queued
+            FrameAdmission::Queued
         );
         assert_eq!(
             queue.push_publication(&frame(60, 2), None, LIMITS),
-            Admission::Queued
+            FrameAdmission::Queued
         );
         assert_eq!(queue.len_bytes(), 120);
         assert_eq!(
             queue.push_publication(&frame(10, 3), None, LIMITS),
-            Admission::Dropped
+            FrameAdmission::Dropped
         );
-        assert_eq!(queue.push_control(frame(10, 4), LIMITS), Admission::Queued);
+        assert_eq!(
+            queue.push_control(frame(10, 4), LIMITS),
+            FrameAdmission::Queued
+        );
         assert_eq!(queue.stats().dropped_messages, 1);
         assert_eq!(queue.len_bytes(), 130);
     }
@@ -254,10 +257,13 @@ mod tests {
     #[test]
     fn nothing_is_queued_past_the_hard_limit() {
         let mut queue = OutboundQueue::default();
-        assert_eq!(queue.push_control(frame(400, 1), LIMITS), Admission::Queued);
+        assert_eq!(
+            queue.push_control(frame(400, 1), LIMITS),
+            FrameAdmission::Queued
+        );
         assert_eq!(
             queue.push_control(frame(1, 2), LIMITS),
-            Admission::OverHardLimit
+            FrameAdmission::OverHardLimit
         );
         assert_eq!(queue.len_bytes(), 400);
     }
@@ -270,7 +276,7 @@ mod tests {
         queue.push_control(frame(2, 2), LIMITS);
         assert_eq!(
             queue.push_publication(&frame(3, 3), ticker, LIMITS),
-            Admission::Coalesced
+            FrameAdmission::Coalesced
         );
         assert_eq!(contents(&queue), vec![3, 3, 3, 2, 2]);
         assert_eq!(queue.stats().coalesced_messages, 1);
@@ -285,7 +291,7 @@ mod tests {
         queue.pop_batch(1, &mut taken);
         assert_eq!(
             queue.push_publication(&frame(4, 2), ticker, LIMITS),
-            Admission::Queued
+            FrameAdmission::Queued
         );
         assert_eq!(taken.concat(), vec![1, 1, 1, 1]);
         assert_eq!(contents(&queue), vec![2, 2, 2, 2]);
@@ -324,12 +330,12 @@ mod tests {
         queue.pop_batch(usize::MAX, &mut Vec::new());
         assert_eq!(
             queue.push_publication(&frame(20, 2), None, LIMITS),
-            Admission::Queued
+            FrameAdmission::Queued
         );
         assert!(queue.is_above_high_water(LIMITS));
         assert_eq!(
             queue.push_publication(&frame(20, 3), None, LIMITS),
-            Admission::Dropped
+            FrameAdmission::Dropped
         );
     }
 
@@ -375,7 +381,7 @@ mod tests {
                 match op {
                     Op::Control(len) => {
                         let before = queue.len_bytes();
-                        if queue.push_control(frame(len, 0), LIMITS) != Admission::Queued {
+                        if queue.push_control(frame(len, 0), LIMITS) != FrameAdmission::Queued {
                             prop_assert!(before + len > LIMITS.hard_limit);
                             controls_refused_below_hard_limit += usize::from(before + len <= LIMITS.hard_limit);
                         }

@@ -62,7 +62,7 @@ use crate::http::{HttpRequest, Route};
 use crate::hub::{ApiPublish, Hub, Outbox, StoreEvent, StoreRequest, Ticket};
 use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
-use crate::queue::{Admission, CoalesceKey};
+use crate::queue::{CoalesceKey, FrameAdmission};
 use crate::time::Instant;
 use tether_web::{self as web, HTML, JS, TEXT};
 
@@ -968,7 +968,7 @@ impl Outbox for NodeOutbox<'_> {
         let admission = entry
             .conn
             .send_publication(self.config, self.now, frame, latest_only);
-        if admission == Admission::Dropped {
+        if admission == FrameAdmission::Dropped {
             self.counters.messages_dropped_total += 1;
         }
         self.after_delivery(conn);

@@ -182,7 +182,7 @@ impl Backplane {
                     while history.len() > self.history_size {
                         history.pop_front();
                     }
-                    prune(history, now, self.history_ttl);
+                    prune(now, history, self.history_ttl);
                 }
                 if let Some(key) = retry {
                     let expires = now + self.idempotency_window;
@@ -345,7 +345,7 @@ impl Backplane {
         let Some(history) = self.histories.get_mut(channel) else {
             return (epoch, seq, Some(false), Vec::new());
         };
-        prune(history, now, self.history_ttl);
+        prune(now, history, self.history_ttl);
         match history.front() {
             Some(head) if head.offset <= since.offset + 1 => {
                 let replay = history
@@ -431,7 +431,7 @@ impl Backplane {
 }
 
 /// Drops the entries at the head of `history` older than `ttl`.
-fn prune(history: &mut VecDeque<Entry>, now: Instant, ttl: Duration) {
+fn prune(now: Instant, history: &mut VecDeque<Entry>, ttl: Duration) {
     while history.front().is_some_and(|head| head.at + ttl <= now) {
         history.pop_front();
     }

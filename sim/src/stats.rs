@@ -63,7 +63,7 @@ impl Stats {
     }
 
     /// A client got a `subscribed` at `at`.
-    pub fn subscribed(&mut self, client: usize, at: Instant) {
+    pub fn subscribed(&mut self, at: Instant, client: usize) {
         if at >= self.mark && self.resubscribed[client].is_none() {
             self.resubscribed[client] = Some(at);
         }
@@ -102,11 +102,11 @@ mod tests {
         stats.dialed(Instant::from_millis(1_150));
         stats.dialed(Instant::from_millis(1_199));
         stats.connected(Instant::from_millis(1_200));
-        stats.subscribed(0, Instant::from_millis(900));
-        stats.subscribed(0, Instant::from_millis(1_300));
+        stats.subscribed(Instant::from_millis(900), 0);
+        stats.subscribed(Instant::from_millis(1_300), 0);
         assert_eq!(stats.figures().all_resubscribed, None);
-        stats.subscribed(1, Instant::from_millis(1_700));
-        stats.subscribed(1, Instant::from_millis(1_900));
+        stats.subscribed(Instant::from_millis(1_700), 1);
+        stats.subscribed(Instant::from_millis(1_900), 1);
         let figures = stats.figures();
         assert_eq!(figures.peak_dials, 2);
         assert_eq!(figures.peak_connects, 1);

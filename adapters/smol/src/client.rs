@@ -183,7 +183,7 @@ impl Client {
             config.seed = fastrand::u64(1..);
         }
         let start = std::time::Instant::now();
-        let session = ClientSession::new(config, Instant::ZERO);
+        let session = ClientSession::new(Instant::ZERO, config);
         let (commands, command_rx) = async_channel::bounded(COMMAND_BACKLOG);
         let (event_tx, events) = async_channel::unbounded();
         let (finished_tx, finished) = async_channel::bounded(1);

@@ -91,7 +91,7 @@ impl Pair {
         let config = ServerConfig::default();
         let mut pair = Pair {
             now: T0,
-            client: ClientSession::new(client_config, T0),
+            client: ClientSession::new(T0, client_config),
             backplane: MemoryStore::new(&config, "bp"),
             hub: None,
             config,

@@ -177,7 +177,7 @@ impl TimerKey for Timer {
 impl ClientSession {
     /// A session that starts dialing at once: the first output is a
     /// [`Transmit::Dial`].
-    pub fn new(config: ClientConfig, now: Instant) -> Self {
+    pub fn new(now: Instant, config: ClientConfig) -> Self {
         let mut rng = fastrand::Rng::with_seed(config.seed);
         let retry = RetrySchedule::new(config.backoff.clone(), rng.u64(..));
         let mut session = ClientSession {

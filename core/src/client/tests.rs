@@ -102,7 +102,7 @@ fn secs(s: u64) -> Duration {
 impl Harness {
     fn new(config: ClientConfig) -> Self {
         let mut harness = Harness {
-            client: ClientSession::new(config, T0),
+            client: ClientSession::new(T0, config),
             server: None,
             now: T0,
             dial_pending: false,

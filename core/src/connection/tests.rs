@@ -721,15 +721,15 @@ fn a_queue_above_high_water_for_slow_timeout_closes_4008_at_that_instant() {
     h.now = t1;
     assert_eq!(
         h.conn.send_publication(&h.config, t1, &frame, None),
-        Admission::Queued
+        FrameAdmission::Queued
     );
     assert_eq!(
         h.conn.send_publication(&h.config, t1, &frame, None),
-        Admission::Queued
+        FrameAdmission::Queued
     );
     assert_eq!(
         h.conn.send_publication(&h.config, t1, &frame, None),
-        Admission::Dropped
+        FrameAdmission::Dropped
     );
     assert_eq!(h.conn.queue_stats().dropped_messages, 1);
     assert_eq!(h.conn.poll_timeout(), Some(t1 + config.slow_timeout));
@@ -818,7 +818,7 @@ fn latest_only_publications_coalesce_in_the_queue() {
     h.conn.send_publication(&h.config, h.now, &first, key);
     assert_eq!(
         h.conn.send_publication(&h.config, h.now, &second, key),
-        Admission::Coalesced
+        FrameAdmission::Coalesced
     );
     h.drain();
     assert_eq!(
@@ -835,7 +835,7 @@ fn nothing_is_written_to_a_connection_that_is_not_open() {
     let frame = crate::frame::text_frame(b"{}");
     assert_eq!(
         h.conn.send_publication(&h.config, h.now, &frame, None),
-        Admission::Dropped
+        FrameAdmission::Dropped
     );
     h.conn.send_control(&h.config, h.now, frame);
     assert_eq!(h.conn.queued_bytes(), before);
@@ -1015,7 +1015,7 @@ fn an_idle_connection_stays_small() {
 fn overflow_then_drain(h: &mut Harness, at: Instant) {
     let frame = crate::frame::text_frame(&[b'x'; 600]);
     h.now = at;
-    while h.conn.send_publication(&h.config, at, &frame, None) != Admission::Dropped {}
+    while h.conn.send_publication(&h.config, at, &frame, None) != FrameAdmission::Dropped {}
     written_all(&h.config, &mut h.conn, &mut Vec::new());
 }
 

@@ -182,7 +182,7 @@ impl World {
         let now = Instant::ZERO;
         let mut world = World {
             now,
-            session: ClientSession::new(client_config(), now),
+            session: ClientSession::new(now, client_config()),
             server: Server::new(server_config(), 0).expect("a valid config"),
             restarts: 0,
             dialing: false,

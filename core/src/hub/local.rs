@@ -67,12 +67,12 @@ pub(super) struct LocalChannel {
     /// The store is known to be ahead of `position`: ask it.
     behind: bool,
     /// The presence this node's subscribers of the channel were told.
-    pub(super) presence: PresenceView,
+    presence: PresenceView,
 }
 
 /// What to do with a subscriber's `subscribed` answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Admission {
+pub(super) enum SubscriberAdmission {
     /// Send the answer, telling this offset.
     Announce(u64),
     /// Ask the store again: the answer cannot be reconciled with what the
@@ -149,9 +149,9 @@ impl LocalChannel {
         epoch: &str,
         offset: u64,
         replayed: bool,
-    ) -> Admission {
+    ) -> SubscriberAdmission {
         if !self.pending.contains(&conn) {
-            return Admission::Announce(offset);
+            return SubscriberAdmission::Announce(offset);
         }
         if self.position.is_none() && !self.ahead.is_empty() && self.ahead_epoch != epoch {
             self.behind = true;
@@ -162,20 +162,20 @@ impl LocalChannel {
         });
         if position.epoch != epoch {
             self.behind = true;
-            return Admission::AskAgain;
+            return SubscriberAdmission::AskAgain;
         }
         let delivered = position.offset;
         if offset < delivered && replayed {
-            return Admission::AskAgain;
+            return SubscriberAdmission::AskAgain;
         }
         self.pending.remove(&conn);
         if offset > delivered {
             self.starting.insert(conn, offset);
             self.behind = true;
-            Admission::Announce(offset)
+            SubscriberAdmission::Announce(offset)
         } else {
             self.active.insert(conn);
-            Admission::Announce(delivered)
+            SubscriberAdmission::Announce(delivered)
         }
     }
 
@@ -269,6 +269,40 @@ impl LocalChannel {
     /// Who hears presence changes: every subscriber whose snapshot went out.
     pub(super) fn presence_audience(&self) -> impl Iterator<Item = ConnId> + '_ {
         self.active.iter().chain(self.starting.keys()).copied()
+    }
+
+    /// A presence change at `version`: `user` arrived (`joined`) or left.
+    /// Returns whether the subscribers must be told.
+    pub(super) fn presence_change(&mut self, version: u64, user: &str, joined: bool) -> bool {
+        self.presence.change(version, user, joined)
+    }
+
+    /// A subscriber's own presence snapshot, at `version`, arrived: the
+    /// users it must be told.
+    pub(super) fn subscriber_presence(&mut self, version: u64, users: Vec<String>) -> Vec<String> {
+        self.presence.subscriber_snapshot(version, users)
+    }
+
+    /// A refresh snapshot at `version` arrived: the users every subscriber
+    /// must be told, when it replaces what they were told.
+    pub(super) fn refresh_presence(
+        &mut self,
+        version: u64,
+        users: Vec<String>,
+    ) -> Option<Vec<String>> {
+        self.presence.refresh(version, users)
+    }
+
+    /// The users present, when the subscribers' view holds every change the
+    /// node heard: a `presence` request can be answered from it.
+    pub(super) fn known_presence(&self) -> Option<Vec<String>> {
+        self.presence.current()
+    }
+
+    /// Whether the presence view needs another refresh snapshot; asking
+    /// clears it.
+    pub(super) fn take_presence_refresh_wanted(&mut self) -> bool {
+        self.presence.take_refresh_wanted()
     }
 
     /// Waiting subscribers, for cleanup when their answers are lost.

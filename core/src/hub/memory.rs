@@ -128,9 +128,9 @@ impl MemoryStore {
                 sender,
                 idempotency_key,
             } => {
-                self.prune(&channel, now);
+                self.prune_channel(now, &channel);
                 let retry_key = idempotency_key.map(|key| (sender.clone(), key));
-                let offset = match self.retried_offset(&channel, retry_key.as_ref(), now) {
+                let offset = match self.retried_offset(now, &channel, retry_key.as_ref()) {
                     Some(offset) => offset,
                     None => self.publish(now, &channel, &payload, sender.as_deref(), retry_key),
                 };
@@ -145,7 +145,7 @@ impl MemoryStore {
                 channel,
                 since,
             } => {
-                self.prune(&channel, now);
+                self.prune_channel(now, &channel);
                 let stored = self.channel_mut(&channel);
                 let (recovered, replay) = match since {
                     Some(since) => match stored.replay_after(&since) {
@@ -205,7 +205,7 @@ impl MemoryStore {
                 }
             }
             StoreRequest::CatchUp { channel, since } => {
-                self.prune(&channel, now);
+                self.prune_channel(now, &channel);
                 let stored = self.channel_mut(&channel);
                 let replay = stored.replay_after(&since);
                 let event = StoreEvent::CaughtUp {
@@ -238,7 +238,7 @@ impl MemoryStore {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire_history(now);
         while let Some(channel) = self.pop_due_retry(now) {
-            self.prune(&channel, now);
+            self.prune_channel(now, &channel);
             self.forget_if_idle(&channel);
         }
     }
@@ -435,9 +435,9 @@ impl MemoryStore {
     /// scope that is still within the idempotency window.
     fn retried_offset(
         &self,
+        now: Instant,
         channel: &Channel,
         key: Option<&RetryKey>,
-        now: Instant,
     ) -> Option<u64> {
         let retry = self.channels.get(channel)?.retries.get(key?)?;
         (now < retry.expires).then_some(retry.offset)
@@ -455,7 +455,7 @@ impl MemoryStore {
             .expect("the channel was just inserted")
     }
 
-    fn prune(&mut self, channel: &Channel, now: Instant) {
+    fn prune_channel(&mut self, now: Instant, channel: &Channel) {
         if let Some(stored) = self.channels.get_mut(channel) {
             stored.prune(now);
         }

@@ -66,6 +66,11 @@
 //!   follows its channels again and catches each one up from the last
 //!   publication it delivered, before anything newer.
 //!
+//! The code follows these seams: module `requests` answers clients'
+//! requests, `store_events` the store's events (one function each), and
+//! `recovery` keeps the channels whole across a failing link; this module
+//! keeps the hub's state and dispatches.
+//!
 //! Cleanup: a connection's subscriptions are released when it disconnects;
 //! a local channel is dropped with its last subscriber; the store forgets a
 //! channel with no presence, history or idempotency record, and expires
@@ -76,8 +81,12 @@ mod link;
 mod local;
 mod memory;
 mod presence;
+mod recovery;
 mod replies;
+mod requests;
 mod store;
+mod store_events;
+mod waiting;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -86,10 +95,13 @@ use serde_json::value::RawValue;
 
 pub use self::link::BACKPLANE_BACKOFF;
 use self::link::{Due, Link};
-use self::local::{Admission, LocalChannel};
+use self::local::LocalChannel;
 pub use self::memory::MemoryStore;
 use self::replies::Replies;
+use self::requests::Publication;
 pub use self::store::{Member, Refusal, StoreEvent, StoreRequest, Ticket};
+use self::store_events::{CaughtUpAnswer, SubscribedAnswer};
+use self::waiting::{Waiter, Waiting};
 use crate::config::ServerConfig;
 use crate::envelope::{
     Channel, ClientMessage, ErrorCode, IdempotencyKey, Position, RequestId, ServerMessage,
@@ -146,11 +158,10 @@ pub struct Hub {
     config: ServerConfig,
     conns: BTreeMap<ConnId, Conn>,
     channels: BTreeMap<Channel, LocalChannel>,
-    waiting: BTreeMap<Ticket, Waiter>,
+    waiting: Waiting,
     api_published: VecDeque<(Ticket, u64)>,
     api_unavailable: VecDeque<Ticket>,
     store: Store,
-    tickets_issued: u64,
     keys_issued: u64,
     /// Requests the store refused while its link stayed up.
     refusals: u64,
@@ -165,27 +176,6 @@ struct Conn {
     user: String,
     channels: BTreeSet<Channel>,
     replies: Replies,
-}
-
-/// Who waits for the answer to a ticket.
-#[derive(Debug)]
-enum Waiter {
-    /// A `publish` with an id, or a `presence`.
-    Conn {
-        conn: ConnId,
-        id: Option<RequestId>,
-    },
-    /// A `subscribe`, which may have to be asked again.
-    Subscribe {
-        conn: ConnId,
-        id: Option<RequestId>,
-        channel: Channel,
-        since: Option<Position>,
-    },
-    Api,
-    /// A presence snapshot for every local subscriber of the channel, after
-    /// the backplane link came back.
-    Refresh,
 }
 
 #[derive(Debug)]
@@ -226,11 +216,10 @@ impl Hub {
             config: config.clone(),
             conns: BTreeMap::new(),
             channels: BTreeMap::new(),
-            waiting: BTreeMap::new(),
+            waiting: Waiting::default(),
             api_published: VecDeque::new(),
             api_unavailable: VecDeque::new(),
             store,
-            tickets_issued: 0,
             keys_issued: 0,
             refusals: 0,
             restate_wanted: false,
@@ -257,9 +246,6 @@ impl Hub {
         message: ClientMessage,
         outbox: &mut impl Outbox,
     ) {
-        if !self.conns.contains_key(&conn) {
-            return;
-        }
         match message {
             ClientMessage::Subscribe { id, channel, since } => {
                 self.handle_subscribe(now, conn, id, channel, since, outbox);
@@ -316,7 +302,7 @@ impl Hub {
         if !self.is_store_up() {
             return ApiPublish::Unavailable;
         }
-        let ticket = self.issue_ticket(Waiter::Api);
+        let ticket = self.waiting.issue(Waiter::Api);
         let request = StoreRequest::Publish {
             ticket: Some(ticket),
             channel,
@@ -325,11 +311,9 @@ impl Hub {
             idempotency_key,
         };
         self.request(now, request, outbox);
-        match self.api_published.iter().position(|(t, _)| *t == ticket) {
-            Some(index) => {
-                let (_, offset) = self.api_published.remove(index).expect("index was found");
-                ApiPublish::Published { offset }
-            }
+        let published = self.api_published.iter().position(|(t, _)| *t == ticket);
+        match published.and_then(|index| self.api_published.remove(index)) {
+            Some((_, offset)) => ApiPublish::Published { offset },
             None => ApiPublish::Pending { ticket },
         }
     }
@@ -391,23 +375,8 @@ impl Hub {
                 epoch,
                 offset,
                 frame,
-            } => {
-                if let Some(local) = self.channels.get_mut(&channel) {
-                    let gap = local.publication(epoch, offset, frame, outbox);
-                    self.catch_up(now, channel, gap, outbox);
-                }
-            }
-            StoreEvent::Published { ticket, offset } => match self.waiting.remove(&ticket) {
-                Some(Waiter::Api) => self.api_published.push_back((ticket, offset)),
-                Some(Waiter::Conn { conn, id: Some(id) }) => {
-                    let ack = frame_of(&ServerMessage::Ack { id, offset });
-                    self.fulfil(conn, ticket, vec![ack], outbox);
-                }
-                Some(waiter) => {
-                    self.waiting.insert(ticket, waiter);
-                }
-                None => {}
-            },
+            } => self.on_publication(now, channel, epoch, offset, frame, outbox),
+            StoreEvent::Published { ticket, offset } => self.on_published(ticket, offset, outbox),
             StoreEvent::Subscribed {
                 ticket,
                 channel,
@@ -418,66 +387,15 @@ impl Hub {
                 users,
                 presence_version,
             } => {
-                let Some(Waiter::Subscribe {
-                    conn,
-                    id,
-                    channel: asked,
-                    since,
-                }) = self.waiting.remove(&ticket)
-                else {
-                    return;
-                };
-                let admission = match self.channels.get_mut(&channel) {
-                    Some(local) => local.admit(conn, &epoch, offset, recovered == Some(true)),
-                    None => Admission::Announce(offset),
-                };
-                let offset = match admission {
-                    Admission::Announce(offset) => offset,
-                    Admission::AskAgain => {
-                        let gap = self
-                            .channels
-                            .get_mut(&channel)
-                            .and_then(|l| l.settle(outbox));
-                        self.catch_up(now, channel.clone(), gap, outbox);
-                        let waiter = Waiter::Subscribe {
-                            conn,
-                            id,
-                            channel: asked,
-                            since: since.clone(),
-                        };
-                        self.waiting.insert(ticket, waiter);
-                        let again = StoreRequest::Subscribe {
-                            ticket,
-                            channel,
-                            since,
-                        };
-                        return self.request(now, again, outbox);
-                    }
-                };
-                let mut frames = replay;
-                frames.push(frame_of(&ServerMessage::Subscribed {
-                    id,
-                    channel: channel.clone(),
-                    epoch,
-                    offset,
+                let answer = SubscribedAnswer {
+                    channel,
+                    latest: Position { epoch, offset },
                     recovered,
-                }));
-                let users = match self.channels.get_mut(&channel) {
-                    Some(local) => local.presence.subscriber_snapshot(presence_version, users),
-                    None => users,
-                };
-                frames.push(frame_of(&ServerMessage::Presence {
-                    id: None,
-                    channel: channel.clone(),
+                    replay,
                     users,
-                }));
-                self.fulfil(conn, ticket, frames, outbox);
-                let gap = self
-                    .channels
-                    .get_mut(&channel)
-                    .and_then(|l| l.settle(outbox));
-                self.catch_up(now, channel.clone(), gap, outbox);
-                self.refresh_presence_if_wanted(now, channel, outbox);
+                    presence_version,
+                };
+                self.on_subscribed(now, ticket, answer, outbox);
             }
             StoreEvent::CaughtUp {
                 channel,
@@ -487,97 +405,35 @@ impl Hub {
                 recovered,
                 replay,
             } => {
-                if let Some(local) = self.channels.get_mut(&channel) {
-                    let latest = Position { epoch, offset };
-                    let gap = local.caught_up(&channel, &since, latest, recovered, replay, outbox);
-                    self.catch_up(now, channel, gap, outbox);
-                }
+                let answer = CaughtUpAnswer {
+                    since,
+                    latest: Position { epoch, offset },
+                    recovered,
+                    replay,
+                };
+                self.on_caught_up(now, channel, answer, outbox);
             }
-            StoreEvent::Leased { lapsed } => {
-                let restate = std::mem::take(&mut self.restate_wanted);
-                if (lapsed || restate) && self.is_store_up() {
-                    let members = self.members();
-                    self.request(now, StoreRequest::Rejoin { members }, outbox);
-                }
-                if restate && self.is_store_up() {
-                    self.restate_channels(now, outbox);
-                }
-            }
-            StoreEvent::Refused(refusal) => self.handle_refusal(now, refusal, outbox),
-            StoreEvent::Up => self.handle_link_up(now, outbox),
-            StoreEvent::Down => self.handle_link_down(now, outbox),
             StoreEvent::Presence {
                 ticket,
                 channel,
                 users,
                 version,
-            } => match self.waiting.remove(&ticket) {
-                Some(Waiter::Conn { conn, id }) => {
-                    let presence = frame_of(&ServerMessage::Presence { id, channel, users });
-                    self.fulfil(conn, ticket, vec![presence], outbox);
-                }
-                Some(Waiter::Refresh) => {
-                    let Some(local) = self.channels.get_mut(&channel) else {
-                        return;
-                    };
-                    if let Some(users) = local.presence.refresh(version, users) {
-                        let snapshot = frame_of(&ServerMessage::Presence {
-                            id: None,
-                            channel: channel.clone(),
-                            users,
-                        });
-                        self.send_presence_change(&channel, snapshot, outbox);
-                    }
-                    self.refresh_presence_if_wanted(now, channel, outbox);
-                }
-                _ => {}
-            },
+            } => self.on_presence(now, ticket, channel, users, version, outbox),
             StoreEvent::Joined {
                 channel,
                 user,
                 version,
-            } => {
-                self.relay_presence_change(channel, user, version, true, outbox);
-            }
+            } => self.on_presence_change(channel, user, version, true, outbox),
             StoreEvent::Left {
                 channel,
                 user,
                 version,
-            } => {
-                self.relay_presence_change(channel, user, version, false, outbox);
-            }
+            } => self.on_presence_change(channel, user, version, false, outbox),
+            StoreEvent::Leased { lapsed } => self.on_leased(now, lapsed, outbox),
+            StoreEvent::Refused(refusal) => self.on_refusal(now, refusal, outbox),
+            StoreEvent::Up => self.on_link_up(now, outbox),
+            StoreEvent::Down => self.on_link_down(now, outbox),
         }
-    }
-
-    /// Passes a user's arrival (`joined`) or departure, at presence
-    /// `version`, to the channel's local subscribers, unless it is not news
-    /// to them.
-    fn relay_presence_change(
-        &mut self,
-        channel: Channel,
-        user: String,
-        version: u64,
-        joined: bool,
-        outbox: &mut impl Outbox,
-    ) {
-        let Some(local) = self.channels.get_mut(&channel) else {
-            return;
-        };
-        if !local.presence.change(version, &user, joined) {
-            return;
-        }
-        let change = if joined {
-            ServerMessage::Join {
-                channel: channel.clone(),
-                user,
-            }
-        } else {
-            ServerMessage::Leave {
-                channel: channel.clone(),
-                user,
-            }
-        };
-        self.send_presence_change(&channel, frame_of(&change), outbox);
     }
 
     /// Expires history and idempotency records due at `now` (memory mode);
@@ -627,180 +483,6 @@ impl Hub {
         }
     }
 
-    fn handle_subscribe(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        id: Option<RequestId>,
-        channel: Channel,
-        since: Option<Position>,
-        outbox: &mut impl Outbox,
-    ) {
-        if self.refused_private(conn, &id, &channel, outbox) {
-            return;
-        }
-        let up = self.is_store_up();
-        let state = self.conns.get_mut(&conn).expect("checked by the caller");
-        let is_new = !state.channels.contains(&channel);
-        if is_new && state.channels.len() >= self.config.max_subscriptions {
-            let error = error_frame(id, ErrorCode::LimitExceeded, "too many subscriptions");
-            return state.replies.send(conn, error, outbox);
-        }
-        if !up {
-            let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
-            return state.replies.send(conn, error, outbox);
-        }
-        let user = state.user.clone();
-        let waiter = Waiter::Subscribe {
-            conn,
-            id,
-            channel: channel.clone(),
-            since: since.clone(),
-        };
-        let ticket = self.issue_ticket(waiter);
-        let state = self.conns.get_mut(&conn).expect("checked by the caller");
-        state.replies.wait(ticket);
-        if is_new {
-            state.channels.insert(channel.clone());
-            let first = !self.channels.contains_key(&channel);
-            self.local_channel(&channel).add_pending(conn);
-            let join = StoreRequest::Join {
-                channel: channel.clone(),
-                user,
-            };
-            self.request(now, join, outbox);
-            if first && self.is_external() {
-                let follow = StoreRequest::Follow {
-                    channel: channel.clone(),
-                };
-                self.request(now, follow, outbox);
-            }
-        }
-        let subscribe = StoreRequest::Subscribe {
-            ticket,
-            channel,
-            since,
-        };
-        self.request(now, subscribe, outbox);
-    }
-
-    fn handle_unsubscribe(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        id: Option<RequestId>,
-        channel: Channel,
-        outbox: &mut impl Outbox,
-    ) {
-        let state = self.conns.get_mut(&conn).expect("checked by the caller");
-        let reply = frame_of(&ServerMessage::Unsubscribed {
-            id,
-            channel: channel.clone(),
-        });
-        if state.channels.remove(&channel) {
-            let user = state.user.clone();
-            self.leave(now, channel, conn, &user, outbox);
-        }
-        if let Some(state) = self.conns.get_mut(&conn) {
-            state.replies.send(conn, reply, outbox);
-        }
-    }
-
-    fn handle_publish(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        id: Option<RequestId>,
-        publication: Publication,
-        outbox: &mut impl Outbox,
-    ) {
-        let up = self.is_store_up();
-        let state = self.conns.get_mut(&conn).expect("checked by the caller");
-        if publication.channel.private_user().is_some() {
-            let error = error_frame(
-                id,
-                ErrorCode::Forbidden,
-                "clients may not publish to user: channels",
-            );
-            return state.replies.send(conn, error, outbox);
-        }
-        if !up {
-            let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
-            return state.replies.send(conn, error, outbox);
-        }
-        let sender = Some(state.user.clone());
-        let ticket = id.map(|id| {
-            let ticket = self.issue_ticket(Waiter::Conn { conn, id: Some(id) });
-            if let Some(state) = self.conns.get_mut(&conn) {
-                state.replies.wait(ticket);
-            }
-            ticket
-        });
-        let request = StoreRequest::Publish {
-            ticket,
-            channel: publication.channel,
-            payload: publication.payload,
-            sender,
-            idempotency_key: publication.idempotency_key,
-        };
-        self.request(now, request, outbox);
-    }
-
-    fn handle_presence(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        id: Option<RequestId>,
-        channel: Channel,
-        outbox: &mut impl Outbox,
-    ) {
-        if self.refused_private(conn, &id, &channel, outbox) {
-            return;
-        }
-        let known = self
-            .channels
-            .get(&channel)
-            .and_then(|local| local.presence.current());
-        if let Some(users) = known {
-            let presence = frame_of(&ServerMessage::Presence { id, channel, users });
-            return self.send_reply(conn, presence, outbox);
-        }
-        if !self.is_store_up() {
-            let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
-            return self.send_reply(conn, error, outbox);
-        }
-        let ticket = self.issue_ticket(Waiter::Conn { conn, id });
-        if let Some(state) = self.conns.get_mut(&conn) {
-            state.replies.wait(ticket);
-        }
-        self.request(now, StoreRequest::Presence { ticket, channel }, outbox);
-    }
-
-    /// Answers `FORBIDDEN` to a request about another user's private
-    /// `user:` channel; `true` when it did.
-    fn refused_private(
-        &mut self,
-        conn: ConnId,
-        id: &Option<RequestId>,
-        channel: &Channel,
-        outbox: &mut impl Outbox,
-    ) -> bool {
-        let state = self.conns.get_mut(&conn).expect("checked by the caller");
-        if channel
-            .private_user()
-            .is_none_or(|owner| owner == state.user)
-        {
-            return false;
-        }
-        let error = error_frame(
-            id.clone(),
-            ErrorCode::Forbidden,
-            "private channel of another user",
-        );
-        state.replies.send(conn, error, outbox);
-        true
-    }
-
     /// Hands a request to the store: in memory mode it is carried out and
     /// its events handled before this returns.
     fn request(&mut self, now: Instant, request: StoreRequest, outbox: &mut impl Outbox) {
@@ -833,19 +515,6 @@ impl Hub {
         }
     }
 
-    /// Asks the store for the gap of `channel` after `gap`, if any.
-    fn catch_up(
-        &mut self,
-        now: Instant,
-        channel: Channel,
-        gap: Option<Position>,
-        outbox: &mut impl Outbox,
-    ) {
-        if let Some(since) = gap {
-            self.request(now, StoreRequest::CatchUp { channel, since }, outbox);
-        }
-    }
-
     /// A connection of `user` leaves `channel`: the store hears it while
     /// the link is up (a rejoin corrects it otherwise), and the node stops
     /// following a channel with no local subscriber left.
@@ -869,196 +538,6 @@ impl Hub {
         if emptied && self.is_external() {
             self.request(now, StoreRequest::Unfollow { channel }, outbox);
         }
-    }
-
-    /// Every channel, user and connection count of this node.
-    fn members(&self) -> Vec<Member> {
-        let mut counts: BTreeMap<(&Channel, &str), u32> = BTreeMap::new();
-        for state in self.conns.values() {
-            for channel in &state.channels {
-                *counts.entry((channel, &state.user)).or_insert(0) += 1;
-            }
-        }
-        counts
-            .into_iter()
-            .map(|((channel, user), connections)| Member {
-                channel: channel.clone(),
-                user: user.to_owned(),
-                connections,
-            })
-            .collect()
-    }
-
-    /// The link is up: renew the lease, restate presence, follow every
-    /// local channel again and catch each one up.
-    fn handle_link_up(&mut self, now: Instant, outbox: &mut impl Outbox) {
-        let Store::External { link, .. } = &mut self.store else {
-            return;
-        };
-        if !link.handle_up(now) {
-            return;
-        }
-        let lease = link.lease();
-        // Follow first, so that the departures the lease renewal announces
-        // (and any presence change published from now on) reach this node.
-        let channels: Vec<Channel> = self.channels.keys().cloned().collect();
-        for channel in &channels {
-            let follow = StoreRequest::Follow {
-                channel: channel.clone(),
-            };
-            self.request(now, follow, outbox);
-            let gap = self
-                .channels
-                .get_mut(channel)
-                .and_then(LocalChannel::resume);
-            self.catch_up(now, channel.clone(), gap, outbox);
-        }
-        self.request(now, StoreRequest::Lease { lease }, outbox);
-        let members = self.members();
-        self.request(now, StoreRequest::Rejoin { members }, outbox);
-        // Catch-up covers publications only: presence changes missed during
-        // the outage reach the subscribers as a fresh snapshot.
-        for channel in channels {
-            self.refresh_presence(now, channel, outbox);
-        }
-    }
-
-    /// The store refused a request while its link stayed up: its asker is
-    /// answered `UNAVAILABLE` (a subscription that was not answered is
-    /// undone), and what the refusal may have left behind in the store
-    /// (presence, a catch-up, a fresh snapshot) is restated once the store
-    /// grants the next lease, which shows that it takes writes again.
-    fn handle_refusal(&mut self, now: Instant, refusal: Refusal, outbox: &mut impl Outbox) {
-        self.refusals += 1;
-        let ticket = match refusal {
-            Refusal::Ticket(ticket) => ticket,
-            Refusal::CatchUp(channel) => {
-                if let Some(local) = self.channels.get_mut(&channel) {
-                    local.catch_up_refused();
-                }
-                self.restate_wanted = true;
-                return;
-            }
-            Refusal::Unanswered => {
-                self.restate_wanted = true;
-                return;
-            }
-        };
-        let (conn, id) = match self.waiting.remove(&ticket) {
-            Some(Waiter::Conn { conn, id }) => (conn, id),
-            Some(Waiter::Subscribe {
-                conn, id, channel, ..
-            }) => {
-                let pending = self
-                    .channels
-                    .get(&channel)
-                    .is_some_and(|local| local.is_pending(conn));
-                let user = self.conns.get_mut(&conn).and_then(|state| {
-                    (pending && state.channels.remove(&channel)).then(|| state.user.clone())
-                });
-                if let Some(user) = user {
-                    self.leave(now, channel, conn, &user, outbox);
-                }
-                (conn, id)
-            }
-            Some(Waiter::Api) => return self.api_unavailable.push_back(ticket),
-            Some(Waiter::Refresh) => {
-                self.restate_wanted = true;
-                return;
-            }
-            None => return,
-        };
-        let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
-        self.fulfil(conn, ticket, vec![error], outbox);
-    }
-
-    /// Catches every local channel up from what the node delivered and
-    /// refreshes its subscribers' presence.
-    fn restate_channels(&mut self, now: Instant, outbox: &mut impl Outbox) {
-        let channels: Vec<Channel> = self.channels.keys().cloned().collect();
-        for channel in channels {
-            let gap = self
-                .channels
-                .get_mut(&channel)
-                .and_then(LocalChannel::resume);
-            self.catch_up(now, channel.clone(), gap, outbox);
-            self.refresh_presence(now, channel, outbox);
-        }
-    }
-
-    /// Asks the store for a presence snapshot of `channel` for all its local
-    /// subscribers.
-    fn refresh_presence(&mut self, now: Instant, channel: Channel, outbox: &mut impl Outbox) {
-        let ticket = self.issue_ticket(Waiter::Refresh);
-        self.request(now, StoreRequest::Presence { ticket, channel }, outbox);
-    }
-
-    /// Asks for another snapshot when the channel's presence view lost
-    /// changes (see module `presence`).
-    fn refresh_presence_if_wanted(
-        &mut self,
-        now: Instant,
-        channel: Channel,
-        outbox: &mut impl Outbox,
-    ) {
-        let wanted = self
-            .channels
-            .get_mut(&channel)
-            .is_some_and(|local| local.presence.take_refresh_wanted());
-        if wanted && self.is_store_up() {
-            self.refresh_presence(now, channel, outbox);
-        }
-    }
-
-    /// The link failed: every request waiting for an answer is answered
-    /// `UNAVAILABLE` (a subscription that was not answered is undone), and
-    /// requests not yet carried out are dropped.
-    fn handle_link_down(&mut self, now: Instant, outbox: &mut impl Outbox) {
-        let Store::External { requests, link } = &mut self.store else {
-            return;
-        };
-        if !link.handle_down(now) {
-            return;
-        }
-        requests.clear();
-        for local in self.channels.values_mut() {
-            local.link_lost();
-        }
-        for (ticket, waiter) in std::mem::take(&mut self.waiting) {
-            let (conn, id) = match waiter {
-                Waiter::Api => {
-                    self.api_unavailable.push_back(ticket);
-                    continue;
-                }
-                // The next link up asks for a fresh snapshot again.
-                Waiter::Refresh => continue,
-                Waiter::Conn { conn, id } => (conn, id),
-                Waiter::Subscribe {
-                    conn, id, channel, ..
-                } => {
-                    let pending = self
-                        .channels
-                        .get(&channel)
-                        .is_some_and(|local| local.is_pending(conn));
-                    if pending {
-                        self.remove_subscriber(&channel, conn);
-                        if let Some(state) = self.conns.get_mut(&conn) {
-                            state.channels.remove(&channel);
-                        }
-                    }
-                    (conn, id)
-                }
-            };
-            let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
-            self.fulfil(conn, ticket, vec![error], outbox);
-        }
-    }
-
-    fn issue_ticket(&mut self, waiter: Waiter) -> Ticket {
-        self.tickets_issued += 1;
-        let ticket = Ticket(self.tickets_issued);
-        self.waiting.insert(ticket, waiter);
-        ticket
     }
 
     /// Sends the answer to `ticket` in the connection's reply order, if the
@@ -1101,26 +580,6 @@ impl Hub {
         }
         emptied
     }
-
-    /// Sends a `join` or `leave` to the channel's local subscribers whose
-    /// snapshot went out. With the store in the node they are all other
-    /// users: a user's own first connection is still waiting for its answer
-    /// when its join is announced, and its last one is gone before its
-    /// leave is.
-    fn send_presence_change(&self, channel: &Channel, frame: Bytes, outbox: &mut impl Outbox) {
-        if let Some(local) = self.channels.get(channel) {
-            for conn in local.presence_audience() {
-                outbox.send_control(conn, frame.clone());
-            }
-        }
-    }
-}
-
-/// What a client's `publish` asks to publish, apart from its request id.
-struct Publication {
-    channel: Channel,
-    payload: Box<RawValue>,
-    idempotency_key: Option<IdempotencyKey>,
 }
 
 /// The message of every `UNAVAILABLE` error.

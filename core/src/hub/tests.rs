@@ -746,7 +746,7 @@ fn fan_out_hands_every_subscriber_the_same_buffer() {
 }
 
 /// Carries requests to the store and its events back until neither moves.
-fn exchange(hub: &mut Hub, store: &mut MemoryStore, out: &mut Recorder, now: Instant) {
+fn exchange(now: Instant, hub: &mut Hub, store: &mut MemoryStore, out: &mut Recorder) {
     loop {
         let mut moved = false;
         while let Some(request) = hub.poll_store_request() {
@@ -769,7 +769,7 @@ fn an_external_store_answers_later_and_replies_keep_request_order() {
     let mut hub = Hub::with_external_store(&config, 7);
     let mut store = MemoryStore::new(&config, "remote");
     let mut out = Recorder::default();
-    exchange(&mut hub, &mut store, &mut out, T0);
+    exchange(T0, &mut hub, &mut store, &mut out);
     assert!(hub.is_store_up());
     let alice = ConnId(1);
     hub.handle_authenticated(alice, "alice");

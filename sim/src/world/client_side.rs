@@ -24,7 +24,7 @@ impl World {
             seed: self.rng.u64(..),
             ..ClientConfig::new(format!("node{}", spec.node), spec.user.clone())
         };
-        let mut session = ClientSession::new(config, self.now);
+        let mut session = ClientSession::new(self.now, config);
         for channel in &spec.channels {
             session
                 .subscribe(channel.clone())
@@ -276,7 +276,7 @@ impl World {
                 offset,
                 recovered,
             } => {
-                self.stats.subscribed(client, now);
+                self.stats.subscribed(now, client);
                 if recovered == Some(true) {
                     self.recovered += 1;
                 }

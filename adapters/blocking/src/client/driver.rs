@@ -78,7 +78,7 @@ impl Driver {
         let (events, receiver) = channel();
         let driver = Arc::new(Driver {
             state: Mutex::new(State {
-                session: ClientSession::new(config, Instant::ZERO),
+                session: ClientSession::new(Instant::ZERO, config),
                 link: None,
                 next_link: 0,
                 waiters: HashMap::new(),

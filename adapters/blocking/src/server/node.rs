@@ -70,7 +70,7 @@ struct Link {
 }
 
 /// What [`Node::admit`] decided about a new TCP connection.
-pub enum Admission {
+pub enum ConnectionAdmission {
     /// Serve it: the writer waits on `wake`.
     Accepted {
         /// The core's name for the connection.
@@ -167,10 +167,10 @@ impl Node {
     }
 
     /// A TCP connection arrived: registers it with the core, or says why not.
-    pub fn admit(&self, stream: &Arc<TcpStream>) -> Admission {
+    pub fn admit(&self, stream: &Arc<TcpStream>) -> ConnectionAdmission {
         let mut state = self.lock();
         if state.stopped {
-            return Admission::Stopped;
+            return ConnectionAdmission::Stopped;
         }
         let conn = state.core.accept(self.now());
         let (sender, wake) = sync_channel(1);
@@ -180,7 +180,7 @@ impl Node {
         };
         state.links.insert(conn, link);
         self.settle(state);
-        Admission::Accepted { conn, wake }
+        ConnectionAdmission::Accepted { conn, wake }
     }
 
     /// Accepting failed: how long to wait before accepting again and

@@ -16,7 +16,7 @@ use std::thread;
 use tether_core::connection::Transport;
 use tether_core::ids::ConnId;
 
-use super::node::{Admission, Node};
+use super::node::{ConnectionAdmission, Node};
 use crate::io::{spawn_socket_thread, write_frames};
 
 /// Accepts connections until the node stops. The core answers the ones it
@@ -46,8 +46,8 @@ pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener) {
             }
         };
         match node.admit(&stream) {
-            Admission::Accepted { conn, wake } => serve(node, conn, stream, wake),
-            Admission::Stopped => return,
+            ConnectionAdmission::Accepted { conn, wake } => serve(node, conn, stream, wake),
+            ConnectionAdmission::Stopped => return,
         }
     }
 }

@@ -424,12 +424,12 @@ fn after_an_outage_the_node_follows_again_and_delivers_what_was_missed_first() {
     let mut hub = Hub::with_external_store(&config, 3);
     let mut store = MemoryStore::new(&config, "redis");
     let mut out = Recorder::default();
-    exchange(&mut hub, &mut store, &mut out, T0);
+    exchange(T0, &mut hub, &mut store, &mut out);
     let alice = ConnId(1);
     hub.handle_authenticated(alice, "alice");
     let subscribe = client(r#"{"type":"subscribe","channel":"chat"}"#);
     hub.handle_message(T0, alice, subscribe, &mut out);
-    exchange(&mut hub, &mut store, &mut out, T0);
+    exchange(T0, &mut hub, &mut store, &mut out);
     let elsewhere = |store: &mut MemoryStore, payload: &str| {
         store.handle_request(
             T0,
@@ -443,7 +443,7 @@ fn after_an_outage_the_node_follows_again_and_delivers_what_was_missed_first() {
         );
     };
     elsewhere(&mut store, "1");
-    exchange(&mut hub, &mut store, &mut out, T0);
+    exchange(T0, &mut hub, &mut store, &mut out);
 
     hub.handle_store_event(T0, StoreEvent::Down, &mut out);
     elsewhere(&mut store, "2");
@@ -451,9 +451,9 @@ fn after_an_outage_the_node_follows_again_and_delivers_what_was_missed_first() {
     while store.poll_event().is_some() {}
     let back = hub.poll_timeout().unwrap();
     hub.handle_timeout(back);
-    exchange(&mut hub, &mut store, &mut out, back);
+    exchange(back, &mut hub, &mut store, &mut out);
     elsewhere(&mut store, "4");
-    exchange(&mut hub, &mut store, &mut out, back);
+    exchange(back, &mut hub, &mut store, &mut out);
 
     let offsets: Vec<u64> = out
         .sent
@@ -472,12 +472,12 @@ fn a_lost_epoch_is_announced_unrecovered_and_the_new_one_delivered_from_its_star
     let mut hub = Hub::with_external_store(&config, 3);
     let mut store = MemoryStore::new(&config, "old");
     let mut out = Recorder::default();
-    exchange(&mut hub, &mut store, &mut out, T0);
+    exchange(T0, &mut hub, &mut store, &mut out);
     let alice = ConnId(1);
     hub.handle_authenticated(alice, "alice");
     let subscribe = client(r#"{"type":"subscribe","channel":"chat"}"#);
     hub.handle_message(T0, alice, subscribe, &mut out);
-    exchange(&mut hub, &mut store, &mut out, T0);
+    exchange(T0, &mut hub, &mut store, &mut out);
     out.sent.clear();
 
     // The store restarts empty; another node publishes twice there.
@@ -496,7 +496,7 @@ fn a_lost_epoch_is_announced_unrecovered_and_the_new_one_delivered_from_its_star
     while store.poll_event().is_some() {}
     let back = hub.poll_timeout().unwrap();
     hub.handle_timeout(back);
-    exchange(&mut hub, &mut store, &mut out, back);
+    exchange(back, &mut hub, &mut store, &mut out);
 
     let received: Vec<ServerMessage> = out
         .sent

@@ -14,7 +14,7 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tether_core::backoff::{Backoff, RetrySchedule};
-use tether_core::client::{ClientConfig, ClientSession, Transmit};
+use tether_core::client::{ClientConfig, ClientSession, Output, Transmit};
 use tether_core::envelope::Channel;
 use tether_core::frame::text_frame;
 use tether_core::http::accept_response;
@@ -22,17 +22,25 @@ use tether_core::time::Instant;
 
 const T0: Instant = Instant::from_millis(1_000);
 
-/// Everything the session wants written, in order; panics on anything
-/// but writes and dials.
-fn writes(session: &mut ClientSession) -> Vec<Bytes> {
+/// Drains the session: everything it wants written, in order, and its
+/// next deadline.
+fn drain(session: &mut ClientSession) -> (Vec<Bytes>, Option<Instant>) {
     let mut out = Vec::new();
-    while let Some(transmit) = session.poll_transmit() {
-        match transmit {
-            Transmit::Write(bytes) => out.push(bytes),
-            Transmit::Dial { .. } | Transmit::Close => {}
+    loop {
+        match session.poll_output() {
+            Output::Transmit(Transmit::Write(bytes)) => out.push(bytes),
+            Output::Transmit(Transmit::Dial { .. } | Transmit::Close) => {}
+            Output::Event(event) => {
+                black_box(event);
+            }
+            Output::Timeout(deadline) => return (out, deadline),
         }
     }
-    out
+}
+
+/// Everything the session wants written, in order.
+fn writes(session: &mut ClientSession) -> Vec<Bytes> {
+    drain(session).0
 }
 
 fn websocket_key(request: &[u8]) -> String {
@@ -61,9 +69,6 @@ fn connect(now: Instant, session: &mut ClientSession) {
     let subscribed = br#"{"type":"subscribed","channel":"room:lobby","epoch":"e1","offset":42}"#;
     session.handle_read(now, &text_frame(subscribed));
     writes(session);
-    while let Some(event) = session.poll_event() {
-        black_box(event);
-    }
 }
 
 fn reconnect(c: &mut Criterion) {
@@ -81,7 +86,7 @@ fn reconnect(c: &mut Criterion) {
     group.bench_function("full_cycle", |b| {
         b.iter(|| {
             session.handle_transport_closed(now);
-            now = session.poll_timeout().expect("a reconnect timer");
+            now = drain(&mut session).1.expect("a reconnect timer");
             session.handle_timeout(now);
             connect(now, &mut session);
             debug_assert!(session.is_connected());

@@ -12,6 +12,20 @@ use crate::close::CloseReason;
 use serde_json::value::RawValue;
 
 use crate::envelope::{Channel, ErrorCode, RequestId, ServerMessage};
+use crate::time::Instant;
+
+/// What [`ClientSession::poll_output`](super::ClientSession::poll_output)
+/// hands out.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Something to do to the socket.
+    Transmit(Transmit),
+    /// Something the application should know about.
+    Event(Event),
+    /// Nothing more until this instant (then `handle_timeout`) or the next
+    /// input; `None`: no deadline.
+    Timeout(Option<Instant>),
+}
 
 /// Something the adapter must do to the socket, in the order handed out.
 #[derive(Clone, Debug, PartialEq, Eq)]

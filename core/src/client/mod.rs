@@ -13,7 +13,7 @@ mod subscriptions;
 mod wire;
 
 pub use config::ClientConfig;
-pub use event::{Event, RequestError, SendError, Transmit};
+pub use event::{Event, Output, RequestError, SendError, Transmit};
 pub use session::ClientSession;
 
 #[cfg(test)]

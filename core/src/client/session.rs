@@ -19,9 +19,9 @@
 //! `handle_connect_failed`. From then on the adapter passes every received
 //! byte to `handle_read`, reports the socket's end with
 //! `handle_transport_closed`, and calls `handle_timeout` when
-//! [`ClientSession::poll_timeout`] is reached. After any input it drains
-//! [`ClientSession::poll_transmit`] (socket actions, strictly in order) and
-//! [`ClientSession::poll_event`] (for the application).
+//! the deadline of [`Output::Timeout`] is reached. After any input it
+//! drains [`ClientSession::poll_output`]: socket actions (strictly in
+//! order), then events for the application, then the next deadline.
 //!
 //! Every transition happens in this file. Helpers elsewhere in the module
 //! each keep one kind of bookkeeping and decide nothing: [`Link`] decodes a
@@ -87,7 +87,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use super::config::ClientConfig;
-use super::event::{Event, RequestError, SendError, Transmit};
+use super::event::{Event, Output, RequestError, SendError, Transmit};
 use super::offline::{OfflineQueue, Queued};
 use super::requests::{Requests, Stage};
 use super::subscriptions::Subscriptions;
@@ -433,18 +433,34 @@ impl ClientSession {
         self.sync_request_timer();
     }
 
-    /// The next socket action for the adapter, in order.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    /// The next thing to act on, the one way out of the session: socket
+    /// actions first, in order, then events for the application, in order,
+    /// then [`Output::Timeout`] with the next deadline once nothing else is
+    /// left. Drain it after every input until it returns `Timeout`.
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(transmit) = self.poll_transmit() {
+            return Output::Transmit(transmit);
+        }
+        if let Some(event) = self.poll_event() {
+            return Output::Event(event);
+        }
+        Output::Timeout(self.poll_timeout())
+    }
+
+    /// The next socket action alone, for the core's own harnesses, which
+    /// interleave a server between the session's actions and its events.
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
-    /// The next event for the application, in order.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    /// The next event alone; see [`ClientSession::poll_transmit`].
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
-    /// When to call [`ClientSession::handle_timeout`] next, if ever.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// When to call [`ClientSession::handle_timeout`] next, if ever: what
+    /// [`Output::Timeout`] reports.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
 

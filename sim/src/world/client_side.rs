@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
-use tether_core::client::{ClientConfig, ClientSession, Event, RequestError, Transmit};
+use tether_core::client::{ClientConfig, ClientSession, Event, Output, RequestError, Transmit};
 use tether_core::envelope::ErrorCode;
+use tether_core::time::Instant;
 
 use super::{Ev, SocketId, World};
 
@@ -147,24 +148,22 @@ impl World {
     /// Carries out the session's socket actions and hands its events on,
     /// until it has nothing more; then arms its next deadline.
     pub(super) fn drain_client(&mut self, client: usize) {
-        loop {
+        let next = loop {
             let Some(session) = &mut self.clients[client].session else {
                 return;
             };
-            if let Some(transmit) = session.poll_transmit() {
-                self.client_transmit(client, transmit);
-            } else if let Some(event) = session.poll_event() {
-                self.client_event(client, event);
-            } else {
-                break;
+            match session.poll_output() {
+                Output::Transmit(transmit) => self.client_transmit(client, transmit),
+                Output::Event(event) => self.client_event(client, event),
+                Output::Timeout(next) => break next,
             }
-        }
-        self.arm_client(client);
+        };
+        self.arm_client(client, next);
     }
 
-    fn arm_client(&mut self, client: usize) {
+    fn arm_client(&mut self, client: usize, next: Option<Instant>) {
         let state = &mut self.clients[client];
-        let Some(at) = state.session.as_ref().and_then(ClientSession::poll_timeout) else {
+        let Some(at) = next else {
             return;
         };
         if state.timer_at.is_none_or(|armed| at < armed) {

@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant as Clock};
 
 use bytes::Bytes;
-use tether_core::client::{ClientConfig, ClientSession, Event, RequestError, Transmit};
+use tether_core::client::{ClientConfig, ClientSession, Event, Output, RequestError, Transmit};
 use tether_core::envelope::{RequestId, ServerMessage};
 use tether_core::time::Instant;
 
@@ -56,6 +56,8 @@ struct State {
     /// Where events go; dropped once the session is closed for good, which
     /// ends the application's event iterator.
     events: Option<Sender<Event>>,
+    /// The session's next deadline, from its last drain.
+    deadline: Option<Instant>,
     /// The deadline the timer thread is sleeping until (`None`: none).
     timer_until: Option<Instant>,
 }
@@ -83,6 +85,7 @@ impl Driver {
                 next_link: 0,
                 waiters: HashMap::new(),
                 events: Some(events),
+                deadline: None,
                 timer_until: None,
             }),
             timer: Condvar::new(),
@@ -164,7 +167,7 @@ impl Driver {
         let mut state = self.lock();
         while state.events.is_some() {
             let now = self.now();
-            let next = state.session.poll_timeout();
+            let next = state.deadline;
             match next {
                 Some(at) if at <= now => {
                     state.session.handle_timeout(now);
@@ -185,27 +188,26 @@ impl Driver {
     /// Carries out the session's socket actions, delivers its events, and
     /// wakes whoever must know. Releases the lock.
     fn settle<'a>(self: &'a Arc<Self>, mut state: MutexGuard<'a, State>) {
-        while let Some(transmit) = state.session.poll_transmit() {
-            match transmit {
-                Transmit::Dial { host } => self.dial(&mut state, host),
-                Transmit::Write(bytes) => {
+        let next = loop {
+            match state.session.poll_output() {
+                Output::Transmit(Transmit::Dial { host }) => self.dial(&mut state, host),
+                Output::Transmit(Transmit::Write(bytes)) => {
                     if let Some(link) = &state.link {
                         // A closed channel means the link thread ended on a
                         // failed write; its reader reports the loss.
                         let _ = link.writes.send(bytes);
                     }
                 }
-                Transmit::Close => {
+                Output::Transmit(Transmit::Close) => {
                     if let Some(link) = state.link.take() {
                         link.close(state.session.config().close_timeout);
                     }
                 }
+                Output::Event(event) => state.deliver(event),
+                Output::Timeout(next) => break next,
             }
-        }
-        while let Some(event) = state.session.poll_event() {
-            state.deliver(event);
-        }
-        let next = state.session.poll_timeout();
+        };
+        state.deadline = next;
         if next.is_some_and(|next| state.timer_until.is_none_or(|until| next < until)) {
             self.timer.notify_one();
         }

@@ -18,7 +18,7 @@ use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt, future};
 use serde_json::value::RawValue;
-use tether_core::client::{ClientSession, Event, SendError, Transmit};
+use tether_core::client::{ClientSession, Event, Output as SessionOutput, SendError, Transmit};
 use tether_core::envelope::{Channel, ClientMessage, RequestId, ServerMessage};
 use tether_core::time::Instant;
 
@@ -99,6 +99,8 @@ pub(super) struct Driver {
     session: ClientSession,
     /// The origin of the session's time line.
     start: std::time::Instant,
+    /// The session's next deadline, from its last drain.
+    deadline: Option<tether_core::time::Instant>,
     socket: Socket,
     output: Output,
     commands: Receiver<Command>,
@@ -124,6 +126,7 @@ impl Driver {
         Driver {
             session,
             start,
+            deadline: None,
             socket: Socket::Idle,
             output: Output::default(),
             commands,
@@ -149,17 +152,19 @@ impl Driver {
         self.finished.close();
     }
 
-    /// Carries out every pending output of the session; false once the
-    /// session has reported that it is closed for good.
+    /// Carries out every pending output of the session and keeps its next
+    /// deadline; false once the session has reported that it is closed for
+    /// good.
     fn drain(&mut self) -> bool {
         let mut open = true;
         loop {
-            if let Some(transmit) = self.session.poll_transmit() {
-                self.transmit(transmit);
-            } else if let Some(event) = self.session.poll_event() {
-                open &= self.deliver(event);
-            } else {
-                return open;
+            match self.session.poll_output() {
+                SessionOutput::Transmit(transmit) => self.transmit(transmit),
+                SessionOutput::Event(event) => open &= self.deliver(event),
+                SessionOutput::Timeout(deadline) => {
+                    self.deadline = deadline;
+                    return open;
+                }
             }
         }
     }
@@ -217,8 +222,7 @@ impl Driver {
     /// command (unless too many bytes wait for the socket).
     async fn wait(&mut self, buffer: &mut [u8]) -> Wake {
         let deadline = self
-            .session
-            .poll_timeout()
+            .deadline
             .and_then(|at| self.start.checked_add(at.since_origin()));
         let take_commands = self.taking_commands && self.output.len() < OUTPUT_HIGH_WATER;
         let commands = &self.commands;

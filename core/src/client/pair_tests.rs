@@ -30,19 +30,19 @@ struct ToConnection<'a> {
 
 impl Outbox for ToConnection<'_> {
     fn send_control(&mut self, to: ConnId, frame: Bytes) {
-        if let Some((id, conn)) = &mut self.conn {
-            if *id == to {
-                conn.send_control(self.config, self.now, frame);
-            }
+        if let Some((id, conn)) = &mut self.conn
+            && *id == to
+        {
+            conn.send_control(self.config, self.now, frame);
         }
     }
 
     fn send_publication(&mut self, to: ConnId, frame: &Bytes, key: Option<CoalesceKey>) {
-        if let Some((id, conn)) = &mut self.conn {
-            if *id == to {
-                let key = key.map(|key| CoalesceKey(key.0));
-                conn.send_publication(self.config, self.now, frame, key);
-            }
+        if let Some((id, conn)) = &mut self.conn
+            && *id == to
+        {
+            let key = key.map(|key| CoalesceKey(key.0));
+            conn.send_publication(self.config, self.now, frame, key);
         }
     }
 }

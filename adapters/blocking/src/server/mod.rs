@@ -223,10 +223,10 @@ impl Server {
         let _ = TcpStream::connect(wake_address(local_addr));
         join(acceptor)?;
         join(timer)?;
-        if let Some(finished) = backplane {
-            if finished.recv_timeout(config.shutdown_timeout).is_err() {
-                tracing::warn!("shutdown timeout reached before the backplane was done");
-            }
+        if let Some(finished) = backplane
+            && finished.recv_timeout(config.shutdown_timeout).is_err()
+        {
+            tracing::warn!("shutdown timeout reached before the backplane was done");
         }
         Ok(())
     }

@@ -199,11 +199,11 @@ impl Driver {
     /// Hands `event` to the caller waiting for it, or to the event stream;
     /// false when it says the session is closed for good.
     fn deliver(&mut self, event: Event) -> bool {
-        if let Event::RequestDone { id, result } = &event {
-            if let Some(reply) = self.waiting.remove(id) {
-                answer(reply, result.clone().map_err(ClientError::Request));
-                return true;
-            }
+        if let Event::RequestDone { id, result } = &event
+            && let Some(reply) = self.waiting.remove(id)
+        {
+            answer(reply, result.clone().map_err(ClientError::Request));
+            return true;
         }
         let open = !matches!(
             event,

@@ -39,6 +39,7 @@
 
 pub mod auth;
 pub mod backoff;
+pub mod backplane;
 pub mod client;
 pub mod close;
 pub mod config;

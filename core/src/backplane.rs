@@ -10,6 +10,11 @@
 //! runtime adapter drives it: a smol node spawns it on its executor, a
 //! blocking node runs it on a thread of its own.
 //!
+//! The seam names no runtime and no channel crate, so the core stays pure
+//! and a backplane depends on the core alone: its task reaches the
+//! adapter's channels through two std-only traits, [`RequestSource`] and
+//! [`EventSink`], which a closure over a channel's end satisfies.
+//!
 //! # Who calls what, in which order
 //!
 //! 1. The adapter makes its core with [`crate::server::Server::with_backplane`]

@@ -20,7 +20,7 @@
 //! drain   loop { match server.poll_output() {
 //!           Wake(conn)      -> poll_transmit, write, handle_written; act on transport(conn)
 //!           Decide(d)       -> decide outside (as long as it takes), answer later
-//!           Store(request)  -> hand to the backplane, in order
+//!           Store(request)  -> hand to the backplane (backplane::Backplane), in order
 //!           Published{..}   -> tell the caller of publish(token)
 //!           Closed{..}      -> log
 //!           Drained         -> the graceful shutdown is over: stop
@@ -39,6 +39,7 @@
 
 pub mod auth;
 pub mod backoff;
+pub mod backplane;
 pub mod client;
 pub mod close;
 pub mod config;

@@ -33,8 +33,8 @@
 //! - Backplane: a node made with [`Server::with_backplane`] shares its
 //!   channels with other nodes through an external store. Its hub's
 //!   requests come out as [`Output::Store`] and the store's events go into
-//!   [`Server::handle_store_event`]; an adapter carries them and decides
-//!   nothing. While the link to the store is down, `/healthz` answers
+//!   [`Server::handle_store_event`]; an adapter carries them through a
+//!   [`crate::backplane::Backplane`] and decides nothing. While the link to the store is down, `/healthz` answers
 //!   `503 backplane down`, the `tether_backplane_up` gauge is 0, and what
 //!   needs the store is answered `UNAVAILABLE`; connections stay open.
 //!   Publications that wait for the store (the HTTP API,

@@ -1,17 +1,18 @@
 //! The three stores behind [`Store`]: the node's own, the simulator's
 //! model and Redis.
 
+use std::task::Context;
 use std::thread;
 use std::time::Duration;
 
-use futures_lite::future;
+use futures_lite::{Stream, future};
 use smol::channel::{Receiver, Sender};
+use tether_core::backplane::Backplane as _;
 use tether_core::config::ServerConfig;
 use tether_core::hub::{MemoryStore, StoreEvent, StoreRequest};
 use tether_core::time::Instant;
 use tether_redis::RedisBackplane;
 use tether_sim::backplane::{Backplane, Delivery};
-use tether_smol::Backplane as _;
 use tether_testkit::redis::Redis as RedisServer;
 
 use crate::Store;
@@ -94,8 +95,13 @@ impl Store for Redis {
         let (requests, requests_rx) = smol::channel::unbounded();
         let (events_tx, events) = smol::channel::unbounded();
         let (stop, stopped) = smol::channel::bounded(1);
+        let mut requests_rx = Box::pin(requests_rx);
+        let source = move |cx: &mut Context<'_>| requests_rx.as_mut().poll_next(cx);
+        let sink = move |event| {
+            let _ = events_tx.try_send(event);
+        };
         let task = thread::spawn(move || {
-            let task = backplane.run(NODE.to_owned(), requests_rx, events_tx);
+            let task = backplane.run(NODE, Box::new(source), Box::new(sink));
             smol::block_on(future::or(task, async {
                 let _ = stopped.recv().await;
             }));

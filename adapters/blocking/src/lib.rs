@@ -10,8 +10,9 @@
 //!
 //! - [`Server`]: a reader thread and a writer thread per connection, one
 //!   timer thread, one accept thread. An idle connection costs two blocked
-//!   threads with small stacks and no polling. With a [`Backplane`] two
-//!   more threads carry the core's store requests and feed its events.
+//!   threads with small stacks and no polling. With a backplane
+//!   ([`tether_core::backplane::Backplane`]) two more threads run its task
+//!   and feed its events to the core.
 //! - [`Client`]: a reconnecting client over the core's session, with a
 //!   blocking API and events as an iterator.
 //!
@@ -58,4 +59,4 @@ mod io;
 mod server;
 
 pub use client::{Client, ClientError};
-pub use server::{Backplane, Handle, Server, ServerOptions};
+pub use server::{Handle, Server, ServerOptions};

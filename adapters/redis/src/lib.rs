@@ -7,9 +7,11 @@
 //! The node's core decides everything: when to connect and retry (its
 //! backoff), which channels to follow, when to renew its presence lease, and
 //! the order of delivery, rebuilt from offsets. This crate carries the
-//! core's requests to Redis and brings back events, as a
-//! [`tether_smol::Backplane`] or a [`tether_blocking::Backplane`]. Every remaining decision about shared state
-//! is made atomically inside Redis, by the Lua scripts in `src/lua`:
+//! core's requests to Redis and brings back events, as the core's one
+//! [`Backplane`]: it depends on `tether-core` and the Redis client, and
+//! every runtime adapter drives the same task. Every remaining decision
+//! about shared state is made atomically inside Redis, by the Lua scripts
+//! in `src/lua`:
 //!
 //! - **Publish** (`publish.lua`): the channel's next offset (a counter next
 //!   to its epoch), the entry in its history (a list capped at
@@ -49,18 +51,17 @@
 //! - **Routing**: a node `SUBSCRIBE`s to a channel's topic only while the
 //!   core follows it (it has local subscribers).
 //!
-//! # Why the async client on smol
+//! # Why the async client
 //!
-//! The `redis` crate's async client with its `smol-comp` feature runs on
-//! the node's own executor: the backplane is one more task on the node's
-//! thread next to the connection tasks, and its pub/sub connection splits
-//! into a sink (subscribe, unsubscribe) and a stream of messages, so the
-//! node can follow a new channel while messages keep arriving. The
-//! synchronous client would need a thread per connection, a blocking
-//! pub/sub reader that cannot subscribe while it waits, and channels in
-//! between, for no gain. A blocking node runs the same task on a thread of
-//! its own (`async_io::block_on`), so both runtimes share one link
-//! implementation.
+//! The `redis` crate's async client with its `smol-comp` feature (its
+//! sockets and timers on `async-io`) makes the link one future, which a
+//! smol node runs as one more task on its thread next to the connection
+//! tasks and a blocking node runs on a thread of its own. Its pub/sub
+//! connection splits into a sink (subscribe, unsubscribe) and a stream of
+//! messages, so the node can follow a new channel while messages keep
+//! arriving. The synchronous client would need a thread per connection, a
+//! blocking pub/sub reader that cannot subscribe while it waits, and
+//! channels in between, for no gain.
 
 mod keys;
 mod link;
@@ -69,16 +70,15 @@ mod wire;
 
 use std::time::Duration;
 
-use async_channel::{Receiver, Sender};
+use tether_core::backplane::{Backplane, BackplaneTask, EventSink, RequestSource};
 use tether_core::config::ServerConfig;
-use tether_core::hub::{StoreEvent, StoreRequest};
-use tether_smol::{Backplane, BackplaneTask};
 
 /// What every key and pub/sub topic of Tether starts with.
 pub const KEY_PREFIX: &str = "tether:";
 
-/// A node's link to a Redis server, ready to run
-/// ([`tether_smol::Server::with_backplane`]).
+/// A node's link to a Redis server, ready to run on either runtime
+/// (`tether_smol::Server::with_backplane`,
+/// `tether_blocking::Server::with_backplane`).
 #[derive(Clone, Debug)]
 pub struct RedisBackplane {
     client: redis::Client,
@@ -118,25 +118,11 @@ impl RedisBackplane {
 impl Backplane for RedisBackplane {
     fn run(
         self: Box<Self>,
-        node: String,
-        requests: Receiver<StoreRequest>,
-        events: Sender<StoreEvent>,
+        node: &str,
+        requests: Box<dyn RequestSource>,
+        events: Box<dyn EventSink>,
     ) -> BackplaneTask {
-        let context = self.context(&node);
+        let context = self.context(node);
         Box::pin(link::run(self.client, context, requests, events))
-    }
-}
-
-/// On the blocking runtime the same task runs on the backplane's own
-/// thread, its sockets driven by `async-io`'s reactor.
-impl tether_blocking::Backplane for RedisBackplane {
-    fn run_blocking(
-        self: Box<Self>,
-        node: String,
-        requests: Receiver<StoreRequest>,
-        events: Sender<StoreEvent>,
-    ) {
-        let context = self.context(&node);
-        async_io::block_on(link::run(self.client, context, requests, events));
     }
 }

@@ -26,11 +26,11 @@
 
 use std::time::Duration;
 
-use async_channel::{Receiver, Sender};
 use async_io::Timer;
-use futures_lite::{StreamExt, future};
+use futures_lite::{Stream, StreamExt, future, stream};
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, Msg, Pipeline, RedisError, Value};
+use tether_core::backplane::{EventSink, RequestSource};
 use tether_core::envelope::Channel;
 use tether_core::hub::{StoreEvent, StoreRequest};
 
@@ -78,36 +78,32 @@ impl From<RedisError> for Failure {
 pub(crate) async fn run(
     client: Client,
     context: Context,
-    requests: Receiver<StoreRequest>,
-    events: Sender<StoreEvent>,
+    mut requests: Box<dyn RequestSource>,
+    events: Box<dyn EventSink>,
 ) {
+    let events = events.as_ref();
+    let mut requests = stream::poll_fn(move |cx| requests.poll_request(cx));
     let mut link: Option<Link> = None;
     loop {
         let next = match &mut link {
             Some(open) => {
                 let message = async { Next::Message(open.messages.next().await) };
-                let request = async { Next::Request(requests.recv().await.ok()) };
+                let request = async { Next::Request(requests.next().await) };
                 future::or(message, request).await
             }
-            None => Next::Request(requests.recv().await.ok()),
+            None => Next::Request(requests.next().await),
         };
         let outcome = match next {
             Next::Request(None) => return,
             Next::Request(Some(first)) => {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match requests.try_recv() {
-                        Ok(request) => batch.push(request),
-                        Err(_) => break,
-                    }
-                }
-                carry(&client, &context, &mut link, batch, &events).await
+                let batch = waiting(first, &mut requests).await;
+                carry(&client, &context, &mut link, batch, events).await
             }
             Next::Message(None) => Err(Failure("the pub/sub connection closed".into())),
             Next::Message(Some(message)) => {
                 match context.message(message.get_channel_name(), message.get_payload_bytes()) {
                     Ok(event) => {
-                        let _ = events.send(event).await;
+                        events.send(event);
                         Ok(())
                     }
                     Err(malformed) => Err(Failure(malformed.0)),
@@ -118,9 +114,25 @@ pub(crate) async fn run(
             && link.take().is_some()
         {
             tracing::warn!(reason = %failure.0, "backplane link failed");
-            let _ = events.send(StoreEvent::Down).await;
+            events.send(StoreEvent::Down);
         }
     }
+}
+
+/// `first` and every request already waiting behind it, up to
+/// [`MAX_BATCH`].
+async fn waiting(
+    first: StoreRequest,
+    requests: &mut (impl Stream<Item = StoreRequest> + Unpin),
+) -> Vec<StoreRequest> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match future::poll_once(requests.next()).await {
+            Some(Some(request)) => batch.push(request),
+            Some(None) | None => break,
+        }
+    }
+    batch
 }
 
 /// Carries out a batch of requests in order.
@@ -129,7 +141,7 @@ async fn carry(
     context: &Context,
     link: &mut Option<Link>,
     batch: Vec<StoreRequest>,
-    events: &Sender<StoreEvent>,
+    events: &dyn EventSink,
 ) -> Result<(), Failure> {
     let mut pipeline = redis::pipe();
     let mut replies = Vec::new();
@@ -141,11 +153,11 @@ async fn carry(
                     Ok(open) => {
                         *link = Some(open);
                         tracing::info!("backplane link up");
-                        let _ = events.send(StoreEvent::Up).await;
+                        events.send(StoreEvent::Up);
                     }
                     Err(failure) => {
                         tracing::warn!(reason = %failure.0, "backplane connection failed");
-                        let _ = events.send(StoreEvent::Down).await;
+                        events.send(StoreEvent::Down);
                     }
                 }
             }
@@ -175,7 +187,7 @@ async fn flush(
     link: &mut Option<Link>,
     pipeline: &mut Pipeline,
     replies: &mut Vec<Reply>,
-    events: &Sender<StoreEvent>,
+    events: &dyn EventSink,
 ) -> Result<(), Failure> {
     if replies.is_empty() {
         return Ok(());
@@ -205,13 +217,11 @@ async fn flush(
                 return Err(Failure(format!("{error:?}")));
             }
             tracing::warn!(reply = ?error, "the backplane refused a request");
-            let _ = events.send(StoreEvent::Refused(reply.refusal())).await;
+            events.send(StoreEvent::Refused(reply.refusal()));
             continue;
         }
         match reply.event(value) {
-            Ok(Some(event)) => {
-                let _ = events.send(event).await;
-            }
+            Ok(Some(event)) => events.send(event),
             Ok(None) => {}
             Err(malformed) => return Err(Failure(malformed.0)),
         }

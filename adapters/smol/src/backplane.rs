@@ -1,31 +1,29 @@
-//! The seam between a smol node and a shared store (a backplane such as
-//! Redis) that lets several nodes act as one.
+//! The smol node's side of the backplane seam
+//! ([`tether_core::backplane`]): the ends of its two channels that the
+//! backplane's task holds.
 //!
-//! The node's core decides everything: which channels to follow, when to
-//! connect, renew a lease or catch up, and in which order to deliver. A
-//! [`Backplane`] only carries the core's [`StoreRequest`]s to the store, in
-//! order, and brings the store's answers, publications and the news of its
-//! link back as [`StoreEvent`]s, in the order it receives them.
+//! The channels are `async_channel`'s, unbounded: the node's drain loop
+//! hands requests over without waiting, and the task queues events the
+//! same way. The task is one more task on the node's executor.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::task::Context;
 
 use async_channel::{Receiver, Sender};
+use futures_lite::Stream;
+use tether_core::backplane::{EventSink, RequestSource};
 use tether_core::hub::{StoreEvent, StoreRequest};
 
-/// The future a [`Backplane`] runs on the node's thread.
-pub type BackplaneTask = Pin<Box<dyn Future<Output = ()>>>;
-
-/// A shared store a node can run with ([`crate::Server::with_backplane`]).
-pub trait Backplane {
-    /// The task that carries the requests of node `node` (a name unique to
-    /// this run of the node) to the store and sends the store's events
-    /// back. It runs on the node's thread and ends once `requests` is
-    /// closed and every request received was carried out.
-    fn run(
-        self: Box<Self>,
-        node: String,
-        requests: Receiver<StoreRequest>,
-        events: Sender<StoreEvent>,
-    ) -> BackplaneTask;
+/// The task's ends of the channels: it takes requests from `requests` and
+/// queues events on `events`.
+pub(crate) fn ends(
+    requests: Receiver<StoreRequest>,
+    events: Sender<StoreEvent>,
+) -> (Box<dyn RequestSource>, Box<dyn EventSink>) {
+    let mut requests = Box::pin(requests);
+    let source = move |cx: &mut Context<'_>| requests.as_mut().poll_next(cx);
+    // Unbounded: the send fails only once the node stopped taking events.
+    let sink = move |event| {
+        let _ = events.try_send(event);
+    };
+    (Box::new(source), Box::new(sink))
 }

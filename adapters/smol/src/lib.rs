@@ -2,13 +2,12 @@
 //! sans-IO core. The adapter moves bytes, time and commands; every decision
 //! is the core's.
 
-pub mod backplane;
+mod backplane;
 pub mod client;
 mod reactor;
 pub mod server;
 mod signal;
 mod socket;
 
-pub use backplane::{Backplane, BackplaneTask};
 pub use reactor::block_on;
 pub use server::{Handle, Server, ServerOptions};

@@ -61,6 +61,7 @@ use futures_lite::future;
 use smol::LocalExecutor;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tether_core::auth::Authorizer;
+use tether_core::backplane::Backplane;
 use tether_core::close::CloseCode;
 use tether_core::config::{ServerConfig, connections_within_open_files};
 use tether_core::connection::Transport;
@@ -69,7 +70,6 @@ use tether_core::ids::ConnId;
 use tether_core::server::{Decision, Output, PublishError, Server as Core};
 use tether_core::time::Instant;
 
-use crate::backplane::Backplane;
 use crate::reactor::Reactor;
 use crate::signal::Signal;
 use crate::socket::Registered;
@@ -103,7 +103,7 @@ pub struct Server {
     listener: TcpListener,
     options: ServerOptions,
     commands: (Sender<Command>, Receiver<Command>),
-    backplane: Option<Box<dyn Backplane + Send>>,
+    backplane: Option<Box<dyn Backplane>>,
 }
 
 /// Controls a running node from any thread.
@@ -150,7 +150,7 @@ impl Server {
 
     /// Shares the node's channels with other nodes through `backplane`
     /// instead of keeping them in the node.
-    pub fn with_backplane(mut self, backplane: impl Backplane + Send + 'static) -> Server {
+    pub fn with_backplane(mut self, backplane: impl Backplane + 'static) -> Server {
         self.backplane = Some(Box::new(backplane));
         self
     }
@@ -187,7 +187,8 @@ impl Server {
         let (core, backplane) = match self.backplane {
             Some(backplane) => {
                 let core = Core::with_backplane(self.options.config, seed).map_err(invalid)?;
-                let task = backplane.run(core.node_id().to_owned(), requests, events);
+                let (requests, events) = crate::backplane::ends(requests, events);
+                let task = backplane.run(core.node_id(), requests, events);
                 (core, Some(executor.spawn(task)))
             }
             None => (Core::new(self.options.config, seed).map_err(invalid)?, None),

@@ -35,12 +35,11 @@ use async_channel::Receiver;
 use tether_core::hub::StoreRequest;
 
 use tether_core::auth::Authorizer;
+use tether_core::backplane::Backplane;
 use tether_core::config::{ServerConfig, connections_within_open_files};
 use tether_core::server::{PublishError, Server as Core};
 
 use node::Node;
-
-pub use backplane::Backplane;
 
 /// Everything [`Server::bind`] needs.
 #[derive(Clone)]
@@ -191,7 +190,7 @@ impl Server {
         } = self;
         let backplane = match backplane {
             Some((backplane, requests)) => {
-                Some(run_backplane(&node, backplane, node_id, requests)?)
+                Some(run_backplane(&node, backplane, &node_id, requests)?)
             }
             None => None,
         };
@@ -238,7 +237,7 @@ impl Server {
 fn run_backplane(
     node: &Arc<Node>,
     backplane: Box<dyn Backplane>,
-    prefix: String,
+    node_id: &str,
     requests: Receiver<StoreRequest>,
 ) -> io::Result<mpsc::Receiver<()>> {
     let (events, received) = async_channel::unbounded();
@@ -249,13 +248,10 @@ fn run_backplane(
             .name("tether-store-events".into())
             .spawn(move || node.feed_store_events(&received))?
     };
-    thread::Builder::new()
-        .name("tether-backplane".into())
-        .spawn(move || {
-            backplane.run_blocking(prefix, requests, events);
-            let _ = feeder.join();
-            let _ = done.send(());
-        })?;
+    backplane::spawn(backplane, node_id, requests, events, move || {
+        let _ = feeder.join();
+        let _ = done.send(());
+    })?;
     Ok(finished)
 }
 

@@ -26,7 +26,7 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub struct Node {
     /// Where it listens.
     pub addr: SocketAddr,
-    crash: async_channel::Sender<()>,
+    crash: smol::channel::Sender<()>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -46,7 +46,7 @@ impl Node {
         .expect("a loopback port")
         .with_backplane(backplane);
         let addr = server.local_addr().unwrap();
-        let (crash, crashed) = async_channel::bounded(1);
+        let (crash, crashed) = smol::channel::bounded(1);
         let thread = std::thread::spawn(move || {
             tether_smol::block_on(future::or(
                 async {

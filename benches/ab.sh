@@ -7,8 +7,8 @@
 #   REPS=5 OLD=... NEW=... benches/ab.sh
 #
 # Both run with benches/tether.toml (no rate limit, like the peers of
-# benches/run.sh). Scenarios: idle 10,000, rtt 50 connections for 5 s,
-# fan-out 100 x 2,000 and 1,000 x 500. Loopback only, every run bounded by
+# benches/run.sh). Scenarios: idle 10,000, a connect storm of 1,000 clients,
+# rtt 50 connections for 5 s, fan-out 100 x 2,000 and 1,000 x 500. Loopback only, every run bounded by
 # `timeout`. Results: benches/results/ab-TIMESTAMP.jsonl (ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +62,7 @@ for rep in $(seq "$REPS"); do
     run "$name" idle --connections 10000 --server-pid "$SERVER"
     stop_server
     start_server "$binary"
+    run "$name" connect --clients 1000
     run "$name" rtt --connections 50 --seconds 5
     run "$name" fanout --subscribers 100 --messages 2000 --bytes 100
     run "$name" fanout --subscribers 1000 --messages 500 --bytes 100

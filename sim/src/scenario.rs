@@ -6,10 +6,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use tether_core::backoff::Backoff;
-use tether_core::config::ServerConfig;
-use tether_core::envelope::Channel;
-use tether_core::time::Instant;
+use tether_core::Backoff;
+use tether_core::Channel;
+use tether_core::Instant;
+use tether_core::ServerConfig;
 
 use crate::net::LinkProfile;
 use crate::setup::{Backend, BackplaneSpec, ClientSpec, Fault, Setup};

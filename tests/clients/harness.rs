@@ -24,8 +24,12 @@ use std::thread;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
-use tether_core::client::{ClientConfig, Event, RequestError, SendError};
-use tether_core::envelope::{ClientMessage, ServerMessage};
+use tether_core::ClientConfig;
+use tether_core::ClientMessage;
+use tether_core::Event;
+use tether_core::RequestError;
+use tether_core::SendError;
+use tether_core::ServerMessage;
 
 /// The most any one test may take; they normally take milliseconds.
 pub const TEST_LIMIT: Duration = Duration::from_secs(20);

@@ -6,9 +6,13 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::json;
-use tether_core::client::{Event, RequestError};
-use tether_core::close::CloseCode;
-use tether_core::envelope::{Channel, ClientMessage, ErrorCode, ServerMessage};
+use tether_core::Channel;
+use tether_core::ClientMessage;
+use tether_core::CloseCode;
+use tether_core::ErrorCode;
+use tether_core::Event;
+use tether_core::RequestError;
+use tether_core::ServerMessage;
 
 use crate::harness::{Failure, TestClient, event, together};
 use crate::script::Server;

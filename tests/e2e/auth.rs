@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tether_core::auth::Authorizer;
-use tether_core::config::ServerConfig;
+use tether_core::Authorizer;
+use tether_core::ServerConfig;
 
 use crate::harness::{JWT_SECRET, Runtime, TETHER, config, dev_auth, jwt_auth, mint_jwt, unix_now};
 use tether_testkit::metrics::metric;

@@ -50,7 +50,7 @@ fn no_subprotocol_offer_is_accepted(runtime: Runtime) {
 fn origins_off_the_allow_list_are_refused(runtime: Runtime) {
     let allowed = "https://app.example";
     let server = runtime.start(
-        tether_core::config::ServerConfig {
+        tether_core::ServerConfig {
             allowed_origins: vec![allowed.into()],
             ..config()
         },

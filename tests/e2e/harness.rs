@@ -17,9 +17,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use tether::auth::{Authenticator, JwtVerifier, NodeAuthorizer};
 use tether::secret::Redacted;
-use tether_core::auth::Authorizer;
-use tether_core::config::ServerConfig;
-use tether_core::server::PublishError;
+use tether_core::Authorizer;
+use tether_core::PublishError;
+use tether_core::ServerConfig;
 
 /// The most any one test may take; they normally take milliseconds.
 pub const TEST_LIMIT: Duration = Duration::from_secs(30);

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tether_core::config::ServerConfig;
+use tether_core::ServerConfig;
 
 use crate::harness::{API_KEY, Runtime, config, dev_auth};
 use tether_testkit::http::{get, post_publish, send};

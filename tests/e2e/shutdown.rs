@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tether_core::config::ServerConfig;
+use tether_core::ServerConfig;
 use tungstenite::Message;
 
 use crate::harness::{Runtime, TETHER, config, dev_auth};

@@ -10,8 +10,10 @@ use std::task::Context;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::Stream;
-use tether_core::backplane::{EventSink, RequestSource};
-use tether_core::hub::{StoreEvent, StoreRequest};
+use tether_core::EventSink;
+use tether_core::RequestSource;
+use tether_core::StoreEvent;
+use tether_core::StoreRequest;
 
 /// The task's ends of the channels: it takes requests from `requests` and
 /// queues events on `events`.

@@ -6,9 +6,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
-use tether_core::client::{ClientConfig, ClientSession, Event, Output, RequestError, Transmit};
-use tether_core::envelope::ErrorCode;
-use tether_core::time::Instant;
+use tether_core::ClientConfig;
+use tether_core::ClientOutput as Output;
+use tether_core::ClientSession;
+use tether_core::ErrorCode;
+use tether_core::Event;
+use tether_core::Instant;
+use tether_core::RequestError;
+use tether_core::Transmit;
 
 use super::{Ev, SocketId, World};
 

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use tether_core::ids::ConnId;
-use tether_core::server::{Decision, Output};
-use tether_core::time::Instant;
+use tether_core::ConnId;
+use tether_core::Decision;
+use tether_core::Instant;
+use tether_core::Output;
 
 use super::{Ev, SocketId, World, new_server};
 

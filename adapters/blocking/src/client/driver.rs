@@ -22,9 +22,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant as Clock};
 
 use bytes::Bytes;
-use tether_core::client::{ClientConfig, ClientSession, Event, Output, RequestError, Transmit};
-use tether_core::envelope::{RequestId, ServerMessage};
-use tether_core::time::Instant;
+use tether_core::ClientConfig;
+use tether_core::ClientOutput as Output;
+use tether_core::ClientSession;
+use tether_core::Event;
+use tether_core::Instant;
+use tether_core::RequestError;
+use tether_core::RequestId;
+use tether_core::ServerMessage;
+use tether_core::Transmit;
 
 use crate::io::{spawn_socket_thread, write_frames};
 

@@ -16,8 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use tether_core::client::{ClientConfig, Event, RequestError, SendError};
-use tether_core::envelope::{Channel, ClientMessage, ServerMessage};
+use tether_core::Channel;
+use tether_core::ClientConfig;
+use tether_core::ClientMessage;
+use tether_core::Event;
+use tether_core::RequestError;
+use tether_core::SendError;
+use tether_core::ServerMessage;
 
 use driver::Driver;
 

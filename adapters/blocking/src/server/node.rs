@@ -18,12 +18,16 @@ use std::time::{Duration, Instant as Clock};
 
 use bytes::Bytes;
 use socket2::SockRef;
-use tether_core::auth::Authorizer;
-use tether_core::connection::Transport;
-use tether_core::hub::{StoreEvent, StoreRequest};
-use tether_core::ids::ConnId;
-use tether_core::server::{Decision, Output, PublishError, Server as Core};
-use tether_core::time::Instant;
+use tether_core::Authorizer;
+use tether_core::ConnId;
+use tether_core::Decision;
+use tether_core::Instant;
+use tether_core::Output;
+use tether_core::PublishError;
+use tether_core::Server as Core;
+use tether_core::StoreEvent;
+use tether_core::StoreRequest;
+use tether_core::Transport;
 
 /// Bytes a writer takes from the core per pass: what backpressure leaves
 /// outside the core's queue while a write is in flight.

@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-use tether_core::client::{RequestError, SendError};
-use tether_core::envelope::EnvelopeError;
+use tether_core::EnvelopeError;
+use tether_core::RequestError;
+use tether_core::SendError;
 
 /// Why a [`Client`](super::Client) call failed: the caller's input, the
 /// session's refusal, or the outcome of a request.

@@ -15,10 +15,7 @@ use std::sync::Arc;
 
 use futures_lite::{AsyncBufReadExt, StreamExt};
 use serde_json::{Value, json};
-use tether_core::Event;
-use tether_core::ServerMessage;
-use tether_core::encode_publication;
-use tether_core::encode_server_message;
+use tether_core::{Event, ServerMessage, encode_publication, encode_server_message};
 use tether_smol::client::{Client, config_from_url};
 use tracing::warn;
 
@@ -194,9 +191,7 @@ fn event_json(event: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tether_core::Channel;
-    use tether_core::CloseCode;
-    use tether_core::CloseReason;
+    use tether_core::{Channel, CloseCode, CloseReason};
 
     #[test]
     fn messages_print_in_their_wire_shape_and_lifecycle_as_events() {

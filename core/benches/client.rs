@@ -13,16 +13,12 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use tether_core::Backoff;
-use tether_core::Channel;
-use tether_core::ClientConfig;
-use tether_core::ClientOutput as Output;
-use tether_core::ClientSession;
-use tether_core::Instant;
-use tether_core::RetrySchedule;
-use tether_core::Transmit;
 use tether_core::wire::accept_response;
 use tether_core::wire::text_frame;
+use tether_core::{
+    Backoff, Channel, ClientConfig, ClientOutput as Output, ClientSession, Instant, RetrySchedule,
+    Transmit,
+};
 
 const T0: Instant = Instant::from_millis(1_000);
 

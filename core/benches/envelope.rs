@@ -7,15 +7,10 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::value::RawValue;
-use tether_core::Channel;
-use tether_core::ClientMessage;
-use tether_core::RequestId;
-use tether_core::ServerMessage;
-use tether_core::encode_client_message;
-use tether_core::encode_publication;
-use tether_core::encode_server_message;
-use tether_core::parse_client_message;
-use tether_core::parse_server_message;
+use tether_core::{
+    Channel, ClientMessage, RequestId, ServerMessage, encode_client_message, encode_publication,
+    encode_server_message, parse_client_message, parse_server_message,
+};
 
 fn payload() -> Box<RawValue> {
     let text = format!(

@@ -12,14 +12,10 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::value::RawValue;
-use tether_core::Channel;
-use tether_core::ClientMessage;
-use tether_core::ConnId;
-use tether_core::Instant;
-use tether_core::ServerConfig;
 use tether_core::internals::CoalesceKey;
 use tether_core::internals::Hub;
 use tether_core::internals::Outbox;
+use tether_core::{Channel, ClientMessage, ConnId, Instant, ServerConfig};
 
 const SUBSCRIBERS: u64 = 10_000;
 /// The publishing connection.

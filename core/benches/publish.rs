@@ -14,13 +14,8 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use tether_core::ConnId;
-use tether_core::Decision;
-use tether_core::Instant;
-use tether_core::Output;
-use tether_core::Server;
-use tether_core::ServerConfig;
 use tether_core::wire::masked_text_frame;
+use tether_core::{ConnId, Decision, Instant, Output, Server, ServerConfig};
 
 const T0: Instant = Instant::from_millis(1_000);
 const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];

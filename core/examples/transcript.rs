@@ -8,8 +8,6 @@
 
 use std::time::Duration;
 
-use tether_core::Instant;
-use tether_core::ServerConfig;
 use tether_core::internals::AuthVerdict;
 use tether_core::internals::Connection;
 use tether_core::internals::ConnectionEvent as Event;
@@ -17,6 +15,7 @@ use tether_core::wire::FrameDecoder;
 use tether_core::wire::Message;
 use tether_core::wire::Role;
 use tether_core::wire::masked_text_frame;
+use tether_core::{Instant, ServerConfig};
 
 const MASK: [u8; 4] = [1, 2, 3, 4];
 

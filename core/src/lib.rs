@@ -14,9 +14,10 @@
 //! [`Output::Timeout`]; then wait for I/O or that deadline.**
 //!
 //! ```text
-//! input   accept | handle_read | handle_written | handle_transport_closed
-//!         | handle_timeout | handle_auth_verdict | handle_api_verdict
-//!         | handle_store_event | publish | shutdown      (now first)
+//! input   accept | handle_accept_failed | handle_read | handle_written
+//!         | handle_transport_closed | handle_timeout | handle_auth_verdict
+//!         | handle_api_verdict | handle_store_event | publish | shutdown
+//!                                                       (now first)
 //! drain   loop { match server.poll_output() {
 //!           Wake(conn)      -> poll_transmit, write, handle_written; act on transport(conn)
 //!           Decide(d)       -> decide outside (as long as it takes), answer later
@@ -35,7 +36,14 @@
 //! answered at any later time, after any other input: the connection keeps
 //! its later requests in order meanwhile, and no other connection waits.
 //! Nothing is acknowledged implicitly: bytes handed out by `poll_transmit`
-//! count against the connection's backlog until `handle_written`.
+//! count against the connection's backlog until `handle_written`. A writer
+//! asks [`server::Server::transport`] again after each `handle_written`:
+//! once a `CloseAfterFlush` is flushed, the order to close or half-close
+//! comes from there, not from a `Wake`.
+//!
+//! `core/examples/serve.rs` is a complete node driven this way on `std`
+//! alone (threads and one lock): the reference for a new adapter. Run it
+//! with `cargo run -p tether-core --example serve -- 127.0.0.1:8080`.
 
 mod auth;
 mod backoff;

@@ -27,16 +27,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use tether_core::Channel;
-use tether_core::IdempotencyKey;
-use tether_core::Instant;
-use tether_core::Member;
-use tether_core::Position;
-use tether_core::ServerConfig;
-use tether_core::StoreEvent;
-use tether_core::StoreRequest;
-use tether_core::encode_publication_prefix;
 use tether_core::wire::text_frame;
+use tether_core::{
+    Channel, IdempotencyKey, Instant, Member, Position, ServerConfig, StoreEvent, StoreRequest,
+    encode_publication_prefix,
+};
 
 /// How long a channel's epoch and counter outlive its last use at least,
 /// as in the Redis adapter.

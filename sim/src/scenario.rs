@@ -6,10 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use tether_core::Backoff;
-use tether_core::Channel;
-use tether_core::Instant;
-use tether_core::ServerConfig;
+use tether_core::{Backoff, Channel, Instant, ServerConfig};
 
 use crate::net::LinkProfile;
 use crate::setup::{Backend, BackplaneSpec, ClientSpec, Fault, Setup};

@@ -4,12 +4,7 @@
 
 use std::time::Duration;
 
-use tether_core::BACKPLANE_BACKOFF;
-use tether_core::Backoff;
-use tether_core::Channel;
-use tether_core::ClientConfig;
-use tether_core::Instant;
-use tether_core::ServerConfig;
+use tether_core::{BACKPLANE_BACKOFF, Backoff, Channel, ClientConfig, Instant, ServerConfig};
 
 use crate::net::LinkProfile;
 

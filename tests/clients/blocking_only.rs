@@ -1,9 +1,7 @@
 //! What only the blocking client offers: asking whether it is connected.
 
 use tether_blocking::Client;
-use tether_core::ClientMessage;
-use tether_core::CloseCode;
-use tether_core::Event;
+use tether_core::{ClientMessage, CloseCode, Event};
 
 use crate::harness::{TEST_LIMIT, event, together};
 use crate::script::Server;

@@ -24,12 +24,7 @@ use std::thread;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
-use tether_core::ClientConfig;
-use tether_core::ClientMessage;
-use tether_core::Event;
-use tether_core::RequestError;
-use tether_core::SendError;
-use tether_core::ServerMessage;
+use tether_core::{ClientConfig, ClientMessage, Event, RequestError, SendError, ServerMessage};
 
 /// The most any one test may take; they normally take milliseconds.
 pub const TEST_LIMIT: Duration = Duration::from_secs(20);

@@ -2,12 +2,8 @@
 //! ends for good when the application closes it or the server says so.
 
 use serde_json::json;
-use tether_core::Channel;
-use tether_core::ClientMessage;
-use tether_core::CloseCode;
-use tether_core::Event;
-use tether_core::SendError;
 use tether_core::wire::Message;
+use tether_core::{Channel, ClientMessage, CloseCode, Event, SendError};
 
 use crate::harness::{Failure, PATIENCE, TestClient, event, together};
 use crate::script::Server;

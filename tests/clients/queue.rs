@@ -2,11 +2,7 @@
 //! offline queue, and what goes out after `auth_ack`.
 
 use serde_json::json;
-use tether_core::Channel;
-use tether_core::ClientMessage;
-use tether_core::CloseCode;
-use tether_core::Event;
-use tether_core::SendError;
+use tether_core::{Channel, ClientMessage, CloseCode, Event, SendError};
 
 use crate::harness::{Failure, PATIENCE, TestClient, event, together};
 use crate::script::Server;

@@ -6,13 +6,9 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::json;
-use tether_core::Channel;
-use tether_core::ClientMessage;
-use tether_core::CloseCode;
-use tether_core::ErrorCode;
-use tether_core::Event;
-use tether_core::RequestError;
-use tether_core::ServerMessage;
+use tether_core::{
+    Channel, ClientMessage, CloseCode, ErrorCode, Event, RequestError, ServerMessage,
+};
 
 use crate::harness::{Failure, TestClient, event, together};
 use crate::script::Server;

@@ -12,9 +12,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tether_core::Backoff;
-use tether_core::ClientConfig;
-use tether_core::CloseCode;
 use tether_core::wire::FrameDecoder;
 use tether_core::wire::Message;
 use tether_core::wire::PROTOCOL;
@@ -22,6 +19,7 @@ use tether_core::wire::Role;
 use tether_core::wire::accept_response;
 use tether_core::wire::close_frame;
 use tether_core::wire::text_frame;
+use tether_core::{Backoff, ClientConfig, CloseCode};
 
 use crate::harness::PATIENCE;
 

@@ -4,10 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tether_core::Backoff;
-use tether_core::ClientConfig;
-use tether_core::Event;
-use tether_core::ServerMessage;
+use tether_core::{Backoff, ClientConfig, Event, ServerMessage};
 use tether_smol::client::Client;
 
 use crate::harness::{Runtime, config, dev_auth};

@@ -5,13 +5,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use serde_json::value::RawValue;
-use tether_core::Channel;
-use tether_core::IdempotencyKey;
-use tether_core::Position;
-use tether_core::ServerConfig;
-use tether_core::StoreEvent;
-use tether_core::StoreRequest;
-use tether_core::Ticket;
+use tether_core::{
+    Channel, IdempotencyKey, Position, ServerConfig, StoreEvent, StoreRequest, Ticket,
+};
 
 use crate::Store;
 use crate::seam::{Seam, at, message};

@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
-use tether_core::Instant;
-use tether_core::ServerConfig;
-use tether_core::StoreEvent;
-use tether_core::StoreRequest;
+use tether_core::{Instant, ServerConfig, StoreEvent, StoreRequest};
 
 /// A store behind the seam, as one node sees it.
 pub trait Store: Sized {

@@ -7,12 +7,8 @@ use std::time::Duration;
 
 use futures_lite::{Stream, future};
 use smol::channel::{Receiver, Sender};
-use tether_core::Backplane as _;
-use tether_core::Instant;
-use tether_core::ServerConfig;
-use tether_core::StoreEvent;
-use tether_core::StoreRequest;
 use tether_core::internals::MemoryStore;
+use tether_core::{Backplane as _, Instant, ServerConfig, StoreEvent, StoreRequest};
 use tether_redis::RedisBackplane;
 use tether_sim::backplane::{Backplane, Delivery};
 use tether_testkit::redis::Redis as RedisServer;

@@ -19,9 +19,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use tether_blocking::{Client, Server, ServerOptions};
-//! use tether_core::Authorizer;
-//! use tether_core::ClientConfig;
-//! use tether_core::Event;
+//! use tether_core::{Authorizer, ClientConfig, Event};
 //!
 //! struct AnyToken;
 //!

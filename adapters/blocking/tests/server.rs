@@ -12,10 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tether_blocking::{Client, Handle, Server, ServerOptions};
-use tether_core::Backoff;
-use tether_core::ClientConfig;
-use tether_core::Event;
-use tether_core::ServerConfig;
+use tether_core::{Backoff, ClientConfig, Event, ServerConfig};
 use tether_testkit::TestAuthorizer;
 use tether_testkit::ws::Ws;
 

@@ -6,8 +6,7 @@
 //! name two of their own: `channels`, the sorted set of the channels whose
 //! state Redis keeps, by last use, and `channels:uses`, its counter.
 
-use tether_core::Channel;
-use tether_core::IdempotencyKey;
+use tether_core::{Channel, IdempotencyKey};
 
 /// The key names of one deployment.
 #[derive(Clone, Debug)]

@@ -70,11 +70,7 @@ mod wire;
 
 use std::time::Duration;
 
-use tether_core::Backplane;
-use tether_core::BackplaneTask;
-use tether_core::EventSink;
-use tether_core::RequestSource;
-use tether_core::ServerConfig;
+use tether_core::{Backplane, BackplaneTask, EventSink, RequestSource, ServerConfig};
 
 /// What every key and pub/sub topic of Tether starts with.
 pub const KEY_PREFIX: &str = "tether:";

@@ -30,11 +30,7 @@ use async_io::Timer;
 use futures_lite::{Stream, StreamExt, future, stream};
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, Msg, Pipeline, RedisError, Value};
-use tether_core::Channel;
-use tether_core::EventSink;
-use tether_core::RequestSource;
-use tether_core::StoreEvent;
-use tether_core::StoreRequest;
+use tether_core::{Channel, EventSink, RequestSource, StoreEvent, StoreRequest};
 
 use crate::scripts::{Digests, SOURCES};
 use crate::wire::{Context, Reply};

@@ -6,14 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::{Cmd, Value};
-use tether_core::Channel;
-use tether_core::Position;
-use tether_core::Refusal;
-use tether_core::StoreEvent;
-use tether_core::StoreRequest;
-use tether_core::Ticket;
-use tether_core::encode_publication_prefix;
 use tether_core::wire::text_frame;
+use tether_core::{
+    Channel, Position, Refusal, StoreEvent, StoreRequest, Ticket, encode_publication_prefix,
+};
 
 use crate::keys::{Keys, member};
 use crate::scripts::{Digests, Script};

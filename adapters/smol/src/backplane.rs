@@ -10,10 +10,7 @@ use std::task::Context;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::Stream;
-use tether_core::EventSink;
-use tether_core::RequestSource;
-use tether_core::StoreEvent;
-use tether_core::StoreRequest;
+use tether_core::{EventSink, RequestSource, StoreEvent, StoreRequest};
 
 /// The task's ends of the channels: it takes requests from `requests` and
 /// queues events on `events`.

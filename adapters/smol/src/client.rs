@@ -46,14 +46,9 @@ mod url;
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use tether_core::Channel;
-use tether_core::ClientConfig;
-use tether_core::ClientMessage;
-use tether_core::ClientSession;
-use tether_core::Event;
-use tether_core::Instant;
-use tether_core::RequestId;
-use tether_core::ServerMessage;
+use tether_core::{
+    Channel, ClientConfig, ClientMessage, ClientSession, Event, Instant, RequestId, ServerMessage,
+};
 
 use self::driver::{Command, Driver};
 pub use self::error::ClientError;

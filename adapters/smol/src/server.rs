@@ -60,20 +60,11 @@ use bytes::Bytes;
 use futures_lite::future;
 use smol::LocalExecutor;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
-use tether_core::Authorizer;
-use tether_core::Backplane;
-use tether_core::CloseCode;
-use tether_core::ConnId;
-use tether_core::Decision;
-use tether_core::Instant;
-use tether_core::Output;
-use tether_core::PublishError;
-use tether_core::Server as Core;
-use tether_core::ServerConfig;
-use tether_core::StoreEvent;
-use tether_core::StoreRequest;
-use tether_core::Transport;
-use tether_core::connections_within_open_files;
+use tether_core::{
+    Authorizer, Backplane, CloseCode, ConnId, Decision, Instant, Output, PublishError,
+    Server as Core, ServerConfig, StoreEvent, StoreRequest, Transport,
+    connections_within_open_files,
+};
 
 use crate::reactor::Reactor;
 use crate::signal::Signal;

@@ -19,8 +19,7 @@
 //! partition that began after its request left does not count). Nothing of a connection
 //! that failed reaches the node afterwards.
 
-use tether_core::StoreEvent;
-use tether_core::StoreRequest;
+use tether_core::{StoreEvent, StoreRequest};
 
 use crate::backplane::{Backplane, Delivery};
 use crate::net::Pipe;

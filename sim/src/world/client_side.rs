@@ -6,14 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
-use tether_core::ClientConfig;
-use tether_core::ClientOutput as Output;
-use tether_core::ClientSession;
-use tether_core::ErrorCode;
-use tether_core::Event;
-use tether_core::Instant;
-use tether_core::RequestError;
-use tether_core::Transmit;
+use tether_core::{
+    ClientConfig, ClientOutput as Output, ClientSession, ErrorCode, Event, Instant, RequestError,
+    Transmit,
+};
 
 use super::{Ev, SocketId, World};
 

@@ -33,12 +33,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tether_core::ClientSession;
-use tether_core::ConnId;
-use tether_core::Instant;
-use tether_core::Server;
-use tether_core::StoreEvent;
-use tether_core::StoreRequest;
+use tether_core::{ClientSession, ConnId, Instant, Server, StoreEvent, StoreRequest};
 
 use crate::backplane::Backplane;
 use crate::check::{Checker, Violation};

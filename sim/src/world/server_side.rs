@@ -5,10 +5,7 @@
 
 use std::time::Duration;
 
-use tether_core::ConnId;
-use tether_core::Decision;
-use tether_core::Instant;
-use tether_core::Output;
+use tether_core::{ConnId, Decision, Instant, Output};
 
 use super::{Ev, SocketId, World, new_server};
 

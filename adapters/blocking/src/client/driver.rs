@@ -22,15 +22,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant as Clock};
 
 use bytes::Bytes;
-use tether_core::ClientConfig;
-use tether_core::ClientOutput as Output;
-use tether_core::ClientSession;
-use tether_core::Event;
-use tether_core::Instant;
-use tether_core::RequestError;
-use tether_core::RequestId;
-use tether_core::ServerMessage;
-use tether_core::Transmit;
+use tether_core::{
+    ClientConfig, ClientOutput as Output, ClientSession, Event, Instant, RequestError, RequestId,
+    ServerMessage, Transmit,
+};
 
 use crate::io::{spawn_socket_thread, write_frames};
 

@@ -16,13 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use tether_core::Channel;
-use tether_core::ClientConfig;
-use tether_core::ClientMessage;
-use tether_core::Event;
-use tether_core::RequestError;
-use tether_core::SendError;
-use tether_core::ServerMessage;
+use tether_core::{
+    Channel, ClientConfig, ClientMessage, Event, RequestError, SendError, ServerMessage,
+};
 
 use driver::Driver;
 

@@ -13,9 +13,7 @@ use std::thread;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::{Stream, future};
-use tether_core::Backplane;
-use tether_core::StoreEvent;
-use tether_core::StoreRequest;
+use tether_core::{Backplane, StoreEvent, StoreRequest};
 
 /// Starts the thread that runs `backplane`'s task for node `node` until the
 /// task ends (`requests` closed and carried out), then calls `finished`.

@@ -34,12 +34,10 @@ use std::thread;
 use async_channel::Receiver;
 use tether_core::StoreRequest;
 
-use tether_core::Authorizer;
-use tether_core::Backplane;
-use tether_core::PublishError;
-use tether_core::Server as Core;
-use tether_core::ServerConfig;
-use tether_core::connections_within_open_files;
+use tether_core::{
+    Authorizer, Backplane, PublishError, Server as Core, ServerConfig,
+    connections_within_open_files,
+};
 
 use node::Node;
 

@@ -18,16 +18,10 @@ use std::time::{Duration, Instant as Clock};
 
 use bytes::Bytes;
 use socket2::SockRef;
-use tether_core::Authorizer;
-use tether_core::ConnId;
-use tether_core::Decision;
-use tether_core::Instant;
-use tether_core::Output;
-use tether_core::PublishError;
-use tether_core::Server as Core;
-use tether_core::StoreEvent;
-use tether_core::StoreRequest;
-use tether_core::Transport;
+use tether_core::{
+    Authorizer, ConnId, Decision, Instant, Output, PublishError, Server as Core, StoreEvent,
+    StoreRequest, Transport,
+};
 
 /// Bytes a writer takes from the core per pass: what backpressure leaves
 /// outside the core's queue while a write is in flight.

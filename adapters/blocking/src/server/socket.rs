@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::thread;
 
-use tether_core::ConnId;
-use tether_core::Transport;
+use tether_core::{ConnId, Transport};
 
 use super::node::{ConnectionAdmission, Node};
 use crate::io::{spawn_socket_thread, write_frames};

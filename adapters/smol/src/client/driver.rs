@@ -18,16 +18,10 @@ use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt, future};
 use serde_json::value::RawValue;
-use tether_core::Channel;
-use tether_core::ClientMessage;
-use tether_core::ClientOutput as SessionOutput;
-use tether_core::ClientSession;
-use tether_core::Event;
-use tether_core::Instant;
-use tether_core::RequestId;
-use tether_core::SendError;
-use tether_core::ServerMessage;
-use tether_core::Transmit;
+use tether_core::{
+    Channel, ClientMessage, ClientOutput as SessionOutput, ClientSession, Event, Instant,
+    RequestId, SendError, ServerMessage, Transmit,
+};
 
 use super::dial::dial;
 use super::error::ClientError;

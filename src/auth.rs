@@ -8,7 +8,7 @@
 //!
 //! The user id a token proves (a JWT's `sub`, or a dev token) is checked by
 //! the core, for every runtime and authorizer alike
-//! ([`tether_core::auth::is_valid_user_id`]): a connection whose id breaks
+//! ([`tether_core::is_valid_user_id`]): a connection whose id breaks
 //! the rule is closed `4003` with reason `invalid user id`, which the
 //! runtime logs.
 
@@ -18,7 +18,7 @@ use std::fmt;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tether_core::auth::Authorizer;
+use tether_core::Authorizer;
 
 use crate::api_key::check_api_key;
 use crate::secret::Redacted;

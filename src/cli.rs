@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use tether_core::envelope::Channel;
+use tether_core::Channel;
 
 use crate::secret::Redacted;
 use crate::settings::{Overrides, Runtime, resolve_listen};

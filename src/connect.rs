@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use futures_lite::{AsyncBufReadExt, StreamExt};
 use serde_json::{Value, json};
-use tether_core::client::Event;
-use tether_core::envelope::{ServerMessage, encode_publication, encode_server_message};
+use tether_core::{Event, ServerMessage, encode_publication, encode_server_message};
 use tether_smol::client::{Client, config_from_url};
 use tracing::warn;
 
@@ -71,7 +70,7 @@ async fn forward_stdin(client: Arc<Client>, default_channel: Option<String>) {
             continue;
         }
         let sent = if line.starts_with('{') {
-            match tether_core::envelope::parse_client_message(line) {
+            match tether_core::parse_client_message(line) {
                 Ok(message) => client.send(message).await.map_err(|e| e.to_string()),
                 Err(error) => Err(format!("not a message: {error}")),
             }
@@ -192,8 +191,7 @@ fn event_json(event: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tether_core::close::{CloseCode, CloseReason};
-    use tether_core::envelope::Channel;
+    use tether_core::{Channel, CloseCode, CloseReason};
 
     #[test]
     fn messages_print_in_their_wire_shape_and_lifecycle_as_events() {

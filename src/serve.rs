@@ -66,7 +66,7 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
 /// The Redis backplane at `url`, for either runtime.
 fn redis_backplane(
     url: &str,
-    config: &tether_core::config::ServerConfig,
+    config: &tether_core::ServerConfig,
 ) -> Result<tether_redis::RedisBackplane, AppError> {
     let backplane = tether_redis::RedisBackplane::new(url, config)
         .map_err(|error| AppError::Io(io::Error::other(error)))?;

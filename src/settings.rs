@@ -23,7 +23,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
-use tether_core::config::ServerConfig;
+use tether_core::ServerConfig;
 
 use crate::secret::{Redacted, mask_url_password};
 

@@ -13,12 +13,12 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use tether_core::backoff::{Backoff, RetrySchedule};
-use tether_core::client::{ClientConfig, ClientSession, Output, Transmit};
-use tether_core::envelope::Channel;
-use tether_core::frame::text_frame;
-use tether_core::http::accept_response;
-use tether_core::time::Instant;
+use tether_core::wire::accept_response;
+use tether_core::wire::text_frame;
+use tether_core::{
+    Backoff, Channel, ClientConfig, ClientOutput as Output, ClientSession, Instant, RetrySchedule,
+    Transmit,
+};
 
 const T0: Instant = Instant::from_millis(1_000);
 

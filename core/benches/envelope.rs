@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::value::RawValue;
-use tether_core::envelope::{
+use tether_core::{
     Channel, ClientMessage, RequestId, ServerMessage, encode_client_message, encode_publication,
     encode_server_message, parse_client_message, parse_server_message,
 };

@@ -12,15 +12,16 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::value::RawValue;
-use tether_core::config::ServerConfig;
-use tether_core::envelope::{Channel, ClientMessage};
-use tether_core::hub::{Hub, Outbox};
-use tether_core::ids::ConnId;
-use tether_core::queue::CoalesceKey;
-use tether_core::time::Instant;
+use tether_core::internals::CoalesceKey;
+use tether_core::internals::Hub;
+use tether_core::internals::Outbox;
+use tether_core::{Channel, ClientMessage, ConnId, Instant, ServerConfig};
 
 const SUBSCRIBERS: u64 = 10_000;
-const PUBLISHER: ConnId = ConnId(0);
+/// The publishing connection.
+fn publisher() -> ConnId {
+    ConnId::new(0)
+}
 
 /// One outbound queue per connection, indexed by connection id, reserved up
 /// front so that delivering never allocates.
@@ -44,11 +45,11 @@ impl Queues {
 
 impl Outbox for Queues {
     fn send_control(&mut self, conn: ConnId, frame: Bytes) {
-        self.queues[conn.0 as usize].push_back(frame);
+        self.queues[conn.number() as usize].push_back(frame);
     }
 
     fn send_publication(&mut self, conn: ConnId, frame: &Bytes, _latest_only: Option<CoalesceKey>) {
-        self.queues[conn.0 as usize].push_back(frame.clone());
+        self.queues[conn.number() as usize].push_back(frame.clone());
     }
 }
 
@@ -77,7 +78,7 @@ impl Outbox for Counter {
 fn hub_with_subscribers(channel: &Channel, outbox: &mut impl Outbox) -> Hub {
     let mut hub = Hub::new(&ServerConfig::default(), "bench");
     for n in 1..=SUBSCRIBERS {
-        let conn = ConnId(n);
+        let conn = ConnId::new(n);
         hub.handle_authenticated(conn, &format!("user{n}"));
         let subscribe = ClientMessage::Subscribe {
             id: None,
@@ -86,7 +87,7 @@ fn hub_with_subscribers(channel: &Channel, outbox: &mut impl Outbox) -> Hub {
         };
         hub.handle_message(Instant::ZERO, conn, subscribe, outbox);
     }
-    hub.handle_authenticated(PUBLISHER, "publisher");
+    hub.handle_authenticated(publisher(), "publisher");
     hub
 }
 
@@ -114,7 +115,12 @@ fn fanout(c: &mut Criterion) {
                 publish()
             },
             |message| {
-                hub.handle_message(Instant::ZERO, PUBLISHER, message, &mut *queues.borrow_mut())
+                hub.handle_message(
+                    Instant::ZERO,
+                    publisher(),
+                    message,
+                    &mut *queues.borrow_mut(),
+                )
             },
             BatchSize::PerIteration,
         );
@@ -125,7 +131,7 @@ fn fanout(c: &mut Criterion) {
     group.bench_function("hub_only", |b| {
         b.iter_batched(
             publish,
-            |message| hub.handle_message(Instant::ZERO, PUBLISHER, message, &mut counter),
+            |message| hub.handle_message(Instant::ZERO, publisher(), message, &mut counter),
             BatchSize::PerIteration,
         );
     });

@@ -1,5 +1,5 @@
 //! One connection handling one publish, through the node machine
-//! ([`tether_core::server::Server`]): the masked frame's bytes go in with
+//! ([`tether_core::Server`]): the masked frame's bytes go in with
 //! `handle_read`, are decoded, parsed, rate-limited and handed to the hub,
 //! which sequences the publication and stores it in the channel's history;
 //! then the driver drains events and takes what is to be written.
@@ -14,11 +14,8 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use tether_core::config::ServerConfig;
-use tether_core::frame::masked_text_frame;
-use tether_core::ids::ConnId;
-use tether_core::server::{Decision, Output, Server};
-use tether_core::time::Instant;
+use tether_core::wire::masked_text_frame;
+use tether_core::{ConnId, Decision, Instant, Output, Server, ServerConfig};
 
 const T0: Instant = Instant::from_millis(1_000);
 const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];

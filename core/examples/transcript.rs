@@ -8,10 +8,14 @@
 
 use std::time::Duration;
 
-use tether_core::config::ServerConfig;
-use tether_core::connection::{AuthVerdict, Connection, Event};
-use tether_core::frame::{FrameDecoder, Message, Role, masked_text_frame};
-use tether_core::time::Instant;
+use tether_core::internals::AuthVerdict;
+use tether_core::internals::Connection;
+use tether_core::internals::ConnectionEvent as Event;
+use tether_core::wire::FrameDecoder;
+use tether_core::wire::Message;
+use tether_core::wire::Role;
+use tether_core::wire::masked_text_frame;
+use tether_core::{Instant, ServerConfig};
 
 const MASK: [u8; 4] = [1, 2, 3, 4];
 

@@ -454,6 +454,7 @@ impl Connection {
         self.queue.len_bytes()
     }
 
+    #[cfg(test)]
     /// The outbound queue's counters, for metrics.
     pub fn queue_stats(&self) -> crate::queue::QueueStats {
         self.queue.stats()

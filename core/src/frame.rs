@@ -26,8 +26,8 @@ mod mask;
 
 pub use decode::FrameDecoder;
 pub use encode::{
-    close_frame, encode_frame, masked_close_frame, masked_ping_frame, masked_pong_frame,
-    masked_text_frame, ping_frame, pong_frame, text_frame,
+    close_frame, encode_frame, masked_close_frame, masked_pong_frame, masked_text_frame,
+    ping_frame, pong_frame, text_frame,
 };
 pub use error::{DecodeError, Violation};
 pub use header::Opcode;

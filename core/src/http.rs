@@ -31,9 +31,8 @@ mod request;
 mod response;
 
 pub use client::{Handshake, HandshakeError, ResponseParser, client_key, upgrade_request};
-pub use headers::check_origin;
-pub use request::{HttpRequest, Request, RequestLimits, RequestParser, Route, Upgrade};
-pub use response::{HttpError, accept_response, response, status_text};
+pub use request::{HttpRequest, Request, RequestLimits, RequestParser, Route};
+pub use response::{HttpError, accept_response, response};
 
 /// The WebSocket subprotocol Tether speaks (PROTOCOL.md section 1).
 pub const PROTOCOL: &str = "tether.v1";

@@ -8,19 +8,20 @@
 //!
 //! # Driving a server node
 //!
-//! An adapter owns one [`server::Server`] (made with a seed from OS
+//! An adapter owns one [`Server`] (made with a seed from OS
 //! randomness) and follows one rule: **feed one input, then drain
-//! [`server::Server::poll_output`] until it returns
-//! [`server::Output::Timeout`]; then wait for I/O or that deadline.**
+//! [`Server::poll_output`] until it returns
+//! [`Output::Timeout`]; then wait for I/O or that deadline.**
 //!
 //! ```text
-//! input   accept | handle_read | handle_written | handle_transport_closed
-//!         | handle_timeout | handle_auth_verdict | handle_api_verdict
-//!         | handle_store_event | publish | shutdown      (now first)
+//! input   accept | handle_accept_failed | handle_read | handle_written
+//!         | handle_transport_closed | handle_timeout | handle_auth_verdict
+//!         | handle_api_verdict | handle_store_event | publish | shutdown
+//!                                                       (now first)
 //! drain   loop { match server.poll_output() {
 //!           Wake(conn)      -> poll_transmit, write, handle_written; act on transport(conn)
 //!           Decide(d)       -> decide outside (as long as it takes), answer later
-//!           Store(request)  -> hand to the backplane (backplane::Backplane), in order
+//!           Store(request)  -> hand to the backplane (a `Backplane`), in order
 //!           Published{..}   -> tell the caller of publish(token)
 //!           Closed{..}      -> log
 //!           Drained         -> the graceful shutdown is over: stop
@@ -28,35 +29,77 @@
 //!         } }
 //! ```
 //!
-//! While draining, an adapter may write frames ([`server::Server::poll_transmit`]
-//! and [`server::Server::handle_written`]) and read
-//! [`server::Server::transport`]; every other input waits until the drain
+//! While draining, an adapter may write frames ([`Server::poll_transmit`]
+//! and [`Server::handle_written`]) and read
+//! [`Server::transport`]; every other input waits until the drain
 //! is over, and is followed by a drain of its own. A decision may be
 //! answered at any later time, after any other input: the connection keeps
 //! its later requests in order meanwhile, and no other connection waits.
 //! Nothing is acknowledged implicitly: bytes handed out by `poll_transmit`
-//! count against the connection's backlog until `handle_written`.
+//! count against the connection's backlog until `handle_written`. A writer
+//! asks [`server::Server::transport`] again after each `handle_written`:
+//! once a `CloseAfterFlush` is flushed, the order to close or half-close
+//! comes from there, not from a `Wake`.
+//!
+//! `core/examples/serve.rs` is a complete node driven this way on `std`
+//! alone (threads and one lock): the reference for a new adapter. Run it
+//! with `cargo run -p tether-core --example serve -- 127.0.0.1:8080`.
 
-pub mod auth;
-pub mod backoff;
-pub mod backplane;
-pub mod client;
-pub mod close;
-pub mod config;
-pub mod connection;
-pub mod envelope;
-pub mod frame;
+mod auth;
+mod backoff;
+mod backplane;
+mod client;
+mod close;
+mod config;
+mod connection;
+mod envelope;
+mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
-pub mod http;
-pub mod hub;
-pub mod ids;
-pub mod metrics;
-pub mod queue;
-pub mod rate;
-pub mod server;
-pub mod time;
-pub mod timer;
+mod http;
+mod hub;
+mod ids;
+#[cfg(feature = "internals")]
+pub mod internals;
+mod metrics;
+mod queue;
+mod rate;
+mod server;
+mod time;
+mod timer;
+pub mod wire;
+
+// The server node: what an adapter drives.
+pub use config::{
+    ConfigError, MAX_HTTP_HEAD, MAX_PAYLOAD_LIMIT, MIN_HTTP_HEAD, RESERVED_FILE_DESCRIPTORS,
+    ServerConfig, connections_within_open_files,
+};
+pub use connection::{ClosedBy, Transport};
+pub use ids::ConnId;
+pub use server::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Server};
+pub use time::Instant;
+
+// Decisions the application takes.
+pub use auth::{Authorizer, MAX_USER_ID_CHARS, is_valid_user_id};
+
+// The backplane seam: what a shared store implements.
+pub use backplane::{Backplane, BackplaneTask, EventSink, RequestSource};
+pub use hub::{BACKPLANE_BACKOFF, Member, Refusal, StoreEvent, StoreRequest, Ticket};
+
+// The client session: what a client adapter drives.
+pub use backoff::{Backoff, RetrySchedule};
+pub use client::{
+    ClientConfig, ClientSession, Event, Output as ClientOutput, RequestError, SendError, Transmit,
+};
+
+// The protocol's vocabulary: messages, channels, codes, metrics.
+pub use close::{CloseCode, CloseReason};
+pub use envelope::{
+    Channel, ClientMessage, EnvelopeError, ErrorCode, IdempotencyKey, Position, RequestId,
+    ServerMessage, encode_client_message, encode_publication, encode_publication_prefix,
+    encode_server_message, parse_client_message, parse_server_message,
+};
+pub use metrics::Counters;
 
 #[cfg(test)]
 mod testkit;

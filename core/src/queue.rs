@@ -24,7 +24,7 @@ use bytes::Bytes;
 /// The key under which `latest_only` publications of one channel coalesce:
 /// handed out by the hub, one per channel, never reused for another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CoalesceKey(pub u64);
+pub struct CoalesceKey(pub(crate) u64);
 
 /// What the queue did with a frame offered to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,6 +190,7 @@ impl OutboundQueue {
         self.len_bytes() > limits.high_water
     }
 
+    #[cfg(test)]
     /// The queue's counters.
     pub fn stats(&self) -> QueueStats {
         self.stats

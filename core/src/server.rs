@@ -75,8 +75,10 @@ pub enum Output {
     /// frames with [`Server::poll_transmit`] and report each written batch
     /// with [`Server::handle_written`]; act on [`Server::transport`]. Sent
     /// once per batch of new frames (until the next `poll_transmit`), and
-    /// always once when the socket must close now, so a writer blocked on a
-    /// peer that does not read can be told to give up.
+    /// always once when an input makes the socket close now, so a writer
+    /// blocked on a peer that does not read can be told to give up. A
+    /// flush the adapter reports with [`Server::handle_written`] changes
+    /// the transport without a `Wake`: ask [`Server::transport`] after it.
     Wake(ConnId),
     /// Something the application decides; answer with the input the
     /// [`Decision`] names. A decision may take as long as it needs: the

@@ -11,8 +11,14 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use bytes::Bytes;
 use smol::Async;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
-use tether_core::frame::{FrameDecoder, Message, Role, masked_pong_frame, masked_text_frame};
-use tether_core::http::{ResponseParser, client_key, upgrade_request};
+use tether_core::wire::FrameDecoder;
+use tether_core::wire::Message;
+use tether_core::wire::ResponseParser;
+use tether_core::wire::Role;
+use tether_core::wire::client_key;
+use tether_core::wire::masked_pong_frame;
+use tether_core::wire::masked_text_frame;
+use tether_core::wire::upgrade_request;
 
 use super::scan;
 

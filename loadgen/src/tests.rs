@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use tether_core::config::ServerConfig;
+use tether_core::ServerConfig;
 use tether_smol::{Server, ServerOptions};
 
 use crate::args::{ConnectArgs, FanoutArgs, IdleArgs, RttArgs};

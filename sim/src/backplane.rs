@@ -27,11 +27,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use tether_core::config::ServerConfig;
-use tether_core::envelope::{Channel, IdempotencyKey, Position, encode_publication_prefix};
-use tether_core::frame::text_frame;
-use tether_core::hub::{Member, StoreEvent, StoreRequest};
-use tether_core::time::Instant;
+use tether_core::wire::text_frame;
+use tether_core::{
+    Channel, IdempotencyKey, Instant, Member, Position, ServerConfig, StoreEvent, StoreRequest,
+    encode_publication_prefix,
+};
 
 /// How long a channel's epoch and counter outlive its last use at least,
 /// as in the Redis adapter.
@@ -440,7 +440,7 @@ fn prune(now: Instant, history: &mut VecDeque<Entry>, ttl: Duration) {
 #[cfg(test)]
 mod tests {
     use serde_json::value::RawValue;
-    use tether_core::hub::Ticket;
+    use tether_core::Ticket;
 
     use super::*;
 
@@ -450,7 +450,7 @@ mod tests {
 
     fn publish(key: Option<&str>) -> StoreRequest {
         StoreRequest::Publish {
-            ticket: Some(Ticket(1)),
+            ticket: Some(Ticket::new(1)),
             channel: channel(),
             payload: RawValue::from_string("1".into()).unwrap(),
             sender: Some("ann".into()),

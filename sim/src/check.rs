@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use tether_core::time::Instant;
+use tether_core::Instant;
 
 /// A broken invariant.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,8 +18,8 @@
 //! Invariants are checked while the run goes on ([`check`]) and at its end,
 //! a convergence bound after the last fault ([`setup::Setup::convergence_bound`]).
 //!
-//! [`ClientSession`]: tether_core::client::ClientSession
-//! [`Server`]: tether_core::server::Server
+//! [`ClientSession`]: tether_core::ClientSession
+//! [`Server`]: tether_core::Server
 
 pub mod backplane;
 pub mod check;

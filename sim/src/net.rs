@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tether_core::time::Instant;
+use tether_core::Instant;
 
 /// How one client's link to the servers behaves, both directions alike.
 #[derive(Clone, Debug, PartialEq, Eq)]

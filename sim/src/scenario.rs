@@ -6,10 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use tether_core::backoff::Backoff;
-use tether_core::config::ServerConfig;
-use tether_core::envelope::Channel;
-use tether_core::time::Instant;
+use tether_core::{Backoff, Channel, Instant, ServerConfig};
 
 use crate::net::LinkProfile;
 use crate::setup::{Backend, BackplaneSpec, ClientSpec, Fault, Setup};

@@ -8,7 +8,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use tether_core::time::Instant;
+use tether_core::Instant;
 
 /// Events waiting for their instant.
 #[derive(Debug)]

@@ -4,12 +4,7 @@
 
 use std::time::Duration;
 
-use tether_core::backoff::Backoff;
-use tether_core::client::ClientConfig;
-use tether_core::config::ServerConfig;
-use tether_core::envelope::Channel;
-use tether_core::hub::BACKPLANE_BACKOFF;
-use tether_core::time::Instant;
+use tether_core::{BACKPLANE_BACKOFF, Backoff, Channel, ClientConfig, Instant, ServerConfig};
 
 use crate::net::LinkProfile;
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tether_core::time::Instant;
+use tether_core::Instant;
 
 /// The width of a rate window.
 pub const WINDOW: Duration = Duration::from_millis(100);

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use tether_core::time::Instant;
+use tether_core::Instant;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;

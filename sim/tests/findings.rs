@@ -1,6 +1,6 @@
 //! Defects the simulator found in the core, kept as regression tests.
 
-use tether_core::config::ServerConfig;
+use tether_core::ServerConfig;
 use tether_sim::{Scenario, Size, World};
 
 /// A consumer that takes a sixth of a firehose behind a socket buffer as

@@ -3,10 +3,7 @@
 
 use std::time::Duration;
 
-use tether_core::backoff::Backoff;
-use tether_core::config::ServerConfig;
-use tether_core::envelope::Channel;
-use tether_core::time::Instant;
+use tether_core::{Backoff, Channel, Instant, ServerConfig};
 use tether_sim::World;
 use tether_sim::net::LinkProfile;
 use tether_sim::setup::{ClientSpec, Fault, Setup};

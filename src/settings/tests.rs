@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tether_core::config::ServerConfig;
+use tether_core::ServerConfig;
 
 use super::*;
 

@@ -1,7 +1,7 @@
 //! Rules that a complete set of settings must obey, checked once all
 //! sources (file, environment, flags) are merged, so that a server never
 //! starts with values that would misbehave later. The rules of the node's
-//! own settings are the core's ([`tether_core::config::ServerConfig::validate`]);
+//! own settings are the core's ([`tether_core::ServerConfig::validate`]);
 //! the binary adds those of its secrets and its backplane.
 
 use super::{Settings, SettingsError};

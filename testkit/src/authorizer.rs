@@ -1,7 +1,7 @@
 //! The authorizer of the tests that embed a node: a token names its user,
 //! and one fixed API key opens the HTTP API.
 
-use tether_core::auth::Authorizer;
+use tether_core::Authorizer;
 
 /// The one token [`TestAuthorizer`] refuses.
 pub const REFUSED_TOKEN: &str = "bad";

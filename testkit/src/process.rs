@@ -1,14 +1,14 @@
-//! The `tether` binary run as a child process, as a user runs it: the lines
-//! it prints (standard output and its log on standard error, interleaved)
-//! are read as they come, and it is killed when
-//! dropped unless it has exited.
+//! The `tether` binary (or the core's `serve` example) run as a child
+//! process, as a user runs it: the lines it prints (standard output and its
+//! log on standard error, interleaved) are read as they come, and it is
+//! killed when dropped unless it has exited.
 //!
 //! The binary's path is the caller's: `env!("CARGO_BIN_EXE_tether")` is
 //! known only to the test targets of the package that builds it.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -31,7 +31,17 @@ impl Process {
     pub fn start(binary: &str, args: &[&str]) -> Process {
         let mut command = Command::new(binary);
         command.args(args);
-        Process::spawn(command)
+        Process::spawn(command, Stdio::null()).0
+    }
+
+    /// Starts `binary` with `args` like [`Process::start`], its standard
+    /// input a pipe: dropping the returned end closes it (the `serve`
+    /// example's order to shut down).
+    pub fn start_with_input(binary: &str, args: &[&str]) -> (Process, ChildStdin) {
+        let mut command = Command::new(binary);
+        command.args(args);
+        let (process, input) = Process::spawn(command, Stdio::piped());
+        (process, input.expect("a piped stdin"))
     }
 
     /// Starts `tether` with `args` like [`Process::start`], but from a
@@ -44,24 +54,25 @@ impl Process {
             .arg(format!("{script}\nexec \"$0\" \"$@\""))
             .arg(binary)
             .args(args);
-        Process::spawn(command)
+        Process::spawn(command, Stdio::null()).0
     }
 
-    fn spawn(mut command: Command) -> Process {
+    fn spawn(mut command: Command, stdin: Stdio) -> (Process, Option<ChildStdin>) {
         let mut child = command
             .env_remove("TETHER_JWT_SECRET")
             .env_remove("TETHER_API_KEY")
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("the tether binary starts");
+            .expect("the binary starts");
         let (line_tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().expect("a piped stdout");
         let stderr = child.stderr.take().expect("a piped stderr");
         read_lines(stdout, line_tx.clone());
         read_lines(stderr, line_tx);
+        let input = child.stdin.take();
         let pid = child.id();
         let (exit_tx, exited) = mpsc::channel();
         thread::spawn(move || {
@@ -69,12 +80,13 @@ impl Process {
                 let _ = exit_tx.send(status);
             }
         });
-        Process {
+        let process = Process {
             pid,
             exited,
             lines,
             reaped: false,
-        }
+        };
+        (process, input)
     }
 
     /// The next printed or logged line containing `needle`, skipping the lines before

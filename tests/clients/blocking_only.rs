@@ -1,9 +1,7 @@
 //! What only the blocking client offers: asking whether it is connected.
 
 use tether_blocking::Client;
-use tether_core::client::Event;
-use tether_core::close::CloseCode;
-use tether_core::envelope::ClientMessage;
+use tether_core::{ClientMessage, CloseCode, Event};
 
 use crate::harness::{TEST_LIMIT, event, together};
 use crate::script::Server;

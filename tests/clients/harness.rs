@@ -24,8 +24,7 @@ use std::thread;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
-use tether_core::client::{ClientConfig, Event, RequestError, SendError};
-use tether_core::envelope::{ClientMessage, ServerMessage};
+use tether_core::{ClientConfig, ClientMessage, Event, RequestError, SendError, ServerMessage};
 
 /// The most any one test may take; they normally take milliseconds.
 pub const TEST_LIMIT: Duration = Duration::from_secs(20);

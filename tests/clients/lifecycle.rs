@@ -2,10 +2,8 @@
 //! ends for good when the application closes it or the server says so.
 
 use serde_json::json;
-use tether_core::client::{Event, SendError};
-use tether_core::close::CloseCode;
-use tether_core::envelope::{Channel, ClientMessage};
-use tether_core::frame::Message;
+use tether_core::wire::Message;
+use tether_core::{Channel, ClientMessage, CloseCode, Event, SendError};
 
 use crate::harness::{Failure, PATIENCE, TestClient, event, together};
 use crate::script::Server;

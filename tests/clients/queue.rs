@@ -2,9 +2,7 @@
 //! offline queue, and what goes out after `auth_ack`.
 
 use serde_json::json;
-use tether_core::client::{Event, SendError};
-use tether_core::close::CloseCode;
-use tether_core::envelope::{Channel, ClientMessage};
+use tether_core::{Channel, ClientMessage, CloseCode, Event, SendError};
 
 use crate::harness::{Failure, PATIENCE, TestClient, event, together};
 use crate::script::Server;

@@ -6,8 +6,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::json;
-use tether_core::client::Event;
-use tether_core::close::CloseCode;
+use tether_core::{CloseCode, Event};
 
 use crate::harness::{PATIENCE, TestClient, event, together};
 use crate::script::Server;

@@ -6,9 +6,9 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::json;
-use tether_core::client::{Event, RequestError};
-use tether_core::close::CloseCode;
-use tether_core::envelope::{Channel, ClientMessage, ErrorCode, ServerMessage};
+use tether_core::{
+    Channel, ClientMessage, CloseCode, ErrorCode, Event, RequestError, ServerMessage,
+};
 
 use crate::harness::{Failure, TestClient, event, together};
 use crate::script::Server;

@@ -12,11 +12,14 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tether_core::backoff::Backoff;
-use tether_core::client::ClientConfig;
-use tether_core::close::CloseCode;
-use tether_core::frame::{FrameDecoder, Message, Role, close_frame, text_frame};
-use tether_core::http::{PROTOCOL, accept_response};
+use tether_core::wire::FrameDecoder;
+use tether_core::wire::Message;
+use tether_core::wire::PROTOCOL;
+use tether_core::wire::Role;
+use tether_core::wire::accept_response;
+use tether_core::wire::close_frame;
+use tether_core::wire::text_frame;
+use tether_core::{Backoff, ClientConfig, CloseCode};
 
 use crate::harness::PATIENCE;
 

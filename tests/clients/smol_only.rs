@@ -1,8 +1,7 @@
 //! What only the smol client offers: running its driver task on an
 //! executor the application runs.
 
-use tether_core::client::Event;
-use tether_core::close::CloseCode;
+use tether_core::{CloseCode, Event};
 use tether_smol::client::Client;
 
 use crate::harness::{TEST_LIMIT, together};

@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tether_core::auth::Authorizer;
-use tether_core::config::ServerConfig;
+use tether_core::{Authorizer, ServerConfig};
 
 use crate::harness::{JWT_SECRET, Runtime, TETHER, config, dev_auth, jwt_auth, mint_jwt, unix_now};
 use tether_testkit::metrics::metric;
@@ -142,14 +141,18 @@ fn a_user_id_that_cannot_name_its_private_channel_closes_4003(runtime: Runtime) 
             "{user:?}"
         );
     }
-    let jwt = runtime.start(config(), jwt_auth());
-    let spaced = mint_jwt(JWT_SECRET, "jane doe", unix_now() + 600);
-    let mut ws = Ws::open(jwt.addr);
-    ws.send_json(json!({"type": "auth", "token": spaced}));
-    assert_eq!(ws.expect_close(), (4003, "invalid user id".into()));
     assert_eq!(metric(server.addr, "tether_auth_failures_total"), 4);
     let longest = "u".repeat(123);
     Ws::auth(server.addr, &longest).subscribe(&format!("user:{longest}"));
+}
+
+fn a_jwt_subject_that_cannot_be_a_user_id_closes_4003(runtime: Runtime) {
+    let server = runtime.start(config(), jwt_auth());
+    let spaced = mint_jwt(JWT_SECRET, "jane doe", unix_now() + 600);
+    let mut ws = Ws::open(server.addr);
+    ws.send_json(json!({"type": "auth", "token": spaced}));
+    assert_eq!(ws.expect_close(), (4003, "invalid user id".into()));
+    assert_eq!(metric(server.addr, "tether_auth_failures_total"), 1);
 }
 
 fn the_binary_logs_a_refused_user_id(runtime: Runtime) {
@@ -268,16 +271,17 @@ fn messages_behind_a_rejected_token_are_discarded(runtime: Runtime) {
 
 runtime_tests! {
     a_slow_token_check_delays_no_other_connection => smol, blocking;
-    the_first_message_must_be_auth => smol, blocking;
+    the_first_message_must_be_auth => smol, blocking, example;
     a_token_in_the_query_string_is_not_read => smol, blocking;
     no_auth_in_time_closes_4001 => smol, blocking;
     a_token_that_is_not_a_valid_jwt_closes_4003 => smol, blocking;
     an_expired_jwt_closes_4003 => smol, blocking;
-    a_user_id_that_cannot_name_its_private_channel_closes_4003 => smol, blocking;
+    a_user_id_that_cannot_name_its_private_channel_closes_4003 => smol, blocking, example;
+    a_jwt_subject_that_cannot_be_a_user_id_closes_4003 => smol, blocking;
     the_binary_logs_a_refused_user_id => smol, blocking;
     a_second_auth_is_answered_with_its_id => smol, blocking;
     a_valid_jwt_is_acknowledged_with_the_settings => smol, blocking;
-    a_ping_before_auth_is_answered => smol, blocking;
+    a_ping_before_auth_is_answered => smol, blocking, example;
     requests_pipelined_behind_auth_are_answered_in_order => smol, blocking;
     thirty_two_messages_before_the_verdict_are_kept => smol, blocking;
     a_thirty_third_message_before_the_verdict_closes_1008 => smol, blocking;

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use serde_json::json;
-use tether_core::config::ServerConfig;
+use tether_core::ServerConfig;
 use tungstenite::Message;
 use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -115,7 +115,7 @@ fn a_client_close_is_echoed(runtime: Runtime) {
 }
 
 runtime_tests! {
-    a_binary_message_closes_1003 => smol, blocking;
+    a_binary_message_closes_1003 => smol, blocking, example;
     a_message_over_max_payload_closes_1009_then_tcp => smol, blocking;
     invalid_utf8_in_a_text_message_closes_1007_then_tcp => smol, blocking;
     an_unmasked_client_frame_closes_1002_then_tcp => smol, blocking;

@@ -50,7 +50,7 @@ fn no_subprotocol_offer_is_accepted(runtime: Runtime) {
 fn origins_off_the_allow_list_are_refused(runtime: Runtime) {
     let allowed = "https://app.example";
     let server = runtime.start(
-        tether_core::config::ServerConfig {
+        tether_core::ServerConfig {
             allowed_origins: vec![allowed.into()],
             ..config()
         },
@@ -73,7 +73,7 @@ fn any_origin_is_accepted_without_an_allow_list(runtime: Runtime) {
 }
 
 runtime_tests! {
-    tether_v1_is_selected_when_offered => smol, blocking;
+    tether_v1_is_selected_when_offered => smol, blocking, example;
     only_other_subprotocols_are_refused => smol, blocking;
     no_subprotocol_offer_is_accepted => smol, blocking;
     origins_off_the_allow_list_are_refused => smol, blocking;

@@ -9,6 +9,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ChildStdin;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,9 +19,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use tether::auth::{Authenticator, JwtVerifier, NodeAuthorizer};
 use tether::secret::Redacted;
-use tether_core::auth::Authorizer;
-use tether_core::config::ServerConfig;
-use tether_core::server::PublishError;
+use tether_core::{Authorizer, PublishError, ServerConfig};
+use tether_testkit::process::Process;
 
 /// The most any one test may take; they normally take milliseconds.
 pub const TEST_LIMIT: Duration = Duration::from_secs(30);
@@ -45,6 +46,14 @@ pub enum Runtime {
     Smol,
     /// `tether-blocking`: a reader and a writer thread per connection.
     Blocking,
+    /// The core's `serve` example (`core/examples/serve.rs`) as a child
+    /// process: the reference a new adapter is written from. It serves
+    /// `ServerConfig::default()` with development tokens (every token is
+    /// its user id) and no API key, and shuts down when its standard input
+    /// closes; it cannot publish from the application. The suite's smoke
+    /// subset runs on it, tests that start the node with [`config`] and
+    /// [`dev_auth`] and never call [`TestServer::publish`].
+    Example,
 }
 
 /// An authorizer a node can share across threads.
@@ -56,6 +65,7 @@ impl Runtime {
         match self {
             Runtime::Smol => "smol",
             Runtime::Blocking => "blocking",
+            Runtime::Example => "example",
         }
     }
 
@@ -99,8 +109,54 @@ impl Runtime {
                 let handle = server.handle();
                 TestServer::spawn(addr, Box::new(handle), move || server.run())
             }
+            Runtime::Example => {
+                assert!(
+                    config == self::config(),
+                    "the serve example runs on its own settings: list for it only tests \
+                     that start the node with config()"
+                );
+                let binary = example_binary();
+                let binary = binary.to_str().expect("a UTF-8 path");
+                let (mut process, input) =
+                    Process::start_with_input(binary, &[&listen.to_string()]);
+                let addr = process.listening_on();
+                let (stop, stopping) = mpsc::channel();
+                let control = ExampleControl {
+                    input: Mutex::new(Some(input)),
+                    stop: Mutex::new(Some(stop)),
+                };
+                TestServer::spawn(addr, Box::new(control), move || {
+                    // The wait for the exit starts with the shutdown, so
+                    // that it is bounded by the shutdown's own limits.
+                    let _ = stopping.recv();
+                    match process.wait() {
+                        status if status.success() => Ok(()),
+                        status => Err(io::Error::other(format!("the example ended: {status}"))),
+                    }
+                })
+            }
         }
     }
+}
+
+/// The `serve` example's binary, which `cargo test --workspace` builds next
+/// to the test binaries (`target/<profile>/examples`). A run of this suite
+/// alone builds it first: `cargo build -p tether-core --example serve`.
+fn example_binary() -> PathBuf {
+    let test_binary = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = test_binary
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test binary>");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("serve{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p tether-core --example serve`",
+        binary.display()
+    );
+    binary
 }
 
 /// What a test does to a running node through its embedding API, whatever
@@ -131,6 +187,27 @@ impl Control for tether_blocking::Handle {
 
     fn shutdown(&self) {
         tether_blocking::Handle::shutdown(self);
+    }
+}
+
+/// The `serve` example's controls: closing its standard input starts its
+/// graceful shutdown.
+struct ExampleControl {
+    input: Mutex<Option<ChildStdin>>,
+    /// Tells the thread that waits for the process that the shutdown began.
+    stop: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+impl Control for ExampleControl {
+    fn publish(&self, _channel: &str, _payload: &str) -> Result<u64, PublishError> {
+        panic!(
+            "the serve example cannot publish from the application: do not list this test for it"
+        )
+    }
+
+    fn shutdown(&self) {
+        drop(self.input.lock().expect("an unpoisoned lock").take());
+        drop(self.stop.lock().expect("an unpoisoned lock").take());
     }
 }
 

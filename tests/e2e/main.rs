@@ -3,7 +3,9 @@
 //!
 //! Each test is written once, as a function of the [`harness::Runtime`]
 //! that drives the node, and `runtime_tests!` makes one `#[test]` per
-//! runtime it is listed for (`routes::healthz_answers_ok::smol`, ...). Every
+//! runtime it is listed for (`routes::healthz_answers_ok::smol`, ...). A
+//! smoke subset also runs against the core's `serve` example
+//! (`...::example`), the reference for writing an adapter. Every
 //! test binds port 0, every read has a timeout, and every test as a whole
 //! is bounded by [`harness::TEST_LIMIT`]. The clients and the child
 //! process are the project's test kit (`tether-testkit`).
@@ -21,6 +23,9 @@ macro_rules! runtime_tests {
     };
     (@runtime blocking) => {
         $crate::harness::Runtime::Blocking
+    };
+    (@runtime example) => {
+        $crate::harness::Runtime::Example
     };
     ($($test:ident => $($runtime:ident),+;)+) => {
         $(

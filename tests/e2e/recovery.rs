@@ -2,7 +2,7 @@
 //! `since`.
 
 use serde_json::{Value, json};
-use tether_core::config::ServerConfig;
+use tether_core::ServerConfig;
 
 use crate::harness::{Runtime, config, dev_auth};
 use tether_testkit::metrics::metrics;

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tether_core::config::ServerConfig;
+use tether_core::ServerConfig;
 
 use crate::harness::{API_KEY, Runtime, config, dev_auth};
 use tether_testkit::http::{get, post_publish, send};
@@ -255,10 +255,10 @@ fn an_incomplete_request_head_is_dropped_at_the_handshake_timeout(runtime: Runti
 }
 
 runtime_tests! {
-    healthz_answers_ok => smol, blocking;
+    healthz_answers_ok => smol, blocking, example;
     other_paths_are_not_found => smol, blocking;
     a_plain_get_of_the_websocket_endpoint_needs_an_upgrade => smol, blocking;
-    metrics_name_every_required_metric_and_count_traffic => smol, blocking;
+    metrics_name_every_required_metric_and_count_traffic => smol, blocking, example;
     the_publish_api_needs_the_key_and_a_valid_body => smol, blocking;
     a_publish_api_request_retried_with_its_idempotency_key_publishes_once => smol, blocking;
     a_known_path_with_another_method_names_the_allowed_one => smol, blocking;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tether_core::config::ServerConfig;
+use tether_core::ServerConfig;
 use tungstenite::Message;
 
 use crate::harness::{Runtime, TETHER, config, dev_auth};
@@ -58,6 +58,15 @@ fn an_idle_node_stops_at_once(runtime: Runtime) {
     server.join().expect("run returns Ok");
 }
 
+fn shutdown_closes_every_websocket_1001_and_the_node_stops(runtime: Runtime) {
+    let server = runtime.start(config(), dev_auth());
+    let mut alice = Ws::auth(server.addr, "alice");
+    alice.subscribe("room");
+    server.shutdown();
+    assert_eq!(alice.expect_close(), (1001, "going away".into()));
+    server.join().expect("run returns Ok");
+}
+
 fn sigterm_drains_the_binary_and_it_exits_0(runtime: Runtime) {
     let mut process = Process::start(
         TETHER,
@@ -80,6 +89,7 @@ fn sigterm_drains_the_binary_and_it_exits_0(runtime: Runtime) {
 
 runtime_tests! {
     shutdown_flushes_queued_messages_then_closes_1001 => smol, blocking;
-    an_idle_node_stops_at_once => smol, blocking;
+    an_idle_node_stops_at_once => smol, blocking, example;
+    shutdown_closes_every_websocket_1001_and_the_node_stops => smol, blocking, example;
     sigterm_drains_the_binary_and_it_exits_0 => smol, blocking;
 }

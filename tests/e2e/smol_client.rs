@@ -4,9 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tether_core::backoff::Backoff;
-use tether_core::client::{ClientConfig, Event};
-use tether_core::envelope::ServerMessage;
+use tether_core::{Backoff, ClientConfig, Event, ServerMessage};
 use tether_smol::client::Client;
 
 use crate::harness::{Runtime, config, dev_auth};

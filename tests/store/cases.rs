@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use serde_json::value::RawValue;
-use tether_core::config::ServerConfig;
-use tether_core::envelope::{Channel, IdempotencyKey, Position};
-use tether_core::hub::{StoreEvent, StoreRequest, Ticket};
+use tether_core::{
+    Channel, IdempotencyKey, Position, ServerConfig, StoreEvent, StoreRequest, Ticket,
+};
 
 use crate::Store;
 use crate::seam::{Seam, at, message};
@@ -31,7 +31,7 @@ fn channel(name: &str) -> Channel {
 /// ticket's number.
 fn publish(ticket: u64, on: &str, sender: Option<&str>, key: Option<&str>) -> StoreRequest {
     StoreRequest::Publish {
-        ticket: Some(Ticket(ticket)),
+        ticket: Some(Ticket::new(ticket)),
         channel: channel(on),
         payload: RawValue::from_string(ticket.to_string()).expect("JSON"),
         sender: sender.map(str::to_owned),
@@ -48,7 +48,7 @@ fn follow(on: &str) -> StoreRequest {
 /// The offset the answer to `ticket` gives.
 fn published<S: Store>(seam: &mut Seam<S>, ticket: u64) -> u64 {
     seam.take(|event| match event {
-        StoreEvent::Published { ticket: t, offset } if t.0 == ticket => Some(*offset),
+        StoreEvent::Published { ticket: t, offset } if *t == Ticket::new(ticket) => Some(*offset),
         _ => None,
     })
 }
@@ -88,7 +88,7 @@ fn subscribe<S: Store>(
     seam.ask(
         at(seconds),
         StoreRequest::Subscribe {
-            ticket: Ticket(ticket),
+            ticket: Ticket::new(ticket),
             channel: channel(on),
             since: since.map(|(epoch, offset)| Position {
                 epoch: epoch.to_owned(),
@@ -105,7 +105,7 @@ fn subscribe<S: Store>(
             recovered,
             replay,
             ..
-        } if t.0 == ticket => {
+        } if *t == Ticket::new(ticket) => {
             assert_eq!(channel.as_str(), on);
             Some(Subscribed {
                 epoch: epoch.clone(),
@@ -358,7 +358,7 @@ fn presence_changes_and_snapshots_carry_versions_that_order_them<S: Store>() {
     seam.ask(
         at(0),
         StoreRequest::Subscribe {
-            ticket: Ticket(1),
+            ticket: Ticket::new(1),
             channel: channel("chat"),
             since: None,
         },
@@ -384,7 +384,7 @@ fn presence_changes_and_snapshots_carry_versions_that_order_them<S: Store>() {
     seam.ask(
         at(0),
         StoreRequest::Presence {
-            ticket: Ticket(2),
+            ticket: Ticket::new(2),
             channel: channel("chat"),
         },
     );

@@ -1,5 +1,5 @@
 //! The store conformance suite: the store seam's contract
-//! (`tether_core::hub::StoreRequest`, `StoreEvent`) checked, case by case,
+//! (`tether_core::StoreRequest`, `StoreEvent`) checked, case by case,
 //! on every store the project has: the in-memory store of a lone node
 //! (`MemoryStore`), the simulator's model of the Redis backplane
 //! (`tether_sim::backplane::Backplane`) and the Redis backplane itself over

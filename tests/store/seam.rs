@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
-use tether_core::config::ServerConfig;
-use tether_core::hub::{StoreEvent, StoreRequest};
-use tether_core::time::Instant;
+use tether_core::{Instant, ServerConfig, StoreEvent, StoreRequest};
 
 /// A store behind the seam, as one node sees it.
 pub trait Store: Sized {

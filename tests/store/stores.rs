@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use futures_lite::{Stream, future};
 use smol::channel::{Receiver, Sender};
-use tether_core::backplane::Backplane as _;
-use tether_core::config::ServerConfig;
-use tether_core::hub::{MemoryStore, StoreEvent, StoreRequest};
-use tether_core::time::Instant;
+use tether_core::internals::MemoryStore;
+use tether_core::{Backplane as _, Instant, ServerConfig, StoreEvent, StoreRequest};
 use tether_redis::RedisBackplane;
 use tether_sim::backplane::{Backplane, Delivery};
 use tether_testkit::redis::Redis as RedisServer;

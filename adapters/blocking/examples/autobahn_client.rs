@@ -17,9 +17,17 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tether_core::frame::{FrameDecoder, Message, Opcode, Role, encode_frame};
-use tether_core::frame::{masked_close_frame, masked_pong_frame, masked_text_frame};
-use tether_core::http::{ResponseParser, client_key, upgrade_request};
+use tether_core::wire::FrameDecoder;
+use tether_core::wire::Message;
+use tether_core::wire::Opcode;
+use tether_core::wire::ResponseParser;
+use tether_core::wire::Role;
+use tether_core::wire::client_key;
+use tether_core::wire::encode_frame;
+use tether_core::wire::masked_close_frame;
+use tether_core::wire::masked_pong_frame;
+use tether_core::wire::masked_text_frame;
+use tether_core::wire::upgrade_request;
 
 /// The agent name the reports are filed under.
 const AGENT: &str = "tether";

@@ -18,9 +18,19 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use tether_core::frame::{FrameDecoder, Message, Opcode, Role, close_frame, encode_frame};
-use tether_core::frame::{pong_frame, text_frame};
-use tether_core::http::{Request, RequestLimits, RequestParser, accept_response, response};
+use tether_core::wire::FrameDecoder;
+use tether_core::wire::Message;
+use tether_core::wire::Opcode;
+use tether_core::wire::Request;
+use tether_core::wire::RequestLimits;
+use tether_core::wire::RequestParser;
+use tether_core::wire::Role;
+use tether_core::wire::accept_response;
+use tether_core::wire::close_frame;
+use tether_core::wire::encode_frame;
+use tether_core::wire::pong_frame;
+use tether_core::wire::response;
+use tether_core::wire::text_frame;
 
 /// Largest message echoed: Autobahn's 9.x cases go up to 16 MiB.
 const MAX_PAYLOAD: usize = 16 * 1024 * 1024;

@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_blocking::{Server, ServerOptions};
-use tether_core::auth::Authorizer;
-use tether_core::config::ServerConfig;
+use tether_core::{Authorizer, ServerConfig};
 use tungstenite::Message;
 
 /// How long the connected clients are left idle while the server's CPU time

@@ -11,7 +11,7 @@
 //! - [`Server`]: a reader thread and a writer thread per connection, one
 //!   timer thread, one accept thread. An idle connection costs two blocked
 //!   threads with small stacks and no polling. With a backplane
-//!   ([`tether_core::backplane::Backplane`]) two more threads run its task
+//!   ([`tether_core::Backplane`]) two more threads run its task
 //!   and feed its events to the core.
 //! - [`Client`]: a reconnecting client over the core's session, with a
 //!   blocking API and events as an iterator.
@@ -19,8 +19,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use tether_blocking::{Client, Server, ServerOptions};
-//! use tether_core::auth::Authorizer;
-//! use tether_core::client::{ClientConfig, Event};
+//! use tether_core::{Authorizer, ClientConfig, Event};
 //!
 //! struct AnyToken;
 //!

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tether_blocking::{Client, Handle, Server, ServerOptions};
-use tether_core::backoff::Backoff;
-use tether_core::client::{ClientConfig, Event};
-use tether_core::config::ServerConfig;
+use tether_core::{Backoff, ClientConfig, Event, ServerConfig};
 use tether_testkit::TestAuthorizer;
 use tether_testkit::ws::Ws;
 

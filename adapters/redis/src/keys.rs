@@ -6,7 +6,7 @@
 //! name two of their own: `channels`, the sorted set of the channels whose
 //! state Redis keeps, by last use, and `channels:uses`, its counter.
 
-use tether_core::envelope::{Channel, IdempotencyKey};
+use tether_core::{Channel, IdempotencyKey};
 
 /// The key names of one deployment.
 #[derive(Clone, Debug)]

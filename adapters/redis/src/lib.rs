@@ -22,7 +22,7 @@
 //!   and the `PUBLISH` of the encoded
 //!   message to the nodes that follow the channel, all in one step. The
 //!   publishing node encodes the message up to its offset
-//!   ([`tether_core::envelope::encode_publication_prefix`]); the script
+//!   ([`tether_core::encode_publication_prefix`]); the script
 //!   appends the offset, so every node receives the complete JSON and
 //!   frames it once for all its subscribers.
 //! - **Epochs** live in Redis: a channel's epoch is created once, by the
@@ -70,8 +70,7 @@ mod wire;
 
 use std::time::Duration;
 
-use tether_core::backplane::{Backplane, BackplaneTask, EventSink, RequestSource};
-use tether_core::config::ServerConfig;
+use tether_core::{Backplane, BackplaneTask, EventSink, RequestSource, ServerConfig};
 
 /// What every key and pub/sub topic of Tether starts with.
 pub const KEY_PREFIX: &str = "tether:";

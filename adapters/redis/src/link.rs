@@ -30,9 +30,7 @@ use async_io::Timer;
 use futures_lite::{Stream, StreamExt, future, stream};
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, Msg, Pipeline, RedisError, Value};
-use tether_core::backplane::{EventSink, RequestSource};
-use tether_core::envelope::Channel;
-use tether_core::hub::{StoreEvent, StoreRequest};
+use tether_core::{Channel, EventSink, RequestSource, StoreEvent, StoreRequest};
 
 use crate::scripts::{Digests, SOURCES};
 use crate::wire::{Context, Reply};

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::{Cmd, Value};
-use tether_core::envelope::{Channel, Position, encode_publication_prefix};
-use tether_core::frame::text_frame;
-use tether_core::hub::{Refusal, StoreEvent, StoreRequest, Ticket};
+use tether_core::wire::text_frame;
+use tether_core::{
+    Channel, Position, Refusal, StoreEvent, StoreRequest, Ticket, encode_publication_prefix,
+};
 
 use crate::keys::{Keys, member};
 use crate::scripts::{Digests, Script};

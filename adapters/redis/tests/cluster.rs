@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tether_core::config::ServerConfig;
+use tether_core::ServerConfig;
 use tether_testkit::metrics::metric;
 
 use support::{Client, Node, Redis, offsets};

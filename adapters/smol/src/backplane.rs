@@ -10,8 +10,7 @@ use std::task::Context;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::Stream;
-use tether_core::backplane::{EventSink, RequestSource};
-use tether_core::hub::{StoreEvent, StoreRequest};
+use tether_core::{EventSink, RequestSource, StoreEvent, StoreRequest};
 
 /// The task's ends of the channels: it takes requests from `requests` and
 /// queues events on `events`.

@@ -35,7 +35,7 @@
 //! deadlines), so an application must keep reading [`Client::next_event`]
 //! or the events pile up in memory.
 //!
-//! [`Transmit::Dial`]: tether_core::client::Transmit::Dial
+//! [`Transmit::Dial`]: tether_core::Transmit::Dial
 
 mod dial;
 mod driver;
@@ -46,9 +46,9 @@ mod url;
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use tether_core::client::{ClientConfig, ClientSession, Event};
-use tether_core::envelope::{Channel, ClientMessage, RequestId, ServerMessage};
-use tether_core::time::Instant;
+use tether_core::{
+    Channel, ClientConfig, ClientMessage, ClientSession, Event, Instant, RequestId, ServerMessage,
+};
 
 use self::driver::{Command, Driver};
 pub use self::error::ClientError;

@@ -5,7 +5,7 @@
 //! One thread runs the whole node on a [`LocalExecutor`], under
 //! [`crate::block_on`]: an accept task, a task per connection, one timer
 //! task and one command task. They share the core
-//! [`tether_core::server::Server`] through an `Rc<RefCell<_>>`; a borrow is
+//! [`tether_core::Server`] through an `Rc<RefCell<_>>`; a borrow is
 //! never held across an `await`, so there is no lock and no
 //! contention, and fan-out is a loop over queues in one address space. On a
 //! small machine that leaves the other cores to the kernel's network stack
@@ -28,7 +28,7 @@
 //!   after a failed connection, or aborted with a reset for a slow
 //!   consumer.
 //! - When accepting fails (no file descriptor left) the accept task waits
-//!   [`tether_core::server::ACCEPT_RETRY`] and tries again, with one warning
+//!   [`tether_core::ACCEPT_RETRY`] and tries again, with one warning
 //!   per spell of failures.
 //! - The timer task runs the core's timeouts once the reactor finds the
 //!   core's earliest deadline passed; every input re-arms that deadline.
@@ -60,15 +60,11 @@ use bytes::Bytes;
 use futures_lite::future;
 use smol::LocalExecutor;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
-use tether_core::auth::Authorizer;
-use tether_core::backplane::Backplane;
-use tether_core::close::CloseCode;
-use tether_core::config::{ServerConfig, connections_within_open_files};
-use tether_core::connection::Transport;
-use tether_core::hub::{StoreEvent, StoreRequest};
-use tether_core::ids::ConnId;
-use tether_core::server::{Decision, Output, PublishError, Server as Core};
-use tether_core::time::Instant;
+use tether_core::{
+    Authorizer, Backplane, CloseCode, ConnId, Decision, Instant, Output, PublishError,
+    Server as Core, ServerConfig, StoreEvent, StoreRequest, Transport,
+    connections_within_open_files,
+};
 
 use crate::reactor::Reactor;
 use crate::signal::Signal;
@@ -397,11 +393,7 @@ async fn decide_loop(
     }
 }
 
-fn log_close(
-    conn: ConnId,
-    reason: &tether_core::close::CloseReason,
-    by: tether_core::connection::ClosedBy,
-) {
+fn log_close(conn: ConnId, reason: &tether_core::CloseReason, by: tether_core::ClosedBy) {
     match reason.code {
         CloseCode::AUTH_REQUIRED | CloseCode::FORBIDDEN => {
             tracing::warn!(%conn, code = %reason.code, reason = %reason.reason, "auth failed");
@@ -436,7 +428,7 @@ async fn accept_loop(
                         %error,
                         "accept failed; retrying every {:?}, without logging it again until \
                          a connection is accepted",
-                        tether_core::server::ACCEPT_RETRY
+                        tether_core::ACCEPT_RETRY
                     );
                 }
                 let at = node.start + retry.at.since_origin();

@@ -275,7 +275,7 @@ impl ClientSession {
         self.sync_request_timer();
     }
 
-    /// Time has reached (at least) [`ClientSession::poll_timeout`]. Early or
+    /// Time has reached (at least) the deadline of [`Output::Timeout`]. Early or
     /// repeated calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some((timer, _)) = self.timers.expired(now) {

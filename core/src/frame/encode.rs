@@ -66,6 +66,7 @@ pub fn ping_frame(payload: &[u8]) -> Bytes {
 
 /// A client's Ping, masked with `mask`; `payload` beyond 125 bytes is cut
 /// off.
+#[cfg(test)]
 pub fn masked_ping_frame(payload: &[u8], mask: [u8; 4]) -> Bytes {
     encode_frame(Opcode::Ping, control_payload(payload), Some(mask))
 }

@@ -250,6 +250,7 @@ impl MemoryStore {
         history.into_iter().chain(retry).min()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// How many channels the store holds state for.
     pub fn channel_count(&self) -> usize {
         self.channels.len()

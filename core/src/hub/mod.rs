@@ -458,6 +458,7 @@ impl Hub {
         }
     }
 
+    #[cfg(test)]
     /// Authenticated connections the hub knows.
     pub fn connection_count(&self) -> usize {
         self.conns.len()

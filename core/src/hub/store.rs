@@ -25,7 +25,16 @@ use crate::envelope::{Channel, IdempotencyKey, Position};
 /// Names a request that awaits exactly one answer from the store, so the hub
 /// can route the answer to whoever asked. Never reused within a hub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Ticket(pub u64);
+pub struct Ticket(pub(crate) u64);
+
+impl Ticket {
+    /// A ticket with the number `n`, for tests of a store that play the
+    /// hub's part; a hub numbers its own.
+    #[cfg(feature = "internals")]
+    pub fn new(n: u64) -> Ticket {
+        Ticket(n)
+    }
+}
 
 /// What the hub asks of the store.
 ///

@@ -19,7 +19,7 @@
 //! partition that began after its request left does not count). Nothing of a connection
 //! that failed reaches the node afterwards.
 
-use tether_core::hub::{StoreEvent, StoreRequest};
+use tether_core::{StoreEvent, StoreRequest};
 
 use crate::backplane::{Backplane, Delivery};
 use crate::net::Pipe;
@@ -37,7 +37,7 @@ pub(super) struct StoreLink {
     pub(super) generation: u64,
     pub(super) state: LinkState,
     /// Nothing passes between the node and the store before this.
-    pub(super) partitioned_until: tether_core::time::Instant,
+    pub(super) partitioned_until: tether_core::Instant,
     /// A failure is already scheduled for a lost request.
     timeout_armed: bool,
     requests: Pipe,
@@ -241,7 +241,7 @@ impl World {
 
     /// The store becomes unreachable until `until`: every connection to it
     /// is reset, and each adapter hears it one latency later.
-    pub(super) fn store_outage(&mut self, until: tether_core::time::Instant) {
+    pub(super) fn store_outage(&mut self, until: tether_core::Instant) {
         self.store_down_until = self.store_down_until.max(until);
         for node in 0..self.links.len() {
             self.store_mut().drop_link(node);

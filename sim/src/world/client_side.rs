@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
-use tether_core::client::{ClientConfig, ClientSession, Event, Output, RequestError, Transmit};
-use tether_core::envelope::ErrorCode;
-use tether_core::time::Instant;
+use tether_core::{
+    ClientConfig, ClientOutput as Output, ClientSession, ErrorCode, Event, Instant, RequestError,
+    Transmit,
+};
 
 use super::{Ev, SocketId, World};
 

@@ -33,11 +33,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tether_core::client::ClientSession;
-use tether_core::hub::{StoreEvent, StoreRequest};
-use tether_core::ids::ConnId;
-use tether_core::server::Server;
-use tether_core::time::Instant;
+use tether_core::{ClientSession, ConnId, Instant, Server, StoreEvent, StoreRequest};
 
 use crate::backplane::Backplane;
 use crate::check::{Checker, Violation};
@@ -205,7 +201,7 @@ pub struct World {
     trace: Trace,
     stats: Stats,
     /// Counters of the node incarnations that crashed.
-    retired: tether_core::metrics::Counters,
+    retired: tether_core::Counters,
     /// The shared store of a cluster.
     store: Option<Backplane>,
     /// Each node's link to the store (empty without one).
@@ -446,7 +442,7 @@ fn node_seed(node: usize, incarnation: u32, rng: &mut fastrand::Rng) -> u64 {
     (u64::from(rng.u16(..)) << 32) | ((node as u64) << 24) | u64::from(incarnation)
 }
 
-fn add_counters(total: &mut tether_core::metrics::Counters, more: &tether_core::metrics::Counters) {
+fn add_counters(total: &mut tether_core::Counters, more: &tether_core::Counters) {
     total.messages_dropped_total += more.messages_dropped_total;
     total.slow_consumer_closes_total += more.slow_consumer_closes_total;
     total.heartbeat_timeouts_total += more.heartbeat_timeouts_total;

@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use tether_core::ids::ConnId;
-use tether_core::server::{Decision, Output};
-use tether_core::time::Instant;
+use tether_core::{ConnId, Decision, Instant, Output};
 
 use super::{Ev, SocketId, World, new_server};
 

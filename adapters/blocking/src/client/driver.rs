@@ -22,9 +22,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant as Clock};
 
 use bytes::Bytes;
-use tether_core::client::{ClientConfig, ClientSession, Event, Output, RequestError, Transmit};
-use tether_core::envelope::{RequestId, ServerMessage};
-use tether_core::time::Instant;
+use tether_core::{
+    ClientConfig, ClientOutput as Output, ClientSession, Event, Instant, RequestError, RequestId,
+    ServerMessage, Transmit,
+};
 
 use crate::io::{spawn_socket_thread, write_frames};
 

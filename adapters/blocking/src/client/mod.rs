@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use tether_core::client::{ClientConfig, Event, RequestError, SendError};
-use tether_core::envelope::{Channel, ClientMessage, ServerMessage};
+use tether_core::{
+    Channel, ClientConfig, ClientMessage, Event, RequestError, SendError, ServerMessage,
+};
 
 use driver::Driver;
 

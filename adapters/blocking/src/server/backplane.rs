@@ -13,8 +13,7 @@ use std::thread;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::{Stream, future};
-use tether_core::backplane::Backplane;
-use tether_core::hub::{StoreEvent, StoreRequest};
+use tether_core::{Backplane, StoreEvent, StoreRequest};
 
 /// Starts the thread that runs `backplane`'s task for node `node` until the
 /// task ends (`requests` closed and carried out), then calls `finished`.

@@ -11,7 +11,7 @@
 //!
 //! Each connection also takes a file descriptor; the process's limit on
 //! them bounds the connections too
-//! ([`tether_core::config::connections_within_open_files`]).
+//! ([`tether_core::connections_within_open_files`]).
 
 use std::fs;
 

@@ -32,12 +32,12 @@ use std::sync::mpsc;
 use std::thread;
 
 use async_channel::Receiver;
-use tether_core::hub::StoreRequest;
+use tether_core::StoreRequest;
 
-use tether_core::auth::Authorizer;
-use tether_core::backplane::Backplane;
-use tether_core::config::{ServerConfig, connections_within_open_files};
-use tether_core::server::{PublishError, Server as Core};
+use tether_core::{
+    Authorizer, Backplane, PublishError, Server as Core, ServerConfig,
+    connections_within_open_files,
+};
 
 use node::Node;
 

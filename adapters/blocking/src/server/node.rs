@@ -18,12 +18,10 @@ use std::time::{Duration, Instant as Clock};
 
 use bytes::Bytes;
 use socket2::SockRef;
-use tether_core::auth::Authorizer;
-use tether_core::connection::Transport;
-use tether_core::hub::{StoreEvent, StoreRequest};
-use tether_core::ids::ConnId;
-use tether_core::server::{Decision, Output, PublishError, Server as Core};
-use tether_core::time::Instant;
+use tether_core::{
+    Authorizer, ConnId, Decision, Instant, Output, PublishError, Server as Core, StoreEvent,
+    StoreRequest, Transport,
+};
 
 /// Bytes a writer takes from the core per pass: what backpressure leaves
 /// outside the core's queue while a write is in flight.

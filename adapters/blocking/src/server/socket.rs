@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::thread;
 
-use tether_core::connection::Transport;
-use tether_core::ids::ConnId;
+use tether_core::{ConnId, Transport};
 
 use super::node::{ConnectionAdmission, Node};
 use crate::io::{spawn_socket_thread, write_frames};
@@ -38,7 +37,7 @@ pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener) {
                         %error,
                         "accept failed; retrying every {:?}, without logging it again until \
                          a connection is accepted",
-                        tether_core::server::ACCEPT_RETRY
+                        tether_core::ACCEPT_RETRY
                     );
                 }
                 thread::sleep(retry_in);
@@ -59,13 +58,13 @@ fn serve(node: &Arc<Node>, conn: ConnId, stream: Arc<TcpStream>, wake: Receiver<
     let _ = stream.set_nodelay(true);
     let reader = {
         let (node, stream) = (Arc::clone(node), Arc::clone(&stream));
-        spawn_socket_thread(format!("tether-read-{}", conn.0), move || {
+        spawn_socket_thread(format!("tether-read-{conn}"), move || {
             read_loop(&node, conn, &stream);
         })
     };
     let writer = reader.and_then(|_| {
         let node = Arc::clone(node);
-        spawn_socket_thread(format!("tether-write-{}", conn.0), move || {
+        spawn_socket_thread(format!("tether-write-{conn}"), move || {
             write_loop(&node, conn, &stream, &wake);
         })
     });

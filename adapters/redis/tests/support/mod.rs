@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use serde_json::Value;
-use tether_core::config::ServerConfig;
+use tether_core::ServerConfig;
 use tether_redis::RedisBackplane;
 use tether_smol::{Server, ServerOptions};
 use tether_testkit::TestAuthorizer;

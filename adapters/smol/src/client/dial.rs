@@ -1,6 +1,6 @@
 //! Opening the TCP connection a [`Transmit::Dial`] asks for.
 //!
-//! [`Transmit::Dial`]: tether_core::client::Transmit::Dial
+//! [`Transmit::Dial`]: tether_core::Transmit::Dial
 
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};

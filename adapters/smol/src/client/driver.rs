@@ -18,9 +18,10 @@ use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt, future};
 use serde_json::value::RawValue;
-use tether_core::client::{ClientSession, Event, Output as SessionOutput, SendError, Transmit};
-use tether_core::envelope::{Channel, ClientMessage, RequestId, ServerMessage};
-use tether_core::time::Instant;
+use tether_core::{
+    Channel, ClientMessage, ClientOutput as SessionOutput, ClientSession, Event, Instant,
+    RequestId, SendError, ServerMessage, Transmit,
+};
 
 use super::dial::dial;
 use super::error::ClientError;
@@ -100,7 +101,7 @@ pub(super) struct Driver {
     /// The origin of the session's time line.
     start: std::time::Instant,
     /// The session's next deadline, from its last drain.
-    deadline: Option<tether_core::time::Instant>,
+    deadline: Option<tether_core::Instant>,
     socket: Socket,
     output: Output,
     commands: Receiver<Command>,

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use tether_core::client::ClientConfig;
+use tether_core::ClientConfig;
 
 /// Why a URL cannot be used to reach a Tether server.
 #[derive(Clone, Debug, PartialEq, Eq)]

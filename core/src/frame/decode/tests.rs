@@ -1,9 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::frame::{
-    encode_frame, masked_close_frame, masked_ping_frame, masked_pong_frame, masked_text_frame,
-};
+use crate::frame::{encode_frame, masked_close_frame, masked_pong_frame, masked_text_frame};
 
 const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 const MAX: usize = 1000;
@@ -468,7 +466,7 @@ fn encode(message: &Message, mask: Option<[u8; 4]>) -> Vec<u8> {
         (Message::Text(t), Some(key)) => masked_text_frame(t, key),
         (Message::Text(t), None) => crate::frame::text_frame(t),
         (Message::Binary(b), mask) => encode_frame(Opcode::Binary, b, mask),
-        (Message::Ping(p), Some(key)) => masked_ping_frame(p, key),
+        (Message::Ping(p), Some(key)) => crate::frame::encode::masked_ping_frame(p, key),
         (Message::Ping(p), None) => crate::frame::ping_frame(p),
         (Message::Pong(p), Some(key)) => masked_pong_frame(p, key),
         (Message::Pong(p), None) => crate::frame::pong_frame(p),

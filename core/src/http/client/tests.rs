@@ -1,7 +1,8 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::http::{Request, RequestLimits, RequestParser, Upgrade, accept_response};
+use crate::http::request::Upgrade;
+use crate::http::{Request, RequestLimits, RequestParser, accept_response};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const MAX_HEAD: usize = 512;

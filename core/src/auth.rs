@@ -36,6 +36,15 @@ pub trait Authorizer {
     /// Whether the `Authorization` header of an HTTP API request carries a
     /// valid API key.
     fn authorize_api(&self, authorization: Option<&str>) -> bool;
+
+    /// Whether a check may wait (a database, a network service): an adapter
+    /// then runs it away from the thread that serves the other connections.
+    /// `false` declares both checks quick CPU work (a signature, a lookup in
+    /// memory), which an adapter may run in line, saving a thread hand-off
+    /// per connection. The default is the safe `true`.
+    fn may_block(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -351,9 +351,49 @@ impl Node {
     }
 }
 
-/// Takes the core's decisions off the node's thread: each runs on smol's
-/// blocking pool (an authorizer may query a database for seconds) while
-/// every other connection goes on; its answer is fed back on this thread.
+/// The authorizer's answer to a decision of the core.
+enum Answer {
+    Token(ConnId, Option<String>),
+    ApiKey(ConnId, bool),
+}
+
+/// Asks the authorizer; runs wherever the caller chose.
+fn answer(authorizer: &(dyn Authorizer + Send + Sync), decision: Decision) -> Answer {
+    match decision {
+        Decision::Authenticate { conn, token } => {
+            Answer::Token(conn, authorizer.authenticate(&token))
+        }
+        Decision::AuthorizeApi {
+            conn,
+            authorization,
+        } => Answer::ApiKey(conn, authorizer.authorize_api(authorization.as_deref())),
+    }
+}
+
+/// Feeds an answer to the core, on the node's thread.
+fn feed(node: &Node, answer: Answer) {
+    match answer {
+        Answer::Token(conn, user) => {
+            if let Some(user) = &user {
+                tracing::info!(%conn, %user, "authenticated");
+            }
+            node.core
+                .borrow_mut()
+                .handle_auth_verdict(node.now(), conn, user);
+        }
+        Answer::ApiKey(conn, authorized) => {
+            node.core
+                .borrow_mut()
+                .handle_api_verdict(node.now(), conn, authorized);
+        }
+    }
+    node.dispatch();
+}
+
+/// Takes the core's decisions: in line for an authorizer that never blocks
+/// ([`Authorizer::may_block`]); otherwise each runs on smol's blocking pool
+/// (an authorizer may query a database for seconds) while every other
+/// connection goes on, and its answer is fed back on the node's thread.
 async fn decide_loop(
     node: &Rc<Node>,
     decided: &Receiver<Decision>,
@@ -361,33 +401,15 @@ async fn decide_loop(
     executor: &LocalExecutor<'static>,
 ) {
     while let Ok(decision) = decided.recv().await {
+        if !authorizer.may_block() {
+            feed(node, answer(authorizer.as_ref(), decision));
+            continue;
+        }
         let (node, authorizer) = (node.clone(), authorizer.clone());
         executor
             .spawn(async move {
-                match decision {
-                    Decision::Authenticate { conn, token } => {
-                        let user = smol::unblock(move || authorizer.authenticate(&token)).await;
-                        if let Some(user) = &user {
-                            tracing::info!(%conn, %user, "authenticated");
-                        }
-                        node.core
-                            .borrow_mut()
-                            .handle_auth_verdict(node.now(), conn, user);
-                    }
-                    Decision::AuthorizeApi {
-                        conn,
-                        authorization,
-                    } => {
-                        let authorized = smol::unblock(move || {
-                            authorizer.authorize_api(authorization.as_deref())
-                        })
-                        .await;
-                        node.core
-                            .borrow_mut()
-                            .handle_api_verdict(node.now(), conn, authorized);
-                    }
-                }
-                node.dispatch();
+                let answered = smol::unblock(move || answer(authorizer.as_ref(), decision)).await;
+                feed(&node, answered);
             })
             .detach();
     }

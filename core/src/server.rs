@@ -50,177 +50,29 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
-use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::close::{CloseCode, CloseReason};
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection::{AuthVerdict, ClosedBy, Connection, Event, Transport};
-use crate::envelope::{Channel, ErrorCode, parse_api_publish};
-use crate::http::{HttpRequest, Route};
-use crate::hub::{ApiPublish, Hub, Outbox, StoreEvent, StoreRequest, Ticket};
+use crate::envelope::Channel;
+use crate::hub::{ApiPublish, Hub, StoreEvent, Ticket};
 use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
-use crate::queue::{CoalesceKey, FrameAdmission};
 use crate::time::Instant;
-use tether_web::{self as web, HTML, JS, TEXT};
 
-/// What the adapter must act on: the one way out of a [`Server`]. After
-/// every input, call [`Server::poll_output`] until it returns
-/// [`Output::Timeout`].
-#[derive(Clone, Debug)]
-pub enum Output {
-    /// The connection has frames to write or wants its socket closed: take
-    /// frames with [`Server::poll_transmit`] and report each written batch
-    /// with [`Server::handle_written`]; act on [`Server::transport`]. Sent
-    /// once per batch of new frames (until the next `poll_transmit`), and
-    /// always once when an input makes the socket close now, so a writer
-    /// blocked on a peer that does not read can be told to give up. A
-    /// flush the adapter reports with [`Server::handle_written`] changes
-    /// the transport without a `Wake`: ask [`Server::transport`] after it.
-    Wake(ConnId),
-    /// Something the application decides; answer with the input the
-    /// [`Decision`] names. A decision may take as long as it needs: the
-    /// connection waits, in order, and no other connection does.
-    Decide(Decision),
-    /// A request for the backplane, in order; only for a node made with
-    /// [`Server::with_backplane`]. Its answers come back through
-    /// [`Server::handle_store_event`].
-    Store(StoreRequest),
-    /// A publication of [`Server::publish`] is done.
-    Published {
-        /// The caller's token for it.
-        token: u64,
-        /// Its offset, or why it was not published.
-        result: Result<u64, PublishError>,
-    },
-    /// A WebSocket session ended (for logs; the core has cleaned up).
-    Closed {
-        /// The connection.
-        conn: ConnId,
-        /// Its close code and reason.
-        reason: CloseReason,
-        /// Who ended it.
-        by: ClosedBy,
-    },
-    /// The graceful shutdown is over: every connection is closed, or
-    /// `shutdown_timeout` passed. The adapter may stop.
-    Drained,
-    /// Nothing more to do until this instant (then [`Server::handle_timeout`])
-    /// or the next input; `None`: no deadline.
-    Timeout(Option<Instant>),
-}
+mod outbox;
+mod output;
+mod routes;
+mod slots;
 
-/// A decision that belongs to the application.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// Decide the token of `auth`; answer with
-    /// [`Server::handle_auth_verdict`].
-    Authenticate {
-        /// The connection that sent `auth`.
-        conn: ConnId,
-        /// The token (never log it).
-        token: String,
-    },
-    /// Check the API key of a `POST /api/publish`; answer with
-    /// [`Server::handle_api_verdict`].
-    AuthorizeApi {
-        /// The HTTP connection.
-        conn: ConnId,
-        /// The `Authorization` header, if any (never log it).
-        authorization: Option<String>,
-    },
-}
+pub use output::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError};
 
-/// Why a publication of [`Server::publish`] was not made.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PublishError {
-    /// The channel name is not one (PROTOCOL.md section 6).
-    InvalidChannel(String),
-    /// The payload is not JSON.
-    InvalidPayload(String),
-    /// The backplane could not take it; retry later.
-    Unavailable,
-}
-
-impl std::fmt::Display for PublishError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PublishError::InvalidChannel(why) => write!(f, "invalid channel: {why}"),
-            PublishError::InvalidPayload(why) => write!(f, "payload is not JSON: {why}"),
-            PublishError::Unavailable => f.write_str(UNAVAILABLE),
-        }
-    }
-}
-
-impl std::error::Error for PublishError {}
-
-/// Why the core refuses a TCP connection it accepts: it answers `503`
-/// with the reason, half-closes and lingers like any final answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Refusal {
-    /// The node is shutting down.
-    Draining,
-    /// `max_connections` connections are open.
-    AtCapacity,
-}
-
-impl Refusal {
-    /// The complete HTTP response.
-    fn response(self) -> Bytes {
-        let body: &[u8] = match self {
-            Refusal::Draining => b"draining",
-            Refusal::AtCapacity => b"too many connections",
-        };
-        Bytes::from(crate::http::response(503, "text/plain", body))
-    }
-}
-
-/// How long an adapter waits to accept again after the operating system
-/// failed an accept (no file descriptor left, most often): long enough that
-/// a node out of descriptors does not spin, short enough that it accepts
-/// soon after one is free.
-pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-
-/// What an adapter does after [`Server::handle_accept_failed`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AcceptRetry {
-    /// When to accept again.
-    pub at: Instant,
-    /// Whether the failure starts a spell of them (a spell lasts until a
-    /// connection is accepted again): log it then, and not on every retry.
-    pub starts_spell: bool,
-}
-
-/// Who waits for a publication the store has not answered yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ApiWaiter {
-    /// A `POST /api/publish` on this connection.
-    Http(ConnId),
-    /// A [`Server::publish`] call, with the caller's token.
-    App(u64),
-}
-
-/// A connection and what the node knows about it.
-#[derive(Debug)]
-struct Entry {
-    conn: Connection,
-    /// The user of the last accepted auth verdict.
-    user: Option<String>,
-    /// Refused at accept: not counted among the node's connections.
-    refused: bool,
-    /// A `POST /api/publish` waiting for its key check.
-    api_request: Option<HttpRequest>,
-    /// The deadline this connection has in the timer heap, if any.
-    scheduled: Option<Instant>,
-    /// A `Wake` is out and no transmit has happened since.
-    woken: bool,
-    /// The order to close the socket now went out (once, even to a writer
-    /// that is stuck on a peer that does not read).
-    close_now_signalled: bool,
-    upgraded: bool,
-}
+use crate::envelope::ErrorCode;
+use outbox::NodeOutbox;
+use routes::{ApiWaiter, Refusal, error_body};
+use slots::{Entry, Slot, entry, entry_mut, schedule_and_wake};
 
 /// One server node: connections, hub, metrics and shutdown state.
 #[derive(Debug)]
@@ -256,12 +108,6 @@ enum Drain {
     Running,
     Due,
     Reported,
-}
-
-#[derive(Debug, Default)]
-struct Slot {
-    generation: u32,
-    entry: Option<Entry>,
 }
 
 impl Server {
@@ -709,110 +555,6 @@ impl Server {
         }
     }
 
-    fn route(&mut self, conn: ConnId, now: Instant, request: HttpRequest) {
-        let (status, content_type, body) = match request.route {
-            Route::Health if self.draining => (503, "text/plain", "draining".to_owned()),
-            Route::Health if !self.hub.is_store_up() => {
-                (503, "text/plain", "backplane down".to_owned())
-            }
-            Route::Health => (200, "text/plain", "ok".to_owned()),
-            Route::Metrics => (200, "text/plain; version=0.0.4", self.metrics_text()),
-            Route::ClientScript => (200, JS, web::CLIENT_SCRIPT.to_owned()),
-            Route::ClientTypes => (200, TEXT, web::CLIENT_TYPES.to_owned()),
-            Route::DemoPage if self.config.demo => (200, HTML, web::DEMO_PAGE.to_owned()),
-            Route::NotFound | Route::DemoPage => (404, "text/plain", "not found".to_owned()),
-            Route::Publish => {
-                let authorization = request.authorization.clone();
-                if let Some(entry) = entry_mut(&mut self.slots, conn) {
-                    entry.api_request = Some(request);
-                }
-                self.events
-                    .push_back(Output::Decide(Decision::AuthorizeApi {
-                        conn,
-                        authorization,
-                    }));
-                return;
-            }
-        };
-        let config = &self.config;
-        if let Some(entry) = entry_mut(&mut self.slots, conn) {
-            entry
-                .conn
-                .respond(config, now, status, content_type, body.as_bytes());
-        }
-    }
-
-    /// Publishes the body of a `POST /api/publish`; `None` when the answer
-    /// waits for the backplane.
-    fn api_publish(&mut self, conn: ConnId, now: Instant, body: &[u8]) -> Option<(u16, String)> {
-        let text = match std::str::from_utf8(body) {
-            Ok(text) => text,
-            Err(_) => {
-                let body = error_body(ErrorCode::InvalidJson, "body is not UTF-8");
-                return Some((400, body));
-            }
-        };
-        let request = match parse_api_publish(text) {
-            Ok(request) => request,
-            Err(error) => return Some((400, error_body(error.code, &error.message))),
-        };
-        let published = self.with_hub(now, |hub, outbox| {
-            hub.publish_from_api(
-                now,
-                request.channel,
-                request.payload,
-                request.idempotency_key,
-                outbox,
-            )
-        });
-        self.settle_work(now);
-        match published {
-            ApiPublish::Published { offset } => Some(api_published(offset)),
-            ApiPublish::Pending { ticket } => {
-                self.api_waiting.insert(ticket, ApiWaiter::Http(conn));
-                None
-            }
-            ApiPublish::Unavailable => Some(api_unavailable()),
-        }
-    }
-
-    /// Answers the publications the backplane has answered or given up on.
-    fn finish_api_publications(&mut self, now: Instant) {
-        loop {
-            let (ticket, outcome) = if let Some((ticket, offset)) = self.hub.poll_api_published() {
-                (ticket, Ok(offset))
-            } else if let Some(ticket) = self.hub.poll_api_unavailable() {
-                (ticket, Err(PublishError::Unavailable))
-            } else {
-                return;
-            };
-            match self.api_waiting.remove(&ticket) {
-                Some(ApiWaiter::App(token)) => self.events.push_back(Output::Published {
-                    token,
-                    result: outcome,
-                }),
-                Some(ApiWaiter::Http(conn)) => {
-                    let (status, body) = match outcome {
-                        Ok(offset) => api_published(offset),
-                        Err(_) => api_unavailable(),
-                    };
-                    let config = &self.config;
-                    if let Some(entry) = entry_mut(&mut self.slots, conn) {
-                        entry.conn.respond(
-                            config,
-                            now,
-                            status,
-                            "application/json",
-                            body.as_bytes(),
-                        );
-                        self.work.push(conn);
-                    }
-                }
-                None => {}
-            }
-        }
-    }
-
     /// Lends the hub an outbox over the connections, for one call.
     fn with_hub<R>(
         &mut self,
@@ -871,51 +613,6 @@ impl Server {
     }
 }
 
-fn entry(slots: &[Slot], conn: ConnId) -> Option<&Entry> {
-    let slot = slots.get(conn.0 as u32 as usize)?;
-    (slot.generation == (conn.0 >> 32) as u32).then_some(slot.entry.as_ref())?
-}
-
-fn entry_mut(slots: &mut [Slot], conn: ConnId) -> Option<&mut Entry> {
-    let slot = slots.get_mut(conn.0 as u32 as usize)?;
-    (slot.generation == (conn.0 >> 32) as u32).then_some(slot.entry.as_mut())?
-}
-
-/// Puts `conn`'s next deadline in the heap if it is earlier than the one
-/// there, and wakes its writer if it has something to write or close.
-fn schedule_and_wake(
-    conn: ConnId,
-    entry: &mut Entry,
-    timers: &mut BinaryHeap<Reverse<(Instant, ConnId)>>,
-    events: &mut VecDeque<Output>,
-) {
-    if let Some(at) = entry.conn.poll_timeout()
-        && entry.scheduled.is_none_or(|scheduled| at < scheduled)
-    {
-        entry.scheduled = Some(at);
-        timers.push(Reverse((at, conn)));
-    }
-    let transport = entry.conn.transport();
-    let close_now = transport.closes_now() && !entry.close_now_signalled;
-    let wants_io = entry.conn.queued_bytes() > 0 || transport != Transport::Open;
-    if close_now || (wants_io && !entry.woken) {
-        entry.woken = true;
-        entry.close_now_signalled |= transport.closes_now();
-        events.push_back(Output::Wake(conn));
-    }
-}
-
-/// Why a publication could not be made.
-const UNAVAILABLE: &str = "the backplane is unavailable; retry later";
-
-fn api_published(offset: u64) -> (u16, String) {
-    (200, format!(r#"{{"offset":{offset}}}"#))
-}
-
-fn api_unavailable() -> (u16, String) {
-    (503, error_body(ErrorCode::Unavailable, UNAVAILABLE))
-}
-
 /// The node id of a seed: 16 hex digits of a SplitMix64 step, so that
 /// nearby seeds give unrelated ids.
 fn node_id(seed: u64) -> String {
@@ -923,58 +620,6 @@ fn node_id(seed: u64) -> String {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     format!("{:016x}", z ^ (z >> 31))
-}
-
-fn error_body(code: ErrorCode, message: &str) -> String {
-    serde_json::json!({ "code": code.as_str(), "message": message }).to_string()
-}
-
-/// Delivers the hub's frames into the connections' queues.
-struct NodeOutbox<'a> {
-    slots: &'a mut [Slot],
-    config: &'a ServerConfig,
-    now: Instant,
-    work: &'a mut Vec<ConnId>,
-    timers: &'a mut BinaryHeap<Reverse<(Instant, ConnId)>>,
-    events: &'a mut VecDeque<Output>,
-    counters: &'a mut Counters,
-}
-
-impl NodeOutbox<'_> {
-    /// After a frame went to `conn`: a connection the frame closed (4008)
-    /// has events to process; any other only needs its deadline and writer.
-    fn after_delivery(&mut self, conn: ConnId) {
-        let Some(entry) = entry_mut(self.slots, conn) else {
-            return;
-        };
-        if entry.conn.is_open() {
-            schedule_and_wake(conn, entry, self.timers, self.events);
-        } else {
-            self.work.push(conn);
-        }
-    }
-}
-
-impl Outbox for NodeOutbox<'_> {
-    fn send_control(&mut self, conn: ConnId, frame: Bytes) {
-        if let Some(entry) = entry_mut(self.slots, conn) {
-            entry.conn.send_control(self.config, self.now, frame);
-            self.after_delivery(conn);
-        }
-    }
-
-    fn send_publication(&mut self, conn: ConnId, frame: &Bytes, latest_only: Option<CoalesceKey>) {
-        let Some(entry) = entry_mut(self.slots, conn) else {
-            return;
-        };
-        let admission = entry
-            .conn
-            .send_publication(self.config, self.now, frame, latest_only);
-        if admission == FrameAdmission::Dropped {
-            self.counters.messages_dropped_total += 1;
-        }
-        self.after_delivery(conn);
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::envelope::{ServerMessage, encode_server_message, parse_server_message};
+use crate::hub::StoreRequest;
 use crate::frame::{FrameDecoder, Message, Role};
 use crate::testkit::{UPGRADE, client_frame, find, text};
 

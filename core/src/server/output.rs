@@ -1,0 +1,119 @@
+//! What a [`Server`](super::Server) hands out, and the types of its
+//! answers: the one output queue's items, the decisions it asks for, the
+//! outcome of a publication, the accept back-off.
+
+use std::time::Duration;
+
+use crate::close::CloseReason;
+use crate::connection::ClosedBy;
+use crate::hub::StoreRequest;
+use crate::ids::ConnId;
+use crate::time::Instant;
+
+use super::routes::UNAVAILABLE;
+
+/// What the adapter must act on: the one way out of a [`Server`](super::Server). After
+/// every input, call [`Server::poll_output`](super::Server::poll_output) until it returns
+/// [`Output::Timeout`].
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// The connection has frames to write or wants its socket closed: take
+    /// frames with [`Server::poll_transmit`](super::Server::poll_transmit) and report each written batch
+    /// with [`Server::handle_written`](super::Server::handle_written); act on [`Server::transport`](super::Server::transport). Sent
+    /// once per batch of new frames (until the next `poll_transmit`), and
+    /// always once when an input makes the socket close now, so a writer
+    /// blocked on a peer that does not read can be told to give up. A
+    /// flush the adapter reports with [`Server::handle_written`](super::Server::handle_written) changes
+    /// the transport without a `Wake`: ask [`Server::transport`](super::Server::transport) after it.
+    Wake(ConnId),
+    /// Something the application decides; answer with the input the
+    /// [`Decision`] names. A decision may take as long as it needs: the
+    /// connection waits, in order, and no other connection does.
+    Decide(Decision),
+    /// A request for the backplane, in order; only for a node made with
+    /// [`Server::with_backplane`](super::Server::with_backplane). Its answers come back through
+    /// [`Server::handle_store_event`](super::Server::handle_store_event).
+    Store(StoreRequest),
+    /// A publication of [`Server::publish`](super::Server::publish) is done.
+    Published {
+        /// The caller's token for it.
+        token: u64,
+        /// Its offset, or why it was not published.
+        result: Result<u64, PublishError>,
+    },
+    /// A WebSocket session ended (for logs; the core has cleaned up).
+    Closed {
+        /// The connection.
+        conn: ConnId,
+        /// Its close code and reason.
+        reason: CloseReason,
+        /// Who ended it.
+        by: ClosedBy,
+    },
+    /// The graceful shutdown is over: every connection is closed, or
+    /// `shutdown_timeout` passed. The adapter may stop.
+    Drained,
+    /// Nothing more to do until this instant (then [`Server::handle_timeout`](super::Server::handle_timeout))
+    /// or the next input; `None`: no deadline.
+    Timeout(Option<Instant>),
+}
+
+/// A decision that belongs to the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Decide the token of `auth`; answer with
+    /// [`Server::handle_auth_verdict`](super::Server::handle_auth_verdict).
+    Authenticate {
+        /// The connection that sent `auth`.
+        conn: ConnId,
+        /// The token (never log it).
+        token: String,
+    },
+    /// Check the API key of a `POST /api/publish`; answer with
+    /// [`Server::handle_api_verdict`](super::Server::handle_api_verdict).
+    AuthorizeApi {
+        /// The HTTP connection.
+        conn: ConnId,
+        /// The `Authorization` header, if any (never log it).
+        authorization: Option<String>,
+    },
+}
+
+/// Why a publication of [`Server::publish`](super::Server::publish) was not made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublishError {
+    /// The channel name is not one (PROTOCOL.md section 6).
+    InvalidChannel(String),
+    /// The payload is not JSON.
+    InvalidPayload(String),
+    /// The backplane could not take it; retry later.
+    Unavailable,
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::InvalidChannel(why) => write!(f, "invalid channel: {why}"),
+            PublishError::InvalidPayload(why) => write!(f, "payload is not JSON: {why}"),
+            PublishError::Unavailable => f.write_str(UNAVAILABLE),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// How long an adapter waits to accept again after the operating system
+/// failed an accept (no file descriptor left, most often): long enough that
+/// a node out of descriptors does not spin, short enough that it accepts
+/// soon after one is free.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// What an adapter does after [`Server::handle_accept_failed`](super::Server::handle_accept_failed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcceptRetry {
+    /// When to accept again.
+    pub at: Instant,
+    /// Whether the failure starts a spell of them (a spell lasts until a
+    /// connection is accepted again): log it then, and not on every retry.
+    pub starts_spell: bool,
+}

@@ -34,8 +34,8 @@
 //!   channels with other nodes through an external store. Its hub's
 //!   requests come out as [`Output::Store`] and the store's events go into
 //!   [`Server::handle_store_event`]; an adapter carries them through a
-//!   [`crate::backplane::Backplane`] and decides nothing. While the link to the store is down, `/healthz` answers
-//!   `503 backplane down`, the `tether_backplane_up` gauge is 0, and what
+//!   [`Backplane`](crate::Backplane) and decides nothing. While the link to
+//!   the store is down, `/healthz` answers `503 backplane down`, the `tether_backplane_up` gauge is 0, and what
 //!   needs the store is answered `UNAVAILABLE`; connections stay open.
 //!   Publications that wait for the store (the HTTP API,
 //!   [`Server::publish`]) are answered when it answers.
@@ -47,6 +47,11 @@
 //! closed connection leaves the hub and is counted. Frames the hub sends to
 //! other connections may close them (4008); those are processed in turn
 //! from a work list, so one input settles completely before it returns.
+//!
+//! Beside this file: `output.rs` (what the node hands out), `slots.rs` (its
+//! table of connections), `routes.rs` (its plain HTTP side: routes, the
+//! publish API, refusals) and `outbox.rs` (how the hub's frames reach the
+//! connections).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::envelope::{ServerMessage, encode_server_message, parse_server_message};
-use crate::hub::StoreRequest;
 use crate::frame::{FrameDecoder, Message, Role};
+use crate::hub::StoreRequest;
 use crate::testkit::{UPGRADE, client_frame, find, text};
 
 mod backplane;

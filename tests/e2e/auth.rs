@@ -156,17 +156,7 @@ fn a_jwt_subject_that_cannot_be_a_user_id_closes_4003(runtime: Runtime) {
 }
 
 fn the_binary_logs_a_refused_user_id(runtime: Runtime) {
-    let process = Process::start(
-        TETHER,
-        &[
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--runtime",
-            runtime.name(),
-        ],
-    );
+    let process = Process::start(TETHER, &runtime.dev_binary_args());
     let addr = process.listening_on();
     let mut ws = Ws::open(addr);
     ws.send_json(json!({"type": "auth", "token": "jane doe"}));

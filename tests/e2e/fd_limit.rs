@@ -31,18 +31,7 @@ const MOST_WARNINGS: usize = 10;
 
 /// Starts the binary on `runtime` from a shell that runs `script` first.
 fn start(runtime: Runtime, script: &str) -> Process {
-    Process::start_after(
-        TETHER,
-        script,
-        &[
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--runtime",
-            runtime.name(),
-        ],
-    )
+    Process::start_after(TETHER, script, &runtime.dev_binary_args())
 }
 
 fn max_connections_is_lowered_to_the_file_limit(runtime: Runtime) {

@@ -69,6 +69,19 @@ impl Runtime {
         }
     }
 
+    /// The arguments of `tether serve` in dev mode on this runtime, on a
+    /// free port of 127.0.0.1.
+    pub fn dev_binary_args(self) -> [&'static str; 6] {
+        [
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime",
+            self.name(),
+        ]
+    }
+
     /// Starts a node on a free port of 127.0.0.1.
     pub fn start(self, config: ServerConfig, authorizer: SharedAuthorizer) -> TestServer {
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));

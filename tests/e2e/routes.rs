@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tether_core::ServerConfig;
 
-use crate::harness::{API_KEY, Runtime, config, dev_auth};
+use crate::harness::{API_KEY, Runtime, TestServer, config, dev_auth};
 use tether_testkit::http::{get, post_publish, send};
 use tether_testkit::metrics::{metrics, wait_for_metric};
 use tether_testkit::ws::{End, Ws, read_to_close, read_to_end, tcp};
@@ -191,7 +191,8 @@ fn oversized_requests_are_refused(runtime: Runtime) {
     assert_eq!(send(server.addr, &long_header).status, 431);
 }
 
-fn connections_beyond_max_connections_get_503(runtime: Runtime) {
+/// A node with `max_connections = 1`, and the connection that fills it.
+fn a_node_at_capacity(runtime: Runtime) -> (TestServer, Ws) {
     let server = runtime.start(
         ServerConfig {
             max_connections: 1,
@@ -199,7 +200,12 @@ fn connections_beyond_max_connections_get_503(runtime: Runtime) {
         },
         dev_auth(),
     );
-    let _alice = Ws::auth(server.addr, "alice");
+    let alice = Ws::auth(server.addr, "alice");
+    (server, alice)
+}
+
+fn connections_beyond_max_connections_get_503(runtime: Runtime) {
+    let (server, _alice) = a_node_at_capacity(runtime);
     let refused = get(server.addr, "/healthz");
     assert_eq!(
         (refused.status, refused.body.as_str()),
@@ -212,14 +218,7 @@ fn connections_beyond_max_connections_get_503(runtime: Runtime) {
 /// stream, never a reset that destroys the answer (the core half-closes and
 /// lingers on every runtime).
 fn a_burst_beyond_max_connections_gets_every_503_whole(runtime: Runtime) {
-    let server = runtime.start(
-        ServerConfig {
-            max_connections: 1,
-            ..config()
-        },
-        dev_auth(),
-    );
-    let _alice = Ws::auth(server.addr, "alice");
+    let (server, _alice) = a_node_at_capacity(runtime);
     let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     let mut burst: Vec<TcpStream> = (0..1_000)
         .map(|_| {

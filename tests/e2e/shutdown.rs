@@ -68,17 +68,7 @@ fn shutdown_closes_every_websocket_1001_and_the_node_stops(runtime: Runtime) {
 }
 
 fn sigterm_drains_the_binary_and_it_exits_0(runtime: Runtime) {
-    let mut process = Process::start(
-        TETHER,
-        &[
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--runtime",
-            runtime.name(),
-        ],
-    );
+    let mut process = Process::start(TETHER, &runtime.dev_binary_args());
     let addr = process.listening_on();
     let mut alice = Ws::auth(addr, "alice");
     alice.subscribe("room");

@@ -22,6 +22,6 @@
 pub mod client_ops;
 pub mod envelope;
 pub mod http_upgrade;
-mod peer;
+pub(crate) mod peer;
 pub mod server_bytes;
 pub mod server_ops;

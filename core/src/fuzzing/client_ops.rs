@@ -25,6 +25,8 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use serde_json::value::RawValue;
 
+use super::peer;
+
 use crate::backoff::Backoff;
 use crate::client::{ClientConfig, ClientSession, Event, SendError, Transmit};
 use crate::config::ServerConfig;
@@ -372,23 +374,22 @@ impl World {
                 moved = true;
                 self.transmit(transmit);
             }
-            loop {
-                match self.server.poll_output() {
-                    Output::Timeout(_) => break,
+            let verdict_due = &mut self.verdict_due;
+            peer::drain(&mut self.server, |_, output| {
+                moved = true;
+                match output {
                     Output::Decide(Decision::Authenticate { conn, .. }) => {
-                        self.verdict_due = Some(conn);
+                        *verdict_due = Some(conn);
                     }
-                    Output::Published { result, .. } => {
-                        assert!(result.is_ok(), "{result:?}");
-                    }
+                    Output::Published { result, .. } => assert!(result.is_ok(), "{result:?}"),
                     Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
                     Output::Wake(_)
                     | Output::Decide(Decision::AuthorizeApi { .. })
                     | Output::Closed { .. }
-                    | Output::Drained => {}
+                    | Output::Drained
+                    | Output::Timeout(_) => {}
                 }
-                moved = true;
-            }
+            });
             if let Some(conn) = self.conn
                 && self.server.transport(conn).closes_now()
                 && self.to_client.is_empty()

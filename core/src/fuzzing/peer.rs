@@ -7,8 +7,26 @@ use crate::close::CloseCode;
 use crate::envelope::{ClientMessage, ServerMessage, encode_client_message, parse_server_message};
 use crate::frame::{FrameDecoder, Message, Role, masked_text_frame};
 use crate::http::ResponseParser;
+use crate::server::{Output, Server};
+use crate::time::Instant;
 
 /// The handshake key every fuzzed client sends.
+/// The drain every harness runs after an input, as the crate docs ask of an
+/// adapter: each output but the last goes to `on`, with the server to feed
+/// answers back; the deadline of the closing [`Output::Timeout`] is
+/// returned.
+pub(crate) fn drain(
+    server: &mut Server,
+    mut on: impl FnMut(&mut Server, Output),
+) -> Option<Instant> {
+    loop {
+        match server.poll_output() {
+            Output::Timeout(deadline) => return deadline,
+            output => on(server, output),
+        }
+    }
+}
+
 pub(crate) const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// The mask of every fuzzed client frame.

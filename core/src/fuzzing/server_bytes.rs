@@ -159,23 +159,19 @@ impl Run {
     /// Answers auth requests and keeps the close events; the memory hub
     /// publishes at once.
     fn events(&mut self) {
-        loop {
-            match self.server.poll_output() {
-                Output::Timeout(_) => break,
-                Output::Decide(Decision::Authenticate { conn, .. }) => {
-                    self.server
-                        .handle_auth_verdict(self.now, conn, Some("ann".into()));
-                }
-                Output::Published { result, .. } => {
-                    assert!(result.is_ok(), "{result:?}");
-                }
-                event @ Output::Closed { .. } => self.closed.push((event, self.now)),
-                Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
-                Output::Wake(_)
-                | Output::Decide(Decision::AuthorizeApi { .. })
-                | Output::Drained => {}
+        let (now, closed) = (self.now, &mut self.closed);
+        peer::drain(&mut self.server, |server, output| match output {
+            Output::Decide(Decision::Authenticate { conn, .. }) => {
+                server.handle_auth_verdict(now, conn, Some("ann".into()));
             }
-        }
+            Output::Published { result, .. } => assert!(result.is_ok(), "{result:?}"),
+            event @ Output::Closed { .. } => closed.push((event, now)),
+            Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
+            Output::Wake(_)
+            | Output::Decide(Decision::AuthorizeApi { .. })
+            | Output::Drained
+            | Output::Timeout(_) => {}
+        });
         assert!(self.closed.len() <= 1, "closed twice: {:?}", self.closed);
     }
 

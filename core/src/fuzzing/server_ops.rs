@@ -521,20 +521,14 @@ impl Node {
     /// here: clients read when their operations say so.
     fn settle(&mut self) {
         loop {
-            loop {
-                let conn = match self.server.poll_output() {
-                    Output::Timeout(deadline) => {
-                        self.deadline = deadline;
-                        break;
-                    }
-                    Output::Published { result, .. } => {
-                        assert!(result.is_ok(), "{result:?}");
-                        continue;
-                    }
-                    Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
-                    Output::Closed { conn, .. } => conn,
-                    Output::Wake(_) | Output::Decide(_) | Output::Drained => continue,
-                };
+            let mut ended = Vec::new();
+            self.deadline = peer::drain(&mut self.server, |_, output| match output {
+                Output::Published { result, .. } => assert!(result.is_ok(), "{result:?}"),
+                Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
+                Output::Closed { conn, .. } => ended.push(conn),
+                Output::Wake(_) | Output::Decide(_) | Output::Drained | Output::Timeout(_) => {}
+            });
+            for conn in ended {
                 let client = self
                     .clients
                     .iter_mut()

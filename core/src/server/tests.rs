@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::envelope::{ServerMessage, encode_server_message, parse_server_message};
 use crate::frame::{FrameDecoder, Message, Role};
+use crate::fuzzing::peer;
 use crate::hub::StoreRequest;
 use crate::testkit::{UPGRADE, client_frame, find, text};
 
@@ -138,60 +139,46 @@ impl Node {
     /// The adapter's drain loop: every output until only a deadline is
     /// left.
     fn drain(&mut self) {
-        loop {
-            match self.server.poll_output() {
-                Output::Wake(conn) => self.flush(conn),
-                Output::Decide(Decision::Authenticate { conn, token }) => {
-                    let user = (token != "bad").then_some(token);
-                    self.server.handle_auth_verdict(self.now, conn, user);
-                }
-                Output::Decide(Decision::AuthorizeApi {
-                    conn,
-                    authorization,
-                }) => {
-                    let authorized = authorization.as_deref() == Some(API_KEY);
-                    self.server.handle_api_verdict(self.now, conn, authorized);
-                }
-                Output::Closed { conn, reason, by } => {
-                    self.closed.push((conn, reason.code, by));
-                }
-                Output::Published { token, result } => {
-                    self.published.insert(token, result);
-                }
-                Output::Store(request) => self.store_requests.push_back(request),
-                Output::Drained => self.drained = true,
-                Output::Timeout(deadline) => {
-                    self.deadline = deadline;
-                    return;
+        let now = self.now;
+        let Node {
+            server,
+            wires,
+            closed,
+            published,
+            drained,
+            store_requests,
+            ..
+        } = self;
+        self.deadline = peer::drain(server, |server, output| match output {
+            Output::Wake(conn) => {
+                if let Some(wire) = wires.get_mut(&conn) {
+                    flush(server, now, conn, wire);
                 }
             }
-        }
+            Output::Decide(Decision::Authenticate { conn, token }) => {
+                let user = (token != "bad").then_some(token);
+                server.handle_auth_verdict(now, conn, user);
+            }
+            Output::Decide(Decision::AuthorizeApi {
+                conn,
+                authorization,
+            }) => {
+                let authorized = authorization.as_deref() == Some(API_KEY);
+                server.handle_api_verdict(now, conn, authorized);
+            }
+            Output::Closed { conn, reason, by } => closed.push((conn, reason.code, by)),
+            Output::Published { token, result } => {
+                published.insert(token, result);
+            }
+            Output::Store(request) => store_requests.push_back(request),
+            Output::Drained => *drained = true,
+            Output::Timeout(_) => unreachable!("the drain keeps the deadline"),
+        });
     }
 
     fn flush(&mut self, conn: ConnId) {
-        let Some(wire) = self.wires.get_mut(&conn) else {
-            return;
-        };
-        if wire.paused || wire.socket_closed {
-            return;
-        }
-        let mut batch = Vec::new();
-        loop {
-            let moved = self.server.poll_transmit(conn, 64 * 1024, &mut batch);
-            if moved == 0 {
-                break;
-            }
-            for frame in batch.drain(..) {
-                wire.take(&frame);
-            }
-            self.server.handle_written(conn, moved);
-        }
-        let transport = self.server.transport(conn);
-        if transport.closes_now() {
-            wire.socket_closed = true;
-            self.server.handle_transport_closed(self.now, conn);
-        } else if transport == Transport::HalfClose {
-            wire.half_closed = true;
+        if let Some(wire) = self.wires.get_mut(&conn) {
+            flush(&mut self.server, self.now, conn, wire);
         }
     }
 
@@ -225,6 +212,32 @@ impl Node {
             Message::Close(Some((code, _))) => Some(*code),
             _ => None,
         })
+    }
+}
+
+/// What an adapter's writer does for a woken connection: takes frames while
+/// the client reads, reports them written, and carries out the transport.
+fn flush(server: &mut Server, now: Instant, conn: ConnId, wire: &mut Wire) {
+    if wire.paused || wire.socket_closed {
+        return;
+    }
+    let mut batch = Vec::new();
+    loop {
+        let moved = server.poll_transmit(conn, 64 * 1024, &mut batch);
+        if moved == 0 {
+            break;
+        }
+        for frame in batch.drain(..) {
+            wire.take(&frame);
+        }
+        server.handle_written(conn, moved);
+    }
+    let transport = server.transport(conn);
+    if transport.closes_now() {
+        wire.socket_closed = true;
+        server.handle_transport_closed(now, conn);
+    } else if transport == Transport::HalfClose {
+        wire.half_closed = true;
     }
 }
 

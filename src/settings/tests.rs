@@ -216,6 +216,13 @@ fn everything_changed() -> Settings {
         },
         listen: "[::1]:9000".parse().unwrap(),
         jwt_secret: None,
+        jwt: JwtSettings {
+            algorithm: JwtAlgorithm::EdDSA,
+            public_key_file: None,
+            jwks_file: Some("keys/jwks.json".into()),
+            issuer: Some("https://auth.example".into()),
+            audience: Some("tether".into()),
+        },
         api_key: None,
         runtime: Runtime::Blocking,
         dev: true,

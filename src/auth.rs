@@ -245,6 +245,7 @@ fn key_file_error(key: &'static str, path: &Path, message: &str) -> SettingsErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::{JwtAlgorithm, JwtSettings};
 
     #[test]
     fn dev_mode_takes_the_token_as_the_user_id() {
@@ -295,5 +296,63 @@ mod tests {
         let error = jwt.authenticate(&token, 0).unwrap_err();
         let shown = format!("{error} {error:?}");
         assert!(!shown.contains("secret-token"), "{shown}");
+    }
+
+    #[test]
+    fn an_unusable_key_file_stops_start_up_naming_its_key() {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jwt");
+        let missing = Settings {
+            jwt: JwtSettings {
+                algorithm: JwtAlgorithm::EdDSA,
+                jwks_file: Some(data.join("absent.json")),
+                ..JwtSettings::default()
+            },
+            ..Settings::default()
+        };
+        let message = Authenticator::from_settings(&missing)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("\"jwt_jwks_file\""), "{message}");
+        assert!(message.contains("absent.json"), "{message}");
+
+        let not_a_set = Settings {
+            jwt: JwtSettings {
+                jwks_file: Some(data.join("ed_a.pub")),
+                ..missing.jwt.clone()
+            },
+            ..Settings::default()
+        };
+        let message = Authenticator::from_settings(&not_a_set)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("not a JSON Web Key Set"), "{message}");
+
+        let wrong_type = Settings {
+            jwt: JwtSettings {
+                algorithm: JwtAlgorithm::ES256,
+                public_key_file: Some(data.join("rsa.pub")),
+                ..JwtSettings::default()
+            },
+            ..Settings::default()
+        };
+        let message = Authenticator::from_settings(&wrong_type)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("\"jwt_public_key_file\""), "{message}");
+        assert!(message.contains("ES256"), "{message}");
+
+        let fitting = Settings {
+            jwt: JwtSettings {
+                algorithm: JwtAlgorithm::RS256,
+                ..wrong_type.jwt.clone()
+            },
+            ..Settings::default()
+        };
+        assert!(!Authenticator::from_settings(&fitting).unwrap().is_dev());
+        let dev = Settings {
+            dev: true,
+            ..missing
+        };
+        assert!(Authenticator::from_settings(&dev).unwrap().is_dev());
     }
 }

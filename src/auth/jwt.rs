@@ -114,7 +114,7 @@ impl JwtVerifier {
     /// Key Set `jwks`.
     pub fn from_jwks(algorithm: JwtAlgorithm, jwks: &str) -> Result<Self, String> {
         let keys = key_set(algorithm, jwks)?;
-        Ok(Self::with_keys(algorithm, keys))
+        Ok(Self::with_keys(algorithm, Keys::Set(keys)))
     }
 
     /// The same verifier, also requiring `iss == issuer` and an `aud` that
@@ -129,11 +129,8 @@ impl JwtVerifier {
     /// file; on an error the old keys stay. Gives the number of keys.
     pub fn replace_key_set(&self, jwks: &str) -> Result<usize, String> {
         let keys = key_set(self.algorithm, jwks)?;
-        let count = match &keys {
-            Keys::Set(set) => set.len(),
-            Keys::One(_) => 1,
-        };
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+        let count = keys.len();
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Keys::Set(keys);
         Ok(count)
     }
 
@@ -213,7 +210,7 @@ fn holds_audience(aud: Option<&Value>, audience: &str) -> bool {
 /// The signing keys of `jwks` usable with `algorithm`: keys without a
 /// `kid`, for encryption, for another algorithm or of another type are
 /// left out, and a set with none left is refused.
-fn key_set(algorithm: JwtAlgorithm, jwks: &str) -> Result<Keys, String> {
+fn key_set(algorithm: JwtAlgorithm, jwks: &str) -> Result<HashMap<String, DecodingKey>, String> {
     let set: JwkSet = serde_json::from_str(jwks)
         .map_err(|error| format!("is not a JSON Web Key Set ({error})"))?;
     let mut keys = HashMap::new();
@@ -248,7 +245,7 @@ fn key_set(algorithm: JwtAlgorithm, jwks: &str) -> Result<Keys, String> {
             algorithm.name()
         ));
     }
-    Ok(Keys::Set(keys))
+    Ok(keys)
 }
 
 fn to_jsonwebtoken(algorithm: JwtAlgorithm) -> Algorithm {

@@ -569,6 +569,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.contains("no signing key"), "{error}");
+        // A symmetric key in the set is never a key for an asymmetric algorithm.
+        let oct = r#"{"keys":[{"kty":"oct","kid":"k","k":"c2VjcmV0"}]}"#;
+        assert!(JwtVerifier::from_jwks(JwtAlgorithm::RS256, oct).is_err());
     }
 
     #[test]

@@ -15,21 +15,22 @@
 mod jwt;
 
 use std::fmt;
-
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tether_core::Authorizer;
 
 use crate::api_key::check_api_key;
+use crate::app::AppError;
 use crate::secret::Redacted;
-use crate::settings::{JWT_SECRET_ENV, Settings};
+use crate::settings::{JWT_SECRET_ENV, Settings, SettingsError};
 
 pub use jwt::JwtVerifier;
 
 /// How tokens are checked.
 #[derive(Debug)]
 pub enum Authenticator {
-    /// JWTs signed with HS256 and the configured secret (boxed: the
+    /// JWTs signed with the configured algorithm and key (boxed: the
     /// verifier is large and there is one per server).
     Jwt(Box<JwtVerifier>),
     /// Dev mode: the token itself is the user id. For trying things out
@@ -60,6 +61,13 @@ impl NodeAuthorizer {
             authenticator,
             api_key,
         }
+    }
+}
+
+impl NodeAuthorizer {
+    /// How this node checks tokens.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.authenticator
     }
 }
 
@@ -96,9 +104,12 @@ impl Authorizer for NodeAuthorizer {
 pub enum AuthError {
     /// Not a JWT at all (wrong shape, bad base64 or JSON).
     Malformed,
-    /// The header names a signing algorithm other than HS256. A header
-    /// with `alg: none` is not a JWT this server knows: [`Self::Malformed`].
+    /// The header names a signing algorithm other than the configured
+    /// one. A header with `alg: none` is not a JWT this server knows:
+    /// [`Self::Malformed`].
     WrongAlgorithm,
+    /// With a key set: the header has no `kid`, or one the set does not hold.
+    UnknownKey,
     /// The signature does not match the secret.
     BadSignature,
     /// No `exp` claim: a token that never expires is not accepted.
@@ -109,6 +120,10 @@ pub enum AuthError {
     Expired,
     /// `now_unix` is before `nbf`.
     NotYetValid,
+    /// `jwt_issuer` is set and `iss` is missing or another.
+    WrongIssuer,
+    /// `jwt_audience` is set and `aud` neither is it nor holds it.
+    WrongAudience,
     /// No `sub` claim.
     MissingSubject,
     /// A `sub` claim that is not a string.
@@ -119,7 +134,14 @@ impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AuthError::Malformed => f.write_str("token is not a JWT"),
-            AuthError::WrongAlgorithm => f.write_str("token is not signed with HS256"),
+            AuthError::WrongAlgorithm => {
+                f.write_str("token is not signed with the configured algorithm")
+            }
+            AuthError::UnknownKey => f.write_str("token kid names no key of the key set"),
+            AuthError::WrongIssuer => f.write_str("token iss is not the configured issuer"),
+            AuthError::WrongAudience => {
+                f.write_str("token aud does not hold the configured audience")
+            }
             AuthError::BadSignature => f.write_str("token signature does not match"),
             AuthError::MissingExpiry => f.write_str("token has no exp claim"),
             AuthError::BadTimeClaim(claim) => {
@@ -154,13 +176,41 @@ impl std::error::Error for MissingSecret {}
 
 impl Authenticator {
     /// The authenticator the settings ask for: dev mode when `dev` is set
-    /// (a configured secret is then ignored), otherwise JWT with the secret.
-    pub fn from_settings(settings: &Settings) -> Result<Authenticator, MissingSecret> {
+    /// (a configured secret or key is then ignored), otherwise JWT with the
+    /// secret, the PEM key file or the JWKS file, read here; an unreadable
+    /// or unfitting file is refused naming its key.
+    pub fn from_settings(settings: &Settings) -> Result<Authenticator, AppError> {
         if settings.dev {
             return Ok(Authenticator::Dev);
         }
-        let secret = settings.jwt_secret.as_ref().ok_or(MissingSecret)?;
-        Ok(Authenticator::Jwt(Box::new(JwtVerifier::new(secret))))
+        let jwt = &settings.jwt;
+        let verifier = if let Some(path) = &jwt.public_key_file {
+            let pem = read_key_file("jwt_public_key_file", path)?;
+            JwtVerifier::from_pem(jwt.algorithm, pem.as_bytes())
+                .map_err(|message| key_file_error("jwt_public_key_file", path, &message))?
+        } else if let Some(path) = &jwt.jwks_file {
+            let jwks = read_key_file("jwt_jwks_file", path)?;
+            JwtVerifier::from_jwks(jwt.algorithm, &jwks)
+                .map_err(|message| key_file_error("jwt_jwks_file", path, &message))?
+        } else {
+            JwtVerifier::new(settings.jwt_secret.as_ref().ok_or(MissingSecret)?)
+        };
+        let verifier = verifier.with_claims(jwt.issuer.clone(), jwt.audience.clone());
+        Ok(Authenticator::Jwt(Box::new(verifier)))
+    }
+
+    /// Re-reads the JWKS file of `settings` into this authenticator's key
+    /// set (on SIGHUP); on an error the keys in force stay. Gives the number
+    /// of keys now in force, or `None` when no JWKS file is configured.
+    pub fn reload_key_set(&self, settings: &Settings) -> Option<Result<usize, SettingsError>> {
+        let (Authenticator::Jwt(verifier), Some(path)) = (self, &settings.jwt.jwks_file) else {
+            return None;
+        };
+        Some(read_key_file("jwt_jwks_file", path).and_then(|jwks| {
+            verifier
+                .replace_key_set(&jwks)
+                .map_err(|message| key_file_error("jwt_jwks_file", path, &message))
+        }))
     }
 
     /// Whether any token is accepted as the user id.
@@ -179,9 +229,23 @@ impl Authenticator {
     }
 }
 
+/// The text of the key file at `path`, set by config key `key`.
+fn read_key_file(key: &'static str, path: &Path) -> Result<String, SettingsError> {
+    std::fs::read_to_string(path)
+        .map_err(|error| key_file_error(key, path, &format!("cannot be read ({error})")))
+}
+
+fn key_file_error(key: &'static str, path: &Path, message: &str) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        message: format!("{}: {message}", path.display()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::{JwtAlgorithm, JwtSettings};
 
     #[test]
     fn dev_mode_takes_the_token_as_the_user_id() {
@@ -232,5 +296,63 @@ mod tests {
         let error = jwt.authenticate(&token, 0).unwrap_err();
         let shown = format!("{error} {error:?}");
         assert!(!shown.contains("secret-token"), "{shown}");
+    }
+
+    #[test]
+    fn an_unusable_key_file_stops_start_up_naming_its_key() {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jwt");
+        let missing = Settings {
+            jwt: JwtSettings {
+                algorithm: JwtAlgorithm::EdDSA,
+                jwks_file: Some(data.join("absent.json")),
+                ..JwtSettings::default()
+            },
+            ..Settings::default()
+        };
+        let message = Authenticator::from_settings(&missing)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("\"jwt_jwks_file\""), "{message}");
+        assert!(message.contains("absent.json"), "{message}");
+
+        let not_a_set = Settings {
+            jwt: JwtSettings {
+                jwks_file: Some(data.join("ed_a.pub")),
+                ..missing.jwt.clone()
+            },
+            ..Settings::default()
+        };
+        let message = Authenticator::from_settings(&not_a_set)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("not a JSON Web Key Set"), "{message}");
+
+        let wrong_type = Settings {
+            jwt: JwtSettings {
+                algorithm: JwtAlgorithm::ES256,
+                public_key_file: Some(data.join("rsa.pub")),
+                ..JwtSettings::default()
+            },
+            ..Settings::default()
+        };
+        let message = Authenticator::from_settings(&wrong_type)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("\"jwt_public_key_file\""), "{message}");
+        assert!(message.contains("ES256"), "{message}");
+
+        let fitting = Settings {
+            jwt: JwtSettings {
+                algorithm: JwtAlgorithm::RS256,
+                ..wrong_type.jwt.clone()
+            },
+            ..Settings::default()
+        };
+        assert!(!Authenticator::from_settings(&fitting).unwrap().is_dev());
+        let dev = Settings {
+            dev: true,
+            ..missing
+        };
+        assert!(Authenticator::from_settings(&dev).unwrap().is_dev());
     }
 }

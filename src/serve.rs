@@ -1,19 +1,20 @@
 //! `tether serve`: runs a node on the chosen runtime until SIGTERM or SIGINT
 //! has drained it (PROTOCOL.md section 3), then returns so the process exits 0.
+//! SIGHUP re-reads `jwt_jwks_file`, when set, without touching a connection.
 //! With `redis_url` the node shares its channels with the other nodes of
 //! that Redis (PROTOCOL.md section 6); without it the hub stays in process.
 
 use std::io;
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{info, warn};
 
 use crate::app::{AppError, ServePlan};
 use crate::auth::NodeAuthorizer;
 use crate::secret::mask_url_password;
-use crate::settings::Runtime;
+use crate::settings::{Runtime, Settings};
 
 /// Runs the planned node until a signal has shut it down gracefully.
 pub fn serve(plan: ServePlan) -> Result<(), AppError> {
@@ -22,6 +23,7 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
         plan.authenticator,
         settings.api_key.clone(),
     ));
+    on_reload_signal(Arc::clone(&authorizer), settings.clone()).map_err(AppError::Io)?;
     match settings.runtime {
         Runtime::Smol => {
             let mut server = tether_smol::Server::bind(tether_smol::ServerOptions {
@@ -92,6 +94,25 @@ pub(crate) fn on_shutdown_signal(shutdown: impl Fn() + Send + 'static) -> io::Re
             if received.next().is_some() {
                 warn!("second signal: exiting without waiting for the drain");
                 std::process::exit(1);
+            }
+        })?;
+    Ok(())
+}
+
+/// Re-reads the JWKS file into the node's key set on every SIGHUP; a file
+/// that cannot be used is logged and the keys in force stay. Without a JWKS
+/// file SIGHUP is only logged.
+fn on_reload_signal(authorizer: Arc<NodeAuthorizer>, settings: Settings) -> io::Result<()> {
+    let mut signals = Signals::new([SIGHUP])?;
+    std::thread::Builder::new()
+        .name("reload".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                match authorizer.authenticator().reload_key_set(&settings) {
+                    None => info!("SIGHUP: no jwt_jwks_file to re-read"),
+                    Some(Ok(keys)) => info!(keys, "SIGHUP: jwt_jwks_file re-read"),
+                    Some(Err(error)) => warn!(%error, "SIGHUP: keeping the keys in force"),
+                }
             }
         })?;
     Ok(())

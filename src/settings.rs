@@ -62,6 +62,58 @@ impl Runtime {
     }
 }
 
+/// The algorithm client JWTs are signed with. It comes from the config,
+/// never from a token's header, so a token cannot pick how it is checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    /// HMAC with SHA-256 and the shared `jwt_secret`.
+    #[default]
+    HS256,
+    /// RSA PKCS#1 v1.5 with SHA-256 and a public key.
+    RS256,
+    /// ECDSA on P-256 with SHA-256 and a public key.
+    ES256,
+    /// Ed25519 and a public key.
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    /// Every algorithm, in the order the config's message lists them.
+    pub const ALL: [JwtAlgorithm; 4] = [
+        JwtAlgorithm::HS256,
+        JwtAlgorithm::RS256,
+        JwtAlgorithm::ES256,
+        JwtAlgorithm::EdDSA,
+    ];
+
+    /// The name used in the file and in a JWT's `alg` header.
+    pub fn name(self) -> &'static str {
+        match self {
+            JwtAlgorithm::HS256 => "HS256",
+            JwtAlgorithm::RS256 => "RS256",
+            JwtAlgorithm::ES256 => "ES256",
+            JwtAlgorithm::EdDSA => "EdDSA",
+        }
+    }
+}
+
+/// How client JWTs are checked: the algorithm, where its key comes from,
+/// and the optional `iss` and `aud` a token must carry.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JwtSettings {
+    /// The one algorithm tokens must be signed with.
+    pub algorithm: JwtAlgorithm,
+    /// A PEM public key for RS256, ES256 or EdDSA.
+    pub public_key_file: Option<PathBuf>,
+    /// A JSON Web Key Set for RS256, ES256 or EdDSA; a token's `kid`
+    /// picks the key. Re-read on SIGHUP.
+    pub jwks_file: Option<PathBuf>,
+    /// When set, a token's `iss` must equal it.
+    pub issuer: Option<String>,
+    /// When set, a token's `aud` must equal it or, as an array, hold it.
+    pub audience: Option<String>,
+}
+
 /// The complete configuration of `tether serve`.
 ///
 /// Its `Debug` and `Display` never show a secret: the JWT secret and API key
@@ -74,6 +126,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// HS256 secret that signs the clients' JWTs; `None` only in dev mode.
     pub jwt_secret: Option<Redacted<String>>,
+    /// The JWT algorithm, its public key and the claims checked.
+    pub jwt: JwtSettings,
     /// Key that `POST /api/publish` requires; `None` refuses every call.
     pub api_key: Option<Redacted<String>>,
     /// The adapter that drives the core.
@@ -92,6 +146,7 @@ impl Default for Settings {
             server: ServerConfig::default(),
             listen: DEFAULT_LISTEN,
             jwt_secret: None,
+            jwt: JwtSettings::default(),
             api_key: None,
             runtime: Runtime::default(),
             dev: false,
@@ -106,6 +161,7 @@ impl fmt::Debug for Settings {
             server,
             listen,
             jwt_secret,
+            jwt,
             api_key,
             runtime,
             dev,
@@ -115,6 +171,7 @@ impl fmt::Debug for Settings {
             .field("server", server)
             .field("listen", listen)
             .field("jwt_secret", jwt_secret)
+            .field("jwt", jwt)
             .field("api_key", api_key)
             .field("runtime", runtime)
             .field("dev", dev)

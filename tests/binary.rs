@@ -95,6 +95,29 @@ fn a_bad_config_file_stops_start_up_naming_the_key() {
 }
 
 #[test]
+fn an_unreadable_key_set_stops_start_up_naming_its_key() {
+    let dir = std::env::temp_dir().join(format!("tether-binary-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keys.toml");
+    std::fs::write(
+        &path,
+        "jwt_algorithm = \"RS256\"\njwt_jwks_file = \"absent-jwks.json\"\n",
+    )
+    .unwrap();
+    let output = tether(
+        &["serve", "--check", "--config", path.to_str().unwrap()],
+        &[],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = printed(&output);
+    assert!(
+        text.contains("\"jwt_jwks_file\": absent-jwks.json"),
+        "{text}"
+    );
+}
+
+#[test]
 fn the_example_config_passes_the_check() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/tether.example.toml");
     let output = tether(&["serve", "--dev", "--check", "--config", example], &[]);

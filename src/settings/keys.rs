@@ -8,8 +8,8 @@ use toml::Value;
 
 use super::Settings;
 use super::kinds::{
-    AddrKind, CountKind, DurationKind, FlagKind, Kind, RuntimeKind, SecretKind, Shown, SizeKind,
-    StringsKind, UrlKind,
+    AddrKind, AlgorithmKind, CountKind, DurationKind, FlagKind, Kind, PathKind, RuntimeKind,
+    SecretKind, Shown, SizeKind, StringsKind, TextKind, UrlKind,
 };
 
 /// One config key.
@@ -43,6 +43,11 @@ pub(crate) const KEYS: &[Key] = &[
     key!("dev", FlagKind, dev),
     key!("demo", FlagKind, server.demo),
     key!("jwt_secret", SecretKind, jwt_secret),
+    key!("jwt_algorithm", AlgorithmKind, jwt.algorithm),
+    key!("jwt_public_key_file", PathKind, jwt.public_key_file),
+    key!("jwt_jwks_file", PathKind, jwt.jwks_file),
+    key!("jwt_issuer", TextKind, jwt.issuer),
+    key!("jwt_audience", TextKind, jwt.audience),
     key!("api_key", SecretKind, api_key),
     key!("redis_url", UrlKind, redis_url),
     key!(

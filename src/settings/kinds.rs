@@ -3,12 +3,13 @@
 
 use std::marker::PhantomData;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
 use toml::Value;
 
-use super::Runtime;
+use super::{JwtAlgorithm, Runtime};
 use crate::secret::{Redacted, mask_url_password};
 use crate::units::{format_duration, format_size, parse_duration, parse_size};
 
@@ -239,6 +240,72 @@ impl Kind for UrlKind {
     fn show(target: &Option<String>) -> Shown {
         match target {
             Some(url) => Shown::Value(Value::String(mask_url_password(url))),
+            None => Shown::Unset,
+        }
+    }
+}
+
+/// A JWT algorithm: "HS256", "RS256", "ES256" or "EdDSA".
+pub(crate) struct AlgorithmKind;
+
+impl Kind for AlgorithmKind {
+    type Target = JwtAlgorithm;
+
+    fn read(value: &Value) -> Result<JwtAlgorithm, String> {
+        value
+            .as_str()
+            .and_then(|name| {
+                JwtAlgorithm::ALL
+                    .into_iter()
+                    .find(|algorithm| algorithm.name() == name)
+            })
+            .ok_or_else(|| expected("\"HS256\", \"RS256\", \"ES256\" or \"EdDSA\"", value))
+    }
+
+    fn show(target: &JwtAlgorithm) -> Shown {
+        Shown::Value(Value::String(target.name().to_owned()))
+    }
+}
+
+/// An optional file path.
+pub(crate) struct PathKind;
+
+impl Kind for PathKind {
+    type Target = Option<PathBuf>;
+
+    fn read(value: &Value) -> Result<Option<PathBuf>, String> {
+        value
+            .as_str()
+            .filter(|text| !text.is_empty())
+            .map(|text| Some(PathBuf::from(text)))
+            .ok_or_else(|| expected("a file path string", value))
+    }
+
+    fn show(target: &Option<PathBuf>) -> Shown {
+        match target {
+            Some(path) => Shown::Value(Value::String(path.display().to_string())),
+            None => Shown::Unset,
+        }
+    }
+}
+
+/// An optional non-empty string shown as it is.
+pub(crate) struct TextKind;
+
+impl Kind for TextKind {
+    type Target = Option<String>;
+
+    fn read(value: &Value) -> Result<Option<String>, String> {
+        value
+            .as_str()
+            .filter(|text| !text.is_empty())
+            .map(|text| Some(text.to_owned()))
+            .ok_or_else(|| expected("a non-empty string", value))
+    }
+
+    fn show(target: &Option<String>) -> Shown {
+        match target {
+            Some(text) => Shown::Value(Value::String(text.clone())),
             None => Shown::Unset,
         }
     }

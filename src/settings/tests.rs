@@ -216,6 +216,13 @@ fn everything_changed() -> Settings {
         },
         listen: "[::1]:9000".parse().unwrap(),
         jwt_secret: None,
+        jwt: JwtSettings {
+            algorithm: JwtAlgorithm::EdDSA,
+            public_key_file: None,
+            jwks_file: Some("keys/jwks.json".into()),
+            issuer: Some("https://auth.example".into()),
+            audience: Some("tether".into()),
+        },
         api_key: None,
         runtime: Runtime::Blocking,
         dev: true,
@@ -254,4 +261,29 @@ fn listen_takes_a_host_name_and_prefers_its_ipv4_address() {
         error_of("listen = \"localhost\""),
         "config key \"listen\": expected a host or IP address and a port like \"127.0.0.1:8080\", \"localhost:8080\" or \"[::1]:8080\", got \"localhost\""
     );
+}
+
+#[test]
+fn the_jwt_keys_read_their_algorithm_files_and_claims() {
+    let settings = Settings::from_toml_str(
+        "jwt_algorithm = \"RS256\"\njwt_public_key_file = \"keys/jwt.pub\"\njwt_issuer = \"https://auth.example\"\njwt_audience = \"tether\"\n",
+    )
+    .unwrap();
+    assert_eq!(settings.jwt.algorithm, JwtAlgorithm::RS256);
+    assert_eq!(settings.jwt.public_key_file, Some("keys/jwt.pub".into()));
+    assert_eq!(settings.jwt.issuer.as_deref(), Some("https://auth.example"));
+    assert_eq!(settings.jwt.audience.as_deref(), Some("tether"));
+    for refused in [
+        "jwt_algorithm = \"none\"",
+        "jwt_algorithm = \"hs256\"",
+        "jwt_jwks_file = \"\"",
+        "jwt_audience = 7",
+    ] {
+        let key = refused.split(' ').next().unwrap();
+        let error = error_of(refused);
+        assert!(
+            error.starts_with(&format!("config key \"{key}\"")),
+            "{error}"
+        );
+    }
 }

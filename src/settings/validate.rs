@@ -4,7 +4,7 @@
 //! own settings are the core's ([`tether_core::ServerConfig::validate`]);
 //! the binary adds those of its secrets and its backplane.
 
-use super::{Settings, SettingsError};
+use super::{JwtAlgorithm, Settings, SettingsError};
 
 /// The shortest JWT secret: RFC 7518 section 3.2 asks for an HS256 key of
 /// at least the hash size, 256 bits.
@@ -20,6 +20,7 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), SettingsError> {
         .validate()
         .map_err(|error| invalid(error.field, error.message))?;
     secrets(settings)?;
+    jwt_keys(settings)?;
     redis(settings)
 }
 
@@ -55,6 +56,46 @@ fn secrets(settings: &Settings) -> Result<(), SettingsError> {
         }
     }
     Ok(())
+}
+
+/// Each algorithm takes exactly one kind of key, so that a key meant for
+/// one can never be used for another. Whether a file holds a fitting key is
+/// checked when it is read ([`crate::auth::Authenticator::from_settings`]).
+fn jwt_keys(settings: &Settings) -> Result<(), SettingsError> {
+    let jwt = &settings.jwt;
+    let name = jwt.algorithm.name();
+    let files = [
+        ("jwt_public_key_file", jwt.public_key_file.is_some()),
+        ("jwt_jwks_file", jwt.jwks_file.is_some()),
+    ];
+    if jwt.algorithm == JwtAlgorithm::HS256 {
+        if let Some((key, _)) = files.iter().find(|(_, set)| *set) {
+            return Err(invalid(
+                key,
+                "is for RS256, ES256 or EdDSA; set jwt_algorithm, or remove it to use jwt_secret with HS256",
+            ));
+        }
+        return Ok(());
+    }
+    if settings.jwt_secret.is_some() {
+        return Err(invalid(
+            "jwt_secret",
+            format!(
+                "is for HS256 only; jwt_algorithm is {name}, whose key comes from jwt_public_key_file or jwt_jwks_file"
+            ),
+        ));
+    }
+    match files {
+        [(_, true), (_, true)] => Err(invalid(
+            "jwt_jwks_file",
+            "cannot be set together with jwt_public_key_file; choose one",
+        )),
+        [(_, false), (_, false)] if !settings.dev => Err(invalid(
+            "jwt_algorithm",
+            format!("{name} needs a public key: set jwt_public_key_file or jwt_jwks_file"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A backplane the node cannot use is refused here rather than ignored:
@@ -123,6 +164,36 @@ mod tests {
         assert_eq!(key_of(&short), Some("api_key"));
         let ok = with(|s| s.api_key = Some(Redacted::new("k".repeat(16))));
         assert_eq!(key_of(&ok), None);
+    }
+
+    #[test]
+    fn each_jwt_algorithm_takes_exactly_one_kind_of_key() {
+        let secret = || Some(Redacted::new("x".repeat(32)));
+        let pem = with(|s| s.jwt.public_key_file = Some("k.pem".into()));
+        assert_eq!(key_of(&pem), Some("jwt_public_key_file"));
+        let jwks = with(|s| s.jwt.jwks_file = Some("k.json".into()));
+        assert_eq!(key_of(&jwks), Some("jwt_jwks_file"));
+        let keyless = with(|s| s.jwt.algorithm = JwtAlgorithm::RS256);
+        assert_eq!(key_of(&keyless), Some("jwt_algorithm"));
+        let with_secret = with(|s| {
+            s.jwt.algorithm = JwtAlgorithm::ES256;
+            s.jwt.public_key_file = Some("k.pem".into());
+            s.jwt_secret = secret();
+        });
+        assert_eq!(key_of(&with_secret), Some("jwt_secret"));
+        let both = with(|s| {
+            s.jwt.algorithm = JwtAlgorithm::EdDSA;
+            s.jwt.public_key_file = Some("k.pem".into());
+            s.jwt.jwks_file = Some("k.json".into());
+        });
+        assert_eq!(key_of(&both), Some("jwt_jwks_file"));
+        let ok = with(|s| {
+            s.jwt.algorithm = JwtAlgorithm::EdDSA;
+            s.jwt.jwks_file = Some("k.json".into());
+        });
+        assert_eq!(key_of(&ok), None);
+        let hs256 = with(|s| s.jwt_secret = secret());
+        assert_eq!(key_of(&hs256), None);
     }
 
     #[test]

@@ -51,6 +51,7 @@ mod connect;
 mod fd_limit;
 mod handshake;
 mod heartbeat;
+mod keys;
 mod limits;
 mod presence;
 mod private;

@@ -1,0 +1,131 @@
+//! PROTOCOL.md section 3's keys: the `tether` binary with an EdDSA JSON Web
+//! Key Set, re-read on SIGHUP while connections stay open.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use tether_testkit::process::Process;
+use tether_testkit::ws::Ws;
+
+use crate::harness::{Runtime, TETHER, unix_now};
+
+/// The test-only Ed25519 private keys, by kid.
+const KEYS: [(&str, &str); 2] = [
+    ("a", include_str!("../data/jwt/ed_a.key")),
+    ("b", include_str!("../data/jwt/ed_b.key")),
+];
+
+fn private_key(kid: &str) -> EncodingKey {
+    let (_, pem) = KEYS.iter().find(|(name, _)| *name == kid).expect("a kid");
+    EncodingKey::from_ed_pem(pem.as_bytes()).expect("an Ed25519 key")
+}
+
+/// An EdDSA token for `sub` signed with the key `kid`, with the issuer and
+/// audience of [`CONFIG`], valid for a minute.
+fn token(kid: &str, sub: &str) -> String {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(kid.to_owned());
+    let claims = json!({
+        "sub": sub,
+        "exp": unix_now() + 60,
+        "iss": "https://auth.example",
+        "aud": "tether",
+    });
+    jsonwebtoken::encode(&header, &claims, &private_key(kid)).expect("a token")
+}
+
+/// The key set holding the public half of the key `kid`.
+fn jwks(kid: &str) -> String {
+    let mut jwk = Jwk::from_encoding_key(&private_key(kid), Algorithm::EdDSA).expect("a JWK");
+    jwk.common.key_id = Some(kid.to_owned());
+    json!({ "keys": [jwk] }).to_string()
+}
+
+/// A directory of this test's own, removed when dropped.
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn auth_ack_user(ws: &mut Ws, token: &str) -> String {
+    ws.send_json(json!({"type": "auth", "token": token}));
+    ws.recv_type("auth_ack")["user"]
+        .as_str()
+        .expect("a user")
+        .to_owned()
+}
+
+fn refused(addr: SocketAddr, token: &str) -> (u16, String) {
+    let mut ws = Ws::open(addr);
+    ws.send_json(json!({"type": "auth", "token": token}));
+    ws.expect_close()
+}
+
+fn sighup_rereads_the_key_set_and_keeps_connections(runtime: Runtime) {
+    let dir = Dir(std::env::temp_dir().join(format!(
+        "tether-keys-{}-{}",
+        std::process::id(),
+        runtime.name()
+    )));
+    fs::create_dir_all(&dir.0).expect("a directory");
+    let jwks_path = dir.0.join("jwks.json");
+    fs::write(&jwks_path, jwks("a")).expect("the key set is written");
+    let config_path = dir.0.join("tether.toml");
+    let config = format!(
+        "jwt_algorithm = \"EdDSA\"\njwt_jwks_file = {:?}\njwt_issuer = \"https://auth.example\"\njwt_audience = \"tether\"\n",
+        jwks_path.display().to_string()
+    );
+    fs::write(&config_path, config).expect("the config is written");
+    let process = Process::start(
+        TETHER,
+        &[
+            "serve",
+            "--config",
+            config_path.to_str().expect("a UTF-8 path"),
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime",
+            runtime.name(),
+        ],
+    );
+    let addr = process.listening_on();
+
+    let mut old = Ws::open(addr);
+    assert_eq!(auth_ack_user(&mut old, &token("a", "alice")), "alice");
+    assert_eq!(
+        refused(addr, &token("b", "bob")),
+        (4003, "forbidden".into())
+    );
+
+    fs::write(&jwks_path, jwks("b")).expect("the key set is rewritten");
+    process.signal("HUP");
+    let line = process.wait_for_line("SIGHUP");
+    assert!(line.contains("re-read"), "{line}");
+
+    let mut new = Ws::open(addr);
+    assert_eq!(auth_ack_user(&mut new, &token("b", "bob")), "bob");
+    assert_eq!(
+        refused(addr, &token("a", "carol")),
+        (4003, "forbidden".into())
+    );
+    old.send_json(json!({"type": "ping", "id": "still-open"}));
+    assert_eq!(old.recv_type("pong")["id"], "still-open");
+
+    fs::write(&jwks_path, "not a key set").expect("the key set is spoiled");
+    process.signal("HUP");
+    let line = process.wait_for_line("SIGHUP");
+    assert!(line.contains("keeping the keys in force"), "{line}");
+    let mut after = Ws::open(addr);
+    assert_eq!(auth_ack_user(&mut after, &token("b", "dave")), "dave");
+}
+
+runtime_tests! {
+    sighup_rereads_the_key_set_and_keeps_connections => smol, blocking;
+}

@@ -29,7 +29,9 @@
 //!   dropped or re-queued.
 //! - Refusals: a connection accepted while draining or at
 //!   `max_connections` is refused by the core itself (`503`, half-close,
-//!   linger), so every adapter answers it the same way.
+//!   linger), so every adapter answers it the same way. A user's session
+//!   beyond `max_connections_per_user` is closed 4029 at its auth verdict
+//!   (module `sessions` counts them).
 //! - Backplane: a node made with [`Server::with_backplane`] shares its
 //!   channels with other nodes through an external store. Its hub's
 //!   requests come out as [`Output::Store`] and the store's events go into

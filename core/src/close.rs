@@ -43,8 +43,9 @@ impl CloseCode {
     /// Whether a client should reconnect after being closed with this code.
     ///
     /// PROTOCOL.md section 7: 1000, 1002, 1003, 1007, 1008, 1009, 4001,
-    /// 4003 and 4029 are bugs or decisions that a retry cannot fix; everything else
-    /// (1001, 1006, 1011, 4008, unknown codes) is worth another attempt.
+    /// 4003 and 4029 are bugs or decisions that a retry cannot fix;
+    /// everything else (1001, 1006, 1011, 4008, unknown codes) is worth
+    /// another attempt.
     pub fn is_final(self) -> bool {
         matches!(
             self.0,

@@ -692,3 +692,57 @@ fn a_client_close_frame_is_handled_through_the_node() {
     );
     assert_eq!(node.server.connection_count(), 0);
 }
+
+/// Opens a WebSocket and sends `auth` for `user`, leaving the answer (an
+/// `auth_ack` or a close frame) on the wire.
+fn open_as(node: &mut Node, user: &str) -> ConnId {
+    let conn = node.open();
+    let mut bytes = UPGRADE.as_bytes().to_vec();
+    bytes.extend(text(&format!(r#"{{"type":"auth","token":"{user}"}}"#)));
+    node.read(conn, &bytes);
+    conn
+}
+
+#[test]
+fn the_connection_beyond_max_connections_per_user_closes_4029_without_auth_ack() {
+    let mut node = Node::new(ServerConfig::default());
+    let admitted: Vec<ConnId> = (0..100).map(|_| node.connect("carol")).collect();
+    let refused = open_as(&mut node, "carol");
+    assert_eq!(
+        node.close_frame(refused),
+        Some(CloseCode::TOO_MANY_CONNECTIONS)
+    );
+    assert!(node.replies(refused).is_empty(), "no auth_ack");
+    assert!(node.closed.iter().any(|&(conn, code, by)| conn == refused
+        && code == CloseCode::TOO_MANY_CONNECTIONS
+        && by == ClosedBy::Server));
+    node.connect("dave");
+    node.server.handle_transport_closed(node.now, admitted[0]);
+    node.drain();
+    node.connect("carol");
+    let refused = open_as(&mut node, "carol");
+    assert_eq!(
+        node.close_frame(refused),
+        Some(CloseCode::TOO_MANY_CONNECTIONS)
+    );
+}
+
+#[test]
+fn a_verdict_for_a_connection_already_gone_does_not_count_for_its_user() {
+    let config = ServerConfig {
+        max_connections_per_user: 1,
+        ..ServerConfig::default()
+    };
+    let mut node = Node::new(config);
+    let gone = node.open();
+    node.read(gone, UPGRADE.as_bytes());
+    node.server.handle_transport_closed(node.now, gone);
+    node.drain();
+    node.server
+        .handle_auth_verdict(node.now, gone, Some("erin".to_owned()));
+    node.drain();
+    let first = node.connect("erin");
+    node.server.handle_transport_closed(node.now, first);
+    node.drain();
+    node.connect("erin");
+}

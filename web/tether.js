@@ -11,7 +11,7 @@
 //   only by `auth_ack`) and dials again, up to `maxAttempts` retries in a
 //   row (unlimited by default).
 // - It never reconnects after its own `close()` nor after the final close
-//   codes 1002, 1003, 1007, 1008, 1009, 4001, 4003 and 4029. A 1000 the server
+//   codes 1002, 1003, 1007, 1008, 1009, 4001 and 4003. A 1000 the server
 //   sends unasked is reconnected after.
 // - After `auth_ack` it re-subscribes to every tracked channel in name order,
 //   with `since` set to the last position seen, then sends the offline queue
@@ -52,7 +52,7 @@
 //   reported as 1006.
 
 /** Close codes after which the client does not reconnect (PROTOCOL.md 7). */
-const FINAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1008, 1009, 4001, 4003, 4029]);
+const FINAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1008, 1009, 4001, 4003]);
 
 /** Request ids this client hands out: `r` and a number without leading 0. */
 const REQUEST_ID = /^r[1-9][0-9]*$/;

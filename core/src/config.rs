@@ -66,13 +66,6 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Concurrent connections accepted; further ones get HTTP 503.
     pub max_connections: usize,
-    /// Open WebSocket sessions one user may hold on this node; the one
-    /// beyond it is closed 4029 right after its auth verdict.
-    pub max_connections_per_user: usize,
-    /// Channels new to the node (no subscribers, no history) that one user
-    /// may bring into existence per minute by subscribe or publish; beyond
-    /// it such a request is refused `RATE_LIMITED`.
-    pub max_new_channels_per_user: usize,
     /// Messages kept, in order, between `auth` and its verdict.
     pub max_pending_before_auth: usize,
     /// Largest HTTP request head (request line and headers) in bytes.
@@ -110,8 +103,6 @@ impl Default for ServerConfig {
             latest_only: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 100_000,
-            max_connections_per_user: 100,
-            max_new_channels_per_user: 1_000,
             max_pending_before_auth: 32,
             max_http_head: 8 * 1024,
             idempotency_window: Duration::from_secs(60),

@@ -110,9 +110,6 @@ pub enum AuthVerdict {
     },
     /// The token is not valid: close 4003.
     Reject,
-    /// The token is valid but its user already holds
-    /// `max_connections_per_user` sessions on the node: close 4029.
-    TooManyConnections,
 }
 
 /// What the driver should do with the socket. Both adapters carry it out
@@ -308,14 +305,6 @@ impl Connection {
         match verdict {
             AuthVerdict::Reject => {
                 self.close(now, CloseCode::FORBIDDEN, "forbidden", config);
-            }
-            AuthVerdict::TooManyConnections => {
-                self.close(
-                    now,
-                    CloseCode::TOO_MANY_CONNECTIONS,
-                    "too many connections for this user",
-                    config,
-                );
             }
             AuthVerdict::Accept { user, .. } if !is_valid_user_id(&user) => {
                 self.close(now, CloseCode::FORBIDDEN, "invalid user id", config);

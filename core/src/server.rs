@@ -29,9 +29,7 @@
 //!   dropped or re-queued.
 //! - Refusals: a connection accepted while draining or at
 //!   `max_connections` is refused by the core itself (`503`, half-close,
-//!   linger), so every adapter answers it the same way. A user's session
-//!   beyond `max_connections_per_user` is closed 4029 at its auth verdict
-//!   (module `sessions` counts them).
+//!   linger), so every adapter answers it the same way.
 //! - Backplane: a node made with [`Server::with_backplane`] shares its
 //!   channels with other nodes through an external store. Its hub's
 //!   requests come out as [`Output::Store`] and the store's events go into
@@ -72,7 +70,6 @@ use crate::time::Instant;
 mod outbox;
 mod output;
 mod routes;
-mod sessions;
 mod slots;
 
 pub use output::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError};
@@ -80,7 +77,6 @@ pub use output::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError};
 use crate::envelope::ErrorCode;
 use outbox::NodeOutbox;
 use routes::{ApiWaiter, Refusal, error_body};
-use sessions::UserSessions;
 use slots::{Entry, Slot, entry, entry_mut, schedule_and_wake};
 
 /// One server node: connections, hub, metrics and shutdown state.
@@ -96,8 +92,6 @@ pub struct Server {
     work: Vec<ConnId>,
     counters: Counters,
     open_websockets: u64,
-    /// Authenticated sessions per user, for `max_connections_per_user`.
-    sessions: UserSessions,
     live: usize,
     draining: bool,
     /// When the graceful shutdown gives up on open connections; set by
@@ -155,7 +149,6 @@ impl Server {
             work: Vec::new(),
             counters: Counters::default(),
             open_websockets: 0,
-            sessions: UserSessions::default(),
             live: 0,
             draining: false,
             drain_deadline: None,
@@ -200,7 +193,6 @@ impl Server {
             conn,
             refused: refusal.is_some(),
             user: None,
-            admitted: false,
             api_request: None,
             scheduled: None,
             woken: false,
@@ -285,21 +277,13 @@ impl Server {
 
     /// The verdict on the token of a [`Decision::Authenticate`]: the user
     /// it names, or `None` when it is refused (close 4003). The core makes
-    /// the session id, and closes 4029 instead of admitting a user's
-    /// session beyond `max_connections_per_user`.
+    /// the session id.
     pub fn handle_auth_verdict(&mut self, now: Instant, conn: ConnId, user: Option<String>) {
         let config = &self.config;
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
         let verdict = match user {
-            Some(user)
-                if !self
-                    .sessions
-                    .has_room(&user, config.max_connections_per_user) =>
-            {
-                AuthVerdict::TooManyConnections
-            }
             Some(user) => {
                 entry.user = Some(user.clone());
                 AuthVerdict::Accept {
@@ -559,8 +543,6 @@ impl Server {
                 }
                 Event::Authenticated => {
                     let user = entry.user.clone().unwrap_or_default();
-                    entry.admitted = true;
-                    self.sessions.admit(&user);
                     self.hub.handle_authenticated(conn, &user);
                 }
                 Event::Reply(frame) => entry.conn.send_control(&self.config, now, frame),
@@ -570,11 +552,6 @@ impl Server {
                     });
                 }
                 Event::Closed { reason, by } => {
-                    if entry.admitted
-                        && let Some(user) = &entry.user
-                    {
-                        self.sessions.leave(user);
-                    }
                     self.count_close(&reason, by);
                     self.with_hub(now, |hub, outbox| hub.handle_disconnect(now, conn, outbox));
                     self.events.push_back(Output::Closed { conn, reason, by });

@@ -250,12 +250,6 @@ impl MemoryStore {
         history.into_iter().chain(retry).min()
     }
 
-    /// Whether the store holds state for `channel`: presence, history or
-    /// idempotency records.
-    pub fn holds(&self, channel: &Channel) -> bool {
-        self.channels.contains_key(channel)
-    }
-
     #[cfg(any(test, feature = "internals"))]
     /// How many channels the store holds state for.
     pub fn channel_count(&self) -> usize {

@@ -80,7 +80,6 @@ mod history_index;
 mod link;
 mod local;
 mod memory;
-mod new_channels;
 mod presence;
 mod recovery;
 mod replies;
@@ -98,7 +97,6 @@ pub use self::link::BACKPLANE_BACKOFF;
 use self::link::{Due, Link};
 use self::local::LocalChannel;
 pub use self::memory::MemoryStore;
-use self::new_channels::NewChannels;
 use self::replies::Replies;
 use self::requests::Publication;
 pub use self::store::{Member, Refusal, StoreEvent, StoreRequest, Ticket};
@@ -164,8 +162,6 @@ pub struct Hub {
     api_published: VecDeque<(Ticket, u64)>,
     api_unavailable: VecDeque<Ticket>,
     store: Store,
-    /// Each user's count against `max_new_channels_per_user`.
-    new_channels: NewChannels,
     keys_issued: u64,
     /// Requests the store refused while its link stayed up.
     refusals: u64,
@@ -224,7 +220,6 @@ impl Hub {
             api_published: VecDeque::new(),
             api_unavailable: VecDeque::new(),
             store,
-            new_channels: NewChannels::default(),
             keys_issued: 0,
             refusals: 0,
             restate_wanted: false,
@@ -512,17 +507,6 @@ impl Hub {
 
     fn is_external(&self) -> bool {
         matches!(self.store, Store::External { .. })
-    }
-
-    /// Whether the node holds state for `channel`: local subscribers, or,
-    /// in memory mode, presence, history or idempotency records. A channel
-    /// it does not hold is new to it, even when a backplane knows it.
-    fn holds_channel(&self, channel: &Channel) -> bool {
-        self.channels.contains_key(channel)
-            || match &self.store {
-                Store::Memory(memory) => memory.holds(channel),
-                Store::External { .. } => false,
-            }
     }
 
     /// Sends a reply known now, in the connection's reply order.

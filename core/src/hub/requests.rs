@@ -3,17 +3,11 @@
 
 use serde_json::value::RawValue;
 
-use super::new_channels::NewChannels;
 use super::waiting::Waiter;
 use super::{Conn, Hub, Outbox, StoreRequest, UNAVAILABLE, error_frame, frame_of};
-use crate::config::ServerConfig;
 use crate::envelope::{Channel, ErrorCode, IdempotencyKey, Position, RequestId, ServerMessage};
 use crate::ids::ConnId;
 use crate::time::Instant;
-
-/// The refusal of a request that would bring one channel too many into
-/// existence for its user within the minute.
-const TOO_MANY_NEW_CHANNELS: &str = "too many new channels for this user; retry later";
 
 /// What a client's `publish` asks to publish, apart from its request id.
 pub(super) struct Publication {
@@ -33,7 +27,6 @@ impl Hub {
         outbox: &mut impl Outbox,
     ) {
         let up = self.is_store_up();
-        let held = self.holds_channel(&channel);
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -47,10 +40,6 @@ impl Hub {
         }
         if !up {
             let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
-            return state.replies.send(conn, error, outbox);
-        }
-        if !held && !state.may_create(now, &channel, &self.config, &mut self.new_channels) {
-            let error = error_frame(id, ErrorCode::RateLimited, TOO_MANY_NEW_CHANNELS);
             return state.replies.send(conn, error, outbox);
         }
         let user = state.user.clone();
@@ -117,7 +106,6 @@ impl Hub {
         outbox: &mut impl Outbox,
     ) {
         let up = self.is_store_up();
-        let held = self.holds_channel(&publication.channel);
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -131,11 +119,6 @@ impl Hub {
         }
         if !up {
             let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
-            return state.replies.send(conn, error, outbox);
-        }
-        let channel = &publication.channel;
-        if !held && !state.may_create(now, channel, &self.config, &mut self.new_channels) {
-            let error = error_frame(id, ErrorCode::RateLimited, TOO_MANY_NEW_CHANNELS);
             return state.replies.send(conn, error, outbox);
         }
         let sender = Some(state.user.clone());
@@ -188,18 +171,6 @@ impl Hub {
 }
 
 impl Conn {
-    /// Counts `channel`, new to the node, against this connection's user's
-    /// `max_new_channels_per_user`; `false` when the user is at the bound.
-    fn may_create(
-        &self,
-        now: Instant,
-        channel: &Channel,
-        config: &ServerConfig,
-        new_channels: &mut NewChannels,
-    ) -> bool {
-        new_channels.admit(now, &self.user, channel, config.max_new_channels_per_user)
-    }
-
     /// Answers `FORBIDDEN` to a request of this connection (`conn`) about
     /// another user's private `user:` channel; `true` when it did.
     fn refused_private(

@@ -10,7 +10,6 @@ use crate::envelope::{parse_client_message, parse_server_message};
 
 mod backplane;
 mod bounds;
-mod new_channels;
 
 /// One frame the hub handed to the outbox.
 #[derive(Clone, Debug)]

@@ -18,8 +18,6 @@ pub(super) struct Entry {
     pub(super) conn: Connection,
     /// The user of the last accepted auth verdict.
     pub(super) user: Option<String>,
-    /// Authenticated: counted among its user's sessions until it closes.
-    pub(super) admitted: bool,
     /// Refused at accept: not counted among the node's connections.
     pub(super) refused: bool,
     /// A `POST /api/publish` waiting for its key check.

@@ -75,6 +75,9 @@ pub enum ConnectionAdmission {
         conn: ConnId,
         /// Signalled whenever the connection has frames or must close.
         wake: Receiver<()>,
+        /// The core refused it (draining, at capacity): it only has its
+        /// `503` to write and the client's end to wait for.
+        refused: bool,
     },
     /// The node has stopped; stop accepting.
     Stopped,
@@ -171,6 +174,7 @@ impl Node {
             return ConnectionAdmission::Stopped;
         }
         let conn = state.core.accept(self.now());
+        let refused = state.core.transport(conn) != Transport::Open;
         let (sender, wake) = sync_channel(1);
         let link = Link {
             stream: Arc::clone(stream),
@@ -178,7 +182,11 @@ impl Node {
         };
         state.links.insert(conn, link);
         self.settle(state);
-        ConnectionAdmission::Accepted { conn, wake }
+        ConnectionAdmission::Accepted {
+            conn,
+            wake,
+            refused,
+        }
     }
 
     /// Accepting failed: how long to wait before accepting again and

@@ -45,7 +45,16 @@ pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener) {
             }
         };
         match node.admit(&stream) {
-            ConnectionAdmission::Accepted { conn, wake } => serve(node, conn, stream, wake),
+            ConnectionAdmission::Accepted {
+                conn,
+                wake,
+                refused: false,
+            } => serve(node, conn, stream, wake),
+            ConnectionAdmission::Accepted {
+                conn,
+                wake,
+                refused: true,
+            } => answer_refused(node, conn, stream, wake),
             ConnectionAdmission::Stopped => return,
         }
     }
@@ -74,6 +83,25 @@ fn serve(node: &Arc<Node>, conn: ConnId, stream: Arc<TcpStream>, wake: Receiver<
     }
 }
 
+/// A refused connection needs one thread, not two: it writes its `503`,
+/// half-closes, then reads until the client's end of stream or the core's
+/// linger. Threads are what bounds this runtime (memory maps), so a burst
+/// of refusals at capacity must cost as little of them as it can.
+fn answer_refused(node: &Arc<Node>, conn: ConnId, stream: Arc<TcpStream>, wake: Receiver<()>) {
+    let spawned = {
+        let node = Arc::clone(node);
+        spawn_socket_thread(format!("tether-refuse-{conn}"), move || {
+            if write_loop(&node, conn, &stream, &wake) {
+                read_loop(&node, conn, &stream);
+            }
+        })
+    };
+    if let Err(error) = spawned {
+        tracing::warn!(%conn, %error, "cannot start a refused connection's thread");
+        node.transport_closed(conn);
+    }
+}
+
 /// Hands everything the peer sends to the core until the socket ends.
 fn read_loop(node: &Node, conn: ConnId, mut stream: &TcpStream) {
     // One page: every idle connection keeps this stack frame, and a larger
@@ -92,8 +120,9 @@ fn read_loop(node: &Node, conn: ConnId, mut stream: &TcpStream) {
 }
 
 /// Writes what the core queues for `conn`, as fast as the socket takes it,
-/// and closes or half-closes the socket when the core says so.
-fn write_loop(node: &Node, conn: ConnId, stream: &TcpStream, wake: &Receiver<()>) {
+/// and closes or half-closes the socket when the core says so; true when it
+/// half-closed, so that the connection's reading goes on.
+fn write_loop(node: &Node, conn: ConnId, stream: &TcpStream, wake: &Receiver<()>) -> bool {
     let mut batch = Vec::new();
     while wake.recv().is_ok() {
         loop {
@@ -101,14 +130,14 @@ fn write_loop(node: &Node, conn: ConnId, stream: &TcpStream, wake: &Receiver<()>
             let wrote = !batch.is_empty();
             if wrote && write_frames(stream, &batch).is_err() {
                 node.transport_closed(conn);
-                return;
+                return false;
             }
             node.written(conn, moved);
             batch.clear();
             match transport {
                 Transport::CloseNow | Transport::Abort => {
                     node.transport_closed(conn);
-                    return;
+                    return false;
                 }
                 Transport::HalfClose => {
                     // The reader goes on until the peer's end of stream or
@@ -116,7 +145,7 @@ fn write_loop(node: &Node, conn: ConnId, stream: &TcpStream, wake: &Receiver<()>
                     // write. A peer already gone fails the shutdown, and
                     // the reader sees that.
                     let _ = stream.shutdown(Shutdown::Write);
-                    return;
+                    return true;
                 }
                 Transport::Open | Transport::CloseAfterFlush => {}
             }
@@ -125,4 +154,5 @@ fn write_loop(node: &Node, conn: ConnId, stream: &TcpStream, wake: &Receiver<()>
             }
         }
     }
+    false
 }

@@ -18,7 +18,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tether_core::Authorizer;
+use tether_core::{Authorizer, Identity};
 
 use crate::api_key::check_api_key;
 use crate::app::AppError;
@@ -36,13 +36,6 @@ pub enum Authenticator {
     /// Dev mode: the token itself is the user id. For trying things out
     /// only; anyone can be anyone.
     Dev,
-}
-
-/// An authenticated user.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    /// The user id (a JWT's `sub`, or the dev token).
-    pub user: String,
 }
 
 /// Decides tokens and API keys for a running node: the binary's
@@ -72,12 +65,12 @@ impl NodeAuthorizer {
 }
 
 impl Authorizer for NodeAuthorizer {
-    fn authenticate(&self, token: &str) -> Option<String> {
+    fn authenticate(&self, token: &str) -> Option<Identity> {
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
         match self.authenticator.authenticate(token, now_unix) {
-            Ok(identity) => Some(identity.user),
+            Ok(identity) => Some(identity),
             Err(error) => {
                 tracing::info!(%error, "token refused");
                 None
@@ -225,7 +218,7 @@ impl Authenticator {
             Authenticator::Jwt(verifier) => verifier.verify(token, now_unix)?,
             Authenticator::Dev => token.to_owned(),
         };
-        Ok(Identity { user })
+        Ok(Identity::user(user))
     }
 }
 
@@ -257,7 +250,10 @@ mod tests {
     fn the_node_authorizer_checks_tokens_and_the_api_key() {
         let key = Redacted::new("0123456789abcdef".to_owned());
         let authorizer = NodeAuthorizer::new(Authenticator::Dev, Some(key));
-        assert_eq!(authorizer.authenticate("alice"), Some("alice".into()));
+        assert_eq!(
+            authorizer.authenticate("alice"),
+            Some(Identity::user("alice"))
+        );
         assert!(authorizer.authorize_api(Some("Bearer 0123456789abcdef")));
         assert!(!authorizer.authorize_api(Some("Bearer nope")));
         assert!(!authorizer.authorize_api(None));

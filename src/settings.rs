@@ -216,8 +216,13 @@ impl Settings {
         };
         settings.apply_environment(env);
         settings.apply_overrides(overrides);
-        // Dev mode is for trying things out: the demo page comes with it.
+        // Dev mode is for trying things out: the demo page comes with it,
+        // and a channel that no namespace governs is open to every user.
         settings.server.demo |= settings.dev;
+        if settings.dev {
+            let open = ServerConfig::dev().namespaces;
+            settings.server.namespaces.extend(open);
+        }
         settings.validate()?;
         Ok(settings)
     }

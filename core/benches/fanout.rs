@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use tether_core::internals::CoalesceKey;
 use tether_core::internals::Hub;
 use tether_core::internals::Outbox;
-use tether_core::{Channel, ClientMessage, ConnId, Instant, ServerConfig};
+use tether_core::{Channel, ClientMessage, ConnId, Grants, Instant, ServerConfig};
 
 const SUBSCRIBERS: u64 = 10_000;
 /// The publishing connection.
@@ -76,10 +76,10 @@ impl Outbox for Counter {
 
 /// A hub with `SUBSCRIBERS` users in `channel` and a publisher outside it.
 fn hub_with_subscribers(channel: &Channel, outbox: &mut impl Outbox) -> Hub {
-    let mut hub = Hub::new(&ServerConfig::default(), "bench");
+    let mut hub = Hub::new(&ServerConfig::dev(), "bench");
     for n in 1..=SUBSCRIBERS {
         let conn = ConnId::new(n);
-        hub.handle_authenticated(conn, &format!("user{n}"));
+        hub.handle_authenticated(conn, &format!("user{n}"), Grants::default());
         let subscribe = ClientMessage::Subscribe {
             id: None,
             channel: channel.clone(),
@@ -87,7 +87,7 @@ fn hub_with_subscribers(channel: &Channel, outbox: &mut impl Outbox) -> Hub {
         };
         hub.handle_message(Instant::ZERO, conn, subscribe, outbox);
     }
-    hub.handle_authenticated(publisher(), "publisher");
+    hub.handle_authenticated(publisher(), "publisher", Grants::default());
     hub
 }
 

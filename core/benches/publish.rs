@@ -15,7 +15,7 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use tether_core::wire::masked_text_frame;
-use tether_core::{ConnId, Decision, Instant, Output, Server, ServerConfig};
+use tether_core::{ConnId, Decision, Identity, Instant, Output, Server, ServerConfig};
 
 const T0: Instant = Instant::from_millis(1_000);
 const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
@@ -28,7 +28,7 @@ fn authenticated() -> (Server, ConnId) {
     let config = ServerConfig {
         rate_limit: u32::MAX,
         rate_burst: u32::MAX,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut server = Server::new(config, 1).expect("a valid config");
     let conn = server.accept(T0);
@@ -49,7 +49,7 @@ fn drain(server: &mut Server, conn: ConnId, out: &mut Vec<Bytes>) -> usize {
         match server.poll_output() {
             Output::Timeout(_) => break,
             Output::Decide(Decision::Authenticate { conn, token }) => {
-                server.handle_auth_verdict(T0, conn, Some(token));
+                server.handle_auth_verdict(T0, conn, Some(Identity::user(token)));
             }
             output => {
                 black_box(output);

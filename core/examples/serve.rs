@@ -27,7 +27,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Instant as Clock;
 
-use tether_core::{ConnId, Decision, Instant, Output, Server, ServerConfig, Transport};
+use tether_core::{ConnId, Decision, Identity, Instant, Output, Server, ServerConfig, Transport};
 
 /// Bytes a writer takes at a time: what sits outside the core's queue, and
 /// its backpressure, while a write is in flight.
@@ -60,7 +60,7 @@ fn main() -> io::Result<()> {
     // The seed names this run of the node. std's hash keys come from OS
     // randomness, so a restarted node never repeats an epoch.
     let seed = RandomState::new().hash_one(0u8);
-    let core = Server::new(ServerConfig::default(), seed).map_err(io::Error::other)?;
+    let core = Server::new(ServerConfig::dev(), seed).map_err(io::Error::other)?;
     println!("listening on {}", listener.local_addr()?);
     let (links, deadline) = (HashMap::new(), None);
     let node = Arc::new(Node {
@@ -100,9 +100,9 @@ impl Node {
             let answer: Answer = match decision {
                 // As in development, every token is its user id (the core
                 // closes 4003 one that is no valid user id).
-                Decision::Authenticate { conn, token } => {
-                    Box::new(move |core, now| core.handle_auth_verdict(now, conn, Some(token)))
-                }
+                Decision::Authenticate { conn, token } => Box::new(move |core, now| {
+                    core.handle_auth_verdict(now, conn, Some(Identity::user(token)))
+                }),
                 // No API key is set: every API request is refused.
                 Decision::AuthorizeApi { conn, .. } => {
                     Box::new(move |core, now| core.handle_api_verdict(now, conn, false))

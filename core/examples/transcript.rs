@@ -36,6 +36,7 @@ impl Driver {
                     let verdict = AuthVerdict::Accept {
                         user: "alice".into(),
                         session: "s-1".into(),
+                        expiry: None,
                     };
                     println!("{:>8}  verdict   accept as alice", now.to_string());
                     self.conn.handle_auth_verdict(&self.config, now, verdict);
@@ -100,7 +101,7 @@ fn describe(event: &Event) -> String {
 fn main() {
     let config = ServerConfig {
         heartbeat_interval: Duration::from_secs(30),
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let t0 = Instant::ZERO;
     let mut driver = Driver {

@@ -11,6 +11,9 @@
 //! `invalid user id`), so every runtime and every authorizer agree on who
 //! may connect.
 
+use std::time::Duration;
+
+use crate::access::Grants;
 use crate::envelope::{Channel, PRIVATE_CHANNEL_PREFIX};
 
 /// The longest user id, in characters: what fits after `user:` in a
@@ -28,10 +31,46 @@ pub fn is_valid_user_id(user: &str) -> bool {
     !user.is_empty() && Channel::new(&format!("{PRIVATE_CHANNEL_PREFIX}{user}")).is_ok()
 }
 
+/// What an accepted token proves: who the connection is, what its token
+/// grants on channels, and until when it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The user id.
+    pub user: String,
+    /// The token's `channels` claim, for namespaces whose rule is `token`.
+    pub grants: Grants,
+    /// When the token expires; `None` when it does not.
+    pub expiry: Option<Expiry>,
+}
+
+impl Identity {
+    /// `user`, with no grants and no expiry.
+    pub fn user(user: impl Into<String>) -> Identity {
+        Identity {
+            user: user.into(),
+            ..Identity::default()
+        }
+    }
+}
+
+/// When a token expires, as the check that accepted it saw it: the core
+/// keeps no wall clock, so the authorizer says both the instant to report
+/// (`expires_at` in `auth_ack` and `refreshed`) and how long the token
+/// had left when it was checked, from which the core times the close
+/// `4004`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    /// The token's `exp`, in Unix milliseconds.
+    pub unix_ms: u64,
+    /// What was left of the token's life at the check.
+    pub remaining: Duration,
+}
+
 /// Decides tokens and API keys for a server node.
 pub trait Authorizer {
-    /// The user id a WebSocket `auth` token proves, or `None` to reject it.
-    fn authenticate(&self, token: &str) -> Option<String>;
+    /// Who a WebSocket `auth` or `refresh` token proves, or `None` to
+    /// reject it.
+    fn authenticate(&self, token: &str) -> Option<Identity>;
 
     /// Whether the `Authorization` header of an HTTP API request carries a
     /// valid API key.

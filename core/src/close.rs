@@ -34,6 +34,9 @@ impl CloseCode {
     pub const AUTH_REQUIRED: CloseCode = CloseCode(4001);
     /// The token was rejected.
     pub const FORBIDDEN: CloseCode = CloseCode(4003);
+    /// The token expired on a live connection that did not refresh it. Not
+    /// final: the client gets a new token and reconnects.
+    pub const TOKEN_EXPIRED: CloseCode = CloseCode(4004);
     /// The connection could not keep up with its outbound queue.
     pub const SLOW_CONSUMER: CloseCode = CloseCode(4008);
 
@@ -96,7 +99,7 @@ mod tests {
     #[test]
     fn final_codes_are_exactly_those_of_the_protocol() {
         let finals = [1000, 1002, 1003, 1007, 1008, 1009, 4001, 4003];
-        let retried = [1001, 1006, 1011, 4008, 4000, 3000];
+        let retried = [1001, 1006, 1011, 4004, 4008, 4000, 3000];
         for code in finals {
             assert!(CloseCode(code).is_final(), "{code} must be final");
         }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::access::{ChannelPattern, Namespace};
 use crate::queue::QueueLimits;
 
 mod validate;
@@ -78,6 +79,11 @@ pub struct ServerConfig {
     /// Whether `GET /` serves the demo chat page; when false it is a 404.
     /// The browser client (`/tether.js`) is served either way.
     pub demo: bool,
+    /// Who may do what on which channel: the first namespace whose pattern
+    /// matches a channel governs it, and a channel that none matches is
+    /// refused `FORBIDDEN`. Empty by default: every channel but the
+    /// user's own `user:<id>` is closed until a namespace opens it.
+    pub namespaces: Vec<Namespace>,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +114,7 @@ impl Default for ServerConfig {
             idempotency_window: Duration::from_secs(60),
             presence_ttl: Duration::from_secs(15),
             demo: false,
+            namespaces: Vec::new(),
         }
     }
 }
@@ -128,6 +135,18 @@ pub fn connections_within_open_files(open_files: u64) -> usize {
 }
 
 impl ServerConfig {
+    /// The protocol defaults with every channel open to every authenticated
+    /// user (one namespace `*`): the channels of the standalone server's
+    /// `--dev`. For trying things out and for tests; a production node
+    /// lists its namespaces.
+    pub fn dev() -> ServerConfig {
+        let everything = ChannelPattern::new("*").expect("`*` is a pattern");
+        ServerConfig {
+            namespaces: vec![Namespace::open(everything)],
+            ..ServerConfig::default()
+        }
+    }
+
     /// The byte thresholds of the outbound queue.
     pub fn queue_limits(&self) -> QueueLimits {
         QueueLimits {

@@ -35,7 +35,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use crate::auth::is_valid_user_id;
+use crate::auth::{Expiry, is_valid_user_id};
 use crate::close::{CloseCode, CloseReason};
 use crate::config::ServerConfig;
 use crate::envelope::{
@@ -64,6 +64,13 @@ pub enum Event {
     },
     /// `auth_ack` is queued: from now on the hub may route to this connection.
     Authenticated,
+    /// An open connection presented a new token with `refresh`; answer with
+    /// [`Connection::handle_auth_verdict`]. Messages received meanwhile are
+    /// kept, in order, and handled after the answer.
+    Refresh {
+        /// The new token (never log it).
+        token: String,
+    },
     /// A request for the hub: subscribe, unsubscribe, publish or presence.
     Request(ClientMessage),
     /// A reply the connection made itself (a `pong` or an `error`) to a
@@ -101,14 +108,19 @@ pub enum ClosedBy {
 pub enum AuthVerdict {
     /// The token is valid for `user`; `session` identifies this connection.
     /// A `user` that breaks the user id rule
-    /// ([`crate::auth::is_valid_user_id`]) still closes 4003.
+    /// ([`crate::auth::is_valid_user_id`]) still closes 4003. For a
+    /// `refresh`, only `expiry` counts: the node checked that the token is
+    /// the same user's.
     Accept {
         /// The authenticated user id.
         user: String,
         /// The session id reported in `auth_ack`.
         session: String,
+        /// When the token expires: close 4004 then, unless refreshed.
+        expiry: Option<Expiry>,
     },
-    /// The token is not valid: close 4003.
+    /// The token is not valid: close 4003 after `auth`, error `FORBIDDEN`
+    /// after `refresh` (the connection keeps its old token).
     Reject,
 }
 
@@ -153,6 +165,8 @@ enum Timer {
     /// ending: the peer's close frame or the flush of the last bytes can
     /// keep it no longer than `close_timeout`.
     Linger,
+    /// The token's `exp`: close 4004 unless a refresh came first.
+    Expiry,
 }
 
 impl TimerKey for Timer {
@@ -162,6 +176,7 @@ impl TimerKey for Timer {
         Timer::Heartbeat,
         Timer::SlowConsumer,
         Timer::Linger,
+        Timer::Expiry,
     ];
 
     fn index(self) -> usize {
@@ -182,6 +197,9 @@ enum State {
     VerdictPending(Vec<Bytes>),
     /// Authenticated.
     Open,
+    /// Authenticated, and a `refresh` (with its `id`) waits for its
+    /// verdict; messages received meanwhile are kept raw, in order.
+    RefreshPending(Option<RequestId>, Vec<Bytes>),
     /// The server sent its close frame and waits for the client's.
     Closing,
     /// Nothing more happens on this connection.
@@ -195,7 +213,7 @@ pub struct Connection {
     state: State,
     decoder: FrameDecoder,
     queue: OutboundQueue,
-    timers: TimerTable<Timer, 5>,
+    timers: TimerTable<Timer, 6>,
     rate: TokenBucket,
     events: VecDeque<Event>,
     /// A Ping went out and no Pong came back yet.
@@ -246,7 +264,11 @@ impl Connection {
                 parser.feed(bytes);
                 self.poll_http(config, now);
             }
-            State::AwaitingAuth | State::VerdictPending(_) | State::Open | State::Closing => {
+            State::AwaitingAuth
+            | State::VerdictPending(_)
+            | State::Open
+            | State::RefreshPending(..)
+            | State::Closing => {
                 self.decoder.feed(bytes);
                 self.poll_frames(config, now);
             }
@@ -286,18 +308,29 @@ impl Connection {
                     }
                 }
                 Timer::Linger => self.finish_now(),
+                Timer::Expiry => {
+                    if self.is_authenticated() {
+                        self.close(now, CloseCode::TOKEN_EXPIRED, "token expired", config);
+                    }
+                }
             }
         }
     }
 
-    /// The verdict on the token of the last [`Event::Authenticate`]. Ignored
-    /// unless a verdict is pending (the connection may have closed meanwhile).
+    /// The verdict on the token of the last [`Event::Authenticate`] or
+    /// [`Event::Refresh`]. Ignored unless a verdict is pending (the
+    /// connection may have closed meanwhile).
     pub fn handle_auth_verdict(
         &mut self,
         config: &ServerConfig,
         now: Instant,
         verdict: AuthVerdict,
     ) {
+        if let State::RefreshPending(id, kept) = &mut self.state {
+            let (id, kept) = (id.take(), std::mem::take(kept));
+            self.state = State::Open;
+            return self.handle_refresh_verdict(config, now, id, verdict, kept);
+        }
         let State::VerdictPending(kept) = &mut self.state else {
             return;
         };
@@ -309,22 +342,65 @@ impl Connection {
             AuthVerdict::Accept { user, .. } if !is_valid_user_id(&user) => {
                 self.close(now, CloseCode::FORBIDDEN, "invalid user id", config);
             }
-            AuthVerdict::Accept { user, session } => {
+            AuthVerdict::Accept {
+                user,
+                session,
+                expiry,
+            } => {
                 self.state = State::Open;
                 let ack = ServerMessage::AuthAck {
                     user,
                     session,
                     heartbeat_ms: config.heartbeat_interval.as_millis() as u64,
                     max_payload: config.max_payload as u64,
+                    expires_at: self.expire_at(now, expiry),
                 };
                 self.send_message(config, now, &ack);
                 self.events.push_back(Event::Authenticated);
-                for text in kept {
-                    if !matches!(self.state, State::Open) {
-                        break;
-                    }
-                    self.handle_open_text(config, now, &text);
-                }
+                self.handle_kept(config, now, kept);
+            }
+        }
+    }
+
+    /// Answers a `refresh`: `refreshed` with the new expiry, or `FORBIDDEN`
+    /// with the old token kept; then the messages kept meanwhile.
+    fn handle_refresh_verdict(
+        &mut self,
+        config: &ServerConfig,
+        now: Instant,
+        id: Option<RequestId>,
+        verdict: AuthVerdict,
+        kept: Vec<Bytes>,
+    ) {
+        match verdict {
+            AuthVerdict::Accept { expiry, .. } => {
+                self.timers.stop(Timer::Expiry);
+                let expires_at = self.expire_at(now, expiry);
+                self.send_message(config, now, &ServerMessage::Refreshed { id, expires_at });
+            }
+            AuthVerdict::Reject => {
+                let reason = "token refused; the connection keeps its current token";
+                self.send_error(config, now, id, ErrorCode::Forbidden, reason);
+            }
+        }
+        self.handle_kept(config, now, kept);
+    }
+
+    /// Arms the close 4004 at `expiry`, and gives its Unix milliseconds.
+    fn expire_at(&mut self, now: Instant, expiry: Option<Expiry>) -> Option<u64> {
+        let expiry = expiry?;
+        self.timers.set(Timer::Expiry, now + expiry.remaining);
+        Some(expiry.unix_ms)
+    }
+
+    /// Handles the messages kept while a verdict was pending, in order,
+    /// until one of them leaves the open state.
+    fn handle_kept(&mut self, config: &ServerConfig, now: Instant, kept: Vec<Bytes>) {
+        for text in kept {
+            match self.state {
+                State::Open => self.handle_open_text(config, now, &text),
+                State::RefreshPending(_, ref mut later) => later.push(text),
+                _ => break,
             }
         }
     }
@@ -382,7 +458,10 @@ impl Connection {
     pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str, config: &ServerConfig) {
         match self.state {
             State::Http(_) | State::Responding => self.finish_now(),
-            State::AwaitingAuth | State::VerdictPending(_) | State::Open => {
+            State::AwaitingAuth
+            | State::VerdictPending(_)
+            | State::Open
+            | State::RefreshPending(..) => {
                 self.queue.push_protocol(frame::close_frame(code, reason));
                 self.timers.stop_all();
                 self.timers.set(Timer::Linger, now + config.close_timeout);
@@ -441,7 +520,16 @@ impl Connection {
 
     /// Whether the connection is authenticated and not closing.
     pub fn is_open(&self) -> bool {
-        matches!(self.state, State::Open)
+        self.is_authenticated()
+    }
+
+    fn is_authenticated(&self) -> bool {
+        matches!(self.state, State::Open | State::RefreshPending(..))
+    }
+
+    /// Whether a `refresh` waits for its verdict.
+    pub fn is_refreshing(&self) -> bool {
+        matches!(self.state, State::RefreshPending(..))
     }
 
     /// Text messages received since the last call, for metrics.
@@ -548,7 +636,7 @@ impl Connection {
         self.received = self.received.saturating_add(1);
         match &mut self.state {
             State::AwaitingAuth => self.handle_first_text(config, now, &text),
-            State::VerdictPending(kept) => {
+            State::VerdictPending(kept) | State::RefreshPending(_, kept) => {
                 if kept.len() >= config.max_pending_before_auth {
                     self.close(
                         now,
@@ -604,16 +692,17 @@ impl Connection {
                 ErrorCode::InvalidMessage,
                 "already authenticated",
             ),
+            Ok(ClientMessage::Refresh { id, token }) => {
+                self.state = State::RefreshPending(id, Vec::new());
+                self.events.push_back(Event::Refresh { token });
+            }
             Ok(request) => self.events.push_back(Event::Request(request)),
             Err(error) => self.send_error(config, now, error.id, error.code, &error.message),
         }
     }
 
     fn heartbeat_tick(&mut self, config: &ServerConfig, deadline: Instant) {
-        if !matches!(
-            self.state,
-            State::AwaitingAuth | State::VerdictPending(_) | State::Open
-        ) {
+        if !self.accepts_frames() {
             return;
         }
         if self.ping_unanswered {
@@ -687,7 +776,10 @@ impl Connection {
     fn accepts_frames(&self) -> bool {
         matches!(
             self.state,
-            State::AwaitingAuth | State::VerdictPending(_) | State::Open
+            State::AwaitingAuth
+                | State::VerdictPending(_)
+                | State::Open
+                | State::RefreshPending(..)
         )
     }
 
@@ -713,7 +805,10 @@ impl Connection {
     /// failure (PROTOCOL.md section 11).
     fn fail(&mut self, config: &ServerConfig, now: Instant, code: CloseCode, reason: &str) {
         match self.state {
-            State::AwaitingAuth | State::VerdictPending(_) | State::Open => {
+            State::AwaitingAuth
+            | State::VerdictPending(_)
+            | State::Open
+            | State::RefreshPending(..) => {
                 self.emit_closed(CloseReason::new(code, reason), ClosedBy::Server);
                 self.finish_after_flush(config, now, frame::close_frame(code, reason));
             }

@@ -29,11 +29,11 @@ mod server;
 pub use self::api::parse_api_publish;
 pub use self::client::{ClientMessage, encode_client_message, parse_client_message};
 pub use self::error::{EnvelopeError, ErrorCode};
-pub(crate) use self::ids::PRIVATE_CHANNEL_PREFIX;
 pub use self::ids::{Channel, IdempotencyKey, Position, RequestId};
+pub(crate) use self::ids::{MAX_CHANNEL_CHARS, PRIVATE_CHANNEL_PREFIX};
 pub use self::server::{
-    ServerMessage, encode_publication, encode_publication_prefix, encode_server_message,
-    parse_server_message,
+    ServerMessage, UnsubscribeReason, encode_publication, encode_publication_prefix,
+    encode_server_message, parse_server_message,
 };
 
 #[cfg(test)]

@@ -45,6 +45,7 @@
 //! alone (threads and one lock): the reference for a new adapter. Run it
 //! with `cargo run -p tether-core --example serve -- 127.0.0.1:8080`.
 
+mod access;
 mod auth;
 mod backoff;
 mod backplane;
@@ -80,7 +81,8 @@ pub use server::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Serv
 pub use time::Instant;
 
 // Decisions the application takes.
-pub use auth::{Authorizer, MAX_USER_ID_CHARS, is_valid_user_id};
+pub use access::{ChannelPattern, Grants, Namespace, Operation, Rule};
+pub use auth::{Authorizer, Expiry, Identity, MAX_USER_ID_CHARS, is_valid_user_id};
 
 // The backplane seam: what a shared store implements.
 pub use backplane::{Backplane, BackplaneTask, EventSink, RequestSource};
@@ -96,8 +98,8 @@ pub use client::{
 pub use close::{CloseCode, CloseReason};
 pub use envelope::{
     Channel, ClientMessage, EnvelopeError, ErrorCode, IdempotencyKey, Position, RequestId,
-    ServerMessage, encode_client_message, encode_publication, encode_publication_prefix,
-    encode_server_message, parse_client_message, parse_server_message,
+    ServerMessage, UnsubscribeReason, encode_client_message, encode_publication,
+    encode_publication_prefix, encode_server_message, parse_client_message, parse_server_message,
 };
 pub use metrics::Counters;
 

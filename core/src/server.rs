@@ -58,6 +58,8 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use bytes::Bytes;
 
+use crate::access::Grants;
+use crate::auth::Identity;
 use crate::close::{CloseCode, CloseReason};
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection::{AuthVerdict, ClosedBy, Connection, Event, Transport};
@@ -193,6 +195,7 @@ impl Server {
             conn,
             refused: refusal.is_some(),
             user: None,
+            grants: Grants::default(),
             api_request: None,
             scheduled: None,
             woken: false,
@@ -275,20 +278,44 @@ impl Server {
         }
     }
 
-    /// The verdict on the token of a [`Decision::Authenticate`]: the user
-    /// it names, or `None` when it is refused (close 4003). The core makes
-    /// the session id.
-    pub fn handle_auth_verdict(&mut self, now: Instant, conn: ConnId, user: Option<String>) {
+    /// The verdict on the token of a [`Decision::Authenticate`]: who it
+    /// proves, or `None` when it is refused. After `auth`, a refusal closes
+    /// 4003; the core makes the session id. After `refresh`, a refusal, or
+    /// a token of another user, is answered `FORBIDDEN` and the connection
+    /// keeps its old token; an accepted token's grants and expiry replace
+    /// the old ones, and subscriptions they no longer allow end.
+    pub fn handle_auth_verdict(&mut self, now: Instant, conn: ConnId, identity: Option<Identity>) {
         let config = &self.config;
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
-        let verdict = match user {
-            Some(user) => {
-                entry.user = Some(user.clone());
+        if entry.conn.is_refreshing() {
+            let same_user = |identity: &Identity| entry.user.as_deref() == Some(&identity.user);
+            let Some(identity) = identity.filter(same_user) else {
+                entry
+                    .conn
+                    .handle_auth_verdict(config, now, AuthVerdict::Reject);
+                return self.settle(conn, now);
+            };
+            let verdict = AuthVerdict::Accept {
+                user: identity.user,
+                session: String::new(),
+                expiry: identity.expiry,
+            };
+            entry.conn.handle_auth_verdict(config, now, verdict);
+            self.with_hub(now, |hub, outbox| {
+                hub.handle_refreshed(now, conn, identity.grants, outbox);
+            });
+            return self.settle(conn, now);
+        }
+        let verdict = match identity {
+            Some(identity) => {
+                entry.user = Some(identity.user.clone());
+                entry.grants = identity.grants;
                 AuthVerdict::Accept {
-                    user,
+                    user: identity.user,
                     session: format!("{}-{}", self.node_id, conn.0),
+                    expiry: identity.expiry,
                 }
             }
             None => AuthVerdict::Reject,
@@ -537,13 +564,14 @@ impl Server {
                     self.open_websockets += 1;
                     self.counters.connections_total += 1;
                 }
-                Event::Authenticate { token } => {
+                Event::Authenticate { token } | Event::Refresh { token } => {
                     self.events
                         .push_back(Output::Decide(Decision::Authenticate { conn, token }));
                 }
                 Event::Authenticated => {
                     let user = entry.user.clone().unwrap_or_default();
-                    self.hub.handle_authenticated(conn, &user);
+                    let grants = std::mem::take(&mut entry.grants);
+                    self.hub.handle_authenticated(conn, &user, grants);
                 }
                 Event::Reply(frame) => entry.conn.send_control(&self.config, now, frame),
                 Event::Request(message) => {

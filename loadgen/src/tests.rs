@@ -18,7 +18,7 @@ fn start_node() -> String {
     start_node_with(ServerConfig {
         rate_limit: 1_000_000,
         rate_burst: 1_000_000,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     })
 }
 
@@ -51,7 +51,7 @@ fn bench(url: &str, scenario: Scenario) -> Report {
 
 #[test]
 fn a_run_the_rate_limit_cut_short_fails_and_says_which_config_to_bench() {
-    let url = start_node_with(ServerConfig::default());
+    let url = start_node_with(ServerConfig::dev());
     let rtt = Scenario::Rtt(RttArgs {
         connections: 1,
         seconds: 5,

@@ -471,7 +471,7 @@ mod tests {
     fn offsets_are_central_retries_are_recognised_and_history_is_capped() {
         let config = ServerConfig {
             history_size: 2,
-            ..ServerConfig::default()
+            ..ServerConfig::dev()
         };
         let mut store = Backplane::new(&config);
         let t = Instant::from_millis(10);
@@ -502,7 +502,7 @@ mod tests {
     fn beyond_history_max_channels_the_least_recently_used_channel_loses_its_state() {
         let config = ServerConfig {
             history_max_channels: 2,
-            ..ServerConfig::default()
+            ..ServerConfig::dev()
         };
         let mut store = Backplane::new(&config);
         let t = Instant::from_millis(10);
@@ -537,7 +537,7 @@ mod tests {
 
     #[test]
     fn a_dead_nodes_users_leave_at_the_next_renewal_after_its_lease() {
-        let mut store = Backplane::new(&ServerConfig::default());
+        let mut store = Backplane::new(&ServerConfig::dev());
         let lease = Duration::from_secs(5);
         let t = Instant::from_millis(0);
         let join = |user: &str| StoreRequest::Join {

@@ -143,7 +143,7 @@ impl Scenario {
                     failures.push("no client recovered from the central history".to_owned());
                 }
                 let crash = Instant::ZERO + CLUSTER_CRASH_AT;
-                let bound = crash + ServerConfig::default().presence_ttl;
+                let bound = crash + ServerConfig::dev().presence_ttl;
                 let left = outcome.leaves.iter().any(|(at, client, user)| {
                     *client == 0 && user == "u1" && *at > crash && *at <= bound
                 });
@@ -255,7 +255,7 @@ fn steady_chat(size: Size, rng: &mut fastrand::Rng) -> Setup {
         },
     ));
     Setup {
-        server: ServerConfig::default(),
+        server: ServerConfig::dev(),
         nodes: 1,
         backplane: None,
         send_buffer: SEND_BUFFER,
@@ -277,7 +277,7 @@ fn restart_storm(size: Size, rng: &mut fastrand::Rng, backoff: Backoff) -> Setup
     let crash = Instant::ZERO + ramp + 5 * SECOND;
     let down_for = 2 * SECOND;
     Setup {
-        server: ServerConfig::default(),
+        server: ServerConfig::dev(),
         nodes: 1,
         backplane: None,
         send_buffer: SEND_BUFFER,
@@ -302,7 +302,7 @@ fn slow_consumer(size: Size, rng: &mut fastrand::Rng) -> Setup {
     let server = ServerConfig {
         high_water: 64 * 1024,
         hard_limit: 256 * 1024,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     Setup {
         server,
@@ -337,7 +337,7 @@ fn flapping_client(size: Size, rng: &mut fastrand::Rng) -> Setup {
     }
     faults.push((Instant::ZERO + window, Fault::Vanish { client: 0 }));
     Setup {
-        server: ServerConfig::default(),
+        server: ServerConfig::dev(),
         nodes: 1,
         backplane: None,
         send_buffer: SEND_BUFFER,
@@ -366,7 +366,7 @@ fn healing_partition(size: Size, rng: &mut fastrand::Rng) -> Setup {
         })
         .collect();
     Setup {
-        server: ServerConfig::default(),
+        server: ServerConfig::dev(),
         nodes: 1,
         backplane: None,
         send_buffer: SEND_BUFFER,
@@ -400,7 +400,7 @@ fn cluster(
     }
     let latency = Duration::from_micros(rng.u64(200..=2_000));
     Setup {
-        server: ServerConfig::default(),
+        server: ServerConfig::dev(),
         nodes: CLUSTER_NODES,
         backplane: Some(BackplaneSpec {
             link: LinkProfile::lan(latency, Duration::from_micros(500)),

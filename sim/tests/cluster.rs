@@ -46,7 +46,7 @@ fn an_outage_refuses_publishes_and_the_cluster_comes_back_in_order() {
     let setup = Setup {
         server: ServerConfig {
             presence_ttl: 60 * SECOND,
-            ..ServerConfig::default()
+            ..ServerConfig::dev()
         },
         nodes: 2,
         backplane: Some(BackplaneSpec {

@@ -83,7 +83,7 @@ fn a_subscriber_never_hears_a_join_of_a_user_in_its_snapshot() {
 #[test]
 fn presence_deltas_stay_consistent_across_a_backplane_outage_with_short_leases() {
     let violations = violations_with(Scenario::BackplaneOutage, |setup| {
-        setup.server.presence_ttl = ServerConfig::default().presence_ttl;
+        setup.server.presence_ttl = ServerConfig::dev().presence_ttl;
     });
     assert!(violations.is_empty(), "{violations:#?}");
 }

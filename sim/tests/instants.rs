@@ -12,7 +12,7 @@ const MS: Duration = Duration::from_millis(1);
 
 fn lonely_client(faults: Vec<(Instant, Fault)>, faults_end: Instant) -> Setup {
     Setup {
-        server: ServerConfig::default(),
+        server: ServerConfig::dev(),
         nodes: 1,
         backplane: None,
         send_buffer: 16 * 1024,

@@ -213,6 +213,7 @@ fn everything_changed() -> Settings {
             idempotency_max_records: 21,
             presence_ttl: Duration::from_secs(18),
             demo: true,
+            namespaces: Vec::new(),
         },
         listen: "[::1]:9000".parse().unwrap(),
         jwt_secret: None,

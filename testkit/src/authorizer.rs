@@ -1,7 +1,7 @@
 //! The authorizer of the tests that embed a node: a token names its user,
 //! and one fixed API key opens the HTTP API.
 
-use tether_core::Authorizer;
+use tether_core::{Authorizer, Identity};
 
 /// The one token [`TestAuthorizer`] refuses.
 pub const REFUSED_TOKEN: &str = "bad";
@@ -18,8 +18,8 @@ pub const AUTHORIZATION: &str = "Bearer test-api-key";
 pub struct TestAuthorizer;
 
 impl Authorizer for TestAuthorizer {
-    fn authenticate(&self, token: &str) -> Option<String> {
-        (token != REFUSED_TOKEN).then(|| token.to_owned())
+    fn authenticate(&self, token: &str) -> Option<Identity> {
+        (token != REFUSED_TOKEN).then(|| Identity::user(token))
     }
 
     fn authorize_api(&self, authorization: Option<&str>) -> bool {
@@ -33,7 +33,10 @@ mod tests {
 
     #[test]
     fn a_token_names_its_user_and_only_the_key_opens_the_api() {
-        assert_eq!(TestAuthorizer.authenticate("ann"), Some("ann".to_owned()));
+        assert_eq!(
+            TestAuthorizer.authenticate("ann"),
+            Some(Identity::user("ann"))
+        );
         assert_eq!(TestAuthorizer.authenticate(REFUSED_TOKEN), None);
         assert_eq!(AUTHORIZATION, format!("Bearer {API_KEY}"));
         assert!(TestAuthorizer.authorize_api(Some(AUTHORIZATION)));

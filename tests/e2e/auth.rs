@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tether_core::{Authorizer, ServerConfig};
+use tether_core::{Authorizer, Identity, ServerConfig};
 
 use crate::harness::{JWT_SECRET, Runtime, TETHER, config, dev_auth, jwt_auth, mint_jwt, unix_now};
 use tether_testkit::metrics::metric;
@@ -34,7 +34,7 @@ struct HeldAuthorizer {
 }
 
 impl Authorizer for HeldAuthorizer {
-    fn authenticate(&self, token: &str) -> Option<String> {
+    fn authenticate(&self, token: &str) -> Option<Identity> {
         if token == "slow" {
             let _ = self.started.lock().unwrap().send(());
             if self.release.lock().unwrap().recv_timeout(HOLD).is_err() {

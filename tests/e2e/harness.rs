@@ -48,7 +48,7 @@ pub enum Runtime {
     Blocking,
     /// The core's `serve` example (`core/examples/serve.rs`) as a child
     /// process: the reference a new adapter is written from. It serves
-    /// `ServerConfig::default()` with development tokens (every token is
+    /// `ServerConfig::dev()` with development tokens (every token is
     /// its user id) and no API key, and shuts down when its standard input
     /// closes; it cannot publish from the application. The suite's smoke
     /// subset runs on it, tests that start the node with [`config`] and
@@ -301,7 +301,7 @@ pub fn config() -> ServerConfig {
         close_timeout: Duration::from_secs(1),
         shutdown_timeout: Duration::from_secs(2),
         handshake_timeout: Duration::from_secs(5),
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     }
 }
 

@@ -144,7 +144,7 @@ fn publish_chat<S: Store>(seam: &mut Seam<S>, seconds: u64, first: u64, count: u
 }
 
 fn offsets_count_up_per_channel_in_one_epoch<S: Store>() {
-    let mut seam = Seam::<S>::start(&ServerConfig::default());
+    let mut seam = Seam::<S>::start(&ServerConfig::dev());
     seam.ask(at(0), follow("chat"));
     seam.ask(at(0), follow("news"));
     for ticket in 1..=3 {
@@ -176,7 +176,7 @@ fn offsets_count_up_per_channel_in_one_epoch<S: Store>() {
 }
 
 fn a_subscription_replays_what_followed_its_position<S: Store>() {
-    let mut seam = Seam::<S>::start(&ServerConfig::default());
+    let mut seam = Seam::<S>::start(&ServerConfig::dev());
     seam.ask(at(0), follow("chat"));
     let epoch = publish_chat(&mut seam, 0, 1, 3);
 
@@ -230,7 +230,7 @@ fn a_subscription_replays_what_followed_its_position<S: Store>() {
 fn the_history_keeps_the_last_history_size_publications<S: Store>() {
     let mut seam = Seam::<S>::start(&ServerConfig {
         history_size: 3,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     });
     seam.ask(at(0), follow("chat"));
     let epoch = publish_chat(&mut seam, 0, 1, 5);
@@ -255,7 +255,7 @@ fn the_history_keeps_the_last_history_size_publications<S: Store>() {
 fn a_publication_older_than_history_ttl_is_not_replayed<S: Store>() {
     let mut seam = Seam::<S>::start(&ServerConfig {
         history_ttl: Duration::from_secs(60),
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     });
     seam.ask(at(0), follow("chat"));
     let epoch = publish_chat(&mut seam, 0, 1, 2);
@@ -271,7 +271,7 @@ fn a_publication_older_than_history_ttl_is_not_replayed<S: Store>() {
 }
 
 fn an_idempotency_key_is_recognised_within_its_publishers_scope<S: Store>() {
-    let mut seam = Seam::<S>::start(&ServerConfig::default());
+    let mut seam = Seam::<S>::start(&ServerConfig::dev());
     seam.ask(at(0), follow("chat"));
     let requests = [
         (Some("alice"), Some("k1")),
@@ -302,7 +302,7 @@ fn an_idempotency_key_is_recognised_within_its_publishers_scope<S: Store>() {
 fn an_idempotency_key_is_forgotten_after_its_window<S: Store>() {
     let mut seam = Seam::<S>::start(&ServerConfig {
         idempotency_window: Duration::from_secs(10),
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     });
     seam.ask(at(0), follow("chat"));
     seam.ask(at(0), publish(1, "chat", Some("alice"), Some("k1")));
@@ -343,7 +343,7 @@ fn change<S: Store>(seam: &mut Seam<S>) -> (u64, String, bool) {
 }
 
 fn presence_changes_and_snapshots_carry_versions_that_order_them<S: Store>() {
-    let mut seam = Seam::<S>::start(&ServerConfig::default());
+    let mut seam = Seam::<S>::start(&ServerConfig::dev());
     seam.ask(at(0), follow("chat"));
     seam.ask(at(0), member(true, "ann"));
     let (ann, user, joined) = change(&mut seam);

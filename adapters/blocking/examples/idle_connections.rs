@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_blocking::{Server, ServerOptions};
-use tether_core::{Authorizer, ServerConfig};
+use tether_core::{Authorizer, Identity, ServerConfig};
 use tungstenite::Message;
 
 /// How long the connected clients are left idle while the server's CPU time
@@ -35,8 +35,8 @@ const TICKS_PER_SECOND: u64 = 100;
 struct AnyToken;
 
 impl Authorizer for AnyToken {
-    fn authenticate(&self, token: &str) -> Option<String> {
-        Some(token.to_owned())
+    fn authenticate(&self, token: &str) -> Option<Identity> {
+        Some(Identity::user(token))
     }
 
     fn authorize_api(&self, _authorization: Option<&str>) -> bool {
@@ -63,7 +63,7 @@ fn measure(count: usize) {
         // Long enough that the unanswered heartbeat of an idle client never
         // fires during the measurement.
         heartbeat_interval: Duration::from_secs(600),
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let options = ServerOptions {
         config,

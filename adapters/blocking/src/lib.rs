@@ -19,13 +19,13 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use tether_blocking::{Client, Server, ServerOptions};
-//! use tether_core::{Authorizer, ClientConfig, Event};
+//! use tether_core::{Authorizer, ClientConfig, Event, Identity, ServerConfig};
 //!
 //! struct AnyToken;
 //!
 //! impl Authorizer for AnyToken {
-//!     fn authenticate(&self, token: &str) -> Option<String> {
-//!         Some(token.to_owned())
+//!     fn authenticate(&self, token: &str) -> Option<Identity> {
+//!         Some(Identity::user(token))
 //!     }
 //!     fn authorize_api(&self, _authorization: Option<&str>) -> bool {
 //!         false
@@ -33,7 +33,9 @@
 //! }
 //!
 //! # fn main() -> std::io::Result<()> {
-//! let options = ServerOptions::new("127.0.0.1:8080".parse().unwrap(), Arc::new(AnyToken));
+//! let mut options = ServerOptions::new("127.0.0.1:8080".parse().unwrap(), Arc::new(AnyToken));
+//! // Every channel open to every user, as in development.
+//! options.config = ServerConfig::dev();
 //! let server = Server::bind(options)?;
 //! let handle = server.handle();
 //! let running = std::thread::spawn(move || server.run());

@@ -30,7 +30,7 @@ struct TestServer {
 impl TestServer {
     /// Starts a node with the default settings on a free loopback port.
     fn start() -> TestServer {
-        let server = Server::bind(options(ServerConfig::default())).expect("bind");
+        let server = Server::bind(options(ServerConfig::dev())).expect("bind");
         let addr = server.local_addr();
         let handle = server.handle();
         let (sender, done) = mpsc::channel();
@@ -157,7 +157,7 @@ fn max_connections_is_lowered_to_what_the_process_s_threads_allow() {
     let options = |max_connections| {
         options(ServerConfig {
             max_connections,
-            ..ServerConfig::default()
+            ..ServerConfig::dev()
         })
     };
     let modest = Server::bind(options(100)).expect("bind");

@@ -22,7 +22,7 @@ fn payloads(messages: &[Value]) -> Vec<String> {
 #[test]
 fn publications_on_every_node_reach_every_node_in_one_order_with_offsets_from_redis() {
     let redis = Redis::start();
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let a = Node::start(&redis, "a", &config);
     let b = Node::start(&redis, "b", &config);
     let mut alice = Client::connect(&a, "alice");
@@ -70,7 +70,7 @@ fn publications_on_every_node_reach_every_node_in_one_order_with_offsets_from_re
 #[test]
 fn a_client_recovers_on_another_node_with_since_and_the_http_api_publishes_on_any_node() {
     let redis = Redis::start();
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let a = Node::start(&redis, "a", &config);
     let b = Node::start(&redis, "b", &config);
     let mut alice = Client::connect(&a, "alice");
@@ -101,7 +101,7 @@ fn a_client_recovers_on_another_node_with_since_and_the_http_api_publishes_on_an
 #[test]
 fn a_retried_publish_is_recognised_on_any_node() {
     let redis = Redis::start();
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let a = Node::start(&redis, "a", &config);
     let b = Node::start(&redis, "b", &config);
     let mut watcher = Client::connect(&b, "watcher");
@@ -127,7 +127,7 @@ fn the_users_of_a_dead_node_leave_on_every_node_within_presence_ttl() {
     let redis = Redis::start();
     let config = ServerConfig {
         presence_ttl: Duration::from_secs(4),
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut a = Node::start(&redis, "a", &config);
     let b = Node::start(&redis, "b", &config);
@@ -151,7 +151,7 @@ fn the_users_of_a_dead_node_leave_on_every_node_within_presence_ttl() {
 #[test]
 fn while_redis_is_down_publishes_are_unavailable_and_after_it_returns_the_new_epoch_is_announced() {
     let mut redis = Redis::start();
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let a = Node::start(&redis, "a", &config);
     let b = Node::start(&redis, "b", &config);
     let mut alice = Client::connect(&a, "alice");
@@ -197,7 +197,7 @@ fn while_redis_is_down_publishes_are_unavailable_and_after_it_returns_the_new_ep
 #[test]
 fn a_node_cut_from_redis_delivers_what_it_missed_in_order_before_anything_new() {
     let redis = Redis::start();
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let a = Node::start(&redis, "a", &config);
     let b = Node::start(&redis, "b", &config);
     let mut alice = Client::connect(&a, "alice");
@@ -298,7 +298,7 @@ fn free(redis: &Redis) {
 #[test]
 fn an_error_reply_of_a_full_redis_fails_its_request_not_the_link() {
     let redis = Redis::start();
-    let a = Node::start(&redis, "a", &ServerConfig::default());
+    let a = Node::start(&redis, "a", &ServerConfig::dev());
     let mut alice = Client::connect(&a, "alice");
     alice.subscribe("chat");
 
@@ -342,7 +342,7 @@ fn a_flood_to_new_channels_keeps_a_bounded_number_of_channels_in_redis() {
     let redis = Redis::start();
     let config = ServerConfig {
         history_max_channels: 5,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let a = Node::start(&redis, "a", &config);
     let mut alice = Client::connect(&a, "alice");

@@ -61,7 +61,7 @@ use futures_lite::future;
 use smol::LocalExecutor;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tether_core::{
-    Authorizer, Backplane, CloseCode, ConnId, Decision, Instant, Output, PublishError,
+    Authorizer, Backplane, CloseCode, ConnId, Decision, Identity, Instant, Output, PublishError,
     Server as Core, ServerConfig, StoreEvent, StoreRequest, Transport,
     connections_within_open_files,
 };
@@ -353,7 +353,7 @@ impl Node {
 
 /// The authorizer's answer to a decision of the core.
 enum Answer {
-    Token(ConnId, Option<String>),
+    Token(ConnId, Option<Identity>),
     ApiKey(ConnId, bool),
 }
 
@@ -374,8 +374,8 @@ fn answer(authorizer: &(dyn Authorizer + Send + Sync), decision: Decision) -> An
 fn feed(node: &Node, answer: Answer) {
     match answer {
         Answer::Token(conn, user) => {
-            if let Some(user) = &user {
-                tracing::info!(%conn, %user, "authenticated");
+            if let Some(identity) = &user {
+                tracing::info!(%conn, user = %identity.user, "authenticated");
             }
             node.core
                 .borrow_mut()

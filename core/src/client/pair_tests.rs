@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use super::*;
+use crate::access::Grants;
 use crate::config::ServerConfig;
 use crate::connection::{AuthVerdict, Connection, Event as ServerEvent};
 use crate::envelope::Channel;
@@ -88,7 +89,7 @@ impl Pair {
             seed: 11,
             ..ClientConfig::new("tether.test", "secret")
         };
-        let config = ServerConfig::default();
+        let config = ServerConfig::dev();
         let mut pair = Pair {
             now: T0,
             client: ClientSession::new(T0, client_config),
@@ -189,17 +190,18 @@ impl Pair {
         };
         let id = *id;
         match event {
-            ServerEvent::Authenticate { token } => {
+            ServerEvent::Authenticate { token } | ServerEvent::Refresh { token } => {
                 let verdict = match token.as_str() {
                     "secret" => AuthVerdict::Accept {
                         user: "ann".into(),
                         session: format!("s{}", id.0),
+                        expiry: None,
                     },
                     _ => AuthVerdict::Reject,
                 };
                 conn.handle_auth_verdict(&self.config, self.now, verdict);
             }
-            ServerEvent::Authenticated => hub.handle_authenticated(id, "ann"),
+            ServerEvent::Authenticated => hub.handle_authenticated(id, "ann", Grants::default()),
             ServerEvent::Reply(frame) => conn.send_control(&self.config, self.now, frame),
             ServerEvent::Request(message) => {
                 let mut outbox = ToConnection {

@@ -598,7 +598,9 @@ impl ClientSession {
                 let id = id.clone();
                 self.settle_or(id, message, event);
             }
-            ServerMessage::Pong { ref id } | ServerMessage::Unsubscribed { ref id, .. } => {
+            ServerMessage::Pong { ref id }
+            | ServerMessage::Unsubscribed { ref id, .. }
+            | ServerMessage::Refreshed { ref id, .. } => {
                 if let Some(id) = id.clone() {
                     self.settle(&id, Ok(message));
                 }
@@ -840,6 +842,7 @@ fn with_id(message: ClientMessage, id: RequestId) -> ClientMessage {
     match message {
         auth @ ClientMessage::Auth { .. } => auth,
         ClientMessage::Ping { .. } => ClientMessage::Ping { id },
+        ClientMessage::Refresh { token, .. } => ClientMessage::Refresh { id, token },
         ClientMessage::Subscribe { channel, since, .. } => {
             ClientMessage::Subscribe { id, channel, since }
         }

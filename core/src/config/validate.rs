@@ -8,6 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::ServerConfig;
+use crate::access::{Operation, Rule};
 use crate::envelope::Channel;
 
 /// The largest `max_payload`: a bigger message is not real-time traffic,
@@ -52,7 +53,8 @@ impl ServerConfig {
         self.check_durations()?;
         self.check_sizes()?;
         self.check_counts()?;
-        self.check_patterns()
+        self.check_patterns()?;
+        self.check_namespaces()
     }
 
     fn check_durations(&self) -> Result<(), ConfigError> {
@@ -182,6 +184,37 @@ impl ServerConfig {
         }
         Ok(())
     }
+
+    /// Every rule fits its operation. `backend` is refused until the node
+    /// can hand channel decisions to the application.
+    fn check_namespaces(&self) -> Result<(), ConfigError> {
+        for (index, namespace) in self.namespaces.iter().enumerate() {
+            for op in Operation::ALL {
+                let rule = namespace.rule(op);
+                let place = format!("entry {index} ({}), {}", namespace.pattern, op.name());
+                if rule == Rule::Backend {
+                    return Err(invalid(
+                        "namespaces",
+                        format!(
+                            "{place}: \"backend\" needs the application's channel decisions, \
+                             which this version cannot make yet; use \"token\" or \"authenticated\""
+                        ),
+                    ));
+                }
+                if !op.takes(rule) {
+                    return Err(invalid(
+                        "namespaces",
+                        format!(
+                            "{place}: \"{}\" is not a rule of {}",
+                            rule.name(),
+                            op.name()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +230,30 @@ mod tests {
     #[test]
     fn the_defaults_are_valid() {
         assert_eq!(ServerConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_namespace_rule_must_fit_its_operation() {
+        use crate::access::{ChannelPattern, Namespace};
+        let namespace = |change: fn(&mut Namespace)| {
+            let mut namespace = Namespace::open(ChannelPattern::new("chat:*").unwrap());
+            change(&mut namespace);
+            field_of(move |c| c.namespaces = vec![namespace])
+        };
+        assert_eq!(namespace(|_| {}), None);
+        assert_eq!(namespace(|n| n.publish = Rule::Subscribers), None);
+        assert_eq!(
+            namespace(|n| n.subscribe = Rule::Subscribers),
+            Some("namespaces")
+        );
+        assert_eq!(
+            namespace(|n| n.presence = Rule::Backend),
+            Some("namespaces")
+        );
+        assert_eq!(
+            namespace(|n| n.subscribe = Rule::Backend),
+            Some("namespaces")
+        );
     }
 
     #[test]

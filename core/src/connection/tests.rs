@@ -70,6 +70,7 @@ impl Harness {
         let verdict = AuthVerdict::Accept {
             user: user.into(),
             session: "s1".into(),
+            expiry: None,
         };
         self.conn
             .handle_auth_verdict(&self.config, self.now, verdict);
@@ -156,7 +157,7 @@ impl Harness {
 }
 
 fn config() -> ServerConfig {
-    ServerConfig::default()
+    ServerConfig::dev()
 }
 
 // ---- auth gate -----------------------------------------------------------
@@ -318,6 +319,7 @@ fn auth_ack_carries_user_session_heartbeat_and_max_payload() {
             user: "alice".into(),
             session: "s1".into(),
             heartbeat_ms: 30_000,
+            expires_at: None,
             max_payload: 65_536,
         }]
     );

@@ -23,6 +23,15 @@ pub enum ClientMessage {
         /// The token the server's authenticator checks.
         token: String,
     },
+    /// A new token for the same user, replacing the connection's grants
+    /// and expiry; answered with `refreshed` or an error.
+    Refresh {
+        /// Echoed in the `refreshed` reply or the error.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// The new token.
+        token: String,
+    },
     /// An application-level ping, answered with `pong`.
     Ping {
         /// Echoed in the `pong`.
@@ -77,6 +86,7 @@ impl ClientMessage {
     pub fn id(&self) -> Option<&RequestId> {
         match self {
             ClientMessage::Auth { id, .. }
+            | ClientMessage::Refresh { id, .. }
             | ClientMessage::Ping { id }
             | ClientMessage::Subscribe { id, .. }
             | ClientMessage::Unsubscribe { id, .. }
@@ -103,6 +113,10 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, EnvelopeError> 
     let fields = Typed { fields, id };
     match kind.as_str() {
         "auth" => Ok(ClientMessage::Auth {
+            token: fields.required("token", fields.fields.token)?,
+            id: fields.id,
+        }),
+        "refresh" => Ok(ClientMessage::Refresh {
             token: fields.required("token", fields.fields.token)?,
             id: fields.id,
         }),

@@ -49,6 +49,10 @@ pub(super) struct Fields<'a> {
     pub(super) code: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
     pub(super) message: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    pub(super) expires_at: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    pub(super) reason: Option<&'a RawValue>,
 }
 
 /// Deserialises a field that is present (even as `null`) as `Some(raw)`.

@@ -12,7 +12,7 @@ use super::{EnvelopeError, ErrorCode};
 /// Longest request `id` or `idempotency_key`, in characters.
 const MAX_REQUEST_ID_CHARS: usize = 64;
 /// Longest channel name, in characters.
-const MAX_CHANNEL_CHARS: usize = 128;
+pub(crate) const MAX_CHANNEL_CHARS: usize = 128;
 /// The prefix of a user's private channel `user:<id>`.
 pub(crate) const PRIVATE_CHANNEL_PREFIX: &str = "user:";
 

@@ -27,6 +27,20 @@ pub enum ServerMessage {
         heartbeat_ms: u64,
         /// The largest message the server accepts, in bytes.
         max_payload: u64,
+        /// When the token expires (its `exp`), in Unix milliseconds; the
+        /// connection closes `4004` then unless it refreshes first.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<u64>,
+    },
+    /// A `refresh` was accepted: the new token's grants apply from now on.
+    Refreshed {
+        /// The refresh's id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// When the new token expires, in Unix milliseconds; absent when it
+        /// does not.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<u64>,
     },
     /// The answer to a `ping`.
     Pong {
@@ -56,6 +70,10 @@ pub enum ServerMessage {
         id: Option<RequestId>,
         /// The channel left.
         channel: Channel,
+        /// Why the server ended the subscription by itself; absent in the
+        /// reply to an `unsubscribe`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<UnsubscribeReason>,
     },
     /// A publish with an id was sequenced.
     Ack {
@@ -110,6 +128,15 @@ pub enum ServerMessage {
         /// A human-readable explanation.
         message: String,
     },
+}
+
+/// Why the server ended a subscription without being asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsubscribeReason {
+    /// The connection's grants no longer allow the channel (a refreshed
+    /// token without it).
+    Forbidden,
 }
 
 impl PartialEq for ServerMessage {
@@ -213,6 +240,11 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, EnvelopeError> 
             session: f.required("session", raw.session)?,
             heartbeat_ms: f.required("heartbeat_ms", raw.heartbeat_ms)?,
             max_payload: f.required("max_payload", raw.max_payload)?,
+            expires_at: f.optional("expires_at", raw.expires_at)?,
+        }),
+        "refreshed" => Ok(ServerMessage::Refreshed {
+            expires_at: f.optional("expires_at", raw.expires_at)?,
+            id: f.id,
         }),
         "pong" => Ok(ServerMessage::Pong { id: f.id }),
         "subscribed" => Ok(ServerMessage::Subscribed {
@@ -224,6 +256,7 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, EnvelopeError> 
         }),
         "unsubscribed" => Ok(ServerMessage::Unsubscribed {
             channel: f.channel()?,
+            reason: f.optional("reason", raw.reason)?,
             id: f.id,
         }),
         "ack" => Ok(ServerMessage::Ack {

@@ -475,15 +475,25 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
         ErrorCode::Unavailable,
     ];
     one_of(vec![
-        (user, ".*", any::<u64>(), any::<u64>())
-            .prop_map(
-                |(user, session, heartbeat_ms, max_payload)| ServerMessage::AuthAck {
+        (
+            user,
+            ".*",
+            any::<u64>(),
+            any::<u64>(),
+            proptest::option::of(any::<u64>()),
+        )
+            .prop_map(|(user, session, heartbeat_ms, max_payload, expires_at)| {
+                ServerMessage::AuthAck {
                     user,
                     session,
                     heartbeat_ms,
                     max_payload,
-                },
-            )
+                    expires_at,
+                }
+            })
+            .boxed(),
+        (id(), proptest::option::of(any::<u64>()))
+            .prop_map(|(id, expires_at)| ServerMessage::Refreshed { id, expires_at })
             .boxed(),
         id().prop_map(|id| ServerMessage::Pong { id }).boxed(),
         (
@@ -503,8 +513,12 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
                 },
             )
             .boxed(),
-        (id(), channel())
-            .prop_map(|(id, channel)| ServerMessage::Unsubscribed { id, channel })
+        (id(), channel(), any::<bool>())
+            .prop_map(|(id, channel, forbidden)| ServerMessage::Unsubscribed {
+                id,
+                channel,
+                reason: forbidden.then_some(UnsubscribeReason::Forbidden),
+            })
             .boxed(),
         (request_id(), any::<u64>())
             .prop_map(|(id, offset)| ServerMessage::Ack { id, offset })

@@ -27,6 +27,7 @@ use serde_json::value::RawValue;
 
 use super::peer;
 
+use crate::auth::Identity;
 use crate::backoff::Backoff;
 use crate::client::{ClientConfig, ClientSession, Event, SendError, Transmit};
 use crate::config::ServerConfig;
@@ -126,7 +127,7 @@ fn server_config() -> ServerConfig {
         hard_limit: 16 * 1024,
         history_size: 4,
         latest_only: vec!["ticker:*".into()],
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     }
 }
 
@@ -268,7 +269,7 @@ impl World {
             }
             Op::Verdict(accept) => {
                 if let Some(conn) = self.verdict_due.take() {
-                    let user = accept.map(|n| format!("u{}", n % 3));
+                    let user = accept.map(|n| Identity::user(format!("u{}", n % 3)));
                     self.server.handle_auth_verdict(now, conn, user);
                 }
             }
@@ -566,6 +567,7 @@ fn reply_id(message: &ServerMessage) -> Option<&str> {
         ServerMessage::Pong { id }
         | ServerMessage::Subscribed { id, .. }
         | ServerMessage::Unsubscribed { id, .. }
+        | ServerMessage::Refreshed { id, .. }
         | ServerMessage::Presence { id, .. }
         | ServerMessage::Error { id, .. } => id.as_ref().map(RequestId::as_str),
         ServerMessage::Ack { id, .. } => Some(id.as_str()),

@@ -160,7 +160,7 @@ fn check_connection(stream: &[u8], read_size: usize, origins: &[String], parsed:
         max_http_head: LIMITS.max_head,
         max_payload: LIMITS.max_body,
         allowed_origins: origins.to_vec(),
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let t0 = Instant::ZERO;
     let mut conn = Connection::new(&config, t0);

@@ -20,6 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::peer::{self, Received, ServerReader, kind};
+use crate::auth::Identity;
 use crate::close::CloseCode;
 use crate::config::ServerConfig;
 use crate::connection::ClosedBy;
@@ -46,7 +47,7 @@ pub(crate) fn config() -> ServerConfig {
         rate_limit: 20,
         rate_burst: 10,
         history_size: 8,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     }
 }
 
@@ -162,7 +163,7 @@ impl Run {
         let (now, closed) = (self.now, &mut self.closed);
         peer::drain(&mut self.server, |server, output| match output {
             Output::Decide(Decision::Authenticate { conn, .. }) => {
-                server.handle_auth_verdict(now, conn, Some("ann".into()));
+                server.handle_auth_verdict(now, conn, Some(Identity::user("ann")));
             }
             Output::Published { result, .. } => assert!(result.is_ok(), "{result:?}"),
             event @ Output::Closed { .. } => closed.push((event, now)),

@@ -31,6 +31,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use super::peer::{self, Received, ServerReader};
+use crate::auth::Identity;
 use crate::config::ServerConfig;
 use crate::envelope::{Channel, ClientMessage, IdempotencyKey, Position, RequestId, ServerMessage};
 use crate::frame::{Opcode, encode_frame};
@@ -148,7 +149,7 @@ fn config() -> ServerConfig {
         latest_only: vec!["ticker:*".into()],
         max_pending_before_auth: 4,
         idempotency_window: Duration::from_secs(10),
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     }
 }
 
@@ -274,7 +275,7 @@ impl Node {
             }
             Op::Verdict { conn, accept } => {
                 if let Some(index) = self.live(*conn) {
-                    let user = accept.map(|user| pick(USERS, user).to_owned());
+                    let user = accept.map(|user| Identity::user(pick(USERS, user)));
                     let id = self.clients[index].id;
                     self.server.handle_auth_verdict(self.now, id, user);
                 }
@@ -715,6 +716,7 @@ fn reply_id(message: &ServerMessage) -> Option<&RequestId> {
         ServerMessage::Pong { id }
         | ServerMessage::Subscribed { id, .. }
         | ServerMessage::Unsubscribed { id, .. }
+        | ServerMessage::Refreshed { id, .. }
         | ServerMessage::Presence { id, .. }
         | ServerMessage::Error { id, .. } => id.as_ref(),
         ServerMessage::Ack { id, .. } => Some(id),

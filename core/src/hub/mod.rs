@@ -102,10 +102,11 @@ use self::requests::Publication;
 pub use self::store::{Member, Refusal, StoreEvent, StoreRequest, Ticket};
 use self::store_events::{CaughtUpAnswer, SubscribedAnswer};
 use self::waiting::{Waiter, Waiting};
+use crate::access::{Access, Grants, Operation};
 use crate::config::ServerConfig;
 use crate::envelope::{
     Channel, ClientMessage, ErrorCode, IdempotencyKey, Position, RequestId, ServerMessage,
-    encode_server_message,
+    UnsubscribeReason, encode_server_message,
 };
 use crate::frame::text_frame;
 use crate::ids::ConnId;
@@ -174,6 +175,8 @@ pub struct Hub {
 #[derive(Debug)]
 struct Conn {
     user: String,
+    /// What the connection's current token grants.
+    grants: Grants,
     channels: BTreeSet<Channel>,
     replies: Replies,
 }
@@ -226,14 +229,55 @@ impl Hub {
         }
     }
 
-    /// A connection passed auth as `user`; from now on its messages may
-    /// reach the hub. Repeating it for the same connection changes nothing.
-    pub fn handle_authenticated(&mut self, conn: ConnId, user: &str) {
+    /// A connection passed auth as `user`, with the `grants` of its token;
+    /// from now on its messages may reach the hub. Repeating it for the same
+    /// connection changes nothing.
+    pub fn handle_authenticated(&mut self, conn: ConnId, user: &str, grants: Grants) {
         self.conns.entry(conn).or_insert_with(|| Conn {
             user: user.to_owned(),
+            grants,
             channels: BTreeSet::new(),
             replies: Replies::default(),
         });
+    }
+
+    /// A connection refreshed its token: `grants` replace the old ones, and
+    /// every subscription they no longer allow ends with an unsolicited
+    /// `unsubscribed` (reason `forbidden`), so that nothing more of the
+    /// channel reaches the connection.
+    pub fn handle_refreshed(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        grants: Grants,
+        outbox: &mut impl Outbox,
+    ) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        state.grants = grants;
+        let ended: Vec<Channel> = state
+            .channels
+            .iter()
+            .filter(|channel| {
+                state.access(&self.config, channel, Operation::Subscribe) != Access::Allowed
+            })
+            .cloned()
+            .collect();
+        for channel in ended {
+            let Some(state) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            state.channels.remove(&channel);
+            let user = state.user.clone();
+            let notice = frame_of(&ServerMessage::Unsubscribed {
+                id: None,
+                channel: channel.clone(),
+                reason: Some(UnsubscribeReason::Forbidden),
+            });
+            self.leave(now, channel, conn, &user, outbox);
+            self.send_reply(conn, notice, outbox);
+        }
     }
 
     /// A message from an authenticated connection. `auth` and `ping` belong
@@ -269,7 +313,9 @@ impl Hub {
             ClientMessage::Presence { id, channel } => {
                 self.handle_presence(now, conn, id, channel, outbox);
             }
-            ClientMessage::Auth { .. } | ClientMessage::Ping { .. } => {}
+            ClientMessage::Auth { .. }
+            | ClientMessage::Refresh { .. }
+            | ClientMessage::Ping { .. } => {}
         }
     }
 

@@ -5,6 +5,8 @@ use serde_json::value::RawValue;
 
 use super::waiting::Waiter;
 use super::{Conn, Hub, Outbox, StoreRequest, UNAVAILABLE, error_frame, frame_of};
+use crate::access::{Access, Asker, Operation, decide};
+use crate::config::ServerConfig;
 use crate::envelope::{Channel, ErrorCode, IdempotencyKey, Position, RequestId, ServerMessage};
 use crate::ids::ConnId;
 use crate::time::Instant;
@@ -30,9 +32,19 @@ impl Hub {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        if state.refused_private(conn, &id, &channel, outbox) {
+        if state.refused(
+            &self.config,
+            conn,
+            &id,
+            &channel,
+            Operation::Subscribe,
+            outbox,
+        ) {
             return;
         }
+        let history_refused = since.is_some()
+            && state.access(&self.config, &channel, Operation::History) != Access::Allowed;
+        let since = since.filter(|_| !history_refused);
         let is_new = !state.channels.contains(&channel);
         if is_new && state.channels.len() >= self.config.max_subscriptions {
             let error = error_frame(id, ErrorCode::LimitExceeded, "too many subscriptions");
@@ -48,6 +60,7 @@ impl Hub {
             id,
             channel: channel.clone(),
             since: since.clone(),
+            history_refused,
         };
         let ticket = self.waiting.issue(waiter);
         state.replies.wait(ticket);
@@ -89,6 +102,7 @@ impl Hub {
         let reply = frame_of(&ServerMessage::Unsubscribed {
             id,
             channel: channel.clone(),
+            reason: None,
         });
         if state.channels.remove(&channel) {
             let user = state.user.clone();
@@ -109,13 +123,9 @@ impl Hub {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        if publication.channel.private_user().is_some() {
-            let error = error_frame(
-                id,
-                ErrorCode::Forbidden,
-                "clients may not publish to user: channels",
-            );
-            return state.replies.send(conn, error, outbox);
+        let channel = &publication.channel;
+        if state.refused(&self.config, conn, &id, channel, Operation::Publish, outbox) {
+            return;
         }
         if !up {
             let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
@@ -149,7 +159,14 @@ impl Hub {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        if state.refused_private(conn, &id, &channel, outbox) {
+        if state.refused(
+            &self.config,
+            conn,
+            &id,
+            &channel,
+            Operation::Presence,
+            outbox,
+        ) {
             return;
         }
         let known = self
@@ -171,26 +188,34 @@ impl Hub {
 }
 
 impl Conn {
-    /// Answers `FORBIDDEN` to a request of this connection (`conn`) about
-    /// another user's private `user:` channel; `true` when it did.
-    fn refused_private(
+    /// Whether this connection may do `op` on `channel`, by the node's
+    /// namespaces and its token's grants (PROTOCOL.md section 12).
+    pub(super) fn access(&self, config: &ServerConfig, channel: &Channel, op: Operation) -> Access {
+        let asker = Asker {
+            user: &self.user,
+            grants: &self.grants,
+            subscribed: self.channels.contains(channel),
+        };
+        decide(&config.namespaces, &asker, channel, op)
+    }
+
+    /// Answers `FORBIDDEN` to a request of this connection (`conn`) that it
+    /// may not make; `true` when it did. The answer is the same whether the
+    /// channel exists or not.
+    fn refused(
         &mut self,
+        config: &ServerConfig,
         conn: ConnId,
         id: &Option<RequestId>,
         channel: &Channel,
+        op: Operation,
         outbox: &mut impl Outbox,
     ) -> bool {
-        if channel
-            .private_user()
-            .is_none_or(|owner| owner == self.user)
-        {
+        if self.access(config, channel, op) == Access::Allowed {
             return false;
         }
-        let error = error_frame(
-            id.clone(),
-            ErrorCode::Forbidden,
-            "private channel of another user",
-        );
+        let message = format!("not allowed to {} on this channel", op.name());
+        let error = error_frame(id.clone(), ErrorCode::Forbidden, &message);
         self.replies.send(conn, error, outbox);
         true
     }

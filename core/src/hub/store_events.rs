@@ -86,6 +86,7 @@ impl Hub {
             id,
             channel: asked,
             since,
+            history_refused,
         }) = self.waiting.remove(ticket)
         else {
             return;
@@ -107,6 +108,7 @@ impl Hub {
                     id,
                     channel: asked,
                     since: since.clone(),
+                    history_refused,
                 };
                 self.waiting.restore(ticket, waiter);
                 let again = StoreRequest::Subscribe {
@@ -116,6 +118,11 @@ impl Hub {
                 };
                 return self.request(now, again, outbox);
             }
+        };
+        let recovered = if history_refused {
+            Some(false)
+        } else {
+            recovered
         };
         let mut frames = replay;
         frames.push(frame_of(&ServerMessage::Subscribed {

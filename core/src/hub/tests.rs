@@ -93,7 +93,8 @@ impl Harness {
     }
 
     fn connect(&mut self, conn: u64, user: &str) -> ConnId {
-        self.hub.handle_authenticated(ConnId(conn), user);
+        self.hub
+            .handle_authenticated(ConnId(conn), user, Grants::default());
         ConnId(conn)
     }
 
@@ -141,7 +142,7 @@ fn sent_to(conn: ConnId, texts: &[&str]) -> Vec<(ConnId, ServerMessage)> {
 
 #[test]
 fn subscribe_replies_then_snapshots_and_others_hear_one_join_per_user() {
-    let mut h = Harness::new(ServerConfig::default());
+    let mut h = Harness::new(ServerConfig::dev());
     let alice = h.connect(1, "alice");
     let bob = h.connect(2, "bob");
     let bob_again = h.connect(3, "bob");
@@ -216,7 +217,7 @@ fn subscribe_replies_then_snapshots_and_others_hear_one_join_per_user() {
 
 #[test]
 fn subscribing_twice_and_unsubscribing_a_stranger_are_not_errors() {
-    let mut h = Harness::new(ServerConfig::default());
+    let mut h = Harness::new(ServerConfig::dev());
     let alice = h.connect(1, "alice");
     let bob = h.connect(2, "bob");
     h.send(bob, r#"{"type":"subscribe","channel":"chat"}"#);
@@ -254,7 +255,7 @@ fn subscribing_twice_and_unsubscribing_a_stranger_are_not_errors() {
 
 #[test]
 fn publications_reach_every_subscriber_and_the_publisher_gets_its_ack() {
-    let mut h = Harness::new(ServerConfig::default());
+    let mut h = Harness::new(ServerConfig::dev());
     let alice = h.connect(1, "alice");
     let bob = h.connect(2, "bob");
     let carol = h.connect(3, "carol");
@@ -296,7 +297,7 @@ fn publications_reach_every_subscriber_and_the_publisher_gets_its_ack() {
 
 #[test]
 fn private_channels_are_for_their_user_and_the_api_only() {
-    let mut h = Harness::new(ServerConfig::default());
+    let mut h = Harness::new(ServerConfig::dev());
     let alice = h.connect(1, "alice");
     h.send(
         alice,
@@ -349,7 +350,7 @@ fn private_channels_are_for_their_user_and_the_api_only() {
 
 #[test]
 fn the_subscription_limit_counts_channels_not_requests() {
-    let mut h = Harness::new(ServerConfig::default());
+    let mut h = Harness::new(ServerConfig::dev());
     let alice = h.connect(1, "alice");
     for n in 0..128 {
         h.send(
@@ -419,7 +420,7 @@ fn recover(h: &mut Harness, conn: u64, epoch: &str, offset: u64) -> (Vec<u64>, O
 
 #[test]
 fn recovery_replays_the_gap_in_order_before_subscribed() {
-    let mut h = Harness::new(ServerConfig::default());
+    let mut h = Harness::new(ServerConfig::dev());
     let keeper = h.connect(1, "keeper");
     h.send(keeper, r#"{"type":"subscribe","channel":"chat"}"#);
     publish_series(&mut h, 5);
@@ -453,7 +454,7 @@ fn recovery_replays_the_gap_in_order_before_subscribed() {
 fn recovery_fails_whole_when_the_history_cannot_cover_the_gap() {
     let config = ServerConfig {
         history_size: 3,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut h = Harness::new(config);
     let keeper = h.connect(1, "keeper");
@@ -482,7 +483,7 @@ fn recovery_fails_whole_when_the_history_cannot_cover_the_gap() {
 fn history_expires_at_exactly_its_ttl() {
     let config = ServerConfig {
         history_ttl: Duration::from_secs(10),
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut h = Harness::new(config);
     let keeper = h.connect(1, "keeper");
@@ -536,7 +537,7 @@ fn history_expires_at_exactly_its_ttl() {
 
 #[test]
 fn two_publishes_with_the_same_request_id_from_one_user_are_both_published() {
-    let mut h = Harness::new(ServerConfig::default());
+    let mut h = Harness::new(ServerConfig::dev());
     let first = h.connect(1, "alice");
     let second = h.connect(2, "alice");
     let watcher = h.connect(3, "watcher");
@@ -579,7 +580,7 @@ fn two_publishes_with_the_same_request_id_from_one_user_are_both_published() {
 
 #[test]
 fn a_repeated_idempotency_key_gets_the_original_ack_and_is_not_delivered_again() {
-    let mut h = Harness::new(ServerConfig::default());
+    let mut h = Harness::new(ServerConfig::dev());
     let alice = h.connect(1, "alice");
     let watcher = h.connect(2, "watcher");
     h.send(watcher, r#"{"type":"subscribe","channel":"chat"}"#);
@@ -644,7 +645,7 @@ fn a_repeated_idempotency_key_gets_the_original_ack_and_is_not_delivered_again()
 
 #[test]
 fn the_http_api_has_an_idempotency_scope_of_its_own() {
-    let mut h = Harness::new(ServerConfig::default());
+    let mut h = Harness::new(ServerConfig::dev());
     let alice = h.connect(1, "alice");
     h.send(alice, r#"{"type":"subscribe","channel":"news"}"#);
     h.take();
@@ -675,7 +676,7 @@ fn the_http_api_has_an_idempotency_scope_of_its_own() {
 fn fan_out_hands_every_subscriber_the_same_buffer() {
     let config = ServerConfig {
         latest_only: vec!["ticker:*".into()],
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut h = Harness::new(config);
     let conns: Vec<ConnId> = (1..=4).map(|n| h.connect(n, &format!("u{n}"))).collect();
@@ -765,14 +766,14 @@ fn exchange(now: Instant, hub: &mut Hub, store: &mut MemoryStore, out: &mut Reco
 
 #[test]
 fn an_external_store_answers_later_and_replies_keep_request_order() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut hub = Hub::with_external_store(&config, 7);
     let mut store = MemoryStore::new(&config, "remote");
     let mut out = Recorder::default();
     exchange(T0, &mut hub, &mut store, &mut out);
     assert!(hub.is_store_up());
     let alice = ConnId(1);
-    hub.handle_authenticated(alice, "alice");
+    hub.handle_authenticated(alice, "alice", Grants::default());
 
     // Another node publishes before alice's subscription reaches the store.
     let other_node = StoreRequest::Publish {
@@ -1118,7 +1119,7 @@ fn observed(out: &mut Recorder, model: &mut Model) -> Expected {
 fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let config = ServerConfig {
         max_subscriptions: MODEL_LIMIT,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut hub = Hub::new(&config, "model");
     let mut out = Recorder::default();
@@ -1138,7 +1139,7 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 conns_issued += 1;
                 let conn = ConnId(conns_issued);
                 slots[slot] = Some(conn);
-                hub.handle_authenticated(conn, MODEL_USERS[user]);
+                hub.handle_authenticated(conn, MODEL_USERS[user], Grants::default());
                 model
                     .conns
                     .insert(conn, (MODEL_USERS[user].to_owned(), BTreeSet::new()));

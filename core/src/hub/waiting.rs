@@ -20,6 +20,9 @@ pub(super) enum Waiter {
         id: Option<RequestId>,
         channel: Channel,
         since: Option<Position>,
+        /// The subscribe asked to recover, and may not: the reply says
+        /// `recovered: false` and nothing is replayed.
+        history_refused: bool,
     },
     Api,
     /// A presence snapshot for every local subscriber of the channel, after

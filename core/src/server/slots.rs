@@ -5,6 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
+use crate::access::Grants;
 use crate::connection::{Connection, Transport};
 use crate::http::HttpRequest;
 use crate::ids::ConnId;
@@ -18,6 +19,8 @@ pub(super) struct Entry {
     pub(super) conn: Connection,
     /// The user of the last accepted auth verdict.
     pub(super) user: Option<String>,
+    /// The grants of the accepted `auth` until the hub takes them.
+    pub(super) grants: Grants,
     /// Refused at accept: not counted among the node's connections.
     pub(super) refused: bool,
     /// A `POST /api/publish` waiting for its key check.

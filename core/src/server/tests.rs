@@ -156,7 +156,7 @@ impl Node {
                 }
             }
             Output::Decide(Decision::Authenticate { conn, token }) => {
-                let user = (token != "bad").then_some(token);
+                let user = (token != "bad").then(|| Identity::user(token));
                 server.handle_auth_verdict(now, conn, user);
             }
             Output::Decide(Decision::AuthorizeApi {
@@ -253,7 +253,7 @@ fn offsets(replies: &[ServerMessage]) -> Vec<u64> {
 
 #[test]
 fn a_publication_reaches_every_subscriber_and_the_publisher_gets_its_ack() {
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     let alice = node.connect("alice");
     let bob = node.connect("bob");
     node.send(alice, r#"{"type":"subscribe","channel":"chat","id":"s"}"#);
@@ -280,7 +280,7 @@ fn a_publication_reaches_every_subscriber_and_the_publisher_gets_its_ack() {
 
 #[test]
 fn a_second_connection_of_the_same_user_does_not_join_twice() {
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     let watcher = node.connect("watcher");
     node.send(watcher, r#"{"type":"subscribe","channel":"room"}"#);
     node.replies(watcher);
@@ -307,7 +307,7 @@ fn a_second_connection_of_the_same_user_does_not_join_twice() {
 
 #[test]
 fn replies_leave_in_the_order_of_the_messages_they_answer() {
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     let conn = node.open();
     let mut bytes = UPGRADE.as_bytes().to_vec();
     for message in [
@@ -344,7 +344,7 @@ fn replies_leave_in_the_order_of_the_messages_they_answer() {
 
 #[test]
 fn http_routes_are_answered_by_the_node() {
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     assert!(
         node.http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             .starts_with("HTTP/1.1 200")
@@ -367,7 +367,7 @@ fn http_routes_are_answered_by_the_node() {
 fn the_browser_client_is_always_served_and_the_demo_page_only_when_enabled() {
     let get =
         |node: &mut Node, path: &str| node.http(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     let script = get(&mut node, "/tether.js");
     assert!(script.starts_with("HTTP/1.1 200"), "{script}");
     assert!(script.contains("\r\nContent-Type: text/javascript; charset=utf-8\r\n"));
@@ -378,7 +378,7 @@ fn the_browser_client_is_always_served_and_the_demo_page_only_when_enabled() {
 
     let mut demo = Node::new(ServerConfig {
         demo: true,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     });
     let page = get(&mut demo, "/");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
@@ -396,7 +396,7 @@ fn api_request(key: Option<&str>, body: &str) -> String {
 
 #[test]
 fn the_publish_api_checks_its_key_and_publishes_without_sender() {
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     let dana = node.connect("dana");
     node.send(dana, r#"{"type":"subscribe","channel":"user:dana"}"#);
     node.replies(dana);
@@ -426,7 +426,7 @@ fn the_publish_api_checks_its_key_and_publishes_without_sender() {
 
 #[test]
 fn shutdown_closes_every_websocket_with_1001_after_its_queue_and_turns_healthz_503() {
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     let alice = node.connect("alice");
     let bob = node.connect("bob");
     node.send(bob, r#"{"type":"subscribe","channel":"news"}"#);
@@ -451,7 +451,7 @@ fn shutdown_closes_every_websocket_with_1001_after_its_queue_and_turns_healthz_5
 
 #[test]
 fn while_draining_every_new_connection_including_healthz_gets_503_draining() {
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     let pending = node.open();
     node.server.shutdown(node.now);
     node.drain();
@@ -474,12 +474,12 @@ fn while_draining_every_new_connection_including_healthz_gets_503_draining() {
 
 #[test]
 fn a_refused_connection_lingers_at_most_close_timeout() {
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     node.server.shutdown(node.now);
     node.drain();
     let refused = node.open();
     assert!(node.wires[&refused].half_closed);
-    let linger = node.now + ServerConfig::default().close_timeout;
+    let linger = node.now + ServerConfig::dev().close_timeout;
     assert_eq!(node.deadline, Some(linger));
     node.at(linger - Duration::from_nanos(1));
     assert!(!node.wires[&refused].socket_closed, "not 1 ns early");
@@ -492,7 +492,7 @@ fn a_refused_connection_lingers_at_most_close_timeout() {
 fn the_drain_is_over_when_the_last_connection_closes_or_at_shutdown_timeout() {
     let config = ServerConfig {
         close_timeout: Duration::from_secs(60),
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut node = Node::new(config.clone());
     node.connect("alice");
@@ -505,7 +505,7 @@ fn the_drain_is_over_when_the_last_connection_closes_or_at_shutdown_timeout() {
     node.at(deadline);
     assert!(node.drained, "shutdown_timeout ends the drain");
 
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     let bob = node.connect("bob");
     node.server.shutdown(node.now);
     node.drain();
@@ -519,7 +519,7 @@ fn a_slow_consumer_is_closed_at_exactly_slow_timeout_while_a_fast_one_gets_every
     let config = ServerConfig {
         high_water: 2_000,
         hard_limit: 1_000_000,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let slow_timeout = config.slow_timeout;
     let mut node = Node::new(config);
@@ -557,7 +557,7 @@ fn a_hard_limit_overflow_during_fan_out_closes_only_that_subscriber() {
     let config = ServerConfig {
         high_water: 100_000,
         hard_limit: 3_000,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let hub = Hub::new(&config, "n");
     let mut node = Node::with_server(Server::from_parts(config, hub, "n".into()));
@@ -582,7 +582,7 @@ fn a_hard_limit_overflow_during_fan_out_closes_only_that_subscriber() {
 
 #[test]
 fn closed_connections_leave_no_state_and_ids_are_never_reused() {
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     let mut seen = std::collections::BTreeSet::new();
     for round in 0..3 {
         let conns: Vec<ConnId> = (0..4)
@@ -611,7 +611,7 @@ fn closed_connections_leave_no_state_and_ids_are_never_reused() {
 fn connections_past_max_connections_are_refused_with_503() {
     let config = ServerConfig {
         max_connections: 2,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut node = Node::new(config);
     node.open();
@@ -629,7 +629,7 @@ fn connections_past_max_connections_are_refused_with_503() {
 
 #[test]
 fn failed_accepts_are_retried_later_and_a_spell_of_them_is_reported_once() {
-    let mut server = Server::new(ServerConfig::default(), 1).unwrap();
+    let mut server = Server::new(ServerConfig::dev(), 1).unwrap();
     let later = T0 + Duration::from_millis(30);
     assert_eq!(
         server.handle_accept_failed(T0),
@@ -658,7 +658,7 @@ fn failed_accepts_are_retried_later_and_a_spell_of_them_is_reported_once() {
 
 #[test]
 fn metrics_count_auth_failures_heartbeat_timeouts_and_messages() {
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     let rejected = node.open();
     let mut bytes = UPGRADE.as_bytes().to_vec();
     bytes.extend(text(r#"{"type":"auth","token":"bad"}"#));
@@ -666,7 +666,7 @@ fn metrics_count_auth_failures_heartbeat_timeouts_and_messages() {
     assert_eq!(node.close_frame(rejected), Some(CloseCode::FORBIDDEN));
     let silent = node.connect("silent");
     node.send(silent, r#"{"type":"ping"}"#);
-    let interval = ServerConfig::default().heartbeat_interval;
+    let interval = ServerConfig::dev().heartbeat_interval;
     node.at(T0 + interval);
     node.at(T0 + interval * 2);
     let counters = node.server.counters();
@@ -683,7 +683,7 @@ fn metrics_count_auth_failures_heartbeat_timeouts_and_messages() {
 
 #[test]
 fn a_client_close_frame_is_handled_through_the_node() {
-    let mut node = Node::new(ServerConfig::default());
+    let mut node = Node::new(ServerConfig::dev());
     let conn = node.connect("erin");
     node.read(conn, &client_frame(0x8, &1000u16.to_be_bytes()));
     assert_eq!(

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tether_core::{ConnId, Decision, Instant, Output};
+use tether_core::{ConnId, Decision, Identity, Instant, Output};
 
 use super::{Ev, SocketId, World, new_server};
 
@@ -80,7 +80,7 @@ impl World {
             return;
         }
         if let Some(server) = &mut state.server {
-            server.handle_auth_verdict(now, conn, Some(token));
+            server.handle_auth_verdict(now, conn, Some(Identity::user(token)));
         }
         self.drain_node(node);
     }

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant as Clock};
 use bytes::Bytes;
 use socket2::SockRef;
 use tether_core::{
-    Authorizer, ConnId, Decision, Instant, Output, PublishError, Server as Core, StoreEvent,
-    StoreRequest, Transport,
+    Authorizer, ConnId, Decision, Identity, Instant, Output, PublishError, Server as Core,
+    StoreEvent, StoreRequest, Transport,
 };
 
 /// Bytes a writer takes from the core per pass: what backpressure leaves
@@ -97,7 +97,7 @@ enum Question {
 
 /// The answer to a [`Question`], fed back under the lock.
 enum Answer {
-    Token(ConnId, Option<String>),
+    Token(ConnId, Option<Identity>),
     ApiKey(ConnId, bool),
 }
 
@@ -359,8 +359,8 @@ impl Node {
             for answer in answers {
                 match answer {
                     Answer::Token(conn, user) => {
-                        if let Some(user) = &user {
-                            tracing::info!(%conn, %user, "authenticated");
+                        if let Some(identity) = &user {
+                            tracing::info!(%conn, user = %identity.user, "authenticated");
                         }
                         state.core.handle_auth_verdict(now, conn, user);
                     }

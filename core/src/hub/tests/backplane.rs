@@ -113,7 +113,7 @@ fn expect(texts: &[&str]) -> Vec<ServerMessage> {
 
 #[test]
 fn the_link_is_retried_on_the_backplane_schedule_and_the_lease_renewed_every_quarter_ttl() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut hub = Hub::with_external_store(&config, 5);
     let mut out = Recorder::default();
     assert!(matches!(
@@ -168,12 +168,12 @@ fn the_link_is_retried_on_the_backplane_schedule_and_the_lease_renewed_every_qua
 
 #[test]
 fn while_the_link_is_down_what_needs_the_store_is_refused_and_the_rest_done_locally() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut hub = Hub::with_external_store(&config, 5);
     let mut out = Recorder::default();
     hub.poll_store_request();
     let alice = ConnId(1);
-    hub.handle_authenticated(alice, "alice");
+    hub.handle_authenticated(alice, "alice", Grants::default());
     for text in [
         r#"{"type":"subscribe","id":"s","channel":"chat"}"#,
         r#"{"type":"publish","id":"p","channel":"chat","payload":1}"#,
@@ -203,10 +203,11 @@ fn while_the_link_is_down_what_needs_the_store_is_refused_and_the_rest_done_loca
 
 #[test]
 fn a_failing_link_answers_every_waiting_request_in_order_and_undoes_unanswered_subscriptions() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut r = Remote::up(&config);
     let alice = ConnId(1);
-    r.hub.handle_authenticated(alice, "alice");
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
     r.send(alice, r#"{"type":"subscribe","id":"s","channel":"chat"}"#);
     r.send(
         alice,
@@ -250,10 +251,11 @@ fn a_failing_link_answers_every_waiting_request_in_order_and_undoes_unanswered_s
 
 #[test]
 fn publications_are_delivered_in_offset_order_whatever_order_they_arrive_in() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut r = Remote::up(&config);
     let alice = ConnId(1);
-    r.hub.handle_authenticated(alice, "alice");
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
     let ticket = r.subscribe(alice, r#"{"type":"subscribe","id":"s","channel":"chat"}"#);
 
     // Publication 2 overtakes the answer that says the channel is at 1.
@@ -307,10 +309,11 @@ fn publications_are_delivered_in_offset_order_whatever_order_they_arrive_in() {
 
 #[test]
 fn a_gap_is_filled_from_the_history_before_anything_newer() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut r = Remote::up(&config);
     let alice = ConnId(1);
-    r.hub.handle_authenticated(alice, "alice");
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
     let ticket = r.subscribe(alice, r#"{"type":"subscribe","channel":"chat"}"#);
     r.subscribed(ticket, "E", 0);
     r.take_for(alice);
@@ -344,11 +347,12 @@ fn a_gap_is_filled_from_the_history_before_anything_newer() {
 
 #[test]
 fn a_subscriber_answered_ahead_of_the_node_starts_after_its_offset() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut r = Remote::up(&config);
     let (alice, bob) = (ConnId(1), ConnId(2));
-    r.hub.handle_authenticated(alice, "alice");
-    r.hub.handle_authenticated(bob, "bob");
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
+    r.hub.handle_authenticated(bob, "bob", Grants::default());
     let first = r.subscribe(alice, r#"{"type":"subscribe","channel":"chat"}"#);
     r.subscribed(first, "E", 0);
     r.take_for(alice);
@@ -378,11 +382,11 @@ fn a_subscriber_answered_ahead_of_the_node_starts_after_its_offset() {
 
 #[test]
 fn an_answer_behind_the_node_announces_the_nodes_offset_or_is_asked_again_for_a_replay() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut r = Remote::up(&config);
     let (alice, bob, carol) = (ConnId(1), ConnId(2), ConnId(3));
     for (conn, user) in [(alice, "alice"), (bob, "bob"), (carol, "carol")] {
-        r.hub.handle_authenticated(conn, user);
+        r.hub.handle_authenticated(conn, user, Grants::default());
     }
     let first = r.subscribe(alice, r#"{"type":"subscribe","channel":"chat"}"#);
     r.subscribed(first, "E", 0);
@@ -420,13 +424,13 @@ fn an_answer_behind_the_node_announces_the_nodes_offset_or_is_asked_again_for_a_
 
 #[test]
 fn after_an_outage_the_node_follows_again_and_delivers_what_was_missed_first() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut hub = Hub::with_external_store(&config, 3);
     let mut store = MemoryStore::new(&config, "redis");
     let mut out = Recorder::default();
     exchange(T0, &mut hub, &mut store, &mut out);
     let alice = ConnId(1);
-    hub.handle_authenticated(alice, "alice");
+    hub.handle_authenticated(alice, "alice", Grants::default());
     let subscribe = client(r#"{"type":"subscribe","channel":"chat"}"#);
     hub.handle_message(T0, alice, subscribe, &mut out);
     exchange(T0, &mut hub, &mut store, &mut out);
@@ -468,13 +472,13 @@ fn after_an_outage_the_node_follows_again_and_delivers_what_was_missed_first() {
 
 #[test]
 fn a_lost_epoch_is_announced_unrecovered_and_the_new_one_delivered_from_its_start() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut hub = Hub::with_external_store(&config, 3);
     let mut store = MemoryStore::new(&config, "old");
     let mut out = Recorder::default();
     exchange(T0, &mut hub, &mut store, &mut out);
     let alice = ConnId(1);
-    hub.handle_authenticated(alice, "alice");
+    hub.handle_authenticated(alice, "alice", Grants::default());
     let subscribe = client(r#"{"type":"subscribe","channel":"chat"}"#);
     hub.handle_message(T0, alice, subscribe, &mut out);
     exchange(T0, &mut hub, &mut store, &mut out);
@@ -519,11 +523,12 @@ fn a_lost_epoch_is_announced_unrecovered_and_the_new_one_delivered_from_its_star
 fn a_gap_the_history_no_longer_covers_is_announced_unrecovered() {
     let config = ServerConfig {
         history_size: 2,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut r = Remote::up(&config);
     let alice = ConnId(1);
-    r.hub.handle_authenticated(alice, "alice");
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
     let ticket = r.subscribe(alice, r#"{"type":"subscribe","channel":"chat"}"#);
     r.subscribed(ticket, "E", 0);
     r.take_for(alice);
@@ -554,11 +559,12 @@ fn a_gap_the_history_no_longer_covers_is_announced_unrecovered() {
 
 #[test]
 fn the_node_follows_a_channel_while_it_has_local_subscribers_and_rejoins_after_a_lapse() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut r = Remote::up(&config);
     let (alice, bob) = (ConnId(1), ConnId(2));
-    r.hub.handle_authenticated(alice, "alice");
-    r.hub.handle_authenticated(bob, "bob");
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
+    r.hub.handle_authenticated(bob, "bob", Grants::default());
     r.send(alice, r#"{"type":"subscribe","channel":"chat"}"#);
     let requests = r.requests();
     assert!(matches!(
@@ -598,10 +604,11 @@ fn the_node_follows_a_channel_while_it_has_local_subscribers_and_rejoins_after_a
 
 #[test]
 fn a_publication_of_the_new_epoch_that_overtakes_the_catch_up_is_kept_for_it() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut r = Remote::up(&config);
     let alice = ConnId(1);
-    r.hub.handle_authenticated(alice, "alice");
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
     let ticket = r.subscribe(alice, r#"{"type":"subscribe","channel":"chat"}"#);
     r.subscribed(ticket, "old", 2);
     r.take_for(alice);
@@ -659,10 +666,10 @@ fn subscribed_with(ticket: Ticket, users: &[&str], presence_version: u64) -> Sto
 
 #[test]
 fn presence_changes_and_snapshots_on_crossing_paths_tell_each_change_once() {
-    let mut r = Remote::up(&ServerConfig::default());
+    let mut r = Remote::up(&ServerConfig::dev());
     let (bob, dave) = (ConnId(1), ConnId(2));
-    r.hub.handle_authenticated(bob, "bob");
-    r.hub.handle_authenticated(dave, "dave");
+    r.hub.handle_authenticated(bob, "bob", Grants::default());
+    r.hub.handle_authenticated(dave, "dave", Grants::default());
     let first = r.subscribe(bob, r#"{"type":"subscribe","id":"b","channel":"chat"}"#);
 
     // A change newer than bob's snapshot overtakes it; an older one repeats it.
@@ -722,10 +729,10 @@ fn presence_changes_and_snapshots_on_crossing_paths_tell_each_change_once() {
 
 #[test]
 fn after_an_outage_presence_is_restated_from_a_refresh_with_what_followed_it() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut r = Remote::up(&config);
     let bob = ConnId(1);
-    r.hub.handle_authenticated(bob, "bob");
+    r.hub.handle_authenticated(bob, "bob", Grants::default());
     let ticket = r.subscribe(bob, r#"{"type":"subscribe","id":"b","channel":"chat"}"#);
     r.event(subscribed_with(ticket, &["alice", "bob"], 2));
     r.take_for(bob);
@@ -760,10 +767,11 @@ fn after_an_outage_presence_is_restated_from_a_refresh_with_what_followed_it() {
 
 #[test]
 fn a_refused_request_answers_only_its_asker_and_the_link_stays_up() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut r = Remote::up(&config);
     let alice = ConnId(1);
-    r.hub.handle_authenticated(alice, "alice");
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
     let subscribe = r.subscribe(alice, r#"{"type":"subscribe","id":"s","channel":"chat"}"#);
     r.send(
         alice,
@@ -813,10 +821,11 @@ fn a_refused_request_answers_only_its_asker_and_the_link_stays_up() {
 
 #[test]
 fn a_refused_catch_up_is_asked_again_when_the_store_takes_writes_again() {
-    let config = ServerConfig::default();
+    let config = ServerConfig::dev();
     let mut r = Remote::up(&config);
     let alice = ConnId(1);
-    r.hub.handle_authenticated(alice, "alice");
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
     let ticket = r.subscribe(alice, r#"{"type":"subscribe","id":"s","channel":"chat"}"#);
     r.subscribed(ticket, "E", 0);
     r.take_for(alice);

@@ -31,7 +31,7 @@ fn a_flood_to_ever_new_channels_stays_within_the_channel_bound() {
     let config = ServerConfig {
         history_max_channels: 5,
         history_max_bytes: 1000 * one,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut h = Harness::new(config);
     for n in 0..100 {
@@ -78,7 +78,7 @@ fn a_flood_to_ever_new_channels_stays_within_the_byte_bound_and_expires_to_nothi
         history_max_channels: 1000,
         history_max_bytes: 3 * one + one / 2,
         history_ttl: Duration::from_secs(10),
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut h = Harness::new(config);
     for n in 0..100 {
@@ -101,7 +101,7 @@ fn the_oldest_history_goes_first_and_recovery_past_it_is_not_recovered() {
     let chat = |offset: u64| entry("chat", &offset.to_string(), offset);
     let config = ServerConfig {
         history_max_bytes: chat(1) + chat(2) + chat(3) + chat(4),
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut h = Harness::new(config);
     let keeper = h.connect(1, "keeper");
@@ -139,7 +139,7 @@ fn the_oldest_history_goes_first_and_recovery_past_it_is_not_recovered() {
 fn a_channel_whose_history_was_evicted_keeps_its_epoch_while_subscribed() {
     let config = ServerConfig {
         history_max_channels: 1,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut h = Harness::new(config);
     let keeper = h.connect(1, "keeper");
@@ -166,7 +166,7 @@ fn a_channel_whose_history_was_evicted_keeps_its_epoch_while_subscribed() {
 fn beyond_idempotency_max_records_the_oldest_key_is_forgotten_first() {
     let config = ServerConfig {
         idempotency_max_records: 3,
-        ..ServerConfig::default()
+        ..ServerConfig::dev()
     };
     let mut h = Harness::new(config);
     let alice = h.connect(1, "alice");

@@ -12,7 +12,7 @@ struct Cluster {
 
 impl Cluster {
     fn new() -> Cluster {
-        let config = ServerConfig::default();
+        let config = ServerConfig::dev();
         Cluster {
             node: Node::with_server(
                 Server::with_backplane(config.clone(), 1).expect("a valid config"),

@@ -1051,3 +1051,149 @@ fn a_consumer_whose_drops_stopped_in_the_first_half_of_the_spell_is_forgiven() {
     assert_eq!(h.closed_event(), None);
     assert!(h.conn.is_open());
 }
+
+// ---- token lifetime ------------------------------------------------------
+
+const LIFETIME: Duration = Duration::from_secs(5);
+
+fn expiry(unix_ms: u64) -> Option<Expiry> {
+    Some(Expiry {
+        unix_ms,
+        remaining: LIFETIME,
+    })
+}
+
+fn accepted_until(unix_ms: u64) -> AuthVerdict {
+    AuthVerdict::Accept {
+        user: "alice".into(),
+        session: "s1".into(),
+        expiry: expiry(unix_ms),
+    }
+}
+
+/// A connection authenticated at `T0` with a token that has [`LIFETIME`]
+/// left, whose `exp` is Unix ms 1,000,000.
+fn expiring() -> Harness {
+    let mut h = Harness::upgraded(config());
+    h.send(&text(r#"{"type":"auth","token":"t"}"#));
+    h.conn
+        .handle_auth_verdict(&h.config, h.now, accepted_until(1_000_000));
+    h.drain();
+    match h.replies().as_slice() {
+        [ServerMessage::AuthAck { expires_at, .. }] => assert_eq!(*expires_at, Some(1_000_000)),
+        other => panic!("expected auth_ack, got {other:?}"),
+    }
+    h.events.clear();
+    h
+}
+
+#[test]
+fn a_token_expires_at_exactly_its_exp_and_not_a_nanosecond_before() {
+    let mut h = expiring();
+    assert_eq!(h.conn.poll_timeout(), Some(T0 + LIFETIME));
+    h.at(T0 + LIFETIME - Duration::from_nanos(1));
+    assert_eq!(h.close_received(), None);
+    h.at(T0 + LIFETIME);
+    let (code, reason) = h.close_received().expect("closed at exp");
+    assert_eq!(
+        (code, reason.as_str()),
+        (CloseCode::TOKEN_EXPIRED, "token expired")
+    );
+    assert_eq!(
+        h.closed_event(),
+        Some((CloseCode::TOKEN_EXPIRED, ClosedBy::Server))
+    );
+    assert!(!CloseCode::TOKEN_EXPIRED.is_final());
+}
+
+#[test]
+fn a_refresh_accepted_before_exp_moves_the_expiry() {
+    let mut h = expiring();
+    h.at(T0 + LIFETIME - Duration::from_nanos(1));
+    h.send(&text(r#"{"type":"refresh","token":"t2","id":"r"}"#));
+    assert_eq!(h.events, vec![Event::Refresh { token: "t2".into() }]);
+    h.conn
+        .handle_auth_verdict(&h.config, h.now, accepted_until(2_000_000));
+    h.drain();
+    assert_eq!(
+        h.replies(),
+        vec![ServerMessage::Refreshed {
+            id: Some(RequestId::new("r").unwrap()),
+            expires_at: Some(2_000_000),
+        }]
+    );
+    let new_exp = T0 + LIFETIME - Duration::from_nanos(1) + LIFETIME;
+    h.at(T0 + LIFETIME);
+    assert_eq!(h.close_received(), None);
+    h.at(new_exp - Duration::from_nanos(1));
+    assert_eq!(h.close_received(), None);
+    h.at(new_exp);
+    h.assert_server_closed_with(CloseCode::TOKEN_EXPIRED);
+}
+
+#[test]
+fn a_refresh_still_pending_at_exp_loses_the_race_and_its_verdict_is_ignored() {
+    let mut h = expiring();
+    h.send(&text(r#"{"type":"refresh","token":"t2","id":"r"}"#));
+    h.at(T0 + LIFETIME);
+    h.assert_server_closed_with(CloseCode::TOKEN_EXPIRED);
+    h.received.clear();
+    h.conn
+        .handle_auth_verdict(&h.config, h.now, accepted_until(2_000_000));
+    h.drain();
+    assert_eq!(h.replies(), vec![]);
+}
+
+#[test]
+fn a_refused_refresh_is_forbidden_and_the_old_token_still_expires() {
+    let mut h = expiring();
+    h.send(&text(r#"{"type":"refresh","token":"other","id":"r"}"#));
+    h.conn
+        .handle_auth_verdict(&h.config, h.now, AuthVerdict::Reject);
+    h.drain();
+    assert_eq!(
+        h.error_codes(),
+        vec![(ErrorCode::Forbidden, Some("r".to_owned()))]
+    );
+    assert_eq!(h.close_received(), None);
+    h.at(T0 + LIFETIME);
+    h.assert_server_closed_with(CloseCode::TOKEN_EXPIRED);
+}
+
+#[test]
+fn messages_behind_a_refresh_wait_for_its_verdict_in_order() {
+    let mut h = Harness::authenticated(config());
+    let mut burst = text(r#"{"type":"refresh","token":"t2","id":"r"}"#);
+    burst.extend(text(r#"{"type":"ping","id":"p"}"#));
+    burst.extend(text(r#"{"type":"subscribe","channel":"a","id":"s"}"#));
+    h.send(&burst);
+    assert_eq!(h.events, vec![Event::Refresh { token: "t2".into() }]);
+    assert_eq!(h.replies(), vec![]);
+    h.events.clear();
+    h.accept("alice");
+    let replies = h.replies();
+    assert!(
+        matches!(
+            replies.as_slice(),
+            [
+                ServerMessage::Refreshed {
+                    expires_at: None,
+                    ..
+                },
+                ServerMessage::Pong { .. }
+            ]
+        ),
+        "{replies:?}"
+    );
+    assert!(matches!(
+        h.events.as_slice(),
+        [Event::Request(ClientMessage::Subscribe { .. })]
+    ));
+}
+
+#[test]
+fn a_token_without_expiry_never_closes_4004() {
+    let h = Harness::authenticated(config());
+    let next = h.conn.poll_timeout().expect("the heartbeat");
+    assert_eq!(next, T0 + config().heartbeat_interval);
+}

@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
+use crate::access::{ChannelPattern, Operation};
 use crate::envelope::{ServerMessage, encode_server_message, parse_server_message};
 use crate::frame::{FrameDecoder, Message, Role};
 use crate::fuzzing::peer;
 use crate::hub::StoreRequest;
 use crate::testkit::{UPGRADE, client_frame, find, text};
 
+mod access;
 mod backplane;
 
 const T0: Instant = Instant::from_millis(1_000);
@@ -156,8 +158,7 @@ impl Node {
                 }
             }
             Output::Decide(Decision::Authenticate { conn, token }) => {
-                let user = (token != "bad").then(|| Identity::user(token));
-                server.handle_auth_verdict(now, conn, user);
+                server.handle_auth_verdict(now, conn, identity_of(&token));
             }
             Output::Decide(Decision::AuthorizeApi {
                 conn,
@@ -217,6 +218,34 @@ impl Node {
 
 /// What an adapter's writer does for a woken connection: takes frames while
 /// the client reads, reports them written, and carries out the transport.
+/// The harness's tokens: `bad` is refused; otherwise `<user>` or
+/// `<user>|<pattern>=<op>+<op>,<pattern>=<op>` for a token with grants.
+fn identity_of(token: &str) -> Option<Identity> {
+    if token == "bad" {
+        return None;
+    }
+    let (user, grants) = token.split_once('|').unwrap_or((token, ""));
+    let entries: Vec<(ChannelPattern, Vec<Operation>)> = grants
+        .split(',')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (pattern, ops) = entry.split_once('=').expect("pattern=ops");
+            let ops = ops
+                .split('+')
+                .map(|op| Operation::from_name(op).expect("an op"));
+            (
+                ChannelPattern::new(pattern).expect("a pattern"),
+                ops.collect(),
+            )
+        })
+        .collect();
+    Some(Identity {
+        user: user.to_owned(),
+        grants: Grants::new(entries.iter().map(|(p, ops)| (p.clone(), ops.as_slice()))),
+        expiry: None,
+    })
+}
+
 fn flush(server: &mut Server, now: Instant, conn: ConnId, wire: &mut Wire) {
     if wire.paused || wire.socket_closed {
         return;

@@ -84,15 +84,18 @@ impl Encode for S {
 impl Encode for A {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            A::Auth => variant(out, 0, 12),
-            A::AppPing => variant(out, 1, 12),
+            A::Auth(granting) => {
+                variant(out, 0, 13);
+                granting.encode(out);
+            }
+            A::AppPing => variant(out, 1, 13),
             A::Subscribe { channel, since } => {
-                variant(out, 2, 12);
+                variant(out, 2, 13);
                 channel.encode(out);
                 since.encode(out);
             }
             A::Unsubscribe { channel } => {
-                variant(out, 3, 12);
+                variant(out, 3, 13);
                 channel.encode(out);
             }
             A::Publish {
@@ -100,30 +103,34 @@ impl Encode for A {
                 payload,
                 retry,
             } => {
-                variant(out, 4, 12);
+                variant(out, 4, 13);
                 channel.encode(out);
                 payload.encode(out);
                 retry.encode(out);
             }
             A::Presence { channel } => {
-                variant(out, 5, 12);
+                variant(out, 5, 13);
                 channel.encode(out);
             }
             A::Ping(data) => {
-                variant(out, 6, 12);
+                variant(out, 6, 13);
                 data.encode(out);
             }
-            A::Pong => variant(out, 7, 12),
+            A::Pong => variant(out, 7, 13),
             A::Close(code) => {
-                variant(out, 8, 12);
+                variant(out, 8, 13);
                 code.encode(out);
             }
             A::Raw(_) => unimplemented!("seeds carry no raw bytes"),
             A::Read(units) => {
-                variant(out, 10, 12);
+                variant(out, 10, 13);
                 units.encode(out);
             }
-            A::Drop => variant(out, 11, 12),
+            A::Drop => variant(out, 11, 13),
+            A::Refresh(granting) => {
+                variant(out, 12, 13);
+                granting.encode(out);
+            }
         }
     }
 }
@@ -209,8 +216,8 @@ fn c(conn: u8, action: A) -> S {
 /// Connection `conn` upgrades, authenticates as user `user` and is accepted.
 fn login(conn: u8, user: u8) -> Vec<S> {
     vec![
-        c(conn, A::Auth),
-        c(conn, A::Auth),
+        c(conn, A::Auth(true)),
+        c(conn, A::Auth(true)),
         S::Verdict {
             conn,
             accept: Some(user),
@@ -285,6 +292,20 @@ fn server_scenarios() -> Vec<(&'static str, Vec<S>)> {
                 c(0, A::Read(255)),
             ]),
         ),
+        (
+            "refresh_drops_the_grant",
+            logged_in(vec![
+                c(0, sub(0, None)),
+                c(0, A::Read(255)),
+                c(0, A::Refresh(false)),
+                S::Verdict {
+                    conn: 0,
+                    accept: Some(0),
+                },
+                api(0),
+                c(0, A::Read(255)),
+            ]),
+        ),
         ("slow_consumer", {
             let mut ops = vec![c(0, sub(2, None)), c(0, sub(1, None))];
             ops.extend((0..40).map(|_| api(1)));
@@ -297,11 +318,11 @@ fn server_scenarios() -> Vec<(&'static str, Vec<S>)> {
             "auth_timeout_then_rejected_token",
             vec![
                 S::Connect,
-                c(0, A::Auth),
+                c(0, A::Auth(true)),
                 S::Advance { millis: 3000 },
                 S::Connect,
-                c(0, A::Auth),
-                c(0, A::Auth),
+                c(0, A::Auth(true)),
+                c(0, A::Auth(true)),
                 S::Verdict {
                     conn: 0,
                     accept: None,
@@ -323,8 +344,8 @@ fn server_scenarios() -> Vec<(&'static str, Vec<S>)> {
             "pipelined_before_the_verdict",
             vec![
                 S::Connect,
-                c(0, A::Auth),
-                c(0, A::Auth),
+                c(0, A::Auth(true)),
+                c(0, A::Auth(true)),
                 c(0, sub(0, None)),
                 c(0, A::AppPing),
                 S::Verdict {
@@ -338,8 +359,8 @@ fn server_scenarios() -> Vec<(&'static str, Vec<S>)> {
             "too_many_before_the_verdict",
             vec![
                 S::Connect,
-                c(0, A::Auth),
-                c(0, A::Auth),
+                c(0, A::Auth(true)),
+                c(0, A::Auth(true)),
                 c(0, A::AppPing),
                 c(0, A::AppPing),
                 c(0, A::AppPing),
@@ -369,7 +390,7 @@ fn server_scenarios() -> Vec<(&'static str, Vec<S>)> {
                 c(0, A::Close(1000)),
                 c(0, A::Read(255)),
                 S::Connect,
-                c(1, A::Auth),
+                c(1, A::Auth(true)),
                 c(1, A::Close(1005)),
                 c(1, A::Read(255)),
             ]),

@@ -13,6 +13,10 @@
 //!   subscribers agree on what each offset of an epoch carries;
 //! - a publish retried with the same `id` is acknowledged with the first
 //!   offset;
+//! - no publication of channel `a` (whose subscriptions need a token grant)
+//!   reaches a connection whose current token does not grant it: after a
+//!   `refreshed` that drops the grant, only its unsolicited `unsubscribed`
+//!   may follow;
 //! - the `tether_connections` gauge counts the upgraded connections that
 //!   have not ended, each ending is reported once, and the node's next
 //!   deadline is never in the past;
@@ -31,12 +35,13 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use super::peer::{self, Received, ServerReader};
+use crate::access::{ChannelPattern, Grants, Namespace, Operation, Rule};
 use crate::auth::Identity;
 use crate::config::ServerConfig;
 use crate::envelope::{Channel, ClientMessage, IdempotencyKey, Position, RequestId, ServerMessage};
 use crate::frame::{Opcode, encode_frame};
 use crate::ids::ConnId;
-use crate::server::{Output, Server};
+use crate::server::{Decision, Output, Server};
 use crate::time::Instant;
 
 /// Channels the operations use: public, `latest_only`, and private ones.
@@ -44,6 +49,12 @@ const CHANNELS: &[&str] = &["a", "b", "ticker:x", "user:u0", "user:u1"];
 
 /// Users the verdicts accept connections as.
 const USERS: &[&str] = &["u0", "u1", "u2"];
+
+/// The channel whose `subscribe` and `history` rules are `token`.
+const GRANTED: &str = "a";
+
+/// The token that grants [`GRANTED`]; every other token grants nothing.
+const GRANTING_TOKEN: &str = "g";
 
 /// One step of the scenario.
 #[derive(Arbitrary, Clone, Debug)]
@@ -57,7 +68,8 @@ pub enum Op {
         /// What its client does.
         action: Action,
     },
-    /// The verdict on a connection's pending token.
+    /// The verdict on a connection's pending token (of `auth` or
+    /// `refresh`); its grants follow from the token.
     Verdict {
         /// Which connection.
         conn: u8,
@@ -84,8 +96,8 @@ pub enum Op {
 /// any action writes the handshake instead.
 #[derive(Arbitrary, Clone, Debug)]
 pub enum Action {
-    /// Sends `auth`.
-    Auth,
+    /// Sends `auth`, with the token that grants [`GRANTED`] or another.
+    Auth(bool),
     /// Sends `{"type":"ping"}` with an id.
     AppPing,
     /// Subscribes, optionally recovering from an offset in the current epoch.
@@ -128,6 +140,9 @@ pub enum Action {
     Read(u8),
     /// The socket drops.
     Drop,
+    /// Sends `refresh` with an id, with the token that grants [`GRANTED`]
+    /// or another.
+    Refresh(bool),
 }
 
 /// Limits small enough for the operations to reach.
@@ -149,8 +164,27 @@ fn config() -> ServerConfig {
         latest_only: vec!["ticker:*".into()],
         max_pending_before_auth: 4,
         idempotency_window: Duration::from_secs(10),
-        ..ServerConfig::dev()
+        namespaces: vec![
+            Namespace {
+                subscribe: Rule::Token,
+                history: Rule::Token,
+                ..Namespace::open(ChannelPattern::new(GRANTED).expect("a pattern"))
+            },
+            Namespace::open(ChannelPattern::new("*").expect("a pattern")),
+        ],
+        ..ServerConfig::default()
     }
+}
+
+/// What a token grants: [`GRANTED`] for [`GRANTING_TOKEN`], nothing else.
+fn grants_of(token: &str) -> Grants {
+    let pattern = ChannelPattern::new(GRANTED).expect("a pattern");
+    let ops: &[Operation] = if token == GRANTING_TOKEN {
+        &[Operation::Subscribe, Operation::History]
+    } else {
+        &[]
+    };
+    Grants::new([(pattern, ops)])
 }
 
 /// Decodes operations from `data` and runs them.
@@ -206,6 +240,14 @@ struct Client {
     /// The last acknowledged publish: idempotency key, channel, offset,
     /// when it was sent.
     last_ack: Option<(String, String, u64, Instant)>,
+    /// The token of the last `auth` sent.
+    auth_token: Option<String>,
+    /// The token the node asked a verdict on, until one is fed.
+    asked: Option<String>,
+    /// The authenticated user.
+    user: Option<String>,
+    /// Whether the token the connection is on grants [`GRANTED`].
+    granted: bool,
 }
 
 /// What a request was, to check its reply.
@@ -226,6 +268,9 @@ enum Request {
         sent: Instant,
     },
     Presence,
+    Refresh {
+        token: String,
+    },
 }
 
 /// One connection's view of one channel.
@@ -275,9 +320,7 @@ impl Node {
             }
             Op::Verdict { conn, accept } => {
                 if let Some(index) = self.live(*conn) {
-                    let user = accept.map(|user| Identity::user(pick(USERS, user)));
-                    let id = self.clients[index].id;
-                    self.server.handle_auth_verdict(self.now, id, user);
+                    self.decide(index, accept.map(|user| pick(USERS, user)));
                 }
             }
             Op::ApiPublish { channel, payload } => {
@@ -294,6 +337,22 @@ impl Node {
             }
             Op::Shutdown => self.server.shutdown(self.now),
         }
+    }
+
+    /// Feeds the verdict on the token the node asked about (if any): as
+    /// `user`, with the grants of the token, or refused.
+    fn decide(&mut self, index: usize, user: Option<&str>) {
+        let client = &mut self.clients[index];
+        let Some(token) = client.asked.take() else {
+            return;
+        };
+        let identity = user.map(|user| Identity {
+            user: user.to_owned(),
+            grants: grants_of(&token),
+            expiry: None,
+        });
+        self.server
+            .handle_auth_verdict(self.now, client.id, identity);
     }
 
     /// The index of the `conn`-th connection whose socket is open.
@@ -314,10 +373,22 @@ impl Node {
             return;
         }
         let bytes = match action {
-            Action::Auth => peer::text(&ClientMessage::Auth {
-                id: None,
-                token: "t".into(),
-            }),
+            Action::Auth(granting) => {
+                let token = token_of(*granting);
+                self.clients[index].auth_token = Some(token.clone());
+                peer::text(&ClientMessage::Auth { id: None, token })
+            }
+            Action::Refresh(granting) => {
+                let token = token_of(*granting);
+                let request = Request::Refresh {
+                    token: token.clone(),
+                };
+                let id = self.request(index, request);
+                peer::text(&ClientMessage::Refresh {
+                    id: Some(id),
+                    token,
+                })
+            }
             Action::AppPing => {
                 let id = self.request(index, Request::Ping);
                 peer::text(&ClientMessage::Ping { id: Some(id) })
@@ -439,9 +510,11 @@ impl Node {
         let Received::Message(message) = received else {
             return;
         };
-        if matches!(message, ServerMessage::AuthAck { .. }) {
+        if let ServerMessage::AuthAck { user, .. } = &message {
             assert!(!client.authenticated, "a second auth_ack");
             client.authenticated = true;
+            client.user = Some(user.clone());
+            client.granted = client.auth_token.as_deref() == Some(GRANTING_TOKEN);
         }
         if client.tainted {
             return;
@@ -463,8 +536,29 @@ impl Node {
                 },
                 None,
             ) => {
+                assert!(
+                    channel.as_str() != GRANTED || client.granted,
+                    "a publication of {GRANTED} reached a connection whose token does not grant it"
+                );
                 let text = format!("{} {sender:?}", payload.get());
                 client.publication(channel.as_str(), offset, text, published);
+            }
+            (ServerMessage::Refreshed { .. }, Some(Request::Refresh { token })) => {
+                client.granted = token == GRANTING_TOKEN;
+            }
+            (
+                ServerMessage::Unsubscribed {
+                    channel,
+                    reason: Some(_),
+                    ..
+                },
+                None,
+            ) => {
+                assert!(
+                    channel.as_str() == GRANTED && !client.granted,
+                    "{channel} ended while its grant stands"
+                );
+                client.channel(channel.as_str()).active = false;
             }
             (
                 ServerMessage::Subscribed {
@@ -521,14 +615,21 @@ impl Node {
     /// Verdicts are operations of their own, and a `Wake` needs nothing
     /// here: clients read when their operations say so.
     fn settle(&mut self) {
+        let mut asked = Vec::new();
         loop {
             let mut ended = Vec::new();
             self.deadline = peer::drain(&mut self.server, |_, output| match output {
                 Output::Published { result, .. } => assert!(result.is_ok(), "{result:?}"),
                 Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
                 Output::Closed { conn, .. } => ended.push(conn),
+                Output::Decide(Decision::Authenticate { conn, token }) => asked.push((conn, token)),
                 Output::Wake(_) | Output::Decide(_) | Output::Drained | Output::Timeout(_) => {}
             });
+            for (conn, token) in asked.drain(..) {
+                if let Some(client) = self.clients.iter_mut().find(|c| c.id == conn) {
+                    client.asked = Some(token);
+                }
+            }
             for conn in ended {
                 let client = self
                     .clients
@@ -575,6 +676,13 @@ impl Node {
 
     fn finish(mut self) {
         for index in 0..self.clients.len() {
+            if self.clients[index].authenticated {
+                let user = self.clients[index].user.clone();
+                self.decide(index, user.as_deref());
+            }
+        }
+        self.settle();
+        for index in 0..self.clients.len() {
             if !self.clients[index].gone {
                 self.read(index, usize::MAX);
             }
@@ -617,6 +725,10 @@ impl Client {
             pending: BTreeMap::new(),
             channels: BTreeMap::new(),
             last_ack: None,
+            auth_token: None,
+            asked: None,
+            user: None,
+            granted: false,
         }
     }
 
@@ -732,6 +844,11 @@ fn pick(choices: &[&'static str], index: u8) -> &'static str {
     choices[usize::from(index) % choices.len()]
 }
 
+/// The token an `auth` or `refresh` sends.
+fn token_of(granting: bool) -> String {
+    if granting { GRANTING_TOKEN } else { "t" }.to_owned()
+}
+
 /// One of [`CHANNELS`], as a channel.
 fn channel_named(name: &str) -> Channel {
     Channel::new(name).expect("the operations' channels are valid")
@@ -746,7 +863,8 @@ pub(crate) mod strategy {
 
     pub(crate) fn action() -> impl Strategy<Value = Action> {
         prop_oneof![
-            2 => Just(Action::Auth),
+            2 => any::<bool>().prop_map(Action::Auth),
+            1 => any::<bool>().prop_map(Action::Refresh),
             1 => Just(Action::AppPing),
             3 => (any::<u8>(), any::<Option<u8>>())
                 .prop_map(|(channel, since)| Action::Subscribe { channel, since }),
@@ -784,5 +902,35 @@ pub(crate) mod strategy {
         fn invariants_hold(ops in prop::collection::vec(op(), 0..80)) {
             super::run(&ops);
         }
+    }
+
+    /// The path the random operations seldom take in full: a subscriber
+    /// of the granted channel refreshes to a token without the grant, then
+    /// the channel gets a publication.
+    #[test]
+    fn a_refresh_that_drops_the_grant_holds_the_invariants() {
+        let client = |action| Op::Client { conn: 0, action };
+        let verdict = Op::Verdict {
+            conn: 0,
+            accept: Some(0),
+        };
+        super::run(&[
+            Op::Connect,
+            client(Action::Read(0)),
+            client(Action::Auth(true)),
+            verdict.clone(),
+            client(Action::Subscribe {
+                channel: 0,
+                since: None,
+            }),
+            client(Action::Read(255)),
+            client(Action::Refresh(false)),
+            verdict,
+            Op::ApiPublish {
+                channel: 0,
+                payload: 1,
+            },
+            client(Action::Read(255)),
+        ]);
     }
 }

@@ -27,14 +27,27 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Instant as Clock;
 
-use tether_core::{ConnId, Decision, Identity, Instant, Output, Server, ServerConfig, Transport};
+use tether_core::{
+    Authorizer, ConnId, Decision, Identity, Instant, Output, Server, ServerConfig, Transport,
+};
 
 /// Bytes a writer takes at a time: what sits outside the core's queue, and
 /// its backpressure, while a write is in flight.
 const WRITE_BUDGET: usize = 64 * 1024;
 
-/// The answer to a decision, to feed to the core.
-type Answer = Box<dyn FnOnce(&mut Server, Instant)>;
+/// As in development: every token is its user id (the core closes 4003 one
+/// that is no valid user id), and no API key is set.
+struct AnyToken;
+
+impl Authorizer for AnyToken {
+    fn authenticate(&self, token: &str) -> Option<Identity> {
+        Some(Identity::user(token))
+    }
+
+    fn authorize_api(&self, _authorization: Option<&str>) -> bool {
+        false
+    }
+}
 
 /// The core and the adapter's side of its connections.
 struct Node {
@@ -97,19 +110,9 @@ impl Node {
         while let Some(decision) = decisions.pop_front() {
             // Decided without the lock: a real check may be slow, and must
             // hold up no other connection.
-            let answer: Answer = match decision {
-                // As in development, every token is its user id (the core
-                // closes 4003 one that is no valid user id).
-                Decision::Authenticate { conn, token } => Box::new(move |core, now| {
-                    core.handle_auth_verdict(now, conn, Some(Identity::user(token)))
-                }),
-                // No API key is set: every API request is refused.
-                Decision::AuthorizeApi { conn, .. } => {
-                    Box::new(move |core, now| core.handle_api_verdict(now, conn, false))
-                }
-            };
+            let verdict = decision.ask(&AnyToken);
             let mut state = self.lock();
-            answer(&mut state.core, self.now());
+            state.core.handle_verdict(self.now(), verdict);
             self.drain(&mut state, &mut decisions);
         }
         result

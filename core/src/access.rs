@@ -265,6 +265,8 @@ impl Grants {
 pub(crate) enum Access {
     Allowed,
     Forbidden,
+    /// The rule is `backend`: the application decides.
+    Ask,
 }
 
 /// What the node knows of the connection asking.
@@ -272,6 +274,8 @@ pub(crate) struct Asker<'a> {
     pub(crate) user: &'a str,
     pub(crate) grants: &'a Grants,
     pub(crate) subscribed: bool,
+    /// The application already allowed this request (rule `backend`).
+    pub(crate) allowed_by_application: bool,
 }
 
 /// Decides `op` on `channel` for `asker` under `namespaces`. A private
@@ -301,7 +305,9 @@ pub(crate) fn decide(
         Rule::Authenticated => true,
         Rule::Subscribers => asker.subscribed,
         Rule::Token => asker.grants.allows(channel.as_str(), op),
-        Rule::Backend | Rule::Nobody => false,
+        Rule::Backend if asker.allowed_by_application => true,
+        Rule::Backend => return Access::Ask,
+        Rule::Nobody => false,
     };
     if allowed {
         Access::Allowed

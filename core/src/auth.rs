@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crate::access::Grants;
+use crate::access::{Grants, Operation};
 use crate::envelope::{Channel, PRIVATE_CHANNEL_PREFIX};
 
 /// The longest user id, in characters: what fits after `user:` in a
@@ -76,9 +76,18 @@ pub trait Authorizer {
     /// valid API key.
     fn authorize_api(&self, authorization: Option<&str>) -> bool;
 
+    /// Whether `user` may do `operation` (subscribe or publish) on
+    /// `channel`, asked for channels whose namespace rule for it is
+    /// `backend`. The default refuses: an application that writes
+    /// `backend` rules answers here.
+    fn authorize_channel(&self, user: &str, channel: &Channel, operation: Operation) -> bool {
+        let _ = (user, channel, operation);
+        false
+    }
+
     /// Whether a check may wait (a database, a network service): an adapter
     /// then runs it away from the thread that serves the other connections.
-    /// `false` declares both checks quick CPU work (a signature, a lookup in
+    /// `false` declares every check quick CPU work (a signature, a lookup in
     /// memory), which an adapter may run in line, saving a thread hand-off
     /// per connection. The default is the safe `true`.
     fn may_block(&self) -> bool {

@@ -222,6 +222,9 @@ pub struct Connection {
     received: u32,
     /// When a publication to this connection was last dropped.
     last_drop: Option<Instant>,
+    /// A request of this connection waits for the application's decision
+    /// outside the connection: replies it makes itself wait too.
+    request_held: bool,
     transport: Transport,
 }
 
@@ -242,6 +245,7 @@ impl Connection {
             ping_unanswered: false,
             received: 0,
             last_drop: None,
+            request_held: false,
             transport: Transport::Open,
         }
     }
@@ -527,6 +531,13 @@ impl Connection {
         matches!(self.state, State::Open | State::RefreshPending(..))
     }
 
+    /// Whether a request of this connection waits outside it (for the
+    /// application's decision): while it does, the replies the connection
+    /// makes itself leave as [`Event::Reply`], in order behind it.
+    pub fn set_request_held(&mut self, held: bool) {
+        self.request_held = held;
+    }
+
     /// Whether a `refresh` waits for its verdict.
     pub fn is_refreshing(&self) -> bool {
         matches!(self.state, State::RefreshPending(..))
@@ -724,10 +735,11 @@ impl Connection {
     /// overtake the hub's answer to that request.
     fn send_message(&mut self, config: &ServerConfig, now: Instant, message: &ServerMessage) {
         let frame = frame::text_frame(&encode_server_message(message));
-        if self
-            .events
-            .iter()
-            .any(|event| matches!(event, Event::Request(_)))
+        if self.request_held
+            || self
+                .events
+                .iter()
+                .any(|event| matches!(event, Event::Request(_)))
         {
             self.events.push_back(Event::Reply(frame));
         } else {

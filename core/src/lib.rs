@@ -15,12 +15,12 @@
 //!
 //! ```text
 //! input   accept | handle_accept_failed | handle_read | handle_written
-//!         | handle_transport_closed | handle_timeout | handle_auth_verdict
-//!         | handle_api_verdict | handle_store_event | publish | shutdown
-//!                                                       (now first)
+//!         | handle_transport_closed | handle_timeout | handle_verdict
+//!         | handle_store_event | publish | shutdown      (now first)
 //! drain   loop { match server.poll_output() {
 //!           Wake(conn)      -> poll_transmit, write, handle_written; act on transport(conn)
-//!           Decide(d)       -> decide outside (as long as it takes), answer later
+//!           Decide(d)       -> d.ask(authorizer) outside (as long as it takes),
+//!                              then handle_verdict
 //!           Store(request)  -> hand to the backplane (a `Backplane`), in order
 //!           Published{..}   -> tell the caller of publish(token)
 //!           Closed{..}      -> log
@@ -77,7 +77,7 @@ pub use config::{
 };
 pub use connection::{ClosedBy, Transport};
 pub use ids::ConnId;
-pub use server::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Server};
+pub use server::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Server, Verdict};
 pub use time::Instant;
 
 // Decisions the application takes.

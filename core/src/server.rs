@@ -11,7 +11,8 @@
 //! - Inputs, each with `now` first: [`Server::accept`],
 //!   [`Server::handle_read`], [`Server::handle_written`],
 //!   [`Server::handle_transport_closed`], [`Server::handle_timeout`], the
-//!   answers to decisions ([`Server::handle_auth_verdict`],
+//!   answers to decisions ([`Server::handle_verdict`], or one of
+//!   [`Server::handle_auth_verdict`], [`Server::handle_channel_verdict`],
 //!   [`Server::handle_api_verdict`]), [`Server::handle_store_event`], and
 //!   the commands [`Server::publish`] and [`Server::shutdown`].
 //! - Outputs: one queue, [`Server::poll_output`], drained after every input
@@ -63,7 +64,7 @@ use crate::auth::Identity;
 use crate::close::{CloseCode, CloseReason};
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection::{AuthVerdict, ClosedBy, Connection, Event, Transport};
-use crate::envelope::Channel;
+use crate::envelope::{Channel, ClientMessage};
 use crate::hub::{ApiPublish, Hub, StoreEvent, Ticket};
 use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
@@ -74,12 +75,12 @@ mod output;
 mod routes;
 mod slots;
 
-pub use output::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError};
+pub use output::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Verdict};
 
 use crate::envelope::ErrorCode;
 use outbox::NodeOutbox;
 use routes::{ApiWaiter, Refusal, error_body};
-use slots::{Entry, Slot, entry, entry_mut, schedule_and_wake};
+use slots::{Entry, Held, Slot, entry, entry_mut, schedule_and_wake};
 
 /// One server node: connections, hub, metrics and shutdown state.
 #[derive(Debug)]
@@ -196,6 +197,8 @@ impl Server {
             refused: refusal.is_some(),
             user: None,
             grants: Grants::default(),
+            deciding: None,
+            held: VecDeque::new(),
             api_request: None,
             scheduled: None,
             woken: false,
@@ -322,6 +325,20 @@ impl Server {
         };
         entry.conn.handle_auth_verdict(config, now, verdict);
         self.settle(conn, now);
+    }
+
+    /// Feeds the answer to any [`Decision`]: the same as the input that
+    /// decision names.
+    pub fn handle_verdict(&mut self, now: Instant, verdict: Verdict) {
+        match verdict {
+            Verdict::Authenticate { conn, identity } => {
+                self.handle_auth_verdict(now, conn, identity);
+            }
+            Verdict::Channel { conn, allowed } => self.handle_channel_verdict(now, conn, allowed),
+            Verdict::AuthorizeApi { conn, authorized } => {
+                self.handle_api_verdict(now, conn, authorized);
+            }
+        }
     }
 
     /// The API key check of a [`Decision::AuthorizeApi`]: publishes and
@@ -573,12 +590,14 @@ impl Server {
                     let grants = std::mem::take(&mut entry.grants);
                     self.hub.handle_authenticated(conn, &user, grants);
                 }
-                Event::Reply(frame) => entry.conn.send_control(&self.config, now, frame),
-                Event::Request(message) => {
-                    self.with_hub(now, |hub, outbox| {
-                        hub.handle_message(now, conn, message, outbox);
-                    });
+                Event::Reply(frame) if entry.deciding.is_some() => {
+                    self.hold(now, conn, Held::Reply(frame));
                 }
+                Event::Reply(frame) => entry.conn.send_control(&self.config, now, frame),
+                Event::Request(message) if entry.deciding.is_some() => {
+                    self.hold(now, conn, Held::Request(message));
+                }
+                Event::Request(message) => self.handle_request(now, conn, message),
                 Event::Closed { reason, by } => {
                     self.count_close(&reason, by);
                     self.with_hub(now, |hub, outbox| hub.handle_disconnect(now, conn, outbox));
@@ -586,6 +605,71 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Hands a request to the hub, or asks the application first when a
+    /// namespace leaves the request to it.
+    fn handle_request(&mut self, now: Instant, conn: ConnId, message: ClientMessage) {
+        let Some((operation, channel)) = self.hub.question(conn, &message) else {
+            return self.with_hub(now, |hub, outbox| {
+                hub.handle_message(now, conn, message, outbox);
+            });
+        };
+        let Some(entry) = entry_mut(&mut self.slots, conn) else {
+            return;
+        };
+        entry.deciding = Some(message);
+        entry.conn.set_request_held(true);
+        let decision = Decision::Channel {
+            conn,
+            user: entry.user.clone().unwrap_or_default(),
+            channel,
+            operation,
+        };
+        self.events.push_back(Output::Decide(decision));
+    }
+
+    /// Keeps what arrives behind a request that waits for the application;
+    /// beyond `max_pending_before_auth` of them the connection closes 1008,
+    /// as before an auth verdict.
+    fn hold(&mut self, now: Instant, conn: ConnId, held: Held) {
+        let config = &self.config;
+        let Some(entry) = entry_mut(&mut self.slots, conn) else {
+            return;
+        };
+        if entry.held.len() >= config.max_pending_before_auth {
+            let reason = "too many messages waiting for a decision";
+            return entry
+                .conn
+                .close(now, CloseCode::POLICY_VIOLATION, reason, config);
+        }
+        entry.held.push_back(held);
+    }
+
+    /// The application's answer to a [`Decision::Channel`]: the request is
+    /// handled (`allowed`) or answered `FORBIDDEN`, then what the
+    /// connection sent behind it, in order, until another request waits.
+    pub fn handle_channel_verdict(&mut self, now: Instant, conn: ConnId, allowed: bool) {
+        let Some(entry) = entry_mut(&mut self.slots, conn) else {
+            return;
+        };
+        let Some(message) = entry.deciding.take() else {
+            return;
+        };
+        entry.conn.set_request_held(false);
+        self.with_hub(now, |hub, outbox| {
+            hub.handle_decided(now, conn, message, allowed, outbox);
+        });
+        while let Some(entry) = entry_mut(&mut self.slots, conn)
+            && entry.deciding.is_none()
+            && let Some(held) = entry.held.pop_front()
+        {
+            match held {
+                Held::Reply(frame) => entry.conn.send_control(&self.config, now, frame),
+                Held::Request(message) => self.handle_request(now, conn, message),
+            }
+        }
+        self.settle(conn, now);
     }
 
     /// Lends the hub an outbox over the connections, for one call.

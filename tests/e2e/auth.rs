@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tether_core::{Authorizer, Identity, ServerConfig};
+use tether_core::{
+    Authorizer, Channel, ChannelPattern, Identity, Namespace, Operation, Rule, ServerConfig,
+};
 
 use crate::harness::{JWT_SECRET, Runtime, TETHER, config, dev_auth, jwt_auth, mint_jwt, unix_now};
 use tether_testkit::metrics::metric;
@@ -23,8 +25,10 @@ fn pings(count: usize) -> Vec<Value> {
 /// How long [`HeldAuthorizer`] holds the token `slow` at most.
 const HOLD: Duration = Duration::from_secs(2);
 
-/// The dev authorizer, except that the check of the token `slow` takes
-/// until the test releases it, 2 s at most, as a database lookup might.
+/// The dev authorizer, except that the check of the token `slow`, and the
+/// application's decision on channel `app:slow`, take until the test
+/// releases them, 2 s at most, as a database lookup might. Of the other
+/// `app:` channels, the application allows user `alice` only.
 struct HeldAuthorizer {
     started: Mutex<mpsc::Sender<()>>,
     release: Mutex<mpsc::Receiver<()>>,
@@ -36,10 +40,7 @@ struct HeldAuthorizer {
 impl Authorizer for HeldAuthorizer {
     fn authenticate(&self, token: &str) -> Option<Identity> {
         if token == "slow" {
-            let _ = self.started.lock().unwrap().send(());
-            if self.release.lock().unwrap().recv_timeout(HOLD).is_err() {
-                self.ran_out.store(true, Ordering::SeqCst);
-            }
+            self.hold();
         }
         dev_auth().authenticate(token)
     }
@@ -47,16 +48,38 @@ impl Authorizer for HeldAuthorizer {
     fn authorize_api(&self, authorization: Option<&str>) -> bool {
         dev_auth().authorize_api(authorization)
     }
+
+    fn authorize_channel(&self, user: &str, channel: &Channel, _operation: Operation) -> bool {
+        if channel.as_str() == "app:slow" {
+            self.hold();
+        }
+        user == "alice"
+    }
+}
+
+impl HeldAuthorizer {
+    fn new() -> (Arc<HeldAuthorizer>, mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (started, check_started) = mpsc::channel();
+        let (release, released) = mpsc::channel();
+        let authorizer = Arc::new(HeldAuthorizer {
+            started: Mutex::new(started),
+            release: Mutex::new(released),
+            ran_out: AtomicBool::new(false),
+        });
+        (authorizer, check_started, release)
+    }
+
+    /// Says that a check started, and waits for the test's release.
+    fn hold(&self) {
+        let _ = self.started.lock().unwrap().send(());
+        if self.release.lock().unwrap().recv_timeout(HOLD).is_err() {
+            self.ran_out.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 fn a_slow_token_check_delays_no_other_connection(runtime: Runtime) {
-    let (started, check_started) = mpsc::channel();
-    let (release, released) = mpsc::channel();
-    let authorizer = Arc::new(HeldAuthorizer {
-        started: Mutex::new(started),
-        release: Mutex::new(released),
-        ran_out: AtomicBool::new(false),
-    });
+    let (authorizer, check_started, release) = HeldAuthorizer::new();
     let server = runtime.start(config(), authorizer.clone());
     let mut slow = Ws::open(server.addr);
     slow.send_json(json!({"type": "auth", "token": "slow"}));
@@ -75,6 +98,60 @@ fn a_slow_token_check_delays_no_other_connection(runtime: Runtime) {
         !authorizer.ran_out.load(Ordering::SeqCst),
         "the other connection's round trips waited for the slow check"
     );
+}
+
+/// A node whose `app:` channels leave subscribe and publish to the
+/// application.
+fn backend_config() -> ServerConfig {
+    let app = Namespace {
+        subscribe: Rule::Backend,
+        publish: Rule::Backend,
+        ..Namespace::open(ChannelPattern::new("app:*").expect("a pattern"))
+    };
+    let mut config = config();
+    config.namespaces.insert(0, app);
+    config
+}
+
+fn a_slow_channel_decision_delays_no_other_connection(runtime: Runtime) {
+    let (authorizer, check_started, release) = HeldAuthorizer::new();
+    let server = runtime.start(backend_config(), authorizer.clone());
+    let mut alice = Ws::auth(server.addr, "alice");
+    alice.send_json(json!({"type": "subscribe", "channel": "app:slow", "id": "s"}));
+    alice.send_json(json!({"type": "ping", "id": "p"}));
+    check_started
+        .recv_timeout(HOLD)
+        .expect("the slow decision started");
+    let mut other = Ws::auth(server.addr, "other");
+    for n in 0..20 {
+        other.send_json(json!({"type": "ping", "id": format!("p{n}")}));
+        assert_eq!(other.recv_type("pong")["id"], format!("p{n}"));
+    }
+    release.send(()).expect("the decision waits");
+    assert_eq!(alice.recv_type("subscribed")["id"], "s");
+    alice.recv_type("presence");
+    assert_eq!(alice.recv_type("pong")["id"], "p");
+    assert!(
+        !authorizer.ran_out.load(Ordering::SeqCst),
+        "the other connection's round trips waited for the slow decision"
+    );
+}
+
+fn the_application_refuses_a_channel_request_forbidden(runtime: Runtime) {
+    let (authorizer, _, _) = HeldAuthorizer::new();
+    let server = runtime.start(backend_config(), authorizer);
+    let mut bob = Ws::auth(server.addr, "bob");
+    bob.send_json(json!({"type": "subscribe", "channel": "app:x", "id": "s"}));
+    let refused = bob.recv_type("error");
+    assert_eq!(
+        (refused["id"].as_str(), refused["code"].as_str()),
+        (Some("s"), Some("FORBIDDEN"))
+    );
+    bob.send_json(json!({"type": "publish", "channel": "app:x", "payload": 1, "id": "p"}));
+    assert_eq!(bob.recv_type("error")["id"], "p");
+    let mut alice = Ws::auth(server.addr, "alice");
+    alice.send_json(json!({"type": "publish", "channel": "app:x", "payload": 1, "id": "p"}));
+    assert_eq!(alice.recv_type("ack")["offset"], 1);
 }
 
 fn the_first_message_must_be_auth(runtime: Runtime) {
@@ -261,6 +338,8 @@ fn messages_behind_a_rejected_token_are_discarded(runtime: Runtime) {
 
 runtime_tests! {
     a_slow_token_check_delays_no_other_connection => smol, blocking;
+    a_slow_channel_decision_delays_no_other_connection => smol, blocking;
+    the_application_refuses_a_channel_request_forbidden => smol, blocking;
     the_first_message_must_be_auth => smol, blocking, example;
     a_token_in_the_query_string_is_not_read => smol, blocking;
     no_auth_in_time_closes_4001 => smol, blocking;

@@ -61,8 +61,8 @@ use futures_lite::future;
 use smol::LocalExecutor;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tether_core::{
-    Authorizer, Backplane, CloseCode, ConnId, Decision, Identity, Instant, Output, PublishError,
-    Server as Core, ServerConfig, StoreEvent, StoreRequest, Transport,
+    Authorizer, Backplane, CloseCode, ConnId, Decision, Instant, Output, PublishError,
+    Server as Core, ServerConfig, StoreEvent, StoreRequest, Transport, Verdict,
     connections_within_open_files,
 };
 
@@ -351,42 +351,16 @@ impl Node {
     }
 }
 
-/// The authorizer's answer to a decision of the core.
-enum Answer {
-    Token(ConnId, Option<Identity>),
-    ApiKey(ConnId, bool),
-}
-
-/// Asks the authorizer; runs wherever the caller chose.
-fn answer(authorizer: &(dyn Authorizer + Send + Sync), decision: Decision) -> Answer {
-    match decision {
-        Decision::Authenticate { conn, token } => {
-            Answer::Token(conn, authorizer.authenticate(&token))
-        }
-        Decision::AuthorizeApi {
-            conn,
-            authorization,
-        } => Answer::ApiKey(conn, authorizer.authorize_api(authorization.as_deref())),
+/// Feeds a verdict to the core, on the node's thread.
+fn feed(node: &Node, verdict: Verdict) {
+    if let Verdict::Authenticate {
+        conn,
+        identity: Some(identity),
+    } = &verdict
+    {
+        tracing::info!(%conn, user = %identity.user, "authenticated");
     }
-}
-
-/// Feeds an answer to the core, on the node's thread.
-fn feed(node: &Node, answer: Answer) {
-    match answer {
-        Answer::Token(conn, user) => {
-            if let Some(identity) = &user {
-                tracing::info!(%conn, user = %identity.user, "authenticated");
-            }
-            node.core
-                .borrow_mut()
-                .handle_auth_verdict(node.now(), conn, user);
-        }
-        Answer::ApiKey(conn, authorized) => {
-            node.core
-                .borrow_mut()
-                .handle_api_verdict(node.now(), conn, authorized);
-        }
-    }
+    node.core.borrow_mut().handle_verdict(node.now(), verdict);
     node.dispatch();
 }
 
@@ -402,14 +376,14 @@ async fn decide_loop(
 ) {
     while let Ok(decision) = decided.recv().await {
         if !authorizer.may_block() {
-            feed(node, answer(authorizer.as_ref(), decision));
+            feed(node, decision.ask(authorizer.as_ref()));
             continue;
         }
         let (node, authorizer) = (node.clone(), authorizer.clone());
         executor
             .spawn(async move {
-                let answered = smol::unblock(move || answer(authorizer.as_ref(), decision)).await;
-                feed(&node, answered);
+                let verdict = smol::unblock(move || decision.ask(authorizer.as_ref())).await;
+                feed(&node, verdict);
             })
             .detach();
     }

@@ -83,6 +83,7 @@ fn the_first_matching_namespace_governs_and_no_match_is_forbidden() {
         user: "alice",
         grants: &grants,
         subscribed: false,
+        allowed_by_application: false,
     };
     let sub = Operation::Subscribe;
     assert_eq!(
@@ -116,6 +117,7 @@ fn each_rule_decides_as_named() {
             user: "alice",
             grants: &grants,
             subscribed,
+            allowed_by_application: false,
         };
         decide(&[namespace], &asker, &feed, Operation::Publish)
     };
@@ -129,6 +131,7 @@ fn each_rule_decides_as_named() {
         user: "alice",
         grants: &no_grants,
         subscribed: true,
+        allowed_by_application: false,
     };
     let token_rule = Namespace {
         publish: Rule::Token,
@@ -148,6 +151,7 @@ fn a_private_channel_is_its_users_whatever_the_namespaces_say() {
         user,
         grants: &grants,
         subscribed: true,
+        allowed_by_application: false,
     };
     let own = channel("user:alice");
     for op in [
@@ -164,6 +168,36 @@ fn a_private_channel_is_its_users_whatever_the_namespaces_say() {
     assert_eq!(
         decide(&open, &asker("alice"), &own, Operation::Publish),
         Access::Forbidden
+    );
+}
+
+#[test]
+fn a_backend_rule_asks_the_application_once() {
+    let namespace = Namespace {
+        subscribe: Rule::Backend,
+        ..Namespace::open(pattern("app:*"))
+    };
+    let grants = Grants::default();
+    let mut asker = Asker {
+        user: "alice",
+        grants: &grants,
+        subscribed: false,
+        allowed_by_application: false,
+    };
+    let app = channel("app:x");
+    let namespaces = [namespace];
+    assert_eq!(
+        decide(&namespaces, &asker, &app, Operation::Subscribe),
+        Access::Ask
+    );
+    assert_eq!(
+        decide(&namespaces, &asker, &app, Operation::Publish),
+        Access::Allowed
+    );
+    asker.allowed_by_application = true;
+    assert_eq!(
+        decide(&namespaces, &asker, &app, Operation::Subscribe),
+        Access::Allowed
     );
 }
 

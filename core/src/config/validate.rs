@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::ServerConfig;
-use crate::access::{Operation, Rule};
+use crate::access::Operation;
 use crate::envelope::Channel;
 
 /// The largest `max_payload`: a bigger message is not real-time traffic,
@@ -185,22 +185,12 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// Every rule fits its operation. `backend` is refused until the node
-    /// can hand channel decisions to the application.
+    /// Every rule fits its operation.
     fn check_namespaces(&self) -> Result<(), ConfigError> {
         for (index, namespace) in self.namespaces.iter().enumerate() {
             for op in Operation::ALL {
                 let rule = namespace.rule(op);
                 let place = format!("entry {index} ({}), {}", namespace.pattern, op.name());
-                if rule == Rule::Backend {
-                    return Err(invalid(
-                        "namespaces",
-                        format!(
-                            "{place}: \"backend\" needs the application's channel decisions, \
-                             which this version cannot make yet; use \"token\" or \"authenticated\""
-                        ),
-                    ));
-                }
                 if !op.takes(rule) {
                     return Err(invalid(
                         "namespaces",
@@ -234,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_namespace_rule_must_fit_its_operation() {
-        use crate::access::{ChannelPattern, Namespace};
+        use crate::access::{ChannelPattern, Namespace, Rule};
         let namespace = |change: fn(&mut Namespace)| {
             let mut namespace = Namespace::open(ChannelPattern::new("chat:*").unwrap());
             change(&mut namespace);
@@ -250,10 +240,7 @@ mod tests {
             namespace(|n| n.presence = Rule::Backend),
             Some("namespaces")
         );
-        assert_eq!(
-            namespace(|n| n.subscribe = Rule::Backend),
-            Some("namespaces")
-        );
+        assert_eq!(namespace(|n| n.subscribe = Rule::Backend), None);
     }
 
     #[test]

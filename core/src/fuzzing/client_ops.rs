@@ -385,7 +385,7 @@ impl World {
                     Output::Published { result, .. } => assert!(result.is_ok(), "{result:?}"),
                     Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
                     Output::Wake(_)
-                    | Output::Decide(Decision::AuthorizeApi { .. })
+                    | Output::Decide(Decision::AuthorizeApi { .. } | Decision::Channel { .. })
                     | Output::Closed { .. }
                     | Output::Drained
                     | Output::Timeout(_) => {}

@@ -169,7 +169,7 @@ impl Run {
             event @ Output::Closed { .. } => closed.push((event, now)),
             Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
             Output::Wake(_)
-            | Output::Decide(Decision::AuthorizeApi { .. })
+            | Output::Decide(Decision::AuthorizeApi { .. } | Decision::Channel { .. })
             | Output::Drained
             | Output::Timeout(_) => {}
         });

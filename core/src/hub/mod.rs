@@ -177,6 +177,8 @@ struct Conn {
     user: String,
     /// What the connection's current token grants.
     grants: Grants,
+    /// Set only while the hub handles a request the application allowed.
+    allowed_by_application: bool,
     channels: BTreeSet<Channel>,
     replies: Replies,
 }
@@ -236,6 +238,7 @@ impl Hub {
         self.conns.entry(conn).or_insert_with(|| Conn {
             user: user.to_owned(),
             grants,
+            allowed_by_application: false,
             channels: BTreeSet::new(),
             replies: Replies::default(),
         });
@@ -316,6 +319,47 @@ impl Hub {
             ClientMessage::Auth { .. }
             | ClientMessage::Refresh { .. }
             | ClientMessage::Ping { .. } => {}
+        }
+    }
+
+    /// The decision `message` of `conn` waits for: the operation and the
+    /// channel, when the namespace governing it leaves that operation to
+    /// the application (rule `backend`). `None`: the hub decides by itself.
+    pub fn question(&self, conn: ConnId, message: &ClientMessage) -> Option<(Operation, Channel)> {
+        let (op, channel) = match message {
+            ClientMessage::Subscribe { channel, .. } => (Operation::Subscribe, channel),
+            ClientMessage::Publish { channel, .. } => (Operation::Publish, channel),
+            _ => return None,
+        };
+        let state = self.conns.get(&conn)?;
+        (state.access(&self.config, channel, op) == Access::Ask).then(|| (op, channel.clone()))
+    }
+
+    /// A request that waited for the application's decision: handled as
+    /// any other when `allowed`, answered `FORBIDDEN` otherwise.
+    pub fn handle_decided(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        message: ClientMessage,
+        allowed: bool,
+        outbox: &mut impl Outbox,
+    ) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !allowed {
+            let error = error_frame(
+                message.id().cloned(),
+                ErrorCode::Forbidden,
+                "not allowed by the application",
+            );
+            return state.replies.send(conn, error, outbox);
+        }
+        state.allowed_by_application = true;
+        self.handle_message(now, conn, message, outbox);
+        if let Some(state) = self.conns.get_mut(&conn) {
+            state.allowed_by_application = false;
         }
     }
 

@@ -195,6 +195,7 @@ impl Conn {
             user: &self.user,
             grants: &self.grants,
             subscribed: self.channels.contains(channel),
+            allowed_by_application: self.allowed_by_application,
         };
         decide(&config.namespaces, &asker, channel, op)
     }

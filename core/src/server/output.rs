@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use crate::access::Operation;
+use crate::auth::{Authorizer, Identity};
 use crate::close::CloseReason;
 use crate::connection::ClosedBy;
+use crate::envelope::Channel;
 use crate::hub::StoreRequest;
 use crate::ids::ConnId;
 use crate::time::Instant;
@@ -69,6 +72,20 @@ pub enum Decision {
         /// The token (never log it).
         token: String,
     },
+    /// May `user` do `operation` on `channel`? The namespace governing the
+    /// channel leaves it to the application (rule `backend`). Answer with
+    /// [`Server::handle_channel_verdict`](super::Server::handle_channel_verdict);
+    /// the connection's later requests wait, in order, until then.
+    Channel {
+        /// The connection asking.
+        conn: ConnId,
+        /// Its user.
+        user: String,
+        /// The channel.
+        channel: Channel,
+        /// `Subscribe` or `Publish`.
+        operation: Operation,
+    },
     /// Check the API key of a `POST /api/publish`; answer with
     /// [`Server::handle_api_verdict`](super::Server::handle_api_verdict).
     AuthorizeApi {
@@ -76,6 +93,63 @@ pub enum Decision {
         conn: ConnId,
         /// The `Authorization` header, if any (never log it).
         authorization: Option<String>,
+    },
+}
+
+impl Decision {
+    /// Asks `authorizer`, which may take as long as it needs: call this
+    /// where waiting stalls no other connection (see
+    /// [`Authorizer::may_block`]), and feed the verdict with
+    /// [`Server::handle_verdict`](super::Server::handle_verdict).
+    pub fn ask(self, authorizer: &(impl Authorizer + ?Sized)) -> Verdict {
+        match self {
+            Decision::Authenticate { conn, token } => Verdict::Authenticate {
+                conn,
+                identity: authorizer.authenticate(&token),
+            },
+            Decision::Channel {
+                conn,
+                user,
+                channel,
+                operation,
+            } => Verdict::Channel {
+                conn,
+                allowed: authorizer.authorize_channel(&user, &channel, operation),
+            },
+            Decision::AuthorizeApi {
+                conn,
+                authorization,
+            } => Verdict::AuthorizeApi {
+                conn,
+                authorized: authorizer.authorize_api(authorization.as_deref()),
+            },
+        }
+    }
+}
+
+/// The application's answer to a [`Decision`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Who the token proves, or `None` when it is refused.
+    Authenticate {
+        /// The connection that sent `auth` or `refresh`.
+        conn: ConnId,
+        /// The token's identity.
+        identity: Option<Identity>,
+    },
+    /// Whether the channel request may go ahead.
+    Channel {
+        /// The connection asking.
+        conn: ConnId,
+        /// Allowed, or refused `FORBIDDEN`.
+        allowed: bool,
+    },
+    /// Whether the API key is valid.
+    AuthorizeApi {
+        /// The HTTP connection.
+        conn: ConnId,
+        /// Valid, or refused 401.
+        authorized: bool,
     },
 }
 

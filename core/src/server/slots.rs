@@ -5,8 +5,11 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
+use bytes::Bytes;
+
 use crate::access::Grants;
 use crate::connection::{Connection, Transport};
+use crate::envelope::ClientMessage;
 use crate::http::HttpRequest;
 use crate::ids::ConnId;
 use crate::time::Instant;
@@ -21,6 +24,10 @@ pub(super) struct Entry {
     pub(super) user: Option<String>,
     /// The grants of the accepted `auth` until the hub takes them.
     pub(super) grants: Grants,
+    /// The request waiting for a [`Decision::Channel`](super::Decision::Channel).
+    pub(super) deciding: Option<ClientMessage>,
+    /// What the connection sent behind it, in order, until it is decided.
+    pub(super) held: VecDeque<Held>,
     /// Refused at accept: not counted among the node's connections.
     pub(super) refused: bool,
     /// A `POST /api/publish` waiting for its key check.
@@ -33,6 +40,14 @@ pub(super) struct Entry {
     /// that is stuck on a peer that does not read).
     pub(super) close_now_signalled: bool,
     pub(super) upgraded: bool,
+}
+
+/// A request, or a reply the connection made itself, behind a request
+/// that waits for the application.
+#[derive(Debug)]
+pub(super) enum Held {
+    Request(ClientMessage),
+    Reply(Bytes),
 }
 
 #[derive(Debug, Default)]

@@ -65,6 +65,8 @@ struct Node {
     deadline: Option<Instant>,
     /// What the node asked of its backplane, oldest first.
     store_requests: VecDeque<StoreRequest>,
+    /// Channel decisions the node asked for and the test did not answer.
+    channel_decisions: VecDeque<Decision>,
 }
 
 impl Node {
@@ -83,6 +85,7 @@ impl Node {
             drained: false,
             deadline: None,
             store_requests: VecDeque::new(),
+            channel_decisions: VecDeque::new(),
         }
     }
 
@@ -149,6 +152,7 @@ impl Node {
             published,
             drained,
             store_requests,
+            channel_decisions,
             ..
         } = self;
         self.deadline = peer::drain(server, |server, output| match output {
@@ -166,6 +170,9 @@ impl Node {
             }) => {
                 let authorized = authorization.as_deref() == Some(API_KEY);
                 server.handle_api_verdict(now, conn, authorized);
+            }
+            Output::Decide(decision @ Decision::Channel { .. }) => {
+                channel_decisions.push_back(decision);
             }
             Output::Closed { conn, reason, by } => closed.push((conn, reason.code, by)),
             Output::Published { token, result } => {

@@ -165,6 +165,10 @@ impl World {
                     let now = self.now;
                     server.handle_api_verdict(now, conn, false);
                 }
+                Output::Decide(Decision::Channel { conn, .. }) => {
+                    let now = self.now;
+                    server.handle_channel_verdict(now, conn, false);
+                }
                 Output::Published { result, .. } => match result {
                     Ok(offset) => {
                         let channel = self.setup.backend.as_ref().map(|b| b.channel.clone());

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant as Clock};
 use bytes::Bytes;
 use socket2::SockRef;
 use tether_core::{
-    Authorizer, ConnId, Decision, Identity, Instant, Output, PublishError, Server as Core,
-    StoreEvent, StoreRequest, Transport,
+    Authorizer, ConnId, Instant, Output, PublishError, Server as Core, StoreEvent, StoreRequest,
+    Transport, Verdict,
 };
 
 /// Bytes a writer takes from the core per pass: what backpressure leaves
@@ -81,24 +81,6 @@ pub enum ConnectionAdmission {
     },
     /// The node has stopped; stop accepting.
     Stopped,
-}
-
-/// A decision the core asked for, taken without the lock.
-enum Question {
-    Token {
-        conn: ConnId,
-        token: String,
-    },
-    ApiKey {
-        conn: ConnId,
-        authorization: Option<String>,
-    },
-}
-
-/// The answer to a [`Question`], fed back under the lock.
-enum Answer {
-    Token(ConnId, Option<Identity>),
-    ApiKey(ConnId, bool),
 }
 
 impl Node {
@@ -303,20 +285,11 @@ impl Node {
     fn settle<'a>(&'a self, mut state: MutexGuard<'a, State>) {
         loop {
             let now = self.now();
-            let mut questions = Vec::new();
+            let mut decisions = Vec::new();
             loop {
                 match state.core.poll_output() {
                     Output::Wake(conn) => state.wake(conn, now),
-                    Output::Decide(Decision::Authenticate { conn, token }) => {
-                        questions.push(Question::Token { conn, token });
-                    }
-                    Output::Decide(Decision::AuthorizeApi {
-                        conn,
-                        authorization,
-                    }) => questions.push(Question::ApiKey {
-                        conn,
-                        authorization,
-                    }),
+                    Output::Decide(decision) => decisions.push(decision),
                     Output::Store(request) => {
                         if let Some(requests) = &state.store_requests {
                             // Unbounded: the send fails only once the
@@ -349,41 +322,26 @@ impl Node {
             {
                 self.timer.notify_one();
             }
-            if questions.is_empty() {
+            if decisions.is_empty() {
                 return;
             }
             drop(state);
-            let answers: Vec<Answer> = questions.into_iter().map(|q| self.answer(q)).collect();
+            let verdicts: Vec<Verdict> = decisions
+                .into_iter()
+                .map(|decision| decision.ask(self.authorizer.as_ref()))
+                .collect();
             state = self.lock();
             let now = self.now();
-            for answer in answers {
-                match answer {
-                    Answer::Token(conn, user) => {
-                        if let Some(identity) = &user {
-                            tracing::info!(%conn, user = %identity.user, "authenticated");
-                        }
-                        state.core.handle_auth_verdict(now, conn, user);
-                    }
-                    Answer::ApiKey(conn, authorized) => {
-                        state.core.handle_api_verdict(now, conn, authorized);
-                    }
+            for verdict in verdicts {
+                if let Verdict::Authenticate {
+                    conn,
+                    identity: Some(identity),
+                } = &verdict
+                {
+                    tracing::info!(%conn, user = %identity.user, "authenticated");
                 }
+                state.core.handle_verdict(now, verdict);
             }
-        }
-    }
-
-    fn answer(&self, question: Question) -> Answer {
-        match question {
-            Question::Token { conn, token } => {
-                Answer::Token(conn, self.authorizer.authenticate(&token))
-            }
-            Question::ApiKey {
-                conn,
-                authorization,
-            } => Answer::ApiKey(
-                conn,
-                self.authorizer.authorize_api(authorization.as_deref()),
-            ),
         }
     }
 }

@@ -294,3 +294,108 @@ fn a_refresh_with_another_users_token_is_forbidden_and_the_old_grants_stay() {
         "{replies:?}"
     );
 }
+
+fn backend_node() -> Node {
+    node_with(vec![namespace("app:*", |n| {
+        n.subscribe = Rule::Backend;
+        n.publish = Rule::Backend;
+    })])
+}
+
+/// Answers the oldest channel decision, checking what it asks.
+fn answer(node: &mut Node, expected: (ConnId, &str, &str, Operation), allowed: bool) {
+    match node.channel_decisions.pop_front() {
+        Some(Decision::Channel {
+            conn,
+            user,
+            channel,
+            operation,
+        }) => {
+            assert_eq!((conn, user.as_str(), channel.as_str(), operation), expected);
+            node.server.handle_channel_verdict(node.now, conn, allowed);
+            node.drain();
+        }
+        other => panic!("expected a channel decision, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_backend_rule_asks_the_application_and_later_requests_wait_in_order() {
+    let mut node = backend_node();
+    let alice = node.connect("alice");
+    node.send(alice, r#"{"type":"subscribe","channel":"app:x","id":"s"}"#);
+    node.send(alice, r#"{"type":"ping","id":"p"}"#);
+    node.send(alice, r#"{"type":"presence","channel":"app:x","id":"q"}"#);
+    assert_eq!(node.replies(alice), vec![]);
+    let bob = node.connect("bob");
+    node.send(bob, r#"{"type":"ping","id":"b"}"#);
+    assert_eq!(
+        node.replies(bob).len(),
+        1,
+        "another connection waits for nothing"
+    );
+    answer(
+        &mut node,
+        (alice, "alice", "app:x", Operation::Subscribe),
+        true,
+    );
+    let replies = node.replies(alice);
+    let kinds: Vec<&str> = replies
+        .iter()
+        .map(|reply| match reply {
+            ServerMessage::Subscribed { .. } => "subscribed",
+            ServerMessage::Presence { id: None, .. } => "snapshot",
+            ServerMessage::Pong { .. } => "pong",
+            ServerMessage::Presence { id: Some(_), .. } => "presence",
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["subscribed", "snapshot", "pong", "presence"]);
+    assert!(node.channel_decisions.is_empty());
+}
+
+#[test]
+fn a_request_the_application_refuses_is_forbidden_and_each_request_is_asked() {
+    let mut node = backend_node();
+    let alice = node.connect("alice");
+    node.send(
+        alice,
+        r#"{"type":"publish","channel":"app:x","payload":1,"id":"p1"}"#,
+    );
+    node.send(
+        alice,
+        r#"{"type":"publish","channel":"app:x","payload":2,"id":"p2"}"#,
+    );
+    answer(
+        &mut node,
+        (alice, "alice", "app:x", Operation::Publish),
+        false,
+    );
+    assert_eq!(
+        codes(node.replies(alice)),
+        vec![(ErrorCode::Forbidden, Some("p1".into()))]
+    );
+    answer(
+        &mut node,
+        (alice, "alice", "app:x", Operation::Publish),
+        true,
+    );
+    assert!(matches!(
+        node.replies(alice).as_slice(),
+        [ServerMessage::Ack { offset: 1, .. }]
+    ));
+}
+
+#[test]
+fn too_many_requests_behind_a_pending_decision_close_1008() {
+    let mut node = backend_node();
+    let alice = node.connect("alice");
+    node.send(alice, r#"{"type":"subscribe","channel":"app:x"}"#);
+    let bound = ServerConfig::default().max_pending_before_auth;
+    for _ in 0..bound {
+        node.send(alice, r#"{"type":"ping"}"#);
+    }
+    assert_eq!(node.close_frame(alice), None);
+    node.send(alice, r#"{"type":"ping"}"#);
+    assert_eq!(node.close_frame(alice), Some(CloseCode::POLICY_VIOLATION));
+}

@@ -237,6 +237,8 @@ fn key_file_error(key: &'static str, path: &Path, message: &str) -> SettingsErro
 
 #[cfg(test)]
 mod tests {
+    use tether_testkit::keys::{KeyKind, KeyPair};
+
     use super::*;
     use crate::settings::{JwtAlgorithm, JwtSettings};
 
@@ -296,7 +298,18 @@ mod tests {
 
     #[test]
     fn an_unusable_key_file_stops_start_up_naming_its_key() {
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jwt");
+        let data = std::env::temp_dir().join(format!("tether-auth-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(
+            data.join("ed.pub"),
+            KeyPair::generate(KeyKind::Ed25519).public_pem,
+        )
+        .unwrap();
+        std::fs::write(
+            data.join("rsa.pub"),
+            KeyPair::generate(KeyKind::Rsa).public_pem,
+        )
+        .unwrap();
         let missing = Settings {
             jwt: JwtSettings {
                 algorithm: JwtAlgorithm::EdDSA,
@@ -313,7 +326,7 @@ mod tests {
 
         let not_a_set = Settings {
             jwt: JwtSettings {
-                jwks_file: Some(data.join("ed_a.pub")),
+                jwks_file: Some(data.join("ed.pub")),
                 ..missing.jwt.clone()
             },
             ..Settings::default()
@@ -350,5 +363,6 @@ mod tests {
             ..missing
         };
         assert!(Authenticator::from_settings(&dev).unwrap().is_dev());
+        std::fs::remove_dir_all(&data).unwrap();
     }
 }

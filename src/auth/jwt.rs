@@ -284,6 +284,8 @@ mod tests {
     use jsonwebtoken::{EncodingKey, Header, encode};
     use serde_json::json;
 
+    use tether_testkit::keys::{KeyKind, KeyPair};
+
     use super::*;
     use crate::auth::Authenticator;
     use crate::settings::JwtAlgorithm;
@@ -474,28 +476,6 @@ mod tests {
         assert!(shown.contains("<redacted>"), "{shown}");
     }
 
-    /// Test-only key pairs, private key then public key, in PEM.
-    fn key_pair(name: &str) -> (&'static str, &'static str) {
-        match name {
-            "rsa" => (
-                include_str!("../../tests/data/jwt/rsa.key"),
-                include_str!("../../tests/data/jwt/rsa.pub"),
-            ),
-            "ec" => (
-                include_str!("../../tests/data/jwt/ec.key"),
-                include_str!("../../tests/data/jwt/ec.pub"),
-            ),
-            "ed_a" => (
-                include_str!("../../tests/data/jwt/ed_a.key"),
-                include_str!("../../tests/data/jwt/ed_a.pub"),
-            ),
-            _ => (
-                include_str!("../../tests/data/jwt/ed_b.key"),
-                include_str!("../../tests/data/jwt/ed_b.pub"),
-            ),
-        }
-    }
-
     fn private_key(algorithm: Algorithm, pem: &str) -> EncodingKey {
         match algorithm {
             Algorithm::RS256 | Algorithm::PS256 => EncodingKey::from_rsa_pem(pem.as_bytes()),
@@ -533,17 +513,18 @@ mod tests {
         serde_json::to_string(&json!({ "keys": keys })).unwrap()
     }
 
-    const ASYMMETRIC: [(JwtAlgorithm, Algorithm, &str); 3] = [
-        (JwtAlgorithm::RS256, Algorithm::RS256, "rsa"),
-        (JwtAlgorithm::ES256, Algorithm::ES256, "ec"),
-        (JwtAlgorithm::EdDSA, Algorithm::EdDSA, "ed_a"),
+    const ASYMMETRIC: [(JwtAlgorithm, Algorithm, KeyKind); 3] = [
+        (JwtAlgorithm::RS256, Algorithm::RS256, KeyKind::Rsa),
+        (JwtAlgorithm::ES256, Algorithm::ES256, KeyKind::P256),
+        (JwtAlgorithm::EdDSA, Algorithm::EdDSA, KeyKind::Ed25519),
     ];
 
     #[test]
     fn each_algorithm_accepts_its_tokens_from_a_pem_key_or_a_key_set() {
         let claims = json!({"sub": "alice", "exp": NOW + 60});
-        for (configured, algorithm, pair) in ASYMMETRIC {
-            let (private, public) = key_pair(pair);
+        for (configured, algorithm, kind) in ASYMMETRIC {
+            let pair = KeyPair::generate(kind);
+            let (private, public) = (pair.private_pem.as_str(), pair.public_pem.as_str());
             let pem = JwtVerifier::from_pem(configured, public.as_bytes()).unwrap();
             let token = sign_asymmetric(algorithm, private, None, &claims);
             assert_eq!(pem.verify(&token, NOW), Ok("alice".into()), "{algorithm:?}");
@@ -558,14 +539,14 @@ mod tests {
 
     #[test]
     fn a_pem_key_of_another_type_is_refused_at_start() {
-        let (_, rsa_public) = key_pair("rsa");
+        let rsa_public = KeyPair::generate(KeyKind::Rsa).public_pem;
         let error = JwtVerifier::from_pem(JwtAlgorithm::ES256, rsa_public.as_bytes()).unwrap_err();
         assert!(error.contains("ES256"), "{error}");
         assert!(JwtVerifier::from_pem(JwtAlgorithm::EdDSA, rsa_public.as_bytes()).is_err());
-        let (ec_private, _) = key_pair("ec");
+        let ec_private = KeyPair::generate(KeyKind::P256).private_pem;
         let error = JwtVerifier::from_jwks(
             JwtAlgorithm::RS256,
-            &jwks(Algorithm::ES256, &[("k1", ec_private)]),
+            &jwks(Algorithm::ES256, &[("k1", &ec_private)]),
         )
         .unwrap_err();
         assert!(error.contains("no signing key"), "{error}");
@@ -577,7 +558,8 @@ mod tests {
     #[test]
     fn the_header_never_picks_the_algorithm() {
         let claims = json!({"sub": "alice", "exp": NOW + 60});
-        let (rsa_private, rsa_public) = key_pair("rsa");
+        let rsa = KeyPair::generate(KeyKind::Rsa);
+        let (rsa_private, rsa_public) = (rsa.private_pem.as_str(), rsa.public_pem.as_str());
         let rs256 = JwtVerifier::from_pem(JwtAlgorithm::RS256, rsa_public.as_bytes()).unwrap();
         // HS256 "signed" with the public key's bytes: the classic confusion.
         let confused = sign_with(Algorithm::HS256, rsa_public, &claims);
@@ -588,7 +570,8 @@ mod tests {
         let unsigned = format!("{header}.{payload}.");
         assert_eq!(rs256.verify(&unsigned, NOW), Err(AuthError::Malformed));
         // A valid token of another asymmetric algorithm.
-        let (ed_private, ed_public) = key_pair("ed_a");
+        let ed = KeyPair::generate(KeyKind::Ed25519);
+        let (ed_private, ed_public) = (ed.private_pem.as_str(), ed.public_pem.as_str());
         let eddsa = sign_asymmetric(Algorithm::EdDSA, ed_private, None, &claims);
         assert_eq!(rs256.verify(&eddsa, NOW), Err(AuthError::WrongAlgorithm));
         // A PS256 token made with the right RSA key is still not RS256.
@@ -606,8 +589,11 @@ mod tests {
     #[test]
     fn a_key_set_needs_a_kid_it_holds_and_the_key_it_names() {
         let claims = json!({"sub": "alice", "exp": NOW + 60});
-        let (a, _) = key_pair("ed_a");
-        let (b, _) = key_pair("ed_b");
+        let (a, b) = (
+            KeyPair::generate(KeyKind::Ed25519).private_pem,
+            KeyPair::generate(KeyKind::Ed25519).private_pem,
+        );
+        let (a, b) = (a.as_str(), b.as_str());
         let set = JwtVerifier::from_jwks(
             JwtAlgorithm::EdDSA,
             &jwks(Algorithm::EdDSA, &[("a", a), ("b", b)]),
@@ -630,8 +616,11 @@ mod tests {
     #[test]
     fn a_replaced_key_set_takes_over_and_a_bad_one_changes_nothing() {
         let claims = json!({"sub": "alice", "exp": NOW + 60});
-        let (a, _) = key_pair("ed_a");
-        let (b, _) = key_pair("ed_b");
+        let (a, b) = (
+            KeyPair::generate(KeyKind::Ed25519).private_pem,
+            KeyPair::generate(KeyKind::Ed25519).private_pem,
+        );
+        let (a, b) = (a.as_str(), b.as_str());
         let set = JwtVerifier::from_jwks(JwtAlgorithm::EdDSA, &jwks(Algorithm::EdDSA, &[("a", a)]))
             .unwrap();
         let old = sign_asymmetric(Algorithm::EdDSA, a, Some("a"), &claims);

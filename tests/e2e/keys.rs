@@ -63,14 +63,6 @@ impl Drop for Dir {
     }
 }
 
-fn auth_ack_user(ws: &mut Ws, token: &str) -> String {
-    ws.send_json(json!({"type": "auth", "token": token}));
-    ws.recv_type("auth_ack")["user"]
-        .as_str()
-        .expect("a user")
-        .to_owned()
-}
-
 fn refused(addr: SocketAddr, token: &str) -> (u16, String) {
     let mut ws = Ws::open(addr);
     ws.send_json(json!({"type": "auth", "token": token}));
@@ -107,8 +99,8 @@ fn sighup_rereads_the_key_set_and_keeps_connections(runtime: Runtime) {
     );
     let addr = process.listening_on();
 
-    let mut old = Ws::open(addr);
-    assert_eq!(auth_ack_user(&mut old, &keys.token("a", "alice")), "alice");
+    let (mut old, ack) = Ws::auth_with(addr, &keys.token("a", "alice"));
+    assert_eq!(ack["user"], "alice");
     assert_eq!(
         refused(addr, &keys.token("b", "bob")),
         (4003, "forbidden".into())
@@ -119,8 +111,8 @@ fn sighup_rereads_the_key_set_and_keeps_connections(runtime: Runtime) {
     let line = process.wait_for_line("SIGHUP");
     assert!(line.contains("re-read"), "{line}");
 
-    let mut new = Ws::open(addr);
-    assert_eq!(auth_ack_user(&mut new, &keys.token("b", "bob")), "bob");
+    let (_new, ack) = Ws::auth_with(addr, &keys.token("b", "bob"));
+    assert_eq!(ack["user"], "bob");
     assert_eq!(
         refused(addr, &keys.token("a", "carol")),
         (4003, "forbidden".into())
@@ -132,8 +124,8 @@ fn sighup_rereads_the_key_set_and_keeps_connections(runtime: Runtime) {
     process.signal("HUP");
     let line = process.wait_for_line("SIGHUP");
     assert!(line.contains("keeping the keys in force"), "{line}");
-    let mut after = Ws::open(addr);
-    assert_eq!(auth_ack_user(&mut after, &keys.token("b", "dave")), "dave");
+    let (_after, ack) = Ws::auth_with(addr, &keys.token("b", "dave"));
+    assert_eq!(ack["user"], "dave");
 }
 
 runtime_tests! {

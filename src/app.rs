@@ -102,8 +102,10 @@ pub fn run(cli: Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), AppErro
 }
 
 /// Loads and checks the settings of `serve`, picks the authenticator and
-/// logs what the server will run with: a loud warning in dev mode, then the
-/// effective settings (secrets only as set or not set).
+/// logs what the server will run with: a loud warning in dev mode, a
+/// warning when no namespace opens any channel (a safe default that would
+/// otherwise surprise), then the effective settings (secrets only as set or
+/// not set).
 pub fn prepare_serve(
     args: &ServeArgs,
     env: &dyn Fn(&str) -> Option<String>,
@@ -114,9 +116,14 @@ pub fn prepare_serve(
         warn!(
             "DEV MODE: any token is accepted as the user id, so anyone can act as any user. Never run --dev where others can connect."
         );
+        warn!("DEV MODE: every channel that no configured namespace governs is open to every user");
         if settings.jwt_secret.is_some() {
             warn!("DEV MODE: the configured JWT secret is ignored");
         }
+    } else if settings.server.namespaces.is_empty() {
+        warn!(
+            "no [[namespaces]] configured: every channel except each user's own user:<id> is refused FORBIDDEN; add namespaces to the config file (see tether.example.toml)"
+        );
     }
     if settings.api_key.is_none() {
         info!("no API key is set: POST /api/publish answers 401 to every request");

@@ -1,10 +1,13 @@
 //! Turning a client's token into a user id, for the core's auth gate.
 //!
-//! The core asks for a verdict on the token of an `auth` message; the
-//! runtime asks a [`NodeAuthorizer`], which reads the wall clock (the core
-//! never does), calls [`Authenticator::authenticate`] with it as `now_unix`
-//! (seconds since the Unix epoch) and logs the [`AuthError`] of a refusal,
-//! which never contains the token.
+//! The core asks for a verdict on the token of an `auth` or `refresh`
+//! message; the runtime asks a [`NodeAuthorizer`], which reads the wall
+//! clock once (the core never does), calls [`Authenticator::authenticate`]
+//! with it as `now_unix_ms` (milliseconds since the Unix epoch) and logs the
+//! [`AuthError`] of a refusal, which never contains the token. What an
+//! accepted token proves is an [`Identity`]: its user, the grants of its
+//! `channels` claim and its expiry, reported as `expires_at` and timed from
+//! that one reading of the clock.
 //!
 //! The user id a token proves (a JWT's `sub`, or a dev token) is checked by
 //! the core, for every runtime and authorizer alike
@@ -66,10 +69,12 @@ impl NodeAuthorizer {
 
 impl Authorizer for NodeAuthorizer {
     fn authenticate(&self, token: &str) -> Option<Identity> {
-        let now_unix = SystemTime::now()
+        let now_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
-        match self.authenticator.authenticate(token, now_unix) {
+            .map_or(0, |elapsed| {
+                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+            });
+        match self.authenticator.authenticate(token, now_unix_ms) {
             Ok(identity) => Some(identity),
             Err(error) => {
                 tracing::info!(%error, "token refused");
@@ -107,11 +112,12 @@ pub enum AuthError {
     BadSignature,
     /// No `exp` claim: a token that never expires is not accepted.
     MissingExpiry,
-    /// `exp` or `nbf` is not a whole number of seconds.
+    /// `exp` or `nbf` is not a whole number of seconds, or `exp` is beyond
+    /// what Unix milliseconds can hold.
     BadTimeClaim(&'static str),
-    /// `now_unix` is at or past `exp`.
+    /// The clock is at or past `exp`.
     Expired,
-    /// `now_unix` is before `nbf`.
+    /// The clock is before `nbf`.
     NotYetValid,
     /// `jwt_issuer` is set and `iss` is missing or another.
     WrongIssuer,
@@ -121,6 +127,9 @@ pub enum AuthError {
     MissingSubject,
     /// A `sub` claim that is not a string.
     SubjectNotAString,
+    /// A `channels` claim that is not an object of channel patterns to
+    /// lists of operations ([`tether_core::Grants::from_claim`]).
+    BadChannelsClaim,
 }
 
 impl fmt::Display for AuthError {
@@ -137,13 +146,17 @@ impl fmt::Display for AuthError {
             }
             AuthError::BadSignature => f.write_str("token signature does not match"),
             AuthError::MissingExpiry => f.write_str("token has no exp claim"),
-            AuthError::BadTimeClaim(claim) => {
-                write!(f, "token claim {claim} is not a whole number of seconds")
-            }
+            AuthError::BadTimeClaim(claim) => write!(
+                f,
+                "token claim {claim} is not a whole number of seconds within range"
+            ),
             AuthError::Expired => f.write_str("token has expired"),
             AuthError::NotYetValid => f.write_str("token is not valid yet (nbf)"),
             AuthError::MissingSubject => f.write_str("token has no sub claim"),
             AuthError::SubjectNotAString => f.write_str("token sub claim is not a string"),
+            AuthError::BadChannelsClaim => f.write_str(
+                "token claim channels is not an object of channel patterns to lists of operations",
+            ),
         }
     }
 }
@@ -211,14 +224,14 @@ impl Authenticator {
         matches!(self, Authenticator::Dev)
     }
 
-    /// Checks `token` at wall-clock time `now_unix` (seconds since the Unix
-    /// epoch), giving the user it stands for.
-    pub fn authenticate(&self, token: &str, now_unix: u64) -> Result<Identity, AuthError> {
-        let user = match self {
-            Authenticator::Jwt(verifier) => verifier.verify(token, now_unix)?,
-            Authenticator::Dev => token.to_owned(),
-        };
-        Ok(Identity::user(user))
+    /// Checks `token` at wall-clock time `now_unix_ms` (milliseconds since
+    /// the Unix epoch), giving who it proves. A dev token is its user, with
+    /// no grants and no expiry.
+    pub fn authenticate(&self, token: &str, now_unix_ms: u64) -> Result<Identity, AuthError> {
+        match self {
+            Authenticator::Jwt(verifier) => verifier.verify(token, now_unix_ms),
+            Authenticator::Dev => Ok(Identity::user(token)),
+        }
     }
 }
 
@@ -237,6 +250,8 @@ fn key_file_error(key: &'static str, path: &Path, message: &str) -> SettingsErro
 
 #[cfg(test)]
 mod tests {
+    use tether_testkit::keys::{KeyKind, KeyPair};
+
     use super::*;
     use crate::settings::{JwtAlgorithm, JwtSettings};
 
@@ -259,6 +274,34 @@ mod tests {
         assert!(!authorizer.authorize_api(None));
         let keyless = NodeAuthorizer::new(Authenticator::Dev, None);
         assert!(!keyless.authorize_api(Some("Bearer 0123456789abcdef")));
+    }
+
+    #[test]
+    fn the_node_authorizer_reads_the_wall_clock_to_the_millisecond() {
+        let secret = Redacted::new("s".repeat(32));
+        let verifier = JwtVerifier::new(&secret);
+        let authorizer = NodeAuthorizer::new(Authenticator::Jwt(Box::new(verifier)), None);
+        let unix_ms = || {
+            let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            u64::try_from(elapsed.as_millis()).unwrap()
+        };
+        let exp = unix_ms() / 1000 + 60;
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &serde_json::json!({"sub": "alice", "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes()),
+        )
+        .unwrap();
+        let before = unix_ms();
+        let identity = authorizer.authenticate(&token).expect("a valid token");
+        let after = unix_ms();
+        let expiry = identity.expiry.expect("an expiry");
+        assert_eq!(expiry.unix_ms, exp * 1000);
+        let remaining = u64::try_from(expiry.remaining.as_millis()).unwrap();
+        assert!(
+            (exp * 1000 - after..=exp * 1000 - before).contains(&remaining),
+            "{remaining} ms left, read between {before} and {after}"
+        );
     }
 
     #[test]
@@ -296,7 +339,18 @@ mod tests {
 
     #[test]
     fn an_unusable_key_file_stops_start_up_naming_its_key() {
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jwt");
+        let data = std::env::temp_dir().join(format!("tether-auth-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(
+            data.join("ed.pub"),
+            KeyPair::generate(KeyKind::Ed25519).public_pem,
+        )
+        .unwrap();
+        std::fs::write(
+            data.join("rsa.pub"),
+            KeyPair::generate(KeyKind::Rsa).public_pem,
+        )
+        .unwrap();
         let missing = Settings {
             jwt: JwtSettings {
                 algorithm: JwtAlgorithm::EdDSA,
@@ -313,7 +367,7 @@ mod tests {
 
         let not_a_set = Settings {
             jwt: JwtSettings {
-                jwks_file: Some(data.join("ed_a.pub")),
+                jwks_file: Some(data.join("ed.pub")),
                 ..missing.jwt.clone()
             },
             ..Settings::default()
@@ -350,5 +404,6 @@ mod tests {
             ..missing
         };
         assert!(Authenticator::from_settings(&dev).unwrap().is_dev());
+        std::fs::remove_dir_all(&data).unwrap();
     }
 }

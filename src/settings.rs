@@ -6,15 +6,17 @@
 //! once ([`Settings::validate`]) and the server refuses to start, naming the
 //! key at fault, when a rule is broken.
 //!
-//! The file is one flat table; every key of `tether.example.toml` and
-//! nothing else. Unknown keys are refused (a typo would otherwise silently
-//! leave the default in force). The keys are read through a table of their
+//! The file is one flat table of every key of `tether.example.toml` and
+//! nothing else, plus the `[[namespaces]]` tables (module `namespaces`).
+//! Unknown keys are refused (a typo would otherwise silently leave the
+//! default in force). The keys are read through a table of their
 //! own (module `keys`) rather than a serde struct, so that every message
 //! names its key and the same table shows the effective settings back.
 
 mod error;
 mod keys;
 mod kinds;
+mod namespaces;
 mod render;
 mod validate;
 
@@ -254,10 +256,7 @@ impl Settings {
                 key: name.clone(),
                 suggestion: keys::suggest(name),
             })?;
-            (key.read)(&mut settings, value).map_err(|message| SettingsError::BadValue {
-                key: key.name,
-                message,
-            })?;
+            (key.read)(&mut settings, value)?;
         }
         Ok(settings)
     }

@@ -43,6 +43,11 @@ fn dev_mode_warns_loudly_and_shows_the_settings() {
     let output = tether(&["serve", "--dev", "--check"], &[]);
     let text = printed(&output);
     assert!(text.contains("DEV MODE"), "{text}");
+    assert!(
+        text.contains("channel that no configured namespace governs is open to every user"),
+        "{text}"
+    );
+    assert!(!text.contains("no [[namespaces]] configured"), "{text}");
     assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
     assert_eq!(output.status.code(), Some(0));
 }
@@ -76,6 +81,64 @@ fn secrets_from_flags_and_environment_are_never_printed() {
         assert!(text.contains("jwt_secret is set"), "{text}");
         assert!(!text.contains(SECRET) && !text.contains(API_KEY), "{text}");
     }
+}
+
+#[test]
+fn without_namespaces_the_refused_channels_are_announced() {
+    let output = tether(&["serve", "--check", "--jwt-secret", SECRET], &[]);
+    let text = printed(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    let warning = text
+        .lines()
+        .find(|line| line.contains("no [[namespaces]] configured"))
+        .unwrap_or_else(|| panic!("no warning: {text}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(
+        warning.contains("every channel except each user's own user:<id> is refused"),
+        "{warning}"
+    );
+}
+
+#[test]
+fn a_namespace_mistake_stops_start_up_naming_its_place() {
+    let dir = std::env::temp_dir().join(format!("tether-binary-ns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut texts = Vec::new();
+    for (name, body) in [
+        ("typo", "publsh = \"authenticated\""),
+        ("unfit", "subscribe = \"subscribers\""),
+    ] {
+        let path = dir.join(format!("{name}.toml"));
+        let config = format!("[[namespaces]]\npattern = \"chat:*\"\n{body}\n");
+        std::fs::write(&path, config).unwrap();
+        let output = tether(
+            &[
+                "serve",
+                "--check",
+                "--jwt-secret",
+                SECRET,
+                "--config",
+                path.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(output.status.code(), Some(2));
+        texts.push(printed(&output));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        texts[0]
+            .contains("unknown config key \"namespaces[0].publsh\" (did you mean \"publish\"?)"),
+        "{}",
+        texts[0]
+    );
+    assert!(
+        texts[1].contains(
+            "setting \"namespaces\": entry 0 (chat:*), subscribe: \"subscribers\" is not a rule of subscribe"
+        ),
+        "{}",
+        texts[1]
+    );
 }
 
 #[test]

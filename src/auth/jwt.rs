@@ -9,17 +9,24 @@
 //!
 //! jsonwebtoken checks the shape, the algorithm and the signature; its own
 //! time checks are off, because they read the system clock. Here `exp` and
-//! `nbf` are compared with the `now_unix` the driver passes in, with no
-//! leeway, so a test decides exactly which second a token expires in:
+//! `nbf` are compared with the `now_unix_ms` (Unix milliseconds) the driver
+//! passes in, with no leeway, so a test decides exactly which millisecond a
+//! token expires in:
 //!
 //! - `exp` is required (a token that never expires is refused) and the
-//!   token is valid while `now_unix < exp`; at `now_unix == exp` it has
+//!   token is valid while `now_unix_ms < exp * 1000`; from then on it has
 //!   expired (RFC 7519 section 4.1.4: "on or after").
-//! - `nbf` is optional; the token is valid from `now_unix == nbf` on
+//! - `nbf` is optional; the token is valid from `nbf * 1000` on
 //!   (section 4.1.5).
 //! - Both are whole seconds; a fractional NumericDate is refused.
 //! - Clock skew between the issuer and the server is the issuer's to
 //!   absorb, by issuing tokens that expire later; the server adds none.
+//!
+//! An accepted token gives an [`Identity`]: `sub` is the user, the optional
+//! `channels` claim the grants (a claim that is not a valid grant map
+//! refuses the token rather than grant less or more than meant), and `exp`
+//! the expiry, as Unix milliseconds and as what is left of it at
+//! `now_unix_ms`, from which the node times the close `4004`.
 //!
 //! `iss` and `aud` are checked only when `jwt_issuer` and `jwt_audience`
 //! are set. The HS256 secret is used as raw bytes (not base64-decoded).
@@ -27,12 +34,14 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use tether_core::{Expiry, Grants, Identity};
 
 use super::AuthError;
 use crate::secret::Redacted;
@@ -63,6 +72,15 @@ struct Claims {
     nbf: Option<Value>,
     iss: Option<Value>,
     aud: Option<Value>,
+    /// `Some` whenever the claim is there, `null` included: a `null` is a
+    /// malformed claim, not an absent one.
+    #[serde(default, deserialize_with = "present")]
+    channels: Option<Value>,
+}
+
+/// A claim that is present, whatever its value, as `Some`.
+fn present<'de, D: Deserializer<'de>>(claim: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(claim).map(Some)
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -150,9 +168,9 @@ impl JwtVerifier {
         }
     }
 
-    /// Checks `token` at `now_unix` and gives its `sub`; the caller still
-    /// applies the user id rule.
-    pub fn verify(&self, token: &str, now_unix: u64) -> Result<String, AuthError> {
+    /// Checks `token` at `now_unix_ms` (Unix milliseconds) and gives who it
+    /// proves; the core still applies the user id rule.
+    pub fn verify(&self, token: &str, now_unix_ms: u64) -> Result<Identity, AuthError> {
         let header = decode_header(token).map_err(|error| classify(error.kind()))?;
         if header.alg != to_jsonwebtoken(self.algorithm) {
             return Err(AuthError::WrongAlgorithm);
@@ -172,11 +190,14 @@ impl JwtVerifier {
                 .claims
         };
         let exp = seconds(claims.exp, "exp")?.ok_or(AuthError::MissingExpiry)?;
-        if now_unix >= exp {
+        let exp_ms = exp
+            .checked_mul(1000)
+            .ok_or(AuthError::BadTimeClaim("exp"))?;
+        if now_unix_ms >= exp_ms {
             return Err(AuthError::Expired);
         }
         if let Some(nbf) = seconds(claims.nbf, "nbf")?
-            && now_unix < nbf
+            && now_unix_ms < nbf.saturating_mul(1000)
         {
             return Err(AuthError::NotYetValid);
         }
@@ -190,11 +211,24 @@ impl JwtVerifier {
         {
             return Err(AuthError::WrongAudience);
         }
-        match claims.sub {
-            None => Err(AuthError::MissingSubject),
-            Some(Value::String(sub)) => Ok(sub),
-            Some(_) => Err(AuthError::SubjectNotAString),
-        }
+        let user = match claims.sub {
+            None => return Err(AuthError::MissingSubject),
+            Some(Value::String(sub)) => sub,
+            Some(_) => return Err(AuthError::SubjectNotAString),
+        };
+        let grants = match claims.channels {
+            None => Grants::default(),
+            Some(claim) => Grants::from_claim(&claim).map_err(|_| AuthError::BadChannelsClaim)?,
+        };
+        let expiry = Expiry {
+            unix_ms: exp_ms,
+            remaining: Duration::from_millis(exp_ms - now_unix_ms),
+        };
+        Ok(Identity {
+            user,
+            grants,
+            expiry: Some(expiry),
+        })
     }
 }
 
@@ -284,12 +318,21 @@ mod tests {
     use jsonwebtoken::{EncodingKey, Header, encode};
     use serde_json::json;
 
+    use tether_core::Operation;
+    use tether_testkit::keys::{KeyKind, KeyPair};
+
     use super::*;
     use crate::auth::Authenticator;
     use crate::settings::JwtAlgorithm;
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
     const NOW: u64 = 1_700_000_000;
+    const NOW_MS: u64 = NOW * 1000;
+
+    /// The user `verifier` finds in `token` at `now_ms`.
+    fn user_of(verifier: &JwtVerifier, token: &str, now_ms: u64) -> Result<String, AuthError> {
+        verifier.verify(token, now_ms).map(|identity| identity.user)
+    }
 
     fn verifier() -> JwtVerifier {
         JwtVerifier::new(&Redacted::new(SECRET.to_owned()))
@@ -315,39 +358,112 @@ mod tests {
     #[test]
     fn a_valid_token_gives_its_subject() {
         let token = sign(json!({"sub": "alice", "exp": NOW + 60}));
-        assert_eq!(verifier().verify(&token, NOW), Ok("alice".to_owned()));
+        assert_eq!(user_of(&verifier(), &token, NOW_MS), Ok("alice".to_owned()));
     }
 
     #[test]
-    fn expiry_is_exclusive_at_exp() {
+    fn expiry_is_exclusive_at_exp_to_the_millisecond() {
         let token = sign(json!({"sub": "alice", "exp": NOW}));
-        assert_eq!(verifier().verify(&token, NOW - 1), Ok("alice".to_owned()));
-        assert_eq!(verifier().verify(&token, NOW), Err(AuthError::Expired));
-        assert_eq!(verifier().verify(&token, NOW + 1), Err(AuthError::Expired));
+        let last = verifier().verify(&token, NOW_MS - 1).unwrap();
+        assert_eq!(
+            last.expiry,
+            Some(Expiry {
+                unix_ms: NOW_MS,
+                remaining: Duration::from_millis(1),
+            })
+        );
+        assert_eq!(
+            user_of(&verifier(), &token, NOW_MS),
+            Err(AuthError::Expired)
+        );
+        assert_eq!(
+            user_of(&verifier(), &token, NOW_MS + 1),
+            Err(AuthError::Expired)
+        );
+    }
+
+    #[test]
+    fn the_expiry_is_exp_in_milliseconds_and_what_is_left_of_it() {
+        let token = sign(json!({"sub": "alice", "exp": NOW + 60}));
+        let identity = verifier().verify(&token, NOW_MS + 250).unwrap();
+        assert_eq!(
+            identity.expiry,
+            Some(Expiry {
+                unix_ms: (NOW + 60) * 1000,
+                remaining: Duration::from_millis(59_750),
+            })
+        );
+        let beyond = sign(json!({"sub": "alice", "exp": u64::MAX / 1000 + 1}));
+        assert_eq!(
+            user_of(&verifier(), &beyond, NOW_MS),
+            Err(AuthError::BadTimeClaim("exp"))
+        );
+    }
+
+    #[test]
+    fn the_channels_claim_becomes_the_grants() {
+        let bare = sign(json!({"sub": "alice", "exp": NOW + 60}));
+        assert_eq!(
+            verifier().verify(&bare, NOW_MS).unwrap().grants,
+            Grants::default()
+        );
+        let granted = sign(json!({
+            "sub": "alice",
+            "exp": NOW + 60,
+            "channels": {"team:red": ["subscribe", "history"], "org:*": ["publish"]},
+        }));
+        let grants = verifier().verify(&granted, NOW_MS).unwrap().grants;
+        assert!(grants.allows("team:red", Operation::Subscribe));
+        assert!(grants.allows("team:red", Operation::History));
+        assert!(!grants.allows("team:red", Operation::Publish));
+        assert!(grants.allows("org:acme", Operation::Publish));
+        assert!(!grants.allows("team:blue", Operation::Subscribe));
+    }
+
+    #[test]
+    fn a_malformed_channels_claim_refuses_the_token_without_echoing_it() {
+        for claim in [
+            json!(null),
+            json!("team:red"),
+            json!(["team:red"]),
+            json!({"team:red": "subscribe"}),
+            json!({"team:red": ["subscribe", "read-secret-op"]}),
+            json!({"team red secret": ["subscribe"]}),
+        ] {
+            let token = sign(json!({"sub": "alice", "exp": NOW + 60, "channels": claim}));
+            let error = verifier().verify(&token, NOW_MS).unwrap_err();
+            assert_eq!(error, AuthError::BadChannelsClaim, "{claim}");
+            let shown = format!("{error} {error:?}");
+            assert!(shown.contains("channels"), "{shown}");
+            assert!(!shown.contains("secret"), "{shown}");
+        }
     }
 
     #[test]
     fn the_injected_clock_decides_not_the_system_clock() {
         // Expired long ago by the system clock, valid at the injected time.
         let token = sign(json!({"sub": "alice", "exp": 1_000}));
-        assert_eq!(verifier().verify(&token, 999), Ok("alice".to_owned()));
+        assert_eq!(
+            user_of(&verifier(), &token, 999_000),
+            Ok("alice".to_owned())
+        );
     }
 
     #[test]
     fn not_before_is_inclusive_at_nbf() {
         let token = sign(json!({"sub": "alice", "exp": NOW + 60, "nbf": NOW}));
         assert_eq!(
-            verifier().verify(&token, NOW - 1),
+            user_of(&verifier(), &token, NOW_MS - 1),
             Err(AuthError::NotYetValid)
         );
-        assert_eq!(verifier().verify(&token, NOW), Ok("alice".to_owned()));
+        assert_eq!(user_of(&verifier(), &token, NOW_MS), Ok("alice".to_owned()));
     }
 
     #[test]
     fn a_token_without_exp_is_refused() {
         let token = sign(json!({"sub": "alice"}));
         assert_eq!(
-            verifier().verify(&token, NOW),
+            user_of(&verifier(), &token, NOW_MS),
             Err(AuthError::MissingExpiry)
         );
     }
@@ -356,12 +472,12 @@ mod tests {
     fn fractional_or_negative_times_are_refused() {
         let token = sign(json!({"sub": "alice", "exp": 1.7e9}));
         assert_eq!(
-            verifier().verify(&token, NOW),
+            user_of(&verifier(), &token, NOW_MS),
             Err(AuthError::BadTimeClaim("exp"))
         );
         let token = sign(json!({"sub": "alice", "exp": NOW + 60, "nbf": -1}));
         assert_eq!(
-            verifier().verify(&token, NOW),
+            user_of(&verifier(), &token, NOW_MS),
             Err(AuthError::BadTimeClaim("nbf"))
         );
     }
@@ -373,7 +489,10 @@ mod tests {
             "another-secret-of-thirty-two-byte",
             &json!({"sub": "alice", "exp": NOW + 60}),
         );
-        assert_eq!(verifier().verify(&token, NOW), Err(AuthError::BadSignature));
+        assert_eq!(
+            user_of(&verifier(), &token, NOW_MS),
+            Err(AuthError::BadSignature)
+        );
     }
 
     #[test]
@@ -383,7 +502,7 @@ mod tests {
         parts[1] = base64url(br#"{"sub":"mallory","exp":9999999999}"#);
         let forged = parts.join(".");
         assert_eq!(
-            verifier().verify(&forged, NOW),
+            user_of(&verifier(), &forged, NOW_MS),
             Err(AuthError::BadSignature)
         );
     }
@@ -394,7 +513,7 @@ mod tests {
         for algorithm in [Algorithm::HS384, Algorithm::HS512] {
             let token = sign_with(algorithm, SECRET, &claims);
             assert_eq!(
-                verifier().verify(&token, NOW),
+                user_of(&verifier(), &token, NOW_MS),
                 Err(AuthError::WrongAlgorithm),
                 "{algorithm:?}"
             );
@@ -409,7 +528,10 @@ mod tests {
             format!("{header}.{payload}."),
             format!("{header}.{payload}"),
         ] {
-            assert_eq!(verifier().verify(&token, NOW), Err(AuthError::Malformed));
+            assert_eq!(
+                user_of(&verifier(), &token, NOW_MS),
+                Err(AuthError::Malformed)
+            );
         }
     }
 
@@ -417,12 +539,12 @@ mod tests {
     fn a_missing_or_non_string_subject_is_refused() {
         let token = sign(json!({"exp": NOW + 60}));
         assert_eq!(
-            verifier().verify(&token, NOW),
+            user_of(&verifier(), &token, NOW_MS),
             Err(AuthError::MissingSubject)
         );
         let token = sign(json!({"sub": 42, "exp": NOW + 60}));
         assert_eq!(
-            verifier().verify(&token, NOW),
+            user_of(&verifier(), &token, NOW_MS),
             Err(AuthError::SubjectNotAString)
         );
         let authenticator = Authenticator::Jwt(Box::new(verifier()));
@@ -434,7 +556,7 @@ mod tests {
     fn garbage_is_refused() {
         for token in ["", "garbage", "a.b.c", "a.b", "...."] {
             assert_eq!(
-                verifier().verify(token, NOW),
+                user_of(&verifier(), token, NOW_MS),
                 Err(AuthError::Malformed),
                 "{token:?}"
             );
@@ -445,7 +567,10 @@ mod tests {
     fn the_payload_is_not_read_before_the_signature_is_checked() {
         let header = base64url(br#"{"alg":"HS256"}"#);
         let token = format!("{header}.!!!.c2ln");
-        assert_eq!(verifier().verify(&token, NOW), Err(AuthError::BadSignature));
+        assert_eq!(
+            user_of(&verifier(), &token, NOW_MS),
+            Err(AuthError::BadSignature)
+        );
     }
 
     #[test]
@@ -459,7 +584,10 @@ mod tests {
         let signature =
             jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
         let token = format!("{message}.{signature}");
-        assert_eq!(verifier().verify(&token, NOW), Err(AuthError::Malformed));
+        assert_eq!(
+            user_of(&verifier(), &token, NOW_MS),
+            Err(AuthError::Malformed)
+        );
     }
 
     #[test]
@@ -472,28 +600,6 @@ mod tests {
         assert!(!shown.contains(SECRET), "{shown}");
         assert!(!shown.contains("48, 49, 50"), "{shown}");
         assert!(shown.contains("<redacted>"), "{shown}");
-    }
-
-    /// Test-only key pairs, private key then public key, in PEM.
-    fn key_pair(name: &str) -> (&'static str, &'static str) {
-        match name {
-            "rsa" => (
-                include_str!("../../tests/data/jwt/rsa.key"),
-                include_str!("../../tests/data/jwt/rsa.pub"),
-            ),
-            "ec" => (
-                include_str!("../../tests/data/jwt/ec.key"),
-                include_str!("../../tests/data/jwt/ec.pub"),
-            ),
-            "ed_a" => (
-                include_str!("../../tests/data/jwt/ed_a.key"),
-                include_str!("../../tests/data/jwt/ed_a.pub"),
-            ),
-            _ => (
-                include_str!("../../tests/data/jwt/ed_b.key"),
-                include_str!("../../tests/data/jwt/ed_b.pub"),
-            ),
-        }
     }
 
     fn private_key(algorithm: Algorithm, pem: &str) -> EncodingKey {
@@ -533,39 +639,51 @@ mod tests {
         serde_json::to_string(&json!({ "keys": keys })).unwrap()
     }
 
-    const ASYMMETRIC: [(JwtAlgorithm, Algorithm, &str); 3] = [
-        (JwtAlgorithm::RS256, Algorithm::RS256, "rsa"),
-        (JwtAlgorithm::ES256, Algorithm::ES256, "ec"),
-        (JwtAlgorithm::EdDSA, Algorithm::EdDSA, "ed_a"),
+    const ASYMMETRIC: [(JwtAlgorithm, Algorithm, KeyKind); 3] = [
+        (JwtAlgorithm::RS256, Algorithm::RS256, KeyKind::Rsa),
+        (JwtAlgorithm::ES256, Algorithm::ES256, KeyKind::P256),
+        (JwtAlgorithm::EdDSA, Algorithm::EdDSA, KeyKind::Ed25519),
     ];
 
     #[test]
     fn each_algorithm_accepts_its_tokens_from_a_pem_key_or_a_key_set() {
         let claims = json!({"sub": "alice", "exp": NOW + 60});
-        for (configured, algorithm, pair) in ASYMMETRIC {
-            let (private, public) = key_pair(pair);
+        for (configured, algorithm, kind) in ASYMMETRIC {
+            let pair = KeyPair::generate(kind);
+            let (private, public) = (pair.private_pem.as_str(), pair.public_pem.as_str());
             let pem = JwtVerifier::from_pem(configured, public.as_bytes()).unwrap();
             let token = sign_asymmetric(algorithm, private, None, &claims);
-            assert_eq!(pem.verify(&token, NOW), Ok("alice".into()), "{algorithm:?}");
-            assert_eq!(pem.verify(&token, NOW + 60), Err(AuthError::Expired));
+            assert_eq!(
+                user_of(&pem, &token, NOW_MS),
+                Ok("alice".into()),
+                "{algorithm:?}"
+            );
+            assert_eq!(
+                user_of(&pem, &token, NOW_MS + 60_000),
+                Err(AuthError::Expired)
+            );
 
             let set =
                 JwtVerifier::from_jwks(configured, &jwks(algorithm, &[("k1", private)])).unwrap();
             let token = sign_asymmetric(algorithm, private, Some("k1"), &claims);
-            assert_eq!(set.verify(&token, NOW), Ok("alice".into()), "{algorithm:?}");
+            assert_eq!(
+                user_of(&set, &token, NOW_MS),
+                Ok("alice".into()),
+                "{algorithm:?}"
+            );
         }
     }
 
     #[test]
     fn a_pem_key_of_another_type_is_refused_at_start() {
-        let (_, rsa_public) = key_pair("rsa");
+        let rsa_public = KeyPair::generate(KeyKind::Rsa).public_pem;
         let error = JwtVerifier::from_pem(JwtAlgorithm::ES256, rsa_public.as_bytes()).unwrap_err();
         assert!(error.contains("ES256"), "{error}");
         assert!(JwtVerifier::from_pem(JwtAlgorithm::EdDSA, rsa_public.as_bytes()).is_err());
-        let (ec_private, _) = key_pair("ec");
+        let ec_private = KeyPair::generate(KeyKind::P256).private_pem;
         let error = JwtVerifier::from_jwks(
             JwtAlgorithm::RS256,
-            &jwks(Algorithm::ES256, &[("k1", ec_private)]),
+            &jwks(Algorithm::ES256, &[("k1", &ec_private)]),
         )
         .unwrap_err();
         assert!(error.contains("no signing key"), "{error}");
@@ -577,74 +695,103 @@ mod tests {
     #[test]
     fn the_header_never_picks_the_algorithm() {
         let claims = json!({"sub": "alice", "exp": NOW + 60});
-        let (rsa_private, rsa_public) = key_pair("rsa");
+        let rsa = KeyPair::generate(KeyKind::Rsa);
+        let (rsa_private, rsa_public) = (rsa.private_pem.as_str(), rsa.public_pem.as_str());
         let rs256 = JwtVerifier::from_pem(JwtAlgorithm::RS256, rsa_public.as_bytes()).unwrap();
         // HS256 "signed" with the public key's bytes: the classic confusion.
         let confused = sign_with(Algorithm::HS256, rsa_public, &claims);
-        assert_eq!(rs256.verify(&confused, NOW), Err(AuthError::WrongAlgorithm));
+        assert_eq!(
+            user_of(&rs256, &confused, NOW_MS),
+            Err(AuthError::WrongAlgorithm)
+        );
         // Unsigned.
         let header = base64url(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = base64url(br#"{"sub":"alice","exp":9999999999}"#);
         let unsigned = format!("{header}.{payload}.");
-        assert_eq!(rs256.verify(&unsigned, NOW), Err(AuthError::Malformed));
+        assert_eq!(
+            user_of(&rs256, &unsigned, NOW_MS),
+            Err(AuthError::Malformed)
+        );
         // A valid token of another asymmetric algorithm.
-        let (ed_private, ed_public) = key_pair("ed_a");
+        let ed = KeyPair::generate(KeyKind::Ed25519);
+        let (ed_private, ed_public) = (ed.private_pem.as_str(), ed.public_pem.as_str());
         let eddsa = sign_asymmetric(Algorithm::EdDSA, ed_private, None, &claims);
-        assert_eq!(rs256.verify(&eddsa, NOW), Err(AuthError::WrongAlgorithm));
+        assert_eq!(
+            user_of(&rs256, &eddsa, NOW_MS),
+            Err(AuthError::WrongAlgorithm)
+        );
         // A PS256 token made with the right RSA key is still not RS256.
         let ps256 = sign_asymmetric(Algorithm::PS256, rsa_private, None, &claims);
-        assert_eq!(rs256.verify(&ps256, NOW), Err(AuthError::WrongAlgorithm));
+        assert_eq!(
+            user_of(&rs256, &ps256, NOW_MS),
+            Err(AuthError::WrongAlgorithm)
+        );
         // And an HS256 verifier refuses an EdDSA token.
         let ed = JwtVerifier::from_pem(JwtAlgorithm::EdDSA, ed_public.as_bytes()).unwrap();
         assert_eq!(
-            verifier().verify(&eddsa, NOW),
+            user_of(&verifier(), &eddsa, NOW_MS),
             Err(AuthError::WrongAlgorithm)
         );
-        assert_eq!(ed.verify(&eddsa, NOW), Ok("alice".into()));
+        assert_eq!(user_of(&ed, &eddsa, NOW_MS), Ok("alice".into()));
     }
 
     #[test]
     fn a_key_set_needs_a_kid_it_holds_and_the_key_it_names() {
         let claims = json!({"sub": "alice", "exp": NOW + 60});
-        let (a, _) = key_pair("ed_a");
-        let (b, _) = key_pair("ed_b");
+        let (a, b) = (
+            KeyPair::generate(KeyKind::Ed25519).private_pem,
+            KeyPair::generate(KeyKind::Ed25519).private_pem,
+        );
+        let (a, b) = (a.as_str(), b.as_str());
         let set = JwtVerifier::from_jwks(
             JwtAlgorithm::EdDSA,
             &jwks(Algorithm::EdDSA, &[("a", a), ("b", b)]),
         )
         .unwrap();
         let sign = |key, kid| sign_asymmetric(Algorithm::EdDSA, key, kid, &claims);
-        assert_eq!(set.verify(&sign(a, Some("a")), NOW), Ok("alice".into()));
-        assert_eq!(set.verify(&sign(b, Some("b")), NOW), Ok("alice".into()));
         assert_eq!(
-            set.verify(&sign(a, Some("b")), NOW),
+            user_of(&set, &sign(a, Some("a")), NOW_MS),
+            Ok("alice".into())
+        );
+        assert_eq!(
+            user_of(&set, &sign(b, Some("b")), NOW_MS),
+            Ok("alice".into())
+        );
+        assert_eq!(
+            user_of(&set, &sign(a, Some("b")), NOW_MS),
             Err(AuthError::BadSignature)
         );
         assert_eq!(
-            set.verify(&sign(a, Some("c")), NOW),
+            user_of(&set, &sign(a, Some("c")), NOW_MS),
             Err(AuthError::UnknownKey)
         );
-        assert_eq!(set.verify(&sign(a, None), NOW), Err(AuthError::UnknownKey));
+        assert_eq!(
+            user_of(&set, &sign(a, None), NOW_MS),
+            Err(AuthError::UnknownKey)
+        );
     }
 
     #[test]
     fn a_replaced_key_set_takes_over_and_a_bad_one_changes_nothing() {
         let claims = json!({"sub": "alice", "exp": NOW + 60});
-        let (a, _) = key_pair("ed_a");
-        let (b, _) = key_pair("ed_b");
+        let (a, b) = (
+            KeyPair::generate(KeyKind::Ed25519).private_pem,
+            KeyPair::generate(KeyKind::Ed25519).private_pem,
+        );
+        let (a, b) = (a.as_str(), b.as_str());
         let set = JwtVerifier::from_jwks(JwtAlgorithm::EdDSA, &jwks(Algorithm::EdDSA, &[("a", a)]))
             .unwrap();
         let old = sign_asymmetric(Algorithm::EdDSA, a, Some("a"), &claims);
         let new = sign_asymmetric(Algorithm::EdDSA, b, Some("b"), &claims);
-        assert_eq!(set.verify(&new, NOW), Err(AuthError::UnknownKey));
+        assert_eq!(user_of(&set, &new, NOW_MS), Err(AuthError::UnknownKey));
         assert!(set.replace_key_set("not json").is_err());
-        assert_eq!(set.verify(&old, NOW), Ok("alice".into()));
+        assert_eq!(user_of(&set, &old, NOW_MS), Ok("alice".into()));
         assert_eq!(
             set.replace_key_set(&jwks(Algorithm::EdDSA, &[("b", b)])),
             Ok(1)
         );
-        assert_eq!(set.verify(&new, NOW), Ok("alice".into()));
-        assert_eq!(set.verify(&old, NOW), Err(AuthError::UnknownKey));
+        assert_eq!(user_of(&set, &new, NOW_MS), Ok("alice".into()));
+        assert_eq!(user_of(&set, &old, NOW_MS), Err(AuthError::UnknownKey));
     }
 
     #[test]
@@ -654,31 +801,31 @@ mod tests {
             verifier().with_claims(Some("https://auth.example".into()), Some("tether".into()));
         let token = |claims: Value| sign(claims);
         let bare = token(json!({"sub": "alice", "exp": NOW + 60}));
-        assert_eq!(open.verify(&bare, NOW), Ok("alice".into()));
-        assert_eq!(strict.verify(&bare, NOW), Err(AuthError::WrongIssuer));
+        assert_eq!(user_of(&open, &bare, NOW_MS), Ok("alice".into()));
+        assert_eq!(user_of(&strict, &bare, NOW_MS), Err(AuthError::WrongIssuer));
         let good = token(
             json!({"sub": "alice", "exp": NOW + 60, "iss": "https://auth.example", "aud": ["other", "tether"]}),
         );
-        assert_eq!(strict.verify(&good, NOW), Ok("alice".into()));
-        assert_eq!(open.verify(&good, NOW), Ok("alice".into()));
+        assert_eq!(user_of(&strict, &good, NOW_MS), Ok("alice".into()));
+        assert_eq!(user_of(&open, &good, NOW_MS), Ok("alice".into()));
         let other_issuer = token(
             json!({"sub": "alice", "exp": NOW + 60, "iss": "https://evil.example", "aud": "tether"}),
         );
         assert_eq!(
-            strict.verify(&other_issuer, NOW),
+            user_of(&strict, &other_issuer, NOW_MS),
             Err(AuthError::WrongIssuer)
         );
         let other_audience = token(
             json!({"sub": "alice", "exp": NOW + 60, "iss": "https://auth.example", "aud": "other"}),
         );
         assert_eq!(
-            strict.verify(&other_audience, NOW),
+            user_of(&strict, &other_audience, NOW_MS),
             Err(AuthError::WrongAudience)
         );
         let no_audience =
             token(json!({"sub": "alice", "exp": NOW + 60, "iss": "https://auth.example"}));
         assert_eq!(
-            strict.verify(&no_audience, NOW),
+            user_of(&strict, &no_audience, NOW_MS),
             Err(AuthError::WrongAudience)
         );
     }

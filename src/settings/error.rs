@@ -22,15 +22,17 @@ pub enum SettingsError {
     /// A key in the config file is not a setting (a typo would otherwise be
     /// silently ignored and its default used).
     UnknownKey {
-        /// The key as written.
+        /// The key as written; inside a table, its place, like
+        /// `namespaces[1].publsh`.
         key: String,
         /// A known key within a few typos of it.
         suggestion: Option<&'static str>,
     },
     /// A value in the config file has the wrong type or form.
     BadValue {
-        /// The key whose value is wrong.
-        key: &'static str,
+        /// The key whose value is wrong; inside a table, its place, like
+        /// `namespaces[1].publish`.
+        key: String,
         /// What was expected and what was found.
         message: String,
     },

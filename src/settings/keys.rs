@@ -6,18 +6,19 @@
 
 use toml::Value;
 
-use super::Settings;
 use super::kinds::{
     AddrKind, AlgorithmKind, CountKind, DurationKind, FlagKind, Kind, PathKind, RuntimeKind,
     SecretKind, Shown, SizeKind, StringsKind, TextKind, UrlKind,
 };
+use super::{Settings, SettingsError, namespaces};
 
 /// One config key.
 pub(crate) struct Key {
     /// The key as written in the file (and in PROTOCOL.md).
     pub name: &'static str,
-    /// Reads the key's value into the settings.
-    pub read: fn(&mut Settings, &Value) -> Result<(), String>,
+    /// Reads the key's value into the settings; the error names the key,
+    /// or the place inside its value, at fault.
+    pub read: fn(&mut Settings, &Value) -> Result<(), SettingsError>,
     /// Shows the key's current value.
     pub show: fn(&Settings) -> Shown,
 }
@@ -28,7 +29,11 @@ macro_rules! key {
         Key {
             name: $name,
             read: |settings, value| {
-                settings.$($field).+ = <$kind>::read(value)?;
+                settings.$($field).+ =
+                    <$kind>::read(value).map_err(|message| SettingsError::BadValue {
+                        key: $name.to_owned(),
+                        message,
+                    })?;
                 Ok(())
             },
             show: |settings| <$kind>::show(&settings.$($field).+),
@@ -98,6 +103,15 @@ pub(crate) const KEYS: &[Key] = &[
     ),
     key!("allowed_origins", StringsKind, server.allowed_origins),
     key!("presence_ttl", DurationKind, server.presence_ttl),
+    // Last: shown as [[namespaces]] tables, after which no plain key may come.
+    Key {
+        name: namespaces::KEY,
+        read: |settings, value| {
+            settings.server.namespaces = namespaces::read(value)?;
+            Ok(())
+        },
+        show: |settings| namespaces::show(&settings.server.namespaces),
+    },
 ];
 
 /// The key called `name`.
@@ -108,8 +122,18 @@ pub(crate) fn find(name: &str) -> Option<&'static Key> {
 /// The known key closest to a mistyped `name`, when one is within two
 /// edits of it.
 pub(crate) fn suggest(name: &str) -> Option<&'static str> {
-    KEYS.iter()
-        .map(|key| (edit_distance(name, key.name), key.name))
+    closest(name, KEYS.iter().map(|key| key.name))
+}
+
+/// The one of `known` closest to a mistyped `name`, when one is within two
+/// edits of it.
+pub(crate) fn closest(
+    name: &str,
+    known: impl IntoIterator<Item = &'static str>,
+) -> Option<&'static str> {
+    known
+        .into_iter()
+        .map(|known| (edit_distance(name, known), known))
         .filter(|(distance, _)| *distance <= 2)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, known)| known)

@@ -24,6 +24,9 @@ pub(crate) enum Shown {
     },
     /// An optional setting that is not set.
     Unset,
+    /// An array of tables, each its fields in order, written as `[[key]]`
+    /// blocks after every plain key.
+    Tables(Vec<Vec<(&'static str, Value)>>),
 }
 
 /// A kind of config value.

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tether_core::ServerConfig;
+use tether_core::{ChannelPattern, Namespace, Rule, ServerConfig};
 
 use super::*;
 
@@ -22,8 +22,9 @@ fn the_example_file_holds_exactly_the_defaults() {
     assert_eq!(Settings::from_toml_str(&text).unwrap(), Settings::default());
     for key in keys::KEYS {
         let mentioned = text.lines().any(|line| {
-            line.trim_start_matches(['#', ' '])
-                .starts_with(&format!("{} =", key.name))
+            let line = line.trim_start_matches(['#', ' ']);
+            line.starts_with(&format!("{} =", key.name))
+                || line.starts_with(&format!("[[{}]]", key.name))
         });
         assert!(
             mentioned,
@@ -31,6 +32,125 @@ fn the_example_file_holds_exactly_the_defaults() {
             key.name
         );
     }
+}
+
+/// The example file's commented `[[namespaces]]` examples, uncommented:
+/// each stays a valid configuration.
+#[test]
+fn the_example_namespaces_are_valid_once_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tether.example.toml");
+    let text = std::fs::read_to_string(&path).expect("tether.example.toml at the repository root");
+    let is_toml = |line: &str| {
+        line.strip_prefix("# ").is_some_and(|line| {
+            line == "[[namespaces]]"
+                || line
+                    .split_once(" = ")
+                    .is_some_and(|(key, _)| !key.contains(' '))
+        })
+    };
+    let mut examples: Vec<String> = Vec::new();
+    let mut previous_is_toml = false;
+    for line in text.lines() {
+        let this_is_toml = is_toml(line);
+        if this_is_toml && !previous_is_toml && line == "# [[namespaces]]" {
+            examples.push(String::new());
+        }
+        if this_is_toml && let Some(example) = examples.last_mut() {
+            example.push_str(&line[2..]);
+            example.push('\n');
+        }
+        previous_is_toml = this_is_toml;
+    }
+    let counts: Vec<usize> = examples
+        .iter()
+        .map(|example| {
+            let settings = Settings::from_toml_str(example).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(settings.validate().map_err(|e| e.to_string()), Ok(()));
+            settings.server.namespaces.len()
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [1, 2],
+        "an open example, then a production-style one"
+    );
+}
+
+#[test]
+fn namespaces_are_read_in_file_order() {
+    let settings = Settings::from_toml_str(
+        r#"
+        rate_burst = 5
+
+        [[namespaces]]
+        pattern = "chat:*"
+        subscribe = "authenticated"
+        publish = "subscribers"
+
+        [[namespaces]]
+        pattern = "*"
+        subscribe = "token"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(settings.server.rate_burst, 5);
+    let patterns: Vec<&str> = settings
+        .server
+        .namespaces
+        .iter()
+        .map(|namespace| namespace.pattern.as_str())
+        .collect();
+    assert_eq!(patterns, ["chat:*", "*"]);
+    assert_eq!(settings.server.namespaces[0].publish, Rule::Subscribers);
+    assert_eq!(settings.server.namespaces[1].history, Rule::Nobody);
+}
+
+#[test]
+fn a_namespace_rule_that_does_not_fit_stops_start_up_naming_the_entry() {
+    for (rules, problem) in [
+        (
+            "subscribe = \"subscribers\"",
+            "entry 1 (chat:*), subscribe: \"subscribers\" is not a rule of subscribe",
+        ),
+        (
+            "publish = \"backend\"",
+            "entry 1 (chat:*), publish: \"backend\" needs the application",
+        ),
+    ] {
+        let text = format!(
+            "[[namespaces]]\npattern = \"a\"\n[[namespaces]]\npattern = \"chat:*\"\n{rules}\n"
+        );
+        let settings = Settings::from_toml_str(&text).unwrap();
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.starts_with("setting \"namespaces\": "), "{error}");
+        assert!(error.contains(problem), "{error}");
+    }
+}
+
+#[test]
+fn dev_mode_opens_what_no_configured_namespace_governs() {
+    let dir = std::env::temp_dir().join(format!("tether-settings-dev-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("dev.toml");
+    std::fs::write(&path, "[[namespaces]]\npattern = \"chat:*\"\n").unwrap();
+    let dev = Overrides {
+        dev: true,
+        ..Overrides::default()
+    };
+    let settings = Settings::load(Some(&path), &no_env, dev).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let patterns: Vec<&str> = settings
+        .server
+        .namespaces
+        .iter()
+        .map(|namespace| namespace.pattern.as_str())
+        .collect();
+    assert_eq!(patterns, ["chat:*", "*"]);
+    assert_eq!(settings.server.namespaces[0].subscribe, Rule::Nobody);
+    assert_eq!(
+        settings.server.namespaces[1],
+        ServerConfig::dev().namespaces[0]
+    );
 }
 
 #[test]
@@ -213,7 +333,22 @@ fn everything_changed() -> Settings {
             idempotency_max_records: 21,
             presence_ttl: Duration::from_secs(18),
             demo: true,
-            namespaces: Vec::new(),
+            namespaces: vec![
+                Namespace {
+                    pattern: ChannelPattern::new("chat:*").unwrap(),
+                    subscribe: Rule::Authenticated,
+                    publish: Rule::Subscribers,
+                    presence: Rule::Subscribers,
+                    history: Rule::Nobody,
+                },
+                Namespace {
+                    pattern: ChannelPattern::new("org:*:feed").unwrap(),
+                    subscribe: Rule::Token,
+                    publish: Rule::Nobody,
+                    presence: Rule::Token,
+                    history: Rule::Token,
+                },
+            ],
         },
         listen: "[::1]:9000".parse().unwrap(),
         jwt_secret: None,

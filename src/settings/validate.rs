@@ -4,6 +4,8 @@
 //! own settings are the core's ([`tether_core::ServerConfig::validate`]);
 //! the binary adds those of its secrets and its backplane.
 
+use tether_core::{Operation, Rule};
+
 use super::{JwtAlgorithm, Settings, SettingsError};
 
 /// The shortest JWT secret: RFC 7518 section 3.2 asks for an HS256 key of
@@ -19,6 +21,7 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), SettingsError> {
         .server
         .validate()
         .map_err(|error| invalid(error.field, error.message))?;
+    backend_rules(settings)?;
     secrets(settings)?;
     jwt_keys(settings)?;
     redis(settings)
@@ -29,6 +32,30 @@ fn invalid(key: &'static str, message: impl Into<String>) -> SettingsError {
         key,
         message: message.into(),
     }
+}
+
+/// The core hands `backend` decisions to its embedder; the standalone
+/// server has no application to hand them to yet, so it refuses them
+/// rather than refuse every such request at run time.
+fn backend_rules(settings: &Settings) -> Result<(), SettingsError> {
+    for (index, namespace) in settings.server.namespaces.iter().enumerate() {
+        if let Some(op) = Operation::ALL
+            .into_iter()
+            .find(|op| namespace.rule(*op) == Rule::Backend)
+        {
+            return Err(invalid(
+                "namespaces",
+                format!(
+                    "entry {index} ({}), {}: \"backend\" needs the application's decision, \
+                     which the standalone server cannot ask for yet; use \"token\" or \
+                     \"authenticated\", or embed the core and answer Decision::Channel",
+                    namespace.pattern,
+                    op.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn secrets(settings: &Settings) -> Result<(), SettingsError> {

@@ -1,7 +1,8 @@
 //! What the project's test targets share, written once: a test
 //! authorizer, a bound on a test's time, the `tether` binary and
-//! `redis-server` as child processes of a test, and the plain WebSocket
-//! and HTTP clients the tests speak to a node with.
+//! `redis-server` as child processes of a test, the plain WebSocket
+//! and HTTP clients the tests speak to a node with, and key pairs made at
+//! test time for the JWT tests.
 //!
 //! Every wait here is bounded, and every socket is on 127.0.0.1. The crate
 //! is not published; the core's own unit tests keep their helpers
@@ -11,6 +12,7 @@
 pub mod authorizer;
 pub mod bounded;
 pub mod http;
+pub mod keys;
 pub mod metrics;
 pub mod process;
 pub mod redis;

@@ -62,12 +62,19 @@ impl Ws {
         Ws::handshake(addr, "/ws", &[]).expect("the upgrade").0
     }
 
+    /// A connection authenticated with `token`, and the `auth_ack` that
+    /// accepted it.
+    pub fn auth_with(addr: SocketAddr, token: &str) -> (Ws, Value) {
+        let mut ws = Ws::open(addr);
+        ws.send_json(json!({"type": "auth", "token": token}));
+        let ack = ws.recv_type("auth_ack");
+        (ws, ack)
+    }
+
     /// A connection authenticated on a dev-mode node, where the token is
     /// the user id, after checking that the `auth_ack` names the user.
     pub fn auth(addr: SocketAddr, user: &str) -> Ws {
-        let mut ws = Ws::open(addr);
-        ws.send_json(json!({"type": "auth", "token": user}));
-        let ack = ws.recv_type("auth_ack");
+        let (ws, ack) = Ws::auth_with(addr, user);
         assert_eq!(ack["user"], user, "{ack}");
         ws
     }

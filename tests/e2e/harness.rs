@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::json;
+use serde_json::{Value, json};
 use tether::auth::{Authenticator, JwtVerifier, NodeAuthorizer};
 use tether::secret::Redacted;
 use tether_core::{Authorizer, PublishError, ServerConfig};
@@ -323,20 +323,30 @@ pub fn jwt_auth() -> SharedAuthorizer {
     ))
 }
 
-/// Seconds since the Unix epoch, as the node's authorizer reads them.
+/// Whole seconds since the Unix epoch, the unit of a JWT's `exp`.
 pub fn unix_now() -> u64 {
-    SystemTime::now()
+    unix_now_ms() / 1000
+}
+
+/// Milliseconds since the Unix epoch, as the node's authorizer reads them.
+pub fn unix_now_ms() -> u64 {
+    let elapsed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .expect("a clock after 1970")
-        .as_secs()
+        .expect("a clock after 1970");
+    u64::try_from(elapsed.as_millis()).expect("milliseconds that fit")
 }
 
 /// An HS256 JWT for `sub` expiring at `exp` (Unix seconds), signed with
 /// `secret`.
 pub fn mint_jwt(secret: &str, sub: &str, exp: u64) -> String {
+    sign_jwt(secret, &json!({ "sub": sub, "exp": exp }))
+}
+
+/// An HS256 JWT carrying `claims`, signed with `secret`.
+pub fn sign_jwt(secret: &str, claims: &Value) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
-        &json!({ "sub": sub, "exp": exp }),
+        claims,
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .expect("a token")

@@ -8,41 +8,50 @@ use std::path::PathBuf;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
+use tether_testkit::keys::{KeyKind, KeyPair};
 use tether_testkit::process::Process;
 use tether_testkit::ws::Ws;
 
 use crate::harness::{Runtime, TETHER, unix_now};
 
-/// The test-only Ed25519 private keys, by kid.
-const KEYS: [(&str, &str); 2] = [
-    ("a", include_str!("../data/jwt/ed_a.key")),
-    ("b", include_str!("../data/jwt/ed_b.key")),
-];
+/// The Ed25519 key pairs of the test, by kid, made for it.
+struct Keys(Vec<(&'static str, KeyPair)>);
 
-fn private_key(kid: &str) -> EncodingKey {
-    let (_, pem) = KEYS.iter().find(|(name, _)| *name == kid).expect("a kid");
-    EncodingKey::from_ed_pem(pem.as_bytes()).expect("an Ed25519 key")
-}
+impl Keys {
+    fn generate(kids: &[&'static str]) -> Keys {
+        Keys(
+            kids.iter()
+                .map(|kid| (*kid, KeyPair::generate(KeyKind::Ed25519)))
+                .collect(),
+        )
+    }
 
-/// An EdDSA token for `sub` signed with the key `kid`, with the issuer and
-/// audience of [`CONFIG`], valid for a minute.
-fn token(kid: &str, sub: &str) -> String {
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(kid.to_owned());
-    let claims = json!({
-        "sub": sub,
-        "exp": unix_now() + 60,
-        "iss": "https://auth.example",
-        "aud": "tether",
-    });
-    jsonwebtoken::encode(&header, &claims, &private_key(kid)).expect("a token")
-}
+    fn private_key(&self, kid: &str) -> EncodingKey {
+        let (_, pair) = self.0.iter().find(|(name, _)| *name == kid).expect("a kid");
+        EncodingKey::from_ed_pem(pair.private_pem.as_bytes()).expect("an Ed25519 key")
+    }
 
-/// The key set holding the public half of the key `kid`.
-fn jwks(kid: &str) -> String {
-    let mut jwk = Jwk::from_encoding_key(&private_key(kid), Algorithm::EdDSA).expect("a JWK");
-    jwk.common.key_id = Some(kid.to_owned());
-    json!({ "keys": [jwk] }).to_string()
+    /// An EdDSA token for `sub` signed with the key `kid`, with the issuer
+    /// and audience of the test's config, valid for a minute.
+    fn token(&self, kid: &str, sub: &str) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        let claims = json!({
+            "sub": sub,
+            "exp": unix_now() + 60,
+            "iss": "https://auth.example",
+            "aud": "tether",
+        });
+        jsonwebtoken::encode(&header, &claims, &self.private_key(kid)).expect("a token")
+    }
+
+    /// The key set holding the public half of the key `kid`.
+    fn jwks(&self, kid: &str) -> String {
+        let mut jwk =
+            Jwk::from_encoding_key(&self.private_key(kid), Algorithm::EdDSA).expect("a JWK");
+        jwk.common.key_id = Some(kid.to_owned());
+        json!({ "keys": [jwk] }).to_string()
+    }
 }
 
 /// A directory of this test's own, removed when dropped.
@@ -54,14 +63,6 @@ impl Drop for Dir {
     }
 }
 
-fn auth_ack_user(ws: &mut Ws, token: &str) -> String {
-    ws.send_json(json!({"type": "auth", "token": token}));
-    ws.recv_type("auth_ack")["user"]
-        .as_str()
-        .expect("a user")
-        .to_owned()
-}
-
 fn refused(addr: SocketAddr, token: &str) -> (u16, String) {
     let mut ws = Ws::open(addr);
     ws.send_json(json!({"type": "auth", "token": token}));
@@ -69,6 +70,7 @@ fn refused(addr: SocketAddr, token: &str) -> (u16, String) {
 }
 
 fn sighup_rereads_the_key_set_and_keeps_connections(runtime: Runtime) {
+    let keys = Keys::generate(&["a", "b"]);
     let dir = Dir(std::env::temp_dir().join(format!(
         "tether-keys-{}-{}",
         std::process::id(),
@@ -76,7 +78,7 @@ fn sighup_rereads_the_key_set_and_keeps_connections(runtime: Runtime) {
     )));
     fs::create_dir_all(&dir.0).expect("a directory");
     let jwks_path = dir.0.join("jwks.json");
-    fs::write(&jwks_path, jwks("a")).expect("the key set is written");
+    fs::write(&jwks_path, keys.jwks("a")).expect("the key set is written");
     let config_path = dir.0.join("tether.toml");
     let config = format!(
         "jwt_algorithm = \"EdDSA\"\njwt_jwks_file = {:?}\njwt_issuer = \"https://auth.example\"\njwt_audience = \"tether\"\n",
@@ -97,22 +99,22 @@ fn sighup_rereads_the_key_set_and_keeps_connections(runtime: Runtime) {
     );
     let addr = process.listening_on();
 
-    let mut old = Ws::open(addr);
-    assert_eq!(auth_ack_user(&mut old, &token("a", "alice")), "alice");
+    let (mut old, ack) = Ws::auth_with(addr, &keys.token("a", "alice"));
+    assert_eq!(ack["user"], "alice");
     assert_eq!(
-        refused(addr, &token("b", "bob")),
+        refused(addr, &keys.token("b", "bob")),
         (4003, "forbidden".into())
     );
 
-    fs::write(&jwks_path, jwks("b")).expect("the key set is rewritten");
+    fs::write(&jwks_path, keys.jwks("b")).expect("the key set is rewritten");
     process.signal("HUP");
     let line = process.wait_for_line("SIGHUP");
     assert!(line.contains("re-read"), "{line}");
 
-    let mut new = Ws::open(addr);
-    assert_eq!(auth_ack_user(&mut new, &token("b", "bob")), "bob");
+    let (_new, ack) = Ws::auth_with(addr, &keys.token("b", "bob"));
+    assert_eq!(ack["user"], "bob");
     assert_eq!(
-        refused(addr, &token("a", "carol")),
+        refused(addr, &keys.token("a", "carol")),
         (4003, "forbidden".into())
     );
     old.send_json(json!({"type": "ping", "id": "still-open"}));
@@ -122,8 +124,8 @@ fn sighup_rereads_the_key_set_and_keeps_connections(runtime: Runtime) {
     process.signal("HUP");
     let line = process.wait_for_line("SIGHUP");
     assert!(line.contains("keeping the keys in force"), "{line}");
-    let mut after = Ws::open(addr);
-    assert_eq!(auth_ack_user(&mut after, &token("b", "dave")), "dave");
+    let (_after, ack) = Ws::auth_with(addr, &keys.token("b", "dave"));
+    assert_eq!(ack["user"], "dave");
 }
 
 runtime_tests! {

@@ -44,6 +44,7 @@ macro_rules! runtime_tests {
 
 mod harness;
 
+mod access;
 mod auth;
 mod backpressure;
 mod closes;

@@ -263,7 +263,7 @@ impl Hub {
             .channels
             .iter()
             .filter(|channel| {
-                state.access(&self.config, channel, Operation::Subscribe) != Access::Allowed
+                state.access(&self.config, channel, Operation::Subscribe) == Access::Forbidden
             })
             .cloned()
             .collect();

@@ -42,8 +42,10 @@ impl Hub {
         ) {
             return;
         }
+        // This subscribe makes the connection a subscriber: a history rule
+        // of `subscribers` counts it as one.
         let history_refused = since.is_some()
-            && state.access(&self.config, &channel, Operation::History) != Access::Allowed;
+            && state.access_as(&self.config, &channel, Operation::History, true) != Access::Allowed;
         let since = since.filter(|_| !history_refused);
         let is_new = !state.channels.contains(&channel);
         if is_new && state.channels.len() >= self.config.max_subscriptions {
@@ -191,10 +193,22 @@ impl Conn {
     /// Whether this connection may do `op` on `channel`, by the node's
     /// namespaces and its token's grants (PROTOCOL.md section 12).
     pub(super) fn access(&self, config: &ServerConfig, channel: &Channel, op: Operation) -> Access {
+        self.access_as(config, channel, op, self.channels.contains(channel))
+    }
+
+    /// [`Conn::access`], with the connection counted as a subscriber of
+    /// `channel` or not.
+    fn access_as(
+        &self,
+        config: &ServerConfig,
+        channel: &Channel,
+        op: Operation,
+        subscribed: bool,
+    ) -> Access {
         let asker = Asker {
             user: &self.user,
             grants: &self.grants,
-            subscribed: self.channels.contains(channel),
+            subscribed,
             allowed_by_application: self.allowed_by_application,
         };
         decide(&config.namespaces, &asker, channel, op)

@@ -450,6 +450,52 @@ fn recovery_replays_the_gap_in_order_before_subscribed() {
     );
 }
 
+/// `history = "subscribers"`: the subscribe with `since` that makes the
+/// connection a subscriber recovers; history `nobody` subscribes without
+/// replay.
+#[test]
+fn a_subscribe_with_since_recovers_when_history_is_for_subscribers() {
+    use crate::access::{ChannelPattern, Namespace, Rule};
+    let namespace = |pattern: &str, history| Namespace {
+        history,
+        ..Namespace::open(ChannelPattern::new(pattern).unwrap())
+    };
+    let config = ServerConfig {
+        namespaces: vec![
+            namespace("chat", Rule::Subscribers),
+            namespace("news", Rule::Nobody),
+        ],
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::new(config);
+    for name in ["chat", "news"] {
+        h.api(name, "1");
+        h.api(name, "2");
+    }
+    h.take();
+    let late = h.connect(1, "late");
+    h.send(
+        late,
+        r#"{"type":"subscribe","id":"r","channel":"chat","since":{"epoch":"e-1","offset":0}}"#,
+    );
+    assert_eq!(
+        offsets_and_verdict(&h.take_for(late)),
+        (vec![1, 2], Some(true))
+    );
+    h.send(
+        late,
+        r#"{"type":"subscribe","id":"n","channel":"news","since":{"epoch":"e-2","offset":0}}"#,
+    );
+    let expected: Vec<ServerMessage> = [
+        r#"{"type":"subscribed","id":"n","channel":"news","epoch":"e-2","offset":2,"recovered":false}"#,
+        r#"{"type":"presence","channel":"news","users":["late"]}"#,
+    ]
+    .iter()
+    .map(|text| server(text))
+    .collect();
+    assert_eq!(h.take_for(late), expected, "the epoch was right: no replay");
+}
+
 #[test]
 fn recovery_fails_whole_when_the_history_cannot_cover_the_gap() {
     let config = ServerConfig {

@@ -399,3 +399,26 @@ fn too_many_requests_behind_a_pending_decision_close_1008() {
     node.send(alice, r#"{"type":"ping"}"#);
     assert_eq!(node.close_frame(alice), Some(CloseCode::POLICY_VIOLATION));
 }
+
+#[test]
+fn a_refresh_keeps_a_subscription_the_application_allowed() {
+    let mut node = backend_node();
+    let alice = node.connect("alice");
+    node.send(alice, r#"{"type":"subscribe","channel":"app:x"}"#);
+    answer(
+        &mut node,
+        (alice, "alice", "app:x", Operation::Subscribe),
+        true,
+    );
+    node.replies(alice);
+    node.send(alice, r#"{"type":"refresh","token":"alice"}"#);
+    assert!(matches!(
+        node.replies(alice).as_slice(),
+        [ServerMessage::Refreshed { .. }]
+    ));
+    node.publish("app:x", "1").unwrap();
+    assert!(matches!(
+        node.replies(alice).as_slice(),
+        [ServerMessage::Message { offset: 1, .. }]
+    ));
+}

@@ -250,7 +250,7 @@ impl World {
             Op::Accept => {
                 if std::mem::take(&mut self.dialing) {
                     self.conn = Some(self.server.accept(now));
-                    self.session.handle_connected(now);
+                    self.session.handle_connected(now, 0);
                 }
             }
             Op::Refuse => {
@@ -513,6 +513,9 @@ impl World {
                 }
             }
             Event::SubscribeFailed { .. }
+            | Event::Refreshed { .. }
+            | Event::RefreshFailed { .. }
+            | Event::Unsubscribed { .. }
             | Event::Presence { .. }
             | Event::Join { .. }
             | Event::Leave { .. }

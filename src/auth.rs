@@ -16,9 +16,9 @@ mod jwt;
 
 use std::fmt;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tether_core::{Authorizer, Identity};
+use tether_core::{Authorizer, Expiry, Identity};
 
 use crate::api_key::check_api_key;
 use crate::app::AppError;
@@ -212,13 +212,23 @@ impl Authenticator {
     }
 
     /// Checks `token` at wall-clock time `now_unix` (seconds since the Unix
-    /// epoch), giving the user it stands for.
+    /// epoch), giving the user it stands for and, for a JWT, its `exp`: the
+    /// connection is closed `4004` then unless it refreshes its token.
     pub fn authenticate(&self, token: &str, now_unix: u64) -> Result<Identity, AuthError> {
-        let user = match self {
-            Authenticator::Jwt(verifier) => verifier.verify(token, now_unix)?,
-            Authenticator::Dev => token.to_owned(),
-        };
-        Ok(Identity::user(user))
+        match self {
+            Authenticator::Jwt(verifier) => {
+                let (user, exp) = verifier.verify_until(token, now_unix)?;
+                let expiry = Expiry {
+                    unix_ms: exp.saturating_mul(1_000),
+                    remaining: Duration::from_secs(exp - now_unix),
+                };
+                Ok(Identity {
+                    expiry: Some(expiry),
+                    ..Identity::user(user)
+                })
+            }
+            Authenticator::Dev => Ok(Identity::user(token)),
+        }
     }
 }
 

@@ -153,6 +153,11 @@ impl JwtVerifier {
     /// Checks `token` at `now_unix` and gives its `sub`; the caller still
     /// applies the user id rule.
     pub fn verify(&self, token: &str, now_unix: u64) -> Result<String, AuthError> {
+        self.verify_until(token, now_unix).map(|(sub, _)| sub)
+    }
+
+    /// Like [`JwtVerifier::verify`], with the token's `exp` (Unix seconds).
+    pub fn verify_until(&self, token: &str, now_unix: u64) -> Result<(String, u64), AuthError> {
         let header = decode_header(token).map_err(|error| classify(error.kind()))?;
         if header.alg != to_jsonwebtoken(self.algorithm) {
             return Err(AuthError::WrongAlgorithm);
@@ -192,7 +197,7 @@ impl JwtVerifier {
         }
         match claims.sub {
             None => Err(AuthError::MissingSubject),
-            Some(Value::String(sub)) => Ok(sub),
+            Some(Value::String(sub)) => Ok((sub, exp)),
             Some(_) => Err(AuthError::SubjectNotAString),
         }
     }
@@ -316,6 +321,18 @@ mod tests {
     fn a_valid_token_gives_its_subject() {
         let token = sign(json!({"sub": "alice", "exp": NOW + 60}));
         assert_eq!(verifier().verify(&token, NOW), Ok("alice".to_owned()));
+    }
+
+    #[test]
+    fn an_authenticated_token_expires_at_its_exp() {
+        let token = sign(json!({"sub": "alice", "exp": NOW + 90}));
+        let identity = Authenticator::Jwt(Box::new(verifier()))
+            .authenticate(&token, NOW)
+            .unwrap();
+        assert_eq!(identity.user, "alice");
+        let expiry = identity.expiry.expect("a JWT expires");
+        assert_eq!(expiry.unix_ms, (NOW + 90) * 1_000);
+        assert_eq!(expiry.remaining, std::time::Duration::from_secs(90));
     }
 
     #[test]

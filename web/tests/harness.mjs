@@ -34,6 +34,11 @@ export function buildServer() {
   }
 }
 
+// `demo.toml` declares the demo page's channels as an explicit namespace.
+// Once the binary reads `[[namespaces]]`, the demo tests start the server
+// with `--config demo.toml --dev` (`--dev` for its development tokens; its
+// open namespace comes after the declared one); until then, `--dev` alone.
+
 /** A running `tether serve`, learnt port included. */
 export class TetherServer {
   /**

@@ -103,9 +103,31 @@ fn event_json(event: &Event) -> String {
         String::from_utf8_lossy(&encode_server_message(&message)).into_owned()
     };
     match event {
-        Event::Connected { user, session } => {
-            json!({"event": "connected", "user": user, "session": session}).to_string()
+        Event::Connected {
+            user,
+            session,
+            expires_at,
+        } => {
+            let mut line = json!({"event": "connected", "user": user, "session": session});
+            if let Some(expires_at) = expires_at {
+                line["expires_at"] = json!(expires_at);
+            }
+            line.to_string()
         }
+        Event::Refreshed { expires_at } => {
+            json!({"event": "refreshed", "expires_at": expires_at}).to_string()
+        }
+        Event::RefreshFailed { code, message } => json!({
+            "event": "refresh_failed",
+            "code": code.map(|code| code.as_str()),
+            "message": message,
+        })
+        .to_string(),
+        Event::Unsubscribed { channel, reason } => server(ServerMessage::Unsubscribed {
+            id: None,
+            channel: channel.clone(),
+            reason: Some(*reason),
+        }),
         Event::Disconnected {
             reason,
             will_reconnect,

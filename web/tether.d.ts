@@ -13,10 +13,27 @@ export interface Backoff {
   maxAttempts: number | null;
 }
 
+/** Where the token sent in `auth` comes from: a fixed `token`, or `getToken`. */
+export type TokenOptions =
+  | {
+      /** Sent in `auth` on every connection; never refreshed. */
+      token: string;
+      getToken?: undefined;
+    }
+  | {
+      token?: undefined;
+      /**
+       * Gives a fresh token: called before every connection and for every
+       * refresh of a token that expires; a failure is retried with backoff.
+       */
+      getToken: () => Promise<string> | string;
+    };
+
 /** Settings of a {@link TetherClient}; every duration is in milliseconds. */
-export interface ClientOptions {
-  /** Sent in `auth` on every connection. */
-  token: string;
+export type ClientOptions = TokenOptions & OtherOptions;
+
+/** The settings of a {@link TetherClient} besides its token. */
+export interface OtherOptions {
   /** The reconnect schedule; missing fields keep their defaults. */
   backoff?: Partial<Backoff>;
   /** Silence before the client sends `{"type":"ping"}` (25000). */
@@ -38,7 +55,10 @@ export interface ClientOptions {
 }
 
 /** The protocol's defaults. */
-export const DEFAULTS: Readonly<Required<Omit<ClientOptions, 'token' | 'random' | 'WebSocket' | 'backoff'>> & { backoff: Readonly<Backoff> }>;
+export const DEFAULTS: Readonly<Required<Omit<OtherOptions, 'random' | 'WebSocket' | 'backoff'>> & { backoff: Readonly<Backoff> }>;
+
+/** When to refresh a token with `remaining` ms of life, in ms from now; null once expired. */
+export function refreshDelay(remaining: number): number | null;
 
 /** The wait before retry `attempt` (from 0), in ms. */
 export function reconnectDelay(attempt: number, backoff: Backoff, random: () => number): number;
@@ -57,7 +77,13 @@ export type State = 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed
 /** A change of {@link State}. */
 export type StateEvent =
   | { state: 'connecting'; /** Retries made in a row so far. */ attempt: number }
-  | { state: 'open'; user: string; session: string }
+  | {
+      state: 'open';
+      user: string;
+      session: string;
+      /** When the token expires, as a `Date.now()` value; absent when it does not. */
+      expiresAt?: number;
+    }
   | {
       state: 'reconnecting';
       /** 1 for the first retry since the last `auth_ack`, then 2, 3, ... */
@@ -109,6 +135,26 @@ export interface SubscribedEvent {
   recovered?: boolean;
 }
 
+/** The server ended a subscription by itself; the channel is no longer tracked. */
+export interface UnsubscribedEvent {
+  channel: string;
+  /** Why: `forbidden` when the connection's grants no longer allow the channel. */
+  reason: string;
+}
+
+/** The server accepted a fresh token from `getToken` on the open connection. */
+export interface RefreshedEvent {
+  /** When the new token expires, as a `Date.now()` value; absent when it does not. */
+  expiresAt?: number;
+}
+
+/** A refresh failed; it is tried again, with backoff, until the token expires. */
+export interface RefreshFailedEvent {
+  /** The server's error code; absent when `getToken` gave no token or the server no answer in time. */
+  code?: string;
+  message: string;
+}
+
 /** A server `error` that answers no pending request. */
 export interface ErrorEvent {
   /** `FORBIDDEN`, `INVALID_CHANNEL`, `RATE_LIMITED`, ... */
@@ -126,6 +172,9 @@ export interface EventMap {
   join: MemberEvent;
   leave: MemberEvent;
   subscribed: SubscribedEvent;
+  unsubscribed: UnsubscribedEvent;
+  refreshed: RefreshedEvent;
+  'refresh-failed': RefreshFailedEvent;
   state: StateEvent;
   error: ErrorEvent;
 }
@@ -180,7 +229,7 @@ export class TetherClient {
   request(message: ClientMessage, options?: { timeout?: number }): Promise<any>;
   /** Sends `message` as it is, now or after the next `auth_ack`; throws when closed or when the queue is full. */
   send(message: ClientMessage): void;
-  /** The token for the next connection. */
+  /** The fixed token for the next connection on; `getToken` is called no more. */
   setToken(token: string): void;
   /** Closes for good with 1000; resolves once closed. */
   close(): Promise<void>;

@@ -13,6 +13,19 @@
 // - It never reconnects after its own `close()` nor after the final close
 //   codes 1002, 1003, 1007, 1008, 1009, 4001 and 4003. A 1000 the server
 //   sends unasked is reconnected after.
+// - Tokens: a fixed `token`, or `getToken`, an async function called before
+//   every connection (within `connectTimeout`; a failure is a failed
+//   attempt) and for every refresh. With `getToken`, a token that expires
+//   (`expires_at` in `auth_ack` or `refreshed`, placed on `Date.now()`) is
+//   refreshed on the open connection at the later of four fifths of its
+//   remaining life and one minute before it expires; a refused or failed
+//   refresh (no token or no answer within `requestTimeout`) is retried with
+//   the reconnect backoff while the retry comes before the expiry. A close
+//   4004 (token expired) is reconnected after with a new token; with a
+//   fixed token it is final unless `setToken` replaced it since.
+// - An unsolicited `unsubscribed` (the server's grants no longer allow the
+//   channel) ends the tracking of the channel: reported as `unsubscribed`,
+//   never subscribed again by itself.
 // - After `auth_ack` it re-subscribes to every tracked channel in name order,
 //   with `since` set to the last position seen, then sends the offline queue
 //   oldest first. A publication at or below the last offset seen on its
@@ -54,6 +67,12 @@
 /** Close codes after which the client does not reconnect (PROTOCOL.md 7). */
 const FINAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1008, 1009, 4001, 4003]);
 
+/** The close code of a token that expired on an open connection. */
+const TOKEN_EXPIRED = 4004;
+
+/** A refresh is due no later than this long before the token expires, in ms. */
+const REFRESH_MARGIN = 60000;
+
 /** Request ids this client hands out: `r` and a number without leading 0. */
 const REQUEST_ID = /^r[1-9][0-9]*$/;
 
@@ -68,7 +87,9 @@ const REQUEST_ID = /^r[1-9][0-9]*$/;
 
 /**
  * @typedef {object} ClientOptions
- * @property {string} token Sent in `auth` on every connection.
+ * @property {string} [token] Sent in `auth` on every connection.
+ * @property {() => Promise<string> | string} [getToken] Gives a fresh token:
+ *   called before every connection and for every refresh; instead of `token`.
  * @property {Partial<Backoff>} [backoff] The reconnect schedule.
  * @property {number} [pingIdle] Silence in ms before a `ping` (25000).
  * @property {number} [pongTimeout] Further silence in ms that means the
@@ -91,7 +112,7 @@ const REQUEST_ID = /^r[1-9][0-9]*$/;
 
 /**
  * @typedef {{state: 'connecting', attempt: number}
- *   | {state: 'open', user: string, session: string}
+ *   | {state: 'open', user: string, session: string, expiresAt?: number}
  *   | {state: 'reconnecting', attempt: number, delay: number, retryAt: number, reason: CloseInfo}
  *   | {state: 'closing'}
  *   | {state: 'closed', reason: CloseInfo}} StateEvent
@@ -107,6 +128,21 @@ export const DEFAULTS = Object.freeze({
   closeTimeout: 5000,
   offlineQueue: 1000,
 });
+
+/**
+ * When to refresh, in ms from now, a token with `remaining` ms of life: the
+ * later of four fifths of it and {@link REFRESH_MARGIN} before the expiry;
+ * null once it has expired.
+ *
+ * @param {number} remaining
+ * @returns {number | null}
+ */
+export function refreshDelay(remaining) {
+  if (!(remaining > 0)) {
+    return null;
+  }
+  return Math.max(remaining - remaining / 5, remaining - REFRESH_MARGIN);
+}
 
 /**
  * The wait before retry `attempt` (from 0): `min(base * 2^attempt, cap)`
@@ -145,6 +181,17 @@ export class TetherClient {
   #options;
   #backoff;
   #token;
+  /** @type {(() => Promise<string> | string) | null} */
+  #getToken;
+  /** `setToken` replaced the token since it was last sent in `auth`. */
+  #tokenReplaced = false;
+  /** Counts dials, so that a token that comes late is recognised. */
+  #dials = 0;
+  /** When the connection's token expires (a `Date.now()` value), if it does. */
+  #expiresAt = null;
+  /** @type {null | 'fetching' | number} The refresh under way: fetching its token, or its request number. */
+  #refreshing = null;
+  #refreshAttempt = 0;
   #random;
   #WebSocket;
   /** @type {WebSocket | null} */
@@ -185,13 +232,15 @@ export class TetherClient {
     if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
       throw new TypeError(`not a WebSocket URL: ${url}`);
     }
-    if (typeof options?.token !== 'string') {
-      throw new TypeError('options.token must be a string');
+    const getToken = options?.getToken;
+    if (typeof options?.token !== 'string' && typeof getToken !== 'function') {
+      throw new TypeError('options.token must be a string, or options.getToken a function');
     }
     this.#url = parsed.href;
     this.#options = { ...DEFAULTS, ...options };
     this.#backoff = { ...DEFAULTS.backoff, ...options.backoff };
-    this.#token = options.token;
+    this.#token = options.token ?? '';
+    this.#getToken = typeof getToken === 'function' ? getToken : null;
     this.#random = options.random ?? Math.random;
     this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
     queueMicrotask(() => this.#dial());
@@ -216,7 +265,7 @@ export class TetherClient {
    * Calls `listener` for every event of `type` until the returned function
    * is called.
    *
-   * @param {'message' | 'presence' | 'join' | 'leave' | 'subscribed' | 'state' | 'error'} type
+   * @param {'message' | 'presence' | 'join' | 'leave' | 'subscribed' | 'unsubscribed' | 'refreshed' | 'refresh-failed' | 'state' | 'error'} type
    * @param {(event: any) => void} listener
    * @returns {() => void}
    */
@@ -346,12 +395,16 @@ export class TetherClient {
   }
 
   /**
-   * Replaces the token sent in `auth` on the next connection.
+   * Makes `token` the fixed token sent in `auth` from the next connection
+   * on; `getToken` is called no more. A close 4004 that comes before that
+   * connection is reconnected after, with this token.
    *
    * @param {string} token
    */
   setToken(token) {
     this.#token = token;
+    this.#getToken = null;
+    this.#tokenReplaced = true;
   }
 
   /**
@@ -372,7 +425,7 @@ export class TetherClient {
     if (this.#state === 'open' || (this.#state === 'connecting' && this.#ws?.readyState === 1)) {
       this.#ws.close(1000);
       this.#state = 'closing';
-      for (const name of ['connect', 'ping', 'pong']) {
+      for (const name of ['connect', 'ping', 'pong', 'refresh']) {
         this.#stop(name);
       }
       this.#start('closing', this.#options.closeTimeout, () => {
@@ -387,17 +440,47 @@ export class TetherClient {
     return closed;
   }
 
-  /** Opens a socket and starts the connect deadline. */
+  /** Starts the connect deadline, gets a token from `getToken` if given, and opens a socket. */
   #dial() {
     if (this.#state === 'closed' || this.#state === 'closing') {
       return;
     }
     this.#state = 'connecting';
+    const dial = ++this.#dials;
     this.#emit('state', { state: 'connecting', attempt: this.#attempt });
     this.#start('connect', this.#options.connectTimeout, () => {
       this.#abandon();
       this.#lose({ code: 1006, reason: 'connect timeout' }, true);
     });
+    if (this.#getToken === null) {
+      this.#open(this.#token);
+      return;
+    }
+    this.#fetchToken().then(
+      (token) => {
+        if (dial === this.#dials && this.#state === 'connecting') {
+          this.#open(token);
+        }
+      },
+      () => {
+        if (dial === this.#dials && this.#state === 'connecting') {
+          this.#lose({ code: 1006, reason: 'token provider failed' }, true);
+        }
+      },
+    );
+  }
+
+  /** One call of `getToken`, as a promise of a string. */
+  async #fetchToken() {
+    const token = await this.#getToken();
+    if (typeof token !== 'string') {
+      throw new TypeError('getToken must give a string');
+    }
+    return token;
+  }
+
+  /** Opens a socket that authenticates with `token`. */
+  #open(token) {
     let ws;
     try {
       ws = new this.#WebSocket(this.#url, ['tether.v1']);
@@ -409,7 +492,8 @@ export class TetherClient {
     let opened = false;
     ws.onopen = () => {
       opened = true;
-      ws.send(JSON.stringify({ type: 'auth', token: this.#token }));
+      this.#tokenReplaced = false;
+      ws.send(JSON.stringify({ type: 'auth', token }));
     };
     ws.onmessage = (event) => this.#receive(event.data);
     ws.onclose = (event) => this.#closed(event.code, event.reason, opened);
@@ -424,7 +508,10 @@ export class TetherClient {
     }
     const lost = opened ? 'connection lost' : 'connect failed or refused';
     const text = reason || (code === 1006 ? lost : '');
-    this.#lose({ code, reason: text }, !FINAL_CLOSE_CODES.has(code));
+    const retry = code === TOKEN_EXPIRED
+      ? this.#getToken !== null || this.#tokenReplaced
+      : !FINAL_CLOSE_CODES.has(code);
+    this.#lose({ code, reason: text }, retry);
   }
 
   /** One message from the server. */
@@ -493,8 +580,23 @@ export class TetherClient {
       case 'error':
         this.#error(message);
         break;
-      case 'pong':
       case 'unsubscribed':
+        if (message.id === undefined && onChannel && typeof message.reason === 'string') {
+          this.#unsubscribed(channel, message.reason);
+        } else {
+          this.#settle(message.id, message);
+        }
+        break;
+      case 'refreshed':
+        if (this.#refreshing !== null && requestNumber(message.id) === this.#refreshing) {
+          const expiresAt = Number.isInteger(message.expires_at) ? message.expires_at : undefined;
+          this.#trackExpiry(expiresAt);
+          this.#emit('refreshed', { expiresAt });
+        } else {
+          this.#settle(message.id, message);
+        }
+        break;
+      case 'pong':
       case 'ack':
         this.#settle(message.id, message);
         break;
@@ -503,7 +605,7 @@ export class TetherClient {
   }
 
   /** The server accepted the token: re-subscribe, then send what waited. */
-  #authenticated({ user, session }) {
+  #authenticated({ user, session, expires_at: expiry }) {
     if (this.#state !== 'connecting') {
       return;
     }
@@ -513,7 +615,11 @@ export class TetherClient {
     this.#session = session;
     this.#stop('connect');
     this.#start('ping', this.#options.pingIdle, () => this.#pingIdle());
-    this.#emit('state', { state: 'open', user, session });
+    const expiresAt = Number.isInteger(expiry) ? expiry : undefined;
+    this.#trackExpiry(expiresAt);
+    this.#emit('state', expiresAt === undefined
+      ? { state: 'open', user, session }
+      : { state: 'open', user, session, expiresAt });
     for (const channel of [...this.#positions.keys()].sort()) {
       this.#sendSubscribe(channel);
     }
@@ -526,6 +632,69 @@ export class TetherClient {
         request.queued = false;
       }
     }
+  }
+
+  /**
+   * The connection's token now expires at `expiresAt` (a `Date.now()`
+   * value), or never: with `getToken`, schedules its refresh.
+   */
+  #trackExpiry(expiresAt) {
+    this.#refreshing = null;
+    this.#refreshAttempt = 0;
+    this.#expiresAt = expiresAt ?? null;
+    this.#stop('refresh');
+    const delay = expiresAt === undefined ? null : refreshDelay(expiresAt - Date.now());
+    if (delay !== null && this.#getToken !== null) {
+      this.#start('refresh', delay, () => this.#refresh());
+    }
+  }
+
+  /** The refresh is due: get a token and send it, within `requestTimeout`. */
+  #refresh() {
+    if (this.#state !== 'open' || this.#getToken === null) {
+      return;
+    }
+    this.#refreshing = 'fetching';
+    const ws = this.#ws;
+    this.#start('refresh', this.#options.requestTimeout, () => {
+      this.#refreshFailed(undefined, this.#refreshing === 'fetching' ? 'no token in time' : 'no answer in time');
+    });
+    this.#fetchToken().then(
+      (token) => {
+        if (this.#ws === ws && this.#refreshing === 'fetching') {
+          const number = ++this.#lastId;
+          this.#refreshing = number;
+          this.#write({ type: 'refresh', token, id: `r${number}` });
+          this.#start('refresh', this.#options.requestTimeout, () => this.#refreshFailed(undefined, 'no answer in time'));
+        }
+      },
+      () => {
+        if (this.#ws === ws && this.#refreshing === 'fetching') {
+          this.#refreshFailed(undefined, 'token provider failed');
+        }
+      },
+    );
+  }
+
+  /** A refresh failed: report it, and try again after the backoff unless the token has expired by then. */
+  #refreshFailed(code, message) {
+    this.#refreshing = null;
+    this.#emit('refresh-failed', { code, message });
+    const delay = reconnectDelay(this.#refreshAttempt, this.#backoff, this.#random);
+    this.#refreshAttempt += 1;
+    if (this.#expiresAt !== null && Date.now() + delay < this.#expiresAt) {
+      this.#start('refresh', delay, () => this.#refresh());
+    } else {
+      this.#stop('refresh');
+    }
+  }
+
+  /** The server ended the subscription by itself: stop tracking the channel and report it. */
+  #unsubscribed(channel, reason) {
+    this.#positions.delete(channel);
+    this.#subscribing.delete(channel);
+    this.#presence.delete(channel);
+    this.#emit('unsubscribed', { channel, reason });
   }
 
   /** Whether a publication at `offset` is new, advancing the position. */
@@ -574,9 +743,13 @@ export class TetherClient {
     }
   }
 
-  /** An `error`: settles the request or subscription it answers, or is reported. */
+  /** An `error`: settles the request, refresh or subscription it answers, or is reported. */
   #error({ id, code, message }) {
     const number = requestNumber(id);
+    if (number !== undefined && number === this.#refreshing) {
+      this.#refreshFailed(String(code), String(message));
+      return;
+    }
     const request = this.#requests.get(number);
     if (request) {
       this.#requests.delete(number);
@@ -632,6 +805,8 @@ export class TetherClient {
     for (const name of [...this.#timers.keys()]) {
       this.#stop(name);
     }
+    this.#refreshing = null;
+    this.#expiresAt = null;
     this.#subscribing.clear();
     const allowed = this.#backoff.maxAttempts == null || this.#attempt < this.#backoff.maxAttempts;
     const delay = retry && allowed ? reconnectDelay(this.#attempt, this.#backoff, this.#random) : null;

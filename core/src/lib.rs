@@ -91,7 +91,8 @@ pub use hub::{BACKPLANE_BACKOFF, Member, Refusal, StoreEvent, StoreRequest, Tick
 // The client session: what a client adapter drives.
 pub use backoff::{Backoff, RetrySchedule};
 pub use client::{
-    ClientConfig, ClientSession, Event, Output as ClientOutput, RequestError, SendError, Transmit,
+    ClientConfig, ClientSession, Event, Output as ClientOutput, RequestError, SendError,
+    TokenSource, Transmit,
 };
 
 // The protocol's vocabulary: messages, channels, codes, metrics.

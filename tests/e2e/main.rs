@@ -61,4 +61,5 @@ mod recovery;
 mod routes;
 mod shutdown;
 mod smol_client;
+mod token_refresh;
 mod validation;

@@ -137,7 +137,7 @@ impl Encode for A {
 
 impl Encode for C {
     fn encode(&self, out: &mut Vec<u8>) {
-        const N: u64 = 17;
+        const N: u64 = 19;
         match self {
             C::Subscribe(channel) => {
                 variant(out, 0, N);
@@ -194,6 +194,11 @@ impl Encode for C {
                 variant(out, 16, N);
                 millis.encode(out);
             }
+            C::Token(given) => {
+                variant(out, 17, N);
+                given.encode(out);
+            }
+            C::SetToken => variant(out, 18, N),
         }
     }
 }
@@ -410,7 +415,15 @@ fn server_scenarios() -> Vec<(&'static str, Vec<S>)> {
 }
 
 fn client_scenarios() -> Vec<(&'static str, Vec<C>)> {
-    let connect = || vec![C::Accept, C::Flush, C::Verdict(Some(0)), C::Flush];
+    let connect = || {
+        vec![
+            C::Token(true),
+            C::Accept,
+            C::Flush,
+            C::Verdict(Some(0)),
+            C::Flush,
+        ]
+    };
     let with = |before: Vec<C>, after: Vec<C>| {
         let mut ops = before;
         ops.extend(after);
@@ -449,6 +462,7 @@ fn client_scenarios() -> Vec<(&'static str, Vec<C>)> {
                         payload: 1,
                     },
                     C::Advance(300),
+                    C::Token(true),
                     C::Accept,
                     C::Flush,
                     C::Verdict(Some(0)),
@@ -465,6 +479,7 @@ fn client_scenarios() -> Vec<(&'static str, Vec<C>)> {
                     C::Flush,
                     C::Restart,
                     C::Advance(300),
+                    C::Token(true),
                     C::Accept,
                     C::Flush,
                     C::Verdict(Some(1)),
@@ -479,7 +494,7 @@ fn client_scenarios() -> Vec<(&'static str, Vec<C>)> {
                 timeout: 60_000,
             }];
             for _ in 0..7 {
-                ops.extend([C::Refuse, C::Advance(2500)]);
+                ops.extend([C::Token(true), C::Refuse, C::Advance(2500)]);
             }
             ops
         }),
@@ -497,6 +512,8 @@ fn client_scenarios() -> Vec<(&'static str, Vec<C>)> {
                 },
                 C::Send(1),
                 C::Advance(2500),
+                C::Advance(300),
+                C::Token(true),
                 C::Accept,
                 C::Flush,
                 C::Verdict(Some(0)),
@@ -506,6 +523,7 @@ fn client_scenarios() -> Vec<(&'static str, Vec<C>)> {
         (
             "token_rejected",
             vec![
+                C::Token(true),
                 C::Accept,
                 C::Flush,
                 C::Verdict(None),
@@ -542,6 +560,7 @@ fn client_scenarios() -> Vec<(&'static str, Vec<C>)> {
         (
             "partial_deliveries_and_heartbeat",
             vec![
+                C::Token(true),
                 C::Accept,
                 C::ToNode(1),
                 C::ToClient(1),
@@ -553,6 +572,51 @@ fn client_scenarios() -> Vec<(&'static str, Vec<C>)> {
                 C::Flush,
                 C::Advance(3000),
                 C::Advance(1000),
+            ],
+        ),
+        (
+            "token_refreshed_then_expired",
+            vec![
+                C::Token(true),
+                C::Accept,
+                C::Flush,
+                // A token that lives 1 s: refreshed at 800 ms.
+                C::Verdict(Some(3)),
+                C::Flush,
+                C::Advance(800),
+                C::Token(true),
+                C::Flush,
+                C::Verdict(Some(3)),
+                C::Flush,
+                // The next refresh finds no token, and its retry would
+                // come after the expiry: the node closes 4004.
+                C::Advance(800),
+                C::Token(false),
+                C::Advance(300),
+                C::Flush,
+                C::Advance(300),
+                C::Token(true),
+                C::Accept,
+                C::Flush,
+                C::Verdict(Some(0)),
+                C::Flush,
+            ],
+        ),
+        (
+            "token_switched_to_fixed",
+            vec![
+                C::SetToken,
+                C::Token(true),
+                C::Accept,
+                C::Flush,
+                C::Verdict(Some(1)),
+                C::Flush,
+                C::Drop,
+                C::Advance(300),
+                C::Accept,
+                C::Flush,
+                C::Verdict(Some(1)),
+                C::Flush,
             ],
         ),
     ]

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { TetherClient, TetherError, reconnectDelay, DEFAULTS } from '../tether.js';
+import { TetherClient, TetherError, reconnectDelay, refreshDelay, DEFAULTS } from '../tether.js';
 
 /** A WebSocket the test drives: it records what the client sends. */
 class ScriptedSocket {
@@ -53,7 +53,9 @@ let sockets = [];
 
 /** A client on scripted sockets with fixed jitter (half of the range), and its events. */
 async function start(t, options = {}) {
-  t.mock.timers.enable({ apis: ['setTimeout'] });
+  if (options.getToken === undefined) {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+  }
   sockets = [];
   const events = [];
   const client = new TetherClient('ws://127.0.0.1:1/ws', {
@@ -62,7 +64,7 @@ async function start(t, options = {}) {
     WebSocket: ScriptedSocket,
     ...options,
   });
-  for (const type of ['message', 'presence', 'join', 'leave', 'subscribed', 'state', 'error']) {
+  for (const type of ['message', 'presence', 'join', 'leave', 'subscribed', 'unsubscribed', 'refreshed', 'refresh-failed', 'state', 'error']) {
     client.on(type, (event) => events.push({ type, ...event }));
   }
   await Promise.resolve();
@@ -382,4 +384,165 @@ test('a binary message drops the connection and is retried, reported as 1003', a
   sockets[0].onmessage({ data: new ArrayBuffer(1) });
   assert.equal(client.state, 'reconnecting');
   assert.deepEqual(events.at(-1).reason, { code: 1003, reason: 'binary message' });
+});
+
+/** Lets every settled promise run its callbacks (`setImmediate` is not mocked). */
+function settle() {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** The wall clock the token tests start at. */
+const EPOCH = 1_700_000_000_000;
+
+/** A client with `getToken` handing out `t1`, `t2`, ... (or failing while `refusing`), its events and its calls. */
+async function startWithTokens(t, options = {}) {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: EPOCH });
+  const tokens = { calls: 0, refusing: false };
+  const started = await start(t, {
+    token: undefined,
+    getToken: async () => {
+      tokens.calls += 1;
+      if (tokens.refusing) {
+        throw new Error('no token now');
+      }
+      return `t${tokens.calls}`;
+    },
+    ...options,
+  });
+  await settle();
+  return { ...started, tokens };
+}
+
+/**
+ * Lets `ms` pass on an open `socket` in steps of at most 20 s, each ended
+ * by a `pong` from the server, so that the heartbeat never finds it dead.
+ */
+async function live(t, socket, ms) {
+  for (let left = ms; left > 0; left -= 20000) {
+    t.mock.timers.tick(Math.min(left, 20000));
+    await settle();
+    socket.receive({ type: 'pong' });
+  }
+}
+
+/** Opens the newest socket and accepts its `auth` with a token that lives `life` ms. */
+function acceptUntil(life) {
+  const socket = sockets.at(-1);
+  socket.open();
+  socket.receive({ type: 'auth_ack', user: 'alice', session: 's', expires_at: Date.now() + life });
+  return socket;
+}
+
+test('getToken is asked before every connection and its token goes in auth', async (t) => {
+  const { events, tokens } = await startWithTokens(t);
+  assert.equal(tokens.calls, 1);
+  const first = acceptUntil(120000);
+  assert.deepEqual(first.sent[0], { type: 'auth', token: 't1' });
+  assert.equal(events.at(-1).expiresAt, EPOCH + 120000);
+  first.drop(1001);
+  t.mock.timers.tick(1499);
+  await settle();
+  assert.equal(tokens.calls, 1, 'not before the reconnect delay');
+  t.mock.timers.tick(1);
+  await settle();
+  assert.equal(tokens.calls, 2);
+  sockets.at(-1).open();
+  assert.deepEqual(sockets.at(-1).sent[0], { type: 'auth', token: 't2' });
+});
+
+test('a failed getToken is a failed attempt', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: EPOCH });
+  const { client, events } = await start(t, { token: undefined, getToken: () => Promise.reject(new Error('down')) });
+  await settle();
+  assert.equal(sockets.length, 0, 'no socket without a token');
+  assert.equal(client.state, 'reconnecting');
+  assert.deepEqual(events.at(-1).reason, { code: 1006, reason: 'token provider failed' });
+});
+
+test('a refresh is due at four fifths of the remaining life, not a millisecond before', async (t) => {
+  const { events, tokens } = await startWithTokens(t);
+  const socket = acceptUntil(120000);
+  await live(t, socket, 95999);
+  assert.equal(tokens.calls, 1);
+  t.mock.timers.tick(1);
+  await settle();
+  assert.equal(tokens.calls, 2, 'asked at exactly 96 s');
+  assert.deepEqual(socket.sent.at(-1), { type: 'refresh', token: 't2', id: 'r1' });
+  // An hour's token is refreshed a minute before it expires.
+  socket.receive({ type: 'refreshed', id: 'r1', expires_at: Date.now() + 3600000 });
+  assert.deepEqual(events.at(-1), { type: 'refreshed', expiresAt: EPOCH + 96000 + 3600000 });
+  assert.equal(refreshDelay(3600000), 3540000);
+  assert.equal(refreshDelay(0), null);
+});
+
+test('a refused or failed refresh is retried with backoff until the expiry', async (t) => {
+  const { events, tokens } = await startWithTokens(t);
+  const socket = acceptUntil(120000);
+  await live(t, socket, 96000);
+  assert.deepEqual(socket.sent.at(-1), { type: 'refresh', token: 't2', id: 'r1' });
+  socket.receive({ type: 'error', id: 'r1', code: 'FORBIDDEN', message: 'refused' });
+  assert.deepEqual(events.at(-1), { type: 'refresh-failed', code: 'FORBIDDEN', message: 'refused' });
+  tokens.refusing = true;
+  t.mock.timers.tick(1500);
+  await settle();
+  assert.deepEqual(events.at(-1), { type: 'refresh-failed', code: undefined, message: 'token provider failed' });
+  tokens.refusing = false;
+  t.mock.timers.tick(2500);
+  await settle();
+  assert.deepEqual(socket.sent.at(-1), { type: 'refresh', token: 't4', id: 'r2' });
+  socket.receive({ type: 'refreshed', id: 'r2' });
+  assert.deepEqual(events.at(-1), { type: 'refreshed', expiresAt: undefined });
+  await live(t, socket, 600000);
+  assert.equal(tokens.calls, 4, 'a token without expiry is never refreshed');
+});
+
+test('no refresh is retried past the expiry', async (t) => {
+  const { client, tokens } = await startWithTokens(t);
+  const socket = acceptUntil(3000);
+  t.mock.timers.tick(2400);
+  await settle();
+  socket.receive({ type: 'error', id: 'r1', code: 'FORBIDDEN', message: 'refused' });
+  await live(t, socket, 60000);
+  assert.equal(tokens.calls, 2);
+  assert.equal(client.state, 'open');
+});
+
+test('a close 4004 gets a new token and reconnects; with a fixed token it is final', async (t) => {
+  const { client, tokens } = await startWithTokens(t);
+  acceptUntil(120000).drop(4004, 'token expired');
+  assert.equal(client.state, 'reconnecting');
+  t.mock.timers.tick(1500);
+  await settle();
+  assert.equal(tokens.calls, 2);
+  sockets.at(-1).open();
+  assert.deepEqual(sockets.at(-1).sent[0], { type: 'auth', token: 't2' });
+  t.mock.timers.reset();
+
+  const fixed = await start(t);
+  accept().drop(4004, 'token expired');
+  assert.equal(fixed.client.state, 'closed');
+  t.mock.timers.reset();
+
+  const replaced = await start(t);
+  const socket = accept();
+  replaced.client.setToken('renewed');
+  socket.drop(4004, 'token expired');
+  t.mock.timers.tick(1500);
+  sockets.at(-1).open();
+  assert.deepEqual(sockets.at(-1).sent[0], { type: 'auth', token: 'renewed' });
+});
+
+test('an unsolicited unsubscribed is reported and never resubscribed', async (t) => {
+  const { client, events } = await start(t);
+  client.subscribe('a');
+  client.subscribe('b');
+  const first = accept();
+  first.receive({ type: 'subscribed', channel: 'a', id: 'r1', epoch: 'e', offset: 3 });
+  first.receive({ type: 'subscribed', channel: 'b', id: 'r2', epoch: 'e', offset: 5 });
+  first.receive({ type: 'unsubscribed', channel: 'a', reason: 'forbidden' });
+  assert.deepEqual(events.at(-1), { type: 'unsubscribed', channel: 'a', reason: 'forbidden' });
+  first.drop(1001);
+  t.mock.timers.tick(1500);
+  const second = accept();
+  assert.deepEqual(second.sent.slice(1), [{ type: 'subscribe', channel: 'b', id: 'r3', since: { epoch: 'e', offset: 5 } }]);
 });

@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import pixelmatch from 'pixelmatch';
 import { PNG } from 'pngjs';
 
-import { TetherServer, buildServer, configFile, launchBrowser } from './harness.mjs';
+import { DEMO_ARGS, TetherServer, buildServer, configFile, launchBrowser } from './harness.mjs';
 
 const ARTIFACTS = new URL('./artifacts/', import.meta.url);
 /** Reference pictures; `UPDATE_SCREENSHOTS=1` writes them anew. */
@@ -73,7 +73,7 @@ async function withServer(server, body) {
 before(() => mkdir(ARTIFACTS, { recursive: true }));
 
 test('two pages chat and see each other arrive in the user list', async () => {
-  const server = await TetherServer.start();
+  const server = await TetherServer.start({ args: DEMO_ARGS });
   await withServer(server, async () => {
     const alice = await joinAs(server, 'alice');
     const bob = await joinAs(server, 'bob');
@@ -99,7 +99,7 @@ test('two pages chat and see each other arrive in the user list', async () => {
 });
 
 test('a restarted server gets the pages back by themselves, with what waited offline', async () => {
-  let server = await TetherServer.start();
+  let server = await TetherServer.start({ args: DEMO_ARGS });
   const port = server.port;
   const alice = await joinAs(server, 'alice');
   const bob = await joinAs(server, 'bob');
@@ -117,7 +117,7 @@ test('a restarted server gets the pages back by themselves, with what waited off
   await say(alice, 'sent while the server was down');
   await alice.locator('#outbox li[data-status="queued"]', { hasText: 'sent while the server was down' }).waitFor();
 
-  server = await TetherServer.start({ port });
+  server = await TetherServer.start({ args: DEMO_ARGS, port });
   await withServer(server, async () => {
     for (const page of [alice, bob]) {
       await waitForState(page, 'open');
@@ -160,7 +160,7 @@ async function assertLooksLike(png, name) {
 }
 
 test('without a token the page asks for a name in one tidy card, then joins', async () => {
-  const server = await TetherServer.start();
+  const server = await TetherServer.start({ args: DEMO_ARGS });
   await withServer(server, async () => {
     const page = await browser.context.newPage();
     await page.goto(server.url);

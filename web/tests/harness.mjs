@@ -34,6 +34,13 @@ export function buildServer() {
   }
 }
 
+/**
+ * The arguments of the demo page's server: `demo.toml` declares its
+ * channels as an explicit namespace, and `--dev` gives development tokens
+ * (its open namespace comes after the declared one, so it governs nothing).
+ */
+export const DEMO_ARGS = ['--config', join(ROOT, 'web', 'tests', 'demo.toml'), '--dev'];
+
 /** A running `tether serve`, learnt port included. */
 export class TetherServer {
   /**

@@ -59,5 +59,5 @@ mod client;
 mod io;
 mod server;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, TokenProvider};
 pub use server::{Handle, Server, ServerOptions};

@@ -41,6 +41,7 @@ mod dial;
 mod driver;
 mod error;
 mod output;
+mod token;
 mod url;
 
 use std::time::Duration;
@@ -48,10 +49,12 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use tether_core::{
     Channel, ClientConfig, ClientMessage, ClientSession, Event, Instant, RequestId, ServerMessage,
+    TokenSource,
 };
 
 use self::driver::{Command, Driver};
 pub use self::error::ClientError;
+pub use self::token::TokenProvider;
 pub use self::url::{UrlError, config_from_url};
 
 /// Commands that may wait for the task before callers start to wait too.
@@ -77,8 +80,12 @@ impl Client {
     /// masks, reconnect jitter or idempotency keys (two sessions of one
     /// user with the same keys would suppress each other's publications);
     /// any other seed is used as given, which makes a run reproducible.
+    ///
+    /// A `config` whose token is [`TokenSource::Provider`] needs
+    /// [`Client::connect_with_provider`]: here every attempt fails for want
+    /// of a token.
     pub fn connect(config: ClientConfig) -> Client {
-        let (client, driver) = Client::start(config);
+        let (client, driver) = Client::start(config, None);
         smol::spawn(driver.run()).detach();
         client
     }
@@ -86,7 +93,32 @@ impl Client {
     /// Like [`Client::connect`], but spawns the driver task on `executor`,
     /// which the caller must keep running for as long as the session lives.
     pub fn connect_on(executor: &smol::Executor<'_>, config: ClientConfig) -> Client {
-        let (client, driver) = Client::start(config);
+        let (client, driver) = Client::start(config, None);
+        executor.spawn(driver.run()).detach();
+        client
+    }
+
+    /// Like [`Client::connect`], with tokens from `provider` instead of the
+    /// token in `config`: it is called before every connection and before
+    /// the token expires (the session refreshes it on the open connection),
+    /// and after a close `4004` (token expired) the session reconnects with
+    /// a new one.
+    pub fn connect_with_provider(mut config: ClientConfig, provider: TokenProvider) -> Client {
+        config.token = TokenSource::Provider;
+        let (client, driver) = Client::start(config, Some(provider));
+        smol::spawn(driver.run()).detach();
+        client
+    }
+
+    /// Like [`Client::connect_with_provider`], but spawns the driver task on
+    /// `executor`, as [`Client::connect_on`] does.
+    pub fn connect_on_with_provider(
+        executor: &smol::Executor<'_>,
+        mut config: ClientConfig,
+        provider: TokenProvider,
+    ) -> Client {
+        config.token = TokenSource::Provider;
+        let (client, driver) = Client::start(config, Some(provider));
         executor.spawn(driver.run()).detach();
         client
     }
@@ -178,7 +210,7 @@ impl Client {
     }
 
     /// The handle and the task, connected by their channels.
-    fn start(mut config: ClientConfig) -> (Client, Driver) {
+    fn start(mut config: ClientConfig, provider: Option<TokenProvider>) -> (Client, Driver) {
         if config.seed == 0 {
             config.seed = fastrand::u64(1..);
         }
@@ -187,7 +219,7 @@ impl Client {
         let (commands, command_rx) = async_channel::bounded(COMMAND_BACKLOG);
         let (event_tx, events) = async_channel::unbounded();
         let (finished_tx, finished) = async_channel::bounded(1);
-        let driver = Driver::new(session, start, command_rx, event_tx, finished_tx);
+        let driver = Driver::new(session, start, provider, command_rx, event_tx, finished_tx);
         let client = Client {
             commands,
             events,

@@ -5,6 +5,29 @@ use std::time::Duration;
 
 use crate::backoff::Backoff;
 
+/// Where the token sent in `auth` (and in `refresh`) comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// This token, on every connection; the session never refreshes it, and
+    /// a close `4004` (token expired) is final unless
+    /// [`set_token`](super::ClientSession::set_token) replaced it since.
+    Fixed(String),
+    /// A token from the application, asked for with
+    /// [`Output::TokenWanted`](super::Output::TokenWanted) before every
+    /// connection and for every refresh: the session keeps a connection's
+    /// token fresh and reconnects after a close `4004` with a new one.
+    Provider,
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSource::Fixed(_) => f.write_str("Fixed(<hidden>)"),
+            TokenSource::Provider => f.write_str("Provider"),
+        }
+    }
+}
+
 /// Everything a [`ClientSession`](super::ClientSession) needs to know before
 /// it dials: where to, as whom, and how patient to be.
 ///
@@ -21,8 +44,9 @@ pub struct ClientConfig {
     /// The `Origin` header to send, if any; servers without an allow-list
     /// accept a handshake without one.
     pub origin: Option<String>,
-    /// The token sent in the `auth` message on every connection.
-    pub token: String,
+    /// The token sent in `auth`: a fixed one, or one asked for before every
+    /// connection.
+    pub token: TokenSource,
     /// The reconnect schedule, including the optional limit on attempts in a
     /// row (`max_attempts`, unlimited by default).
     pub backoff: Backoff,
@@ -51,7 +75,9 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Settings for `host` with `token` and the protocol's defaults: path
+    /// Settings for `host` with the fixed `token` and the protocol's
+    /// defaults (set `token` to [`TokenSource::Provider`] for fresh tokens
+    /// from the application): path
     /// `/ws`, no origin, backoff 1 s to 30 s with 1 s jitter and no attempt
     /// limit, ping after 25 s idle, dead 10 s later, requests and connects
     /// time out after 10 s, close waits 5 s, 1,000 queued messages, 64 KiB
@@ -61,7 +87,7 @@ impl ClientConfig {
             host: host.into(),
             path: "/ws".into(),
             origin: None,
-            token: token.into(),
+            token: TokenSource::Fixed(token.into()),
             backoff: Backoff::default(),
             ping_idle: Duration::from_secs(25),
             pong_timeout: Duration::from_secs(10),
@@ -81,7 +107,7 @@ impl fmt::Debug for ClientConfig {
             .field("host", &self.host)
             .field("path", &self.path)
             .field("origin", &self.origin)
-            .field("token", &"<hidden>")
+            .field("token", &self.token)
             .field("backoff", &self.backoff)
             .field("ping_idle", &self.ping_idle)
             .field("pong_timeout", &self.pong_timeout)
@@ -118,6 +144,7 @@ mod tests {
     fn debug_output_hides_the_token() {
         let debug = format!("{:?}", ClientConfig::new("example.com", "secret"));
         assert!(debug.contains("example.com"));
+        assert!(debug.contains("Fixed(<hidden>)"), "{debug}");
         assert!(!debug.contains("secret"), "{debug}");
     }
 }

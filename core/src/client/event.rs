@@ -11,7 +11,7 @@ use crate::close::CloseReason;
 
 use serde_json::value::RawValue;
 
-use crate::envelope::{Channel, ErrorCode, RequestId, ServerMessage};
+use crate::envelope::{Channel, ErrorCode, RequestId, ServerMessage, UnsubscribeReason};
 use crate::time::Instant;
 
 /// What [`ClientSession::poll_output`](super::ClientSession::poll_output)
@@ -20,6 +20,12 @@ use crate::time::Instant;
 pub enum Output {
     /// Something to do to the socket.
     Transmit(Transmit),
+    /// The session needs a token from the application's provider (only
+    /// with [`TokenSource::Provider`](super::TokenSource::Provider)): get
+    /// one, then call `handle_token`, or `handle_token_failed` if none can
+    /// be had. At most one is wanted at a time; an answer that comes when
+    /// none is wanted any more is ignored.
+    TokenWanted,
     /// Something the application should know about.
     Event(Event),
     /// Nothing more until this instant (then `handle_timeout`) or the next
@@ -52,6 +58,25 @@ pub enum Event {
         user: String,
         /// The server's id for this connection.
         session: String,
+        /// When the token expires, in Unix milliseconds, as `auth_ack`
+        /// said; `None` for a token without expiry.
+        expires_at: Option<u64>,
+    },
+    /// The server accepted a fresh token on the open connection.
+    Refreshed {
+        /// When the new token expires, in Unix milliseconds; `None` for a
+        /// token without expiry.
+        expires_at: Option<u64>,
+    },
+    /// A refresh failed; the session tries again, with backoff, until the
+    /// token expires (then the server closes `4004` and the session
+    /// reconnects with a new token).
+    RefreshFailed {
+        /// The server's error code, or `None` when the provider gave no
+        /// token or the server no answer in time.
+        code: Option<ErrorCode>,
+        /// What went wrong.
+        message: String,
     },
     /// A connection ended, or a connection attempt failed.
     Disconnected {
@@ -91,6 +116,15 @@ pub enum Event {
         code: ErrorCode,
         /// The server's explanation.
         message: String,
+    },
+    /// The server ended a subscription by itself (its grants no longer
+    /// allow the channel); the channel is no longer tracked and is not
+    /// subscribed again after a reconnect.
+    Unsubscribed {
+        /// The channel.
+        channel: Channel,
+        /// Why the server ended it.
+        reason: UnsubscribeReason,
     },
     /// A publication, each offset delivered at most once per epoch.
     Message {

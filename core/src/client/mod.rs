@@ -6,13 +6,14 @@
 
 mod config;
 mod event;
+mod expiry;
 mod offline;
 mod requests;
 mod session;
 mod subscriptions;
 mod wire;
 
-pub use config::ClientConfig;
+pub use config::{ClientConfig, TokenSource};
 pub use event::{Event, Output, RequestError, SendError, Transmit};
 pub use session::ClientSession;
 

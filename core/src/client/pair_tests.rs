@@ -162,7 +162,7 @@ impl Pair {
                     self.conns_accepted += 1;
                     let conn = Connection::new(&self.config, self.now);
                     self.conn = Some((ConnId(self.conns_accepted), conn));
-                    self.client.handle_connected(self.now);
+                    self.client.handle_connected(self.now, 0);
                 } else {
                     self.client.handle_connect_failed(self.now);
                 }

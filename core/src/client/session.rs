@@ -6,13 +6,18 @@
 //! A [`ClientSession`] is a state machine over [`State`]:
 //!
 //! ```text
-//!            ┌──────────────────── Reconnect timer ◄──────────────────┐
-//!            ▼                                                        │
-//!  new ─► Dialing ─► Upgrading ─► Authenticating ─► Open ─► (lost) ─► Waiting
-//!            │           │              │             │
-//!            │           │              │             └─ close() ─► Closing ─► Closed
-//!            └───────────┴──────────────┴─ failure ─► Waiting, or Closed if final
+//!            ┌──────────────────────────── Reconnect timer ◄──────────────────┐
+//!            ▼                                                                │
+//!  new ─► (FetchingToken) ─► Dialing ─► Upgrading ─► Authenticating ─► Open ─► (lost) ─► Waiting
+//!                 │             │           │              │             │
+//!                 │             │           │              │             └─ close() ─► Closing ─► Closed
+//!                 └─────────────┴───────────┴──────────────┴─ failure ─► Waiting, or Closed if final
 //! ```
+//!
+//! `FetchingToken` is passed through only with a token provider
+//! ([`TokenSource::Provider`]): the session hands out
+//! [`Output::TokenWanted`] and the adapter answers with `handle_token` or
+//! `handle_token_failed`. The session never calls the application itself.
 //!
 //! Even opening a socket is an output: the session hands out
 //! [`Transmit::Dial`] and the adapter answers with `handle_connected` or
@@ -33,6 +38,18 @@
 //! after the `101`, `auth` is the first message; after `auth_ack` the retry
 //! counter resets, every tracked channel is re-subscribed (with `since` set
 //! to the last position seen), then the offline queue is flushed in order.
+//!
+//! With a provider, an open connection's token is refreshed before it
+//! expires: `expires_at` (from `auth_ack`, then from each `refreshed`) is
+//! placed on the time line with the wall clock the adapter reported in
+//! `handle_connected`, the refresh is due at the later of four fifths of
+//! the remaining life and one minute before expiry, and then a token is
+//! wanted and sent in `refresh`. A refusal, a provider failure or no answer
+//! within `request_timeout` is retried with the reconnect backoff, as long
+//! as the retry comes before the expiry. A close `4004` is reconnected
+//! after (with a new token); without a provider it is final unless
+//! `set_token` replaced the token since it was sent, since the same token
+//! would be refused again.
 //!
 //! On losing one (a close frame, a dropped socket, a protocol error from the
 //! server, a failed dial, a heartbeat or connect timeout): every request
@@ -55,8 +72,10 @@
 //! - The heartbeat counts only incoming bytes as life: `ping_idle` after the
 //!   last byte received the client sends `{"type":"ping"}`; `pong_timeout`
 //!   later, with nothing received meanwhile, the connection is dead.
-//! - `connect_timeout` bounds the time from a dial to `auth_ack`, since the
-//!   adapter keeps no timers of its own.
+//! - `connect_timeout` bounds the time from a dial (or from the token
+//!   request before it) to `auth_ack`, since the adapter keeps no timers of
+//!   its own; a provider that fails or does not answer in time counts as a
+//!   failed attempt.
 //! - Subscriptions made with `subscribe` are tracked, carry ids, and have no
 //!   deadline: a subscription is retried on every connection until the
 //!   server answers `subscribed` (an event) or `error` (`SubscribeFailed`,
@@ -75,6 +94,9 @@
 //! - Server messages that do not parse are ignored: newer servers may add
 //!   message types, and PROTOCOL.md asks peers to ignore what they do not
 //!   know.
+//! - An unsolicited `unsubscribed` (the server's grants no longer allow the
+//!   channel) ends the tracking of the channel: it is reported and never
+//!   subscribed again by itself.
 //! - Publications on channels the session does not track (raw `subscribe`
 //!   messages sent with `send`) are delivered unfiltered.
 //! - `heartbeat_ms` and `max_payload` in `auth_ack` are informational: the
@@ -82,21 +104,23 @@
 
 use std::collections::VecDeque;
 use std::mem;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
-use super::config::ClientConfig;
+use super::config::{ClientConfig, TokenSource};
 use super::event::{Event, Output, RequestError, SendError, Transmit};
+use super::expiry::{WallClock, refresh_instant};
 use super::offline::{OfflineQueue, Queued};
 use super::requests::{Requests, Stage};
 use super::subscriptions::Subscriptions;
 use super::wire::{self, Incoming, Link, LinkError};
-use crate::backoff::RetrySchedule;
+use crate::backoff::{Backoff, RetrySchedule};
 use crate::close::{CloseCode, CloseReason};
 use crate::envelope::{
     Channel, ClientMessage, ErrorCode, IdempotencyKey, Position, RequestId, ServerMessage,
-    encode_client_message, parse_server_message,
+    UnsubscribeReason, encode_client_message, parse_server_message,
 };
 use crate::frame::Message;
 use crate::http::HandshakeError;
@@ -115,6 +139,20 @@ pub struct ClientSession {
     requests: Requests,
     offline: OfflineQueue,
     subscriptions: Subscriptions,
+    /// The token of the current connection (attempt).
+    token: String,
+    /// `set_token` replaced the token since it was last sent in `auth`.
+    token_replaced: bool,
+    /// A token is wanted and [`Output::TokenWanted`] not yet handed out.
+    token_wanted: bool,
+    /// The wall clock when the current connection's socket opened.
+    wall_clock: Option<WallClock>,
+    /// When the current connection's token expires, if it does.
+    expires: Option<Instant>,
+    /// The refresh of the current connection's token under way, if any.
+    refresh: Refresh,
+    /// The backoff between failed refreshes of one token.
+    refresh_retry: RetrySchedule,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -123,6 +161,8 @@ pub struct ClientSession {
 /// that have one.
 #[derive(Debug)]
 enum State {
+    /// A token was asked for; waiting for the provider's answer to dial.
+    FetchingToken,
     /// A dial was handed out; waiting for the adapter's verdict.
     Dialing,
     /// The upgrade request was written; waiting for the `101`.
@@ -155,9 +195,23 @@ enum Timer {
     Closing,
     /// The earliest deadline of any pending request.
     RequestDeadline,
+    /// When the token's refresh is due, or the deadline of the one under
+    /// way.
+    Refresh,
 }
 
-const TIMERS: usize = 6;
+const TIMERS: usize = 7;
+
+/// Where the refresh of the open connection's token stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refresh {
+    /// None under way.
+    Idle,
+    /// A token was asked for.
+    Fetching,
+    /// `refresh` number `.0` was sent; waiting for the verdict.
+    Sent(u64),
+}
 
 impl TimerKey for Timer {
     const ALL: &'static [Self] = &[
@@ -167,6 +221,7 @@ impl TimerKey for Timer {
         Timer::PongDeadline,
         Timer::Closing,
         Timer::RequestDeadline,
+        Timer::Refresh,
     ];
 
     fn index(self) -> usize {
@@ -175,11 +230,17 @@ impl TimerKey for Timer {
 }
 
 impl ClientSession {
-    /// A session that starts dialing at once: the first output is a
-    /// [`Transmit::Dial`].
+    /// A session that starts connecting at once: the first output is a
+    /// [`Transmit::Dial`], or [`Output::TokenWanted`] with a token
+    /// provider.
     pub fn new(now: Instant, config: ClientConfig) -> Self {
         let mut rng = fastrand::Rng::with_seed(config.seed);
         let retry = RetrySchedule::new(config.backoff.clone(), rng.u64(..));
+        let refresh_backoff = Backoff {
+            max_attempts: None,
+            ..config.backoff.clone()
+        };
+        let refresh_retry = RetrySchedule::new(refresh_backoff, rng.u64(..));
         let mut session = ClientSession {
             offline: OfflineQueue::new(config.offline_queue),
             config,
@@ -189,10 +250,17 @@ impl ClientSession {
             timers: TimerTable::default(),
             requests: Requests::default(),
             subscriptions: Subscriptions::default(),
+            token: String::new(),
+            token_replaced: false,
+            token_wanted: false,
+            wall_clock: None,
+            expires: None,
+            refresh: Refresh::Idle,
+            refresh_retry,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
-        session.dial(now);
+        session.start_attempt(now);
         session
     }
 
@@ -211,11 +279,15 @@ impl ClientSession {
         matches!(self.state, State::Closing(_) | State::Closed)
     }
 
-    /// The socket the last [`Transmit::Dial`] asked for is open.
-    pub fn handle_connected(&mut self, _now: Instant) {
+    /// The socket the last [`Transmit::Dial`] asked for is open, and the
+    /// wall clock shows `unix_ms` (Unix milliseconds) at `now`: the session
+    /// reads no clock, and places the token's `expires_at` on its time line
+    /// with this reading.
+    pub fn handle_connected(&mut self, now: Instant, unix_ms: u64) {
         if !matches!(self.state, State::Dialing) {
             return;
         }
+        self.wall_clock = Some(WallClock { at: now, unix_ms });
         let (link, request) = Link::open(&self.config, &mut self.rng);
         self.write(Bytes::from(request));
         self.state = State::Upgrading(link);
@@ -261,6 +333,42 @@ impl ClientSession {
         self.sync_request_timer();
     }
 
+    /// The provider's answer to [`Output::TokenWanted`]: dials with `token`,
+    /// or sends it in a `refresh`. Ignored when no token is wanted any more.
+    pub fn handle_token(&mut self, now: Instant, token: String) {
+        match self.state {
+            State::FetchingToken => {
+                self.token = token;
+                self.dial();
+            }
+            State::Open(_) if self.refresh == Refresh::Fetching => {
+                let number = self.requests.next_number();
+                self.write_message(&ClientMessage::Refresh {
+                    id: Some(Requests::id(number)),
+                    token,
+                });
+                self.refresh = Refresh::Sent(number);
+                self.timers
+                    .set(Timer::Refresh, now + self.config.request_timeout);
+            }
+            _ => {}
+        }
+    }
+
+    /// The provider could not give the token [`Output::TokenWanted`] asked
+    /// for: a connection attempt fails (and is retried with backoff), a
+    /// refresh is retried. Ignored when no token is wanted any more.
+    pub fn handle_token_failed(&mut self, now: Instant) {
+        match self.state {
+            State::FetchingToken => self.lose(now, abnormal("token provider failed"), true),
+            State::Open(_) if self.refresh == Refresh::Fetching => {
+                self.refresh_failed(now, None, "token provider failed".into());
+            }
+            _ => {}
+        }
+        self.sync_request_timer();
+    }
+
     /// The socket closed by itself (EOF or an error), not because of a
     /// [`Transmit::Close`].
     pub fn handle_transport_closed(&mut self, now: Instant) {
@@ -270,7 +378,7 @@ impl ClientSession {
                 self.lose(now, abnormal("connection lost"), true);
             }
             State::Closing(_) => self.lose(now, closed_by_client(), false),
-            State::Waiting | State::Closed => {}
+            State::FetchingToken | State::Waiting | State::Closed => {}
         }
         self.sync_request_timer();
     }
@@ -281,10 +389,12 @@ impl ClientSession {
         while let Some((timer, _)) = self.timers.expired(now) {
             match timer {
                 Timer::Connect => {
-                    self.transmits.push_back(Transmit::Close);
+                    if !matches!(self.state, State::FetchingToken) {
+                        self.transmits.push_back(Transmit::Close);
+                    }
                     self.lose(now, abnormal("connect timeout"), true);
                 }
-                Timer::Reconnect => self.dial(now),
+                Timer::Reconnect => self.start_attempt(now),
                 Timer::PingIdle => {
                     self.write_message(&ClientMessage::Ping { id: None });
                     self.timers
@@ -299,6 +409,21 @@ impl ClientSession {
                     self.lose(now, closed_by_client(), false);
                 }
                 Timer::RequestDeadline => self.expire_requests(now),
+                Timer::Refresh => match self.refresh {
+                    Refresh::Idle if self.has_provider() => {
+                        self.refresh = Refresh::Fetching;
+                        self.token_wanted = true;
+                        self.timers
+                            .set(Timer::Refresh, now + self.config.request_timeout);
+                    }
+                    Refresh::Idle => {}
+                    Refresh::Fetching => {
+                        self.refresh_failed(now, None, "no token in time".into());
+                    }
+                    Refresh::Sent(_) => {
+                        self.refresh_failed(now, None, "no answer in time".into());
+                    }
+                },
             }
             // Losing a connection stops every timer; a request due at the
             // same instant must still expire in this call.
@@ -405,9 +530,13 @@ impl ClientSession {
         Ok(id)
     }
 
-    /// Replaces the token sent in `auth` on the next connection.
+    /// Makes `token` the fixed token sent in `auth` from the next
+    /// connection on; a provider configured is asked for no more tokens.
+    /// A close `4004` (token expired) that comes before that connection is
+    /// reconnected after, with this token.
     pub fn set_token(&mut self, token: impl Into<String>) {
-        self.config.token = token.into();
+        self.config.token = TokenSource::Fixed(token.into());
+        self.token_replaced = true;
     }
 
     /// Closes the session for good with a normal close (`1000`), waiting up
@@ -417,7 +546,12 @@ impl ClientSession {
             State::Authenticating(link) | State::Open(link) => {
                 self.write_close(CloseCode::NORMAL, "");
                 self.state = State::Closing(link);
-                for timer in [Timer::Connect, Timer::PingIdle, Timer::PongDeadline] {
+                for timer in [
+                    Timer::Connect,
+                    Timer::PingIdle,
+                    Timer::PongDeadline,
+                    Timer::Refresh,
+                ] {
                     self.timers.stop(timer);
                 }
                 self.timers
@@ -427,19 +561,23 @@ impl ClientSession {
                 self.transmits.push_back(Transmit::Close);
                 self.lose(now, closed_by_client(), false);
             }
-            State::Waiting => self.lose(now, closed_by_client(), false),
+            State::FetchingToken | State::Waiting => self.lose(now, closed_by_client(), false),
             state @ (State::Closing(_) | State::Closed) => self.state = state,
         }
         self.sync_request_timer();
     }
 
     /// The next thing to act on, the one way out of the session: socket
-    /// actions first, in order, then events for the application, in order,
-    /// then [`Output::Timeout`] with the next deadline once nothing else is
-    /// left. Drain it after every input until it returns `Timeout`.
+    /// actions first, in order, then a token request, then events for the
+    /// application, in order, then [`Output::Timeout`] with the next
+    /// deadline once nothing else is left. Drain it after every input until
+    /// it returns `Timeout`.
     pub fn poll_output(&mut self) -> Output {
         if let Some(transmit) = self.poll_transmit() {
             return Output::Transmit(transmit);
+        }
+        if self.poll_token_wanted() {
+            return Output::TokenWanted;
         }
         if let Some(event) = self.poll_event() {
             return Output::Event(event);
@@ -453,6 +591,12 @@ impl ClientSession {
         self.transmits.pop_front()
     }
 
+    /// Whether a token is wanted, once per request; see
+    /// [`ClientSession::poll_transmit`].
+    pub(crate) fn poll_token_wanted(&mut self) -> bool {
+        mem::take(&mut self.token_wanted)
+    }
+
     /// The next event alone; see [`ClientSession::poll_transmit`].
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -464,14 +608,34 @@ impl ClientSession {
         self.timers.next()
     }
 
-    /// Hands out a dial and starts the connect deadline.
-    fn dial(&mut self, now: Instant) {
+    /// Starts a connection attempt and its deadline: asks for a token with
+    /// a provider, else dials with the fixed token.
+    fn start_attempt(&mut self, now: Instant) {
+        self.timers
+            .set(Timer::Connect, now + self.config.connect_timeout);
+        match &self.config.token {
+            TokenSource::Fixed(token) => {
+                self.token = token.clone();
+                self.dial();
+            }
+            TokenSource::Provider => {
+                self.state = State::FetchingToken;
+                self.token_wanted = true;
+            }
+        }
+    }
+
+    /// Hands out a dial.
+    fn dial(&mut self) {
         self.state = State::Dialing;
         self.transmits.push_back(Transmit::Dial {
             host: self.config.host.clone(),
         });
-        self.timers
-            .set(Timer::Connect, now + self.config.connect_timeout);
+    }
+
+    /// Whether the session asks the application for its tokens.
+    fn has_provider(&self) -> bool {
+        self.config.token == TokenSource::Provider
     }
 
     /// The `101` arrived: authenticate first of all.
@@ -480,8 +644,9 @@ impl ClientSession {
             self.state = State::Authenticating(link);
             let auth = ClientMessage::Auth {
                 id: None,
-                token: self.config.token.clone(),
+                token: self.token.clone(),
             };
+            self.token_replaced = false;
             self.write_message(&auth);
         }
     }
@@ -526,7 +691,11 @@ impl ClientSession {
         };
         self.write_close(echo, "");
         self.transmits.push_back(Transmit::Close);
-        let retry = code == CloseCode::NORMAL || !code.is_final();
+        let retry = match code {
+            CloseCode::NORMAL => true,
+            CloseCode::TOKEN_EXPIRED => self.has_provider() || self.token_replaced,
+            code => !code.is_final(),
+        };
         self.lose(now, CloseReason::new(code, text), retry);
     }
 
@@ -544,9 +713,12 @@ impl ClientSession {
     /// One Tether message from the server.
     fn handle_server_message(&mut self, now: Instant, message: ServerMessage) {
         match message {
-            ServerMessage::AuthAck { user, session, .. } => {
-                self.handle_auth_ack(now, user, session)
-            }
+            ServerMessage::AuthAck {
+                user,
+                session,
+                expires_at,
+                ..
+            } => self.handle_auth_ack(now, user, session, expires_at),
             ServerMessage::Message {
                 channel,
                 payload,
@@ -568,7 +740,9 @@ impl ClientSession {
             ServerMessage::Leave { channel, user } => {
                 self.events.push_back(Event::Leave { channel, user });
             }
-            ServerMessage::Error { id, code, message } => self.handle_error(id, code, message),
+            ServerMessage::Error { id, code, message } => {
+                self.handle_error(now, id, code, message);
+            }
             ServerMessage::Subscribed {
                 ref id,
                 ref channel,
@@ -598,6 +772,18 @@ impl ClientSession {
                 let id = id.clone();
                 self.settle_or(id, message, event);
             }
+            ServerMessage::Unsubscribed {
+                id: None,
+                channel,
+                reason: Some(reason),
+            } => self.handle_unsubscribed(channel, reason),
+            ServerMessage::Refreshed {
+                id: Some(ref id),
+                expires_at,
+            } if self.is_refresh(id) => {
+                self.track_expiry(now, expires_at);
+                self.events.push_back(Event::Refreshed { expires_at });
+            }
             ServerMessage::Pong { ref id }
             | ServerMessage::Unsubscribed { ref id, .. }
             | ServerMessage::Refreshed { ref id, .. } => {
@@ -613,7 +799,13 @@ impl ClientSession {
     }
 
     /// The server accepted the token: the connection is live.
-    fn handle_auth_ack(&mut self, now: Instant, user: String, session: String) {
+    fn handle_auth_ack(
+        &mut self,
+        now: Instant,
+        user: String,
+        session: String,
+        expires_at: Option<u64>,
+    ) {
         let State::Authenticating(link) = mem::replace(&mut self.state, State::Closed) else {
             return;
         };
@@ -622,7 +814,12 @@ impl ClientSession {
         self.timers.stop(Timer::Connect);
         self.timers
             .set(Timer::PingIdle, now + self.config.ping_idle);
-        self.events.push_back(Event::Connected { user, session });
+        self.track_expiry(now, expires_at);
+        self.events.push_back(Event::Connected {
+            user,
+            session,
+            expires_at,
+        });
         for (channel, since) in self.subscriptions.resume_points() {
             self.send_subscribe(channel, since);
         }
@@ -635,11 +832,21 @@ impl ClientSession {
         }
     }
 
-    /// An `error`: settles the request or subscription it answers, or is
-    /// reported as it is.
-    fn handle_error(&mut self, id: Option<RequestId>, code: ErrorCode, message: String) {
+    /// An `error`: settles the request, refresh or subscription it answers,
+    /// or is reported as it is.
+    fn handle_error(
+        &mut self,
+        now: Instant,
+        id: Option<RequestId>,
+        code: ErrorCode,
+        message: String,
+    ) {
         let number = id.as_ref().and_then(|id| Requests::parse_id(id.as_str()));
         if let Some(number) = number {
+            if self.refresh == Refresh::Sent(number) {
+                self.refresh_failed(now, Some(code), message);
+                return;
+            }
             if self.requests.resolve(number) {
                 let error = RequestError::Server { code, message };
                 self.push_done(number, Err(error));
@@ -655,6 +862,54 @@ impl ClientSession {
             }
         }
         self.events.push_back(Event::Error { id, code, message });
+    }
+
+    /// The server ended the subscription to `channel` by itself: it is no
+    /// longer tracked, so no reconnect subscribes to it again.
+    fn handle_unsubscribed(&mut self, channel: Channel, reason: UnsubscribeReason) {
+        self.subscriptions.remove(&channel);
+        self.events
+            .push_back(Event::Unsubscribed { channel, reason });
+    }
+
+    /// Whether `id` names the refresh awaiting its verdict.
+    fn is_refresh(&self, id: &RequestId) -> bool {
+        Requests::parse_id(id.as_str()).is_some_and(|number| self.refresh == Refresh::Sent(number))
+    }
+
+    /// The open connection's token now expires at `expires_at` (Unix
+    /// milliseconds), or never: with a provider, its refresh is due at the
+    /// later of four fifths of its remaining life and a minute before it
+    /// expires.
+    fn track_expiry(&mut self, now: Instant, expires_at: Option<u64>) {
+        self.refresh = Refresh::Idle;
+        self.refresh_retry.reset();
+        let clock = self.wall_clock;
+        self.expires = expires_at
+            .zip(clock)
+            .map(|(at, clock)| clock.instant_of(at));
+        let due = self
+            .expires
+            .filter(|_| self.has_provider())
+            .and_then(|expires| refresh_instant(now, expires));
+        match due {
+            Some(at) => self.timers.set(Timer::Refresh, at),
+            None => self.timers.stop(Timer::Refresh),
+        }
+    }
+
+    /// A refresh failed: reports it, and tries again after the backoff
+    /// unless the token has expired by then.
+    fn refresh_failed(&mut self, now: Instant, code: Option<ErrorCode>, message: String) {
+        self.refresh = Refresh::Idle;
+        self.events
+            .push_back(Event::RefreshFailed { code, message });
+        let delay = self.refresh_retry.next_delay().unwrap_or(Duration::MAX);
+        let retry = now + delay;
+        match self.expires {
+            Some(expires) if retry < expires => self.timers.set(Timer::Refresh, retry),
+            _ => self.timers.stop(Timer::Refresh),
+        }
     }
 
     /// Settles the request `id` names with `message`, or reports `event` when
@@ -699,6 +954,9 @@ impl ClientSession {
     fn lose(&mut self, now: Instant, reason: CloseReason, retry: bool) {
         self.state = State::Closed;
         self.timers.stop_all();
+        self.token_wanted = false;
+        self.refresh = Refresh::Idle;
+        self.expires = None;
         self.subscriptions.clear_pending();
         let delay = if retry { self.retry.next_delay() } else { None };
         self.events.push_back(Event::Disconnected {
@@ -779,7 +1037,7 @@ impl ClientSession {
             | State::Authenticating(link)
             | State::Open(link)
             | State::Closing(link) => Some(link),
-            State::Dialing | State::Waiting | State::Closed => None,
+            State::FetchingToken | State::Dialing | State::Waiting | State::Closed => None,
         }
     }
 

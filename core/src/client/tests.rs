@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
+mod token;
+
 use super::*;
 use crate::backoff::Backoff;
 use crate::close::CloseCode;
@@ -74,11 +76,22 @@ struct Harness {
     now: Instant,
     dial_pending: bool,
     dials: u32,
+    /// A token was asked for and not answered.
+    token_pending: bool,
     log: Vec<String>,
     received: Vec<String>,
 }
 
 const T0: Instant = Instant::from_millis(1_000);
+
+/// The wall clock at the origin of the harness's time line, in Unix
+/// milliseconds.
+const UNIX_AT_ORIGIN: u64 = 1_700_000_000_000;
+
+/// The wall clock at `at`, in Unix milliseconds.
+fn unix_ms(at: Instant) -> u64 {
+    UNIX_AT_ORIGIN + u64::try_from(at.since_origin().as_millis()).unwrap()
+}
 
 fn config() -> ClientConfig {
     ClientConfig {
@@ -107,6 +120,7 @@ impl Harness {
             now: T0,
             dial_pending: false,
             dials: 0,
+            token_pending: false,
             log: Vec::new(),
             received: Vec::new(),
         };
@@ -148,6 +162,10 @@ impl Harness {
                 }
             }
         }
+        if self.client.poll_token_wanted() {
+            self.token_pending = true;
+            self.log.push(format!("token wanted at {}", self.now));
+        }
         while let Some(event) = self.client.poll_event() {
             self.log.push(describe(&event));
         }
@@ -157,7 +175,21 @@ impl Harness {
         assert!(self.dial_pending, "nothing to connect");
         self.dial_pending = false;
         self.server = Some(FakeServer::new());
-        self.client.handle_connected(self.now);
+        self.client.handle_connected(self.now, unix_ms(self.now));
+        self.pump();
+    }
+
+    /// The provider answers the pending token request with `token`.
+    fn give_token(&mut self, token: &str) {
+        assert!(std::mem::take(&mut self.token_pending), "no token wanted");
+        self.client.handle_token(self.now, token.to_owned());
+        self.pump();
+    }
+
+    /// The provider fails the pending token request.
+    fn fail_token(&mut self) {
+        assert!(std::mem::take(&mut self.token_pending), "no token wanted");
+        self.client.handle_token_failed(self.now);
         self.pump();
     }
 
@@ -237,7 +269,21 @@ impl Harness {
 /// One line per event, exact enough to compare whole traces.
 fn describe(event: &Event) -> String {
     match event {
-        Event::Connected { user, session } => format!("connected {user} {session}"),
+        Event::Connected {
+            user,
+            session,
+            expires_at: None,
+        } => format!("connected {user} {session}"),
+        Event::Connected {
+            user,
+            session,
+            expires_at: Some(at),
+        } => format!("connected {user} {session} until {at}"),
+        Event::Refreshed { expires_at } => format!("refreshed until {expires_at:?}"),
+        Event::RefreshFailed { code, message } => {
+            format!("refresh failed {code:?} {message}")
+        }
+        Event::Unsubscribed { channel, reason } => format!("unsubscribed {channel} {reason:?}"),
         Event::Disconnected {
             reason,
             will_reconnect,

@@ -1,7 +1,9 @@
 //! Target `client_ops`: sequences of operations on a client session that
 //! talks to a real node through an in-memory network: commands, requests,
-//! partial deliveries, failed and accepted dials, auth verdicts, dropped
-//! sockets, node restarts, hostile bytes and time jumps.
+//! partial deliveries, tokens given or refused by the provider (and a
+//! switch to a fixed token), failed and accepted dials, auth and refresh
+//! verdicts (tokens that expire included), dropped sockets, node restarts,
+//! hostile bytes and time jumps.
 //!
 //! Invariants checked after every operation (PROTOCOL.md section 10 and
 //! the client decisions of section 11):
@@ -11,7 +13,8 @@
 //!   that carries its id;
 //! - the session's next deadline is never in the past;
 //! - socket actions make sense: a dial only without a socket, writes only
-//!   on an open socket;
+//!   on an open socket; with the provider, a dial only right after the
+//!   provider gave the token the session wanted;
 //! - a `Disconnected` that will reconnect is followed by `Reconnecting`,
 //!   with attempts counting up from 1 after each `Connected` and within
 //!   `max_attempts`, and delays within the backoff's bounds; one that will
@@ -27,9 +30,9 @@ use serde_json::value::RawValue;
 
 use super::peer;
 
-use crate::auth::Identity;
+use crate::auth::{Expiry, Identity};
 use crate::backoff::Backoff;
-use crate::client::{ClientConfig, ClientSession, Event, SendError, Transmit};
+use crate::client::{ClientConfig, ClientSession, Event, SendError, TokenSource, Transmit};
 use crate::config::ServerConfig;
 use crate::envelope::{Channel, ClientMessage, RequestId, ServerMessage};
 use crate::ids::ConnId;
@@ -38,6 +41,14 @@ use crate::time::Instant;
 
 /// Channels the operations use.
 const CHANNELS: &[&str] = &["a", "b", "ticker:x"];
+
+/// The wall clock at the origin of the world's time line, in Unix
+/// milliseconds.
+const UNIX_AT_ORIGIN: u64 = 1_700_000_000_000;
+
+/// The lives of the tokens a verdict may accept, in milliseconds, picked
+/// by the verdict's number; `None`: no expiry.
+const LIVES: [Option<u64>; 4] = [None, Some(1_000), Some(3_000), Some(90_000)];
 
 /// One step of the scenario.
 #[derive(Arbitrary, Clone, Debug)]
@@ -77,7 +88,9 @@ pub enum Op {
     ToClient(u8),
     /// Everything in flight travels, both ways, until nothing moves.
     Flush,
-    /// The node's verdict on the pending token.
+    /// The node's verdict on the pending token (of `auth` or `refresh`):
+    /// user `u<n % 3>`, whose token lives as long as `LIVES[n / 3 % 4]`
+    /// says, or a refusal.
     Verdict(Option<u8>),
     /// The application publishes on the node.
     NodePublish {
@@ -94,6 +107,11 @@ pub enum Op {
     Garbage(Vec<u8>),
     /// Time moves on by this many milliseconds; deadlines fire.
     Advance(u16),
+    /// The provider answers: a token, or a failure. Sent whether the
+    /// session wants one or not.
+    Token(bool),
+    /// `set_token`: from now on the session has a fixed token.
+    SetToken,
 }
 
 /// The session's settings: short delays and a bound on attempts.
@@ -113,6 +131,7 @@ fn client_config() -> ClientConfig {
         offline_queue: 8,
         seed: 5,
         max_payload: 4096,
+        token: TokenSource::Provider,
         ..ClientConfig::new("tether.test", "t")
     }
 }
@@ -143,8 +162,7 @@ pub fn check(data: &[u8]) {
 pub fn run(ops: &[Op]) {
     let mut world = World::new();
     for op in ops {
-        world.apply(op);
-        world.settle();
+        world.apply_and_settle(op);
         world.check();
     }
     world.finish();
@@ -166,6 +184,13 @@ struct World {
     to_client: Vec<u8>,
     /// A token waits for its verdict on this connection.
     verdict_due: Option<ConnId>,
+    /// The session asked for a token and the provider has not answered.
+    token_wanted: bool,
+    /// The provider just gave the token the session wanted: a dial may
+    /// follow.
+    token_given: bool,
+    /// The session still asks the provider for its tokens.
+    provider: bool,
     /// Requests accepted and not settled.
     unsettled: BTreeSet<String>,
     /// Requests settled.
@@ -193,6 +218,9 @@ impl World {
             to_node: Vec::new(),
             to_client: Vec::new(),
             verdict_due: None,
+            token_wanted: false,
+            token_given: false,
+            provider: true,
             unsettled: BTreeSet::new(),
             settled: BTreeSet::new(),
             next_attempt: 1,
@@ -250,7 +278,7 @@ impl World {
             Op::Accept => {
                 if std::mem::take(&mut self.dialing) {
                     self.conn = Some(self.server.accept(now));
-                    self.session.handle_connected(now);
+                    self.session.handle_connected(now, unix_ms(now));
                 }
             }
             Op::Refuse => {
@@ -260,18 +288,33 @@ impl World {
             }
             Op::ToNode(units) => self.carry_to_node(usize::from(*units) * 64),
             Op::ToClient(units) => self.carry_to_client(usize::from(*units) * 64),
-            Op::Flush => {
-                while !self.to_node.is_empty() || !self.to_client.is_empty() {
-                    self.carry_to_node(usize::MAX);
-                    self.carry_to_client(usize::MAX);
-                    self.settle();
+            Op::Flush => loop {
+                // At least once: what the node has written and not sent
+                // yet travels too.
+                self.carry_to_node(usize::MAX);
+                self.carry_to_client(usize::MAX);
+                self.settle();
+                if self.to_node.is_empty() && self.to_client.is_empty() {
+                    break;
                 }
-            }
+            },
             Op::Verdict(accept) => {
                 if let Some(conn) = self.verdict_due.take() {
-                    let user = accept.map(|n| Identity::user(format!("u{}", n % 3)));
-                    self.server.handle_auth_verdict(now, conn, user);
+                    let identity = accept.map(|n| identity(now, n));
+                    self.server.handle_auth_verdict(now, conn, identity);
                 }
+            }
+            Op::Token(given) => {
+                self.token_given = std::mem::take(&mut self.token_wanted);
+                if *given {
+                    self.session.handle_token(now, "t".into());
+                } else {
+                    self.session.handle_token_failed(now);
+                }
+            }
+            Op::SetToken => {
+                self.session.set_token("t");
+                self.provider = false;
             }
             Op::NodePublish { channel, payload } => {
                 let name = CHANNELS[usize::from(*channel) % CHANNELS.len()];
@@ -316,6 +359,14 @@ impl World {
             Err(SendError::Closed) => assert!(closed, "refused as closed while open"),
             Err(error) => assert_eq!(error, SendError::QueueFull),
         }
+    }
+
+    /// Carries out the operation, then forgets that a token was just given:
+    /// only the dial it caused may use it.
+    fn apply_and_settle(&mut self, op: &Op) {
+        self.apply(op);
+        self.settle();
+        self.token_given = false;
     }
 
     /// Keeps the id of a request the session accepted.
@@ -375,6 +426,11 @@ impl World {
                 moved = true;
                 self.transmit(transmit);
             }
+            if self.session.poll_token_wanted() {
+                moved = true;
+                assert!(self.provider, "a token wanted with a fixed token");
+                self.token_wanted = true;
+            }
             let verdict_due = &mut self.verdict_due;
             peer::drain(&mut self.server, |_, output| {
                 moved = true;
@@ -419,6 +475,10 @@ impl World {
                     "a dial with a socket open"
                 );
                 assert!(!self.finished, "a dial after the session closed for good");
+                assert!(
+                    !self.provider || std::mem::take(&mut self.token_given),
+                    "a dial without the token it wanted"
+                );
                 self.dialing = true;
             }
             Transmit::Write(bytes) => {
@@ -513,6 +573,9 @@ impl World {
                 }
             }
             Event::SubscribeFailed { .. }
+            | Event::Refreshed { .. }
+            | Event::RefreshFailed { .. }
+            | Event::Unsubscribed { .. }
             | Event::Presence { .. }
             | Event::Join { .. }
             | Event::Leave { .. }
@@ -558,6 +621,24 @@ impl World {
             None,
             "a closed session keeps a deadline"
         );
+    }
+}
+
+/// The wall clock at `at`, in Unix milliseconds, for the node's token
+/// expiries and the session's connections alike.
+fn unix_ms(at: Instant) -> u64 {
+    UNIX_AT_ORIGIN + u64::try_from(at.since_origin().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Who an accepted token with number `n` proves, seen at `now`.
+fn identity(now: Instant, n: u8) -> Identity {
+    let expiry = LIVES[usize::from(n / 3) % LIVES.len()].map(|life| Expiry {
+        unix_ms: unix_ms(now) + life,
+        remaining: Duration::from_millis(life),
+    });
+    Identity {
+        expiry,
+        ..Identity::user(format!("u{}", n % 3))
     }
 }
 
@@ -618,6 +699,8 @@ pub(crate) mod strategy {
             1 => Just(Op::Restart),
             1 => prop::collection::vec(any::<u8>(), 0..24).prop_map(Op::Garbage),
             3 => prop_oneof![0..3000u16, any::<u16>()].prop_map(Op::Advance),
+            3 => prop_oneof![4 => Just(true), 1 => Just(false)].prop_map(Op::Token),
+            1 => Just(Op::SetToken),
         ]
     }
 
@@ -627,6 +710,22 @@ pub(crate) mod strategy {
         #[test]
         fn invariants_hold(ops in prop::collection::vec(op(), 0..80)) {
             super::run(&ops);
+        }
+
+        #[test]
+        fn invariants_hold_on_a_connection_whose_token_expires(
+            n in 3u8..12,
+            refreshed in any::<bool>(),
+            ops in prop::collection::vec(op(), 0..60),
+        ) {
+            let mut all = vec![Op::Token(true), Op::Accept, Op::Flush, Op::Verdict(Some(n)), Op::Flush];
+            if refreshed {
+                // Four fifths of the shortest life, then a refresh the
+                // node accepts for the same user.
+                all.extend([Op::Advance(800), Op::Token(true), Op::Flush, Op::Verdict(Some(n)), Op::Flush]);
+            }
+            all.extend(ops);
+            super::run(&all);
         }
     }
 }

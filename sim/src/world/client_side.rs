@@ -88,7 +88,7 @@ impl World {
         if self.clients[client].socket == Some(id) && socket.client_open {
             let now = self.now;
             if let Some(session) = &mut self.clients[client].session {
-                session.handle_connected(now);
+                session.handle_connected(now, now.since_origin().as_millis() as u64);
             }
             self.drain_client(client);
         }
@@ -155,6 +155,8 @@ impl World {
             };
             match session.poll_output() {
                 Output::Transmit(transmit) => self.client_transmit(client, transmit),
+                // Simulated clients have fixed tokens and never want one.
+                Output::TokenWanted => session.handle_token_failed(self.now),
                 Output::Event(event) => self.client_event(client, event),
                 Output::Timeout(next) => break next,
             }
@@ -243,7 +245,7 @@ impl World {
     fn client_event(&mut self, client: usize, event: Event) {
         let now = self.now;
         match event {
-            Event::Connected { user, session } => {
+            Event::Connected { user, session, .. } => {
                 self.stats.connected(now);
                 self.checker.connected(client);
                 self.record(format_args!("c{client} connected {user} {session}"));
@@ -330,6 +332,15 @@ impl World {
             }
             Event::Error { id, code, message } => {
                 self.record(format_args!("c{client} error {id:?} {code} {message}"));
+            }
+            Event::Refreshed { expires_at } => {
+                self.record(format_args!("c{client} refreshed until {expires_at:?}"));
+            }
+            Event::RefreshFailed { code, message } => {
+                self.record(format_args!("c{client} refresh failed {code:?} {message}"));
+            }
+            Event::Unsubscribed { channel, reason } => {
+                self.record(format_args!("c{client} unsubscribed {channel} {reason:?}"));
             }
             Event::RequestDone { id, result } => {
                 self.checker.request_done(now, client, id.as_str());

@@ -1,7 +1,7 @@
 // Compiled, never run: what an editor should accept and refuse when a page
 // uses the declarations of /tether.d.ts.
 
-import { DEFAULTS, TetherClient, TetherError, reconnectDelay } from '../../tether.js';
+import { DEFAULTS, TetherClient, TetherError, reconnectDelay, refreshDelay } from '../../tether.js';
 import type { StateEvent } from '../../tether.js';
 
 const client = new TetherClient('ws://127.0.0.1:8080/ws', {
@@ -28,6 +28,16 @@ client.on('state', (event: StateEvent) => {
 const stop: () => void = client.on('error', ({ code, channel }) => console.log(code, channel));
 stop();
 
+const refreshing = new TetherClient('ws://127.0.0.1:8080/ws', {
+  getToken: async () => (await fetch('/token')).text(),
+});
+refreshing.on('state', (event) => event.state === 'open' && event.expiresAt !== undefined);
+refreshing.on('refreshed', ({ expiresAt }) => expiresAt === undefined || expiresAt > Date.now());
+refreshing.on('refresh-failed', ({ code, message }) => console.log(code ?? 'no token', message));
+refreshing.on('unsubscribed', ({ channel, reason }) => console.log(channel, reason));
+const soon: number | null = refreshDelay(120000);
+console.log(soon);
+
 client.subscribe('chat');
 client.send({ type: 'presence', channel: 'chat' });
 client.publish('chat', { text: 'hi' }).then(({ offset }) => offset + 1);
@@ -41,6 +51,8 @@ console.log(users, cap, client.user, client.session);
 client.on('messages', () => {});
 // @ts-expect-error: the token is required
 new TetherClient('ws://127.0.0.1:8080/ws', {});
+// @ts-expect-error: a fixed token or a provider, not both
+new TetherClient('ws://127.0.0.1:8080/ws', { token: 'alice', getToken: () => 'alice' });
 // @ts-expect-error: a message needs a type
 client.send({ channel: 'chat' });
 // @ts-expect-error: presence lists are strings

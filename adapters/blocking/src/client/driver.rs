@@ -6,6 +6,9 @@
 //!   reports the outcome, then writes what the session hands out for that
 //!   socket, in order, until the socket is closed.
 //! - A reader thread per socket blocks in `read` and feeds the session.
+//! - A token thread per [`Output::TokenWanted`] calls the application's
+//!   provider (outside the lock) and hands its answer over, unless the
+//!   session has asked for another token since.
 //!
 //! Socket actions are carried out in the order the session hands them out:
 //! writes go through one channel per socket, and a close drops that channel,
@@ -18,8 +21,8 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant as Clock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant as Clock, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tether_core::{
@@ -27,6 +30,7 @@ use tether_core::{
     ServerMessage, Transmit,
 };
 
+use super::token::TokenProvider;
 use crate::io::{spawn_socket_thread, write_frames};
 
 /// The outcome of a request, for the thread blocked in it.
@@ -43,6 +47,9 @@ pub struct Driver {
     finished: Condvar,
     /// The origin of the session's time line.
     start: Clock,
+    /// Where tokens come from, when the application keeps them fresh;
+    /// locked only by token threads, never with the state.
+    provider: Option<Mutex<TokenProvider>>,
 }
 
 /// Everything behind the driver's lock.
@@ -61,6 +68,9 @@ struct State {
     deadline: Option<Instant>,
     /// The deadline the timer thread is sleeping until (`None`: none).
     timer_until: Option<Instant>,
+    /// Number of the session's latest token request: only its answer is
+    /// handed over.
+    token_request: u64,
 }
 
 /// The adapter's side of one dial and the socket it opened.
@@ -77,7 +87,10 @@ struct Link {
 impl Driver {
     /// Starts a session with `config`: it dials at once. Returns the driver
     /// and the receiving end of its events.
-    pub fn start(config: ClientConfig) -> io::Result<(Arc<Driver>, Receiver<Event>)> {
+    pub fn start(
+        config: ClientConfig,
+        provider: Option<TokenProvider>,
+    ) -> io::Result<(Arc<Driver>, Receiver<Event>)> {
         let (events, receiver) = channel();
         let driver = Arc::new(Driver {
             state: Mutex::new(State {
@@ -88,10 +101,12 @@ impl Driver {
                 events: Some(events),
                 deadline: None,
                 timer_until: None,
+                token_request: 0,
             }),
             timer: Condvar::new(),
             finished: Condvar::new(),
             start: Clock::now(),
+            provider: provider.map(Mutex::new),
         });
         let timer = Arc::clone(&driver);
         std::thread::Builder::new()
@@ -204,6 +219,7 @@ impl Driver {
                         link.close(state.session.config().close_timeout);
                     }
                 }
+                Output::TokenWanted => self.fetch_token(&mut state),
                 Output::Event(event) => state.deliver(event),
                 Output::Timeout(next) => break next,
             }
@@ -216,6 +232,51 @@ impl Driver {
             self.timer.notify_one();
             self.finished.notify_all();
         }
+    }
+
+    /// Starts a token thread for the session's latest token request.
+    fn fetch_token(self: &Arc<Self>, state: &mut State) {
+        state.token_request += 1;
+        let number = state.token_request;
+        let spawned = match &self.provider {
+            Some(_) => {
+                let driver = Arc::clone(self);
+                std::thread::Builder::new()
+                    .name(format!("tether-client-token-{number}"))
+                    .spawn(move || driver.run_token(number))
+                    .is_ok()
+            }
+            None => false,
+        };
+        if !spawned {
+            state.session.handle_token_failed(self.now());
+        }
+    }
+
+    /// A token thread: calls the provider and hands its answer to the
+    /// session if it is still the one wanted. A provider that panicked in
+    /// an earlier call is called again: the session bounds each call with
+    /// its own deadline.
+    fn run_token(self: Arc<Self>, number: u64) {
+        let Some(provider) = &self.provider else {
+            return;
+        };
+        let answer = provider
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .fetch();
+        let mut state = self.lock();
+        if state.token_request == number {
+            let now = self.now();
+            match answer {
+                Ok(token) => state.session.handle_token(now, token),
+                Err(error) => {
+                    tracing::debug!(%error, "token provider failed");
+                    state.session.handle_token_failed(now);
+                }
+            }
+        }
+        self.settle(state);
     }
 
     /// Starts a link thread that dials `host`.
@@ -291,7 +352,7 @@ impl Driver {
         match (stream, reader) {
             (Some(stream), Some(Ok(_))) => {
                 link.stream = Some(Arc::clone(&stream));
-                state.session.handle_connected(now);
+                state.session.handle_connected(now, unix_ms());
                 self.settle(state);
                 Some(stream)
             }
@@ -393,6 +454,16 @@ impl State {
             let _ = events.send(event);
         }
     }
+}
+
+/// The wall clock in Unix milliseconds, which the session needs to place
+/// a token's expiry on its time line; 0 for a clock set before 1970.
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// Opens a TCP connection to `host` (`host` or `host:port`, port 80 when

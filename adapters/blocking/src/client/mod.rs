@@ -8,6 +8,7 @@
 //! session's; this module only carries its inputs and outputs.
 
 mod driver;
+mod token;
 
 use std::fmt;
 use std::io;
@@ -18,9 +19,11 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use tether_core::{
     Channel, ClientConfig, ClientMessage, Event, RequestError, SendError, ServerMessage,
+    TokenSource,
 };
 
 use driver::Driver;
+pub use token::TokenProvider;
 
 /// A Tether client connection that survives reconnects. Usable from
 /// several threads at once; dropping it closes the session without waiting.
@@ -52,11 +55,32 @@ impl Client {
     /// masks, reconnect jitter or idempotency keys (two sessions of one
     /// user with the same keys would suppress each other's publications);
     /// any other seed is used as given, which makes a run reproducible.
-    pub fn connect(mut config: ClientConfig) -> io::Result<Client> {
+    ///
+    /// A `config` whose token is [`TokenSource::Provider`] needs
+    /// [`Client::connect_with_provider`]: here every attempt fails for want
+    /// of a token.
+    pub fn connect(config: ClientConfig) -> io::Result<Client> {
+        Client::start(config, None)
+    }
+
+    /// Like [`Client::connect`], with tokens from `provider` instead of the
+    /// token in `config`: it is called (on a thread of its own) before
+    /// every connection and before the token expires (the session
+    /// refreshes it on the open connection), and after a close `4004`
+    /// (token expired) the session reconnects with a new one.
+    pub fn connect_with_provider(
+        mut config: ClientConfig,
+        provider: TokenProvider,
+    ) -> io::Result<Client> {
+        config.token = TokenSource::Provider;
+        Client::start(config, Some(provider))
+    }
+
+    fn start(mut config: ClientConfig, provider: Option<TokenProvider>) -> io::Result<Client> {
         if config.seed == 0 {
             config.seed = fastrand::u64(1..);
         }
-        let (driver, events) = Driver::start(config)?;
+        let (driver, events) = Driver::start(config, provider)?;
         Ok(Client {
             driver,
             events: Mutex::new(events),

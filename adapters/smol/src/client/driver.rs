@@ -1,9 +1,10 @@
 //! The task that owns a [`ClientSession`] and carries its inputs and outputs.
 //!
 //! One loop: drain the session's outputs (socket actions into the socket,
-//! events to the application, request outcomes to their callers), then wait
-//! for whichever comes first of a dial's result, bytes read, bytes written,
-//! a command, or the session's next deadline, and hand it to the session.
+//! token requests to the provider, events to the application, request
+//! outcomes to their callers), then wait for whichever comes first of a
+//! dial's result, bytes read, bytes written, the provider's token, a
+//! command, or the session's next deadline, and hand it to the session.
 //! The loop ends when the session reports itself closed for good.
 
 use std::collections::HashMap;
@@ -12,7 +13,7 @@ use std::io;
 use std::mem;
 use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
@@ -26,6 +27,7 @@ use tether_core::{
 use super::dial::dial;
 use super::error::ClientError;
 use super::output::Output;
+use super::token::{TokenFetch, TokenProvider};
 
 /// Bytes waiting for the socket beyond which the task takes no commands.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
@@ -90,6 +92,8 @@ enum Wake {
     Read(io::Result<usize>),
     /// The socket took bytes from the output queue.
     Wrote(io::Result<usize>),
+    /// The provider answered.
+    Token(Result<String, String>),
     /// The session's deadline has come.
     Deadline,
 }
@@ -104,6 +108,10 @@ pub(super) struct Driver {
     deadline: Option<tether_core::Instant>,
     socket: Socket,
     output: Output,
+    /// Where tokens come from, when the application keeps them fresh.
+    provider: Option<TokenProvider>,
+    /// The provider's call under way, for the session's last token request.
+    fetching: Option<TokenFetch>,
     commands: Receiver<Command>,
     /// False once every handle is gone (the session is then closing).
     taking_commands: bool,
@@ -120,6 +128,7 @@ impl Driver {
     pub(super) fn new(
         session: ClientSession,
         start: std::time::Instant,
+        provider: Option<TokenProvider>,
         commands: Receiver<Command>,
         events: Sender<Event>,
         finished: Sender<()>,
@@ -130,6 +139,8 @@ impl Driver {
             deadline: None,
             socket: Socket::Idle,
             output: Output::default(),
+            provider,
+            fetching: None,
             commands,
             taking_commands: true,
             events,
@@ -161,6 +172,7 @@ impl Driver {
         loop {
             match self.session.poll_output() {
                 SessionOutput::Transmit(transmit) => self.transmit(transmit),
+                SessionOutput::TokenWanted => self.fetch_token(),
                 SessionOutput::Event(event) => open &= self.deliver(event),
                 SessionOutput::Timeout(deadline) => {
                     self.deadline = deadline;
@@ -195,6 +207,15 @@ impl Driver {
                 self.output.clear();
             }
         }
+    }
+
+    /// Starts the provider's call for the token the session wants; a call
+    /// still under way for an earlier request is dropped.
+    fn fetch_token(&mut self) {
+        self.fetching = Some(match &mut self.provider {
+            Some(provider) => provider.fetch(),
+            None => Box::pin(async { Err("no token provider".to_owned()) }),
+        });
     }
 
     /// Hands `event` to the caller waiting for it, or to the event stream;
@@ -262,7 +283,14 @@ impl Driver {
                 future::pending().await
             }
         };
-        io.or(timer).or(command).await
+        let fetching = &mut self.fetching;
+        let token = async move {
+            match fetching {
+                Some(fetch) => Wake::Token(fetch.await),
+                None => future::pending().await,
+            }
+        };
+        io.or(timer).or(token).or(command).await
     }
 
     /// Hands what woke the task up to the session.
@@ -276,7 +304,7 @@ impl Driver {
             }
             Wake::Dialed(Ok(stream)) => {
                 self.socket = Socket::Open(stream);
-                self.session.handle_connected(now);
+                self.session.handle_connected(now, unix_ms());
             }
             Wake::Dialed(Err(error)) => {
                 tracing::debug!(%error, "dial failed");
@@ -288,6 +316,16 @@ impl Driver {
             Wake::Wrote(Ok(0)) => self.lost(now, "socket takes no more bytes"),
             Wake::Wrote(Ok(written)) => self.output.advance(written),
             Wake::Read(Err(error)) | Wake::Wrote(Err(error)) => self.lost(now, &error.to_string()),
+            Wake::Token(result) => {
+                self.fetching = None;
+                match result {
+                    Ok(token) => self.session.handle_token(now, token),
+                    Err(error) => {
+                        tracing::debug!(%error, "token provider failed");
+                        self.session.handle_token_failed(now);
+                    }
+                }
+            }
             Wake::Deadline => self.session.handle_timeout(now),
         }
     }
@@ -332,6 +370,16 @@ impl Driver {
     fn now(&self) -> Instant {
         Instant::from_origin(self.start.elapsed())
     }
+}
+
+/// The wall clock in Unix milliseconds, which the session needs to place
+/// a token's expiry on its time line; 0 for a clock set before 1970.
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// Answers a caller; one that stopped waiting needs no answer.

@@ -58,7 +58,6 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use bytes::Bytes;
 
-use crate::access::Grants;
 use crate::auth::Identity;
 use crate::close::{CloseCode, CloseReason};
 use crate::config::{ConfigError, ServerConfig};
@@ -194,8 +193,7 @@ impl Server {
         let entry = Entry {
             conn,
             refused: refusal.is_some(),
-            user: None,
-            grants: Grants::default(),
+            identity: None,
             api_request: None,
             scheduled: None,
             woken: false,
@@ -290,7 +288,8 @@ impl Server {
             return;
         };
         if entry.conn.is_refreshing() {
-            let same_user = |identity: &Identity| entry.user.as_deref() == Some(&identity.user);
+            let known = self.hub.user(conn);
+            let same_user = |identity: &Identity| known == Some(identity.user.as_str());
             let Some(identity) = identity.filter(same_user) else {
                 entry
                     .conn
@@ -309,14 +308,14 @@ impl Server {
             return self.settle(conn, now);
         }
         let verdict = match identity {
-            Some(identity) => {
-                entry.user = Some(identity.user.clone());
-                entry.grants = identity.grants;
-                AuthVerdict::Accept {
-                    user: identity.user,
+            Some(mut identity) => {
+                let verdict = AuthVerdict::Accept {
+                    user: identity.user.clone(),
                     session: format!("{}-{}", self.node_id, conn.0),
-                    expiry: identity.expiry,
-                }
+                    expiry: identity.expiry.take(),
+                };
+                entry.identity = Some(Box::new(identity));
+                verdict
             }
             None => AuthVerdict::Reject,
         };
@@ -569,9 +568,10 @@ impl Server {
                         .push_back(Output::Decide(Decision::Authenticate { conn, token }));
                 }
                 Event::Authenticated => {
-                    let user = entry.user.clone().unwrap_or_default();
-                    let grants = std::mem::take(&mut entry.grants);
-                    self.hub.handle_authenticated(conn, &user, grants);
+                    if let Some(identity) = entry.identity.take() {
+                        let Identity { user, grants, .. } = *identity;
+                        self.hub.handle_authenticated(conn, &user, grants);
+                    }
                 }
                 Event::Reply(frame) => entry.conn.send_control(&self.config, now, frame),
                 Event::Request(message) => {

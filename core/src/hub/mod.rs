@@ -86,9 +86,11 @@ mod replies;
 mod requests;
 mod store;
 mod store_events;
+mod users;
 mod waiting;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -101,6 +103,7 @@ use self::replies::Replies;
 use self::requests::Publication;
 pub use self::store::{Member, Refusal, StoreEvent, StoreRequest, Ticket};
 use self::store_events::{CaughtUpAnswer, SubscribedAnswer};
+use self::users::Users;
 use self::waiting::{Waiter, Waiting};
 use crate::access::{Access, Grants, Operation};
 use crate::config::ServerConfig;
@@ -158,6 +161,8 @@ pub struct HistoryUsage {
 pub struct Hub {
     config: ServerConfig,
     conns: BTreeMap<ConnId, Conn>,
+    /// The users of `conns`, one entry each.
+    users: Users,
     channels: BTreeMap<Channel, LocalChannel>,
     waiting: Waiting,
     api_published: VecDeque<(Ticket, u64)>,
@@ -174,7 +179,8 @@ pub struct Hub {
 /// An authenticated connection as the hub sees it.
 #[derive(Debug)]
 struct Conn {
-    user: String,
+    /// The user's id, shared with its entry in `users`.
+    user: Arc<str>,
     /// What the connection's current token grants.
     grants: Grants,
     channels: BTreeSet<Channel>,
@@ -218,6 +224,7 @@ impl Hub {
         Hub {
             config: config.clone(),
             conns: BTreeMap::new(),
+            users: Users::default(),
             channels: BTreeMap::new(),
             waiting: Waiting::default(),
             api_published: VecDeque::new(),
@@ -233,12 +240,18 @@ impl Hub {
     /// from now on its messages may reach the hub. Repeating it for the same
     /// connection changes nothing.
     pub fn handle_authenticated(&mut self, conn: ConnId, user: &str, grants: Grants) {
+        let users = &mut self.users;
         self.conns.entry(conn).or_insert_with(|| Conn {
-            user: user.to_owned(),
+            user: users.arrive(user),
             grants,
             channels: BTreeSet::new(),
             replies: Replies::default(),
         });
+    }
+
+    /// The user of an authenticated connection.
+    pub fn user(&self, conn: ConnId) -> Option<&str> {
+        self.conns.get(&conn).map(|state| &*state.user)
     }
 
     /// A connection refreshed its token: `grants` replace the old ones, and
@@ -326,6 +339,7 @@ impl Hub {
         let Some(state) = self.conns.remove(&conn) else {
             return;
         };
+        self.users.depart(&state.user);
         for channel in state.channels {
             self.leave(now, channel, conn, &state.user, outbox);
         }

@@ -54,7 +54,7 @@ impl Hub {
             let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
             return state.replies.send(conn, error, outbox);
         }
-        let user = state.user.clone();
+        let user = state.user.to_string();
         let waiter = Waiter::Subscribe {
             conn,
             id,
@@ -131,7 +131,7 @@ impl Hub {
             let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
             return state.replies.send(conn, error, outbox);
         }
-        let sender = Some(state.user.clone());
+        let sender = Some(state.user.to_string());
         let ticket = id.map(|id| {
             let ticket = self.waiting.issue(Waiter::Conn { conn, id: Some(id) });
             state.replies.wait(ticket);

@@ -5,7 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use crate::access::Grants;
+use crate::auth::Identity;
 use crate::connection::{Connection, Transport};
 use crate::http::HttpRequest;
 use crate::ids::ConnId;
@@ -17,10 +17,9 @@ use super::Output;
 #[derive(Debug)]
 pub(super) struct Entry {
     pub(super) conn: Connection,
-    /// The user of the last accepted auth verdict.
-    pub(super) user: Option<String>,
-    /// The grants of the accepted `auth` until the hub takes them.
-    pub(super) grants: Grants,
+    /// Who the accepted `auth` proved, until the hub takes it: boxed, so
+    /// that a connection keeps one pointer for what it needs once.
+    pub(super) identity: Option<Box<Identity>>,
     /// Refused at accept: not counted among the node's connections.
     pub(super) refused: bool,
     /// A `POST /api/publish` waiting for its key check.

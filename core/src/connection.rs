@@ -527,6 +527,11 @@ impl Connection {
         matches!(self.state, State::Open | State::RefreshPending(..))
     }
 
+    /// Whether the verdict on `auth` is awaited.
+    pub fn awaits_verdict(&self) -> bool {
+        matches!(self.state, State::VerdictPending(_))
+    }
+
     /// Whether a `refresh` waits for its verdict.
     pub fn is_refreshing(&self) -> bool {
         matches!(self.state, State::RefreshPending(..))

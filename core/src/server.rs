@@ -29,7 +29,10 @@
 //!   dropped or re-queued.
 //! - Refusals: a connection accepted while draining or at
 //!   `max_connections` is refused by the core itself (`503`, half-close,
-//!   linger), so every adapter answers it the same way.
+//!   linger), so every adapter answers it the same way. A connection
+//!   whose user already holds `max_connections_per_user` on the node is
+//!   closed 4029 at its auth verdict (the hub counts each user's
+//!   connections).
 //! - Backplane: a node made with [`Server::with_backplane`] shares its
 //!   channels with other nodes through an external store. Its hub's
 //!   requests come out as [`Output::Store`] and the store's events go into
@@ -278,7 +281,8 @@ impl Server {
 
     /// The verdict on the token of a [`Decision::Authenticate`]: who it
     /// proves, or `None` when it is refused. After `auth`, a refusal closes
-    /// 4003; the core makes the session id. After `refresh`, a refusal, or
+    /// 4003, and a user already at `max_connections_per_user` on the node
+    /// closes 4029; the core makes the session id. After `refresh`, a refusal, or
     /// a token of another user, is answered `FORBIDDEN` and the connection
     /// keeps its old token; an accepted token's grants and expiry replace
     /// the old ones, and subscriptions they no longer allow end.
@@ -305,6 +309,16 @@ impl Server {
             self.with_hub(now, |hub, outbox| {
                 hub.handle_refreshed(now, conn, identity.grants, outbox);
             });
+            return self.settle(conn, now);
+        }
+        if let Some(identity) = &identity
+            && entry.conn.awaits_verdict()
+            && !self.hub.has_room_for(&identity.user)
+        {
+            let reason = "too many connections for this user";
+            entry
+                .conn
+                .close(now, CloseCode::TOO_MANY_CONNECTIONS, reason, config);
             return self.settle(conn, now);
         }
         let verdict = match identity {

@@ -92,6 +92,11 @@ pub(crate) const KEYS: &[Key] = &[
     ),
     key!("max_connections", CountKind<usize>, server.max_connections),
     key!(
+        "max_connections_per_user",
+        CountKind<usize>,
+        server.max_connections_per_user
+    ),
+    key!(
         "max_pending_before_auth",
         CountKind<usize>,
         server.max_pending_before_auth

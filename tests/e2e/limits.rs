@@ -1,10 +1,11 @@
 //! PROTOCOL.md section 7: the per-connection rate limit and subscription
-//! limit.
+//! limit; section 11: the per-user bound on connections.
 
 use serde_json::{Value, json};
 use tether_core::ServerConfig;
 
 use crate::harness::{Runtime, config, dev_auth};
+use tether_testkit::metrics::wait_for_metric;
 use tether_testkit::ws::Ws;
 
 fn a_burst_over_the_rate_limit_is_refused(runtime: Runtime) {
@@ -53,7 +54,31 @@ fn subscriptions_beyond_the_limit_are_refused(runtime: Runtime) {
     ws.subscribe("three");
 }
 
+fn a_connection_beyond_max_connections_per_user_closes_4029(runtime: Runtime) {
+    let server = runtime.start(
+        ServerConfig {
+            max_connections_per_user: 2,
+            ..config()
+        },
+        dev_auth(),
+    );
+    let first = Ws::auth(server.addr, "alice");
+    let _second = Ws::auth(server.addr, "alice");
+    let mut third = Ws::open(server.addr);
+    third.send_json(json!({"type": "auth", "token": "alice"}));
+    third.send_json(json!({"type": "ping", "id": "p"}));
+    assert_eq!(
+        third.expect_close(),
+        (4029, "too many connections for this user".into())
+    );
+    let _bob = Ws::auth(server.addr, "bob");
+    drop(first);
+    wait_for_metric(server.addr, "tether_connections", |open| open == 2);
+    let _again = Ws::auth(server.addr, "alice");
+}
+
 runtime_tests! {
     a_burst_over_the_rate_limit_is_refused => smol, blocking;
     subscriptions_beyond_the_limit_are_refused => smol, blocking;
+    a_connection_beyond_max_connections_per_user_closes_4029 => smol, blocking;
 }

@@ -249,6 +249,12 @@ impl Hub {
         });
     }
 
+    /// Whether `user` may have one more connection on the node: it holds
+    /// fewer than `max_connections_per_user`.
+    pub fn has_room_for(&self, user: &str) -> bool {
+        self.users.connections(user) < self.config.max_connections_per_user
+    }
+
     /// The user of an authenticated connection.
     pub fn user(&self, conn: ConnId) -> Option<&str> {
         self.conns.get(&conn).map(|state| &*state.user)

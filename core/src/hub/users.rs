@@ -22,6 +22,13 @@ struct User {
 }
 
 impl Users {
+    /// How many connections `user` has on the node.
+    pub(super) fn connections(&self, user: &str) -> usize {
+        self.entries
+            .get(user)
+            .map_or(0, |entry| entry.connections as usize)
+    }
+
     /// A connection of `user` arrived; returns the id its connections share.
     pub(super) fn arrive(&mut self, user: &str) -> Arc<str> {
         if let Some(entry) = self.entries.get_mut(user) {

@@ -97,6 +97,11 @@ pub(crate) const KEYS: &[Key] = &[
         server.max_connections_per_user
     ),
     key!(
+        "max_new_channels_per_user",
+        CountKind<usize>,
+        server.max_new_channels_per_user
+    ),
+    key!(
         "max_pending_before_auth",
         CountKind<usize>,
         server.max_pending_before_auth

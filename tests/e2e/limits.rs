@@ -1,5 +1,5 @@
 //! PROTOCOL.md section 7: the per-connection rate limit and subscription
-//! limit; section 11: the per-user bound on connections.
+//! limit; section 11: the per-user bounds on connections and new channels.
 
 use serde_json::{Value, json};
 use tether_core::ServerConfig;
@@ -77,8 +77,35 @@ fn a_connection_beyond_max_connections_per_user_closes_4029(runtime: Runtime) {
     let _again = Ws::auth(server.addr, "alice");
 }
 
+fn new_channels_beyond_max_new_channels_per_user_are_refused(runtime: Runtime) {
+    let server = runtime.start(
+        ServerConfig {
+            max_new_channels_per_user: 2,
+            ..config()
+        },
+        dev_auth(),
+    );
+    let mut alice = Ws::auth(server.addr, "alice");
+    alice.subscribe("one");
+    alice.send_json(json!({"type": "publish", "channel": "two", "payload": 2, "id": "p2"}));
+    assert_eq!(alice.recv_type("ack")["id"], "p2");
+    alice.send_json(json!({"type": "subscribe", "channel": "three", "id": "s3"}));
+    assert_eq!(alice.recv_error("LIMIT_EXCEEDED")["id"], "s3");
+    alice.send_json(json!({"type": "publish", "channel": "four", "payload": 4, "id": "p4"}));
+    assert_eq!(alice.recv_error("LIMIT_EXCEEDED")["id"], "p4");
+    // Channels the node holds are not new: a subscriber (one), history (two).
+    alice.subscribe("two");
+    alice.send_json(json!({"type": "publish", "channel": "one", "payload": 1, "id": "p1"}));
+    alice.recv_type("message");
+    assert_eq!(alice.recv_type("ack")["id"], "p1");
+    let mut bob = Ws::auth(server.addr, "bob");
+    bob.subscribe("three");
+    alice.subscribe("three");
+}
+
 runtime_tests! {
     a_burst_over_the_rate_limit_is_refused => smol, blocking;
     subscriptions_beyond_the_limit_are_refused => smol, blocking;
     a_connection_beyond_max_connections_per_user_closes_4029 => smol, blocking;
+    new_channels_beyond_max_new_channels_per_user_are_refused => smol, blocking;
 }

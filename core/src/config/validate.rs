@@ -128,7 +128,7 @@ impl ServerConfig {
     }
 
     fn check_counts(&self) -> Result<(), ConfigError> {
-        let all: [(&'static str, u64); 8] = [
+        let all: [(&'static str, u64); 9] = [
             ("rate_limit", u64::from(self.rate_limit)),
             ("rate_burst", u64::from(self.rate_burst)),
             ("max_subscriptions", self.max_subscriptions as u64),
@@ -136,6 +136,10 @@ impl ServerConfig {
             (
                 "max_connections_per_user",
                 self.max_connections_per_user as u64,
+            ),
+            (
+                "max_new_channels_per_user",
+                self.max_new_channels_per_user as u64,
             ),
             ("history_max_channels", self.history_max_channels as u64),
             (
@@ -315,6 +319,10 @@ mod tests {
         assert_eq!(
             field_of(|c| c.max_connections_per_user = 0),
             Some("max_connections_per_user")
+        );
+        assert_eq!(
+            field_of(|c| c.max_new_channels_per_user = 0),
+            Some("max_new_channels_per_user")
         );
     }
 

@@ -71,6 +71,14 @@
 //! `recovery` keeps the channels whole across a failing link; this module
 //! keeps the hub's state and dispatches.
 //!
+//! Users: the hub keeps one entry per user (module `users`), keyed by the
+//! id the user's connections share, where it counts the user's
+//! connections (`max_connections_per_user`, checked by the node at the
+//! auth verdict) and the channels new to the node the user brought into
+//! existence in its current minute (`max_new_channels_per_user`): a
+//! `subscribe` or `publish` that would bring one too many is answered
+//! `LIMIT_EXCEEDED`.
+//!
 //! Cleanup: a connection's subscriptions are released when it disconnects;
 //! a local channel is dropped with its last subscriber; the store forgets a
 //! channel with no presence, history or idempotency record, and expires
@@ -345,7 +353,7 @@ impl Hub {
         let Some(state) = self.conns.remove(&conn) else {
             return;
         };
-        self.users.depart(&state.user);
+        self.users.depart(now, &state.user);
         for channel in state.channels {
             self.leave(now, channel, conn, &state.user, outbox);
         }
@@ -573,6 +581,30 @@ impl Hub {
 
     fn is_external(&self) -> bool {
         matches!(self.store, Store::External { .. })
+    }
+
+    /// Whether the node holds state for `channel`: local subscribers or,
+    /// in memory mode, the store's epoch, history, idempotency records or
+    /// presence. A subscribe to a channel it does not hold brings the
+    /// channel into existence on the node.
+    fn holds_channel(&self, channel: &Channel) -> bool {
+        self.channels.contains_key(channel)
+            || match &self.store {
+                Store::Memory(memory) => memory.holds(channel),
+                Store::External { .. } => false,
+            }
+    }
+
+    /// Whether a publish on `channel` (`keyed`: with an idempotency key)
+    /// brings the channel into existence on the node: in memory mode, when
+    /// the node holds nothing for it and the store keeps the publication.
+    /// With a backplane, what a publish leaves is kept in the store, not
+    /// on the node.
+    fn publish_creates(&self, channel: &Channel, keyed: bool) -> bool {
+        match &self.store {
+            Store::Memory(memory) => !self.holds_channel(channel) && memory.keeps(keyed),
+            Store::External { .. } => false,
+        }
     }
 
     /// Sends a reply known now, in the connection's reply order.

@@ -282,10 +282,11 @@ impl Server {
     /// The verdict on the token of a [`Decision::Authenticate`]: who it
     /// proves, or `None` when it is refused. After `auth`, a refusal closes
     /// 4003, and a user already at `max_connections_per_user` on the node
-    /// closes 4029; the core makes the session id. After `refresh`, a refusal, or
-    /// a token of another user, is answered `FORBIDDEN` and the connection
-    /// keeps its old token; an accepted token's grants and expiry replace
-    /// the old ones, and subscriptions they no longer allow end.
+    /// closes 4029; the core makes the session id. After `refresh`, a
+    /// refusal, or a token of another user, is answered `FORBIDDEN` and the
+    /// connection keeps its old token; an accepted token's grants and
+    /// expiry replace the old ones, and subscriptions they no longer allow
+    /// end.
     pub fn handle_auth_verdict(&mut self, now: Instant, conn: ConnId, identity: Option<Identity>) {
         let config = &self.config;
         let Some(entry) = entry_mut(&mut self.slots, conn) else {

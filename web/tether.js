@@ -65,7 +65,7 @@
 //   reported as 1006.
 
 /** Close codes after which the client does not reconnect (PROTOCOL.md 7). */
-const FINAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1008, 1009, 4001, 4003]);
+const FINAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1008, 1009, 4001, 4003, 4029]);
 
 /** The close code of a token that expired on an open connection. */
 const TOKEN_EXPIRED = 4004;

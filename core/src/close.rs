@@ -39,16 +39,20 @@ impl CloseCode {
     pub const TOKEN_EXPIRED: CloseCode = CloseCode(4004);
     /// The connection could not keep up with its outbound queue.
     pub const SLOW_CONSUMER: CloseCode = CloseCode(4008);
+    /// The user already holds `max_connections_per_user` connections on
+    /// the node; sent at the auth verdict, instead of `auth_ack`.
+    pub const TOO_MANY_CONNECTIONS: CloseCode = CloseCode(4029);
 
     /// Whether a client should reconnect after being closed with this code.
     ///
-    /// PROTOCOL.md section 7: 1000, 1002, 1003, 1007, 1008, 1009, 4001 and
-    /// 4003 are bugs or decisions that a retry cannot fix; everything else
-    /// (1001, 1006, 1011, 4008, unknown codes) is worth another attempt.
+    /// PROTOCOL.md section 7: 1000, 1002, 1003, 1007, 1008, 1009, 4001,
+    /// 4003 and 4029 are bugs or decisions that a retry cannot fix;
+    /// everything else (1001, 1006, 1011, 4004, 4008, unknown codes) is
+    /// worth another attempt.
     pub fn is_final(self) -> bool {
         matches!(
             self.0,
-            1000 | 1002 | 1003 | 1007 | 1008 | 1009 | 4001 | 4003
+            1000 | 1002 | 1003 | 1007 | 1008 | 1009 | 4001 | 4003 | 4029
         )
     }
 
@@ -98,7 +102,7 @@ mod tests {
 
     #[test]
     fn final_codes_are_exactly_those_of_the_protocol() {
-        let finals = [1000, 1002, 1003, 1007, 1008, 1009, 4001, 4003];
+        let finals = [1000, 1002, 1003, 1007, 1008, 1009, 4001, 4003, 4029];
         let retried = [1001, 1006, 1011, 4004, 4008, 4000, 3000];
         for code in finals {
             assert!(CloseCode(code).is_final(), "{code} must be final");

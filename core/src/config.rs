@@ -67,6 +67,15 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Concurrent connections accepted; further ones get HTTP 503.
     pub max_connections: usize,
+    /// Authenticated WebSocket connections one user may hold on this node;
+    /// the one beyond it is closed 4029 at its auth verdict. Per node: a
+    /// count over all nodes would ask the backplane at every `auth`.
+    pub max_connections_per_user: usize,
+    /// Channels new to the node (which it holds nothing for) that one user
+    /// may bring into existence per minute, by subscribe or publish; the
+    /// request for one more is refused `LIMIT_EXCEEDED`. So fresh channel
+    /// names are no way around the node-wide history bounds.
+    pub max_new_channels_per_user: usize,
     /// Messages kept, in order, between `auth` and its verdict.
     pub max_pending_before_auth: usize,
     /// Largest HTTP request head (request line and headers) in bytes.
@@ -109,6 +118,8 @@ impl Default for ServerConfig {
             latest_only: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 100_000,
+            max_connections_per_user: 100,
+            max_new_channels_per_user: 1_000,
             max_pending_before_auth: 32,
             max_http_head: 8 * 1024,
             idempotency_window: Duration::from_secs(60),

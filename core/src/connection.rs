@@ -538,6 +538,11 @@ impl Connection {
         self.request_held = held;
     }
 
+    /// Whether the verdict on `auth` is awaited.
+    pub fn awaits_verdict(&self) -> bool {
+        matches!(self.state, State::VerdictPending(_))
+    }
+
     /// Whether a `refresh` waits for its verdict.
     pub fn is_refreshing(&self) -> bool {
         matches!(self.state, State::RefreshPending(..))

@@ -30,7 +30,10 @@
 //!   dropped or re-queued.
 //! - Refusals: a connection accepted while draining or at
 //!   `max_connections` is refused by the core itself (`503`, half-close,
-//!   linger), so every adapter answers it the same way.
+//!   linger), so every adapter answers it the same way. A connection
+//!   whose user already holds `max_connections_per_user` on the node is
+//!   closed 4029 at its auth verdict (the hub counts each user's
+//!   connections).
 //! - Backplane: a node made with [`Server::with_backplane`] shares its
 //!   channels with other nodes through an external store. Its hub's
 //!   requests come out as [`Output::Store`] and the store's events go into
@@ -59,7 +62,6 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use bytes::Bytes;
 
-use crate::access::Grants;
 use crate::auth::Identity;
 use crate::close::{CloseCode, CloseReason};
 use crate::config::{ConfigError, ServerConfig};
@@ -80,7 +82,7 @@ pub use output::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Verd
 use crate::envelope::ErrorCode;
 use outbox::NodeOutbox;
 use routes::{ApiWaiter, Refusal, error_body};
-use slots::{Entry, Held, Slot, entry, entry_mut, schedule_and_wake};
+use slots::{Deciding, Entry, Held, Slot, entry, entry_mut, schedule_and_wake};
 
 /// One server node: connections, hub, metrics and shutdown state.
 #[derive(Debug)]
@@ -195,10 +197,8 @@ impl Server {
         let entry = Entry {
             conn,
             refused: refusal.is_some(),
-            user: None,
-            grants: Grants::default(),
+            identity: None,
             deciding: None,
-            held: VecDeque::new(),
             api_request: None,
             scheduled: None,
             woken: false,
@@ -283,17 +283,20 @@ impl Server {
 
     /// The verdict on the token of a [`Decision::Authenticate`]: who it
     /// proves, or `None` when it is refused. After `auth`, a refusal closes
-    /// 4003; the core makes the session id. After `refresh`, a refusal, or
-    /// a token of another user, is answered `FORBIDDEN` and the connection
-    /// keeps its old token; an accepted token's grants and expiry replace
-    /// the old ones, and subscriptions they no longer allow end.
+    /// 4003, and a user already at `max_connections_per_user` on the node
+    /// closes 4029; the core makes the session id. After `refresh`, a
+    /// refusal, or a token of another user, is answered `FORBIDDEN` and the
+    /// connection keeps its old token; an accepted token's grants and
+    /// expiry replace the old ones, and subscriptions they no longer allow
+    /// end.
     pub fn handle_auth_verdict(&mut self, now: Instant, conn: ConnId, identity: Option<Identity>) {
         let config = &self.config;
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
         if entry.conn.is_refreshing() {
-            let same_user = |identity: &Identity| entry.user.as_deref() == Some(&identity.user);
+            let known = self.hub.user(conn);
+            let same_user = |identity: &Identity| known == Some(identity.user.as_str());
             let Some(identity) = identity.filter(same_user) else {
                 entry
                     .conn
@@ -311,15 +314,25 @@ impl Server {
             });
             return self.settle(conn, now);
         }
+        if let Some(identity) = &identity
+            && entry.conn.awaits_verdict()
+            && !self.hub.has_room_for(&identity.user)
+        {
+            let reason = "too many connections for this user";
+            entry
+                .conn
+                .close(now, CloseCode::TOO_MANY_CONNECTIONS, reason, config);
+            return self.settle(conn, now);
+        }
         let verdict = match identity {
-            Some(identity) => {
-                entry.user = Some(identity.user.clone());
-                entry.grants = identity.grants;
-                AuthVerdict::Accept {
-                    user: identity.user,
+            Some(mut identity) => {
+                let verdict = AuthVerdict::Accept {
+                    user: identity.user.clone(),
                     session: format!("{}-{}", self.node_id, conn.0),
-                    expiry: identity.expiry,
-                }
+                    expiry: identity.expiry.take(),
+                };
+                entry.identity = Some(Box::new(identity));
+                verdict
             }
             None => AuthVerdict::Reject,
         };
@@ -586,9 +599,10 @@ impl Server {
                         .push_back(Output::Decide(Decision::Authenticate { conn, token }));
                 }
                 Event::Authenticated => {
-                    let user = entry.user.clone().unwrap_or_default();
-                    let grants = std::mem::take(&mut entry.grants);
-                    self.hub.handle_authenticated(conn, &user, grants);
+                    if let Some(identity) = entry.identity.take() {
+                        let Identity { user, grants, .. } = *identity;
+                        self.hub.handle_authenticated(conn, &user, grants);
+                    }
                 }
                 Event::Reply(frame) if entry.deciding.is_some() => {
                     self.hold(now, conn, Held::Reply(frame));
@@ -615,14 +629,16 @@ impl Server {
                 hub.handle_message(now, conn, message, outbox);
             });
         };
+        let user = self.hub.user(conn).unwrap_or_default().to_owned();
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
-        entry.deciding = Some(message);
+        let held = VecDeque::new();
+        entry.deciding = Some(Box::new(Deciding { message, held }));
         entry.conn.set_request_held(true);
         let decision = Decision::Channel {
             conn,
-            user: entry.user.clone().unwrap_or_default(),
+            user,
             channel,
             operation,
         };
@@ -637,13 +653,16 @@ impl Server {
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
-        if entry.held.len() >= config.max_pending_before_auth {
+        let Some(deciding) = entry.deciding.as_mut() else {
+            return;
+        };
+        if deciding.held.len() >= config.max_pending_before_auth {
             let reason = "too many messages waiting for a decision";
             return entry
                 .conn
                 .close(now, CloseCode::POLICY_VIOLATION, reason, config);
         }
-        entry.held.push_back(held);
+        deciding.held.push_back(held);
     }
 
     /// The application's answer to a [`Decision::Channel`]: the request is
@@ -653,18 +672,25 @@ impl Server {
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
-        let Some(message) = entry.deciding.take() else {
+        let Some(deciding) = entry.deciding.take() else {
             return;
         };
         entry.conn.set_request_held(false);
+        let Deciding { message, mut held } = *deciding;
         self.with_hub(now, |hub, outbox| {
             hub.handle_decided(now, conn, message, allowed, outbox);
         });
-        while let Some(entry) = entry_mut(&mut self.slots, conn)
-            && entry.deciding.is_none()
-            && let Some(held) = entry.held.pop_front()
-        {
-            match held {
+        while let Some(next) = held.pop_front() {
+            let Some(entry) = entry_mut(&mut self.slots, conn) else {
+                return;
+            };
+            if let Some(deciding) = entry.deciding.as_mut() {
+                // A request held here asked the application in turn: the
+                // rest waits behind it, in order.
+                deciding.held.push_back(next);
+                continue;
+            }
+            match next {
                 Held::Reply(frame) => entry.conn.send_control(&self.config, now, frame),
                 Held::Request(message) => self.handle_request(now, conn, message),
             }

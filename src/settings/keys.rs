@@ -97,6 +97,16 @@ pub(crate) const KEYS: &[Key] = &[
     ),
     key!("max_connections", CountKind<usize>, server.max_connections),
     key!(
+        "max_connections_per_user",
+        CountKind<usize>,
+        server.max_connections_per_user
+    ),
+    key!(
+        "max_new_channels_per_user",
+        CountKind<usize>,
+        server.max_new_channels_per_user
+    ),
+    key!(
         "max_pending_before_auth",
         CountKind<usize>,
         server.max_pending_before_auth

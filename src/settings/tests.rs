@@ -327,6 +327,8 @@ fn everything_changed() -> Settings {
             latest_only: vec!["ticker:*".into(), "scores".into()],
             shutdown_timeout: Duration::from_secs(13),
             max_connections: 14,
+            max_connections_per_user: 22,
+            max_new_channels_per_user: 23,
             max_pending_before_auth: 15,
             max_http_head: 16 * 1024,
             idempotency_window: Duration::from_secs(17),

@@ -133,7 +133,7 @@ test('a dial waits for its delay and not a millisecond less', async (t) => {
 });
 
 test('final close codes end the client; the others are retried', async (t) => {
-  for (const code of [1002, 1003, 1007, 1008, 1009, 4001, 4003]) {
+  for (const code of [1002, 1003, 1007, 1008, 1009, 4001, 4003, 4029]) {
     const { client, events } = await start(t);
     accept();
     sockets[0].drop(code, 'because');

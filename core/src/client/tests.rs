@@ -447,7 +447,7 @@ fn the_counter_does_not_reset_on_an_upgrade_without_auth_ack() {
 
 #[test]
 fn final_close_codes_are_reported_and_never_followed_by_a_dial() {
-    for code in [1002, 1003, 1007, 1008, 1009, 4001, 4003] {
+    for code in [1002, 1003, 1007, 1008, 1009, 4001, 4003, 4029] {
         let mut h = Harness::open(config());
         h.client.subscribe(channel("news")).unwrap();
         h.server_bytes(&close_frame(CloseCode(code), "no"));
@@ -1171,7 +1171,7 @@ proptest! {
     #[test]
     fn no_dial_ever_follows_a_final_close_code(
         before in proptest::collection::vec(outcome(), 0..6),
-        code in prop::sample::select(vec![1002u16, 1003, 1007, 1008, 1009, 4001, 4003]),
+        code in prop::sample::select(vec![1002u16, 1003, 1007, 1008, 1009, 4001, 4003, 4029]),
         during_auth in any::<bool>(),
         later in proptest::collection::vec(0u64..100_000, 0..10),
         seed in any::<u64>(),

@@ -128,11 +128,19 @@ impl ServerConfig {
     }
 
     fn check_counts(&self) -> Result<(), ConfigError> {
-        let all: [(&'static str, u64); 7] = [
+        let all: [(&'static str, u64); 9] = [
             ("rate_limit", u64::from(self.rate_limit)),
             ("rate_burst", u64::from(self.rate_burst)),
             ("max_subscriptions", self.max_subscriptions as u64),
             ("max_connections", self.max_connections as u64),
+            (
+                "max_connections_per_user",
+                self.max_connections_per_user as u64,
+            ),
+            (
+                "max_new_channels_per_user",
+                self.max_new_channels_per_user as u64,
+            ),
             ("history_max_channels", self.history_max_channels as u64),
             (
                 "idempotency_max_records",
@@ -295,6 +303,14 @@ mod tests {
         assert_eq!(field_of(|c| c.rate_limit = 0), Some("rate_limit"));
         assert_eq!(field_of(|c| c.rate_burst = 1), None);
         assert_eq!(field_of(|c| c.max_connections = 0), Some("max_connections"));
+        assert_eq!(
+            field_of(|c| c.max_connections_per_user = 0),
+            Some("max_connections_per_user")
+        );
+        assert_eq!(
+            field_of(|c| c.max_new_channels_per_user = 0),
+            Some("max_new_channels_per_user")
+        );
     }
 
     #[test]

@@ -250,6 +250,18 @@ impl MemoryStore {
         history.into_iter().chain(retry).min()
     }
 
+    /// Whether the store holds state for `channel`: an epoch with
+    /// presence, history or idempotency records.
+    pub fn holds(&self, channel: &Channel) -> bool {
+        self.channels.contains_key(channel)
+    }
+
+    /// Whether the store keeps something of a publication (`keyed`: with
+    /// an idempotency key): its history entry, or its idempotency record.
+    pub fn keeps(&self, keyed: bool) -> bool {
+        self.history_size > 0 || keyed
+    }
+
     #[cfg(any(test, feature = "internals"))]
     /// How many channels the store holds state for.
     pub fn channel_count(&self) -> usize {

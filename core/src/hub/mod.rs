@@ -71,6 +71,14 @@
 //! `recovery` keeps the channels whole across a failing link; this module
 //! keeps the hub's state and dispatches.
 //!
+//! Users: the hub keeps one entry per user (module `users`), keyed by the
+//! id the user's connections share, where it counts the user's
+//! connections (`max_connections_per_user`, checked by the node at the
+//! auth verdict) and the channels new to the node the user brought into
+//! existence in its current minute (`max_new_channels_per_user`): a
+//! `subscribe` or `publish` that would bring one too many is answered
+//! `LIMIT_EXCEEDED`.
+//!
 //! Cleanup: a connection's subscriptions are released when it disconnects;
 //! a local channel is dropped with its last subscriber; the store forgets a
 //! channel with no presence, history or idempotency record, and expires
@@ -86,9 +94,11 @@ mod replies;
 mod requests;
 mod store;
 mod store_events;
+mod users;
 mod waiting;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -101,6 +111,7 @@ use self::replies::Replies;
 use self::requests::Publication;
 pub use self::store::{Member, Refusal, StoreEvent, StoreRequest, Ticket};
 use self::store_events::{CaughtUpAnswer, SubscribedAnswer};
+use self::users::Users;
 use self::waiting::{Waiter, Waiting};
 use crate::access::{Access, Grants, Operation};
 use crate::config::ServerConfig;
@@ -158,6 +169,8 @@ pub struct HistoryUsage {
 pub struct Hub {
     config: ServerConfig,
     conns: BTreeMap<ConnId, Conn>,
+    /// The users of `conns`, one entry each.
+    users: Users,
     channels: BTreeMap<Channel, LocalChannel>,
     waiting: Waiting,
     api_published: VecDeque<(Ticket, u64)>,
@@ -174,7 +187,8 @@ pub struct Hub {
 /// An authenticated connection as the hub sees it.
 #[derive(Debug)]
 struct Conn {
-    user: String,
+    /// The user's id, shared with its entry in `users`.
+    user: Arc<str>,
     /// What the connection's current token grants.
     grants: Grants,
     /// Set only while the hub handles a request the application allowed.
@@ -220,6 +234,7 @@ impl Hub {
         Hub {
             config: config.clone(),
             conns: BTreeMap::new(),
+            users: Users::default(),
             channels: BTreeMap::new(),
             waiting: Waiting::default(),
             api_published: VecDeque::new(),
@@ -235,13 +250,25 @@ impl Hub {
     /// from now on its messages may reach the hub. Repeating it for the same
     /// connection changes nothing.
     pub fn handle_authenticated(&mut self, conn: ConnId, user: &str, grants: Grants) {
+        let users = &mut self.users;
         self.conns.entry(conn).or_insert_with(|| Conn {
-            user: user.to_owned(),
+            user: users.arrive(user),
             grants,
             allowed_by_application: false,
             channels: BTreeSet::new(),
             replies: Replies::default(),
         });
+    }
+
+    /// Whether `user` may have one more connection on the node: it holds
+    /// fewer than `max_connections_per_user`.
+    pub fn has_room_for(&self, user: &str) -> bool {
+        self.users.connections(user) < self.config.max_connections_per_user
+    }
+
+    /// The user of an authenticated connection.
+    pub fn user(&self, conn: ConnId) -> Option<&str> {
+        self.conns.get(&conn).map(|state| &*state.user)
     }
 
     /// A connection refreshed its token: `grants` replace the old ones, and
@@ -370,6 +397,7 @@ impl Hub {
         let Some(state) = self.conns.remove(&conn) else {
             return;
         };
+        self.users.depart(now, &state.user);
         for channel in state.channels {
             self.leave(now, channel, conn, &state.user, outbox);
         }
@@ -597,6 +625,30 @@ impl Hub {
 
     fn is_external(&self) -> bool {
         matches!(self.store, Store::External { .. })
+    }
+
+    /// Whether the node holds state for `channel`: local subscribers or,
+    /// in memory mode, the store's epoch, history, idempotency records or
+    /// presence. A subscribe to a channel it does not hold brings the
+    /// channel into existence on the node.
+    fn holds_channel(&self, channel: &Channel) -> bool {
+        self.channels.contains_key(channel)
+            || match &self.store {
+                Store::Memory(memory) => memory.holds(channel),
+                Store::External { .. } => false,
+            }
+    }
+
+    /// Whether a publish on `channel` (`keyed`: with an idempotency key)
+    /// brings the channel into existence on the node: in memory mode, when
+    /// the node holds nothing for it and the store keeps the publication.
+    /// With a backplane, what a publish leaves is kept in the store, not
+    /// on the node.
+    fn publish_creates(&self, channel: &Channel, keyed: bool) -> bool {
+        match &self.store {
+            Store::Memory(memory) => !self.holds_channel(channel) && memory.keeps(keyed),
+            Store::External { .. } => false,
+        }
     }
 
     /// Sends a reply known now, in the connection's reply order.

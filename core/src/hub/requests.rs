@@ -11,6 +11,10 @@ use crate::envelope::{Channel, ErrorCode, IdempotencyKey, Position, RequestId, S
 use crate::ids::ConnId;
 use crate::time::Instant;
 
+/// The refusal of a request that would bring one channel too many into
+/// existence for its user within its window.
+const TOO_MANY_NEW_CHANNELS: &str = "too many new channels for this user; retry later";
+
 /// What a client's `publish` asks to publish, apart from its request id.
 pub(super) struct Publication {
     pub(super) channel: Channel,
@@ -29,6 +33,7 @@ impl Hub {
         outbox: &mut impl Outbox,
     ) {
         let up = self.is_store_up();
+        let creates = !self.holds_channel(&channel);
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -56,7 +61,12 @@ impl Hub {
             let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
             return state.replies.send(conn, error, outbox);
         }
-        let user = state.user.clone();
+        let limit = self.config.max_new_channels_per_user;
+        if creates && !self.users.create_channel(now, &state.user, limit) {
+            let error = error_frame(id, ErrorCode::LimitExceeded, TOO_MANY_NEW_CHANNELS);
+            return state.replies.send(conn, error, outbox);
+        }
+        let user = state.user.to_string();
         let waiter = Waiter::Subscribe {
             conn,
             id,
@@ -122,6 +132,8 @@ impl Hub {
         outbox: &mut impl Outbox,
     ) {
         let up = self.is_store_up();
+        let keyed = publication.idempotency_key.is_some();
+        let creates = self.publish_creates(&publication.channel, keyed);
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -133,7 +145,12 @@ impl Hub {
             let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
             return state.replies.send(conn, error, outbox);
         }
-        let sender = Some(state.user.clone());
+        let limit = self.config.max_new_channels_per_user;
+        if creates && !self.users.create_channel(now, &state.user, limit) {
+            let error = error_frame(id, ErrorCode::LimitExceeded, TOO_MANY_NEW_CHANNELS);
+            return state.replies.send(conn, error, outbox);
+        }
+        let sender = Some(state.user.to_string());
         let ticket = id.map(|id| {
             let ticket = self.waiting.issue(Waiter::Conn { conn, id: Some(id) });
             state.replies.wait(ticket);

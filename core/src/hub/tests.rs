@@ -10,6 +10,7 @@ use crate::envelope::{parse_client_message, parse_server_message};
 
 mod backplane;
 mod bounds;
+mod users;
 
 /// One frame the hub handed to the outbox.
 #[derive(Clone, Debug)]

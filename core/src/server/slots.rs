@@ -7,7 +7,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use bytes::Bytes;
 
-use crate::access::Grants;
+use crate::auth::Identity;
 use crate::connection::{Connection, Transport};
 use crate::envelope::ClientMessage;
 use crate::http::HttpRequest;
@@ -20,14 +20,12 @@ use super::Output;
 #[derive(Debug)]
 pub(super) struct Entry {
     pub(super) conn: Connection,
-    /// The user of the last accepted auth verdict.
-    pub(super) user: Option<String>,
-    /// The grants of the accepted `auth` until the hub takes them.
-    pub(super) grants: Grants,
-    /// The request waiting for a [`Decision::Channel`](super::Decision::Channel).
-    pub(super) deciding: Option<ClientMessage>,
-    /// What the connection sent behind it, in order, until it is decided.
-    pub(super) held: VecDeque<Held>,
+    /// Who the accepted `auth` proved, until the hub takes it: boxed, so
+    /// that a connection keeps one pointer for what it needs once.
+    pub(super) identity: Option<Box<Identity>>,
+    /// A request waiting for a [`Decision::Channel`](super::Decision::Channel),
+    /// boxed for the same reason.
+    pub(super) deciding: Option<Box<Deciding>>,
     /// Refused at accept: not counted among the node's connections.
     pub(super) refused: bool,
     /// A `POST /api/publish` waiting for its key check.
@@ -40,6 +38,14 @@ pub(super) struct Entry {
     /// that is stuck on a peer that does not read).
     pub(super) close_now_signalled: bool,
     pub(super) upgraded: bool,
+}
+
+/// A request that waits for the application's decision, and what the
+/// connection sent behind it, in order, until it is decided.
+#[derive(Debug)]
+pub(super) struct Deciding {
+    pub(super) message: ClientMessage,
+    pub(super) held: VecDeque<Held>,
 }
 
 /// A request, or a reply the connection made itself, behind a request

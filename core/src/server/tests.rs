@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
-use crate::access::{ChannelPattern, Operation};
+use crate::access::{ChannelPattern, Grants, Operation};
 use crate::envelope::{ServerMessage, encode_server_message, parse_server_message};
 use crate::frame::{FrameDecoder, Message, Role};
 use crate::fuzzing::peer;
@@ -115,14 +115,24 @@ impl Node {
     /// A connection authenticated as `user` (the harness accepts any token
     /// as its user id), with the `auth_ack` already consumed.
     fn connect(&mut self, user: &str) -> ConnId {
-        let conn = self.open();
-        let mut bytes = UPGRADE.as_bytes().to_vec();
-        bytes.extend(text(&format!(r#"{{"type":"auth","token":"{user}"}}"#)));
-        self.read(conn, &bytes);
+        let conn = self.open_as(user, &[]);
         assert!(matches!(
             self.replies(conn).as_slice(),
             [ServerMessage::AuthAck { .. }]
         ));
+        conn
+    }
+
+    /// Opens a WebSocket and sends `auth` for `user`, then `after` in the
+    /// same read; the answers stay on the wire.
+    fn open_as(&mut self, user: &str, after: &[&str]) -> ConnId {
+        let conn = self.open();
+        let mut bytes = UPGRADE.as_bytes().to_vec();
+        bytes.extend(text(&format!(r#"{{"type":"auth","token":"{user}"}}"#)));
+        for message in after {
+            bytes.extend(text(message));
+        }
+        self.read(conn, &bytes);
         conn
     }
 
@@ -727,4 +737,35 @@ fn a_client_close_frame_is_handled_through_the_node() {
         vec![(conn, CloseCode::NORMAL, ClosedBy::Client)]
     );
     assert_eq!(node.server.connection_count(), 0);
+}
+
+#[test]
+fn the_connection_beyond_max_connections_per_user_closes_4029_without_auth_ack() {
+    let config = ServerConfig {
+        max_connections_per_user: 2,
+        ..ServerConfig::dev()
+    };
+    let mut node = Node::new(config);
+    let first = node.connect("carol");
+    node.connect("carol");
+    let refused = node.open_as("carol", &[r#"{"type":"ping","id":"p"}"#]);
+    assert_eq!(
+        node.close_frame(refused),
+        Some(CloseCode::TOO_MANY_CONNECTIONS)
+    );
+    assert_eq!(node.replies(refused), [], "no auth_ack, no pong");
+    assert!(
+        node.closed
+            .contains(&(refused, CloseCode::TOO_MANY_CONNECTIONS, ClosedBy::Server))
+    );
+    node.connect("dave");
+
+    node.server.handle_transport_closed(node.now, first);
+    node.drain();
+    node.connect("carol");
+    let refused = node.open_as("carol", &[]);
+    assert_eq!(
+        node.close_frame(refused),
+        Some(CloseCode::TOO_MANY_CONNECTIONS)
+    );
 }

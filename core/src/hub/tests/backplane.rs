@@ -845,3 +845,40 @@ fn a_refused_catch_up_is_asked_again_when_the_store_takes_writes_again() {
         "{requests:?}"
     );
 }
+
+#[test]
+fn with_a_backplane_only_a_subscribe_without_local_subscribers_brings_a_new_channel() {
+    let config = ServerConfig {
+        max_new_channels_per_user: 1,
+        ..ServerConfig::dev()
+    };
+    let mut remote = Remote::up(&config);
+    let alice = ConnId(1);
+    remote
+        .hub
+        .handle_authenticated(alice, "alice", Grants::default());
+    let ticket = remote.subscribe(alice, r#"{"type":"subscribe","id":"s","channel":"chat"}"#);
+    remote.subscribed(ticket, "e", 0);
+    // The channels a publish reaches are kept in the store, not here.
+    for name in ["one", "two"] {
+        let text = format!(r#"{{"type":"publish","channel":"{name}","payload":1}}"#);
+        remote.send(alice, &text);
+        let requests = remote.requests();
+        assert!(matches!(requests[..], [StoreRequest::Publish { .. }]));
+    }
+    remote.send(alice, r#"{"type":"subscribe","id":"s2","channel":"other"}"#);
+    assert!(remote.requests().is_empty(), "a refusal asks nothing");
+    let bob = ConnId(2);
+    remote
+        .hub
+        .handle_authenticated(bob, "bob", Grants::default());
+    remote.subscribe(bob, r#"{"type":"subscribe","id":"s3","channel":"other"}"#);
+    remote.subscribe(alice, r#"{"type":"subscribe","id":"s4","channel":"other"}"#);
+    let errors: Vec<ServerMessage> = remote
+        .take_for(alice)
+        .into_iter()
+        .filter(|message| matches!(message, ServerMessage::Error { .. }))
+        .collect();
+    let refused = r#"{"type":"error","id":"s2","code":"LIMIT_EXCEEDED","message":"too many new channels for this user; retry later"}"#;
+    assert_eq!(errors, expect(&[refused]));
+}

@@ -23,6 +23,7 @@
 
 pub mod backplane;
 pub mod check;
+pub mod grants;
 pub mod net;
 pub mod scenario;
 pub mod schedule;

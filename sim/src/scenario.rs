@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tether_core::{Backoff, Channel, Instant, ServerConfig};
 
+use crate::grants;
 use crate::net::LinkProfile;
 use crate::setup::{Backend, BackplaneSpec, ClientSpec, Fault, Setup};
 use crate::world::Outcome;
@@ -49,6 +50,12 @@ pub enum Scenario {
     /// Three nodes on a backplane; one is cut off from it for 2 to 20 s,
     /// then the partition heals.
     BackplanePartition,
+    /// The restart storm, with a feed channel that takes a token grant:
+    /// while the node crashes and every client reconnects, applications
+    /// refresh tokens that take the grant away or give it back, and the
+    /// backend publishes on the feed throughout. No feed publication may
+    /// reach a connection whose current token does not grant it.
+    RefreshStorm,
     /// Three nodes on a backplane; one crashes for 20 s: its clients move
     /// to the others and recover from the central history, and a user
     /// whose only connection went silent with it leaves everywhere.
@@ -57,7 +64,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order runs go through them.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::SteadyChat,
         Scenario::RestartStorm,
         Scenario::RestartStormNoJitter,
@@ -68,6 +75,7 @@ impl Scenario {
         Scenario::BackplaneOutage,
         Scenario::BackplanePartition,
         Scenario::ClusterCrash,
+        Scenario::RefreshStorm,
     ];
 
     /// The name used on the command line.
@@ -83,6 +91,7 @@ impl Scenario {
             Scenario::BackplaneOutage => "backplane-outage",
             Scenario::BackplanePartition => "backplane-partition",
             Scenario::ClusterCrash => "cluster-crash",
+            Scenario::RefreshStorm => "refresh-storm",
         }
     }
 
@@ -110,6 +119,7 @@ impl Scenario {
             Scenario::BackplaneOutage => backplane_outage(size, rng),
             Scenario::BackplanePartition => backplane_partition(size, rng),
             Scenario::ClusterCrash => cluster_crash(size, rng),
+            Scenario::RefreshStorm => refresh_storm(size, rng),
         }
     }
 
@@ -151,6 +161,14 @@ impl Scenario {
                     failures.push(format!(
                         "u1 did not leave within presence_ttl of the crash: {:?}",
                         outcome.leaves
+                    ));
+                }
+            }
+            Scenario::RefreshStorm => {
+                if outcome.revoked == 0 || outcome.feed_delivered == 0 {
+                    failures.push(format!(
+                        "the grants were not exercised: {} refreshes took one away, {} feed deliveries",
+                        outcome.revoked, outcome.feed_delivered
                     ));
                 }
             }
@@ -199,6 +217,7 @@ fn chat_clients(
             ClientSpec {
                 start: Instant::ZERO + random_below(ramp, rng),
                 user: format!("u{user}"),
+                feeds: false,
                 node: 0,
                 link: random_link(rng),
                 channels,
@@ -287,6 +306,37 @@ fn restart_storm(size: Size, rng: &mut fastrand::Rng, backoff: Backoff) -> Setup
         faults_end: crash + down_for,
         mark: crash,
     }
+}
+
+fn refresh_storm(size: Size, rng: &mut fastrand::Rng) -> Setup {
+    let mut setup = restart_storm(size, rng, Backoff::default());
+    let feed = Channel::new("feed:news").expect("a valid channel name");
+    let count = setup.clients.len();
+    for client in &mut setup.clients {
+        client.channels.push(feed.clone());
+        client.feeds = rng.u8(..4) != 0;
+    }
+    let start = Instant::ZERO + SECOND;
+    let until = setup.faults_end + 10 * SECOND;
+    for _ in 0..by_size(size, 60, 3_000) {
+        let at = start + random_below(until - start, rng);
+        let fault = Fault::Regrant {
+            client: rng.usize(..count),
+            granted: rng.bool(),
+        };
+        setup.faults.push((at, fault));
+    }
+    setup.faults_end = until;
+    setup.server = grants::with_feeds(setup.server);
+    setup.backend = Some(Backend {
+        node: 0,
+        channel: feed,
+        every: Duration::from_millis(100),
+        payload_len: 20,
+        from: start,
+        until,
+    });
+    setup
 }
 
 fn slow_consumer(size: Size, rng: &mut fastrand::Rng) -> Setup {

@@ -58,8 +58,11 @@ pub struct BackplaneSpec {
 pub struct ClientSpec {
     /// When its session is created (and dials).
     pub start: Instant,
-    /// Its token, which the simulated authenticator takes as the user id.
+    /// Its user id.
     pub user: String,
+    /// Whether its first token grants the feed channels
+    /// ([`crate::grants`]).
+    pub feeds: bool,
     /// The node it dials.
     pub node: usize,
     /// Its network link.
@@ -131,6 +134,15 @@ pub enum Fault {
         node: usize,
         /// When the partition heals.
         until: Instant,
+    },
+    /// The client's application gets a new token, which grants the feed
+    /// channels ([`crate::grants`]) or not, and refreshes the connection
+    /// with it; granted, it also subscribes to the feeds of its spec again.
+    Regrant {
+        /// The client.
+        client: usize,
+        /// Whether the new token grants the feeds.
+        granted: bool,
     },
     /// Nothing gets through between the client and any node until `until`:
     /// bytes wait and arrive after the heal, new connections are not

@@ -15,6 +15,7 @@ fn client(node: usize, publish_every: Option<Duration>) -> ClientSpec {
     ClientSpec {
         start: Instant::ZERO,
         user: format!("u{node}"),
+        feeds: false,
         node,
         link: LinkProfile {
             max_chunk: 64 * 1024,

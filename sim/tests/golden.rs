@@ -5,7 +5,7 @@
 
 use tether_sim::{Scenario, Size, run};
 
-const GOLDEN: [(Scenario, u64); 10] = [
+const GOLDEN: [(Scenario, u64); 11] = [
     (Scenario::SteadyChat, 0x99f8_9e31_565e_3e78),
     (Scenario::RestartStorm, 0x2561_22d7_8017_7288),
     (Scenario::RestartStormNoJitter, 0x205d_d473_12ee_f627),
@@ -16,6 +16,7 @@ const GOLDEN: [(Scenario, u64); 10] = [
     (Scenario::BackplaneOutage, 0xa22e_7590_f5fb_f95d),
     (Scenario::BackplanePartition, 0xacc2_5f15_38d9_64b3),
     (Scenario::ClusterCrash, 0x8717_9203_7ba4_2947),
+    (Scenario::RefreshStorm, 0xd9b6_78e2_8f20_4837),
 ];
 
 #[test]

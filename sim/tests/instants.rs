@@ -19,6 +19,7 @@ fn lonely_client(faults: Vec<(Instant, Fault)>, faults_end: Instant) -> Setup {
         clients: vec![ClientSpec {
             start: Instant::ZERO,
             user: "ann".into(),
+            feeds: false,
             node: 0,
             link: LinkProfile {
                 max_chunk: 64 * 1024,

@@ -69,3 +69,8 @@ fn backplane_partition_keeps_every_invariant() {
 fn cluster_crash_keeps_every_invariant() {
     run_seeds(Scenario::ClusterCrash, 30);
 }
+
+#[test]
+fn refresh_storm_keeps_grants_and_every_invariant() {
+    run_seeds(Scenario::RefreshStorm, 12);
+}

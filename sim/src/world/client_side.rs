@@ -7,16 +7,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use tether_core::{
-    ClientConfig, ClientOutput as Output, ClientSession, ErrorCode, Event, Instant, RequestError,
-    Transmit,
+    ClientConfig, ClientMessage, ClientOutput as Output, ClientSession, ErrorCode, Event, Instant,
+    RequestError, Transmit,
 };
 
 use super::{Ev, SocketId, World};
+use crate::grants;
 
 /// Clients stop publishing this long before the end of a run, so that every
 /// request can be settled (a request times out after 10 s) before the
 /// final check.
 const QUIET: Duration = Duration::from_secs(15);
+
+/// How long a refresh may wait for its answer.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl World {
     pub(super) fn start_client(&mut self, client: usize) {
@@ -24,7 +28,10 @@ impl World {
         let config = ClientConfig {
             backoff: spec.backoff.clone(),
             seed: self.rng.u64(..),
-            ..ClientConfig::new(format!("node{}", spec.node), spec.user.clone())
+            ..ClientConfig::new(
+                format!("node{}", spec.node),
+                grants::token(&spec.user, spec.feeds),
+            )
         };
         let mut session = ClientSession::new(self.now, config);
         for channel in &spec.channels {
@@ -198,6 +205,9 @@ impl World {
             self.record(format_args!("c{client} dial reaches node{node}"));
         }
         let id = self.new_socket(client, node);
+        // A session takes its token for an attempt when it dials.
+        let state = &mut self.clients[client];
+        state.auth_grants = state.token_grants;
         self.clients[client].socket = Some(id);
         self.clients[client].serving = Some((node, self.nodes[node].incarnation));
         if self.clients[client].partitioned_until > self.now {
@@ -246,6 +256,8 @@ impl World {
         let now = self.now;
         match event {
             Event::Connected { user, session, .. } => {
+                let state = &mut self.clients[client];
+                state.grants = state.auth_grants;
                 self.stats.connected(now);
                 self.checker.connected(client);
                 self.record(format_args!("c{client} connected {user} {session}"));
@@ -288,6 +300,13 @@ impl World {
                     "c{client} subscribed {channel} {epoch}@{offset} recovered={recovered:?}"
                 ));
             }
+            Event::SubscribeFailed { channel, code, .. }
+                if code == ErrorCode::Forbidden
+                    && grants::is_feed(channel.as_str())
+                    && !self.clients[client].grants =>
+            {
+                self.record(format_args!("c{client} {channel} refused: no grant"));
+            }
             Event::SubscribeFailed {
                 channel,
                 code,
@@ -302,6 +321,14 @@ impl World {
                 offset,
             } => {
                 self.stats.delivered += 1;
+                if grants::is_feed(channel.as_str()) {
+                    self.feed_delivered += 1;
+                    if !self.clients[client].grants {
+                        self.violation(format!(
+                            "client {client}: {channel}@{offset} delivered without a grant"
+                        ));
+                    }
+                }
                 let gap = self.checker.message(
                     now,
                     client,
@@ -344,6 +371,21 @@ impl World {
             }
             Event::RequestDone { id, result } => {
                 self.checker.request_done(now, client, id.as_str());
+                let state = &mut self.clients[client];
+                if let Some(granted) = state.refreshes.remove(id.as_str())
+                    && result.is_ok()
+                {
+                    if state.grants && !granted {
+                        self.revoked += 1;
+                    }
+                    state.grants = granted;
+                    if granted {
+                        // An earlier refresh may have ended the feeds
+                        // after this one's subscribe: the application
+                        // subscribes again once the grant is in force.
+                        self.subscribe_feeds(client);
+                    }
+                }
                 if let Err(RequestError::Server {
                     code: ErrorCode::Unavailable,
                     ..
@@ -357,6 +399,46 @@ impl World {
                 };
                 self.record(format_args!("c{client} done {id} {outcome}"));
             }
+        }
+    }
+
+    /// The client's application refreshes with a token that grants the
+    /// feeds or not; granted, it subscribes to its feeds again.
+    pub(super) fn regrant(&mut self, client: usize, granted: bool) {
+        let now = self.now;
+        let token = grants::token(&self.setup.clients[client].user, granted);
+        let state = &mut self.clients[client];
+        let Some(session) = &mut state.session else {
+            return;
+        };
+        state.token_grants = granted;
+        session.set_token(token.clone());
+        let refresh = ClientMessage::Refresh { id: None, token };
+        match session.request(now, refresh, REFRESH_TIMEOUT) {
+            Ok(id) => {
+                state.refreshes.insert(id.as_str().to_owned(), granted);
+                self.checker.request_issued(now, client, id.as_str());
+                self.record(format_args!("c{client} refresh {id} granted={granted}"));
+            }
+            Err(error) => self.record(format_args!("c{client} refresh refused: {error}")),
+        }
+        if granted {
+            self.subscribe_feeds(client);
+        }
+        self.drain_client(client);
+    }
+
+    /// Subscribes to the feeds of the client's spec (again).
+    fn subscribe_feeds(&mut self, client: usize) {
+        let Some(session) = &mut self.clients[client].session else {
+            return;
+        };
+        let feeds = self.setup.clients[client]
+            .channels
+            .iter()
+            .filter(|channel| grants::is_feed(channel.as_str()));
+        for channel in feeds {
+            let _ = session.subscribe(channel.clone());
         }
     }
 

@@ -4,7 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use tether_core::Channel;
+
 use super::World;
+use crate::grants;
 
 impl World {
     pub(super) fn check_convergence(&mut self) {
@@ -26,18 +29,28 @@ impl World {
         if self.store.is_some() { 0 } else { node }
     }
 
+    /// The channels client `index` must be in at the end: those of its
+    /// spec, less the feeds when its current token does not grant them.
+    fn channels_of(&self, index: usize) -> impl Iterator<Item = &Channel> {
+        let granted = self.clients[index].grants;
+        self.setup.clients[index]
+            .channels
+            .iter()
+            .filter(move |channel| granted || !grants::is_feed(channel.as_str()))
+    }
+
     /// The channels each node has local subscribers in: those of the
     /// clients whose current connection it holds.
     fn local_channels(&self) -> BTreeSet<(usize, String)> {
         let mut local = BTreeSet::new();
-        for (index, spec) in self.setup.clients.iter().enumerate() {
+        for index in 0..self.setup.clients.len() {
             let Some(socket) = self.clients[index]
                 .socket
                 .and_then(|id| self.sockets.get(&id))
             else {
                 continue;
             };
-            for channel in &spec.channels {
+            for channel in self.channels_of(index) {
                 local.insert((socket.node, channel.as_str().to_owned()));
             }
         }
@@ -59,7 +72,7 @@ impl World {
                 problems.push(format!("client {index} is not connected"));
                 continue;
             }
-            for channel in &spec.channels {
+            for channel in self.channels_of(index) {
                 let (live, _) = self.checker.presence_view(index, channel.as_str());
                 if !live {
                     problems.push(format!("client {index} is not live in {channel}"));
@@ -71,7 +84,7 @@ impl World {
             }
         }
         for (index, spec) in self.setup.clients.iter().enumerate() {
-            for channel in &spec.channels {
+            for channel in self.channels_of(index) {
                 let (live, seen) = self.checker.presence_view(index, channel.as_str());
                 let key = (self.presence_scope(spec.node), channel.as_str().to_owned());
                 let expected: Vec<String> = truth

@@ -34,6 +34,10 @@ impl World {
                     self.clients[client].vanish_pending = true;
                 }
             }
+            Fault::Regrant { client, granted } => {
+                self.record(format_args!("FAULT c{client} regrant {granted}"));
+                self.regrant(client, granted);
+            }
             Fault::BackplaneOutage { until } => {
                 self.record(format_args!("FAULT backplane unreachable until {until}"));
                 if self.store.is_some() {

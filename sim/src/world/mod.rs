@@ -123,6 +123,15 @@ struct Client {
     /// A vanish struck while the client was not connected: its next
     /// connection goes silent right after its `auth_ack`.
     vanish_pending: bool,
+    /// Whether the token of the session grants the feeds (its next `auth`).
+    token_grants: bool,
+    /// Whether the token of the last dial grants them (its `auth`).
+    auth_grants: bool,
+    /// Whether the token the connection is on grants them: the last `auth`
+    /// after its `auth_ack`, the last refresh after its `refreshed`.
+    grants: bool,
+    /// Refresh requests out, with whether their token grants the feeds.
+    refreshes: BTreeMap<String, bool>,
 }
 
 /// A node and what the world knows about it.
@@ -182,6 +191,10 @@ pub struct Outcome {
     pub unavailable: u64,
     /// Subscriptions confirmed with `recovered: true`.
     pub recovered: u64,
+    /// Refreshes that took the feeds' grant away, acknowledged.
+    pub revoked: u64,
+    /// Feed publications delivered.
+    pub feed_delivered: u64,
     /// Every `leave` a client saw: when, which client, whose.
     pub leaves: Vec<(Instant, usize, String)>,
 }
@@ -212,6 +225,10 @@ pub struct World {
     unavailable: u64,
     /// Subscriptions confirmed with `recovered: true`.
     recovered: u64,
+    /// Refreshes that took the feeds' grant away, acknowledged.
+    revoked: u64,
+    /// Feed publications delivered.
+    feed_delivered: u64,
     /// Every `leave` a client saw.
     leaves: Vec<(Instant, usize, String)>,
 }
@@ -243,7 +260,7 @@ impl World {
         let clients = setup
             .clients
             .iter()
-            .map(|_| Client {
+            .map(|spec| Client {
                 session: None,
                 socket: None,
                 serving: None,
@@ -251,6 +268,10 @@ impl World {
                 timer_at: None,
                 published: 0,
                 vanish_pending: false,
+                token_grants: spec.feeds,
+                auth_grants: false,
+                grants: false,
+                refreshes: BTreeMap::new(),
             })
             .collect();
         let store = setup
@@ -275,6 +296,8 @@ impl World {
             store_down_until: Instant::ZERO,
             unavailable: 0,
             recovered: 0,
+            revoked: 0,
+            feed_delivered: 0,
             leaves: Vec::new(),
         }
     }
@@ -357,6 +380,8 @@ impl World {
             heartbeat_timeouts: counters.heartbeat_timeouts_total,
             unavailable: self.unavailable,
             recovered: self.recovered,
+            revoked: self.revoked,
+            feed_delivered: self.feed_delivered,
             leaves: self.leaves,
         }
     }

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use tether_core::{ConnId, Decision, Identity, Instant, Output};
+use tether_core::{ConnId, Decision, Instant, Output};
+
+use crate::grants;
 
 use super::{Ev, SocketId, World, new_server};
 
@@ -80,7 +82,7 @@ impl World {
             return;
         }
         if let Some(server) = &mut state.server {
-            server.handle_auth_verdict(now, conn, Some(Identity::user(token)));
+            server.handle_auth_verdict(now, conn, Some(grants::identity(&token)));
         }
         self.drain_node(node);
     }

@@ -94,13 +94,7 @@ fn namespaces_are_read_in_file_order() {
     )
     .unwrap();
     assert_eq!(settings.server.rate_burst, 5);
-    let patterns: Vec<&str> = settings
-        .server
-        .namespaces
-        .iter()
-        .map(|namespace| namespace.pattern.as_str())
-        .collect();
-    assert_eq!(patterns, ["chat:*", "*"]);
+    assert_eq!(patterns(&settings), ["chat:*", "*"]);
     assert_eq!(settings.server.namespaces[0].publish, Rule::Subscribers);
     assert_eq!(settings.server.namespaces[1].history, Rule::Nobody);
 }
@@ -139,13 +133,7 @@ fn dev_mode_opens_what_no_configured_namespace_governs() {
     };
     let settings = Settings::load(Some(&path), &no_env, dev).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    let patterns: Vec<&str> = settings
-        .server
-        .namespaces
-        .iter()
-        .map(|namespace| namespace.pattern.as_str())
-        .collect();
-    assert_eq!(patterns, ["chat:*", "*"]);
+    assert_eq!(patterns(&settings), ["chat:*", "*"]);
     assert_eq!(settings.server.namespaces[0].subscribe, Rule::Nobody);
     assert_eq!(
         settings.server.namespaces[1],
@@ -424,4 +412,14 @@ fn the_jwt_keys_read_their_algorithm_files_and_claims() {
             "{error}"
         );
     }
+}
+
+/// The patterns of the namespaces, in order.
+fn patterns(settings: &Settings) -> Vec<&str> {
+    settings
+        .server
+        .namespaces
+        .iter()
+        .map(|namespace| namespace.pattern.as_str())
+        .collect()
 }

@@ -8,7 +8,14 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import pixelmatch from 'pixelmatch';
 import { PNG } from 'pngjs';
 
-import { DEMO_ARGS, TetherServer, buildServer, configFile, launchBrowser } from './harness.mjs';
+import {
+  DEMO_ARGS,
+  TetherServer,
+  buildServer,
+  configFile,
+  launchBrowser,
+  withServer,
+} from './harness.mjs';
 
 const ARTIFACTS = new URL('./artifacts/', import.meta.url);
 /** Reference pictures; `UPDATE_SCREENSHOTS=1` writes them anew. */
@@ -58,16 +65,6 @@ async function waitForUsers(page, users) {
     (expected) => [...document.querySelectorAll('#users li')].map((li) => li.textContent).join() === expected,
     users.join(),
   );
-}
-
-/** Runs `body` and, when it fails, adds the server's log to the error. */
-async function withServer(server, body) {
-  try {
-    await body();
-  } catch (error) {
-    error.message += `\n--- server log ---\n${server.log}`;
-    throw error;
-  }
 }
 
 before(() => mkdir(ARTIFACTS, { recursive: true }));

@@ -132,3 +132,13 @@ export async function launchBrowser() {
     },
   };
 }
+
+/** Runs `body` and, when it fails, adds the server's log to the error. */
+export async function withServer(server, body) {
+  try {
+    await body();
+  } catch (error) {
+    error.message += `\n--- server log ---\n${server.log}`;
+    throw error;
+  }
+}

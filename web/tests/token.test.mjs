@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 
-import { TetherServer, buildServer, configFile, launchBrowser } from './harness.mjs';
+import { TetherServer, buildServer, configFile, launchBrowser, withServer } from './harness.mjs';
 
 const SECRET = 'browser-test-secret-of-32-bytes-at-least';
 
@@ -65,16 +65,6 @@ async function pageWithClient(server, life, refusingAfterFirst) {
     }
   }, refusingAfterFirst);
   return page;
-}
-
-/** Runs `body` and, when it fails, adds the server's log to the error. */
-async function withServer(server, body) {
-  try {
-    await body();
-  } catch (error) {
-    error.message += `\n--- server log ---\n${server.log}`;
-    throw error;
-  }
 }
 
 test('a token from getToken is refreshed before each expiry on one connection', async () => {

@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_blocking::{Server, ServerOptions};
-use tether_core::{Authorizer, Identity, ServerConfig};
+use tether_core::ServerConfig;
+use tether_testkit::authorizer::TestAuthorizer;
 use tungstenite::Message;
 
 /// How long the connected clients are left idle while the server's CPU time
@@ -30,19 +31,6 @@ const IDLE_WINDOW: Duration = Duration::from_secs(2);
 
 /// The unit of CPU times in `/proc/self/stat` (`USER_HZ`, 100 on Linux).
 const TICKS_PER_SECOND: u64 = 100;
-
-/// Any token is its own user id; no API key is valid.
-struct AnyToken;
-
-impl Authorizer for AnyToken {
-    fn authenticate(&self, token: &str) -> Option<Identity> {
-        Some(Identity::user(token))
-    }
-
-    fn authorize_api(&self, _authorization: Option<&str>) -> bool {
-        false
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -67,7 +55,7 @@ fn measure(count: usize) {
     };
     let options = ServerOptions {
         config,
-        ..ServerOptions::new("127.0.0.1:0".parse().unwrap(), Arc::new(AnyToken))
+        ..ServerOptions::new("127.0.0.1:0".parse().unwrap(), Arc::new(TestAuthorizer))
     };
     let server = Server::bind(options).expect("bind");
     let addr = server.local_addr();

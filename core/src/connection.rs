@@ -361,7 +361,7 @@ impl Connection {
                 };
                 self.send_message(config, now, &ack);
                 self.events.push_back(Event::Authenticated);
-                self.handle_kept(config, now, kept);
+                self.handle_kept(config, now, kept, false);
             }
         }
     }
@@ -387,7 +387,7 @@ impl Connection {
                 self.send_error(config, now, id, ErrorCode::Forbidden, reason);
             }
         }
-        self.handle_kept(config, now, kept);
+        self.handle_kept(config, now, kept, true);
     }
 
     /// Arms the close 4004 at `expiry`, and gives its Unix milliseconds.
@@ -398,10 +398,19 @@ impl Connection {
     }
 
     /// Handles the messages kept while a verdict was pending, in order,
-    /// until one of them leaves the open state.
-    fn handle_kept(&mut self, config: &ServerConfig, now: Instant, kept: Vec<Bytes>) {
+    /// until one of them leaves the open state. Those kept behind a
+    /// `refresh` arrived after `auth_ack` and are `counted` by the rate
+    /// limit; those kept behind `auth` are not (PROTOCOL.md section 11).
+    fn handle_kept(
+        &mut self,
+        config: &ServerConfig,
+        now: Instant,
+        kept: Vec<Bytes>,
+        counted: bool,
+    ) {
         for text in kept {
             match self.state {
+                State::Open if counted => self.handle_counted_text(config, now, &text),
                 State::Open => self.handle_open_text(config, now, &text),
                 State::RefreshPending(_, ref mut later) => later.push(text),
                 _ => break,
@@ -664,21 +673,25 @@ impl Connection {
                     kept.push(text);
                 }
             }
-            State::Open => {
-                if self.rate.try_take(now) {
-                    self.handle_open_text(config, now, &text);
-                } else {
-                    let id = parse_text(&text).ok().and_then(|m| m.id().cloned());
-                    self.send_error(
-                        config,
-                        now,
-                        id,
-                        ErrorCode::RateLimited,
-                        "rate limit exceeded",
-                    );
-                }
-            }
+            State::Open => self.handle_counted_text(config, now, &text),
             State::Http(_) | State::Responding | State::Closing | State::Closed => {}
+        }
+    }
+
+    /// Handles a message received after `auth_ack`, which the rate limit
+    /// counts: a refused one is answered `RATE_LIMITED` and ignored.
+    fn handle_counted_text(&mut self, config: &ServerConfig, now: Instant, text: &[u8]) {
+        if self.rate.try_take(now) {
+            self.handle_open_text(config, now, text);
+        } else {
+            let id = parse_text(text).ok().and_then(|m| m.id().cloned());
+            self.send_error(
+                config,
+                now,
+                id,
+                ErrorCode::RateLimited,
+                "rate limit exceeded",
+            );
         }
     }
 

@@ -304,6 +304,33 @@ fn a_refresh_before_exp_keeps_the_connection_open_past_it(runtime: Runtime) {
     assert_eq!(alice.recv(), json!({"type": "pong", "id": "still-open"}));
 }
 
+fn messages_behind_a_refresh_count_against_the_rate_limit(runtime: Runtime) {
+    let server = runtime.start(
+        ServerConfig {
+            rate_limit: 1,
+            rate_burst: 4,
+            ..access_config()
+        },
+        jwt_auth(),
+    );
+    let (mut alice, _) = Ws::auth_with(server.addr, &token("alice", None));
+    // One write: the pings arrive while the refresh waits for its verdict.
+    let pings = 31;
+    let mut burst = vec![json!({"type": "refresh", "token": token("alice", None), "id": "r"})];
+    burst.extend((0..pings).map(|n| json!({"type": "ping", "id": format!("p{n}")})));
+    alice.send_batch(&burst);
+    assert_eq!(alice.recv_type("refreshed")["id"], "r");
+    let limited = (0..pings)
+        .filter(|_| alice.recv()["code"] == "RATE_LIMITED")
+        .count();
+    // A burst of 4 at one message a second: the refresh and three pings
+    // pass, and one more for every second the test took.
+    assert!(
+        limited > 0,
+        "{pings} pings behind a refresh, none rate limited"
+    );
+}
+
 runtime_tests! {
     an_unmatched_channel_is_forbidden_whether_it_exists_or_not => smol, blocking;
     authenticated_may_subscribe_and_subscribers_publish_and_see_presence => smol, blocking;
@@ -315,4 +342,5 @@ runtime_tests! {
     a_refresh_without_a_grant_ends_its_subscription => smol, blocking;
     a_token_that_expires_closes_4004_at_its_exp => smol, blocking;
     a_refresh_before_exp_keeps_the_connection_open_past_it => smol, blocking;
+    messages_behind_a_refresh_count_against_the_rate_limit => smol, blocking;
 }

@@ -1197,3 +1197,38 @@ fn a_token_without_expiry_never_closes_4004() {
     let next = h.conn.poll_timeout().expect("the heartbeat");
     assert_eq!(next, T0 + config().heartbeat_interval);
 }
+
+#[test]
+fn messages_kept_behind_a_refresh_count_against_the_rate_limit() {
+    let mut h = Harness::authenticated(ServerConfig {
+        rate_limit: 1,
+        rate_burst: 2,
+        ..config()
+    });
+    // The refresh takes one token of the burst; of the three pings kept
+    // behind it, one takes the other and two are refused.
+    let mut burst = text(r#"{"type":"refresh","token":"t2","id":"r"}"#);
+    for i in 0..3 {
+        burst.extend(text(&format!(r#"{{"type":"ping","id":"p{i}"}}"#)));
+    }
+    h.send(&burst);
+    h.accept("alice");
+    let id = |id: &str| Some(RequestId::new(id).unwrap());
+    let limited = |at: &str| ServerMessage::Error {
+        id: id(at),
+        code: ErrorCode::RateLimited,
+        message: "rate limit exceeded".into(),
+    };
+    assert_eq!(
+        h.replies(),
+        vec![
+            ServerMessage::Refreshed {
+                id: id("r"),
+                expires_at: None,
+            },
+            ServerMessage::Pong { id: id("p0") },
+            limited("p1"),
+            limited("p2"),
+        ]
+    );
+}

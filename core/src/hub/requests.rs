@@ -47,6 +47,9 @@ impl Hub {
         ) {
             return;
         }
+        // A user's own private channel is one per user, and where its
+        // notifications arrive: never refused as new.
+        let creates = creates && channel.private_user() != Some(&*state.user);
         // This subscribe makes the connection a subscriber: a history rule
         // of `subscribers` counts it as one.
         let history_refused = since.is_some()

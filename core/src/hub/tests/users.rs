@@ -148,3 +148,14 @@ fn a_publish_that_leaves_nothing_on_the_node_brings_no_channel_into_existence() 
     assert_eq!(answer(&mut h, alice, keyed), "LIMIT_EXCEEDED k");
     assert_eq!(subscribe(&mut h, alice, "d"), "LIMIT_EXCEEDED d");
 }
+
+#[test]
+fn a_users_own_private_channel_is_never_refused_as_new() {
+    let mut h = limited(ServerConfig::dev());
+    let alice = h.connect(1, "alice");
+    for name in ["a", "b", "c"] {
+        assert_eq!(subscribe(&mut h, alice, name), "subscribed");
+    }
+    assert_eq!(subscribe(&mut h, alice, "d"), "LIMIT_EXCEEDED d");
+    assert_eq!(subscribe(&mut h, alice, "user:alice"), "subscribed");
+}

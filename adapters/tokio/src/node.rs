@@ -199,13 +199,10 @@ impl Node {
             () = connection::accept_loop(self, &listener, &mut tasks) => {}
             () = self.drained.notified() => {}
         }
-        // Sockets that outlived `shutdown_timeout` close here; the core
-        // hears of each, so that their users' departures reach the store.
+        // Sockets that outlived `shutdown_timeout` close here. The core
+        // needs no word of them: their sessions ended with the 1001, and
+        // their users' departures are among the requests already made.
         tasks.shutdown().await;
-        let left: Vec<ConnId> = self.lock().links.keys().copied().collect();
-        for conn in left {
-            self.input(|state, now| state.closed(now, conn));
-        }
         let shutdown_timeout = {
             let mut state = self.lock();
             state.stopped = true;

@@ -189,7 +189,7 @@ mod tests {
     fn bad_serve_flags_are_usage_errors() {
         for args in [
             &["serve", "--listen", "localhost"][..],
-            &["serve", "--runtime", "tokio"],
+            &["serve", "--runtime", "glommio"],
             &["serve", "--bench"],
         ] {
             let error = parse(args).unwrap_err();

@@ -60,12 +60,39 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             on_shutdown_signal(move || handle.shutdown()).map_err(AppError::Io)?;
             server.run().map_err(AppError::Io)?;
         }
+        Runtime::Tokio => {
+            let mut server = tether_tokio::Server::bind(tether_tokio::ServerOptions {
+                config: settings.server.clone(),
+                listen: settings.listen,
+                authorizer,
+                seed: None,
+            })
+            .map_err(AppError::Io)?;
+            if let Some(url) = &settings.redis_url {
+                server = server.with_backplane(redis_backplane(url, &settings.server)?);
+            }
+            info!(
+                "listening on {} (runtime tokio)",
+                server.local_addr().map_err(AppError::Io)?
+            );
+            let handle = server.handle();
+            on_shutdown_signal(move || handle.shutdown()).map_err(AppError::Io)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(AppError::Io)?;
+            let served = runtime.block_on(server.run());
+            // The process is about to exit: an authorizer check still
+            // running on the blocking pool is not waited for.
+            runtime.shutdown_background();
+            served.map_err(AppError::Io)?;
+        }
     }
     info!("shut down");
     Ok(())
 }
 
-/// The Redis backplane at `url`, for either runtime.
+/// The Redis backplane at `url`, for any runtime.
 fn redis_backplane(
     url: &str,
     config: &tether_core::ServerConfig,

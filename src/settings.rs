@@ -52,6 +52,9 @@ pub enum Runtime {
     Smol,
     /// The adapter on blocking threads.
     Blocking,
+    /// The async adapter on tokio's multi-threaded runtime: one task per
+    /// connection.
+    Tokio,
 }
 
 impl Runtime {
@@ -60,6 +63,7 @@ impl Runtime {
         match self {
             Runtime::Smol => "smol",
             Runtime::Blocking => "blocking",
+            Runtime::Tokio => "tokio",
         }
     }
 }

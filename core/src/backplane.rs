@@ -24,6 +24,8 @@
 //!    [`node_id`](crate::server::Server::node_id) and the channels' ends
 //!    behind a [`RequestSource`] and an [`EventSink`], and polls the
 //!    [`BackplaneTask`] it gets until it ends.
+//!    The first request is already waiting: drain the new core once
+//!    before its first input (see the crate docs).
 //! 3. While the node runs, the adapter hands every
 //!    [`Output::Store`](crate::server::Output::Store) to the request
 //!    channel in the order the core made them, and feeds every event the
@@ -52,6 +54,9 @@ pub trait Backplane: Send {
     /// this run of the node) from `requests` to the store, one after the
     /// other, and gives the store's events to `events`. It ends once
     /// `requests` is closed and every request it yielded was carried out.
+    /// The call itself does no I/O and needs no runtime: the work starts at
+    /// the task's first poll, so an adapter may call it as soon as it has
+    /// the core's node id.
     fn run(
         self: Box<Self>,
         node: &str,

@@ -140,7 +140,9 @@ pub const RESERVED_FILE_DESCRIPTORS: u64 = 64;
 /// `open_files` file descriptors (`RLIMIT_NOFILE`): each connection takes
 /// one, and [`RESERVED_FILE_DESCRIPTORS`] stay for the rest. Admitting no
 /// more than this, the node answers `503 too many connections` where the
-/// operating system would otherwise refuse to accept.
+/// operating system would otherwise refuse to accept. An adapter applies
+/// it at start-up to the soft limit, when lower than `max_connections`,
+/// and warns saying so (PROTOCOL.md section 11).
 pub fn connections_within_open_files(open_files: u64) -> usize {
     usize::try_from(open_files.saturating_sub(RESERVED_FILE_DESCRIPTORS)).unwrap_or(usize::MAX)
 }

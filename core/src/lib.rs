@@ -32,18 +32,56 @@
 //! While draining, an adapter may write frames ([`Server::poll_transmit`]
 //! and [`Server::handle_written`]) and read
 //! [`Server::transport`]; every other input waits until the drain
-//! is over, and is followed by a drain of its own. A decision may be
+//! is over, and is followed by a drain of its own. Those three queue no
+//! output, so they need no drain of their own either. A decision may be
 //! answered at any later time, after any other input: the connection keeps
 //! its later requests in order meanwhile, and no other connection waits.
+//! Verdicts need not come in the order of their decisions, even for one
+//! connection, which may have two out at once (a `refresh` decided while
+//! a channel request waits): each verdict names what it answers.
 //! Nothing is acknowledged implicitly: bytes handed out by `poll_transmit`
 //! count against the connection's backlog until `handle_written`. A writer
 //! asks [`server::Server::transport`] again after each `handle_written`:
 //! once a `CloseAfterFlush` is flushed, the order to close or half-close
-//! comes from there, not from a `Wake`.
+//! comes from there, not from a `Wake`. A `Wake` is not repeated until the
+//! next `poll_transmit`, so a writer busy when one comes must keep it (one
+//! pending wake per connection is enough).
+//!
+//! # The adapter's other duties
+//!
+//! - **Start.** Take the seed from OS randomness (on `std` alone, a
+//!   `RandomState` hash, as the example does). Lower `max_connections` to
+//!   [`connections_within_open_files`] of the process's `RLIMIT_NOFILE`
+//!   (its soft limit) when that is lower, and warn saying so (PROTOCOL.md
+//!   section 11). Then drain once before the first input: a new node has
+//!   outputs already (a backplane node's first is the [`Output::Store`]
+//!   that asks to connect).
+//! - **Accept.** Make a connection's writer known to the adapter in the
+//!   same input as [`Server::accept`]: its drain may wake it already (a
+//!   refusal's `503`). Every failed accept goes to
+//!   [`Server::handle_accept_failed`].
+//! - **Read.** The peer's end of stream or a read error ends the
+//!   connection, writing or not (after [`Transport::HalfClose`] too):
+//!   close the socket and report it with
+//!   [`Server::handle_transport_closed`], the only way the core learns of
+//!   it.
+//! - **Stop.** [`Output::Drained`] is the last output of its drain. Every
+//!   WebSocket session has ended by then (the `1001` ends it, not the
+//!   socket), so each user's departure is already among the store
+//!   requests: sockets still open may be closed without telling the core,
+//!   and a backplane's request channel closed (see [`Backplane`]).
+//! - **Logs.** The `tether` binary's end-to-end tests read three of an
+//!   adapter's log lines at the default `info` level: each
+//!   [`Output::Closed`] with its close code and reason, the warning that
+//!   starts a spell of failed accepts (containing `accept failed`), and the
+//!   start-up warning of a lowered `max_connections` (containing
+//!   `(RLIMIT_NOFILE` and `limit=N`, the new value, as a field). No
+//!   token or API key is ever logged.
 //!
 //! `core/examples/serve.rs` is a complete node driven this way on `std`
-//! alone (threads and one lock): the reference for a new adapter. Run it
-//! with `cargo run -p tether-core --example serve -- 127.0.0.1:8080`.
+//! alone (threads and one lock): the reference for a new adapter, but for
+//! the file limit, the logs' exact words and a backplane. Run it with
+//! `cargo run -p tether-core --example serve -- 127.0.0.1:8080`.
 
 mod access;
 mod auth;

@@ -124,7 +124,8 @@ impl Server {
     /// A node with an in-memory hub, or the first [`ConfigError`] of
     /// `config`. `seed` names this run of the node ([`Server::node_id`]):
     /// take it from OS randomness, so that a restarted node never repeats
-    /// an epoch and no two nodes hand out the same session id.
+    /// an epoch and no two nodes hand out the same session id. Drain it
+    /// once before its first input, as any new node.
     pub fn new(config: ServerConfig, seed: u64) -> Result<Self, ConfigError> {
         config.validate()?;
         let node_id = node_id(seed);
@@ -134,8 +135,11 @@ impl Server {
 
     /// A node that shares its channels with other nodes through an external
     /// store (a backplane such as Redis), or the first [`ConfigError`] of
-    /// `config`. `seed` names this run of the node among all nodes (take it
-    /// from OS randomness) and seeds the jitter of its reconnections.
+    /// `config` (the same checks as [`Server::new`]). `seed` names this run
+    /// of the node among all nodes (take it from OS randomness) and seeds
+    /// the jitter of its reconnections. Its first output, before any input,
+    /// is the [`Output::Store`] that asks to connect: drain the node once
+    /// when it starts, or it links to the store only at its first input.
     pub fn with_backplane(config: ServerConfig, seed: u64) -> Result<Self, ConfigError> {
         config.validate()?;
         let node_id = node_id(seed);
@@ -180,7 +184,9 @@ impl Server {
     /// other. While draining or at `max_connections` the core refuses it:
     /// its `503` goes out whole, then TCP is half-closed and closed at the
     /// peer's end of stream or after `close_timeout` (PROTOCOL.md section
-    /// 11), the same on every runtime.
+    /// 11), the same on every runtime. The drain after this input may
+    /// already [`Output::Wake`] the new connection: make its writer known
+    /// before draining.
     pub fn accept(&mut self, now: Instant) -> ConnId {
         self.accept_failing = false;
         let refusal = if self.draining {
@@ -223,9 +229,10 @@ impl Server {
     }
 
     /// Accepting a TCP connection failed at `now` (EMFILE, ENFILE, ENOBUFS
-    /// and the like): the adapter accepts again at [`AcceptRetry::at`] and
-    /// logs only the failure that starts a spell. Counted in
-    /// `tether_accept_errors_total`.
+    /// and the like; the adapter reports every failed accept): it accepts
+    /// again at [`AcceptRetry::at`], no sooner, even if it stops waiting
+    /// for other work meanwhile, and logs only the failure that starts a
+    /// spell. Counted in `tether_accept_errors_total`.
     pub fn handle_accept_failed(&mut self, now: Instant) -> AcceptRetry {
         self.counters.accept_errors_total += 1;
         let starts_spell = !self.accept_failing;
@@ -247,7 +254,8 @@ impl Server {
 
     /// `conn`'s socket is closed (by the peer, an error, or the adapter
     /// after [`Transport::CloseNow`] or [`Transport::Abort`]). The
-    /// connection is forgotten.
+    /// connection is forgotten. A read of the peer's end of stream counts
+    /// as its close: the adapter closes the socket and reports it here.
     pub fn handle_transport_closed(&mut self, now: Instant, conn: ConnId) {
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
@@ -490,6 +498,8 @@ impl Server {
 
     /// `bytes` of what [`Server::poll_transmit`] handed out for `conn` are
     /// written to its socket: they no longer count against its backlog.
+    /// Queues no output (nor does `poll_transmit`): no drain follows it.
+    /// Ask [`Server::transport`] after it.
     pub fn handle_written(&mut self, conn: ConnId, bytes: usize) {
         let config = &self.config;
         if let Some(entry) = entry_mut(&mut self.slots, conn) {

@@ -166,7 +166,7 @@ pub(crate) fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
-/// The runtime name: `"smol"` or `"blocking"`.
+/// The runtime name: `"smol"`, `"blocking"` or `"tokio"`.
 pub(crate) struct RuntimeKind;
 
 impl Kind for RuntimeKind {
@@ -176,7 +176,7 @@ impl Kind for RuntimeKind {
         value
             .as_str()
             .and_then(|text| Runtime::from_str(text, false).ok())
-            .ok_or_else(|| expected("\"smol\" or \"blocking\"", value))
+            .ok_or_else(|| expected("\"smol\", \"blocking\" or \"tokio\"", value))
     }
 
     fn show(target: &Runtime) -> Shown {

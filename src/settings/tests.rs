@@ -182,7 +182,7 @@ fn a_bad_value_names_its_key() {
     );
     assert!(error_of("auth_timeout = \"-1s\"").starts_with("config key \"auth_timeout\""));
     assert!(error_of("max_payload = \"64KB\"").starts_with("config key \"max_payload\""));
-    assert!(error_of("runtime = \"tokio\"").starts_with("config key \"runtime\""));
+    assert!(error_of("runtime = \"glommio\"").starts_with("config key \"runtime\""));
     assert!(error_of("dev = \"yes\"").starts_with("config key \"dev\""));
 }
 

@@ -115,4 +115,10 @@ fn a_node_stopped_gracefully_announces_its_users_departures_on_every_node() {
     until(&mut alice, change("leave", "bob"));
     until(&mut carol, change("leave", "bob"));
     assert_eq!(presence(&mut alice, "room"), ["alice", "carol"]);
+
+    // The same from a node on another runtime.
+    c.stop();
+    assert_eq!(carol.expect_close().0, 1001);
+    until(&mut alice, change("leave", "carol"));
+    assert_eq!(presence(&mut alice, "room"), ["alice"]);
 }

@@ -1,6 +1,6 @@
 //! A cluster of three `tether serve --redis` processes on one Redis of the
-//! test's own, the middle one on the blocking runtime and the others on
-//! smol, and what the tests do with its nodes and clients.
+//! test's own, one on each runtime (smol, blocking, tokio), and what the
+//! tests do with its nodes and clients.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -65,7 +65,7 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts a node on `runtime` (`smol`, `blocking`) on a free port and
+    /// Starts a node on `runtime` (`smol`, `blocking`, `tokio`) on a free port and
     /// waits for its log to say that its link to Redis is up.
     fn start(redis: &Redis, config: &ConfigFile, runtime: &str) -> Node {
         let url = redis.url();
@@ -129,7 +129,7 @@ impl Node {
     }
 }
 
-/// Three nodes sharing one Redis: smol, blocking, smol.
+/// Three nodes sharing one Redis: smol, blocking, tokio.
 pub struct Cluster {
     /// The nodes; dropping them kills those still running.
     pub nodes: [Node; 3],
@@ -151,7 +151,7 @@ impl Cluster {
         let redis = Redis::start();
         let config = ConfigFile::write(presence_ttl);
         let nodes =
-            ["smol", "blocking", "smol"].map(|runtime| Node::start(&redis, &config, runtime));
+            ["smol", "blocking", "tokio"].map(|runtime| Node::start(&redis, &config, runtime));
         Cluster {
             nodes,
             redis,

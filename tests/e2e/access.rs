@@ -332,15 +332,15 @@ fn messages_behind_a_refresh_count_against_the_rate_limit(runtime: Runtime) {
 }
 
 runtime_tests! {
-    an_unmatched_channel_is_forbidden_whether_it_exists_or_not => smol, blocking;
-    authenticated_may_subscribe_and_subscribers_publish_and_see_presence => smol, blocking;
-    token_grants_open_their_channels_and_nothing_else => smol, blocking;
-    nobody_refuses_every_client_and_the_http_api_still_publishes => smol, blocking;
-    a_refused_history_subscribes_without_replay => smol, blocking;
-    auth_ack_and_refreshed_carry_the_token_expiry => smol, blocking;
-    a_refused_refresh_is_forbidden_and_the_connection_keeps_its_token => smol, blocking;
-    a_refresh_without_a_grant_ends_its_subscription => smol, blocking;
-    a_token_that_expires_closes_4004_at_its_exp => smol, blocking;
-    a_refresh_before_exp_keeps_the_connection_open_past_it => smol, blocking;
-    messages_behind_a_refresh_count_against_the_rate_limit => smol, blocking;
+    an_unmatched_channel_is_forbidden_whether_it_exists_or_not => smol, blocking, tokio;
+    authenticated_may_subscribe_and_subscribers_publish_and_see_presence => smol, blocking, tokio;
+    token_grants_open_their_channels_and_nothing_else => smol, blocking, tokio;
+    nobody_refuses_every_client_and_the_http_api_still_publishes => smol, blocking, tokio;
+    a_refused_history_subscribes_without_replay => smol, blocking, tokio;
+    auth_ack_and_refreshed_carry_the_token_expiry => smol, blocking, tokio;
+    a_refused_refresh_is_forbidden_and_the_connection_keeps_its_token => smol, blocking, tokio;
+    a_refresh_without_a_grant_ends_its_subscription => smol, blocking, tokio;
+    a_token_that_expires_closes_4004_at_its_exp => smol, blocking, tokio;
+    a_refresh_before_exp_keeps_the_connection_open_past_it => smol, blocking, tokio;
+    messages_behind_a_refresh_count_against_the_rate_limit => smol, blocking, tokio;
 }

@@ -337,22 +337,22 @@ fn messages_behind_a_rejected_token_are_discarded(runtime: Runtime) {
 }
 
 runtime_tests! {
-    a_slow_token_check_delays_no_other_connection => smol, blocking;
-    a_slow_channel_decision_delays_no_other_connection => smol, blocking;
-    the_application_refuses_a_channel_request_forbidden => smol, blocking;
-    the_first_message_must_be_auth => smol, blocking, example;
-    a_token_in_the_query_string_is_not_read => smol, blocking;
-    no_auth_in_time_closes_4001 => smol, blocking;
-    a_token_that_is_not_a_valid_jwt_closes_4003 => smol, blocking;
-    an_expired_jwt_closes_4003 => smol, blocking;
-    a_user_id_that_cannot_name_its_private_channel_closes_4003 => smol, blocking, example;
-    a_jwt_subject_that_cannot_be_a_user_id_closes_4003 => smol, blocking;
-    the_binary_logs_a_refused_user_id => smol, blocking;
-    a_second_auth_is_answered_with_its_id => smol, blocking;
-    a_valid_jwt_is_acknowledged_with_the_settings => smol, blocking;
-    a_ping_before_auth_is_answered => smol, blocking, example;
-    requests_pipelined_behind_auth_are_answered_in_order => smol, blocking;
-    thirty_two_messages_before_the_verdict_are_kept => smol, blocking;
-    a_thirty_third_message_before_the_verdict_closes_1008 => smol, blocking;
-    messages_behind_a_rejected_token_are_discarded => smol, blocking;
+    a_slow_token_check_delays_no_other_connection => smol, blocking, tokio;
+    a_slow_channel_decision_delays_no_other_connection => smol, blocking, tokio;
+    the_application_refuses_a_channel_request_forbidden => smol, blocking, tokio;
+    the_first_message_must_be_auth => smol, blocking, tokio, example;
+    a_token_in_the_query_string_is_not_read => smol, blocking, tokio;
+    no_auth_in_time_closes_4001 => smol, blocking, tokio;
+    a_token_that_is_not_a_valid_jwt_closes_4003 => smol, blocking, tokio;
+    an_expired_jwt_closes_4003 => smol, blocking, tokio;
+    a_user_id_that_cannot_name_its_private_channel_closes_4003 => smol, blocking, tokio, example;
+    a_jwt_subject_that_cannot_be_a_user_id_closes_4003 => smol, blocking, tokio;
+    the_binary_logs_a_refused_user_id => smol, blocking, tokio;
+    a_second_auth_is_answered_with_its_id => smol, blocking, tokio;
+    a_valid_jwt_is_acknowledged_with_the_settings => smol, blocking, tokio;
+    a_ping_before_auth_is_answered => smol, blocking, tokio, example;
+    requests_pipelined_behind_auth_are_answered_in_order => smol, blocking, tokio;
+    thirty_two_messages_before_the_verdict_are_kept => smol, blocking, tokio;
+    a_thirty_third_message_before_the_verdict_closes_1008 => smol, blocking, tokio;
+    messages_behind_a_rejected_token_are_discarded => smol, blocking, tokio;
 }

@@ -247,7 +247,7 @@ fn a_slow_consumer_is_cut_with_a_reset(runtime: Runtime) {
 }
 
 runtime_tests! {
-    a_slow_consumer_is_closed_while_a_fast_one_gets_everything => smol, blocking;
-    a_latest_only_channel_keeps_the_newest_publication_for_a_slow_reader => smol, blocking;
-    a_slow_consumer_is_cut_with_a_reset => smol, blocking;
+    a_slow_consumer_is_closed_while_a_fast_one_gets_everything => smol, blocking, tokio;
+    a_latest_only_channel_keeps_the_newest_publication_for_a_slow_reader => smol, blocking, tokio;
+    a_slow_consumer_is_cut_with_a_reset => smol, blocking, tokio;
 }

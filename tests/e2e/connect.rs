@@ -25,5 +25,5 @@ fn connect_listens_after_its_input_ends(runtime: Runtime) {
 }
 
 runtime_tests! {
-    connect_listens_after_its_input_ends => smol, blocking;
+    connect_listens_after_its_input_ends => smol, blocking, tokio;
 }

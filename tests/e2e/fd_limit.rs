@@ -82,6 +82,6 @@ fn the_node_survives_running_out_of_file_descriptors(runtime: Runtime) {
 }
 
 runtime_tests! {
-    max_connections_is_lowered_to_the_file_limit => smol, blocking;
-    the_node_survives_running_out_of_file_descriptors => smol, blocking;
+    max_connections_is_lowered_to_the_file_limit => smol, blocking, tokio;
+    the_node_survives_running_out_of_file_descriptors => smol, blocking, tokio;
 }

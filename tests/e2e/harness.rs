@@ -46,6 +46,8 @@ pub enum Runtime {
     Smol,
     /// `tether-blocking`: a reader and a writer thread per connection.
     Blocking,
+    /// `tether-tokio`: a task per connection on a multi-threaded runtime.
+    Tokio,
     /// The core's `serve` example (`core/examples/serve.rs`) as a child
     /// process: the reference a new adapter is written from. It serves
     /// `ServerConfig::dev()` with development tokens (every token is
@@ -65,6 +67,7 @@ impl Runtime {
         match self {
             Runtime::Smol => "smol",
             Runtime::Blocking => "blocking",
+            Runtime::Tokio => "tokio",
             Runtime::Example => "example",
         }
     }
@@ -121,6 +124,25 @@ impl Runtime {
                 let addr = server.local_addr();
                 let handle = server.handle();
                 TestServer::spawn(addr, Box::new(handle), move || server.run())
+            }
+            Runtime::Tokio => {
+                let server = tether_tokio::Server::bind(tether_tokio::ServerOptions {
+                    config,
+                    listen,
+                    authorizer,
+                    seed: None,
+                })
+                .expect("the tokio node binds");
+                let addr = server.local_addr().expect("a bound address");
+                let handle = server.handle();
+                TestServer::spawn(addr, Box::new(handle), move || {
+                    let runtime = tokio::runtime::Builder::new_multi_thread()
+                        .enable_all()
+                        .build()?;
+                    let served = runtime.block_on(server.run());
+                    runtime.shutdown_background();
+                    served
+                })
             }
             Runtime::Example => {
                 assert!(
@@ -200,6 +222,16 @@ impl Control for tether_blocking::Handle {
 
     fn shutdown(&self) {
         tether_blocking::Handle::shutdown(self);
+    }
+}
+
+impl Control for tether_tokio::Handle {
+    fn publish(&self, channel: &str, payload: &str) -> Result<u64, PublishError> {
+        futures_lite::future::block_on(tether_tokio::Handle::publish(self, channel, payload))
+    }
+
+    fn shutdown(&self) {
+        tether_tokio::Handle::shutdown(self);
     }
 }
 

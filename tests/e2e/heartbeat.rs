@@ -78,6 +78,6 @@ fn a_client_that_answers_pings_stays_connected(runtime: Runtime) {
 }
 
 runtime_tests! {
-    a_client_that_stops_answering_pings_is_cut_off => smol, blocking;
-    a_client_that_answers_pings_stays_connected => smol, blocking;
+    a_client_that_stops_answering_pings_is_cut_off => smol, blocking, tokio;
+    a_client_that_answers_pings_stays_connected => smol, blocking, tokio;
 }

@@ -129,5 +129,5 @@ fn sighup_rereads_the_key_set_and_keeps_connections(runtime: Runtime) {
 }
 
 runtime_tests! {
-    sighup_rereads_the_key_set_and_keeps_connections => smol, blocking;
+    sighup_rereads_the_key_set_and_keeps_connections => smol, blocking, tokio;
 }

@@ -104,8 +104,8 @@ fn new_channels_beyond_max_new_channels_per_user_are_refused(runtime: Runtime) {
 }
 
 runtime_tests! {
-    a_burst_over_the_rate_limit_is_refused => smol, blocking;
-    subscriptions_beyond_the_limit_are_refused => smol, blocking;
-    a_connection_beyond_max_connections_per_user_closes_4029 => smol, blocking;
-    new_channels_beyond_max_new_channels_per_user_are_refused => smol, blocking;
+    a_burst_over_the_rate_limit_is_refused => smol, blocking, tokio;
+    subscriptions_beyond_the_limit_are_refused => smol, blocking, tokio;
+    a_connection_beyond_max_connections_per_user_closes_4029 => smol, blocking, tokio;
+    new_channels_beyond_max_new_channels_per_user_are_refused => smol, blocking, tokio;
 }

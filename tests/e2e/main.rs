@@ -24,6 +24,9 @@ macro_rules! runtime_tests {
     (@runtime blocking) => {
         $crate::harness::Runtime::Blocking
     };
+    (@runtime tokio) => {
+        $crate::harness::Runtime::Tokio
+    };
     (@runtime example) => {
         $crate::harness::Runtime::Example
     };

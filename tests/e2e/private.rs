@@ -43,5 +43,5 @@ fn only_the_owner_subscribes_and_only_backends_publish(runtime: Runtime) {
 }
 
 runtime_tests! {
-    only_the_owner_subscribes_and_only_backends_publish => smol, blocking;
+    only_the_owner_subscribes_and_only_backends_publish => smol, blocking, tokio;
 }

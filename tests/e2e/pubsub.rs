@@ -210,11 +210,11 @@ fn the_same_key_from_another_user_is_another_publication(runtime: Runtime) {
 }
 
 runtime_tests! {
-    offsets_grow_by_one_and_every_subscriber_gets_each_publication => smol, blocking, example;
-    the_publisher_gets_its_own_publication_when_subscribed => smol, blocking;
-    every_subscriber_sees_the_same_order_of_concurrent_publications => smol, blocking;
-    subscribing_twice_and_unsubscribing_are_answered => smol, blocking;
-    two_sessions_of_one_user_reusing_a_request_id_both_publish => smol, blocking;
-    a_repeated_idempotency_key_is_published_once => smol, blocking;
-    the_same_key_from_another_user_is_another_publication => smol, blocking;
+    offsets_grow_by_one_and_every_subscriber_gets_each_publication => smol, blocking, tokio, example;
+    the_publisher_gets_its_own_publication_when_subscribed => smol, blocking, tokio;
+    every_subscriber_sees_the_same_order_of_concurrent_publications => smol, blocking, tokio;
+    subscribing_twice_and_unsubscribing_are_answered => smol, blocking, tokio;
+    two_sessions_of_one_user_reusing_a_request_id_both_publish => smol, blocking, tokio;
+    a_repeated_idempotency_key_is_published_once => smol, blocking, tokio;
+    the_same_key_from_another_user_is_another_publication => smol, blocking, tokio;
 }

@@ -168,6 +168,6 @@ fn the_project_client_resubscribes_after_the_node_restarts(runtime: Runtime) {
 }
 
 runtime_tests! {
-    the_project_client_publishes_and_receives => smol, blocking;
-    the_project_client_resubscribes_after_the_node_restarts => smol, blocking;
+    the_project_client_publishes_and_receives => smol, blocking, tokio;
+    the_project_client_resubscribes_after_the_node_restarts => smol, blocking, tokio;
 }

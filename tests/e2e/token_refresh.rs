@@ -2,7 +2,8 @@
 //! expire: refreshes before each expiry keep one connection open, and a
 //! close `4004` is followed by a new token and a reconnect. The client runs
 //! on the same runtime as the node: the smol client on a smol node, the
-//! blocking client on a blocking node.
+//! blocking client on a blocking node. `tether-tokio` has no client: its
+//! node is checked with the smol client.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -75,7 +76,7 @@ impl Client {
             max_attempts: None,
         };
         match runtime {
-            Runtime::Smol => {
+            Runtime::Smol | Runtime::Tokio => {
                 let provider = tether_smol::client::TokenProvider::new(move || {
                     let provider = Arc::clone(&provider);
                     async move { provider() }
@@ -211,6 +212,6 @@ fn a_close_4004_is_followed_by_a_new_token_and_a_reconnect(runtime: Runtime) {
 }
 
 runtime_tests! {
-    a_provided_token_is_refreshed_before_each_expiry_on_one_connection => smol, blocking;
-    a_close_4004_is_followed_by_a_new_token_and_a_reconnect => smol, blocking;
+    a_provided_token_is_refreshed_before_each_expiry_on_one_connection => smol, blocking, tokio;
+    a_close_4004_is_followed_by_a_new_token_and_a_reconnect => smol, blocking, tokio;
 }

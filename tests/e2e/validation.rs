@@ -73,7 +73,7 @@ fn a_second_auth_is_refused_and_the_connection_stays_open(runtime: Runtime) {
 }
 
 runtime_tests! {
-    each_malformed_request_gets_its_error_code => smol, blocking;
-    the_longest_channel_name_and_every_allowed_character_are_valid => smol, blocking;
-    a_second_auth_is_refused_and_the_connection_stays_open => smol, blocking;
+    each_malformed_request_gets_its_error_code => smol, blocking, tokio;
+    the_longest_channel_name_and_every_allowed_character_are_valid => smol, blocking, tokio;
+    a_second_auth_is_refused_and_the_connection_stays_open => smol, blocking, tokio;
 }

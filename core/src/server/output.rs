@@ -28,6 +28,8 @@ pub enum Output {
     /// blocked on a peer that does not read can be told to give up. A
     /// flush the adapter reports with [`Server::handle_written`](super::Server::handle_written) changes
     /// the transport without a `Wake`: ask [`Server::transport`](super::Server::transport) after it.
+    /// A wake that comes while the writer is busy must not be lost: keep
+    /// one pending per connection.
     Wake(ConnId),
     /// Something the application decides; answer with the input the
     /// [`Decision`] names. A decision may take as long as it needs: the
@@ -44,7 +46,9 @@ pub enum Output {
         /// Its offset, or why it was not published.
         result: Result<u64, PublishError>,
     },
-    /// A WebSocket session ended (for logs; the core has cleaned up).
+    /// A WebSocket session ended (for logs; the core has cleaned up). Log
+    /// it at `info` with its close code and reason: operators, and the
+    /// binary's tests, read that line. The socket may still be open.
     Closed {
         /// The connection.
         conn: ConnId,
@@ -54,7 +58,11 @@ pub enum Output {
         by: ClosedBy,
     },
     /// The graceful shutdown is over: every connection is closed, or
-    /// `shutdown_timeout` passed. The adapter may stop.
+    /// `shutdown_timeout` passed. The adapter may stop once the drain that
+    /// gave it is over (it is the last output of its drain): every session
+    /// ended before it, so the store requests of its users' departures
+    /// came out before it too, and sockets still open may be closed
+    /// without telling the core.
     Drained,
     /// Nothing more to do until this instant (then [`Server::handle_timeout`](super::Server::handle_timeout))
     /// or the next input; `None`: no deadline.

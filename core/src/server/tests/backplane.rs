@@ -164,3 +164,44 @@ fn an_application_publish_is_answered_when_the_backplane_answers() {
         Err(PublishError::InvalidChannel(_))
     ));
 }
+
+#[test]
+fn a_new_node_asks_to_connect_and_its_drain_ends_after_every_departure() {
+    let config = ServerConfig {
+        close_timeout: Duration::from_secs(60),
+        ..ServerConfig::dev()
+    };
+    let mut cluster = Cluster {
+        node: Node::with_server(Server::with_backplane(config.clone(), 1).expect("a valid config")),
+        store: MemoryStore::new(&config, "redis"),
+    };
+    cluster.node.drain();
+    assert!(
+        matches!(
+            cluster.node.store_requests.front(),
+            Some(StoreRequest::Connect)
+        ),
+        "before any input"
+    );
+    cluster.exchange();
+    let alice = cluster.node.connect("alice");
+    cluster
+        .node
+        .send(alice, r#"{"type":"subscribe","channel":"room"}"#);
+    cluster.exchange();
+
+    cluster.node.server.shutdown(cluster.node.now);
+    cluster.node.drain();
+    cluster.node.at(cluster.node.now + config.shutdown_timeout);
+    assert!(cluster.node.drained, "alice never answered the 1001");
+    assert_eq!(cluster.node.server.transport(alice), Transport::Open);
+    let left = cluster.node.store_requests.iter().any(|request| {
+        matches!(request, StoreRequest::Leave { channel, user }
+            if channel.as_str() == "room" && user == "alice")
+    });
+    assert!(
+        left,
+        "the session ended with the 1001, its socket still open: {:?}",
+        cluster.node.store_requests
+    );
+}

@@ -1,0 +1,144 @@
+//! One TCP connection: accepted, then read, written and closed by one
+//! task, as the core orders.
+
+use std::future;
+use std::sync::Arc;
+
+use tether_core::{ConnId, Transport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time;
+use tracing::warn;
+
+use crate::node::Node;
+
+/// Bytes read at a time.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// Bytes a writer takes from the core at a time: what sits outside the
+/// core's queue, and its backpressure, while a write is in flight.
+const WRITE_BUDGET: usize = 64 * 1024;
+
+/// How the core reaches a connection's task. Each `Notify` keeps one
+/// permit, so a wake given while the task is busy is not lost.
+#[derive(Default)]
+pub(crate) struct Link {
+    /// The core has frames to write, or a transport to act on.
+    pub(crate) wake: Notify,
+    /// The core wants the socket closed now.
+    pub(crate) close: Notify,
+}
+
+/// Accepts connections for the core and spawns their tasks on `tasks`,
+/// reaping those that ended; never returns. When accepting fails (no file
+/// descriptor left, most often), waits as long as the core says and logs
+/// only the failure that starts a spell.
+pub(crate) async fn accept_loop(node: &Arc<Node>, listener: &TcpListener, tasks: &mut JoinSet<()>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => admit(node, stream, tasks),
+                Err(error) => {
+                    let retry = node.input(|state, now| state.core.handle_accept_failed(now));
+                    if retry.starts_spell {
+                        warn!(%error, "accept failed; retrying every {:?}", tether_core::ACCEPT_RETRY);
+                    }
+                    time::sleep_until(node.clock(retry.at)).await;
+                }
+            },
+            Some(joined) = tasks.join_next() => {
+                if let Err(error) = joined
+                    && error.is_panic()
+                {
+                    std::panic::resume_unwind(error.into_panic());
+                }
+            }
+        }
+    }
+}
+
+/// Gives `stream` to the core and spawns its task on `tasks`; the core
+/// itself answers a connection it refuses (`503` while draining or at
+/// capacity).
+fn admit(node: &Arc<Node>, stream: TcpStream, tasks: &mut JoinSet<()>) {
+    // Frames are whole messages: coalescing them only adds latency.
+    let _ = stream.set_nodelay(true);
+    let link = Arc::new(Link::default());
+    let conn = node.input(|state, now| {
+        let conn = state.core.accept(now);
+        state.link(conn, Arc::clone(&link));
+        conn
+    });
+    tasks.spawn(serve(Arc::clone(node), conn, link, stream));
+}
+
+/// Reads and writes `conn` until its socket ends or the core closes it;
+/// then closes the socket (with a reset on [`Transport::Abort`]) and tells
+/// the core.
+async fn serve(node: Arc<Node>, conn: ConnId, link: Arc<Link>, mut stream: TcpStream) {
+    let (reader, writer) = stream.split();
+    tokio::select! {
+        () = read(&node, conn, reader) => {}
+        () = write(&node, conn, &link, writer) => {}
+        () = link.close.notified() => {}
+    }
+    if node.lock().core.transport(conn) == Transport::Abort {
+        // Nothing queued is worth delivering: the drop resets the
+        // connection rather than keep its buffers to deliver them.
+        let _ = stream.set_zero_linger();
+    }
+    drop(stream);
+    node.input(|state, now| state.closed(now, conn));
+}
+
+/// Hands what the peer sends to the core until its end of stream or an
+/// error.
+async fn read(node: &Arc<Node>, conn: ConnId, mut reader: ReadHalf<'_>) {
+    let mut buffer = vec![0; READ_BUFFER];
+    while let Ok(read @ 1..) = reader.read(&mut buffer).await {
+        node.input(|state, now| state.core.handle_read(now, conn, &buffer[..read]));
+    }
+}
+
+/// Each time it is woken, writes all the core has for `conn` and carries
+/// out the core's [`Transport`] order; returns when the socket must close.
+/// After a half-close it never returns: the reader goes on until the
+/// peer's end of stream or the core's order to close.
+async fn write(node: &Node, conn: ConnId, link: &Link, mut writer: WriteHalf<'_>) {
+    let mut batch = Vec::new();
+    loop {
+        link.wake.notified().await;
+        loop {
+            // `poll_transmit`, `handle_written` and `transport` queue no
+            // output: no drain follows them.
+            let moved = node
+                .lock()
+                .core
+                .poll_transmit(conn, WRITE_BUDGET, &mut batch);
+            for frame in batch.drain(..) {
+                if writer.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+            let transport = {
+                let mut state = node.lock();
+                if moved > 0 {
+                    state.core.handle_written(conn, moved);
+                }
+                state.core.transport(conn)
+            };
+            match transport {
+                Transport::HalfClose => {
+                    let _ = writer.shutdown().await;
+                    return future::pending().await;
+                }
+                Transport::CloseNow | Transport::Abort => return,
+                Transport::Open | Transport::CloseAfterFlush if moved == 0 => break,
+                Transport::Open | Transport::CloseAfterFlush => {}
+            }
+        }
+    }
+}

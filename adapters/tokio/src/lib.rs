@@ -1,0 +1,175 @@
+//! Runs Tether's sans-IO core on tokio: a WebSocket server node.
+//!
+//! The core ([`tether_core::Server`]) decides everything; this crate
+//! carries bytes, time and the application's decisions in and out of it,
+//! by the core's one rule: feed one input, then drain
+//! [`tether_core::Server::poll_output`] until it returns a deadline.
+//!
+//! # Design
+//!
+//! - **One lock.** The core sits behind one `std::sync::Mutex`, held to feed
+//!   one input and drain what it caused, never across an `.await`. Every
+//!   input is short CPU work, so the lock is the simplest way to let the
+//!   tasks of a multi-threaded runtime share one core: the task that read
+//!   the bytes feeds them and wakes the writers they concern, with no queue
+//!   of inputs in between to bound.
+//! - **One task per connection**, which reads, writes and closes as one
+//!   `select!` over the socket's two halves and the core's order to close:
+//!   a peer that does not read blocks only its own writes, and the core's
+//!   backpressure decides its fate. [`Server::run`] accepts; one more task
+//!   sleeps until the core's deadline.
+//! - **Decisions** ([`tether_core::Output::Decide`]) are asked on tokio's
+//!   blocking pool when [`Authorizer::may_block`] says a check may wait,
+//!   so a slow check stalls no other connection; quick checks are asked in
+//!   line.
+//! - **The backplane** ([`Server::with_backplane`]) runs as a task of its
+//!   own, fed through two unbounded channels, in the order the core made
+//!   its requests and the store gave its events.
+//!
+//! Any runtime with the `net` and `time` drivers runs a node, the
+//! `tether` binary a multi-threaded one.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::Context;
+
+use tether_core::{Authorizer, Backplane, BackplaneTask, PublishError, ServerConfig, StoreEvent};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tracing::warn;
+
+mod connection;
+mod node;
+
+use node::Node;
+
+/// What a node is started with.
+pub struct ServerOptions {
+    /// The node's settings.
+    pub config: ServerConfig,
+    /// The address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Decides tokens, channel requests and API keys.
+    pub authorizer: Arc<dyn Authorizer + Send + Sync>,
+    /// Names this run of the node; `None` draws it from OS randomness, so
+    /// that a restarted node never repeats an epoch.
+    pub seed: Option<u64>,
+}
+
+/// A node bound to its address, not yet serving.
+pub struct Server {
+    node: Arc<Node>,
+    listener: std::net::TcpListener,
+    /// The backplane's task and the end its events arrive at.
+    backplane: Option<(BackplaneTask, UnboundedReceiver<StoreEvent>)>,
+}
+
+impl Server {
+    /// Binds `options.listen` and makes the node's core; fails on a bad
+    /// config (naming its key) or an address that cannot be bound. Needs
+    /// no runtime: the listener joins one in [`Server::run`].
+    pub fn bind(options: ServerOptions) -> io::Result<Server> {
+        let ServerOptions {
+            config,
+            listen,
+            authorizer,
+            seed,
+        } = options;
+        let seed = seed.unwrap_or_else(|| RandomState::new().hash_one(0u8));
+        let config = within_open_files(config);
+        let core = tether_core::Server::new(config, seed)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+        let listener = std::net::TcpListener::bind(listen)?;
+        listener.set_nonblocking(true)?;
+        Ok(Server {
+            node: Arc::new(Node::new(core, seed, authorizer)),
+            listener,
+            backplane: None,
+        })
+    }
+
+    /// Shares the node's channels with other nodes through `backplane`
+    /// (such as `tether_redis::RedisBackplane`). Call it before
+    /// [`Server::run`] and before using a [`Handle`]: it makes the core
+    /// anew.
+    pub fn with_backplane(mut self, backplane: impl Backplane + 'static) -> Server {
+        let (requests, mut requested) = mpsc::unbounded_channel();
+        let (events, received) = mpsc::unbounded_channel();
+        let node_id = self.node.use_backplane(requests);
+        let source = move |cx: &mut Context<'_>| requested.poll_recv(cx);
+        // Refused only once the node stopped listening: the core has
+        // answered whatever the event concerned.
+        let sink = move |event| drop(events.send(event));
+        let task = Box::new(backplane).run(&node_id, Box::new(source), Box::new(sink));
+        self.backplane = Some((task, received));
+        self
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle to shut the node down or publish from the application,
+    /// usable from any thread, before and while the node runs.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            node: Arc::clone(&self.node),
+        }
+    }
+
+    /// Serves until the graceful shutdown ([`Handle::shutdown`]) is over,
+    /// then closes what is left, lets the backplane carry its last
+    /// requests (within `shutdown_timeout`) and returns. Must run inside a
+    /// tokio runtime with I/O and time enabled.
+    pub async fn run(self) -> io::Result<()> {
+        let listener = tokio::net::TcpListener::from_std(self.listener)?;
+        self.node.run(listener, self.backplane).await;
+        Ok(())
+    }
+}
+
+/// `config` with `max_connections` lowered to what the process's file
+/// descriptor limit allows (PROTOCOL.md section 11), saying so: beyond it
+/// the core answers `503` where accepting would fail.
+fn within_open_files(mut config: ServerConfig) -> ServerConfig {
+    let open_files = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    if let Some(open_files) = open_files {
+        let limit = tether_core::connections_within_open_files(open_files);
+        if limit < config.max_connections {
+            warn!(
+                limit,
+                configured = config.max_connections,
+                "max_connections lowered to fit the file descriptor limit (RLIMIT_NOFILE {open_files})"
+            );
+            config.max_connections = limit;
+        }
+    }
+    config
+}
+
+/// Commands for a node, from any thread.
+#[derive(Clone)]
+pub struct Handle {
+    node: Arc<Node>,
+}
+
+impl Handle {
+    /// Starts the graceful shutdown (PROTOCOL.md section 3): no new
+    /// connections, close 1001 for every WebSocket; [`Server::run`]
+    /// returns when it is over.
+    pub fn shutdown(&self) {
+        self.node.input(|state, now| state.core.shutdown(now));
+    }
+
+    /// Publishes `payload` (JSON text) on `channel` as the HTTP API does
+    /// (no sender), giving its offset once the node (or its backplane)
+    /// assigned one. A node that stopped answers
+    /// [`PublishError::Unavailable`].
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<u64, PublishError> {
+        let published = self.node.publish(channel, payload);
+        published.await.unwrap_or(Err(PublishError::Unavailable))
+    }
+}

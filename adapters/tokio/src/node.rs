@@ -1,0 +1,277 @@
+//! The core behind its lock, and the node's life: inputs and their drains,
+//! decisions, the deadline, accepting, and the stop.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tether_core::{
+    Authorizer, BackplaneTask, ConnId, Decision, Instant, Output, PublishError, Server,
+    ServerConfig, StoreEvent, StoreRequest,
+};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::{Notify, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio::time;
+use tracing::{info, warn};
+
+use crate::connection::{self, Link};
+
+/// The answer to one [`crate::Handle::publish`].
+pub(crate) type Published = oneshot::Receiver<Result<u64, PublishError>>;
+
+/// The core, the adapter's side of its connections, and what the tasks
+/// wait on.
+pub(crate) struct Node {
+    state: Mutex<State>,
+    authorizer: Arc<dyn Authorizer + Send + Sync>,
+    /// The origin of the core's time line.
+    start: time::Instant,
+    /// The deadline of the core's last `Output::Timeout`.
+    deadline: watch::Sender<Option<Instant>>,
+    /// Holds a permit once the core said `Output::Drained`.
+    drained: Notify,
+    /// Kept for [`Node::use_backplane`], which makes the core anew.
+    seed: u64,
+}
+
+/// Everything behind the lock.
+pub(crate) struct State {
+    /// The sans-IO node.
+    pub(crate) core: Server,
+    /// Each connection's wakes.
+    links: HashMap<ConnId, Arc<Link>>,
+    /// Publications of the application waiting for their outcome, by token.
+    publications: HashMap<u64, oneshot::Sender<Result<u64, PublishError>>>,
+    next_token: u64,
+    /// Where the core's store requests go; `None` without a backplane and
+    /// once the node stopped.
+    requests: Option<UnboundedSender<StoreRequest>>,
+    /// `run` has returned: publications are no longer answered.
+    stopped: bool,
+}
+
+impl Node {
+    /// A node around `core`, made from `seed`.
+    pub(crate) fn new(
+        core: Server,
+        seed: u64,
+        authorizer: Arc<dyn Authorizer + Send + Sync>,
+    ) -> Node {
+        Node {
+            state: Mutex::new(State {
+                core,
+                links: HashMap::new(),
+                publications: HashMap::new(),
+                next_token: 0,
+                requests: None,
+                stopped: false,
+            }),
+            authorizer,
+            start: time::Instant::now(),
+            deadline: watch::Sender::new(None),
+            drained: Notify::new(),
+            seed,
+        }
+    }
+
+    /// Makes the core anew, with a backplane whose requests go to
+    /// `requests`; gives the node's id, the backplane's name for it.
+    pub(crate) fn use_backplane(&self, requests: UnboundedSender<StoreRequest>) -> String {
+        let mut state = self.lock();
+        let config: ServerConfig = state.core.config().clone();
+        state.core = Server::with_backplane(config, self.seed)
+            .expect("the same config passed validation when the node was bound");
+        state.requests = Some(requests);
+        state.core.node_id().to_owned()
+    }
+
+    /// The one rule: feed one input at the current instant and drain the
+    /// outputs until `Timeout`; then answer the decisions collected.
+    pub(crate) fn input<R>(self: &Arc<Self>, feed: impl FnOnce(&mut State, Instant) -> R) -> R {
+        let mut decisions = VecDeque::new();
+        let result = self.feed(feed, &mut decisions);
+        self.decide(decisions);
+        result
+    }
+
+    /// Answers `decisions` in order, each answer an input with a drain of
+    /// its own. A check that may wait goes to the blocking pool; off the
+    /// runtime (a handle's caller), the calling thread waits for it, as it
+    /// serves no connection.
+    fn decide(self: &Arc<Self>, mut decisions: VecDeque<Decision>) {
+        while let Some(decision) = decisions.pop_front() {
+            if self.authorizer.may_block()
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                let node = Arc::clone(self);
+                runtime.spawn_blocking(move || {
+                    let verdict = decision.ask(&*node.authorizer);
+                    node.input(|state, now| state.core.handle_verdict(now, verdict));
+                });
+                continue;
+            }
+            let verdict = decision.ask(&*self.authorizer);
+            self.feed(
+                |state, now| state.core.handle_verdict(now, verdict),
+                &mut decisions,
+            );
+        }
+    }
+
+    /// Feeds one input under the lock and drains what it caused, keeping
+    /// the decisions for after the lock.
+    fn feed<R>(
+        &self,
+        feed: impl FnOnce(&mut State, Instant) -> R,
+        decisions: &mut VecDeque<Decision>,
+    ) -> R {
+        let mut state = self.lock();
+        let result = feed(&mut state, self.now());
+        loop {
+            match state.core.poll_output() {
+                Output::Wake(conn) => state.wake(conn),
+                Output::Decide(decision) => decisions.push_back(decision),
+                Output::Store(request) => {
+                    // Without a sender the node has stopped: the store
+                    // hears no more of it.
+                    if let Some(requests) = &state.requests {
+                        let _ = requests.send(request);
+                    }
+                }
+                Output::Published { token, result } => {
+                    if let Some(waiter) = state.publications.remove(&token) {
+                        let _ = waiter.send(result);
+                    }
+                }
+                Output::Closed { conn, reason, by } => info!(%conn, ?by, "closed {reason}"),
+                Output::Drained => self.drained.notify_one(),
+                Output::Timeout(deadline) => {
+                    self.deadline.send_if_modified(|current| {
+                        let changed = *current != deadline;
+                        *current = deadline;
+                        changed
+                    });
+                    return result;
+                }
+            }
+        }
+    }
+
+    /// Publishes from the application; the receiver gets the outcome.
+    pub(crate) fn publish(self: &Arc<Self>, channel: &str, payload: &str) -> Published {
+        let (waiter, published) = oneshot::channel();
+        self.input(|state, now| {
+            if state.stopped {
+                let _ = waiter.send(Err(PublishError::Unavailable));
+                return;
+            }
+            let token = state.next_token;
+            state.next_token += 1;
+            state.publications.insert(token, waiter);
+            state.core.publish(now, token, channel, payload);
+        });
+        published
+    }
+
+    /// Serves on `listener` until the core is drained, then closes what is
+    /// left and gives the backplane its last requests.
+    pub(crate) async fn run(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        backplane: Option<(BackplaneTask, UnboundedReceiver<StoreEvent>)>,
+    ) {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(Arc::clone(self).run_timers());
+        let mut store = backplane.map(|(task, mut events)| {
+            let node = Arc::clone(self);
+            tasks.spawn(async move {
+                while let Some(event) = events.recv().await {
+                    node.input(|state, now| state.core.handle_store_event(now, event));
+                }
+            });
+            tokio::spawn(task)
+        });
+        // A new core has outputs before any input: a backplane node's first
+        // store request asks to connect.
+        self.input(|_, _| ());
+        tokio::select! {
+            () = connection::accept_loop(self, &listener, &mut tasks) => {}
+            () = self.drained.notified() => {}
+        }
+        // Sockets that outlived `shutdown_timeout` close here. The core
+        // needs no word of them: their sessions ended with the 1001, and
+        // their users' departures are among the requests already made.
+        tasks.shutdown().await;
+        let shutdown_timeout = {
+            let mut state = self.lock();
+            state.stopped = true;
+            state.requests = None;
+            state.publications.clear();
+            state.core.config().shutdown_timeout
+        };
+        if let Some(task) = &mut store {
+            if time::timeout(shutdown_timeout, &mut *task).await.is_err() {
+                warn!("the backplane did not finish its last requests within shutdown_timeout");
+            }
+            task.abort();
+        }
+    }
+
+    /// Sleeps until the core's deadline, or until it changes, and fires it.
+    async fn run_timers(self: Arc<Self>) {
+        let mut deadline = self.deadline.subscribe();
+        loop {
+            let at = *deadline.borrow_and_update();
+            let changed = deadline.changed();
+            let woken = match at {
+                Some(at) => time::timeout_at(self.clock(at), changed).await,
+                None => Ok(changed.await),
+            };
+            match woken {
+                Err(_due) => self.input(|state, now| state.core.handle_timeout(now)),
+                Ok(Ok(())) => {}
+                // The node is gone.
+                Ok(Err(_)) => return,
+            }
+        }
+    }
+
+    /// The core's clock: time since the node was made.
+    fn now(&self) -> Instant {
+        Instant::from_origin(self.start.elapsed())
+    }
+
+    /// The runtime's instant of the core's `at`.
+    pub(crate) fn clock(&self, at: Instant) -> time::Instant {
+        self.start + at.since_origin()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("the core panicked mid-input")
+    }
+}
+
+impl State {
+    /// `conn` has frames to write or wants its socket closed.
+    fn wake(&self, conn: ConnId) {
+        if let Some(link) = self.links.get(&conn) {
+            if self.core.transport(conn).closes_now() {
+                link.close.notify_one();
+            } else {
+                link.wake.notify_one();
+            }
+        }
+    }
+
+    /// A new connection's wakes.
+    pub(crate) fn link(&mut self, conn: ConnId, link: Arc<Link>) {
+        self.links.insert(conn, link);
+    }
+
+    /// `conn`'s socket is closed: the core forgets the connection.
+    pub(crate) fn closed(&mut self, now: Instant, conn: ConnId) {
+        self.links.remove(&conn);
+        self.core.handle_transport_closed(now, conn);
+    }
+}

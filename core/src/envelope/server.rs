@@ -169,26 +169,9 @@ pub fn encode_publication(
     sender: Option<&str>,
     offset: u64,
 ) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Publication<'a> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        channel: &'a str,
-        payload: &'a RawValue,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        sender: Option<&'a str>,
-        offset: u64,
-    }
-    let publication = Publication {
-        kind: "message",
-        channel,
-        payload,
-        sender,
-        offset,
-    };
-    let capacity = 64 + channel.len() + payload.get().len() + sender.map_or(0, str::len);
-    let mut json = Vec::with_capacity(capacity);
-    serde_json::to_writer(&mut json, &publication).expect("publications always serialise");
+    let mut json = encode_publication_prefix(channel, payload, sender);
+    serde_json::to_writer(&mut json, &offset).expect("an offset always serialises");
+    json.push(b'}');
     json
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use tether_core::NodeOptions;
 use tracing::{info, warn};
 
 use crate::app::{AppError, ServePlan};
@@ -24,17 +25,21 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
         settings.api_key.clone(),
     ));
     on_reload_signal(Arc::clone(&authorizer), settings.clone()).map_err(AppError::Io)?;
+    let options = NodeOptions {
+        config: settings.server.clone(),
+        listen: settings.listen,
+        authorizer,
+        seed: None,
+    };
+    let backplane = match &settings.redis_url {
+        Some(url) => Some(redis_backplane(url, &settings.server)?),
+        None => None,
+    };
     match settings.runtime {
         Runtime::Smol => {
-            let mut server = tether_smol::Server::bind(tether_smol::ServerOptions {
-                config: settings.server.clone(),
-                listen: settings.listen,
-                authorizer,
-                seed: None,
-            })
-            .map_err(AppError::Io)?;
-            if let Some(url) = &settings.redis_url {
-                server = server.with_backplane(redis_backplane(url, &settings.server)?);
+            let mut server = tether_smol::Server::bind(options).map_err(AppError::Io)?;
+            if let Some(backplane) = backplane {
+                server = server.with_backplane(backplane);
             }
             info!(
                 "listening on {} (runtime smol)",
@@ -45,15 +50,9 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             tether_smol::block_on(server.run()).map_err(AppError::Io)?;
         }
         Runtime::Blocking => {
-            let mut server = tether_blocking::Server::bind(tether_blocking::ServerOptions {
-                config: settings.server.clone(),
-                listen: settings.listen,
-                authorizer,
-                seed: None,
-            })
-            .map_err(AppError::Io)?;
-            if let Some(url) = &settings.redis_url {
-                server = server.with_backplane(redis_backplane(url, &settings.server)?);
+            let mut server = tether_blocking::Server::bind(options).map_err(AppError::Io)?;
+            if let Some(backplane) = backplane {
+                server = server.with_backplane(backplane);
             }
             info!("listening on {} (runtime blocking)", server.local_addr());
             let handle = server.handle();
@@ -61,15 +60,9 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             server.run().map_err(AppError::Io)?;
         }
         Runtime::Tokio => {
-            let mut server = tether_tokio::Server::bind(tether_tokio::ServerOptions {
-                config: settings.server.clone(),
-                listen: settings.listen,
-                authorizer,
-                seed: None,
-            })
-            .map_err(AppError::Io)?;
-            if let Some(url) = &settings.redis_url {
-                server = server.with_backplane(redis_backplane(url, &settings.server)?);
+            let mut server = tether_tokio::Server::bind(options).map_err(AppError::Io)?;
+            if let Some(backplane) = backplane {
+                server = server.with_backplane(backplane);
             }
             info!(
                 "listening on {} (runtime tokio)",

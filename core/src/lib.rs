@@ -101,6 +101,7 @@ mod ids;
 #[cfg(feature = "internals")]
 pub mod internals;
 mod metrics;
+mod node_options;
 mod queue;
 mod rate;
 mod server;
@@ -115,6 +116,7 @@ pub use config::{
 };
 pub use connection::{ClosedBy, Transport};
 pub use ids::ConnId;
+pub use node_options::NodeOptions;
 pub use server::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Server, Verdict};
 pub use time::Instant;
 

@@ -19,7 +19,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tether::auth::{Authenticator, JwtVerifier, NodeAuthorizer};
 use tether::secret::Redacted;
-use tether_core::{Authorizer, PublishError, ServerConfig};
+use tether_core::{Authorizer, NodeOptions, PublishError, ServerConfig};
 use tether_testkit::process::Process;
 
 /// The most any one test may take; they normally take milliseconds.
@@ -100,11 +100,9 @@ impl Runtime {
     ) -> TestServer {
         match self {
             Runtime::Smol => {
-                let server = tether_smol::Server::bind(tether_smol::ServerOptions {
+                let server = tether_smol::Server::bind(NodeOptions {
                     config,
-                    listen,
-                    authorizer,
-                    seed: None,
+                    ..NodeOptions::new(listen, authorizer)
                 })
                 .expect("the smol node binds");
                 let addr = server.local_addr().expect("a bound address");
@@ -114,11 +112,9 @@ impl Runtime {
                 })
             }
             Runtime::Blocking => {
-                let server = tether_blocking::Server::bind(tether_blocking::ServerOptions {
+                let server = tether_blocking::Server::bind(NodeOptions {
                     config,
-                    listen,
-                    authorizer,
-                    seed: None,
+                    ..NodeOptions::new(listen, authorizer)
                 })
                 .expect("the blocking node binds");
                 let addr = server.local_addr();
@@ -126,11 +122,9 @@ impl Runtime {
                 TestServer::spawn(addr, Box::new(handle), move || server.run())
             }
             Runtime::Tokio => {
-                let server = tether_tokio::Server::bind(tether_tokio::ServerOptions {
+                let server = tether_tokio::Server::bind(NodeOptions {
                     config,
-                    listen,
-                    authorizer,
-                    seed: None,
+                    ..NodeOptions::new(listen, authorizer)
                 })
                 .expect("the tokio node binds");
                 let addr = server.local_addr().expect("a bound address");

@@ -40,7 +40,7 @@
 //!   back. After a graceful shutdown the node lets the backplane carry the
 //!   last requests (the departures of its users) before `run` returns.
 //!
-//! Every input is followed by [`Node::dispatch`], the drain loop of the
+//! Every input is followed by `Node::dispatch`, the drain loop of the
 //! core's outputs: it wakes the connections with frames, hands decisions to
 //! the decision task, store requests to the backplane and outcomes to
 //! [`Handle::publish`] callers, logs closes, and re-arms the deadline. The
@@ -62,8 +62,7 @@ use smol::LocalExecutor;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tether_core::{
     Authorizer, Backplane, CloseCode, ConnId, Decision, Instant, Output, PublishError,
-    Server as Core, ServerConfig, StoreEvent, StoreRequest, Transport, Verdict,
-    connections_within_open_files,
+    Server as Core, StoreEvent, StoreRequest, Transport, Verdict, connections_within_open_files,
 };
 
 use crate::reactor::Reactor;
@@ -81,18 +80,8 @@ const READ_BUFFER: usize = 64 * 1024;
 /// clients reconnecting at once without dropped SYNs (std's default is 128).
 const LISTEN_BACKLOG: i32 = 1024;
 
-/// What a node needs to start.
-pub struct ServerOptions {
-    /// The protocol settings.
-    pub config: ServerConfig,
-    /// The address to listen on (port 0 picks a free port).
-    pub listen: SocketAddr,
-    /// Decides tokens and API keys.
-    pub authorizer: Arc<dyn Authorizer + Send + Sync>,
-    /// Names this run of the node, from which the core makes its epochs and
-    /// session ids; drawn from OS randomness when `None`. Tests fix it.
-    pub seed: Option<u64>,
-}
+/// What a node needs to start: the options every runtime takes.
+pub use tether_core::NodeOptions as ServerOptions;
 
 /// A bound, not yet running, server node.
 pub struct Server {

@@ -19,7 +19,7 @@
 //!   backpressure decides its fate. [`Server::run`] accepts; one more task
 //!   sleeps until the core's deadline.
 //! - **Decisions** ([`tether_core::Output::Decide`]) are asked on tokio's
-//!   blocking pool when [`Authorizer::may_block`] says a check may wait,
+//!   blocking pool when [`Authorizer::may_block`](tether_core::Authorizer::may_block) says a check may wait,
 //!   so a slow check stalls no other connection; quick checks are asked in
 //!   line.
 //! - **The backplane** ([`Server::with_backplane`]) runs as a task of its
@@ -36,7 +36,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Context;
 
-use tether_core::{Authorizer, Backplane, BackplaneTask, PublishError, ServerConfig, StoreEvent};
+use tether_core::{Backplane, BackplaneTask, PublishError, ServerConfig, StoreEvent};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tracing::warn;
 
@@ -45,18 +45,8 @@ mod node;
 
 use node::Node;
 
-/// What a node is started with.
-pub struct ServerOptions {
-    /// The node's settings.
-    pub config: ServerConfig,
-    /// The address to listen on; port 0 picks a free port.
-    pub listen: SocketAddr,
-    /// Decides tokens, channel requests and API keys.
-    pub authorizer: Arc<dyn Authorizer + Send + Sync>,
-    /// Names this run of the node; `None` draws it from OS randomness, so
-    /// that a restarted node never repeats an epoch.
-    pub seed: Option<u64>,
-}
+/// What a node is started with: the options every runtime takes.
+pub use tether_core::NodeOptions as ServerOptions;
 
 /// A node bound to its address, not yet serving.
 pub struct Server {

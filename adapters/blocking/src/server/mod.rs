@@ -35,40 +35,13 @@ use async_channel::Receiver;
 use tether_core::StoreRequest;
 
 use tether_core::{
-    Authorizer, Backplane, PublishError, Server as Core, ServerConfig,
-    connections_within_open_files,
+    Backplane, PublishError, Server as Core, ServerConfig, connections_within_open_files,
 };
 
 use node::Node;
 
-/// Everything [`Server::bind`] needs.
-#[derive(Clone)]
-pub struct ServerOptions {
-    /// The node's settings (PROTOCOL.md names and defaults).
-    pub config: ServerConfig,
-    /// The address to listen on; port 0 picks a free port (see
-    /// [`Server::local_addr`]).
-    pub listen: SocketAddr,
-    /// Decides tokens and API keys. Called from connection threads without
-    /// the node's lock held, so a slow decision delays only its connection.
-    pub authorizer: Arc<dyn Authorizer + Send + Sync>,
-    /// Names this run of the node, from which the core makes its epochs and
-    /// session ids; `None` draws it from OS randomness, so that a restarted
-    /// node never repeats an epoch. Tests fix it.
-    pub seed: Option<u64>,
-}
-
-impl ServerOptions {
-    /// Options with the protocol's default settings and a random seed.
-    pub fn new(listen: SocketAddr, authorizer: Arc<dyn Authorizer + Send + Sync>) -> Self {
-        ServerOptions {
-            config: ServerConfig::default(),
-            listen,
-            authorizer,
-            seed: None,
-        }
-    }
-}
+/// Everything [`Server::bind`] needs: the options every runtime takes.
+pub use tether_core::NodeOptions as ServerOptions;
 
 /// A bound server node, ready to [`run`](Server::run).
 pub struct Server {

@@ -385,15 +385,8 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 /// Objects close to client messages: known keys with values that are
 /// often, but not always, of the right type.
 fn near_client_message() -> impl Strategy<Value = serde_json::Value> {
-    let types = [
-        "auth",
-        "ping",
-        "subscribe",
-        "unsubscribe",
-        "publish",
-        "presence",
-        "pong",
-    ];
+    // A server's type among them, which no client message has.
+    let types = [crate::fuzzing::envelope::CLIENT_TYPES, &["pong"]].concat();
     let keys = [
         "type",
         "id",
@@ -405,7 +398,7 @@ fn near_client_message() -> impl Strategy<Value = serde_json::Value> {
         "extra",
     ];
     let value = one_of(vec![
-        prop::sample::select(types.to_vec())
+        prop::sample::select(types.clone())
             .prop_map(serde_json::Value::from)
             .boxed(),
         "[a-z:.é ]{0,6}".prop_map(serde_json::Value::from).boxed(),

@@ -17,8 +17,9 @@ use crate::envelope::{
 };
 
 /// The message types a client may send.
-const CLIENT_TYPES: &[&str] = &[
+pub(crate) const CLIENT_TYPES: &[&str] = &[
     "auth",
+    "refresh",
     "ping",
     "subscribe",
     "unsubscribe",
@@ -29,6 +30,7 @@ const CLIENT_TYPES: &[&str] = &[
 /// The message types a server may send.
 const SERVER_TYPES: &[&str] = &[
     "auth_ack",
+    "refreshed",
     "pong",
     "subscribed",
     "unsubscribed",

@@ -5,9 +5,14 @@
 //!
 //! ```text
 //!  Http ──upgrade──► AwaitingAuth ──auth_ack──► Open ──close──► Closing ──► Closed
-//!   │                  │   (verdict pending:       │                          ▲
-//!   └─route──► Responding   messages kept)         └──────terminate───────────┘
+//!   │                  │   (verdict pending:   ▲   │  │                       ▲
+//!   └─route──► Responding   messages kept)     │   │  └──terminate, 4004─────┘
+//!                                    refreshed │   │ refresh
+//!                                              └─ RefreshPending (messages kept)
 //! ```
+//!
+//! An open connection's token expires at its `exp` (timer `Expiry`, close
+//! 4004) unless an accepted `refresh` moved it.
 //!
 //! This file owns every transition; each state's handling is one method.
 //! The driver feeds it bytes ([`Connection::handle_read`]), instants
@@ -313,7 +318,7 @@ impl Connection {
                 }
                 Timer::Linger => self.finish_now(),
                 Timer::Expiry => {
-                    if self.is_authenticated() {
+                    if self.is_open() {
                         self.close(now, CloseCode::TOKEN_EXPIRED, "token expired", config);
                     }
                 }
@@ -533,10 +538,6 @@ impl Connection {
 
     /// Whether the connection is authenticated and not closing.
     pub fn is_open(&self) -> bool {
-        self.is_authenticated()
-    }
-
-    fn is_authenticated(&self) -> bool {
         matches!(self.state, State::Open | State::RefreshPending(..))
     }
 

@@ -149,12 +149,14 @@ fn event_json(event: &Event) -> String {
             epoch,
             offset,
             recovered,
+            data,
         } => json!({
             "event": "subscribed",
             "channel": channel.as_str(),
             "epoch": epoch,
             "offset": offset,
             "recovered": recovered,
+            "data": data.as_deref().and_then(|data| serde_json::from_str::<serde_json::Value>(data).ok()),
         })
         .to_string(),
         Event::SubscribeFailed {

@@ -28,7 +28,7 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
     let options = NodeOptions {
         config: settings.server.clone(),
         listen: settings.listen,
-        authorizer,
+        handler: authorizer,
         seed: None,
     };
     let backplane = match &settings.redis_url {

@@ -48,8 +48,9 @@ fn drain(server: &mut Server, conn: ConnId, out: &mut Vec<Bytes>) -> usize {
     loop {
         match server.poll_output() {
             Output::Timeout(_) => break,
-            Output::Decide(Decision::Authenticate { conn, token }) => {
-                server.handle_auth_verdict(T0, conn, Some(Identity::user(token)));
+            Output::Decide(Decision::Authenticate { request, .. }) => {
+                let identity = Some(Identity::user(request.token));
+                server.handle_auth_verdict(T0, request.conn, identity);
             }
             output => {
                 black_box(output);

@@ -130,8 +130,9 @@ impl Node {
                 Output::Drained => std::process::exit(0),
                 // Only a node made with `Server::with_backplane` asks a
                 // store, and only `Server::publish` is answered with
-                // `Published`: this node uses neither.
-                Output::Store(_) | Output::Published { .. } => {}
+                // `Published`: this node uses neither. An application that
+                // observes would pass notifications to `Handler::notify`.
+                Output::Store(_) | Output::Published { .. } | Output::Notify(_) => {}
                 Output::Timeout(deadline) => {
                     if deadline != state.deadline {
                         state.deadline = deadline;

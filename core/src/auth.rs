@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crate::access::{Grants, Operation};
+use crate::access::Grants;
 use crate::envelope::{Channel, PRIVATE_CHANNEL_PREFIX};
 
 /// The longest user id, in characters: what fits after `user:` in a
@@ -41,6 +41,11 @@ pub struct Identity {
     pub grants: Grants,
     /// When the token expires; `None` when it does not.
     pub expiry: Option<Expiry>,
+    /// What the application attaches to the connection, as JSON text: it
+    /// comes back with every later decision of the connection and its
+    /// `Connected` notification, and is never sent to the client. Ignored
+    /// for a `refresh`.
+    pub info: Option<String>,
 }
 
 impl Identity {
@@ -75,15 +80,6 @@ pub trait Authorizer {
     /// Whether the `Authorization` header of an HTTP API request carries a
     /// valid API key.
     fn authorize_api(&self, authorization: Option<&str>) -> bool;
-
-    /// Whether `user` may do `operation` (subscribe or publish) on
-    /// `channel`, asked for channels whose namespace rule for it is
-    /// `backend`. The default refuses: an application that writes
-    /// `backend` rules answers here.
-    fn authorize_channel(&self, user: &str, channel: &Channel, operation: Operation) -> bool {
-        let _ = (user, channel, operation);
-        false
-    }
 
     /// Whether a check may wait (a database, a network service): an adapter
     /// then runs it away from the thread that serves the other connections.

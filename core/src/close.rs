@@ -30,6 +30,9 @@ impl CloseCode {
     pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
     /// An internal server error.
     pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
+    /// The application did not decide the connection's `auth` within
+    /// `decision_timeout`, or said it cannot now. Not final: reconnect.
+    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
     /// Auth required (wrong first message) or auth timeout.
     pub const AUTH_REQUIRED: CloseCode = CloseCode(4001);
     /// The token was rejected.
@@ -47,7 +50,7 @@ impl CloseCode {
     ///
     /// PROTOCOL.md section 7: 1000, 1002, 1003, 1007, 1008, 1009, 4001,
     /// 4003 and 4029 are bugs or decisions that a retry cannot fix;
-    /// everything else (1001, 1006, 1011, 4004, 4008, unknown codes) is
+    /// everything else (1001, 1006, 1011, 1013, 4004, 4008, unknown codes) is
     /// worth another attempt.
     pub fn is_final(self) -> bool {
         matches!(

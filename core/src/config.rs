@@ -24,6 +24,16 @@ pub struct ServerConfig {
     pub close_timeout: Duration,
     /// Time from the upgrade to the `auth` message before close 4001.
     pub auth_timeout: Duration,
+    /// How long the application may take to answer a decision (PROTOCOL.md
+    /// section 13): past it a channel request or an `rpc` is answered
+    /// `UNAVAILABLE`, a `refresh` too, and an `auth` closes 1013; a later
+    /// answer is ignored.
+    pub decision_timeout: Duration,
+    /// Header fields of the WebSocket upgrade request handed to the
+    /// application with the `auth` decision (lower case, at most
+    /// [`MAX_FORWARD_HEADERS`]); none by default, since a cookie is a
+    /// credential.
+    pub forward_headers: Vec<String>,
     /// Interval between server Pings; an unanswered Ping at the next tick
     /// terminates the connection.
     pub heartbeat_interval: Duration,
@@ -101,6 +111,8 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             auth_timeout: Duration::from_secs(10),
+            decision_timeout: Duration::from_secs(5),
+            forward_headers: Vec::new(),
             heartbeat_interval: Duration::from_secs(30),
             max_payload: 64 * 1024,
             high_water: 256 * 1024,
@@ -135,6 +147,10 @@ impl Default for ServerConfig {
 /// the files of the embedding process, and the refused connections that
 /// hold one while their `503` goes out.
 pub const RESERVED_FILE_DESCRIPTORS: u64 = 64;
+
+/// The most header fields [`ServerConfig::forward_headers`] may name:
+/// each is copied per connection until its `auth` is decided.
+pub const MAX_FORWARD_HEADERS: usize = 16;
 
 /// The most connections a node can admit when its process may open
 /// `open_files` file descriptors (`RLIMIT_NOFILE`): each connection takes

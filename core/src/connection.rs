@@ -47,6 +47,7 @@ use crate::envelope::{
     ClientMessage, ErrorCode, RequestId, ServerMessage, encode_server_message, parse_client_message,
 };
 use crate::frame::{self, FrameDecoder, Message, Role};
+use crate::hooks::Rejection;
 use crate::http::{self, HttpRequest, Request, RequestLimits, RequestParser};
 use crate::queue::{CoalesceKey, FrameAdmission, OutboundQueue};
 use crate::rate::TokenBucket;
@@ -66,6 +67,8 @@ pub enum Event {
     Authenticate {
         /// The token as sent (never log it).
         token: String,
+        /// The upgrade's header fields named in `forward_headers`.
+        headers: Vec<(String, String)>,
     },
     /// `auth_ack` is queued: from now on the hub may route to this connection.
     Authenticated,
@@ -78,6 +81,10 @@ pub enum Event {
     },
     /// A request for the hub: subscribe, unsubscribe, publish or presence.
     Request(ClientMessage),
+    /// A request held for the application's decision
+    /// ([`Connection::set_request_held`]) waited `decision_timeout`: answer
+    /// it `UNAVAILABLE` and release it.
+    DecisionTimedOut,
     /// A reply the connection made itself (a `pong` or an `error`) to a
     /// message that arrived behind a request still out as
     /// [`Event::Request`]. Queue it with [`Connection::send_control`] when
@@ -124,9 +131,11 @@ pub enum AuthVerdict {
         /// When the token expires: close 4004 then, unless refreshed.
         expiry: Option<Expiry>,
     },
-    /// The token is not valid: close 4003 after `auth`, error `FORBIDDEN`
-    /// after `refresh` (the connection keeps its old token).
-    Reject,
+    /// The token is refused, or could not be decided: after `auth`, close
+    /// 1013 for `UNAVAILABLE`, 1011 for `INTERNAL`, 4003 for any other
+    /// code; after `refresh`, an error with the rejection's code (the
+    /// connection keeps its old token).
+    Reject(Rejection),
 }
 
 /// What the driver should do with the socket. Both adapters carry it out
@@ -172,6 +181,9 @@ enum Timer {
     Linger,
     /// The token's `exp`: close 4004 unless a refresh came first.
     Expiry,
+    /// A request held for the application's decision gives up at
+    /// `decision_timeout`.
+    Decision,
 }
 
 impl TimerKey for Timer {
@@ -182,6 +194,7 @@ impl TimerKey for Timer {
         Timer::SlowConsumer,
         Timer::Linger,
         Timer::Expiry,
+        Timer::Decision,
     ];
 
     fn index(self) -> usize {
@@ -195,8 +208,9 @@ enum State {
     Http(Box<RequestParser>),
     /// A plain HTTP request is out as an event; waiting for `respond`.
     Responding,
-    /// Upgraded; the `auth` message has not arrived.
-    AwaitingAuth,
+    /// Upgraded; the `auth` message has not arrived. Keeps the upgrade's
+    /// forwarded header fields for the auth decision.
+    AwaitingAuth(Vec<(String, String)>),
     /// `auth` arrived; the verdict is pending. Messages received meanwhile
     /// are kept raw, in order, and handled after `auth_ack`.
     VerdictPending(Vec<Bytes>),
@@ -218,7 +232,7 @@ pub struct Connection {
     state: State,
     decoder: FrameDecoder,
     queue: OutboundQueue,
-    timers: TimerTable<Timer, 6>,
+    timers: TimerTable<Timer, 7>,
     rate: TokenBucket,
     events: VecDeque<Event>,
     /// A Ping went out and no Pong came back yet.
@@ -273,7 +287,7 @@ impl Connection {
                 parser.feed(bytes);
                 self.poll_http(config, now);
             }
-            State::AwaitingAuth
+            State::AwaitingAuth(_)
             | State::VerdictPending(_)
             | State::Open
             | State::RefreshPending(..)
@@ -305,9 +319,19 @@ impl Connection {
                         self.finish_now();
                     }
                 }
-                Timer::Auth => {
-                    if matches!(self.state, State::AwaitingAuth) {
+                Timer::Auth => match self.state {
+                    State::AwaitingAuth(_) => {
                         self.close(now, CloseCode::AUTH_REQUIRED, "auth timeout", config);
+                    }
+                    State::VerdictPending(_) | State::RefreshPending(..) => {
+                        let verdict = AuthVerdict::Reject(Rejection::unavailable());
+                        self.handle_auth_verdict(config, now, verdict);
+                    }
+                    _ => {}
+                },
+                Timer::Decision => {
+                    if self.request_held && self.is_open() {
+                        self.events.push_back(Event::DecisionTimedOut);
                     }
                 }
                 Timer::Heartbeat => self.heartbeat_tick(config, deadline),
@@ -338,15 +362,22 @@ impl Connection {
         if let State::RefreshPending(id, kept) = &mut self.state {
             let (id, kept) = (id.take(), std::mem::take(kept));
             self.state = State::Open;
+            self.timers.stop(Timer::Auth);
             return self.handle_refresh_verdict(config, now, id, verdict, kept);
         }
         let State::VerdictPending(kept) = &mut self.state else {
             return;
         };
         let kept = std::mem::take(kept);
+        self.timers.stop(Timer::Auth);
         match verdict {
-            AuthVerdict::Reject => {
-                self.close(now, CloseCode::FORBIDDEN, "forbidden", config);
+            AuthVerdict::Reject(rejection) => {
+                let (code, reason) = match rejection.code {
+                    ErrorCode::Unavailable => (CloseCode::TRY_AGAIN_LATER, "try again later"),
+                    ErrorCode::Internal => (CloseCode::INTERNAL_ERROR, "internal error"),
+                    _ => (CloseCode::FORBIDDEN, "forbidden"),
+                };
+                self.close(now, code, reason, config);
             }
             AuthVerdict::Accept { user, .. } if !is_valid_user_id(&user) => {
                 self.close(now, CloseCode::FORBIDDEN, "invalid user id", config);
@@ -387,9 +418,13 @@ impl Connection {
                 let expires_at = self.expire_at(now, expiry);
                 self.send_message(config, now, &ServerMessage::Refreshed { id, expires_at });
             }
-            AuthVerdict::Reject => {
+            AuthVerdict::Reject(rejection) if rejection.code == ErrorCode::Forbidden => {
                 let reason = "token refused; the connection keeps its current token";
                 self.send_error(config, now, id, ErrorCode::Forbidden, reason);
+            }
+            AuthVerdict::Reject(rejection) => {
+                let (code, message) = rejection.into_wire();
+                self.send_error(config, now, id, code, &message);
             }
         }
         self.handle_kept(config, now, kept, true);
@@ -476,7 +511,7 @@ impl Connection {
     pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str, config: &ServerConfig) {
         match self.state {
             State::Http(_) | State::Responding => self.finish_now(),
-            State::AwaitingAuth
+            State::AwaitingAuth(_)
             | State::VerdictPending(_)
             | State::Open
             | State::RefreshPending(..) => {
@@ -543,9 +578,17 @@ impl Connection {
 
     /// Whether a request of this connection waits outside it (for the
     /// application's decision): while it does, the replies the connection
-    /// makes itself leave as [`Event::Reply`], in order behind it.
-    pub fn set_request_held(&mut self, held: bool) {
+    /// makes itself leave as [`Event::Reply`], in order behind it, and at
+    /// `decision_timeout` from `now` the connection gives up on it with
+    /// [`Event::DecisionTimedOut`].
+    pub fn set_request_held(&mut self, config: &ServerConfig, now: Instant, held: bool) {
         self.request_held = held;
+        if held {
+            self.timers
+                .set(Timer::Decision, now + config.decision_timeout);
+        } else {
+            self.timers.stop(Timer::Decision);
+        }
     }
 
     /// Whether the verdict on `auth` is awaited.
@@ -578,7 +621,7 @@ impl Connection {
         let State::Http(parser) = &mut self.state else {
             return;
         };
-        match parser.poll(&config.allowed_origins) {
+        match parser.poll(&config.allowed_origins, &config.forward_headers) {
             Ok(None) => {}
             Ok(Some(Request::Route(request))) => {
                 self.timers.stop(Timer::Handshake);
@@ -586,8 +629,8 @@ impl Connection {
                 self.events.push_back(Event::HttpRequest(request));
             }
             Ok(Some(Request::Upgrade(upgrade))) => {
-                let State::Http(parser) = std::mem::replace(&mut self.state, State::AwaitingAuth)
-                else {
+                let forwarded = State::AwaitingAuth(upgrade.forwarded);
+                let State::Http(parser) = std::mem::replace(&mut self.state, forwarded) else {
                     unreachable!("matched State::Http above");
                 };
                 self.timers.stop(Timer::Handshake);
@@ -661,7 +704,7 @@ impl Connection {
     fn handle_text(&mut self, config: &ServerConfig, now: Instant, text: Bytes) {
         self.received = self.received.saturating_add(1);
         match &mut self.state {
-            State::AwaitingAuth => self.handle_first_text(config, now, &text),
+            State::AwaitingAuth(_) => self.handle_first_text(config, now, &text),
             State::VerdictPending(kept) | State::RefreshPending(_, kept) => {
                 if kept.len() >= config.max_pending_before_auth {
                     self.close(
@@ -699,9 +742,14 @@ impl Connection {
     fn handle_first_text(&mut self, config: &ServerConfig, now: Instant, text: &[u8]) {
         match parse_text(text) {
             Ok(ClientMessage::Auth { token, .. }) => {
-                self.timers.stop(Timer::Auth);
+                let State::AwaitingAuth(headers) = &mut self.state else {
+                    return;
+                };
+                let headers = std::mem::take(headers);
+                self.timers.set(Timer::Auth, now + config.decision_timeout);
                 self.state = State::VerdictPending(Vec::new());
-                self.events.push_back(Event::Authenticate { token });
+                self.events
+                    .push_back(Event::Authenticate { token, headers });
             }
             Ok(ClientMessage::Ping { id }) => {
                 self.send_message(config, now, &ServerMessage::Pong { id });
@@ -723,6 +771,7 @@ impl Connection {
                 "already authenticated",
             ),
             Ok(ClientMessage::Refresh { id, token }) => {
+                self.timers.set(Timer::Auth, now + config.decision_timeout);
                 self.state = State::RefreshPending(id, Vec::new());
                 self.events.push_back(Event::Refresh { token });
             }
@@ -807,7 +856,7 @@ impl Connection {
     fn accepts_frames(&self) -> bool {
         matches!(
             self.state,
-            State::AwaitingAuth
+            State::AwaitingAuth(_)
                 | State::VerdictPending(_)
                 | State::Open
                 | State::RefreshPending(..)
@@ -836,7 +885,7 @@ impl Connection {
     /// failure (PROTOCOL.md section 11).
     fn fail(&mut self, config: &ServerConfig, now: Instant, code: CloseCode, reason: &str) {
         match self.state {
-            State::AwaitingAuth
+            State::AwaitingAuth(_)
             | State::VerdictPending(_)
             | State::Open
             | State::RefreshPending(..) => {

@@ -29,7 +29,9 @@ mod server;
 pub use self::api::parse_api_publish;
 pub use self::client::{ClientMessage, encode_client_message, parse_client_message};
 pub use self::error::{EnvelopeError, ErrorCode};
-pub use self::ids::{Channel, IdempotencyKey, Position, RequestId};
+pub use self::ids::{
+    Channel, IdempotencyKey, MAX_METHOD_CHARS, Position, RequestId, is_valid_method,
+};
 pub(crate) use self::ids::{MAX_CHANNEL_CHARS, PRIVATE_CHANNEL_PREFIX};
 pub use self::server::{
     ServerMessage, UnsubscribeReason, encode_publication, encode_publication_prefix,

@@ -95,6 +95,8 @@ mod envelope;
 mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod handler;
+mod hooks;
 mod http;
 mod hub;
 mod ids;
@@ -111,8 +113,8 @@ pub mod wire;
 
 // The server node: what an adapter drives.
 pub use config::{
-    ConfigError, MAX_HTTP_HEAD, MAX_PAYLOAD_LIMIT, MIN_HTTP_HEAD, RESERVED_FILE_DESCRIPTORS,
-    ServerConfig, connections_within_open_files,
+    ConfigError, MAX_FORWARD_HEADERS, MAX_HTTP_HEAD, MAX_PAYLOAD_LIMIT, MIN_HTTP_HEAD,
+    RESERVED_FILE_DESCRIPTORS, ServerConfig, connections_within_open_files,
 };
 pub use connection::{ClosedBy, Transport};
 pub use ids::ConnId;
@@ -120,9 +122,15 @@ pub use node_options::NodeOptions;
 pub use server::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Server, Verdict};
 pub use time::Instant;
 
-// Decisions the application takes.
+// Decisions the application takes, and what it may observe.
 pub use access::{ChannelPattern, Grants, Namespace, Operation, Rule};
+pub use async_trait::async_trait;
 pub use auth::{Authorizer, Expiry, Identity, MAX_USER_ID_CHARS, is_valid_user_id};
+pub use handler::Handler;
+pub use hooks::{
+    ChannelRequest, ConnectRequest, DecisionId, MAX_REJECTION_MESSAGE, Notification, Rejection,
+    RpcRequest,
+};
 
 // The backplane seam: what a shared store implements.
 pub use backplane::{Backplane, BackplaneTask, EventSink, RequestSource};
@@ -138,9 +146,10 @@ pub use client::{
 // The protocol's vocabulary: messages, channels, codes, metrics.
 pub use close::{CloseCode, CloseReason};
 pub use envelope::{
-    Channel, ClientMessage, EnvelopeError, ErrorCode, IdempotencyKey, Position, RequestId,
-    ServerMessage, UnsubscribeReason, encode_client_message, encode_publication,
-    encode_publication_prefix, encode_server_message, parse_client_message, parse_server_message,
+    Channel, ClientMessage, EnvelopeError, ErrorCode, IdempotencyKey, MAX_METHOD_CHARS, Position,
+    RequestId, ServerMessage, UnsubscribeReason, encode_client_message, encode_publication,
+    encode_publication_prefix, encode_server_message, is_valid_method, parse_client_message,
+    parse_server_message,
 };
 pub use metrics::Counters;
 

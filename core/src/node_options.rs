@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::auth::Authorizer;
 use crate::config::ServerConfig;
+use crate::handler::Handler;
 
 /// Everything an adapter's `Server::bind` needs.
 #[derive(Clone)]
@@ -14,9 +14,11 @@ pub struct NodeOptions {
     pub config: ServerConfig,
     /// The address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// Decides tokens, channel requests and API keys; an adapter asks it
-    /// where a slow decision delays only its own connection.
-    pub authorizer: Arc<dyn Authorizer + Send + Sync>,
+    /// The application: decides tokens, channel requests, `rpc` calls and
+    /// API keys, and observes notifications. An adapter asks it where a
+    /// slow decision delays only its own connection. Any
+    /// [`Authorizer`](crate::Authorizer) is one.
+    pub handler: Arc<dyn Handler>,
     /// Names this run of the node, from which the core makes its epochs and
     /// session ids; `None` draws it from OS randomness, so that a restarted
     /// node never repeats an epoch. Tests fix it.
@@ -25,11 +27,11 @@ pub struct NodeOptions {
 
 impl NodeOptions {
     /// Options with the protocol's default settings and a random seed.
-    pub fn new(listen: SocketAddr, authorizer: Arc<dyn Authorizer + Send + Sync>) -> Self {
+    pub fn new(listen: SocketAddr, handler: Arc<dyn Handler>) -> Self {
         NodeOptions {
             config: ServerConfig::default(),
             listen,
-            authorizer,
+            handler,
             seed: None,
         }
     }

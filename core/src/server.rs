@@ -61,12 +61,16 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use bytes::Bytes;
+use serde_json::value::RawValue;
 
 use crate::auth::Identity;
 use crate::close::{CloseCode, CloseReason};
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection::{AuthVerdict, ClosedBy, Connection, Event, Transport};
 use crate::envelope::{Channel, ClientMessage};
+use crate::hooks::{
+    ChannelRequest, ConnectRequest, DecisionId, Notification, Rejection, RpcRequest,
+};
 use crate::hub::{ApiPublish, Hub, StoreEvent, Ticket};
 use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
@@ -110,6 +114,8 @@ pub struct Server {
     /// Names this run of the node: epochs, session ids and the backplane's
     /// node name start with it.
     node_id: String,
+    /// The last [`DecisionId`] handed out.
+    decisions: u64,
 }
 
 /// Where the graceful shutdown is.
@@ -165,6 +171,7 @@ impl Server {
             api_waiting: BTreeMap::new(),
             accept_failing: false,
             node_id,
+            decisions: 0,
         }
     }
 
@@ -205,6 +212,8 @@ impl Server {
             refused: refusal.is_some(),
             identity: None,
             deciding: None,
+            authenticating: None,
+            info: None,
             api_request: None,
             scheduled: None,
             woken: false,
@@ -289,27 +298,70 @@ impl Server {
         }
     }
 
-    /// The verdict on the token of a [`Decision::Authenticate`]: who it
-    /// proves, or `None` when it is refused. After `auth`, a refusal closes
-    /// 4003, and a user already at `max_connections_per_user` on the node
-    /// closes 4029; the core makes the session id. After `refresh`, a
-    /// refusal, or a token of another user, is answered `FORBIDDEN` and the
-    /// connection keeps its old token; an accepted token's grants and
-    /// expiry replace the old ones, and subscriptions they no longer allow
-    /// end.
+    /// The verdict on the token of the [`Decision::Authenticate`] out for
+    /// `conn`, whichever it is: who it proves, or `None` when it is
+    /// refused (`FORBIDDEN`). [`Server::handle_verdict`] says what follows.
     pub fn handle_auth_verdict(&mut self, now: Instant, conn: ConnId, identity: Option<Identity>) {
+        self.authenticated(now, conn, identity.ok_or_else(Rejection::forbidden));
+    }
+
+    /// Feeds the answer to a [`Decision`]; a verdict whose decision is no
+    /// longer out (answered by the core at `decision_timeout`, or its
+    /// connection gone) is ignored.
+    ///
+    /// - `Authenticate`: after `auth`, an identity gets `auth_ack` (the core
+    ///   makes the session id) unless its user already holds
+    ///   `max_connections_per_user` on the node (close 4029); a rejection
+    ///   closes 4003, or 1013 for `UNAVAILABLE` and 1011 for `INTERNAL`.
+    ///   After `refresh`, a rejection or another user's identity is an
+    ///   error (`FORBIDDEN` unless the rejection says otherwise) and the
+    ///   connection keeps its old token; an accepted token's grants and
+    ///   expiry replace the old ones, and subscriptions they no longer
+    ///   allow end.
+    /// - `Channel` and `Rpc`: the request is answered, then what the
+    ///   connection sent behind it, in order. An answer that is not JSON
+    ///   is `INTERNAL`.
+    pub fn handle_verdict(&mut self, now: Instant, verdict: Verdict) {
+        match verdict {
+            Verdict::Authenticate { id, conn, identity } => {
+                let current = entry_mut(&mut self.slots, conn)
+                    .is_some_and(|entry| entry.authenticating == Some(id));
+                if current {
+                    self.authenticated(now, conn, identity);
+                }
+            }
+            Verdict::Channel { id, conn, answer } => {
+                let answer = answer.and_then(|data| data.map(json).transpose());
+                self.decided(now, conn, Some(id), answer);
+            }
+            Verdict::Rpc { id, conn, result } => {
+                self.decided(now, conn, Some(id), result.and_then(json).map(Some));
+            }
+            Verdict::AuthorizeApi { conn, authorized } => {
+                self.handle_api_verdict(now, conn, authorized);
+            }
+        }
+    }
+
+    fn authenticated(&mut self, now: Instant, conn: ConnId, identity: Result<Identity, Rejection>) {
         let config = &self.config;
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
+        entry.authenticating = None;
         if entry.conn.is_refreshing() {
             let known = self.hub.user(conn);
-            let same_user = |identity: &Identity| known == Some(identity.user.as_str());
-            let Some(identity) = identity.filter(same_user) else {
-                entry
-                    .conn
-                    .handle_auth_verdict(config, now, AuthVerdict::Reject);
-                return self.settle(conn, now);
+            let identity = identity.and_then(|identity| match known == Some(&*identity.user) {
+                true => Ok(identity),
+                false => Err(Rejection::forbidden()),
+            });
+            let identity = match identity {
+                Ok(identity) => identity,
+                Err(rejection) => {
+                    let verdict = AuthVerdict::Reject(rejection);
+                    entry.conn.handle_auth_verdict(config, now, verdict);
+                    return self.settle(conn, now);
+                }
             };
             let verdict = AuthVerdict::Accept {
                 user: identity.user,
@@ -322,7 +374,7 @@ impl Server {
             });
             return self.settle(conn, now);
         }
-        if let Some(identity) = &identity
+        if let Ok(identity) = &identity
             && entry.conn.awaits_verdict()
             && !self.hub.has_room_for(&identity.user)
         {
@@ -333,7 +385,7 @@ impl Server {
             return self.settle(conn, now);
         }
         let verdict = match identity {
-            Some(mut identity) => {
+            Ok(mut identity) => {
                 let verdict = AuthVerdict::Accept {
                     user: identity.user.clone(),
                     session: format!("{}-{}", self.node_id, conn.0),
@@ -342,24 +394,10 @@ impl Server {
                 entry.identity = Some(Box::new(identity));
                 verdict
             }
-            None => AuthVerdict::Reject,
+            Err(rejection) => AuthVerdict::Reject(rejection),
         };
         entry.conn.handle_auth_verdict(config, now, verdict);
         self.settle(conn, now);
-    }
-
-    /// Feeds the answer to any [`Decision`]: the same as the input that
-    /// decision names.
-    pub fn handle_verdict(&mut self, now: Instant, verdict: Verdict) {
-        match verdict {
-            Verdict::Authenticate { conn, identity } => {
-                self.handle_auth_verdict(now, conn, identity);
-            }
-            Verdict::Channel { conn, allowed } => self.handle_channel_verdict(now, conn, allowed),
-            Verdict::AuthorizeApi { conn, authorized } => {
-                self.handle_api_verdict(now, conn, authorized);
-            }
-        }
     }
 
     /// The API key check of a [`Decision::AuthorizeApi`]: publishes and
@@ -604,15 +642,37 @@ impl Server {
                     self.open_websockets += 1;
                     self.counters.connections_total += 1;
                 }
-                Event::Authenticate { token } | Event::Refresh { token } => {
-                    self.events
-                        .push_back(Output::Decide(Decision::Authenticate { conn, token }));
+                Event::Authenticate { token, headers } => {
+                    let request = ConnectRequest {
+                        conn,
+                        token,
+                        headers,
+                        refresh: false,
+                    };
+                    self.ask_connect(conn, request);
+                }
+                Event::Refresh { token } => {
+                    let request = ConnectRequest {
+                        conn,
+                        token,
+                        headers: Vec::new(),
+                        refresh: true,
+                    };
+                    self.ask_connect(conn, request);
                 }
                 Event::Authenticated => {
                     if let Some(identity) = entry.identity.take() {
-                        let Identity { user, grants, .. } = *identity;
+                        let Identity {
+                            user, grants, info, ..
+                        } = *identity;
+                        entry.info = info.clone().map(String::into_boxed_str);
                         self.hub.handle_authenticated(conn, &user, grants);
+                        let connected = Notification::Connected { conn, user, info };
+                        self.events.push_back(Output::Notify(connected));
                     }
+                }
+                Event::DecisionTimedOut => {
+                    self.decided(now, conn, None, Err(Rejection::unavailable()));
                 }
                 Event::Reply(frame) if entry.deciding.is_some() => {
                     self.hold(now, conn, Held::Reply(frame));
@@ -624,34 +684,86 @@ impl Server {
                 Event::Request(message) => self.handle_request(now, conn, message),
                 Event::Closed { reason, by } => {
                     self.count_close(&reason, by);
+                    let user = self.hub.user(conn).map(str::to_owned);
                     self.with_hub(now, |hub, outbox| hub.handle_disconnect(now, conn, outbox));
+                    if let Some(user) = user {
+                        let reason = reason.clone();
+                        let disconnected = Notification::Disconnected { conn, user, reason };
+                        self.events.push_back(Output::Notify(disconnected));
+                    }
                     self.events.push_back(Output::Closed { conn, reason, by });
                 }
             }
         }
     }
 
-    /// Hands a request to the hub, or asks the application first when a
-    /// namespace leaves the request to it.
+    /// Asks the application who a token proves; its verdict counts only
+    /// while this decision is the connection's latest.
+    fn ask_connect(&mut self, conn: ConnId, request: ConnectRequest) {
+        let id = self.next_decision();
+        if let Some(entry) = entry_mut(&mut self.slots, conn) {
+            entry.authenticating = Some(id);
+        }
+        let decision = Decision::Authenticate { id, request };
+        self.events.push_back(Output::Decide(decision));
+    }
+
+    fn next_decision(&mut self) -> DecisionId {
+        self.decisions += 1;
+        DecisionId(self.decisions)
+    }
+
+    /// Hands a request to the hub, or asks the application first: an `rpc`
+    /// always, a channel request when its namespace leaves it to the
+    /// application.
     fn handle_request(&mut self, now: Instant, conn: ConnId, message: ClientMessage) {
-        let Some((operation, channel)) = self.hub.question(conn, &message) else {
+        let user = self.hub.user(conn).unwrap_or_default().to_owned();
+        let decision = |id, info: Option<String>| match &message {
+            ClientMessage::Rpc { method, data, .. } => Some(Decision::Rpc {
+                id,
+                request: RpcRequest {
+                    conn,
+                    user: user.clone(),
+                    info,
+                    method: method.clone(),
+                    data: data.get().to_owned(),
+                },
+            }),
+            _ => {
+                let (operation, channel) = self.hub.question(conn, &message)?;
+                let data = match &message {
+                    ClientMessage::Publish { payload, .. } => Some(payload.get().to_owned()),
+                    _ => None,
+                };
+                Some(Decision::Channel {
+                    id,
+                    operation,
+                    request: ChannelRequest {
+                        conn,
+                        user: user.clone(),
+                        info,
+                        channel,
+                        data,
+                    },
+                })
+            }
+        };
+        let id = DecisionId(self.decisions + 1);
+        let info =
+            entry(&self.slots, conn).and_then(|entry| entry.info.as_deref().map(str::to_owned));
+        let Some(decision) = decision(id, info) else {
             return self.with_hub(now, |hub, outbox| {
                 hub.handle_message(now, conn, message, outbox);
             });
         };
-        let user = self.hub.user(conn).unwrap_or_default().to_owned();
+        self.decisions += 1;
+        let config = &self.config;
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
         let held = VecDeque::new();
-        entry.deciding = Some(Box::new(Deciding { message, held }));
-        entry.conn.set_request_held(true);
-        let decision = Decision::Channel {
-            conn,
-            user,
-            channel,
-            operation,
-        };
+        entry.deciding = Some(Box::new(Deciding { id, message, held }));
+        entry.conn.set_request_held(config, now, true);
         self.events.push_back(Output::Decide(decision));
     }
 
@@ -675,20 +787,39 @@ impl Server {
         deciding.held.push_back(held);
     }
 
-    /// The application's answer to a [`Decision::Channel`]: the request is
-    /// handled (`allowed`) or answered `FORBIDDEN`, then what the
+    /// The answer to the request of `conn` that waits for the application
+    /// (the decision `id`; `None` when the core gives up on it at
+    /// `decision_timeout`): the request is answered, then what the
     /// connection sent behind it, in order, until another request waits.
-    pub fn handle_channel_verdict(&mut self, now: Instant, conn: ConnId, allowed: bool) {
+    fn decided(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        id: Option<DecisionId>,
+        answer: Result<Option<Box<RawValue>>, Rejection>,
+    ) {
+        let config = &self.config;
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
+        if entry.deciding.is_none()
+            || id.is_some_and(|id| entry.deciding.as_ref().is_some_and(|d| d.id != id))
+        {
+            return;
+        }
         let Some(deciding) = entry.deciding.take() else {
             return;
         };
-        entry.conn.set_request_held(false);
-        let Deciding { message, mut held } = *deciding;
-        self.with_hub(now, |hub, outbox| {
-            hub.handle_decided(now, conn, message, allowed, outbox);
+        entry.conn.set_request_held(config, now, false);
+        let Deciding {
+            message, mut held, ..
+        } = *deciding;
+        self.with_hub(now, |hub, outbox| match message {
+            ClientMessage::Rpc { id, .. } => match answer {
+                Ok(data) => hub.answer_rpc(conn, id, data.unwrap_or_else(null), outbox),
+                Err(rejection) => hub.reject(conn, Some(id), rejection, outbox),
+            },
+            message => hub.handle_decided(now, conn, message, answer, outbox),
         });
         while let Some(next) = held.pop_front() {
             let Some(entry) = entry_mut(&mut self.slots, conn) else {
@@ -764,6 +895,18 @@ impl Server {
                 .map(|_| ConnId(u64::from(slot.generation) << 32 | index as u64))
         })
     }
+}
+
+/// The application's answer as raw JSON, or `INTERNAL` when it is not
+/// JSON.
+fn json(text: String) -> Result<Box<RawValue>, Rejection> {
+    RawValue::from_string(text).map_err(|_| Rejection::internal())
+}
+
+/// The JSON `null`: the result of an `rpc` the application allowed without
+/// data.
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".to_owned()).expect("null is JSON")
 }
 
 /// The node id of a seed: 16 hex digits of a SplitMix64 step, so that

@@ -27,7 +27,7 @@ fn start_node_with(config: ServerConfig) -> String {
     let server = Server::bind(ServerOptions {
         config,
         listen: "127.0.0.1:0".parse().unwrap(),
-        authorizer: Arc::new(NodeAuthorizer::new(Authenticator::Dev, None)),
+        handler: Arc::new(NodeAuthorizer::new(Authenticator::Dev, None)),
         seed: Some(1),
     })
     .unwrap();

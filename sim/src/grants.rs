@@ -43,7 +43,7 @@ pub fn identity(token: &str) -> Identity {
     Identity {
         user: user.to_owned(),
         grants: Grants::new([(feeds(), ops)]),
-        expiry: None,
+        ..Identity::default()
     }
 }
 

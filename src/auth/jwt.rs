@@ -228,6 +228,7 @@ impl JwtVerifier {
             user,
             grants,
             expiry: Some(expiry),
+            info: None,
         })
     }
 }

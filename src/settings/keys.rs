@@ -61,6 +61,7 @@ pub(crate) const KEYS: &[Key] = &[
         server.heartbeat_interval
     ),
     key!("auth_timeout", DurationKind, server.auth_timeout),
+    key!("decision_timeout", DurationKind, server.decision_timeout),
     key!("handshake_timeout", DurationKind, server.handshake_timeout),
     key!("close_timeout", DurationKind, server.close_timeout),
     key!("shutdown_timeout", DurationKind, server.shutdown_timeout),
@@ -112,6 +113,7 @@ pub(crate) const KEYS: &[Key] = &[
         server.max_pending_before_auth
     ),
     key!("allowed_origins", StringsKind, server.allowed_origins),
+    key!("forward_headers", StringsKind, server.forward_headers),
     key!("presence_ttl", DurationKind, server.presence_ttl),
     // Last: shown as [[namespaces]] tables, after which no plain key may come.
     Key {

@@ -299,6 +299,8 @@ fn everything_changed() -> Settings {
             handshake_timeout: Duration::from_secs(11),
             close_timeout: Duration::from_millis(1500),
             auth_timeout: Duration::from_secs(12),
+            decision_timeout: Duration::from_secs(24),
+            forward_headers: vec!["cookie".into()],
             heartbeat_interval: Duration::from_secs(60),
             max_payload: 1000,
             high_water: 2000,

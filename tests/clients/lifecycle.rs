@@ -44,6 +44,7 @@ fn subscribes_receives_publishes_and_closes<C: TestClient>() {
                 epoch,
                 offset,
                 recovered,
+                ..
             } => assert_eq!(
                 (channel, epoch, offset, recovered),
                 (room(), "e1".into(), 0, None)

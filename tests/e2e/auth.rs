@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tether_core::{
-    Authorizer, Channel, ChannelPattern, Identity, Namespace, Operation, Rule, ServerConfig,
+    Authorizer, ChannelPattern, ChannelRequest, ConnectRequest, Handler, Identity, Namespace,
+    Rejection, Rule, ServerConfig,
 };
 
 use crate::harness::{JWT_SECRET, Runtime, TETHER, config, dev_auth, jwt_auth, mint_jwt, unix_now};
@@ -37,23 +38,32 @@ struct HeldAuthorizer {
     ran_out: AtomicBool,
 }
 
-impl Authorizer for HeldAuthorizer {
-    fn authenticate(&self, token: &str) -> Option<Identity> {
-        if token == "slow" {
+#[tether_core::async_trait]
+impl Handler for HeldAuthorizer {
+    async fn connect(&self, request: ConnectRequest) -> Result<Identity, Rejection> {
+        if request.token == "slow" {
             self.hold();
         }
-        dev_auth().authenticate(token)
+        dev_auth()
+            .authenticate(&request.token)
+            .ok_or_else(Rejection::forbidden)
+    }
+
+    async fn subscribe(&self, request: ChannelRequest) -> Result<Option<String>, Rejection> {
+        self.channel(&request)
+    }
+
+    async fn publish(&self, request: ChannelRequest) -> Result<Option<String>, Rejection> {
+        self.channel(&request)
     }
 
     fn authorize_api(&self, authorization: Option<&str>) -> bool {
-        dev_auth().authorize_api(authorization)
+        Authorizer::authorize_api(&*dev_auth(), authorization)
     }
 
-    fn authorize_channel(&self, user: &str, channel: &Channel, _operation: Operation) -> bool {
-        if channel.as_str() == "app:slow" {
-            self.hold();
-        }
-        user == "alice"
+    /// The holds block the thread they run on.
+    fn may_block(&self) -> bool {
+        true
     }
 }
 
@@ -67,6 +77,17 @@ impl HeldAuthorizer {
             ran_out: AtomicBool::new(false),
         });
         (authorizer, check_started, release)
+    }
+
+    /// The application's decision on an `app:` channel request.
+    fn channel(&self, request: &ChannelRequest) -> Result<Option<String>, Rejection> {
+        if request.channel.as_str() == "app:slow" {
+            self.hold();
+        }
+        match request.user == "alice" {
+            true => Ok(None),
+            false => Err(Rejection::forbidden()),
+        }
     }
 
     /// Says that a check started, and waits for the test's release.

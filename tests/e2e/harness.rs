@@ -19,7 +19,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tether::auth::{Authenticator, JwtVerifier, NodeAuthorizer};
 use tether::secret::Redacted;
-use tether_core::{Authorizer, NodeOptions, PublishError, ServerConfig};
+use tether_core::{Handler, NodeOptions, PublishError, ServerConfig};
 use tether_testkit::process::Process;
 
 /// The most any one test may take; they normally take milliseconds.
@@ -58,8 +58,8 @@ pub enum Runtime {
     Example,
 }
 
-/// An authorizer a node can share across threads.
-pub type SharedAuthorizer = Arc<dyn Authorizer + Send + Sync>;
+/// The application of a node under test, shared across threads.
+pub type SharedHandler = Arc<dyn Handler>;
 
 impl Runtime {
     /// The name the `tether` binary's `--runtime` flag takes.
@@ -86,9 +86,9 @@ impl Runtime {
     }
 
     /// Starts a node on a free port of 127.0.0.1.
-    pub fn start(self, config: ServerConfig, authorizer: SharedAuthorizer) -> TestServer {
+    pub fn start(self, config: ServerConfig, handler: SharedHandler) -> TestServer {
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-        self.start_at(any_port, config, authorizer)
+        self.start_at(any_port, config, handler)
     }
 
     /// Starts a node listening on `listen`, on a thread of its own.
@@ -96,13 +96,13 @@ impl Runtime {
         self,
         listen: SocketAddr,
         config: ServerConfig,
-        authorizer: SharedAuthorizer,
+        handler: SharedHandler,
     ) -> TestServer {
         match self {
             Runtime::Smol => {
                 let server = tether_smol::Server::bind(NodeOptions {
                     config,
-                    ..NodeOptions::new(listen, authorizer)
+                    ..NodeOptions::new(listen, handler)
                 })
                 .expect("the smol node binds");
                 let addr = server.local_addr().expect("a bound address");
@@ -114,7 +114,7 @@ impl Runtime {
             Runtime::Blocking => {
                 let server = tether_blocking::Server::bind(NodeOptions {
                     config,
-                    ..NodeOptions::new(listen, authorizer)
+                    ..NodeOptions::new(listen, handler)
                 })
                 .expect("the blocking node binds");
                 let addr = server.local_addr();
@@ -124,7 +124,7 @@ impl Runtime {
             Runtime::Tokio => {
                 let server = tether_tokio::Server::bind(NodeOptions {
                     config,
-                    ..NodeOptions::new(listen, authorizer)
+                    ..NodeOptions::new(listen, handler)
                 })
                 .expect("the tokio node binds");
                 let addr = server.local_addr().expect("a bound address");
@@ -333,7 +333,7 @@ pub fn config() -> ServerConfig {
 
 /// The binary's authorizer in dev mode (the token is the user id), with
 /// [`API_KEY`] for the HTTP API.
-pub fn dev_auth() -> SharedAuthorizer {
+pub fn dev_auth() -> Arc<NodeAuthorizer> {
     Arc::new(NodeAuthorizer::new(
         Authenticator::Dev,
         Some(Redacted::new(API_KEY.to_owned())),
@@ -341,7 +341,7 @@ pub fn dev_auth() -> SharedAuthorizer {
 }
 
 /// The binary's authorizer checking HS256 JWTs signed with [`JWT_SECRET`].
-pub fn jwt_auth() -> SharedAuthorizer {
+pub fn jwt_auth() -> Arc<NodeAuthorizer> {
     let verifier = JwtVerifier::new(&Redacted::new(JWT_SECRET.to_owned()));
     Arc::new(NodeAuthorizer::new(
         Authenticator::Jwt(Box::new(verifier)),

@@ -82,7 +82,7 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
             return Ok(());
         }
         parser.feed(&buf[..n]);
-        match parser.poll(&[]) {
+        match parser.poll(&[], &[]) {
             Ok(None) => {}
             Ok(Some(Request::Upgrade(upgrade))) => break upgrade,
             Ok(Some(Request::Route(_))) => {

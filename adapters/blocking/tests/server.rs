@@ -53,7 +53,7 @@ fn options(config: ServerConfig) -> ServerOptions {
     ServerOptions {
         config,
         listen: "127.0.0.1:0".parse().unwrap(),
-        authorizer: Arc::new(TestAuthorizer),
+        handler: Arc::new(TestAuthorizer),
         seed: None,
     }
 }

@@ -43,9 +43,10 @@
 //! Every input is followed by `Node::dispatch`, the drain loop of the
 //! core's outputs: it wakes the connections with frames, hands decisions to
 //! the decision task, store requests to the backplane and outcomes to
-//! [`Handle::publish`] callers, logs closes, and re-arms the deadline. The
-//! decision task runs each [`Authorizer`] call on smol's blocking pool, off
-//! the node's thread, so a slow token check stalls only its connection.
+//! [`Handle::publish`] callers, notifications to the [`Handler`], logs
+//! closes, and re-arms the deadline. The decision task awaits the handler
+//! for each decision in a task of its own (on smol's blocking pool when
+//! the handler may block), so a slow decision stalls only its connection.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -61,8 +62,8 @@ use futures_lite::future;
 use smol::LocalExecutor;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tether_core::{
-    Authorizer, Backplane, CloseCode, ConnId, Decision, Instant, Output, PublishError,
-    Server as Core, StoreEvent, StoreRequest, Transport, Verdict, connections_within_open_files,
+    Backplane, CloseCode, ConnId, Decision, Handler, Instant, Output, PublishError, Server as Core,
+    StoreEvent, StoreRequest, Transport, Verdict, connections_within_open_files,
 };
 
 use crate::reactor::Reactor;
@@ -183,6 +184,7 @@ impl Server {
             core: RefCell::new(core),
             store_requests,
             decisions,
+            handler: self.options.handler.clone(),
             publishes: RefCell::new(HashMap::new()),
             next_publish: Cell::new(0),
             start: std::time::Instant::now(),
@@ -206,7 +208,7 @@ impl Server {
         };
         let serving = future::or(
             accept_loop(&node, &listener, executor),
-            decide_loop(&node, &decided, &self.options.authorizer, executor),
+            decide_loop(&node, &decided, executor),
         );
         future::or(serving, drained).await;
         node.store_requests.close();
@@ -269,6 +271,8 @@ struct Node {
     store_requests: Sender<StoreRequest>,
     /// Where the core's decisions go, to be taken off the node's thread.
     decisions: Sender<Decision>,
+    /// The application: answers decisions, hears notifications.
+    handler: Arc<dyn Handler>,
     /// Publications of [`Handle::publish`] by token, waiting for their
     /// outcome.
     publishes: RefCell<HashMap<u64, Sender<Result<u64, PublishError>>>>,
@@ -309,6 +313,7 @@ impl Node {
                 Output::Decide(decision) => {
                     let _ = self.decisions.try_send(decision);
                 }
+                Output::Notify(notification) => notification.deliver(self.handler.as_ref()),
                 Output::Store(request) => {
                     let _ = self.store_requests.try_send(request);
                 }
@@ -344,7 +349,8 @@ impl Node {
 fn feed(node: &Node, verdict: Verdict) {
     if let Verdict::Authenticate {
         conn,
-        identity: Some(identity),
+        identity: Ok(identity),
+        ..
     } = &verdict
     {
         tracing::info!(%conn, user = %identity.user, "authenticated");
@@ -353,28 +359,27 @@ fn feed(node: &Node, verdict: Verdict) {
     node.dispatch();
 }
 
-/// Takes the core's decisions: in line for an authorizer that never blocks
-/// ([`Authorizer::may_block`]); otherwise each runs on smol's blocking pool
-/// (an authorizer may query a database for seconds) while every other
-/// connection goes on, and its answer is fed back on the node's thread.
+/// Takes the core's decisions, each a task of the node's executor that
+/// awaits the handler, so a slow one delays only its connection; when the
+/// handler says its futures may block ([`Handler::may_block`]), each is
+/// polled on smol's blocking pool instead, off the node's thread. Answers
+/// are fed back on the node's thread.
 async fn decide_loop(
     node: &Rc<Node>,
     decided: &Receiver<Decision>,
-    authorizer: &Arc<dyn Authorizer + Send + Sync>,
     executor: &LocalExecutor<'static>,
 ) {
     while let Ok(decision) = decided.recv().await {
-        if !authorizer.may_block() {
-            feed(node, decision.ask(authorizer.as_ref()));
-            continue;
-        }
-        let (node, authorizer) = (node.clone(), authorizer.clone());
-        executor
-            .spawn(async move {
-                let verdict = smol::unblock(move || decision.ask(authorizer.as_ref())).await;
-                feed(&node, verdict);
-            })
-            .detach();
+        let (node, handler) = (node.clone(), node.handler.clone());
+        let task = async move {
+            let verdict = if handler.may_block() {
+                smol::unblock(move || future::block_on(decision.decide(handler.as_ref()))).await
+            } else {
+                decision.decide(handler.as_ref()).await
+            };
+            feed(&node, verdict);
+        };
+        executor.spawn(task).detach();
     }
 }
 

@@ -18,10 +18,12 @@
 //!   a peer that does not read blocks only its own writes, and the core's
 //!   backpressure decides its fate. [`Server::run`] accepts; one more task
 //!   sleeps until the core's deadline.
-//! - **Decisions** ([`tether_core::Output::Decide`]) are asked on tokio's
-//!   blocking pool when [`Authorizer::may_block`](tether_core::Authorizer::may_block) says a check may wait,
-//!   so a slow check stalls no other connection; quick checks are asked in
-//!   line.
+//! - **Decisions** ([`tether_core::Output::Decide`]) are each a task that
+//!   awaits the application's [`Handler`](tether_core::Handler) (on tokio's
+//!   blocking pool when [`Handler::may_block`](tether_core::Handler::may_block)
+//!   says its futures may block), so a slow one stalls no other
+//!   connection; notifications go to the handler once the lock is
+//!   released.
 //! - **The backplane** ([`Server::with_backplane`]) runs as a task of its
 //!   own, fed through two unbounded channels, in the order the core made
 //!   its requests and the store gave its events.
@@ -64,7 +66,7 @@ impl Server {
         let ServerOptions {
             config,
             listen,
-            authorizer,
+            handler,
             seed,
         } = options;
         let seed = seed.unwrap_or_else(|| RandomState::new().hash_one(0u8));
@@ -74,7 +76,7 @@ impl Server {
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         Ok(Server {
-            node: Arc::new(Node::new(core, seed, authorizer)),
+            node: Arc::new(Node::new(core, seed, handler)),
             listener,
             backplane: None,
         })

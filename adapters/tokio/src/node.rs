@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tether_core::{
-    Authorizer, BackplaneTask, ConnId, Decision, Instant, Output, PublishError, Server,
-    ServerConfig, StoreEvent, StoreRequest,
+    BackplaneTask, ConnId, Decision, Handler, Instant, Notification, Output, PublishError, Server,
+    ServerConfig, StoreEvent, StoreRequest, Verdict,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -24,7 +24,7 @@ pub(crate) type Published = oneshot::Receiver<Result<u64, PublishError>>;
 /// wait on.
 pub(crate) struct Node {
     state: Mutex<State>,
-    authorizer: Arc<dyn Authorizer + Send + Sync>,
+    handler: Arc<dyn Handler>,
     /// The origin of the core's time line.
     start: time::Instant,
     /// The deadline of the core's last `Output::Timeout`.
@@ -33,6 +33,14 @@ pub(crate) struct Node {
     drained: Notify,
     /// Kept for [`Node::use_backplane`], which makes the core anew.
     seed: u64,
+}
+
+/// What a drain leaves for the application, to hand over once the lock
+/// is released.
+#[derive(Default)]
+struct Asked {
+    decisions: VecDeque<Decision>,
+    notifications: Vec<Notification>,
 }
 
 /// Everything behind the lock.
@@ -53,11 +61,7 @@ pub(crate) struct State {
 
 impl Node {
     /// A node around `core`, made from `seed`.
-    pub(crate) fn new(
-        core: Server,
-        seed: u64,
-        authorizer: Arc<dyn Authorizer + Send + Sync>,
-    ) -> Node {
+    pub(crate) fn new(core: Server, seed: u64, handler: Arc<dyn Handler>) -> Node {
         Node {
             state: Mutex::new(State {
                 core,
@@ -67,7 +71,7 @@ impl Node {
                 requests: None,
                 stopped: false,
             }),
-            authorizer,
+            handler,
             start: time::Instant::now(),
             deadline: watch::Sender::new(None),
             drained: Notify::new(),
@@ -87,51 +91,77 @@ impl Node {
     }
 
     /// The one rule: feed one input at the current instant and drain the
-    /// outputs until `Timeout`; then answer the decisions collected.
+    /// outputs until `Timeout`; then, with the lock released, hand over
+    /// the notifications and answer the decisions collected.
     pub(crate) fn input<R>(self: &Arc<Self>, feed: impl FnOnce(&mut State, Instant) -> R) -> R {
-        let mut decisions = VecDeque::new();
-        let result = self.feed(feed, &mut decisions);
-        self.decide(decisions);
+        let mut asked = Asked::default();
+        let result = self.feed(feed, &mut asked);
+        self.answer(asked);
         result
     }
 
-    /// Answers `decisions` in order, each answer an input with a drain of
-    /// its own. A check that may wait goes to the blocking pool; off the
-    /// runtime (a handle's caller), the calling thread waits for it, as it
+    /// Hands the notifications to the handler, then answers the decisions,
+    /// each answer an input with a drain of its own. On the runtime each
+    /// decision is a task (on the blocking pool when the handler says it
+    /// may block), so a slow one delays only its connection; off the
+    /// runtime (a handle's caller) the calling thread waits for it, as it
     /// serves no connection.
-    fn decide(self: &Arc<Self>, mut decisions: VecDeque<Decision>) {
-        while let Some(decision) = decisions.pop_front() {
-            if self.authorizer.may_block()
-                && let Ok(runtime) = tokio::runtime::Handle::try_current()
-            {
-                let node = Arc::clone(self);
-                runtime.spawn_blocking(move || {
-                    let verdict = decision.ask(&*node.authorizer);
-                    node.input(|state, now| state.core.handle_verdict(now, verdict));
-                });
-                continue;
+    fn answer(self: &Arc<Self>, mut asked: Asked) {
+        loop {
+            for notification in asked.notifications.drain(..) {
+                notification.deliver(self.handler.as_ref());
             }
-            let verdict = decision.ask(&*self.authorizer);
-            self.feed(
-                |state, now| state.core.handle_verdict(now, verdict),
-                &mut decisions,
-            );
+            let Some(decision) = asked.decisions.pop_front() else {
+                return;
+            };
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                let verdict =
+                    futures_lite::future::block_on(decision.decide(self.handler.as_ref()));
+                self.feed(
+                    |state, now| state.core.handle_verdict(now, verdict),
+                    &mut asked,
+                );
+                continue;
+            };
+            let node = Arc::clone(self);
+            if self.handler.may_block() {
+                runtime.spawn_blocking(move || {
+                    let verdict =
+                        futures_lite::future::block_on(decision.decide(node.handler.as_ref()));
+                    node.feed_verdict(verdict);
+                });
+            } else {
+                runtime.spawn(async move {
+                    let verdict = decision.decide(node.handler.as_ref()).await;
+                    node.feed_verdict(verdict);
+                });
+            }
         }
+    }
+
+    /// Feeds the application's answer to a decision.
+    fn feed_verdict(self: &Arc<Self>, verdict: Verdict) {
+        if let Verdict::Authenticate {
+            conn,
+            identity: Ok(identity),
+            ..
+        } = &verdict
+        {
+            info!(%conn, user = %identity.user, "authenticated");
+        }
+        self.input(|state, now| state.core.handle_verdict(now, verdict));
     }
 
     /// Feeds one input under the lock and drains what it caused, keeping
     /// the decisions for after the lock.
-    fn feed<R>(
-        &self,
-        feed: impl FnOnce(&mut State, Instant) -> R,
-        decisions: &mut VecDeque<Decision>,
-    ) -> R {
+    fn feed<R>(&self, feed: impl FnOnce(&mut State, Instant) -> R, asked: &mut Asked) -> R {
         let mut state = self.lock();
         let result = feed(&mut state, self.now());
         loop {
             match state.core.poll_output() {
                 Output::Wake(conn) => state.wake(conn),
-                Output::Decide(decision) => decisions.push_back(decision),
+                Output::Decide(decision) => asked.decisions.push_back(decision),
+                Output::Notify(notification) => asked.notifications.push(notification),
                 Output::Store(request) => {
                     // Without a sender the node has stopped: the store
                     // hears no more of it.

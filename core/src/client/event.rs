@@ -107,6 +107,9 @@ pub enum Event {
         /// server replayed everything missed. `Some(false)` means
         /// publications were lost and the application should resync.
         recovered: Option<bool>,
+        /// The JSON text the application gave with its consent, when it
+        /// decides the channel (PROTOCOL.md section 13).
+        data: Option<String>,
     },
     /// The server refused a subscription; the channel is no longer tracked.
     SubscribeFailed {

@@ -17,6 +17,7 @@ use crate::access::Grants;
 use crate::config::ServerConfig;
 use crate::connection::{AuthVerdict, Connection, Event as ServerEvent};
 use crate::envelope::Channel;
+use crate::hooks::Rejection;
 use crate::hub::{Hub, MemoryStore, Outbox, StoreRequest};
 use crate::ids::ConnId;
 use crate::queue::CoalesceKey;
@@ -190,14 +191,14 @@ impl Pair {
         };
         let id = *id;
         match event {
-            ServerEvent::Authenticate { token } | ServerEvent::Refresh { token } => {
+            ServerEvent::Authenticate { token, .. } | ServerEvent::Refresh { token } => {
                 let verdict = match token.as_str() {
                     "secret" => AuthVerdict::Accept {
                         user: "ann".into(),
                         session: format!("s{}", id.0),
                         expiry: None,
                     },
-                    _ => AuthVerdict::Reject,
+                    _ => AuthVerdict::Reject(Rejection::forbidden()),
                 };
                 conn.handle_auth_verdict(&self.config, self.now, verdict);
             }
@@ -219,7 +220,9 @@ impl Pair {
                 };
                 hub.handle_disconnect(self.now, id, &mut outbox);
             }
-            ServerEvent::HttpRequest(_) | ServerEvent::Upgraded => {}
+            // This pair holds no request for the application.
+            ServerEvent::HttpRequest(_) | ServerEvent::Upgraded | ServerEvent::DecisionTimedOut => {
+            }
         }
     }
 

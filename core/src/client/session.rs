@@ -749,6 +749,7 @@ impl ClientSession {
                 ref epoch,
                 offset,
                 recovered,
+                ref data,
             } => {
                 self.subscriptions.confirm(channel, epoch, offset);
                 let event = Event::Subscribed {
@@ -756,6 +757,7 @@ impl ClientSession {
                     epoch: epoch.clone(),
                     offset,
                     recovered,
+                    data: data.as_ref().map(|data| data.get().to_owned()),
                 };
                 let id = id.clone();
                 self.settle_or(id, message, event);
@@ -791,7 +793,7 @@ impl ClientSession {
                     self.settle(&id, Ok(message));
                 }
             }
-            ServerMessage::Ack { ref id, .. } => {
+            ServerMessage::Ack { ref id, .. } | ServerMessage::RpcResult { ref id, .. } => {
                 let id = id.clone();
                 self.settle(&id, Ok(message));
             }
@@ -1096,26 +1098,37 @@ fn is_resendable(message: &ClientMessage) -> bool {
 
 /// `message` with its `id` set to `id`; `auth` is returned unchanged.
 fn with_id(message: ClientMessage, id: RequestId) -> ClientMessage {
-    let id = Some(id);
     match message {
         auth @ ClientMessage::Auth { .. } => auth,
-        ClientMessage::Ping { .. } => ClientMessage::Ping { id },
-        ClientMessage::Refresh { token, .. } => ClientMessage::Refresh { id, token },
-        ClientMessage::Subscribe { channel, since, .. } => {
-            ClientMessage::Subscribe { id, channel, since }
-        }
-        ClientMessage::Unsubscribe { channel, .. } => ClientMessage::Unsubscribe { id, channel },
+        ClientMessage::Ping { .. } => ClientMessage::Ping { id: Some(id) },
+        ClientMessage::Refresh { token, .. } => ClientMessage::Refresh {
+            id: Some(id),
+            token,
+        },
+        ClientMessage::Subscribe { channel, since, .. } => ClientMessage::Subscribe {
+            id: Some(id),
+            channel,
+            since,
+        },
+        ClientMessage::Unsubscribe { channel, .. } => ClientMessage::Unsubscribe {
+            id: Some(id),
+            channel,
+        },
         ClientMessage::Publish {
             idempotency_key,
             channel,
             payload,
             ..
         } => ClientMessage::Publish {
-            id,
+            id: Some(id),
             idempotency_key,
             channel,
             payload,
         },
-        ClientMessage::Presence { channel, .. } => ClientMessage::Presence { id, channel },
+        ClientMessage::Presence { channel, .. } => ClientMessage::Presence {
+            id: Some(id),
+            channel,
+        },
+        ClientMessage::Rpc { method, data, .. } => ClientMessage::Rpc { id, method, data },
     }
 }

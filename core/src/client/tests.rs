@@ -294,6 +294,7 @@ fn describe(event: &Event) -> String {
             epoch,
             offset,
             recovered,
+            ..
         } => format!("subscribed {channel} {epoch}/{offset} recovered={recovered:?}"),
         Event::SubscribeFailed {
             channel,

@@ -58,9 +58,10 @@ impl ServerConfig {
     }
 
     fn check_durations(&self) -> Result<(), ConfigError> {
-        let all: [(&'static str, Duration); 9] = [
+        let all: [(&'static str, Duration); 10] = [
             ("heartbeat_interval", self.heartbeat_interval),
             ("auth_timeout", self.auth_timeout),
+            ("decision_timeout", self.decision_timeout),
             ("handshake_timeout", self.handshake_timeout),
             ("close_timeout", self.close_timeout),
             ("shutdown_timeout", self.shutdown_timeout),
@@ -158,6 +159,21 @@ impl ServerConfig {
     }
 
     fn check_patterns(&self) -> Result<(), ConfigError> {
+        if self.forward_headers.len() > super::MAX_FORWARD_HEADERS {
+            return Err(invalid(
+                "forward_headers",
+                format!("at most {} names", super::MAX_FORWARD_HEADERS),
+            ));
+        }
+        for name in &self.forward_headers {
+            let token = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+            if name.is_empty() || !name.bytes().all(token) {
+                return Err(invalid(
+                    "forward_headers",
+                    format!("{name:?} is not a lower-case header name like \"cookie\""),
+                ));
+            }
+        }
         for origin in &self.allowed_origins {
             if origin.is_empty() || origin.contains(char::is_whitespace) {
                 return Err(invalid(

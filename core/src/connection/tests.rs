@@ -221,11 +221,15 @@ fn rejected_token_closes_4003_and_discards_kept_messages() {
     assert_eq!(
         h.events,
         vec![Event::Authenticate {
-            token: "bad".into()
+            token: "bad".into(),
+            headers: Vec::new()
         }]
     );
-    h.conn
-        .handle_auth_verdict(&h.config, h.now, AuthVerdict::Reject);
+    h.conn.handle_auth_verdict(
+        &h.config,
+        h.now,
+        AuthVerdict::Reject(Rejection::forbidden()),
+    );
     h.drain();
     let (code, reason) = h.close_received().unwrap();
     assert_eq!((code, reason.as_str()), (CloseCode::FORBIDDEN, "forbidden"));
@@ -863,7 +867,13 @@ fn a_frame_pipelined_with_the_upgrade_request_is_not_lost() {
     h.send(&bytes);
     assert_eq!(
         h.events,
-        vec![Event::Upgraded, Event::Authenticate { token: "t".into() }]
+        vec![
+            Event::Upgraded,
+            Event::Authenticate {
+                token: "t".into(),
+                headers: Vec::new()
+            }
+        ]
     );
 }
 
@@ -1148,8 +1158,11 @@ fn a_refresh_still_pending_at_exp_loses_the_race_and_its_verdict_is_ignored() {
 fn a_refused_refresh_is_forbidden_and_the_old_token_still_expires() {
     let mut h = expiring();
     h.send(&text(r#"{"type":"refresh","token":"other","id":"r"}"#));
-    h.conn
-        .handle_auth_verdict(&h.config, h.now, AuthVerdict::Reject);
+    h.conn.handle_auth_verdict(
+        &h.config,
+        h.now,
+        AuthVerdict::Reject(Rejection::forbidden()),
+    );
     h.drain();
     assert_eq!(
         h.error_codes(),

@@ -79,6 +79,19 @@ pub enum ClientMessage {
         /// The channel asked about.
         channel: Channel,
     },
+    /// Call a method of the application, answered with `rpc_result` or an
+    /// error (PROTOCOL.md section 13).
+    Rpc {
+        /// Echoed in the `rpc_result` or the error; required, since an
+        /// answer nobody can match is of no use.
+        id: RequestId,
+        /// The method's name: 1 to 64 characters of the channel-name
+        /// alphabet.
+        method: String,
+        /// Any JSON value, kept as the exact text received; `null` when
+        /// absent.
+        data: Box<RawValue>,
+    },
 }
 
 impl ClientMessage {
@@ -92,6 +105,7 @@ impl ClientMessage {
             | ClientMessage::Unsubscribe { id, .. }
             | ClientMessage::Publish { id, .. }
             | ClientMessage::Presence { id, .. } => id.as_ref(),
+            ClientMessage::Rpc { id, .. } => Some(id),
         }
     }
 }
@@ -140,8 +154,21 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, EnvelopeError> 
             channel: fields.channel()?,
             id: fields.id,
         }),
+        "rpc" => Ok(ClientMessage::Rpc {
+            method: fields.method()?,
+            data: fields.data().unwrap_or_else(null),
+            id: fields
+                .id
+                .clone()
+                .ok_or_else(|| fields.error(ErrorCode::InvalidMessage, "rpc needs an id"))?,
+        }),
         _ => Err(fields.error(ErrorCode::UnknownType, format!("unknown type {kind:?}"))),
     }
+}
+
+/// The JSON `null`, for an `rpc` without `data`.
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".to_owned()).expect("null is JSON")
 }
 
 /// The JSON text of a client message (what the client library sends).

@@ -28,8 +28,17 @@ pub enum ErrorCode {
     LimitExceeded,
     /// Too many messages per second from one connection.
     RateLimited,
-    /// The backplane cannot take the request right now; retry later.
+    /// The backplane cannot take the request right now, or the
+    /// application did not decide it in time; retry later.
     Unavailable,
+    /// The application refuses the request's content (an invalid
+    /// publication, bad `rpc` data).
+    BadRequest,
+    /// The application knows no such thing (an unknown `rpc` method).
+    NotFound,
+    /// The application failed while deciding the request (an error or a
+    /// panic in its handler); only this request fails.
+    Internal,
 }
 
 impl ErrorCode {
@@ -45,6 +54,9 @@ impl ErrorCode {
             ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Internal => "INTERNAL",
         }
     }
 }

@@ -53,6 +53,10 @@ pub(super) struct Fields<'a> {
     pub(super) expires_at: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
     pub(super) reason: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    pub(super) method: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    pub(super) data: Option<&'a RawValue>,
 }
 
 /// Deserialises a field that is present (even as `null`) as `Some(raw)`.
@@ -172,6 +176,26 @@ impl Typed<'_> {
             .payload
             .map(RawValue::to_owned)
             .ok_or_else(|| self.error(ErrorCode::InvalidMessage, "missing field payload"))
+    }
+
+    /// The `data` of an `rpc` or a reply: any JSON value, kept raw;
+    /// absent is `None`.
+    pub(super) fn data(&self) -> Option<Box<RawValue>> {
+        self.fields.data.map(RawValue::to_owned)
+    }
+
+    /// The `method` of an `rpc`: a string of 1 to
+    /// [`MAX_METHOD_CHARS`](super::MAX_METHOD_CHARS) characters of the
+    /// channel-name alphabet, or an invalid message.
+    pub(super) fn method(&self) -> Result<String, EnvelopeError> {
+        let method: String = self.required("method", self.fields.method)?;
+        if super::is_valid_method(&method) {
+            return Ok(method);
+        }
+        Err(self.error(
+            ErrorCode::InvalidMessage,
+            "method must be 1 to 64 characters of A-Z a-z 0-9 _ - : . @ /",
+        ))
     }
 
     /// The `idempotency_key`: absent or `null` is none; anything but a

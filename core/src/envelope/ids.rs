@@ -15,6 +15,21 @@ const MAX_REQUEST_ID_CHARS: usize = 64;
 pub(crate) const MAX_CHANNEL_CHARS: usize = 128;
 /// The prefix of a user's private channel `user:<id>`.
 pub(crate) const PRIVATE_CHANNEL_PREFIX: &str = "user:";
+/// The longest `rpc` method name, in characters.
+pub const MAX_METHOD_CHARS: usize = 64;
+
+/// Whether `b` may appear in a channel or method name:
+/// `A-Z a-z 0-9 _ - : . @ /`.
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"_-:.@/".contains(&b)
+}
+
+/// Whether `method` may name an `rpc` method: 1 to [`MAX_METHOD_CHARS`]
+/// characters of the channel-name alphabet, so that it can be logged and
+/// put in a URL or a header as it is.
+pub fn is_valid_method(method: &str) -> bool {
+    (1..=MAX_METHOD_CHARS).contains(&method.len()) && method.bytes().all(is_name_byte)
+}
 
 /// A request `id` chosen by the client: 1 to 64 characters. Every reply to
 /// the request carries it back.
@@ -88,8 +103,7 @@ pub struct Channel(String);
 impl Channel {
     /// Validates a channel name.
     pub fn new(name: &str) -> Result<Channel, EnvelopeError> {
-        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"_-:.@/".contains(&b);
-        if (1..=MAX_CHANNEL_CHARS).contains(&name.len()) && name.bytes().all(allowed) {
+        if (1..=MAX_CHANNEL_CHARS).contains(&name.len()) && name.bytes().all(is_name_byte) {
             Ok(Channel(name.to_owned()))
         } else {
             Err(EnvelopeError::new(

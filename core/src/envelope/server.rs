@@ -62,6 +62,10 @@ pub enum ServerMessage {
         /// With `since`: whether every missed publication was replayed.
         #[serde(skip_serializing_if = "Option::is_none")]
         recovered: Option<bool>,
+        /// What the application gave the subscriber when it allowed the
+        /// subscription (PROTOCOL.md section 13).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<Box<RawValue>>,
     },
     /// The connection left `channel`.
     Unsubscribed {
@@ -118,6 +122,13 @@ pub enum ServerMessage {
         /// The user who left.
         user: String,
     },
+    /// The application's answer to an `rpc`.
+    RpcResult {
+        /// The rpc's id.
+        id: RequestId,
+        /// Any JSON value, as the application gave it.
+        data: Box<RawValue>,
+    },
     /// A request failed; the connection stays open.
     Error {
         /// The failed request's id, when it had a valid one.
@@ -137,6 +148,9 @@ pub enum UnsubscribeReason {
     /// The connection's grants no longer allow the channel (a refreshed
     /// token without it).
     Forbidden,
+    /// The application ended the subscription (the server API's
+    /// `unsubscribe`).
+    Server,
 }
 
 impl PartialEq for ServerMessage {
@@ -235,6 +249,7 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, EnvelopeError> 
             epoch: f.required("epoch", raw.epoch)?,
             offset: f.required("offset", raw.offset)?,
             recovered: f.optional("recovered", raw.recovered)?,
+            data: f.data(),
             id: f.id,
         }),
         "unsubscribed" => Ok(ServerMessage::Unsubscribed {
@@ -266,6 +281,15 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, EnvelopeError> 
         "leave" => Ok(ServerMessage::Leave {
             channel: f.channel()?,
             user: f.required("user", raw.user)?,
+        }),
+        "rpc_result" => Ok(ServerMessage::RpcResult {
+            data: f
+                .data()
+                .ok_or_else(|| f.error(ErrorCode::InvalidMessage, "missing field data"))?,
+            id: f
+                .id
+                .clone()
+                .ok_or_else(|| f.error(ErrorCode::InvalidMessage, "rpc_result needs an id"))?,
         }),
         "error" => Ok(ServerMessage::Error {
             code: f.required("code", raw.code)?,

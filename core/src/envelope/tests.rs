@@ -306,6 +306,7 @@ fn server_messages_omit_absent_fields() {
         epoch: "e".into(),
         offset: 0,
         recovered: None,
+        data: None,
     };
     assert_eq!(
         encode_server_message(&message),
@@ -503,6 +504,7 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
                     epoch,
                     offset,
                     recovered,
+                    data: None,
                 },
             )
             .boxed(),

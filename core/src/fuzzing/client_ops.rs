@@ -435,13 +435,14 @@ impl World {
             peer::drain(&mut self.server, |_, output| {
                 moved = true;
                 match output {
-                    Output::Decide(Decision::Authenticate { conn, .. }) => {
-                        *verdict_due = Some(conn);
+                    Output::Decide(Decision::Authenticate { request, .. }) => {
+                        *verdict_due = Some(request.conn);
                     }
                     Output::Published { result, .. } => assert!(result.is_ok(), "{result:?}"),
                     Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
                     Output::Wake(_)
-                    | Output::Decide(Decision::AuthorizeApi { .. } | Decision::Channel { .. })
+                    | Output::Decide(_)
+                    | Output::Notify(_)
                     | Output::Closed { .. }
                     | Output::Drained
                     | Output::Timeout(_) => {}
@@ -651,7 +652,7 @@ fn reply_id(message: &ServerMessage) -> Option<&str> {
         | ServerMessage::Refreshed { id, .. }
         | ServerMessage::Presence { id, .. }
         | ServerMessage::Error { id, .. } => id.as_ref().map(RequestId::as_str),
-        ServerMessage::Ack { id, .. } => Some(id.as_str()),
+        ServerMessage::Ack { id, .. } | ServerMessage::RpcResult { id, .. } => Some(id.as_str()),
         ServerMessage::AuthAck { .. }
         | ServerMessage::Message { .. }
         | ServerMessage::Join { .. }

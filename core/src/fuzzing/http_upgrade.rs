@@ -111,7 +111,7 @@ fn parse(stream: &[u8], read_size: usize, origins: &[String]) -> Parse {
     let mut outcome = None;
     for read in stream.chunks(read_size) {
         parser.feed(read);
-        let polled = parser.poll(origins);
+        let polled = parser.poll(origins, &[]);
         match (&outcome, polled) {
             (None, Ok(None)) => {}
             (None, polled) => outcome = Some(polled.map(|r| r.expect("matched None above"))),

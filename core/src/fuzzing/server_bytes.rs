@@ -162,14 +162,15 @@ impl Run {
     fn events(&mut self) {
         let (now, closed) = (self.now, &mut self.closed);
         peer::drain(&mut self.server, |server, output| match output {
-            Output::Decide(Decision::Authenticate { conn, .. }) => {
-                server.handle_auth_verdict(now, conn, Some(Identity::user("ann")));
+            Output::Decide(Decision::Authenticate { request, .. }) => {
+                server.handle_auth_verdict(now, request.conn, Some(Identity::user("ann")));
             }
             Output::Published { result, .. } => assert!(result.is_ok(), "{result:?}"),
             event @ Output::Closed { .. } => closed.push((event, now)),
             Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
             Output::Wake(_)
-            | Output::Decide(Decision::AuthorizeApi { .. } | Decision::Channel { .. })
+            | Output::Decide(_)
+            | Output::Notify(_)
             | Output::Drained
             | Output::Timeout(_) => {}
         });

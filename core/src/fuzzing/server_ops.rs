@@ -349,7 +349,7 @@ impl Node {
         let identity = user.map(|user| Identity {
             user: user.to_owned(),
             grants: grants_of(&token),
-            expiry: None,
+            ..Identity::default()
         });
         self.server
             .handle_auth_verdict(self.now, client.id, identity);
@@ -622,8 +622,14 @@ impl Node {
                 Output::Published { result, .. } => assert!(result.is_ok(), "{result:?}"),
                 Output::Store(request) => panic!("a memory node asked a store: {request:?}"),
                 Output::Closed { conn, .. } => ended.push(conn),
-                Output::Decide(Decision::Authenticate { conn, token }) => asked.push((conn, token)),
-                Output::Wake(_) | Output::Decide(_) | Output::Drained | Output::Timeout(_) => {}
+                Output::Decide(Decision::Authenticate { request, .. }) => {
+                    asked.push((request.conn, request.token));
+                }
+                Output::Wake(_)
+                | Output::Decide(_)
+                | Output::Notify(_)
+                | Output::Drained
+                | Output::Timeout(_) => {}
             });
             for (conn, token) in asked.drain(..) {
                 if let Some(client) = self.clients.iter_mut().find(|c| c.id == conn) {
@@ -831,7 +837,7 @@ fn reply_id(message: &ServerMessage) -> Option<&RequestId> {
         | ServerMessage::Refreshed { id, .. }
         | ServerMessage::Presence { id, .. }
         | ServerMessage::Error { id, .. } => id.as_ref(),
-        ServerMessage::Ack { id, .. } => Some(id),
+        ServerMessage::Ack { id, .. } | ServerMessage::RpcResult { id, .. } => Some(id),
         ServerMessage::AuthAck { .. }
         | ServerMessage::Message { .. }
         | ServerMessage::Join { .. }

@@ -36,6 +36,7 @@ pub(super) fn classify(
     head: &Parsed<'_>,
     limits: &RequestLimits,
     allowed_origins: &[String],
+    forwarded: &[String],
 ) -> Result<Head, HttpError> {
     // RFC 9112 section 3.2: an HTTP/1.1 request without exactly one Host is
     // answered 400.
@@ -49,7 +50,7 @@ pub(super) fn classify(
     // from it).
     let path = head.target.split('?').next().unwrap_or_default();
     let (allow, route) = match path {
-        "/ws" => return upgrade(head, allowed_origins).map(Head::Upgrade),
+        "/ws" => return upgrade(head, allowed_origins, forwarded).map(Head::Upgrade),
         "/healthz" => (Some("GET"), Route::Health),
         "/metrics" => (Some("GET"), Route::Metrics),
         "/api/publish" => (Some("POST"), Route::Publish),
@@ -118,7 +119,11 @@ fn parse_length(value: &[u8]) -> Option<usize> {
 
 /// RFC 6455 section 4.2.1, in order; the first failed rule decides the
 /// answer.
-fn upgrade(head: &Parsed<'_>, allowed_origins: &[String]) -> Result<Upgrade, HttpError> {
+fn upgrade(
+    head: &Parsed<'_>,
+    allowed_origins: &[String],
+    forwarded: &[String],
+) -> Result<Upgrade, HttpError> {
     // 4.2.1 item 1: "An HTTP/1.1 or higher GET request".
     if head.method != "GET" {
         return Err(HttpError::method_not_allowed("GET"));
@@ -163,7 +168,28 @@ fn upgrade(head: &Parsed<'_>, allowed_origins: &[String]) -> Result<Upgrade, Htt
         key,
         protocol: select_protocol(head.headers)?,
         origin: origin.map(str::to_owned),
+        forwarded: forwarded_fields(head.headers, forwarded),
     })
+}
+
+/// The fields named in `forwarded` (lower case), as lower-cased name and
+/// UTF-8 value, in the order received.
+fn forwarded_fields(headers: &[Header<'_>], forwarded: &[String]) -> Vec<(String, String)> {
+    if forwarded.is_empty() {
+        return Vec::new();
+    }
+    headers
+        .iter()
+        .filter(|header| {
+            forwarded
+                .iter()
+                .any(|name| header.name.eq_ignore_ascii_case(name))
+        })
+        .filter_map(|header| {
+            let value = std::str::from_utf8(header.value).ok()?;
+            Some((header.name.to_ascii_lowercase(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// PROTOCOL.md section 1: `tether.v1` when offered, no protocol when none is

@@ -49,6 +49,10 @@ pub struct Upgrade {
     pub protocol: Option<&'static str>,
     /// The `Origin` the handshake came from, if the client sent one.
     pub origin: Option<String>,
+    /// The header fields the server forwards to the application's connect
+    /// decision (`forward_headers`), lower-cased name and value, in the
+    /// order received; a value that is not UTF-8 is left out.
+    pub forwarded: Vec<(String, String)>,
 }
 
 /// A plain HTTP request with its body.
@@ -138,10 +142,16 @@ impl RequestParser {
     /// needed (and after the request was returned), or the refusal to send.
     ///
     /// `allowed_origins` is the server's allow-list (empty allows any
-    /// origin); it is passed here rather than stored so that connections
-    /// share the server's configuration instead of copying it.
-    pub fn poll(&mut self, allowed_origins: &[String]) -> Result<Option<Request>, HttpError> {
-        let result = self.step(allowed_origins);
+    /// origin) and `forwarded` the header names an upgrade keeps for the
+    /// application (lower case); they are passed here rather than stored
+    /// so that connections share the server's configuration instead of
+    /// copying it.
+    pub fn poll(
+        &mut self,
+        allowed_origins: &[String],
+        forwarded: &[String],
+    ) -> Result<Option<Request>, HttpError> {
+        let result = self.step(allowed_origins, forwarded);
         if let Err(error) = &result {
             self.buf = Vec::new();
             self.state = State::Failed(error.clone());
@@ -158,13 +168,17 @@ impl RequestParser {
         }
     }
 
-    fn step(&mut self, allowed_origins: &[String]) -> Result<Option<Request>, HttpError> {
+    fn step(
+        &mut self,
+        allowed_origins: &[String],
+        forwarded: &[String],
+    ) -> Result<Option<Request>, HttpError> {
         match &self.state {
             State::Failed(error) => return Err(error.clone()),
             State::Done => return Ok(None),
             State::Body { .. } => {}
             State::Head => {
-                let Some((head_len, head)) = self.parse_head(allowed_origins)? else {
+                let Some((head_len, head)) = self.parse_head(allowed_origins, forwarded)? else {
                     return Ok(None);
                 };
                 self.buf.drain(..head_len);
@@ -204,7 +218,11 @@ impl RequestParser {
     /// Only the first `max_head` bytes are ever looked at, so the outcome is
     /// the same however the input was split: an error inside the limit is
     /// found either way, and a head that does not end inside it is 431.
-    fn parse_head(&self, allowed_origins: &[String]) -> Result<Option<(usize, Head)>, HttpError> {
+    fn parse_head(
+        &self,
+        allowed_origins: &[String],
+        forwarded: &[String],
+    ) -> Result<Option<(usize, Head)>, HttpError> {
         let window = &self.buf[..self.buf.len().min(self.limits.max_head)];
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
@@ -225,7 +243,7 @@ impl RequestParser {
             minor_version: request.version.unwrap_or_default(),
             headers: request.headers,
         };
-        let head = classify(&parsed, &self.limits, allowed_origins)?;
+        let head = classify(&parsed, &self.limits, allowed_origins, forwarded)?;
         Ok(Some((head_len, head)))
     }
 }

@@ -335,6 +335,7 @@ impl LocalChannel {
             epoch: position.epoch.clone(),
             offset: position.offset,
             recovered: Some(false),
+            data: None,
         });
         for conn in self.presence_audience() {
             outbox.send_control(conn, frame.clone());

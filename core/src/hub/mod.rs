@@ -108,7 +108,7 @@ use self::link::{Due, Link};
 use self::local::LocalChannel;
 pub use self::memory::MemoryStore;
 use self::replies::Replies;
-use self::requests::Publication;
+use self::requests::{Publication, Subscription};
 pub use self::store::{Member, Refusal, StoreEvent, StoreRequest, Ticket};
 use self::store_events::{CaughtUpAnswer, SubscribedAnswer};
 use self::users::Users;
@@ -120,6 +120,7 @@ use crate::envelope::{
     UnsubscribeReason, encode_server_message,
 };
 use crate::frame::text_frame;
+use crate::hooks::{Notification, Rejection};
 use crate::ids::ConnId;
 use crate::queue::CoalesceKey;
 use crate::time::Instant;
@@ -133,6 +134,11 @@ pub trait Outbox {
     /// it, or, when `latest_only` is `Some(key)`, coalesce it with an
     /// undelivered frame of the same key.
     fn send_publication(&mut self, conn: ConnId, frame: &Bytes, latest_only: Option<CoalesceKey>);
+    /// Something the application may observe; dropped unless the node
+    /// hands it out.
+    fn notify(&mut self, notification: Notification) {
+        let _ = notification;
+    }
 }
 
 /// The outcome of [`Hub::publish_from_api`].
@@ -305,8 +311,13 @@ impl Hub {
                 channel: channel.clone(),
                 reason: Some(UnsubscribeReason::Forbidden),
             });
-            self.leave(now, channel, conn, &user, outbox);
+            self.leave(now, channel.clone(), conn, &user, outbox);
             self.send_reply(conn, notice, outbox);
+            outbox.notify(Notification::Unsubscribed {
+                conn,
+                user: user.to_string(),
+                channel,
+            });
         }
     }
 
@@ -322,7 +333,12 @@ impl Hub {
     ) {
         match message {
             ClientMessage::Subscribe { id, channel, since } => {
-                self.handle_subscribe(now, conn, id, channel, since, outbox);
+                let subscription = Subscription {
+                    channel,
+                    since,
+                    data: None,
+                };
+                self.handle_subscribe(now, conn, id, subscription, outbox);
             }
             ClientMessage::Unsubscribe { id, channel } => {
                 self.handle_unsubscribe(now, conn, id, channel, outbox);
@@ -345,7 +361,8 @@ impl Hub {
             }
             ClientMessage::Auth { .. }
             | ClientMessage::Refresh { .. }
-            | ClientMessage::Ping { .. } => {}
+            | ClientMessage::Ping { .. }
+            | ClientMessage::Rpc { .. } => {}
         }
     }
 
@@ -363,28 +380,52 @@ impl Hub {
     }
 
     /// A request that waited for the application's decision: handled as
-    /// any other when `allowed`, answered `FORBIDDEN` otherwise.
+    /// any other when allowed (a subscribe with the application's `data`
+    /// in its `subscribed`, a publish with its payload replaced by the
+    /// application's `data`), answered with the rejection otherwise.
     pub fn handle_decided(
         &mut self,
         now: Instant,
         conn: ConnId,
         message: ClientMessage,
-        allowed: bool,
+        answer: Result<Option<Box<RawValue>>, Rejection>,
         outbox: &mut impl Outbox,
     ) {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        if !allowed {
-            let error = error_frame(
-                message.id().cloned(),
-                ErrorCode::Forbidden,
-                "not allowed by the application",
-            );
-            return state.replies.send(conn, error, outbox);
-        }
+        let data = match answer {
+            Ok(data) => data,
+            Err(rejection) => return self.reject(conn, message.id().cloned(), rejection, outbox),
+        };
         state.allowed_by_application = true;
-        self.handle_message(now, conn, message, outbox);
+        match (message, data) {
+            (ClientMessage::Subscribe { id, channel, since }, data) => {
+                let subscription = Subscription {
+                    channel,
+                    since,
+                    data,
+                };
+                self.handle_subscribe(now, conn, id, subscription, outbox);
+            }
+            (
+                ClientMessage::Publish {
+                    id,
+                    idempotency_key,
+                    channel,
+                    ..
+                },
+                Some(payload),
+            ) => {
+                let publication = Publication {
+                    channel,
+                    payload,
+                    idempotency_key,
+                };
+                self.handle_publish(now, conn, id, publication, outbox);
+            }
+            (message, _) => self.handle_message(now, conn, message, outbox),
+        }
         if let Some(state) = self.conns.get_mut(&conn) {
             state.allowed_by_application = false;
         }
@@ -652,6 +693,32 @@ impl Hub {
     }
 
     /// Sends a reply known now, in the connection's reply order.
+    /// Answers a request of `conn` with the application's rejection, in
+    /// the order of its replies.
+    pub fn reject(
+        &mut self,
+        conn: ConnId,
+        id: Option<RequestId>,
+        rejection: Rejection,
+        outbox: &mut impl Outbox,
+    ) {
+        let (code, message) = rejection.into_wire();
+        self.send_reply(conn, error_frame(id, code, &message), outbox);
+    }
+
+    /// Answers an `rpc` of `conn` with the application's result, in the
+    /// order of its replies.
+    pub fn answer_rpc(
+        &mut self,
+        conn: ConnId,
+        id: RequestId,
+        data: Box<RawValue>,
+        outbox: &mut impl Outbox,
+    ) {
+        let frame = frame_of(&ServerMessage::RpcResult { id, data });
+        self.send_reply(conn, frame, outbox);
+    }
+
     fn send_reply(&mut self, conn: ConnId, frame: Bytes, outbox: &mut impl Outbox) {
         if let Some(state) = self.conns.get_mut(&conn) {
             state.replies.send(conn, frame, outbox);

@@ -8,12 +8,21 @@ use super::{Conn, Hub, Outbox, StoreRequest, UNAVAILABLE, error_frame, frame_of}
 use crate::access::{Access, Asker, Operation, decide};
 use crate::config::ServerConfig;
 use crate::envelope::{Channel, ErrorCode, IdempotencyKey, Position, RequestId, ServerMessage};
+use crate::hooks::Notification;
 use crate::ids::ConnId;
 use crate::time::Instant;
 
 /// The refusal of a request that would bring one channel too many into
 /// existence for its user within its window.
 const TOO_MANY_NEW_CHANNELS: &str = "too many new channels for this user; retry later";
+
+/// What a client's `subscribe` asks for, apart from its request id, and
+/// what the application gives with its consent.
+pub(super) struct Subscription {
+    pub(super) channel: Channel,
+    pub(super) since: Option<Position>,
+    pub(super) data: Option<Box<RawValue>>,
+}
 
 /// What a client's `publish` asks to publish, apart from its request id.
 pub(super) struct Publication {
@@ -28,10 +37,14 @@ impl Hub {
         now: Instant,
         conn: ConnId,
         id: Option<RequestId>,
-        channel: Channel,
-        since: Option<Position>,
+        subscription: Subscription,
         outbox: &mut impl Outbox,
     ) {
+        let Subscription {
+            channel,
+            since,
+            data,
+        } = subscription;
         let up = self.is_store_up();
         let creates = !self.holds_channel(&channel);
         let Some(state) = self.conns.get_mut(&conn) else {
@@ -76,6 +89,7 @@ impl Hub {
             channel: channel.clone(),
             since: since.clone(),
             history_refused,
+            data,
         };
         let ticket = self.waiting.issue(waiter);
         state.replies.wait(ticket);
@@ -121,7 +135,12 @@ impl Hub {
         });
         if state.channels.remove(&channel) {
             let user = state.user.clone();
-            self.leave(now, channel, conn, &user, outbox);
+            self.leave(now, channel.clone(), conn, &user, outbox);
+            outbox.notify(Notification::Unsubscribed {
+                conn,
+                user: user.to_string(),
+                channel,
+            });
         }
         self.send_reply(conn, reply, outbox);
     }

@@ -8,6 +8,7 @@ use super::local::SubscriberAdmission;
 use super::waiting::Waiter;
 use super::{Hub, Outbox, StoreRequest, Ticket, frame_of};
 use crate::envelope::{Channel, Position, ServerMessage};
+use crate::hooks::Notification;
 use crate::time::Instant;
 
 /// The store's answer to a `subscribe`, apart from its ticket
@@ -87,6 +88,7 @@ impl Hub {
             channel: asked,
             since,
             history_refused,
+            data,
         }) = self.waiting.remove(ticket)
         else {
             return;
@@ -109,6 +111,7 @@ impl Hub {
                     channel: asked,
                     since: since.clone(),
                     history_refused,
+                    data,
                 };
                 self.waiting.restore(ticket, waiter);
                 let again = StoreRequest::Subscribe {
@@ -131,7 +134,15 @@ impl Hub {
             epoch,
             offset,
             recovered,
+            data,
         }));
+        if let Some(state) = self.conns.get(&conn) {
+            outbox.notify(Notification::Subscribed {
+                conn,
+                user: state.user.to_string(),
+                channel: channel.clone(),
+            });
+        }
         let users = match self.channels.get_mut(&channel) {
             Some(local) => local.subscriber_presence(presence_version, users),
             None => users,

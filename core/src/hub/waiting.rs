@@ -1,5 +1,6 @@
 //! The requests that wait for the store's answer, by ticket.
 
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 use super::store::Ticket;
@@ -23,6 +24,8 @@ pub(super) enum Waiter {
         /// The subscribe asked to recover, and may not: the reply says
         /// `recovered: false` and nothing is replayed.
         history_refused: bool,
+        /// What the application gave with its consent, for `subscribed`.
+        data: Option<Box<RawValue>>,
     },
     Api,
     /// A presence snapshot for every local subscriber of the channel, after

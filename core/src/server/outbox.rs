@@ -8,6 +8,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use bytes::Bytes;
 
 use crate::config::ServerConfig;
+use crate::hooks::Notification;
 use crate::hub::Outbox;
 use crate::ids::ConnId;
 use crate::metrics::Counters;
@@ -44,6 +45,10 @@ impl NodeOutbox<'_> {
 }
 
 impl Outbox for NodeOutbox<'_> {
+    fn notify(&mut self, notification: Notification) {
+        self.events.push_back(Output::Notify(notification));
+    }
+
     fn send_control(&mut self, conn: ConnId, frame: Bytes) {
         if let Some(entry) = entry_mut(self.slots, conn) {
             entry.conn.send_control(self.config, self.now, frame);

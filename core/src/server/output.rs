@@ -8,7 +8,9 @@ use crate::access::Operation;
 use crate::auth::{Authorizer, Identity};
 use crate::close::CloseReason;
 use crate::connection::ClosedBy;
-use crate::envelope::Channel;
+use crate::hooks::{
+    ChannelRequest, ConnectRequest, DecisionId, Notification, Rejection, RpcRequest,
+};
 use crate::hub::StoreRequest;
 use crate::ids::ConnId;
 use crate::time::Instant;
@@ -39,6 +41,9 @@ pub enum Output {
     /// [`Server::with_backplane`](super::Server::with_backplane). Its answers come back through
     /// [`Server::handle_store_event`](super::Server::handle_store_event).
     Store(StoreRequest),
+    /// Something the application may observe: pass it on
+    /// ([`Handler::notify`](crate::Handler::notify)) or drop it.
+    Notify(Notification),
     /// A publication of [`Server::publish`](super::Server::publish) is done.
     Published {
         /// The caller's token for it.
@@ -69,32 +74,41 @@ pub enum Output {
     Timeout(Option<Instant>),
 }
 
-/// A decision that belongs to the application.
+/// A decision that belongs to the application (PROTOCOL.md section 13).
+/// Answer each with a [`Verdict`] through
+/// [`Server::handle_verdict`](super::Server::handle_verdict), at any later
+/// time: [`Decision::decide`] asks a [`Handler`], [`Decision::ask`] an
+/// [`Authorizer`]. Past `decision_timeout` the core answers by itself
+/// (`UNAVAILABLE`, or close 1013 for an `auth`) and ignores a later verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Decide the token of `auth`; answer with
-    /// [`Server::handle_auth_verdict`](super::Server::handle_auth_verdict).
+    /// Who does the token of `auth` or `refresh` prove?
     Authenticate {
-        /// The connection that sent `auth`.
-        conn: ConnId,
-        /// The token (never log it).
-        token: String,
+        /// Names this decision in its verdict.
+        id: DecisionId,
+        /// The token and the upgrade's forwarded header fields.
+        request: ConnectRequest,
     },
-    /// May `user` do `operation` on `channel`? The namespace governing the
-    /// channel leaves it to the application (rule `backend`). Answer with
-    /// [`Server::handle_channel_verdict`](super::Server::handle_channel_verdict);
-    /// the connection's later requests wait, in order, until then.
+    /// May the user do `operation` on the channel? The namespace governing
+    /// it leaves that to the application (rule `backend`). The
+    /// connection's later requests wait, in order, until then.
     Channel {
-        /// The connection asking.
-        conn: ConnId,
-        /// Its user.
-        user: String,
-        /// The channel.
-        channel: Channel,
+        /// Names this decision in its verdict.
+        id: DecisionId,
         /// `Subscribe` or `Publish`.
         operation: Operation,
+        /// Who asks, for which channel, with which payload.
+        request: ChannelRequest,
     },
-    /// Check the API key of a `POST /api/publish`; answer with
+    /// A client's `rpc`: the connection's later requests wait, in order,
+    /// for its result.
+    Rpc {
+        /// Names this decision in its verdict.
+        id: DecisionId,
+        /// Who calls which method with which data.
+        request: RpcRequest,
+    },
+    /// Check the API key of an HTTP API request; answer with
     /// [`Server::handle_api_verdict`](super::Server::handle_api_verdict).
     AuthorizeApi {
         /// The HTTP connection.
@@ -108,21 +122,28 @@ impl Decision {
     /// Asks `authorizer`, which may take as long as it needs: call this
     /// where waiting stalls no other connection (see
     /// [`Authorizer::may_block`]), and feed the verdict with
-    /// [`Server::handle_verdict`](super::Server::handle_verdict).
+    /// [`Server::handle_verdict`](super::Server::handle_verdict). An
+    /// authorizer decides tokens and API keys only: channel requests are
+    /// refused `FORBIDDEN` and every `rpc` is `NOT_FOUND`, as a
+    /// [`Handler`] that keeps its defaults answers them.
     pub fn ask(self, authorizer: &(impl Authorizer + ?Sized)) -> Verdict {
         match self {
-            Decision::Authenticate { conn, token } => Verdict::Authenticate {
-                conn,
-                identity: authorizer.authenticate(&token),
+            Decision::Authenticate { id, request } => Verdict::Authenticate {
+                id,
+                conn: request.conn,
+                identity: authorizer
+                    .authenticate(&request.token)
+                    .ok_or_else(Rejection::forbidden),
             },
-            Decision::Channel {
-                conn,
-                user,
-                channel,
-                operation,
-            } => Verdict::Channel {
-                conn,
-                allowed: authorizer.authorize_channel(&user, &channel, operation),
+            Decision::Channel { id, request, .. } => Verdict::Channel {
+                id,
+                conn: request.conn,
+                answer: Err(Rejection::forbidden()),
+            },
+            Decision::Rpc { id, request } => Verdict::Rpc {
+                id,
+                conn: request.conn,
+                result: Err(Rejection::unknown_method()),
             },
             Decision::AuthorizeApi {
                 conn,
@@ -133,24 +154,69 @@ impl Decision {
             },
         }
     }
+
+    /// The verdict for when the application failed to decide (an error or
+    /// a panic in its handler): `INTERNAL` for this request only, and for
+    /// an API key a refusal.
+    pub fn failed(&self) -> Verdict {
+        let failed = Err(Rejection::internal());
+        match self {
+            Decision::Authenticate { id, request } => Verdict::Authenticate {
+                id: *id,
+                conn: request.conn,
+                identity: failed,
+            },
+            Decision::Channel { id, request, .. } => Verdict::Channel {
+                id: *id,
+                conn: request.conn,
+                answer: Err(Rejection::internal()),
+            },
+            Decision::Rpc { id, request } => Verdict::Rpc {
+                id: *id,
+                conn: request.conn,
+                result: Err(Rejection::internal()),
+            },
+            Decision::AuthorizeApi { conn, .. } => Verdict::AuthorizeApi {
+                conn: *conn,
+                authorized: false,
+            },
+        }
+    }
 }
 
 /// The application's answer to a [`Decision`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Who the token proves, or `None` when it is refused.
+    /// Who the token proves, or why it is refused.
     Authenticate {
+        /// The decision answered.
+        id: DecisionId,
         /// The connection that sent `auth` or `refresh`.
         conn: ConnId,
-        /// The token's identity.
-        identity: Option<Identity>,
+        /// The token's identity, or the rejection (see
+        /// [`Server::handle_verdict`](super::Server::handle_verdict)).
+        identity: Result<Identity, Rejection>,
     },
     /// Whether the channel request may go ahead.
     Channel {
+        /// The decision answered.
+        id: DecisionId,
         /// The connection asking.
         conn: ConnId,
-        /// Allowed, or refused `FORBIDDEN`.
-        allowed: bool,
+        /// `Ok(None)`: allowed as asked. `Ok(Some(json))`: allowed, and
+        /// for a subscribe `json` is the `data` of its `subscribed`, for a
+        /// publish the payload published instead of the client's.
+        /// `Err`: refused with that error.
+        answer: Result<Option<String>, Rejection>,
+    },
+    /// The result of an `rpc`.
+    Rpc {
+        /// The decision answered.
+        id: DecisionId,
+        /// The connection calling.
+        conn: ConnId,
+        /// The `data` of its `rpc_result` as JSON text, or the error.
+        result: Result<String, Rejection>,
     },
     /// Whether the API key is valid.
     AuthorizeApi {

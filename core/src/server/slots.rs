@@ -10,6 +10,7 @@ use bytes::Bytes;
 use crate::auth::Identity;
 use crate::connection::{Connection, Transport};
 use crate::envelope::ClientMessage;
+use crate::hooks::DecisionId;
 use crate::http::HttpRequest;
 use crate::ids::ConnId;
 use crate::time::Instant;
@@ -23,9 +24,14 @@ pub(super) struct Entry {
     /// Who the accepted `auth` proved, until the hub takes it: boxed, so
     /// that a connection keeps one pointer for what it needs once.
     pub(super) identity: Option<Box<Identity>>,
-    /// A request waiting for a [`Decision::Channel`](super::Decision::Channel),
-    /// boxed for the same reason.
+    /// A request waiting for a [`Decision::Channel`](super::Decision::Channel)
+    /// or [`Decision::Rpc`](super::Decision::Rpc), boxed for the same reason.
     pub(super) deciding: Option<Box<Deciding>>,
+    /// The [`Decision::Authenticate`](super::Decision::Authenticate) out
+    /// for this connection's `auth` or `refresh`, whose verdict counts.
+    pub(super) authenticating: Option<DecisionId>,
+    /// The connection info the application attached at `auth`.
+    pub(super) info: Option<Box<str>>,
     /// Refused at accept: not counted among the node's connections.
     pub(super) refused: bool,
     /// A `POST /api/publish` waiting for its key check.
@@ -44,6 +50,8 @@ pub(super) struct Entry {
 /// connection sent behind it, in order, until it is decided.
 #[derive(Debug)]
 pub(super) struct Deciding {
+    /// The decision out for `message`, whose verdict counts.
+    pub(super) id: DecisionId,
     pub(super) message: ClientMessage,
     pub(super) held: VecDeque<Held>,
 }

@@ -14,6 +14,7 @@ use crate::testkit::{UPGRADE, client_frame, find, text};
 
 mod access;
 mod backplane;
+mod hooks;
 
 const T0: Instant = Instant::from_millis(1_000);
 const API_KEY: &str = "Bearer k";
@@ -65,8 +66,11 @@ struct Node {
     deadline: Option<Instant>,
     /// What the node asked of its backplane, oldest first.
     store_requests: VecDeque<StoreRequest>,
-    /// Channel decisions the node asked for and the test did not answer.
-    channel_decisions: VecDeque<Decision>,
+    /// Decisions the test answers itself: channel requests, rpc calls,
+    /// and the tokens starting with `held`.
+    decisions: VecDeque<Decision>,
+    /// What the node let the application observe, in order.
+    notifications: Vec<Notification>,
 }
 
 impl Node {
@@ -85,7 +89,8 @@ impl Node {
             drained: false,
             deadline: None,
             store_requests: VecDeque::new(),
-            channel_decisions: VecDeque::new(),
+            decisions: VecDeque::new(),
+            notifications: Vec::new(),
         }
     }
 
@@ -162,7 +167,8 @@ impl Node {
             published,
             drained,
             store_requests,
-            channel_decisions,
+            decisions,
+            notifications,
             ..
         } = self;
         self.deadline = peer::drain(server, |server, output| match output {
@@ -171,8 +177,12 @@ impl Node {
                     flush(server, now, conn, wire);
                 }
             }
-            Output::Decide(Decision::Authenticate { conn, token }) => {
-                server.handle_auth_verdict(now, conn, identity_of(&token));
+            Output::Decide(decision @ Decision::Authenticate { .. }) if matches!(&decision, Decision::Authenticate { request, .. } if request.token.starts_with("held")) =>
+            {
+                decisions.push_back(decision);
+            }
+            Output::Decide(Decision::Authenticate { request, .. }) => {
+                server.handle_auth_verdict(now, request.conn, identity_of(&request.token));
             }
             Output::Decide(Decision::AuthorizeApi {
                 conn,
@@ -181,9 +191,10 @@ impl Node {
                 let authorized = authorization.as_deref() == Some(API_KEY);
                 server.handle_api_verdict(now, conn, authorized);
             }
-            Output::Decide(decision @ Decision::Channel { .. }) => {
-                channel_decisions.push_back(decision);
+            Output::Decide(decision @ (Decision::Channel { .. } | Decision::Rpc { .. })) => {
+                decisions.push_back(decision);
             }
+            Output::Notify(notification) => notifications.push(notification),
             Output::Closed { conn, reason, by } => closed.push((conn, reason.code, by)),
             Output::Published { token, result } => {
                 published.insert(token, result);
@@ -259,7 +270,7 @@ fn identity_of(token: &str) -> Option<Identity> {
     Some(Identity {
         user: user.to_owned(),
         grants: Grants::new(entries.iter().map(|(p, ops)| (p.clone(), ops.as_slice()))),
-        expiry: None,
+        ..Identity::default()
     })
 }
 

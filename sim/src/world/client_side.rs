@@ -289,6 +289,7 @@ impl World {
                 epoch,
                 offset,
                 recovered,
+                ..
             } => {
                 self.stats.subscribed(now, client);
                 if recovered == Some(true) {

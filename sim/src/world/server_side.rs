@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tether_core::{ConnId, Decision, Instant, Output};
+use tether_core::{ConnId, ConnectRequest, Decision, Instant, Output, Rejection, Verdict};
 
 use crate::grants;
 
@@ -150,7 +150,8 @@ impl World {
                         self.flush(node, conn, id);
                     }
                 }
-                Output::Decide(Decision::Authenticate { conn, token }) => {
+                Output::Decide(Decision::Authenticate { request, .. }) => {
+                    let ConnectRequest { conn, token, .. } = request;
                     let delay = Duration::from_micros(self.rng.u64(..5_000));
                     let incarnation = self.nodes[node].incarnation;
                     self.schedule.push(
@@ -167,10 +168,20 @@ impl World {
                     let now = self.now;
                     server.handle_api_verdict(now, conn, false);
                 }
-                Output::Decide(Decision::Channel { conn, .. }) => {
+                // The simulated application owns no channel and no method.
+                Output::Decide(Decision::Channel { id, request, .. }) => {
                     let now = self.now;
-                    server.handle_channel_verdict(now, conn, false);
+                    let answer = Err(Rejection::forbidden());
+                    let conn = request.conn;
+                    server.handle_verdict(now, Verdict::Channel { id, conn, answer });
                 }
+                Output::Decide(Decision::Rpc { id, request }) => {
+                    let now = self.now;
+                    let result = Err(Rejection::unknown_method());
+                    let conn = request.conn;
+                    server.handle_verdict(now, Verdict::Rpc { id, conn, result });
+                }
+                Output::Notify(_) => {}
                 Output::Published { result, .. } => match result {
                     Ok(offset) => {
                         let channel = self.setup.backend.as_ref().map(|b| b.channel.clone());

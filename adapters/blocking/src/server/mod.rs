@@ -101,7 +101,7 @@ impl Server {
         let core = Core::new(config.clone(), seed)
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
         let node_id = core.node_id().to_owned();
-        let node = Arc::new(Node::new(core, options.authorizer));
+        let node = Node::new(core, options.handler);
         Ok(Server {
             node,
             listener,

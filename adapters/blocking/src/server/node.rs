@@ -4,23 +4,25 @@
 //! Every thread that has an input (a reader with bytes, a writer with a
 //! closed socket, the timer thread, the application's [`Handle`]) calls
 //! [`Node::input`]; the outputs the input caused are carried out before the
-//! lock is let go, except the token and API-key decisions, which are taken
-//! with the lock released, on the thread of the connection that asked (an
-//! authorizer may be slow), and fed back after.
+//! lock is let go, except the application's decisions, which are taken
+//! with the lock released, each on a thread of its own (a handler may be
+//! slow), and fed back from there, and its notifications, handed over
+//! with the lock released.
 //!
 //! [`Handle`]: super::Handle
 
 use std::collections::HashMap;
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant as Clock};
 
 use bytes::Bytes;
+use futures_lite::future;
 use socket2::SockRef;
 use tether_core::{
-    Authorizer, ConnId, Instant, Output, PublishError, Server as Core, StoreEvent, StoreRequest,
-    Transport, Verdict,
+    ConnId, Decision, Handler, Instant, Output, PublishError, Server as Core, StoreEvent,
+    StoreRequest, Transport, Verdict,
 };
 
 /// Bytes a writer takes from the core per pass: what backpressure leaves
@@ -36,7 +38,9 @@ pub struct Node {
     drained: Condvar,
     /// The origin of the core's time line.
     start: Clock,
-    authorizer: Arc<dyn Authorizer + Send + Sync>,
+    handler: Arc<dyn Handler>,
+    /// The node itself, for the threads that answer its decisions.
+    this: Weak<Node>,
 }
 
 /// Everything behind the node's lock.
@@ -85,8 +89,8 @@ pub enum ConnectionAdmission {
 
 impl Node {
     /// A node around `core` whose clock starts now.
-    pub fn new(core: Core, authorizer: Arc<dyn Authorizer + Send + Sync>) -> Self {
-        Node {
+    pub fn new(core: Core, handler: Arc<dyn Handler>) -> Arc<Self> {
+        Arc::new_cyclic(|this| Node {
             state: Mutex::new(State {
                 core,
                 links: HashMap::new(),
@@ -102,8 +106,9 @@ impl Node {
             timer: Condvar::new(),
             drained: Condvar::new(),
             start: Clock::now(),
-            authorizer,
-        }
+            handler,
+            this: this.clone(),
+        })
     }
 
     /// Feeds one input to the core and settles everything it caused.
@@ -279,69 +284,91 @@ impl Node {
         self.state.lock().expect("the server node panicked")
     }
 
-    /// Carries out every output of the core, asks the authorizer (unlocked)
-    /// what the core wants decided, feeds the answers back, and repeats
-    /// until only a deadline is left. Releases the lock.
-    fn settle<'a>(&'a self, mut state: MutexGuard<'a, State>) {
+    /// Carries out every output of the core until only a deadline is
+    /// left, then, with the lock released, hands the notifications to the
+    /// handler and each decision to a thread of its own. Releases the
+    /// lock.
+    fn settle(&self, mut state: MutexGuard<'_, State>) {
+        let now = self.now();
+        let mut decisions = Vec::new();
+        let mut notifications = Vec::new();
         loop {
-            let now = self.now();
-            let mut decisions = Vec::new();
-            loop {
-                match state.core.poll_output() {
-                    Output::Wake(conn) => state.wake(conn, now),
-                    Output::Decide(decision) => decisions.push(decision),
-                    Output::Store(request) => {
-                        if let Some(requests) = &state.store_requests {
-                            // Unbounded: the send fails only once the
-                            // backplane is gone, when the core has answered
-                            // the request already.
-                            let _ = requests.try_send(request);
-                        }
-                    }
-                    Output::Published { token, result } => {
-                        if let Some(reply) = state.publishes.remove(&token) {
-                            // The caller may have given up; nothing is lost.
-                            let _ = reply.try_send(result);
-                        }
-                    }
-                    Output::Closed { conn, reason, by } => {
-                        tracing::info!(%conn, code = reason.code.0, reason = %reason.reason, ?by, "connection closed");
-                    }
-                    Output::Drained => {
-                        state.drained = true;
-                        self.drained.notify_all();
-                    }
-                    Output::Timeout(deadline) => {
-                        state.deadline = deadline;
-                        break;
+            match state.core.poll_output() {
+                Output::Wake(conn) => state.wake(conn, now),
+                Output::Decide(decision) => decisions.push(decision),
+                Output::Notify(notification) => notifications.push(notification),
+                Output::Store(request) => {
+                    if let Some(requests) = &state.store_requests {
+                        // Unbounded: the send fails only once the
+                        // backplane is gone, when the core has answered
+                        // the request already.
+                        let _ = requests.try_send(request);
                     }
                 }
+                Output::Published { token, result } => {
+                    if let Some(reply) = state.publishes.remove(&token) {
+                        // The caller may have given up; nothing is lost.
+                        let _ = reply.try_send(result);
+                    }
+                }
+                Output::Closed { conn, reason, by } => {
+                    tracing::info!(%conn, code = reason.code.0, reason = %reason.reason, ?by, "connection closed");
+                }
+                Output::Drained => {
+                    state.drained = true;
+                    self.drained.notify_all();
+                }
+                Output::Timeout(deadline) => {
+                    state.deadline = deadline;
+                    break;
+                }
             }
-            if let Some(next) = state.deadline
-                && state.timer_until.is_none_or(|until| next < until)
-            {
-                self.timer.notify_one();
-            }
-            if decisions.is_empty() {
-                return;
-            }
-            drop(state);
-            let verdicts: Vec<Verdict> = decisions
-                .into_iter()
-                .map(|decision| decision.ask(self.authorizer.as_ref()))
-                .collect();
-            state = self.lock();
-            let now = self.now();
-            for verdict in verdicts {
+        }
+        if let Some(next) = state.deadline
+            && state.timer_until.is_none_or(|until| next < until)
+        {
+            self.timer.notify_one();
+        }
+        drop(state);
+        for notification in notifications {
+            notification.deliver(self.handler.as_ref());
+        }
+        for decision in decisions {
+            self.decide(decision);
+        }
+    }
+
+    /// Asks the handler on a thread of its own, which may wait as long as
+    /// the handler does (up to `decision_timeout`, when the core answers
+    /// by itself), and feeds the verdict back from there: no thread that
+    /// serves other connections, nor the timer thread, ever waits for the
+    /// application.
+    fn decide(&self, decision: Decision) {
+        let Some(node) = self.this.upgrade() else {
+            return;
+        };
+        if let Decision::AuthorizeApi { .. } = decision {
+            // A key check is quick by contract, and has no timeout.
+            let verdict = future::block_on(decision.decide(node.handler.as_ref()));
+            return node.input(|core, now| core.handle_verdict(now, verdict));
+        }
+        let spawned = std::thread::Builder::new()
+            .name("tether-decision".into())
+            .spawn(move || {
+                let verdict = future::block_on(decision.decide(node.handler.as_ref()));
                 if let Verdict::Authenticate {
                     conn,
-                    identity: Some(identity),
+                    identity: Ok(identity),
+                    ..
                 } = &verdict
                 {
                     tracing::info!(%conn, user = %identity.user, "authenticated");
                 }
-                state.core.handle_verdict(now, verdict);
-            }
+                node.input(|core, now| core.handle_verdict(now, verdict));
+            });
+        if let Err(error) = spawned {
+            // The core answers the decision itself at `decision_timeout`.
+            tracing::warn!(%error, "no thread for a decision");
         }
     }
 }

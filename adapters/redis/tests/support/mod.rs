@@ -37,7 +37,7 @@ impl Node {
         let server = Server::bind(ServerOptions {
             config: config.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
-            authorizer: Arc::new(TestAuthorizer),
+            handler: Arc::new(TestAuthorizer),
             seed: Some(
                 name.bytes()
                     .fold(0, |seed, byte| seed * 257 + u64::from(byte)),

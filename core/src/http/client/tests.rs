@@ -61,11 +61,12 @@ fn the_upgrade_request_passes_the_server_parser() {
     });
     parser.feed(&bytes);
     assert_eq!(
-        parser.poll(&["https://app.example".to_owned()]),
+        parser.poll(&["https://app.example".to_owned()], &[]),
         Ok(Some(Request::Upgrade(Upgrade {
             key: KEY.to_owned(),
             protocol: Some("tether.v1"),
             origin: Some("https://app.example".to_owned()),
+            forwarded: Vec::new(),
         })))
     );
 }

@@ -20,7 +20,7 @@ fn run_chunks<'a>(
     let mut outcome = Vec::new();
     for chunk in chunks {
         parser.feed(chunk);
-        match parser.poll(allowed) {
+        match parser.poll(allowed, &[]) {
             Ok(Some(request)) => outcome.push(Ok(request)),
             Ok(None) => {}
             Err(error) => {
@@ -71,6 +71,7 @@ fn upgrade(protocol: Option<&'static str>, origin: Option<&str>) -> Request {
         key: KEY.to_owned(),
         protocol,
         origin: origin.map(str::to_owned),
+        forwarded: Vec::new(),
     })
 }
 
@@ -138,9 +139,12 @@ fn frames_pipelined_after_the_upgrade_are_kept() {
 fn bytes_fed_after_the_request_are_kept_too() {
     let mut parser = RequestParser::new(LIMITS);
     parser.feed(upgrade_with("").as_bytes());
-    assert!(matches!(parser.poll(&[]), Ok(Some(Request::Upgrade(_)))));
+    assert!(matches!(
+        parser.poll(&[], &[]),
+        Ok(Some(Request::Upgrade(_)))
+    ));
     parser.feed(b"\x81");
-    assert_eq!(parser.poll(&[]), Ok(None));
+    assert_eq!(parser.poll(&[], &[]), Ok(None));
     assert_eq!(parser.into_remaining(), b"\x81");
 }
 
@@ -292,9 +296,9 @@ fn body_framing_refusals() {
 fn an_oversized_body_is_refused_before_it_arrives() {
     let mut parser = RequestParser::new(LIMITS);
     parser.feed(b"POST /api/publish HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n");
-    assert_eq!(parser.poll(&[]).unwrap_err().status(), 413);
+    assert_eq!(parser.poll(&[], &[]).unwrap_err().status(), 413);
     parser.feed(&[b'x'; 101]);
-    assert_eq!(parser.poll(&[]).unwrap_err().status(), 413);
+    assert_eq!(parser.poll(&[], &[]).unwrap_err().status(), 413);
     assert_eq!(parser.buf.capacity(), 0);
 }
 
@@ -352,9 +356,9 @@ fn malformed_requests_are_400() {
 fn a_failed_parser_repeats_its_error_and_drops_input() {
     let mut parser = RequestParser::new(LIMITS);
     parser.feed(b"GET /ws HTTP/1.1\r\nHost: h\r\n\r\n");
-    let error = parser.poll(&[]).unwrap_err();
+    let error = parser.poll(&[], &[]).unwrap_err();
     parser.feed(b"more");
-    assert_eq!(parser.poll(&[]), Err(error));
+    assert_eq!(parser.poll(&[], &[]), Err(error));
     assert!(parser.into_remaining().is_empty());
 }
 
@@ -414,7 +418,7 @@ proptest! {
         let mut parser = RequestParser::new(LIMITS);
         for chunk in split(&input, &cuts) {
             parser.feed(chunk);
-            let _ = parser.poll(&[]);
+            let _ = parser.poll(&[], &[]);
             let held = parser.buf.len();
             match &parser.state {
                 State::Head => prop_assert!(held <= LIMITS.max_head),

@@ -304,15 +304,29 @@ fn backend_node() -> Node {
 
 /// Answers the oldest channel decision, checking what it asks.
 fn answer(node: &mut Node, expected: (ConnId, &str, &str, Operation), allowed: bool) {
-    match node.channel_decisions.pop_front() {
+    match node.decisions.pop_front() {
         Some(Decision::Channel {
-            conn,
-            user,
-            channel,
+            id,
             operation,
+            request,
         }) => {
-            assert_eq!((conn, user.as_str(), channel.as_str(), operation), expected);
-            node.server.handle_channel_verdict(node.now, conn, allowed);
+            let asked = (
+                request.conn,
+                request.user.as_str(),
+                request.channel.as_str(),
+            );
+            assert_eq!((asked.0, asked.1, asked.2, operation), expected);
+            let answer = if allowed {
+                Ok(None)
+            } else {
+                Err(Rejection::forbidden())
+            };
+            let verdict = Verdict::Channel {
+                id,
+                conn: request.conn,
+                answer,
+            };
+            node.server.handle_verdict(node.now, verdict);
             node.drain();
         }
         other => panic!("expected a channel decision, got {other:?}"),
@@ -351,7 +365,7 @@ fn a_backend_rule_asks_the_application_and_later_requests_wait_in_order() {
         })
         .collect();
     assert_eq!(kinds, ["subscribed", "snapshot", "pong", "presence"]);
-    assert!(node.channel_decisions.is_empty());
+    assert!(node.decisions.is_empty());
 }
 
 #[test]

@@ -11,7 +11,8 @@
 //! process are the project's test kit (`tether-testkit`).
 //!
 //! Most clients are tungstenite, an independent WebSocket implementation;
-//! `smol_client` uses the project's own client, and `shutdown` also runs
+//! `smol_client`, `tokio_client` and `token_refresh` use the project's own
+//! clients, and `shutdown` also runs
 //! the `tether` binary itself.
 
 /// Declares, for each `test => runtime, ...` line, a module named after the
@@ -65,4 +66,5 @@ mod routes;
 mod shutdown;
 mod smol_client;
 mod token_refresh;
+mod tokio_client;
 mod validation;

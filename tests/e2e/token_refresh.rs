@@ -2,8 +2,7 @@
 //! expire: refreshes before each expiry keep one connection open, and a
 //! close `4004` is followed by a new token and a reconnect. The client runs
 //! on the same runtime as the node: the smol client on a smol node, the
-//! blocking client on a blocking node. `tether-tokio` has no client: its
-//! node is checked with the smol client.
+//! blocking client on a blocking node, the tokio client on a tokio node.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -15,6 +14,7 @@ use tether_core::{Authorizer, Backoff, ClientConfig, CloseCode, Event, Expiry, I
 use tether_testkit::ws::READ_TIMEOUT;
 
 use crate::harness::{Runtime, config};
+use crate::tokio_client::client_runtime;
 
 /// How long the node's tokens live: short enough for a test to cross
 /// several expiries, long enough for a refresh (due after four fifths) to
@@ -57,13 +57,15 @@ impl Authorizer for ExpiringTokens {
     }
 }
 
-/// A token provider as both clients take it: a plain function.
+/// A token provider as every client takes it: a plain function.
 type Provider = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
 /// The client of `runtime`, started with `provider`.
 enum Client {
     Smol(tether_smol::client::Client),
     Blocking(tether_blocking::Client),
+    /// The tokio client and the runtime its task runs on.
+    Tokio(tokio::runtime::Runtime, tether_tokio::client::Client),
 }
 
 impl Client {
@@ -76,7 +78,7 @@ impl Client {
             max_attempts: None,
         };
         match runtime {
-            Runtime::Smol | Runtime::Tokio => {
+            Runtime::Smol => {
                 let provider = tether_smol::client::TokenProvider::new(move || {
                     let provider = Arc::clone(&provider);
                     async move { provider() }
@@ -84,6 +86,18 @@ impl Client {
                 Client::Smol(tether_smol::client::Client::connect_with_provider(
                     config, provider,
                 ))
+            }
+            Runtime::Tokio => {
+                let provider = tether_tokio::client::TokenProvider::new(move || {
+                    let provider = Arc::clone(&provider);
+                    async move { provider() }
+                });
+                let runtime = client_runtime();
+                let client = {
+                    let _entered = runtime.enter();
+                    tether_tokio::client::Client::connect_with_provider(config, provider)
+                };
+                Client::Tokio(runtime, client)
             }
             Runtime::Blocking => {
                 let provider = tether_blocking::TokenProvider::new(move || provider());
@@ -103,6 +117,12 @@ impl Client {
                 None
             })),
             Client::Blocking(client) => client.next_event(READ_TIMEOUT),
+            Client::Tokio(runtime, client) => runtime.block_on(async {
+                tokio::time::timeout(READ_TIMEOUT, client.next_event())
+                    .await
+                    .ok()
+                    .flatten()
+            }),
         };
         event.unwrap_or_else(|| panic!("no event within {READ_TIMEOUT:?}"))
     }
@@ -111,6 +131,7 @@ impl Client {
         match self {
             Client::Smol(client) => smol::block_on(client.close()),
             Client::Blocking(client) => client.close(),
+            Client::Tokio(runtime, client) => runtime.block_on(client.close()),
         }
     }
 }

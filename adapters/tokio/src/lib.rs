@@ -1,11 +1,12 @@
-//! Runs Tether's sans-IO core on tokio: a WebSocket server node.
+//! Runs Tether's sans-IO core on tokio: a WebSocket server node
+//! ([`Server`]) and a reconnecting client ([`client::Client`]).
 //!
-//! The core ([`tether_core::Server`]) decides everything; this crate
-//! carries bytes, time and the application's decisions in and out of it,
-//! by the core's one rule: feed one input, then drain
-//! [`tether_core::Server::poll_output`] until it returns a deadline.
+//! The core ([`tether_core::Server`], [`tether_core::ClientSession`])
+//! decides everything; this crate carries bytes, time and the
+//! application's decisions in and out of it, by the core's one rule: feed
+//! one input, then drain `poll_output` until it returns a deadline.
 //!
-//! # Design
+//! # Design of the node
 //!
 //! - **One lock.** The core sits behind one `std::sync::Mutex`, held to feed
 //!   one input and drain what it caused, never across an `.await`. Every
@@ -28,6 +29,12 @@
 //!
 //! Any runtime with the `net` and `time` drivers runs a node, the
 //! `tether` binary a multi-threaded one.
+//!
+//! # The client
+//!
+//! The [`client`] module drives one [`tether_core::ClientSession`] from one
+//! task that owns it, with the same API as the smol and blocking clients;
+//! its documentation says how.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -40,6 +47,7 @@ use tether_core::{Backplane, BackplaneTask, PublishError, ServerConfig, StoreEve
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tracing::warn;
 
+pub mod client;
 mod connection;
 mod node;
 

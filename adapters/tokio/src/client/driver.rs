@@ -1,0 +1,407 @@
+//! The task that owns a [`ClientSession`] and carries its inputs and outputs.
+//!
+//! One loop: drain the session's outputs (socket actions into the socket,
+//! token requests to the provider, events to the application, request
+//! outcomes to their callers), then wait for whichever comes first of a
+//! dial's result, bytes read, bytes written, the provider's token, a
+//! command, or the session's next deadline, and hand it to the session.
+//! The loop ends when the session reports itself closed for good.
+
+use std::collections::HashMap;
+use std::future::{Future, pending};
+use std::io;
+use std::mem;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::value::RawValue;
+use tether_core::{
+    Channel, ClientMessage, ClientOutput as SessionOutput, ClientSession, Event, Instant,
+    RequestId, SendError, ServerMessage, Transmit,
+};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::sleep_until;
+
+use super::dial::dial;
+use super::error::ClientError;
+use super::output::Output;
+use super::token::{TokenFetch, TokenProvider};
+
+/// Bytes waiting for the socket beyond which the task takes no commands.
+const OUTPUT_HIGH_WATER: usize = 64 * 1024;
+
+/// Bytes read from the socket at a time.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// The channel a command's answer goes back on.
+type Reply<T> = oneshot::Sender<T>;
+
+/// A call from a [`Client`](super::Client), with the channel for its answer.
+#[derive(Debug)]
+pub(super) enum Command {
+    /// [`ClientSession::subscribe`].
+    Subscribe {
+        channel: Channel,
+        reply: Reply<Result<(), SendError>>,
+    },
+    /// [`ClientSession::unsubscribe`].
+    Unsubscribe {
+        channel: Channel,
+        reply: Reply<Result<(), SendError>>,
+    },
+    /// [`ClientSession::publish`]; the outcome goes to the event stream.
+    Publish {
+        channel: Channel,
+        payload: Box<RawValue>,
+        reply: Reply<Result<RequestId, SendError>>,
+    },
+    /// [`ClientSession::request`]; `reply` gets the outcome.
+    Request {
+        message: ClientMessage,
+        timeout: Duration,
+        reply: Reply<Result<ServerMessage, ClientError>>,
+    },
+    /// [`ClientSession::send`].
+    Send {
+        message: ClientMessage,
+        reply: Reply<Result<(), SendError>>,
+    },
+    /// [`ClientSession::close`].
+    Close,
+}
+
+/// A dial in progress.
+type Dialing = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+
+/// The socket the session's last [`Transmit::Dial`] asked for.
+enum Socket {
+    /// No socket: between connections, or closed.
+    Idle,
+    /// Connecting.
+    Dialing(Dialing),
+    /// Connected.
+    Open(TcpStream),
+}
+
+/// What woke the task up.
+enum Wake {
+    /// A command, or `None` when every handle is gone.
+    Command(Option<Command>),
+    /// The dial finished.
+    Dialed(io::Result<TcpStream>),
+    /// Bytes were read into the buffer (0 at end of stream).
+    Read(io::Result<usize>),
+    /// The socket took bytes from the output queue.
+    Wrote(io::Result<usize>),
+    /// The provider answered.
+    Token(Result<String, String>),
+    /// The session's deadline has come.
+    Deadline,
+}
+
+/// The driver task's state: the session it owns and the channels to the
+/// handles.
+pub(super) struct Driver {
+    session: ClientSession,
+    /// The origin of the session's time line.
+    start: std::time::Instant,
+    /// The session's next deadline, from its last drain.
+    deadline: Option<Instant>,
+    socket: Socket,
+    output: Output,
+    /// Where tokens come from, when the application keeps them fresh.
+    provider: Option<TokenProvider>,
+    /// The provider's call under way, for the session's last token request.
+    fetching: Option<TokenFetch>,
+    commands: mpsc::Receiver<Command>,
+    /// False once every handle is gone (the session is then closing).
+    taking_commands: bool,
+    events: mpsc::UnboundedSender<Event>,
+    /// Callers of [`Client::request`](super::Client::request) by request id.
+    waiting: HashMap<RequestId, Reply<Result<ServerMessage, ClientError>>>,
+    /// Held until the task ends, so that dropping it tells
+    /// [`Client::close`](super::Client::close) the session is closed.
+    finished: watch::Sender<()>,
+}
+
+impl Driver {
+    /// A driver for `session`, whose time line starts at `start`.
+    pub(super) fn new(
+        session: ClientSession,
+        start: std::time::Instant,
+        provider: Option<TokenProvider>,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::UnboundedSender<Event>,
+        finished: watch::Sender<()>,
+    ) -> Driver {
+        Driver {
+            session,
+            start,
+            deadline: None,
+            socket: Socket::Idle,
+            output: Output::default(),
+            provider,
+            fetching: None,
+            commands,
+            taking_commands: true,
+            events,
+            waiting: HashMap::new(),
+            finished,
+        }
+    }
+
+    /// Runs the session until it is closed for good, then refuses every
+    /// command still queued.
+    pub(super) async fn run(mut self) {
+        let mut buffer = vec![0; READ_BUFFER];
+        while self.drain() {
+            let wake = self.wait(&mut buffer).await;
+            self.handle(wake, &buffer);
+        }
+        self.commands.close();
+        // Dropping a queued command drops its reply channel: its caller
+        // learns that the session is closed.
+        while self.commands.try_recv().is_ok() {}
+        drop(self.finished);
+    }
+
+    /// Carries out every pending output of the session and keeps its next
+    /// deadline; false once the session has reported that it is closed for
+    /// good.
+    fn drain(&mut self) -> bool {
+        let mut open = true;
+        loop {
+            match self.session.poll_output() {
+                SessionOutput::Transmit(transmit) => self.transmit(transmit),
+                SessionOutput::TokenWanted => self.fetch_token(),
+                SessionOutput::Event(event) => open &= self.deliver(event),
+                SessionOutput::Timeout(deadline) => {
+                    self.deadline = deadline;
+                    return open;
+                }
+            }
+        }
+    }
+
+    /// Carries out one socket action.
+    fn transmit(&mut self, transmit: Transmit) {
+        match transmit {
+            Transmit::Dial { host } => {
+                tracing::debug!(%host, "dialing");
+                self.output.clear();
+                self.socket = Socket::Dialing(Box::pin(dial(host)));
+            }
+            Transmit::Write(bytes) => {
+                // Bytes for a socket that has already failed have nowhere
+                // to go; the session was told it failed.
+                if matches!(self.socket, Socket::Open(_)) {
+                    self.output.push(bytes);
+                }
+            }
+            Transmit::Close => {
+                // Dropping the stream (or the dial) closes it.
+                if let Socket::Open(stream) = mem::replace(&mut self.socket, Socket::Idle) {
+                    self.output.flush_now(&stream);
+                }
+                self.output.clear();
+            }
+        }
+    }
+
+    /// Starts the provider's call for the token the session wants; a call
+    /// still under way for an earlier request is dropped.
+    fn fetch_token(&mut self) {
+        self.fetching = Some(match &mut self.provider {
+            Some(provider) => provider.fetch(),
+            None => Box::pin(async { Err("no token provider".to_owned()) }),
+        });
+    }
+
+    /// Hands `event` to the caller waiting for it, or to the event stream;
+    /// false when it says the session is closed for good.
+    fn deliver(&mut self, event: Event) -> bool {
+        if let Event::RequestDone { id, result } = &event
+            && let Some(reply) = self.waiting.remove(id)
+        {
+            answer(reply, result.clone().map_err(ClientError::Request));
+            return true;
+        }
+        let open = !matches!(
+            event,
+            Event::Disconnected {
+                will_reconnect: false,
+                ..
+            }
+        );
+        // The stream is unbounded: sending fails only when no handle is
+        // left to read it.
+        let _ = self.events.send(event);
+        open
+    }
+
+    /// Waits for the next input: the socket, the session's deadline, or a
+    /// command (unless too many bytes wait for the socket).
+    async fn wait(&mut self, buffer: &mut [u8]) -> Wake {
+        let deadline = self
+            .deadline
+            .and_then(|at| self.start.checked_add(at.since_origin()));
+        let take_commands = self.taking_commands && self.output.len() < OUTPUT_HIGH_WATER;
+        let commands = &mut self.commands;
+        let output = &self.output;
+        let socket = &mut self.socket;
+        let fetching = &mut self.fetching;
+        let timer = async move {
+            match deadline {
+                Some(at) => sleep_until(at.into()).await,
+                None => pending().await,
+            }
+        };
+        let token = async move {
+            match fetching {
+                Some(fetch) => fetch.await,
+                None => pending().await,
+            }
+        };
+        tokio::select! {
+            wake = io(socket, output, buffer) => wake,
+            () = timer => Wake::Deadline,
+            result = token => Wake::Token(result),
+            command = commands.recv(), if take_commands => Wake::Command(command),
+        }
+    }
+
+    /// Hands what woke the task up to the session.
+    fn handle(&mut self, wake: Wake, buffer: &[u8]) {
+        let now = self.now();
+        match wake {
+            Wake::Command(Some(command)) => self.command(now, command),
+            Wake::Command(None) => {
+                self.taking_commands = false;
+                self.session.close(now);
+            }
+            Wake::Dialed(Ok(stream)) => {
+                self.socket = Socket::Open(stream);
+                self.session.handle_connected(now, unix_ms());
+            }
+            Wake::Dialed(Err(error)) => {
+                tracing::debug!(%error, "dial failed");
+                self.socket = Socket::Idle;
+                self.session.handle_connect_failed(now);
+            }
+            Wake::Read(Ok(0)) => self.lost(now, "end of stream"),
+            Wake::Read(Ok(read)) => self.session.handle_read(now, &buffer[..read]),
+            Wake::Wrote(Ok(0)) => self.lost(now, "socket takes no more bytes"),
+            Wake::Wrote(Ok(written)) => self.output.advance(written),
+            Wake::Read(Err(error)) | Wake::Wrote(Err(error)) => self.lost(now, &error.to_string()),
+            Wake::Token(result) => {
+                self.fetching = None;
+                match result {
+                    Ok(token) => self.session.handle_token(now, token),
+                    Err(error) => {
+                        tracing::debug!(%error, "token provider failed");
+                        self.session.handle_token_failed(now);
+                    }
+                }
+            }
+            Wake::Deadline => self.session.handle_timeout(now),
+        }
+    }
+
+    /// Hands a command to the session and answers its caller.
+    fn command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Subscribe { channel, reply } => answer(reply, self.session.subscribe(channel)),
+            Command::Unsubscribe { channel, reply } => {
+                answer(reply, self.session.unsubscribe(channel));
+            }
+            Command::Publish {
+                channel,
+                payload,
+                reply,
+            } => answer(reply, self.session.publish(now, channel, payload)),
+            Command::Request {
+                message,
+                timeout,
+                reply,
+            } => match self.session.request(now, message, timeout) {
+                Ok(id) => {
+                    self.waiting.insert(id, reply);
+                }
+                Err(error) => answer(reply, Err(ClientError::Refused(error))),
+            },
+            Command::Send { message, reply } => answer(reply, self.session.send(message)),
+            Command::Close => self.session.close(now),
+        }
+    }
+
+    /// The socket ended by itself: tell the session, which decides what
+    /// follows.
+    fn lost(&mut self, now: Instant, why: &str) {
+        tracing::debug!(why, "connection lost");
+        self.socket = Socket::Idle;
+        self.output.clear();
+        self.session.handle_transport_closed(now);
+    }
+
+    /// The current instant on the session's time line.
+    fn now(&self) -> Instant {
+        Instant::from_origin(self.start.elapsed())
+    }
+}
+
+/// What the socket has to say: a dial's result, bytes read, or bytes
+/// written from the front of `output`; never, when there is no socket.
+async fn io(socket: &mut Socket, output: &Output, buffer: &mut [u8]) -> Wake {
+    match socket {
+        Socket::Idle => pending().await,
+        Socket::Dialing(dialing) => Wake::Dialed(dialing.await),
+        Socket::Open(stream) => {
+            let stream = &*stream;
+            let read = async {
+                loop {
+                    if let Err(error) = stream.readable().await {
+                        return Wake::Read(Err(error));
+                    }
+                    match stream.try_read(buffer) {
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                        result => return Wake::Read(result),
+                    }
+                }
+            };
+            let write = async {
+                let Some(chunk) = output.front() else {
+                    return pending().await;
+                };
+                loop {
+                    if let Err(error) = stream.writable().await {
+                        return Wake::Wrote(Err(error));
+                    }
+                    match stream.try_write(chunk) {
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                        result => return Wake::Wrote(result),
+                    }
+                }
+            };
+            tokio::select! {
+                wake = read => wake,
+                wake = write => wake,
+            }
+        }
+    }
+}
+
+/// The wall clock in Unix milliseconds, which the session needs to place
+/// a token's expiry on its time line; 0 for a clock set before 1970.
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// Answers a caller; one that stopped waiting needs no answer.
+fn answer<T>(reply: Reply<T>, value: T) {
+    let _ = reply.send(value);
+}

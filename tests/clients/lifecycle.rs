@@ -171,8 +171,8 @@ fn invalid_channels_and_payloads_are_refused_before_anything_is_sent<C: TestClie
 }
 
 client_tests! {
-    subscribes_receives_publishes_and_closes => smol, blocking;
-    close_is_final_and_refuses_every_later_command => smol, blocking;
-    a_final_close_code_ends_the_session_without_a_redial => smol, blocking;
-    invalid_channels_and_payloads_are_refused_before_anything_is_sent => smol, blocking;
+    subscribes_receives_publishes_and_closes => smol, blocking, tokio;
+    close_is_final_and_refuses_every_later_command => smol, blocking, tokio;
+    a_final_close_code_ends_the_session_without_a_redial => smol, blocking, tokio;
+    invalid_channels_and_payloads_are_refused_before_anything_is_sent => smol, blocking, tokio;
 }

@@ -127,7 +127,7 @@ fn an_unsubscribed_channel_is_not_resubscribed_after_a_reconnect<C: TestClient>(
 }
 
 client_tests! {
-    subscriptions_then_the_offline_queue_go_out_after_auth_ack => smol, blocking;
-    past_the_offline_bound_sends_and_requests_are_refused => smol, blocking;
-    an_unsubscribed_channel_is_not_resubscribed_after_a_reconnect => smol, blocking;
+    subscriptions_then_the_offline_queue_go_out_after_auth_ack => smol, blocking, tokio;
+    past_the_offline_bound_sends_and_requests_are_refused => smol, blocking, tokio;
+    an_unsubscribed_channel_is_not_resubscribed_after_a_reconnect => smol, blocking, tokio;
 }

@@ -187,9 +187,9 @@ fn sessions_with_the_default_seed_publish_with_keys_of_their_own<C: TestClient>(
 }
 
 client_tests! {
-    requests_resolve_with_their_reply_or_error => smol, blocking;
-    a_request_fails_at_once_when_its_connection_drops => smol, blocking;
-    requests_from_several_threads_each_get_their_own_reply => smol, blocking;
-    a_publish_is_sent_again_with_its_idempotency_key_after_its_connection_drops => smol, blocking;
-    sessions_with_the_default_seed_publish_with_keys_of_their_own => smol, blocking;
+    requests_resolve_with_their_reply_or_error => smol, blocking, tokio;
+    a_request_fails_at_once_when_its_connection_drops => smol, blocking, tokio;
+    requests_from_several_threads_each_get_their_own_reply => smol, blocking, tokio;
+    a_publish_is_sent_again_with_its_idempotency_key_after_its_connection_drops => smol, blocking, tokio;
+    sessions_with_the_default_seed_publish_with_keys_of_their_own => smol, blocking, tokio;
 }

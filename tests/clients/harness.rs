@@ -209,14 +209,14 @@ fn first_passed_over(passed_over: &Mutex<VecDeque<Event>>) -> Option<Event> {
 /// thread.
 pub struct TokioClient {
     runtime: tokio::runtime::Runtime,
-    client: tether_tokio::client::Client,
+    client: tether_tokio::Client,
     /// Events read while a publish waited for its outcome, oldest first.
     passed_over: Mutex<VecDeque<Event>>,
 }
 
-impl From<tether_tokio::client::ClientError> for Failure {
-    fn from(error: tether_tokio::client::ClientError) -> Failure {
-        use tether_tokio::client::ClientError;
+impl From<tether_tokio::ClientError> for Failure {
+    fn from(error: tether_tokio::ClientError) -> Failure {
+        use tether_tokio::ClientError;
         match error {
             ClientError::InvalidChannel(_) | ClientError::InvalidPayload(_) => Failure::Invalid,
             ClientError::Refused(error) => Failure::Refused(error),
@@ -234,7 +234,7 @@ impl TestClient for TokioClient {
             .expect("a runtime for the client");
         let client = {
             let _entered = runtime.enter();
-            tether_tokio::client::Client::connect(config)
+            tether_tokio::Client::connect(config)
         };
         TokioClient {
             runtime,

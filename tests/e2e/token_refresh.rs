@@ -65,7 +65,7 @@ enum Client {
     Smol(tether_smol::client::Client),
     Blocking(tether_blocking::Client),
     /// The tokio client and the runtime its task runs on.
-    Tokio(tokio::runtime::Runtime, tether_tokio::client::Client),
+    Tokio(tokio::runtime::Runtime, tether_tokio::Client),
 }
 
 impl Client {
@@ -88,14 +88,14 @@ impl Client {
                 ))
             }
             Runtime::Tokio => {
-                let provider = tether_tokio::client::TokenProvider::new(move || {
+                let provider = tether_tokio::TokenProvider::new(move || {
                     let provider = Arc::clone(&provider);
                     async move { provider() }
                 });
                 let runtime = client_runtime();
                 let client = {
                     let _entered = runtime.enter();
-                    tether_tokio::client::Client::connect_with_provider(config, provider)
+                    tether_tokio::Client::connect_with_provider(config, provider)
                 };
                 Client::Tokio(runtime, client)
             }

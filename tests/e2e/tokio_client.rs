@@ -1,4 +1,4 @@
-//! The tokio client (`tether_tokio::client`) against a running node of
+//! The tokio client (`tether_tokio::Client`) against a running node of
 //! each runtime: publish and receive, and the recovery of what was
 //! published while its connection was down. Its token provider is checked
 //! in `token_refresh`.
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tether_core::{Backoff, ClientConfig, Event, ServerMessage};
 use tether_testkit::ws::READ_TIMEOUT;
-use tether_tokio::client::Client;
+use tether_tokio::Client;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 

@@ -40,8 +40,6 @@ mod error;
 mod output;
 mod token;
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::time::Duration;
 
 use serde_json::value::RawValue;
@@ -188,7 +186,7 @@ impl Client {
     /// their channels.
     fn start(mut config: ClientConfig, provider: Option<TokenProvider>) -> Client {
         if config.seed == 0 {
-            config.seed = RandomState::new().hash_one(0u8);
+            config.seed = crate::os_seed();
         }
         let start = std::time::Instant::now();
         let session = ClientSession::new(Instant::ZERO, config);

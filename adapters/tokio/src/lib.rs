@@ -1,5 +1,5 @@
 //! Runs Tether's sans-IO core on tokio: a WebSocket server node
-//! ([`Server`]) and a reconnecting client ([`client::Client`]).
+//! ([`Server`]) and a reconnecting client ([`Client`]).
 //!
 //! The core ([`tether_core::Server`], [`tether_core::ClientSession`])
 //! decides everything; this crate carries bytes, time and the
@@ -51,6 +51,7 @@ pub mod client;
 mod connection;
 mod node;
 
+pub use client::{Client, ClientError, TokenProvider};
 use node::Node;
 
 /// What a node is started with: the options every runtime takes.
@@ -75,7 +76,7 @@ impl Server {
             authorizer,
             seed,
         } = options;
-        let seed = seed.unwrap_or_else(|| RandomState::new().hash_one(0u8));
+        let seed = seed.unwrap_or_else(os_seed);
         let config = within_open_files(config);
         let core = tether_core::Server::new(config, seed)
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
@@ -127,6 +128,13 @@ impl Server {
         self.node.run(listener, self.backplane).await;
         Ok(())
     }
+}
+
+/// A seed drawn from the operating system's randomness (through the
+/// standard library's hasher keys), for the runs that are not to be
+/// reproduced: a node's epoch, a client's masks and keys.
+pub(crate) fn os_seed() -> u64 {
+    RandomState::new().hash_one(0u8)
 }
 
 /// `config` with `max_connections` lowered to what the process's file

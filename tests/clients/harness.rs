@@ -15,8 +15,7 @@
 //!   offset, as the blocking client's does; the smol and tokio clients'
 //!   publish gives a request id and settles it with an [`Event::RequestDone`], which the
 //!   adapter here waits for and keeps out of the event stream.
-//! - Errors are reduced to a [`Failure`], which every client's error type
-//!   maps onto one to one.
+//! - Every client fails with the core's one [`ClientError`].
 
 use std::collections::VecDeque;
 use std::panic;
@@ -26,7 +25,8 @@ use std::time::Duration;
 
 use futures_lite::FutureExt;
 use tether_core::{
-    ClientConfig, ClientMessage, Event, RequestError, RequestId, SendError, ServerMessage,
+    ClientConfig, ClientError, ClientMessage, Event, RequestError, RequestId, ServerMessage,
+    published_offset,
 };
 
 /// The most any one test may take; they normally take milliseconds.
@@ -36,40 +36,30 @@ pub const TEST_LIMIT: Duration = Duration::from_secs(20);
 /// [`TEST_LIMIT`], so that a missing one is reported as such.
 pub const PATIENCE: Duration = Duration::from_secs(5);
 
-/// Why a client call failed, in the terms every client shares.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// A channel name or payload the protocol does not allow; nothing was
-    /// sent.
-    Invalid,
-    /// The session refused the command.
-    Refused(SendError),
-    /// The request was sent (or queued) but got no successful reply.
-    Request(RequestError),
-    /// A publish was answered with something other than an `ack`.
-    UnexpectedReply(Box<ServerMessage>),
-}
-
 /// What the shared tests do with a client.
 pub trait TestClient: Send + Sync + Sized + 'static {
     /// Starts a session for `config`; it dials at once.
     fn connect(config: ClientConfig) -> Self;
 
     /// Tracks `channel`, now and after every reconnect.
-    fn subscribe(&self, channel: &str) -> Result<(), Failure>;
+    fn subscribe(&self, channel: &str) -> Result<(), ClientError>;
 
     /// Stops tracking `channel`.
-    fn unsubscribe(&self, channel: &str) -> Result<(), Failure>;
+    fn unsubscribe(&self, channel: &str) -> Result<(), ClientError>;
 
     /// Publishes `payload_json` on `channel` and waits for the outcome: the
     /// publication's offset from the server's `ack`.
-    fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, Failure>;
+    fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, ClientError>;
 
     /// Sends `message` with a fresh id and waits for its reply.
-    fn request(&self, message: ClientMessage, timeout: Duration) -> Result<ServerMessage, Failure>;
+    fn request(
+        &self,
+        message: ClientMessage,
+        timeout: Duration,
+    ) -> Result<ServerMessage, ClientError>;
 
     /// Sends `message` as it is, now or after the next `auth_ack`.
-    fn send(&self, message: ClientMessage) -> Result<(), Failure>;
+    fn send(&self, message: ClientMessage) -> Result<(), ClientError>;
 
     /// Closes the session for good and waits until it is closed.
     fn close(&self);
@@ -99,17 +89,6 @@ impl SmolClient {
     }
 }
 
-impl From<tether_smol::client::ClientError> for Failure {
-    fn from(error: tether_smol::client::ClientError) -> Failure {
-        use tether_smol::client::ClientError;
-        match error {
-            ClientError::InvalidChannel(_) | ClientError::InvalidPayload(_) => Failure::Invalid,
-            ClientError::Refused(error) => Failure::Refused(error),
-            ClientError::Request(error) => Failure::Request(error),
-        }
-    }
-}
-
 impl TestClient for SmolClient {
     fn connect(config: ClientConfig) -> Self {
         SmolClient {
@@ -118,27 +97,31 @@ impl TestClient for SmolClient {
         }
     }
 
-    fn subscribe(&self, channel: &str) -> Result<(), Failure> {
-        Ok(smol::block_on(self.client.subscribe(channel))?)
+    fn subscribe(&self, channel: &str) -> Result<(), ClientError> {
+        smol::block_on(self.client.subscribe(channel))
     }
 
-    fn unsubscribe(&self, channel: &str) -> Result<(), Failure> {
-        Ok(smol::block_on(self.client.unsubscribe(channel))?)
+    fn unsubscribe(&self, channel: &str) -> Result<(), ClientError> {
+        smol::block_on(self.client.unsubscribe(channel))
     }
 
-    fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, Failure> {
+    fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, ClientError> {
         let id = smol::block_on(self.client.publish(channel, payload_json))?;
         settle(&self.passed_over, id, || {
             smol::block_on(self.client.next_event())
         })
     }
 
-    fn request(&self, message: ClientMessage, timeout: Duration) -> Result<ServerMessage, Failure> {
-        Ok(smol::block_on(self.client.request(message, timeout))?)
+    fn request(
+        &self,
+        message: ClientMessage,
+        timeout: Duration,
+    ) -> Result<ServerMessage, ClientError> {
+        smol::block_on(self.client.request(message, timeout))
     }
 
-    fn send(&self, message: ClientMessage) -> Result<(), Failure> {
-        Ok(smol::block_on(self.client.send(message))?)
+    fn send(&self, message: ClientMessage) -> Result<(), ClientError> {
+        smol::block_on(self.client.send(message))
     }
 
     fn close(&self) {
@@ -169,7 +152,7 @@ fn settle(
     passed_over: &Mutex<VecDeque<Event>>,
     id: RequestId,
     mut next: impl FnMut() -> Option<Event>,
-) -> Result<u64, Failure> {
+) -> Result<u64, ClientError> {
     let mut passed_over = passed_over.lock().expect("an unpoisoned lock");
     let mine = |event: &Event| matches!(event, Event::RequestDone { id: done, .. } if *done == id);
     let outcome = match passed_over.iter().position(mine) {
@@ -183,19 +166,10 @@ fn settle(
         },
     };
     match outcome {
-        Some(Event::RequestDone {
-            result: Ok(ServerMessage::Ack { offset, .. }),
-            ..
-        }) => Ok(offset),
-        Some(Event::RequestDone {
-            result: Ok(other), ..
-        }) => Err(Failure::UnexpectedReply(Box::new(other))),
-        Some(Event::RequestDone {
-            result: Err(error), ..
-        }) => Err(Failure::Request(error)),
+        Some(Event::RequestDone { result, .. }) => published_offset(result),
         // The stream ended without settling the publish: the session
         // was closed with it pending, as the blocking client reports.
-        _ => Err(Failure::Request(RequestError::Closed)),
+        _ => Err(ClientError::Request(RequestError::Closed)),
     }
 }
 
@@ -212,17 +186,6 @@ pub struct TokioClient {
     client: tether_tokio::Client,
     /// Events read while a publish waited for its outcome, oldest first.
     passed_over: Mutex<VecDeque<Event>>,
-}
-
-impl From<tether_tokio::ClientError> for Failure {
-    fn from(error: tether_tokio::ClientError) -> Failure {
-        use tether_tokio::ClientError;
-        match error {
-            ClientError::InvalidChannel(_) | ClientError::InvalidPayload(_) => Failure::Invalid,
-            ClientError::Refused(error) => Failure::Refused(error),
-            ClientError::Request(error) => Failure::Request(error),
-        }
-    }
 }
 
 impl TestClient for TokioClient {
@@ -243,15 +206,15 @@ impl TestClient for TokioClient {
         }
     }
 
-    fn subscribe(&self, channel: &str) -> Result<(), Failure> {
-        Ok(self.runtime.block_on(self.client.subscribe(channel))?)
+    fn subscribe(&self, channel: &str) -> Result<(), ClientError> {
+        self.runtime.block_on(self.client.subscribe(channel))
     }
 
-    fn unsubscribe(&self, channel: &str) -> Result<(), Failure> {
-        Ok(self.runtime.block_on(self.client.unsubscribe(channel))?)
+    fn unsubscribe(&self, channel: &str) -> Result<(), ClientError> {
+        self.runtime.block_on(self.client.unsubscribe(channel))
     }
 
-    fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, Failure> {
+    fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, ClientError> {
         let id = self
             .runtime
             .block_on(self.client.publish(channel, payload_json))?;
@@ -260,14 +223,16 @@ impl TestClient for TokioClient {
         })
     }
 
-    fn request(&self, message: ClientMessage, timeout: Duration) -> Result<ServerMessage, Failure> {
-        Ok(self
-            .runtime
-            .block_on(self.client.request(message, timeout))?)
+    fn request(
+        &self,
+        message: ClientMessage,
+        timeout: Duration,
+    ) -> Result<ServerMessage, ClientError> {
+        self.runtime.block_on(self.client.request(message, timeout))
     }
 
-    fn send(&self, message: ClientMessage) -> Result<(), Failure> {
-        Ok(self.runtime.block_on(self.client.send(message))?)
+    fn send(&self, message: ClientMessage) -> Result<(), ClientError> {
+        self.runtime.block_on(self.client.send(message))
     }
 
     fn close(&self) {
@@ -291,45 +256,33 @@ impl TestClient for TokioClient {
     }
 }
 
-impl From<tether_blocking::ClientError> for Failure {
-    fn from(error: tether_blocking::ClientError) -> Failure {
-        use tether_blocking::ClientError;
-        match error {
-            ClientError::Invalid(_) => Failure::Invalid,
-            ClientError::Refused(error) => Failure::Refused(error),
-            ClientError::Failed(error) => Failure::Request(error),
-            ClientError::UnexpectedReply(reply) => Failure::UnexpectedReply(reply),
-        }
-    }
-}
-
 impl TestClient for tether_blocking::Client {
     fn connect(config: ClientConfig) -> Self {
         tether_blocking::Client::connect(config).expect("the client's timer thread starts")
     }
 
-    fn subscribe(&self, channel: &str) -> Result<(), Failure> {
-        Ok(tether_blocking::Client::subscribe(self, channel)?)
+    fn subscribe(&self, channel: &str) -> Result<(), ClientError> {
+        tether_blocking::Client::subscribe(self, channel)
     }
 
-    fn unsubscribe(&self, channel: &str) -> Result<(), Failure> {
-        Ok(tether_blocking::Client::unsubscribe(self, channel)?)
+    fn unsubscribe(&self, channel: &str) -> Result<(), ClientError> {
+        tether_blocking::Client::unsubscribe(self, channel)
     }
 
-    fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, Failure> {
-        Ok(tether_blocking::Client::publish(
-            self,
-            channel,
-            payload_json,
-        )?)
+    fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, ClientError> {
+        tether_blocking::Client::publish(self, channel, payload_json)
     }
 
-    fn request(&self, message: ClientMessage, timeout: Duration) -> Result<ServerMessage, Failure> {
-        Ok(tether_blocking::Client::request(self, message, timeout)?)
+    fn request(
+        &self,
+        message: ClientMessage,
+        timeout: Duration,
+    ) -> Result<ServerMessage, ClientError> {
+        tether_blocking::Client::request(self, message, timeout)
     }
 
-    fn send(&self, message: ClientMessage) -> Result<(), Failure> {
-        Ok(tether_blocking::Client::send(self, message)?)
+    fn send(&self, message: ClientMessage) -> Result<(), ClientError> {
+        tether_blocking::Client::send(self, message)
     }
 
     fn close(&self) {

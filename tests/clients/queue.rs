@@ -2,9 +2,9 @@
 //! offline queue, and what goes out after `auth_ack`.
 
 use serde_json::json;
-use tether_core::{Channel, ClientMessage, CloseCode, Event, SendError};
+use tether_core::{Channel, ClientError, ClientMessage, CloseCode, Event, SendError};
 
-use crate::harness::{Failure, PATIENCE, TestClient, event, together};
+use crate::harness::{PATIENCE, TestClient, event, together};
 use crate::script::Server;
 
 /// A `presence` request for `channel` without an id.
@@ -66,7 +66,7 @@ fn past_the_offline_bound_sends_and_requests_are_refused<C: TestClient>() {
     // Not yet accepted: every message waits in the queue, which holds two.
     client.send(presence("q1")).unwrap();
     client.send(presence("q2")).unwrap();
-    let full = Failure::Refused(SendError::QueueFull);
+    let full = ClientError::Refused(SendError::QueueFull);
     assert_eq!(client.send(presence("q3")), Err(full.clone()));
     assert_eq!(client.request(presence("q4"), PATIENCE), Err(full));
     let serve = || {

@@ -5,10 +5,8 @@
 use std::io;
 use std::net::SocketAddr;
 
+use tether_core::dial_address;
 use tokio::net::{TcpStream, lookup_host};
-
-/// The port of a `ws://` URL that names none (RFC 6455 section 3).
-const DEFAULT_PORT: u16 = 80;
 
 /// Resolves `host` (`host` or `host:port`) and connects to the first of its
 /// addresses that accepts.
@@ -28,15 +26,9 @@ pub(super) async fn dial(host: String) -> io::Result<TcpStream> {
     Err(last_error)
 }
 
-/// The addresses of `host`, with the default port when it names none.
+/// The addresses of `host`, at the port the core's [`dial_address`] gives.
 async fn resolve(host: &str) -> io::Result<Vec<SocketAddr>> {
-    match lookup_host(host).await {
-        Ok(addresses) => Ok(addresses.collect()),
-        Err(_) => {
-            let name = host.trim_start_matches('[').trim_end_matches(']');
-            Ok(lookup_host((name, DEFAULT_PORT)).await?.collect())
-        }
-    }
+    Ok(lookup_host(dial_address(host)?).await?.collect())
 }
 
 #[cfg(test)]

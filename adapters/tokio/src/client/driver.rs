@@ -19,6 +19,7 @@ use tether_core::{
     Instant, RequestId, Routed, SendError, ServerMessage, TokenFetch, TokenProvider, Transmit,
     Waiters, WriteQueue, unix_ms,
 };
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::sleep_until;
@@ -341,29 +342,15 @@ async fn io(socket: &mut Socket, output: &WriteQueue, buffer: &mut [u8]) -> Wake
         Socket::Open(stream) => {
             let stream = &*stream;
             let read = async {
-                loop {
-                    if let Err(error) = stream.readable().await {
-                        return Wake::Read(Err(error));
-                    }
-                    match stream.try_read(buffer) {
-                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                        result => return Wake::Read(result),
-                    }
-                }
+                let read = stream.async_io(Interest::READABLE, || stream.try_read(buffer));
+                Wake::Read(read.await)
             };
             let write = async {
                 let Some(chunk) = output.front() else {
                     return pending().await;
                 };
-                loop {
-                    if let Err(error) = stream.writable().await {
-                        return Wake::Wrote(Err(error));
-                    }
-                    match stream.try_write(chunk) {
-                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                        result => return Wake::Wrote(result),
-                    }
-                }
+                let written = stream.async_io(Interest::WRITABLE, || stream.try_write(chunk));
+                Wake::Wrote(written.await)
             };
             tokio::select! {
                 wake = read => wake,

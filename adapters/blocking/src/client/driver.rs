@@ -476,12 +476,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resolves_with_and_without_a_port() {
-        let with_port = resolve("127.0.0.1:9000").unwrap();
-        assert_eq!(with_port, vec![SocketAddr::from(([127, 0, 0, 1], 9000))]);
-        let without = resolve("127.0.0.1").unwrap();
-        assert_eq!(without, vec![SocketAddr::from(([127, 0, 0, 1], 80))]);
-        let v6 = resolve("[::1]").unwrap();
-        assert_eq!(v6, vec!["[::1]:80".parse::<SocketAddr>().unwrap()]);
+    fn a_bracketed_ipv6_host_resolves_at_port_80_and_a_bad_port_fails_the_dial() {
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(resolve("[::1]").unwrap(), [v6]);
+        let bad_port = resolve("127.0.0.1:http").unwrap_err();
+        assert_eq!(bad_port.kind(), io::ErrorKind::InvalidInput);
     }
 }

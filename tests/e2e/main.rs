@@ -11,7 +11,7 @@
 //! process are the project's test kit (`tether-testkit`).
 //!
 //! Most clients are tungstenite, an independent WebSocket implementation;
-//! `smol_client`, `tokio_client` and `token_refresh` use the project's own
+//! `async_clients` and `token_refresh` use the project's own
 //! clients, and `shutdown` also runs
 //! the `tether` binary itself.
 
@@ -49,6 +49,7 @@ macro_rules! runtime_tests {
 mod harness;
 
 mod access;
+mod async_clients;
 mod auth;
 mod backpressure;
 mod closes;
@@ -64,7 +65,5 @@ mod pubsub;
 mod recovery;
 mod routes;
 mod shutdown;
-mod smol_client;
 mod token_refresh;
-mod tokio_client;
 mod validation;

@@ -17,8 +17,8 @@ use tether_core::{
 };
 use tether_testkit::ws::READ_TIMEOUT;
 
+use crate::async_clients::client_runtime;
 use crate::harness::{Runtime, config};
-use crate::tokio_client::client_runtime;
 
 /// How long the node's tokens live: short enough for a test to cross
 /// several expiries, long enough for a refresh (due after four fifths) to

@@ -33,8 +33,9 @@
 //! # The client
 //!
 //! The [`client`] module drives one [`tether_core::ClientSession`] from one
-//! task that owns it, with the same API as the smol and blocking clients;
-//! its documentation says how.
+//! task that owns it, with the smol client's API and the core's
+//! [`ClientError`] and [`TokenProvider`], which every client shares; its
+//! documentation says how.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

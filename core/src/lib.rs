@@ -143,6 +143,14 @@ pub use client::{
     TokenSource, Transmit,
 };
 
+// What every client adapter shares besides the session: its calls' error,
+// the token provider, the request waiters, the write queue and the
+// decisions they must agree on.
+pub use client::{
+    ClientError, DEFAULT_PORT, InvalidHost, Routed, TokenFetch, TokenProvider, Waiters, WriteQueue,
+    dial_address, publication_payload, published_offset, unix_ms,
+};
+
 // The protocol's vocabulary: messages, channels, codes, metrics.
 pub use close::{CloseCode, CloseReason};
 pub use envelope::{

@@ -3,9 +3,9 @@
 
 use serde_json::json;
 use tether_core::wire::Message;
-use tether_core::{Channel, ClientMessage, CloseCode, Event, SendError};
+use tether_core::{Channel, ClientError, ClientMessage, CloseCode, Event, SendError};
 
-use crate::harness::{Failure, PATIENCE, TestClient, event, together};
+use crate::harness::{PATIENCE, TestClient, event, together};
 use crate::script::Server;
 
 /// The channel most tests use.
@@ -76,7 +76,7 @@ fn subscribes_receives_publishes_and_closes<C: TestClient>() {
         assert!(client.next_or_end().is_none());
         assert_eq!(
             client.subscribe("room"),
-            Err(Failure::Refused(SendError::Closed))
+            Err(ClientError::Refused(SendError::Closed))
         );
     };
     together(serve, play);
@@ -103,7 +103,7 @@ fn close_is_final_and_refuses_every_later_command<C: TestClient>() {
         assert!(client.next_or_end().is_none());
         // A second close has nothing to wait for.
         client.close();
-        let closed = Failure::Refused(SendError::Closed);
+        let closed = ClientError::Refused(SendError::Closed);
         assert_eq!(client.subscribe("room"), Err(closed.clone()));
         assert_eq!(client.unsubscribe("room"), Err(closed.clone()));
         assert_eq!(client.publish("room", "1"), Err(closed.clone()));
@@ -141,7 +141,7 @@ fn a_final_close_code_ends_the_session_without_a_redial<C: TestClient>() {
         assert!(client.next_or_end().is_none());
         assert_eq!(
             client.publish("room", "1"),
-            Err(Failure::Refused(SendError::Closed))
+            Err(ClientError::Refused(SendError::Closed))
         );
     };
     together(serve, play);
@@ -161,10 +161,16 @@ fn invalid_channels_and_payloads_are_refused_before_anything_is_sent<C: TestClie
     };
     let play = || {
         assert!(matches!(event(&client), Event::Connected { .. }));
-        assert_eq!(client.subscribe("not a channel!"), Err(Failure::Invalid));
-        assert_eq!(client.unsubscribe(""), Err(Failure::Invalid));
-        assert_eq!(client.publish("not a channel!", "1"), Err(Failure::Invalid));
-        assert_eq!(client.publish("room", "{not json"), Err(Failure::Invalid));
+        let invalid_channel = |result| matches!(result, Err(ClientError::InvalidChannel(_)));
+        assert!(invalid_channel(client.subscribe("not a channel!")));
+        assert!(invalid_channel(client.unsubscribe("")));
+        assert!(invalid_channel(
+            client.publish("not a channel!", "1").map(drop)
+        ));
+        assert!(matches!(
+            client.publish("room", "{not json"),
+            Err(ClientError::InvalidPayload(_))
+        ));
         client.send(ClientMessage::Ping { id: None }).unwrap();
         client.close();
     };
@@ -172,8 +178,8 @@ fn invalid_channels_and_payloads_are_refused_before_anything_is_sent<C: TestClie
 }
 
 client_tests! {
-    subscribes_receives_publishes_and_closes => smol, blocking;
-    close_is_final_and_refuses_every_later_command => smol, blocking;
-    a_final_close_code_ends_the_session_without_a_redial => smol, blocking;
-    invalid_channels_and_payloads_are_refused_before_anything_is_sent => smol, blocking;
+    subscribes_receives_publishes_and_closes => smol, blocking, tokio;
+    close_is_final_and_refuses_every_later_command => smol, blocking, tokio;
+    a_final_close_code_ends_the_session_without_a_redial => smol, blocking, tokio;
+    invalid_channels_and_payloads_are_refused_before_anything_is_sent => smol, blocking, tokio;
 }

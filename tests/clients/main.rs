@@ -1,5 +1,5 @@
 //! The client suite: the decisions of PROTOCOL.md sections 10 and 11 that
-//! a client takes, checked on both of the project's clients against a
+//! a client takes, checked on each of the project's clients against a
 //! scripted server on 127.0.0.1: real sockets, real time, every decision
 //! still the core's.
 //!
@@ -19,6 +19,9 @@ macro_rules! client_tests {
     };
     (@client blocking) => {
         tether_blocking::Client
+    };
+    (@client tokio) => {
+        $crate::harness::TokioClient
     };
     ($($test:ident => $($client:ident),+;)+) => {
         $(

@@ -2,9 +2,9 @@
 //! offline queue, and what goes out after `auth_ack`.
 
 use serde_json::json;
-use tether_core::{Channel, ClientMessage, CloseCode, Event, SendError};
+use tether_core::{Channel, ClientError, ClientMessage, CloseCode, Event, SendError};
 
-use crate::harness::{Failure, PATIENCE, TestClient, event, together};
+use crate::harness::{PATIENCE, TestClient, event, together};
 use crate::script::Server;
 
 /// A `presence` request for `channel` without an id.
@@ -66,7 +66,7 @@ fn past_the_offline_bound_sends_and_requests_are_refused<C: TestClient>() {
     // Not yet accepted: every message waits in the queue, which holds two.
     client.send(presence("q1")).unwrap();
     client.send(presence("q2")).unwrap();
-    let full = Failure::Refused(SendError::QueueFull);
+    let full = ClientError::Refused(SendError::QueueFull);
     assert_eq!(client.send(presence("q3")), Err(full.clone()));
     assert_eq!(client.request(presence("q4"), PATIENCE), Err(full));
     let serve = || {
@@ -127,7 +127,7 @@ fn an_unsubscribed_channel_is_not_resubscribed_after_a_reconnect<C: TestClient>(
 }
 
 client_tests! {
-    subscriptions_then_the_offline_queue_go_out_after_auth_ack => smol, blocking;
-    past_the_offline_bound_sends_and_requests_are_refused => smol, blocking;
-    an_unsubscribed_channel_is_not_resubscribed_after_a_reconnect => smol, blocking;
+    subscriptions_then_the_offline_queue_go_out_after_auth_ack => smol, blocking, tokio;
+    past_the_offline_bound_sends_and_requests_are_refused => smol, blocking, tokio;
+    an_unsubscribed_channel_is_not_resubscribed_after_a_reconnect => smol, blocking, tokio;
 }

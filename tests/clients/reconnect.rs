@@ -220,8 +220,8 @@ fn the_sessions_heartbeat_deadlines_fire_on_real_time<C: TestClient>() {
 }
 
 client_tests! {
-    reconnects_after_a_dropped_socket_and_resubscribes_from_the_last_offset => smol, blocking;
-    reconnects_across_a_server_restart_and_learns_the_gap_is_lost => smol, blocking;
-    a_failed_dial_is_retried_until_the_attempts_run_out => smol, blocking;
-    the_sessions_heartbeat_deadlines_fire_on_real_time => smol, blocking;
+    reconnects_after_a_dropped_socket_and_resubscribes_from_the_last_offset => smol, blocking, tokio;
+    reconnects_across_a_server_restart_and_learns_the_gap_is_lost => smol, blocking, tokio;
+    a_failed_dial_is_retried_until_the_attempts_run_out => smol, blocking, tokio;
+    the_sessions_heartbeat_deadlines_fire_on_real_time => smol, blocking, tokio;
 }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use tether_core::{
-    Channel, ClientMessage, CloseCode, ErrorCode, Event, RequestError, ServerMessage,
+    Channel, ClientError, ClientMessage, CloseCode, ErrorCode, Event, RequestError, ServerMessage,
 };
 
-use crate::harness::{Failure, TestClient, event, together};
+use crate::harness::{TestClient, event, together};
 use crate::script::Server;
 
 fn requests_resolve_with_their_reply_or_error<C: TestClient>() {
@@ -45,7 +45,7 @@ fn requests_resolve_with_their_reply_or_error<C: TestClient>() {
         let reply = client.request(forbidden, Duration::from_secs(30));
         assert_eq!(
             reply,
-            Err(Failure::Request(RequestError::Server {
+            Err(ClientError::Request(RequestError::Server {
                 code: ErrorCode::Forbidden,
                 message: "not yours".into()
             }))
@@ -70,7 +70,7 @@ fn a_request_fails_at_once_when_its_connection_drops<C: TestClient>() {
         assert!(matches!(event(&client), Event::Connected { .. }));
         // A deadline far beyond the test's limit: only the drop can end it.
         let reply = client.request(ClientMessage::Ping { id: None }, Duration::from_secs(3600));
-        assert_eq!(reply, Err(Failure::Request(RequestError::Disconnected)));
+        assert_eq!(reply, Err(ClientError::Request(RequestError::Disconnected)));
         assert!(matches!(
             event(&client),
             Event::Disconnected {
@@ -187,9 +187,9 @@ fn sessions_with_the_default_seed_publish_with_keys_of_their_own<C: TestClient>(
 }
 
 client_tests! {
-    requests_resolve_with_their_reply_or_error => smol, blocking;
-    a_request_fails_at_once_when_its_connection_drops => smol, blocking;
-    requests_from_several_threads_each_get_their_own_reply => smol, blocking;
-    a_publish_is_sent_again_with_its_idempotency_key_after_its_connection_drops => smol, blocking;
-    sessions_with_the_default_seed_publish_with_keys_of_their_own => smol, blocking;
+    requests_resolve_with_their_reply_or_error => smol, blocking, tokio;
+    a_request_fails_at_once_when_its_connection_drops => smol, blocking, tokio;
+    requests_from_several_threads_each_get_their_own_reply => smol, blocking, tokio;
+    a_publish_is_sent_again_with_its_idempotency_key_after_its_connection_drops => smol, blocking, tokio;
+    sessions_with_the_default_seed_publish_with_keys_of_their_own => smol, blocking, tokio;
 }

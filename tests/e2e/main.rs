@@ -11,7 +11,8 @@
 //! process are the project's test kit (`tether-testkit`).
 //!
 //! Most clients are tungstenite, an independent WebSocket implementation;
-//! `smol_client` uses the project's own client, and `shutdown` also runs
+//! `async_clients` and `token_refresh` use the project's own
+//! clients, and `shutdown` also runs
 //! the `tether` binary itself.
 
 /// Declares, for each `test => runtime, ...` line, a module named after the
@@ -48,6 +49,7 @@ macro_rules! runtime_tests {
 mod harness;
 
 mod access;
+mod async_clients;
 mod auth;
 mod backpressure;
 mod closes;
@@ -63,6 +65,5 @@ mod pubsub;
 mod recovery;
 mod routes;
 mod shutdown;
-mod smol_client;
 mod token_refresh;
 mod validation;

@@ -1,19 +1,23 @@
-//! The project's clients with a token provider against a node whose tokens
+//! The project's clients with a token provider (the core's one
+//! `TokenProvider`, which every client takes) against a node whose tokens
 //! expire: refreshes before each expiry keep one connection open, and a
 //! close `4004` is followed by a new token and a reconnect. The client runs
 //! on the same runtime as the node: the smol client on a smol node, the
-//! blocking client on a blocking node. `tether-tokio` has no client: its
-//! node is checked with the smol client.
+//! blocking client on a blocking node, the tokio client on a tokio node.
 
+use std::future::ready;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_lite::FutureExt;
-use tether_core::{Authorizer, Backoff, ClientConfig, CloseCode, Event, Expiry, Identity};
+use tether_core::{
+    Authorizer, Backoff, ClientConfig, CloseCode, Event, Expiry, Identity, TokenProvider,
+};
 use tether_testkit::ws::READ_TIMEOUT;
 
+use crate::async_clients::client_runtime;
 use crate::harness::{Runtime, config};
 
 /// How long the node's tokens live: short enough for a test to cross
@@ -57,17 +61,16 @@ impl Authorizer for ExpiringTokens {
     }
 }
 
-/// A token provider as both clients take it: a plain function.
-type Provider = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
-
 /// The client of `runtime`, started with `provider`.
 enum Client {
     Smol(tether_smol::client::Client),
     Blocking(tether_blocking::Client),
+    /// The tokio client and the runtime its task runs on.
+    Tokio(tokio::runtime::Runtime, tether_tokio::Client),
 }
 
 impl Client {
-    fn connect(runtime: Runtime, addr: SocketAddr, provider: Provider) -> Client {
+    fn connect(runtime: Runtime, addr: SocketAddr, provider: TokenProvider) -> Client {
         let mut config = ClientConfig::new(addr.to_string(), "");
         config.backoff = Backoff {
             base: Duration::from_millis(100),
@@ -76,17 +79,18 @@ impl Client {
             max_attempts: None,
         };
         match runtime {
-            Runtime::Smol | Runtime::Tokio => {
-                let provider = tether_smol::client::TokenProvider::new(move || {
-                    let provider = Arc::clone(&provider);
-                    async move { provider() }
-                });
-                Client::Smol(tether_smol::client::Client::connect_with_provider(
-                    config, provider,
-                ))
+            Runtime::Smol => Client::Smol(tether_smol::client::Client::connect_with_provider(
+                config, provider,
+            )),
+            Runtime::Tokio => {
+                let runtime = client_runtime();
+                let client = {
+                    let _entered = runtime.enter();
+                    tether_tokio::Client::connect_with_provider(config, provider)
+                };
+                Client::Tokio(runtime, client)
             }
             Runtime::Blocking => {
-                let provider = tether_blocking::TokenProvider::new(move || provider());
                 let client = tether_blocking::Client::connect_with_provider(config, provider)
                     .expect("the client's timer thread starts");
                 Client::Blocking(client)
@@ -103,6 +107,12 @@ impl Client {
                 None
             })),
             Client::Blocking(client) => client.next_event(READ_TIMEOUT),
+            Client::Tokio(runtime, client) => runtime.block_on(async {
+                tokio::time::timeout(READ_TIMEOUT, client.next_event())
+                    .await
+                    .ok()
+                    .flatten()
+            }),
         };
         event.unwrap_or_else(|| panic!("no event within {READ_TIMEOUT:?}"))
     }
@@ -111,6 +121,7 @@ impl Client {
         match self {
             Client::Smol(client) => smol::block_on(client.close()),
             Client::Blocking(client) => client.close(),
+            Client::Tokio(runtime, client) => runtime.block_on(client.close()),
         }
     }
 }
@@ -120,9 +131,9 @@ fn a_provided_token_is_refreshed_before_each_expiry_on_one_connection(runtime: R
     let server = runtime.start(config(), tokens.clone());
     let calls = Arc::new(AtomicU32::new(0));
     let counter = Arc::clone(&calls);
-    let provider: Provider = Arc::new(move || {
+    let provider = TokenProvider::new(move || {
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-        Ok(format!("alice#{n}"))
+        ready(Ok::<_, String>(format!("alice#{n}")))
     });
     let client = Client::connect(runtime, server.addr, provider);
     let Event::Connected {
@@ -162,13 +173,13 @@ fn a_close_4004_is_followed_by_a_new_token_and_a_reconnect(runtime: Runtime) {
     let (counter, after_expiry) = (Arc::clone(&calls), Arc::clone(&expired));
     // The first token, then nothing until the test has seen the 4004: the
     // refreshes fail and the token expires on the open connection.
-    let provider: Provider = Arc::new(move || {
+    let provider = TokenProvider::new(move || {
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == 1 || after_expiry.load(Ordering::SeqCst) {
+        ready(if n == 1 || after_expiry.load(Ordering::SeqCst) {
             Ok(format!("alice#{n}"))
         } else {
-            Err("no token now".to_owned())
-        }
+            Err("no token now")
+        })
     });
     let client = Client::connect(runtime, server.addr, provider);
     let Event::Connected { session: first, .. } = client.event() else {

@@ -39,22 +39,22 @@
 
 mod dial;
 mod driver;
-mod error;
-mod output;
-mod token;
 mod url;
 
 use std::time::Duration;
 
-use serde_json::value::RawValue;
+/// Why a [`Client`] call failed: the core's one error type for every
+/// runtime's client.
+pub use tether_core::ClientError;
+/// Where a [`Client`] gets its tokens when the application keeps them
+/// fresh: the core's one provider type for every runtime's client.
+pub use tether_core::TokenProvider;
 use tether_core::{
     Channel, ClientConfig, ClientMessage, ClientSession, Event, Instant, RequestId, ServerMessage,
-    TokenSource,
+    TokenSource, publication_payload,
 };
 
 use self::driver::{Command, Driver};
-pub use self::error::ClientError;
-pub use self::token::TokenProvider;
 pub use self::url::{UrlError, config_from_url};
 
 /// Commands that may wait for the task before callers start to wait too.
@@ -76,10 +76,9 @@ impl Client {
     /// once and reconnects as the core decides until closed.
     ///
     /// A `seed` of 0 in `config` (the default) is replaced with one drawn
-    /// from the operating system, so that two clients never share frame
-    /// masks, reconnect jitter or idempotency keys (two sessions of one
-    /// user with the same keys would suppress each other's publications);
-    /// any other seed is used as given, which makes a run reproducible.
+    /// from the operating system, as every client does
+    /// ([`ClientConfig::with_fresh_seed`] says why); any other seed is used
+    /// as given, which makes a run reproducible.
     ///
     /// A `config` whose token is [`TokenSource::Provider`] needs
     /// [`Client::connect_with_provider`]: here every attempt fails for want
@@ -128,18 +127,18 @@ impl Client {
     /// arrives as [`Event::Subscribed`], a refusal as
     /// [`Event::SubscribeFailed`].
     pub async fn subscribe(&self, channel: &str) -> Result<(), ClientError> {
-        let channel = Channel::new(channel).map_err(ClientError::InvalidChannel)?;
-        self.ask(|reply| Command::Subscribe { channel, reply })
-            .await?
-            .map_err(ClientError::Refused)
+        let channel = Channel::new(channel)?;
+        Ok(self
+            .ask(|reply| Command::Subscribe { channel, reply })
+            .await??)
     }
 
     /// Stops tracking `channel` and, if connected, leaves it.
     pub async fn unsubscribe(&self, channel: &str) -> Result<(), ClientError> {
-        let channel = Channel::new(channel).map_err(ClientError::InvalidChannel)?;
-        self.ask(|reply| Command::Unsubscribe { channel, reply })
-            .await?
-            .map_err(ClientError::Refused)
+        let channel = Channel::new(channel)?;
+        Ok(self
+            .ask(|reply| Command::Unsubscribe { channel, reply })
+            .await??)
     }
 
     /// Publishes the JSON text `payload_json` on `channel`, returning the
@@ -151,16 +150,15 @@ impl Client {
         channel: &str,
         payload_json: &str,
     ) -> Result<RequestId, ClientError> {
-        let channel = Channel::new(channel).map_err(ClientError::InvalidChannel)?;
-        let payload = RawValue::from_string(payload_json.to_owned())
-            .map_err(|error| ClientError::InvalidPayload(error.to_string()))?;
-        self.ask(|reply| Command::Publish {
-            channel,
-            payload,
-            reply,
-        })
-        .await?
-        .map_err(ClientError::Refused)
+        let channel = Channel::new(channel)?;
+        let payload = publication_payload(payload_json)?;
+        Ok(self
+            .ask(|reply| Command::Publish {
+                channel,
+                payload,
+                reply,
+            })
+            .await??)
     }
 
     /// Sends `message` with a fresh id and waits for its outcome: the reply
@@ -184,9 +182,7 @@ impl Client {
     /// Sends `message` as it is, without tracking a reply: now if connected,
     /// else after the next `auth_ack`.
     pub async fn send(&self, message: ClientMessage) -> Result<(), ClientError> {
-        self.ask(|reply| Command::Send { message, reply })
-            .await?
-            .map_err(ClientError::Refused)
+        Ok(self.ask(|reply| Command::Send { message, reply }).await??)
     }
 
     /// Closes the session for good with a normal close (`1000`) and waits
@@ -210,10 +206,8 @@ impl Client {
     }
 
     /// The handle and the task, connected by their channels.
-    fn start(mut config: ClientConfig, provider: Option<TokenProvider>) -> (Client, Driver) {
-        if config.seed == 0 {
-            config.seed = fastrand::u64(1..);
-        }
+    fn start(config: ClientConfig, provider: Option<TokenProvider>) -> (Client, Driver) {
+        let config = config.with_fresh_seed(|| fastrand::u64(..));
         let start = std::time::Instant::now();
         let session = ClientSession::new(Instant::ZERO, config);
         let (commands, command_rx) = async_channel::bounded(COMMAND_BACKLOG);

@@ -1,11 +1,12 @@
-//! Runs Tether's sans-IO core on tokio: a WebSocket server node.
+//! Runs Tether's sans-IO core on tokio: a WebSocket server node
+//! ([`Server`]) and a reconnecting client ([`Client`]).
 //!
-//! The core ([`tether_core::Server`]) decides everything; this crate
-//! carries bytes, time and the application's decisions in and out of it,
-//! by the core's one rule: feed one input, then drain
-//! [`tether_core::Server::poll_output`] until it returns a deadline.
+//! The core ([`tether_core::Server`], [`tether_core::ClientSession`])
+//! decides everything; this crate carries bytes, time and the
+//! application's decisions in and out of it, by the core's one rule: feed
+//! one input, then drain `poll_output` until it returns a deadline.
 //!
-//! # Design
+//! # Design of the node
 //!
 //! - **One lock.** The core sits behind one `std::sync::Mutex`, held to feed
 //!   one input and drain what it caused, never across an `.await`. Every
@@ -30,6 +31,13 @@
 //!
 //! Any runtime with the `net` and `time` drivers runs a node, the
 //! `tether` binary a multi-threaded one.
+//!
+//! # The client
+//!
+//! The [`client`] module drives one [`tether_core::ClientSession`] from one
+//! task that owns it, with the smol client's API and the core's
+//! [`ClientError`] and [`TokenProvider`], which every client shares; its
+//! documentation says how.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -42,9 +50,11 @@ use tether_core::{Backplane, BackplaneTask, PublishError, ServerConfig, StoreEve
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tracing::warn;
 
+pub mod client;
 mod connection;
 mod node;
 
+pub use client::{Client, ClientError, TokenProvider};
 use node::Node;
 
 /// What a node is started with: the options every runtime takes.
@@ -69,7 +79,7 @@ impl Server {
             handler,
             seed,
         } = options;
-        let seed = seed.unwrap_or_else(|| RandomState::new().hash_one(0u8));
+        let seed = seed.unwrap_or_else(os_seed);
         let config = within_open_files(config);
         let core = tether_core::Server::new(config, seed)
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
@@ -121,6 +131,13 @@ impl Server {
         self.node.run(listener, self.backplane).await;
         Ok(())
     }
+}
+
+/// A seed drawn from the operating system's randomness (through the
+/// standard library's hasher keys), for the runs that are not to be
+/// reproduced: a node's epoch, a client's masks and keys.
+pub(crate) fn os_seed() -> u64 {
+    RandomState::new().hash_one(0u8)
 }
 
 /// `config` with `max_connections` lowered to what the process's file

@@ -68,7 +68,9 @@ pub struct ClientConfig {
     /// handshake key, reconnect jitter, idempotency keys): same seed, same
     /// inputs, same outputs. Give every session its own: two sessions of
     /// one user with the same seed publish with the same keys, and the
-    /// server takes the second session's publications for retries.
+    /// server takes the second session's publications for retries. 0, the
+    /// default, asks the client adapter to draw one from the operating
+    /// system ([`ClientConfig::with_fresh_seed`]).
     pub seed: u64,
     /// Largest message accepted from the server, in bytes.
     pub max_payload: usize,
@@ -98,6 +100,18 @@ impl ClientConfig {
             seed: 0,
             max_payload: 64 * 1024,
         }
+    }
+
+    /// This config with its seed of 0 (the default) replaced with
+    /// `draw()`, a seed the client adapter draws from the operating
+    /// system, so that two clients never share frame masks, reconnect
+    /// jitter or idempotency keys; any other seed is kept, which makes a
+    /// run reproducible. Every client applies it before making its session.
+    pub fn with_fresh_seed(mut self, draw: impl FnOnce() -> u64) -> ClientConfig {
+        if self.seed == 0 {
+            self.seed = draw();
+        }
+        self
     }
 }
 
@@ -138,6 +152,18 @@ mod tests {
         assert_eq!(config.request_timeout, Duration::from_secs(10));
         assert_eq!(config.offline_queue, 1_000);
         assert_eq!(config.max_payload, 65_536);
+    }
+
+    #[test]
+    fn only_the_default_seed_is_replaced_with_a_drawn_one() {
+        let drawn = ClientConfig::new("example.com", "secret").with_fresh_seed(|| 42);
+        assert_eq!(drawn.seed, 42);
+        let given = ClientConfig {
+            seed: 7,
+            ..ClientConfig::new("example.com", "secret")
+        };
+        let kept = given.with_fresh_seed(|| panic!("a given seed draws nothing"));
+        assert_eq!(kept.seed, 7);
     }
 
     #[test]

@@ -6,12 +6,22 @@
 //! at the instant a socket opened ([`WallClock`]), which turns an
 //! `expires_at` into an instant of the session's time line.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::time::Instant;
 
 /// A refresh is due no later than this long before the token expires.
 pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// The wall clock reading `at` in Unix milliseconds, as
+/// [`ClientSession::handle_connected`](super::ClientSession::handle_connected)
+/// takes it: 0 for a clock set before 1970, the largest number for one
+/// beyond what milliseconds count.
+pub fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
 
 /// The wall clock read at one instant of the session's time line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +67,13 @@ mod tests {
             Instant::from_millis(95_000)
         );
         assert_eq!(clock.instant_of(1), Instant::from_millis(5_000));
+    }
+
+    #[test]
+    fn the_wall_clock_reads_in_unix_milliseconds_and_never_below_zero() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(unix_ms(at), 1_700_000_000_123);
+        assert_eq!(unix_ms(UNIX_EPOCH - Duration::from_secs(1)), 0);
     }
 
     #[test]

@@ -279,6 +279,16 @@ impl ClientSession {
         matches!(self.state, State::Closing(_) | State::Closed)
     }
 
+    /// Whether the session is over: closed for good, with no socket, no
+    /// deadline and nothing more to say once drained. It turns true in the
+    /// input whose drain hands out the final
+    /// [`Event::Disconnected`] (`will_reconnect: false`), and stays true.
+    /// Every client stops driving the session after that drain: it
+    /// refuses further commands and ends the application's event stream.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
     /// The socket the last [`Transmit::Dial`] asked for is open, and the
     /// wall clock shows `unix_ms` (Unix milliseconds) at `now`: the session
     /// reads no clock, and places the token's `expires_at` on its time line

@@ -520,6 +520,30 @@ fn max_attempts_bounds_consecutive_retries() {
     );
     assert_eq!(h.client.poll_timeout(), None);
     assert!(h.client.is_closed());
+    assert!(h.client.is_finished());
+}
+
+#[test]
+fn the_session_is_finished_by_its_final_disconnect_and_not_before() {
+    let mut h = Harness::open(config());
+    h.drop_transport();
+    assert!(!h.client.is_finished(), "a lost connection is retried");
+    h.step();
+    h.connect_and_auth();
+    h.client.close(h.now);
+    h.pump();
+    assert!(h.client.is_closed());
+    assert!(
+        !h.client.is_finished(),
+        "a closing session waits for the server's answer"
+    );
+    h.server_bytes(&close_frame(CloseCode::NORMAL, ""));
+    assert!(h.client.is_finished());
+    assert_eq!(
+        h.take_log().last().unwrap(),
+        "disconnected 1000 closed by client reconnect=false"
+    );
+    assert_eq!(h.client.poll_timeout(), None);
 }
 
 #[test]

@@ -17,20 +17,19 @@
 //! has closed (or a dial it abandoned) is recognised by its link number and
 //! ignored from then on.
 
-use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant as Clock, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant as Clock, SystemTime};
 
 use bytes::Bytes;
+use futures_lite::future;
 use tether_core::{
     ClientConfig, ClientOutput as Output, ClientSession, Event, Instant, RequestError, RequestId,
-    ServerMessage, Transmit,
+    Routed, ServerMessage, TokenProvider, Transmit, Waiters, dial_address, unix_ms,
 };
 
-use super::token::TokenProvider;
 use crate::io::{spawn_socket_thread, write_frames};
 
 /// The outcome of a request, for the thread blocked in it.
@@ -60,7 +59,7 @@ struct State {
     /// Number of the next link.
     next_link: u64,
     /// Threads blocked in a request, by request id.
-    waiters: HashMap<RequestId, SyncSender<Reply>>,
+    waiters: Waiters<SyncSender<Reply>>,
     /// Where events go; dropped once the session is closed for good, which
     /// ends the application's event iterator.
     events: Option<Sender<Event>>,
@@ -97,7 +96,7 @@ impl Driver {
                 session: ClientSession::new(Instant::ZERO, config),
                 link: None,
                 next_link: 0,
-                waiters: HashMap::new(),
+                waiters: Waiters::default(),
                 events: Some(events),
                 deadline: None,
                 timer_until: None,
@@ -136,7 +135,7 @@ impl Driver {
         let mut state = self.lock();
         let id = request(&mut state.session, self.now())?;
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-        state.waiters.insert(id, sender);
+        state.waiters.wait(id, sender);
         self.settle(state);
         Ok(receiver)
     }
@@ -228,7 +227,7 @@ impl Driver {
         if next.is_some_and(|next| state.timer_until.is_none_or(|until| next < until)) {
             self.timer.notify_one();
         }
-        if state.session.is_closed() && next.is_none() && state.events.take().is_some() {
+        if state.session.is_finished() && state.events.take().is_some() {
             self.timer.notify_one();
             self.finished.notify_all();
         }
@@ -253,18 +252,19 @@ impl Driver {
         }
     }
 
-    /// A token thread: calls the provider and hands its answer to the
-    /// session if it is still the one wanted. A provider that panicked in
-    /// an earlier call is called again: the session bounds each call with
-    /// its own deadline.
+    /// A token thread: calls the provider, polls the call to completion,
+    /// and hands its answer to the session if it is still the one wanted.
+    /// A provider that panicked in an earlier call is called again: the
+    /// session bounds each call with its own deadline.
     fn run_token(self: Arc<Self>, number: u64) {
         let Some(provider) = &self.provider else {
             return;
         };
-        let answer = provider
+        let call = provider
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .fetch();
+        let answer = future::block_on(call);
         let mut state = self.lock();
         if state.token_request == number {
             let now = self.now();
@@ -352,7 +352,9 @@ impl Driver {
         match (stream, reader) {
             (Some(stream), Some(Ok(_))) => {
                 link.stream = Some(Arc::clone(&stream));
-                state.session.handle_connected(now, unix_ms());
+                state
+                    .session
+                    .handle_connected(now, unix_ms(SystemTime::now()));
                 self.settle(state);
                 Some(stream)
             }
@@ -436,49 +438,48 @@ impl Link {
 impl State {
     /// Hands an event to the thread waiting for it, or to the application.
     fn deliver(&mut self, event: Event) {
-        if let Event::RequestDone { id, result } = event {
-            match self.waiters.remove(&id) {
-                // The waiter may have given up (its thread unwound).
-                Some(waiter) => drop(waiter.send(result)),
-                None => self.forward(Event::RequestDone { id, result }),
+        match self.waiters.route(event) {
+            // The waiter may have given up (its thread unwound).
+            Routed::Caller { caller, outcome } => drop(caller.send(outcome)),
+            Routed::Event(event) => {
+                if let Some(events) = &self.events {
+                    // The application may have dropped its receiver;
+                    // events are then of no interest.
+                    let _ = events.send(event);
+                }
             }
-        } else {
-            self.forward(event);
-        }
-    }
-
-    fn forward(&self, event: Event) {
-        if let Some(events) = &self.events {
-            // The application may have dropped its receiver; events are
-            // then of no interest.
-            let _ = events.send(event);
         }
     }
 }
 
-/// The wall clock in Unix milliseconds, which the session needs to place
-/// a token's expiry on its time line; 0 for a clock set before 1970.
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
-}
-
-/// Opens a TCP connection to `host` (`host` or `host:port`, port 80 when
-/// absent), trying each address it resolves to within `timeout`.
+/// Opens a TCP connection to `host` (`host` or `host:port`, at the port
+/// the core's [`dial_address`] gives), trying each address it resolves to
+/// within `timeout`.
 fn dial(host: &str, timeout: Duration) -> io::Result<TcpStream> {
-    let addresses: Vec<SocketAddr> = match host.to_socket_addrs() {
-        Ok(addresses) => addresses.collect(),
-        Err(_) => (host, 80).to_socket_addrs()?.collect(),
-    };
     let mut last = io::Error::new(io::ErrorKind::NotFound, "host resolved to no address");
-    for address in addresses {
+    for address in resolve(host)? {
         match TcpStream::connect_timeout(&address, timeout) {
             Ok(stream) => return Ok(stream),
             Err(error) => last = error,
         }
     }
     Err(last)
+}
+
+/// The addresses of `host`.
+fn resolve(host: &str) -> io::Result<Vec<SocketAddr>> {
+    Ok(dial_address(host)?.to_socket_addrs()?.collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bracketed_ipv6_host_resolves_at_port_80_and_a_bad_port_fails_the_dial() {
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(resolve("[::1]").unwrap(), [v6]);
+        let bad_port = resolve("127.0.0.1:http").unwrap_err();
+        assert_eq!(bad_port.kind(), io::ErrorKind::InvalidInput);
+    }
 }

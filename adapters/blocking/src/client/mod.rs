@@ -8,22 +8,26 @@
 //! session's; this module only carries its inputs and outputs.
 
 mod driver;
-mod token;
 
-use std::fmt;
 use std::io;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::value::RawValue;
+/// Why a [`Client`] call failed: the core's one error type for every
+/// runtime's client.
+pub use tether_core::ClientError;
+/// Where a [`Client`] gets its tokens when the application keeps them
+/// fresh: the core's one provider type for every runtime's client. This
+/// client polls each call to completion on a thread of its own, so a call
+/// may block (`TokenProvider::new(|| std::future::ready(fetch_token()))`).
+pub use tether_core::TokenProvider;
 use tether_core::{
-    Channel, ClientConfig, ClientMessage, Event, RequestError, SendError, ServerMessage,
-    TokenSource,
+    Channel, ClientConfig, ClientMessage, Event, RequestError, ServerMessage, TokenSource,
+    publication_payload, published_offset,
 };
 
 use driver::Driver;
-pub use token::TokenProvider;
 
 /// A Tether client connection that survives reconnects. Usable from
 /// several threads at once; dropping it closes the session without waiting.
@@ -32,29 +36,15 @@ pub struct Client {
     events: Mutex<Receiver<Event>>,
 }
 
-/// Why a client command failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ClientError {
-    /// A channel name or payload that the protocol does not allow.
-    Invalid(String),
-    /// The session refused the command (closed, or offline queue full).
-    Refused(SendError),
-    /// The request was sent (or queued) but got no successful reply.
-    Failed(RequestError),
-    /// The server answered with a message that does not answer the request.
-    UnexpectedReply(Box<ServerMessage>),
-}
-
 impl Client {
     /// Starts a session for `config`: it dials at once and keeps
     /// reconnecting by the session's schedule. Fails only when the client's
     /// timer thread cannot be started.
     ///
     /// A `seed` of 0 in `config` (the default) is replaced with one drawn
-    /// from the operating system, so that two clients never share frame
-    /// masks, reconnect jitter or idempotency keys (two sessions of one
-    /// user with the same keys would suppress each other's publications);
-    /// any other seed is used as given, which makes a run reproducible.
+    /// from the operating system, as every client does
+    /// ([`ClientConfig::with_fresh_seed`] says why); any other seed is used
+    /// as given, which makes a run reproducible.
     ///
     /// A `config` whose token is [`TokenSource::Provider`] needs
     /// [`Client::connect_with_provider`]: here every attempt fails for want
@@ -64,8 +54,8 @@ impl Client {
     }
 
     /// Like [`Client::connect`], with tokens from `provider` instead of the
-    /// token in `config`: it is called (on a thread of its own) before
-    /// every connection and before the token expires (the session
+    /// token in `config`: it is called (and each call polled to completion
+    /// on a thread of its own) before every connection and before the token expires (the session
     /// refreshes it on the open connection), and after a close `4004`
     /// (token expired) the session reconnects with a new one.
     pub fn connect_with_provider(
@@ -76,10 +66,8 @@ impl Client {
         Client::start(config, Some(provider))
     }
 
-    fn start(mut config: ClientConfig, provider: Option<TokenProvider>) -> io::Result<Client> {
-        if config.seed == 0 {
-            config.seed = fastrand::u64(1..);
-        }
+    fn start(config: ClientConfig, provider: Option<TokenProvider>) -> io::Result<Client> {
+        let config = config.with_fresh_seed(|| fastrand::u64(..));
         let (driver, events) = Driver::start(config, provider)?;
         Ok(Client {
             driver,
@@ -91,35 +79,30 @@ impl Client {
     /// reconnect, resuming from the last offset seen. Confirmation arrives
     /// as [`Event::Subscribed`] (or [`Event::SubscribeFailed`]).
     pub fn subscribe(&self, channel: &str) -> Result<(), ClientError> {
-        let channel = parse_channel(channel)?;
-        self.driver
-            .command(|session, _| session.subscribe(channel))
-            .map_err(ClientError::Refused)
+        let channel = Channel::new(channel)?;
+        Ok(self
+            .driver
+            .command(|session, _| session.subscribe(channel))?)
     }
 
     /// Stops tracking `channel` and unsubscribes if connected.
     pub fn unsubscribe(&self, channel: &str) -> Result<(), ClientError> {
-        let channel = parse_channel(channel)?;
-        self.driver
-            .command(|session, _| session.unsubscribe(channel))
-            .map_err(ClientError::Refused)
+        let channel = Channel::new(channel)?;
+        Ok(self
+            .driver
+            .command(|session, _| session.unsubscribe(channel))?)
     }
 
     /// Publishes `payload_json` (any JSON value, as text) on `channel` and
     /// waits for the server's `ack`: returns the publication's offset. The
     /// wait is bounded by the configured `request_timeout`.
     pub fn publish(&self, channel: &str, payload_json: &str) -> Result<u64, ClientError> {
-        let channel = parse_channel(channel)?;
-        let payload = RawValue::from_string(payload_json.to_owned())
-            .map_err(|error| ClientError::Invalid(format!("payload is not JSON: {error}")))?;
+        let channel = Channel::new(channel)?;
+        let payload = publication_payload(payload_json)?;
         let reply = self
             .driver
-            .request(|session, now| session.publish(now, channel, payload))
-            .map_err(ClientError::Refused)?;
-        match wait(&reply)? {
-            ServerMessage::Ack { offset, .. } => Ok(offset),
-            other => Err(ClientError::UnexpectedReply(Box::new(other))),
-        }
+            .request(|session, now| session.publish(now, channel, payload))?;
+        published_offset(outcome(&reply))
     }
 
     /// Sends `message` with a fresh id and waits for its reply: the
@@ -132,17 +115,14 @@ impl Client {
     ) -> Result<ServerMessage, ClientError> {
         let reply = self
             .driver
-            .request(|session, now| session.request(now, message, timeout))
-            .map_err(ClientError::Refused)?;
-        wait(&reply)
+            .request(|session, now| session.request(now, message, timeout))?;
+        Ok(outcome(&reply)?)
     }
 
     /// Sends `message` as it is, now if connected, else after the next
     /// `auth_ack`; any reply arrives as an event.
     pub fn send(&self, message: ClientMessage) -> Result<(), ClientError> {
-        self.driver
-            .command(|session, _| session.send(message))
-            .map_err(ClientError::Refused)
+        Ok(self.driver.command(|session, _| session.send(message))?)
     }
 
     /// Whether the server has accepted the token on the current connection.
@@ -181,29 +161,9 @@ impl Drop for Client {
     }
 }
 
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Invalid(why) => f.write_str(why),
-            ClientError::Refused(error) => error.fmt(f),
-            ClientError::Failed(error) => error.fmt(f),
-            ClientError::UnexpectedReply(reply) => write!(f, "unexpected reply: {reply:?}"),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
-
-fn parse_channel(channel: &str) -> Result<Channel, ClientError> {
-    Channel::new(channel).map_err(|error| ClientError::Invalid(error.to_string()))
-}
-
-/// Blocks until the session settles a request.
-fn wait(reply: &Receiver<driver::Reply>) -> Result<ServerMessage, ClientError> {
-    match reply.recv() {
-        Ok(result) => result.map_err(ClientError::Failed),
-        // The session settles every request it accepted; a dropped sender
-        // means it was dropped with the request pending.
-        Err(_) => Err(ClientError::Failed(RequestError::Closed)),
-    }
+/// Blocks until the session settles a request: its outcome.
+fn outcome(reply: &Receiver<driver::Reply>) -> driver::Reply {
+    // The session settles every request it accepted; a dropped sender
+    // means it was dropped with the request pending.
+    reply.recv().unwrap_or(Err(RequestError::Closed))
 }

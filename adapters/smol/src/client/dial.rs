@@ -6,9 +6,7 @@ use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 
 use async_io::Async;
-
-/// The port of a `ws://` URL that names none (RFC 6455 section 3).
-const DEFAULT_PORT: u16 = 80;
+use tether_core::dial_address;
 
 /// Resolves `host` (`host` or `host:port`) and connects to the first of its
 /// addresses that accepts, as `std::net::TcpStream::connect` does. Name
@@ -30,15 +28,9 @@ pub(super) async fn dial(host: String) -> io::Result<Async<TcpStream>> {
     Err(last_error)
 }
 
-/// The addresses of `host`, with the default port when it names none.
+/// The addresses of `host`, at the port the core's [`dial_address`] gives.
 fn resolve(host: &str) -> io::Result<Vec<SocketAddr>> {
-    match host.to_socket_addrs() {
-        Ok(addresses) => Ok(addresses.collect()),
-        Err(_) => {
-            let name = host.trim_start_matches('[').trim_end_matches(']');
-            Ok((name, DEFAULT_PORT).to_socket_addrs()?.collect())
-        }
-    }
+    Ok(dial_address(host)?.to_socket_addrs()?.collect())
 }
 
 #[cfg(test)]

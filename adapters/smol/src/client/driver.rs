@@ -7,27 +7,24 @@
 //! command, or the session's next deadline, and hand it to the session.
 //! The loop ends when the session reports itself closed for good.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
 use std::mem;
 use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt, future};
 use serde_json::value::RawValue;
 use tether_core::{
-    Channel, ClientMessage, ClientOutput as SessionOutput, ClientSession, Event, Instant,
-    RequestId, SendError, ServerMessage, Transmit,
+    Channel, ClientError, ClientMessage, ClientOutput as SessionOutput, ClientSession, Event,
+    Instant, RequestId, Routed, SendError, ServerMessage, TokenFetch, TokenProvider, Transmit,
+    Waiters, WriteQueue, unix_ms,
 };
 
 use super::dial::dial;
-use super::error::ClientError;
-use super::output::Output;
-use super::token::{TokenFetch, TokenProvider};
 
 /// Bytes waiting for the socket beyond which the task takes no commands.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
@@ -107,7 +104,7 @@ pub(super) struct Driver {
     /// The session's next deadline, from its last drain.
     deadline: Option<tether_core::Instant>,
     socket: Socket,
-    output: Output,
+    output: WriteQueue,
     /// Where tokens come from, when the application keeps them fresh.
     provider: Option<TokenProvider>,
     /// The provider's call under way, for the session's last token request.
@@ -116,8 +113,8 @@ pub(super) struct Driver {
     /// False once every handle is gone (the session is then closing).
     taking_commands: bool,
     events: Sender<Event>,
-    /// Callers of [`Client::request`](super::Client::request) by request id.
-    waiting: HashMap<RequestId, Sender<Result<ServerMessage, ClientError>>>,
+    /// Callers of [`Client::request`](super::Client::request).
+    waiting: Waiters<Sender<Result<ServerMessage, ClientError>>>,
     /// Held until the task ends, so that dropping it tells
     /// [`Client::close`](super::Client::close) the session is closed.
     finished: Sender<()>,
@@ -138,13 +135,13 @@ impl Driver {
             start,
             deadline: None,
             socket: Socket::Idle,
-            output: Output::default(),
+            output: WriteQueue::default(),
             provider,
             fetching: None,
             commands,
             taking_commands: true,
             events,
-            waiting: HashMap::new(),
+            waiting: Waiters::default(),
             finished,
         }
     }
@@ -165,18 +162,16 @@ impl Driver {
     }
 
     /// Carries out every pending output of the session and keeps its next
-    /// deadline; false once the session has reported that it is closed for
-    /// good.
+    /// deadline; false once the session is finished.
     fn drain(&mut self) -> bool {
-        let mut open = true;
         loop {
             match self.session.poll_output() {
                 SessionOutput::Transmit(transmit) => self.transmit(transmit),
                 SessionOutput::TokenWanted => self.fetch_token(),
-                SessionOutput::Event(event) => open &= self.deliver(event),
+                SessionOutput::Event(event) => self.deliver(event),
                 SessionOutput::Timeout(deadline) => {
                     self.deadline = deadline;
-                    return open;
+                    return !self.session.is_finished();
                 }
             }
         }
@@ -199,7 +194,8 @@ impl Driver {
             }
             Transmit::Close => {
                 if let Socket::Open(stream) = mem::replace(&mut self.socket, Socket::Idle) {
-                    self.output.flush_now(stream.get_ref());
+                    let mut raw = stream.get_ref();
+                    self.output.flush_now(|chunk| raw.write(chunk));
                     // The socket is being dropped; a failed shutdown changes
                     // nothing.
                     let _ = stream.get_ref().shutdown(Shutdown::Both);
@@ -218,26 +214,14 @@ impl Driver {
         });
     }
 
-    /// Hands `event` to the caller waiting for it, or to the event stream;
-    /// false when it says the session is closed for good.
-    fn deliver(&mut self, event: Event) -> bool {
-        if let Event::RequestDone { id, result } = &event
-            && let Some(reply) = self.waiting.remove(id)
-        {
-            answer(reply, result.clone().map_err(ClientError::Request));
-            return true;
+    /// Hands `event` to the caller waiting for it, or to the event stream.
+    fn deliver(&mut self, event: Event) {
+        match self.waiting.route(event) {
+            Routed::Caller { caller, outcome } => answer(caller, outcome.map_err(Into::into)),
+            // The stream is unbounded: sending fails only when no handle
+            // is left to read it.
+            Routed::Event(event) => drop(self.events.try_send(event)),
         }
-        let open = !matches!(
-            event,
-            Event::Disconnected {
-                will_reconnect: false,
-                ..
-            }
-        );
-        // The stream is unbounded: sending fails only when no handle is
-        // left to read it.
-        let _ = self.events.try_send(event);
-        open
     }
 
     /// Waits for the next input: the socket, the session's deadline, or a
@@ -246,7 +230,7 @@ impl Driver {
         let deadline = self
             .deadline
             .and_then(|at| self.start.checked_add(at.since_origin()));
-        let take_commands = self.taking_commands && self.output.len() < OUTPUT_HIGH_WATER;
+        let take_commands = self.taking_commands && self.output.queued() < OUTPUT_HIGH_WATER;
         let commands = &self.commands;
         let output = &self.output;
         let socket = &mut self.socket;
@@ -304,7 +288,8 @@ impl Driver {
             }
             Wake::Dialed(Ok(stream)) => {
                 self.socket = Socket::Open(stream);
-                self.session.handle_connected(now, unix_ms());
+                self.session
+                    .handle_connected(now, unix_ms(SystemTime::now()));
             }
             Wake::Dialed(Err(error)) => {
                 tracing::debug!(%error, "dial failed");
@@ -347,10 +332,8 @@ impl Driver {
                 timeout,
                 reply,
             } => match self.session.request(now, message, timeout) {
-                Ok(id) => {
-                    self.waiting.insert(id, reply);
-                }
-                Err(error) => answer(reply, Err(ClientError::Refused(error))),
+                Ok(id) => self.waiting.wait(id, reply),
+                Err(error) => answer(reply, Err(error.into())),
             },
             Command::Send { message, reply } => answer(reply, self.session.send(message)),
             Command::Close => self.session.close(now),
@@ -370,16 +353,6 @@ impl Driver {
     fn now(&self) -> Instant {
         Instant::from_origin(self.start.elapsed())
     }
-}
-
-/// The wall clock in Unix milliseconds, which the session needs to place
-/// a token's expiry on its time line; 0 for a clock set before 1970.
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 /// Answers a caller; one that stopped waiting needs no answer.

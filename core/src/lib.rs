@@ -126,7 +126,10 @@ pub use auth::{Authorizer, Expiry, Identity, MAX_USER_ID_CHARS, is_valid_user_id
 
 // The backplane seam: what a shared store implements.
 pub use backplane::{Backplane, BackplaneTask, EventSink, RequestSource};
-pub use hub::{BACKPLANE_BACKOFF, Member, Refusal, StoreEvent, StoreRequest, Ticket};
+pub use hub::{
+    BACKPLANE_BACKOFF, Control, Member, NodeInfo, NodeStats, Refusal, StoreEvent, StoreRequest,
+    Ticket,
+};
 
 // The client session: what a client adapter drives.
 pub use backoff::{Backoff, RetrySchedule};

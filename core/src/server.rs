@@ -72,6 +72,7 @@ use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
 use crate::time::Instant;
 
+mod api;
 mod outbox;
 mod output;
 mod routes;
@@ -80,8 +81,9 @@ mod slots;
 pub use output::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Verdict};
 
 use crate::envelope::ErrorCode;
+use api::{ApiWaiter, Broadcasts, error_body};
 use outbox::NodeOutbox;
-use routes::{ApiWaiter, Refusal, error_body};
+use routes::Refusal;
 use slots::{Deciding, Entry, Held, Slot, entry, entry_mut, schedule_and_wake};
 
 /// One server node: connections, hub, metrics and shutdown state.
@@ -105,6 +107,10 @@ pub struct Server {
     /// [`Output::Drained`] is due or went out.
     drained: Drain,
     api_waiting: BTreeMap<Ticket, ApiWaiter>,
+    /// `POST /api/broadcast` requests waiting for some of their offsets.
+    broadcasts: Broadcasts,
+    /// The node's first input, from which its uptime counts.
+    started: Option<Instant>,
     /// Accepting failed and no connection was accepted since.
     accept_failing: bool,
     /// Names this run of the node: epochs, session ids and the backplane's
@@ -163,6 +169,8 @@ impl Server {
             drain_deadline: None,
             drained: Drain::Running,
             api_waiting: BTreeMap::new(),
+            broadcasts: Broadcasts::new(),
+            started: None,
             accept_failing: false,
             node_id,
         }
@@ -270,8 +278,10 @@ impl Server {
         if self.drain_deadline.is_some_and(|at| at <= now) && self.drained == Drain::Running {
             self.drained = Drain::Due;
         }
+        self.started.get_or_insert(now);
+        self.hub.set_node_stats(self.node_stats(now));
         self.hub.handle_timeout(now);
-        self.finish_api_publications(now);
+        self.settle_api(now);
         while let Some(&Reverse((at, conn))) = self.timers.peek() {
             if at > now {
                 break;
@@ -362,15 +372,15 @@ impl Server {
         }
     }
 
-    /// The API key check of a [`Decision::AuthorizeApi`]: publishes and
-    /// answers `200 {"offset":N}`, or answers 401 or 400.
+    /// The API key check of a [`Decision::AuthorizeApi`]: the request is
+    /// carried out and answered (PROTOCOL.md section 2), or answered 401.
     pub fn handle_api_verdict(&mut self, now: Instant, conn: ConnId, authorized: bool) {
         let Some(request) = entry_mut(&mut self.slots, conn).and_then(|e| e.api_request.take())
         else {
             return;
         };
         let (status, body) = if authorized {
-            match self.api_publish(conn, now, &request.body) {
+            match self.api_call(conn, now, &request) {
                 Some(answer) => answer,
                 None => return self.settle(conn, now),
             }
@@ -430,11 +440,11 @@ impl Server {
 
     /// An event from the backplane, in the order the adapter received it.
     pub fn handle_store_event(&mut self, now: Instant, event: StoreEvent) {
+        self.hub.set_node_stats(self.node_stats(now));
         self.with_hub(now, |hub, outbox| {
             hub.handle_store_event(now, event, outbox)
         });
-        self.finish_api_publications(now);
-        self.settle_work(now);
+        self.settle_api(now);
     }
 
     /// Whether the backplane takes requests (always true in memory mode).
@@ -579,6 +589,7 @@ impl Server {
     }
 
     fn settle_work(&mut self, now: Instant) {
+        self.started.get_or_insert(now);
         while let Some(conn) = self.work.pop() {
             self.process(conn, now);
             if let Some(entry) = entry_mut(&mut self.slots, conn) {

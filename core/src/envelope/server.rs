@@ -137,6 +137,9 @@ pub enum UnsubscribeReason {
     /// The connection's grants no longer allow the channel (a refreshed
     /// token without it).
     Forbidden,
+    /// The application ended the user's subscription through the HTTP API
+    /// (`POST /api/unsubscribe`).
+    Server,
 }
 
 impl PartialEq for ServerMessage {

@@ -13,7 +13,7 @@ use crate::hub::StoreRequest;
 use crate::ids::ConnId;
 use crate::time::Instant;
 
-use super::routes::UNAVAILABLE;
+use super::api::UNAVAILABLE;
 
 /// What the adapter must act on: the one way out of a [`Server`](super::Server). After
 /// every input, call [`Server::poll_output`](super::Server::poll_output) until it returns
@@ -94,7 +94,8 @@ pub enum Decision {
         /// `Subscribe` or `Publish`.
         operation: Operation,
     },
-    /// Check the API key of a `POST /api/publish`; answer with
+    /// Check the API key of a request to the server API (`POST /api/...`);
+    /// answer with
     /// [`Server::handle_api_verdict`](super::Server::handle_api_verdict).
     AuthorizeApi {
         /// The HTTP connection.

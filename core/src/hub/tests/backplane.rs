@@ -148,20 +148,27 @@ fn the_link_is_retried_on_the_backplane_schedule_and_the_lease_renewed_every_qua
         hub.poll_store_request(),
         Some(StoreRequest::Connect)
     ));
+    let figures = |connections| NodeStats {
+        connections,
+        channels: 2,
+        uptime: Duration::from_secs(3),
+    };
+    hub.set_node_stats(figures(1));
     hub.handle_store_event(up_at, StoreEvent::Up, &mut out);
     assert!(hub.is_store_up());
     let lease = config.presence_ttl / 2;
     assert!(matches!(
         std::iter::from_fn(|| hub.poll_store_request()).collect::<Vec<_>>()[..],
-        [StoreRequest::Lease { lease: l }, StoreRequest::Rejoin { ref members }]
-            if l == lease && members.is_empty()
+        [StoreRequest::Lease { lease: l, node }, StoreRequest::Rejoin { ref members }]
+            if l == lease && node == figures(1) && members.is_empty()
     ));
     let renewal = up_at + config.presence_ttl / 4;
     assert_eq!(hub.poll_timeout(), Some(renewal));
+    hub.set_node_stats(figures(5));
     hub.handle_timeout(renewal);
     assert!(matches!(
         hub.poll_store_request(),
-        Some(StoreRequest::Lease { lease: l }) if l == lease
+        Some(StoreRequest::Lease { lease: l, node }) if l == lease && node == figures(5)
     ));
     assert_eq!(hub.poll_timeout(), Some(renewal + config.presence_ttl / 4));
 }
@@ -237,7 +244,10 @@ fn a_failing_link_answers_every_waiting_request_in_order_and_undoes_unanswered_s
         received,
         expected.iter().map(|t| server(t)).collect::<Vec<_>>()
     );
-    assert_eq!(r.hub.poll_api_unavailable(), Some(ticket));
+    assert_eq!(
+        r.hub.poll_api_answer(),
+        Some((ticket, ApiAnswer::Unavailable))
+    );
     assert_eq!(r.hub.channel_count(), 0, "the subscription was undone");
 
     // Back up: the node states its (empty) presence and follows nothing.

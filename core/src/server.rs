@@ -81,6 +81,8 @@ mod slots;
 pub use output::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Verdict};
 
 use crate::envelope::ErrorCode;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use api::parse_api_call;
 use api::{ApiWaiter, Broadcasts, error_body};
 use outbox::NodeOutbox;
 use routes::Refusal;

@@ -351,6 +351,3 @@ pub(super) fn error_body(code: ErrorCode, message: &str) -> String {
 
 /// The broadcasts waiting for their offsets, by connection.
 pub(super) type Broadcasts = BTreeMap<ConnId, Broadcast>;
-
-#[cfg(test)]
-mod tests;

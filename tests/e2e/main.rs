@@ -48,6 +48,7 @@ macro_rules! runtime_tests {
 mod harness;
 
 mod access;
+mod api;
 mod auth;
 mod backpressure;
 mod closes;

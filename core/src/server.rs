@@ -46,15 +46,16 @@
 //!
 //! Every event a connection emits is handled here, in one place
 //! (`Server::process`): HTTP routes are answered (`/healthz`, `/metrics`,
-//! 404; `/api/publish` after its key is checked outside), authenticated
+//! 404; `/api/<method>` after its key is checked outside), authenticated
 //! connections are introduced to the hub, requests go to the hub, and a
 //! closed connection leaves the hub and is counted. Frames the hub sends to
 //! other connections may close them (4008); those are processed in turn
 //! from a work list, so one input settles completely before it returns.
 //!
 //! Beside this file: `output.rs` (what the node hands out), `slots.rs` (its
-//! table of connections), `routes.rs` (its plain HTTP side: routes, the
-//! publish API, refusals) and `outbox.rs` (how the hub's frames reach the
+//! table of connections), `routes.rs` (its plain HTTP side: routes and
+//! refusals), `api.rs` (the server API, `POST /api/<method>`, answered
+//! when the store answers) and `outbox.rs` (how the hub's frames reach the
 //! connections).
 
 use std::cmp::Reverse;

@@ -11,7 +11,8 @@
 //   only by `auth_ack`) and dials again, up to `maxAttempts` retries in a
 //   row (unlimited by default).
 // - It never reconnects after its own `close()` nor after the final close
-//   codes 1002, 1003, 1007, 1008, 1009, 4001 and 4003. A 1000 the server
+//   codes 1002, 1003, 1007, 1008, 1009, 4001, 4003, 4029 and 4500-4999 (an
+//   application's final disconnect). A 1000 the server
 //   sends unasked is reconnected after.
 // - Tokens: a fixed `token`, or `getToken`, an async function called before
 //   every connection (within `connectTimeout`; a failure is a failed
@@ -66,6 +67,12 @@
 
 /** Close codes after which the client does not reconnect (PROTOCOL.md 7). */
 const FINAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1008, 1009, 4001, 4003, 4029]);
+
+/**
+ * Whether a close code is final: one of FINAL_CLOSE_CODES, or in the
+ * application's final range 4500-4999 (a disconnect by the HTTP API).
+ */
+const isFinalCloseCode = (code) => FINAL_CLOSE_CODES.has(code) || (code >= 4500 && code <= 4999);
 
 /** The close code of a token that expired on an open connection. */
 const TOKEN_EXPIRED = 4004;
@@ -510,7 +517,7 @@ export class TetherClient {
     const text = reason || (code === 1006 ? lost : '');
     const retry = code === TOKEN_EXPIRED
       ? this.#getToken !== null || this.#tokenReplaced
-      : !FINAL_CLOSE_CODES.has(code);
+      : !isFinalCloseCode(code);
     this.#lose({ code, reason: text }, retry);
   }
 

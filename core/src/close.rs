@@ -45,17 +45,34 @@ impl CloseCode {
     /// The user already holds `max_connections_per_user` connections on
     /// the node; sent at the auth verdict, instead of `auth_ack`.
     pub const TOO_MANY_CONNECTIONS: CloseCode = CloseCode(4029);
+    /// The application disconnected the user (`POST /api/disconnect` with
+    /// `reconnect: true` and no code): the first code of the application's
+    /// range that clients reconnect after.
+    pub const DISCONNECTED: CloseCode = CloseCode(4100);
+    /// The application disconnected the user for good
+    /// (`POST /api/disconnect` with `reconnect: false` and no code): the
+    /// first code of the application's final range.
+    pub const DISCONNECTED_FINAL: CloseCode = CloseCode(4500);
+
+    /// Whether the application may close connections with this code
+    /// through the HTTP API: 4100 to 4999. Clients reconnect after 4100 to
+    /// 4499 and do not after 4500 to 4999 ([`CloseCode::is_final`]); the
+    /// codes below 4100 are Tether's own.
+    pub fn is_application(self) -> bool {
+        matches!(self.0, 4100..=4999)
+    }
 
     /// Whether a client should reconnect after being closed with this code.
     ///
     /// PROTOCOL.md section 7: 1000, 1002, 1003, 1007, 1008, 1009, 4001,
-    /// 4003 and 4029 are bugs or decisions that a retry cannot fix;
-    /// everything else (1001, 1006, 1011, 1013, 4004, 4008, unknown codes) is
-    /// worth another attempt.
+    /// 4003, 4029 and the application's final range 4500 to 4999 are bugs
+    /// or decisions that a retry cannot fix; everything else (1001, 1006,
+    /// 1011, 1013, 4004, 4008, 4100 to 4499, unknown codes) is worth
+    /// another attempt.
     pub fn is_final(self) -> bool {
         matches!(
             self.0,
-            1000 | 1002 | 1003 | 1007 | 1008 | 1009 | 4001 | 4003 | 4029
+            1000 | 1002 | 1003 | 1007 | 1008 | 1009 | 4001 | 4003 | 4029 | 4500..=4999
         )
     }
 
@@ -105,8 +122,10 @@ mod tests {
 
     #[test]
     fn final_codes_are_exactly_those_of_the_protocol() {
-        let finals = [1000, 1002, 1003, 1007, 1008, 1009, 4001, 4003, 4029];
-        let retried = [1001, 1006, 1011, 4004, 4008, 4000, 3000];
+        let finals = [
+            1000, 1002, 1003, 1007, 1008, 1009, 4001, 4003, 4029, 4500, 4999,
+        ];
+        let retried = [1001, 1006, 1011, 4004, 4008, 4000, 3000, 4100, 4499];
         for code in finals {
             assert!(CloseCode(code).is_final(), "{code} must be final");
         }

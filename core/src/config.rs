@@ -95,6 +95,12 @@ pub struct ServerConfig {
     /// How long a node's presence entries live in the backplane without
     /// being refreshed.
     pub presence_ttl: Duration,
+    /// Channels one `POST /api/broadcast` may publish to; a longer list is
+    /// refused `400 LIMIT_EXCEEDED` and nothing is published.
+    pub api_max_broadcast_channels: usize,
+    /// Channel names one `POST /api/channels` answers with at most; its
+    /// `total` still counts every match.
+    pub api_max_channels: usize,
     /// Whether `GET /` serves the demo chat page; when false it is a 404.
     /// The browser client (`/tether.js`) is served either way.
     pub demo: bool,
@@ -136,6 +142,8 @@ impl Default for ServerConfig {
             max_http_head: 8 * 1024,
             idempotency_window: Duration::from_secs(60),
             presence_ttl: Duration::from_secs(15),
+            api_max_broadcast_channels: 1_000,
+            api_max_channels: 10_000,
             demo: false,
             namespaces: Vec::new(),
         }

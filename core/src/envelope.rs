@@ -26,7 +26,7 @@ mod fields;
 mod ids;
 mod server;
 
-pub use self::api::parse_api_publish;
+pub use self::api::{ApiPublishBody, parse_api_publish};
 pub use self::client::{ClientMessage, encode_client_message, parse_client_message};
 pub use self::error::{EnvelopeError, ErrorCode};
 pub use self::ids::{

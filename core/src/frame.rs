@@ -27,7 +27,7 @@ mod mask;
 pub use decode::FrameDecoder;
 pub use encode::{
     close_frame, encode_frame, masked_close_frame, masked_pong_frame, masked_text_frame,
-    ping_frame, pong_frame, text_frame,
+    ping_frame, pong_frame, text_frame, text_frame_payload,
 };
 pub use error::{DecodeError, Violation};
 pub use header::Opcode;

@@ -31,7 +31,7 @@ mod request;
 mod response;
 
 pub use client::{Handshake, HandshakeError, ResponseParser, client_key, upgrade_request};
-pub use request::{HttpRequest, Request, RequestLimits, RequestParser, Route};
+pub use request::{ApiMethod, HttpRequest, Request, RequestLimits, RequestParser, Route};
 pub use response::{HttpError, accept_response, response};
 
 /// The WebSocket subprotocol Tether speaks (PROTOCOL.md section 1).

@@ -134,7 +134,10 @@ pub use hooks::{
 
 // The backplane seam: what a shared store implements.
 pub use backplane::{Backplane, BackplaneTask, EventSink, RequestSource};
-pub use hub::{BACKPLANE_BACKOFF, Member, Refusal, StoreEvent, StoreRequest, Ticket};
+pub use hub::{
+    BACKPLANE_BACKOFF, Control, Member, NodeInfo, NodeStats, Refusal, StoreEvent, StoreRequest,
+    Ticket,
+};
 
 // The client session: what a client adapter drives.
 pub use backoff::{Backoff, RetrySchedule};

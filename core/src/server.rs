@@ -46,15 +46,16 @@
 //!
 //! Every event a connection emits is handled here, in one place
 //! (`Server::process`): HTTP routes are answered (`/healthz`, `/metrics`,
-//! 404; `/api/publish` after its key is checked outside), authenticated
+//! 404; `/api/<method>` after its key is checked outside), authenticated
 //! connections are introduced to the hub, requests go to the hub, and a
 //! closed connection leaves the hub and is counted. Frames the hub sends to
 //! other connections may close them (4008); those are processed in turn
 //! from a work list, so one input settles completely before it returns.
 //!
 //! Beside this file: `output.rs` (what the node hands out), `slots.rs` (its
-//! table of connections), `routes.rs` (its plain HTTP side: routes, the
-//! publish API, refusals) and `outbox.rs` (how the hub's frames reach the
+//! table of connections), `routes.rs` (its plain HTTP side: routes and
+//! refusals), `api.rs` (the server API, `POST /api/<method>`, answered
+//! when the store answers) and `outbox.rs` (how the hub's frames reach the
 //! connections).
 
 use std::cmp::Reverse;
@@ -76,6 +77,7 @@ use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
 use crate::time::Instant;
 
+mod api;
 mod outbox;
 mod output;
 mod routes;
@@ -84,8 +86,11 @@ mod slots;
 pub use output::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Verdict};
 
 use crate::envelope::ErrorCode;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use api::parse_api_call;
+use api::{ApiWaiter, Broadcasts, error_body};
 use outbox::NodeOutbox;
-use routes::{ApiWaiter, Refusal, error_body};
+use routes::Refusal;
 use slots::{Deciding, Entry, Held, Slot, entry, entry_mut, schedule_and_wake};
 
 /// One server node: connections, hub, metrics and shutdown state.
@@ -109,6 +114,10 @@ pub struct Server {
     /// [`Output::Drained`] is due or went out.
     drained: Drain,
     api_waiting: BTreeMap<Ticket, ApiWaiter>,
+    /// `POST /api/broadcast` requests waiting for some of their offsets.
+    broadcasts: Broadcasts,
+    /// The node's first input, from which its uptime counts.
+    started: Option<Instant>,
     /// Accepting failed and no connection was accepted since.
     accept_failing: bool,
     /// Names this run of the node: epochs, session ids and the backplane's
@@ -169,6 +178,8 @@ impl Server {
             drain_deadline: None,
             drained: Drain::Running,
             api_waiting: BTreeMap::new(),
+            broadcasts: Broadcasts::new(),
+            started: None,
             accept_failing: false,
             node_id,
             decisions: 0,
@@ -279,8 +290,10 @@ impl Server {
         if self.drain_deadline.is_some_and(|at| at <= now) && self.drained == Drain::Running {
             self.drained = Drain::Due;
         }
+        self.started.get_or_insert(now);
+        self.hub.set_node_stats(self.node_stats(now));
         self.hub.handle_timeout(now);
-        self.finish_api_publications(now);
+        self.settle_api(now);
         while let Some(&Reverse((at, conn))) = self.timers.peek() {
             if at > now {
                 break;
@@ -400,15 +413,15 @@ impl Server {
         self.settle(conn, now);
     }
 
-    /// The API key check of a [`Decision::AuthorizeApi`]: publishes and
-    /// answers `200 {"offset":N}`, or answers 401 or 400.
+    /// The API key check of a [`Decision::AuthorizeApi`]: the request is
+    /// carried out and answered (PROTOCOL.md section 2), or answered 401.
     pub fn handle_api_verdict(&mut self, now: Instant, conn: ConnId, authorized: bool) {
         let Some(request) = entry_mut(&mut self.slots, conn).and_then(|e| e.api_request.take())
         else {
             return;
         };
         let (status, body) = if authorized {
-            match self.api_publish(conn, now, &request.body) {
+            match self.api_call(conn, now, &request) {
                 Some(answer) => answer,
                 None => return self.settle(conn, now),
             }
@@ -468,11 +481,11 @@ impl Server {
 
     /// An event from the backplane, in the order the adapter received it.
     pub fn handle_store_event(&mut self, now: Instant, event: StoreEvent) {
+        self.hub.set_node_stats(self.node_stats(now));
         self.with_hub(now, |hub, outbox| {
             hub.handle_store_event(now, event, outbox)
         });
-        self.finish_api_publications(now);
-        self.settle_work(now);
+        self.settle_api(now);
     }
 
     /// Whether the backplane takes requests (always true in memory mode).
@@ -617,6 +630,7 @@ impl Server {
     }
 
     fn settle_work(&mut self, now: Instant) {
+        self.started.get_or_insert(now);
         while let Some(conn) = self.work.pop() {
             self.process(conn, now);
             if let Some(entry) = entry_mut(&mut self.slots, conn) {

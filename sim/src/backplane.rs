@@ -19,7 +19,12 @@
 //!   removes the share of each node whose lease ran out, announcing its
 //!   users' departures, and a rejoin replaces a node's share.
 //! - **Routing:** publications and presence changes go to the nodes that
-//!   follow the channel on their current link.
+//!   follow the channel on their current link; the HTTP API's orders
+//!   (`Control`) go to every node.
+//! - **The HTTP API's questions:** presence counts, a history read
+//!   (which makes an epoch like any read), the channels with a user
+//!   present, and every node whose lease runs with the figures of its last
+//!   lease, its uptime carried on to now.
 //!
 //! The model only computes; the world carries requests and events over the
 //! simulated links and decides which of them are lost.
@@ -29,8 +34,8 @@ use std::time::Duration;
 
 use tether_core::wire::text_frame;
 use tether_core::{
-    Channel, IdempotencyKey, Instant, Member, Position, ServerConfig, StoreEvent, StoreRequest,
-    encode_publication_prefix,
+    Channel, ChannelPattern, IdempotencyKey, Instant, Member, NodeInfo, NodeStats, Position,
+    ServerConfig, StoreEvent, StoreRequest, encode_publication_prefix,
 };
 
 /// How long a channel's epoch and counter outlive its last use at least,
@@ -44,6 +49,8 @@ pub enum Delivery {
     Reply(StoreEvent),
     /// A message on the channel's topic, for every node following it.
     Topic(Channel, StoreEvent),
+    /// A message for every node.
+    Everyone(StoreEvent),
 }
 
 /// The shared state of every channel and node.
@@ -70,6 +77,8 @@ pub struct Backplane {
     shares: BTreeMap<String, BTreeMap<(Channel, String), i64>>,
     /// Each node's lease expiry.
     leases: BTreeMap<String, Instant>,
+    /// Each node's figures and when it gave them.
+    figures: BTreeMap<String, (NodeStats, Instant)>,
     /// Which world node follows which channel.
     followers: BTreeMap<Channel, BTreeSet<usize>>,
 }
@@ -108,6 +117,7 @@ impl Backplane {
             presence_version: 0,
             shares: BTreeMap::new(),
             leases: BTreeMap::new(),
+            figures: BTreeMap::new(),
             followers: BTreeMap::new(),
         }
     }
@@ -250,9 +260,10 @@ impl Backplane {
             StoreRequest::Leave { channel, user } => {
                 self.member(node, channel, user, -1, &mut out);
             }
-            StoreRequest::Lease { lease } => {
+            StoreRequest::Lease { lease, node: stats } => {
                 let lapsed = !self.leases.contains_key(node);
                 self.leases.insert(node.to_owned(), now + lease);
+                self.figures.insert(node.to_owned(), (stats, now));
                 let dead: Vec<String> = self
                     .leases
                     .iter()
@@ -265,6 +276,7 @@ impl Backplane {
                         self.shift(channel, user, -count, &mut out);
                     }
                     self.leases.remove(&name);
+                    self.figures.remove(&name);
                 }
                 out.push(Delivery::Reply(StoreEvent::Leased { lapsed }));
             }
@@ -279,6 +291,93 @@ impl Backplane {
                         self.followers.remove(&channel);
                     }
                 }
+            }
+            StoreRequest::PresenceStats { ticket, channel } => {
+                let users = self.users.get(&channel);
+                let (users, connections) = users.map_or((0, 0), |users| {
+                    (users.len() as u64, users.values().sum::<i64>() as u64)
+                });
+                out.push(Delivery::Reply(StoreEvent::PresenceStats {
+                    ticket,
+                    users,
+                    connections,
+                }));
+            }
+            StoreRequest::History {
+                ticket,
+                channel,
+                since,
+                limit,
+                reverse,
+            } => {
+                let epoch = self.epoch_of(now, node, &channel);
+                let offset = self.channels[&channel].seq;
+                let after = since
+                    .filter(|since| since.epoch == epoch)
+                    .map_or(0, |since| since.offset);
+                let history = self.histories.entry(channel).or_default();
+                prune(now, history, self.history_ttl);
+                let entries = history.iter().filter(|entry| entry.offset > after);
+                let json = |entry: &Entry| bytes::Bytes::from(entry.json.clone());
+                let publications = if reverse {
+                    entries.rev().take(limit).map(json).collect()
+                } else {
+                    entries.take(limit).map(json).collect()
+                };
+                out.push(Delivery::Reply(StoreEvent::History {
+                    ticket,
+                    epoch,
+                    offset,
+                    publications,
+                }));
+            }
+            StoreRequest::Channels {
+                ticket,
+                pattern,
+                limit,
+            } => {
+                let matches = |channel: &&Channel| {
+                    pattern
+                        .as_ref()
+                        .is_none_or(|pattern: &ChannelPattern| pattern.matches(channel.as_str()))
+                };
+                let total = self.users.keys().filter(matches).count() as u64;
+                let channels = self
+                    .users
+                    .keys()
+                    .filter(matches)
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                out.push(Delivery::Reply(StoreEvent::Channels {
+                    ticket,
+                    channels,
+                    total,
+                }));
+            }
+            StoreRequest::Control { ticket, control } => {
+                out.push(Delivery::Everyone(StoreEvent::Control(control)));
+                out.push(Delivery::Reply(StoreEvent::ControlSent { ticket }));
+            }
+            StoreRequest::Info {
+                ticket,
+                node: stats,
+            } => {
+                self.figures.insert(node.to_owned(), (stats, now));
+                let nodes = self
+                    .leases
+                    .iter()
+                    .filter(|(_, expires)| **expires >= now)
+                    .filter_map(|(name, _)| {
+                        let (stats, at) = self.figures.get(name)?;
+                        let uptime = stats.uptime + now.saturating_duration_since(*at);
+                        Some(NodeInfo {
+                            id: name.clone(),
+                            stats: NodeStats { uptime, ..*stats },
+                        })
+                    })
+                    .collect();
+                out.push(Delivery::Reply(StoreEvent::Info { ticket, nodes }));
             }
             StoreRequest::Connect => {}
         }
@@ -544,8 +643,24 @@ mod tests {
             channel: channel(),
             user: user.into(),
         };
-        store.handle(t, "a", 0, StoreRequest::Lease { lease });
-        store.handle(t, "b", 1, StoreRequest::Lease { lease });
+        store.handle(
+            t,
+            "a",
+            0,
+            StoreRequest::Lease {
+                lease,
+                node: NodeStats::default(),
+            },
+        );
+        store.handle(
+            t,
+            "b",
+            1,
+            StoreRequest::Lease {
+                lease,
+                node: NodeStats::default(),
+            },
+        );
         assert!(matches!(
             store.handle(t, "a", 0, join("ann"))[0],
             Delivery::Topic(_, StoreEvent::Joined { .. })
@@ -556,10 +671,26 @@ mod tests {
         );
         store.handle(t, "b", 1, join("bob"));
         assert_eq!(store.presence(&channel()), ["ann", "bob"]);
-        let renewed = store.handle(t + lease, "a", 0, StoreRequest::Lease { lease });
+        let renewed = store.handle(
+            t + lease,
+            "a",
+            0,
+            StoreRequest::Lease {
+                lease,
+                node: NodeStats::default(),
+            },
+        );
         assert_eq!(renewed.len(), 1, "b's lease ends only now: {renewed:?}");
         let later = t + lease + Duration::from_millis(1);
-        let renewed = store.handle(later, "a", 0, StoreRequest::Lease { lease });
+        let renewed = store.handle(
+            later,
+            "a",
+            0,
+            StoreRequest::Lease {
+                lease,
+                node: NodeStats::default(),
+            },
+        );
         assert!(
             matches!(&renewed[0], Delivery::Topic(_, StoreEvent::Left { user, .. }) if user == "bob")
         );
@@ -568,7 +699,15 @@ mod tests {
             Delivery::Reply(StoreEvent::Leased { lapsed: false })
         ));
         assert_eq!(store.presence(&channel()), ["ann"]);
-        let back = store.handle(later, "b", 1, StoreRequest::Lease { lease });
+        let back = store.handle(
+            later,
+            "b",
+            1,
+            StoreRequest::Lease {
+                lease,
+                node: NodeStats::default(),
+            },
+        );
         assert!(matches!(
             back[0],
             Delivery::Reply(StoreEvent::Leased { lapsed: true })

@@ -115,6 +115,16 @@ pub(crate) const KEYS: &[Key] = &[
     key!("allowed_origins", StringsKind, server.allowed_origins),
     key!("forward_headers", StringsKind, server.forward_headers),
     key!("presence_ttl", DurationKind, server.presence_ttl),
+    key!(
+        "api_max_broadcast_channels",
+        CountKind<usize>,
+        server.api_max_broadcast_channels
+    ),
+    key!(
+        "api_max_channels",
+        CountKind<usize>,
+        server.api_max_channels
+    ),
     // Last: shown as [[namespaces]] tables, after which no plain key may come.
     Key {
         name: namespaces::KEY,

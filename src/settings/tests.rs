@@ -324,6 +324,8 @@ fn everything_changed() -> Settings {
             idempotency_window: Duration::from_secs(17),
             idempotency_max_records: 21,
             presence_ttl: Duration::from_secs(18),
+            api_max_broadcast_channels: 24,
+            api_max_channels: 25,
             demo: true,
             namespaces: vec![
                 Namespace {

@@ -53,13 +53,19 @@ pub fn get(addr: SocketAddr, path: &str) -> Answer {
 /// `POST /api/publish` with `body` and, when given, an `Authorization`
 /// header.
 pub fn post_publish(addr: SocketAddr, authorization: Option<&str>, body: &str) -> Answer {
+    post_api(addr, "/api/publish", authorization, body)
+}
+
+/// `POST path` (a method of the server API) with `body` and, when given,
+/// an `Authorization` header.
+pub fn post_api(addr: SocketAddr, path: &str, authorization: Option<&str>, body: &str) -> Answer {
     let authorization = authorization
         .map(|value| format!("Authorization: {value}\r\n"))
         .unwrap_or_default();
     send(
         addr,
         &format!(
-            "POST /api/publish HTTP/1.1\r\nHost: {addr}\r\n{authorization}\
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ),

@@ -10,6 +10,7 @@
 
 mod support;
 
+mod api;
 mod bench;
 mod outages;
 mod presence;

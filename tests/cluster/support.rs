@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use tether_testkit::http::{Answer, post_publish};
+use tether_testkit::http::{Answer, post_api, post_publish};
 use tether_testkit::process::Process;
 use tether_testkit::redis::Redis;
 use tether_testkit::ws::Ws;
@@ -118,6 +118,16 @@ impl Node {
     pub fn api_publish(&self, channel: &str, payload: Value) -> Answer {
         let body = json!({"channel": channel, "payload": payload}).to_string();
         post_publish(self.addr, Some(&format!("Bearer {API_KEY}")), &body)
+    }
+
+    /// `POST path` (a method of the server API) with `body` and the API
+    /// key: the status and the JSON body.
+    pub fn api(&self, path: &str, body: Value) -> (u16, Value) {
+        let key = format!("Bearer {API_KEY}");
+        let answer = post_api(self.addr, path, Some(&key), &body.to_string());
+        let json = serde_json::from_str(&answer.body)
+            .unwrap_or_else(|_| panic!("a JSON answer from {path}: {answer:?}"));
+        (answer.status, json)
     }
 
     /// [`Node::api_publish`], which must succeed; the offset it answers.

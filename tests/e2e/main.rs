@@ -49,6 +49,7 @@ macro_rules! runtime_tests {
 mod harness;
 
 mod access;
+mod api;
 mod async_clients;
 mod auth;
 mod backpressure;

@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 use serde_json::value::RawValue;
 use tether_core::{
-    Channel, IdempotencyKey, Position, ServerConfig, StoreEvent, StoreRequest, Ticket,
+    Channel, ChannelPattern, Control, IdempotencyKey, NodeInfo, NodeStats, Position, ServerConfig,
+    StoreEvent, StoreRequest, Ticket,
 };
 
 use crate::Store;
@@ -20,6 +21,10 @@ store_cases! {
     an_idempotency_key_is_recognised_within_its_publishers_scope => memory, model, redis;
     an_idempotency_key_is_forgotten_after_its_window => memory, model;
     presence_changes_and_snapshots_carry_versions_that_order_them => memory, model, redis;
+    presence_stats_and_active_channels_count_what_is_present => memory, model, redis;
+    a_history_read_answers_after_since_within_limit_in_either_order => memory, model, redis;
+    an_order_reaches_every_node_and_its_answer_says_it_went_out => memory, model, redis;
+    info_lists_the_leased_node_with_the_figures_it_gave => memory, model, redis;
 }
 
 fn channel(name: &str) -> Channel {
@@ -393,4 +398,229 @@ fn presence_changes_and_snapshots_carry_versions_that_order_them<S: Store>() {
         _ => None,
     });
     assert_eq!((users, version), (vec!["bob user".to_owned()], gone));
+}
+
+/// A connection of `user` joins (`true`) or leaves `on`.
+fn member_of(on: &str, user: &str, join: bool) -> StoreRequest {
+    let (channel, user) = (channel(on), user.to_owned());
+    if join {
+        StoreRequest::Join { channel, user }
+    } else {
+        StoreRequest::Leave { channel, user }
+    }
+}
+
+/// The users and connections in `on`.
+fn presence_stats<S: Store>(seam: &mut Seam<S>, ticket: u64, on: &str) -> (u64, u64) {
+    seam.ask(
+        at(0),
+        StoreRequest::PresenceStats {
+            ticket: Ticket::new(ticket),
+            channel: channel(on),
+        },
+    );
+    seam.take(|event| match event {
+        StoreEvent::PresenceStats {
+            ticket: t,
+            users,
+            connections,
+        } if *t == Ticket::new(ticket) => Some((*users, *connections)),
+        _ => None,
+    })
+}
+
+/// The active channels `pattern` matches, at most `limit`, and the total.
+fn active<S: Store>(
+    seam: &mut Seam<S>,
+    ticket: u64,
+    pattern: Option<&str>,
+    limit: usize,
+) -> (Vec<String>, u64) {
+    seam.ask(
+        at(0),
+        StoreRequest::Channels {
+            ticket: Ticket::new(ticket),
+            pattern: pattern.map(|p| ChannelPattern::new(p).expect("a pattern")),
+            limit,
+        },
+    );
+    seam.take(|event| match event {
+        StoreEvent::Channels {
+            ticket: t,
+            channels,
+            total,
+        } if *t == Ticket::new(ticket) => {
+            let names = channels.iter().map(|c| c.as_str().to_owned()).collect();
+            Some((names, *total))
+        }
+        _ => None,
+    })
+}
+
+fn presence_stats_and_active_channels_count_what_is_present<S: Store>() {
+    let mut seam = Seam::<S>::start(&ServerConfig::dev());
+    for (on, user) in [
+        ("chat", "ann"),
+        ("chat", "ann"),
+        ("chat", "bob"),
+        ("news.1", "ann"),
+        ("news-2", "cat"),
+    ] {
+        seam.ask(at(0), member_of(on, user, true));
+    }
+    assert_eq!(presence_stats(&mut seam, 1, "chat"), (2, 3));
+    assert_eq!(presence_stats(&mut seam, 2, "empty"), (0, 0));
+    let all = ["chat", "news-2", "news.1"].map(str::to_owned);
+    assert_eq!(active(&mut seam, 3, None, 10), (all.to_vec(), 3));
+    assert_eq!(active(&mut seam, 4, None, 1), (vec![all[0].clone()], 3));
+    assert_eq!(
+        active(&mut seam, 5, Some("news.*"), 10),
+        (vec!["news.1".to_owned()], 1),
+        "a '.' in a pattern is no wildcard"
+    );
+    assert_eq!(
+        active(&mut seam, 6, Some("*s*"), 10),
+        (all[1..].to_vec(), 2)
+    );
+    seam.ask(at(0), member_of("news.1", "ann", false));
+    assert_eq!(
+        active(&mut seam, 7, Some("news*"), 10),
+        (vec!["news-2".to_owned()], 1),
+        "a channel whose last user left is not active"
+    );
+}
+
+/// The offsets of the history read `ticket` of `chat`, and its epoch and
+/// latest offset.
+fn history<S: Store>(
+    seam: &mut Seam<S>,
+    ticket: u64,
+    since: Option<(&str, u64)>,
+    limit: usize,
+    reverse: bool,
+) -> (String, u64, Vec<u64>) {
+    seam.ask(
+        at(0),
+        StoreRequest::History {
+            ticket: Ticket::new(ticket),
+            channel: channel("chat"),
+            since: since.map(|(epoch, offset)| Position {
+                epoch: epoch.to_owned(),
+                offset,
+            }),
+            limit,
+            reverse,
+        },
+    );
+    seam.take(|event| match event {
+        StoreEvent::History {
+            ticket: t,
+            epoch,
+            offset,
+            publications,
+        } if *t == Ticket::new(ticket) => {
+            let offsets = publications
+                .iter()
+                .map(|text| {
+                    let message: serde_json::Value = serde_json::from_slice(text).expect("JSON");
+                    assert_eq!(message["type"], "message");
+                    message["offset"].as_u64().expect("an offset")
+                })
+                .collect();
+            Some((epoch.clone(), *offset, offsets))
+        }
+        _ => None,
+    })
+}
+
+fn a_history_read_answers_after_since_within_limit_in_either_order<S: Store>() {
+    let config = ServerConfig {
+        history_size: 3,
+        ..ServerConfig::dev()
+    };
+    let mut seam = Seam::<S>::start(&config);
+    seam.ask(at(0), follow("chat"));
+    let epoch = publish_chat(&mut seam, 0, 1, 4);
+    let read = |offsets: &[u64]| (epoch.clone(), 4, offsets.to_vec());
+    assert_eq!(history(&mut seam, 10, None, 10, false), read(&[2, 3, 4]));
+    assert_eq!(history(&mut seam, 11, None, 2, true), read(&[4, 3]));
+    assert_eq!(
+        history(&mut seam, 12, Some((&epoch, 2)), 10, false),
+        read(&[3, 4])
+    );
+    assert_eq!(
+        history(&mut seam, 13, Some(("another", 3)), 1, false),
+        read(&[2]),
+        "a position of another epoch reads from the start"
+    );
+    assert_eq!(history(&mut seam, 14, None, 0, true), read(&[]));
+}
+
+fn an_order_reaches_every_node_and_its_answer_says_it_went_out<S: Store>() {
+    let mut seam = Seam::<S>::start(&ServerConfig::dev());
+    let orders = [
+        Control::Disconnect {
+            user: "ann".into(),
+            code: 4500,
+            reason: "moved away\nfor good".into(),
+        },
+        Control::Unsubscribe {
+            user: "ann".into(),
+            channel: channel("chat"),
+        },
+    ];
+    for (ticket, order) in (1..).zip(orders) {
+        seam.ask(
+            at(0),
+            StoreRequest::Control {
+                ticket: Ticket::new(ticket),
+                control: order.clone(),
+            },
+        );
+        let heard = seam.take(|event| match event {
+            StoreEvent::Control(heard) => Some(heard.clone()),
+            _ => None,
+        });
+        assert_eq!(heard, order);
+        seam.take(|event| match event {
+            StoreEvent::ControlSent { ticket: t } if *t == Ticket::new(ticket) => Some(()),
+            _ => None,
+        });
+    }
+}
+
+fn info_lists_the_leased_node_with_the_figures_it_gave<S: Store>() {
+    let mut seam = Seam::<S>::start(&ServerConfig::dev());
+    let figures = |connections, seconds| NodeStats {
+        connections,
+        channels: 2,
+        uptime: Duration::from_secs(seconds),
+    };
+    seam.ask(
+        at(0),
+        StoreRequest::Lease {
+            lease: Duration::from_secs(60),
+            node: figures(1, 5),
+        },
+    );
+    seam.take(|event| matches!(event, StoreEvent::Leased { .. }).then_some(()));
+    seam.ask(
+        at(0),
+        StoreRequest::Info {
+            ticket: Ticket::new(1),
+            node: figures(3, 7),
+        },
+    );
+    let nodes = seam.take(|event| match event {
+        StoreEvent::Info { ticket, nodes } if *ticket == Ticket::new(1) => Some(nodes.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        nodes,
+        [NodeInfo {
+            id: "n1".into(),
+            stats: figures(3, 7),
+        }],
+        "the asker's figures are its own, now"
+    );
 }

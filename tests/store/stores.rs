@@ -65,6 +65,7 @@ impl Store for Model {
                         self.events.push(event);
                     }
                 }
+                Delivery::Everyone(event) => self.events.push(event),
             }
         }
     }

@@ -133,7 +133,7 @@ test('a dial waits for its delay and not a millisecond less', async (t) => {
 });
 
 test('final close codes end the client; the others are retried', async (t) => {
-  for (const code of [1002, 1003, 1007, 1008, 1009, 4001, 4003, 4029]) {
+  for (const code of [1002, 1003, 1007, 1008, 1009, 4001, 4003, 4029, 4500, 4999]) {
     const { client, events } = await start(t);
     accept();
     sockets[0].drop(code, 'because');
@@ -143,7 +143,7 @@ test('final close codes end the client; the others are retried', async (t) => {
     assert.deepEqual(events.at(-1), { type: 'state', state: 'closed', reason: { code, reason: 'because' } });
     t.mock.timers.reset();
   }
-  for (const code of [1000, 1001, 1006, 1011, 4008]) {
+  for (const code of [1000, 1001, 1006, 1011, 4008, 4100, 4499]) {
     const { client, events } = await start(t);
     accept();
     sockets[0].drop(code);

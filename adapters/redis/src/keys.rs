@@ -2,9 +2,11 @@
 //! ([`crate::KEY_PREFIX`]) so that Tether can share a Redis with others; a
 //! channel's keys carry its name in braces, which keeps them in one hash
 //! slot. The Lua scripts build the same names for the keys they find at run
-//! time (`users_key`, `topic` and the node entries in `common.lua`), and
-//! name two of their own: `channels`, the sorted set of the channels whose
-//! state Redis keeps, by last use, and `channels:uses`, its counter.
+//! time (`users_key`, `topic`, the node entries and the node figures
+//! `info:NODE` in the scripts), and name three of their own: `channels`,
+//! the sorted set of the channels whose state Redis keeps, by last use,
+//! `channels:uses`, its counter, and `active`, the set of the channels
+//! with a user present.
 
 use tether_core::{Channel, IdempotencyKey};
 
@@ -69,6 +71,18 @@ impl Keys {
     /// The sorted set of node leases, scored by expiry.
     pub(crate) fn leases(&self) -> String {
         format!("{}leases", self.prefix)
+    }
+
+    /// The set of the channels with a user present on some node.
+    pub(crate) fn active(&self) -> String {
+        format!("{}active", self.prefix)
+    }
+
+    /// The pub/sub topic of the HTTP API's orders, which every node
+    /// follows from the moment it connects. Its braces are in no channel
+    /// name, so no channel's topic is the same.
+    pub(crate) fn control(&self) -> String {
+        format!("{}{{control}}", self.prefix)
     }
 
     /// The pub/sub topic of the channel's publications and presence changes.

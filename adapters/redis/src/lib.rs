@@ -50,6 +50,13 @@
 //!   them by version.
 //! - **Routing**: a node `SUBSCRIBE`s to a channel's topic only while the
 //!   core follows it (it has local subscribers).
+//! - **The server API** (`stats.lua`, `history.lua`, `channels.lua`,
+//!   `info.lua`): presence counts, a history read with `since`, `limit`
+//!   and order, the active channels (a set that `shift` in `common.lua`
+//!   keeps with presence, filtered by the namespace glob), and the live
+//!   nodes with the figures each registers with its lease (`lease.lua`).
+//!   The API's orders (disconnect, unsubscribe) are `PUBLISH`ed on one
+//!   control topic that every node `SUBSCRIBE`s to when it connects.
 //!
 //! # Why the async client
 //!

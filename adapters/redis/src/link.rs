@@ -147,7 +147,7 @@ async fn carry(
         match request {
             StoreRequest::Connect => {
                 flush(link, &mut pipeline, &mut replies, events).await?;
-                match within_timeout(connect(client)).await {
+                match within_timeout(connect(client, &context.keys.control())).await {
                     Ok(open) => {
                         *link = Some(open);
                         tracing::info!("backplane link up");
@@ -251,15 +251,17 @@ async fn route(
     .await
 }
 
-/// Opens both connections and loads the scripts.
-async fn connect(client: &Client) -> Result<Link, Failure> {
+/// Opens both connections, follows the `control` topic and loads the
+/// scripts.
+async fn connect(client: &Client, control: &str) -> Result<Link, Failure> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(RESPONSE_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
     let mut commands = client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
-    let (subscriptions, messages) = client.get_async_pubsub().await?.split();
+    let (mut subscriptions, messages) = client.get_async_pubsub().await?.split();
+    subscriptions.subscribe(control).await?;
     let mut load = redis::pipe();
     for source in SOURCES {
         load.cmd("SCRIPT").arg("LOAD").arg(source);

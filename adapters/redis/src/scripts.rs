@@ -17,13 +17,17 @@ macro_rules! script {
 }
 
 /// The scripts, in the order of [`Script`].
-pub(crate) const SOURCES: [&str; 6] = [
+pub(crate) const SOURCES: [&str; 10] = [
     script!("lua/publish.lua"),
     script!("lua/read.lua"),
     script!("lua/presence.lua"),
     script!("lua/member.lua"),
     script!("lua/lease.lua"),
     script!("lua/rejoin.lua"),
+    script!("lua/stats.lua"),
+    script!("lua/history.lua"),
+    script!("lua/channels.lua"),
+    script!("lua/info.lua"),
 ];
 
 /// Names a script of [`SOURCES`].
@@ -41,6 +45,14 @@ pub(crate) enum Script {
     Lease = 4,
     /// Restates a node's presence.
     Rejoin = 5,
+    /// Counts a channel's users and connections.
+    Stats = 6,
+    /// Reads a channel's history for the HTTP API.
+    History = 7,
+    /// Lists the active channels.
+    Channels = 8,
+    /// Lists the live nodes and their figures.
+    Info = 9,
 }
 
 /// The digests of the loaded scripts.

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use redis::{Cmd, Value};
 use tether_core::wire::text_frame;
 use tether_core::{
-    Channel, Position, Refusal, StoreEvent, StoreRequest, Ticket, encode_publication_prefix,
+    Channel, Control, NodeInfo, NodeStats, Position, Refusal, StoreEvent, StoreRequest, Ticket,
+    encode_publication_prefix,
 };
 
 use crate::keys::{Keys, member};
@@ -51,6 +52,16 @@ pub(crate) enum Reply {
     Presence { ticket: Ticket, channel: Channel },
     /// [`StoreEvent::Leased`].
     Leased,
+    /// [`StoreEvent::PresenceStats`].
+    PresenceStats(Ticket),
+    /// [`StoreEvent::History`].
+    History(Ticket),
+    /// [`StoreEvent::Channels`].
+    Channels(Ticket),
+    /// [`StoreEvent::ControlSent`].
+    ControlSent(Ticket),
+    /// [`StoreEvent::Info`].
+    Info(Ticket),
 }
 
 /// Why a reply could not be read.
@@ -58,11 +69,75 @@ pub(crate) enum Reply {
 pub(crate) struct Malformed(pub(crate) String);
 
 impl Context {
-    /// The script call that carries out `request`; `None` for the requests
+    /// The command that carries out `request`; `None` for the requests
     /// that are not commands (connect, follow, unfollow).
     pub(crate) fn command(&self, digests: &Digests, request: StoreRequest) -> Option<(Cmd, Reply)> {
         let keys = &self.keys;
         let (script, command_keys, args, reply) = match request {
+            StoreRequest::Control { ticket, control } => {
+                let mut publish = redis::cmd("PUBLISH");
+                publish.arg(keys.control()).arg(encode_control(&control));
+                return Some((publish, Reply::ControlSent(ticket)));
+            }
+            StoreRequest::PresenceStats { ticket, channel } => (
+                Script::Stats,
+                vec![keys.users(&channel)],
+                Vec::new(),
+                Reply::PresenceStats(ticket),
+            ),
+            StoreRequest::History {
+                ticket,
+                channel,
+                since,
+                limit,
+                reverse,
+            } => {
+                let (epoch, offset) = match since {
+                    Some(since) => (since.epoch, since.offset.to_string()),
+                    None => (String::new(), String::new()),
+                };
+                let mut args = vec![
+                    self.node.clone().into_bytes(),
+                    millis(self.meta_ttl()),
+                    millis(self.history_ttl),
+                    epoch.into_bytes(),
+                    offset.into_bytes(),
+                    limit.to_string().into_bytes(),
+                    if reverse {
+                        b"1".to_vec()
+                    } else {
+                        b"0".to_vec()
+                    },
+                ];
+                args.extend(self.remembered(&channel));
+                (
+                    Script::History,
+                    vec![keys.meta(&channel), keys.history(&channel)],
+                    args,
+                    Reply::History(ticket),
+                )
+            }
+            StoreRequest::Channels {
+                ticket,
+                pattern,
+                limit,
+            } => {
+                let pattern = pattern.map_or_else(String::new, |p| p.as_str().to_owned());
+                (
+                    Script::Channels,
+                    vec![keys.active()],
+                    vec![pattern.into_bytes(), limit.to_string().into_bytes()],
+                    Reply::Channels(ticket),
+                )
+            }
+            StoreRequest::Info { ticket, node } => {
+                let mut args = vec![
+                    keys.prefix().as_bytes().to_vec(),
+                    self.node.clone().into_bytes(),
+                ];
+                args.extend(figures(&node));
+                (Script::Info, vec![keys.leases()], args, Reply::Info(ticket))
+            }
             StoreRequest::Publish {
                 ticket,
                 channel,
@@ -122,16 +197,20 @@ impl Context {
             ),
             StoreRequest::Join { channel, user } => self.member(&channel, &user, 1),
             StoreRequest::Leave { channel, user } => self.member(&channel, &user, -1),
-            StoreRequest::Lease { lease } => (
-                Script::Lease,
-                vec![keys.leases(), keys.presence_version()],
-                vec![
+            StoreRequest::Lease { lease, node } => {
+                let mut args = vec![
                     keys.prefix().as_bytes().to_vec(),
                     self.node.clone().into_bytes(),
                     millis(lease),
-                ],
-                Reply::Leased,
-            ),
+                ];
+                args.extend(figures(&node));
+                (
+                    Script::Lease,
+                    vec![keys.leases(), keys.presence_version()],
+                    args,
+                    Reply::Leased,
+                )
+            }
             StoreRequest::Rejoin { members } => {
                 let mut args = vec![keys.prefix().as_bytes().to_vec()];
                 for entry in members {
@@ -221,15 +300,20 @@ impl Context {
             user.as_bytes().to_vec(),
             member(channel, user).into_bytes(),
             delta.to_string().into_bytes(),
-            self.keys.topic(channel).into_bytes(),
+            self.keys.prefix().as_bytes().to_vec(),
+            channel.as_str().as_bytes().to_vec(),
         ];
         (Script::Member, keys, args, Reply::Nothing)
     }
 
     /// The event a pub/sub message on `topic` stands for: a publication
     /// (`OFFSET EPOCH JSON`), a join (`+VERSION USER`) or a leave
-    /// (`-VERSION USER`).
+    /// (`-VERSION USER`) on a channel's topic, or an order of the HTTP API
+    /// on the control topic (see [`encode_control`]).
     pub(crate) fn message(&self, topic: &str, payload: &[u8]) -> Result<StoreEvent, Malformed> {
+        if topic == self.keys.control() {
+            return decode_control(payload).map(StoreEvent::Control);
+        }
         let channel = self
             .keys
             .channel_of(topic)
@@ -282,7 +366,12 @@ impl Reply {
         match self {
             Reply::Published(Some(ticket))
             | Reply::Subscribed { ticket, .. }
-            | Reply::Presence { ticket, .. } => Refusal::Ticket(ticket),
+            | Reply::Presence { ticket, .. }
+            | Reply::PresenceStats(ticket)
+            | Reply::History(ticket)
+            | Reply::Channels(ticket)
+            | Reply::ControlSent(ticket)
+            | Reply::Info(ticket) => Refusal::Ticket(ticket),
             Reply::CaughtUp { channel, .. } => Refusal::CatchUp(channel),
             Reply::Nothing | Reply::Published(None) | Reply::Leased => Refusal::Unanswered,
         }
@@ -321,6 +410,52 @@ impl Reply {
                     users: read.users,
                     presence_version: read.presence_version,
                 }
+            }
+            Reply::PresenceStats(ticket) => {
+                let (users, connections) = convert(value)?;
+                StoreEvent::PresenceStats {
+                    ticket,
+                    users,
+                    connections,
+                }
+            }
+            Reply::History(ticket) => {
+                let (epoch, offset, messages): (String, u64, Vec<Vec<u8>>) = convert(value)?;
+                StoreEvent::History {
+                    ticket,
+                    epoch,
+                    offset,
+                    publications: messages.into_iter().map(Bytes::from).collect(),
+                }
+            }
+            Reply::Channels(ticket) => {
+                let (total, names): (u64, Vec<String>) = convert(value)?;
+                let channels = names
+                    .iter()
+                    .map(|name| Channel::new(name))
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| Malformed("an active channel that is no channel".into()))?;
+                StoreEvent::Channels {
+                    ticket,
+                    channels,
+                    total,
+                }
+            }
+            Reply::ControlSent(ticket) => StoreEvent::ControlSent { ticket },
+            Reply::Info(ticket) => {
+                let rows: Vec<(String, u64, u64, u64)> = convert(value)?;
+                let nodes = rows
+                    .into_iter()
+                    .map(|(id, connections, channels, uptime)| NodeInfo {
+                        id,
+                        stats: NodeStats {
+                            connections,
+                            channels,
+                            uptime: Duration::from_millis(uptime),
+                        },
+                    })
+                    .collect();
+                StoreEvent::Info { ticket, nodes }
             }
             Reply::CaughtUp { channel, since } => {
                 let read = Read::from_value(value)?;
@@ -372,6 +507,48 @@ impl Read {
             presence_version,
         })
     }
+}
+
+/// A node's figures as script arguments: connections, channels, uptime
+/// in milliseconds.
+fn figures(node: &NodeStats) -> [Vec<u8>; 3] {
+    [
+        node.connections.to_string().into_bytes(),
+        node.channels.to_string().into_bytes(),
+        millis(node.uptime),
+    ]
+}
+
+/// An order of the HTTP API on the control topic: `D CODE USER\nREASON`
+/// or `U CHANNEL USER`. User ids and channel names hold neither space nor
+/// newline, so the reason, last, may hold anything.
+pub(crate) fn encode_control(control: &Control) -> Vec<u8> {
+    match control {
+        Control::Disconnect { user, code, reason } => format!("D {code} {user}\n{reason}"),
+        Control::Unsubscribe { user, channel } => format!("U {channel} {user}"),
+    }
+    .into_bytes()
+}
+
+/// The order [`encode_control`] made.
+fn decode_control(payload: &[u8]) -> Result<Control, Malformed> {
+    let malformed = || Malformed("an order that is not one".into());
+    let text = std::str::from_utf8(payload).map_err(|_| malformed())?;
+    if let Some(rest) = text.strip_prefix("D ") {
+        let (head, reason) = rest.split_once('\n').ok_or_else(malformed)?;
+        let (code, user) = head.split_once(' ').ok_or_else(malformed)?;
+        return Ok(Control::Disconnect {
+            user: user.to_owned(),
+            code: code.parse().map_err(|_| malformed())?,
+            reason: reason.to_owned(),
+        });
+    }
+    let rest = text.strip_prefix("U ").ok_or_else(malformed)?;
+    let (channel, user) = rest.split_once(' ').ok_or_else(malformed)?;
+    Ok(Control::Unsubscribe {
+        user: user.to_owned(),
+        channel: Channel::new(channel).map_err(|_| malformed())?,
+    })
 }
 
 fn convert<T: redis::FromRedisValue>(value: Value) -> Result<T, Malformed> {

@@ -129,7 +129,7 @@ impl ServerConfig {
     }
 
     fn check_counts(&self) -> Result<(), ConfigError> {
-        let all: [(&'static str, u64); 9] = [
+        let all: [(&'static str, u64); 11] = [
             ("rate_limit", u64::from(self.rate_limit)),
             ("rate_burst", u64::from(self.rate_burst)),
             ("max_subscriptions", self.max_subscriptions as u64),
@@ -151,6 +151,11 @@ impl ServerConfig {
                 "max_pending_before_auth",
                 self.max_pending_before_auth as u64,
             ),
+            (
+                "api_max_broadcast_channels",
+                self.api_max_broadcast_channels as u64,
+            ),
+            ("api_max_channels", self.api_max_channels as u64),
         ];
         match all.iter().find(|(_, count)| *count == 0) {
             Some((field, _)) => Err(invalid(field, "must be at least 1")),

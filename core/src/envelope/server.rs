@@ -148,8 +148,8 @@ pub enum UnsubscribeReason {
     /// The connection's grants no longer allow the channel (a refreshed
     /// token without it).
     Forbidden,
-    /// The application ended the subscription (the server API's
-    /// `unsubscribe`).
+    /// The application ended the user's subscription through the HTTP API
+    /// (`POST /api/unsubscribe`).
     Server,
 }
 

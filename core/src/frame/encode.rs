@@ -53,6 +53,17 @@ pub fn text_frame(payload: &[u8]) -> Bytes {
     encode_frame(Opcode::Text, payload, None)
 }
 
+/// The payload of a frame made by [`text_frame`], sharing its bytes: what a
+/// store that keeps frames hands back as text.
+pub fn text_frame_payload(frame: &Bytes) -> Bytes {
+    let header = match frame.get(1) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
+    };
+    frame.slice(header.min(frame.len())..)
+}
+
 /// A client's text frame carrying `payload`, masked with `mask`.
 pub fn masked_text_frame(payload: &[u8], mask: [u8; 4]) -> Bytes {
     encode_frame(Opcode::Text, payload, Some(mask))
@@ -114,6 +125,17 @@ fn close_payload(code: CloseCode, reason: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_payload_of_a_text_frame_is_what_went_in_at_every_length_form() {
+        for len in [0, 125, 126, 65_535, 65_536] {
+            let payload = vec![b'x'; len];
+            assert_eq!(
+                super::text_frame_payload(&super::text_frame(&payload)),
+                payload
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -1,5 +1,5 @@
 //! Target `envelope`: any text as a client message, a server message and
-//! a publish API body.
+//! the body of every server API method.
 //!
 //! The contract (PROTOCOL.md sections 4, 5 and 7): parsing never panics; a
 //! message that parses encodes to text that parses back to the same
@@ -15,6 +15,8 @@ use crate::envelope::{
     EnvelopeError, ErrorCode, encode_client_message, encode_server_message, parse_api_publish,
     parse_client_message, parse_server_message,
 };
+use crate::http::ApiMethod;
+use crate::server::parse_api_call;
 
 /// The message types a client may send.
 pub(crate) const CLIENT_TYPES: &[&str] = &[
@@ -50,6 +52,7 @@ pub fn check(data: &[u8]) {
     check_client(&text, &shape);
     check_server(&text, &shape);
     check_api(&text, &shape);
+    check_api_methods(&text, &shape);
 }
 
 /// What the text is, found independently of the parsers under test.
@@ -148,6 +151,39 @@ fn check_api(text: &str, shape: &Shape) {
         Err(error) => {
             assert!(error.id.is_none(), "the API has no ids: {error:?}");
             check_refusal(text, shape, &error, &[]);
+        }
+    }
+}
+
+/// Every other method of the server API: a body it takes is a JSON object
+/// (or, for `info`, nothing), and a refusal is one of the codes the API
+/// answers `400` with, `INVALID_JSON` exactly when the text is not JSON.
+fn check_api_methods(text: &str, shape: &Shape) {
+    let config = crate::config::ServerConfig::dev();
+    for method in ApiMethod::ALL {
+        match parse_api_call(method, text.as_bytes(), &config) {
+            Ok(_) => assert!(
+                (shape.json && shape.brace)
+                    || (method == ApiMethod::Info && text.trim().is_empty()),
+                "{method:?} took a non-object: {text:?}"
+            ),
+            Err(error) => {
+                use ErrorCode::*;
+                assert!(error.id.is_none(), "the API has no ids: {error:?}");
+                assert!(
+                    matches!(
+                        error.code,
+                        InvalidJson | InvalidMessage | InvalidChannel | LimitExceeded
+                    ),
+                    "{method:?} {text:?}: {error:?}"
+                );
+                assert_eq!(
+                    error.code == InvalidJson,
+                    !shape.json,
+                    "{text:?}: {error:?}"
+                );
+                assert!(!error.message.is_empty());
+            }
         }
     }
 }

@@ -15,7 +15,9 @@ use bytes::Bytes;
 
 use crate::config::ServerConfig;
 use crate::connection::{Connection, Event, Transport};
-use crate::http::{HttpError, Request, RequestLimits, RequestParser, ResponseParser, Route};
+use crate::http::{
+    ApiMethod, HttpError, Request, RequestLimits, RequestParser, ResponseParser, Route,
+};
 use crate::time::Instant;
 
 /// The origin on the allow-list, when one is configured.
@@ -66,12 +68,15 @@ pub fn check(data: &[u8]) {
             let expected = match request.path.as_str() {
                 "/healthz" => Route::Health,
                 "/metrics" => Route::Metrics,
-                "/api/publish" => Route::Publish,
                 "/tether.js" => Route::ClientScript,
                 "/tether.d.ts" => Route::ClientTypes,
                 "/" => Route::DemoPage,
                 "/ws" => panic!("a plain request on /ws must be refused"),
-                _ => Route::NotFound,
+                path => match ApiMethod::ALL.into_iter().find(|m| m.path() == path) {
+                    Some(method) => Route::Api(method),
+                    None if path.starts_with("/api/") => Route::ApiNotFound,
+                    None => Route::NotFound,
+                },
             };
             assert_eq!(request.route, expected);
             let method = match expected {
@@ -80,8 +85,8 @@ pub fn check(data: &[u8]) {
                 | Route::ClientScript
                 | Route::ClientTypes
                 | Route::DemoPage => Some("GET"),
-                Route::Publish => Some("POST"),
-                Route::NotFound => None,
+                Route::Api(_) => Some("POST"),
+                Route::NotFound | Route::ApiNotFound => None,
             };
             assert!(method.is_none_or(|method| method == request.method));
         }

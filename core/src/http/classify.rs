@@ -6,7 +6,7 @@ use httparse::Header;
 
 use super::base64;
 use super::headers::{check_origin, has_token, single, tokens, values};
-use super::request::{HttpRequest, Route, Upgrade};
+use super::request::{ApiMethod, HttpRequest, Route, Upgrade};
 use super::response::HttpError;
 use super::{PROTOCOL, RequestLimits};
 
@@ -53,11 +53,14 @@ pub(super) fn classify(
         "/ws" => return upgrade(head, allowed_origins, forwarded).map(Head::Upgrade),
         "/healthz" => (Some("GET"), Route::Health),
         "/metrics" => (Some("GET"), Route::Metrics),
-        "/api/publish" => (Some("POST"), Route::Publish),
         "/tether.js" => (Some("GET"), Route::ClientScript),
         "/tether.d.ts" => (Some("GET"), Route::ClientTypes),
         "/" => (Some("GET"), Route::DemoPage),
-        _ => (None, Route::NotFound),
+        _ => match ApiMethod::from_path(path) {
+            Some(method) => (Some("POST"), Route::Api(method)),
+            None if path.starts_with("/api/") => (None, Route::ApiNotFound),
+            None => (None, Route::NotFound),
+        },
     };
     if let Some(allow) = allow.filter(|&allow| allow != head.method) {
         return Err(HttpError::method_not_allowed(allow));

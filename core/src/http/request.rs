@@ -79,8 +79,12 @@ pub enum Route {
     Health,
     /// `GET /metrics`.
     Metrics,
-    /// `POST /api/publish`.
-    Publish,
+    /// `POST /api/<method>`: the server API, each method behind the API
+    /// key.
+    Api(ApiMethod),
+    /// Any other path under `/api/`, with any method: the caller answers
+    /// 404 with a JSON error, as the API answers its errors.
+    ApiNotFound,
     /// `GET /tether.js`: the browser client, an ES module.
     ClientScript,
     /// `GET /tether.d.ts`: the browser client's TypeScript declarations.
@@ -89,6 +93,67 @@ pub enum Route {
     DemoPage,
     /// Any other path, with any method: the caller answers 404.
     NotFound,
+}
+
+/// A method of the server API, named by its path `/api/<name>`
+/// (PROTOCOL.md section 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ApiMethod {
+    /// Publishes to one channel.
+    Publish,
+    /// Publishes one payload to many channels.
+    Broadcast,
+    /// The users present in a channel.
+    Presence,
+    /// How many users and connections are in a channel.
+    PresenceStats,
+    /// What a channel's history holds.
+    History,
+    /// The channels with a subscriber.
+    Channels,
+    /// Closes every connection of a user.
+    Disconnect,
+    /// Ends a user's subscription to a channel.
+    Unsubscribe,
+    /// The nodes and their figures.
+    Info,
+}
+
+impl ApiMethod {
+    /// Every method, in the order PROTOCOL.md lists them.
+    pub const ALL: [ApiMethod; 9] = [
+        ApiMethod::Publish,
+        ApiMethod::Broadcast,
+        ApiMethod::Presence,
+        ApiMethod::PresenceStats,
+        ApiMethod::History,
+        ApiMethod::Channels,
+        ApiMethod::Disconnect,
+        ApiMethod::Unsubscribe,
+        ApiMethod::Info,
+    ];
+
+    /// The method's path.
+    pub fn path(self) -> &'static str {
+        match self {
+            ApiMethod::Publish => "/api/publish",
+            ApiMethod::Broadcast => "/api/broadcast",
+            ApiMethod::Presence => "/api/presence",
+            ApiMethod::PresenceStats => "/api/presence_stats",
+            ApiMethod::History => "/api/history",
+            ApiMethod::Channels => "/api/channels",
+            ApiMethod::Disconnect => "/api/disconnect",
+            ApiMethod::Unsubscribe => "/api/unsubscribe",
+            ApiMethod::Info => "/api/info",
+        }
+    }
+
+    /// The method a path names, if any.
+    pub fn from_path(path: &str) -> Option<ApiMethod> {
+        ApiMethod::ALL
+            .into_iter()
+            .find(|method| method.path() == path)
+    }
 }
 
 /// Parses one request from a client, h11-style.

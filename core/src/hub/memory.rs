@@ -36,10 +36,11 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use super::history_index::HistoryIndex;
-use super::store::{Member, StoreEvent, StoreRequest};
+use super::store::{Member, NodeInfo, StoreEvent, StoreRequest};
+use crate::access::ChannelPattern;
 use crate::config::ServerConfig;
 use crate::envelope::{Channel, IdempotencyKey, Position, encode_publication};
-use crate::frame::text_frame;
+use crate::frame::{text_frame, text_frame_payload};
 use crate::time::Instant;
 
 /// A node's own sequencer, history and presence store.
@@ -220,6 +221,59 @@ impl MemoryStore {
                 self.forget_if_idle(&channel);
             }
             StoreRequest::Rejoin { members } => self.rejoin(members),
+            StoreRequest::PresenceStats { ticket, channel } => {
+                let members = self.channels.get(&channel).map(|stored| &stored.members);
+                let (users, connections) = members.map_or((0, 0), |members| {
+                    (members.len() as u64, members.values().sum::<usize>() as u64)
+                });
+                self.events.push_back(StoreEvent::PresenceStats {
+                    ticket,
+                    users,
+                    connections,
+                });
+            }
+            StoreRequest::History {
+                ticket,
+                channel,
+                since,
+                limit,
+                reverse,
+            } => {
+                self.prune_channel(now, &channel);
+                let stored = self.channel_mut(&channel);
+                let publications = stored.history_after(since.as_ref(), limit, reverse);
+                let event = StoreEvent::History {
+                    ticket,
+                    epoch: stored.epoch.clone(),
+                    offset: stored.offset,
+                    publications,
+                };
+                self.events.push_back(event);
+                self.forget_if_idle(&channel);
+            }
+            StoreRequest::Channels {
+                ticket,
+                pattern,
+                limit,
+            } => {
+                let (channels, total) = self.active_channels(pattern.as_ref(), limit);
+                self.events.push_back(StoreEvent::Channels {
+                    ticket,
+                    channels,
+                    total,
+                });
+            }
+            StoreRequest::Control { ticket, control } => {
+                self.events.push_back(StoreEvent::Control(control));
+                self.events.push_back(StoreEvent::ControlSent { ticket });
+            }
+            StoreRequest::Info { ticket, node } => {
+                let nodes = vec![NodeInfo {
+                    id: self.epoch_prefix.clone(),
+                    stats: node,
+                }];
+                self.events.push_back(StoreEvent::Info { ticket, nodes });
+            }
             StoreRequest::Connect => self.events.push_back(StoreEvent::Up),
             StoreRequest::Lease { .. } => {
                 self.events.push_back(StoreEvent::Leased { lapsed: false });
@@ -390,6 +444,26 @@ impl MemoryStore {
         self.history_index.remove(entry.number);
     }
 
+    /// The channels with a user present, those `pattern` matches: the
+    /// first `limit` in name order, and how many there are.
+    fn active_channels(
+        &self,
+        pattern: Option<&ChannelPattern>,
+        limit: usize,
+    ) -> (Vec<Channel>, u64) {
+        let mut matching = self
+            .channels
+            .iter()
+            .filter(|(channel, stored)| {
+                !stored.members.is_empty()
+                    && pattern.is_none_or(|pattern| pattern.matches(channel.as_str()))
+            })
+            .map(|(channel, _)| channel);
+        let channels: Vec<Channel> = matching.by_ref().take(limit).cloned().collect();
+        let total = channels.len() + matching.count();
+        (channels, total as u64)
+    }
+
     /// Replaces every presence count with `members` (this store serves one
     /// node), announcing the users who arrive and leave.
     fn rejoin(&mut self, members: Vec<Member>) {
@@ -540,6 +614,22 @@ impl StoredChannel {
                 .map(|stored| stored.frame.clone())
                 .collect(),
         )
+    }
+
+    /// The `message` texts of the history after `since` (the whole
+    /// history when `since` is of another epoch or absent): the oldest
+    /// `limit`, or with `reverse` the newest `limit`, newest first.
+    fn history_after(&self, since: Option<&Position>, limit: usize, reverse: bool) -> Vec<Bytes> {
+        let after = since
+            .filter(|since| since.epoch == self.epoch)
+            .map_or(0, |since| since.offset);
+        let entries = self.history.iter().filter(|stored| stored.offset > after);
+        let texts = |stored: &Stored| text_frame_payload(&stored.frame);
+        if reverse {
+            entries.rev().take(limit).map(texts).collect()
+        } else {
+            entries.take(limit).map(texts).collect()
+        }
     }
 
     /// Drops the idempotency records due at `now`.

@@ -84,6 +84,7 @@
 //! channel with no presence, history or idempotency record, and expires
 //! history and records at their deadlines ([`Hub::poll_timeout`]).
 
+mod api;
 mod history_index;
 mod link;
 mod local;
@@ -103,17 +104,21 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
+pub use self::api::{ApiAnswer, ApiOutcome, ApiRequest};
 pub use self::link::BACKPLANE_BACKOFF;
 use self::link::{Due, Link};
 use self::local::LocalChannel;
 pub use self::memory::MemoryStore;
 use self::replies::Replies;
 use self::requests::{Publication, Subscription};
-pub use self::store::{Member, Refusal, StoreEvent, StoreRequest, Ticket};
+pub use self::store::{
+    Control, Member, NodeInfo, NodeStats, Refusal, StoreEvent, StoreRequest, Ticket,
+};
 use self::store_events::{CaughtUpAnswer, SubscribedAnswer};
 use self::users::Users;
 use self::waiting::{Waiter, Waiting};
 use crate::access::{Access, Grants, Operation};
+use crate::close::CloseReason;
 use crate::config::ServerConfig;
 use crate::envelope::{
     Channel, ClientMessage, ErrorCode, IdempotencyKey, Position, RequestId, ServerMessage,
@@ -149,9 +154,9 @@ pub enum ApiPublish {
         /// The channel offset of the publication.
         offset: u64,
     },
-    /// The store has not answered yet; the offset will come out of
-    /// [`Hub::poll_api_published`] with this ticket, or the ticket out of
-    /// [`Hub::poll_api_unavailable`] if the link fails first.
+    /// The store has not answered yet; its answer will come out of
+    /// [`Hub::poll_api_answer`] with this ticket: the offset, or
+    /// [`ApiAnswer::Unavailable`] if the link fails first.
     Pending {
         /// Names the publication.
         ticket: Ticket,
@@ -179,8 +184,12 @@ pub struct Hub {
     users: Users,
     channels: BTreeMap<Channel, LocalChannel>,
     waiting: Waiting,
-    api_published: VecDeque<(Ticket, u64)>,
-    api_unavailable: VecDeque<Ticket>,
+    /// Answers to the HTTP API, by ticket, until polled.
+    api_answers: VecDeque<(Ticket, ApiAnswer)>,
+    /// Connections an order of the HTTP API closes, until polled.
+    closing: VecDeque<(ConnId, CloseReason)>,
+    /// What the node's leases register.
+    node_stats: NodeStats,
     store: Store,
     keys_issued: u64,
     /// Requests the store refused while its link stayed up.
@@ -243,8 +252,9 @@ impl Hub {
             users: Users::default(),
             channels: BTreeMap::new(),
             waiting: Waiting::default(),
-            api_published: VecDeque::new(),
-            api_unavailable: VecDeque::new(),
+            api_answers: VecDeque::new(),
+            closing: VecDeque::new(),
+            node_stats: NodeStats::default(),
             store,
             keys_issued: 0,
             refusals: 0,
@@ -301,23 +311,7 @@ impl Hub {
             .cloned()
             .collect();
         for channel in ended {
-            let Some(state) = self.conns.get_mut(&conn) else {
-                return;
-            };
-            state.channels.remove(&channel);
-            let user = state.user.clone();
-            let notice = frame_of(&ServerMessage::Unsubscribed {
-                id: None,
-                channel: channel.clone(),
-                reason: Some(UnsubscribeReason::Forbidden),
-            });
-            self.leave(now, channel.clone(), conn, &user, outbox);
-            self.send_reply(conn, notice, outbox);
-            outbox.notify(Notification::Unsubscribed {
-                conn,
-                user: user.to_string(),
-                channel,
-            });
+            self.end_subscription(now, conn, channel, UnsubscribeReason::Forbidden, outbox);
         }
     }
 
@@ -449,7 +443,8 @@ impl Hub {
     /// `idempotency_key` the API already published with on the channel
     /// within the idempotency window gets the original offset back and
     /// publishes nothing; the API's keys are a scope of their own, apart
-    /// from every user's.
+    /// from every user's. A pending publication's answer comes out of
+    /// [`Hub::poll_api_answer`].
     pub fn publish_from_api(
         &mut self,
         now: Instant,
@@ -470,22 +465,11 @@ impl Hub {
             idempotency_key,
         };
         self.request(now, request, outbox);
-        let published = self.api_published.iter().position(|(t, _)| *t == ticket);
-        match published.and_then(|index| self.api_published.remove(index)) {
-            Some((_, offset)) => ApiPublish::Published { offset },
+        match self.take_api_answer(ticket) {
+            Some(ApiAnswer::Published(offset)) => ApiPublish::Published { offset },
+            Some(_) => ApiPublish::Unavailable,
             None => ApiPublish::Pending { ticket },
         }
-    }
-
-    /// The offset of an API publication that was [`ApiPublish::Pending`].
-    pub fn poll_api_published(&mut self) -> Option<(Ticket, u64)> {
-        self.api_published.pop_front()
-    }
-
-    /// An API publication that was [`ApiPublish::Pending`] when the link to
-    /// the store failed: it may or may not have been published.
-    pub fn poll_api_unavailable(&mut self) -> Option<Ticket> {
-        self.api_unavailable.pop_front()
     }
 
     /// The next request for an external store; always `None` in memory mode.
@@ -592,6 +576,40 @@ impl Hub {
             StoreEvent::Refused(refusal) => self.on_refusal(now, refusal, outbox),
             StoreEvent::Up => self.on_link_up(now, outbox),
             StoreEvent::Down => self.on_link_down(now, outbox),
+            StoreEvent::PresenceStats {
+                ticket,
+                users,
+                connections,
+            } => {
+                self.answer_api(ticket, ApiAnswer::PresenceStats { users, connections });
+            }
+            StoreEvent::History {
+                ticket,
+                epoch,
+                offset,
+                publications,
+            } => {
+                let answer = ApiAnswer::History {
+                    epoch,
+                    offset,
+                    publications,
+                };
+                self.answer_api(ticket, answer);
+            }
+            StoreEvent::Channels {
+                ticket,
+                channels,
+                total,
+            } => {
+                self.answer_api(ticket, ApiAnswer::Channels { channels, total });
+            }
+            StoreEvent::ControlSent { ticket } => {
+                self.answer_api(ticket, ApiAnswer::Sent);
+            }
+            StoreEvent::Control(control) => self.on_control(now, control, outbox),
+            StoreEvent::Info { ticket, nodes } => {
+                self.answer_api(ticket, ApiAnswer::Info(nodes));
+            }
         }
     }
 
@@ -603,7 +621,10 @@ impl Hub {
             Store::Memory(memory) => memory.handle_timeout(now),
             Store::External { requests, link } => match link.handle_timeout(now) {
                 Some(Due::Connect) => requests.push_back(StoreRequest::Connect),
-                Some(Due::Lease(lease)) => requests.push_back(StoreRequest::Lease { lease }),
+                Some(Due::Lease(lease)) => requests.push_back(StoreRequest::Lease {
+                    lease,
+                    node: self.node_stats,
+                }),
                 None => {}
             },
         }

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use super::local::LocalChannel;
 use super::waiting::Waiter;
-use super::{Hub, Member, Outbox, Refusal, Store, StoreRequest, UNAVAILABLE, error_frame};
+use super::{
+    ApiAnswer, Hub, Member, Outbox, Refusal, Store, StoreRequest, UNAVAILABLE, error_frame,
+};
 use crate::envelope::{Channel, ErrorCode, Position};
 use crate::time::Instant;
 
@@ -67,7 +69,8 @@ impl Hub {
                 .and_then(LocalChannel::resume);
             self.catch_up(now, channel.clone(), gap, outbox);
         }
-        self.request(now, StoreRequest::Lease { lease }, outbox);
+        let node = self.node_stats;
+        self.request(now, StoreRequest::Lease { lease, node }, outbox);
         let members = self.members();
         self.request(now, StoreRequest::Rejoin { members }, outbox);
         // Catch-up covers publications only: presence changes missed during
@@ -115,7 +118,9 @@ impl Hub {
                 }
                 (conn, id)
             }
-            Some(Waiter::Api) => return self.api_unavailable.push_back(ticket),
+            Some(Waiter::Api) => {
+                return self.api_answers.push_back((ticket, ApiAnswer::Unavailable));
+            }
             Some(Waiter::Refresh) => {
                 self.restate_wanted = true;
                 return;
@@ -200,7 +205,7 @@ impl Hub {
         for (ticket, waiter) in self.waiting.take_all() {
             let (conn, id) = match waiter {
                 Waiter::Api => {
-                    self.api_unavailable.push_back(ticket);
+                    self.api_answers.push_back((ticket, ApiAnswer::Unavailable));
                     continue;
                 }
                 // The next link up asks for a fresh snapshot again.

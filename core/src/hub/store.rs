@@ -20,6 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
+use crate::access::ChannelPattern;
 use crate::envelope::{Channel, IdempotencyKey, Position};
 
 /// Names a request that awaits exactly one answer from the store, so the hub
@@ -129,10 +130,13 @@ pub enum StoreRequest {
     /// Keep this node's presence entries alive for `lease` from now, and
     /// remove those of nodes whose lease ran out, announcing their users'
     /// departures ([`StoreEvent::Left`]) on every node. Answer
-    /// [`StoreEvent::Leased`].
+    /// [`StoreEvent::Leased`]. The node registers itself with it: `node`
+    /// is what [`StoreRequest::Info`] tells of it until the lease ends.
     Lease {
         /// How long the entries live without another lease.
         lease: Duration,
+        /// The node's figures now.
+        node: NodeStats,
     },
     /// Make this node's presence entries exactly `members`, announcing the
     /// users who arrive or leave through the change: after an outage the
@@ -141,6 +145,108 @@ pub enum StoreRequest {
         /// Every channel, user and connection count of the node.
         members: Vec<Member>,
     },
+    /// Answer [`StoreEvent::PresenceStats`]: how many users and
+    /// connections are in the channel, over all nodes.
+    PresenceStats {
+        /// Routes the answer.
+        ticket: Ticket,
+        /// The channel asked about.
+        channel: Channel,
+    },
+    /// Answer [`StoreEvent::History`] with what the channel's history
+    /// holds after `since` (all of it when `since` is of another epoch or
+    /// absent): the oldest `limit` publications, or with `reverse` the
+    /// newest `limit`, newest first. Creates the channel's epoch if it has
+    /// none, as a subscription does.
+    History {
+        /// Routes the answer.
+        ticket: Ticket,
+        /// The channel asked about.
+        channel: Channel,
+        /// Only publications after this position.
+        since: Option<Position>,
+        /// At most this many publications.
+        limit: usize,
+        /// Newest first.
+        reverse: bool,
+    },
+    /// Answer [`StoreEvent::Channels`] with the channels that have a user
+    /// present on some node (every subscriber is present), those matching
+    /// `pattern` only when it is given: at most `limit` of them, in name
+    /// order, and how many matched.
+    Channels {
+        /// Routes the answer.
+        ticket: Ticket,
+        /// Only the channels it matches.
+        pattern: Option<ChannelPattern>,
+        /// At most this many names.
+        limit: usize,
+    },
+    /// Deliver `control` to every node, this one included, as
+    /// [`StoreEvent::Control`], and answer [`StoreEvent::ControlSent`] once
+    /// it went out.
+    Control {
+        /// Routes the answer.
+        ticket: Ticket,
+        /// What every node does.
+        control: Control,
+    },
+    /// Answer [`StoreEvent::Info`] with every node whose lease runs, this
+    /// one with the figures `node` gives (the others as of their last
+    /// lease).
+    Info {
+        /// Routes the answer.
+        ticket: Ticket,
+        /// This node's figures now.
+        node: NodeStats,
+    },
+}
+
+/// An order from the HTTP API that every node carries out on its own
+/// connections ([`StoreRequest::Control`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Close every connection of `user` with `code` and `reason`.
+    Disconnect {
+        /// The user.
+        user: String,
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+    /// End every subscription of `user` to `channel`, telling each
+    /// connection `unsubscribed` with reason `server`.
+    Unsubscribe {
+        /// The user.
+        user: String,
+        /// The channel.
+        channel: Channel,
+    },
+}
+
+/// A node's figures, as it registers them with its lease
+/// ([`StoreRequest::Lease`]) and reports them when it asks
+/// ([`StoreRequest::Info`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Open WebSocket connections (the `tether_connections` gauge).
+    pub connections: u64,
+    /// Channels with a subscriber on the node (the `tether_channels`
+    /// gauge).
+    pub channels: u64,
+    /// How long the node has been running.
+    pub uptime: Duration,
+}
+
+/// One node of [`StoreEvent::Info`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node's id (its [`node_id`](crate::Server::node_id)).
+    pub id: String,
+    /// Its figures: as of its last lease, its uptime carried on to the
+    /// store's now.
+    pub stats: NodeStats,
 }
 
 /// One user's connections in one channel on this node.
@@ -267,6 +373,51 @@ pub enum StoreEvent {
     /// answered it with an error, such as `-OOM` when it is full. The
     /// request may not have taken effect; later requests are carried out.
     Refused(Refusal),
+    /// The answer to a [`StoreRequest::PresenceStats`].
+    PresenceStats {
+        /// The request's ticket.
+        ticket: Ticket,
+        /// Users present in the channel.
+        users: u64,
+        /// Their connections in the channel, over all nodes.
+        connections: u64,
+    },
+    /// The answer to a [`StoreRequest::History`].
+    History {
+        /// The request's ticket.
+        ticket: Ticket,
+        /// The channel's epoch.
+        epoch: String,
+        /// The channel's latest offset.
+        offset: u64,
+        /// The JSON text of each publication's `message`, in the order
+        /// asked for.
+        publications: Vec<Bytes>,
+    },
+    /// The answer to a [`StoreRequest::Channels`].
+    Channels {
+        /// The request's ticket.
+        ticket: Ticket,
+        /// The matching channels, in name order, at most the limit.
+        channels: Vec<Channel>,
+        /// How many channels matched.
+        total: u64,
+    },
+    /// The answer to a [`StoreRequest::Control`]: every node was sent it.
+    ControlSent {
+        /// The request's ticket.
+        ticket: Ticket,
+    },
+    /// An order from any node's HTTP API (this one's included) for this
+    /// node's connections.
+    Control(Control),
+    /// The answer to a [`StoreRequest::Info`].
+    Info {
+        /// The request's ticket.
+        ticket: Ticket,
+        /// Every live node, in id order.
+        nodes: Vec<NodeInfo>,
+    },
 }
 
 /// Which request a [`StoreEvent::Refused`] stands for.

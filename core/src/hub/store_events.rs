@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::local::SubscriberAdmission;
 use super::waiting::Waiter;
-use super::{Hub, Outbox, StoreRequest, Ticket, frame_of};
+use super::{ApiAnswer, Hub, Outbox, StoreRequest, Ticket, frame_of};
 use crate::envelope::{Channel, Position, ServerMessage};
 use crate::hooks::Notification;
 use crate::time::Instant;
@@ -53,7 +53,9 @@ impl Hub {
     /// of an API publication.
     pub(super) fn on_published(&mut self, ticket: Ticket, offset: u64, outbox: &mut impl Outbox) {
         match self.waiting.remove(ticket) {
-            Some(Waiter::Api) => self.api_published.push_back((ticket, offset)),
+            Some(Waiter::Api) => self
+                .api_answers
+                .push_back((ticket, ApiAnswer::Published(offset))),
             Some(Waiter::Conn { conn, id: Some(id) }) => {
                 let ack = frame_of(&ServerMessage::Ack { id, offset });
                 self.fulfil(conn, ticket, vec![ack], outbox);
@@ -182,7 +184,8 @@ impl Hub {
     }
 
     /// A presence snapshot at `version`: the answer to a `presence`
-    /// request, or a refresh for every local subscriber of the channel.
+    /// request (a client's or the HTTP API's), or a refresh for every
+    /// local subscriber of the channel.
     pub(super) fn on_presence(
         &mut self,
         now: Instant,
@@ -211,6 +214,9 @@ impl Hub {
                 }
                 self.refresh_presence_if_wanted(now, channel, outbox);
             }
+            Some(Waiter::Api) => self
+                .api_answers
+                .push_back((ticket, ApiAnswer::Presence(users))),
             _ => {}
         }
     }

@@ -886,8 +886,11 @@ fn an_external_store_answers_later_and_replies_keep_request_order() {
     .map(|text| server(text))
     .collect();
     assert_eq!(received, expected);
-    assert_eq!(hub.poll_api_published(), Some((ticket, 3)));
-    assert_eq!(hub.poll_api_published(), None);
+    assert_eq!(
+        hub.poll_api_answer(),
+        Some((ticket, ApiAnswer::Published(3)))
+    );
+    assert_eq!(hub.poll_api_answer(), None);
 }
 
 /// The model's view of one channel of the store.

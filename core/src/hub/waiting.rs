@@ -11,10 +11,7 @@ use crate::ids::ConnId;
 #[derive(Debug)]
 pub(super) enum Waiter {
     /// A `publish` with an id, or a `presence`.
-    Conn {
-        conn: ConnId,
-        id: Option<RequestId>,
-    },
+    Conn { conn: ConnId, id: Option<RequestId> },
     /// A `subscribe`, which may have to be asked again.
     Subscribe {
         conn: ConnId,
@@ -27,6 +24,7 @@ pub(super) enum Waiter {
         /// What the application gave with its consent, for `subscribed`.
         data: Option<Box<RawValue>>,
     },
+    /// A request or publication of the HTTP API.
     Api,
     /// A presence snapshot for every local subscriber of the channel, after
     /// the backplane link came back.

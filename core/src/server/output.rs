@@ -15,7 +15,7 @@ use crate::hub::StoreRequest;
 use crate::ids::ConnId;
 use crate::time::Instant;
 
-use super::routes::UNAVAILABLE;
+use super::api::UNAVAILABLE;
 
 /// What the adapter must act on: the one way out of a [`Server`](super::Server). After
 /// every input, call [`Server::poll_output`](super::Server::poll_output) until it returns
@@ -108,7 +108,8 @@ pub enum Decision {
         /// Who calls which method with which data.
         request: RpcRequest,
     },
-    /// Check the API key of an HTTP API request; answer with
+    /// Check the API key of a request to the server API (`POST /api/...`);
+    /// answer with
     /// [`Server::handle_api_verdict`](super::Server::handle_api_verdict).
     AuthorizeApi {
         /// The HTTP connection.

@@ -9,10 +9,12 @@ use crate::access::{ChannelPattern, Grants, Operation};
 use crate::envelope::{ServerMessage, encode_server_message, parse_server_message};
 use crate::frame::{FrameDecoder, Message, Role};
 use crate::fuzzing::peer;
+use crate::http::ApiMethod;
 use crate::hub::StoreRequest;
 use crate::testkit::{UPGRADE, client_frame, find, text};
 
 mod access;
+mod api;
 mod backplane;
 mod hooks;
 

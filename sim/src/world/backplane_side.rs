@@ -162,6 +162,12 @@ impl World {
                         self.store_says(follower, current, true, event.clone());
                     }
                 }
+                Delivery::Everyone(event) => {
+                    for other in 0..self.links.len() {
+                        let current = self.links[other].generation;
+                        self.store_says(other, current, true, event.clone());
+                    }
+                }
             }
         }
     }

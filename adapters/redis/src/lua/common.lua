@@ -103,14 +103,21 @@ end
 
 -- Changes a user's connection count in a channel, announcing the user's
 -- first arrival ('+VERSION USER') and last departure ('-VERSION USER') to
--- every node following the channel.
-local function shift(users, channel_topic, user, delta, counter)
+-- every node following the channel. The set of active channels (prefix
+-- 'active') holds every channel with a user present.
+local function shift(prefix, channel, user, delta, counter)
+  local users = users_key(prefix, channel)
+  local channel_topic = topic(prefix, channel)
   local total = redis.call('HINCRBY', users, user, delta)
   local before = total - delta
   if total <= 0 then
     redis.call('HDEL', users, user)
+    if redis.call('EXISTS', users) == 0 then
+      redis.call('SREM', prefix .. 'active', channel)
+    end
   end
   if before <= 0 and total > 0 then
+    redis.call('SADD', prefix .. 'active', channel)
     redis.call('PUBLISH', channel_topic, '+' .. fmt(next_version(counter)) .. ' ' .. user)
   elseif before > 0 and total <= 0 then
     redis.call('PUBLISH', channel_topic, '-' .. fmt(next_version(counter)) .. ' ' .. user)

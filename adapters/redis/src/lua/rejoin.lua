@@ -13,7 +13,7 @@ for i = 2, #ARGV, 2 do
 end
 local function apply(field, delta)
   local channel, user = split_member(field)
-  shift(users_key(prefix, channel), topic(prefix, channel), user, delta, KEYS[2])
+  shift(prefix, channel, user, delta, KEYS[2])
 end
 for field, count in pairs(new) do
   local delta = count - (old[field] or 0)

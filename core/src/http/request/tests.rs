@@ -253,10 +253,35 @@ fn publish_carries_its_body_and_authorization() {
         Ok(route(
             "POST",
             "/api/publish",
-            Route::Publish,
+            Route::Api(ApiMethod::Publish),
             Some("Bearer k"),
             b"{\"a\":\"b\"}\r\n"
         ))
+    );
+}
+
+#[test]
+fn every_api_method_is_a_post_of_its_own_path_and_other_api_paths_are_not_found() {
+    for method in ApiMethod::ALL {
+        let path = method.path();
+        assert_eq!(
+            parse(&format!("POST {path} HTTP/1.1\r\nHost: h\r\n\r\n")),
+            Ok(route("POST", path, Route::Api(method), None, b"")),
+        );
+        assert_eq!(
+            status(&format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n")),
+            405
+        );
+    }
+    for path in ["/api/nope", "/api/publish/x", "/api/"] {
+        assert_eq!(
+            parse(&format!("POST {path} HTTP/1.1\r\nHost: h\r\n\r\n")),
+            Ok(route("POST", path, Route::ApiNotFound, None, b"")),
+        );
+    }
+    assert_eq!(
+        parse("POST /apis HTTP/1.1\r\nHost: h\r\n\r\n"),
+        Ok(route("POST", "/apis", Route::NotFound, None, b"")),
     );
 }
 
@@ -314,7 +339,7 @@ fn a_body_of_exactly_max_body_is_accepted() {
         Some(Ok(route(
             "POST",
             "/api/publish",
-            Route::Publish,
+            Route::Api(ApiMethod::Publish),
             None,
             &body
         )))

@@ -3,6 +3,7 @@
 //! events arrive in.
 
 use super::*;
+use crate::close::CloseCode;
 use crate::envelope::encode_publication;
 
 const UNAVAILABLE_MESSAGE: &str = "the backplane is unavailable; retry later";
@@ -148,20 +149,27 @@ fn the_link_is_retried_on_the_backplane_schedule_and_the_lease_renewed_every_qua
         hub.poll_store_request(),
         Some(StoreRequest::Connect)
     ));
+    let figures = |connections| NodeStats {
+        connections,
+        channels: 2,
+        uptime: Duration::from_secs(3),
+    };
+    hub.set_node_stats(figures(1));
     hub.handle_store_event(up_at, StoreEvent::Up, &mut out);
     assert!(hub.is_store_up());
     let lease = config.presence_ttl / 2;
     assert!(matches!(
         std::iter::from_fn(|| hub.poll_store_request()).collect::<Vec<_>>()[..],
-        [StoreRequest::Lease { lease: l }, StoreRequest::Rejoin { ref members }]
-            if l == lease && members.is_empty()
+        [StoreRequest::Lease { lease: l, node }, StoreRequest::Rejoin { ref members }]
+            if l == lease && node == figures(1) && members.is_empty()
     ));
     let renewal = up_at + config.presence_ttl / 4;
     assert_eq!(hub.poll_timeout(), Some(renewal));
+    hub.set_node_stats(figures(5));
     hub.handle_timeout(renewal);
     assert!(matches!(
         hub.poll_store_request(),
-        Some(StoreRequest::Lease { lease: l }) if l == lease
+        Some(StoreRequest::Lease { lease: l, node }) if l == lease && node == figures(5)
     ));
     assert_eq!(hub.poll_timeout(), Some(renewal + config.presence_ttl / 4));
 }
@@ -237,7 +245,10 @@ fn a_failing_link_answers_every_waiting_request_in_order_and_undoes_unanswered_s
         received,
         expected.iter().map(|t| server(t)).collect::<Vec<_>>()
     );
-    assert_eq!(r.hub.poll_api_unavailable(), Some(ticket));
+    assert_eq!(
+        r.hub.poll_api_answer(),
+        Some((ticket, ApiAnswer::Unavailable))
+    );
     assert_eq!(r.hub.channel_count(), 0, "the subscription was undone");
 
     // Back up: the node states its (empty) presence and follows nothing.
@@ -881,4 +892,183 @@ fn with_a_backplane_only_a_subscribe_without_local_subscribers_brings_a_new_chan
         .collect();
     let refused = r#"{"type":"error","id":"s2","code":"LIMIT_EXCEEDED","message":"too many new channels for this user; retry later"}"#;
     assert_eq!(errors, expect(&[refused]));
+}
+
+#[test]
+fn an_order_of_the_http_api_acts_on_this_nodes_connections_of_the_user_only() {
+    let mut r = Remote::up(&ServerConfig::dev());
+    let (alice, alice_too, bob) = (ConnId(1), ConnId(2), ConnId(3));
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
+    r.hub
+        .handle_authenticated(alice_too, "alice", Grants::default());
+    r.hub.handle_authenticated(bob, "bob", Grants::default());
+    let ticket = r.subscribe(alice, r#"{"type":"subscribe","channel":"chat"}"#);
+    r.subscribed(ticket, "e", 0);
+    r.take_for(alice);
+
+    r.event(StoreEvent::Control(Control::Unsubscribe {
+        user: "alice".into(),
+        channel: channel("chat"),
+    }));
+    assert_eq!(
+        r.take_for(alice),
+        expect(&[r#"{"type":"unsubscribed","channel":"chat","reason":"server"}"#])
+    );
+    assert!(matches!(
+        &r.requests()[..],
+        [StoreRequest::Leave { channel: c, user }, StoreRequest::Unfollow { channel: u }]
+            if c.as_str() == "chat" && user == "alice" && u.as_str() == "chat"
+    ));
+    r.event(publication("e", 1));
+    assert_eq!(r.take_for(alice), [], "nothing of the channel after it");
+
+    r.event(StoreEvent::Control(Control::Disconnect {
+        user: "alice".into(),
+        code: 4500,
+        reason: "bye".into(),
+    }));
+    let closes: Vec<_> = std::iter::from_fn(|| r.hub.poll_close()).collect();
+    let bye = CloseReason::new(CloseCode(4500), "bye");
+    assert_eq!(closes, [(alice, bye.clone()), (alice_too, bye)]);
+    r.event(StoreEvent::Control(Control::Disconnect {
+        user: "carol".into(),
+        code: 4100,
+        reason: "bye".into(),
+    }));
+    assert_eq!(r.hub.poll_close(), None, "no connection of carol here");
+}
+
+#[test]
+fn api_requests_go_to_the_store_with_tickets_and_their_answers_come_out_by_ticket() {
+    let mut r = Remote::up(&ServerConfig {
+        history_size: 5,
+        api_max_channels: 7,
+        ..ServerConfig::dev()
+    });
+    let stats = NodeStats {
+        connections: 2,
+        channels: 1,
+        uptime: Duration::from_secs(9),
+    };
+    let asked = [
+        ApiRequest::Presence(channel("chat")),
+        ApiRequest::PresenceStats(channel("chat")),
+        ApiRequest::History {
+            channel: channel("chat"),
+            since: None,
+            limit: usize::MAX,
+            reverse: true,
+        },
+        ApiRequest::Channels(None),
+        ApiRequest::Control(Control::Unsubscribe {
+            user: "alice".into(),
+            channel: channel("chat"),
+        }),
+        ApiRequest::Info(stats),
+    ];
+    let mut tickets = Vec::new();
+    for request in asked {
+        let outcome = r.hub.api_request(r.now, request, &mut r.out);
+        let ApiOutcome::Pending(ticket) = outcome else {
+            panic!("answered at once: {outcome:?}");
+        };
+        tickets.push(ticket);
+    }
+    let requests = r.requests();
+    assert!(matches!(
+        &requests[..],
+        [
+            StoreRequest::Presence { ticket: t0, .. },
+            StoreRequest::PresenceStats { ticket: t1, .. },
+            StoreRequest::History { ticket: t2, limit: 5, reverse: true, since: None, .. },
+            StoreRequest::Channels { ticket: t3, limit: 7, pattern: None },
+            StoreRequest::Control { ticket: t4, .. },
+            StoreRequest::Info { ticket: t5, node },
+        ] if [*t0, *t1, *t2, *t3, *t4, *t5] == tickets[..] && *node == stats
+    ));
+    let node = NodeInfo {
+        id: "n1".into(),
+        stats,
+    };
+    let answers = [
+        (
+            StoreEvent::Presence {
+                ticket: tickets[0],
+                channel: channel("chat"),
+                users: vec!["alice".into()],
+                version: 3,
+            },
+            ApiAnswer::Presence(vec!["alice".into()]),
+        ),
+        (
+            StoreEvent::PresenceStats {
+                ticket: tickets[1],
+                users: 1,
+                connections: 2,
+            },
+            ApiAnswer::PresenceStats {
+                users: 1,
+                connections: 2,
+            },
+        ),
+        (
+            StoreEvent::History {
+                ticket: tickets[2],
+                epoch: "e".into(),
+                offset: 4,
+                publications: vec![Bytes::from_static(b"{}")],
+            },
+            ApiAnswer::History {
+                epoch: "e".into(),
+                offset: 4,
+                publications: vec![Bytes::from_static(b"{}")],
+            },
+        ),
+        (
+            StoreEvent::Channels {
+                ticket: tickets[3],
+                channels: vec![channel("chat")],
+                total: 1,
+            },
+            ApiAnswer::Channels {
+                channels: vec![channel("chat")],
+                total: 1,
+            },
+        ),
+        (
+            StoreEvent::ControlSent { ticket: tickets[4] },
+            ApiAnswer::Sent,
+        ),
+        (
+            StoreEvent::Info {
+                ticket: tickets[5],
+                nodes: vec![node.clone()],
+            },
+            ApiAnswer::Info(vec![node]),
+        ),
+    ];
+    for (event, answer) in answers.into_iter().rev() {
+        let ticket = tickets.pop().expect("one ticket per answer");
+        r.event(event);
+        assert_eq!(r.hub.poll_api_answer(), Some((ticket, answer)));
+    }
+
+    let outcome = r
+        .hub
+        .api_request(r.now, ApiRequest::Channels(None), &mut r.out);
+    let ApiOutcome::Pending(ticket) = outcome else {
+        panic!("answered at once: {outcome:?}");
+    };
+    r.event(StoreEvent::Down);
+    assert_eq!(
+        r.hub.poll_api_answer(),
+        Some((ticket, ApiAnswer::Unavailable))
+    );
+    assert_eq!(
+        r.hub
+            .api_request(r.now, ApiRequest::Channels(None), &mut r.out),
+        ApiOutcome::Answered(ApiAnswer::Unavailable),
+        "refused at once while the link is down"
+    );
 }

@@ -5,13 +5,13 @@ use super::*;
 use crate::hub::{MemoryStore, StoreEvent};
 
 /// A node made with [`Server::with_backplane`] and the store behind it.
-struct Cluster {
-    node: Node,
+pub(super) struct Cluster {
+    pub(super) node: Node,
     store: MemoryStore,
 }
 
 impl Cluster {
-    fn new() -> Cluster {
+    pub(super) fn new() -> Cluster {
         let config = ServerConfig::dev();
         Cluster {
             node: Node::with_server(
@@ -22,7 +22,7 @@ impl Cluster {
     }
 
     /// Carries requests to the store and events back until nothing moves.
-    fn exchange(&mut self) {
+    pub(super) fn exchange(&mut self) {
         loop {
             let mut moved = false;
             while let Some(request) = self.node.store_requests.pop_front() {
@@ -40,7 +40,7 @@ impl Cluster {
         }
     }
 
-    fn down(&mut self) {
+    pub(super) fn down(&mut self) {
         self.node
             .server
             .handle_store_event(self.node.now, StoreEvent::Down);

@@ -19,8 +19,9 @@
 //!         | handle_store_event | publish | shutdown      (now first)
 //! drain   loop { match server.poll_output() {
 //!           Wake(conn)      -> poll_transmit, write, handle_written; act on transport(conn)
-//!           Decide(d)       -> d.ask(authorizer) outside (as long as it takes),
-//!                              then handle_verdict
+//!           Decide(d)       -> d.decide(handler).await outside (as long as it
+//!                              takes, in a task of its own), then handle_verdict
+//!           Notify(n)       -> n.deliver(handler)
 //!           Store(request)  -> hand to the backplane (a `Backplane`), in order
 //!           Published{..}   -> tell the caller of publish(token)
 //!           Closed{..}      -> log

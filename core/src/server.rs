@@ -12,17 +12,22 @@
 //!   [`Server::handle_read`], [`Server::handle_written`],
 //!   [`Server::handle_transport_closed`], [`Server::handle_timeout`], the
 //!   answers to decisions ([`Server::handle_verdict`], or one of
-//!   [`Server::handle_auth_verdict`], [`Server::handle_channel_verdict`],
-//!   [`Server::handle_api_verdict`]), [`Server::handle_store_event`], and
+//!   [`Server::handle_auth_verdict`] and [`Server::handle_api_verdict`]),
+//!   [`Server::handle_store_event`], and
 //!   the commands [`Server::publish`] and [`Server::shutdown`].
 //! - Outputs: one queue, [`Server::poll_output`], drained after every input
 //!   until it returns [`Output::Timeout`]. A [`Output::Wake`] says that a
 //!   connection has frames to write or wants its socket closed: the adapter
 //!   takes frames with [`Server::poll_transmit`], reports each written
 //!   batch with [`Server::handle_written`], and acts on
-//!   [`Server::transport`]. Decisions ([`Output::Decide`]), store requests,
-//!   finished publications, session ends and the end of a drain come out
-//!   of the same queue.
+//!   [`Server::transport`]. Decisions ([`Output::Decide`]), notifications
+//!   ([`Output::Notify`]), store requests, finished publications, session
+//!   ends and the end of a drain come out of the same queue.
+//! - The application: a decision is asked once per `auth`, `refresh`,
+//!   `rpc` and `backend` channel request, under a [`DecisionId`]; while a
+//!   request's decision is out the connection holds what follows it, in
+//!   order, and at `decision_timeout` the core answers it by itself and
+//!   forgets the id, so a late verdict changes nothing.
 //! - Time: the deadline in [`Output::Timeout`] is the earliest of any
 //!   connection, the hub and the drain. Connection deadlines sit in a
 //!   min-heap with lazy deletion: a stale entry pops, finds the

@@ -77,7 +77,7 @@ pub enum Output {
 /// A decision that belongs to the application (PROTOCOL.md section 13).
 /// Answer each with a [`Verdict`] through
 /// [`Server::handle_verdict`](super::Server::handle_verdict), at any later
-/// time: [`Decision::decide`] asks a [`Handler`], [`Decision::ask`] an
+/// time: [`Decision::decide`] asks a [`Handler`](crate::Handler), [`Decision::ask`] an
 /// [`Authorizer`]. Past `decision_timeout` the core answers by itself
 /// (`UNAVAILABLE`, or close 1013 for an `auth`) and ignores a later verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +126,7 @@ impl Decision {
     /// [`Server::handle_verdict`](super::Server::handle_verdict). An
     /// authorizer decides tokens and API keys only: channel requests are
     /// refused `FORBIDDEN` and every `rpc` is `NOT_FOUND`, as a
-    /// [`Handler`] that keeps its defaults answers them.
+    /// [`Handler`](crate::Handler) that keeps its defaults answers them.
     pub fn ask(self, authorizer: &(impl Authorizer + ?Sized)) -> Verdict {
         match self {
             Decision::Authenticate { id, request } => Verdict::Authenticate {

@@ -69,6 +69,7 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
+use crate::access::Operation;
 use crate::auth::Identity;
 use crate::close::{CloseCode, CloseReason};
 use crate::config::{ConfigError, ServerConfig};
@@ -736,53 +737,64 @@ impl Server {
     /// always, a channel request when its namespace leaves it to the
     /// application.
     fn handle_request(&mut self, now: Instant, conn: ConnId, message: ClientMessage) {
-        let user = self.hub.user(conn).unwrap_or_default().to_owned();
-        let decision = |id, info: Option<String>| match &message {
-            ClientMessage::Rpc { method, data, .. } => Some(Decision::Rpc {
-                id,
-                request: RpcRequest {
-                    conn,
-                    user: user.clone(),
-                    info,
-                    method: method.clone(),
-                    data: data.get().to_owned(),
-                },
+        let asked = match &message {
+            ClientMessage::Rpc { method, data, .. } => Some(Asked::Rpc {
+                method: method.clone(),
+                data: data.get().to_owned(),
             }),
-            _ => {
-                let (operation, channel) = self.hub.question(conn, &message)?;
-                let data = match &message {
-                    ClientMessage::Publish { payload, .. } => Some(payload.get().to_owned()),
-                    _ => None,
-                };
-                Some(Decision::Channel {
-                    id,
+            _ => self
+                .hub
+                .question(conn, &message)
+                .map(|(operation, channel)| Asked::Channel {
                     operation,
-                    request: ChannelRequest {
-                        conn,
-                        user: user.clone(),
-                        info,
-                        channel,
-                        data,
+                    channel,
+                    data: match &message {
+                        ClientMessage::Publish { payload, .. } => Some(payload.get().to_owned()),
+                        _ => None,
                     },
-                })
-            }
+                }),
         };
-        let id = DecisionId(self.decisions + 1);
-        let info =
-            entry(&self.slots, conn).and_then(|entry| entry.info.as_deref().map(str::to_owned));
-        let Some(decision) = decision(id, info) else {
+        let Some(asked) = asked else {
             return self.with_hub(now, |hub, outbox| {
                 hub.handle_message(now, conn, message, outbox);
             });
         };
-        self.decisions += 1;
-        let config = &self.config;
+        let id = self.next_decision();
+        let user = self.hub.user(conn).unwrap_or_default().to_owned();
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
+        let info = entry.info.as_deref().map(str::to_owned);
+        let decision = match asked {
+            Asked::Channel {
+                operation,
+                channel,
+                data,
+            } => Decision::Channel {
+                id,
+                operation,
+                request: ChannelRequest {
+                    conn,
+                    user,
+                    info,
+                    channel,
+                    data,
+                },
+            },
+            Asked::Rpc { method, data } => Decision::Rpc {
+                id,
+                request: RpcRequest {
+                    conn,
+                    user,
+                    info,
+                    method,
+                    data,
+                },
+            },
+        };
         let held = VecDeque::new();
         entry.deciding = Some(Box::new(Deciding { id, message, held }));
-        entry.conn.set_request_held(config, now, true);
+        entry.conn.set_request_held(&self.config, now, true);
         self.events.push_back(Output::Decide(decision));
     }
 
@@ -821,12 +833,8 @@ impl Server {
         let Some(entry) = entry_mut(&mut self.slots, conn) else {
             return;
         };
-        if entry.deciding.is_none()
-            || id.is_some_and(|id| entry.deciding.as_ref().is_some_and(|d| d.id != id))
-        {
-            return;
-        }
-        let Some(deciding) = entry.deciding.take() else {
+        let answered = |deciding: &mut Box<Deciding>| id.is_none_or(|id| id == deciding.id);
+        let Some(deciding) = entry.deciding.take_if(answered) else {
             return;
         };
         entry.conn.set_request_held(config, now, false);
@@ -914,6 +922,20 @@ impl Server {
                 .map(|_| ConnId(u64::from(slot.generation) << 32 | index as u64))
         })
     }
+}
+
+/// What a request asks of the application, before the node names the
+/// decision.
+enum Asked {
+    Channel {
+        operation: Operation,
+        channel: Channel,
+        data: Option<String>,
+    },
+    Rpc {
+        method: String,
+        data: String,
+    },
 }
 
 /// The application's answer as raw JSON, or `INTERNAL` when it is not

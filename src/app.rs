@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::auth::{Authenticator, MissingSecret};
 use crate::cli::{Cli, Command, ConnectArgs, ServeArgs};
 use crate::logging::BadFilter;
+use crate::secret::mask_url_password;
 use crate::settings::{Settings, SettingsError};
 
 /// Why the command stopped.
@@ -80,8 +81,9 @@ impl From<MissingSecret> for AppError {
 pub struct ServePlan {
     /// The merged, validated settings.
     pub settings: Settings,
-    /// How tokens are checked.
-    pub authenticator: Authenticator,
+    /// How the node checks tokens itself; `None` when the proxy backend
+    /// decides them (`proxy.connect_url`).
+    pub authenticator: Option<Authenticator>,
 }
 
 /// Runs the command; `env` reads environment variables.
@@ -101,25 +103,39 @@ pub fn run(cli: Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), AppErro
     }
 }
 
-/// Loads and checks the settings of `serve`, picks the authenticator and
-/// logs what the server will run with: a loud warning in dev mode, a
-/// warning when no namespace opens any channel (a safe default that would
-/// otherwise surprise), then the effective settings (secrets only as set or
-/// not set).
+/// Loads and checks the settings of `serve`, picks the authenticator
+/// (none when the proxy backend decides tokens) and logs what the server
+/// will run with: a loud warning in dev mode, a warning when no namespace
+/// opens any channel (a safe default that would otherwise surprise), then
+/// the effective settings (secrets only as set or not set).
 pub fn prepare_serve(
     args: &ServeArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ServePlan, AppError> {
     let settings = Settings::load(args.config.as_deref(), env, args.overrides())?;
-    let authenticator = Authenticator::from_settings(&settings)?;
-    if authenticator.is_dev() {
-        warn!(
-            "DEV MODE: any token is accepted as the user id, so anyone can act as any user. Never run --dev where others can connect."
-        );
-        warn!("DEV MODE: every channel that no configured namespace governs is open to every user");
-        if settings.jwt_secret.is_some() {
-            warn!("DEV MODE: the configured JWT secret is ignored");
+    let authenticator = match &settings.proxy.connect_url {
+        Some(url) => {
+            info!(
+                "tokens are decided by the proxy backend at {}",
+                mask_url_password(url)
+            );
+            if settings.jwt_secret.is_some() || settings.jwt.public_key_file.is_some() {
+                warn!("proxy.connect_url decides tokens: the configured JWT key is ignored");
+            }
+            None
         }
+        None => Some(Authenticator::from_settings(&settings)?),
+    };
+    if settings.dev {
+        if authenticator.as_ref().is_some_and(Authenticator::is_dev) {
+            warn!(
+                "DEV MODE: any token is accepted as the user id, so anyone can act as any user. Never run --dev where others can connect."
+            );
+            if settings.jwt_secret.is_some() {
+                warn!("DEV MODE: the configured JWT secret is ignored");
+            }
+        }
+        warn!("DEV MODE: every channel that no configured namespace governs is open to every user");
     } else if settings.server.namespaces.is_empty() {
         warn!(
             "no [[namespaces]] configured: every channel except each user's own user:<id> is refused FORBIDDEN; add namespaces to the config file (see tether.example.toml)"
@@ -169,7 +185,7 @@ mod tests {
             panic!("not serve");
         };
         let plan = prepare_serve(&args, &env).unwrap();
-        assert!(!plan.authenticator.is_dev());
+        assert!(!plan.authenticator.unwrap().is_dev());
         assert_eq!(plan.settings.runtime, crate::settings::Runtime::Blocking);
     }
 
@@ -179,8 +195,32 @@ mod tests {
             panic!("not serve");
         };
         let plan = prepare_serve(&args, &no_env).unwrap();
-        assert!(plan.authenticator.is_dev());
+        assert!(plan.authenticator.unwrap().is_dev());
         assert!(plan.settings.dev);
+    }
+
+    #[test]
+    fn serve_with_a_connect_url_needs_no_secret_and_checks_no_token_itself() {
+        let dir = std::env::temp_dir().join(format!("tether-app-proxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("proxy.toml");
+        std::fs::write(
+            &path,
+            "[proxy]\nconnect_url = \"http://127.0.0.1:3000/connect\"\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let Command::Serve(args) = cli(&["serve", "--config", config]).command else {
+            panic!("not serve");
+        };
+        let plan = prepare_serve(&args, &no_env);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let plan = plan.unwrap();
+        assert!(plan.authenticator.is_none());
+        assert_eq!(
+            plan.settings.proxy.connect_url.as_deref(),
+            Some("http://127.0.0.1:3000/connect")
+        );
     }
 
     #[test]

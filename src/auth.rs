@@ -45,7 +45,8 @@ pub enum Authenticator {
 /// implementation of the core's auth seam.
 #[derive(Debug)]
 pub struct NodeAuthorizer {
-    authenticator: Authenticator,
+    /// `None` when the tokens are the proxy backend's to decide.
+    authenticator: Option<Authenticator>,
     api_key: Option<Redacted<String>>,
 }
 
@@ -54,27 +55,44 @@ impl NodeAuthorizer {
     /// `api_key` (none: every API request is refused).
     pub fn new(authenticator: Authenticator, api_key: Option<Redacted<String>>) -> Self {
         NodeAuthorizer {
-            authenticator,
+            authenticator: Some(authenticator),
             api_key,
         }
     }
+
+    /// Checks API requests against `api_key` only, for a node whose
+    /// tokens the proxy backend decides (`proxy.connect_url`): a token
+    /// asked of this authorizer is refused.
+    pub fn api_only(api_key: Option<Redacted<String>>) -> Self {
+        NodeAuthorizer {
+            authenticator: None,
+            api_key,
+        }
+    }
+
+    /// How this node checks tokens; `None` when the proxy backend does.
+    pub fn authenticator(&self) -> Option<&Authenticator> {
+        self.authenticator.as_ref()
+    }
 }
 
-impl NodeAuthorizer {
-    /// How this node checks tokens.
-    pub fn authenticator(&self) -> &Authenticator {
-        &self.authenticator
-    }
+/// The wall clock in milliseconds since the Unix epoch, read once per
+/// token check (0 before the epoch, saturating far after it).
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 impl Authorizer for NodeAuthorizer {
     fn authenticate(&self, token: &str) -> Option<Identity> {
-        let now_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-            });
-        match self.authenticator.authenticate(token, now_unix_ms) {
+        let Some(authenticator) = &self.authenticator else {
+            tracing::info!("token refused: the proxy backend decides tokens");
+            return None;
+        };
+        match authenticator.authenticate(token, unix_now_ms()) {
             Ok(identity) => Some(identity),
             Err(error) => {
                 tracing::info!(%error, "token refused");
@@ -274,6 +292,15 @@ mod tests {
         assert!(!authorizer.authorize_api(None));
         let keyless = NodeAuthorizer::new(Authenticator::Dev, None);
         assert!(!keyless.authorize_api(Some("Bearer 0123456789abcdef")));
+    }
+
+    #[test]
+    fn an_api_only_authorizer_checks_the_key_and_refuses_every_token() {
+        let key = Redacted::new("0123456789abcdef".to_owned());
+        let authorizer = NodeAuthorizer::api_only(Some(key));
+        assert!(authorizer.authorize_api(Some("Bearer 0123456789abcdef")));
+        assert_eq!(authorizer.authenticate("alice"), None);
+        assert!(authorizer.authenticator().is_none());
     }
 
     #[test]

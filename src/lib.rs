@@ -1,5 +1,6 @@
 //! The `tether` binary's library: configuration, command line, token
-//! verification, the publish API key check and logging, kept out of
+//! verification, the publish API key check, the HTTP proxy to the
+//! application's backend and logging, kept out of
 //! `main.rs` so that each piece is tested on its own.
 
 pub mod api_key;
@@ -8,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod connect;
 pub mod logging;
+pub mod proxy;
 pub mod secret;
 pub mod serve;
 pub mod settings;

@@ -3,32 +3,41 @@
 //! SIGHUP re-reads `jwt_jwks_file`, when set, without touching a connection.
 //! With `redis_url` the node shares its channels with the other nodes of
 //! that Redis (PROTOCOL.md section 6); without it the hub stays in process.
+//! With any `[proxy]` URL the node asks the application's backend
+//! (PROTOCOL.md section 13); without one its authorizer decides alone.
 
 use std::io;
 use std::sync::Arc;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tether_core::NodeOptions;
+use tether_core::{Handler, NodeOptions};
 use tracing::{info, warn};
 
 use crate::app::{AppError, ServePlan};
 use crate::auth::NodeAuthorizer;
+use crate::proxy::ProxyHandler;
 use crate::secret::mask_url_password;
 use crate::settings::{Runtime, Settings};
 
 /// Runs the planned node until a signal has shut it down gracefully.
 pub fn serve(plan: ServePlan) -> Result<(), AppError> {
     let settings = plan.settings;
-    let authorizer = Arc::new(NodeAuthorizer::new(
-        plan.authenticator,
-        settings.api_key.clone(),
-    ));
+    let api_key = settings.api_key.clone();
+    let authorizer = Arc::new(match plan.authenticator {
+        Some(authenticator) => NodeAuthorizer::new(authenticator, api_key),
+        None => NodeAuthorizer::api_only(api_key),
+    });
     on_reload_signal(Arc::clone(&authorizer), settings.clone()).map_err(AppError::Io)?;
+    let handler: Arc<dyn Handler> = if settings.proxy.is_enabled() {
+        Arc::new(ProxyHandler::new(&settings.proxy, authorizer))
+    } else {
+        authorizer
+    };
     let options = NodeOptions {
         config: settings.server.clone(),
         listen: settings.listen,
-        handler: authorizer,
+        handler,
         seed: None,
     };
     let backplane = match &settings.redis_url {
@@ -128,7 +137,10 @@ fn on_reload_signal(authorizer: Arc<NodeAuthorizer>, settings: Settings) -> io::
         .name("reload".into())
         .spawn(move || {
             for _ in signals.forever() {
-                match authorizer.authenticator().reload_key_set(&settings) {
+                let reloaded = authorizer
+                    .authenticator()
+                    .and_then(|authenticator| authenticator.reload_key_set(&settings));
+                match reloaded {
                     None => info!("SIGHUP: no jwt_jwks_file to re-read"),
                     Some(Ok(keys)) => info!(keys, "SIGHUP: jwt_jwks_file re-read"),
                     Some(Err(error)) => warn!(%error, "SIGHUP: keeping the keys in force"),

@@ -7,7 +7,9 @@
 //! key at fault, when a rule is broken.
 //!
 //! The file is one flat table of every key of `tether.example.toml` and
-//! nothing else, plus the `[[namespaces]]` tables (module `namespaces`).
+//! nothing else, plus the `[proxy]` table (its keys are named
+//! `proxy.<key>` wherever a message names them) and the `[[namespaces]]`
+//! tables (module `namespaces`).
 //! Unknown keys are refused (a typo would otherwise silently leave the
 //! default in force). The keys are read through a table of their
 //! own (module `keys`) rather than a serde struct, so that every message
@@ -23,6 +25,7 @@ mod validate;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::ValueEnum;
 use tether_core::ServerConfig;
@@ -120,6 +123,61 @@ pub struct JwtSettings {
     pub audience: Option<String>,
 }
 
+/// The HTTP proxy to the application's backend (PROTOCOL.md section 13,
+/// "The HTTP proxy"): where each decision is asked, how long a request may
+/// take, how many may be out at once, and the header fields sent with
+/// each. A decision without a URL is not asked of the backend.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProxySettings {
+    /// Asked every `auth` and `refresh` token; unset, the node checks
+    /// tokens itself (JWT, or `--dev`).
+    pub connect_url: Option<String>,
+    /// Asked every `subscribe` where the namespace's rule is `backend`.
+    pub subscribe_url: Option<String>,
+    /// Asked every `publish` where the namespace's rule is `backend`.
+    pub publish_url: Option<String>,
+    /// Asked every `rpc`; unset, every method is `NOT_FOUND`.
+    pub rpc_url: Option<String>,
+    /// The longest one backend request may take, answer read included;
+    /// past it the request is `UNAVAILABLE`. At most `decision_timeout`.
+    pub timeout: Duration,
+    /// Backend requests one node keeps out at once; a decision beyond it
+    /// is answered `UNAVAILABLE` at once rather than queued.
+    pub max_concurrency: usize,
+    /// Header fields sent with every backend request (name, value), e.g.
+    /// a shared secret that tells the backend who calls; the values are
+    /// secrets, never shown.
+    pub headers: Vec<(String, Redacted<String>)>,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            connect_url: None,
+            subscribe_url: None,
+            publish_url: None,
+            rpc_url: None,
+            timeout: Duration::from_secs(3),
+            max_concurrency: 64,
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl ProxySettings {
+    /// Whether any decision is asked of the backend.
+    pub fn is_enabled(&self) -> bool {
+        [
+            &self.connect_url,
+            &self.subscribe_url,
+            &self.publish_url,
+            &self.rpc_url,
+        ]
+        .iter()
+        .any(|url| url.is_some())
+    }
+}
+
 /// The complete configuration of `tether serve`.
 ///
 /// Its `Debug` and `Display` never show a secret: the JWT secret and API key
@@ -144,6 +202,8 @@ pub struct Settings {
     /// The Redis backplane to share channels with other nodes; `None` keeps
     /// the hub in process.
     pub redis_url: Option<String>,
+    /// The HTTP proxy to the application's backend.
+    pub proxy: ProxySettings,
 }
 
 impl Default for Settings {
@@ -157,6 +217,7 @@ impl Default for Settings {
             runtime: Runtime::default(),
             dev: false,
             redis_url: None,
+            proxy: ProxySettings::default(),
         }
     }
 }
@@ -172,6 +233,7 @@ impl fmt::Debug for Settings {
             runtime,
             dev,
             redis_url,
+            proxy,
         } = self;
         f.debug_struct("Settings")
             .field("server", server)
@@ -182,6 +244,7 @@ impl fmt::Debug for Settings {
             .field("runtime", runtime)
             .field("dev", dev)
             .field("redis_url", &redis_url.as_deref().map(mask_url_password))
+            .field("proxy", proxy)
             .finish()
     }
 }
@@ -256,11 +319,19 @@ impl Settings {
                 })?;
         let mut settings = Settings::default();
         for (name, value) in &table {
-            let key = keys::find(name).ok_or_else(|| SettingsError::UnknownKey {
-                key: name.clone(),
-                suggestion: keys::suggest(name),
-            })?;
-            (key.read)(&mut settings, value)?;
+            if !keys::is_section(name) {
+                keys::read(&mut settings, name, value)?;
+                continue;
+            }
+            let toml::Value::Table(entries) = value else {
+                return Err(SettingsError::BadValue {
+                    key: name.clone(),
+                    message: format!("expected a [{name}] table, got a {}", value.type_str()),
+                });
+            };
+            for (entry, value) in entries {
+                keys::read(&mut settings, &format!("{name}.{entry}"), value)?;
+            }
         }
         Ok(settings)
     }

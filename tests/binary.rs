@@ -186,3 +186,56 @@ fn the_example_config_passes_the_check() {
     let output = tether(&["serve", "--dev", "--check", "--config", example], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", printed(&output));
 }
+
+#[test]
+fn a_proxy_mistake_stops_start_up_naming_its_key_and_a_connect_url_needs_no_secret() {
+    let dir = std::env::temp_dir().join(format!("tether-binary-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let check = |name: &str, config: &str| {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, config).unwrap();
+        tether(
+            &["serve", "--check", "--config", path.to_str().unwrap()],
+            &[],
+        )
+    };
+    let secret = "backend-secret-never-printed";
+    let slow = check(
+        "slow",
+        &format!(
+            "[proxy]\nconnect_url = \"http://127.0.0.1:3000/connect\"\ntimeout = \"10s\"\nheaders = {{ \"x-backend-key\" = \"{secret}\" }}\n"
+        ),
+    );
+    let unset = check(
+        "unset",
+        "[proxy]\nconnect_url = \"http://127.0.0.1:3000/connect\"\n\n[[namespaces]]\npattern = \"room:*\"\npublish = \"backend\"\n",
+    );
+    let fine = check(
+        "fine",
+        &format!(
+            "[proxy]\nconnect_url = \"http://127.0.0.1:3000/connect\"\nheaders = {{ \"x-backend-key\" = \"{secret}\" }}\n"
+        ),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(slow.status.code(), Some(2));
+    let text = printed(&slow);
+    assert!(
+        text.contains("setting \"proxy.timeout\": must be at most decision_timeout (5s)"),
+        "{text}"
+    );
+    assert_eq!(unset.status.code(), Some(2));
+    let text = printed(&unset);
+    assert!(
+        text.contains("entry 0 (room:*), publish: \"backend\"")
+            && text.contains("set proxy.publish_url"),
+        "{text}"
+    );
+    assert_eq!(fine.status.code(), Some(0), "{}", printed(&fine));
+    let text = printed(&fine);
+    assert!(
+        text.contains("tokens are decided by the proxy backend at http://127.0.0.1:3000/connect"),
+        "{text}"
+    );
+    assert!(text.contains("# headers is set (not shown)"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+}

@@ -2,13 +2,15 @@
 //!
 //! One table drives reading the file, refusing unknown keys and showing the
 //! effective settings, so a key cannot be readable but invisible, or the
-//! other way round.
+//! other way round. A key of a table of the file (`[proxy]`) is named
+//! with the table's name and a dot (`proxy.timeout`), as every message
+//! about it says.
 
 use toml::Value;
 
 use super::kinds::{
-    AddrKind, AlgorithmKind, CountKind, DurationKind, FlagKind, Kind, PathKind, RuntimeKind,
-    SecretKind, Shown, SizeKind, StringsKind, TextKind, UrlKind,
+    AddrKind, AlgorithmKind, CountKind, DurationKind, FlagKind, HeadersKind, Kind, PathKind,
+    RuntimeKind, SecretKind, Shown, SizeKind, StringsKind, TextKind, UrlKind,
 };
 use super::{Settings, SettingsError, namespaces};
 
@@ -125,6 +127,17 @@ pub(crate) const KEYS: &[Key] = &[
         CountKind<usize>,
         server.api_max_channels
     ),
+    key!("proxy.connect_url", UrlKind, proxy.connect_url),
+    key!("proxy.subscribe_url", UrlKind, proxy.subscribe_url),
+    key!("proxy.publish_url", UrlKind, proxy.publish_url),
+    key!("proxy.rpc_url", UrlKind, proxy.rpc_url),
+    key!("proxy.timeout", DurationKind, proxy.timeout),
+    key!(
+        "proxy.max_concurrency",
+        CountKind<usize>,
+        proxy.max_concurrency
+    ),
+    key!("proxy.headers", HeadersKind, proxy.headers),
     // Last: shown as [[namespaces]] tables, after which no plain key may come.
     Key {
         name: namespaces::KEY,
@@ -139,6 +152,30 @@ pub(crate) const KEYS: &[Key] = &[
 /// The key called `name`.
 pub(crate) fn find(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|key| key.name == name)
+}
+
+/// Whether `name` is a table of the file whose keys are `name.<key>`.
+pub(crate) fn is_section(name: &str) -> bool {
+    KEYS.iter().any(|key| section_of(key.name) == Some(name))
+}
+
+/// The table a key belongs to (`proxy` for `proxy.timeout`), if any.
+pub(crate) fn section_of(name: &str) -> Option<&str> {
+    name.split_once('.').map(|(section, _)| section)
+}
+
+/// Reads the value of the key called `name` into `settings`; an unknown
+/// name is refused with the nearest known one suggested.
+pub(crate) fn read(
+    settings: &mut Settings,
+    name: &str,
+    value: &Value,
+) -> Result<(), SettingsError> {
+    let key = find(name).ok_or_else(|| SettingsError::UnknownKey {
+        key: name.to_owned(),
+        suggestion: suggest(name),
+    })?;
+    (key.read)(settings, value)
 }
 
 /// The known key closest to a mistyped `name`, when one is within two
@@ -193,6 +230,16 @@ mod tests {
         assert_eq!(suggest("heartbeat_intervall"), Some("heartbeat_interval"));
         assert_eq!(suggest("max_payloda"), Some("max_payload"));
         assert_eq!(suggest("colour"), None);
+        assert_eq!(suggest("proxy.conect_url"), Some("proxy.connect_url"));
+    }
+
+    #[test]
+    fn a_table_of_the_file_is_known_by_its_keys() {
+        assert!(is_section("proxy"));
+        assert!(!is_section("listen"));
+        assert!(!is_section("namespaces"));
+        assert_eq!(section_of("proxy.timeout"), Some("proxy"));
+        assert_eq!(section_of("listen"), None);
     }
 
     #[test]

@@ -237,13 +237,49 @@ impl Kind for UrlKind {
         value
             .as_str()
             .map(|text| Some(text.to_owned()))
-            .ok_or_else(|| expected("a URL string like \"redis://127.0.0.1:6379\"", value))
+            .ok_or_else(|| expected("a URL string", value))
     }
 
     fn show(target: &Option<String>) -> Shown {
         match target {
             Some(url) => Shown::Value(Value::String(mask_url_password(url))),
             None => Shown::Unset,
+        }
+    }
+}
+
+/// Header fields and their secret values, a table of strings such as
+/// `{ "x-backend-key" = "..." }`, in the order of their names; shown only
+/// as set or not set.
+pub(crate) struct HeadersKind;
+
+impl Kind for HeadersKind {
+    type Target = Vec<(String, Redacted<String>)>;
+
+    fn read(value: &Value) -> Result<Self::Target, String> {
+        let Value::Table(fields) = value else {
+            return Err(format!(
+                "expected a table of header names to values like {{ \"x-backend-key\" = \"...\" }}, got a {}",
+                value.type_str()
+            ));
+        };
+        let mut headers: Self::Target = fields
+            .iter()
+            .map(|(name, value)| match value {
+                Value::String(text) => Ok((name.clone(), Redacted::new(text.clone()))),
+                other => Err(format!(
+                    "the value of {name:?} must be a string, got a {}",
+                    other.type_str()
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        headers.sort_by(|(a, _), (b, _)| a.cmp(b));
+        Ok(headers)
+    }
+
+    fn show(target: &Self::Target) -> Shown {
+        Shown::Secret {
+            set: !target.is_empty(),
         }
     }
 }
@@ -359,6 +395,17 @@ mod tests {
     fn a_secret_of_the_wrong_type_is_not_echoed() {
         let error = SecretKind::read(&toml_value("v = 12345678")).unwrap_err();
         assert!(!error.contains("12345678"), "{error}");
+    }
+
+    #[test]
+    fn headers_are_a_table_of_strings_whose_values_are_never_echoed() {
+        let headers = HeadersKind::read(&toml_value("v = { b = \"2\", a = \"1\" }")).unwrap();
+        let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(headers[0].1.expose(), "1");
+        let error = HeadersKind::read(&toml_value("v = { a = 12345678 }")).unwrap_err();
+        assert!(!error.contains("12345678"), "{error}");
+        assert!(HeadersKind::read(&toml_value("v = \"a: b\"")).is_err());
     }
 
     #[test]

@@ -21,10 +21,18 @@ fn the_example_file_holds_exactly_the_defaults() {
     let text = std::fs::read_to_string(&path).expect("tether.example.toml at the repository root");
     assert_eq!(Settings::from_toml_str(&text).unwrap(), Settings::default());
     for key in keys::KEYS {
-        let mentioned = text.lines().any(|line| {
+        // A key of a table is written under the table's header.
+        let (from, name) = match key.name.split_once('.') {
+            Some((section, name)) => {
+                let header = format!("\n[{section}]\n");
+                let at = text.find(&header);
+                (at.unwrap_or_else(|| panic!("no {header:?}")), name)
+            }
+            None => (0, key.name),
+        };
+        let mentioned = text[from..].lines().any(|line| {
             let line = line.trim_start_matches(['#', ' ']);
-            line.starts_with(&format!("{} =", key.name))
-                || line.starts_with(&format!("[[{}]]", key.name))
+            line.starts_with(&format!("{name} =")) || line.starts_with(&format!("[[{name}]]"))
         });
         assert!(
             mentioned,
@@ -108,7 +116,7 @@ fn a_namespace_rule_that_does_not_fit_stops_start_up_naming_the_entry() {
         ),
         (
             "publish = \"backend\"",
-            "entry 1 (chat:*), publish: \"backend\" needs the application",
+            "entry 1 (chat:*), publish: \"backend\" asks the application through the proxy, which has no URL for it: set proxy.publish_url",
         ),
     ] {
         let text = format!(
@@ -118,6 +126,98 @@ fn a_namespace_rule_that_does_not_fit_stops_start_up_naming_the_entry() {
         let error = settings.validate().unwrap_err().to_string();
         assert!(error.starts_with("setting \"namespaces\": "), "{error}");
         assert!(error.contains(problem), "{error}");
+    }
+}
+
+#[test]
+fn the_proxy_table_reads_every_key_and_names_each_in_its_errors() {
+    let settings = Settings::from_toml_str(
+        r#"
+        forward_headers = ["cookie"]
+
+        [proxy]
+        connect_url = "http://127.0.0.1:3000/connect"
+        subscribe_url = "http://127.0.0.1:3000/subscribe"
+        publish_url = "http://127.0.0.1:3000/publish"
+        rpc_url = "https://backend.example/rpc"
+        timeout = "1500ms"
+        max_concurrency = 8
+        headers = { "x-backend-key" = "backend-secret" }
+        "#,
+    )
+    .unwrap();
+    let proxy = &settings.proxy;
+    assert_eq!(
+        proxy.connect_url.as_deref(),
+        Some("http://127.0.0.1:3000/connect")
+    );
+    assert_eq!(
+        proxy.subscribe_url.as_deref(),
+        Some("http://127.0.0.1:3000/subscribe")
+    );
+    assert_eq!(
+        proxy.publish_url.as_deref(),
+        Some("http://127.0.0.1:3000/publish")
+    );
+    assert_eq!(
+        proxy.rpc_url.as_deref(),
+        Some("https://backend.example/rpc")
+    );
+    assert_eq!(proxy.timeout, Duration::from_millis(1500));
+    assert_eq!(proxy.max_concurrency, 8);
+    assert_eq!(
+        proxy.headers,
+        [(
+            "x-backend-key".into(),
+            Redacted::new("backend-secret".into())
+        )]
+    );
+    assert_eq!(settings.server.forward_headers, ["cookie"]);
+    assert_eq!(settings.validate().map_err(|e| e.to_string()), Ok(()));
+
+    for (text, key) in [
+        ("connect_url = 7", "proxy.connect_url"),
+        ("subscribe_url = true", "proxy.subscribe_url"),
+        ("publish_url = []", "proxy.publish_url"),
+        ("rpc_url = 1.5", "proxy.rpc_url"),
+        ("timeout = \"3\"", "proxy.timeout"),
+        ("max_concurrency = -1", "proxy.max_concurrency"),
+        ("headers = \"x-key: v\"", "proxy.headers"),
+        ("headers = { x-key = 1 }", "proxy.headers"),
+    ] {
+        let error = error_of(&format!("[proxy]\n{text}\n"));
+        assert!(
+            error.starts_with(&format!("config key \"{key}\": ")),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        error_of("[proxy]\nconect_url = \"http://b\"\n"),
+        "unknown config key \"proxy.conect_url\" (did you mean \"proxy.connect_url\"?)"
+    );
+    assert_eq!(
+        error_of("proxy = \"http://b\""),
+        "config key \"proxy\": expected a [proxy] table, got a string"
+    );
+    for (text, key) in [
+        ("connect_url = \"ftp://b/connect\"", "proxy.connect_url"),
+        ("subscribe_url = \"b/subscribe\"", "proxy.subscribe_url"),
+        ("publish_url = \"http://\"", "proxy.publish_url"),
+        ("rpc_url = \"https://u:p@b/rpc\"", "proxy.rpc_url"),
+        ("timeout = \"0s\"", "proxy.timeout"),
+        ("timeout = \"6s\"", "proxy.timeout"),
+        ("max_concurrency = 0", "proxy.max_concurrency"),
+        (
+            "headers = { \"content-type\" = \"text/plain\" }",
+            "proxy.headers",
+        ),
+    ] {
+        let settings = Settings::from_toml_str(&format!("[proxy]\n{text}\n")).unwrap();
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("setting \"{key}\": ")),
+            "{text}: {error}"
+        );
     }
 }
 
@@ -342,6 +442,13 @@ fn everything_changed() -> Settings {
                     presence: Rule::Token,
                     history: Rule::Token,
                 },
+                Namespace {
+                    pattern: ChannelPattern::new("room:*").unwrap(),
+                    subscribe: Rule::Backend,
+                    publish: Rule::Backend,
+                    presence: Rule::Subscribers,
+                    history: Rule::Subscribers,
+                },
             ],
         },
         listen: "[::1]:9000".parse().unwrap(),
@@ -357,6 +464,17 @@ fn everything_changed() -> Settings {
         runtime: Runtime::Blocking,
         dev: true,
         redis_url: Some("redis://127.0.0.1:6379/0".into()),
+        proxy: ProxySettings {
+            connect_url: Some("http://127.0.0.1:3000/connect".into()),
+            subscribe_url: Some("http://127.0.0.1:3000/subscribe".into()),
+            publish_url: Some("http://127.0.0.1:3000/publish".into()),
+            rpc_url: Some("https://backend.example/rpc".into()),
+            timeout: Duration::from_secs(2),
+            max_concurrency: 9,
+            // A secret, like jwt_secret and api_key: never shown, so not
+            // read back (see the_effective_settings_never_show_secrets).
+            headers: Vec::new(),
+        },
     }
 }
 
@@ -374,10 +492,26 @@ fn the_effective_settings_never_show_secrets() {
         jwt_secret: Some(Redacted::new("jwt-secret-that-must-not-leak-000".into())),
         api_key: Some(Redacted::new("api-key-that-must-not-leak".into())),
         redis_url: Some("redis://app:redis-password@db:6379".into()),
+        proxy: ProxySettings {
+            headers: vec![(
+                "x-backend-key".into(),
+                Redacted::new("backend-key-that-must-not-leak".into()),
+            )],
+            ..ProxySettings::default()
+        },
         ..Settings::default()
     };
     let shown = format!("{settings}\n{settings:?}");
-    for secret in ["jwt-secret-that", "api-key-that", "redis-password"] {
+    assert!(
+        shown.contains("\n# headers is set (not shown)\n"),
+        "{shown}"
+    );
+    for secret in [
+        "jwt-secret-that",
+        "api-key-that",
+        "redis-password",
+        "backend-key-that",
+    ] {
         assert!(!shown.contains(secret), "{secret} leaked:\n{shown}");
     }
     assert!(shown.contains("# jwt_secret is set (not shown)"), "{shown}");

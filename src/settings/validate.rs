@@ -5,8 +5,10 @@
 //! the binary adds those of its secrets and its backplane.
 
 use tether_core::{Operation, Rule};
+use ureq::http::{HeaderName, HeaderValue, Uri};
 
 use super::{JwtAlgorithm, Settings, SettingsError};
+use crate::secret::mask_url_password;
 
 /// The shortest JWT secret: RFC 7518 section 3.2 asks for an HS256 key of
 /// at least the hash size, 256 bits.
@@ -15,16 +17,32 @@ pub const MIN_JWT_SECRET_BYTES: usize = 32;
 /// The shortest API key, so that it cannot be guessed.
 pub const MIN_API_KEY_CHARS: usize = 16;
 
+/// The most backend requests `proxy.max_concurrency` allows out at once:
+/// each holds a thread of the runtime's blocking pool while it waits, and
+/// the smallest pool (smol's) has 500, so a request over the bound is
+/// answered at once instead of queueing for a thread.
+pub const MAX_PROXY_CONCURRENCY: usize = 500;
+
+/// Header fields the proxy writes itself on every backend request.
+const PROXY_OWN_HEADERS: [&str; 5] = [
+    "host",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+];
+
 /// Checks every rule; the first broken one is reported, naming its key.
 pub(crate) fn validate(settings: &Settings) -> Result<(), SettingsError> {
     settings
         .server
         .validate()
         .map_err(|error| invalid(error.field, error.message))?;
-    backend_rules(settings)?;
     secrets(settings)?;
     jwt_keys(settings)?;
-    redis(settings)
+    redis(settings)?;
+    proxy(settings)?;
+    backend_rules(settings)
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> SettingsError {
@@ -34,25 +52,32 @@ fn invalid(key: &'static str, message: impl Into<String>) -> SettingsError {
     }
 }
 
-/// The core hands `backend` decisions to its embedder; the standalone
-/// server has no application to hand them to yet, so it refuses them
-/// rather than refuse every such request at run time.
+/// A `backend` rule sends its operation's requests to the proxy: a node
+/// whose proxy has no URL for it would refuse every such request, so it
+/// does not start.
 fn backend_rules(settings: &Settings) -> Result<(), SettingsError> {
+    let proxy = &settings.proxy;
+    let urls = [
+        (
+            Operation::Subscribe,
+            "proxy.subscribe_url",
+            &proxy.subscribe_url,
+        ),
+        (Operation::Publish, "proxy.publish_url", &proxy.publish_url),
+    ];
     for (index, namespace) in settings.server.namespaces.iter().enumerate() {
-        if let Some(op) = Operation::ALL
-            .into_iter()
-            .find(|op| namespace.rule(*op) == Rule::Backend)
-        {
-            return Err(invalid(
-                "namespaces",
-                format!(
-                    "entry {index} ({}), {}: \"backend\" needs the application's decision, \
-                     which the standalone server cannot ask for yet; use \"token\" or \
-                     \"authenticated\", or embed the core and answer Decision::Channel",
-                    namespace.pattern,
-                    op.name()
-                ),
-            ));
+        for (op, key, url) in &urls {
+            if namespace.rule(*op) == Rule::Backend && url.is_none() {
+                return Err(invalid(
+                    "namespaces",
+                    format!(
+                        "entry {index} ({}), {}: \"backend\" asks the application through the \
+                         proxy, which has no URL for it: set {key}, or use another rule",
+                        namespace.pattern,
+                        op.name()
+                    ),
+                ));
+            }
         }
     }
     Ok(())
@@ -143,6 +168,83 @@ fn redis(settings: &Settings) -> Result<(), SettingsError> {
     Ok(())
 }
 
+/// The proxy's URLs are http:// or https:// URLs of a host, without
+/// credentials (a secret goes in `proxy.headers`, whose values are never
+/// shown); its timeout ends before the core's `decision_timeout` would;
+/// its bound is a real one; its header fields can be sent.
+fn proxy(settings: &Settings) -> Result<(), SettingsError> {
+    let proxy = &settings.proxy;
+    let urls = [
+        ("proxy.connect_url", &proxy.connect_url),
+        ("proxy.subscribe_url", &proxy.subscribe_url),
+        ("proxy.publish_url", &proxy.publish_url),
+        ("proxy.rpc_url", &proxy.rpc_url),
+    ];
+    for (key, url) in urls {
+        if let Some(url) = url {
+            backend_url(url).map_err(|message| invalid(key, message))?;
+        }
+    }
+    if proxy.timeout.is_zero() {
+        return Err(invalid("proxy.timeout", "must be above zero"));
+    }
+    if proxy.timeout > settings.server.decision_timeout {
+        return Err(invalid(
+            "proxy.timeout",
+            format!(
+                "must be at most decision_timeout ({}), after which the node answers \
+                 UNAVAILABLE without waiting for the backend",
+                crate::units::format_duration(settings.server.decision_timeout)
+            ),
+        ));
+    }
+    if !(1..=MAX_PROXY_CONCURRENCY).contains(&proxy.max_concurrency) {
+        return Err(invalid(
+            "proxy.max_concurrency",
+            format!("must be 1 to {MAX_PROXY_CONCURRENCY}"),
+        ));
+    }
+    for (name, value) in &proxy.headers {
+        let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+            return Err(invalid(
+                "proxy.headers",
+                format!("{name:?} is not a header field name"),
+            ));
+        };
+        if PROXY_OWN_HEADERS.contains(&header.as_str()) {
+            return Err(invalid(
+                "proxy.headers",
+                format!("{name:?} is written by the proxy itself"),
+            ));
+        }
+        if HeaderValue::from_str(value.expose()).is_err() {
+            return Err(invalid(
+                "proxy.headers",
+                format!(
+                    "the value of {name:?} must be visible ASCII characters and spaces (not shown)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why `url` cannot be a backend's URL, if it cannot.
+fn backend_url(url: &str) -> Result<(), String> {
+    let shown = mask_url_password(url);
+    let uri: Uri = url.parse().map_err(|_| format!("{shown:?} is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!("must be an http:// or https:// URL, got {shown:?}"));
+    }
+    match uri.authority() {
+        None => Err(format!("{shown:?} names no host")),
+        Some(authority) if authority.as_str().contains('@') => Err(format!(
+            "{shown:?} holds credentials: send them in proxy.headers, whose values are never shown"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +331,113 @@ mod tests {
         assert_eq!(key_of(&http), Some("redis_url"));
         let ok = with(|s| s.redis_url = Some("redis://127.0.0.1:6379".into()));
         assert_eq!(key_of(&ok), None);
+    }
+
+    #[test]
+    fn every_proxy_mistake_names_its_key() {
+        let url = |s: &mut Settings, text: &str| s.proxy.connect_url = Some(text.into());
+        for (change, key) in [
+            (
+                with(|s| url(s, "ftp://backend/connect")),
+                "proxy.connect_url",
+            ),
+            (with(|s| url(s, "not a url")), "proxy.connect_url"),
+            (with(|s| url(s, "/connect")), "proxy.connect_url"),
+            (
+                with(|s| s.proxy.subscribe_url = Some("redis://b".into())),
+                "proxy.subscribe_url",
+            ),
+            (
+                with(|s| s.proxy.publish_url = Some("backend:80/p".into())),
+                "proxy.publish_url",
+            ),
+            (
+                with(|s| s.proxy.rpc_url = Some("http://".into())),
+                "proxy.rpc_url",
+            ),
+            (
+                with(|s| s.proxy.timeout = std::time::Duration::ZERO),
+                "proxy.timeout",
+            ),
+            (
+                with(|s| s.proxy.timeout = s.server.decision_timeout * 2),
+                "proxy.timeout",
+            ),
+            (
+                with(|s| s.proxy.max_concurrency = 0),
+                "proxy.max_concurrency",
+            ),
+            (
+                with(|s| s.proxy.max_concurrency = MAX_PROXY_CONCURRENCY + 1),
+                "proxy.max_concurrency",
+            ),
+            (
+                with(|s| s.proxy.headers = vec![("x y".into(), Redacted::new("v".into()))]),
+                "proxy.headers",
+            ),
+            (
+                with(|s| s.proxy.headers = vec![("Host".into(), Redacted::new("v".into()))]),
+                "proxy.headers",
+            ),
+        ] {
+            assert_eq!(key_of(&change), Some(key), "{:?}", change.proxy);
+        }
+        let ok = with(|s| {
+            s.proxy.connect_url = Some("https://backend.example/tether/connect".into());
+            s.proxy.rpc_url = Some("http://127.0.0.1:3000/rpc".into());
+            s.proxy.timeout = s.server.decision_timeout;
+            s.proxy.max_concurrency = MAX_PROXY_CONCURRENCY;
+            s.proxy.headers = vec![("X-Backend-Key".into(), Redacted::new("k".into()))];
+        });
+        assert_eq!(key_of(&ok), None);
+    }
+
+    #[test]
+    fn proxy_errors_never_show_credentials_or_header_values() {
+        let password = with(|s| s.proxy.connect_url = Some("http://app:hunter2@b/c".into()));
+        let error = validate(&password).unwrap_err().to_string();
+        assert!(error.contains("proxy.connect_url"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        let value = with(|s| {
+            s.proxy.headers = vec![("x-key".into(), Redacted::new("hunter2\n".into()))];
+        });
+        let error = validate(&value).unwrap_err().to_string();
+        assert!(error.contains("\"x-key\""), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn a_backend_rule_needs_the_proxy_url_of_its_operation() {
+        let backend = |s: &mut Settings, subscribe: Rule, publish: Rule| {
+            s.server.namespaces = vec![tether_core::Namespace {
+                pattern: tether_core::ChannelPattern::new("room:*").unwrap(),
+                subscribe,
+                publish,
+                presence: Rule::Nobody,
+                history: Rule::Nobody,
+            }];
+        };
+        let subscribe = with(|s| backend(s, Rule::Backend, Rule::Nobody));
+        let error = validate(&subscribe).unwrap_err().to_string();
+        assert!(
+            error.contains("entry 0 (room:*), subscribe:") && error.contains("proxy.subscribe_url"),
+            "{error}"
+        );
+        let publish = with(|s| {
+            backend(s, Rule::Backend, Rule::Backend);
+            s.proxy.subscribe_url = Some("http://127.0.0.1:3000/subscribe".into());
+        });
+        let error = validate(&publish).unwrap_err().to_string();
+        assert!(
+            error.contains("entry 0 (room:*), publish:") && error.contains("proxy.publish_url"),
+            "{error}"
+        );
+        let both = with(|s| {
+            backend(s, Rule::Backend, Rule::Backend);
+            s.proxy.subscribe_url = Some("http://127.0.0.1:3000/subscribe".into());
+            s.proxy.publish_url = Some("http://127.0.0.1:3000/publish".into());
+        });
+        assert_eq!(key_of(&both), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! What the project's test targets share, written once: a test
 //! authorizer, a bound on a test's time, the `tether` binary and
 //! `redis-server` as child processes of a test, the plain WebSocket
-//! and HTTP clients the tests speak to a node with, and key pairs made at
-//! test time for the JWT tests.
+//! and HTTP clients the tests speak to a node with, an HTTP server playing
+//! the application's backend, and key pairs made at test time for the JWT
+//! tests.
 //!
 //! Every wait here is bounded, and every socket is on 127.0.0.1. The crate
 //! is not published; the core's own unit tests keep their helpers
@@ -10,6 +11,7 @@
 //! give those tests a second copy of the core's types.
 
 pub mod authorizer;
+pub mod backend;
 pub mod bounded;
 pub mod http;
 pub mod keys;

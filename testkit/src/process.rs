@@ -34,6 +34,14 @@ impl Process {
         Process::spawn(command, Stdio::null()).0
     }
 
+    /// Starts `binary` with `args` like [`Process::start`], with the
+    /// environment variables `env` set.
+    pub fn start_with_env(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Process {
+        let mut command = Command::new(binary);
+        command.args(args).envs(env.iter().copied());
+        Process::spawn(command, Stdio::null()).0
+    }
+
     /// Starts `binary` with `args` like [`Process::start`], its standard
     /// input a pipe: dropping the returned end closes it (the `serve`
     /// example's order to shut down).

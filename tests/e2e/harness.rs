@@ -9,7 +9,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ChildStdin;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -347,6 +347,30 @@ pub fn jwt_auth() -> Arc<NodeAuthorizer> {
         Authenticator::Jwt(Box::new(verifier)),
         Some(Redacted::new(API_KEY.to_owned())),
     ))
+}
+
+/// A directory of a test's own (config and key files), removed when
+/// dropped.
+pub struct TestDir(PathBuf);
+
+impl TestDir {
+    /// Creates the directory, named after `name` and this process.
+    pub fn new(name: &str) -> TestDir {
+        let path = std::env::temp_dir().join(format!("tether-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("a test directory");
+        TestDir(path)
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Whole seconds since the Unix epoch, the unit of a JWT's `exp`.

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -12,7 +11,7 @@ use tether_testkit::keys::{KeyKind, KeyPair};
 use tether_testkit::process::Process;
 use tether_testkit::ws::Ws;
 
-use crate::harness::{Runtime, TETHER, unix_now};
+use crate::harness::{Runtime, TETHER, TestDir, unix_now};
 
 /// The Ed25519 key pairs of the test, by kid, made for it.
 struct Keys(Vec<(&'static str, KeyPair)>);
@@ -54,15 +53,6 @@ impl Keys {
     }
 }
 
-/// A directory of this test's own, removed when dropped.
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 fn refused(addr: SocketAddr, token: &str) -> (u16, String) {
     let mut ws = Ws::open(addr);
     ws.send_json(json!({"type": "auth", "token": token}));
@@ -71,15 +61,10 @@ fn refused(addr: SocketAddr, token: &str) -> (u16, String) {
 
 fn sighup_rereads_the_key_set_and_keeps_connections(runtime: Runtime) {
     let keys = Keys::generate(&["a", "b"]);
-    let dir = Dir(std::env::temp_dir().join(format!(
-        "tether-keys-{}-{}",
-        std::process::id(),
-        runtime.name()
-    )));
-    fs::create_dir_all(&dir.0).expect("a directory");
-    let jwks_path = dir.0.join("jwks.json");
+    let dir = TestDir::new(&format!("keys-{}", runtime.name()));
+    let jwks_path = dir.path().join("jwks.json");
     fs::write(&jwks_path, keys.jwks("a")).expect("the key set is written");
-    let config_path = dir.0.join("tether.toml");
+    let config_path = dir.path().join("tether.toml");
     let config = format!(
         "jwt_algorithm = \"EdDSA\"\njwt_jwks_file = {:?}\njwt_issuer = \"https://auth.example\"\njwt_audience = \"tether\"\n",
         jwks_path.display().to_string()

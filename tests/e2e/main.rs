@@ -62,6 +62,7 @@ mod keys;
 mod limits;
 mod presence;
 mod private;
+mod proxy;
 mod pubsub;
 mod recovery;
 mod routes;

@@ -3,7 +3,11 @@
 //! task, as the core orders.
 
 use std::future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use tether_core::{ConnId, Transport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -22,6 +26,9 @@ const READ_BUFFER: usize = 16 * 1024;
 /// Bytes a writer takes from the core at a time: what sits outside the
 /// core's queue, and its backpressure, while a write is in flight.
 const WRITE_BUDGET: usize = 64 * 1024;
+
+/// Frames handed to one `writev`.
+const SLICES_PER_WRITE: usize = 64;
 
 /// How the core reaches a connection's task. Each `Notify` keeps one
 /// permit, so a wake given while the task is busy is not lost.
@@ -174,11 +181,10 @@ async fn write(node: &Node, conn: ConnId, link: &Link, mut writer: impl AsyncWri
                 .lock()
                 .core
                 .poll_transmit(conn, WRITE_BUDGET, &mut batch);
-            for frame in batch.drain(..) {
-                if writer.write_all(&frame).await.is_err() {
-                    return;
-                }
+            if write_frames(&mut writer, &batch).await.is_err() {
+                return;
             }
+            batch.clear();
             let transport = {
                 let mut state = node.lock();
                 if moved > 0 {
@@ -197,4 +203,36 @@ async fn write(node: &Node, conn: ConnId, link: &Link, mut writer: impl AsyncWri
             }
         }
     }
+}
+
+/// Writes `frames` in order, as many at a time as one `writev` takes.
+async fn write_frames(writer: &mut (impl AsyncWrite + Unpin), frames: &[Bytes]) -> io::Result<()> {
+    let mut frame = 0;
+    let mut offset = 0;
+    while frame < frames.len() {
+        // The slices live in one poll, not in the connection's future, which
+        // an idle connection keeps.
+        let mut written = future::poll_fn(|cx| {
+            let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
+            let pending = std::iter::once(&frames[frame][offset..])
+                .chain(frames[frame + 1..].iter().map(|f| &f[..]));
+            let mut count = 0;
+            for (slot, bytes) in slices.iter_mut().zip(pending) {
+                *slot = IoSlice::new(bytes);
+                count += 1;
+            }
+            Pin::new(&mut *writer).poll_write_vectored(cx, &slices[..count])
+        })
+        .await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while frame < frames.len() && written >= frames[frame].len() - offset {
+            written -= frames[frame].len() - offset;
+            frame += 1;
+            offset = 0;
+        }
+        offset += written;
+    }
+    Ok(())
 }

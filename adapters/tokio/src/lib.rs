@@ -74,6 +74,11 @@ use node::Node;
 /// What a node is started with: the options every runtime takes.
 pub use tether_core::NodeOptions as ServerOptions;
 
+/// Connections the kernel may hold before `accept`: enough for a thousand
+/// clients connecting at once without dropped SYNs, which their kernels
+/// retry only a second later (std listens with 128).
+const LISTEN_BACKLOG: i32 = 1024;
+
 /// A node bound to its address (or without a listener, beside an
 /// application's own HTTP server), not yet serving.
 pub struct Server {
@@ -92,6 +97,8 @@ impl Server {
         let listen = options.listen;
         let mut server = Server::without_listener(options)?;
         let listener = std::net::TcpListener::bind(listen)?;
+        // Listening again only sets the backlog (std listens with 128).
+        rustix::net::listen(&listener, LISTEN_BACKLOG)?;
         listener.set_nonblocking(true)?;
         server.listener = Some(listener);
         Ok(server)
@@ -221,5 +228,44 @@ impl Handle {
     pub async fn publish(&self, channel: &str, payload: &str) -> Result<u64, PublishError> {
         let published = self.node.publish(channel, payload);
         published.await.unwrap_or(Err(PublishError::Unavailable))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use tether_core::{ConnectRequest, Handler, Identity, Rejection, async_trait};
+
+    use super::*;
+
+    struct Nobody;
+
+    #[async_trait]
+    impl Handler for Nobody {
+        async fn connect(&self, _request: ConnectRequest) -> Result<Identity, Rejection> {
+            Err(Rejection::forbidden())
+        }
+
+        fn authorize_api(&self, _authorization: Option<&str>) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_bound_node_holds_more_connections_than_stds_backlog_before_it_accepts() {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let server = Server::bind(ServerOptions::new(listen, Arc::new(Nobody))).unwrap();
+        let addr = server.local_addr().unwrap();
+        // Beyond the backlog the kernel drops the SYN and the client's
+        // retries find the queue as full: the connect times out.
+        let held: Vec<TcpStream> = (0..300)
+            .map(|n| {
+                TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                    .unwrap_or_else(|error| panic!("connection {n}: {error}"))
+            })
+            .collect();
+        assert_eq!(held.len(), 300);
     }
 }

@@ -6,15 +6,20 @@
 #   REPS=5 benches/run.sh     # more repetitions
 #   QUICK=1 benches/run.sh    # one small repetition, to check the setup
 #
+#   PEERS="tether-tokio tokio-ws" benches/run.sh   # only these peers
+#
 # Peers: tether on smol, tether on blocking threads (skipped with a note
-# while this build refuses `--runtime blocking`), Node.js + ws
-# (benches/peers/node-ws, needs node and npm), tokio + tokio-tungstenite
-# (benches/peers/tokio-ws). Every repetition starts every peer afresh, runs
-# `idle` first (so each heap starts clean), then each scenario against each
-# peer in turn, the order of the peers rotating between repetitions.
-# Everything listens on and connects to 127.0.0.1 only, and every run stops
-# by itself. JSON lines go to benches/results/<time>.jsonl; the table of
-# medians and ratios to tether-smol is printed at the end. Fan-out through
+# while this build refuses `--runtime blocking`), tether on tokio's
+# multi-threaded runtime (`--runtime tokio`, what `serve` uses) and on its
+# current-thread runtime (`--runtime tokio-current-thread`, tether-tokio-ct),
+# Node.js + ws (benches/peers/node-ws, needs node and npm), tokio +
+# tokio-tungstenite (benches/peers/tokio-ws). Every repetition starts every
+# peer afresh, runs `idle` first (so each heap starts clean), then each
+# scenario against each peer in turn, the order of the peers rotating
+# between repetitions. Everything listens on and connects to 127.0.0.1
+# only, and every run stops by itself. JSON lines go to
+# benches/results/<time>.jsonl; the tables of medians and ratios to
+# tether-smol, and to tether-tokio, are printed at the end. Fan-out through
 # the Redis backplane (2 nodes against 1 in memory) is benches/backplane.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,11 +54,19 @@ TETHER=target/release/tether
 LOADGEN=target/release/tether-loadgen
 TOKIO_PEER=benches/peers/tokio-ws/target/release/tokio-ws-peer
 
-declare -A PORT=([tether-smol]=18080 [tether-blocking]=18083 [node-ws]=18081 [tokio-ws]=18082)
-PEERS=(tether-smol)
+declare -A PORT=([tether-smol]=18080 [tether-blocking]=18083 [node-ws]=18081 [tokio-ws]=18082
+  [tether-tokio]=18084 [tether-tokio-ct]=18085)
+WANTED=(${PEERS:-tether-smol tether-blocking tether-tokio tether-tokio-ct node-ws tokio-ws})
+wanted() { [[ " ${WANTED[*]} " == *" $1 "* ]]; }
+PEERS=()
 NOTES=()
+for peer in tether-smol tether-tokio tether-tokio-ct; do
+  if wanted $peer; then PEERS+=($peer); fi
+done
 
-if RUST_LOG=error timeout 5 "$TETHER" serve --dev --runtime blocking --config benches/tether.toml \
+if ! wanted tether-blocking; then
+  :
+elif RUST_LOG=error timeout 5 "$TETHER" serve --dev --runtime blocking --config benches/tether.toml \
     --listen 127.0.0.1:${PORT[tether-blocking]} >/dev/null 2>&1; then
   :
 elif [[ $? == 124 ]]; then
@@ -61,13 +74,15 @@ elif [[ $? == 124 ]]; then
 else
   NOTES+=("tether-blocking skipped: this build refuses --runtime blocking")
 fi
-if command -v node >/dev/null && command -v npm >/dev/null; then
+if ! wanted node-ws; then
+  :
+elif command -v node >/dev/null && command -v npm >/dev/null; then
   (cd benches/peers/node-ws && npm ci --silent --no-audit --no-fund >/dev/null 2>&1)
   PEERS+=(node-ws)
 else
   NOTES+=("node-ws skipped: node and npm are not installed")
 fi
-PEERS+=(tokio-ws)
+if wanted tokio-ws; then PEERS+=(tokio-ws); fi
 
 mkdir -p benches/results
 RESULTS=benches/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl
@@ -80,6 +95,10 @@ start_peer() {
     tether-smol) RUST_LOG=warn "$TETHER" serve --dev --config benches/tether.toml \
         --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
     tether-blocking) RUST_LOG=warn "$TETHER" serve --dev --runtime blocking \
+        --config benches/tether.toml --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
+    tether-tokio) RUST_LOG=warn "$TETHER" serve --dev --runtime tokio \
+        --config benches/tether.toml --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
+    tether-tokio-ct) RUST_LOG=warn "$TETHER" serve --dev --runtime tokio-current-thread \
         --config benches/tether.toml --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
     node-ws) node benches/peers/node-ws/server.js "$port" 2>>"$LOGS/$peer.log" & ;;
     tokio-ws) "$TOKIO_PEER" 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
@@ -132,3 +151,7 @@ done
 echo "== results: $RESULTS" >&2
 for note in "${NOTES[@]}"; do echo "note: $note"; done
 python3 benches/table.py "$RESULTS"
+if [[ " ${PEERS[*]} " == *" tether-tokio "* ]]; then
+  echo
+  python3 benches/table.py "$RESULTS" tether-tokio
+fi

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Medians of `tether-loadgen` JSON lines, per scenario and peer, as a Markdown
-table with each peer's ratio to tether-smol.
+table with each peer's ratio to a base peer (tether-smol unless named).
 
-Usage: benches/table.py RESULTS.jsonl
+Usage: benches/table.py RESULTS.jsonl [BASE]
 
-A ratio is tether-smol's advantage: above 1 tether-smol is better (higher
+A ratio is the base peer's advantage: above 1 the base is better (higher
 throughput, or lower latency, memory or time), below 1 it is worse.
 """
 
@@ -13,8 +13,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-BASE = "tether-smol"
-PEER_ORDER = ["tether-smol", "tether-blocking", "node-ws", "tokio-ws"]
+PEER_ORDER = ["tether-smol", "tether-blocking", "tether-tokio", "tether-tokio-ct", "node-ws", "tokio-ws"]
 
 # (scenario label, metric, unit, higher is better)
 def rows_for(scenario, line):
@@ -55,7 +54,7 @@ def fmt(value):
     return f"{value:.1f}"
 
 
-def main(path):
+def main(path, base="tether-smol"):
     samples = defaultdict(list)  # (label, metric) -> peer -> values
     metrics = {}  # label -> [(metric, unit, higher)]
     order = []
@@ -75,8 +74,8 @@ def main(path):
                 if metric in line:
                     samples[(label, metric, peer)].append(line[metric])
     peers = [p for p in PEER_ORDER if p in peers] + sorted(peers - set(PEER_ORDER))
-    others = [p for p in peers if p != BASE]
-    header = ["scenario", "metric"] + peers + [f"{BASE} vs {p}" for p in others]
+    others = [p for p in peers if p != base]
+    header = ["scenario", "metric"] + peers + [f"{base} vs {p}" for p in others]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for label in order:
@@ -86,18 +85,18 @@ def main(path):
                 values = samples.get((label, metric, peer))
                 medians[peer] = statistics.median(values) if values else None
             cells = [label, unit] + [fmt(medians[p]) for p in peers]
-            base = medians.get(BASE)
+            mine = medians.get(base)
             for peer in others:
                 other = medians[peer]
-                if base is None or other is None or base == 0 or other == 0:
+                if mine is None or other is None or mine == 0 or other == 0:
                     cells.append("-")
                 else:
-                    ratio = base / other if higher else other / base
+                    ratio = mine / other if higher else other / mine
                     cells.append(f"{ratio:.2f}x")
             print("| " + " | ".join(cells) + " |")
     runs = {p: len(samples.get((order[0], metrics[order[0]][0][0], p), [])) for p in peers} if order else {}
-    print(f"\nMedians of {max(runs.values(), default=0)} runs per peer; ratios are {BASE}'s advantage (>1: {BASE} better).")
+    print(f"\nMedians of {max(runs.values(), default=0)} runs per peer; ratios are {base}'s advantage (>1: {base} better).")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

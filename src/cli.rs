@@ -169,6 +169,18 @@ mod tests {
     }
 
     #[test]
+    fn the_current_thread_tokio_runtime_is_chosen_by_a_name_the_help_hides() {
+        let cli = parse(&["serve", "--runtime", "tokio-current-thread"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.runtime, Some(Runtime::TokioCurrentThread));
+        let help = parse(&["serve", "--help"]).unwrap_err().to_string();
+        assert!(help.contains("tokio"), "{help}");
+        assert!(!help.contains("current-thread"), "{help}");
+    }
+
+    #[test]
     fn parsed_serve_flags_never_debug_their_secrets() {
         let cli = parse(&[
             "serve",

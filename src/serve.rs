@@ -68,21 +68,24 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             on_shutdown_signal(move || handle.shutdown()).map_err(AppError::Io)?;
             server.run().map_err(AppError::Io)?;
         }
-        Runtime::Tokio => {
+        Runtime::Tokio | Runtime::TokioCurrentThread => {
             let mut server = tether_tokio::Server::bind(options).map_err(AppError::Io)?;
             if let Some(backplane) = backplane {
                 server = server.with_backplane(backplane);
             }
             info!(
-                "listening on {} (runtime tokio)",
-                server.local_addr().map_err(AppError::Io)?
+                "listening on {} (runtime {})",
+                server.local_addr().map_err(AppError::Io)?,
+                settings.runtime.name()
             );
             let handle = server.handle();
             on_shutdown_signal(move || handle.shutdown()).map_err(AppError::Io)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(AppError::Io)?;
+            // Multi-threaded unless asked otherwise: BENCHMARKS.md says why.
+            let mut builder = match settings.runtime {
+                Runtime::TokioCurrentThread => tokio::runtime::Builder::new_current_thread(),
+                _ => tokio::runtime::Builder::new_multi_thread(),
+            };
+            let runtime = builder.enable_all().build().map_err(AppError::Io)?;
             let served = runtime.block_on(server.run());
             // The process is about to exit: an authorizer check still
             // running on the blocking pool is not waited for.

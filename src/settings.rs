@@ -58,6 +58,11 @@ pub enum Runtime {
     /// The async adapter on tokio's multi-threaded runtime: one task per
     /// connection.
     Tokio,
+    /// The same adapter on tokio's current-thread runtime, the whole node
+    /// on one thread: for the benchmarks that compare the two
+    /// (BENCHMARKS.md), so hidden from the help.
+    #[value(hide = true)]
+    TokioCurrentThread,
 }
 
 impl Runtime {
@@ -67,6 +72,7 @@ impl Runtime {
             Runtime::Smol => "smol",
             Runtime::Blocking => "blocking",
             Runtime::Tokio => "tokio",
+            Runtime::TokioCurrentThread => "tokio-current-thread",
         }
     }
 }

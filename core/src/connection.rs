@@ -12,7 +12,10 @@
 //! ```
 //!
 //! An open connection's token expires at its `exp` (timer `Expiry`, close
-//! 4004) unless an accepted `refresh` moved it.
+//! 4004) unless an accepted `refresh` moved it. A connection whose upgrade
+//! another HTTP server answered starts in `AwaitingAuth`
+//! ([`Connection::upgraded`]); one the node refuses then starts in
+//! `Closing`, its close frame queued ([`Connection::refused_upgraded`]).
 //!
 //! This file owns every transition; each state's handling is one method.
 //! The driver feeds it bytes ([`Connection::handle_read`]), instants
@@ -60,7 +63,8 @@ pub enum Event {
     /// A plain HTTP request on the WebSocket port; answer it with
     /// [`Connection::respond`].
     HttpRequest(HttpRequest),
-    /// The WebSocket handshake succeeded; the 101 response is queued.
+    /// The WebSocket handshake succeeded; the 101 response is queued (or
+    /// was sent by the server that answered the upgrade).
     Upgraded,
     /// The client presented a token; answer with
     /// [`Connection::handle_auth_verdict`].
@@ -250,15 +254,45 @@ pub struct Connection {
 impl Connection {
     /// A connection whose TCP stream was accepted at `now`.
     pub fn new(config: &ServerConfig, now: Instant) -> Self {
-        let mut timers = TimerTable::default();
-        timers.set(Timer::Handshake, now + config.handshake_timeout);
+        let parser = RequestParser::new(RequestLimits::from_config(config));
+        let mut conn = Connection::in_state(config, now, State::Http(Box::new(parser)));
+        conn.timers
+            .set(Timer::Handshake, now + config.handshake_timeout);
+        conn
+    }
+
+    /// A connection whose upgrade another HTTP server answered with its
+    /// `101` at `now`: it waits for `auth` as after the node's own `101`
+    /// ([`Event::Upgraded`] follows), with `forwarded`, the upgrade's
+    /// `forward_headers` fields, for the connect decision.
+    pub fn upgraded(config: &ServerConfig, now: Instant, forwarded: Vec<(String, String)>) -> Self {
+        let mut conn = Connection::in_state(config, now, State::Closed);
+        conn.open_websocket(config, now, forwarded);
+        conn
+    }
+
+    /// An upgraded connection the node refuses (draining, at capacity):
+    /// its session never starts. The close frame with `code` and `reason`
+    /// goes out, and the socket closes at the client's answering close
+    /// frame or `close_timeout` later, as any close the server starts.
+    pub fn refused_upgraded(
+        config: &ServerConfig,
+        now: Instant,
+        code: CloseCode,
+        reason: &str,
+    ) -> Self {
+        let mut conn = Connection::in_state(config, now, State::Closing);
+        conn.queue.push_protocol(frame::close_frame(code, reason));
+        conn.timers.set(Timer::Linger, now + config.close_timeout);
+        conn
+    }
+
+    fn in_state(config: &ServerConfig, now: Instant, state: State) -> Self {
         Connection {
-            state: State::Http(Box::new(RequestParser::new(RequestLimits::from_config(
-                config,
-            )))),
+            state,
             decoder: FrameDecoder::new(Role::Server, config.max_payload),
             queue: OutboundQueue::default(),
-            timers,
+            timers: TimerTable::default(),
             rate: TokenBucket::new(now, config.rate_limit, config.rate_burst),
             events: VecDeque::new(),
             ping_unanswered: false,
@@ -629,19 +663,15 @@ impl Connection {
                 self.events.push_back(Event::HttpRequest(request));
             }
             Ok(Some(Request::Upgrade(upgrade))) => {
-                let forwarded = State::AwaitingAuth(upgrade.forwarded);
-                let State::Http(parser) = std::mem::replace(&mut self.state, forwarded) else {
+                let State::Http(parser) = std::mem::replace(&mut self.state, State::Closed) else {
                     unreachable!("matched State::Http above");
                 };
                 self.timers.stop(Timer::Handshake);
-                self.timers.set(Timer::Auth, now + config.auth_timeout);
-                self.timers
-                    .set(Timer::Heartbeat, now + config.heartbeat_interval);
                 self.queue.push_protocol(Bytes::from(http::accept_response(
                     &upgrade.key,
                     upgrade.protocol,
                 )));
-                self.events.push_back(Event::Upgraded);
+                self.open_websocket(config, now, upgrade.forwarded);
                 let leftover = parser.into_remaining();
                 if !leftover.is_empty() {
                     self.decoder.feed(&leftover);
@@ -652,6 +682,22 @@ impl Connection {
                 self.finish_after_flush(config, now, Bytes::from(error.response()));
             }
         }
+    }
+
+    /// The WebSocket starts at `now`, its `101` sent: it waits for `auth`
+    /// until `auth_timeout`, and the heartbeat runs (PROTOCOL.md section
+    /// 11: it covers connections waiting for their verdict too).
+    fn open_websocket(
+        &mut self,
+        config: &ServerConfig,
+        now: Instant,
+        forwarded: Vec<(String, String)>,
+    ) {
+        self.state = State::AwaitingAuth(forwarded);
+        self.timers.set(Timer::Auth, now + config.auth_timeout);
+        self.timers
+            .set(Timer::Heartbeat, now + config.heartbeat_interval);
+        self.events.push_back(Event::Upgraded);
     }
 
     fn poll_frames(&mut self, config: &ServerConfig, now: Instant) {

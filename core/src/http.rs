@@ -19,10 +19,15 @@
 //! [`ResponseParser`] checks the server's answer (RFC 6455 section 4.1) and
 //! keeps the frames that followed it.
 //!
+//! An upgrade that another HTTP server parsed (an application's own
+//! server, hyper under axum) is checked by [`check_upgrade`] with the same
+//! rules, from the parts that server has: the node never re-parses a head.
+//!
 //! Every parser looks at a bounded window of its input, so it holds a
 //! bounded amount of memory, and decides the same way however the bytes
 //! were split into reads.
 
+mod accepted;
 mod base64;
 mod classify;
 mod client;
@@ -30,6 +35,7 @@ mod headers;
 mod request;
 mod response;
 
+pub use accepted::{AcceptedUpgrade, UpgradeHead, check_upgrade};
 pub use client::{Handshake, HandshakeError, ResponseParser, client_key, upgrade_request};
 pub use request::{ApiMethod, HttpRequest, Request, RequestLimits, RequestParser, Route};
 pub use response::{HttpError, accept_response, response};

@@ -118,6 +118,7 @@ pub use config::{
     RESERVED_FILE_DESCRIPTORS, ServerConfig, connections_within_open_files,
 };
 pub use connection::{ClosedBy, Transport};
+pub use http::{AcceptedUpgrade, HttpError, UpgradeHead};
 pub use ids::ConnId;
 pub use node_options::NodeOptions;
 pub use server::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Server, Verdict};

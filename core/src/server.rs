@@ -8,7 +8,9 @@
 //! hub, so fan-out needs no lock. Connections are named by [`ConnId`]s that
 //! are never reused.
 //!
-//! - Inputs, each with `now` first: [`Server::accept`],
+//! - Inputs, each with `now` first: [`Server::accept`] (or
+//!   [`Server::accept_upgraded`] for a WebSocket whose upgrade another
+//!   HTTP server answered, checked with [`Server::check_upgrade`]),
 //!   [`Server::handle_read`], [`Server::handle_written`],
 //!   [`Server::handle_transport_closed`], [`Server::handle_timeout`], the
 //!   answers to decisions ([`Server::handle_verdict`], or one of
@@ -35,7 +37,8 @@
 //!   dropped or re-queued.
 //! - Refusals: a connection accepted while draining or at
 //!   `max_connections` is refused by the core itself (`503`, half-close,
-//!   linger), so every adapter answers it the same way. A connection
+//!   linger; an already upgraded one gets close `1001` or `1013`), so
+//!   every adapter answers it the same way. A connection
 //!   whose user already holds `max_connections_per_user` on the node is
 //!   closed 4029 at its auth verdict (the hub counts each user's
 //!   connections).
@@ -78,6 +81,7 @@ use crate::envelope::{Channel, ClientMessage};
 use crate::hooks::{
     ChannelRequest, ConnectRequest, DecisionId, Notification, Rejection, RpcRequest,
 };
+use crate::http::{self, AcceptedUpgrade, HttpError, UpgradeHead};
 use crate::hub::{ApiPublish, Hub, StoreEvent, Ticket};
 use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
@@ -213,20 +217,69 @@ impl Server {
     /// before draining.
     pub fn accept(&mut self, now: Instant) -> ConnId {
         self.accept_failing = false;
-        let refusal = if self.draining {
+        let refusal = self.refusal();
+        let conn = match refusal {
+            Some(refusal) => Connection::refused(&self.config, now, refusal.response()),
+            None => Connection::new(&self.config, now),
+        };
+        self.admit(now, conn, refusal.is_some())
+    }
+
+    /// Checks an upgrade request that another HTTP server parsed (an
+    /// application's own server, e.g. hyper under axum) by the rules of
+    /// the node's own parser and its config (`allowed_origins`,
+    /// `forward_headers`): the [`AcceptedUpgrade`] says what that server's
+    /// `101` carries; an [`HttpError`] is the refusal to answer instead,
+    /// with the status the node's own parser gives. Reads the node's
+    /// settings only: no input, no drain.
+    pub fn check_upgrade(&self, head: &UpgradeHead<'_>) -> Result<AcceptedUpgrade, HttpError> {
+        http::check_upgrade(
+            head,
+            &self.config.allowed_origins,
+            &self.config.forward_headers,
+        )
+    }
+
+    /// A WebSocket whose upgrade another HTTP server answered with its
+    /// `101` at `now` (checked with [`Server::check_upgrade`]); drive its
+    /// stream, past the `101`, like any socket. The connection starts
+    /// waiting for `auth`, its auth deadline and heartbeat armed from
+    /// `now`, and counts like any other. While draining it gets close
+    /// `1001`, at `max_connections` close `1013` (the `101` is already
+    /// out, so a `503` is too late; both tell a client to come back), and
+    /// the socket closes at the client's answering close frame or
+    /// `close_timeout` later (PROTOCOL.md section 11). As with
+    /// [`Server::accept`], make its writer known before draining.
+    pub fn accept_upgraded(&mut self, now: Instant, upgrade: AcceptedUpgrade) -> ConnId {
+        let refusal = self.refusal();
+        let config = &self.config;
+        let conn = match refusal {
+            Some(refusal) => {
+                let (code, reason) = refusal.close();
+                Connection::refused_upgraded(config, now, code, reason)
+            }
+            None => Connection::upgraded(config, now, upgrade.into_forwarded()),
+        };
+        self.admit(now, conn, refusal.is_some())
+    }
+
+    /// Why a new connection is refused, if it is.
+    fn refusal(&self) -> Option<Refusal> {
+        if self.draining {
             Some(Refusal::Draining)
         } else if self.live >= self.config.max_connections {
             Some(Refusal::AtCapacity)
         } else {
             None
-        };
-        let conn = match refusal {
-            Some(refusal) => Connection::refused(&self.config, now, refusal.response()),
-            None => Connection::new(&self.config, now),
-        };
+        }
+    }
+
+    /// Gives `conn` a slot and settles it; a `refused` one does not count
+    /// against `max_connections`.
+    fn admit(&mut self, now: Instant, conn: Connection, refused: bool) -> ConnId {
         let entry = Entry {
             conn,
-            refused: refusal.is_some(),
+            refused,
             identity: None,
             deciding: None,
             authenticating: None,
@@ -247,7 +300,7 @@ impl Server {
         let slot = &mut self.slots[index as usize];
         slot.entry = Some(entry);
         let id = ConnId(u64::from(slot.generation) << 32 | u64::from(index));
-        if refusal.is_none() {
+        if !refused {
             self.live += 1;
         }
         self.settle(id, now);

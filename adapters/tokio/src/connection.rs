@@ -1,11 +1,16 @@
-//! One TCP connection: accepted, then read, written and closed by one
+//! One connection: a TCP socket the node accepted, or the stream of an
+//! upgrade another HTTP server answered; read, written and closed by one
 //! task, as the core orders.
 
 use std::future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use tether_core::{ConnId, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -22,6 +27,9 @@ const READ_BUFFER: usize = 16 * 1024;
 /// core's queue, and its backpressure, while a write is in flight.
 const WRITE_BUDGET: usize = 64 * 1024;
 
+/// Frames handed to one `writev`.
+const SLICES_PER_WRITE: usize = 64;
+
 /// How the core reaches a connection's task. Each `Notify` keeps one
 /// permit, so a wake given while the task is busy is not lost.
 #[derive(Default)]
@@ -30,6 +38,38 @@ pub(crate) struct Link {
     pub(crate) wake: Notify,
     /// The core wants the socket closed now.
     pub(crate) close: Notify,
+}
+
+/// A connection's byte stream, read and written at once by its task.
+pub(crate) trait Stream: Send + 'static {
+    /// The reading half, borrowed from the stream.
+    type Reader<'a>: AsyncRead + Unpin + Send
+    where
+        Self: 'a;
+    /// The writing half, borrowed from the stream.
+    type Writer<'a>: AsyncWrite + Unpin + Send
+    where
+        Self: 'a;
+
+    /// The two halves, for one task to read and write at once.
+    fn halves(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>);
+
+    /// Makes dropping the stream reset the connection (`SO_LINGER` 0)
+    /// where the stream can: nothing queued is worth delivering.
+    fn reset_on_drop(&self);
+}
+
+impl Stream for TcpStream {
+    type Reader<'a> = ReadHalf<'a>;
+    type Writer<'a> = WriteHalf<'a>;
+
+    fn halves(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        self.split()
+    }
+
+    fn reset_on_drop(&self) {
+        let _ = self.set_zero_linger();
+    }
 }
 
 /// Accepts connections for the core and spawns their tasks on `tasks`,
@@ -75,11 +115,34 @@ fn admit(node: &Arc<Node>, stream: TcpStream, tasks: &mut JoinSet<()>) {
     tasks.spawn(serve(Arc::clone(node), conn, link, stream));
 }
 
-/// Reads and writes `conn` until its socket ends or the core closes it;
-/// then closes the socket (with a reset on [`Transport::Abort`]) and tells
+/// Serves a WebSocket whose upgrade another HTTP server answered, past
+/// its `101`, on the calling task, as an accepted socket is served; the
+/// core refuses it (close 1001 or 1013) while draining or at capacity. A
+/// node that stopped takes it no more: the stream is dropped.
+#[cfg(feature = "axum")]
+pub(crate) async fn serve_upgraded(
+    node: Arc<Node>,
+    upgrade: tether_core::AcceptedUpgrade,
+    stream: impl Stream,
+) {
+    let link = Arc::new(Link::default());
+    let conn = node.input(|state, now| {
+        let conn = state
+            .is_serving()
+            .then(|| state.core.accept_upgraded(now, upgrade))?;
+        state.link(conn, Arc::clone(&link));
+        Some(conn)
+    });
+    if let Some(conn) = conn {
+        serve(node, conn, link, stream).await;
+    }
+}
+
+/// Reads and writes `conn` until its stream ends or the core closes it;
+/// then closes the stream (with a reset on [`Transport::Abort`]) and tells
 /// the core.
-async fn serve(node: Arc<Node>, conn: ConnId, link: Arc<Link>, mut stream: TcpStream) {
-    let (reader, writer) = stream.split();
+async fn serve(node: Arc<Node>, conn: ConnId, link: Arc<Link>, mut stream: impl Stream) {
+    let (reader, writer) = stream.halves();
     tokio::select! {
         () = read(&node, conn, reader) => {}
         () = write(&node, conn, &link, writer) => {}
@@ -88,7 +151,7 @@ async fn serve(node: Arc<Node>, conn: ConnId, link: Arc<Link>, mut stream: TcpSt
     if node.lock().core.transport(conn) == Transport::Abort {
         // Nothing queued is worth delivering: the drop resets the
         // connection rather than keep its buffers to deliver them.
-        let _ = stream.set_zero_linger();
+        stream.reset_on_drop();
     }
     drop(stream);
     node.input(|state, now| state.closed(now, conn));
@@ -96,7 +159,7 @@ async fn serve(node: Arc<Node>, conn: ConnId, link: Arc<Link>, mut stream: TcpSt
 
 /// Hands what the peer sends to the core until its end of stream or an
 /// error.
-async fn read(node: &Arc<Node>, conn: ConnId, mut reader: ReadHalf<'_>) {
+async fn read(node: &Arc<Node>, conn: ConnId, mut reader: impl AsyncRead + Unpin) {
     let mut buffer = vec![0; READ_BUFFER];
     while let Ok(read @ 1..) = reader.read(&mut buffer).await {
         node.input(|state, now| state.core.handle_read(now, conn, &buffer[..read]));
@@ -107,7 +170,7 @@ async fn read(node: &Arc<Node>, conn: ConnId, mut reader: ReadHalf<'_>) {
 /// out the core's [`Transport`] order; returns when the socket must close.
 /// After a half-close it never returns: the reader goes on until the
 /// peer's end of stream or the core's order to close.
-async fn write(node: &Node, conn: ConnId, link: &Link, mut writer: WriteHalf<'_>) {
+async fn write(node: &Node, conn: ConnId, link: &Link, mut writer: impl AsyncWrite + Unpin) {
     let mut batch = Vec::new();
     loop {
         link.wake.notified().await;
@@ -118,11 +181,10 @@ async fn write(node: &Node, conn: ConnId, link: &Link, mut writer: WriteHalf<'_>
                 .lock()
                 .core
                 .poll_transmit(conn, WRITE_BUDGET, &mut batch);
-            for frame in batch.drain(..) {
-                if writer.write_all(&frame).await.is_err() {
-                    return;
-                }
+            if write_frames(&mut writer, &batch).await.is_err() {
+                return;
             }
+            batch.clear();
             let transport = {
                 let mut state = node.lock();
                 if moved > 0 {
@@ -141,4 +203,36 @@ async fn write(node: &Node, conn: ConnId, link: &Link, mut writer: WriteHalf<'_>
             }
         }
     }
+}
+
+/// Writes `frames` in order, as many at a time as one `writev` takes.
+async fn write_frames(writer: &mut (impl AsyncWrite + Unpin), frames: &[Bytes]) -> io::Result<()> {
+    let mut frame = 0;
+    let mut offset = 0;
+    while frame < frames.len() {
+        // The slices live in one poll, not in the connection's future, which
+        // an idle connection keeps.
+        let mut written = future::poll_fn(|cx| {
+            let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
+            let pending = std::iter::once(&frames[frame][offset..])
+                .chain(frames[frame + 1..].iter().map(|f| &f[..]));
+            let mut count = 0;
+            for (slot, bytes) in slices.iter_mut().zip(pending) {
+                *slot = IoSlice::new(bytes);
+                count += 1;
+            }
+            Pin::new(&mut *writer).poll_write_vectored(cx, &slices[..count])
+        })
+        .await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while frame < frames.len() && written >= frames[frame].len() - offset {
+            written -= frames[frame].len() - offset;
+            frame += 1;
+            offset = 0;
+        }
+        offset += written;
+    }
+    Ok(())
 }

@@ -32,6 +32,18 @@
 //! Any runtime with the `net` and `time` drivers runs a node, the
 //! `tether` binary a multi-threaded one.
 //!
+//! # Inside an axum application
+//!
+//! With the `axum` feature, [`Handle::routes`] gives the node's
+//! WebSocket endpoint (and on request its metrics and the browser client)
+//! as routes to merge into an application's axum `Router`, beside its own
+//! routes on its own port: a node made with [`Server::without_listener`]
+//! then listens on nothing itself, and [`Server::run`] keeps its time and
+//! backplane. hyper parses the upgrade request; the node checks the parts
+//! hyper parsed with its own rules, and hyper's upgraded stream is served
+//! by the same per-connection task as an accepted socket. The module
+//! [`mount`] says how; `examples/axum_chat.rs` is a whole application.
+//!
 //! # The client
 //!
 //! The [`client`] module drives one [`tether_core::ClientSession`] from one
@@ -52,6 +64,8 @@ use tracing::warn;
 
 pub mod client;
 mod connection;
+#[cfg(feature = "axum")]
+pub mod mount;
 mod node;
 
 pub use client::{Client, ClientError, TokenProvider};
@@ -60,10 +74,17 @@ use node::Node;
 /// What a node is started with: the options every runtime takes.
 pub use tether_core::NodeOptions as ServerOptions;
 
-/// A node bound to its address, not yet serving.
+/// Connections the kernel may hold before `accept`: enough for a thousand
+/// clients connecting at once without dropped SYNs, which their kernels
+/// retry only a second later (std listens with 128).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// A node bound to its address (or without a listener, beside an
+/// application's own HTTP server), not yet serving.
 pub struct Server {
     node: Arc<Node>,
-    listener: std::net::TcpListener,
+    /// `None` for a node whose connections another server hands over.
+    listener: Option<std::net::TcpListener>,
     /// The backplane's task and the end its events arrive at.
     backplane: Option<(BackplaneTask, UnboundedReceiver<StoreEvent>)>,
 }
@@ -73,21 +94,36 @@ impl Server {
     /// config (naming its key) or an address that cannot be bound. Needs
     /// no runtime: the listener joins one in [`Server::run`].
     pub fn bind(options: ServerOptions) -> io::Result<Server> {
+        let listen = options.listen;
+        let mut server = Server::without_listener(options)?;
+        let listener = std::net::TcpListener::bind(listen)?;
+        // Listening again only sets the backlog (std listens with 128).
+        rustix::net::listen(&listener, LISTEN_BACKLOG)?;
+        listener.set_nonblocking(true)?;
+        server.listener = Some(listener);
+        Ok(server)
+    }
+
+    /// Makes the node's core without a listener of its own, for an
+    /// application whose HTTP server hands it the WebSockets it upgraded
+    /// (with the `axum` feature: [`Handle::routes`]); `options.listen` is
+    /// not bound. Fails on a bad config, naming its key. [`Server::run`]
+    /// must run as long as the application serves: it keeps the node's
+    /// time (auth deadlines, heartbeats) and its backplane.
+    pub fn without_listener(options: ServerOptions) -> io::Result<Server> {
         let ServerOptions {
             config,
-            listen,
             handler,
             seed,
+            ..
         } = options;
         let seed = seed.unwrap_or_else(os_seed);
         let config = within_open_files(config);
         let core = tether_core::Server::new(config, seed)
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
-        let listener = std::net::TcpListener::bind(listen)?;
-        listener.set_nonblocking(true)?;
         Ok(Server {
             node: Arc::new(Node::new(core, seed, handler)),
-            listener,
+            listener: None,
             backplane: None,
         })
     }
@@ -109,9 +145,16 @@ impl Server {
         self
     }
 
-    /// The address the node listens on.
+    /// The address the node listens on; an error for a node without a
+    /// listener.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(listener) => listener.local_addr(),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the node has no listener of its own",
+            )),
+        }
     }
 
     /// A handle to shut the node down or publish from the application,
@@ -125,9 +168,14 @@ impl Server {
     /// Serves until the graceful shutdown ([`Handle::shutdown`]) is over,
     /// then closes what is left, lets the backplane carry its last
     /// requests (within `shutdown_timeout`) and returns. Must run inside a
-    /// tokio runtime with I/O and time enabled.
+    /// tokio runtime with I/O and time enabled. A node without a listener
+    /// accepts nothing itself: it runs its time and backplane for the
+    /// connections handed to it.
     pub async fn run(self) -> io::Result<()> {
-        let listener = tokio::net::TcpListener::from_std(self.listener)?;
+        let listener = self
+            .listener
+            .map(tokio::net::TcpListener::from_std)
+            .transpose()?;
         self.node.run(listener, self.backplane).await;
         Ok(())
     }
@@ -180,5 +228,44 @@ impl Handle {
     pub async fn publish(&self, channel: &str, payload: &str) -> Result<u64, PublishError> {
         let published = self.node.publish(channel, payload);
         published.await.unwrap_or(Err(PublishError::Unavailable))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use tether_core::{ConnectRequest, Handler, Identity, Rejection, async_trait};
+
+    use super::*;
+
+    struct Nobody;
+
+    #[async_trait]
+    impl Handler for Nobody {
+        async fn connect(&self, _request: ConnectRequest) -> Result<Identity, Rejection> {
+            Err(Rejection::forbidden())
+        }
+
+        fn authorize_api(&self, _authorization: Option<&str>) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_bound_node_holds_more_connections_than_stds_backlog_before_it_accepts() {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let server = Server::bind(ServerOptions::new(listen, Arc::new(Nobody))).unwrap();
+        let addr = server.local_addr().unwrap();
+        // Beyond the backlog the kernel drops the SYN and the client's
+        // retries find the queue as full: the connect times out.
+        let held: Vec<TcpStream> = (0..300)
+            .map(|n| {
+                TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                    .unwrap_or_else(|error| panic!("connection {n}: {error}"))
+            })
+            .collect();
+        assert_eq!(held.len(), 300);
     }
 }

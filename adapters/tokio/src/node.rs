@@ -204,11 +204,23 @@ impl Node {
         published
     }
 
-    /// Serves on `listener` until the core is drained, then closes what is
-    /// left and gives the backplane its last requests.
+    /// Checks an upgrade request another server parsed, by the node's own
+    /// rules; `None` once the node has stopped.
+    #[cfg(feature = "axum")]
+    pub(crate) fn check_upgrade(
+        &self,
+        head: &tether_core::UpgradeHead<'_>,
+    ) -> Option<Result<tether_core::AcceptedUpgrade, tether_core::HttpError>> {
+        let state = self.lock();
+        state.is_serving().then(|| state.core.check_upgrade(head))
+    }
+
+    /// Serves on `listener`, if the node has one, and the connections
+    /// other servers hand over, until the core is drained; then closes
+    /// what is left and gives the backplane its last requests.
     pub(crate) async fn run(
         self: &Arc<Self>,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
         backplane: Option<(BackplaneTask, UnboundedReceiver<StoreEvent>)>,
     ) {
         let mut tasks = JoinSet::new();
@@ -225,9 +237,12 @@ impl Node {
         // A new core has outputs before any input: a backplane node's first
         // store request asks to connect.
         self.input(|_, _| ());
-        tokio::select! {
-            () = connection::accept_loop(self, &listener, &mut tasks) => {}
-            () = self.drained.notified() => {}
+        match &listener {
+            Some(listener) => tokio::select! {
+                () = connection::accept_loop(self, listener, &mut tasks) => {}
+                () = self.drained.notified() => {}
+            },
+            None => self.drained.notified().await,
         }
         // Sockets that outlived `shutdown_timeout` close here. The core
         // needs no word of them: their sessions ended with the 1001, and
@@ -238,6 +253,10 @@ impl Node {
             state.stopped = true;
             state.requests = None;
             state.publications.clear();
+            // Streams other servers handed over run on tasks of their own.
+            for link in state.links.values() {
+                link.close.notify_one();
+            }
             state.core.config().shutdown_timeout
         };
         if let Some(task) = &mut store {
@@ -283,6 +302,13 @@ impl Node {
 }
 
 impl State {
+    /// Whether the node still takes connections: [`Node::run`] has not
+    /// returned.
+    #[cfg(feature = "axum")]
+    pub(crate) fn is_serving(&self) -> bool {
+        !self.stopped
+    }
+
     /// `conn` has frames to write or wants its socket closed.
     fn wake(&self, conn: ConnId) {
         if let Some(link) = self.links.get(&conn) {

@@ -121,8 +121,8 @@ fn parse_length(value: &[u8]) -> Option<usize> {
 }
 
 /// RFC 6455 section 4.2.1, in order; the first failed rule decides the
-/// answer.
-fn upgrade(
+/// answer. The node's own parser and [`super::check_upgrade`] both run it.
+pub(super) fn upgrade(
     head: &Parsed<'_>,
     allowed_origins: &[String],
     forwarded: &[String],

@@ -93,9 +93,11 @@ impl HttpError {
         self.reason
     }
 
-    /// The complete response. A 426 names the WebSocket version it wants
-    /// (RFC 6455 section 4.4); a 405 lists the allowed methods.
-    pub fn response(&self) -> Vec<u8> {
+    /// The header fields the refusal carries beside its body: a 426 names
+    /// the WebSocket version it wants (RFC 6455 section 4.4), a 405 lists
+    /// the allowed methods. A server that writes the answer itself (an
+    /// upgrade checked with [`crate::Server::check_upgrade`]) sends them.
+    pub fn headers(&self) -> Vec<(&'static str, &'static str)> {
         let mut extra = Vec::new();
         if self.status == 426 {
             extra.push(("Upgrade", "websocket"));
@@ -104,9 +106,15 @@ impl HttpError {
         if let Some(allow) = self.allow {
             extra.push(("Allow", allow));
         }
+        extra
+    }
+
+    /// The complete response: the status, [`HttpError::headers`], and the
+    /// reason as a plain-text body.
+    pub fn response(&self) -> Vec<u8> {
         write_response(
             self.status,
-            &extra,
+            &self.headers(),
             "text/plain; charset=utf-8",
             self.reason.as_bytes(),
         )

@@ -1,9 +1,10 @@
 //! The node's plain HTTP side: the routes it answers itself, the API
 //! requests it hands to the application's key check (module `api` answers
-//! them), and the `503` of a refused connection.
+//! them), and the answer of a refused connection.
 
 use bytes::Bytes;
 
+use crate::close::CloseCode;
 use crate::http::{HttpRequest, Route};
 use crate::ids::ConnId;
 use crate::time::Instant;
@@ -13,8 +14,9 @@ use super::api::not_found;
 use super::slots::entry_mut;
 use super::{Decision, Output, Server};
 
-/// Why the core refuses a TCP connection it accepts: it answers `503`
-/// with the reason, half-closes and lingers like any final answer.
+/// Why the core refuses a connection it accepts: it answers `503` with
+/// the reason, half-closes and lingers like any final answer; or, for a
+/// WebSocket another server upgraded, sends a close frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Refusal {
     /// The node is shutting down.
@@ -31,6 +33,17 @@ impl Refusal {
             Refusal::AtCapacity => b"too many connections",
         };
         Bytes::from(crate::http::response(503, "text/plain", body))
+    }
+
+    /// The close frame's code and reason for a connection whose `101`
+    /// another server already sent: `1001` while draining, as every open
+    /// WebSocket gets; `1013` at capacity. Both tell a client to come back
+    /// later.
+    pub(super) fn close(self) -> (CloseCode, &'static str) {
+        match self {
+            Refusal::Draining => (CloseCode::GOING_AWAY, "going away"),
+            Refusal::AtCapacity => (CloseCode::TRY_AGAIN_LATER, "too many connections"),
+        }
     }
 }
 

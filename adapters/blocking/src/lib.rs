@@ -61,3 +61,9 @@ mod server;
 
 pub use client::{Client, ClientError, TokenProvider};
 pub use server::{Handle, Server, ServerOptions};
+/// The application's side of a node: the one handler trait of every
+/// runtime (PROTOCOL.md section 13), with what its methods take and give.
+pub use tether_core::{
+    ChannelRequest, ConnectRequest, Handler, Identity, Notification, Rejection, RpcRequest,
+    async_trait,
+};

@@ -11,3 +11,9 @@ mod socket;
 
 pub use reactor::block_on;
 pub use server::{Handle, Server, ServerOptions};
+/// The application's side of a node: the one handler trait of every
+/// runtime (PROTOCOL.md section 13), with what its methods take and give.
+pub use tether_core::{
+    ChannelRequest, ConnectRequest, Handler, Identity, Notification, Rejection, RpcRequest,
+    async_trait,
+};

@@ -34,7 +34,7 @@
 //!
 //! # Inside an axum application
 //!
-//! With the `axum` feature, [`Handle::routes`] gives the node's
+//! With the `axum` feature, `Handle::routes` gives the node's
 //! WebSocket endpoint (and on request its metrics and the browser client)
 //! as routes to merge into an application's axum `Router`, beside its own
 //! routes on its own port: a node made with [`Server::without_listener`]
@@ -42,7 +42,7 @@
 //! backplane. hyper parses the upgrade request; the node checks the parts
 //! hyper parsed with its own rules, and hyper's upgraded stream is served
 //! by the same per-connection task as an accepted socket. The module
-//! [`mount`] says how; `examples/axum_chat.rs` is a whole application.
+//! `mount` says how; `examples/axum_chat.rs` is a whole application.
 //!
 //! # The client
 //!
@@ -73,6 +73,12 @@ use node::Node;
 
 /// What a node is started with: the options every runtime takes.
 pub use tether_core::NodeOptions as ServerOptions;
+/// The application's side of a node: the one handler trait of every
+/// runtime (PROTOCOL.md section 13), with what its methods take and give.
+pub use tether_core::{
+    ChannelRequest, ConnectRequest, Handler, Identity, Notification, Rejection, RpcRequest,
+    async_trait,
+};
 
 /// Connections the kernel may hold before `accept`: enough for a thousand
 /// clients connecting at once without dropped SYNs, which their kernels

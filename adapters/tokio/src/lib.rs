@@ -20,8 +20,8 @@
 //!   backpressure decides its fate. [`Server::run`] accepts; one more task
 //!   sleeps until the core's deadline.
 //! - **Decisions** ([`tether_core::Output::Decide`]) are each a task that
-//!   awaits the application's [`Handler`](tether_core::Handler) (on tokio's
-//!   blocking pool when [`Handler::may_block`](tether_core::Handler::may_block)
+//!   awaits the application's [`Handler`] (on tokio's
+//!   blocking pool when [`Handler::may_block`]
 //!   says its futures may block), so a slow one stalls no other
 //!   connection; notifications go to the handler once the lock is
 //!   released.
@@ -112,7 +112,7 @@ impl Server {
 
     /// Makes the node's core without a listener of its own, for an
     /// application whose HTTP server hands it the WebSockets it upgraded
-    /// (with the `axum` feature: [`Handle::routes`]); `options.listen` is
+    /// (with the `axum` feature: `Handle::routes`); `options.listen` is
     /// not bound. Fails on a bad config, naming its key. [`Server::run`]
     /// must run as long as the application serves: it keeps the node's
     /// time (auth deadlines, heartbeats) and its backplane.

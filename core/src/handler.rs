@@ -10,7 +10,8 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use async_trait::async_trait;
 
@@ -94,7 +95,32 @@ impl<A: Authorizer + Send + Sync + ?Sized> Handler for A {
     }
 }
 
+/// A decision the handler has not answered at once: poll it to its verdict
+/// where waiting stalls no other connection (a task, or a thread that may
+/// block when [`Handler::may_block`]).
+pub type PendingVerdict = Pin<Box<dyn Future<Output = Verdict> + Send + 'static>>;
+
 impl Decision {
+    /// Asks `handler`, and gives its verdict at once when it answers
+    /// without waiting (a token checked in memory): the adapter feeds it
+    /// in line, with no task or thread hand-off per connection. Otherwise
+    /// gives the future to finish elsewhere; a handler that
+    /// [may block](Handler::may_block) is not polled here at all.
+    pub fn decide_now(self, handler: Arc<dyn Handler>) -> Result<Verdict, PendingVerdict> {
+        let may_block = handler.may_block();
+        let mut pending: PendingVerdict = Box::pin(async move { self.decide(&*handler).await });
+        if may_block {
+            return Err(pending);
+        }
+        match pending
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(verdict) => Ok(verdict),
+            Poll::Pending => Err(pending),
+        }
+    }
+
     /// Asks `handler` and awaits its answer, as the verdict to feed with
     /// [`Server::handle_verdict`](crate::Server::handle_verdict). A panic
     /// in the handler becomes [`Decision::failed`]: `INTERNAL` for this

@@ -128,7 +128,7 @@ pub use time::Instant;
 pub use access::{ChannelPattern, Grants, Namespace, Operation, Rule};
 pub use async_trait::async_trait;
 pub use auth::{Authorizer, Expiry, Identity, MAX_USER_ID_CHARS, is_valid_user_id};
-pub use handler::Handler;
+pub use handler::{Handler, PendingVerdict};
 pub use hooks::{
     ChannelRequest, ConnectRequest, DecisionId, MAX_REJECTION_MESSAGE, Notification, Rejection,
     RpcRequest,

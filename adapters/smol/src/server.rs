@@ -359,23 +359,31 @@ fn feed(node: &Node, verdict: Verdict) {
     node.dispatch();
 }
 
-/// Takes the core's decisions, each a task of the node's executor that
-/// awaits the handler, so a slow one delays only its connection; when the
-/// handler says its futures may block ([`Handler::may_block`]), each is
-/// polled on smol's blocking pool instead, off the node's thread. Answers
-/// are fed back on the node's thread.
+/// Takes the core's decisions: an answer the handler gives at once is fed
+/// in line; one it has to wait for becomes a task of the node's executor,
+/// so a slow one delays only its connection, or, when the handler says
+/// its futures may block ([`Handler::may_block`]), is polled on smol's
+/// blocking pool, off the node's thread. Answers are fed back on the
+/// node's thread.
 async fn decide_loop(
     node: &Rc<Node>,
     decided: &Receiver<Decision>,
     executor: &LocalExecutor<'static>,
 ) {
     while let Ok(decision) = decided.recv().await {
-        let (node, handler) = (node.clone(), node.handler.clone());
+        let pending = match decision.decide_now(node.handler.clone()) {
+            Ok(verdict) => {
+                feed(node, verdict);
+                continue;
+            }
+            Err(pending) => pending,
+        };
+        let node = node.clone();
         let task = async move {
-            let verdict = if handler.may_block() {
-                smol::unblock(move || future::block_on(decision.decide(handler.as_ref()))).await
+            let verdict = if node.handler.may_block() {
+                smol::unblock(move || future::block_on(pending)).await
             } else {
-                decision.decide(handler.as_ref()).await
+                pending.await
             };
             feed(&node, verdict);
         };

@@ -101,11 +101,12 @@ impl Node {
     }
 
     /// Hands the notifications to the handler, then answers the decisions,
-    /// each answer an input with a drain of its own. On the runtime each
-    /// decision is a task (on the blocking pool when the handler says it
-    /// may block), so a slow one delays only its connection; off the
-    /// runtime (a handle's caller) the calling thread waits for it, as it
-    /// serves no connection.
+    /// each answer an input with a drain of its own. An answer the handler
+    /// gives at once is fed in line; on the runtime any other is a task
+    /// (on the blocking pool when the handler says it may block), so a
+    /// slow one delays only its connection; off the runtime (a handle's
+    /// caller) the calling thread waits for it, as it serves no
+    /// connection.
     fn answer(self: &Arc<Self>, mut asked: Asked) {
         loop {
             for notification in asked.notifications.drain(..) {
@@ -114,9 +115,19 @@ impl Node {
             let Some(decision) = asked.decisions.pop_front() else {
                 return;
             };
+            let pending = match decision.decide_now(Arc::clone(&self.handler)) {
+                Ok(verdict) => {
+                    log_authenticated(&verdict);
+                    self.feed(
+                        |state, now| state.core.handle_verdict(now, verdict),
+                        &mut asked,
+                    );
+                    continue;
+                }
+                Err(pending) => pending,
+            };
             let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                let verdict =
-                    futures_lite::future::block_on(decision.decide(self.handler.as_ref()));
+                let verdict = futures_lite::future::block_on(pending);
                 self.feed(
                     |state, now| state.core.handle_verdict(now, verdict),
                     &mut asked,
@@ -126,29 +137,17 @@ impl Node {
             let node = Arc::clone(self);
             if self.handler.may_block() {
                 runtime.spawn_blocking(move || {
-                    let verdict =
-                        futures_lite::future::block_on(decision.decide(node.handler.as_ref()));
-                    node.feed_verdict(verdict);
+                    node.feed_verdict(futures_lite::future::block_on(pending));
                 });
             } else {
-                runtime.spawn(async move {
-                    let verdict = decision.decide(node.handler.as_ref()).await;
-                    node.feed_verdict(verdict);
-                });
+                runtime.spawn(async move { node.feed_verdict(pending.await) });
             }
         }
     }
 
     /// Feeds the application's answer to a decision.
     fn feed_verdict(self: &Arc<Self>, verdict: Verdict) {
-        if let Verdict::Authenticate {
-            conn,
-            identity: Ok(identity),
-            ..
-        } = &verdict
-        {
-            info!(%conn, user = %identity.user, "authenticated");
-        }
+        log_authenticated(&verdict);
         self.input(|state, now| state.core.handle_verdict(now, verdict));
     }
 
@@ -329,5 +328,17 @@ impl State {
     pub(crate) fn closed(&mut self, now: Instant, conn: ConnId) {
         self.links.remove(&conn);
         self.core.handle_transport_closed(now, conn);
+    }
+}
+
+/// Logs an accepted token, as operators read it.
+fn log_authenticated(verdict: &Verdict) {
+    if let Verdict::Authenticate {
+        conn,
+        identity: Ok(identity),
+        ..
+    } = verdict
+    {
+        info!(%conn, user = %identity.user, "authenticated");
     }
 }

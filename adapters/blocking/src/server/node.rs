@@ -338,38 +338,39 @@ impl Node {
         }
     }
 
-    /// Asks the handler on a thread of its own, which may wait as long as
-    /// the handler does (up to `decision_timeout`, when the core answers
-    /// by itself), and feeds the verdict back from there: no thread that
-    /// serves other connections, nor the timer thread, ever waits for the
-    /// application.
+    /// Asks the handler: an answer it gives at once is fed here; any other
+    /// is awaited on a thread of its own, which may wait as long as the
+    /// handler does (up to `decision_timeout`, when the core answers by
+    /// itself), and fed back from there: no thread that serves other
+    /// connections, nor the timer thread, ever waits for the application.
     fn decide(&self, decision: Decision) {
         let Some(node) = self.this.upgrade() else {
             return;
         };
-        if let Decision::AuthorizeApi { .. } = decision {
-            // A key check is quick by contract, and has no timeout.
-            let verdict = future::block_on(decision.decide(node.handler.as_ref()));
-            return node.input(|core, now| core.handle_verdict(now, verdict));
-        }
+        let pending = match decision.decide_now(Arc::clone(&self.handler)) {
+            Ok(verdict) => return node.feed(verdict),
+            Err(pending) => pending,
+        };
         let spawned = std::thread::Builder::new()
             .name("tether-decision".into())
-            .spawn(move || {
-                let verdict = future::block_on(decision.decide(node.handler.as_ref()));
-                if let Verdict::Authenticate {
-                    conn,
-                    identity: Ok(identity),
-                    ..
-                } = &verdict
-                {
-                    tracing::info!(%conn, user = %identity.user, "authenticated");
-                }
-                node.input(|core, now| core.handle_verdict(now, verdict));
-            });
+            .spawn(move || node.feed(future::block_on(pending)));
         if let Err(error) = spawned {
             // The core answers the decision itself at `decision_timeout`.
             tracing::warn!(%error, "no thread for a decision");
         }
+    }
+
+    /// Feeds the application's answer to a decision.
+    fn feed(&self, verdict: Verdict) {
+        if let Verdict::Authenticate {
+            conn,
+            identity: Ok(identity),
+            ..
+        } = &verdict
+        {
+            tracing::info!(%conn, user = %identity.user, "authenticated");
+        }
+        self.input(|core, now| core.handle_verdict(now, verdict));
     }
 }
 

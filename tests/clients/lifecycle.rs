@@ -148,7 +148,7 @@ fn a_final_close_code_ends_the_session_without_a_redial<C: TestClient>() {
     assert!(!server.has_pending_connection(), "the client dialed again");
 }
 
-fn invalid_channels_and_payloads_are_refused_before_anything_is_sent<C: TestClient>() {
+fn invalid_channels_methods_and_payloads_are_refused_before_anything_is_sent<C: TestClient>() {
     let server = Server::bind();
     let client = C::connect(server.config());
     let serve = || {
@@ -171,6 +171,14 @@ fn invalid_channels_and_payloads_are_refused_before_anything_is_sent<C: TestClie
             client.publish("room", "{not json"),
             Err(ClientError::InvalidPayload(_))
         ));
+        assert_eq!(
+            client.rpc("no spaces", "1").unwrap_err(),
+            ClientError::InvalidMethod("no spaces".into())
+        );
+        assert!(matches!(
+            client.rpc("m", "{not json"),
+            Err(ClientError::InvalidPayload(_))
+        ));
         client.send(ClientMessage::Ping { id: None }).unwrap();
         client.close();
     };
@@ -181,5 +189,5 @@ client_tests! {
     subscribes_receives_publishes_and_closes => smol, blocking, tokio;
     close_is_final_and_refuses_every_later_command => smol, blocking, tokio;
     a_final_close_code_ends_the_session_without_a_redial => smol, blocking, tokio;
-    invalid_channels_and_payloads_are_refused_before_anything_is_sent => smol, blocking, tokio;
+    invalid_channels_methods_and_payloads_are_refused_before_anything_is_sent => smol, blocking, tokio;
 }

@@ -297,8 +297,9 @@ struct Client {
     pending: BTreeMap<u64, Request>,
     /// The `rpc` decisions handed out for this connection that the
     /// application has not answered, oldest first, with the number of the
-    /// request each decides.
-    decisions: VecDeque<(DecisionId, u64)>,
+    /// request each decides (none once the connection is tainted: raw
+    /// bytes may have made an `rpc` of their own).
+    decisions: VecDeque<(DecisionId, Option<u64>)>,
     channels: BTreeMap<String, Subscription>,
     /// The last acknowledged publish: idempotency key, channel, offset,
     /// when it was sent.
@@ -446,7 +447,7 @@ impl Node {
             }
             RpcAnswer::NotJson => (Ok("not json".to_owned()), Err(ErrorCode::Internal)),
         };
-        if let Some(Request::Rpc { state, .. }) = client.pending.get_mut(&number)
+        if let Some(Request::Rpc { state, .. }) = number.and_then(|n| client.pending.get_mut(&n))
             && let Rpc::Asked(at) = *state
             && self.now < at + timeout
         {
@@ -929,6 +930,10 @@ impl Client {
     /// must be for a valid `rpc` this client sent and the application was
     /// not asked yet, with its method and data.
     fn asked_rpc(&mut self, now: Instant, id: DecisionId, method: &str, data: &str) {
+        if self.tainted {
+            self.decisions.push_back((id, None));
+            return;
+        }
         let data: serde_json::Value = serde_json::from_str(data).expect("the data sent");
         let number = data["q"].as_u64().expect("the request's number");
         let Some(Request::Rpc {
@@ -945,7 +950,7 @@ impl Client {
         assert_eq!(method, sent, "the method of q{number}");
         assert!(crate::is_valid_method(method), "a bad method asked");
         *state = Rpc::Asked(now);
-        self.decisions.push_back((id, number));
+        self.decisions.push_back((id, Some(number)));
     }
 
     /// The reply to request `number` comes in order as far as `rpc` goes:

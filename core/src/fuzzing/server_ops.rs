@@ -851,6 +851,14 @@ impl Node {
     }
 
     fn finish(mut self) {
+        // What the node wrote is read first: an `auth_ack` not read yet
+        // makes a connection one whose requests must all be answered,
+        // a `refresh` sent before it included.
+        for index in 0..self.clients.len() {
+            if !self.clients[index].gone {
+                self.read(index, usize::MAX);
+            }
+        }
         // Every decision out is answered, then those that were waiting
         // behind them.
         loop {

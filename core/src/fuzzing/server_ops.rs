@@ -304,7 +304,7 @@ struct Client {
     /// The last acknowledged publish: idempotency key, channel, offset,
     /// when it was sent.
     last_ack: Option<(String, String, u64, Instant)>,
-    /// The token of the last `auth` sent.
+    /// The token of the first `auth` sent, the one the node decides.
     auth_token: Option<String>,
     /// The token the node asked a verdict on, until one is fed.
     asked: Option<String>,
@@ -497,7 +497,9 @@ impl Node {
         let bytes = match action {
             Action::Auth(granting) => {
                 let token = token_of(*granting);
-                self.clients[index].auth_token = Some(token.clone());
+                // Only the first `auth` is decided: the node answers a
+                // later one `INVALID_MESSAGE`.
+                self.clients[index].auth_token.get_or_insert(token.clone());
                 peer::text(&ClientMessage::Auth { id: None, token })
             }
             Action::Refresh(granting) => {

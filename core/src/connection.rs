@@ -728,7 +728,12 @@ impl Connection {
         if self.rate.try_take(now) {
             self.handle_open_text(config, now, text);
         } else {
-            let id = parse_text(text).ok().and_then(|m| m.id().cloned());
+            // The id of a message that does not parse is echoed too, as
+            // its own error would have echoed it.
+            let id = match parse_text(text) {
+                Ok(message) => message.id().cloned(),
+                Err(error) => error.id,
+            };
             self.send_error(
                 config,
                 now,

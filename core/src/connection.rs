@@ -596,6 +596,15 @@ impl Connection {
         matches!(self.state, State::VerdictPending(_))
     }
 
+    /// The `refresh` waiting for its verdict is asked of the application
+    /// only now, after the requests it waited behind: its verdict is due
+    /// `decision_timeout` from `now`.
+    pub fn refresh_asked(&mut self, config: &ServerConfig, now: Instant) {
+        if self.is_refreshing() {
+            self.timers.set(Timer::Auth, now + config.decision_timeout);
+        }
+    }
+
     /// Whether a `refresh` waits for its verdict.
     pub fn is_refreshing(&self) -> bool {
         matches!(self.state, State::RefreshPending(..))

@@ -133,6 +133,11 @@ export interface SubscribedEvent {
    * example, the server restarted with an in-memory hub): resync.
    */
   recovered?: boolean;
+  /**
+   * What the application gave with its consent, on a channel whose
+   * subscriptions it decides; absent otherwise.
+   */
+  data?: unknown;
 }
 
 /** The server ended a subscription by itself; the channel is no longer tracked. */
@@ -221,6 +226,15 @@ export class TetherClient {
     payload: unknown,
     options?: { timeout?: number },
   ): Promise<{ type: 'ack'; id: string; offset: number }>;
+  /**
+   * Calls the application's `method` (1 to 64 characters of
+   * `A-Z a-z 0-9 _ - : . @ /`) with `data` (`null` when omitted); resolves
+   * with its answer, the `data` of the `rpc_result`. Rejects with a
+   * {@link TetherError}: kind `server` with the application's `code` and
+   * message, or a timeout, a dropped connection (an `rpc` is never sent
+   * twice), the client's close or a full offline queue.
+   */
+  rpc(method: string, data?: unknown, options?: { timeout?: number }): Promise<unknown>;
   /**
    * Sends `message` with a fresh id; resolves with the reply carrying it.
    * A `publish` with an `idempotency_key` is sent again after a reconnect;

@@ -46,6 +46,12 @@
 //   and id, before the offline queue, until its deadline; the server
 //   publishes it once. A `publish` sent with `request` is retried this way
 //   only when it carries a key.
+// - `rpc` calls the application (PROTOCOL.md section 13) as a request like
+//   the others: it resolves with the `data` of the `rpc_result` and rejects
+//   with the application's code and message; one written to a connection
+//   that drops fails with it and is never sent again, since the application
+//   may have carried it out. A close 1013 (the application did not decide
+//   the token in time) is retried like any close that is not final.
 //
 // What a browser cannot know, and what the client does about it:
 //
@@ -345,6 +351,23 @@ export class TetherClient {
   }
 
   /**
+   * Calls the application's `method` with `data` (any JSON value; `null`
+   * when omitted) and resolves with its answer, the `data` of the
+   * `rpc_result`. Rejects as {@link TetherClient#request} does: a
+   * {@link TetherError} of kind `server` carries the application's `code`
+   * (`NOT_FOUND` for a method it does not know, `UNAVAILABLE` when it did
+   * not answer in time, ...) and message.
+   *
+   * @param {string} method 1 to 64 characters of `A-Z a-z 0-9 _ - : . @ /`.
+   * @param {unknown} [data]
+   * @param {{timeout?: number}} [options]
+   * @returns {Promise<unknown>}
+   */
+  rpc(method, data = null, options = undefined) {
+    return this.request({ type: 'rpc', method, data }, options).then((reply) => reply.data);
+  }
+
+  /**
    * Sends `message` with a fresh id and resolves with the reply carrying that
    * id. Rejects with a {@link TetherError}: the server's `error`, a timeout
    * (default `requestTimeout`), the loss of the connection that carried it
@@ -605,6 +628,7 @@ export class TetherClient {
         break;
       case 'pong':
       case 'ack':
+      case 'rpc_result':
         this.#settle(message.id, message);
         break;
       default:
@@ -717,9 +741,13 @@ export class TetherClient {
     return true;
   }
 
-  /** A `subscribed`: a new epoch replaces the position, the same one keeps the higher offset. */
+  /**
+   * A `subscribed`: a new epoch replaces the position, the same one keeps the
+   * higher offset. Its `data`, when the application gave some, goes with the
+   * event.
+   */
   #confirm(message) {
-    const { channel, epoch, offset, recovered } = message;
+    const { channel, epoch, offset, recovered, data } = message;
     if (this.#positions.has(channel)) {
       this.#subscribing.delete(channel);
       const position = this.#positions.get(channel);
@@ -730,7 +758,9 @@ export class TetherClient {
       }
     }
     if (!this.#settle(message.id, message)) {
-      this.#emit('subscribed', { channel, epoch, offset, recovered });
+      this.#emit('subscribed', data === undefined
+        ? { channel, epoch, offset, recovered }
+        : { channel, epoch, offset, recovered, data });
     }
   }
 

@@ -630,6 +630,15 @@ impl Connection {
         matches!(self.state, State::VerdictPending(_))
     }
 
+    /// The `refresh` waiting for its verdict is asked of the application
+    /// only now, after the requests it waited behind: its verdict is due
+    /// `decision_timeout` from `now`.
+    pub fn refresh_asked(&mut self, config: &ServerConfig, now: Instant) {
+        if self.is_refreshing() {
+            self.timers.set(Timer::Auth, now + config.decision_timeout);
+        }
+    }
+
     /// Whether a `refresh` waits for its verdict.
     pub fn is_refreshing(&self) -> bool {
         matches!(self.state, State::RefreshPending(..))
@@ -774,7 +783,12 @@ impl Connection {
         if self.rate.try_take(now) {
             self.handle_open_text(config, now, text);
         } else {
-            let id = parse_text(text).ok().and_then(|m| m.id().cloned());
+            // The id of a message that does not parse is echoed too, as
+            // its own error would have echoed it.
+            let id = match parse_text(text) {
+                Ok(message) => message.id().cloned(),
+                Err(error) => error.id,
+            };
             self.send_error(
                 config,
                 now,

@@ -153,7 +153,7 @@ pub use client::{
 // decisions they must agree on.
 pub use client::{
     ClientError, DEFAULT_PORT, InvalidHost, Routed, TokenFetch, TokenProvider, Waiters, WriteQueue,
-    dial_address, publication_payload, published_offset, unix_ms,
+    dial_address, publication_payload, published_offset, rpc_call, rpc_result, unix_ms,
 };
 
 // The protocol's vocabulary: messages, channels, codes, metrics.

@@ -724,15 +724,13 @@ impl Server {
                     };
                     self.ask_connect(conn, request);
                 }
-                Event::Refresh { token } => {
-                    let request = ConnectRequest {
-                        conn,
-                        token,
-                        headers: Vec::new(),
-                        refresh: true,
-                    };
-                    self.ask_connect(conn, request);
+                // A refresh behind a request the application decides
+                // waits for it, as the requests behind it do: its grants
+                // must not change what that request's reply says.
+                Event::Refresh { token } if entry.deciding.is_some() => {
+                    self.hold(now, conn, Held::Refresh(token));
                 }
+                Event::Refresh { token } => self.ask_refresh(conn, token),
                 Event::Authenticated => {
                     if let Some(identity) = entry.identity.take() {
                         let Identity {
@@ -772,6 +770,17 @@ impl Server {
 
     /// Asks the application who a token proves; its verdict counts only
     /// while this decision is the connection's latest.
+    /// Asks the application about the token of a `refresh`.
+    fn ask_refresh(&mut self, conn: ConnId, token: String) {
+        let request = ConnectRequest {
+            conn,
+            token,
+            headers: Vec::new(),
+            refresh: true,
+        };
+        self.ask_connect(conn, request);
+    }
+
     fn ask_connect(&mut self, conn: ConnId, request: ConnectRequest) {
         let id = self.next_decision();
         if let Some(entry) = entry_mut(&mut self.slots, conn) {
@@ -914,6 +923,13 @@ impl Server {
             match next {
                 Held::Reply(frame) => entry.conn.send_control(&self.config, now, frame),
                 Held::Request(message) => self.handle_request(now, conn, message),
+                // Unless it timed out while it waited; what came behind it
+                // waits in the connection until its verdict.
+                Held::Refresh(token) if entry.conn.is_refreshing() => {
+                    entry.conn.refresh_asked(&self.config, now);
+                    self.ask_refresh(conn, token);
+                }
+                Held::Refresh(_) => {}
             }
         }
         self.settle(conn, now);

@@ -24,6 +24,7 @@ use std::thread;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
+use serde_json::value::RawValue;
 use tether_core::{
     ClientConfig, ClientError, ClientMessage, Event, RequestError, RequestId, ServerMessage,
     published_offset,
@@ -57,6 +58,10 @@ pub trait TestClient: Send + Sync + Sized + 'static {
         message: ClientMessage,
         timeout: Duration,
     ) -> Result<ServerMessage, ClientError>;
+
+    /// Calls the application's `method` with `data_json` and waits for its
+    /// answer's data.
+    fn rpc(&self, method: &str, data_json: &str) -> Result<Box<RawValue>, ClientError>;
 
     /// Sends `message` as it is, now or after the next `auth_ack`.
     fn send(&self, message: ClientMessage) -> Result<(), ClientError>;
@@ -118,6 +123,10 @@ impl TestClient for SmolClient {
         timeout: Duration,
     ) -> Result<ServerMessage, ClientError> {
         smol::block_on(self.client.request(message, timeout))
+    }
+
+    fn rpc(&self, method: &str, data_json: &str) -> Result<Box<RawValue>, ClientError> {
+        smol::block_on(self.client.rpc(method, data_json))
     }
 
     fn send(&self, message: ClientMessage) -> Result<(), ClientError> {
@@ -231,6 +240,10 @@ impl TestClient for TokioClient {
         self.runtime.block_on(self.client.request(message, timeout))
     }
 
+    fn rpc(&self, method: &str, data_json: &str) -> Result<Box<RawValue>, ClientError> {
+        self.runtime.block_on(self.client.rpc(method, data_json))
+    }
+
     fn send(&self, message: ClientMessage) -> Result<(), ClientError> {
         self.runtime.block_on(self.client.send(message))
     }
@@ -279,6 +292,10 @@ impl TestClient for tether_blocking::Client {
         timeout: Duration,
     ) -> Result<ServerMessage, ClientError> {
         tether_blocking::Client::request(self, message, timeout)
+    }
+
+    fn rpc(&self, method: &str, data_json: &str) -> Result<Box<RawValue>, ClientError> {
+        tether_blocking::Client::rpc(self, method, data_json)
     }
 
     fn send(&self, message: ClientMessage) -> Result<(), ClientError> {

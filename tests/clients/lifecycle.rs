@@ -44,10 +44,10 @@ fn subscribes_receives_publishes_and_closes<C: TestClient>() {
                 epoch,
                 offset,
                 recovered,
-                ..
+                data,
             } => assert_eq!(
-                (channel, epoch, offset, recovered),
-                (room(), "e1".into(), 0, None)
+                (channel, epoch, offset, recovered, data),
+                (room(), "e1".into(), 0, None, None)
             ),
             other => panic!("expected Subscribed, got {other:?}"),
         }
@@ -78,6 +78,34 @@ fn subscribes_receives_publishes_and_closes<C: TestClient>() {
             client.subscribe("room"),
             Err(ClientError::Refused(SendError::Closed))
         );
+    };
+    together(serve, play);
+}
+
+fn a_subscription_the_application_allowed_with_data_hands_it_over<C: TestClient>() {
+    let server = Server::bind();
+    let client = C::connect(server.config());
+    let serve = || {
+        let mut peer = server.accept();
+        peer.authenticate("alice");
+        let subscribe = peer.recv_json();
+        peer.send_json(json!({
+            "type": "subscribed", "id": subscribe["id"], "channel": "app:room",
+            "epoch": "e1", "offset": 0, "data": {"welcome": "alice"},
+        }));
+        peer.finish_close(CloseCode::NORMAL);
+    };
+    let play = || {
+        client.subscribe("app:room").unwrap();
+        assert!(matches!(event(&client), Event::Connected { .. }));
+        match event(&client) {
+            Event::Subscribed { channel, data, .. } => assert_eq!(
+                (channel.as_str(), data.as_deref()),
+                ("app:room", Some(r#"{"welcome":"alice"}"#))
+            ),
+            other => panic!("expected Subscribed, got {other:?}"),
+        }
+        client.close();
     };
     together(serve, play);
 }
@@ -148,7 +176,7 @@ fn a_final_close_code_ends_the_session_without_a_redial<C: TestClient>() {
     assert!(!server.has_pending_connection(), "the client dialed again");
 }
 
-fn invalid_channels_and_payloads_are_refused_before_anything_is_sent<C: TestClient>() {
+fn invalid_channels_methods_and_payloads_are_refused_before_anything_is_sent<C: TestClient>() {
     let server = Server::bind();
     let client = C::connect(server.config());
     let serve = || {
@@ -171,6 +199,14 @@ fn invalid_channels_and_payloads_are_refused_before_anything_is_sent<C: TestClie
             client.publish("room", "{not json"),
             Err(ClientError::InvalidPayload(_))
         ));
+        assert_eq!(
+            client.rpc("no spaces", "1").unwrap_err(),
+            ClientError::InvalidMethod("no spaces".into())
+        );
+        assert!(matches!(
+            client.rpc("m", "{not json"),
+            Err(ClientError::InvalidPayload(_))
+        ));
         client.send(ClientMessage::Ping { id: None }).unwrap();
         client.close();
     };
@@ -179,7 +215,8 @@ fn invalid_channels_and_payloads_are_refused_before_anything_is_sent<C: TestClie
 
 client_tests! {
     subscribes_receives_publishes_and_closes => smol, blocking, tokio;
+    a_subscription_the_application_allowed_with_data_hands_it_over => smol, blocking, tokio;
     close_is_final_and_refuses_every_later_command => smol, blocking, tokio;
     a_final_close_code_ends_the_session_without_a_redial => smol, blocking, tokio;
-    invalid_channels_and_payloads_are_refused_before_anything_is_sent => smol, blocking, tokio;
+    invalid_channels_methods_and_payloads_are_refused_before_anything_is_sent => smol, blocking, tokio;
 }

@@ -55,6 +55,48 @@ fn requests_resolve_with_their_reply_or_error<C: TestClient>() {
     together(serve, play);
 }
 
+fn an_rpc_returns_the_application_s_answer_or_its_refusal<C: TestClient>() {
+    let server = Server::bind();
+    let client = C::connect(server.config());
+    let serve = || {
+        let mut peer = server.accept();
+        peer.authenticate("alice");
+        let call = peer.recv_json();
+        assert_eq!(
+            (&call["type"], &call["method"], &call["data"]),
+            (
+                &json!("rpc"),
+                &json!("orders.create"),
+                &json!({"item": "tea"})
+            )
+        );
+        peer.send_json(json!({"type": "rpc_result", "id": call["id"], "data": {"order": 7}}));
+        let unknown = peer.recv_json();
+        assert_eq!(unknown["method"], "orders.cancel");
+        peer.send_json(json!({"type": "error", "id": unknown["id"], "code": "NOT_FOUND", "message": "unknown method"}));
+        peer.finish_close(CloseCode::NORMAL);
+    };
+    let play = || {
+        assert!(matches!(event(&client), Event::Connected { .. }));
+        let result = client.rpc("orders.create", r#"{"item": "tea"}"#);
+        assert_eq!(
+            result.map(|data| data.get().to_owned()),
+            Ok(r#"{"order":7}"#.to_owned())
+        );
+        assert_eq!(
+            client
+                .rpc("orders.cancel", "7")
+                .map(|data| data.get().to_owned()),
+            Err(ClientError::Request(RequestError::Server {
+                code: ErrorCode::NotFound,
+                message: "unknown method".into()
+            }))
+        );
+        client.close();
+    };
+    together(serve, play);
+}
+
 fn a_request_fails_at_once_when_its_connection_drops<C: TestClient>() {
     let server = Server::bind();
     let mut config = server.config();
@@ -188,6 +230,7 @@ fn sessions_with_the_default_seed_publish_with_keys_of_their_own<C: TestClient>(
 
 client_tests! {
     requests_resolve_with_their_reply_or_error => smol, blocking, tokio;
+    an_rpc_returns_the_application_s_answer_or_its_refusal => smol, blocking, tokio;
     a_request_fails_at_once_when_its_connection_drops => smol, blocking, tokio;
     requests_from_several_threads_each_get_their_own_reply => smol, blocking, tokio;
     a_publish_is_sent_again_with_its_idempotency_key_after_its_connection_drops => smol, blocking, tokio;

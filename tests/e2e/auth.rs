@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tether_core::{
-    Authorizer, ChannelPattern, ChannelRequest, ConnectRequest, Handler, Identity, Namespace,
-    Rejection, Rule, ServerConfig,
+    Authorizer, ChannelRequest, ConnectRequest, Handler, Identity, Rejection, ServerConfig,
 };
 
-use crate::harness::{JWT_SECRET, Runtime, TETHER, config, dev_auth, jwt_auth, mint_jwt, unix_now};
+use crate::harness::{
+    JWT_SECRET, Runtime, TETHER, backend_config, config, dev_auth, jwt_auth, mint_jwt, unix_now,
+};
 use tether_testkit::metrics::metric;
 use tether_testkit::process::Process;
 use tether_testkit::ws::Ws;
@@ -119,19 +120,6 @@ fn a_slow_token_check_delays_no_other_connection(runtime: Runtime) {
         !authorizer.ran_out.load(Ordering::SeqCst),
         "the other connection's round trips waited for the slow check"
     );
-}
-
-/// A node whose `app:` channels leave subscribe and publish to the
-/// application.
-fn backend_config() -> ServerConfig {
-    let app = Namespace {
-        subscribe: Rule::Backend,
-        publish: Rule::Backend,
-        ..Namespace::open(ChannelPattern::new("app:*").expect("a pattern"))
-    };
-    let mut config = config();
-    config.namespaces.insert(0, app);
-    config
 }
 
 fn a_slow_channel_decision_delays_no_other_connection(runtime: Runtime) {

@@ -19,7 +19,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tether::auth::{Authenticator, JwtVerifier, NodeAuthorizer};
 use tether::secret::Redacted;
-use tether_core::{Handler, NodeOptions, PublishError, ServerConfig};
+use tether_core::{
+    ChannelPattern, Handler, Namespace, NodeOptions, PublishError, Rule, ServerConfig,
+};
 use tether_testkit::process::Process;
 
 /// The most any one test may take; they normally take milliseconds.
@@ -329,6 +331,19 @@ pub fn config() -> ServerConfig {
         handshake_timeout: Duration::from_secs(5),
         ..ServerConfig::dev()
     }
+}
+
+/// [`config`] with the `app:` channels' subscribe and publish left to the
+/// application (rule `backend`, PROTOCOL.md section 13).
+pub fn backend_config() -> ServerConfig {
+    let app = Namespace {
+        subscribe: Rule::Backend,
+        publish: Rule::Backend,
+        ..Namespace::open(ChannelPattern::new("app:*").expect("a pattern"))
+    };
+    let mut config = config();
+    config.namespaces.insert(0, app);
+    config
 }
 
 /// The binary's authorizer in dev mode (the token is the user id), with

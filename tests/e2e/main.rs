@@ -1,5 +1,7 @@
 //! The end-to-end suite: every observable rule of PROTOCOL.md sections 1
-//! to 9, checked against a running node over real sockets on 127.0.0.1.
+//! to 9, and the application's part of section 13 (`hooks`: an embedder's
+//! handler), checked against a running node over real sockets on
+//! 127.0.0.1.
 //!
 //! Each test is written once, as a function of the [`harness::Runtime`]
 //! that drives the node, and `runtime_tests!` makes one `#[test]` per
@@ -58,6 +60,7 @@ mod connect;
 mod fd_limit;
 mod handshake;
 mod heartbeat;
+mod hooks;
 mod keys;
 mod limits;
 mod presence;

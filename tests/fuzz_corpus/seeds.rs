@@ -13,7 +13,7 @@ use std::path::Path;
 use arbitrary::{Arbitrary, Unstructured};
 
 use tether_core::fuzzing::client_ops::Op as C;
-use tether_core::fuzzing::server_ops::{Action as A, Op as S};
+use tether_core::fuzzing::server_ops::{Action as A, Op as S, RpcAnswer};
 
 /// Writes a value the way `arbitrary` reads it.
 trait Encode {
@@ -56,27 +56,32 @@ impl<T: Encode> Encode for Option<T> {
 impl Encode for S {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            S::Connect => variant(out, 0, 6),
+            S::Connect => variant(out, 0, 7),
             S::Client { conn, action } => {
-                variant(out, 1, 6);
+                variant(out, 1, 7);
                 conn.encode(out);
                 action.encode(out);
             }
             S::Verdict { conn, accept } => {
-                variant(out, 2, 6);
+                variant(out, 2, 7);
                 conn.encode(out);
                 accept.encode(out);
             }
             S::ApiPublish { channel, payload } => {
-                variant(out, 3, 6);
+                variant(out, 3, 7);
                 channel.encode(out);
                 payload.encode(out);
             }
             S::Advance { millis } => {
-                variant(out, 4, 6);
+                variant(out, 4, 7);
                 millis.encode(out);
             }
-            S::Shutdown => variant(out, 5, 6),
+            S::Shutdown => variant(out, 5, 7),
+            S::Answer { conn, answer } => {
+                variant(out, 6, 7);
+                conn.encode(out);
+                answer.encode(out);
+            }
         }
     }
 }
@@ -85,17 +90,17 @@ impl Encode for A {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
             A::Auth(granting) => {
-                variant(out, 0, 13);
+                variant(out, 0, 14);
                 granting.encode(out);
             }
-            A::AppPing => variant(out, 1, 13),
+            A::AppPing => variant(out, 1, 14),
             A::Subscribe { channel, since } => {
-                variant(out, 2, 13);
+                variant(out, 2, 14);
                 channel.encode(out);
                 since.encode(out);
             }
             A::Unsubscribe { channel } => {
-                variant(out, 3, 13);
+                variant(out, 3, 14);
                 channel.encode(out);
             }
             A::Publish {
@@ -103,34 +108,55 @@ impl Encode for A {
                 payload,
                 retry,
             } => {
-                variant(out, 4, 13);
+                variant(out, 4, 14);
                 channel.encode(out);
                 payload.encode(out);
                 retry.encode(out);
             }
             A::Presence { channel } => {
-                variant(out, 5, 13);
+                variant(out, 5, 14);
                 channel.encode(out);
             }
             A::Ping(data) => {
-                variant(out, 6, 13);
+                variant(out, 6, 14);
                 data.encode(out);
             }
-            A::Pong => variant(out, 7, 13),
+            A::Pong => variant(out, 7, 14),
             A::Close(code) => {
-                variant(out, 8, 13);
+                variant(out, 8, 14);
                 code.encode(out);
             }
             A::Raw(_) => unimplemented!("seeds carry no raw bytes"),
             A::Read(units) => {
-                variant(out, 10, 13);
+                variant(out, 10, 14);
                 units.encode(out);
             }
-            A::Drop => variant(out, 11, 13),
+            A::Drop => variant(out, 11, 14),
             A::Refresh(granting) => {
-                variant(out, 12, 13);
+                variant(out, 12, 14);
                 granting.encode(out);
             }
+            A::Rpc { method, data } => {
+                variant(out, 13, 14);
+                method.encode(out);
+                data.encode(out);
+            }
+        }
+    }
+}
+
+impl Encode for RpcAnswer {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            RpcAnswer::Result(data) => {
+                variant(out, 0, 3);
+                data.encode(out);
+            }
+            RpcAnswer::Reject(code) => {
+                variant(out, 1, 3);
+                code.encode(out);
+            }
+            RpcAnswer::NotJson => variant(out, 2, 3),
         }
     }
 }
@@ -398,6 +424,35 @@ fn server_scenarios() -> Vec<(&'static str, Vec<S>)> {
                 c(1, A::Auth(true)),
                 c(1, A::Close(1005)),
                 c(1, A::Read(255)),
+            ]),
+        ),
+        (
+            "rpcs_answered_refused_and_timed_out",
+            logged_in(vec![
+                c(0, A::Rpc { method: 0, data: 1 }),
+                c(0, A::AppPing),
+                c(0, A::Rpc { method: 2, data: 2 }),
+                S::Answer {
+                    conn: 0,
+                    answer: RpcAnswer::Result(5),
+                },
+                c(0, A::Rpc { method: 1, data: 3 }),
+                S::Answer {
+                    conn: 0,
+                    answer: RpcAnswer::Reject(1),
+                },
+                c(0, A::Rpc { method: 0, data: 4 }),
+                S::Answer {
+                    conn: 0,
+                    answer: RpcAnswer::NotJson,
+                },
+                c(0, A::Rpc { method: 0, data: 5 }),
+                S::Advance { millis: 2000 },
+                S::Answer {
+                    conn: 0,
+                    answer: RpcAnswer::Result(9),
+                },
+                c(0, A::Read(255)),
             ]),
         ),
         (

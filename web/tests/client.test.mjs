@@ -143,7 +143,7 @@ test('final close codes end the client; the others are retried', async (t) => {
     assert.deepEqual(events.at(-1), { type: 'state', state: 'closed', reason: { code, reason: 'because' } });
     t.mock.timers.reset();
   }
-  for (const code of [1000, 1001, 1006, 1011, 4008, 4100, 4499]) {
+  for (const code of [1000, 1001, 1006, 1011, 1013, 4008, 4100, 4499]) {
     const { client, events } = await start(t);
     accept();
     sockets[0].drop(code);
@@ -274,6 +274,48 @@ test('requests settle by id: reply, server error, timeout, drop, close', async (
   await client.close();
   assert.deepEqual(await queued, { kind: 'closed', code: undefined });
   assert.throws(() => client.send({ type: 'ping' }), (e) => e instanceof TetherError && e.kind === 'closed');
+});
+
+test('rpc resolves with the application\'s data and rejects with its code and message', async (t) => {
+  const { client } = await start(t);
+  const first = accept();
+  const answered = outcome(client.rpc('orders.create', { item: 'tea' }));
+  const unknown = client.rpc('orders.cancel').catch((error) => error);
+  const slow = outcome(client.rpc('report', [1], { timeout: 50 }));
+  const dropped = outcome(client.rpc('pay', 5));
+  assert.deepEqual(first.sent.slice(1), [
+    { type: 'rpc', method: 'orders.create', data: { item: 'tea' }, id: 'r1' },
+    { type: 'rpc', method: 'orders.cancel', data: null, id: 'r2' },
+    { type: 'rpc', method: 'report', data: [1], id: 'r3' },
+    { type: 'rpc', method: 'pay', data: 5, id: 'r4' },
+  ]);
+  first.receive({ type: 'rpc_result', id: 'r1', data: { order: 7 } });
+  first.receive({ type: 'error', id: 'r2', code: 'NOT_FOUND', message: 'unknown method' });
+  t.mock.timers.tick(50);
+  first.drop(1006);
+  assert.deepEqual(await answered, { ok: { order: 7 } });
+  const error = await unknown;
+  assert.ok(error instanceof TetherError);
+  assert.deepEqual([error.kind, error.code, error.message], ['server', 'NOT_FOUND', 'unknown method']);
+  assert.deepEqual(await slow, { kind: 'timeout', code: undefined });
+  assert.deepEqual(await dropped, { kind: 'disconnected', code: undefined });
+  t.mock.timers.tick(1500);
+  const second = accept();
+  assert.deepEqual(second.types(), ['auth'], 'an rpc is never sent twice');
+});
+
+test('a subscribed event carries the data the application gave with its consent', async (t) => {
+  const { client, events } = await start(t);
+  client.subscribe('app:room');
+  client.subscribe('chat');
+  const socket = accept();
+  const [room, chat] = socket.sent.slice(1);
+  socket.receive({ type: 'subscribed', id: room.id, channel: 'app:room', epoch: 'e', offset: 0, data: { welcome: 'alice' } });
+  socket.receive({ type: 'subscribed', id: chat.id, channel: 'chat', epoch: 'e', offset: 0 });
+  assert.deepEqual(events.filter((e) => e.type === 'subscribed'), [
+    { type: 'subscribed', channel: 'app:room', epoch: 'e', offset: 0, recovered: undefined, data: { welcome: 'alice' } },
+    { type: 'subscribed', channel: 'chat', epoch: 'e', offset: 0, recovered: undefined },
+  ]);
 });
 
 test('a publication keeps its idempotency key when sent again after a reconnect', async (t) => {

@@ -43,6 +43,8 @@ mod url;
 
 use std::time::Duration;
 
+use serde_json::value::RawValue;
+
 /// Why a [`Client`] call failed: the core's one error type for every
 /// runtime's client.
 pub use tether_core::ClientError;
@@ -51,7 +53,7 @@ pub use tether_core::ClientError;
 pub use tether_core::TokenProvider;
 use tether_core::{
     Channel, ClientConfig, ClientMessage, ClientSession, Event, Instant, RequestId, ServerMessage,
-    TokenSource, publication_payload,
+    TokenSource, publication_payload, rpc_call, rpc_result,
 };
 
 use self::driver::{Command, Driver};
@@ -177,6 +179,27 @@ impl Client {
             reply,
         })
         .await?
+    }
+
+    /// Calls the application's `method` with the JSON text `data_json` and
+    /// waits for its answer: the `data` of the `rpc_result`, as JSON text.
+    /// Fails with [`ClientError::InvalidMethod`] or
+    /// [`ClientError::InvalidPayload`] before anything is sent, and with
+    /// [`ClientError::Request`] for the application's refusal (its code and
+    /// message), no answer within the configured `request_timeout`, or the
+    /// loss of the connection that carried it (an `rpc` is never sent
+    /// twice). Calls made while disconnected wait in the session's offline
+    /// queue.
+    pub async fn rpc(&self, method: &str, data_json: &str) -> Result<Box<RawValue>, ClientError> {
+        let (method, data) = rpc_call(method, data_json)?;
+        let reply = self
+            .ask(|reply| Command::Rpc {
+                method,
+                data,
+                reply,
+            })
+            .await??;
+        rpc_result(reply)
     }
 
     /// Sends `message` as it is, without tracking a reply: now if connected,

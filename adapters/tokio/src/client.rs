@@ -39,6 +39,8 @@ mod driver;
 
 use std::time::Duration;
 
+use serde_json::value::RawValue;
+
 /// Why a [`Client`] call failed: the core's one error type for every
 /// runtime's client.
 pub use tether_core::ClientError;
@@ -47,7 +49,7 @@ pub use tether_core::ClientError;
 pub use tether_core::TokenProvider;
 use tether_core::{
     Channel, ClientConfig, ClientMessage, ClientSession, Event, Instant, RequestId, ServerMessage,
-    TokenSource, publication_payload,
+    TokenSource, publication_payload, rpc_call, rpc_result,
 };
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
@@ -149,6 +151,27 @@ impl Client {
             reply,
         })
         .await?
+    }
+
+    /// Calls the application's `method` with the JSON text `data_json` and
+    /// waits for its answer: the `data` of the `rpc_result`, as JSON text.
+    /// Fails with [`ClientError::InvalidMethod`] or
+    /// [`ClientError::InvalidPayload`] before anything is sent, and with
+    /// [`ClientError::Request`] for the application's refusal (its code and
+    /// message), no answer within the configured `request_timeout`, or the
+    /// loss of the connection that carried it (an `rpc` is never sent
+    /// twice). Calls made while disconnected wait in the session's offline
+    /// queue.
+    pub async fn rpc(&self, method: &str, data_json: &str) -> Result<Box<RawValue>, ClientError> {
+        let (method, data) = rpc_call(method, data_json)?;
+        let reply = self
+            .ask(|reply| Command::Rpc {
+                method,
+                data,
+                reply,
+            })
+            .await??;
+        rpc_result(reply)
     }
 
     /// Sends `message` as it is, without tracking a reply: now if connected,

@@ -29,7 +29,7 @@ mod wire;
 mod write_queue;
 
 pub use config::{ClientConfig, TokenSource};
-pub use error::{ClientError, publication_payload, published_offset};
+pub use error::{ClientError, publication_payload, published_offset, rpc_call, rpc_result};
 pub use event::{Event, Output, RequestError, SendError, Transmit};
 pub use expiry::unix_ms;
 pub use host::{DEFAULT_PORT, InvalidHost, dial_address};

@@ -91,6 +91,11 @@
 //!   server publishes it at most once and answers the retry with the
 //!   original offset. A `publish` made with `request` is retried the same
 //!   way when it carries a key, and fails with the connection when not.
+//! - An `rpc` is a request like the others, bounded by `request_timeout`,
+//!   and fails with the connection that carried it: without a key the
+//!   application cannot tell a retry from a second call, so the caller
+//!   decides whether to call again. Its method name is checked before
+//!   anything is sent ([`rpc_call`](super::rpc_call)).
 //! - Server messages that do not parse are ignored: newer servers may add
 //!   message types, and PROTOCOL.md asks peers to ignore what they do not
 //!   know.
@@ -478,6 +483,29 @@ impl ClientSession {
             idempotency_key: Some(self.new_idempotency_key()),
             channel,
             payload,
+        };
+        self.request(now, message, self.config.request_timeout)
+    }
+
+    /// Calls the application's `method` with `data` (checked with
+    /// [`rpc_call`](super::rpc_call)) as a request with the configured
+    /// `request_timeout`; the `rpc_result` settles it
+    /// ([`rpc_result`](super::rpc_result) gives its data), or the
+    /// application's `error`. Unlike a publication, an `rpc` written to a
+    /// connection that drops fails with it and is never sent again: the
+    /// application may have carried it out, and an `rpc` has no key that
+    /// would make a second call harmless.
+    pub fn rpc(
+        &mut self,
+        now: Instant,
+        method: String,
+        data: Box<RawValue>,
+    ) -> Result<RequestId, SendError> {
+        let message = ClientMessage::Rpc {
+            // `request` gives every request its own id in place of this.
+            id: Requests::id(0),
+            method,
+            data,
         };
         self.request(now, message, self.config.request_timeout)
     }

@@ -747,6 +747,53 @@ fn a_drop_fails_every_request_it_carried_at_once_but_not_queued_ones() {
     );
 }
 
+#[test]
+fn an_rpc_settles_with_its_result_or_error_by_the_request_timeout_and_is_not_sent_twice() {
+    let mut h = Harness::open(ClientConfig {
+        request_timeout: secs(4),
+        ..config()
+    });
+    let answered = h.client.rpc(h.now, "sum".into(), raw("[1,2]")).unwrap();
+    let refused = h.client.rpc(h.now, "sum".into(), raw("null")).unwrap();
+    assert_eq!(
+        h.take_received(),
+        [
+            r#"{"type":"rpc","id":"r1","method":"sum","data":[1,2]}"#,
+            r#"{"type":"rpc","id":"r2","method":"sum","data":null}"#,
+        ]
+    );
+    h.server_send(r#"{"type":"rpc_result","id":"r1","data":3}"#);
+    h.server_send(r#"{"type":"error","id":"r2","code":"BAD_REQUEST","message":"no numbers"}"#);
+    assert_eq!(
+        h.take_log(),
+        [
+            format!(r#"done {answered} {{"type":"rpc_result","id":"r1","data":3}}"#),
+            format!("done {refused} failed: BAD_REQUEST: no numbers"),
+        ]
+    );
+    let unanswered = h.client.rpc(h.now, "slow".into(), raw("{}")).unwrap();
+    h.advance_to(T0 + secs(4) - Duration::from_nanos(1));
+    assert!(h.take_log().is_empty());
+    h.advance_to(T0 + secs(4));
+    assert_eq!(
+        h.take_log(),
+        [format!("done {unanswered} failed: request timed out")]
+    );
+    let dropped = h.client.rpc(h.now, "pay".into(), raw("1")).unwrap();
+    h.drop_transport();
+    assert_eq!(
+        h.take_log()[1],
+        format!("done {dropped} failed: connection dropped")
+    );
+    h.take_received();
+    h.step();
+    h.connect_and_auth();
+    assert!(
+        !h.take_received().iter().any(|text| text.contains("rpc")),
+        "an rpc that may have been carried out is not called again"
+    );
+}
+
 /// The `idempotency_key` of each publish in `received`, in order.
 fn idempotency_keys(received: &[String]) -> Vec<String> {
     received

@@ -490,6 +490,28 @@ fn rate_limit_admits_exactly_the_burst_then_the_rate() {
     assert_eq!(h.error_codes(), vec![(ErrorCode::RateLimited, None)]);
 }
 
+#[test]
+fn a_refused_message_that_does_not_parse_still_gets_its_id_back() {
+    let mut h = Harness::authenticated(ServerConfig {
+        rate_limit: 1,
+        rate_burst: 1,
+        ..config()
+    });
+    h.send(&text(r#"{"type":"ping","id":"p"}"#));
+    h.send(&text(r#"{"type":"rpc","method":"not a method","id":"m"}"#));
+    h.send(&text(
+        r#"{"type":"subscribe","channel":"no spaces","id":"c"}"#,
+    ));
+    assert_eq!(
+        h.error_codes(),
+        vec![
+            (ErrorCode::RateLimited, Some("m".into())),
+            (ErrorCode::RateLimited, Some("c".into())),
+        ],
+        "every message with an id gets one reply with that id"
+    );
+}
+
 // ---- envelope errors ------------------------------------------------------------
 
 #[test]

@@ -346,6 +346,8 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         "ping",
         "message",
         "ack",
+        "rpc",
+        "rpc_result",
     ];
     let leaf = one_of(vec![
         Just(serde_json::Value::Null).boxed(),
@@ -364,6 +366,7 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     ]);
     let keys = [
         "type", "id", "channel", "payload", "since", "token", "epoch", "offset", "users", "code",
+        "method", "data",
     ];
     leaf.prop_recursive(4, 32, 6, move |inner| {
         let key = one_of(vec![
@@ -396,6 +399,8 @@ fn near_client_message() -> impl Strategy<Value = serde_json::Value> {
         "since",
         "token",
         "idempotency_key",
+        "method",
+        "data",
         "extra",
     ];
     let value = one_of(vec![
@@ -457,7 +462,15 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
         (id(), channel())
             .prop_map(|(id, channel)| ClientMessage::Presence { id, channel })
             .boxed(),
+        (request_id(), method(), payload())
+            .prop_map(|(id, method, data)| ClientMessage::Rpc { id, method, data })
+            .boxed(),
     ])
+}
+
+/// A valid `rpc` method name.
+fn method() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_:.@/-]{1,64}"
 }
 
 fn server_message() -> impl Strategy<Value = ServerMessage> {
@@ -496,17 +509,21 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
             ".*",
             any::<u64>(),
             proptest::option::of(any::<bool>()),
+            proptest::option::of(payload()),
         )
             .prop_map(
-                |(id, channel, epoch, offset, recovered)| ServerMessage::Subscribed {
+                |(id, channel, epoch, offset, recovered, data)| ServerMessage::Subscribed {
                     id,
                     channel,
                     epoch,
                     offset,
                     recovered,
-                    data: None,
+                    data,
                 },
             )
+            .boxed(),
+        (request_id(), payload())
+            .prop_map(|(id, data)| ServerMessage::RpcResult { id, data })
             .boxed(),
         (id(), channel(), any::<bool>())
             .prop_map(|(id, channel, forbidden)| ServerMessage::Unsubscribed {

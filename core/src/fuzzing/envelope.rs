@@ -1,12 +1,13 @@
 //! Target `envelope`: any text as a client message, a server message and
 //! the body of every server API method.
 //!
-//! The contract (PROTOCOL.md sections 4, 5 and 7): parsing never panics; a
-//! message that parses encodes to text that parses back to the same
-//! message, and keeps the fields it was sent with; a refusal carries
-//! exactly one of the codes a parser may give, `INVALID_JSON` exactly when
-//! the text is not JSON, and echoes an `id` only when the text carried
-//! that very id.
+//! The contract (PROTOCOL.md sections 4, 5, 7 and 13): parsing never
+//! panics; a message that parses encodes to text that parses back to the
+//! same message, and keeps the fields it was sent with (an `rpc` keeps its
+//! `data`, `null` when it had none, and has an `id` and a valid method); a
+//! refusal carries exactly one of the codes a parser may give,
+//! `INVALID_JSON` exactly when the text is not JSON, and echoes an `id`
+//! only when the text carried that very id.
 
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
@@ -27,6 +28,7 @@ pub(crate) const CLIENT_TYPES: &[&str] = &[
     "unsubscribe",
     "publish",
     "presence",
+    "rpc",
 ];
 
 /// The message types a server may send.
@@ -41,6 +43,7 @@ const SERVER_TYPES: &[&str] = &[
     "message",
     "join",
     "leave",
+    "rpc_result",
     "error",
 ];
 
@@ -97,10 +100,27 @@ fn check_client(text: &str, shape: &Shape) {
             assert_fields_kept(
                 shape,
                 &encoded,
-                &["type", "id", "token", "channel", "payload"],
+                &["type", "id", "token", "channel", "payload", "method"],
             );
             let kind = kind_of(&encoded);
             assert!(CLIENT_TYPES.contains(&kind.as_str()), "type {kind:?}");
+            if kind == "rpc" {
+                assert!(crate::is_valid_method(&field_of(&encoded, "method")));
+                if shape.object.is_some() {
+                    assert!(
+                        shape.field("id").is_some_and(Value::is_string),
+                        "an rpc without an id: {text:?}"
+                    );
+                    let sent = shape.field("data").unwrap_or(&Value::Null);
+                    let kept: Map<String, Value> =
+                        serde_json::from_str(&encoded).expect("encoded messages are objects");
+                    assert_eq!(
+                        Some(sent),
+                        kept.get("data"),
+                        "an rpc's data (null if absent)"
+                    );
+                }
+            }
         }
         Err(error) => check_refusal(text, shape, &error, CLIENT_TYPES),
     }
@@ -128,6 +148,7 @@ fn check_server(text: &str, shape: &Shape) {
                 "message",
                 "sender",
                 "recovered",
+                "data",
             ];
             assert_fields_kept(shape, encoded, &fields);
             let kind = kind_of(encoded);
@@ -250,10 +271,15 @@ fn assert_fields_kept(shape: &Shape, encoded: &str, fields: &[&str]) {
 
 /// The `type` of an encoded message.
 fn kind_of(encoded: &str) -> String {
+    field_of(encoded, "type")
+}
+
+/// The string field `name` of an encoded message.
+fn field_of(encoded: &str, name: &str) -> String {
     let object: Map<String, Value> =
         serde_json::from_str(encoded).expect("encoded messages are objects");
-    object["type"]
+    object[name]
         .as_str()
-        .expect("encoded messages have a type")
+        .unwrap_or_else(|| panic!("{encoded} has no string {name}"))
         .to_owned()
 }

@@ -1,13 +1,22 @@
 //! Target `server_ops`: sequences of operations on one node with several
-//! connections: connects, handshakes, auth and verdicts, requests, reads
-//! at any pace, raw bytes, close frames, dropped sockets, API
-//! publications, time jumps and shutdown.
+//! connections: connects, handshakes, auth and verdicts, requests, `rpc`
+//! calls and the application's answers (or none, until
+//! `decision_timeout`), reads at any pace, raw bytes, close frames,
+//! dropped sockets, API publications, time jumps and shutdown.
 //!
 //! Invariants checked after every operation (PROTOCOL.md sections 3 to 8):
 //!
 //! - every frame is valid, and nothing follows a close frame;
 //! - each request with an `id` gets exactly one reply with that id, and by
 //!   the end every request of a live authenticated connection has one;
+//! - an `rpc`'s reply comes after the replies to every request sent before
+//!   it on its connection, and before those sent after it; it is the
+//!   application's answer given in time (its result, its rejection's code
+//!   as the protocol passes it on, `INTERNAL` for an answer that is not
+//!   JSON), `UNAVAILABLE` when none came within `decision_timeout` (a later
+//!   one is ignored), or, without asking the application,
+//!   `INVALID_MESSAGE` for a bad method name or `RATE_LIMITED`; and the
+//!   application is asked once per valid `rpc`, with its method and data;
 //! - each subscriber sees a channel's offsets strictly increasing (a
 //!   `since` replay goes back no further than `since`), and all
 //!   subscribers agree on what each offset of an epoch carries;
@@ -27,7 +36,7 @@
 //! ([`Transport::closes_now`](crate::connection::Transport::closes_now))
 //! and reports it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -38,10 +47,13 @@ use super::peer::{self, Received, ServerReader};
 use crate::access::{ChannelPattern, Grants, Namespace, Operation, Rule};
 use crate::auth::Identity;
 use crate::config::ServerConfig;
-use crate::envelope::{Channel, ClientMessage, IdempotencyKey, Position, RequestId, ServerMessage};
+use crate::envelope::{
+    Channel, ClientMessage, ErrorCode, IdempotencyKey, Position, RequestId, ServerMessage,
+};
 use crate::frame::{Opcode, encode_frame};
+use crate::hooks::{DecisionId, Rejection};
 use crate::ids::ConnId;
-use crate::server::{Decision, Output, Server};
+use crate::server::{Decision, Output, Server, Verdict};
 use crate::time::Instant;
 
 /// Channels the operations use: public, `latest_only`, and private ones.
@@ -55,6 +67,24 @@ const GRANTED: &str = "a";
 
 /// The token that grants [`GRANTED`]; every other token grants nothing.
 const GRANTING_TOKEN: &str = "g";
+
+/// The `rpc` methods the operations call: two the application answers,
+/// and a name the protocol refuses.
+const METHODS: &[&str] = &["sum", "orders.create", "not a method"];
+
+/// The codes an application rejects an `rpc` with, and what the client
+/// gets for each: the application's own codes as they are, a code of the
+/// protocol's own checks as `INTERNAL`.
+const REJECTIONS: &[(ErrorCode, ErrorCode)] = &[
+    (ErrorCode::Forbidden, ErrorCode::Forbidden),
+    (ErrorCode::BadRequest, ErrorCode::BadRequest),
+    (ErrorCode::NotFound, ErrorCode::NotFound),
+    (ErrorCode::LimitExceeded, ErrorCode::LimitExceeded),
+    (ErrorCode::RateLimited, ErrorCode::RateLimited),
+    (ErrorCode::Unavailable, ErrorCode::Unavailable),
+    (ErrorCode::Internal, ErrorCode::Internal),
+    (ErrorCode::InvalidChannel, ErrorCode::Internal),
+];
 
 /// One step of the scenario.
 #[derive(Arbitrary, Clone, Debug)]
@@ -90,6 +120,26 @@ pub enum Op {
     },
     /// The node starts its graceful shutdown.
     Shutdown,
+    /// The application answers the oldest `rpc` decision it was handed of
+    /// a connection (picked modulo those with one, open or not), in time
+    /// or after the node gave up on it.
+    Answer {
+        /// Which connection.
+        conn: u8,
+        /// The answer.
+        answer: RpcAnswer,
+    },
+}
+
+/// How the application answers an `rpc`.
+#[derive(Arbitrary, Clone, Debug)]
+pub enum RpcAnswer {
+    /// Its result, `{"r":n}`.
+    Result(u8),
+    /// A rejection with one of [`REJECTIONS`].
+    Reject(u8),
+    /// Text that is not JSON, which the node answers `INTERNAL`.
+    NotJson,
 }
 
 /// What the client of one connection does. Until its handshake is written,
@@ -143,6 +193,13 @@ pub enum Action {
     /// Sends `refresh` with an id, with the token that grants [`GRANTED`]
     /// or another.
     Refresh(bool),
+    /// Calls an `rpc` with an id.
+    Rpc {
+        /// Which of [`METHODS`].
+        method: u8,
+        /// A number that goes into the data.
+        data: u8,
+    },
 }
 
 /// Limits small enough for the operations to reach.
@@ -164,6 +221,7 @@ fn config() -> ServerConfig {
         latest_only: vec!["ticker:*".into()],
         max_pending_before_auth: 4,
         idempotency_window: Duration::from_secs(10),
+        decision_timeout: Duration::from_secs(2),
         namespaces: vec![
             Namespace {
                 subscribe: Rule::Token,
@@ -234,13 +292,19 @@ struct Client {
     ended: bool,
     /// The socket is closed.
     gone: bool,
-    /// Requests without a reply yet, by id.
-    pending: BTreeMap<String, Request>,
+    /// Requests without a reply yet, by the number in their id (`q<n>`),
+    /// which counts up in the order they were sent.
+    pending: BTreeMap<u64, Request>,
+    /// The `rpc` decisions handed out for this connection that the
+    /// application has not answered, oldest first, with the number of the
+    /// request each decides (none once the connection is tainted: raw
+    /// bytes may have made an `rpc` of their own).
+    decisions: VecDeque<(DecisionId, Option<u64>)>,
     channels: BTreeMap<String, Subscription>,
     /// The last acknowledged publish: idempotency key, channel, offset,
     /// when it was sent.
     last_ack: Option<(String, String, u64, Instant)>,
-    /// The token of the last `auth` sent.
+    /// The token of the first `auth` sent, the one the node decides.
     auth_token: Option<String>,
     /// The token the node asked a verdict on, until one is fed.
     asked: Option<String>,
@@ -271,6 +335,22 @@ enum Request {
     Refresh {
         token: String,
     },
+    Rpc {
+        method: String,
+        state: Rpc,
+    },
+}
+
+/// Where an `rpc` stands, as the application sees it.
+#[derive(Clone, Debug)]
+enum Rpc {
+    /// Not handed to the application (yet).
+    Sent,
+    /// Handed out as a decision at this instant; unanswered, or answered
+    /// too late.
+    Asked(Instant),
+    /// Answered in time: what the client must get.
+    Answered(Result<String, ErrorCode>),
 }
 
 /// One connection's view of one channel.
@@ -336,7 +416,49 @@ impl Node {
                 self.server.handle_timeout(self.now);
             }
             Op::Shutdown => self.server.shutdown(self.now),
+            Op::Answer { conn, answer } => {
+                let asked: Vec<usize> = (0..self.clients.len())
+                    .filter(|&i| !self.clients[i].decisions.is_empty())
+                    .collect();
+                if !asked.is_empty() {
+                    let index = asked[usize::from(*conn) % asked.len()];
+                    self.answer(index, answer);
+                }
+            }
         }
+    }
+
+    /// The application answers the oldest `rpc` decision of the client at
+    /// `index`; an answer in time is what its client must get.
+    fn answer(&mut self, index: usize, answer: &RpcAnswer) {
+        let timeout = self.config.decision_timeout;
+        let client = &mut self.clients[index];
+        let Some((id, number)) = client.decisions.pop_front() else {
+            return;
+        };
+        let (result, expected) = match answer {
+            RpcAnswer::Result(n) => {
+                let data = format!(r#"{{"r":{n}}}"#);
+                (Ok(data.clone()), Ok(data))
+            }
+            RpcAnswer::Reject(code) => {
+                let (given, sent) = REJECTIONS[usize::from(*code) % REJECTIONS.len()];
+                (Err(Rejection::new(given, "no")), Err(sent))
+            }
+            RpcAnswer::NotJson => (Ok("not json".to_owned()), Err(ErrorCode::Internal)),
+        };
+        if let Some(Request::Rpc { state, .. }) = number.and_then(|n| client.pending.get_mut(&n))
+            && let Rpc::Asked(at) = *state
+            && self.now < at + timeout
+        {
+            *state = Rpc::Answered(expected);
+        }
+        let verdict = Verdict::Rpc {
+            id,
+            conn: client.id,
+            result,
+        };
+        self.server.handle_verdict(self.now, verdict);
     }
 
     /// Feeds the verdict on the token the node asked about (if any): as
@@ -375,7 +497,9 @@ impl Node {
         let bytes = match action {
             Action::Auth(granting) => {
                 let token = token_of(*granting);
-                self.clients[index].auth_token = Some(token.clone());
+                // Only the first `auth` is decided: the node answers a
+                // later one `INVALID_MESSAGE`.
+                self.clients[index].auth_token.get_or_insert(token.clone());
                 peer::text(&ClientMessage::Auth { id: None, token })
             }
             Action::Refresh(granting) => {
@@ -434,6 +558,22 @@ impl Node {
                     channel: channel_named(pick(CHANNELS, *channel)),
                 })
             }
+            Action::Rpc { method, data } => {
+                let method = pick(METHODS, *method).to_owned();
+                let request = Request::Rpc {
+                    method: method.clone(),
+                    state: Rpc::Sent,
+                };
+                let id = self.request(index, request);
+                // The request's own number in the data tells which request
+                // a decision is for.
+                let data = format!(r#"{{"q":{},"n":{data}}}"#, self.next_request);
+                peer::text(&ClientMessage::Rpc {
+                    id,
+                    method,
+                    data: RawValue::from_string(data).expect("JSON"),
+                })
+            }
             Action::Ping(data) => encode_frame(Opcode::Ping, &[*data], Some(peer::MASK)),
             Action::Pong => encode_frame(Opcode::Pong, &[], Some(peer::MASK)),
             Action::Close(code) => {
@@ -459,9 +599,10 @@ impl Node {
     /// A fresh request id, recorded as pending on the connection.
     fn request(&mut self, index: usize, request: Request) -> RequestId {
         self.next_request += 1;
-        let id = format!("q{}", self.next_request);
-        self.clients[index].pending.insert(id.clone(), request);
-        RequestId::new(id).expect("a short id")
+        self.clients[index]
+            .pending
+            .insert(self.next_request, request);
+        request_id(self.next_request)
     }
 
     fn publish(&mut self, index: usize, channel: &str, payload: u8, retry: bool) -> Bytes {
@@ -475,17 +616,16 @@ impl Node {
             Some((key, _, offset, _)) => (key, Some(offset)),
             None => (format!("k{}", self.next_request), None),
         };
-        let id = format!("q{}", self.next_request);
         let request = Request::Publish {
             channel: channel.to_owned(),
             key: key.clone(),
             expect,
             sent: self.now,
         };
-        client.pending.insert(id.clone(), request);
+        client.pending.insert(self.next_request, request);
         let payload = RawValue::from_string(format!(r#"{{"n":{payload}}}"#)).expect("JSON");
         peer::text(&ClientMessage::Publish {
-            id: Some(RequestId::new(id).expect("a short id")),
+            id: Some(request_id(self.next_request)),
             idempotency_key: Some(IdempotencyKey::new(key).expect("a short key")),
             channel: channel_named(channel),
             payload,
@@ -520,10 +660,13 @@ impl Node {
             return;
         }
         let request = reply_id(&message).map(|id| {
-            client
+            let number = number_of(id);
+            let request = client
                 .pending
-                .remove(id.as_str())
-                .unwrap_or_else(|| panic!("a reply to no pending request: {message:?}"))
+                .remove(&number)
+                .unwrap_or_else(|| panic!("a reply to no pending request: {message:?}"));
+            client.check_order(number, &request);
+            request
         });
         let published = &mut self.published;
         match (message, request) {
@@ -595,6 +738,25 @@ impl Node {
             (ServerMessage::Unsubscribed { .. }, Some(Request::Unsubscribe { channel })) => {
                 client.channel(&channel).active = false;
             }
+            (ServerMessage::RpcResult { data, .. }, Some(Request::Rpc { state, .. })) => {
+                assert!(
+                    matches!(&state, Rpc::Answered(Ok(given)) if *given == data.get()),
+                    "rpc_result {} for an rpc {state:?}",
+                    data.get()
+                );
+            }
+            (ServerMessage::Error { code, .. }, Some(Request::Rpc { method, state })) => {
+                let expected = match state {
+                    Rpc::Answered(answer) => vec![answer.expect_err("a rejection")],
+                    Rpc::Asked(_) => vec![ErrorCode::Unavailable],
+                    Rpc::Sent if crate::is_valid_method(&method) => vec![ErrorCode::RateLimited],
+                    Rpc::Sent => vec![ErrorCode::InvalidMessage, ErrorCode::RateLimited],
+                };
+                assert!(
+                    expected.contains(&code),
+                    "{code} for an rpc, not {expected:?}"
+                );
+            }
             (ServerMessage::Pong { .. }, Some(Request::Ping))
             | (ServerMessage::Presence { .. }, Some(Request::Presence))
             | (ServerMessage::Error { .. }, Some(_))
@@ -616,6 +778,7 @@ impl Node {
     /// here: clients read when their operations say so.
     fn settle(&mut self) {
         let mut asked = Vec::new();
+        let mut rpcs = Vec::new();
         loop {
             let mut ended = Vec::new();
             self.deadline = peer::drain(&mut self.server, |_, output| match output {
@@ -625,6 +788,7 @@ impl Node {
                 Output::Decide(Decision::Authenticate { request, .. }) => {
                     asked.push((request.conn, request.token));
                 }
+                Output::Decide(Decision::Rpc { id, request }) => rpcs.push((id, request)),
                 Output::Wake(_)
                 | Output::Decide(_)
                 | Output::Notify(_)
@@ -635,6 +799,14 @@ impl Node {
                 if let Some(client) = self.clients.iter_mut().find(|c| c.id == conn) {
                     client.asked = Some(token);
                 }
+            }
+            for (id, request) in rpcs.drain(..) {
+                let client = self
+                    .clients
+                    .iter_mut()
+                    .find(|c| c.id == request.conn)
+                    .expect("a known connection");
+                client.asked_rpc(self.now, id, &request.method, &request.data);
             }
             for conn in ended {
                 let client = self
@@ -681,13 +853,34 @@ impl Node {
     }
 
     fn finish(mut self) {
+        // What the node wrote is read first: an `auth_ack` not read yet
+        // makes a connection one whose requests must all be answered,
+        // a `refresh` sent before it included.
         for index in 0..self.clients.len() {
-            if self.clients[index].authenticated {
-                let user = self.clients[index].user.clone();
-                self.decide(index, user.as_deref());
+            if !self.clients[index].gone {
+                self.read(index, usize::MAX);
             }
         }
-        self.settle();
+        // Every decision out is answered, then those that were waiting
+        // behind them.
+        loop {
+            let mut answered = false;
+            for index in 0..self.clients.len() {
+                if self.clients[index].authenticated && self.clients[index].asked.is_some() {
+                    let user = self.clients[index].user.clone();
+                    self.decide(index, user.as_deref());
+                    answered = true;
+                }
+                while !self.clients[index].decisions.is_empty() {
+                    self.answer(index, &RpcAnswer::Result(0));
+                    answered = true;
+                }
+            }
+            self.settle();
+            if !answered {
+                break;
+            }
+        }
         for index in 0..self.clients.len() {
             if !self.clients[index].gone {
                 self.read(index, usize::MAX);
@@ -729,6 +922,7 @@ impl Client {
             ended: false,
             gone: false,
             pending: BTreeMap::new(),
+            decisions: VecDeque::new(),
             channels: BTreeMap::new(),
             last_ack: None,
             auth_token: None,
@@ -740,6 +934,52 @@ impl Client {
 
     fn channel(&mut self, name: &str) -> &mut Subscription {
         self.channels.entry(name.to_owned()).or_default()
+    }
+
+    /// The node handed out `rpc` decision `id` for this connection: it
+    /// must be for a valid `rpc` this client sent and the application was
+    /// not asked yet, with its method and data.
+    fn asked_rpc(&mut self, now: Instant, id: DecisionId, method: &str, data: &str) {
+        if self.tainted {
+            self.decisions.push_back((id, None));
+            return;
+        }
+        let data: serde_json::Value = serde_json::from_str(data).expect("the data sent");
+        let number = data["q"].as_u64().expect("the request's number");
+        let Some(Request::Rpc {
+            method: sent,
+            state,
+        }) = self.pending.get_mut(&number)
+        else {
+            panic!("a decision for no pending rpc: q{number}");
+        };
+        assert!(
+            matches!(state, Rpc::Sent),
+            "q{number} asked twice: {state:?}"
+        );
+        assert_eq!(method, sent, "the method of q{number}");
+        assert!(crate::is_valid_method(method), "a bad method asked");
+        *state = Rpc::Asked(now);
+        self.decisions.push_back((id, Some(number)));
+    }
+
+    /// The reply to request `number` comes in order as far as `rpc` goes:
+    /// after the replies to every request sent before an `rpc`, and before
+    /// the reply of any request sent after one that is still unanswered.
+    fn check_order(&self, number: u64, request: &Request) {
+        let earlier = self.pending.range(..number);
+        if let Request::Rpc { .. } = request {
+            let earlier: Vec<&u64> = earlier.map(|(n, _)| n).collect();
+            assert!(
+                earlier.is_empty(),
+                "the rpc q{number} was answered before {earlier:?}"
+            );
+        } else if let Some((rpc, _)) = earlier
+            .into_iter()
+            .find(|(_, r)| matches!(r, Request::Rpc { .. }))
+        {
+            panic!("q{number} was answered before the rpc q{rpc}");
+        }
     }
 
     /// Whether a `subscribe` to `channel` waits for its answer.
@@ -845,6 +1085,19 @@ fn reply_id(message: &ServerMessage) -> Option<&RequestId> {
     }
 }
 
+/// The id of request number `number`.
+fn request_id(number: u64) -> RequestId {
+    RequestId::new(format!("q{number}")).expect("a short id")
+}
+
+/// The number in the id of one of the operations' requests.
+fn number_of(id: &RequestId) -> u64 {
+    id.as_str()
+        .strip_prefix('q')
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("{id} is no request of the operations"))
+}
+
 /// `choices[index % len]`.
 fn pick(choices: &[&'static str], index: u8) -> &'static str {
     choices[usize::from(index) % choices.len()]
@@ -865,7 +1118,7 @@ fn channel_named(name: &str) -> Channel {
 pub(crate) mod strategy {
     use proptest::prelude::*;
 
-    use super::{Action, Op};
+    use super::{Action, Op, RpcAnswer};
 
     pub(crate) fn action() -> impl Strategy<Value = Action> {
         prop_oneof![
@@ -885,6 +1138,15 @@ pub(crate) mod strategy {
             1 => prop::collection::vec(any::<u8>(), 0..16).prop_map(Action::Raw),
             4 => any::<u8>().prop_map(Action::Read),
             1 => Just(Action::Drop),
+            2 => (any::<u8>(), any::<u8>()).prop_map(|(method, data)| Action::Rpc { method, data }),
+        ]
+    }
+
+    pub(crate) fn rpc_answer() -> impl Strategy<Value = RpcAnswer> {
+        prop_oneof![
+            3 => any::<u8>().prop_map(RpcAnswer::Result),
+            2 => any::<u8>().prop_map(RpcAnswer::Reject),
+            1 => Just(RpcAnswer::NotJson),
         ]
     }
 
@@ -898,6 +1160,7 @@ pub(crate) mod strategy {
                 .prop_map(|(channel, payload)| Op::ApiPublish { channel, payload }),
             2 => prop_oneof![0..2000u16, any::<u16>()].prop_map(|millis| Op::Advance { millis }),
             1 => Just(Op::Shutdown),
+            2 => (any::<u8>(), rpc_answer()).prop_map(|(conn, answer)| Op::Answer { conn, answer }),
         ]
     }
 
@@ -936,6 +1199,38 @@ pub(crate) mod strategy {
                 channel: 0,
                 payload: 1,
             },
+            client(Action::Read(255)),
+        ]);
+    }
+
+    /// Every way an `rpc` ends, on one connection, in order: a result, a
+    /// bad method, a rejection with a code of the protocol's own, an
+    /// answer that is not JSON, and one that comes after the node gave up.
+    #[test]
+    fn rpcs_answered_refused_and_timed_out_hold_the_invariants() {
+        let client = |action| Op::Client { conn: 0, action };
+        let rpc = |method, data| client(Action::Rpc { method, data });
+        let answer = |answer| Op::Answer { conn: 0, answer };
+        super::run(&[
+            Op::Connect,
+            client(Action::Read(0)),
+            client(Action::Auth(false)),
+            Op::Verdict {
+                conn: 0,
+                accept: Some(0),
+            },
+            rpc(0, 1),
+            client(Action::AppPing),
+            rpc(2, 2),
+            rpc(1, 3),
+            answer(RpcAnswer::Result(5)),
+            answer(RpcAnswer::Reject(7)),
+            rpc(0, 4),
+            answer(RpcAnswer::NotJson),
+            rpc(0, 5),
+            Op::Advance { millis: 2000 },
+            answer(RpcAnswer::Result(9)),
+            rpc(1, 6),
             client(Action::Read(255)),
         ]);
     }

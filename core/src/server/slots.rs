@@ -56,12 +56,13 @@ pub(super) struct Deciding {
     pub(super) held: VecDeque<Held>,
 }
 
-/// A request, or a reply the connection made itself, behind a request
-/// that waits for the application.
+/// A request, a reply the connection made itself, or a `refresh` (its
+/// token), behind a request that waits for the application.
 #[derive(Debug)]
 pub(super) enum Held {
     Request(ClientMessage),
     Reply(Bytes),
+    Refresh(String),
 }
 
 #[derive(Debug, Default)]

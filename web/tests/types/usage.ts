@@ -17,7 +17,7 @@ client.on('message', ({ channel, payload, sender, offset }) => {
   console.log(where, from, at, payload);
 });
 client.on('presence', ({ users }) => users.map((user) => user.toUpperCase()));
-client.on('subscribed', ({ recovered }) => recovered === false);
+client.on('subscribed', ({ recovered, data }) => recovered === false || data !== undefined);
 client.on('state', (event: StateEvent) => {
   if (event.state === 'reconnecting') {
     const wait: number = event.retryAt - Date.now() + event.delay;
@@ -42,6 +42,8 @@ client.subscribe('chat');
 client.send({ type: 'presence', channel: 'chat' });
 client.publish('chat', { text: 'hi' }).then(({ offset }) => offset + 1);
 client.request({ type: 'ping' }, { timeout: 500 }).catch((error: TetherError) => error.kind === 'timeout');
+client.rpc('orders.create', { item: 'tea' }, { timeout: 500 }).then((result: unknown) => result);
+client.rpc('orders.list').catch((error: TetherError) => error.code === 'NOT_FOUND');
 const users: string[] = client.presence('chat');
 const cap: number = DEFAULTS.backoff.cap + reconnectDelay(2, DEFAULTS.backoff, Math.random);
 client.close().then(() => client.state === 'closed');
@@ -55,5 +57,7 @@ new TetherClient('ws://127.0.0.1:8080/ws', {});
 new TetherClient('ws://127.0.0.1:8080/ws', { token: 'alice', getToken: () => 'alice' });
 // @ts-expect-error: a message needs a type
 client.send({ channel: 'chat' });
+// @ts-expect-error: a method is a string
+client.rpc(7);
 // @ts-expect-error: presence lists are strings
 client.on('presence', ({ users }) => users.map((user: number) => user));

@@ -14,6 +14,8 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::value::RawValue;
+
 /// Why a [`Client`] call failed: the core's one error type for every
 /// runtime's client.
 pub use tether_core::ClientError;
@@ -24,7 +26,7 @@ pub use tether_core::ClientError;
 pub use tether_core::TokenProvider;
 use tether_core::{
     Channel, ClientConfig, ClientMessage, Event, RequestError, ServerMessage, TokenSource,
-    publication_payload, published_offset,
+    publication_payload, published_offset, rpc_call, rpc_result,
 };
 
 use driver::Driver;
@@ -117,6 +119,22 @@ impl Client {
             .driver
             .request(|session, now| session.request(now, message, timeout))?;
         Ok(outcome(&reply)?)
+    }
+
+    /// Calls the application's `method` with the JSON text `data_json` and
+    /// waits for its answer: the `data` of the `rpc_result`, as JSON text.
+    /// Fails with [`ClientError::InvalidMethod`] or
+    /// [`ClientError::InvalidPayload`] before anything is sent, and with
+    /// [`ClientError::Request`] for the application's refusal (its code and
+    /// message), no answer within the configured `request_timeout`, or the
+    /// loss of the connection that carried it (an `rpc` is never sent
+    /// twice).
+    pub fn rpc(&self, method: &str, data_json: &str) -> Result<Box<RawValue>, ClientError> {
+        let (method, data) = rpc_call(method, data_json)?;
+        let reply = self
+            .driver
+            .request(|session, now| session.rpc(now, method, data))?;
+        rpc_result(outcome(&reply)?)
     }
 
     /// Sends `message` as it is, now if connected, else after the next

@@ -60,6 +60,12 @@ pub(super) enum Command {
         timeout: Duration,
         reply: Reply<Result<ServerMessage, ClientError>>,
     },
+    /// [`ClientSession::rpc`]; `reply` gets the outcome.
+    Rpc {
+        method: String,
+        data: Box<RawValue>,
+        reply: Reply<Result<ServerMessage, ClientError>>,
+    },
     /// [`ClientSession::send`].
     Send {
         message: ClientMessage,
@@ -309,12 +315,33 @@ impl Driver {
                 message,
                 timeout,
                 reply,
-            } => match self.session.request(now, message, timeout) {
-                Ok(id) => self.waiting.wait(id, reply),
-                Err(error) => answer(reply, Err(error.into())),
-            },
+            } => {
+                let sent = self.session.request(now, message, timeout);
+                self.wait_for(sent, reply);
+            }
+            Command::Rpc {
+                method,
+                data,
+                reply,
+            } => {
+                let sent = self.session.rpc(now, method, data);
+                self.wait_for(sent, reply);
+            }
             Command::Send { message, reply } => answer(reply, self.session.send(message)),
             Command::Close => self.session.close(now),
+        }
+    }
+
+    /// Makes `reply` wait for the outcome of the request `sent`, or
+    /// answers it at once with the session's refusal.
+    fn wait_for(
+        &mut self,
+        sent: Result<RequestId, SendError>,
+        reply: Reply<Result<ServerMessage, ClientError>>,
+    ) {
+        match sent {
+            Ok(id) => self.waiting.wait(id, reply),
+            Err(error) => answer(reply, Err(error.into())),
         }
     }
 

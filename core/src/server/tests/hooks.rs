@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::access::{Namespace, Rule};
-use crate::envelope::RequestId;
+use crate::envelope::{RequestId, UnsubscribeReason};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -329,4 +329,82 @@ fn notifications_follow_subscriptions_and_the_disconnect() {
             "disconnected ann 1006",
         ]
     );
+}
+
+#[test]
+fn a_refresh_behind_an_rpc_waits_for_it_and_what_it_ends_follows_its_refreshed() {
+    let mut feed = Namespace::open(ChannelPattern::new("feed:*").unwrap());
+    feed.subscribe = Rule::Token;
+    let mut node = Node::new(ServerConfig {
+        namespaces: vec![feed, Namespace::open(ChannelPattern::new("*").unwrap())],
+        decision_timeout: TIMEOUT,
+        ..ServerConfig::default()
+    });
+    let alice = node.connect("alice|feed:*=subscribe");
+    node.send(alice, r#"{"type":"subscribe","channel":"feed:a"}"#);
+    node.replies(alice);
+    node.send(alice, r#"{"type":"rpc","method":"m","id":"r"}"#);
+    node.send(alice, r#"{"type":"ping","id":"p"}"#);
+    // A token without the grant: the refresh ends the subscription.
+    node.send(alice, r#"{"type":"refresh","token":"alice","id":"f"}"#);
+    assert_eq!(
+        node.replies(alice),
+        vec![],
+        "the refresh waits behind the rpc"
+    );
+    let rpc = next_decision(&mut node);
+    answer_with(&mut node, rpc, Ok(Some("1".into())));
+    assert_eq!(
+        node.replies(alice),
+        vec![
+            ServerMessage::RpcResult {
+                id: id("r"),
+                data: RawValue::from_string("1".into()).unwrap(),
+            },
+            ServerMessage::Pong { id: Some(id("p")) },
+            ServerMessage::Refreshed {
+                id: Some(id("f")),
+                expires_at: None,
+            },
+            ServerMessage::Unsubscribed {
+                id: None,
+                channel: Channel::new("feed:a").unwrap(),
+                reason: Some(UnsubscribeReason::Forbidden),
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_refresh_that_waited_behind_an_rpc_has_the_whole_decision_timeout_once_asked() {
+    let mut node = backend_node();
+    let alice = node.connect("alice");
+    node.send(alice, r#"{"type":"rpc","method":"m","id":"r"}"#);
+    node.at(T0 + Duration::from_secs(1));
+    node.send(alice, r#"{"type":"refresh","token":"held","id":"f"}"#);
+    node.at(T0 + Duration::from_secs(4));
+    let rpc = next_decision(&mut node);
+    answer_with(&mut node, rpc, Ok(Some("1".into())));
+    assert!(matches!(
+        node.replies(alice).as_slice(),
+        [ServerMessage::RpcResult { .. }]
+    ));
+    let refresh = next_decision(&mut node);
+    assert!(
+        matches!(&refresh, Decision::Authenticate { request, .. } if request.refresh),
+        "{refresh:?}"
+    );
+    let asked = T0 + Duration::from_secs(4);
+    node.at(asked + TIMEOUT - Duration::from_nanos(1));
+    assert_eq!(node.replies(alice), vec![]);
+    node.at(asked + TIMEOUT);
+    match node.replies(alice).as_slice() {
+        [ServerMessage::Error { id, code, .. }] => {
+            assert_eq!(
+                (id.clone(), *code),
+                (Some(self::id("f")), ErrorCode::Unavailable)
+            );
+        }
+        other => panic!("expected the refresh to time out, got {other:?}"),
+    }
 }

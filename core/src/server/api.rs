@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::envelope::{ApiPublishBody, Channel, ErrorCode, IdempotencyKey};
 use crate::http::{HttpRequest, Route};
-use crate::hub::{ApiAnswer, ApiOutcome, ApiPublish, ApiRequest, Control, NodeStats};
+use crate::hub::{ApiAnswer, ApiOutcome, ApiPublish, ApiRequest, NodeStats};
 use crate::ids::ConnId;
 use crate::time::Instant;
 
@@ -84,30 +84,7 @@ impl Server {
                 payload,
                 idempotency_key,
             } => return self.api_broadcast(conn, now, channels, payload, idempotency_key),
-            ApiCall::Presence(channel) => ApiRequest::Presence(channel),
-            ApiCall::PresenceStats(channel) => ApiRequest::PresenceStats(channel),
-            ApiCall::History {
-                channel,
-                since,
-                limit,
-                reverse,
-            } => ApiRequest::History {
-                channel,
-                since,
-                limit,
-                reverse,
-            },
-            ApiCall::Channels(pattern) => ApiRequest::Channels(pattern),
-            ApiCall::Disconnect { user, code, reason } => {
-                ApiRequest::Control(Control::Disconnect {
-                    user,
-                    code: code.0,
-                    reason,
-                })
-            }
-            ApiCall::Unsubscribe { user, channel } => {
-                ApiRequest::Control(Control::Unsubscribe { user, channel })
-            }
+            ApiCall::Hub(request) => request,
             ApiCall::Info => ApiRequest::Info(self.node_stats(now)),
         };
         let outcome = self.with_hub(now, |hub, outbox| hub.api_request(now, request, outbox));

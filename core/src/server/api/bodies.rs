@@ -18,6 +18,7 @@ use crate::envelope::{
     ApiPublishBody, Channel, EnvelopeError, ErrorCode, IdempotencyKey, Position, parse_api_publish,
 };
 use crate::http::ApiMethod;
+use crate::hub::{ApiRequest, Control};
 
 /// The longest close reason `POST /api/disconnect` takes, in bytes: what
 /// fits a close frame beside its code (RFC 6455 section 5.5).
@@ -41,39 +42,9 @@ pub(crate) enum ApiCall {
         /// Applied on each channel, in the API's scope.
         idempotency_key: Option<IdempotencyKey>,
     },
-    /// `POST /api/presence`.
-    Presence(Channel),
-    /// `POST /api/presence_stats`.
-    PresenceStats(Channel),
-    /// `POST /api/history`.
-    History {
-        /// The channel.
-        channel: Channel,
-        /// Only publications after it.
-        since: Option<Position>,
-        /// At most this many; `usize::MAX` when not given.
-        limit: usize,
-        /// Newest first.
-        reverse: bool,
-    },
-    /// `POST /api/channels`.
-    Channels(Option<ChannelPattern>),
-    /// `POST /api/disconnect`.
-    Disconnect {
-        /// The user.
-        user: String,
-        /// A code of the application's range that agrees with `reconnect`.
-        code: CloseCode,
-        /// At most [`MAX_CLOSE_REASON_BYTES`].
-        reason: String,
-    },
-    /// `POST /api/unsubscribe`.
-    Unsubscribe {
-        /// The user.
-        user: String,
-        /// The channel.
-        channel: Channel,
-    },
+    /// `POST /api/presence`, `presence_stats`, `history`, `channels`,
+    /// `disconnect` and `unsubscribe`: what the hub answers, as it takes it.
+    Hub(ApiRequest),
     /// `POST /api/info`.
     Info,
 }
@@ -97,36 +68,38 @@ pub(crate) fn parse_api_call(
                 idempotency_key: body.idempotency_key()?,
             }
         }
-        ApiMethod::Presence => ApiCall::Presence(Body::parse(text)?.channel()?),
-        ApiMethod::PresenceStats => ApiCall::PresenceStats(Body::parse(text)?.channel()?),
+        ApiMethod::Presence => ApiCall::Hub(ApiRequest::Presence(Body::parse(text)?.channel()?)),
+        ApiMethod::PresenceStats => {
+            ApiCall::Hub(ApiRequest::PresenceStats(Body::parse(text)?.channel()?))
+        }
         ApiMethod::History => {
             let body = Body::parse(text)?;
-            ApiCall::History {
+            ApiCall::Hub(ApiRequest::History {
                 channel: body.channel()?,
                 since: body.since()?,
                 limit: body.limit()?,
                 reverse: body
                     .optional("reverse", "must be true or false")?
                     .unwrap_or(false),
-            }
+            })
         }
-        ApiMethod::Channels => ApiCall::Channels(Body::parse(text)?.pattern()?),
+        ApiMethod::Channels => ApiCall::Hub(ApiRequest::Channels(Body::parse(text)?.pattern()?)),
         ApiMethod::Disconnect => {
             let body = Body::parse(text)?;
             let user = body.user()?;
             let reconnect: bool = body.required("reconnect", "must be true or false")?;
-            ApiCall::Disconnect {
+            ApiCall::Hub(ApiRequest::Control(Control::Disconnect {
                 user,
-                code: body.close_code(reconnect)?,
+                code: body.close_code(reconnect)?.0,
                 reason: body.reason()?,
-            }
+            }))
         }
         ApiMethod::Unsubscribe => {
             let body = Body::parse(text)?;
-            ApiCall::Unsubscribe {
+            ApiCall::Hub(ApiRequest::Control(Control::Unsubscribe {
                 user: body.user()?,
                 channel: body.channel()?,
-            }
+            }))
         }
     })
 }

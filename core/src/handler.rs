@@ -121,6 +121,27 @@ impl Decision {
         }
     }
 
+    /// Asks `authorizer`, which may take as long as it needs, on the
+    /// calling thread: for an embedder with no executor. Call it where
+    /// waiting stalls no other connection (see [`Authorizer::may_block`])
+    /// and feed the verdict with
+    /// [`Server::handle_verdict`](crate::Server::handle_verdict). An
+    /// authorizer is a [`Handler`] that keeps the defaults, and answers
+    /// them the same way.
+    pub fn ask(self, authorizer: &(impl Authorizer + Send + Sync + ?Sized)) -> Verdict {
+        let failed = self.failed();
+        let mut decided = std::pin::pin!(self.decide(authorizer));
+        match decided
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(verdict) => verdict,
+            // An authorizer's answer is synchronous: its future is ready
+            // at the first poll.
+            Poll::Pending => failed,
+        }
+    }
+
     /// Asks `handler` and awaits its answer, as the verdict to feed with
     /// [`Server::handle_verdict`](crate::Server::handle_verdict). A panic
     /// in the handler becomes [`Decision::failed`]: `INTERNAL` for this

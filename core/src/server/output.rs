@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::access::Operation;
-use crate::auth::{Authorizer, Identity};
+use crate::auth::Identity;
 use crate::close::CloseReason;
 use crate::connection::ClosedBy;
 use crate::hooks::{
@@ -78,7 +78,7 @@ pub enum Output {
 /// Answer each with a [`Verdict`] through
 /// [`Server::handle_verdict`](super::Server::handle_verdict), at any later
 /// time: [`Decision::decide`] asks a [`Handler`](crate::Handler), [`Decision::ask`] an
-/// [`Authorizer`]. Past `decision_timeout` the core answers by itself
+/// [`Authorizer`](crate::Authorizer). Past `decision_timeout` the core answers by itself
 /// (`UNAVAILABLE`, or close 1013 for an `auth`) and ignores a later verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -120,42 +120,6 @@ pub enum Decision {
 }
 
 impl Decision {
-    /// Asks `authorizer`, which may take as long as it needs: call this
-    /// where waiting stalls no other connection (see
-    /// [`Authorizer::may_block`]), and feed the verdict with
-    /// [`Server::handle_verdict`](super::Server::handle_verdict). An
-    /// authorizer decides tokens and API keys only: channel requests are
-    /// refused `FORBIDDEN` and every `rpc` is `NOT_FOUND`, as a
-    /// [`Handler`](crate::Handler) that keeps its defaults answers them.
-    pub fn ask(self, authorizer: &(impl Authorizer + ?Sized)) -> Verdict {
-        match self {
-            Decision::Authenticate { id, request } => Verdict::Authenticate {
-                id,
-                conn: request.conn,
-                identity: authorizer
-                    .authenticate(&request.token)
-                    .ok_or_else(Rejection::forbidden),
-            },
-            Decision::Channel { id, request, .. } => Verdict::Channel {
-                id,
-                conn: request.conn,
-                answer: Err(Rejection::forbidden()),
-            },
-            Decision::Rpc { id, request } => Verdict::Rpc {
-                id,
-                conn: request.conn,
-                result: Err(Rejection::unknown_method()),
-            },
-            Decision::AuthorizeApi {
-                conn,
-                authorization,
-            } => Verdict::AuthorizeApi {
-                conn,
-                authorized: authorizer.authorize_api(authorization.as_deref()),
-            },
-        }
-    }
-
     /// The verdict for when the application failed to decide (an error or
     /// a panic in its handler): `INTERNAL` for this request only, and for
     /// an API key a refusal.

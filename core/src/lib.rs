@@ -121,9 +121,7 @@ pub use connection::{ClosedBy, Transport};
 pub use http::{AcceptedUpgrade, HttpError, UpgradeHead};
 pub use ids::ConnId;
 pub use node_options::NodeOptions;
-pub use server::{
-    ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Server, Verdict, WriteCursor,
-};
+pub use server::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Server, Verdict};
 pub use time::Instant;
 
 // Decisions the application takes, and what it may observe.

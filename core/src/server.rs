@@ -92,10 +92,8 @@ mod outbox;
 mod output;
 mod routes;
 mod slots;
-mod write_cursor;
 
 pub use output::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Verdict};
-pub use write_cursor::WriteCursor;
 
 use crate::envelope::ErrorCode;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -63,7 +63,7 @@ use smol::LocalExecutor;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tether_core::{
     Backplane, CloseCode, ConnId, Decision, Handler, Instant, Output, PublishError, Server as Core,
-    StoreEvent, StoreRequest, Transport, Verdict, WriteCursor, connections_within_open_files,
+    StoreEvent, StoreRequest, Transport, Verdict, connections_within_open_files,
 };
 
 use crate::reactor::Reactor;
@@ -550,19 +550,31 @@ async fn flush(
 }
 
 async fn write_frames(stream: &Registered<TcpStream>, frames: &[Bytes]) -> io::Result<()> {
-    let mut cursor = WriteCursor::default();
-    while !cursor.is_done(frames) {
-        let written = stream
+    let mut frame = 0;
+    let mut offset = 0;
+    while frame < frames.len() {
+        let mut written = stream
             .write_with(|mut socket| {
                 let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
-                let filled = cursor.slices(frames, &mut slices);
-                socket.write_vectored(&slices[..filled])
+                let pending = std::iter::once(&frames[frame][offset..])
+                    .chain(frames[frame + 1..].iter().map(|f| &f[..]));
+                let mut count = 0;
+                for (slot, bytes) in slices.iter_mut().zip(pending) {
+                    *slot = IoSlice::new(bytes);
+                    count += 1;
+                }
+                socket.write_vectored(&slices[..count])
             })
             .await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        cursor.advance(frames, written);
+        while frame < frames.len() && written >= frames[frame].len() - offset {
+            written -= frames[frame].len() - offset;
+            frame += 1;
+            offset = 0;
+        }
+        offset += written;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use tether_core::{ConnId, Transport, WriteCursor};
+use tether_core::{ConnId, Transport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -207,20 +207,32 @@ async fn write(node: &Node, conn: ConnId, link: &Link, mut writer: impl AsyncWri
 
 /// Writes `frames` in order, as many at a time as one `writev` takes.
 async fn write_frames(writer: &mut (impl AsyncWrite + Unpin), frames: &[Bytes]) -> io::Result<()> {
-    let mut cursor = WriteCursor::default();
-    while !cursor.is_done(frames) {
+    let mut frame = 0;
+    let mut offset = 0;
+    while frame < frames.len() {
         // The slices live in one poll, not in the connection's future, which
         // an idle connection keeps.
-        let written = future::poll_fn(|cx| {
+        let mut written = future::poll_fn(|cx| {
             let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
-            let filled = cursor.slices(frames, &mut slices);
-            Pin::new(&mut *writer).poll_write_vectored(cx, &slices[..filled])
+            let pending = std::iter::once(&frames[frame][offset..])
+                .chain(frames[frame + 1..].iter().map(|f| &f[..]));
+            let mut count = 0;
+            for (slot, bytes) in slices.iter_mut().zip(pending) {
+                *slot = IoSlice::new(bytes);
+                count += 1;
+            }
+            Pin::new(&mut *writer).poll_write_vectored(cx, &slices[..count])
         })
         .await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        cursor.advance(frames, written);
+        while frame < frames.len() && written >= frames[frame].len() - offset {
+            written -= frames[frame].len() - offset;
+            frame += 1;
+            offset = 0;
+        }
+        offset += written;
     }
     Ok(())
 }

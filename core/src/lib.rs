@@ -108,6 +108,7 @@ mod node_options;
 mod queue;
 mod rate;
 mod server;
+mod shard;
 mod time;
 mod timer;
 pub mod wire;
@@ -122,6 +123,7 @@ pub use http::{AcceptedUpgrade, HttpError, UpgradeHead};
 pub use ids::ConnId;
 pub use node_options::NodeOptions;
 pub use server::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Server, Verdict};
+pub use shard::{Figures, NodeShards};
 pub use time::Instant;
 
 // Decisions the application takes, and what it may observe.
@@ -137,8 +139,8 @@ pub use hooks::{
 // The backplane seam: what a shared store implements.
 pub use backplane::{Backplane, BackplaneTask, EventSink, RequestSource};
 pub use hub::{
-    BACKPLANE_BACKOFF, Control, Member, NodeInfo, NodeStats, Refusal, StoreEvent, StoreRequest,
-    Ticket,
+    BACKPLANE_BACKOFF, Control, Member, NodeInfo, NodeStats, Refusal, Router, StoreEvent,
+    StoreRequest, Ticket,
 };
 
 // The client session: what a client adapter drives.

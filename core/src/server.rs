@@ -85,6 +85,7 @@ use crate::http::{self, AcceptedUpgrade, HttpError, UpgradeHead};
 use crate::hub::{ApiPublish, Hub, StoreEvent, Ticket};
 use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
+use crate::shard::{Figures, NodeShards};
 use crate::time::Instant;
 
 mod api;
@@ -169,6 +170,26 @@ impl Server {
         config.validate()?;
         let node_id = node_id(seed);
         let hub = Hub::with_external_store(&config, seed);
+        Ok(Server::from_parts(config, hub, node_id))
+    }
+
+    /// One shard of a node that runs several (PROTOCOL.md, `threads`), or
+    /// the first [`ConfigError`] of `config`. The node's store is behind
+    /// its [`Router`](crate::Router), reached through `node`: the shard's
+    /// requests come out as [`Output::Store`] for the adapter to hand to
+    /// the router, and the router's events for this shard go into
+    /// [`Server::handle_store_event`]. Users and new channels are counted
+    /// for the whole node, and `/metrics` and `POST /api/info` answer for
+    /// the whole node. Give each shard its own `seed`: session ids start
+    /// with the shard's [`Server::node_id`].
+    pub fn shard(
+        config: ServerConfig,
+        seed: u64,
+        node: Box<dyn NodeShards>,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let node_id = node_id(seed);
+        let hub = Hub::for_shard(&config, node);
         Ok(Server::from_parts(config, hub, node_id))
     }
 
@@ -448,7 +469,7 @@ impl Server {
         }
         if let Ok(identity) = &identity
             && entry.conn.awaits_verdict()
-            && !self.hub.has_room_for(&identity.user)
+            && !self.hub.admit(&identity.user)
         {
             let reason = "too many connections for this user";
             entry
@@ -652,8 +673,16 @@ impl Server {
         self.live
     }
 
-    /// The metrics in Prometheus text format.
+    /// The metrics in Prometheus text format; a shard's are the whole
+    /// node's.
     pub fn metrics_text(&self) -> String {
+        let figures = self.node_figures();
+        metrics::render(&figures.counters, &figures.gauges)
+    }
+
+    /// This node's counters and gauges; a shard's own only, which it hands
+    /// to the other shards of its node ([`NodeShards::others`]).
+    pub fn figures(&self) -> Figures {
         let history = self.hub.history_usage();
         let gauges = Gauges {
             connections: self.open_websockets,
@@ -664,12 +693,24 @@ impl Server {
             history_channels: history.channels as u64,
             history_bytes: history.bytes as u64,
         };
-        let counters = Counters {
-            backplane_errors_total: self.hub.store_failures(),
-            backplane_request_errors_total: self.hub.store_refusals(),
-            ..self.counters
-        };
-        metrics::render(&counters, &gauges)
+        Figures {
+            counters: self.counters(),
+            gauges,
+        }
+    }
+
+    /// The figures of the whole node: this shard's with every other
+    /// shard's, and the channels the router counts once for the node.
+    fn node_figures(&self) -> Figures {
+        let own = self.figures();
+        match self.hub.node_figures() {
+            Some((others, channels)) => {
+                let mut figures = own + others;
+                figures.gauges.channels = channels as u64;
+                figures
+            }
+            None => own,
+        }
     }
 
     /// The node's counters.

@@ -231,9 +231,10 @@ impl Server {
     /// The node's figures at `now`, as `POST /api/info` and its leases
     /// report them.
     pub(super) fn node_stats(&self, now: Instant) -> NodeStats {
+        let figures = self.node_figures();
         NodeStats {
-            connections: self.open_websockets,
-            channels: self.hub.channel_count() as u64,
+            connections: figures.gauges.connections,
+            channels: figures.gauges.channels,
             uptime: self.started.map_or_else(Default::default, |started| {
                 now.saturating_duration_since(started)
             }),

@@ -288,11 +288,19 @@ impl Server {
     fn refusal(&self) -> Option<Refusal> {
         if self.draining {
             Some(Refusal::Draining)
-        } else if self.live >= self.config.max_connections {
+        } else if !self.has_room() {
             Some(Refusal::AtCapacity)
         } else {
             None
         }
+    }
+
+    /// Whether the node takes one more connection: it holds fewer than
+    /// `max_connections`. A shard counts the node's connections, and the
+    /// new one at once (see [`Hub::open_socket`]).
+    fn has_room(&self) -> bool {
+        let limit = self.config.max_connections;
+        self.hub.open_socket(limit).unwrap_or(self.live < limit)
     }
 
     /// Gives `conn` a slot and settles it; a `refused` one does not count
@@ -1022,6 +1030,7 @@ impl Server {
         self.free.push(index as u32);
         if !refused {
             self.live -= 1;
+            self.hub.close_socket();
         }
     }
 
@@ -1062,7 +1071,7 @@ fn null() -> Box<RawValue> {
 
 /// The node id of a seed: 16 hex digits of a SplitMix64 step, so that
 /// nearby seeds give unrelated ids.
-fn node_id(seed: u64) -> String {
+pub(crate) fn node_id(seed: u64) -> String {
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

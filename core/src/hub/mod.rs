@@ -710,6 +710,26 @@ impl Hub {
         }
     }
 
+    /// For a shard: counts one more connection on the node and returns
+    /// `Some(true)`, or `Some(false)`, counting nothing, when the node
+    /// holds `limit` already. `None` for a node of its own, which counts
+    /// its connections itself.
+    pub fn open_socket(&self, limit: usize) -> Option<bool> {
+        let Store::Shard { node, .. } = &self.store else {
+            return None;
+        };
+        let mut opened = false;
+        node.with_router(&mut |router| opened = router.open_socket(limit));
+        Some(opened)
+    }
+
+    /// For a shard: a connection [`Hub::open_socket`] counted is gone.
+    pub fn close_socket(&self) {
+        if let Store::Shard { node, .. } = &self.store {
+            node.with_router(&mut |router| router.close_socket());
+        }
+    }
+
     /// For a shard: the other shards' figures summed, and the channels
     /// with a subscriber on some shard of the node. `None` for a node of
     /// its own.

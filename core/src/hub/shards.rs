@@ -31,7 +31,8 @@
 //!   events wait for it.
 //!
 //! The router also keeps what must be counted once per node rather than
-//! per shard: each user's connections (`max_connections_per_user`) and the
+//! per shard: the node's connections (`max_connections`), each user's
+//! connections (`max_connections_per_user`) and the
 //! channels new to the node each user brought into existence
 //! (`max_new_channels_per_user`), in the same [`Users`] a single hub keeps.
 //! A shard's hub asks it through [`NodeShards`] at the moment it decides.
@@ -51,6 +52,7 @@ use super::users::Users;
 use super::{HistoryUsage, MemoryStore};
 use crate::config::ServerConfig;
 use crate::envelope::Channel;
+use crate::server::node_id;
 use crate::time::Instant;
 
 /// The store of a node split into shards, and the routing of its events
@@ -63,16 +65,22 @@ pub struct Router {
     follows: BTreeMap<Channel, Vec<usize>>,
     /// The node's users, over all shards.
     users: Users,
+    /// The node's connections, over all shards (`max_connections`).
+    sockets: usize,
 }
 
 impl Router {
     /// A router for `shards` shards (at least one) in front of a store
-    /// with the history and idempotency settings of `config`; the store's
-    /// epochs start with `epoch_prefix`, as in [`MemoryStore::new`].
-    pub fn new(config: &ServerConfig, epoch_prefix: &str, shards: usize) -> Router {
+    /// with the history and idempotency settings of `config`. `seed` names
+    /// this run of the node as [`Server::new`]'s does: the store's epochs
+    /// start with the node id drawn from it. Give each shard's server
+    /// another seed.
+    ///
+    /// [`Server::new`]: crate::Server::new
+    pub fn new(config: &ServerConfig, seed: u64, shards: usize) -> Router {
         let shards = shards.max(1);
         Router {
-            store: MemoryStore::new(config, epoch_prefix),
+            store: MemoryStore::new(config, &node_id(seed)),
             queues: Queues {
                 events: (0..shards).map(|_| VecDeque::new()).collect(),
                 woken: VecDeque::new(),
@@ -80,6 +88,7 @@ impl Router {
             },
             follows: BTreeMap::new(),
             users: Users::default(),
+            sockets: 0,
         }
     }
 
@@ -166,6 +175,21 @@ impl Router {
             channels: self.store.history_channels(),
             bytes: self.store.history_bytes(),
         }
+    }
+
+    /// Counts one more connection on the node and returns `true`, or
+    /// returns `false`, counting nothing, when it holds `limit` already.
+    pub(crate) fn open_socket(&mut self, limit: usize) -> bool {
+        if self.sockets >= limit {
+            return false;
+        }
+        self.sockets += 1;
+        true
+    }
+
+    /// A connection [`Router::open_socket`] counted is gone.
+    pub(crate) fn close_socket(&mut self) {
+        self.sockets = self.sockets.saturating_sub(1);
     }
 
     /// Counts one more connection of `user` on the node and returns `true`,

@@ -17,7 +17,7 @@ fn channel(name: &str) -> Channel {
 }
 
 fn router(shards: usize) -> Router {
-    Router::new(&ServerConfig::dev(), "node", shards)
+    Router::new(&ServerConfig::dev(), 1, shards)
 }
 
 fn publish(ticket: Option<u64>, name: &str, payload: &str) -> StoreRequest {
@@ -242,7 +242,7 @@ fn history_expires_once_at_its_exact_instant() {
         history_ttl: Duration::from_secs(10),
         ..ServerConfig::dev()
     };
-    let mut router = Router::new(&config, "node", 2);
+    let mut router = Router::new(&config, 1, 2);
     router.handle_request(T0, 1, publish(None, "news", "1"));
     assert_eq!(router.history_usage().channels, 1);
     let due = T0 + Duration::from_secs(10);
@@ -257,7 +257,7 @@ fn history_expires_once_at_its_exact_instant() {
     let catch_up = StoreRequest::CatchUp {
         channel: channel("news"),
         since: Position {
-            epoch: "node-1".to_owned(),
+            epoch: "gone".to_owned(),
             offset: 0,
         },
     };

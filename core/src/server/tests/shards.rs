@@ -41,7 +41,7 @@ struct Sharded {
 
 impl Sharded {
     fn new(config: ServerConfig) -> Sharded {
-        let router = Arc::new(Mutex::new(Router::new(&config, "node", 2)));
+        let router = Arc::new(Mutex::new(Router::new(&config, 9, 2)));
         let figures = Arc::new(Mutex::new(vec![Figures::default(); 2]));
         let shards = (0..2)
             .map(|shard| {
@@ -281,4 +281,44 @@ fn metrics_on_any_shard_are_the_whole_nodes() {
         );
         assert_eq!(node.metric(shard, "tether_channels"), "tether_channels 2");
     }
+}
+
+#[test]
+fn max_connections_counts_the_connections_of_every_shard() {
+    let config = ServerConfig {
+        max_connections: 2,
+        ..ServerConfig::dev()
+    };
+    let mut node = Sharded::new(config);
+    let first = node.shards[0].open();
+    node.shards[1].open();
+    let refused = node.shards[1].http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    let refused = node.shards[0].http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+
+    node.shards[0].server.handle_transport_closed(T0, first);
+    node.shards[0].drain();
+    let served = node.shards[1].http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+}
+
+#[test]
+fn api_info_on_a_shard_tells_the_whole_nodes_connections() {
+    let mut node = Sharded::new(ServerConfig::dev());
+    node.connect(0, "alice");
+    node.connect(1, "bob");
+    node.connect(1, "carol");
+    node.exchange();
+    let body = "{}";
+    let request = format!(
+        "POST /api/info HTTP/1.1\r\nHost: x\r\nAuthorization: {API_KEY}\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let conn = node.shards[0].open();
+    node.shards[0].read(conn, request.as_bytes());
+    node.exchange();
+    let answer = String::from_utf8_lossy(&node.shards[0].wires[&conn].http).into_owned();
+    assert!(answer.contains(r#""connections":3"#), "{answer}");
 }

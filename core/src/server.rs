@@ -237,8 +237,34 @@ impl Server {
     /// already [`Output::Wake`] the new connection: make its writer known
     /// before draining.
     pub fn accept(&mut self, now: Instant) -> ConnId {
-        self.accept_failing = false;
         let refusal = self.refusal();
+        self.accept_with(now, refusal)
+    }
+
+    /// For a shard: a TCP connection the node's acceptor accepted and
+    /// handed to this shard, `counted` when the acceptor found room for it
+    /// on the node and counted it ([`Router::open_socket`]), `false` when
+    /// the node held `max_connections`. Otherwise as [`Server::accept`].
+    /// Counting at accept, in the order of accepts, refuses the connection
+    /// accepted past the limit, whichever shard it goes to.
+    ///
+    /// [`Router::open_socket`]: crate::Router::open_socket
+    pub fn accept_counted(&mut self, now: Instant, counted: bool) -> ConnId {
+        let refusal = match (self.draining, counted) {
+            (true, counted) => {
+                if counted {
+                    self.hub.close_socket();
+                }
+                Some(Refusal::Draining)
+            }
+            (false, true) => None,
+            (false, false) => Some(Refusal::AtCapacity),
+        };
+        self.accept_with(now, refusal)
+    }
+
+    fn accept_with(&mut self, now: Instant, refusal: Option<Refusal>) -> ConnId {
+        self.accept_failing = false;
         let conn = match refusal {
             Some(refusal) => Connection::refused(&self.config, now, refusal.response()),
             None => Connection::new(&self.config, now),

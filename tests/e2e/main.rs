@@ -24,6 +24,9 @@ macro_rules! runtime_tests {
     (@runtime smol) => {
         $crate::harness::Runtime::Smol
     };
+    (@runtime smol2) => {
+        $crate::harness::Runtime::Smol2
+    };
     (@runtime blocking) => {
         $crate::harness::Runtime::Blocking
     };
@@ -69,6 +72,7 @@ mod proxy;
 mod pubsub;
 mod recovery;
 mod routes;
+mod shards;
 mod shutdown;
 mod token_refresh;
 mod validation;

@@ -178,8 +178,12 @@ impl Router {
     }
 
     /// Counts one more connection on the node and returns `true`, or
-    /// returns `false`, counting nothing, when it holds `limit` already.
-    pub(crate) fn open_socket(&mut self, limit: usize) -> bool {
+    /// returns `false`, counting nothing, when it holds `limit` already:
+    /// an acceptor that hands connections to shards counts each as it
+    /// accepts it, and tells the shard ([`Server::accept_counted`]).
+    ///
+    /// [`Server::accept_counted`]: crate::Server::accept_counted
+    pub fn open_socket(&mut self, limit: usize) -> bool {
         if self.sockets >= limit {
             return false;
         }
@@ -188,7 +192,7 @@ impl Router {
     }
 
     /// A connection [`Router::open_socket`] counted is gone.
-    pub(crate) fn close_socket(&mut self) {
+    pub fn close_socket(&mut self) {
         self.sockets = self.sockets.saturating_sub(1);
     }
 

@@ -322,3 +322,38 @@ fn api_info_on_a_shard_tells_the_whole_nodes_connections() {
     let answer = String::from_utf8_lossy(&node.shards[0].wires[&conn].http).into_owned();
     assert!(answer.contains(r#""connections":3"#), "{answer}");
 }
+
+#[test]
+fn a_connection_the_acceptor_counted_is_served_and_one_it_found_no_room_for_gets_503() {
+    let mut node = Sharded::new(ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::dev()
+    });
+    let counted = node.router.lock().unwrap().open_socket(1);
+    assert!(counted);
+    let refused = node.router.lock().unwrap().open_socket(1);
+    assert!(!refused, "the node holds max_connections");
+    let shard = &mut node.shards[1];
+    let served = shard.server.accept_counted(shard.now, counted);
+    shard.wires.insert(served, Wire::default());
+    let turned_away = shard.server.accept_counted(shard.now, refused);
+    shard.wires.insert(turned_away, Wire::default());
+    shard.drain();
+    let healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    shard.read(served, healthz.as_bytes());
+    assert!(String::from_utf8_lossy(&shard.wires[&served].http).starts_with("HTTP/1.1 200"));
+    let answer = String::from_utf8_lossy(&shard.wires[&turned_away].http).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+
+    shard.server.shutdown(shard.now);
+    shard.drain();
+    assert!(node.router.lock().unwrap().open_socket(2));
+    let shard = &mut node.shards[1];
+    let draining = shard.server.accept_counted(shard.now, true);
+    shard.wires.insert(draining, Wire::default());
+    shard.drain();
+    assert!(
+        node.router.lock().unwrap().open_socket(2),
+        "a draining shard gives back the place the acceptor counted"
+    );
+}

@@ -53,6 +53,9 @@ pub enum Runtime {
     Blocking,
     /// `tether-tokio`: a task per connection on a multi-threaded runtime.
     Tokio,
+    /// `tether-tokio` with `threads = 2`: two shards, connections handed
+    /// to them in turn (the first to shard 0).
+    Tokio2,
     /// The core's `serve` example (`core/examples/serve.rs`) as a child
     /// process: the reference a new adapter is written from. It serves
     /// `ServerConfig::dev()` with development tokens (every token is
@@ -72,7 +75,7 @@ impl Runtime {
         match self {
             Runtime::Smol | Runtime::Smol2 => "smol",
             Runtime::Blocking => "blocking",
-            Runtime::Tokio => "tokio",
+            Runtime::Tokio | Runtime::Tokio2 => "tokio",
             Runtime::Example => "example",
         }
     }
@@ -128,12 +131,14 @@ impl Runtime {
                 let handle = server.handle();
                 TestServer::spawn(addr, Box::new(handle), move || server.run())
             }
-            Runtime::Tokio => {
+            Runtime::Tokio | Runtime::Tokio2 => {
+                let threads = if self == Runtime::Tokio2 { 2 } else { 1 };
                 let server = tether_tokio::Server::bind(NodeOptions {
                     config,
                     ..NodeOptions::new(listen, handler)
                 })
-                .expect("the tokio node binds");
+                .expect("the tokio node binds")
+                .with_threads(threads);
                 let addr = server.local_addr().expect("a bound address");
                 let handle = server.handle();
                 TestServer::spawn(addr, Box::new(handle), move || {

@@ -33,6 +33,9 @@ macro_rules! runtime_tests {
     (@runtime tokio) => {
         $crate::harness::Runtime::Tokio
     };
+    (@runtime tokio2) => {
+        $crate::harness::Runtime::Tokio2
+    };
     (@runtime example) => {
         $crate::harness::Runtime::Example
     };

@@ -147,8 +147,8 @@ fn metrics_are_the_whole_nodes_on_every_shard(runtime: Runtime) {
 }
 
 runtime_tests! {
-    subscribers_on_two_shards_get_every_publication_once_in_order => smol2;
-    a_user_on_two_shards_is_present_once_and_leaves_with_its_last_connection => smol2;
-    max_connections_per_user_counts_every_shard => smol2;
-    metrics_are_the_whole_nodes_on_every_shard => smol2;
+    subscribers_on_two_shards_get_every_publication_once_in_order => smol2, tokio2;
+    a_user_on_two_shards_is_present_once_and_leaves_with_its_last_connection => smol2, tokio2;
+    max_connections_per_user_counts_every_shard => smol2, tokio2;
+    metrics_are_the_whole_nodes_on_every_shard => smol2, tokio2;
 }

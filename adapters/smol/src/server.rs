@@ -7,9 +7,9 @@
 //! task and one command task. They share the core
 //! [`tether_core::Server`] through an `Rc<RefCell<_>>`; a borrow is
 //! never held across an `await`, so there is no lock and no
-//! contention, and fan-out is a loop over queues in one address space. On a
-//! small machine that leaves the other cores to the kernel's network stack
-//! and to other processes; to use more cores, run more nodes.
+//! contention, and fan-out is a loop over queues in one address space.
+//! With [`Server::with_threads`] the node runs that loop once per thread,
+//! as shards of one node (`server/shards.rs`).
 //!
 //! - A connection task owns its socket, registered once with the thread's
 //!   reactor (edge-triggered epoll or kqueue, see `reactor.rs`). It waits

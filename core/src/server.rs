@@ -715,7 +715,9 @@ impl Server {
     }
 
     /// This node's counters and gauges; a shard's own only, which it hands
-    /// to the other shards of its node ([`NodeShards::others`]).
+    /// to the other shards of its node ([`NodeShards::others`]), without
+    /// the node's history (the router's): cheap enough to share after
+    /// every input.
     pub fn figures(&self) -> Figures {
         let history = self.hub.history_usage();
         let gauges = Gauges {
@@ -738,9 +740,11 @@ impl Server {
     fn node_figures(&self) -> Figures {
         let own = self.figures();
         match self.hub.node_figures() {
-            Some((others, channels)) => {
+            Some((others, channels, history)) => {
                 let mut figures = own + others;
                 figures.gauges.channels = channels as u64;
+                figures.gauges.history_channels = history.channels as u64;
+                figures.gauges.history_bytes = history.bytes as u64;
                 figures
             }
             None => own,

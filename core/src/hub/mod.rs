@@ -701,12 +701,7 @@ impl Hub {
                 channels: memory.history_channels(),
                 bytes: memory.history_bytes(),
             },
-            Store::External { .. } => HistoryUsage::default(),
-            Store::Shard { node, .. } => {
-                let mut usage = HistoryUsage::default();
-                node.with_router(&mut |router| usage = router.history_usage());
-                usage
-            }
+            Store::External { .. } | Store::Shard { .. } => HistoryUsage::default(),
         }
     }
 
@@ -730,16 +725,18 @@ impl Hub {
         }
     }
 
-    /// For a shard: the other shards' figures summed, and the channels
-    /// with a subscriber on some shard of the node. `None` for a node of
-    /// its own.
-    pub fn node_figures(&self) -> Option<(Figures, usize)> {
+    /// For a shard: the other shards' figures summed, the channels with a
+    /// subscriber on some shard of the node, and what the node's history
+    /// holds. `None` for a node of its own.
+    pub fn node_figures(&self) -> Option<(Figures, usize, HistoryUsage)> {
         let Store::Shard { node, .. } = &self.store else {
             return None;
         };
-        let mut channels = 0;
-        node.with_router(&mut |router| channels = router.channel_count());
-        Some((node.others(), channels))
+        let mut counted = (0, HistoryUsage::default());
+        node.with_router(&mut |router| {
+            counted = (router.channel_count(), router.history_usage());
+        });
+        Some((node.others(), counted.0, counted.1))
     }
 
     /// Hands a request to the store: in memory mode it is carried out and

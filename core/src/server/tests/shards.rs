@@ -270,7 +270,16 @@ fn metrics_on_any_shard_are_the_whole_nodes() {
         right,
         r#"{"type":"subscribe","id":"t","channel":"other"}"#,
     );
+    node.send(
+        0,
+        left,
+        r#"{"type":"publish","channel":"news","payload":1}"#,
+    );
     for shard in 0..2 {
+        assert_eq!(
+            node.metric(shard, "tether_history_channels"),
+            "tether_history_channels 1"
+        );
         assert_eq!(
             node.metric(shard, "tether_connections"),
             "tether_connections 4"

@@ -300,6 +300,14 @@ enum Source {
     Inbox(Receiver<(TcpStream, bool)>),
 }
 
+/// Where a serving shard takes its connections from.
+enum Accept {
+    /// Its registered listener.
+    Listener(Registered<TcpListener>),
+    /// The accepting shard's hand-overs.
+    Inbox(Receiver<(TcpStream, bool)>),
+}
+
 /// What one shard starts with.
 struct Shard {
     index: usize,
@@ -316,6 +324,10 @@ impl Shard {
     /// Serves the shard's connections until it has drained.
     async fn serve(self, executor: &LocalExecutor<'static>, source: Source) -> io::Result<()> {
         let reactor = Reactor::current()?;
+        let source = match source {
+            Source::Listener(listener) => Accept::Listener(Registered::new(listener, &reactor)?),
+            Source::Inbox(inbox) => Accept::Inbox(inbox),
+        };
         let view = View {
             shard: self.index,
             shared: self.shared.clone(),
@@ -362,11 +374,8 @@ impl Shard {
         };
         let accepting = async {
             match source {
-                Source::Listener(listener) => match Registered::new(listener, &reactor) {
-                    Ok(listener) => accept_loop(&node, &listener, executor).await,
-                    Err(error) => tracing::error!(%error, "cannot register the listener"),
-                },
-                Source::Inbox(inbox) => {
+                Accept::Listener(listener) => accept_loop(&node, &listener, executor).await,
+                Accept::Inbox(inbox) => {
                     while let Ok((stream, counted)) = inbox.recv().await {
                         adopt(&node, stream, Some(counted), executor);
                     }

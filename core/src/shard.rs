@@ -38,13 +38,6 @@ pub struct Figures {
     pub(crate) gauges: Gauges,
 }
 
-impl Figures {
-    /// WebSocket connections open in this part of the node.
-    pub fn connections(&self) -> u64 {
-        self.gauges.connections
-    }
-}
-
 impl Add for Figures {
     type Output = Figures;
 

@@ -128,15 +128,6 @@ impl Router {
         }
     }
 
-    /// The next event for `shard`, in the store's order.
-    pub fn poll_event(&mut self, shard: usize) -> Option<StoreEvent> {
-        let event = self.queues.events.get_mut(shard)?.pop_front();
-        if event.is_none() {
-            self.queues.named[shard] = false;
-        }
-        event
-    }
-
     /// Moves every event waiting for `shard` into `events`, in order.
     pub fn take_events(&mut self, shard: usize, events: &mut Vec<StoreEvent>) {
         if let Some(queue) = self.queues.events.get_mut(shard) {
@@ -146,8 +137,7 @@ impl Router {
     }
 
     /// A shard with events waiting, each named once until its queue is
-    /// drained ([`Router::take_events`], or [`Router::poll_event`] until
-    /// `None`): the adapter wakes it.
+    /// drained ([`Router::take_events`]): the adapter wakes it.
     pub fn poll_woken(&mut self) -> Option<usize> {
         self.queues.woken.pop_front()
     }

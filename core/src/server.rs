@@ -181,7 +181,12 @@ impl Server {
     /// [`Server::handle_store_event`]. Users and new channels are counted
     /// for the whole node, and `/metrics` and `POST /api/info` answer for
     /// the whole node. Give each shard its own `seed`: session ids start
-    /// with the shard's [`Server::node_id`].
+    /// with the shard's [`Server::node_id`]. When the router stands in
+    /// front of a backplane ([`Router::with_backplane`]), the shard starts
+    /// with the backplane down and hears of the node's link from the
+    /// router, as a node with a backplane hears of its own.
+    ///
+    /// [`Router::with_backplane`]: crate::Router::with_backplane
     pub fn shard(
         config: ServerConfig,
         seed: u64,
@@ -189,7 +194,7 @@ impl Server {
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let node_id = node_id(seed);
-        let hub = Hub::for_shard(&config, node);
+        let hub = Hub::for_shard(&config, seed, node);
         Ok(Server::from_parts(config, hub, node_id))
     }
 

@@ -42,7 +42,9 @@ impl Add for Figures {
     type Output = Figures;
 
     /// The figures of two parts of a node together: counters and
-    /// connections add up, the node drains when either part does. The
+    /// connections add up, the node drains when either part does, and
+    /// the failures of the node's one link to a backplane are counted
+    /// once (each part tells them). The
     /// gauges the router keeps for the whole node (channels, history) are
     /// the left side's.
     fn add(self, other: Figures) -> Figures {
@@ -55,7 +57,8 @@ impl Add for Figures {
             heartbeat_timeouts_total: a.heartbeat_timeouts_total + b.heartbeat_timeouts_total,
             auth_failures_total: a.auth_failures_total + b.auth_failures_total,
             slow_consumer_closes_total: a.slow_consumer_closes_total + b.slow_consumer_closes_total,
-            backplane_errors_total: a.backplane_errors_total + b.backplane_errors_total,
+            // Each shard tells the node's one link's failures.
+            backplane_errors_total: a.backplane_errors_total.max(b.backplane_errors_total),
             backplane_request_errors_total: a.backplane_request_errors_total
                 + b.backplane_request_errors_total,
             accept_errors_total: a.accept_errors_total + b.accept_errors_total,

@@ -224,10 +224,13 @@ enum Store {
     },
     /// One shard of a node: the node's store is behind its
     /// [`Router`], which the adapter feeds with the requests and which
-    /// counts the node's users.
+    /// counts the node's users. In front of a backplane the shard keeps
+    /// the state of the node's link as the router tells it (`link`), and
+    /// the router opens the link and renews the node's lease.
     Shard {
         requests: VecDeque<StoreRequest>,
         node: Box<dyn NodeShards>,
+        link: Option<Link>,
     },
 }
 
@@ -256,14 +259,20 @@ impl Hub {
     }
 
     /// The hub of one shard of a node: its requests come out of
-    /// [`Hub::poll_store_request`] for the node's [`Router`] (whose link
-    /// never fails), the router's events for this shard go into
-    /// [`Hub::handle_store_event`], and the node-wide bounds on users are
-    /// counted by the router, through `node`.
-    pub fn for_shard(config: &ServerConfig, node: Box<dyn NodeShards>) -> Hub {
+    /// [`Hub::poll_store_request`] for the node's [`Router`], the router's
+    /// events for this shard go into [`Hub::handle_store_event`], and the
+    /// node-wide bounds on users are counted by the router, through
+    /// `node`. In front of a memory store the link never fails; in front
+    /// of a backplane the shard starts with the link down and hears of it
+    /// from the router (`Up`, `Down`), and `seed` draws the jitter of its
+    /// link's schedule.
+    pub fn for_shard(config: &ServerConfig, seed: u64, node: Box<dyn NodeShards>) -> Hub {
+        let mut linked = false;
+        node.with_router(&mut |router| linked = router.has_backplane());
         let store = Store::Shard {
             requests: VecDeque::new(),
             node,
+            link: linked.then(|| Link::new(config, seed)),
         };
         Hub::with_store(config, store)
     }
@@ -523,17 +532,26 @@ impl Hub {
     /// link is up with an external store.
     pub fn is_store_up(&self) -> bool {
         match &self.store {
-            Store::Memory(_) | Store::Shard { .. } => true,
-            Store::External { link, .. } => link.is_up(),
+            Store::Memory(_) | Store::Shard { link: None, .. } => true,
+            Store::External { link, .. }
+            | Store::Shard {
+                link: Some(link), ..
+            } => link.is_up(),
         }
     }
 
     /// How often the link to an external store failed or could not be
     /// opened (the `tether_backplane_errors_total` counter).
+    /// A shard tells the node's link's, which every shard shares.
     pub fn store_failures(&self) -> u64 {
         match &self.store {
-            Store::Memory(_) | Store::Shard { .. } => 0,
+            Store::Memory(_) => 0,
             Store::External { link, .. } => link.failures(),
+            Store::Shard { node, .. } => {
+                let mut failures = 0;
+                node.with_router(&mut |router| failures = router.store_failures());
+                failures
+            }
         }
     }
 
@@ -666,7 +684,22 @@ impl Hub {
                 }),
                 None => {}
             },
-            Store::Shard { .. } => {}
+            // The router reopens the node's link: a shard's link only
+            // renews its lease, which brings the router the shard's
+            // figures for the node's.
+            Store::Shard {
+                requests,
+                link: Some(link),
+                ..
+            } => {
+                if let Some(Due::Lease(lease)) = link.handle_timeout(now) {
+                    requests.push_back(StoreRequest::Lease {
+                        lease,
+                        node: self.node_stats,
+                    });
+                }
+            }
+            Store::Shard { link: None, .. } => {}
         }
     }
 
@@ -674,8 +707,11 @@ impl Hub {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.store {
             Store::Memory(memory) => memory.poll_timeout(),
-            Store::External { link, .. } => link.poll_timeout(),
-            Store::Shard { .. } => None,
+            Store::External { link, .. }
+            | Store::Shard {
+                link: Some(link), ..
+            } => link.poll_timeout(),
+            Store::Shard { link: None, .. } => None,
         }
     }
 
@@ -752,6 +788,16 @@ impl Hub {
                     self.handle_store_event(now, event, outbox);
                 }
             }
+        }
+    }
+
+    /// The link to an external store, whether the hub's own or, for a
+    /// shard, the node's as the router tells it.
+    fn link_mut(&mut self) -> Option<&mut Link> {
+        match &mut self.store {
+            Store::External { link, .. } => Some(link),
+            Store::Shard { link, .. } => link.as_mut(),
+            Store::Memory(_) => None,
         }
     }
 

@@ -48,7 +48,7 @@ impl Hub {
     /// The link is up: renew the lease, restate presence, follow every
     /// local channel again and catch each one up.
     pub(super) fn on_link_up(&mut self, now: Instant, outbox: &mut impl Outbox) {
-        let Store::External { link, .. } = &mut self.store else {
+        let Some(link) = self.link_mut() else {
             return;
         };
         if !link.handle_up(now) {
@@ -192,13 +192,15 @@ impl Hub {
     /// `UNAVAILABLE` (a subscription that was not answered is undone), and
     /// requests not yet carried out are dropped.
     pub(super) fn on_link_down(&mut self, now: Instant, outbox: &mut impl Outbox) {
-        let Store::External { requests, link } = &mut self.store else {
+        let Some(link) = self.link_mut() else {
             return;
         };
         if !link.handle_down(now) {
             return;
         }
-        requests.clear();
+        if let Store::External { requests, .. } | Store::Shard { requests, .. } = &mut self.store {
+            requests.clear();
+        }
         for local in self.channels.values_mut() {
             local.link_lost();
         }

@@ -41,13 +41,30 @@
 //! [`Router::poll_timeout`]; the adapter drives [`Router::handle_timeout`]
 //! from one place only.
 //!
+//! # In front of a backplane
+//!
+//! A node with a shared store ([`Router::with_backplane`]) keeps the
+//! same routing, in front of its one link to the store instead of a
+//! [`MemoryStore`]: the router's requests come out of
+//! [`Router::poll_store_request`] for the adapter to carry to the
+//! backplane exactly as a single node's, and the backplane's events go
+//! into [`Router::handle_store_event`]. Answers arrive later, so they are
+//! routed by ticket; the node follows a channel while any shard follows
+//! it; the link's news reaches every shard; the node renews its lease
+//! once and restates its presence as one node (module `uplink`).
+//! Sessions stay unique across shards: each shard's ids start with its
+//! own node id, and the store knows the node by the router's.
+//!
 //! [`Server`]: crate::Server
 //! [`NodeShards`]: crate::NodeShards
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use super::store::{StoreEvent, StoreRequest};
+mod uplink;
+
+use self::uplink::Uplink;
+use super::store::{Refusal, StoreEvent, StoreRequest, Ticket};
 use super::users::Users;
 use super::{HistoryUsage, MemoryStore};
 use crate::config::ServerConfig;
@@ -59,7 +76,9 @@ use crate::time::Instant;
 /// to the shards (see the module's theory of operation).
 #[derive(Debug)]
 pub struct Router {
-    store: MemoryStore,
+    store: Backend,
+    /// The node's id in the store's epochs and to a backplane.
+    node_id: String,
     queues: Queues,
     /// The shards following each channel, in shard order.
     follows: BTreeMap<Channel, Vec<usize>>,
@@ -78,9 +97,29 @@ impl Router {
     ///
     /// [`Server::new`]: crate::Server::new
     pub fn new(config: &ServerConfig, seed: u64, shards: usize) -> Router {
+        let node_id = node_id(seed);
+        let store = Backend::Memory(MemoryStore::new(config, &node_id));
+        Router::with_backend(store, node_id, shards)
+    }
+
+    /// A router for `shards` shards (at least one) in front of the node's
+    /// one link to a shared store (see the module's docs): its first
+    /// request, [`StoreRequest::Connect`], already waits in
+    /// [`Router::poll_store_request`]. `seed` names this run of the node
+    /// ([`Router::node_id`], the name a backplane knows it by) and draws
+    /// the jitter of its reconnections. Give each shard's server another
+    /// seed.
+    pub fn with_backplane(config: &ServerConfig, seed: u64, shards: usize) -> Router {
+        let shards = shards.max(1);
+        let store = Backend::Backplane(Uplink::new(config, seed, shards));
+        Router::with_backend(store, node_id(seed), shards)
+    }
+
+    fn with_backend(store: Backend, node_id: String, shards: usize) -> Router {
         let shards = shards.max(1);
         Router {
-            store: MemoryStore::new(config, &node_id(seed)),
+            store,
+            node_id,
             queues: Queues {
                 events: (0..shards).map(|_| VecDeque::new()).collect(),
                 woken: VecDeque::new(),
@@ -105,26 +144,106 @@ impl Router {
             return;
         }
         match request {
-            StoreRequest::Follow { channel } => {
-                let shards = self.follows.entry(channel).or_default();
-                if let Err(at) = shards.binary_search(&shard) {
-                    shards.insert(at, shard);
-                }
-            }
-            StoreRequest::Unfollow { channel } => {
-                if let Some(shards) = self.follows.get_mut(&channel) {
-                    shards.retain(|&follower| follower != shard);
-                    if shards.is_empty() {
-                        self.follows.remove(&channel);
+            StoreRequest::Follow { channel } => self.follow(shard, channel),
+            StoreRequest::Unfollow { channel } => self.unfollow(shard, channel),
+            request => match &mut self.store {
+                Backend::Memory(memory) => {
+                    memory.handle_request(now, request);
+                    while let Some(event) = self.memory_event() {
+                        self.route(shard, event);
                     }
                 }
-            }
-            request => {
-                self.store.handle_request(now, request);
-                while let Some(event) = self.store.poll_event() {
-                    self.route(shard, event);
+                Backend::Backplane(uplink) => uplink.carry(shard, request, self.follows.len()),
+            },
+        }
+    }
+
+    /// The name of this run of the node: a backplane knows the node by
+    /// it ([`Backplane::run`]).
+    ///
+    /// [`Backplane::run`]: crate::Backplane::run
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// The next request for the backplane, in order; always `None` in
+    /// front of a memory store.
+    pub fn poll_store_request(&mut self) -> Option<StoreRequest> {
+        match &mut self.store {
+            Backend::Memory(_) => None,
+            Backend::Backplane(uplink) => uplink.poll_request(),
+        }
+    }
+
+    /// An event from the backplane at `now`, in the order the adapter
+    /// received it, routed to the shards it concerns. Ignored in front of
+    /// a memory store.
+    pub fn handle_store_event(&mut self, now: Instant, event: StoreEvent) {
+        let Backend::Backplane(uplink) = &mut self.store else {
+            return;
+        };
+        match event {
+            StoreEvent::Up => {
+                if uplink.handle_up(now) {
+                    self.tell_every_shard(StoreEvent::Up);
                 }
             }
+            StoreEvent::Down => {
+                if uplink.handle_down(now) {
+                    self.follows.clear();
+                    self.tell_every_shard(StoreEvent::Down);
+                }
+            }
+            StoreEvent::Leased { lapsed } => {
+                if lapsed {
+                    uplink.await_every_shard();
+                }
+                self.tell_every_shard(StoreEvent::Leased { lapsed });
+            }
+            StoreEvent::Refused(Refusal::Unanswered) => {
+                self.tell_every_shard(StoreEvent::Refused(Refusal::Unanswered));
+            }
+            StoreEvent::Refused(Refusal::CatchUp(channel)) => {
+                if let Some(shard) = uplink.caught_up(&channel) {
+                    let refusal = StoreEvent::Refused(Refusal::CatchUp(channel));
+                    self.queues.push(shard, refusal);
+                }
+            }
+            StoreEvent::CaughtUp { ref channel, .. } => {
+                if let Some(shard) = uplink.caught_up(channel) {
+                    self.queues.push(shard, event);
+                }
+            }
+            StoreEvent::Publication { .. }
+            | StoreEvent::Joined { .. }
+            | StoreEvent::Left { .. }
+            | StoreEvent::Control(_) => self.route(0, event),
+            mut answer => {
+                if let Some(ticket) = ticket_of(&mut answer)
+                    && let Some((shard, theirs)) = uplink.answered(*ticket)
+                {
+                    *ticket = theirs;
+                    self.queues.push(shard, answer);
+                }
+            }
+        }
+    }
+
+    /// Whether the node's link to its backplane carries requests; always
+    /// in front of a memory store.
+    pub fn is_store_up(&self) -> bool {
+        match &self.store {
+            Backend::Memory(_) => true,
+            Backend::Backplane(uplink) => uplink.is_up(),
+        }
+    }
+
+    /// How often the node's link to its backplane failed or could not be
+    /// opened (the `tether_backplane_errors_total` counter).
+    pub fn store_failures(&self) -> u64 {
+        match &self.store {
+            Backend::Memory(_) => 0,
+            Backend::Backplane(uplink) => uplink.failures(),
         }
     }
 
@@ -142,15 +261,22 @@ impl Router {
         self.queues.woken.pop_front()
     }
 
-    /// Expires history and idempotency records due at `now`. Early or
-    /// repeated calls do nothing.
+    /// Expires history and idempotency records due at `now`; in front of
+    /// a backplane, asks to reopen the link or renews the node's lease
+    /// when due. Early or repeated calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.store.handle_timeout(now);
+        match &mut self.store {
+            Backend::Memory(memory) => memory.handle_timeout(now),
+            Backend::Backplane(uplink) => uplink.handle_timeout(now, self.follows.len()),
+        }
     }
 
     /// When [`Router::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.store.poll_timeout()
+        match &self.store {
+            Backend::Memory(memory) => memory.poll_timeout(),
+            Backend::Backplane(uplink) => uplink.poll_timeout(),
+        }
     }
 
     /// Channels with a subscriber on some shard (the node's
@@ -161,9 +287,12 @@ impl Router {
 
     /// What the node's history holds.
     pub fn history_usage(&self) -> HistoryUsage {
-        HistoryUsage {
-            channels: self.store.history_channels(),
-            bytes: self.store.history_bytes(),
+        match &self.store {
+            Backend::Memory(memory) => HistoryUsage {
+                channels: memory.history_channels(),
+                bytes: memory.history_bytes(),
+            },
+            Backend::Backplane(_) => HistoryUsage::default(),
         }
     }
 
@@ -210,15 +339,77 @@ impl Router {
     }
 
     /// Whether the node holds state for `channel`: a subscriber on some
-    /// shard, or the store's epoch, history, records or presence.
+    /// shard, or the memory store's epoch, history, records or presence.
     pub(crate) fn holds(&self, channel: &Channel) -> bool {
-        self.follows.contains_key(channel) || self.store.holds(channel)
+        self.follows.contains_key(channel)
+            || match &self.store {
+                Backend::Memory(memory) => memory.holds(channel),
+                Backend::Backplane(_) => false,
+            }
     }
 
-    /// Whether the store keeps something of a publication (`keyed`: with
-    /// an idempotency key).
+    /// Whether the node's store keeps something of a publication
+    /// (`keyed`: with an idempotency key): never on the node with a
+    /// backplane, whose store is elsewhere.
     pub(crate) fn keeps(&self, keyed: bool) -> bool {
-        self.store.keeps(keyed)
+        match &self.store {
+            Backend::Memory(memory) => memory.keeps(keyed),
+            Backend::Backplane(_) => false,
+        }
+    }
+
+    /// Whether the node's store is a backplane behind a link that can
+    /// fail: its shards then keep that link's state as a node's hub does.
+    pub(crate) fn has_backplane(&self) -> bool {
+        matches!(self.store, Backend::Backplane(_))
+    }
+
+    fn memory_event(&mut self) -> Option<StoreEvent> {
+        match &mut self.store {
+            Backend::Memory(memory) => memory.poll_event(),
+            Backend::Backplane(_) => None,
+        }
+    }
+
+    /// `shard` follows `channel`; with a backplane, the node follows it
+    /// from its first following shard on.
+    fn follow(&mut self, shard: usize, channel: Channel) {
+        if let Backend::Backplane(uplink) = &mut self.store {
+            if !uplink.is_up() {
+                return;
+            }
+            if !self.follows.contains_key(&channel) {
+                uplink.send(StoreRequest::Follow {
+                    channel: channel.clone(),
+                });
+            }
+        }
+        let shards = self.follows.entry(channel).or_default();
+        if let Err(at) = shards.binary_search(&shard) {
+            shards.insert(at, shard);
+        }
+    }
+
+    /// `shard` no longer follows `channel`; with a backplane, the node
+    /// stops following it after its last following shard.
+    fn unfollow(&mut self, shard: usize, channel: Channel) {
+        let Some(shards) = self.follows.get_mut(&channel) else {
+            return;
+        };
+        shards.retain(|&follower| follower != shard);
+        if !shards.is_empty() {
+            return;
+        }
+        self.follows.remove(&channel);
+        if let Backend::Backplane(uplink) = &mut self.store {
+            uplink.send(StoreRequest::Unfollow { channel });
+        }
+    }
+
+    /// Queues `event` for every shard.
+    fn tell_every_shard(&mut self, event: StoreEvent) {
+        let every: Vec<usize> = (0..self.shards()).collect();
+        self.queues.push_to(&every, event);
     }
 
     /// Routes one event the store produced while carrying out a request of
@@ -232,12 +423,34 @@ impl Router {
                     self.queues.push_to(followers, event);
                 }
             }
-            StoreEvent::Control(_) => {
-                let every: Vec<usize> = (0..self.shards()).collect();
-                self.queues.push_to(&every, event);
-            }
+            StoreEvent::Control(_) => self.tell_every_shard(event),
             _ => self.queues.push(asker, event),
         }
+    }
+}
+
+/// The store the router stands in front of.
+#[derive(Debug)]
+enum Backend {
+    /// The node's own store.
+    Memory(MemoryStore),
+    /// The node's link to a shared store.
+    Backplane(Uplink),
+}
+
+/// The ticket an answer of the store carries, if any.
+fn ticket_of(answer: &mut StoreEvent) -> Option<&mut Ticket> {
+    match answer {
+        StoreEvent::Published { ticket, .. }
+        | StoreEvent::Subscribed { ticket, .. }
+        | StoreEvent::Presence { ticket, .. }
+        | StoreEvent::PresenceStats { ticket, .. }
+        | StoreEvent::History { ticket, .. }
+        | StoreEvent::Channels { ticket, .. }
+        | StoreEvent::ControlSent { ticket }
+        | StoreEvent::Info { ticket, .. }
+        | StoreEvent::Refused(Refusal::Ticket(ticket)) => Some(ticket),
+        _ => None,
     }
 }
 
@@ -274,5 +487,7 @@ impl Queues {
     }
 }
 
+#[cfg(test)]
+mod backplane_tests;
 #[cfg(test)]
 mod tests;

@@ -349,12 +349,11 @@ impl Settings {
     }
 
     /// How many shards the node runs (PROTOCOL.md section 10): `threads`
-    /// when set; otherwise one per available core, or one with a
-    /// backplane, whose node runs one thread.
+    /// when set, otherwise one per available core, with or without a
+    /// backplane (the shards share the node's one link to it).
     pub fn shards(&self) -> usize {
         match self.threads {
             Some(threads) => threads,
-            None if self.redis_url.is_some() => 1,
             None => std::thread::available_parallelism().map_or(1, usize::from),
         }
     }

@@ -156,21 +156,13 @@ fn jwt_keys(settings: &Settings) -> Result<(), SettingsError> {
 pub const MAX_THREADS: usize = 1024;
 
 /// `threads` must name a number of shards the node can run: at least one,
-/// at most [`MAX_THREADS`], and one with a backplane, whose link a node
-/// keeps on one thread.
+/// at most [`MAX_THREADS`], with or without a backplane.
 fn threads(settings: &Settings) -> Result<(), SettingsError> {
     match settings.threads {
         Some(0) => Err(invalid("threads", "must be at least 1")),
         Some(threads) if threads > MAX_THREADS => Err(invalid(
             "threads",
             format!("must be at most {MAX_THREADS}, got {threads}"),
-        )),
-        Some(threads) if threads > 1 && settings.redis_url.is_some() => Err(invalid(
-            "threads",
-            format!(
-                "a node with redis_url runs one thread, got {threads}: set threads = 1 or \
-                 leave it unset"
-            ),
         )),
         _ => Ok(()),
     }
@@ -362,18 +354,15 @@ mod tests {
                 s.redis_url = Some("redis://127.0.0.1:6379".into());
             })
         };
-        assert_eq!(key_of(&redis(Some(2))), Some("threads"));
+        assert_eq!(key_of(&redis(Some(2))), None, "shards share the link");
         assert_eq!(key_of(&redis(Some(1))), None);
         assert_eq!(key_of(&redis(None)), None);
-        assert_eq!(
-            redis(None).shards(),
-            1,
-            "a backplane's node runs one thread"
-        );
+        assert_eq!(redis(Some(2)).shards(), 2);
         assert_eq!(key_of(&with(|s| s.threads = Some(2))), None);
         assert_eq!(with(|s| s.threads = Some(3)).shards(), 3);
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         assert_eq!(Settings::default().shards(), cores);
+        assert_eq!(redis(None).shards(), cores, "as without a backplane");
     }
 
     #[test]

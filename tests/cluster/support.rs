@@ -34,8 +34,9 @@ struct ConfigFile {
 impl ConfigFile {
     /// Writes the settings of every node of a cluster: `presence_ttl`, a
     /// history long enough for every test, no rate limit in the way of a
-    /// publisher that retries, and [`API_KEY`].
-    fn write(presence_ttl: Duration) -> ConfigFile {
+    /// publisher that retries, and [`API_KEY`]; then `extra` (lines of
+    /// TOML).
+    fn write(presence_ttl: Duration, extra: &str) -> ConfigFile {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let path = std::env::temp_dir().join(format!(
             "tether-cluster-{}-{}.toml",
@@ -43,7 +44,7 @@ impl ConfigFile {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let settings = format!(
-            "presence_ttl = \"{}s\"\nhistory_size = 10000\nrate_limit = 100000\nrate_burst = 100000\napi_key = \"{API_KEY}\"\n",
+            "presence_ttl = \"{}s\"\nhistory_size = 10000\nrate_limit = 100000\nrate_burst = 100000\napi_key = \"{API_KEY}\"\n{extra}",
             presence_ttl.as_secs()
         );
         fs::write(&path, settings).expect("the config file is written");
@@ -159,10 +160,35 @@ impl Cluster {
     /// [`Cluster::start`] with another `presence_ttl`.
     pub fn with_presence_ttl(presence_ttl: Duration) -> Cluster {
         let redis = Redis::start();
-        let config = ConfigFile::write(presence_ttl);
+        let config = ConfigFile::write(presence_ttl, "");
         let nodes =
             ["smol", "blocking", "tokio"].map(|runtime| Node::start(&redis, &config, runtime));
         Cluster {
+            nodes,
+            redis,
+            _config: config,
+        }
+    }
+}
+
+/// Two nodes of `threads` shards each sharing one Redis: smol, tokio.
+pub struct ShardedPair {
+    /// The nodes; dropping them kills those still running.
+    pub nodes: [Node; 2],
+    /// Their Redis.
+    pub redis: Redis,
+    /// Kept until the nodes are gone.
+    _config: ConfigFile,
+}
+
+impl ShardedPair {
+    /// Starts Redis and a smol and a tokio node of `threads` shards with
+    /// the short [`PRESENCE_TTL`], each with its link to Redis up.
+    pub fn start(threads: usize) -> ShardedPair {
+        let redis = Redis::start();
+        let config = ConfigFile::write(PRESENCE_TTL, &format!("threads = {threads}\n"));
+        let nodes = ["smol", "tokio"].map(|runtime| Node::start(&redis, &config, runtime));
+        ShardedPair {
             nodes,
             redis,
             _config: config,

@@ -148,8 +148,8 @@ impl Server {
 
     /// Runs the node as `threads` shards, one per thread (PROTOCOL.md,
     /// `threads`; see `server/shards.rs`); 1, the default, runs it all on
-    /// the thread that runs it, and 0 counts as 1. A node with a backplane
-    /// runs one thread: `run` refuses more.
+    /// the thread that runs it, and 0 counts as 1. With a backplane the
+    /// shards share the node's one link to it.
     pub fn with_threads(mut self, threads: usize) -> Server {
         self.threads = threads.max(1);
         self

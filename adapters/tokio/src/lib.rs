@@ -139,9 +139,9 @@ impl Server {
     /// `shards.rs`), each a core of its own with the connections handed to
     /// it at accept, all on the runtime `run` runs on; 1, the default,
     /// keeps one core, and 0 counts as 1. Call it before
-    /// [`Server::handle`]; a node with a backplane runs one shard, and
-    /// `run` refuses more. A node without a listener serves what other
-    /// servers hand it on its first shard.
+    /// [`Server::handle`]; with a backplane (set before or after) the
+    /// shards share the node's one link to it. A node without a listener
+    /// serves what other servers hand it on its first shard.
     pub fn with_threads(mut self, threads: usize) -> Server {
         if threads > 1 {
             let nodes = shards::Shards::make(&self.node, threads);
@@ -194,12 +194,6 @@ impl Server {
     /// accepts nothing itself: it runs its time and backplane for the
     /// connections handed to it.
     pub async fn run(self) -> io::Result<()> {
-        if self.backplane.is_some() && self.node.shard_nodes().len() > 1 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "threads: a node with a backplane runs one thread (set threads = 1)",
-            ));
-        }
         let listener = self
             .listener
             .map(tokio::net::TcpListener::from_std)

@@ -97,6 +97,18 @@ impl Node {
         self
     }
 
+    /// The requests of this node's backplane, taken for the shards made
+    /// from it to share.
+    pub(crate) fn take_backplane(&self) -> Option<UnboundedSender<StoreRequest>> {
+        self.lock().requests.take()
+    }
+
+    /// A shard's core made anew, in front of the node's router as it now
+    /// stands.
+    pub(crate) fn replace_core(&self, core: Server) {
+        self.lock().core = core;
+    }
+
     /// What every shard of a node made from this one starts from: its
     /// config, seed, handler and clock.
     pub(crate) fn parts(&self) -> (ServerConfig, u64, Arc<dyn Handler>, time::Instant) {
@@ -127,9 +139,15 @@ impl Node {
 
     /// Makes the core anew, with a backplane whose requests go to
     /// `requests`; gives the node's id, the backplane's name for it.
+    /// A shard puts the node's router in front of the backplane instead,
+    /// and every shard's core is made anew.
     pub(crate) fn use_backplane(&self, requests: UnboundedSender<StoreRequest>) -> String {
         let mut state = self.lock();
         let config: ServerConfig = state.core.config().clone();
+        if let Some(link) = &self.shard {
+            drop(state);
+            return link.shards.use_backplane(&config, requests);
+        }
         state.core = Server::with_backplane(config, self.seed)
             .expect("the same config passed validation when the node was bound");
         state.requests = Some(requests);
@@ -291,11 +309,19 @@ impl Node {
         }
         let mut store = backplane.map(|(task, mut events)| {
             let node = Arc::clone(self);
-            tasks.spawn(async move {
-                while let Some(event) = events.recv().await {
-                    node.input(|state, now| state.core.handle_store_event(now, event));
+            match &self.shard {
+                Some(link) => {
+                    let shards = Arc::clone(&link.shards);
+                    tasks.spawn(shards.run_store_events(self.start, events));
                 }
-            });
+                None => {
+                    tasks.spawn(async move {
+                        while let Some(event) = events.recv().await {
+                            node.input(|state, now| state.core.handle_store_event(now, event));
+                        }
+                    });
+                }
+            }
             tokio::spawn(task)
         });
         // A new core has outputs before any input: a backplane node's first
@@ -330,6 +356,9 @@ impl Node {
                 link.close.notify_one();
             }
             shutdown_timeout = state.core.config().shutdown_timeout;
+        }
+        if let Some(link) = &self.shard {
+            link.shards.close_backplane();
         }
         if let Some(task) = &mut store {
             if time::timeout(shutdown_timeout, &mut *task).await.is_err() {

@@ -21,13 +21,23 @@
 //!   router at its end and feeds back its own events in the same lock; a
 //!   shard the router names is woken once ([`Notify`]), and its task takes
 //!   its events in one input.
-//! - One task drives the store's timeouts for the node.
+//! - One task drives the store's timeouts for the node (with a backplane:
+//!   the link's retries and the node's lease).
+//! - With a backplane the router stands in front of the node's one link
+//!   ([`Router::with_backplane`]): the router's requests go to the
+//!   backplane's task in the router's order (taken under the router's
+//!   lock after every call into it), and one task feeds the backplane's
+//!   events to the router and wakes the shards it names, as a single
+//!   node carries its core's.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
-use tether_core::{Figures, Instant, NodeShards, Router, Server as Core, StoreRequest};
+use tether_core::{
+    Figures, Instant, NodeShards, Router, Server as Core, ServerConfig, StoreEvent, StoreRequest,
+};
 use tokio::sync::Notify;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time;
 
 use crate::node::{Node, State};
@@ -46,6 +56,9 @@ pub(crate) struct Shards {
     turn: AtomicUsize,
     /// The node's `max_connections`.
     max_connections: usize,
+    /// The backplane task's requests, when the node has one, until the
+    /// node stops.
+    backplane: Mutex<Option<UnboundedSender<StoreRequest>>>,
 }
 
 impl std::fmt::Debug for Shards {
@@ -61,6 +74,8 @@ impl std::fmt::Debug for Shards {
 struct Routed {
     router: Router,
     armed: Option<Instant>,
+    /// The node's seed, each shard's drawn from it.
+    seed: u64,
 }
 
 /// The node as one shard's core sees it.
@@ -95,12 +110,19 @@ impl Shards {
     /// The shard nodes of a node of `threads` shards whose first shard
     /// `first` is (its config, seed and handler are every shard's);
     /// shard 0 first.
+    /// When `first` has a backplane already, the shards share its link.
     pub(crate) fn make(first: &Node, threads: usize) -> Vec<Arc<Node>> {
         let (config, seed, handler, start) = first.parts();
+        let backplane = first.take_backplane();
+        let router = match backplane {
+            Some(_) => Router::with_backplane(&config, seed, threads),
+            None => Router::new(&config, seed, threads),
+        };
         let shards = Arc::new(Shards {
             router: Mutex::new(Routed {
-                router: Router::new(&config, seed, threads),
+                router,
                 armed: None,
+                seed,
             }),
             figures: (0..threads).map(|_| Mutex::default()).collect(),
             wakes: (0..threads).map(|_| Notify::new()).collect(),
@@ -108,16 +130,12 @@ impl Shards {
             nodes: OnceLock::new(),
             turn: AtomicUsize::new(0),
             max_connections: config.max_connections,
+            backplane: Mutex::new(backplane),
         });
         let nodes: Vec<Arc<Node>> = (0..threads)
             .map(|index| {
-                let view = View {
-                    shard: index,
-                    shards: Arc::clone(&shards),
-                };
                 let shard_seed = seed.wrapping_add(index as u64 + 1);
-                let core = Core::shard(config.clone(), shard_seed, Box::new(view))
-                    .expect("the same config passed validation when the node was bound");
+                let core = shards.core(&config, index);
                 let link = ShardLink {
                     index,
                     shards: Arc::clone(&shards),
@@ -126,11 +144,110 @@ impl Shards {
             })
             .collect();
         let _ = shards.nodes.set(nodes.clone());
+        shards.settle(&mut shards.routed());
         nodes
+    }
+
+    /// The core of shard `index`, made with `config` in front of the
+    /// router as it stands.
+    fn core(self: &Arc<Self>, config: &ServerConfig, index: usize) -> Core {
+        let view = View {
+            shard: index,
+            shards: Arc::clone(self),
+        };
+        let seed = self.routed().seed.wrapping_add(index as u64 + 1);
+        Core::shard(config.clone(), seed, Box::new(view))
+            .expect("the same config passed validation when the node was bound")
+    }
+
+    /// Puts the router in front of a backplane whose requests go to
+    /// `requests`, and makes every shard's core anew in front of it;
+    /// gives the node's id, the backplane's name for it.
+    pub(crate) fn use_backplane(
+        self: &Arc<Self>,
+        config: &ServerConfig,
+        requests: UnboundedSender<StoreRequest>,
+    ) -> String {
+        let node_id = {
+            let mut routed = self.routed();
+            let seed = routed.seed;
+            routed.router = Router::with_backplane(config, seed, self.wakes.len());
+            routed.router.node_id().to_owned()
+        };
+        *self
+            .backplane
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(requests);
+        for (index, node) in self.nodes().iter().enumerate() {
+            let core = self.core(config, index);
+            node.replace_core(core);
+        }
+        self.settle(&mut self.routed());
+        node_id
+    }
+
+    /// Lets the backplane's task end once it carried what it holds: the
+    /// node stopped.
+    pub(crate) fn close_backplane(&self) {
+        *self
+            .backplane
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Feeds the backplane's events to the router, a batch at a time, and
+    /// wakes the shards it names, until the backplane stops.
+    pub(crate) async fn run_store_events(
+        self: Arc<Self>,
+        start: time::Instant,
+        mut events: UnboundedReceiver<StoreEvent>,
+    ) {
+        while let Some(event) = events.recv().await {
+            let mut woken = Vec::new();
+            let poke = {
+                let mut routed = self.routed();
+                let now = Instant::from_origin(start.elapsed());
+                routed.router.handle_store_event(now, event);
+                while let Ok(event) = events.try_recv() {
+                    routed.router.handle_store_event(now, event);
+                }
+                while let Some(shard) = routed.router.poll_woken() {
+                    woken.push(shard);
+                }
+                self.settle(&mut routed)
+            };
+            for shard in woken {
+                self.wakes[shard].notify_one();
+            }
+            if poke {
+                self.timer.notify_one();
+            }
+        }
     }
 
     fn routed(&self) -> MutexGuard<'_, Routed> {
         self.router.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// After a call into the router, under its lock: hands its requests
+    /// to the backplane, in order, and returns whether the store's next
+    /// deadline came earlier (the store's timer is to be poked).
+    fn settle(&self, routed: &mut Routed) -> bool {
+        if let Some(requests) = &*self
+            .backplane
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            while let Some(request) = routed.router.poll_store_request() {
+                let _ = requests.send(request);
+            }
+        }
+        let next = routed.router.poll_timeout();
+        let earlier = next.is_some() && (routed.armed.is_none() || next < routed.armed);
+        if earlier {
+            routed.armed = next;
+        }
+        earlier
     }
 
     /// Every shard's node.
@@ -153,7 +270,8 @@ impl Shards {
     }
 
     /// Expires the store's history and idempotency records at their
-    /// deadlines, for the whole node.
+    /// deadlines, or reopens the backplane's link and renews the node's
+    /// lease, for the whole node.
     pub(crate) async fn run_store_timer(self: Arc<Self>, start: time::Instant) {
         loop {
             let armed = self.routed().armed;
@@ -168,7 +286,8 @@ impl Shards {
             let mut routed = self.routed();
             if routed.armed.is_some_and(|at| at <= now) {
                 routed.router.handle_timeout(now);
-                routed.armed = routed.router.poll_timeout();
+                routed.armed = None;
+                self.settle(&mut routed);
             }
         }
     }
@@ -184,7 +303,7 @@ impl ShardLink {
         }
         let mut events = Vec::new();
         let mut others = Vec::new();
-        let mut poke = false;
+        let poke;
         {
             let mut routed = self.shards.routed();
             for request in state.pending.drain(..) {
@@ -196,11 +315,7 @@ impl ShardLink {
                     others.push(shard);
                 }
             }
-            let next = routed.router.poll_timeout();
-            if next.is_some() && (routed.armed.is_none() || next < routed.armed) {
-                routed.armed = next;
-                poke = true;
-            }
+            poke = self.shards.settle(&mut routed);
         }
         for shard in others {
             self.shards.wakes[shard].notify_one();

@@ -24,7 +24,14 @@
 //! - A publication is encoded once by the router's store; each following
 //!   shard gets the same frame, once, and hands it to its subscribers.
 //! - Shard 0 also drives the store's timeouts (history and idempotency
-//!   expiry), alone; every shard's instants count from one start.
+//!   expiry, or the backplane link's retries and lease), alone; every
+//!   shard's instants count from one start.
+//! - With a backplane the router stands in front of the node's one link
+//!   ([`Router::with_backplane`]): its task runs on shard 0's executor,
+//!   the router's requests go to it in the router's order (taken under
+//!   the router's lock, after every call into the router), and shard 0's
+//!   store task feeds the backplane's events to the router and wakes the
+//!   shards it names, as a single node carries its core's.
 //! - [`Handle::publish`] goes to shard 0; [`Handle::shutdown`] reaches
 //!   shard 0, which passes it on to every other shard. `run` returns once
 //!   every shard has drained.
@@ -61,6 +68,8 @@ struct Shared {
     timer: Sender<()>,
     /// The instant every shard's clock counts from.
     start: std::time::Instant,
+    /// The backplane task's requests, when the node has one.
+    backplane: Option<Sender<StoreRequest>>,
 }
 
 /// The router and the store deadline shard 0's timer waits for.
@@ -73,6 +82,23 @@ struct Routed {
 impl Shared {
     fn routed(&self) -> MutexGuard<'_, Routed> {
         self.router.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// After a call into the router, under its lock: hands its requests
+    /// to the backplane, in order, and returns whether the store's next
+    /// deadline came earlier (shard 0's timer is to be poked).
+    fn settle(&self, routed: &mut Routed) -> bool {
+        while let Some(request) = routed.router.poll_store_request() {
+            if let Some(backplane) = &self.backplane {
+                let _ = backplane.try_send(request);
+            }
+        }
+        let next = routed.router.poll_timeout();
+        let earlier = next.is_some() && (routed.armed.is_none() || next < routed.armed);
+        if earlier {
+            routed.armed = next;
+        }
+        earlier
     }
 }
 
@@ -135,7 +161,7 @@ impl ShardLink {
         }
         let mut events = self.events.borrow_mut();
         let mut woken = Vec::new();
-        let mut poke_timer = false;
+        let poke_timer;
         {
             let mut routed = self.shared.routed();
             for request in requests.drain(..) {
@@ -147,11 +173,7 @@ impl ShardLink {
                     woken.push(shard);
                 }
             }
-            let next = routed.router.poll_timeout();
-            if next.is_some() && (routed.armed.is_none() || next < routed.armed) {
-                routed.armed = next;
-                poke_timer = true;
-            }
+            poke_timer = self.shared.settle(&mut routed);
         }
         drop(requests);
         for shard in woken {
@@ -211,26 +233,33 @@ impl ShardLink {
 
 /// Runs `server` as `threads` shards until each has drained.
 pub(super) async fn run(server: Server, threads: usize) -> io::Result<()> {
-    if server.backplane.is_some() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "threads: a node with a backplane runs one thread (set threads = 1)",
-        ));
-    }
     let options = server.options;
     let seed = options.seed.unwrap_or_else(|| fastrand::u64(..));
+    let shutdown_timeout = options.config.shutdown_timeout;
     let (wakes, woken): (Vec<_>, Vec<_>) = (0..threads).map(|_| async_channel::bounded(1)).unzip();
     let (timer, timer_pokes) = async_channel::bounded(1);
+    let (store_requests, requests) = async_channel::unbounded();
+    let (events, store_events) = async_channel::unbounded();
+    let router = match &server.backplane {
+        Some(_) => Router::with_backplane(&options.config, seed, threads),
+        None => Router::new(&options.config, seed, threads),
+    };
+    let backplane = server.backplane.map(|backplane| {
+        let (requests, events) = crate::backplane::ends(requests, events);
+        backplane.run(router.node_id(), requests, events)
+    });
     let shared = Arc::new(Shared {
         router: Mutex::new(Routed {
-            router: Router::new(&options.config, seed, threads),
+            router,
             armed: None,
         }),
         figures: (0..threads).map(|_| Mutex::default()).collect(),
         wakes,
         timer,
         start: std::time::Instant::now(),
+        backplane: backplane.is_some().then_some(store_requests),
     });
+    shared.settle(&mut shared.routed());
     let mut woken = woken.into_iter();
     let mut hand_over = Vec::new();
     let mut commands = Vec::new();
@@ -277,19 +306,67 @@ pub(super) async fn run(server: Server, threads: usize) -> io::Result<()> {
         other_commands: commands,
     };
     let listener = server.listener;
-    let served = executor
+    executor
         .run(async {
-            let timer = executor.spawn(store_timer(shared, timer_pokes));
-            let served = first.serve(&executor, Source::Listener(listener)).await;
+            let timer = executor.spawn(store_timer(shared.clone(), timer_pokes));
+            let backplane = backplane.map(|task| executor.spawn(task));
+            let feeding = backplane
+                .as_ref()
+                .map(|_| executor.spawn(store_loop(shared.clone(), store_events)));
+            let mut outcome = first.serve(&executor, Source::Listener(listener)).await;
+            while let Ok(served) = finished.recv().await {
+                outcome = outcome.and(served);
+            }
             drop(timer);
-            served
+            drop(feeding);
+            if let Some(backplane) = backplane {
+                // Every shard has drained: the departures of their users
+                // are among the last requests the backplane carries.
+                if let Some(requests) = &shared.backplane {
+                    requests.close();
+                }
+                let last_requests = async {
+                    backplane.await;
+                };
+                let deadline = async {
+                    if let Ok(reactor) = Reactor::current() {
+                        reactor
+                            .sleep_until(std::time::Instant::now() + shutdown_timeout)
+                            .await;
+                    }
+                    tracing::warn!("shutdown timeout reached before the backplane was done");
+                };
+                future::or(last_requests, deadline).await;
+            }
+            outcome
         })
-        .await;
-    let mut outcome = served;
-    while let Ok(served) = finished.recv().await {
-        outcome = outcome.and(served);
+        .await
+}
+
+/// Feeds the backplane's events to the router, a batch at a time, and
+/// wakes the shards it names: on shard 0, alone.
+async fn store_loop(shared: Arc<Shared>, events: Receiver<StoreEvent>) {
+    while let Ok(event) = events.recv().await {
+        let mut woken = Vec::new();
+        let poke_timer = {
+            let mut routed = shared.routed();
+            let now = Instant::from_origin(shared.start.elapsed());
+            routed.router.handle_store_event(now, event);
+            while let Ok(event) = events.try_recv() {
+                routed.router.handle_store_event(now, event);
+            }
+            while let Some(shard) = routed.router.poll_woken() {
+                woken.push(shard);
+            }
+            shared.settle(&mut routed)
+        };
+        for shard in woken {
+            let _ = shared.wakes[shard].try_send(());
+        }
+        if poke_timer {
+            let _ = shared.timer.try_send(());
+        }
     }
-    outcome
 }
 
 /// Where a shard's connections come from.
@@ -400,7 +477,8 @@ async fn events_loop(node: Rc<Node>, woken: Receiver<()>) {
 }
 
 /// Expires the store's history and idempotency records at their
-/// deadlines: on shard 0, alone.
+/// deadlines, or reopens the backplane's link and renews the node's
+/// lease: on shard 0, alone.
 async fn store_timer(shared: Arc<Shared>, pokes: Receiver<()>) {
     let reactor = match Reactor::current() {
         Ok(reactor) => reactor,
@@ -428,7 +506,8 @@ async fn store_timer(shared: Arc<Shared>, pokes: Receiver<()>) {
         let mut routed = shared.routed();
         if routed.armed.is_some_and(|at| at <= now) {
             routed.router.handle_timeout(now);
-            routed.armed = routed.router.poll_timeout();
+            routed.armed = None;
+            shared.settle(&mut routed);
         }
     }
 }

@@ -1,5 +1,5 @@
-// Type declarations of the Tether browser client, served at /tether.d.ts
-// next to the module at /tether.js.
+// Type declarations of the Tether client (the npm package `tether-client`),
+// served at /tether.d.ts next to the module at /tether.js.
 
 /** The reconnect schedule: `min(base * 2^n, cap) + jitter * random()`, in ms. */
 export interface Backoff {
@@ -50,7 +50,12 @@ export interface OtherOptions {
   offlineQueue?: number;
   /** Source of jitter in [0, 1) (`Math.random`). */
   random?: () => number;
-  /** The WebSocket constructor (`globalThis.WebSocket`). */
+  /**
+   * The WebSocket constructor: `globalThis.WebSocket` when omitted (every
+   * browser, Node.js 22 and later). Node.js before 22 has none: pass the
+   * `WebSocket` of the `ws` package, or the constructor throws a TypeError
+   * saying so.
+   */
   WebSocket?: typeof WebSocket;
 }
 

@@ -1,5 +1,10 @@
-// Tether browser client: an ES module with no dependencies, served by every
-// Tether server at /tether.js. Types: /tether.d.ts.
+// Tether client: an ES module with no dependencies, for browsers and
+// Node.js, served by every Tether server at /tether.js and published as the
+// npm package `tether-client`. Types: /tether.d.ts.
+//
+// It needs a WebSocket constructor: the global one (every browser, Node.js
+// 22 and later), or the `WebSocket` option (the `ws` package on older
+// Node.js); without either the constructor throws a TypeError that says so.
 //
 // It behaves like the Rust client session (PROTOCOL.md section 10 and the
 // client decisions of section 11):
@@ -86,6 +91,11 @@ const TOKEN_EXPIRED = 4004;
 /** A refresh is due no later than this long before the token expires, in ms. */
 const REFRESH_MARGIN = 60000;
 
+/** What the constructor says where there is no WebSocket to dial with. */
+const NO_GLOBAL_WEBSOCKET = 'this runtime has no global WebSocket (Node.js before 22): '
+  + "pass one as the WebSocket option, e.g. import { WebSocket } from 'ws'; "
+  + 'new TetherClient(url, { token, WebSocket })';
+
 /** Request ids this client hands out: `r` and a number without leading 0. */
 const REQUEST_ID = /^r[1-9][0-9]*$/;
 
@@ -114,7 +124,9 @@ const REQUEST_ID = /^r[1-9][0-9]*$/;
  *   server's close frame (5000).
  * @property {number} [offlineQueue] Messages kept while not connected (1000).
  * @property {() => number} [random] Source of jitter in [0, 1).
- * @property {typeof WebSocket} [WebSocket] The WebSocket constructor.
+ * @property {typeof WebSocket} [WebSocket] The WebSocket constructor:
+ *   `globalThis.WebSocket` when omitted; on Node.js before 22, which has
+ *   none, the `WebSocket` of the `ws` package.
  */
 
 /**
@@ -255,7 +267,7 @@ export class TetherClient {
     this.#token = options.token ?? '';
     this.#getToken = typeof getToken === 'function' ? getToken : null;
     this.#random = options.random ?? Math.random;
-    this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this.#WebSocket = webSocketConstructor(options.WebSocket);
     queueMicrotask(() => this.#dial());
   }
 
@@ -444,6 +456,7 @@ export class TetherClient {
    * @returns {Promise<void>}
    */
   close() {
+    /** @type {Promise<void>} */
     const closed = new Promise((resolve) => {
       if (this.#state === 'closed') {
         resolve();
@@ -515,7 +528,7 @@ export class TetherClient {
     try {
       ws = new this.#WebSocket(this.#url, ['tether.v1']);
     } catch (error) {
-      this.#lose({ code: 1006, reason: `connect failed: ${error.message}` }, true);
+      this.#lose({ code: 1006, reason: `connect failed: ${error instanceof Error ? error.message : error}` }, true);
       return;
     }
     this.#ws = ws;
@@ -954,6 +967,24 @@ export class TetherClient {
       }
     }
   }
+}
+
+/**
+ * The WebSocket constructor the client dials with: `given`, else the
+ * global one. Throws a TypeError naming the option when there is neither
+ * (Node.js before 22), instead of failing at the first dial.
+ *
+ * @param {typeof WebSocket | undefined} given
+ * @returns {typeof WebSocket}
+ */
+function webSocketConstructor(given) {
+  const found = given ?? globalThis.WebSocket;
+  if (typeof found !== 'function') {
+    throw new TypeError(given === undefined
+      ? NO_GLOBAL_WEBSOCKET
+      : 'options.WebSocket must be a WebSocket constructor');
+  }
+  return found;
 }
 
 /** A fresh idempotency key: 128 random bits as 32 hex digits. */

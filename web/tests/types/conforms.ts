@@ -4,6 +4,9 @@
 // with types that fit them, so the two cannot drift apart.
 
 import * as declared from '../../tether.js';
+import * as declaredHooks from '../../react.js';
 import * as implemented from './generated/tether.js';
+import * as implementedHooks from './generated/react.js';
 
 export const client: typeof declared = implemented;
+export const hooks: typeof declaredHooks = implementedHooks;

@@ -1,7 +1,7 @@
 // Type declarations of the Tether client (the npm package `tether-client`),
 // served at /tether.d.ts next to the module at /tether.js.
 
-/** The reconnect schedule: `min(base * 2^n, cap) + jitter * random()`, in ms. */
+/** The reconnect schedule: `min(base * 2^n, cap)` plus whole ms drawn from [0, jitter) with `random()`. */
 export interface Backoff {
   /** Delay before the first retry (1000). */
   base: number;
@@ -65,7 +65,7 @@ export const DEFAULTS: Readonly<Required<Omit<OtherOptions, 'random' | 'WebSocke
 /** When to refresh a token with `remaining` ms of life, in ms from now; null once expired. */
 export function refreshDelay(remaining: number): number | null;
 
-/** The wait before retry `attempt` (from 0), in ms. */
+/** The wait before retry `attempt` (from 0), in ms: `min(base * 2^attempt, cap)` plus whole ms drawn from [0, jitter). */
 export function reconnectDelay(attempt: number, backoff: Backoff, random: () => number): number;
 
 /** How a connection ended. */

@@ -12,7 +12,8 @@
 // - It connects, sends `auth` first and waits for `auth_ack`; the time from
 //   the dial to `auth_ack` is bounded by `connectTimeout`.
 // - After an unexpected close or a failed connect it waits
-//   `min(base * 2^n, cap) + jitter` (n counts retries in a row from 0, reset
+//   `min(base * 2^n, cap) + jitter`, the jitter a whole number of ms in
+//   [0, jitter) (n counts retries in a row from 0, reset
 //   only by `auth_ack`) and dials again, up to `maxAttempts` retries in a
 //   row (unlimited by default).
 // - It never reconnects after its own `close()` nor after the final close
@@ -171,7 +172,9 @@ export function refreshDelay(remaining) {
 
 /**
  * The wait before retry `attempt` (from 0): `min(base * 2^attempt, cap)`
- * plus `jitter * random()`, in ms.
+ * plus a whole number of ms drawn from [0, jitter) with `random()`. Whole
+ * ms, as the Rust session draws whole ns: `jitter * random()` itself may
+ * round up to `jitter` for a draw just below 1.
  *
  * @param {number} attempt Retries already made in a row.
  * @param {Backoff} backoff The schedule.
@@ -180,7 +183,8 @@ export function refreshDelay(remaining) {
  */
 export function reconnectDelay(attempt, backoff, random) {
   const floor = Math.min(backoff.base * 2 ** Math.min(attempt, 1023), backoff.cap);
-  return floor + backoff.jitter * random();
+  const drawn = Math.floor(backoff.jitter * random());
+  return floor + Math.min(drawn, Math.max(0, Math.ceil(backoff.jitter) - 1));
 }
 
 /** Why a request, a send or a subscription failed. */

@@ -12,6 +12,9 @@
 # while this build refuses `--runtime blocking`), tether on tokio's
 # multi-threaded runtime (`--runtime tokio`, what `serve` uses) and on its
 # current-thread runtime (`--runtime tokio-current-thread`, tether-tokio-ct),
+# all with `threads` at its default (one shard per core); tether on smol
+# and on tokio with `threads = 1` (tether-smol-t1, tether-tokio-t1, from
+# benches/tether-threads1.toml),
 # Node.js + ws (benches/peers/node-ws, needs node and npm), tokio +
 # tokio-tungstenite (benches/peers/tokio-ws). Every repetition starts every
 # peer afresh, runs `idle` first (so each heap starts clean), then each
@@ -38,7 +41,7 @@ else
   CONNECT=${CONNECT:-1000}
   RTT_SECONDS=${RTT_SECONDS:-5}
 fi
-RTT_CONNECTIONS=${RTT_CONNECTIONS:-50}
+RTT_CONNECTIONS=${RTT_CONNECTIONS:-"50 1000"}
 
 # Connections: the load generator and each server hold up to IDLE sockets.
 ulimit -n "$(ulimit -Hn)"
@@ -55,12 +58,12 @@ LOADGEN=target/release/tether-loadgen
 TOKIO_PEER=benches/peers/tokio-ws/target/release/tokio-ws-peer
 
 declare -A PORT=([tether-smol]=18080 [tether-blocking]=18083 [node-ws]=18081 [tokio-ws]=18082
-  [tether-tokio]=18084 [tether-tokio-ct]=18085)
+  [tether-tokio]=18084 [tether-tokio-ct]=18085 [tether-smol-t1]=18086 [tether-tokio-t1]=18087)
 WANTED=(${PEERS:-tether-smol tether-blocking tether-tokio tether-tokio-ct node-ws tokio-ws})
 wanted() { [[ " ${WANTED[*]} " == *" $1 "* ]]; }
 PEERS=()
 NOTES=()
-for peer in tether-smol tether-tokio tether-tokio-ct; do
+for peer in tether-smol tether-smol-t1 tether-tokio tether-tokio-t1 tether-tokio-ct; do
   if wanted $peer; then PEERS+=($peer); fi
 done
 
@@ -96,8 +99,12 @@ start_peer() {
         --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
     tether-blocking) RUST_LOG=warn "$TETHER" serve --dev --runtime blocking \
         --config benches/tether.toml --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
+    tether-smol-t1) RUST_LOG=warn "$TETHER" serve --dev --config benches/tether-threads1.toml \
+        --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
     tether-tokio) RUST_LOG=warn "$TETHER" serve --dev --runtime tokio \
         --config benches/tether.toml --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
+    tether-tokio-t1) RUST_LOG=warn "$TETHER" serve --dev --runtime tokio \
+        --config benches/tether-threads1.toml --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
     tether-tokio-ct) RUST_LOG=warn "$TETHER" serve --dev --runtime tokio-current-thread \
         --config benches/tether.toml --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
     node-ws) node benches/peers/node-ws/server.js "$port" 2>>"$LOGS/$peer.log" & ;;
@@ -137,8 +144,11 @@ for rep in $(seq "$REPS"); do
   sleep 1
   for peer in "${ORDER[@]}"; do bench "$peer" idle --connections "$IDLE" --server-pid "${PID[$peer]}"; done
   for peer in "${ORDER[@]}"; do bench "$peer" connect --clients "$CONNECT"; done
-  for peer in "${ORDER[@]}"; do
-    bench "$peer" rtt --connections "$RTT_CONNECTIONS" --seconds "$RTT_SECONDS"
+  for connections in $RTT_CONNECTIONS; do
+    for peer in "${ORDER[@]}"; do
+      bench "$peer" rtt --connections "$connections" --seconds "$RTT_SECONDS" \
+        --server-pid "${PID[$peer]}"
+    done
   done
   for size in $FANOUT_SIZES; do
     for peer in "${ORDER[@]}"; do

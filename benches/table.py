@@ -13,7 +13,8 @@ import statistics
 import sys
 from collections import defaultdict
 
-PEER_ORDER = ["tether-smol", "tether-blocking", "tether-tokio", "tether-tokio-ct", "node-ws", "tokio-ws"]
+PEER_ORDER = ["tether-smol", "tether-smol-t1", "tether-blocking", "tether-tokio", "tether-tokio-t1",
+              "tether-tokio-ct", "node-ws", "tokio-ws"]
 
 # (scenario label, metric, unit, higher is better)
 def rows_for(scenario, line):
@@ -31,6 +32,7 @@ def rows_for(scenario, line):
             ("round_trips_per_sec", "round trips/s", True),
             ("p50_us", "p50 µs", False),
             ("p99_us", "p99 µs", False),
+            ("server_cpu_us_per_round_trip", "server CPU µs/round trip", False),
         ]
     if scenario == "idle":
         return "idle", [

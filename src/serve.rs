@@ -46,12 +46,15 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
     };
     match settings.runtime {
         Runtime::Smol => {
-            let mut server = tether_smol::Server::bind(options).map_err(AppError::Io)?;
+            let threads = settings.shards();
+            let mut server = tether_smol::Server::bind(options)
+                .map_err(AppError::Io)?
+                .with_threads(threads);
             if let Some(backplane) = backplane {
                 server = server.with_backplane(backplane);
             }
             info!(
-                "listening on {} (runtime smol)",
+                "listening on {} (runtime smol, {threads} threads)",
                 server.local_addr().map_err(AppError::Io)?
             );
             let handle = server.handle();
@@ -69,12 +72,19 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             server.run().map_err(AppError::Io)?;
         }
         Runtime::Tokio | Runtime::TokioCurrentThread => {
-            let mut server = tether_tokio::Server::bind(options).map_err(AppError::Io)?;
+            // Shards on one thread would only split its work.
+            let threads = match settings.runtime {
+                Runtime::TokioCurrentThread => 1,
+                _ => settings.shards(),
+            };
+            let mut server = tether_tokio::Server::bind(options)
+                .map_err(AppError::Io)?
+                .with_threads(threads);
             if let Some(backplane) = backplane {
                 server = server.with_backplane(backplane);
             }
             info!(
-                "listening on {} (runtime {})",
+                "listening on {} (runtime {}, {threads} threads)",
                 server.local_addr().map_err(AppError::Io)?,
                 settings.runtime.name()
             );

@@ -202,6 +202,9 @@ pub struct Settings {
     pub api_key: Option<Redacted<String>>,
     /// The adapter that drives the core.
     pub runtime: Runtime,
+    /// Shards of the node, one per thread (`threads`); `None` for the
+    /// default, [`Settings::shards`].
+    pub threads: Option<usize>,
     /// Dev mode: any token is accepted as the user id. For trying things
     /// out only; announced loudly at start-up.
     pub dev: bool,
@@ -221,6 +224,7 @@ impl Default for Settings {
             jwt: JwtSettings::default(),
             api_key: None,
             runtime: Runtime::default(),
+            threads: None,
             dev: false,
             redis_url: None,
             proxy: ProxySettings::default(),
@@ -237,6 +241,7 @@ impl fmt::Debug for Settings {
             jwt,
             api_key,
             runtime,
+            threads,
             dev,
             redis_url,
             proxy,
@@ -248,6 +253,7 @@ impl fmt::Debug for Settings {
             .field("jwt", jwt)
             .field("api_key", api_key)
             .field("runtime", runtime)
+            .field("threads", threads)
             .field("dev", dev)
             .field("redis_url", &redis_url.as_deref().map(mask_url_password))
             .field("proxy", proxy)
@@ -340,6 +346,17 @@ impl Settings {
             }
         }
         Ok(settings)
+    }
+
+    /// How many shards the node runs (PROTOCOL.md section 10): `threads`
+    /// when set; otherwise one per available core, or one with a
+    /// backplane, whose node runs one thread.
+    pub fn shards(&self) -> usize {
+        match self.threads {
+            Some(threads) => threads,
+            None if self.redis_url.is_some() => 1,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        }
     }
 
     /// Checks the rules that a complete configuration must obey.

@@ -79,6 +79,20 @@
 //!   `(RLIMIT_NOFILE` and `limit=N`, the new value, as a field). No
 //!   token or API key is ever logged.
 //!
+//! - **Shards.** A node on several threads runs one [`Server`] per shard
+//!   ([`Server::shard`]), each with its own connections, in front of one
+//!   [`Router`] the adapter shares between them (behind a lock: the core
+//!   takes none). Each shard's [`Output::Store`] requests go to
+//!   [`Router::handle_request`] at the end of its drain, with its shard
+//!   number; the events [`Router::take_events`] gives for a shard go into
+//!   that shard's [`Server::handle_store_event`]; a shard
+//!   [`Router::poll_woken`] names is woken to take them. A connection is
+//!   counted against the node's `max_connections` when it is accepted
+//!   ([`Router::open_socket`]) and handed to its shard with
+//!   [`Server::accept_counted`]. [`NodeShards`] is the shard's view of the
+//!   router and of the other shards' [`Server::figures`]. One place
+//!   drives [`Router::handle_timeout`].
+//!
 //! `core/examples/serve.rs` is a complete node driven this way on `std`
 //! alone (threads and one lock): the reference for a new adapter, but for
 //! the file limit, the logs' exact words and a backplane. Run it with
@@ -108,6 +122,7 @@ mod node_options;
 mod queue;
 mod rate;
 mod server;
+mod shard;
 mod time;
 mod timer;
 pub mod wire;
@@ -122,6 +137,7 @@ pub use http::{AcceptedUpgrade, HttpError, UpgradeHead};
 pub use ids::ConnId;
 pub use node_options::NodeOptions;
 pub use server::{ACCEPT_RETRY, AcceptRetry, Decision, Output, PublishError, Server, Verdict};
+pub use shard::{Figures, NodeShards};
 pub use time::Instant;
 
 // Decisions the application takes, and what it may observe.
@@ -137,8 +153,8 @@ pub use hooks::{
 // The backplane seam: what a shared store implements.
 pub use backplane::{Backplane, BackplaneTask, EventSink, RequestSource};
 pub use hub::{
-    BACKPLANE_BACKOFF, Control, Member, NodeInfo, NodeStats, Refusal, StoreEvent, StoreRequest,
-    Ticket,
+    BACKPLANE_BACKOFF, Control, Member, NodeInfo, NodeStats, Refusal, Router, StoreEvent,
+    StoreRequest, Ticket,
 };
 
 // The client session: what a client adapter drives.

@@ -85,6 +85,7 @@ use crate::http::{self, AcceptedUpgrade, HttpError, UpgradeHead};
 use crate::hub::{ApiPublish, Hub, StoreEvent, Ticket};
 use crate::ids::ConnId;
 use crate::metrics::{self, Counters, Gauges};
+use crate::shard::{Figures, NodeShards};
 use crate::time::Instant;
 
 mod api;
@@ -172,6 +173,26 @@ impl Server {
         Ok(Server::from_parts(config, hub, node_id))
     }
 
+    /// One shard of a node that runs several (PROTOCOL.md, `threads`), or
+    /// the first [`ConfigError`] of `config`. The node's store is behind
+    /// its [`Router`](crate::Router), reached through `node`: the shard's
+    /// requests come out as [`Output::Store`] for the adapter to hand to
+    /// the router, and the router's events for this shard go into
+    /// [`Server::handle_store_event`]. Users and new channels are counted
+    /// for the whole node, and `/metrics` and `POST /api/info` answer for
+    /// the whole node. Give each shard its own `seed`: session ids start
+    /// with the shard's [`Server::node_id`].
+    pub fn shard(
+        config: ServerConfig,
+        seed: u64,
+        node: Box<dyn NodeShards>,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let node_id = node_id(seed);
+        let hub = Hub::for_shard(&config, node);
+        Ok(Server::from_parts(config, hub, node_id))
+    }
+
     fn from_parts(config: ServerConfig, hub: Hub, node_id: String) -> Self {
         Server {
             config,
@@ -216,8 +237,34 @@ impl Server {
     /// already [`Output::Wake`] the new connection: make its writer known
     /// before draining.
     pub fn accept(&mut self, now: Instant) -> ConnId {
-        self.accept_failing = false;
         let refusal = self.refusal();
+        self.accept_with(now, refusal)
+    }
+
+    /// For a shard: a TCP connection the node's acceptor accepted and
+    /// handed to this shard, `counted` when the acceptor found room for it
+    /// on the node and counted it ([`Router::open_socket`]), `false` when
+    /// the node held `max_connections`. Otherwise as [`Server::accept`].
+    /// Counting at accept, in the order of accepts, refuses the connection
+    /// accepted past the limit, whichever shard it goes to.
+    ///
+    /// [`Router::open_socket`]: crate::Router::open_socket
+    pub fn accept_counted(&mut self, now: Instant, counted: bool) -> ConnId {
+        let refusal = match (self.draining, counted) {
+            (true, counted) => {
+                if counted {
+                    self.hub.close_socket();
+                }
+                Some(Refusal::Draining)
+            }
+            (false, true) => None,
+            (false, false) => Some(Refusal::AtCapacity),
+        };
+        self.accept_with(now, refusal)
+    }
+
+    fn accept_with(&mut self, now: Instant, refusal: Option<Refusal>) -> ConnId {
+        self.accept_failing = false;
         let conn = match refusal {
             Some(refusal) => Connection::refused(&self.config, now, refusal.response()),
             None => Connection::new(&self.config, now),
@@ -267,11 +314,19 @@ impl Server {
     fn refusal(&self) -> Option<Refusal> {
         if self.draining {
             Some(Refusal::Draining)
-        } else if self.live >= self.config.max_connections {
+        } else if !self.has_room() {
             Some(Refusal::AtCapacity)
         } else {
             None
         }
+    }
+
+    /// Whether the node takes one more connection: it holds fewer than
+    /// `max_connections`. A shard counts the node's connections, and the
+    /// new one at once (see [`Hub::open_socket`]).
+    fn has_room(&self) -> bool {
+        let limit = self.config.max_connections;
+        self.hub.open_socket(limit).unwrap_or(self.live < limit)
     }
 
     /// Gives `conn` a slot and settles it; a `refused` one does not count
@@ -448,7 +503,7 @@ impl Server {
         }
         if let Ok(identity) = &identity
             && entry.conn.awaits_verdict()
-            && !self.hub.has_room_for(&identity.user)
+            && !self.hub.admit(&identity.user)
         {
             let reason = "too many connections for this user";
             entry
@@ -652,8 +707,18 @@ impl Server {
         self.live
     }
 
-    /// The metrics in Prometheus text format.
+    /// The metrics in Prometheus text format; a shard's are the whole
+    /// node's.
     pub fn metrics_text(&self) -> String {
+        let figures = self.node_figures();
+        metrics::render(&figures.counters, &figures.gauges)
+    }
+
+    /// This node's counters and gauges; a shard's own only, which it hands
+    /// to the other shards of its node ([`NodeShards::others`]), without
+    /// the node's history (the router's): cheap enough to share after
+    /// every input.
+    pub fn figures(&self) -> Figures {
         let history = self.hub.history_usage();
         let gauges = Gauges {
             connections: self.open_websockets,
@@ -664,12 +729,26 @@ impl Server {
             history_channels: history.channels as u64,
             history_bytes: history.bytes as u64,
         };
-        let counters = Counters {
-            backplane_errors_total: self.hub.store_failures(),
-            backplane_request_errors_total: self.hub.store_refusals(),
-            ..self.counters
-        };
-        metrics::render(&counters, &gauges)
+        Figures {
+            counters: self.counters(),
+            gauges,
+        }
+    }
+
+    /// The figures of the whole node: this shard's with every other
+    /// shard's, and the channels the router counts once for the node.
+    fn node_figures(&self) -> Figures {
+        let own = self.figures();
+        match self.hub.node_figures() {
+            Some((others, channels, history)) => {
+                let mut figures = own + others;
+                figures.gauges.channels = channels as u64;
+                figures.gauges.history_channels = history.channels as u64;
+                figures.gauges.history_bytes = history.bytes as u64;
+                figures
+            }
+            None => own,
+        }
     }
 
     /// The node's counters.
@@ -981,6 +1060,7 @@ impl Server {
         self.free.push(index as u32);
         if !refused {
             self.live -= 1;
+            self.hub.close_socket();
         }
     }
 
@@ -1021,7 +1101,7 @@ fn null() -> Box<RawValue> {
 
 /// The node id of a seed: 16 hex digits of a SplitMix64 step, so that
 /// nearby seeds give unrelated ids.
-fn node_id(seed: u64) -> String {
+pub(crate) fn node_id(seed: u64) -> String {
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

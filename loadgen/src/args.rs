@@ -80,6 +80,10 @@ pub struct RttArgs {
     /// Seconds of measurement.
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
+    /// Process id of the server, whose `/proc/<pid>/stat` gives the CPU
+    /// time it spent over the measurement (reported per round trip).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
 }
 
 /// Arguments of the `idle` scenario.

@@ -51,6 +51,7 @@ pub async fn run(spawner: Spawner, target: Target, args: RttArgs) -> io::Result<
             }
         }
     }
+    let cpu_before = args.server_pid.map(cpu_ticks).transpose()?;
     let start_ns = clock.now_ns();
     for _ in 0..args.connections {
         let _ = go_tx.send(start_ns).await;
@@ -63,6 +64,7 @@ pub async fn run(spawner: Spawner, target: Target, args: RttArgs) -> io::Result<
         error = error.or(failed);
     }
     let elapsed = Duration::from_nanos(clock.now_ns() - start_ns);
+    let cpu_after = args.server_pid.map(cpu_ticks).transpose()?;
     let count = samples.len() as u64;
     let per_sec = rate(count, elapsed);
     let latency = samples.percentiles_us();
@@ -75,6 +77,15 @@ pub async fn run(spawner: Spawner, target: Target, args: RttArgs) -> io::Result<
         .set("p50_us", round1(latency.p50_us))
         .set("p99_us", round1(latency.p99_us))
         .set("max_us", round1(latency.max_us));
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after)
+        && count > 0
+    {
+        let cpu_us = after.saturating_sub(before) as f64 * 1e6 / TICKS_PER_SECOND;
+        report.set("server_cpu_ms", round1(cpu_us / 1e3)).set(
+            "server_cpu_us_per_round_trip",
+            round1(cpu_us / count as f64),
+        );
+    }
     if let Some(error) = &error {
         report.set("error", error.as_str());
     }
@@ -141,5 +152,39 @@ impl Pinger {
         let mut conn = WsConn::open(&self.target, self.index as u64, READ_BUFFER).await?;
         conn.authenticate(&format!("rtt-{}", self.index)).await?;
         Ok(conn)
+    }
+}
+
+/// The clock ticks of `/proc/<pid>/stat` per second (`USER_HZ`, 100 on
+/// Linux whatever the kernel's own tick).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The CPU time process `pid` used so far, user and system, all threads,
+/// in clock ticks.
+fn cpu_ticks(pid: u32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_cpu_ticks(&stat)
+        .ok_or_else(|| io::Error::other(format!("no CPU times in the stat of process {pid}")))
+}
+
+/// `utime` + `stime`: the 14th and 15th fields, counted after the
+/// command's closing parenthesis (the command may hold spaces).
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, after_command) = stat.rsplit_once(')')?;
+    let mut fields = after_command.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+#[cfg(test)]
+mod cpu_tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_user_and_system_time_after_the_command() {
+        let stat = "4242 (tether serve) S 1 4242 4242 0 -1 4194560 900 0 0 0 \
+                    1234 567 0 0 20 0 3 0 100 1000 200";
+        assert_eq!(parse_cpu_ticks(stat), Some(1234 + 567));
     }
 }

@@ -55,6 +55,7 @@ fn a_run_the_rate_limit_cut_short_fails_and_says_which_config_to_bench() {
     let rtt = Scenario::Rtt(RttArgs {
         connections: 1,
         seconds: 5,
+        server_pid: None,
     });
     let error = run(&args(&url, rtt)).unwrap_err().to_string();
     assert!(error.contains("RATE_LIMITED"), "{error}");
@@ -97,9 +98,14 @@ fn rtt_idle_and_connect_complete_against_a_node() {
         Scenario::Rtt(RttArgs {
             connections: 2,
             seconds: 1,
+            server_pid: Some(std::process::id()),
         }),
     );
     assert!(number(&rtt, "round_trips") > 0.0, "{rtt:?}");
+    assert!(
+        number(&rtt, "server_cpu_us_per_round_trip") >= 0.0,
+        "{rtt:?}"
+    );
     let idle = bench(
         &url,
         Scenario::Idle(IdleArgs {

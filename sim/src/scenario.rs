@@ -60,11 +60,15 @@ pub enum Scenario {
     /// to the others and recover from the central history, and a user
     /// whose only connection went silent with it leaves everywhere.
     ClusterCrash,
+    /// One node of three shards (`threads = 3`) in front of one router,
+    /// clients spread over the shards, steady chat with some connections
+    /// reset and one peer vanishing.
+    ShardedChat,
 }
 
 impl Scenario {
     /// Every scenario, in the order runs go through them.
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::SteadyChat,
         Scenario::RestartStorm,
         Scenario::RestartStormNoJitter,
@@ -76,6 +80,7 @@ impl Scenario {
         Scenario::BackplanePartition,
         Scenario::ClusterCrash,
         Scenario::RefreshStorm,
+        Scenario::ShardedChat,
     ];
 
     /// The name used on the command line.
@@ -92,6 +97,7 @@ impl Scenario {
             Scenario::BackplanePartition => "backplane-partition",
             Scenario::ClusterCrash => "cluster-crash",
             Scenario::RefreshStorm => "refresh-storm",
+            Scenario::ShardedChat => "sharded-chat",
         }
     }
 
@@ -120,6 +126,7 @@ impl Scenario {
             Scenario::BackplanePartition => backplane_partition(size, rng),
             Scenario::ClusterCrash => cluster_crash(size, rng),
             Scenario::RefreshStorm => refresh_storm(size, rng),
+            Scenario::ShardedChat => sharded_chat(size, rng),
         }
     }
 
@@ -175,7 +182,8 @@ impl Scenario {
             Scenario::SteadyChat
             | Scenario::FlappingClient
             | Scenario::HealingPartition
-            | Scenario::ClusterChat => {}
+            | Scenario::ClusterChat
+            | Scenario::ShardedChat => {}
         }
         failures
     }
@@ -276,6 +284,7 @@ fn steady_chat(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server: ServerConfig::dev(),
         nodes: 1,
+        sharded: false,
         backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
@@ -298,6 +307,7 @@ fn restart_storm(size: Size, rng: &mut fastrand::Rng, backoff: Backoff) -> Setup
     Setup {
         server: ServerConfig::dev(),
         nodes: 1,
+        sharded: false,
         backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
@@ -357,6 +367,7 @@ fn slow_consumer(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server,
         nodes: 1,
+        sharded: false,
         backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
@@ -389,6 +400,7 @@ fn flapping_client(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server: ServerConfig::dev(),
         nodes: 1,
+        sharded: false,
         backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
@@ -418,6 +430,7 @@ fn healing_partition(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server: ServerConfig::dev(),
         nodes: 1,
+        sharded: false,
         backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
@@ -452,6 +465,7 @@ fn cluster(
     Setup {
         server: ServerConfig::dev(),
         nodes: CLUSTER_NODES,
+        sharded: false,
         backplane: Some(BackplaneSpec {
             link: LinkProfile::lan(latency, Duration::from_micros(500)),
             two_streams: true,
@@ -478,6 +492,17 @@ fn cluster_chat(size: Size, rng: &mut fastrand::Rng) -> Setup {
     let client = rng.usize(..count);
     setup.faults.push((at, Fault::Vanish { client }));
     setup
+}
+
+/// The cluster chat on the shards of one node: the same clients spread the
+/// same way, the same faults, with the router in place of the backplane.
+fn sharded_chat(size: Size, rng: &mut fastrand::Rng) -> Setup {
+    let setup = cluster_chat(size, rng);
+    Setup {
+        backplane: None,
+        sharded: true,
+        ..setup
+    }
 }
 
 /// The store is unreachable for 5 s, 10 to 11 s in. Leases last half of a

@@ -19,6 +19,10 @@ pub struct Setup {
     pub server: ServerConfig,
     /// Server nodes, named `node0`, `node1`, ...
     pub nodes: usize,
+    /// Whether the nodes are the shards of one node (`threads`), in front
+    /// of one router and its store ([`tether_core::Router`]), instead of
+    /// nodes of their own. Not with a backplane.
+    pub sharded: bool,
     /// The shared store, when the nodes form a cluster over a backplane
     /// ([`crate::backplane`]); `None` gives each node a store of its own,
     /// in memory.

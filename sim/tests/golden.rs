@@ -5,7 +5,7 @@
 
 use tether_sim::{Scenario, Size, run};
 
-const GOLDEN: [(Scenario, u64); 11] = [
+const GOLDEN: [(Scenario, u64); 12] = [
     (Scenario::SteadyChat, 0x99f8_9e31_565e_3e78),
     (Scenario::RestartStorm, 0x2561_22d7_8017_7288),
     (Scenario::RestartStormNoJitter, 0x205d_d473_12ee_f627),
@@ -17,6 +17,7 @@ const GOLDEN: [(Scenario, u64); 11] = [
     (Scenario::BackplanePartition, 0xacc2_5f15_38d9_64b3),
     (Scenario::ClusterCrash, 0x8717_9203_7ba4_2947),
     (Scenario::RefreshStorm, 0xd9b6_78e2_8f20_4837),
+    (Scenario::ShardedChat, 0xf697_4ced_b262_93fa),
 ];
 
 #[test]
@@ -39,4 +40,12 @@ fn a_run_repeats_exactly_and_another_seed_differs() {
     assert_eq!((first.hash, first.lines), (again.hash, again.lines));
     assert_eq!(first.tail, again.tail);
     assert_ne!(first.hash, other.hash);
+}
+
+#[test]
+fn a_sharded_run_repeats_exactly() {
+    let first = run(Scenario::ShardedChat, Size::Short, 7).outcome;
+    let again = run(Scenario::ShardedChat, Size::Short, 7).outcome;
+    assert_eq!((first.hash, first.lines), (again.hash, again.lines));
+    assert_eq!(first.tail, again.tail);
 }

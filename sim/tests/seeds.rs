@@ -74,3 +74,8 @@ fn cluster_crash_keeps_every_invariant() {
 fn refresh_storm_keeps_grants_and_every_invariant() {
     run_seeds(Scenario::RefreshStorm, 12);
 }
+
+#[test]
+fn sharded_chat_keeps_every_invariant() {
+    run_seeds(Scenario::ShardedChat, 30);
+}

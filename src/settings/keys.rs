@@ -10,7 +10,7 @@ use toml::Value;
 
 use super::kinds::{
     AddrKind, AlgorithmKind, CountKind, DurationKind, FlagKind, HeadersKind, Kind, PathKind,
-    RuntimeKind, SecretKind, Shown, SizeKind, StringsKind, TextKind, UrlKind,
+    RuntimeKind, SecretKind, Shown, SizeKind, StringsKind, TextKind, ThreadsKind, UrlKind,
 };
 use super::{Settings, SettingsError, namespaces};
 
@@ -47,6 +47,7 @@ macro_rules! key {
 pub(crate) const KEYS: &[Key] = &[
     key!("listen", AddrKind, listen),
     key!("runtime", RuntimeKind, runtime),
+    key!("threads", ThreadsKind, threads),
     key!("dev", FlagKind, dev),
     key!("demo", FlagKind, server.demo),
     key!("jwt_secret", SecretKind, jwt_secret),

@@ -108,6 +108,24 @@ where
     }
 }
 
+/// An optional whole number of threads; unset, the node picks its own.
+pub(crate) struct ThreadsKind;
+
+impl Kind for ThreadsKind {
+    type Target = Option<usize>;
+
+    fn read(value: &Value) -> Result<Option<usize>, String> {
+        CountKind::<usize>::read(value).map(Some)
+    }
+
+    fn show(target: &Option<usize>) -> Shown {
+        match target {
+            Some(threads) => CountKind::<usize>::show(threads),
+            None => Shown::Unset,
+        }
+    }
+}
+
 /// `true` or `false`.
 pub(crate) struct FlagKind;
 

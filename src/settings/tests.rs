@@ -462,6 +462,7 @@ fn everything_changed() -> Settings {
         },
         api_key: None,
         runtime: Runtime::Blocking,
+        threads: Some(1),
         dev: true,
         redis_url: Some("redis://127.0.0.1:6379/0".into()),
         proxy: ProxySettings {

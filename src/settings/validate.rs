@@ -41,6 +41,7 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), SettingsError> {
     secrets(settings)?;
     jwt_keys(settings)?;
     redis(settings)?;
+    threads(settings)?;
     proxy(settings)?;
     backend_rules(settings)
 }
@@ -145,6 +146,31 @@ fn jwt_keys(settings: &Settings) -> Result<(), SettingsError> {
         [(_, false), (_, false)] if !settings.dev => Err(invalid(
             "jwt_algorithm",
             format!("{name} needs a public key: set jwt_public_key_file or jwt_jwks_file"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The most shards `threads` allows: beyond the cores of any machine a
+/// node runs on, and each shard costs a thread and a poller.
+pub const MAX_THREADS: usize = 1024;
+
+/// `threads` must name a number of shards the node can run: at least one,
+/// at most [`MAX_THREADS`], and one with a backplane, whose link a node
+/// keeps on one thread.
+fn threads(settings: &Settings) -> Result<(), SettingsError> {
+    match settings.threads {
+        Some(0) => Err(invalid("threads", "must be at least 1")),
+        Some(threads) if threads > MAX_THREADS => Err(invalid(
+            "threads",
+            format!("must be at most {MAX_THREADS}, got {threads}"),
+        )),
+        Some(threads) if threads > 1 && settings.redis_url.is_some() => Err(invalid(
+            "threads",
+            format!(
+                "a node with redis_url runs one thread, got {threads}: set threads = 1 or \
+                 leave it unset"
+            ),
         )),
         _ => Ok(()),
     }
@@ -323,6 +349,31 @@ mod tests {
         assert_eq!(key_of(&ok), None);
         let hs256 = with(|s| s.jwt_secret = secret());
         assert_eq!(key_of(&hs256), None);
+    }
+
+    #[test]
+    fn threads_must_be_a_number_of_shards_the_node_can_run() {
+        assert_eq!(key_of(&with(|s| s.threads = Some(0))), Some("threads"));
+        let many = with(|s| s.threads = Some(MAX_THREADS + 1));
+        assert_eq!(key_of(&many), Some("threads"));
+        let redis = |threads| {
+            with(|s| {
+                s.threads = threads;
+                s.redis_url = Some("redis://127.0.0.1:6379".into());
+            })
+        };
+        assert_eq!(key_of(&redis(Some(2))), Some("threads"));
+        assert_eq!(key_of(&redis(Some(1))), None);
+        assert_eq!(key_of(&redis(None)), None);
+        assert_eq!(
+            redis(None).shards(),
+            1,
+            "a backplane's node runs one thread"
+        );
+        assert_eq!(key_of(&with(|s| s.threads = Some(2))), None);
+        assert_eq!(with(|s| s.threads = Some(3)).shards(), 3);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(Settings::default().shards(), cores);
     }
 
     #[test]

@@ -119,6 +119,6 @@ fn disconnect_closes_every_connection_of_the_user_with_its_code(runtime: Runtime
 }
 
 runtime_tests! {
-    every_method_answers_on_a_node => smol, blocking, tokio;
-    disconnect_closes_every_connection_of_the_user_with_its_code => smol, blocking, tokio;
+    every_method_answers_on_a_node => smol, smol2, blocking, tokio, tokio2;
+    disconnect_closes_every_connection_of_the_user_with_its_code => smol, smol2, blocking, tokio, tokio2;
 }

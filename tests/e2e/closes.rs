@@ -115,7 +115,7 @@ fn a_client_close_is_echoed(runtime: Runtime) {
 }
 
 runtime_tests! {
-    a_binary_message_closes_1003 => smol, blocking, tokio, example;
+    a_binary_message_closes_1003 => smol, smol2, blocking, tokio, tokio2, example;
     a_message_over_max_payload_closes_1009_then_tcp => smol, blocking, tokio;
     invalid_utf8_in_a_text_message_closes_1007_then_tcp => smol, blocking, tokio;
     an_unmasked_client_frame_closes_1002_then_tcp => smol, blocking, tokio;

@@ -73,7 +73,7 @@ fn any_origin_is_accepted_without_an_allow_list(runtime: Runtime) {
 }
 
 runtime_tests! {
-    tether_v1_is_selected_when_offered => smol, blocking, tokio, example;
+    tether_v1_is_selected_when_offered => smol, smol2, blocking, tokio, tokio2, example;
     only_other_subprotocols_are_refused => smol, blocking, tokio;
     no_subprotocol_offer_is_accepted => smol, blocking, tokio;
     origins_off_the_allow_list_are_refused => smol, blocking, tokio;

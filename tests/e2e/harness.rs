@@ -46,10 +46,16 @@ pub const JWT_SECRET: &str = "e2e-jwt-secret-at-least-32-bytes-long";
 pub enum Runtime {
     /// `tether-smol`: one thread, an async task per connection.
     Smol,
+    /// `tether-smol` with `threads = 2`: two shards, connections handed
+    /// to them in turn (the first to shard 0).
+    Smol2,
     /// `tether-blocking`: a reader and a writer thread per connection.
     Blocking,
     /// `tether-tokio`: a task per connection on a multi-threaded runtime.
     Tokio,
+    /// `tether-tokio` with `threads = 2`: two shards, connections handed
+    /// to them in turn (the first to shard 0).
+    Tokio2,
     /// The core's `serve` example (`core/examples/serve.rs`) as a child
     /// process: the reference a new adapter is written from. It serves
     /// `ServerConfig::dev()` with development tokens (every token is
@@ -67,9 +73,9 @@ impl Runtime {
     /// The name the `tether` binary's `--runtime` flag takes.
     pub fn name(self) -> &'static str {
         match self {
-            Runtime::Smol => "smol",
+            Runtime::Smol | Runtime::Smol2 => "smol",
             Runtime::Blocking => "blocking",
-            Runtime::Tokio => "tokio",
+            Runtime::Tokio | Runtime::Tokio2 => "tokio",
             Runtime::Example => "example",
         }
     }
@@ -101,12 +107,14 @@ impl Runtime {
         handler: SharedHandler,
     ) -> TestServer {
         match self {
-            Runtime::Smol => {
+            Runtime::Smol | Runtime::Smol2 => {
+                let threads = if self == Runtime::Smol2 { 2 } else { 1 };
                 let server = tether_smol::Server::bind(NodeOptions {
                     config,
                     ..NodeOptions::new(listen, handler)
                 })
-                .expect("the smol node binds");
+                .expect("the smol node binds")
+                .with_threads(threads);
                 let addr = server.local_addr().expect("a bound address");
                 let handle = server.handle();
                 TestServer::spawn(addr, Box::new(handle), move || {
@@ -123,12 +131,14 @@ impl Runtime {
                 let handle = server.handle();
                 TestServer::spawn(addr, Box::new(handle), move || server.run())
             }
-            Runtime::Tokio => {
+            Runtime::Tokio | Runtime::Tokio2 => {
+                let threads = if self == Runtime::Tokio2 { 2 } else { 1 };
                 let server = tether_tokio::Server::bind(NodeOptions {
                     config,
                     ..NodeOptions::new(listen, handler)
                 })
-                .expect("the tokio node binds");
+                .expect("the tokio node binds")
+                .with_threads(threads);
                 let addr = server.local_addr().expect("a bound address");
                 let handle = server.handle();
                 TestServer::spawn(addr, Box::new(handle), move || {

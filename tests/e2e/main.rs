@@ -24,11 +24,17 @@ macro_rules! runtime_tests {
     (@runtime smol) => {
         $crate::harness::Runtime::Smol
     };
+    (@runtime smol2) => {
+        $crate::harness::Runtime::Smol2
+    };
     (@runtime blocking) => {
         $crate::harness::Runtime::Blocking
     };
     (@runtime tokio) => {
         $crate::harness::Runtime::Tokio
+    };
+    (@runtime tokio2) => {
+        $crate::harness::Runtime::Tokio2
     };
     (@runtime example) => {
         $crate::harness::Runtime::Example
@@ -69,6 +75,7 @@ mod proxy;
 mod pubsub;
 mod recovery;
 mod routes;
+mod shards;
 mod shutdown;
 mod token_refresh;
 mod validation;

@@ -82,6 +82,6 @@ fn presence_of_a_channel_one_is_not_in_can_be_asked(runtime: Runtime) {
 }
 
 runtime_tests! {
-    snapshots_on_subscribe_and_deltas_once_per_user => smol, blocking, tokio;
-    presence_of_a_channel_one_is_not_in_can_be_asked => smol, blocking, tokio, example;
+    snapshots_on_subscribe_and_deltas_once_per_user => smol, smol2, blocking, tokio, tokio2;
+    presence_of_a_channel_one_is_not_in_can_be_asked => smol, smol2, blocking, tokio, tokio2, example;
 }

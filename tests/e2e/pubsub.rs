@@ -210,7 +210,7 @@ fn the_same_key_from_another_user_is_another_publication(runtime: Runtime) {
 }
 
 runtime_tests! {
-    offsets_grow_by_one_and_every_subscriber_gets_each_publication => smol, blocking, tokio, example;
+    offsets_grow_by_one_and_every_subscriber_gets_each_publication => smol, smol2, blocking, tokio, tokio2, example;
     the_publisher_gets_its_own_publication_when_subscribed => smol, blocking, tokio;
     every_subscriber_sees_the_same_order_of_concurrent_publications => smol, blocking, tokio;
     subscribing_twice_and_unsubscribing_are_answered => smol, blocking, tokio;

@@ -132,8 +132,8 @@ fn a_flood_to_new_channels_keeps_the_history_within_its_bounds(runtime: Runtime)
 }
 
 runtime_tests! {
-    a_flood_to_new_channels_keeps_the_history_within_its_bounds => smol, blocking, tokio;
-    a_reconnect_with_since_gets_exactly_the_missed_publications => smol, blocking, tokio;
-    since_the_current_offset_replays_nothing => smol, blocking, tokio;
-    a_wrong_epoch_is_not_recovered => smol, blocking, tokio;
+    a_flood_to_new_channels_keeps_the_history_within_its_bounds => smol, smol2, blocking, tokio, tokio2;
+    a_reconnect_with_since_gets_exactly_the_missed_publications => smol, smol2, blocking, tokio, tokio2;
+    since_the_current_offset_replays_nothing => smol, smol2, blocking, tokio, tokio2;
+    a_wrong_epoch_is_not_recovered => smol, smol2, blocking, tokio, tokio2;
 }

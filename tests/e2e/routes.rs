@@ -254,10 +254,10 @@ fn an_incomplete_request_head_is_dropped_at_the_handshake_timeout(runtime: Runti
 }
 
 runtime_tests! {
-    healthz_answers_ok => smol, blocking, tokio, example;
+    healthz_answers_ok => smol, smol2, blocking, tokio, tokio2, example;
     other_paths_are_not_found => smol, blocking, tokio;
     a_plain_get_of_the_websocket_endpoint_needs_an_upgrade => smol, blocking, tokio;
-    metrics_name_every_required_metric_and_count_traffic => smol, blocking, tokio, example;
+    metrics_name_every_required_metric_and_count_traffic => smol, smol2, blocking, tokio, tokio2, example;
     the_publish_api_needs_the_key_and_a_valid_body => smol, blocking, tokio;
     a_publish_api_request_retried_with_its_idempotency_key_publishes_once => smol, blocking, tokio;
     a_known_path_with_another_method_names_the_allowed_one => smol, blocking, tokio;

@@ -79,7 +79,7 @@ fn sigterm_drains_the_binary_and_it_exits_0(runtime: Runtime) {
 
 runtime_tests! {
     shutdown_flushes_queued_messages_then_closes_1001 => smol, blocking, tokio;
-    an_idle_node_stops_at_once => smol, blocking, tokio, example;
-    shutdown_closes_every_websocket_1001_and_the_node_stops => smol, blocking, tokio, example;
+    an_idle_node_stops_at_once => smol, smol2, blocking, tokio, tokio2, example;
+    shutdown_closes_every_websocket_1001_and_the_node_stops => smol, smol2, blocking, tokio, tokio2, example;
     sigterm_drains_the_binary_and_it_exits_0 => smol, blocking, tokio;
 }

@@ -95,7 +95,9 @@ impl Client {
                     .expect("the client's timer thread starts");
                 Client::Blocking(client)
             }
-            Runtime::Example => panic!("the serve example has no client"),
+            Runtime::Example | Runtime::Smol2 | Runtime::Tokio2 => {
+                panic!("a client's runtime is one of its own")
+            }
         }
     }
 

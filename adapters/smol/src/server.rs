@@ -7,9 +7,9 @@
 //! task and one command task. They share the core
 //! [`tether_core::Server`] through an `Rc<RefCell<_>>`; a borrow is
 //! never held across an `await`, so there is no lock and no
-//! contention, and fan-out is a loop over queues in one address space. On a
-//! small machine that leaves the other cores to the kernel's network stack
-//! and to other processes; to use more cores, run more nodes.
+//! contention, and fan-out is a loop over queues in one address space.
+//! With [`Server::with_threads`] the node runs that loop once per thread,
+//! as shards of one node (`server/shards.rs`).
 //!
 //! - A connection task owns its socket, registered once with the thread's
 //!   reactor (edge-triggered epoll or kqueue, see `reactor.rs`). It waits
@@ -70,6 +70,8 @@ use crate::reactor::Reactor;
 use crate::signal::Signal;
 use crate::socket::Registered;
 
+mod shards;
+
 /// Bytes taken from the core per write: bounds what a connection holds
 /// outside the core's accounting.
 const WRITE_BUDGET: usize = 64 * 1024;
@@ -90,6 +92,8 @@ pub struct Server {
     options: ServerOptions,
     commands: (Sender<Command>, Receiver<Command>),
     backplane: Option<Box<dyn Backplane>>,
+    /// Shards, one per thread (`threads`).
+    threads: usize,
 }
 
 /// Controls a running node from any thread.
@@ -131,6 +135,7 @@ impl Server {
             options,
             commands: async_channel::unbounded(),
             backplane: None,
+            threads: 1,
         })
     }
 
@@ -138,6 +143,15 @@ impl Server {
     /// instead of keeping them in the node.
     pub fn with_backplane(mut self, backplane: impl Backplane + 'static) -> Server {
         self.backplane = Some(Box::new(backplane));
+        self
+    }
+
+    /// Runs the node as `threads` shards, one per thread (PROTOCOL.md,
+    /// `threads`; see `server/shards.rs`); 1, the default, runs it all on
+    /// the thread that runs it, and 0 counts as 1. A node with a backplane
+    /// runs one thread: `run` refuses more.
+    pub fn with_threads(mut self, threads: usize) -> Server {
+        self.threads = threads.max(1);
         self
     }
 
@@ -158,6 +172,10 @@ impl Server {
     /// poller waits for the node's sockets (any other executor gets an
     /// error).
     pub async fn run(self) -> io::Result<()> {
+        if self.threads > 1 {
+            let threads = self.threads;
+            return shards::run(self, threads).await;
+        }
         let executor = LocalExecutor::new();
         executor.run(self.serve(&executor)).await
     }
@@ -192,6 +210,7 @@ impl Server {
             read_buffer: RefCell::new(vec![0; READ_BUFFER].into_boxed_slice()),
             reactor,
             drained: async_channel::bounded(1),
+            shard: None,
         });
         executor.spawn(timer_loop(node.clone())).detach();
         executor
@@ -284,6 +303,8 @@ struct Node {
     reactor: Rc<Reactor>,
     /// Hears the core's [`Output::Drained`].
     drained: (Sender<()>, Receiver<()>),
+    /// The node's other shards, when it runs several.
+    shard: Option<shards::ShardLink>,
 }
 
 impl Node {
@@ -314,9 +335,12 @@ impl Node {
                     let _ = self.decisions.try_send(decision);
                 }
                 Output::Notify(notification) => notification.deliver(self.handler.as_ref()),
-                Output::Store(request) => {
-                    let _ = self.store_requests.try_send(request);
-                }
+                Output::Store(request) => match &self.shard {
+                    Some(shard) => shard.request(request),
+                    None => {
+                        let _ = self.store_requests.try_send(request);
+                    }
+                },
                 Output::Published { token, result } => {
                     if let Some(reply) = self.publishes.borrow_mut().remove(&token) {
                         let _ = reply.try_send(result);
@@ -327,6 +351,12 @@ impl Node {
                     let _ = self.drained.0.try_send(());
                 }
                 Output::Timeout(next) => {
+                    if let Some(shard) = &self.shard {
+                        if shard.exchange(&mut core, self.now()) {
+                            continue;
+                        }
+                        shard.share_figures(&core);
+                    }
                     self.reactor
                         .set_deadline(next.map(|at| self.start + at.since_origin()));
                     return;
@@ -411,13 +441,11 @@ async fn accept_loop(
     executor: &LocalExecutor<'static>,
 ) {
     loop {
-        let registered = match listener.accept().await {
-            Ok((stream, _)) => stream
-                .set_nonblocking(true)
-                .and_then(|()| Registered::new(stream, &node.reactor)),
-            Err(error) => Err(error),
-        };
-        let stream = match registered {
+        let accepted = listener.accept().await.and_then(|(stream, _)| {
+            stream.set_nonblocking(true)?;
+            Ok(stream)
+        });
+        let stream = match accepted {
             Ok(stream) => stream,
             Err(error) => {
                 let retry = node.core.borrow_mut().handle_accept_failed(node.now());
@@ -434,15 +462,45 @@ async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.get_ref().set_nodelay(true);
-        let conn = node.core.borrow_mut().accept(node.now());
-        let wake = Rc::new(Signal::default());
-        node.wakers.borrow_mut().insert(conn, wake.clone());
-        node.dispatch();
-        executor
-            .spawn(connection(node.clone(), conn, stream, wake))
-            .detach();
+        match &node.shard {
+            Some(shard) => {
+                if let Some((stream, counted)) = shard.spread(stream) {
+                    adopt(node, stream, Some(counted), executor);
+                }
+            }
+            None => adopt(node, stream, None, executor),
+        }
     }
+}
+
+/// Makes an accepted socket a connection of this node (or shard): the core
+/// accepts it and a task drives it. A shard's acceptor has `counted` it
+/// against the node's `max_connections` already. A socket the reactor
+/// cannot take is closed.
+fn adopt(
+    node: &Rc<Node>,
+    stream: TcpStream,
+    counted: Option<bool>,
+    executor: &LocalExecutor<'static>,
+) {
+    let stream = match Registered::new(stream, &node.reactor) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::warn!(%error, "cannot register an accepted socket");
+            return;
+        }
+    };
+    let _ = stream.get_ref().set_nodelay(true);
+    let conn = match counted {
+        Some(counted) => node.core.borrow_mut().accept_counted(node.now(), counted),
+        None => node.core.borrow_mut().accept(node.now()),
+    };
+    let wake = Rc::new(Signal::default());
+    node.wakers.borrow_mut().insert(conn, wake.clone());
+    node.dispatch();
+    executor
+        .spawn(connection(node.clone(), conn, stream, wake))
+        .detach();
 }
 
 /// What ended a connection task's wait: the socket's readiness (or the
@@ -605,6 +663,9 @@ async fn command_loop(node: Rc<Node>, commands: Receiver<Command>) {
                     .publish(node.now(), token, &channel, &payload);
             }
             Command::Shutdown => {
+                if let Some(shard) = &node.shard {
+                    shard.shut_down_others();
+                }
                 tracing::info!("draining: waiting for connections to close");
                 node.core.borrow_mut().shutdown(node.now());
             }

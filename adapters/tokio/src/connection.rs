@@ -80,7 +80,10 @@ pub(crate) async fn accept_loop(node: &Arc<Node>, listener: &TcpListener, tasks:
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => admit(node, stream, tasks),
+                Ok((stream, _)) => {
+                    let (shard, counted) = node.spread();
+                    admit(&shard, stream, counted, tasks);
+                }
                 Err(error) => {
                     let retry = node.input(|state, now| state.core.handle_accept_failed(now));
                     if retry.starts_spell {
@@ -102,13 +105,17 @@ pub(crate) async fn accept_loop(node: &Arc<Node>, listener: &TcpListener, tasks:
 
 /// Gives `stream` to the core and spawns its task on `tasks`; the core
 /// itself answers a connection it refuses (`503` while draining or at
-/// capacity).
-fn admit(node: &Arc<Node>, stream: TcpStream, tasks: &mut JoinSet<()>) {
+/// capacity). A shard's acceptor has `counted` it against the node's
+/// `max_connections` already.
+fn admit(node: &Arc<Node>, stream: TcpStream, counted: Option<bool>, tasks: &mut JoinSet<()>) {
     // Frames are whole messages: coalescing them only adds latency.
     let _ = stream.set_nodelay(true);
     let link = Arc::new(Link::default());
     let conn = node.input(|state, now| {
-        let conn = state.core.accept(now);
+        let conn = match counted {
+            Some(counted) => state.core.accept_counted(now, counted),
+            None => state.core.accept(now),
+        };
         state.link(conn, Arc::clone(&link));
         conn
     });

@@ -67,6 +67,7 @@ mod connection;
 #[cfg(feature = "axum")]
 pub mod mount;
 mod node;
+mod shards;
 
 pub use client::{Client, ClientError, TokenProvider};
 use node::Node;
@@ -134,6 +135,21 @@ impl Server {
         })
     }
 
+    /// Runs the node as `threads` shards (PROTOCOL.md, `threads`; see
+    /// `shards.rs`), each a core of its own with the connections handed to
+    /// it at accept, all on the runtime `run` runs on; 1, the default,
+    /// keeps one core, and 0 counts as 1. Call it before
+    /// [`Server::handle`]; a node with a backplane runs one shard, and
+    /// `run` refuses more. A node without a listener serves what other
+    /// servers hand it on its first shard.
+    pub fn with_threads(mut self, threads: usize) -> Server {
+        if threads > 1 {
+            let nodes = shards::Shards::make(&self.node, threads);
+            self.node = Arc::clone(&nodes[0]);
+        }
+        self
+    }
+
     /// Shares the node's channels with other nodes through `backplane`
     /// (such as `tether_redis::RedisBackplane`). Call it before
     /// [`Server::run`] and before using a [`Handle`]: it makes the core
@@ -178,6 +194,12 @@ impl Server {
     /// accepts nothing itself: it runs its time and backplane for the
     /// connections handed to it.
     pub async fn run(self) -> io::Result<()> {
+        if self.backplane.is_some() && self.node.shard_nodes().len() > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "threads: a node with a backplane runs one thread (set threads = 1)",
+            ));
+        }
         let listener = self
             .listener
             .map(tokio::net::TcpListener::from_std)
@@ -224,7 +246,9 @@ impl Handle {
     /// connections, close 1001 for every WebSocket; [`Server::run`]
     /// returns when it is over.
     pub fn shutdown(&self) {
-        self.node.input(|state, now| state.core.shutdown(now));
+        for node in self.node.shard_nodes() {
+            node.input(|state, now| state.core.shutdown(now));
+        }
     }
 
     /// Publishes `payload` (JSON text) on `channel` as the HTTP API does

@@ -16,6 +16,7 @@ use tokio::time;
 use tracing::{info, warn};
 
 use crate::connection::{self, Link};
+use crate::shards::ShardLink;
 
 /// The answer to one [`crate::Handle::publish`].
 pub(crate) type Published = oneshot::Receiver<Result<u64, PublishError>>;
@@ -33,6 +34,8 @@ pub(crate) struct Node {
     drained: Notify,
     /// Kept for [`Node::use_backplane`], which makes the core anew.
     seed: u64,
+    /// The node's other shards, when it runs several (`shards.rs`).
+    shard: Option<ShardLink>,
 }
 
 /// What a drain leaves for the application, to hand over once the lock
@@ -57,6 +60,10 @@ pub(crate) struct State {
     requests: Option<UnboundedSender<StoreRequest>>,
     /// `run` has returned: publications are no longer answered.
     stopped: bool,
+    /// A shard's store requests, until the end of the drain loop.
+    pub(crate) pending: Vec<StoreRequest>,
+    /// A shard's events wait in the router.
+    woken: bool,
 }
 
 impl Node {
@@ -70,12 +77,51 @@ impl Node {
                 next_token: 0,
                 requests: None,
                 stopped: false,
+                pending: Vec::new(),
+                woken: false,
             }),
             handler,
             start: time::Instant::now(),
             deadline: watch::Sender::new(None),
             drained: Notify::new(),
             seed,
+            shard: None,
+        }
+    }
+
+    /// This node as shard `link.index` of a node whose clock starts at
+    /// `start`, as every shard's does.
+    pub(crate) fn in_shard(mut self, link: ShardLink, start: time::Instant) -> Node {
+        self.shard = Some(link);
+        self.start = start;
+        self
+    }
+
+    /// What every shard of a node made from this one starts from: its
+    /// config, seed, handler and clock.
+    pub(crate) fn parts(&self) -> (ServerConfig, u64, Arc<dyn Handler>, time::Instant) {
+        let config = self.lock().core.config().clone();
+        (config, self.seed, Arc::clone(&self.handler), self.start)
+    }
+
+    /// Every shard of the node this one belongs to: itself alone when it
+    /// runs one.
+    pub(crate) fn shard_nodes(self: &Arc<Self>) -> Vec<Arc<Node>> {
+        match &self.shard {
+            Some(link) => link.shards.nodes().to_vec(),
+            None => vec![Arc::clone(self)],
+        }
+    }
+
+    /// The shard an accepted connection goes to, and whether the node had
+    /// room for it (`None`: this node counts its connections itself).
+    pub(crate) fn spread(self: &Arc<Self>) -> (Arc<Node>, Option<bool>) {
+        match &self.shard {
+            Some(link) => {
+                let (node, counted) = link.shards.spread();
+                (node, Some(counted))
+            }
+            None => (Arc::clone(self), None),
         }
     }
 
@@ -161,6 +207,9 @@ impl Node {
                 Output::Wake(conn) => state.wake(conn),
                 Output::Decide(decision) => asked.decisions.push_back(decision),
                 Output::Notify(notification) => asked.notifications.push(notification),
+                Output::Store(request) if self.shard.is_some() => {
+                    ShardLink::request(&mut state, request);
+                }
                 Output::Store(request) => {
                     // Without a sender the node has stopped: the store
                     // hears no more of it.
@@ -176,6 +225,13 @@ impl Node {
                 Output::Closed { conn, reason, by } => info!(%conn, ?by, "closed {reason}"),
                 Output::Drained => self.drained.notify_one(),
                 Output::Timeout(deadline) => {
+                    if let Some(shard) = &self.shard {
+                        let woken = std::mem::take(&mut state.woken);
+                        if shard.exchange(&mut state, self.now(), woken) {
+                            continue;
+                        }
+                        shard.share_figures(&state.core);
+                    }
                     self.deadline.send_if_modified(|current| {
                         let changed = *current != deadline;
                         *current = deadline;
@@ -223,7 +279,16 @@ impl Node {
         backplane: Option<(BackplaneTask, UnboundedReceiver<StoreEvent>)>,
     ) {
         let mut tasks = JoinSet::new();
-        tasks.spawn(Arc::clone(self).run_timers());
+        let shards = self.shard_nodes();
+        for node in &shards {
+            tasks.spawn(Arc::clone(node).run_timers());
+        }
+        if let Some(link) = &self.shard {
+            tasks.spawn(Arc::clone(&link.shards).run_store_timer(self.start));
+            for node in &shards {
+                tasks.spawn(Arc::clone(node).run_woken());
+            }
+        }
         let mut store = backplane.map(|(task, mut events)| {
             let node = Arc::clone(self);
             tasks.spawn(async move {
@@ -235,20 +300,28 @@ impl Node {
         });
         // A new core has outputs before any input: a backplane node's first
         // store request asks to connect.
-        self.input(|_, _| ());
+        for node in &shards {
+            node.input(|_, _| ());
+        }
+        let drained = async {
+            for node in &shards {
+                node.drained.notified().await;
+            }
+        };
         match &listener {
             Some(listener) => tokio::select! {
                 () = connection::accept_loop(self, listener, &mut tasks) => {}
-                () = self.drained.notified() => {}
+                () = drained => {}
             },
-            None => self.drained.notified().await,
+            None => drained.await,
         }
         // Sockets that outlived `shutdown_timeout` close here. The core
         // needs no word of them: their sessions ended with the 1001, and
         // their users' departures are among the requests already made.
         tasks.shutdown().await;
-        let shutdown_timeout = {
-            let mut state = self.lock();
+        let mut shutdown_timeout = Default::default();
+        for node in &shards {
+            let mut state = node.lock();
             state.stopped = true;
             state.requests = None;
             state.publications.clear();
@@ -256,13 +329,25 @@ impl Node {
             for link in state.links.values() {
                 link.close.notify_one();
             }
-            state.core.config().shutdown_timeout
-        };
+            shutdown_timeout = state.core.config().shutdown_timeout;
+        }
         if let Some(task) = &mut store {
             if time::timeout(shutdown_timeout, &mut *task).await.is_err() {
                 warn!("the backplane did not finish its last requests within shutdown_timeout");
             }
             task.abort();
+        }
+    }
+
+    /// A shard: takes the events the router holds for it whenever it is
+    /// woken for them.
+    async fn run_woken(self: Arc<Self>) {
+        let Some(link) = &self.shard else {
+            return;
+        };
+        loop {
+            link.shards.woken(link.index).await;
+            self.input(|state, _| state.woken = true);
         }
     }
 

@@ -93,6 +93,7 @@ mod presence;
 mod recovery;
 mod replies;
 mod requests;
+mod shards;
 mod store;
 mod store_events;
 mod users;
@@ -111,6 +112,7 @@ use self::local::LocalChannel;
 pub use self::memory::MemoryStore;
 use self::replies::Replies;
 use self::requests::{Publication, Subscription};
+pub use self::shards::Router;
 pub use self::store::{
     Control, Member, NodeInfo, NodeStats, Refusal, StoreEvent, StoreRequest, Ticket,
 };
@@ -128,6 +130,7 @@ use crate::frame::text_frame;
 use crate::hooks::{Notification, Rejection};
 use crate::ids::ConnId;
 use crate::queue::CoalesceKey;
+use crate::shard::{Figures, NodeShards};
 use crate::time::Instant;
 
 /// Where the hub's frames for connections go; implemented by whoever owns
@@ -219,6 +222,13 @@ enum Store {
         requests: VecDeque<StoreRequest>,
         link: Link,
     },
+    /// One shard of a node: the node's store is behind its
+    /// [`Router`], which the adapter feeds with the requests and which
+    /// counts the node's users.
+    Shard {
+        requests: VecDeque<StoreRequest>,
+        node: Box<dyn NodeShards>,
+    },
 }
 
 impl Hub {
@@ -241,6 +251,19 @@ impl Hub {
         let store = Store::External {
             requests: VecDeque::from([StoreRequest::Connect]),
             link: Link::new(config, seed),
+        };
+        Hub::with_store(config, store)
+    }
+
+    /// The hub of one shard of a node: its requests come out of
+    /// [`Hub::poll_store_request`] for the node's [`Router`] (whose link
+    /// never fails), the router's events for this shard go into
+    /// [`Hub::handle_store_event`], and the node-wide bounds on users are
+    /// counted by the router, through `node`.
+    pub fn for_shard(config: &ServerConfig, node: Box<dyn NodeShards>) -> Hub {
+        let store = Store::Shard {
+            requests: VecDeque::new(),
+            node,
         };
         Hub::with_store(config, store)
     }
@@ -277,9 +300,20 @@ impl Hub {
     }
 
     /// Whether `user` may have one more connection on the node: it holds
-    /// fewer than `max_connections_per_user`.
-    pub fn has_room_for(&self, user: &str) -> bool {
-        self.users.connections(user) < self.config.max_connections_per_user
+    /// fewer than `max_connections_per_user`. A shard's node counts the
+    /// connection at once, over all shards, so that two shards admitting
+    /// the same user at the same time cannot both take the last place;
+    /// [`Hub::handle_authenticated`] must follow an admission.
+    pub fn admit(&mut self, user: &str) -> bool {
+        let limit = self.config.max_connections_per_user;
+        match &self.store {
+            Store::Shard { node, .. } => {
+                let mut admitted = false;
+                node.with_router(&mut |router| admitted = router.admit(user, limit));
+                admitted
+            }
+            Store::Memory(_) | Store::External { .. } => self.users.connections(user) < limit,
+        }
     }
 
     /// The user of an authenticated connection.
@@ -433,6 +467,9 @@ impl Hub {
             return;
         };
         self.users.depart(now, &state.user);
+        if let Store::Shard { node, .. } = &self.store {
+            node.with_router(&mut |router| router.depart(now, &state.user));
+        }
         for channel in state.channels {
             self.leave(now, channel, conn, &state.user, outbox);
         }
@@ -476,7 +513,9 @@ impl Hub {
     pub fn poll_store_request(&mut self) -> Option<StoreRequest> {
         match &mut self.store {
             Store::Memory(_) => None,
-            Store::External { requests, .. } => requests.pop_front(),
+            Store::External { requests, .. } | Store::Shard { requests, .. } => {
+                requests.pop_front()
+            }
         }
     }
 
@@ -484,7 +523,7 @@ impl Hub {
     /// link is up with an external store.
     pub fn is_store_up(&self) -> bool {
         match &self.store {
-            Store::Memory(_) => true,
+            Store::Memory(_) | Store::Shard { .. } => true,
             Store::External { link, .. } => link.is_up(),
         }
     }
@@ -493,7 +532,7 @@ impl Hub {
     /// opened (the `tether_backplane_errors_total` counter).
     pub fn store_failures(&self) -> u64 {
         match &self.store {
-            Store::Memory(_) => 0,
+            Store::Memory(_) | Store::Shard { .. } => 0,
             Store::External { link, .. } => link.failures(),
         }
     }
@@ -627,6 +666,7 @@ impl Hub {
                 }),
                 None => {}
             },
+            Store::Shard { .. } => {}
         }
     }
 
@@ -635,6 +675,7 @@ impl Hub {
         match &self.store {
             Store::Memory(memory) => memory.poll_timeout(),
             Store::External { link, .. } => link.poll_timeout(),
+            Store::Shard { .. } => None,
         }
     }
 
@@ -660,15 +701,51 @@ impl Hub {
                 channels: memory.history_channels(),
                 bytes: memory.history_bytes(),
             },
-            Store::External { .. } => HistoryUsage::default(),
+            Store::External { .. } | Store::Shard { .. } => HistoryUsage::default(),
         }
+    }
+
+    /// For a shard: counts one more connection on the node and returns
+    /// `Some(true)`, or `Some(false)`, counting nothing, when the node
+    /// holds `limit` already. `None` for a node of its own, which counts
+    /// its connections itself.
+    pub fn open_socket(&self, limit: usize) -> Option<bool> {
+        let Store::Shard { node, .. } = &self.store else {
+            return None;
+        };
+        let mut opened = false;
+        node.with_router(&mut |router| opened = router.open_socket(limit));
+        Some(opened)
+    }
+
+    /// For a shard: a connection [`Hub::open_socket`] counted is gone.
+    pub fn close_socket(&self) {
+        if let Store::Shard { node, .. } = &self.store {
+            node.with_router(&mut |router| router.close_socket());
+        }
+    }
+
+    /// For a shard: the other shards' figures summed, the channels with a
+    /// subscriber on some shard of the node, and what the node's history
+    /// holds. `None` for a node of its own.
+    pub fn node_figures(&self) -> Option<(Figures, usize, HistoryUsage)> {
+        let Store::Shard { node, .. } = &self.store else {
+            return None;
+        };
+        let mut counted = (0, HistoryUsage::default());
+        node.with_router(&mut |router| {
+            counted = (router.channel_count(), router.history_usage());
+        });
+        Some((node.others(), counted.0, counted.1))
     }
 
     /// Hands a request to the store: in memory mode it is carried out and
     /// its events handled before this returns.
     fn request(&mut self, now: Instant, request: StoreRequest, outbox: &mut impl Outbox) {
         match &mut self.store {
-            Store::External { requests, .. } => requests.push_back(request),
+            Store::External { requests, .. } | Store::Shard { requests, .. } => {
+                requests.push_back(request);
+            }
             Store::Memory(memory) => {
                 memory.handle_request(now, request);
                 while let Some(event) = self.memory_event() {
@@ -681,12 +758,14 @@ impl Hub {
     fn memory_event(&mut self) -> Option<StoreEvent> {
         match &mut self.store {
             Store::Memory(memory) => memory.poll_event(),
-            Store::External { .. } => None,
+            Store::External { .. } | Store::Shard { .. } => None,
         }
     }
 
+    /// Whether the store is outside the hub: the hub then follows the
+    /// channels it has subscribers for.
     fn is_external(&self) -> bool {
-        matches!(self.store, Store::External { .. })
+        !matches!(self.store, Store::Memory(_))
     }
 
     /// Whether the node holds state for `channel`: local subscribers or,
@@ -698,6 +777,11 @@ impl Hub {
             || match &self.store {
                 Store::Memory(memory) => memory.holds(channel),
                 Store::External { .. } => false,
+                Store::Shard { node, .. } => {
+                    let mut holds = false;
+                    node.with_router(&mut |router| holds = router.holds(channel));
+                    holds
+                }
             }
     }
 
@@ -710,6 +794,35 @@ impl Hub {
         match &self.store {
             Store::Memory(memory) => !self.holds_channel(channel) && memory.keeps(keyed),
             Store::External { .. } => false,
+            Store::Shard { node, .. } => {
+                let mut creates = false;
+                node.with_router(&mut |router| {
+                    creates = !router.holds(channel) && router.keeps(keyed);
+                });
+                creates && !self.channels.contains_key(channel)
+            }
+        }
+    }
+
+    /// Counts one channel new to the node that `user` brings into
+    /// existence at `now`, or returns `false` when the user brought
+    /// `max_new_channels_per_user` already in its window: in this hub's
+    /// users, or the node's when the hub is a shard.
+    fn create_channel(
+        users: &mut Users,
+        store: &Store,
+        config: &ServerConfig,
+        now: Instant,
+        user: &str,
+    ) -> bool {
+        let limit = config.max_new_channels_per_user;
+        match store {
+            Store::Shard { node, .. } => {
+                let mut created = false;
+                node.with_router(&mut |router| created = router.create_channel(now, user, limit));
+                created
+            }
+            Store::Memory(_) | Store::External { .. } => users.create_channel(now, user, limit),
         }
     }
 

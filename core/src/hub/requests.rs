@@ -77,8 +77,9 @@ impl Hub {
             let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
             return state.replies.send(conn, error, outbox);
         }
-        let limit = self.config.max_new_channels_per_user;
-        if creates && !self.users.create_channel(now, &state.user, limit) {
+        if creates
+            && !Hub::create_channel(&mut self.users, &self.store, &self.config, now, &state.user)
+        {
             let error = error_frame(id, ErrorCode::LimitExceeded, TOO_MANY_NEW_CHANNELS);
             return state.replies.send(conn, error, outbox);
         }
@@ -167,8 +168,9 @@ impl Hub {
             let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
             return state.replies.send(conn, error, outbox);
         }
-        let limit = self.config.max_new_channels_per_user;
-        if creates && !self.users.create_channel(now, &state.user, limit) {
+        if creates
+            && !Hub::create_channel(&mut self.users, &self.store, &self.config, now, &state.user)
+        {
             let error = error_frame(id, ErrorCode::LimitExceeded, TOO_MANY_NEW_CHANNELS);
             return state.replies.send(conn, error, outbox);
         }

@@ -85,7 +85,7 @@ impl Server {
                 idempotency_key,
             } => return self.api_broadcast(conn, now, channels, payload, idempotency_key),
             ApiCall::Hub(request) => request,
-            ApiCall::Info => ApiRequest::Info(self.node_stats(now)),
+            ApiCall::Info => ApiRequest::Info(self.node_wide_stats(now)),
         };
         let outcome = self.with_hub(now, |hub, outbox| hub.api_request(now, request, outbox));
         self.settle_api(now);
@@ -228,8 +228,18 @@ impl Server {
         }
     }
 
-    /// The node's figures at `now`, as `POST /api/info` and its leases
-    /// report them.
+    /// The node's figures at `now` as `POST /api/info` reports them: a
+    /// shard's are the whole node's.
+    pub(super) fn node_wide_stats(&self, now: Instant) -> NodeStats {
+        let figures = self.node_figures();
+        NodeStats {
+            connections: figures.gauges.connections,
+            channels: figures.gauges.channels,
+            ..self.node_stats(now)
+        }
+    }
+
+    /// The node's figures at `now`, as its leases report them.
     pub(super) fn node_stats(&self, now: Instant) -> NodeStats {
         NodeStats {
             connections: self.open_websockets,

@@ -17,6 +17,7 @@ mod access;
 mod api;
 mod backplane;
 mod hooks;
+mod shards;
 mod upgraded;
 
 const T0: Instant = Instant::from_millis(1_000);

@@ -24,9 +24,13 @@ impl World {
     }
 
     /// Whose presence a client of `node` sees: its node's alone, or the
-    /// whole cluster's (scope 0).
+    /// whole cluster's or sharded node's (scope 0).
     fn presence_scope(&self, node: usize) -> usize {
-        if self.store.is_some() { 0 } else { node }
+        if self.store.is_some() || self.sharded() {
+            0
+        } else {
+            node
+        }
     }
 
     /// The channels client `index` must be in at the end: those of its
@@ -124,8 +128,21 @@ impl World {
                 ));
             }
         }
-        let sockets = self.nodes[node].sockets.len() as u64;
-        let channels = local.iter().filter(|(n, _)| *n == node).count() as u64;
+        // A shard's metrics are its node's: every shard's connections, and
+        // each channel once.
+        let (sockets, channels) = if self.sharded() {
+            let sockets = self
+                .nodes
+                .iter()
+                .map(|node| node.sockets.len())
+                .sum::<usize>();
+            let names: BTreeSet<&String> = local.iter().map(|(_, name)| name).collect();
+            (sockets as u64, names.len() as u64)
+        } else {
+            let sockets = self.nodes[node].sockets.len();
+            let channels = local.iter().filter(|(n, _)| *n == node).count();
+            (sockets as u64, channels as u64)
+        };
         let metrics = server.metrics_text();
         for (name, expected) in [
             ("tether_connections", sockets),

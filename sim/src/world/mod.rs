@@ -28,6 +28,7 @@ mod client_side;
 mod convergence;
 mod faults;
 mod server_side;
+mod shard_side;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -106,6 +107,10 @@ enum Ev {
     ConnectTimeout { node: usize, generation: u64 },
     /// A node's adapter finds its connection to the store broken.
     StoreFailed { node: usize, generation: u64 },
+    /// A shard's thread wakes up for the events the router holds for it.
+    ShardWoken(usize),
+    /// The shards' store's deadline.
+    StoreTimer,
 }
 
 /// A client and what the world knows about it.
@@ -219,6 +224,8 @@ pub struct World {
     store: Option<Backplane>,
     /// Each node's link to the store (empty without one).
     links: Vec<backplane_side::StoreLink>,
+    /// The router the nodes share when they are the shards of one node.
+    shards: Option<shard_side::Shards>,
     /// The store is unreachable before this.
     store_down_until: Instant,
     /// Requests the clients saw refused `UNAVAILABLE`.
@@ -248,9 +255,12 @@ impl World {
             schedule.push(backend.from, Ev::Backend);
         }
         let mut links = Vec::new();
+        let shards = setup
+            .sharded
+            .then(|| shard_side::Shards::new(&setup, rng.u64(..)));
         let nodes = (0..setup.nodes)
             .map(|index| Node {
-                server: Some(new_server(&setup, index, 0, &mut rng, &mut links).0),
+                server: Some(new_server(&setup, index, 0, &mut rng, &mut links, shards.as_ref()).0),
                 incarnation: 0,
                 sockets: BTreeMap::new(),
                 timer_at: None,
@@ -293,6 +303,7 @@ impl World {
             retired: Default::default(),
             store,
             links,
+            shards,
             store_down_until: Instant::ZERO,
             unavailable: 0,
             recovered: 0,
@@ -359,6 +370,8 @@ impl World {
             } => self.node_hears_store(node, generation, event),
             Ev::ConnectTimeout { node, generation } => self.connect_timeout(node, generation),
             Ev::StoreFailed { node, generation } => self.store_link_failed(node, generation),
+            Ev::ShardWoken(shard) => self.shard_woken(shard),
+            Ev::StoreTimer => self.store_timer(),
         }
     }
 
@@ -437,16 +450,24 @@ impl World {
     }
 }
 
-/// A node incarnation and its name: with its own memory store, or on the cluster's
-/// backplane under a name of its own (whose link is set up in `links`).
+/// A node incarnation and its name: with its own memory store, on the cluster's
+/// backplane under a name of its own (whose link is set up in `links`), or
+/// a shard of the one node behind `shards`.
 fn new_server(
     setup: &Setup,
     node: usize,
     incarnation: u32,
     rng: &mut fastrand::Rng,
     links: &mut Vec<backplane_side::StoreLink>,
+    shards: Option<&shard_side::Shards>,
 ) -> (Server, String) {
     let seed = node_seed(node, incarnation, rng);
+    if let Some(shards) = shards {
+        let server = Server::shard(setup.server.clone(), seed, shards.view(node))
+            .expect("a valid node config");
+        let name = server.node_id().to_owned();
+        return (server, name);
+    }
     if setup.backplane.is_none() {
         let server = Server::new(setup.server.clone(), seed).expect("a valid node config");
         let name = server.node_id().to_owned();

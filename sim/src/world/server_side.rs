@@ -127,6 +127,7 @@ impl World {
             incarnation,
             &mut self.rng,
             &mut self.links,
+            self.shards.as_ref(),
         );
         let state = &mut self.nodes[node];
         state.server = Some(server);
@@ -143,8 +144,16 @@ impl World {
                 return;
             };
             match server.poll_output() {
-                Output::Timeout(next) => break next,
-                Output::Store(request) => self.send_to_store(node, request),
+                Output::Timeout(next) => {
+                    if self.exchange(node) {
+                        continue;
+                    }
+                    break next;
+                }
+                Output::Store(request) => match &mut self.shards {
+                    Some(shards) => shards.request(node, request),
+                    None => self.send_to_store(node, request),
+                },
                 Output::Wake(conn) => {
                     if let Some(&id) = self.nodes[node].sockets.get(&conn) {
                         self.flush(node, conn, id);
@@ -197,6 +206,7 @@ impl World {
             }
         };
         self.check_books(node);
+        self.share_figures(node);
         self.arm_node(node, next);
     }
 

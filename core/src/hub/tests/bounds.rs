@@ -17,7 +17,7 @@ fn entry(name: &str, payload: &str, offset: u64) -> usize {
 fn memory(h: &Harness) -> &MemoryStore {
     match &h.hub.store {
         Store::Memory(memory) => memory,
-        Store::External { .. } => panic!("memory mode"),
+        Store::External { .. } | Store::Shard { .. } => panic!("memory mode"),
     }
 }
 

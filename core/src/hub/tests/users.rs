@@ -50,7 +50,7 @@ fn publish(h: &mut Harness, conn: ConnId, name: &str) -> String {
 fn memory(h: &Harness) -> &MemoryStore {
     match &h.hub.store {
         Store::Memory(memory) => memory,
-        Store::External { .. } => panic!("memory mode"),
+        Store::External { .. } | Store::Shard { .. } => panic!("memory mode"),
     }
 }
 

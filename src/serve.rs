@@ -1,6 +1,7 @@
 //! `tether serve`: runs a node on the chosen runtime until SIGTERM or SIGINT
 //! has drained it (PROTOCOL.md section 3), then returns so the process exits 0.
-//! SIGHUP re-reads `jwt_jwks_file`, when set, without touching a connection.
+//! SIGHUP re-reads `jwt_jwks_file` and the TLS certificate and key, when
+//! set, without touching a connection.
 //! With `redis_url` the node shares its channels with the other nodes of
 //! that Redis (PROTOCOL.md section 6); without it the hub stays in process.
 //! With any `[proxy]` URL the node asks the application's backend
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tether_core::{Handler, NodeOptions};
+use tether_tls::ServerTls;
 use tracing::{info, warn};
 
 use crate::app::{AppError, ServePlan};
@@ -28,7 +30,9 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
         Some(authenticator) => NodeAuthorizer::new(authenticator, api_key),
         None => NodeAuthorizer::api_only(api_key),
     });
-    on_reload_signal(Arc::clone(&authorizer), settings.clone()).map_err(AppError::Io)?;
+    let tls = plan.tls;
+    on_reload_signal(Arc::clone(&authorizer), settings.clone(), tls.clone())
+        .map_err(AppError::Io)?;
     let handler: Arc<dyn Handler> = if settings.proxy.is_enabled() {
         Arc::new(ProxyHandler::new(&settings.proxy, authorizer))
     } else {
@@ -50,6 +54,9 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             if let Some(backplane) = backplane {
                 server = server.with_backplane(backplane);
             }
+            if let Some(tls) = tls {
+                server = server.with_tls(tls);
+            }
             info!(
                 "listening on {} (runtime smol)",
                 server.local_addr().map_err(AppError::Io)?
@@ -63,6 +70,9 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             if let Some(backplane) = backplane {
                 server = server.with_backplane(backplane);
             }
+            if let Some(tls) = tls {
+                server = server.with_tls(tls);
+            }
             info!("listening on {} (runtime blocking)", server.local_addr());
             let handle = server.handle();
             on_shutdown_signal(move || handle.shutdown()).map_err(AppError::Io)?;
@@ -72,6 +82,9 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             let mut server = tether_tokio::Server::bind(options).map_err(AppError::Io)?;
             if let Some(backplane) = backplane {
                 server = server.with_backplane(backplane);
+            }
+            if let Some(tls) = tls {
+                server = server.with_tls(tls);
             }
             info!(
                 "listening on {} (runtime {})",
@@ -131,10 +144,16 @@ pub(crate) fn on_shutdown_signal(shutdown: impl Fn() + Send + 'static) -> io::Re
     Ok(())
 }
 
-/// Re-reads the JWKS file into the node's key set on every SIGHUP; a file
-/// that cannot be used is logged and the keys in force stay. Without a JWKS
-/// file SIGHUP is only logged.
-fn on_reload_signal(authorizer: Arc<NodeAuthorizer>, settings: Settings) -> io::Result<()> {
+/// Re-reads the JWKS file into the node's key set, and the TLS certificate
+/// and key, on every SIGHUP; a file that cannot be used is logged and what
+/// is in force stays. Open connections are not touched: a new TLS
+/// handshake gets the new certificate. Without either, SIGHUP is only
+/// logged.
+fn on_reload_signal(
+    authorizer: Arc<NodeAuthorizer>,
+    settings: Settings,
+    tls: Option<ServerTls>,
+) -> io::Result<()> {
     let mut signals = Signals::new([SIGHUP])?;
     std::thread::Builder::new()
         .name("reload".into())
@@ -147,6 +166,13 @@ fn on_reload_signal(authorizer: Arc<NodeAuthorizer>, settings: Settings) -> io::
                     None => info!("SIGHUP: no jwt_jwks_file to re-read"),
                     Some(Ok(keys)) => info!(keys, "SIGHUP: jwt_jwks_file re-read"),
                     Some(Err(error)) => warn!(%error, "SIGHUP: keeping the keys in force"),
+                }
+                match tls.as_ref().map(ServerTls::reload) {
+                    None => {}
+                    Some(Ok(())) => info!("SIGHUP: tls_cert and tls_key re-read"),
+                    Some(Err(error)) => {
+                        warn!(%error, "SIGHUP: keeping the TLS certificate in force");
+                    }
                 }
             }
         })?;

@@ -184,6 +184,18 @@ impl ProxySettings {
     }
 }
 
+/// The node's TLS (PROTOCOL.md, "TLS"): with both files the listening
+/// port speaks HTTPS and `wss://` only; with neither, plain HTTP and
+/// `ws://`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TlsSettings {
+    /// The certificate chain in PEM, the node's own certificate first.
+    /// Re-read on SIGHUP.
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key in PEM. Re-read on SIGHUP.
+    pub key: Option<PathBuf>,
+}
+
 /// The complete configuration of `tether serve`.
 ///
 /// Its `Debug` and `Display` never show a secret: the JWT secret and API key
@@ -210,6 +222,8 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// The HTTP proxy to the application's backend.
     pub proxy: ProxySettings,
+    /// The node's certificate and key, for HTTPS and `wss://`.
+    pub tls: TlsSettings,
 }
 
 impl Default for Settings {
@@ -224,6 +238,7 @@ impl Default for Settings {
             dev: false,
             redis_url: None,
             proxy: ProxySettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -240,6 +255,7 @@ impl fmt::Debug for Settings {
             dev,
             redis_url,
             proxy,
+            tls,
         } = self;
         f.debug_struct("Settings")
             .field("server", server)
@@ -251,6 +267,7 @@ impl fmt::Debug for Settings {
             .field("dev", dev)
             .field("redis_url", &redis_url.as_deref().map(mask_url_password))
             .field("proxy", proxy)
+            .field("tls", tls)
             .finish()
     }
 }

@@ -57,6 +57,8 @@ pub(crate) const KEYS: &[Key] = &[
     key!("jwt_audience", TextKind, jwt.audience),
     key!("api_key", SecretKind, api_key),
     key!("redis_url", UrlKind, redis_url),
+    key!("tls_cert", PathKind, tls.cert),
+    key!("tls_key", PathKind, tls.key),
     key!(
         "heartbeat_interval",
         DurationKind,

@@ -475,6 +475,10 @@ fn everything_changed() -> Settings {
             // read back (see the_effective_settings_never_show_secrets).
             headers: Vec::new(),
         },
+        tls: TlsSettings {
+            cert: Some("tls/node.crt".into()),
+            key: Some("tls/node.key".into()),
+        },
     }
 }
 

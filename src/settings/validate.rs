@@ -41,6 +41,7 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), SettingsError> {
     secrets(settings)?;
     jwt_keys(settings)?;
     redis(settings)?;
+    tls(settings)?;
     proxy(settings)?;
     backend_rules(settings)
 }
@@ -168,6 +169,15 @@ fn redis(settings: &Settings) -> Result<(), SettingsError> {
     Ok(())
 }
 
+/// TLS needs both its files: one alone is a mistake, not a choice.
+fn tls(settings: &Settings) -> Result<(), SettingsError> {
+    match (&settings.tls.cert, &settings.tls.key) {
+        (Some(_), None) => Err(invalid("tls_key", "tls_cert is set: set tls_key too")),
+        (None, Some(_)) => Err(invalid("tls_cert", "tls_key is set: set tls_cert too")),
+        _ => Ok(()),
+    }
+}
+
 /// The proxy's URLs are http:// or https:// URLs of a host, without
 /// credentials (a secret goes in `proxy.headers`, whose values are never
 /// shown); its timeout ends before the core's `decision_timeout` would;
@@ -267,6 +277,19 @@ mod tests {
     #[test]
     fn the_defaults_are_valid() {
         assert_eq!(key_of(&Settings::default()), None);
+    }
+
+    #[test]
+    fn tls_needs_both_its_files() {
+        let cert = with(|s| s.tls.cert = Some("node.crt".into()));
+        assert_eq!(key_of(&cert), Some("tls_key"));
+        let key = with(|s| s.tls.key = Some("node.key".into()));
+        assert_eq!(key_of(&key), Some("tls_cert"));
+        let both = with(|s| {
+            s.tls.cert = Some("node.crt".into());
+            s.tls.key = Some("node.key".into());
+        });
+        assert_eq!(key_of(&both), None);
     }
 
     #[test]

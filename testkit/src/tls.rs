@@ -3,7 +3,21 @@
 //! and `127.0.0.1`, written as PEM files into a directory of the test's.
 //! No key, however test-only, lives in the repository.
 
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use tether_tls::Connector;
+
+use crate::ws::{Ws, tcp};
+
+/// A TLS connection to a node, over a blocking socket whose reads time out.
+pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// A WebSocket over TLS.
+pub type Wss = Ws<TlsStream>;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, date_time_ymd,
@@ -92,6 +106,29 @@ impl TestCa {
         std::fs::write(&files.key, key.serialize_pem()).expect("cannot write the key");
         files
     }
+}
+
+/// A client configuration trusting the CA in the file `ca`, made afresh
+/// (no session of an earlier connection is resumed).
+pub fn trusting(ca: &Path) -> Arc<ClientConfig> {
+    Connector::with_ca_file(ca)
+        .expect("a usable CA file")
+        .config()
+}
+
+/// A TLS connection to `addr` for `localhost` with `config`; the handshake
+/// happens at its first read or write.
+pub fn tls(addr: SocketAddr, config: Arc<ClientConfig>) -> TlsStream {
+    let name = ServerName::try_from("localhost").expect("a server name");
+    let connection = ClientConnection::new(config, name).expect("a client connection");
+    StreamOwned::new(connection, tcp(addr))
+}
+
+/// A WebSocket to `/ws` of the node at `addr` over TLS, trusting the CA in
+/// the file `ca`; a refused handshake (TLS or HTTP) is the error.
+pub fn wss(addr: SocketAddr, ca: &Path) -> Result<Wss, tungstenite::Error> {
+    let url = format!("wss://localhost:{}/ws", addr.port());
+    Ws::upgrade(&url, tls(addr, trusting(ca)), &[]).map(|(ws, _)| ws)
 }
 
 impl Drop for TestCa {

@@ -70,5 +70,6 @@ mod pubsub;
 mod recovery;
 mod routes;
 mod shutdown;
+mod tls;
 mod token_refresh;
 mod validation;

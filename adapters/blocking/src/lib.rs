@@ -58,6 +58,7 @@
 mod client;
 mod io;
 mod server;
+mod tls;
 
 pub use client::{Client, ClientError, TokenProvider};
 pub use server::{Handle, Server, ServerOptions};

@@ -59,7 +59,9 @@ use std::sync::Arc;
 use std::task::Context;
 
 use tether_core::{Backplane, BackplaneTask, PublishError, ServerConfig, StoreEvent};
+use tether_tls::ServerTls;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio_rustls::TlsAcceptor;
 use tracing::warn;
 
 pub mod client;
@@ -69,6 +71,7 @@ pub mod mount;
 mod node;
 
 pub use client::{Client, ClientError, TokenProvider};
+use connection::Listener;
 use node::Node;
 
 /// What a node is started with: the options every runtime takes.
@@ -93,6 +96,9 @@ pub struct Server {
     listener: Option<std::net::TcpListener>,
     /// The backplane's task and the end its events arrive at.
     backplane: Option<(BackplaneTask, UnboundedReceiver<StoreEvent>)>,
+    /// The handshake of every accepted connection, when the node speaks
+    /// TLS.
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
@@ -131,6 +137,7 @@ impl Server {
             node: Arc::new(Node::new(core, seed, handler)),
             listener: None,
             backplane: None,
+            tls: None,
         })
     }
 
@@ -148,6 +155,16 @@ impl Server {
         let sink = move |event| drop(events.send(event));
         let task = Box::new(backplane).run(&node_id, Box::new(source), Box::new(sink));
         self.backplane = Some((task, received));
+        self
+    }
+
+    /// Speaks TLS on every connection the node accepts, with `tls`'s
+    /// certificate (re-read by [`ServerTls::reload`], wherever it is
+    /// called): HTTPS and `wss://` only. A node without a listener needs
+    /// none: the application's HTTP server terminates TLS for the
+    /// connections it hands over.
+    pub fn with_tls(mut self, tls: ServerTls) -> Server {
+        self.tls = Some(TlsAcceptor::from(tls.config()));
         self
     }
 
@@ -182,6 +199,10 @@ impl Server {
             .listener
             .map(tokio::net::TcpListener::from_std)
             .transpose()?;
+        let listener = listener.map(|listener| Listener {
+            listener,
+            tls: self.tls,
+        });
         self.node.run(listener, self.backplane).await;
         Ok(())
     }

@@ -6,6 +6,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -42,9 +43,13 @@ pub struct ServerFiles {
 
 impl TestCa {
     /// A new authority named `name`, its files in a fresh directory named
-    /// after it and the process (so parallel tests do not share one).
+    /// after it, the process and a count (so parallel tests never share
+    /// one).
     pub fn new(name: &str) -> TestCa {
-        let dir = std::env::temp_dir().join(format!("tether-tls-{name}-{}", std::process::id()));
+        static MADE: AtomicU64 = AtomicU64::new(0);
+        let count = MADE.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("tether-tls-{name}-{}-{count}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("cannot create the certificates' directory");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

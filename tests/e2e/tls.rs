@@ -12,10 +12,10 @@ use std::time::Duration;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::json;
-use tether_core::ServerConfig;
+use tether_core::{ClientConfig, Event, ServerConfig};
 use tether_testkit::process::Process;
 use tether_testkit::tls::{ServerFiles, TestCa, Wss, tls, trusting, wss};
-use tether_testkit::ws::{End, read_to_end, tcp};
+use tether_testkit::ws::{End, READ_TIMEOUT, read_to_end, tcp};
 use tether_tls::{Connector, ServerTls};
 use tungstenite::Message;
 
@@ -132,7 +132,7 @@ fn plaintext_on_a_tls_port_is_closed_and_nothing_else_is(runtime: Runtime) {
 
 fn a_certificate_of_another_authority_is_refused(runtime: Runtime) {
     let ca = ca("tls-other-ca", runtime);
-    let other = TestCa::new(&format!("tls-other-ca-client-{}", runtime.name()));
+    let other = TestCa::new("tls-other-ca-client");
     let server = start(runtime, config(), &ca.server("node"));
     let error = wss(server.addr, other.ca_file()).err().expect("a refusal");
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
@@ -290,7 +290,102 @@ fn a_key_that_is_not_the_certificates_stops_the_start(runtime: Runtime) {
     assert_eq!(process.wait().code(), Some(2));
 }
 
+/// The blocking client's next event that is not about a retry; panics
+/// after [`READ_TIMEOUT`] without one.
+fn next_settled(client: &tether_blocking::Client) -> Event {
+    loop {
+        match client.next_event(READ_TIMEOUT).expect("an event") {
+            Event::Reconnecting { .. } => {}
+            event => return event,
+        }
+    }
+}
+
+fn the_blocking_client_speaks_wss(runtime: Runtime) {
+    let ca = ca("blocking-client", runtime);
+    let server = start(runtime, config(), &ca.server("node"));
+    let tls = Connector::with_ca_file(ca.ca_file()).expect("a usable CA file");
+    let client = tether_blocking::Client::connect_tls(
+        ClientConfig::new(server.addr.to_string(), "bob"),
+        tls,
+    )
+    .expect("a client");
+    client.subscribe("chat").expect("subscribe");
+    assert!(matches!(next_settled(&client), Event::Connected { user, .. } if user == "bob"));
+    assert!(matches!(next_settled(&client), Event::Subscribed { .. }));
+    assert!(matches!(next_settled(&client), Event::Presence { .. }));
+    assert_eq!(client.publish("chat", "1").expect("publish"), 1);
+    match next_settled(&client) {
+        Event::Message {
+            payload, offset, ..
+        } => assert_eq!((payload.get(), offset), ("1", 1)),
+        other => panic!("expected the message, got {other:?}"),
+    }
+    client.close();
+}
+
+fn the_blocking_client_refuses_a_certificate_of_another_authority(runtime: Runtime) {
+    let ca = ca("blocking-client-refuses", runtime);
+    let other = TestCa::new("blocking-client-other");
+    let server = start(runtime, config(), &ca.server("node"));
+    let tls = Connector::with_ca_file(other.ca_file()).expect("a usable CA file");
+    let client = tether_blocking::Client::connect_tls(
+        ClientConfig::new(server.addr.to_string(), "bob"),
+        tls,
+    )
+    .expect("a client");
+    for _ in 0..2 {
+        match next_settled(&client) {
+            Event::Disconnected {
+                reason,
+                will_reconnect: true,
+            } => assert_eq!(reason.code.0, 1006),
+            other => panic!("expected a failed attempt, got {other:?}"),
+        }
+    }
+    client.close();
+}
+
+fn tether_connect_speaks_wss_with_a_ca_file(runtime: Runtime) {
+    let ca = ca("connect-cli", runtime);
+    let other = TestCa::new("connect-cli-other");
+    let server = start(runtime, config(), &ca.server("node"));
+    let url = format!("wss://localhost:{}/ws", server.addr.port());
+    let ca_file = ca.ca_file().to_str().expect("a UTF-8 path");
+    let mut listener = Process::start(
+        TETHER,
+        &[
+            "connect",
+            &url,
+            "--ca",
+            ca_file,
+            "--token",
+            "bob",
+            "--subscribe",
+            "chat",
+        ],
+    );
+    listener.wait_for_line(r#""event":"subscribed""#);
+    server.publish("chat", r#""over tls""#);
+    listener.wait_for_line(r#""payload":"over tls""#);
+    listener.signal("INT");
+    assert_eq!(listener.wait().code(), Some(0));
+
+    let other_file = other.ca_file().to_str().expect("a UTF-8 path");
+    let mut refused = Process::start(
+        TETHER,
+        &["connect", &url, "--ca", other_file, "--token", "bob"],
+    );
+    let line = refused.wait_for_line("TLS with localhost");
+    assert!(line.contains("UnknownIssuer"), "{line}");
+    refused.signal("INT");
+    assert_eq!(refused.wait().code(), Some(0));
+}
+
 runtime_tests! {
+    tether_connect_speaks_wss_with_a_ca_file => smol;
+    the_blocking_client_speaks_wss => smol, blocking, tokio;
+    the_blocking_client_refuses_a_certificate_of_another_authority => smol;
     wss_carries_auth_subscriptions_and_publications => smol, blocking, tokio;
     https_answers_healthz => smol, blocking, tokio;
     plaintext_on_a_tls_port_is_closed_and_nothing_else_is => smol, blocking, tokio;

@@ -11,6 +11,8 @@
 //!   that move bytes themselves (the smol node on its own reactor, the
 //!   blocking node's reader and writer threads, the smol and blocking
 //!   clients): ciphertext in, plaintext out, and the other way round.
+//! - [`ClientTls`]: a [`Session`] between a client session and a driver's
+//!   write queue, the one glue of the smol and tokio clients.
 //!
 //! Every configuration uses rustls' `ring` provider, passed explicitly, so
 //! that no process-wide default is needed. The core knows nothing of TLS:
@@ -19,6 +21,7 @@
 //! upgrade.
 
 mod client;
+mod client_link;
 mod error;
 mod server;
 mod session;
@@ -28,6 +31,7 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 
 pub use client::Connector;
+pub use client_link::ClientTls;
 pub use error::{TlsError, TlsFile};
 pub use server::ServerTls;
 pub use session::{Received, Session};

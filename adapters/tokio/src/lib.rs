@@ -59,7 +59,6 @@ use std::sync::Arc;
 use std::task::Context;
 
 use tether_core::{Backplane, BackplaneTask, PublishError, ServerConfig, StoreEvent};
-use tether_tls::ServerTls;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio_rustls::TlsAcceptor;
 use tracing::warn;
@@ -70,9 +69,11 @@ mod connection;
 pub mod mount;
 mod node;
 
-pub use client::{Client, ClientError, TokenProvider};
+pub use client::{Client, ClientError, Connector, TokenProvider};
 use connection::Listener;
 use node::Node;
+/// A node's certificate and key, for `Server::with_tls`.
+pub use tether_tls::ServerTls;
 
 /// What a node is started with: the options every runtime takes.
 pub use tether_core::NodeOptions as ServerOptions;

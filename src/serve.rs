@@ -8,6 +8,7 @@
 //! (PROTOCOL.md section 13); without one its authorizer decides alone.
 
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -20,7 +21,7 @@ use crate::app::{AppError, ServePlan};
 use crate::auth::NodeAuthorizer;
 use crate::proxy::ProxyHandler;
 use crate::secret::mask_url_password;
-use crate::settings::{Runtime, Settings};
+use crate::settings::{Runtime, Settings, SettingsError};
 
 /// Runs the planned node until a signal has shut it down gracefully.
 pub fn serve(plan: ServePlan) -> Result<(), AppError> {
@@ -45,7 +46,11 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
         seed: None,
     };
     let backplane = match &settings.redis_url {
-        Some(url) => Some(redis_backplane(url, &settings.server)?),
+        Some(url) => Some(redis_backplane(
+            url,
+            settings.redis_ca_file.as_deref(),
+            &settings.server,
+        )?),
         None => None,
     };
     match settings.runtime {
@@ -110,13 +115,31 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The Redis backplane at `url`, for any runtime.
+/// The Redis backplane at `url`, for any runtime; with `ca_file`, a
+/// `rediss://` link trusting only its certificates.
 fn redis_backplane(
     url: &str,
+    ca_file: Option<&Path>,
     config: &tether_core::ServerConfig,
 ) -> Result<tether_redis::RedisBackplane, AppError> {
-    let backplane = tether_redis::RedisBackplane::new(url, config)
-        .map_err(|error| AppError::Io(io::Error::other(error)))?;
+    let backplane = match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|error| {
+                AppError::Settings(SettingsError::Invalid {
+                    key: "redis_ca_file",
+                    message: format!("cannot read {}: {error}", path.display()),
+                })
+            })?;
+            tether_redis::RedisBackplane::trusting(url, pem, config).map_err(|error| {
+                AppError::Settings(SettingsError::Invalid {
+                    key: "redis_ca_file",
+                    message: format!("{}: {error}", path.display()),
+                })
+            })?
+        }
+        None => tether_redis::RedisBackplane::new(url, config)
+            .map_err(|error| AppError::Io(io::Error::other(error)))?,
+    };
     info!(
         "sharing channels through Redis at {}",
         mask_url_password(url)

@@ -220,6 +220,9 @@ pub struct Settings {
     /// The Redis backplane to share channels with other nodes; `None` keeps
     /// the hub in process.
     pub redis_url: Option<String>,
+    /// With a `rediss://` `redis_url`: the CA certificates (PEM) the link
+    /// trusts instead of the public roots.
+    pub redis_ca_file: Option<PathBuf>,
     /// The HTTP proxy to the application's backend.
     pub proxy: ProxySettings,
     /// The node's certificate and key, for HTTPS and `wss://`.
@@ -237,6 +240,7 @@ impl Default for Settings {
             runtime: Runtime::default(),
             dev: false,
             redis_url: None,
+            redis_ca_file: None,
             proxy: ProxySettings::default(),
             tls: TlsSettings::default(),
         }
@@ -254,6 +258,7 @@ impl fmt::Debug for Settings {
             runtime,
             dev,
             redis_url,
+            redis_ca_file,
             proxy,
             tls,
         } = self;
@@ -266,6 +271,7 @@ impl fmt::Debug for Settings {
             .field("runtime", runtime)
             .field("dev", dev)
             .field("redis_url", &redis_url.as_deref().map(mask_url_password))
+            .field("redis_ca_file", redis_ca_file)
             .field("proxy", proxy)
             .field("tls", tls)
             .finish()

@@ -463,7 +463,8 @@ fn everything_changed() -> Settings {
         api_key: None,
         runtime: Runtime::Blocking,
         dev: true,
-        redis_url: Some("redis://127.0.0.1:6379/0".into()),
+        redis_url: Some("rediss://127.0.0.1:6379/0".into()),
+        redis_ca_file: Some("tls/redis-ca.pem".into()),
         proxy: ProxySettings {
             connect_url: Some("http://127.0.0.1:3000/connect".into()),
             subscribe_url: Some("http://127.0.0.1:3000/subscribe".into()),

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
-pub use client::Connector;
+pub use client::{Connector, server_name};
 pub use client_link::ClientTls;
 pub use error::{TlsError, TlsFile};
 pub use server::ServerTls;

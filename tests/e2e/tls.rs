@@ -145,6 +145,24 @@ fn an_expired_certificate_is_refused(runtime: Runtime) {
     assert!(error.to_string().contains("expired"), "{error}");
 }
 
+fn a_connection_refused_at_capacity_is_closed_during_its_handshake(runtime: Runtime) {
+    let ca = ca("tls-capacity", runtime);
+    let config = ServerConfig {
+        max_connections: 1,
+        ..config()
+    };
+    let server = start(runtime, config, &ca.server("node"));
+    let mut alice = wss(server.addr, ca.ca_file())
+        .expect("the TLS upgrade")
+        .authenticate_dev("alice");
+    assert!(
+        wss(server.addr, ca.ca_file()).is_err(),
+        "a second connection at capacity"
+    );
+    alice.send_json(json!({"type": "ping", "id": "still"}));
+    assert_eq!(alice.recv_type("pong")["id"], "still");
+}
+
 /// The handshake timeout of the tests below: long enough for a loaded
 /// machine to finish a real handshake in, far shorter than the trickle.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -383,6 +401,7 @@ fn tether_connect_speaks_wss_with_a_ca_file(runtime: Runtime) {
 }
 
 runtime_tests! {
+    a_connection_refused_at_capacity_is_closed_during_its_handshake => smol, blocking, tokio;
     tether_connect_speaks_wss_with_a_ca_file => smol;
     the_blocking_client_speaks_wss => smol, blocking, tokio;
     the_blocking_client_refuses_a_certificate_of_another_authority => smol;

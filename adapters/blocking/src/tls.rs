@@ -36,14 +36,19 @@ impl Secured {
     /// Enciphers `frames` and writes them to `stream` after whatever the
     /// session had waiting (handshake messages, an alert); with no frames,
     /// writes only that.
+    ///
+    /// With nothing to send it returns at once, without waiting for the
+    /// write lock: a reader must not wait for a writer blocked on a peer
+    /// that does not read.
     pub fn write(&self, mut stream: &TcpStream, frames: &[Bytes]) -> io::Result<()> {
+        if frames.is_empty() && !lock(&self.session).wants_write() {
+            return Ok(());
+        }
         let _writing = lock(&self.writing);
         let mut ciphertext = Vec::new();
         {
             let mut session = lock(&self.session);
-            for frame in frames {
-                session.send(frame)?;
-            }
+            session.send_frames(frames)?;
             session.take_ciphertext(&mut ciphertext);
         }
         if ciphertext.is_empty() {

@@ -604,9 +604,8 @@ async fn flush(
             .borrow_mut()
             .poll_transmit(conn, WRITE_BUDGET, batch);
         if let Some(session) = tls {
-            for frame in batch.drain(..) {
-                session.send(&frame)?;
-            }
+            session.send_frames(batch)?;
+            batch.clear();
             if session.wants_write() {
                 let mut ciphertext = Vec::new();
                 session.take_ciphertext(&mut ciphertext);

@@ -179,3 +179,31 @@ fn a_reload_swaps_the_certificate_and_a_failed_one_keeps_it() {
     assert_eq!(error.file, TlsFile::Key);
     assert_eq!(presented(&server_tls, &ca), after, "the old one stays");
 }
+
+#[test]
+fn frames_sent_together_share_a_record() {
+    let ca = TestCa::new("tls-records");
+    let files = ca.server("node");
+    let server_tls = ServerTls::load(&files.cert, &files.key).unwrap();
+    let mut client = Connector::with_ca_file(ca.ca_file())
+        .unwrap()
+        .connect("localhost")
+        .unwrap();
+    let mut server = server_tls.accept();
+    pump(&mut client, &mut server).unwrap();
+    let frames: Vec<bytes::Bytes> = (0..10).map(|n| vec![n; 100].into()).collect();
+    let mut together = Vec::new();
+    server.send_frames(&frames).unwrap();
+    server.take_ciphertext(&mut together);
+    let mut apart = Vec::new();
+    for frame in &frames {
+        server.send(frame).unwrap();
+    }
+    server.take_ciphertext(&mut apart);
+    // One record header and tag (5 + 16 + 1 bytes in TLS 1.3) instead of ten.
+    assert_eq!(apart.len() - together.len(), 9 * 22);
+    let mut plaintext = Vec::new();
+    client.receive(&together, &mut plaintext).unwrap();
+    client.receive(&apart, &mut plaintext).unwrap();
+    assert_eq!(plaintext, [frames.concat(), frames.concat()].concat());
+}

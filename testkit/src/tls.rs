@@ -1,13 +1,17 @@
 //! Certificates for the TLS tests, made when a test asks: a certificate
 //! authority of its own, and server certificates it signs for `localhost`
-//! and `127.0.0.1`, written as PEM files into a directory of the test's.
-//! No key, however test-only, lives in the repository.
+//! and `127.0.0.1`, written as PEM files into a directory of the test's;
+//! and the tests' TLS client, rustls under tungstenite. No key, however
+//! test-only, lives in the repository.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, date_time_ymd,
+};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use tether_tls::Connector;
@@ -19,10 +23,6 @@ pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
 /// A WebSocket over TLS.
 pub type Wss = Ws<TlsStream>;
-
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, date_time_ymd,
-};
 
 /// A test's certificate authority and the directory its files go to.
 pub struct TestCa {

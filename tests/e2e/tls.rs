@@ -15,7 +15,7 @@ use serde_json::json;
 use tether_core::{ClientConfig, Event, ServerConfig};
 use tether_testkit::process::Process;
 use tether_testkit::tls::{ServerFiles, TestCa, Wss, tls, trusting, wss};
-use tether_testkit::ws::{End, READ_TIMEOUT, read_to_end, tcp};
+use tether_testkit::ws::{READ_TIMEOUT, read_to_end, tcp};
 use tether_tls::{Connector, ServerTls};
 use tungstenite::Message;
 
@@ -208,12 +208,12 @@ fn a_trickled_client_hello_is_cut_at_the_handshake_timeout(runtime: Runtime) {
             finished.store(true, Ordering::SeqCst);
         })
     };
-    let (received, end) = read_to_end(&mut stream);
+    let (received, _) = read_to_end(&mut stream);
     assert!(
         !finished.load(Ordering::SeqCst),
         "the node waited for the whole trickled hello"
     );
-    assert!(received.is_empty() || end == End::Reset || end == End::Eof);
+    assert!(received.is_empty(), "{received:?}");
     let _ = stream.shutdown(std::net::Shutdown::Both);
     trickler.join().expect("the trickler ends");
 }

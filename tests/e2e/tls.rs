@@ -130,6 +130,40 @@ fn plaintext_on_a_tls_port_is_closed_and_nothing_else_is(runtime: Runtime) {
         .authenticate_dev("bob");
 }
 
+fn a_malformed_record_after_the_handshake_closes_that_connection_alone(runtime: Runtime) {
+    let ca = ca("tls-bad-record", runtime);
+    let server = start(runtime, config(), &ca.server("node"));
+    let mut alice = wss(server.addr, ca.ca_file())
+        .expect("the TLS upgrade")
+        .authenticate_dev("alice");
+    alice.subscribe("chat");
+    let mut mallory = wss(server.addr, ca.ca_file())
+        .expect("the TLS upgrade")
+        .authenticate_dev("mallory");
+    // An application-data record whose ciphertext is garbage: it fails to
+    // decrypt.
+    let mut record = vec![0x17, 0x03, 0x03, 0x00, 0x40];
+    record.extend([0xa5; 0x40]);
+    (&mallory.stream().sock)
+        .write_all(&record)
+        .expect("the record is sent");
+    match mallory.read() {
+        Err(tungstenite::Error::Io(error))
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            panic!("the node kept a connection with a bad record: {error}")
+        }
+        Err(_) => {}
+        Ok(message) => panic!("expected the connection to end, got {message:?}"),
+    }
+
+    server.publish("chat", "1");
+    assert_eq!(alice.recv_type("message")["payload"], 1);
+}
+
 fn a_certificate_of_another_authority_is_refused(runtime: Runtime) {
     let ca = ca("tls-other-ca", runtime);
     let other = TestCa::new("tls-other-ca-client");
@@ -401,6 +435,7 @@ fn tether_connect_speaks_wss_with_a_ca_file(runtime: Runtime) {
 }
 
 runtime_tests! {
+    a_malformed_record_after_the_handshake_closes_that_connection_alone => smol, blocking, tokio;
     a_connection_refused_at_capacity_is_closed_during_its_handshake => smol, blocking, tokio;
     tether_connect_speaks_wss_with_a_ca_file => smol;
     the_blocking_client_speaks_wss => smol, blocking, tokio;

@@ -15,3 +15,4 @@ mod bench;
 mod outages;
 mod presence;
 mod pubsub;
+mod tls;

@@ -40,6 +40,7 @@ use async_channel::{Receiver, Sender};
 use futures_lite::future;
 use smol::LocalExecutor;
 use tether_core::{Figures, Instant, NodeShards, Router, Server as Core, StoreEvent, StoreRequest};
+use tether_tls::ServerTls;
 
 use super::{
     Command, Node, READ_BUFFER, Server, ServerOptions, accept_loop, adopt, command_loop,
@@ -218,6 +219,7 @@ pub(super) async fn run(server: Server, threads: usize) -> io::Result<()> {
         ));
     }
     let options = server.options;
+    let tls = server.tls;
     let seed = options.seed.unwrap_or_else(|| fastrand::u64(..));
     let (wakes, woken): (Vec<_>, Vec<_>) = (0..threads).map(|_| async_channel::bounded(1)).unzip();
     let (timer, timer_pokes) = async_channel::bounded(1);
@@ -250,6 +252,7 @@ pub(super) async fn run(server: Server, threads: usize) -> io::Result<()> {
             commands: command_inbox,
             hand_over: Vec::new(),
             other_commands: Vec::new(),
+            tls: tls.clone(),
         };
         let done = done.clone();
         std::thread::Builder::new()
@@ -275,6 +278,7 @@ pub(super) async fn run(server: Server, threads: usize) -> io::Result<()> {
         commands: server.commands.1,
         hand_over,
         other_commands: commands,
+        tls,
     };
     let listener = server.listener;
     let served = executor
@@ -318,6 +322,8 @@ struct Shard {
     commands: Receiver<Command>,
     hand_over: Vec<Sender<(TcpStream, bool)>>,
     other_commands: Vec<Sender<Command>>,
+    /// The node's TLS, when it speaks it.
+    tls: Option<ServerTls>,
 }
 
 impl Shard {
@@ -357,6 +363,8 @@ impl Shard {
             start: self.shared.start,
             wakers: RefCell::new(HashMap::new()),
             read_buffer: RefCell::new(vec![0; READ_BUFFER].into_boxed_slice()),
+            plaintext: RefCell::default(),
+            tls: self.tls,
             reactor: reactor.clone(),
             drained: async_channel::bounded(1),
             shard: Some(link),

@@ -7,6 +7,7 @@
 #   QUICK=1 benches/run.sh    # one small repetition, to check the setup
 #
 #   PEERS="tether-tokio tokio-ws" benches/run.sh   # only these peers
+#   PEERS="tether-smol tether-smol-tls" benches/run.sh   # TLS against plain
 #
 # Peers: tether on smol, tether on blocking threads (skipped with a note
 # while this build refuses `--runtime blocking`), tether on tokio's
@@ -16,7 +17,12 @@
 # and on tokio with `threads = 1` (tether-smol-t1, tether-tokio-t1, from
 # benches/tether-threads1.toml),
 # Node.js + ws (benches/peers/node-ws, needs node and npm), tokio +
-# tokio-tungstenite (benches/peers/tokio-ws). Every repetition starts every
+# tokio-tungstenite (benches/peers/tokio-ws). On request only (PEERS), the
+# TLS twins tether-smol-tls, tether-blocking-tls and tether-tokio-tls: the
+# same node and settings with tls_cert and tls_key (a self-signed P-256
+# certificate made by `openssl req` for the run), loaded over wss:// by
+# clients that take any certificate (`tether-loadgen --insecure`).
+# Every repetition starts every
 # peer afresh, runs `idle` first (so each heap starts clean), then each
 # scenario against each peer in turn, the order of the peers rotating
 # between repetitions. Everything listens on and connects to 127.0.0.1
@@ -50,20 +56,25 @@ if (( $(ulimit -n) < IDLE + 1000 )); then
   exit 2
 fi
 
+WANTED=(${PEERS:-tether-smol tether-blocking tether-tokio tether-tokio-ct node-ws tokio-ws})
+wanted() { [[ " ${WANTED[*]} " == *" $1 "* ]]; }
+
 echo "== building" >&2
 cargo build --release --quiet -p tether -p tether-loadgen
-cargo build --release --quiet --manifest-path benches/peers/tokio-ws/Cargo.toml
+if wanted tokio-ws; then
+  cargo build --release --quiet --manifest-path benches/peers/tokio-ws/Cargo.toml
+fi
 TETHER=target/release/tether
 LOADGEN=target/release/tether-loadgen
 TOKIO_PEER=benches/peers/tokio-ws/target/release/tokio-ws-peer
 
 declare -A PORT=([tether-smol]=18080 [tether-blocking]=18083 [node-ws]=18081 [tokio-ws]=18082
-  [tether-tokio]=18084 [tether-tokio-ct]=18085 [tether-smol-t1]=18086 [tether-tokio-t1]=18087)
-WANTED=(${PEERS:-tether-smol tether-blocking tether-tokio tether-tokio-ct node-ws tokio-ws})
-wanted() { [[ " ${WANTED[*]} " == *" $1 "* ]]; }
+  [tether-tokio]=18084 [tether-tokio-ct]=18085 [tether-smol-t1]=18086 [tether-tokio-t1]=18087
+  [tether-smol-tls]=18088 [tether-blocking-tls]=18089 [tether-tokio-tls]=18090)
 PEERS=()
 NOTES=()
-for peer in tether-smol tether-smol-t1 tether-tokio tether-tokio-t1 tether-tokio-ct; do
+for peer in tether-smol tether-smol-t1 tether-tokio tether-tokio-t1 tether-tokio-ct \
+    tether-smol-tls tether-blocking-tls tether-tokio-tls; do
   if wanted $peer; then PEERS+=($peer); fi
 done
 
@@ -92,6 +103,17 @@ RESULTS=benches/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl
 LOGS=$(mktemp -d)
 declare -A PID=()
 
+# The TLS twins' settings: benches/tether.toml and a certificate of the run.
+TLS_CONFIG=$LOGS/tether-tls.toml
+if [[ " ${PEERS[*]} " == *"-tls "* ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$LOGS/node.key" -out "$LOGS/node.crt" 2>/dev/null
+  { cat benches/tether.toml
+    echo "tls_cert = \"$LOGS/node.crt\""
+    echo "tls_key = \"$LOGS/node.key\""; } >"$TLS_CONFIG"
+fi
+
 start_peer() {
   local peer=$1 port=${PORT[$1]}
   case $peer in
@@ -107,6 +129,9 @@ start_peer() {
         --config benches/tether-threads1.toml --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
     tether-tokio-ct) RUST_LOG=warn "$TETHER" serve --dev --runtime tokio-current-thread \
         --config benches/tether.toml --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
+    tether-*-tls) local runtime=${peer#tether-}
+      RUST_LOG=warn "$TETHER" serve --dev --runtime "${runtime%-tls}" \
+        --config "$TLS_CONFIG" --listen 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
     node-ws) node benches/peers/node-ws/server.js "$port" 2>>"$LOGS/$peer.log" & ;;
     tokio-ws) "$TOKIO_PEER" 127.0.0.1:$port 2>>"$LOGS/$peer.log" & ;;
   esac
@@ -129,9 +154,10 @@ stop_peers() {
 trap stop_peers EXIT
 
 bench() {
-  local peer=$1
+  local peer=$1 url=ws://127.0.0.1:${PORT[$1]}/ws tls=()
   shift
-  timeout 300 "$LOADGEN" --threads "$THREADS" --url "ws://127.0.0.1:${PORT[$peer]}/ws" \
+  if [[ $peer == *-tls ]]; then url=wss://127.0.0.1:${PORT[$peer]}/ws tls=(--insecure); fi
+  timeout 300 "$LOADGEN" --threads "$THREADS" --url "$url" "${tls[@]}" \
     --peer "$peer" "$@" >>"$RESULTS" || echo "[$peer] $* failed" >&2
 }
 

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
+use tether_tls::{ServerTls, TlsFile};
 use tracing::{info, warn};
 
 use crate::auth::{Authenticator, MissingSecret};
@@ -84,6 +85,9 @@ pub struct ServePlan {
     /// How the node checks tokens itself; `None` when the proxy backend
     /// decides them (`proxy.connect_url`).
     pub authenticator: Option<Authenticator>,
+    /// The node's certificate and key, read and checked, when it speaks
+    /// TLS.
+    pub tls: Option<ServerTls>,
 }
 
 /// Runs the command; `env` reads environment variables.
@@ -144,11 +148,34 @@ pub fn prepare_serve(
     if settings.api_key.is_none() {
         info!("no API key is set: POST /api/publish answers 401 to every request");
     }
+    let tls = server_tls(&settings)?;
     info!("effective settings:\n{settings}");
     Ok(ServePlan {
         settings,
         authenticator,
+        tls,
     })
+}
+
+/// The node's certificate and key when `tls_cert` and `tls_key` are set,
+/// read and checked now so that a file that cannot be used stops the start
+/// (and `serve --check`), naming its key.
+fn server_tls(settings: &Settings) -> Result<Option<ServerTls>, SettingsError> {
+    let (Some(cert), Some(key)) = (&settings.tls.cert, &settings.tls.key) else {
+        return Ok(None);
+    };
+    let tls = ServerTls::load(cert, key).map_err(|error| SettingsError::Invalid {
+        key: match error.file {
+            TlsFile::Cert | TlsFile::Ca => "tls_cert",
+            TlsFile::Key => "tls_key",
+        },
+        message: error.to_string(),
+    })?;
+    info!(
+        "TLS: HTTPS and wss:// only, certificate from {}",
+        cert.display()
+    );
+    Ok(Some(tls))
 }
 
 /// Logs what `connect` will do (the token only as `<redacted>`).

@@ -82,9 +82,14 @@ impl ServeArgs {
 /// Arguments of `tether connect`.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// Server WebSocket URL, e.g. ws://127.0.0.1:8080/ws.
+    /// Server WebSocket URL, e.g. ws://127.0.0.1:8080/ws or
+    /// wss://example.com/ws.
     #[arg(value_name = "URL", value_parser = parse_ws_url)]
     pub url: String,
+    /// With wss://: trust only the CA certificates in this PEM file
+    /// instead of the public roots (Mozilla's, built in).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// Token sent in the auth message (a JWT, or any user id in dev mode).
     #[arg(long, value_name = "TOKEN")]
     pub token: Redacted<String>,
@@ -93,12 +98,14 @@ pub struct ConnectArgs {
     pub subscribe: Vec<Channel>,
 }
 
-/// Accepts `ws://host[:port][/path]`. There is no `wss://`: Tether does not
-/// do TLS itself (a proxy in front of it does).
+/// Accepts `ws://host[:port][/path]` and `wss://host[:port][/path]`.
 fn parse_ws_url(text: &str) -> Result<String, String> {
-    match text.strip_prefix("ws://") {
+    match text
+        .strip_prefix("ws://")
+        .or_else(|| text.strip_prefix("wss://"))
+    {
         Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(text.to_owned()),
-        _ => Err("expected a URL like ws://127.0.0.1:8080/ws".to_owned()),
+        _ => Err("expected a URL like ws://127.0.0.1:8080/ws or wss://example.com/ws".to_owned()),
     }
 }
 
@@ -244,10 +251,28 @@ mod tests {
     }
 
     #[test]
+    fn connect_takes_wss_and_a_ca_file() {
+        let cli = parse(&[
+            "connect",
+            "wss://example.com/ws",
+            "--token",
+            "t",
+            "--ca",
+            "ca.pem",
+        ])
+        .unwrap();
+        let Command::Connect(args) = cli.command else {
+            panic!("not connect");
+        };
+        assert_eq!(args.url, "wss://example.com/ws");
+        assert_eq!(args.ca, Some(PathBuf::from("ca.pem")));
+    }
+
+    #[test]
     fn connect_refuses_bad_urls_channels_and_a_missing_token() {
         for args in [
             &["connect", "http://127.0.0.1:8080/ws", "--token", "t"][..],
-            &["connect", "wss://example.com/ws", "--token", "t"],
+            &["connect", "wss://", "--token", "t"],
             &["connect", "ws://", "--token", "t"],
             &["connect", "ws://127.0.0.1:8080/ws"],
             &[

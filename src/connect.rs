@@ -16,7 +16,7 @@ use std::sync::Arc;
 use futures_lite::{AsyncBufReadExt, StreamExt};
 use serde_json::{Value, json};
 use tether_core::{Event, ServerMessage, encode_publication, encode_server_message};
-use tether_smol::client::{Client, config_from_url};
+use tether_smol::client::{Client, Connector, endpoint_from_url};
 use tracing::warn;
 
 use crate::app::AppError;
@@ -27,10 +27,26 @@ use crate::serve::on_shutdown_signal;
 /// events to stdout until the connection ends for good: the server closes
 /// it with a final code, or a signal makes the client close it.
 pub fn connect(args: ConnectArgs) -> Result<(), AppError> {
-    let config = config_from_url(&args.url, args.token.expose().clone())
+    let endpoint = endpoint_from_url(&args.url, args.token.expose().clone())
         .map_err(|error| AppError::Connect(error.to_string()))?;
+    let tls = match (&args.ca, endpoint.secure) {
+        (Some(ca), true) => Some(
+            Connector::with_ca_file(ca)
+                .map_err(|error| AppError::Connect(format!("--ca {error}")))?,
+        ),
+        (None, true) => Some(Connector::public_roots()),
+        (Some(_), false) => {
+            return Err(AppError::Connect(
+                "--ca is for wss:// URLs; this one is ws://".to_owned(),
+            ));
+        }
+        (None, false) => None,
+    };
     smol::block_on(async {
-        let client = Arc::new(Client::connect(config));
+        let client = Arc::new(match tls {
+            Some(tls) => Client::connect_tls(endpoint.config, tls),
+            None => Client::connect(endpoint.config),
+        });
         for channel in &args.subscribe {
             client
                 .subscribe(channel.as_str())

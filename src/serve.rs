@@ -1,24 +1,27 @@
 //! `tether serve`: runs a node on the chosen runtime until SIGTERM or SIGINT
 //! has drained it (PROTOCOL.md section 3), then returns so the process exits 0.
-//! SIGHUP re-reads `jwt_jwks_file`, when set, without touching a connection.
+//! SIGHUP re-reads `jwt_jwks_file` and the TLS certificate and key, when
+//! set, without touching a connection.
 //! With `redis_url` the node shares its channels with the other nodes of
 //! that Redis (PROTOCOL.md section 6); without it the hub stays in process.
 //! With any `[proxy]` URL the node asks the application's backend
 //! (PROTOCOL.md section 13); without one its authorizer decides alone.
 
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tether_core::{Handler, NodeOptions};
+use tether_tls::ServerTls;
 use tracing::{info, warn};
 
 use crate::app::{AppError, ServePlan};
 use crate::auth::NodeAuthorizer;
 use crate::proxy::ProxyHandler;
 use crate::secret::mask_url_password;
-use crate::settings::{Runtime, Settings};
+use crate::settings::{Runtime, Settings, SettingsError};
 
 /// Runs the planned node until a signal has shut it down gracefully.
 pub fn serve(plan: ServePlan) -> Result<(), AppError> {
@@ -28,7 +31,9 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
         Some(authenticator) => NodeAuthorizer::new(authenticator, api_key),
         None => NodeAuthorizer::api_only(api_key),
     });
-    on_reload_signal(Arc::clone(&authorizer), settings.clone()).map_err(AppError::Io)?;
+    let tls = plan.tls;
+    on_reload_signal(Arc::clone(&authorizer), settings.clone(), tls.clone())
+        .map_err(AppError::Io)?;
     let handler: Arc<dyn Handler> = if settings.proxy.is_enabled() {
         Arc::new(ProxyHandler::new(&settings.proxy, authorizer))
     } else {
@@ -41,7 +46,11 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
         seed: None,
     };
     let backplane = match &settings.redis_url {
-        Some(url) => Some(redis_backplane(url, &settings.server)?),
+        Some(url) => Some(redis_backplane(
+            url,
+            settings.redis_ca_file.as_deref(),
+            &settings.server,
+        )?),
         None => None,
     };
     match settings.runtime {
@@ -52,6 +61,9 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
                 .with_threads(threads);
             if let Some(backplane) = backplane {
                 server = server.with_backplane(backplane);
+            }
+            if let Some(tls) = tls {
+                server = server.with_tls(tls);
             }
             info!(
                 "listening on {} (runtime smol, {threads} threads)",
@@ -65,6 +77,9 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
             let mut server = tether_blocking::Server::bind(options).map_err(AppError::Io)?;
             if let Some(backplane) = backplane {
                 server = server.with_backplane(backplane);
+            }
+            if let Some(tls) = tls {
+                server = server.with_tls(tls);
             }
             info!("listening on {} (runtime blocking)", server.local_addr());
             let handle = server.handle();
@@ -82,6 +97,9 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
                 .with_threads(threads);
             if let Some(backplane) = backplane {
                 server = server.with_backplane(backplane);
+            }
+            if let Some(tls) = tls {
+                server = server.with_tls(tls);
             }
             info!(
                 "listening on {} (runtime {}, {threads} threads)",
@@ -107,13 +125,31 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The Redis backplane at `url`, for any runtime.
+/// The Redis backplane at `url`, for any runtime; with `ca_file`, a
+/// `rediss://` link trusting only its certificates.
 fn redis_backplane(
     url: &str,
+    ca_file: Option<&Path>,
     config: &tether_core::ServerConfig,
 ) -> Result<tether_redis::RedisBackplane, AppError> {
-    let backplane = tether_redis::RedisBackplane::new(url, config)
-        .map_err(|error| AppError::Io(io::Error::other(error)))?;
+    let backplane = match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|error| {
+                AppError::Settings(SettingsError::Invalid {
+                    key: "redis_ca_file",
+                    message: format!("cannot read {}: {error}", path.display()),
+                })
+            })?;
+            tether_redis::RedisBackplane::trusting(url, pem, config).map_err(|error| {
+                AppError::Settings(SettingsError::Invalid {
+                    key: "redis_ca_file",
+                    message: format!("{}: {error}", path.display()),
+                })
+            })?
+        }
+        None => tether_redis::RedisBackplane::new(url, config)
+            .map_err(|error| AppError::Io(io::Error::other(error)))?,
+    };
     info!(
         "sharing channels through Redis at {}",
         mask_url_password(url)
@@ -141,10 +177,16 @@ pub(crate) fn on_shutdown_signal(shutdown: impl Fn() + Send + 'static) -> io::Re
     Ok(())
 }
 
-/// Re-reads the JWKS file into the node's key set on every SIGHUP; a file
-/// that cannot be used is logged and the keys in force stay. Without a JWKS
-/// file SIGHUP is only logged.
-fn on_reload_signal(authorizer: Arc<NodeAuthorizer>, settings: Settings) -> io::Result<()> {
+/// Re-reads the JWKS file into the node's key set, and the TLS certificate
+/// and key, on every SIGHUP; a file that cannot be used is logged and what
+/// is in force stays. Open connections are not touched: a new TLS
+/// handshake gets the new certificate. Without either, SIGHUP is only
+/// logged.
+fn on_reload_signal(
+    authorizer: Arc<NodeAuthorizer>,
+    settings: Settings,
+    tls: Option<ServerTls>,
+) -> io::Result<()> {
     let mut signals = Signals::new([SIGHUP])?;
     std::thread::Builder::new()
         .name("reload".into())
@@ -157,6 +199,13 @@ fn on_reload_signal(authorizer: Arc<NodeAuthorizer>, settings: Settings) -> io::
                     None => info!("SIGHUP: no jwt_jwks_file to re-read"),
                     Some(Ok(keys)) => info!(keys, "SIGHUP: jwt_jwks_file re-read"),
                     Some(Err(error)) => warn!(%error, "SIGHUP: keeping the keys in force"),
+                }
+                match tls.as_ref().map(ServerTls::reload) {
+                    None => {}
+                    Some(Ok(())) => info!("SIGHUP: tls_cert and tls_key re-read"),
+                    Some(Err(error)) => {
+                        warn!(%error, "SIGHUP: keeping the TLS certificate in force");
+                    }
                 }
             }
         })?;

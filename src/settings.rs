@@ -184,6 +184,18 @@ impl ProxySettings {
     }
 }
 
+/// The node's TLS (PROTOCOL.md, "TLS"): with both files the listening
+/// port speaks HTTPS and `wss://` only; with neither, plain HTTP and
+/// `ws://`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TlsSettings {
+    /// The certificate chain in PEM, the node's own certificate first.
+    /// Re-read on SIGHUP.
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key in PEM. Re-read on SIGHUP.
+    pub key: Option<PathBuf>,
+}
+
 /// The complete configuration of `tether serve`.
 ///
 /// Its `Debug` and `Display` never show a secret: the JWT secret and API key
@@ -211,8 +223,13 @@ pub struct Settings {
     /// The Redis backplane to share channels with other nodes; `None` keeps
     /// the hub in process.
     pub redis_url: Option<String>,
+    /// With a `rediss://` `redis_url`: the CA certificates (PEM) the link
+    /// trusts instead of the public roots.
+    pub redis_ca_file: Option<PathBuf>,
     /// The HTTP proxy to the application's backend.
     pub proxy: ProxySettings,
+    /// The node's certificate and key, for HTTPS and `wss://`.
+    pub tls: TlsSettings,
 }
 
 impl Default for Settings {
@@ -227,7 +244,9 @@ impl Default for Settings {
             threads: None,
             dev: false,
             redis_url: None,
+            redis_ca_file: None,
             proxy: ProxySettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -244,7 +263,9 @@ impl fmt::Debug for Settings {
             threads,
             dev,
             redis_url,
+            redis_ca_file,
             proxy,
+            tls,
         } = self;
         f.debug_struct("Settings")
             .field("server", server)
@@ -256,7 +277,9 @@ impl fmt::Debug for Settings {
             .field("threads", threads)
             .field("dev", dev)
             .field("redis_url", &redis_url.as_deref().map(mask_url_password))
+            .field("redis_ca_file", redis_ca_file)
             .field("proxy", proxy)
+            .field("tls", tls)
             .finish()
     }
 }

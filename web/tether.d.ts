@@ -1,7 +1,7 @@
-// Type declarations of the Tether browser client, served at /tether.d.ts
-// next to the module at /tether.js.
+// Type declarations of the Tether client (the npm package `tether-client`),
+// served at /tether.d.ts next to the module at /tether.js.
 
-/** The reconnect schedule: `min(base * 2^n, cap) + jitter * random()`, in ms. */
+/** The reconnect schedule: `min(base * 2^n, cap)` plus whole ms drawn from [0, jitter) with `random()`. */
 export interface Backoff {
   /** Delay before the first retry (1000). */
   base: number;
@@ -50,7 +50,12 @@ export interface OtherOptions {
   offlineQueue?: number;
   /** Source of jitter in [0, 1) (`Math.random`). */
   random?: () => number;
-  /** The WebSocket constructor (`globalThis.WebSocket`). */
+  /**
+   * The WebSocket constructor: `globalThis.WebSocket` when omitted (every
+   * browser, Node.js 22 and later). Node.js before 22 has none: pass the
+   * `WebSocket` of the `ws` package, or the constructor throws a TypeError
+   * saying so.
+   */
   WebSocket?: typeof WebSocket;
 }
 
@@ -60,7 +65,7 @@ export const DEFAULTS: Readonly<Required<Omit<OtherOptions, 'random' | 'WebSocke
 /** When to refresh a token with `remaining` ms of life, in ms from now; null once expired. */
 export function refreshDelay(remaining: number): number | null;
 
-/** The wait before retry `attempt` (from 0), in ms. */
+/** The wait before retry `attempt` (from 0), in ms: `min(base * 2^attempt, cap)` plus whole ms drawn from [0, jitter). */
 export function reconnectDelay(attempt: number, backoff: Backoff, random: () => number): number;
 
 /** How a connection ended. */

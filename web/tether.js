@@ -1,5 +1,10 @@
-// Tether browser client: an ES module with no dependencies, served by every
-// Tether server at /tether.js. Types: /tether.d.ts.
+// Tether client: an ES module with no dependencies, for browsers and
+// Node.js, served by every Tether server at /tether.js and published as the
+// npm package `tether-client`. Types: /tether.d.ts.
+//
+// It needs a WebSocket constructor: the global one (every browser, Node.js
+// 22 and later), or the `WebSocket` option (the `ws` package on older
+// Node.js); without either the constructor throws a TypeError that says so.
 //
 // It behaves like the Rust client session (PROTOCOL.md section 10 and the
 // client decisions of section 11):
@@ -7,7 +12,8 @@
 // - It connects, sends `auth` first and waits for `auth_ack`; the time from
 //   the dial to `auth_ack` is bounded by `connectTimeout`.
 // - After an unexpected close or a failed connect it waits
-//   `min(base * 2^n, cap) + jitter` (n counts retries in a row from 0, reset
+//   `min(base * 2^n, cap) + jitter`, the jitter a whole number of ms in
+//   [0, jitter) (n counts retries in a row from 0, reset
 //   only by `auth_ack`) and dials again, up to `maxAttempts` retries in a
 //   row (unlimited by default).
 // - It never reconnects after its own `close()` nor after the final close
@@ -86,6 +92,11 @@ const TOKEN_EXPIRED = 4004;
 /** A refresh is due no later than this long before the token expires, in ms. */
 const REFRESH_MARGIN = 60000;
 
+/** What the constructor says where there is no WebSocket to dial with. */
+const NO_GLOBAL_WEBSOCKET = 'this runtime has no global WebSocket (Node.js before 22): '
+  + "pass one as the WebSocket option, e.g. import { WebSocket } from 'ws'; "
+  + 'new TetherClient(url, { token, WebSocket })';
+
 /** Request ids this client hands out: `r` and a number without leading 0. */
 const REQUEST_ID = /^r[1-9][0-9]*$/;
 
@@ -114,7 +125,9 @@ const REQUEST_ID = /^r[1-9][0-9]*$/;
  *   server's close frame (5000).
  * @property {number} [offlineQueue] Messages kept while not connected (1000).
  * @property {() => number} [random] Source of jitter in [0, 1).
- * @property {typeof WebSocket} [WebSocket] The WebSocket constructor.
+ * @property {typeof WebSocket} [WebSocket] The WebSocket constructor:
+ *   `globalThis.WebSocket` when omitted; on Node.js before 22, which has
+ *   none, the `WebSocket` of the `ws` package.
  */
 
 /**
@@ -159,7 +172,9 @@ export function refreshDelay(remaining) {
 
 /**
  * The wait before retry `attempt` (from 0): `min(base * 2^attempt, cap)`
- * plus `jitter * random()`, in ms.
+ * plus a whole number of ms drawn from [0, jitter) with `random()`. Whole
+ * ms, as the Rust session draws whole ns: `jitter * random()` itself may
+ * round up to `jitter` for a draw just below 1.
  *
  * @param {number} attempt Retries already made in a row.
  * @param {Backoff} backoff The schedule.
@@ -168,7 +183,8 @@ export function refreshDelay(remaining) {
  */
 export function reconnectDelay(attempt, backoff, random) {
   const floor = Math.min(backoff.base * 2 ** Math.min(attempt, 1023), backoff.cap);
-  return floor + backoff.jitter * random();
+  const drawn = Math.floor(backoff.jitter * random());
+  return floor + Math.min(drawn, Math.max(0, Math.ceil(backoff.jitter) - 1));
 }
 
 /** Why a request, a send or a subscription failed. */
@@ -255,7 +271,7 @@ export class TetherClient {
     this.#token = options.token ?? '';
     this.#getToken = typeof getToken === 'function' ? getToken : null;
     this.#random = options.random ?? Math.random;
-    this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this.#WebSocket = webSocketConstructor(options.WebSocket);
     queueMicrotask(() => this.#dial());
   }
 
@@ -444,6 +460,7 @@ export class TetherClient {
    * @returns {Promise<void>}
    */
   close() {
+    /** @type {Promise<void>} */
     const closed = new Promise((resolve) => {
       if (this.#state === 'closed') {
         resolve();
@@ -515,7 +532,7 @@ export class TetherClient {
     try {
       ws = new this.#WebSocket(this.#url, ['tether.v1']);
     } catch (error) {
-      this.#lose({ code: 1006, reason: `connect failed: ${error.message}` }, true);
+      this.#lose({ code: 1006, reason: `connect failed: ${error instanceof Error ? error.message : error}` }, true);
       return;
     }
     this.#ws = ws;
@@ -954,6 +971,24 @@ export class TetherClient {
       }
     }
   }
+}
+
+/**
+ * The WebSocket constructor the client dials with: `given`, else the
+ * global one. Throws a TypeError naming the option when there is neither
+ * (Node.js before 22), instead of failing at the first dial.
+ *
+ * @param {typeof WebSocket | undefined} given
+ * @returns {typeof WebSocket}
+ */
+function webSocketConstructor(given) {
+  const found = given ?? globalThis.WebSocket;
+  if (typeof found !== 'function') {
+    throw new TypeError(given === undefined
+      ? NO_GLOBAL_WEBSOCKET
+      : 'options.WebSocket must be a WebSocket constructor');
+  }
+  return found;
 }
 
 /** A fresh idempotency key: 128 random bits as 32 hex digits. */

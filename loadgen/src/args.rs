@@ -14,6 +14,13 @@ pub struct BenchArgs {
     /// accepted.
     #[arg(long, value_name = "URL", default_value = "ws://127.0.0.1:8080/ws")]
     pub url: String,
+    /// For a wss:// URL: trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+    /// For a wss:// URL: accept whatever certificate the server presents
+    /// (benchmarks of a self-signed server on loopback only).
+    #[arg(long)]
+    pub insecure: bool,
     /// A name for the server under test, copied into the JSON line.
     #[arg(long, value_name = "NAME")]
     pub peer: Option<String>,

@@ -92,7 +92,7 @@ pub async fn run(spawner: Spawner, target: Target, args: FanoutArgs) -> io::Resu
     } else {
         args.targets
             .iter()
-            .map(|url| Target::parse(url))
+            .map(|url| Target::parse(url, target.tls.as_ref().map(|(config, _)| config)))
             .collect::<io::Result<Vec<_>>>()?
     };
     let clock = Clock::start();

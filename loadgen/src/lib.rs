@@ -33,6 +33,7 @@ mod runtime;
 mod scan;
 mod socket;
 mod stats;
+mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -65,7 +66,8 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
 
 /// Runs the scenario `args` names and returns its report.
 pub fn execute(args: &BenchArgs) -> std::io::Result<Report> {
-    let target = socket::Target::parse(&args.url)?;
+    let tls = tls::client_config(args.ca.as_deref(), args.insecure)?;
+    let target = socket::Target::parse(&args.url, tls.as_ref())?;
     let threads = args.threads.max(1);
     let scenario = args.scenario.clone();
     runtime::block_on(threads, |spawner| async move {

@@ -10,7 +10,12 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 
 use bytes::Bytes;
 use smol::Async;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+
+use futures_rustls::TlsConnector;
+use futures_rustls::rustls::ClientConfig;
+use futures_rustls::rustls::pki_types::ServerName;
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tether_core::wire::FrameDecoder;
 use tether_core::wire::Message;
 use tether_core::wire::ResponseParser;
@@ -36,16 +41,32 @@ pub struct Target {
     pub host: String,
     /// The WebSocket endpoint's path.
     pub path: String,
+    /// For `wss://`: what the clients trust, and the server name.
+    pub tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 impl Target {
-    /// Parses `ws://host:port/path`, refusing any address that is not on
+    /// Parses `ws://host:port/path` or `wss://host:port/path` (with `tls`,
+    /// from `--ca` or `--insecure`), refusing any address that is not on
     /// this machine's loopback interface.
-    pub fn parse(url: &str) -> io::Result<Target> {
+    pub fn parse(url: &str, tls: Option<&Arc<ClientConfig>>) -> io::Result<Target> {
         let invalid = |message: String| io::Error::new(ErrorKind::InvalidInput, message);
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| invalid(format!("{url}: expected ws://host:port/path")))?;
+        let (rest, tls) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+            (Some(rest), _) => (rest, None),
+            (None, Some(rest)) => match tls {
+                Some(tls) => (rest, Some(tls.clone())),
+                None => {
+                    return Err(invalid(format!(
+                        "{url}: wss:// needs --ca FILE or --insecure"
+                    )));
+                }
+            },
+            (None, None) => {
+                return Err(invalid(format!(
+                    "{url}: expected ws:// or wss://host:port/path"
+                )));
+            }
+        };
         let (host, path) = match rest.find('/') {
             Some(slash) => (&rest[..slash], &rest[slash..]),
             None => (rest, "/ws"),
@@ -59,17 +80,27 @@ impl Target {
                 "{addr} is not a loopback address: the load generator only targets this machine"
             )));
         }
+        let tls = match tls {
+            Some(config) => Some((config, tether_tls::server_name(host)?)),
+            None => None,
+        };
         Ok(Target {
             addr,
             host: host.to_owned(),
             path: path.to_owned(),
+            tls,
         })
     }
 }
 
+/// A connection's byte stream: a TCP socket, or TLS over one.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 /// An open, upgraded WebSocket connection.
 pub struct WsConn {
-    stream: Async<TcpStream>,
+    stream: Box<dyn Stream>,
     decoder: FrameDecoder,
     buffer: Vec<u8>,
     mask_state: u64,
@@ -82,6 +113,13 @@ impl WsConn {
     pub async fn open(target: &Target, seed: u64, buffer: usize) -> io::Result<WsConn> {
         let stream = Async::<TcpStream>::connect(target.addr).await?;
         stream.get_ref().set_nodelay(true)?;
+        let stream: Box<dyn Stream> = match &target.tls {
+            Some((config, name)) => {
+                let connector = TlsConnector::from(config.clone());
+                Box::new(connector.connect(name.clone(), stream).await?)
+            }
+            None => Box::new(stream),
+        };
         let mut conn = WsConn {
             stream,
             decoder: FrameDecoder::new(Role::Client, MAX_MESSAGE),

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use clap::Parser;
 
 use tether_core::ServerConfig;
-use tether_smol::{Server, ServerOptions};
+use tether_smol::{Server, ServerOptions, ServerTls};
+use tether_testkit::tls::TestCa;
 
 use crate::args::{ConnectArgs, FanoutArgs, IdleArgs, RttArgs};
 use crate::{BenchArgs, Report, Scenario, execute, run};
@@ -24,25 +25,70 @@ fn start_node() -> String {
 
 /// A dev-mode node with `config` on a free loopback port; returns its URL.
 fn start_node_with(config: ServerConfig) -> String {
-    let server = Server::bind(ServerOptions {
-        config,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        handler: Arc::new(NodeAuthorizer::new(Authenticator::Dev, None)),
-        seed: Some(1),
-    })
-    .unwrap();
+    let server = bind(config);
     let url = format!("ws://{}/ws", server.local_addr().unwrap());
     std::thread::spawn(move || tether_smol::block_on(server.run()));
     url
 }
 
+fn bind(config: ServerConfig) -> Server {
+    Server::bind(ServerOptions {
+        config,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        handler: Arc::new(NodeAuthorizer::new(Authenticator::Dev, None)),
+        seed: Some(1),
+    })
+    .unwrap()
+}
+
 fn args(url: &str, scenario: Scenario) -> BenchArgs {
     BenchArgs {
         url: url.to_owned(),
+        ca: None,
+        insecure: false,
         peer: None,
         threads: 2,
         scenario,
     }
+}
+
+#[test]
+fn a_tiny_fanout_over_wss_trusting_the_ca_or_anything() {
+    let ca = TestCa::new("loadgen");
+    let files = ca.server("node");
+    let tls = ServerTls::load(&files.cert, &files.key).unwrap();
+    let server = bind(ServerConfig {
+        rate_limit: 1_000_000,
+        rate_burst: 1_000_000,
+        ..ServerConfig::dev()
+    })
+    .with_tls(tls);
+    let url = format!("wss://localhost:{}/ws", server.local_addr().unwrap().port());
+    std::thread::spawn(move || tether_smol::block_on(server.run()));
+    let fanout = || {
+        Scenario::Fanout(FanoutArgs {
+            subscribers: 2,
+            messages: 20,
+            bytes: 100,
+            window: 4,
+            timeout: 10,
+            targets: Vec::new(),
+        })
+    };
+    let trusting = BenchArgs {
+        ca: Some(ca.ca_file().to_owned()),
+        ..args(&url, fanout())
+    };
+    let report = execute(&trusting).unwrap();
+    assert_eq!(number(&report, "deliveries"), 40.0, "{report:?}");
+    let insecure = BenchArgs {
+        insecure: true,
+        ..args(&url, fanout())
+    };
+    let report = execute(&insecure).unwrap();
+    assert_eq!(number(&report, "deliveries"), 40.0, "{report:?}");
+    let error = execute(&args(&url, fanout())).expect_err("refused");
+    assert!(error.to_string().contains("--ca"), "{error}");
 }
 
 fn bench(url: &str, scenario: Scenario) -> Report {
@@ -130,13 +176,14 @@ fn rtt_idle_and_connect_complete_against_a_node() {
 #[test]
 fn only_loopback_targets_are_accepted() {
     let args = BenchArgs {
-        url: "ws://192.0.2.1:8080/ws".into(),
-        peer: None,
         threads: 1,
-        scenario: Scenario::Connect(ConnectArgs {
-            clients: 1,
-            timeout: 1,
-        }),
+        ..args(
+            "ws://192.0.2.1:8080/ws",
+            Scenario::Connect(ConnectArgs {
+                clients: 1,
+                timeout: 1,
+            }),
+        )
     };
     let error = execute(&args).unwrap_err();
     assert!(error.to_string().contains("loopback"), "{error}");

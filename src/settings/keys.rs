@@ -58,6 +58,9 @@ pub(crate) const KEYS: &[Key] = &[
     key!("jwt_audience", TextKind, jwt.audience),
     key!("api_key", SecretKind, api_key),
     key!("redis_url", UrlKind, redis_url),
+    key!("redis_ca_file", PathKind, redis_ca_file),
+    key!("tls_cert", PathKind, tls.cert),
+    key!("tls_key", PathKind, tls.key),
     key!(
         "heartbeat_interval",
         DurationKind,

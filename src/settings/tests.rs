@@ -464,7 +464,8 @@ fn everything_changed() -> Settings {
         runtime: Runtime::Blocking,
         threads: Some(1),
         dev: true,
-        redis_url: Some("redis://127.0.0.1:6379/0".into()),
+        redis_url: Some("rediss://127.0.0.1:6379/0".into()),
+        redis_ca_file: Some("tls/redis-ca.pem".into()),
         proxy: ProxySettings {
             connect_url: Some("http://127.0.0.1:3000/connect".into()),
             subscribe_url: Some("http://127.0.0.1:3000/subscribe".into()),
@@ -475,6 +476,10 @@ fn everything_changed() -> Settings {
             // A secret, like jwt_secret and api_key: never shown, so not
             // read back (see the_effective_settings_never_show_secrets).
             headers: Vec::new(),
+        },
+        tls: TlsSettings {
+            cert: Some("tls/node.crt".into()),
+            key: Some("tls/node.key".into()),
         },
     }
 }

@@ -42,6 +42,7 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), SettingsError> {
     jwt_keys(settings)?;
     redis(settings)?;
     threads(settings)?;
+    tls(settings)?;
     proxy(settings)?;
     backend_rules(settings)
 }
@@ -172,18 +173,36 @@ fn threads(settings: &Settings) -> Result<(), SettingsError> {
 /// an operator asking for one must not get an isolated node instead.
 fn redis(settings: &Settings) -> Result<(), SettingsError> {
     let Some(url) = &settings.redis_url else {
-        return Ok(());
+        return match settings.redis_ca_file {
+            Some(_) => Err(invalid(
+                "redis_ca_file",
+                "is for a rediss:// redis_url; none is set",
+            )),
+            None => Ok(()),
+        };
     };
-    if url.starts_with("rediss://") {
+    if url.starts_with("redis://") && settings.redis_ca_file.is_some() {
         return Err(invalid(
-            "redis_url",
-            "rediss:// (TLS) is not supported; use redis:// on a trusted network",
+            "redis_ca_file",
+            "is for a rediss:// (TLS) redis_url; this one is redis://",
         ));
     }
-    if !url.starts_with("redis://") {
-        return Err(invalid("redis_url", "must start with redis://"));
+    if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+        return Err(invalid(
+            "redis_url",
+            "must start with redis:// or rediss://",
+        ));
     }
     Ok(())
+}
+
+/// TLS needs both its files: one alone is a mistake, not a choice.
+fn tls(settings: &Settings) -> Result<(), SettingsError> {
+    match (&settings.tls.cert, &settings.tls.key) {
+        (Some(_), None) => Err(invalid("tls_key", "tls_cert is set: set tls_key too")),
+        (None, Some(_)) => Err(invalid("tls_cert", "tls_key is set: set tls_cert too")),
+        _ => Ok(()),
+    }
 }
 
 /// The proxy's URLs are http:// or https:// URLs of a host, without
@@ -285,6 +304,19 @@ mod tests {
     #[test]
     fn the_defaults_are_valid() {
         assert_eq!(key_of(&Settings::default()), None);
+    }
+
+    #[test]
+    fn tls_needs_both_its_files() {
+        let cert = with(|s| s.tls.cert = Some("node.crt".into()));
+        assert_eq!(key_of(&cert), Some("tls_key"));
+        let key = with(|s| s.tls.key = Some("node.key".into()));
+        assert_eq!(key_of(&key), Some("tls_cert"));
+        let both = with(|s| {
+            s.tls.cert = Some("node.crt".into());
+            s.tls.key = Some("node.key".into());
+        });
+        assert_eq!(key_of(&both), None);
     }
 
     #[test]
@@ -481,8 +513,20 @@ mod tests {
     }
 
     #[test]
-    fn a_backplane_the_node_cannot_use_is_refused_not_ignored() {
+    fn rediss_is_a_backplane_and_a_ca_file_needs_it() {
         let tls = with(|s| s.redis_url = Some("rediss://127.0.0.1:6379".into()));
-        assert_eq!(key_of(&tls), Some("redis_url"));
+        assert_eq!(key_of(&tls), None);
+        let trusting = with(|s| {
+            s.redis_url = Some("rediss://127.0.0.1:6379".into());
+            s.redis_ca_file = Some("ca.pem".into());
+        });
+        assert_eq!(key_of(&trusting), None);
+        let plain = with(|s| {
+            s.redis_url = Some("redis://127.0.0.1:6379".into());
+            s.redis_ca_file = Some("ca.pem".into());
+        });
+        assert_eq!(key_of(&plain), Some("redis_ca_file"));
+        let alone = with(|s| s.redis_ca_file = Some("ca.pem".into()));
+        assert_eq!(key_of(&alone), Some("redis_ca_file"));
     }
 }

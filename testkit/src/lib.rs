@@ -2,8 +2,8 @@
 //! authorizer, a bound on a test's time, the `tether` binary and
 //! `redis-server` as child processes of a test, the plain WebSocket
 //! and HTTP clients the tests speak to a node with, an HTTP server playing
-//! the application's backend, and key pairs made at test time for the JWT
-//! tests.
+//! the application's backend, key pairs made at test time for the JWT
+//! tests, and certificates made at test time for the TLS tests.
 //!
 //! Every wait here is bounded, and every socket is on 127.0.0.1. The crate
 //! is not published; the core's own unit tests keep their helpers
@@ -18,6 +18,7 @@ pub mod keys;
 pub mod metrics;
 pub mod process;
 pub mod redis;
+pub mod tls;
 pub mod ws;
 
 pub use authorizer::TestAuthorizer;

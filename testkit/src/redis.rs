@@ -1,32 +1,66 @@
-//! A `redis-server` of a test's own: a free loopback port, no persistence.
+//! A `redis-server` of a test's own: a free loopback port, no persistence;
+//! plain, or speaking TLS only.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+
+use crate::tls::ServerFiles;
 
 /// A `redis-server` of the test's own.
 pub struct Redis {
     port: u16,
     child: Child,
+    /// `rediss` when it speaks TLS only, else `redis`.
+    scheme: &'static str,
+    /// What `redis-server` is started with besides the port.
+    args: Vec<String>,
 }
 
 impl Redis {
     /// Starts Redis on a free loopback port and waits until it accepts
     /// connections.
     pub fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
+        let args = vec!["--port".to_owned(), port.to_string()];
         Redis {
             port,
-            child: spawn_redis(port),
+            child: spawn_redis(&args),
+            scheme: "redis",
+            args,
         }
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// Starts Redis speaking TLS only (no plain port) with the certificate
+    /// and key in `files`, and waits until it accepts connections. Clients
+    /// need no certificate of their own.
+    pub fn start_tls(files: &ServerFiles) -> Redis {
+        let port = free_port();
+        let path = |path: &Path| path.to_str().expect("a UTF-8 path").to_owned();
+        let args = vec![
+            "--port".to_owned(),
+            "0".to_owned(),
+            "--tls-port".to_owned(),
+            port.to_string(),
+            "--tls-cert-file".to_owned(),
+            path(&files.cert),
+            "--tls-key-file".to_owned(),
+            path(&files.key),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        Redis {
+            port,
+            child: spawn_redis(&args),
+            scheme: "rediss",
+            args,
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT`, or `rediss://` when it speaks TLS.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     /// Kills Redis at once (SIGKILL): no goodbye to any client.
@@ -37,7 +71,7 @@ impl Redis {
 
     /// Starts a fresh, empty Redis on the same port.
     pub fn restart(&mut self) {
-        self.child = spawn_redis(self.port);
+        self.child = spawn_redis(&self.args);
     }
 
     /// A plain connection for the test's own commands.
@@ -54,11 +88,20 @@ impl Drop for Redis {
     }
 }
 
-/// Starts `redis-server` on `port` without persistence and waits until it
-/// accepts connections.
-fn spawn_redis(port: u16) -> Child {
+/// A port of 127.0.0.1 free now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Starts `redis-server` with `args` (its port or ports) without
+/// persistence and waits until it accepts connections.
+fn spawn_redis(args: &[String]) -> Child {
     let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(args)
+        .args(["--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--logfile", ""])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

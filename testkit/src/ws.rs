@@ -1,7 +1,7 @@
 //! A test's WebSocket client: tungstenite, an independent implementation of
 //! RFC 6455, over a blocking socket whose reads time out.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -27,9 +27,10 @@ pub fn tcp(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// One WebSocket connection to a node.
-pub struct Ws {
-    socket: WebSocket<TcpStream>,
+/// One WebSocket connection to a node, over a TCP socket or, for the TLS
+/// tests, over TLS on one (`tls::Wss`).
+pub struct Ws<S = TcpStream> {
+    socket: WebSocket<S>,
 }
 
 impl Ws {
@@ -40,21 +41,7 @@ impl Ws {
         path: &str,
         headers: &[(&'static str, &str)],
     ) -> Result<(Ws, Response), tungstenite::Error> {
-        let mut request = format!("ws://{addr}{path}")
-            .into_client_request()
-            .expect("a valid request");
-        for (name, value) in headers {
-            let value = HeaderValue::from_str(value).expect("a valid header value");
-            request.headers_mut().insert(*name, value);
-        }
-        let (socket, response) =
-            tungstenite::client(request, tcp(addr)).map_err(|error| match error {
-                tungstenite::HandshakeError::Failure(error) => error,
-                tungstenite::HandshakeError::Interrupted(_) => {
-                    panic!("the handshake timed out")
-                }
-            })?;
-        Ok((Ws { socket }, response))
+        Ws::upgrade(&format!("ws://{addr}{path}"), tcp(addr), headers)
     }
 
     /// An upgraded, not yet authenticated, connection to `/ws`.
@@ -65,16 +52,63 @@ impl Ws {
     /// A connection authenticated with `token`, and the `auth_ack` that
     /// accepted it.
     pub fn auth_with(addr: SocketAddr, token: &str) -> (Ws, Value) {
-        let mut ws = Ws::open(addr);
-        ws.send_json(json!({"type": "auth", "token": token}));
-        let ack = ws.recv_type("auth_ack");
-        (ws, ack)
+        Ws::open(addr).authenticate(token)
     }
 
     /// A connection authenticated on a dev-mode node, where the token is
     /// the user id, after checking that the `auth_ack` names the user.
     pub fn auth(addr: SocketAddr, user: &str) -> Ws {
-        let (ws, ack) = Ws::auth_with(addr, user);
+        Ws::open(addr).authenticate_dev(user)
+    }
+
+    /// The socket under the WebSocket, to read or write bytes that
+    /// tungstenite would not.
+    pub fn raw(&mut self) -> &mut TcpStream {
+        self.socket.get_mut()
+    }
+}
+
+impl<S: Read + Write> Ws<S> {
+    /// Upgrades `stream`, a connection to the node at `url`, with extra
+    /// request `headers`; the server's refusal is the error.
+    pub fn upgrade(
+        url: &str,
+        stream: S,
+        headers: &[(&'static str, &str)],
+    ) -> Result<(Ws<S>, Response), tungstenite::Error> {
+        let mut request = url.into_client_request().expect("a valid request");
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value).expect("a valid header value");
+            request.headers_mut().insert(*name, value);
+        }
+        let (socket, response) =
+            tungstenite::client(request, stream).map_err(|error| match error {
+                tungstenite::HandshakeError::Failure(error) => error,
+                tungstenite::HandshakeError::Interrupted(_) => {
+                    panic!("the handshake timed out")
+                }
+            })?;
+        Ok((Ws { socket }, response))
+    }
+
+    /// The stream under the WebSocket (with TLS: the certificate the node
+    /// presented).
+    pub fn stream(&self) -> &S {
+        self.socket.get_ref()
+    }
+
+    /// Sends `auth` with `token`; the connection and the `auth_ack` that
+    /// accepted it.
+    pub fn authenticate(mut self, token: &str) -> (Ws<S>, Value) {
+        self.send_json(json!({"type": "auth", "token": token}));
+        let ack = self.recv_type("auth_ack");
+        (self, ack)
+    }
+
+    /// Authenticates on a dev-mode node, where the token is the user id,
+    /// after checking that the `auth_ack` names the user.
+    pub fn authenticate_dev(self, user: &str) -> Ws<S> {
+        let (ws, ack) = self.authenticate(user);
         assert_eq!(ack["user"], user, "{ack}");
         ws
     }
@@ -185,12 +219,6 @@ impl Ws {
     /// Answers a close frame already read, as [`Ws::expect_close`] does.
     pub fn finish_close(&mut self) {
         let _ = self.socket.flush();
-    }
-
-    /// The socket under the WebSocket, to read or write bytes that
-    /// tungstenite would not.
-    pub fn raw(&mut self) -> &mut TcpStream {
-        self.socket.get_mut()
     }
 }
 

@@ -16,3 +16,4 @@ mod outages;
 mod presence;
 mod pubsub;
 mod shards;
+mod tls;

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tether_testkit::http::{Answer, post_api, post_publish};
 use tether_testkit::process::Process;
 use tether_testkit::redis::Redis;
+use tether_testkit::tls::TestCa;
 use tether_testkit::ws::Ws;
 
 /// Every node's `presence_ttl`: a dead node's users leave within three
@@ -34,8 +35,7 @@ struct ConfigFile {
 impl ConfigFile {
     /// Writes the settings of every node of a cluster: `presence_ttl`, a
     /// history long enough for every test, no rate limit in the way of a
-    /// publisher that retries, and [`API_KEY`]; then `extra` (lines of
-    /// TOML).
+    /// publisher that retries, and [`API_KEY`].
     fn write(presence_ttl: Duration, extra: &str) -> ConfigFile {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let path = std::env::temp_dir().join(format!(
@@ -159,8 +159,20 @@ impl Cluster {
 
     /// [`Cluster::start`] with another `presence_ttl`.
     pub fn with_presence_ttl(presence_ttl: Duration) -> Cluster {
-        let redis = Redis::start();
-        let config = ConfigFile::write(presence_ttl, "");
+        Cluster::on(Redis::start(), presence_ttl, "")
+    }
+
+    /// [`Cluster::start`] on a Redis speaking TLS only, whose certificate
+    /// `ca` signed and every node trusts (`redis_ca_file`).
+    pub fn with_tls(ca: &TestCa) -> Cluster {
+        let redis = Redis::start_tls(&ca.server("redis"));
+        let extra = format!("redis_ca_file = {:?}\n", ca.ca_file().display().to_string());
+        Cluster::on(redis, PRESENCE_TTL, &extra)
+    }
+
+    /// Three nodes on `redis`, with `extra` settings.
+    fn on(redis: Redis, presence_ttl: Duration, extra: &str) -> Cluster {
+        let config = ConfigFile::write(presence_ttl, extra);
         let nodes =
             ["smol", "blocking", "tokio"].map(|runtime| Node::start(&redis, &config, runtime));
         Cluster {

@@ -15,7 +15,10 @@ use tether_testkit::ws::READ_TIMEOUT;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::harness::{Runtime, config, dev_auth};
+use tether_testkit::tls::TestCa;
+use tether_tls::{Connector, ServerTls};
+
+use crate::harness::{Runtime, TestServer, config, dev_auth};
 
 /// A tokio runtime with a worker thread of its own, so that its tasks run
 /// while the test thread waits elsewhere: for the tokio client's task and
@@ -37,6 +40,9 @@ trait AsyncClient: Sized {
 
     /// Starts a session for `config`.
     fn connect(config: ClientConfig) -> Self;
+
+    /// Starts a session for `config` over TLS, trusting what `tls` trusts.
+    fn connect_tls(config: ClientConfig, tls: Connector) -> Self;
 
     /// Tracks `channel`.
     async fn subscribe(&self, channel: &str) -> Result<(), ClientError>;
@@ -65,6 +71,10 @@ macro_rules! async_client {
 
             fn connect(config: ClientConfig) -> Self {
                 Self::connect(config)
+            }
+
+            fn connect_tls(config: ClientConfig, tls: Connector) -> Self {
+                Self::connect_tls(config, tls)
             }
 
             async fn subscribe(&self, channel: &str) -> Result<(), ClientError> {
@@ -306,6 +316,78 @@ fn publishes_and_receives<C: AsyncClient>(runtime: Runtime) {
     });
 }
 
+/// A node on `runtime` speaking TLS with a certificate of `ca`.
+fn start_tls(runtime: Runtime, ca: &TestCa) -> TestServer {
+    let files = ca.server("node");
+    let tls = ServerTls::load(&files.cert, &files.key).expect("usable test files");
+    runtime.start_tls(config(), dev_auth(), tls)
+}
+
+fn publishes_and_receives_over_wss<C: AsyncClient>(runtime: Runtime) {
+    let ca = TestCa::new("client-wss");
+    let server = start_tls(runtime, &ca);
+    let tls = || Connector::with_ca_file(ca.ca_file()).expect("a usable CA file");
+    C::run(async {
+        let bob = C::connect_tls(client_config(server.addr, "bob"), tls());
+        bob.subscribe("chat").await.expect("subscribe");
+        connected(&bob, "bob").await;
+        subscribed(&bob).await;
+        assert_eq!(presence(&bob).await, ["bob"]);
+        let alice = C::connect_tls(client_config(server.addr, "alice"), tls());
+        alice.publish("chat", r#"{"n":1}"#).await.expect("publish");
+        connected(&alice, "alice").await;
+        assert_eq!(
+            message(&bob).await,
+            (r#"{"n":1}"#.to_owned(), Some("alice".to_owned()), 1)
+        );
+        assert_eq!(server.publish("chat", r#"{"n":2}"#), 2);
+        assert_eq!(message(&bob).await, (r#"{"n":2}"#.to_owned(), None, 2));
+        alice.close().await;
+        bob.close().await;
+    });
+}
+
+/// A client that does not trust the node's certificate (another
+/// authority's, or one expired) never gets to `Connected`: every attempt
+/// ends as a connection lost (1006) and the session retries.
+fn refuses_a_certificate_it_does_not_trust<C: AsyncClient>(runtime: Runtime) {
+    let ca = TestCa::new("client-refuse");
+    let other = TestCa::new("client-refuse-other");
+    let server = start_tls(runtime, &ca);
+    let expired = {
+        let files = ca.expired_server("expired");
+        let tls = ServerTls::load(&files.cert, &files.key).expect("usable test files");
+        runtime.start_tls(config(), dev_auth(), tls)
+    };
+    C::run(async {
+        for (addr, trust) in [(server.addr, other.ca_file()), (expired.addr, ca.ca_file())] {
+            let tls = Connector::with_ca_file(trust).expect("a usable CA file");
+            let client = C::connect_tls(client_config(addr, "bob"), tls);
+            for _ in 0..2 {
+                assert_eq!(disconnected(&client).await, 1006);
+                assert!(matches!(event(&client).await, Event::Reconnecting { .. }));
+            }
+            client.close().await;
+        }
+    });
+}
+
+fn the_smol_client_publishes_and_receives_over_wss(runtime: Runtime) {
+    publishes_and_receives_over_wss::<tether_smol::client::Client>(runtime);
+}
+
+fn the_tokio_client_publishes_and_receives_over_wss(runtime: Runtime) {
+    publishes_and_receives_over_wss::<tether_tokio::Client>(runtime);
+}
+
+fn the_smol_client_refuses_a_certificate_it_does_not_trust(runtime: Runtime) {
+    refuses_a_certificate_it_does_not_trust::<tether_smol::client::Client>(runtime);
+}
+
+fn the_tokio_client_refuses_a_certificate_it_does_not_trust(runtime: Runtime) {
+    refuses_a_certificate_it_does_not_trust::<tether_tokio::Client>(runtime);
+}
+
 fn resubscribes_after_the_node_restarts<C: AsyncClient>(runtime: Runtime) {
     let first = runtime.start(config(), dev_auth());
     let addr = first.addr;
@@ -398,6 +480,10 @@ fn the_tokio_client_recovers_what_it_missed_while_its_connection_was_down(runtim
 }
 
 runtime_tests! {
+    the_smol_client_publishes_and_receives_over_wss => smol, blocking, tokio;
+    the_tokio_client_publishes_and_receives_over_wss => smol, blocking, tokio;
+    the_smol_client_refuses_a_certificate_it_does_not_trust => smol;
+    the_tokio_client_refuses_a_certificate_it_does_not_trust => smol;
     the_smol_client_publishes_and_receives => smol, blocking, tokio;
     the_tokio_client_publishes_and_receives => smol, blocking, tokio;
     the_smol_client_resubscribes_after_the_node_restarts => smol, blocking, tokio;

@@ -23,6 +23,7 @@ use tether_core::{
     ChannelPattern, Handler, Namespace, NodeOptions, PublishError, Rule, ServerConfig,
 };
 use tether_testkit::process::Process;
+use tether_tls::ServerTls;
 
 /// The most any one test may take; they normally take milliseconds.
 pub const TEST_LIMIT: Duration = Duration::from_secs(30);
@@ -106,15 +107,39 @@ impl Runtime {
         config: ServerConfig,
         handler: SharedHandler,
     ) -> TestServer {
+        self.start_on(listen, config, handler, None)
+    }
+
+    /// Starts a node speaking TLS with `tls` on a free port of 127.0.0.1.
+    pub fn start_tls(
+        self,
+        config: ServerConfig,
+        handler: SharedHandler,
+        tls: ServerTls,
+    ) -> TestServer {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        self.start_on(any_port, config, handler, Some(tls))
+    }
+
+    fn start_on(
+        self,
+        listen: SocketAddr,
+        config: ServerConfig,
+        handler: SharedHandler,
+        tls: Option<ServerTls>,
+    ) -> TestServer {
         match self {
             Runtime::Smol | Runtime::Smol2 => {
                 let threads = if self == Runtime::Smol2 { 2 } else { 1 };
-                let server = tether_smol::Server::bind(NodeOptions {
+                let mut server = tether_smol::Server::bind(NodeOptions {
                     config,
                     ..NodeOptions::new(listen, handler)
                 })
                 .expect("the smol node binds")
                 .with_threads(threads);
+                if let Some(tls) = tls {
+                    server = server.with_tls(tls);
+                }
                 let addr = server.local_addr().expect("a bound address");
                 let handle = server.handle();
                 TestServer::spawn(addr, Box::new(handle), move || {
@@ -122,23 +147,29 @@ impl Runtime {
                 })
             }
             Runtime::Blocking => {
-                let server = tether_blocking::Server::bind(NodeOptions {
+                let mut server = tether_blocking::Server::bind(NodeOptions {
                     config,
                     ..NodeOptions::new(listen, handler)
                 })
                 .expect("the blocking node binds");
+                if let Some(tls) = tls {
+                    server = server.with_tls(tls);
+                }
                 let addr = server.local_addr();
                 let handle = server.handle();
                 TestServer::spawn(addr, Box::new(handle), move || server.run())
             }
             Runtime::Tokio | Runtime::Tokio2 => {
                 let threads = if self == Runtime::Tokio2 { 2 } else { 1 };
-                let server = tether_tokio::Server::bind(NodeOptions {
+                let mut server = tether_tokio::Server::bind(NodeOptions {
                     config,
                     ..NodeOptions::new(listen, handler)
                 })
                 .expect("the tokio node binds")
                 .with_threads(threads);
+                if let Some(tls) = tls {
+                    server = server.with_tls(tls);
+                }
                 let addr = server.local_addr().expect("a bound address");
                 let handle = server.handle();
                 TestServer::spawn(addr, Box::new(handle), move || {
@@ -151,6 +182,7 @@ impl Runtime {
                 })
             }
             Runtime::Example => {
+                assert!(tls.is_none(), "the serve example speaks no TLS");
                 assert!(
                     config == self::config(),
                     "the serve example runs on its own settings: list for it only tests \

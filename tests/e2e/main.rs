@@ -77,5 +77,6 @@ mod recovery;
 mod routes;
 mod shards;
 mod shutdown;
+mod tls;
 mod token_refresh;
 mod validation;

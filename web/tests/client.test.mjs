@@ -5,48 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { TetherClient, TetherError, reconnectDelay, refreshDelay, DEFAULTS } from '../tether.js';
-
-/** A WebSocket the test drives: it records what the client sends. */
-class ScriptedSocket {
-  constructor(url, protocols) {
-    this.url = url;
-    this.protocols = protocols;
-    this.sent = [];
-    this.closedWith = undefined;
-    this.readyState = 0;
-    sockets.push(this);
-  }
-
-  send(text) {
-    this.sent.push(JSON.parse(text));
-  }
-
-  close(code) {
-    this.closedWith = code ?? null;
-    this.readyState = 2;
-  }
-
-  /** The 101 arrived. */
-  open() {
-    this.readyState = 1;
-    this.onopen?.();
-  }
-
-  receive(message) {
-    this.onmessage?.({ data: typeof message === 'string' ? message : JSON.stringify(message) });
-  }
-
-  /** The socket ended with `code` (as the browser reports it). */
-  drop(code = 1006, reason = '') {
-    this.readyState = 3;
-    this.onclose?.({ code, reason });
-  }
-
-  /** The types of what was sent, in order. */
-  types() {
-    return this.sent.map((message) => message.type);
-  }
-}
+import { ScriptedSocket } from './scripted-socket.mjs';
 
 /** Every socket the client under test opened, oldest first. */
 let sockets = [];
@@ -56,7 +15,7 @@ async function start(t, options = {}) {
   if (options.getToken === undefined) {
     t.mock.timers.enable({ apis: ['setTimeout'] });
   }
-  sockets = [];
+  sockets = ScriptedSocket.reset();
   const events = [];
   const client = new TetherClient('ws://127.0.0.1:1/ws', {
     token: 'alice',

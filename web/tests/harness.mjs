@@ -3,6 +3,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,6 +104,60 @@ export class TetherServer {
     const text = await (await fetch(`${this.url}/metrics`)).text();
     const line = text.split('\n').find((row) => row.startsWith(`${name} `));
     return line === undefined ? undefined : Number(line.split(' ')[1]);
+  }
+}
+
+/** A port of 127.0.0.1 that was free a moment ago. */
+async function freePort() {
+  const probe = createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address();
+  probe.close();
+  await once(probe, 'close');
+  return port;
+}
+
+/** A `redis-server` of the test's own on 127.0.0.1, keeping nothing on disk. */
+export class RedisServer {
+  /** Starts it and waits until it accepts connections. */
+  static async start() {
+    const port = await freePort();
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const redis = new RedisServer(child, port);
+    let log = '';
+    child.stdout.setEncoding('utf8');
+    await new Promise((resolve, reject) => {
+      child.stdout.on('data', (chunk) => {
+        log += chunk;
+        if (log.includes('Ready to accept connections')) {
+          resolve();
+        }
+      });
+      redis.exited.then(([code]) => reject(new Error(`redis-server exited with ${code}:\n${log}`)));
+    });
+    child.stdout.resume();
+    return redis;
+  }
+
+  constructor(child, port) {
+    this.child = child;
+    this.port = port;
+    this.exited = once(child, 'exit');
+  }
+
+  /** Its URL, for `tether serve --redis`. */
+  get url() {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** SIGTERM, and waits for the exit. */
+  async stop() {
+    if (this.child.exitCode === null) {
+      this.child.kill('SIGTERM');
+    }
+    await this.exited;
   }
 }
 

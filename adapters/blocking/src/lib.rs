@@ -58,8 +58,9 @@
 mod client;
 mod io;
 mod server;
+mod tls;
 
-pub use client::{Client, ClientError, TokenProvider};
+pub use client::{Client, ClientError, Connector, TokenProvider};
 pub use server::{Handle, Server, ServerOptions};
 /// The application's side of a node: the one handler trait of every
 /// runtime (PROTOCOL.md section 13), with what its methods take and give.
@@ -67,3 +68,5 @@ pub use tether_core::{
     ChannelRequest, ConnectRequest, Handler, Identity, Notification, Rejection, RpcRequest,
     async_trait,
 };
+/// A node's certificate and key, for `Server::with_tls`.
+pub use tether_tls::ServerTls;

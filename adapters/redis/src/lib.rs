@@ -95,17 +95,41 @@ pub struct RedisBackplane {
 }
 
 impl RedisBackplane {
-    /// A backplane at `url` (`redis://HOST:PORT[/DB]`) keeping history and
-    /// idempotency records as `config` says. Only the URL is checked here;
-    /// the node connects when it runs.
+    /// A backplane at `url` (`redis://HOST:PORT[/DB]`, or `rediss://` for
+    /// TLS, trusting Mozilla's roots) keeping history and idempotency
+    /// records as `config` says. Only the URL is checked here; the node
+    /// connects when it runs.
     pub fn new(url: &str, config: &ServerConfig) -> Result<RedisBackplane, redis::RedisError> {
-        Ok(RedisBackplane {
-            client: redis::Client::open(url)?,
+        Ok(RedisBackplane::with_client(
+            redis::Client::open(url)?,
+            config,
+        ))
+    }
+
+    /// A backplane at `url` (`rediss://HOST:PORT[/DB]`) that trusts only
+    /// the CA certificates in `ca_pem` (PEM): for a Redis whose certificate
+    /// a private CA signed. The server name is the URL's host.
+    pub fn trusting(
+        url: &str,
+        ca_pem: Vec<u8>,
+        config: &ServerConfig,
+    ) -> Result<RedisBackplane, redis::RedisError> {
+        let certificates = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca_pem),
+        };
+        let client = redis::Client::build_with_tls(url, certificates)?;
+        Ok(RedisBackplane::with_client(client, config))
+    }
+
+    fn with_client(client: redis::Client, config: &ServerConfig) -> RedisBackplane {
+        RedisBackplane {
+            client,
             history_size: config.history_size,
             history_ttl: config.history_ttl,
             history_max_channels: config.history_max_channels,
             idempotency_window: config.idempotency_window,
-        })
+        }
     }
 
     /// What the commands of node `node` need besides the request.

@@ -57,7 +57,10 @@ use tether_core::{
 };
 
 use self::driver::{Command, Driver};
-pub use self::url::{UrlError, config_from_url};
+pub use self::url::{Endpoint, UrlError, config_from_url, endpoint_from_url};
+/// What a `wss://` client trusts: the one TLS configuration of every
+/// runtime's client.
+pub use tether_tls::Connector;
 
 /// Commands that may wait for the task before callers start to wait too.
 const COMMAND_BACKLOG: usize = 64;
@@ -86,7 +89,33 @@ impl Client {
     /// [`Client::connect_with_provider`]: here every attempt fails for want
     /// of a token.
     pub fn connect(config: ClientConfig) -> Client {
-        let (client, driver) = Client::start(config, None);
+        let (client, driver) = Client::start(config, None, None);
+        smol::spawn(driver.run()).detach();
+        client
+    }
+
+    /// Like [`Client::connect`], over TLS (`wss://`): every connection
+    /// checks the server's certificate, for the name in `config.host`,
+    /// against what `tls` trusts ([`Connector::public_roots`], or
+    /// [`Connector::with_ca_file`]). A certificate refused fails the
+    /// attempt like a refused connection, with a warning that says why, and
+    /// the session reconnects by its schedule. [`endpoint_from_url`] says
+    /// whether a URL asks for TLS.
+    pub fn connect_tls(config: ClientConfig, tls: Connector) -> Client {
+        let (client, driver) = Client::start(config, None, Some(tls));
+        smol::spawn(driver.run()).detach();
+        client
+    }
+
+    /// [`Client::connect_tls`] with tokens from `provider`, as
+    /// [`Client::connect_with_provider`] takes them.
+    pub fn connect_tls_with_provider(
+        mut config: ClientConfig,
+        tls: Connector,
+        provider: TokenProvider,
+    ) -> Client {
+        config.token = TokenSource::Provider;
+        let (client, driver) = Client::start(config, Some(provider), Some(tls));
         smol::spawn(driver.run()).detach();
         client
     }
@@ -94,7 +123,7 @@ impl Client {
     /// Like [`Client::connect`], but spawns the driver task on `executor`,
     /// which the caller must keep running for as long as the session lives.
     pub fn connect_on(executor: &smol::Executor<'_>, config: ClientConfig) -> Client {
-        let (client, driver) = Client::start(config, None);
+        let (client, driver) = Client::start(config, None, None);
         executor.spawn(driver.run()).detach();
         client
     }
@@ -106,7 +135,7 @@ impl Client {
     /// a new one.
     pub fn connect_with_provider(mut config: ClientConfig, provider: TokenProvider) -> Client {
         config.token = TokenSource::Provider;
-        let (client, driver) = Client::start(config, Some(provider));
+        let (client, driver) = Client::start(config, Some(provider), None);
         smol::spawn(driver.run()).detach();
         client
     }
@@ -119,7 +148,7 @@ impl Client {
         provider: TokenProvider,
     ) -> Client {
         config.token = TokenSource::Provider;
-        let (client, driver) = Client::start(config, Some(provider));
+        let (client, driver) = Client::start(config, Some(provider), None);
         executor.spawn(driver.run()).detach();
         client
     }
@@ -229,14 +258,26 @@ impl Client {
     }
 
     /// The handle and the task, connected by their channels.
-    fn start(config: ClientConfig, provider: Option<TokenProvider>) -> (Client, Driver) {
+    fn start(
+        config: ClientConfig,
+        provider: Option<TokenProvider>,
+        tls: Option<Connector>,
+    ) -> (Client, Driver) {
         let config = config.with_fresh_seed(|| fastrand::u64(..));
         let start = std::time::Instant::now();
         let session = ClientSession::new(Instant::ZERO, config);
         let (commands, command_rx) = async_channel::bounded(COMMAND_BACKLOG);
         let (event_tx, events) = async_channel::unbounded();
         let (finished_tx, finished) = async_channel::bounded(1);
-        let driver = Driver::new(session, start, provider, command_rx, event_tx, finished_tx);
+        let driver = Driver::new(
+            session,
+            start,
+            provider,
+            command_rx,
+            event_tx,
+            finished_tx,
+            tls,
+        );
         let client = Client {
             commands,
             events,

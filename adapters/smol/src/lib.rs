@@ -17,3 +17,5 @@ pub use tether_core::{
     ChannelRequest, ConnectRequest, Handler, Identity, Notification, Rejection, RpcRequest,
     async_trait,
 };
+/// A node's certificate and key, for `Server::with_tls`.
+pub use tether_tls::ServerTls;

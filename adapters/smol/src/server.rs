@@ -40,6 +40,15 @@
 //!   back. After a graceful shutdown the node lets the backplane carry the
 //!   last requests (the departures of its users) before `run` returns.
 //!
+//! - With TLS ([`Server::with_tls`]) a connection task holds a
+//!   [`tether_tls::Session`] and drives it over the same socket: what it
+//!   reads is deciphered into the node's one plaintext buffer before the
+//!   core sees it, and what the core queues is enciphered a batch at a time
+//!   and written out like plaintext frames, so the same budget bounds it.
+//!   The core's handshake timer starts at accept and so covers the TLS
+//!   handshake: a client that trickles its hello, or never completes it,
+//!   is closed at `handshake_timeout` like one that trickles its request.
+//!
 //! Every input is followed by `Node::dispatch`, the drain loop of the
 //! core's outputs: it wakes the connections with frames, hands decisions to
 //! the decision task, store requests to the backplane and outcomes to
@@ -65,6 +74,8 @@ use tether_core::{
     Backplane, CloseCode, ConnId, Decision, Handler, Instant, Output, PublishError, Server as Core,
     StoreEvent, StoreRequest, Transport, Verdict, connections_within_open_files,
 };
+
+use tether_tls::{Received, ServerTls, Session};
 
 use crate::reactor::Reactor;
 use crate::signal::Signal;
@@ -94,6 +105,7 @@ pub struct Server {
     backplane: Option<Box<dyn Backplane>>,
     /// Shards, one per thread (`threads`).
     threads: usize,
+    tls: Option<ServerTls>,
 }
 
 /// Controls a running node from any thread.
@@ -136,7 +148,16 @@ impl Server {
             commands: async_channel::unbounded(),
             backplane: None,
             threads: 1,
+            tls: None,
         })
+    }
+
+    /// Speaks TLS on every connection, with `tls`'s certificate (re-read
+    /// by [`ServerTls::reload`], wherever it is called): HTTPS and `wss://`
+    /// only.
+    pub fn with_tls(mut self, tls: ServerTls) -> Server {
+        self.tls = Some(tls);
+        self
     }
 
     /// Shares the node's channels with other nodes through `backplane`
@@ -208,6 +229,8 @@ impl Server {
             start: std::time::Instant::now(),
             wakers: RefCell::new(HashMap::new()),
             read_buffer: RefCell::new(vec![0; READ_BUFFER].into_boxed_slice()),
+            plaintext: RefCell::default(),
+            tls: self.tls,
             reactor,
             drained: async_channel::bounded(1),
             shard: None,
@@ -299,6 +322,10 @@ struct Node {
     start: std::time::Instant,
     wakers: RefCell<HashMap<ConnId, Rc<Signal>>>,
     read_buffer: RefCell<Box<[u8]>>,
+    /// What TLS connections decipher from the read buffer, for the core.
+    plaintext: RefCell<Vec<u8>>,
+    /// The node's certificate, when it speaks TLS.
+    tls: Option<ServerTls>,
     /// Waits for the node's sockets and the core's next deadline.
     reactor: Rc<Reactor>,
     /// Hears the core's [`Output::Drained`].
@@ -498,8 +525,9 @@ fn adopt(
     let wake = Rc::new(Signal::default());
     node.wakers.borrow_mut().insert(conn, wake.clone());
     node.dispatch();
+    let tls = node.tls.as_ref().map(ServerTls::accept);
     executor
-        .spawn(connection(node.clone(), conn, stream, wake))
+        .spawn(connection(node.clone(), conn, stream, wake, tls))
         .detach();
 }
 
@@ -510,20 +538,31 @@ enum Wakeup {
     Woken,
 }
 
-async fn connection(node: Rc<Node>, conn: ConnId, stream: Registered<TcpStream>, wake: Rc<Signal>) {
+async fn connection(
+    node: Rc<Node>,
+    conn: ConnId,
+    stream: Registered<TcpStream>,
+    wake: Rc<Signal>,
+    mut tls: Option<Session>,
+) {
     let mut batch = Vec::new();
     let mut half_closed = false;
     loop {
-        if flush(&node, conn, &stream, &wake, &mut batch)
+        if flush(&node, conn, &stream, &wake, &mut batch, &mut tls)
             .await
             .is_err()
         {
             break;
         }
-        match node.core.borrow().transport(conn) {
+        let transport = node.core.borrow().transport(conn);
+        match transport {
             Transport::CloseNow | Transport::Abort => break,
             Transport::HalfClose if !half_closed => {
                 half_closed = true;
+                if let Some(session) = &mut tls {
+                    session.close_notify();
+                    let _ = write_ciphertext(&stream, session).await;
+                }
                 // A peer already gone fails this; its end of stream follows.
                 let _ = stream.get_ref().shutdown(Shutdown::Write);
             }
@@ -538,7 +577,7 @@ async fn connection(node: Rc<Node>, conn: ConnId, stream: Registered<TcpStream>,
             Wakeup::Woken
         };
         match future::or(readable, wake).await {
-            Wakeup::Readable(Ok(())) if !read(&node, conn, &stream) => break,
+            Wakeup::Readable(Ok(())) if !read(&node, conn, &stream, &mut tls) => break,
             Wakeup::Readable(Err(_)) => break,
             Wakeup::Readable(Ok(())) | Wakeup::Woken => {}
         }
@@ -554,11 +593,41 @@ async fn connection(node: Rc<Node>, conn: ConnId, stream: Registered<TcpStream>,
 }
 
 /// Reads what the socket has into the shared buffer and hands it to the
-/// core; `false` once the peer is gone.
-fn read(node: &Node, conn: ConnId, stream: &Registered<TcpStream>) -> bool {
+/// core, deciphered first with TLS; `false` once the peer is gone.
+fn read(
+    node: &Node,
+    conn: ConnId,
+    stream: &Registered<TcpStream>,
+    tls: &mut Option<Session>,
+) -> bool {
     let mut buffer = node.read_buffer.borrow_mut();
     match stream.read_now(&mut buffer) {
         Ok(0) => false,
+        Ok(n) if let Some(session) = tls => {
+            let mut plaintext = node.plaintext.borrow_mut();
+            let received = session.receive(&buffer[..n], &mut plaintext);
+            drop(buffer);
+            if !plaintext.is_empty() {
+                node.core
+                    .borrow_mut()
+                    .handle_read(node.now(), conn, &plaintext);
+                plaintext.clear();
+            }
+            drop(plaintext);
+            node.dispatch();
+            match received {
+                Ok(Received::Open) => true,
+                Ok(Received::Closed) => false,
+                Err(error) => {
+                    tracing::debug!(%conn, %error, "TLS failed");
+                    // The alert for the peer gets one try, without waiting.
+                    let mut alert = Vec::new();
+                    session.take_ciphertext(&mut alert);
+                    let _ = stream.get_ref().write(&alert);
+                    false
+                }
+            }
+        }
         Ok(n) => {
             node.core
                 .borrow_mut()
@@ -577,21 +646,37 @@ fn read(node: &Node, conn: ConnId, stream: &Registered<TcpStream>) -> bool {
 /// fast as the socket takes it. A write blocked on a peer that does not read
 /// is abandoned as soon as the core orders the socket closed (a slow
 /// consumer cut, a close past its linger, a heartbeat timeout): the order
-/// comes as a wake.
+/// comes as a wake. With TLS, the batch is enciphered into one buffer first,
+/// after the handshake's own messages.
 async fn flush(
     node: &Node,
     conn: ConnId,
     stream: &Registered<TcpStream>,
     wake: &Signal,
     batch: &mut Vec<Bytes>,
+    tls: &mut Option<Session>,
 ) -> io::Result<()> {
     loop {
         let moved = node
             .core
             .borrow_mut()
             .poll_transmit(conn, WRITE_BUDGET, batch);
-        if moved == 0 {
-            return Ok(());
+        if let Some(session) = tls {
+            session.send_frames(batch)?;
+            batch.clear();
+            if session.wants_write() {
+                let mut ciphertext = Vec::new();
+                session.take_ciphertext(&mut ciphertext);
+                batch.push(Bytes::from(ciphertext));
+            }
+        }
+        if batch.is_empty() {
+            if moved == 0 {
+                return Ok(());
+            }
+            // Kept by the session until its handshake lets it out.
+            node.core.borrow_mut().handle_written(conn, moved);
+            continue;
         }
         let close_ordered = async {
             loop {
@@ -602,9 +687,18 @@ async fn flush(
             }
         };
         future::or(write_frames(stream, batch), close_ordered).await?;
-        node.core.borrow_mut().handle_written(conn, moved);
+        if moved > 0 {
+            node.core.borrow_mut().handle_written(conn, moved);
+        }
         batch.clear();
     }
+}
+
+/// Writes what `session` has for the peer.
+async fn write_ciphertext(stream: &Registered<TcpStream>, session: &mut Session) -> io::Result<()> {
+    let mut ciphertext = Vec::new();
+    session.take_ciphertext(&mut ciphertext);
+    write_frames(stream, &[Bytes::from(ciphertext)]).await
 }
 
 async fn write_frames(stream: &Registered<TcpStream>, frames: &[Bytes]) -> io::Result<()> {

@@ -51,6 +51,9 @@ use tether_core::{
     Channel, ClientConfig, ClientMessage, ClientSession, Event, Instant, RequestId, ServerMessage,
     TokenSource, publication_payload, rpc_call, rpc_result,
 };
+/// What a `wss://` client trusts: the one TLS configuration of every
+/// runtime's client.
+pub use tether_tls::Connector;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use self::driver::{Command, Driver};
@@ -83,7 +86,28 @@ impl Client {
     /// [`Client::connect_with_provider`]: here every attempt fails for want
     /// of a token.
     pub fn connect(config: ClientConfig) -> Client {
-        Client::start(config, None)
+        Client::start(config, None, None)
+    }
+
+    /// Like [`Client::connect`], over TLS (`wss://`): every connection
+    /// checks the server's certificate, for the name in `config.host`,
+    /// against what `tls` trusts ([`Connector::public_roots`], or
+    /// [`Connector::with_ca_file`]). A certificate refused fails the
+    /// attempt like a refused connection, with a warning that says why, and
+    /// the session reconnects by its schedule.
+    pub fn connect_tls(config: ClientConfig, tls: Connector) -> Client {
+        Client::start(config, None, Some(tls))
+    }
+
+    /// [`Client::connect_tls`] with tokens from `provider`, as
+    /// [`Client::connect_with_provider`] takes them.
+    pub fn connect_tls_with_provider(
+        mut config: ClientConfig,
+        tls: Connector,
+        provider: TokenProvider,
+    ) -> Client {
+        config.token = TokenSource::Provider;
+        Client::start(config, Some(provider), Some(tls))
     }
 
     /// Like [`Client::connect`], with tokens from `provider` instead of the
@@ -93,7 +117,7 @@ impl Client {
     /// a new one.
     pub fn connect_with_provider(mut config: ClientConfig, provider: TokenProvider) -> Client {
         config.token = TokenSource::Provider;
-        Client::start(config, Some(provider))
+        Client::start(config, Some(provider), None)
     }
 
     /// Tracks `channel`: subscribes now if connected, and again after every
@@ -203,14 +227,26 @@ impl Client {
 
     /// Makes the session and spawns its task, connected to the handle by
     /// their channels.
-    fn start(config: ClientConfig, provider: Option<TokenProvider>) -> Client {
+    fn start(
+        config: ClientConfig,
+        provider: Option<TokenProvider>,
+        tls: Option<Connector>,
+    ) -> Client {
         let config = config.with_fresh_seed(crate::os_seed);
         let start = std::time::Instant::now();
         let session = ClientSession::new(Instant::ZERO, config);
         let (commands, command_rx) = mpsc::channel(COMMAND_BACKLOG);
         let (event_tx, events) = mpsc::unbounded_channel();
         let (finished_tx, finished) = watch::channel(());
-        let driver = Driver::new(session, start, provider, command_rx, event_tx, finished_tx);
+        let driver = Driver::new(
+            session,
+            start,
+            provider,
+            command_rx,
+            event_tx,
+            finished_tx,
+            tls,
+        );
         tokio::spawn(driver.run());
         Client {
             commands,

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use tether_core::{ConnId, Transport};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::tcp;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tracing::warn;
 
 use crate::node::Node;
@@ -60,10 +62,10 @@ pub(crate) trait Stream: Send + 'static {
 }
 
 impl Stream for TcpStream {
-    type Reader<'a> = ReadHalf<'a>;
-    type Writer<'a> = WriteHalf<'a>;
+    type Reader<'a> = tcp::ReadHalf<'a>;
+    type Writer<'a> = tcp::WriteHalf<'a>;
 
-    fn halves(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+    fn halves(&mut self) -> (tcp::ReadHalf<'_>, tcp::WriteHalf<'_>) {
         self.split()
     }
 
@@ -72,17 +74,37 @@ impl Stream for TcpStream {
     }
 }
 
+/// The node's listening socket and, when it speaks TLS, the handshake
+/// every connection it accepts goes through.
+pub(crate) struct Listener {
+    pub(crate) listener: TcpListener,
+    pub(crate) tls: Option<TlsAcceptor>,
+}
+
+impl Stream for TlsStream<TcpStream> {
+    type Reader<'a> = ReadHalf<&'a mut TlsStream<TcpStream>>;
+    type Writer<'a> = WriteHalf<&'a mut TlsStream<TcpStream>>;
+
+    fn halves(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>) {
+        tokio::io::split(self)
+    }
+
+    fn reset_on_drop(&self) {
+        let _ = self.get_ref().0.set_zero_linger();
+    }
+}
+
 /// Accepts connections for the core and spawns their tasks on `tasks`,
 /// reaping those that ended; never returns. When accepting fails (no file
 /// descriptor left, most often), waits as long as the core says and logs
 /// only the failure that starts a spell.
-pub(crate) async fn accept_loop(node: &Arc<Node>, listener: &TcpListener, tasks: &mut JoinSet<()>) {
+pub(crate) async fn accept_loop(node: &Arc<Node>, listener: &Listener, tasks: &mut JoinSet<()>) {
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let (shard, counted) = node.spread();
-                    admit(&shard, stream, counted, tasks);
+                    admit(&shard, stream, counted, listener.tls.as_ref(), tasks);
                 }
                 Err(error) => {
                     let retry = node.input(|state, now| state.core.handle_accept_failed(now));
@@ -106,8 +128,15 @@ pub(crate) async fn accept_loop(node: &Arc<Node>, listener: &TcpListener, tasks:
 /// Gives `stream` to the core and spawns its task on `tasks`; the core
 /// itself answers a connection it refuses (`503` while draining or at
 /// capacity). A shard's acceptor has `counted` it against the node's
-/// `max_connections` already.
-fn admit(node: &Arc<Node>, stream: TcpStream, counted: Option<bool>, tasks: &mut JoinSet<()>) {
+/// `max_connections` already. With `tls` the task starts with the TLS
+/// handshake, which the core's handshake timer, started here, bounds.
+fn admit(
+    node: &Arc<Node>,
+    stream: TcpStream,
+    counted: Option<bool>,
+    tls: Option<&TlsAcceptor>,
+    tasks: &mut JoinSet<()>,
+) {
     // Frames are whole messages: coalescing them only adds latency.
     let _ = stream.set_nodelay(true);
     let link = Arc::new(Link::default());
@@ -119,7 +148,33 @@ fn admit(node: &Arc<Node>, stream: TcpStream, counted: Option<bool>, tasks: &mut
         state.link(conn, Arc::clone(&link));
         conn
     });
-    tasks.spawn(serve(Arc::clone(node), conn, link, stream));
+    match tls {
+        Some(tls) => tasks.spawn(serve_tls(Arc::clone(node), conn, link, stream, tls.clone())),
+        None => tasks.spawn(serve(Arc::clone(node), conn, link, stream)),
+    };
+}
+
+/// Runs the TLS handshake of `stream`, then serves it; a handshake that
+/// fails, or that the core cuts (its handshake timer), ends the
+/// connection.
+async fn serve_tls(
+    node: Arc<Node>,
+    conn: ConnId,
+    link: Arc<Link>,
+    stream: TcpStream,
+    tls: TlsAcceptor,
+) {
+    let accepted = tokio::select! {
+        accepted = tls.accept(stream) => accepted,
+        () = link.close.notified() => Err(io::Error::other("closed by the core")),
+    };
+    match accepted {
+        Ok(stream) => serve(node, conn, link, stream).await,
+        Err(error) => {
+            tracing::debug!(%conn, %error, "TLS handshake failed");
+            node.input(|state, now| state.closed(now, conn));
+        }
+    }
 }
 
 /// Serves a WebSocket whose upgrade another HTTP server answered, past

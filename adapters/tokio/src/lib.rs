@@ -60,6 +60,7 @@ use std::task::Context;
 
 use tether_core::{Backplane, BackplaneTask, PublishError, ServerConfig, StoreEvent};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio_rustls::TlsAcceptor;
 use tracing::warn;
 
 pub mod client;
@@ -69,8 +70,11 @@ pub mod mount;
 mod node;
 mod shards;
 
-pub use client::{Client, ClientError, TokenProvider};
+pub use client::{Client, ClientError, Connector, TokenProvider};
+use connection::Listener;
 use node::Node;
+/// A node's certificate and key, for `Server::with_tls`.
+pub use tether_tls::ServerTls;
 
 /// What a node is started with: the options every runtime takes.
 pub use tether_core::NodeOptions as ServerOptions;
@@ -94,6 +98,9 @@ pub struct Server {
     listener: Option<std::net::TcpListener>,
     /// The backplane's task and the end its events arrive at.
     backplane: Option<(BackplaneTask, UnboundedReceiver<StoreEvent>)>,
+    /// The handshake of every accepted connection, when the node speaks
+    /// TLS.
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
@@ -132,6 +139,7 @@ impl Server {
             node: Arc::new(Node::new(core, seed, handler)),
             listener: None,
             backplane: None,
+            tls: None,
         })
     }
 
@@ -167,6 +175,16 @@ impl Server {
         self
     }
 
+    /// Speaks TLS on every connection the node accepts, with `tls`'s
+    /// certificate (re-read by [`ServerTls::reload`], wherever it is
+    /// called): HTTPS and `wss://` only. A node without a listener needs
+    /// none: the application's HTTP server terminates TLS for the
+    /// connections it hands over.
+    pub fn with_tls(mut self, tls: ServerTls) -> Server {
+        self.tls = Some(TlsAcceptor::from(tls.config()));
+        self
+    }
+
     /// The address the node listens on; an error for a node without a
     /// listener.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -198,6 +216,10 @@ impl Server {
             .listener
             .map(tokio::net::TcpListener::from_std)
             .transpose()?;
+        let listener = listener.map(|listener| Listener {
+            listener,
+            tls: self.tls,
+        });
         self.node.run(listener, self.backplane).await;
         Ok(())
     }

@@ -8,14 +8,13 @@ use tether_core::{
     BackplaneTask, ConnId, Decision, Handler, Instant, Notification, Output, PublishError, Server,
     ServerConfig, StoreEvent, StoreRequest, Verdict,
 };
-use tokio::net::TcpListener;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time;
 use tracing::{info, warn};
 
-use crate::connection::{self, Link};
+use crate::connection::{self, Link, Listener};
 use crate::shards::ShardLink;
 
 /// The answer to one [`crate::Handle::publish`].
@@ -293,7 +292,7 @@ impl Node {
     /// what is left and gives the backplane its last requests.
     pub(crate) async fn run(
         self: &Arc<Self>,
-        listener: Option<TcpListener>,
+        listener: Option<Listener>,
         backplane: Option<(BackplaneTask, UnboundedReceiver<StoreEvent>)>,
     ) {
         let mut tasks = JoinSet::new();

@@ -7,6 +7,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 mod token;
+mod vectors;
 
 use super::*;
 use crate::backoff::Backoff;

@@ -30,7 +30,10 @@ use tether_core::{
     Routed, ServerMessage, TokenProvider, Transmit, Waiters, dial_address, unix_ms,
 };
 
+use tether_tls::Connector;
+
 use crate::io::{spawn_socket_thread, write_frames};
+use crate::tls::Secured;
 
 /// The outcome of a request, for the thread blocked in it.
 pub type Reply = Result<ServerMessage, RequestError>;
@@ -49,6 +52,8 @@ pub struct Driver {
     /// Where tokens come from, when the application keeps them fresh;
     /// locked only by token threads, never with the state.
     provider: Option<Mutex<TokenProvider>>,
+    /// What the client trusts, for `wss://`; `None` speaks plain `ws://`.
+    tls: Option<Connector>,
 }
 
 /// Everything behind the driver's lock.
@@ -89,6 +94,7 @@ impl Driver {
     pub fn start(
         config: ClientConfig,
         provider: Option<TokenProvider>,
+        tls: Option<Connector>,
     ) -> io::Result<(Arc<Driver>, Receiver<Event>)> {
         let (events, receiver) = channel();
         let driver = Arc::new(Driver {
@@ -106,6 +112,7 @@ impl Driver {
             finished: Condvar::new(),
             start: Clock::now(),
             provider: provider.map(Mutex::new),
+            tls,
         });
         let timer = Arc::clone(&driver);
         std::thread::Builder::new()
@@ -312,16 +319,29 @@ impl Driver {
         timeout: Duration,
         to_write: &Receiver<Bytes>,
     ) {
-        let Some(stream) = self.connected(number, dial(host, timeout)) else {
+        let dialed = dial(host, timeout).and_then(|stream| {
+            let secured = match &self.tls {
+                Some(tls) => Some(Arc::new(Secured::new(tls.connect(host)?))),
+                None => None,
+            };
+            Ok((stream, secured))
+        });
+        let Some((stream, secured)) = self.connected(number, dialed) else {
             return;
         };
+        let write = |batch: &[Bytes]| match &secured {
+            Some(secured) => secured.write(&stream, batch),
+            None => write_frames(&stream, batch),
+        };
+        // With TLS, the client's hello goes first.
         let mut batch = Vec::new();
-        while let Ok(first) = to_write.recv() {
+        let mut written = write(&batch);
+        while written.is_ok()
+            && let Ok(first) = to_write.recv()
+        {
             batch.push(first);
             batch.extend(to_write.try_iter());
-            if write_frames(&stream, &batch).is_err() {
-                break;
-            }
+            written = write(&batch);
             batch.clear();
         }
         // After a failed write this wakes the reader, which reports the
@@ -331,32 +351,36 @@ impl Driver {
     }
 
     /// Reports a dial's outcome, unless the session abandoned it meanwhile;
-    /// on success starts the socket's reader and returns the socket.
+    /// on success starts the socket's reader and returns the socket and
+    /// its TLS.
     fn connected(
         self: &Arc<Self>,
         number: u64,
-        dialed: io::Result<TcpStream>,
-    ) -> Option<Arc<TcpStream>> {
+        dialed: io::Result<(TcpStream, Option<Arc<Secured>>)>,
+    ) -> Option<(Arc<TcpStream>, Option<Arc<Secured>>)> {
         let mut state = self.lock();
         let now = self.now();
         let link = state.link.as_mut().filter(|link| link.number == number)?;
-        let stream = dialed.ok().map(Arc::new);
-        let reader = stream.as_ref().map(|stream| {
+        let dialed = dialed
+            .inspect_err(|error| tracing::debug!(%error, "dial failed"))
+            .ok()
+            .map(|(stream, secured)| (Arc::new(stream), secured));
+        let reader = dialed.as_ref().map(|(stream, secured)| {
             // Messages are small and latency matters; failure only slows.
             let _ = stream.set_nodelay(true);
-            let (driver, stream) = (Arc::clone(self), Arc::clone(stream));
+            let (driver, stream, secured) = (Arc::clone(self), Arc::clone(stream), secured.clone());
             spawn_socket_thread(format!("tether-client-read-{number}"), move || {
-                driver.run_reader(number, &stream);
+                driver.run_reader(number, &stream, secured.as_deref());
             })
         });
-        match (stream, reader) {
-            (Some(stream), Some(Ok(_))) => {
+        match (dialed, reader) {
+            (Some((stream, secured)), Some(Ok(_))) => {
                 link.stream = Some(Arc::clone(&stream));
                 state
                     .session
                     .handle_connected(now, unix_ms(SystemTime::now()));
                 self.settle(state);
-                Some(stream)
+                Some((stream, secured))
             }
             _ => {
                 state.link = None;
@@ -368,14 +392,28 @@ impl Driver {
     }
 
     /// A reader thread: feeds what link `number`'s socket receives to the
-    /// session until the socket ends.
-    fn run_reader(self: Arc<Self>, number: u64, mut stream: &TcpStream) {
+    /// session (deciphered first, with TLS) until the socket ends.
+    fn run_reader(self: Arc<Self>, number: u64, mut stream: &TcpStream, secured: Option<&Secured>) {
         let mut buffer = [0u8; 16 * 1024];
+        let mut plaintext = Vec::new();
         loop {
             match stream.read(&mut buffer) {
                 Ok(0) => break,
                 Ok(read) => {
-                    let bytes = &buffer[..read];
+                    let bytes = match secured {
+                        None => &buffer[..read],
+                        Some(secured) => {
+                            plaintext.clear();
+                            let received = secured.receive(&buffer[..read], &mut plaintext);
+                            // The handshake's answer, or an alert.
+                            let _ = secured.write(stream, &[]);
+                            if let Err(error) = received {
+                                tracing::warn!(%error, "TLS failed: connection closed");
+                                break;
+                            }
+                            &plaintext[..]
+                        }
+                    };
                     self.on_link(number, |session, now| session.handle_read(now, bytes));
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
+/// What a `wss://` client trusts: the one TLS configuration of every
+/// runtime's client.
+pub use tether_tls::Connector;
 
 /// Why a [`Client`] call failed: the core's one error type for every
 /// runtime's client.
@@ -52,7 +55,28 @@ impl Client {
     /// [`Client::connect_with_provider`]: here every attempt fails for want
     /// of a token.
     pub fn connect(config: ClientConfig) -> io::Result<Client> {
-        Client::start(config, None)
+        Client::start(config, None, None)
+    }
+
+    /// Like [`Client::connect`], over TLS (`wss://`): every connection
+    /// checks the server's certificate, for the name in `config.host`,
+    /// against what `tls` trusts ([`Connector::public_roots`], or
+    /// [`Connector::with_ca_file`]). A certificate refused fails the
+    /// connection, with a warning that says why, and the session
+    /// reconnects by its schedule.
+    pub fn connect_tls(config: ClientConfig, tls: Connector) -> io::Result<Client> {
+        Client::start(config, None, Some(tls))
+    }
+
+    /// [`Client::connect_tls`] with tokens from `provider`, as
+    /// [`Client::connect_with_provider`] takes them.
+    pub fn connect_tls_with_provider(
+        mut config: ClientConfig,
+        tls: Connector,
+        provider: TokenProvider,
+    ) -> io::Result<Client> {
+        config.token = TokenSource::Provider;
+        Client::start(config, Some(provider), Some(tls))
     }
 
     /// Like [`Client::connect`], with tokens from `provider` instead of the
@@ -65,12 +89,16 @@ impl Client {
         provider: TokenProvider,
     ) -> io::Result<Client> {
         config.token = TokenSource::Provider;
-        Client::start(config, Some(provider))
+        Client::start(config, Some(provider), None)
     }
 
-    fn start(config: ClientConfig, provider: Option<TokenProvider>) -> io::Result<Client> {
+    fn start(
+        config: ClientConfig,
+        provider: Option<TokenProvider>,
+        tls: Option<Connector>,
+    ) -> io::Result<Client> {
         let config = config.with_fresh_seed(|| fastrand::u64(..));
-        let (driver, events) = Driver::start(config, provider)?;
+        let (driver, events) = Driver::start(config, provider, tls)?;
         Ok(Client {
             driver,
             events: Mutex::new(events),

@@ -33,6 +33,7 @@ use std::thread;
 
 use async_channel::Receiver;
 use tether_core::StoreRequest;
+use tether_tls::ServerTls;
 
 use tether_core::{
     Backplane, PublishError, Server as Core, ServerConfig, connections_within_open_files,
@@ -56,6 +57,7 @@ pub struct Server {
     node_id: String,
     /// The shared store and the core's requests to it, with a backplane.
     backplane: Option<(Box<dyn Backplane>, Receiver<StoreRequest>)>,
+    tls: Option<ServerTls>,
 }
 
 /// Controls a running server from the application; cheap to clone and
@@ -110,6 +112,7 @@ impl Server {
             seed,
             node_id,
             backplane: None,
+            tls: None,
         })
     }
 
@@ -130,6 +133,14 @@ impl Server {
             .expect("the config passed Core::new in bind");
         self.node.attach_backplane(core, requests);
         self.backplane = Some((Box::new(backplane), received));
+        self
+    }
+
+    /// Speaks TLS on every connection, with `tls`'s certificate (re-read
+    /// by [`ServerTls::reload`], wherever it is called): HTTPS and `wss://`
+    /// only. The connection's reader and writer threads share its session.
+    pub fn with_tls(mut self, tls: ServerTls) -> Server {
+        self.tls = Some(tls);
         self
     }
 
@@ -159,6 +170,7 @@ impl Server {
             config,
             node_id,
             backplane,
+            tls,
             ..
         } = self;
         let backplane = match backplane {
@@ -177,7 +189,7 @@ impl Server {
             let node = Arc::clone(&node);
             thread::Builder::new()
                 .name("tether-accept".into())
-                .spawn(move || socket::accept_loop(&node, &listener))
+                .spawn(move || socket::accept_loop(&node, &listener, tls.as_ref()))
         };
         let acceptor = match acceptor {
             Ok(acceptor) => acceptor,

@@ -13,10 +13,13 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::thread;
 
+use bytes::Bytes;
 use tether_core::{ConnId, Transport};
+use tether_tls::{Received, ServerTls};
 
 use super::node::{ConnectionAdmission, Node};
 use crate::io::{spawn_socket_thread, write_frames};
+use crate::tls::Secured;
 
 /// Accepts connections until the node stops. The core answers the ones it
 /// refuses (503), like any other.
@@ -24,7 +27,10 @@ use crate::io::{spawn_socket_thread, write_frames};
 /// After a failed accept (no file descriptor left, most often) the thread
 /// sleeps until the core's retry instant and accepts again; the failure is
 /// logged once per spell, not on every retry.
-pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener) {
+///
+/// With `tls`, every connection speaks TLS: its threads share a
+/// [`Secured`] session, started here.
+pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener, tls: Option<&ServerTls>) {
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(stream) => Arc::new(stream),
@@ -44,37 +50,55 @@ pub fn accept_loop(node: &Arc<Node>, listener: &TcpListener) {
                 continue;
             }
         };
+        let secured = tls.map(|tls| Arc::new(Secured::new(tls.accept())));
         match node.admit(&stream) {
             ConnectionAdmission::Accepted {
                 conn,
                 wake,
                 refused: false,
-            } => serve(node, conn, stream, wake),
+            } => serve(node, conn, Link { stream, secured }, wake),
             ConnectionAdmission::Accepted {
                 conn,
                 wake,
                 refused: true,
-            } => answer_refused(node, conn, stream, wake),
+            } => answer_refused(node, conn, Link { stream, secured }, wake),
             ConnectionAdmission::Stopped => return,
         }
     }
 }
 
+/// A connection's socket and, with TLS, its session.
+#[derive(Clone)]
+struct Link {
+    stream: Arc<TcpStream>,
+    secured: Option<Arc<Secured>>,
+}
+
+impl Link {
+    /// Writes `frames`, enciphered with TLS.
+    fn write(&self, frames: &[Bytes]) -> io::Result<()> {
+        match &self.secured {
+            Some(secured) => secured.write(&self.stream, frames),
+            None => write_frames(&self.stream, frames),
+        }
+    }
+}
+
 /// Starts `conn`'s reader and writer threads.
-fn serve(node: &Arc<Node>, conn: ConnId, stream: Arc<TcpStream>, wake: Receiver<()>) {
+fn serve(node: &Arc<Node>, conn: ConnId, link: Link, wake: Receiver<()>) {
     // Frames are whole messages already; waiting to coalesce them only adds
     // latency. Failure leaves Nagle on, which is slower but correct.
-    let _ = stream.set_nodelay(true);
+    let _ = link.stream.set_nodelay(true);
     let reader = {
-        let (node, stream) = (Arc::clone(node), Arc::clone(&stream));
+        let (node, link) = (Arc::clone(node), link.clone());
         spawn_socket_thread(format!("tether-read-{conn}"), move || {
-            read_loop(&node, conn, &stream);
+            read_loop(&node, conn, &link);
         })
     };
     let writer = reader.and_then(|_| {
         let node = Arc::clone(node);
         spawn_socket_thread(format!("tether-write-{conn}"), move || {
-            write_loop(&node, conn, &stream, &wake);
+            write_loop(&node, conn, &link, &wake);
         })
     });
     if let Err(error) = writer {
@@ -87,12 +111,12 @@ fn serve(node: &Arc<Node>, conn: ConnId, stream: Arc<TcpStream>, wake: Receiver<
 /// half-closes, then reads until the client's end of stream or the core's
 /// linger. Threads are what bounds this runtime (memory maps), so a burst
 /// of refusals at capacity must cost as little of them as it can.
-fn answer_refused(node: &Arc<Node>, conn: ConnId, stream: Arc<TcpStream>, wake: Receiver<()>) {
+fn answer_refused(node: &Arc<Node>, conn: ConnId, link: Link, wake: Receiver<()>) {
     let spawned = {
         let node = Arc::clone(node);
         spawn_socket_thread(format!("tether-refuse-{conn}"), move || {
-            if write_loop(&node, conn, &stream, &wake) {
-                read_loop(&node, conn, &stream);
+            if write_loop(&node, conn, &link, &wake) {
+                read_loop(&node, conn, &link);
             }
         })
     };
@@ -103,15 +127,22 @@ fn answer_refused(node: &Arc<Node>, conn: ConnId, stream: Arc<TcpStream>, wake: 
 }
 
 /// Hands everything the peer sends to the core until the socket ends.
-fn read_loop(node: &Node, conn: ConnId, mut stream: &TcpStream) {
+fn read_loop(node: &Node, conn: ConnId, link: &Link) {
     // One page: every idle connection keeps this stack frame, and a larger
     // buffer would cost each of them more memory (measured in
     // BENCHMARKS.md) while typical messages fit one read anyway.
     let mut buffer = [0u8; 4 * 1024];
+    let mut stream = &*link.stream;
     loop {
         match stream.read(&mut buffer) {
             Ok(0) => break,
-            Ok(read) => node.input(|core, now| core.handle_read(now, conn, &buffer[..read])),
+            Ok(read) => match &link.secured {
+                None => node.input(|core, now| core.handle_read(now, conn, &buffer[..read])),
+                Some(secured) if !read_secured(node, conn, link, secured, &buffer[..read]) => {
+                    break;
+                }
+                Some(_) => {}
+            },
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
@@ -119,16 +150,36 @@ fn read_loop(node: &Node, conn: ConnId, mut stream: &TcpStream) {
     node.transport_closed(conn);
 }
 
+/// Deciphers what the reader read, hands the plaintext to the core and
+/// writes what the session has to answer (the handshake's messages, an
+/// alert); false once the connection is over.
+fn read_secured(node: &Node, conn: ConnId, link: &Link, secured: &Secured, read: &[u8]) -> bool {
+    let mut plaintext = Vec::new();
+    let received = secured.receive(read, &mut plaintext);
+    if !plaintext.is_empty() {
+        node.input(|core, now| core.handle_read(now, conn, &plaintext));
+    }
+    let answered = secured.write(&link.stream, &[]);
+    match received {
+        Ok(Received::Open) => answered.is_ok(),
+        Ok(Received::Closed) => false,
+        Err(error) => {
+            tracing::debug!(%conn, %error, "TLS failed");
+            false
+        }
+    }
+}
+
 /// Writes what the core queues for `conn`, as fast as the socket takes it,
 /// and closes or half-closes the socket when the core says so; true when it
 /// half-closed, so that the connection's reading goes on.
-fn write_loop(node: &Node, conn: ConnId, stream: &TcpStream, wake: &Receiver<()>) -> bool {
+fn write_loop(node: &Node, conn: ConnId, link: &Link, wake: &Receiver<()>) -> bool {
     let mut batch = Vec::new();
     while wake.recv().is_ok() {
         loop {
             let (moved, transport) = node.take_frames(conn, &mut batch);
             let wrote = !batch.is_empty();
-            if wrote && write_frames(stream, &batch).is_err() {
+            if wrote && link.write(&batch).is_err() {
                 node.transport_closed(conn);
                 return false;
             }
@@ -144,7 +195,10 @@ fn write_loop(node: &Node, conn: ConnId, stream: &TcpStream, wake: &Receiver<()>
                     // the core's order to close; this writer has no more to
                     // write. A peer already gone fails the shutdown, and
                     // the reader sees that.
-                    let _ = stream.shutdown(Shutdown::Write);
+                    if let Some(secured) = &link.secured {
+                        let _ = secured.close_notify(&link.stream);
+                    }
+                    let _ = link.stream.shutdown(Shutdown::Write);
                     return true;
                 }
                 Transport::Open | Transport::CloseAfterFlush => {}

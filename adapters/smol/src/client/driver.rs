@@ -24,6 +24,8 @@ use tether_core::{
     Waiters, WriteQueue, unix_ms,
 };
 
+use tether_tls::{ClientTls, Connector};
+
 use super::dial::dial;
 
 /// Bytes waiting for the socket beyond which the task takes no commands.
@@ -124,6 +126,10 @@ pub(super) struct Driver {
     /// Held until the task ends, so that dropping it tells
     /// [`Client::close`](super::Client::close) the session is closed.
     finished: Sender<()>,
+    /// What the client trusts, for `wss://`; `None` speaks plain `ws://`.
+    tls: Option<Connector>,
+    /// The TLS of the connection dialed or open, with `tls`.
+    secure: Option<ClientTls>,
 }
 
 impl Driver {
@@ -135,6 +141,7 @@ impl Driver {
         commands: Receiver<Command>,
         events: Sender<Event>,
         finished: Sender<()>,
+        tls: Option<Connector>,
     ) -> Driver {
         Driver {
             session,
@@ -149,6 +156,8 @@ impl Driver {
             events,
             waiting: Waiters::default(),
             finished,
+            tls,
+            secure: None,
         }
     }
 
@@ -189,17 +198,36 @@ impl Driver {
             Transmit::Dial { host } => {
                 tracing::debug!(%host, "dialing");
                 self.output.clear();
-                self.socket = Socket::Dialing(Box::pin(dial(host)));
+                self.secure = None;
+                let started = self
+                    .tls
+                    .as_ref()
+                    .map(|tls| ClientTls::start(tls, &host, &mut self.output))
+                    .transpose();
+                self.socket = match started {
+                    Ok(secure) => {
+                        self.secure = secure;
+                        Socket::Dialing(Box::pin(dial(host)))
+                    }
+                    Err(error) => Socket::Dialing(Box::pin(async { Err(error) })),
+                };
             }
             Transmit::Write(bytes) => {
                 // Bytes for a socket that has already failed have nowhere
                 // to go; the session was told it failed.
                 if matches!(self.socket, Socket::Open(_)) {
-                    self.output.push(bytes);
+                    match &mut self.secure {
+                        // Enciphering into memory cannot fail.
+                        Some(secure) => drop(secure.send(&bytes, &mut self.output)),
+                        None => self.output.push(bytes),
+                    }
                 }
             }
             Transmit::Close => {
                 if let Socket::Open(stream) = mem::replace(&mut self.socket, Socket::Idle) {
+                    if let Some(secure) = &mut self.secure {
+                        secure.close(&mut self.output);
+                    }
                     let mut raw = stream.get_ref();
                     self.output.flush_now(|chunk| raw.write(chunk));
                     // The socket is being dropped; a failed shutdown changes
@@ -207,6 +235,7 @@ impl Driver {
                     let _ = stream.get_ref().shutdown(Shutdown::Both);
                 }
                 self.output.clear();
+                self.secure = None;
             }
         }
     }
@@ -303,7 +332,16 @@ impl Driver {
                 self.session.handle_connect_failed(now);
             }
             Wake::Read(Ok(0)) => self.lost(now, "end of stream"),
-            Wake::Read(Ok(read)) => self.session.handle_read(now, &buffer[..read]),
+            Wake::Read(Ok(read)) => match &mut self.secure {
+                None => self.session.handle_read(now, &buffer[..read]),
+                Some(secure) => match secure.receive(&buffer[..read], &mut self.output) {
+                    Ok(plaintext) => self.session.handle_read(now, plaintext),
+                    Err(error) => {
+                        tracing::warn!(%error, "connection failed");
+                        self.lost(now, &error.to_string());
+                    }
+                },
+            },
             Wake::Wrote(Ok(0)) => self.lost(now, "socket takes no more bytes"),
             Wake::Wrote(Ok(written)) => self.output.advance(written),
             Wake::Read(Err(error)) | Wake::Wrote(Err(error)) => self.lost(now, &error.to_string()),
@@ -373,6 +411,7 @@ impl Driver {
         tracing::debug!(why, "connection lost");
         self.socket = Socket::Idle;
         self.output.clear();
+        self.secure = None;
         self.session.handle_transport_closed(now);
     }
 

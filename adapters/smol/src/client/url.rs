@@ -1,4 +1,5 @@
-//! `ws://host:port/path` URLs, for command lines and configuration files.
+//! `ws://host:port/path` and `wss://host:port/path` URLs, for command
+//! lines and configuration files.
 
 use std::fmt;
 
@@ -7,10 +8,10 @@ use tether_core::ClientConfig;
 /// Why a URL cannot be used to reach a Tether server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UrlError {
-    /// `wss://`: this client does not speak TLS yet. A TLS-terminating
-    /// proxy in front of the server can be reached with `ws://` meanwhile.
-    TlsNotSupported,
-    /// A scheme other than `ws`, or none.
+    /// `wss://` given to [`config_from_url`], whose configuration has no
+    /// place for TLS: [`endpoint_from_url`] takes it.
+    TlsNeedsEndpoint,
+    /// A scheme other than `ws` or `wss`, or none.
     UnsupportedScheme(String),
     /// No host between `ws://` and the path.
     MissingHost,
@@ -29,13 +30,14 @@ pub enum UrlError {
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UrlError::TlsNotSupported => {
-                f.write_str("wss:// (TLS) is not supported yet; use ws://")
-            }
+            UrlError::TlsNeedsEndpoint => f.write_str(
+                "wss:// needs TLS: read the URL with endpoint_from_url and connect with \
+                 Client::connect_tls",
+            ),
             UrlError::UnsupportedScheme(scheme) => {
                 write!(
                     f,
-                    "unsupported scheme {scheme:?}; expected ws://host:port/path"
+                    "unsupported scheme {scheme:?}; expected ws:// or wss://host:port/path"
                 )
             }
             UrlError::MissingHost => f.write_str("the URL names no host"),
@@ -51,43 +53,70 @@ impl fmt::Display for UrlError {
 
 impl std::error::Error for UrlError {}
 
+/// What a URL says about the server to reach: the client's configuration,
+/// and whether the connection speaks TLS.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    /// The configuration for the URL's host and path.
+    pub config: ClientConfig,
+    /// `wss://`: connect with [`Client::connect_tls`](super::Client::connect_tls).
+    pub secure: bool,
+}
+
 /// A [`ClientConfig`] with the protocol's defaults for the server at `url`
-/// (`ws://host[:port][/path][?query]`), authenticating with `token`.
+/// (`ws://host[:port][/path][?query]`), authenticating with `token`; a
+/// `wss://` URL is refused ([`endpoint_from_url`] takes both).
+pub fn config_from_url(url: &str, token: impl Into<String>) -> Result<ClientConfig, UrlError> {
+    match endpoint_from_url(url, token)? {
+        Endpoint { secure: true, .. } => Err(UrlError::TlsNeedsEndpoint),
+        Endpoint { config, .. } => Ok(config),
+    }
+}
+
+/// The endpoint at `url` (`ws://` or `wss://`, then
+/// `host[:port][/path][?query]`), authenticating with `token`.
 ///
 /// The host (with its port, if given) becomes [`ClientConfig::host`]; the
 /// path and query become [`ClientConfig::path`], `/` when absent, as in any
 /// URL: Tether servers serve WebSockets on `/ws`, so `ws://host:port/ws` is
-/// the usual form.
-pub fn config_from_url(url: &str, token: impl Into<String>) -> Result<ClientConfig, UrlError> {
+/// the usual form. A `wss://` URL without a port gets 443, written out in
+/// the host (the core dials port 80 when none is given); the TLS server
+/// name is the host without it.
+pub fn endpoint_from_url(url: &str, token: impl Into<String>) -> Result<Endpoint, UrlError> {
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(UrlError::InvalidCharacter);
     }
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(UrlError::UnsupportedScheme(String::new()));
     };
-    match scheme.to_ascii_lowercase().as_str() {
-        "ws" => {}
-        "wss" => return Err(UrlError::TlsNotSupported),
+    let secure = match scheme.to_ascii_lowercase().as_str() {
+        "ws" => false,
+        "wss" => true,
         _ => return Err(UrlError::UnsupportedScheme(scheme.to_owned())),
-    }
+    };
     if rest.contains('#') {
         return Err(UrlError::Fragment);
     }
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, target) = rest.split_at(split);
-    check_authority(authority)?;
+    let has_port = check_authority(authority)?;
     let path = match target.chars().next() {
         None => "/".to_owned(),
         Some('?') => format!("/{target}"),
         Some(_) => target.to_owned(),
     };
-    let mut config = ClientConfig::new(authority, token);
+    let host = match (secure, has_port) {
+        (true, false) => format!("{authority}:443"),
+        _ => authority.to_owned(),
+    };
+    let mut config = ClientConfig::new(host, token);
     config.path = path;
-    Ok(config)
+    Ok(Endpoint { config, secure })
 }
 
-/// Checks `host[:port]` (the host possibly a bracketed IPv6 address).
-fn check_authority(authority: &str) -> Result<(), UrlError> {
+/// Checks `host[:port]` (the host possibly a bracketed IPv6 address);
+/// whether it has a port.
+fn check_authority(authority: &str) -> Result<bool, UrlError> {
     if authority.contains('@') {
         return Err(UrlError::UserInfo);
     }
@@ -106,7 +135,7 @@ fn check_authority(authority: &str) -> Result<(), UrlError> {
             _ => return Err(UrlError::InvalidPort(port.to_owned())),
         }
     }
-    Ok(())
+    Ok(!port.is_empty())
 }
 
 #[cfg(test)]
@@ -144,7 +173,7 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_reach() {
         let cases = [
-            ("wss://example.com/ws", UrlError::TlsNotSupported),
+            ("wss://example.com/ws", UrlError::TlsNeedsEndpoint),
             (
                 "http://example.com/ws",
                 UrlError::UnsupportedScheme("http".into()),
@@ -174,10 +203,25 @@ mod tests {
     }
 
     #[test]
-    fn says_tls_is_not_supported_yet() {
+    fn wss_is_an_endpoint_with_tls_and_port_443_by_default() {
+        let cases = [
+            ("wss://example.com/ws", "example.com:443", true),
+            ("WSS://example.com:8443/ws", "example.com:8443", true),
+            ("wss://[::1]/ws", "[::1]:443", true),
+            ("ws://example.com/ws", "example.com", false),
+        ];
+        for (url, host, secure) in cases {
+            let endpoint = endpoint_from_url(url, "t").unwrap();
+            assert_eq!(
+                (endpoint.config.host.as_str(), endpoint.config.path.as_str()),
+                (host, "/ws"),
+                "{url}"
+            );
+            assert_eq!(endpoint.secure, secure, "{url}");
+        }
         let message = config_from_url("wss://example.com", "t")
             .unwrap_err()
             .to_string();
-        assert!(message.contains("not supported yet"), "{message}");
+        assert!(message.contains("endpoint_from_url"), "{message}");
     }
 }

@@ -47,6 +47,7 @@ use async_channel::{Receiver, Sender};
 use futures_lite::future;
 use smol::LocalExecutor;
 use tether_core::{Figures, Instant, NodeShards, Router, Server as Core, StoreEvent, StoreRequest};
+use tether_tls::ServerTls;
 
 use super::{
     Command, Node, READ_BUFFER, Server, ServerOptions, accept_loop, adopt, command_loop,
@@ -234,6 +235,7 @@ impl ShardLink {
 /// Runs `server` as `threads` shards until each has drained.
 pub(super) async fn run(server: Server, threads: usize) -> io::Result<()> {
     let options = server.options;
+    let tls = server.tls;
     let seed = options.seed.unwrap_or_else(|| fastrand::u64(..));
     let shutdown_timeout = options.config.shutdown_timeout;
     let (wakes, woken): (Vec<_>, Vec<_>) = (0..threads).map(|_| async_channel::bounded(1)).unzip();
@@ -279,6 +281,7 @@ pub(super) async fn run(server: Server, threads: usize) -> io::Result<()> {
             commands: command_inbox,
             hand_over: Vec::new(),
             other_commands: Vec::new(),
+            tls: tls.clone(),
         };
         let done = done.clone();
         std::thread::Builder::new()
@@ -304,6 +307,7 @@ pub(super) async fn run(server: Server, threads: usize) -> io::Result<()> {
         commands: server.commands.1,
         hand_over,
         other_commands: commands,
+        tls,
     };
     let listener = server.listener;
     executor
@@ -395,6 +399,8 @@ struct Shard {
     commands: Receiver<Command>,
     hand_over: Vec<Sender<(TcpStream, bool)>>,
     other_commands: Vec<Sender<Command>>,
+    /// The node's TLS, when it speaks it.
+    tls: Option<ServerTls>,
 }
 
 impl Shard {
@@ -434,6 +440,8 @@ impl Shard {
             start: self.shared.start,
             wakers: RefCell::new(HashMap::new()),
             read_buffer: RefCell::new(vec![0; READ_BUFFER].into_boxed_slice()),
+            plaintext: RefCell::default(),
+            tls: self.tls,
             reactor: reactor.clone(),
             drained: async_channel::bounded(1),
             shard: Some(link),

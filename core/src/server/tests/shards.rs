@@ -41,7 +41,13 @@ struct Sharded {
 
 impl Sharded {
     fn new(config: ServerConfig) -> Sharded {
-        let router = Arc::new(Mutex::new(Router::new(&config, 9, 2)));
+        let router = Router::new(&config, 9, 2);
+        Sharded::around(config, router)
+    }
+
+    /// Two shards in front of `router`.
+    fn around(config: ServerConfig, router: Router) -> Sharded {
+        let router = Arc::new(Mutex::new(router));
         let figures = Arc::new(Mutex::new(vec![Figures::default(); 2]));
         let shards = (0..2)
             .map(|shard| {
@@ -91,6 +97,20 @@ impl Sharded {
         for (shard, node) in self.shards.iter().enumerate() {
             figures[shard] = node.server.figures();
         }
+    }
+
+    /// The node's backplane sends `event` to the router, which hands it
+    /// to the shards.
+    fn backplane_says(&mut self, event: StoreEvent) {
+        let now = self.shards[0].now;
+        self.router.lock().unwrap().handle_store_event(now, event);
+        self.exchange();
+    }
+
+    /// What the router sent its backplane since the last call.
+    fn backplane_heard(&mut self) -> Vec<StoreRequest> {
+        let mut router = self.router.lock().unwrap();
+        std::iter::from_fn(|| router.poll_store_request()).collect()
     }
 
     fn send(&mut self, shard: usize, conn: ConnId, json: &str) {
@@ -364,5 +384,63 @@ fn a_connection_the_acceptor_counted_is_served_and_one_it_found_no_room_for_gets
     assert!(
         node.router.lock().unwrap().open_socket(2),
         "a draining shard gives back the place the acceptor counted"
+    );
+}
+
+#[test]
+fn shards_in_front_of_a_backplane_serve_while_the_node_s_link_is_up_and_hear_its_failure() {
+    let config = ServerConfig::dev();
+    let router = Router::with_backplane(&config, 9, 2);
+    let mut node = Sharded::around(config, router);
+    let subscribe = r#"{"type":"subscribe","id":"s","channel":"news"}"#;
+    let conn = node.connect(1, "alice");
+    node.send(1, conn, subscribe);
+    let refused = node.replies(1, conn);
+    assert!(
+        matches!(
+            &refused[..],
+            [ServerMessage::Error {
+                code: ErrorCode::Unavailable,
+                ..
+            }]
+        ),
+        "the link is not up yet: {refused:?}"
+    );
+    assert!(matches!(
+        node.backplane_heard()[..],
+        [StoreRequest::Connect]
+    ));
+
+    node.backplane_says(StoreEvent::Up);
+    assert!(
+        node.shards
+            .iter()
+            .all(|shard| shard.server.is_backplane_up())
+    );
+    node.send(1, conn, subscribe);
+    assert!(node.replies(1, conn).is_empty(), "waiting for the store");
+    let sent = node.backplane_heard();
+    assert!(
+        sent.iter()
+            .any(|request| matches!(request, StoreRequest::Subscribe { .. })),
+        "{sent:?}"
+    );
+
+    node.backplane_says(StoreEvent::Down);
+    let answered = node.replies(1, conn);
+    assert!(
+        matches!(
+            &answered[..],
+            [ServerMessage::Error {
+                code: ErrorCode::Unavailable,
+                ..
+            }]
+        ),
+        "the request in flight is answered: {answered:?}"
+    );
+    assert!(
+        node.shards
+            .iter()
+            .all(|shard| !shard.server.is_backplane_up())
     );
 }

@@ -91,7 +91,13 @@
 //!   ([`Router::open_socket`]) and handed to its shard with
 //!   [`Server::accept_counted`]. [`NodeShards`] is the shard's view of the
 //!   router and of the other shards' [`Server::figures`]. One place
-//!   drives [`Router::handle_timeout`].
+//!   drives [`Router::handle_timeout`]. With a backplane the router is
+//!   made with [`Router::with_backplane`] and stands in front of the
+//!   node's one link: the adapter runs the [`Backplane`] with
+//!   [`Router::node_id`], hands it every [`Router::poll_store_request`]
+//!   (taken after each call into the router, in order) and feeds its
+//!   events to [`Router::handle_store_event`], waking the shards it
+//!   names.
 //!
 //! `core/examples/serve.rs` is a complete node driven this way on `std`
 //! alone (threads and one lock): the reference for a new adapter, but for

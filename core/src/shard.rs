@@ -43,8 +43,8 @@ impl Add for Figures {
 
     /// The figures of two parts of a node together: counters and
     /// connections add up, the node drains when either part does, and
-    /// the failures of the node's one link to a backplane are counted
-    /// once (each part tells them). The
+    /// the failures of the node's one link to a backplane and the
+    /// requests it refused are counted once (each part tells them). The
     /// gauges the router keeps for the whole node (channels, history) are
     /// the left side's.
     fn add(self, other: Figures) -> Figures {
@@ -57,10 +57,11 @@ impl Add for Figures {
             heartbeat_timeouts_total: a.heartbeat_timeouts_total + b.heartbeat_timeouts_total,
             auth_failures_total: a.auth_failures_total + b.auth_failures_total,
             slow_consumer_closes_total: a.slow_consumer_closes_total + b.slow_consumer_closes_total,
-            // Each shard tells the node's one link's failures.
+            // Each shard tells the node's one link's failures and refusals.
             backplane_errors_total: a.backplane_errors_total.max(b.backplane_errors_total),
-            backplane_request_errors_total: a.backplane_request_errors_total
-                + b.backplane_request_errors_total,
+            backplane_request_errors_total: a
+                .backplane_request_errors_total
+                .max(b.backplane_request_errors_total),
             accept_errors_total: a.accept_errors_total + b.accept_errors_total,
         };
         let (a, b) = (self.gauges, other.gauges);

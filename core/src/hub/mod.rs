@@ -557,8 +557,16 @@ impl Hub {
 
     /// How many requests the store refused while its link stayed up (the
     /// `tether_backplane_request_errors_total` counter).
+    /// A shard tells the node's, which every shard shares.
     pub fn store_refusals(&self) -> u64 {
-        self.refusals
+        match &self.store {
+            Store::Shard { node, .. } => {
+                let mut refusals = 0;
+                node.with_router(&mut |router| refusals = router.store_refusals());
+                refusals
+            }
+            Store::Memory(_) | Store::External { .. } => self.refusals,
+        }
     }
 
     /// An event from the store at `now`: a publication to fan out, an

@@ -86,6 +86,8 @@ pub struct Router {
     users: Users,
     /// The node's connections, over all shards (`max_connections`).
     sockets: usize,
+    /// Requests the backplane refused while its link stayed up.
+    refusals: u64,
 }
 
 impl Router {
@@ -128,6 +130,7 @@ impl Router {
             follows: BTreeMap::new(),
             users: Users::default(),
             sockets: 0,
+            refusals: 0,
         }
     }
 
@@ -182,6 +185,9 @@ impl Router {
         let Backend::Backplane(uplink) = &mut self.store else {
             return;
         };
+        if matches!(event, StoreEvent::Refused(_)) {
+            self.refusals += 1;
+        }
         match event {
             StoreEvent::Up => {
                 if uplink.handle_up(now) {
@@ -236,6 +242,13 @@ impl Router {
             Backend::Memory(_) => true,
             Backend::Backplane(uplink) => uplink.is_up(),
         }
+    }
+
+    /// How many requests the node's backplane refused while its link
+    /// stayed up (the `tether_backplane_request_errors_total` counter),
+    /// counted once per node: a refusal every shard hears is one.
+    pub fn store_refusals(&self) -> u64 {
+        self.refusals
     }
 
     /// How often the node's link to its backplane failed or could not be

@@ -182,6 +182,20 @@ fn answers_go_back_to_the_asking_shard_with_its_own_ticket() {
         events(&mut router, 0)[..],
         [StoreEvent::Refused(Refusal::Ticket(Ticket(7)))]
     ));
+    assert_eq!(router.store_refusals(), 1);
+}
+
+#[test]
+fn a_refusal_of_no_one_s_request_reaches_every_shard_and_counts_once() {
+    let mut router = linked(2);
+    router.handle_store_event(T0, StoreEvent::Refused(Refusal::Unanswered));
+    for shard in 0..2 {
+        assert!(matches!(
+            events(&mut router, shard)[..],
+            [StoreEvent::Refused(Refusal::Unanswered)]
+        ));
+    }
+    assert_eq!(router.store_refusals(), 1, "once per node");
 }
 
 #[test]

@@ -41,6 +41,7 @@ fn args(url: &str, scenario: Scenario) -> BenchArgs {
         url: url.to_owned(),
         peer: None,
         threads: 2,
+        deflate: false,
         scenario,
     }
 }
@@ -77,6 +78,7 @@ fn a_tiny_fanout_delivers_everything_in_order() {
             subscribers: 3,
             messages: 50,
             bytes: 100,
+            chat: false,
             window: 4,
             timeout: 20,
             targets: Vec::new(),
@@ -87,6 +89,35 @@ fn a_tiny_fanout_delivers_everything_in_order() {
     assert_eq!(number(&report, "gaps"), 0.0, "{report:?}");
     assert_eq!(number(&report, "duplicates"), 0.0, "{report:?}");
     assert_eq!(number(&report, "acks"), 50.0, "{report:?}");
+}
+
+#[test]
+fn chat_deliveries_take_fewer_bytes_on_the_wire_with_deflate() {
+    let url = start_node();
+    let fanout = |deflate: bool| {
+        let report = execute(&BenchArgs {
+            deflate,
+            ..args(
+                &url,
+                Scenario::Fanout(FanoutArgs {
+                    subscribers: 2,
+                    messages: 20,
+                    bytes: 400,
+                    chat: true,
+                    window: 4,
+                    timeout: 20,
+                    targets: Vec::new(),
+                }),
+            )
+        })
+        .unwrap();
+        assert_eq!(number(&report, "deliveries"), 40.0, "{report:?}");
+        number(&report, "wire_bytes_per_delivery")
+    };
+    let plain = fanout(false);
+    let compressed = fanout(true);
+    assert!(plain > 400.0, "{plain}");
+    assert!(compressed < plain * 0.8, "{compressed} vs {plain}");
 }
 
 #[test]
@@ -127,6 +158,7 @@ fn only_loopback_targets_are_accepted() {
         url: "ws://192.0.2.1:8080/ws".into(),
         peer: None,
         threads: 1,
+        deflate: false,
         scenario: Scenario::Connect(ConnectArgs {
             clients: 1,
             timeout: 1,

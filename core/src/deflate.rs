@@ -14,11 +14,7 @@
 
 use std::fmt;
 
-use miniz_oxide::deflate::core::{
-    CompressorOxide, TDEFLFlush, TDEFLStatus, compress, create_comp_flags_from_zip_params,
-};
-use miniz_oxide::inflate::stream::{InflateState, inflate};
-use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// What a sync flush ends with, removed by the sender and appended by the
 /// receiver (RFC 7692 sections 7.2.1 and 7.2.2).
@@ -26,28 +22,24 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// The compression level: zlib's default, the usual balance of size and
 /// speed for short text.
-const LEVEL: i32 = 6;
-
-/// Negative window bits ask for raw DEFLATE (no zlib header), with the
-/// largest window, 2^15 bytes: the only one the compressor makes.
-const RAW_WINDOW_BITS: i32 = -15;
+const LEVEL: u32 = 6;
 
 /// Bytes of inflated output made room for at a time.
 const INFLATE_CHUNK: usize = 16 * 1024;
 
 /// Compresses messages one at a time, each on its own (no context
-/// takeover). Its tables (about 230 KiB) are allocated once and reused, so
-/// a node keeps one, not one per connection.
+/// takeover), as raw DEFLATE with the largest window. Its state (about
+/// 270 KiB, on the heap) is allocated once and reset per message, so a
+/// node keeps one, not one per connection.
 pub struct Deflater {
-    compressor: Box<CompressorOxide>,
+    compress: Compress,
 }
 
 impl Deflater {
     /// A compressor for raw DEFLATE at the default level.
     pub fn new() -> Self {
-        let flags = create_comp_flags_from_zip_params(LEVEL, RAW_WINDOW_BITS, 0);
         Deflater {
-            compressor: Box::new(CompressorOxide::new(flags)),
+            compress: Compress::new(Compression::new(LEVEL), false),
         }
     }
 
@@ -55,31 +47,26 @@ impl Deflater {
     /// carries it: a sync-flushed DEFLATE stream without its last four
     /// bytes, referring to nothing before this message.
     pub fn deflate(&mut self, payload: &[u8]) -> Vec<u8> {
-        self.compressor.reset();
+        self.compress.reset();
         // Room for incompressible input (stored blocks cost 5 bytes per
-        // 64 KiB) and the flush marker in one call: miniz writes the marker
-        // again when a sync flush resumes in a full buffer.
-        let mut out = vec![0; payload.len() + payload.len() / 1024 * 8 + 64];
+        // 16 KiB) and the flush marker; grown if it is not enough.
+        let mut out = Vec::with_capacity(payload.len() + payload.len() / 1024 + 64);
         let mut input = payload;
-        let mut len = 0;
         loop {
-            let (status, consumed, written) = compress(
-                &mut self.compressor,
-                input,
-                &mut out[len..],
-                TDEFLFlush::Sync,
-            );
-            len += written;
+            let before = self.compress.total_in();
+            let result = self
+                .compress
+                .compress_vec(input, &mut out, FlushCompress::Sync);
+            let consumed = (self.compress.total_in() - before) as usize;
             input = &input[consumed..];
-            let full = len == out.len();
-            if status != TDEFLStatus::Okay || (input.is_empty() && !full) {
+            let full = out.len() == out.capacity();
+            if result.is_err() || (input.is_empty() && !full) {
                 break;
             }
-            out.resize(out.len() * 2, 0);
+            out.reserve(out.capacity().max(64));
         }
-        out.truncate(len);
         if out.ends_with(&TAIL) {
-            out.truncate(len - TAIL.len());
+            out.truncate(out.len() - TAIL.len());
         }
         out
     }
@@ -108,13 +95,14 @@ pub enum InflateError {
 
 /// Inflates the compressed messages of one direction of a connection.
 ///
-/// Its window (about 43 KiB) exists only while a message is being inflated
+/// Its state and window (about 40 KiB) exist only while a message is being
+/// inflated
 /// when the peer compresses without context takeover, so an idle receiver
 /// keeps none; when the peer keeps its context, the window is kept between
 /// messages, as RFC 7692 requires.
 pub struct Inflater {
     keep_context: bool,
-    state: Option<Box<InflateState>>,
+    state: Option<Box<Decompress>>,
     /// The current message ended its DEFLATE stream with a final block:
     /// what follows in the message is ignored, and the next message starts
     /// a new stream (RFC 7692 section 7.2.3.4).
@@ -145,7 +133,7 @@ impl Inflater {
         }
         let state = self
             .state
-            .get_or_insert_with(|| InflateState::new_boxed(DataFormat::Raw));
+            .get_or_insert_with(|| Box::new(Decompress::new(false)));
         let result = inflate_into(state, input, out, limit);
         if result == Ok(Step::Ended) {
             self.ended = true;
@@ -199,7 +187,7 @@ enum Step {
 /// Inflates `input` into `out`, making room a chunk at a time and never
 /// more than one byte past `limit`.
 fn inflate_into(
-    state: &mut InflateState,
+    state: &mut Decompress,
     mut input: &[u8],
     out: &mut Vec<u8>,
     limit: usize,
@@ -208,22 +196,24 @@ fn inflate_into(
         let start = out.len();
         let room = (limit + 1).saturating_sub(start).min(INFLATE_CHUNK);
         out.resize(start + room, 0);
-        let result = inflate(state, input, &mut out[start..], MZFlush::None);
-        out.truncate(start + result.bytes_written);
-        input = &input[result.bytes_consumed..];
+        let (read_before, written_before) = (state.total_in(), state.total_out());
+        let result = state.decompress(input, &mut out[start..], FlushDecompress::None);
+        let consumed = (state.total_in() - read_before) as usize;
+        let written = (state.total_out() - written_before) as usize;
+        out.truncate(start + written);
+        input = &input[consumed..];
         if out.len() > limit {
             return Err(InflateError::TooBig);
         }
-        match result.status {
-            Ok(MZStatus::StreamEnd) => return Ok(Step::Ended),
-            Ok(_) | Err(MZError::Buf) => {}
+        match result {
+            Ok(Status::StreamEnd) => return Ok(Step::Ended),
+            Ok(Status::Ok | Status::BufError) => {}
             Err(_) => return Err(InflateError::Corrupt),
         }
-        let progress = result.bytes_consumed > 0 || result.bytes_written > 0;
-        if input.is_empty() && result.bytes_written < room {
+        if input.is_empty() && written < room {
             return Ok(Step::NeedsInput);
         }
-        if !progress {
+        if consumed == 0 && written == 0 {
             return Err(InflateError::Corrupt);
         }
     }

@@ -5,10 +5,10 @@
 //! with `server_no_context_takeover` and `client_no_context_takeover`
 //! (section 7.1.1 lets it add both unasked): every message it sends is
 //! compressed on its own, so one compressed frame serves every connection,
-//! and no connection keeps a window between messages. Its compressor has
-//! only the largest window, so an offer whose `server_max_window_bits` is
-//! below 15 is declined (section 7.1.2.1 lets a server decline it) and the
-//! next offer is tried.
+//! and no connection keeps a window between messages. That one frame is
+//! compressed with the largest window, so an offer whose
+//! `server_max_window_bits` is below 15 is declined (section 7.1.2.1 lets a
+//! server decline it) and the next offer is tried.
 //!
 //! The client offers `permessage-deflate; client_no_context_takeover;
 //! client_max_window_bits`: it compresses every message on its own anyway,

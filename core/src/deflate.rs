@@ -93,15 +93,27 @@ pub enum InflateError {
     Corrupt,
 }
 
+/// What an [`Inflater`] keeps between two messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Between {
+    /// The window: the peer keeps its compression context, and RFC 7692
+    /// then requires it.
+    Window,
+    /// The state, reset for the next message: the peer compresses every
+    /// message on its own, and the receiver saves an allocation per message
+    /// for the memory of one state (a client's choice).
+    State,
+    /// Nothing: the peer compresses every message on its own, and an idle
+    /// receiver holds no memory for the extension (the server's choice).
+    Nothing,
+}
+
 /// Inflates the compressed messages of one direction of a connection.
 ///
-/// Its state and window (about 40 KiB) exist only while a message is being
-/// inflated
-/// when the peer compresses without context takeover, so an idle receiver
-/// keeps none; when the peer keeps its context, the window is kept between
-/// messages, as RFC 7692 requires.
+/// Its state and window (about 40 KiB) are made for the first compressed
+/// message and kept between messages as [`Between`] says.
 pub struct Inflater {
-    keep_context: bool,
+    between: Between,
     state: Option<Box<Decompress>>,
     /// The current message ended its DEFLATE stream with a final block:
     /// what follows in the message is ignored, and the next message starts
@@ -110,11 +122,10 @@ pub struct Inflater {
 }
 
 impl Inflater {
-    /// An inflater for a peer that keeps its compression context between
-    /// messages (`keep_context`), or starts every message afresh.
-    pub fn new(keep_context: bool) -> Self {
+    /// An inflater that keeps `between` two messages.
+    pub fn new(between: Between) -> Self {
         Inflater {
-            keep_context,
+            between,
             state: None,
             ended: false,
         }
@@ -143,13 +154,15 @@ impl Inflater {
     }
 
     /// Ends the current message: inflates the removed tail, appending to
-    /// `out` as [`inflate`](Self::inflate) does, and drops the window unless
-    /// the peer keeps its context.
+    /// `out` as [`inflate`](Self::inflate) does, and keeps for the next
+    /// message what [`Between`] says.
     pub fn finish(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
         let result = self.inflate(&TAIL, out, limit);
         self.ended = false;
-        if !self.keep_context {
-            self.state = None;
+        match (self.between, &mut self.state) {
+            (Between::Window, _) | (Between::State, None) => {}
+            (Between::State, Some(state)) => state.reset(false),
+            (Between::Nothing, state) => *state = None,
         }
         result
     }
@@ -168,7 +181,7 @@ impl Inflater {
 impl fmt::Debug for Inflater {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Inflater")
-            .field("keep_context", &self.keep_context)
+            .field("between", &self.between)
             .field("holds_window", &self.holds_window())
             .field("ended", &self.ended)
             .finish()

@@ -1,7 +1,7 @@
 use super::*;
 
 fn inflate_all(compressed: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
-    let mut inflater = Inflater::new(false);
+    let mut inflater = Inflater::new(Between::Nothing);
     let mut out = Vec::new();
     inflater.inflate(compressed, &mut out, limit)?;
     inflater.finish(&mut out, limit)?;
@@ -29,7 +29,7 @@ fn the_rfc_example_inflates() {
 #[test]
 fn a_message_inflates_with_a_window_kept_from_an_earlier_one() {
     // RFC 7692 section 7.2.3.2: the second "Hello" refers to the first.
-    let mut inflater = Inflater::new(true);
+    let mut inflater = Inflater::new(Between::Window);
     let mut first = Vec::new();
     inflater
         .inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut first, 100)
@@ -46,7 +46,7 @@ fn a_message_inflates_with_a_window_kept_from_an_earlier_one() {
 
 #[test]
 fn without_context_takeover_no_window_outlives_a_message() {
-    let mut inflater = Inflater::new(false);
+    let mut inflater = Inflater::new(Between::Nothing);
     let mut out = Vec::new();
     inflater
         .inflate(&Deflater::new().deflate(b"hello"), &mut out, 10)
@@ -54,6 +54,21 @@ fn without_context_takeover_no_window_outlives_a_message() {
     assert!(inflater.holds_window());
     inflater.finish(&mut out, 10).unwrap();
     assert!(!inflater.holds_window());
+}
+
+#[test]
+fn a_kept_state_is_reset_between_messages() {
+    let mut deflater = Deflater::new();
+    let mut inflater = Inflater::new(Between::State);
+    for text in [&b"first message"[..], b"second message"] {
+        let mut out = Vec::new();
+        inflater
+            .inflate(&deflater.deflate(text), &mut out, 100)
+            .unwrap();
+        inflater.finish(&mut out, 100).unwrap();
+        assert_eq!(out, text);
+        assert!(inflater.holds_window());
+    }
 }
 
 #[test]
@@ -67,7 +82,7 @@ fn a_final_block_ends_the_message_and_the_tail_is_ignored() {
 fn a_bomb_stops_one_byte_past_the_limit() {
     let bomb = Deflater::new().deflate(&vec![0; 10 * 1024 * 1024]);
     assert!(bomb.len() < 20_000, "{}", bomb.len());
-    let mut inflater = Inflater::new(false);
+    let mut inflater = Inflater::new(Between::Nothing);
     let mut out = Vec::new();
     assert_eq!(
         inflater.inflate(&bomb, &mut out, 1000),
@@ -96,7 +111,7 @@ fn fed_in_pieces_the_result_is_the_same() {
     let payload =
         br#"{"type":"publication","channel":"room:1","data":{"text":"hello hello hello"}}"#;
     let compressed = Deflater::new().deflate(payload);
-    let mut inflater = Inflater::new(false);
+    let mut inflater = Inflater::new(Between::Nothing);
     let mut out = Vec::new();
     for byte in &compressed {
         inflater

@@ -7,7 +7,7 @@ use super::header::{self, Context, Header, Opcode};
 use super::mask::apply_mask;
 use super::{Message, Role};
 use crate::close::CloseCode;
-use crate::deflate::{InflateError, Inflater};
+use crate::deflate::{Between, InflateError, Inflater};
 
 /// Turns the bytes a peer sends into [`Message`]s, checking every rule of
 /// RFC 6455 framing on the way.
@@ -80,10 +80,18 @@ impl FrameDecoder {
     /// A decoder for a connection that agreed on permessage-deflate (RFC
     /// 7692): RSV1 may mark a message as compressed. `peer_keeps_context`
     /// says whether the peer compresses with the window of its earlier
-    /// messages; if not, no window outlives a message.
+    /// messages, which is then kept. If not, a server keeps nothing between
+    /// messages, so that an idle connection costs no inflate state, and a
+    /// client keeps its inflate state and resets it, saving an allocation
+    /// per message (client memory is not the constraint).
     pub fn with_deflate(role: Role, max_payload: usize, peer_keeps_context: bool) -> Self {
+        let between = match role {
+            _ if peer_keeps_context => Between::Window,
+            Role::Client => Between::State,
+            Role::Server => Between::Nothing,
+        };
         FrameDecoder {
-            inflater: Some(Inflater::new(peer_keeps_context)),
+            inflater: Some(Inflater::new(between)),
             ..FrameDecoder::new(role, max_payload)
         }
     }

@@ -158,6 +158,31 @@ fn a_bad_config_file_stops_start_up_naming_the_key() {
 }
 
 #[test]
+fn a_bad_compression_setting_stops_start_up_naming_its_key() {
+    let dir = std::env::temp_dir().join(format!("tether-compression-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            "compression_min_size = \"1MiB\"\n",
+            "\"compression_min_size\": must be at most max_payload",
+        ),
+        (
+            "compression = \"yes\"\n",
+            "config key \"compression\": expected true or false",
+        ),
+    ];
+    for (text, expected) in cases {
+        let path = dir.join("compression.toml");
+        std::fs::write(&path, text).unwrap();
+        let output = tether(&["serve", "--dev", "--config", path.to_str().unwrap()], &[]);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        let printed = printed(&output);
+        assert!(printed.contains(expected), "{printed}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn an_unreadable_key_set_stops_start_up_naming_its_key() {
     let dir = std::env::temp_dir().join(format!("tether-binary-keys-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

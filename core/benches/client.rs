@@ -61,7 +61,7 @@ fn connect(now: Instant, session: &mut ClientSession) {
     let request = writes(session).concat();
     session.handle_read(
         now,
-        &accept_response(&websocket_key(&request), Some("tether.v1")),
+        &accept_response(&websocket_key(&request), Some("tether.v1"), None),
     );
     writes(session);
     let ack = br#"{"type":"auth_ack","user":"alice","session":"s1","heartbeat_ms":30000,"max_payload":65536}"#;

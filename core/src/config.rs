@@ -37,8 +37,15 @@ pub struct ServerConfig {
     /// Interval between server Pings; an unanswered Ping at the next tick
     /// terminates the connection.
     pub heartbeat_interval: Duration,
-    /// Largest incoming message in bytes; larger closes with 1009.
+    /// Largest incoming message in bytes; larger closes with 1009. A
+    /// compressed message counts inflated.
     pub max_payload: usize,
+    /// Accept permessage-deflate (RFC 7692) when a client offers it
+    /// (PROTOCOL.md section "Compression").
+    pub compression: bool,
+    /// Smallest message payload, in bytes, sent compressed to a client
+    /// that agreed on permessage-deflate; smaller ones go uncompressed.
+    pub compression_min_size: usize,
     /// Outbound queue size in bytes above which channel messages are dropped.
     pub high_water: usize,
     /// Outbound queue size in bytes that closes the connection with 4008.
@@ -121,6 +128,8 @@ impl Default for ServerConfig {
             forward_headers: Vec::new(),
             heartbeat_interval: Duration::from_secs(30),
             max_payload: 64 * 1024,
+            compression: true,
+            compression_min_size: 128,
             high_water: 256 * 1024,
             hard_limit: 4 * 1024 * 1024,
             slow_timeout: Duration::from_secs(10),
@@ -213,6 +222,8 @@ mod tests {
         assert_eq!(config.auth_timeout, Duration::from_secs(10));
         assert_eq!(config.heartbeat_interval, Duration::from_secs(30));
         assert_eq!(config.max_payload, 65_536);
+        assert!(config.compression);
+        assert_eq!(config.compression_min_size, 128);
         assert_eq!(config.high_water, 262_144);
         assert_eq!(config.hard_limit, 4_194_304);
         assert_eq!(config.history_size, 100);

@@ -248,6 +248,9 @@ pub struct Connection {
     /// A request of this connection waits for the application's decision
     /// outside the connection: replies it makes itself wait too.
     request_held: bool,
+    /// The client agreed on permessage-deflate: publications may go to it
+    /// compressed.
+    deflate: bool,
     transport: Transport,
 }
 
@@ -264,10 +267,16 @@ impl Connection {
     /// A connection whose upgrade another HTTP server answered with its
     /// `101` at `now`: it waits for `auth` as after the node's own `101`
     /// ([`Event::Upgraded`] follows), with `forwarded`, the upgrade's
-    /// `forward_headers` fields, for the connect decision.
-    pub fn upgraded(config: &ServerConfig, now: Instant, forwarded: Vec<(String, String)>) -> Self {
+    /// `forward_headers` fields, for the connect decision; `deflate` says
+    /// whether the `101` accepted permessage-deflate.
+    pub fn upgraded(
+        config: &ServerConfig,
+        now: Instant,
+        forwarded: Vec<(String, String)>,
+        deflate: bool,
+    ) -> Self {
         let mut conn = Connection::in_state(config, now, State::Closed);
-        conn.open_websocket(config, now, forwarded);
+        conn.open_websocket(config, now, forwarded, deflate);
         conn
     }
 
@@ -299,6 +308,7 @@ impl Connection {
             received: 0,
             last_drop: None,
             request_held: false,
+            deflate: false,
             transport: Transport::Open,
         }
     }
@@ -502,6 +512,12 @@ impl Connection {
         self.after_push(config, now, admission);
     }
 
+    /// Whether the client agreed on permessage-deflate, so that a
+    /// publication may go to it as the compressed frame.
+    pub fn deflates(&self) -> bool {
+        self.deflate
+    }
+
     /// Offers a channel publication to the backpressure policy: queued,
     /// dropped above `high_water`, or coalesced with `latest_only`.
     pub fn send_publication(
@@ -676,11 +692,13 @@ impl Connection {
                     unreachable!("matched State::Http above");
                 };
                 self.timers.stop(Timer::Handshake);
+                let deflate = upgrade.deflate.filter(|_| config.compression);
                 self.queue.push_protocol(Bytes::from(http::accept_response(
                     &upgrade.key,
                     upgrade.protocol,
+                    deflate,
                 )));
-                self.open_websocket(config, now, upgrade.forwarded);
+                self.open_websocket(config, now, upgrade.forwarded, deflate.is_some());
                 let leftover = parser.into_remaining();
                 if !leftover.is_empty() {
                     self.decoder.feed(&leftover);
@@ -695,13 +713,20 @@ impl Connection {
 
     /// The WebSocket starts at `now`, its `101` sent: it waits for `auth`
     /// until `auth_timeout`, and the heartbeat runs (PROTOCOL.md section
-    /// 11: it covers connections waiting for their verdict too).
+    /// 11: it covers connections waiting for their verdict too). Under
+    /// permessage-deflate (`deflate`) the client compresses without context
+    /// takeover, as the `101` asked: no window is kept between messages.
     fn open_websocket(
         &mut self,
         config: &ServerConfig,
         now: Instant,
         forwarded: Vec<(String, String)>,
+        deflate: bool,
     ) {
+        if deflate {
+            self.decoder = FrameDecoder::with_deflate(Role::Server, config.max_payload, false);
+        }
+        self.deflate = deflate;
         self.state = State::AwaitingAuth(forwarded);
         self.timers.set(Timer::Auth, now + config.auth_timeout);
         self.timers

@@ -16,7 +16,10 @@
 //! mask every frame with a key the caller supplies (from a seeded generator:
 //! there is no randomness in the core).
 //!
-//! Tether negotiates no extension, so every reserved bit must be zero.
+//! The only extension is permessage-deflate (RFC 7692): once agreed, RSV1
+//! on the first frame of a data message marks it compressed; the decoder
+//! inflates it (module `deflate` holds the codec) and [`compressed_frame`]
+//! makes one. Every other reserved bit must be zero.
 
 mod decode;
 mod encode;
@@ -26,8 +29,8 @@ mod mask;
 
 pub use decode::FrameDecoder;
 pub use encode::{
-    close_frame, encode_frame, masked_close_frame, masked_pong_frame, masked_text_frame,
-    ping_frame, pong_frame, text_frame, text_frame_payload,
+    close_frame, compressed_frame, encode_frame, masked_close_frame, masked_pong_frame,
+    masked_text_frame, ping_frame, pong_frame, text_frame, text_frame_payload,
 };
 pub use error::{DecodeError, Violation};
 pub use header::Opcode;

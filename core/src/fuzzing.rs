@@ -13,6 +13,8 @@
 //! - [`envelope`]: arbitrary text as a client or server message.
 //! - [`http_upgrade`]: arbitrary first bytes of a connection.
 //! - [`server_bytes`]: arbitrary bytes after the handshake and auth.
+//! - [`deflate_bytes`]: the same after a handshake that agreed on
+//!   permessage-deflate: compressed frames, bombs, bad RSV1.
 //! - [`server_ops`]: operations on a node with several connections.
 //! - [`client_ops`]: operations on a client session talking to a node.
 //!
@@ -20,6 +22,7 @@
 //! which also derives `arbitrary::Arbitrary` for the operation types.
 
 pub mod client_ops;
+pub mod deflate_bytes;
 pub mod envelope;
 pub mod http_upgrade;
 pub(crate) mod peer;

@@ -19,6 +19,10 @@
 //! [`ResponseParser`] checks the server's answer (RFC 6455 section 4.1) and
 //! keeps the frames that followed it.
 //!
+//! Both ends negotiate permessage-deflate (RFC 7692) in
+//! `Sec-WebSocket-Extensions` (module `extensions`): the upgrade carries
+//! the answer the server gives, the client's [`Handshake`] what it agreed.
+//!
 //! An upgrade that another HTTP server parsed (an application's own
 //! server, hyper under axum) is checked by [`check_upgrade`] with the same
 //! rules, from the parts that server has: the node never re-parses a head.
@@ -31,12 +35,14 @@ mod accepted;
 mod base64;
 mod classify;
 mod client;
+mod extensions;
 mod headers;
 mod request;
 mod response;
 
 pub use accepted::{AcceptedUpgrade, UpgradeHead, check_upgrade};
 pub use client::{Handshake, HandshakeError, ResponseParser, client_key, upgrade_request};
+pub use extensions::Deflate;
 pub use request::{ApiMethod, HttpRequest, Request, RequestLimits, RequestParser, Route};
 pub use response::{HttpError, accept_response, response};
 

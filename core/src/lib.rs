@@ -112,6 +112,7 @@ mod client;
 mod close;
 mod config;
 mod connection;
+mod deflate;
 mod envelope;
 mod frame;
 #[cfg(any(test, feature = "fuzzing"))]

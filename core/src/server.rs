@@ -89,6 +89,7 @@ use crate::shard::{Figures, NodeShards};
 use crate::time::Instant;
 
 mod api;
+mod compressed;
 mod outbox;
 mod output;
 mod routes;
@@ -136,6 +137,9 @@ pub struct Server {
     node_id: String,
     /// The last [`DecisionId`] handed out.
     decisions: u64,
+    /// Compresses publications for connections that agreed on
+    /// permessage-deflate.
+    deflater: compressed::NodeDeflater,
 }
 
 /// Where the graceful shutdown is.
@@ -219,6 +223,7 @@ impl Server {
             accept_failing: false,
             node_id,
             decisions: 0,
+            deflater: compressed::NodeDeflater::default(),
         }
     }
 
@@ -280,16 +285,21 @@ impl Server {
     /// Checks an upgrade request that another HTTP server parsed (an
     /// application's own server, e.g. hyper under axum) by the rules of
     /// the node's own parser and its config (`allowed_origins`,
-    /// `forward_headers`): the [`AcceptedUpgrade`] says what that server's
-    /// `101` carries; an [`HttpError`] is the refusal to answer instead,
+    /// `forward_headers`, `compression`): the [`AcceptedUpgrade`] says what
+    /// that server's `101` carries; an [`HttpError`] is the refusal to answer instead,
     /// with the status the node's own parser gives. Reads the node's
     /// settings only: no input, no drain.
     pub fn check_upgrade(&self, head: &UpgradeHead<'_>) -> Result<AcceptedUpgrade, HttpError> {
-        http::check_upgrade(
+        let accepted = http::check_upgrade(
             head,
             &self.config.allowed_origins,
             &self.config.forward_headers,
-        )
+        )?;
+        Ok(if self.config.compression {
+            accepted
+        } else {
+            accepted.without_deflate()
+        })
     }
 
     /// A WebSocket whose upgrade another HTTP server answered with its
@@ -310,7 +320,10 @@ impl Server {
                 let (code, reason) = refusal.close();
                 Connection::refused_upgraded(config, now, code, reason)
             }
-            None => Connection::upgraded(config, now, upgrade.into_forwarded()),
+            None => {
+                let deflate = upgrade.deflate().is_some();
+                Connection::upgraded(config, now, upgrade.into_forwarded(), deflate)
+            }
         };
         self.admit(now, conn, refusal.is_some())
     }
@@ -1033,6 +1046,7 @@ impl Server {
             timers: &mut self.timers,
             events: &mut self.events,
             counters: &mut self.counters,
+            compressed: compressed::Compressed::new(&mut self.deflater),
         };
         call(&mut self.hub, &mut outbox)
     }

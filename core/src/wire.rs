@@ -4,11 +4,12 @@
 //! [`Server`](crate::Server) and [`ClientSession`](crate::ClientSession)
 //! frame and parse everything themselves.
 
+pub use crate::deflate::{Between, Deflater, InflateError, Inflater};
 pub use crate::frame::{
-    DecodeError, FrameDecoder, Message, Opcode, Role, Violation, close_frame, encode_frame,
-    masked_close_frame, masked_pong_frame, masked_text_frame, pong_frame, text_frame,
+    DecodeError, FrameDecoder, Message, Opcode, Role, Violation, close_frame, compressed_frame,
+    encode_frame, masked_close_frame, masked_pong_frame, masked_text_frame, pong_frame, text_frame,
 };
 pub use crate::http::{
-    Handshake, HandshakeError, HttpError, PROTOCOL, Request, RequestLimits, RequestParser,
+    Deflate, Handshake, HandshakeError, HttpError, PROTOCOL, Request, RequestLimits, RequestParser,
     ResponseParser, accept_response, client_key, response, upgrade_request,
 };

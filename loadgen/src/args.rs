@@ -27,6 +27,10 @@ pub struct BenchArgs {
     /// Threads that run the simulated clients.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: usize,
+    /// Offer permessage-deflate on every connection, as browsers do, and
+    /// inflate what the server sends compressed.
+    #[arg(long)]
+    pub deflate: bool,
     /// The scenario to run.
     #[command(subcommand)]
     pub scenario: Scenario,
@@ -62,6 +66,11 @@ pub struct FanoutArgs {
     /// number and a timestamp).
     #[arg(long, default_value_t = 100)]
     pub bytes: usize,
+    /// Payloads shaped like chat messages (a sender with a name and an
+    /// avatar, a room, a sentence of text) instead of padding, so that
+    /// compression meets realistic text.
+    #[arg(long)]
+    pub chat: bool,
     /// Messages in flight: message n is published once every subscriber
     /// has received message n - window, so no server queue grows without
     /// bound and nothing needs to be dropped.

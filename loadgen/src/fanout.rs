@@ -70,6 +70,8 @@ impl Progress {
 #[derive(Default)]
 struct Seen {
     received: u64,
+    /// Bytes the subscriber read from the wire while receiving.
+    wire_bytes: u64,
     gaps: u64,
     duplicates: u64,
     last_ns: u64,
@@ -92,7 +94,13 @@ pub async fn run(spawner: Spawner, target: Target, args: FanoutArgs) -> io::Resu
     } else {
         args.targets
             .iter()
-            .map(|url| Target::parse(url, target.tls.as_ref().map(|(config, _)| config)))
+            .map(|url| {
+                let tls = target.tls.as_ref().map(|(config, _)| config);
+                Target::parse(url, tls).map(|parsed| Target {
+                    deflate: target.deflate,
+                    ..parsed
+                })
+            })
             .collect::<io::Result<Vec<_>>>()?
     };
     let clock = Clock::start();
@@ -157,6 +165,7 @@ pub async fn run(spawner: Spawner, target: Target, args: FanoutArgs) -> io::Resu
     for task in subscribers {
         let seen = task.await;
         total.received += seen.received;
+        total.wire_bytes += seen.wire_bytes;
         total.gaps += seen.gaps;
         total.duplicates += seen.duplicates;
         total.last_ns = total.last_ns.max(seen.last_ns);
@@ -254,6 +263,7 @@ impl Subscriber {
             ..Seen::default()
         };
         let mut last_offset = base;
+        let wire_before = conn.wire_bytes();
         while seen.received < self.messages as u64 {
             let next = future::or(async { Some(conn.recv().await) }, async {
                 let _ = stop.recv().await;
@@ -288,6 +298,7 @@ impl Subscriber {
             seen.received += 1;
             seen.last_ns = now;
         }
+        seen.wire_bytes = conn.wire_bytes() - wire_before;
         seen
     }
 }
@@ -334,7 +345,12 @@ impl Publish<'_> {
                 }
             }
             patience_from = None;
-            let message = publish_message(self.channel, n, self.clock.now_ns(), self.args.bytes);
+            let sent_ns = self.clock.now_ns();
+            let message = if self.args.chat {
+                chat_message(self.channel, n, sent_ns, self.args.bytes)
+            } else {
+                publish_message(self.channel, n, sent_ns, self.args.bytes)
+            };
             conn.send(message.as_bytes()).await?;
             n += 1;
         }
@@ -384,6 +400,44 @@ fn publish_message(channel: &str, n: usize, sent_ns: u64, bytes: usize) -> Strin
     )
 }
 
+/// Senders of the chat payloads: id, name.
+const SENDERS: [(&str, &str); 4] = [
+    ("u-10482", "Alice Liddell"),
+    ("u-20931", "Bob Marley-Smith"),
+    ("u-31877", "Chidi Anagonye"),
+    ("u-47120", "Dana Scully"),
+];
+
+/// Sentences the chat payloads' text is made of.
+const SENTENCES: [&str; 6] = [
+    "Shall we meet at the station at half past five? ",
+    "The deploy went fine, the dashboards look green again. ",
+    "I pushed the fix for the login redirect, can you review it today? ",
+    "Lunch is on me if the demo works on the first try. ",
+    "Running ten minutes late, the tram is stuck behind a delivery van. ",
+    "Here are the notes from the planning meeting, see the second page. ",
+];
+
+/// A `publish` with id `n` whose payload looks like a chat message (a
+/// sender, a room, a line of text, a time) with the sequence number and
+/// the send time, exactly `bytes` long when it fits: the text is as long
+/// as the rest leaves room for.
+fn chat_message(channel: &str, n: usize, sent_ns: u64, bytes: usize) -> String {
+    let (user, name) = SENDERS[n % SENDERS.len()];
+    let head = format!(
+        r#"{{"n":{n},"t":{sent_ns},"id":"msg-{n:08}","room":"general","user":{{"id":"{user}","name":"{name}","avatar":"https://cdn.example.com/avatars/{user}.png"}},"mentions":[],"text":""#
+    );
+    let room = bytes.saturating_sub(head.len() + 2);
+    let text: String = SENTENCES
+        .iter()
+        .cycle()
+        .skip(n % SENTENCES.len())
+        .flat_map(|sentence| sentence.chars())
+        .take(room)
+        .collect();
+    format!(r#"{{"type":"publish","channel":"{channel}","id":"{n}","payload":{head}{text}"}}}}"#)
+}
+
 fn report(
     args: &FanoutArgs,
     nodes: usize,
@@ -402,6 +456,11 @@ fn report(
         .set("subscribers", args.subscribers)
         .set("messages", args.messages)
         .set("bytes", args.bytes)
+        .set("chat", args.chat)
+        .set(
+            "wire_bytes_per_delivery",
+            round1(seen.wire_bytes as f64 / seen.received.max(1) as f64),
+        )
         .set("window", args.window)
         .set("nodes", nodes)
         .set("deliveries", seen.received)
@@ -440,6 +499,21 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chat_payloads_have_the_requested_size_and_vary() {
+        let first = chat_message("c", 7, 123_456_789_012, 400);
+        let payload = first.split(r#""payload":"#).nth(1).unwrap();
+        assert_eq!(payload.len() - 1, 400, "{payload}");
+        let value: serde_json::Value = serde_json::from_str(&first).unwrap();
+        assert_eq!(value["payload"]["n"], 7);
+        assert_eq!(value["payload"]["user"]["id"], "u-47120");
+        let second = chat_message("c", 8, 123_456_789_012, 400);
+        assert_ne!(
+            serde_json::from_str::<serde_json::Value>(&second).unwrap()["payload"]["text"],
+            value["payload"]["text"]
+        );
+    }
 
     #[test]
     fn payloads_have_the_requested_size() {

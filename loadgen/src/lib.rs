@@ -67,7 +67,8 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
 /// Runs the scenario `args` names and returns its report.
 pub fn execute(args: &BenchArgs) -> std::io::Result<Report> {
     let tls = tls::client_config(args.ca.as_deref(), args.insecure)?;
-    let target = socket::Target::parse(&args.url, tls.as_ref())?;
+    let mut target = socket::Target::parse(&args.url, tls.as_ref())?;
+    target.deflate = args.deflate;
     let threads = args.threads.max(1);
     let scenario = args.scenario.clone();
     runtime::block_on(threads, |spawner| async move {

@@ -43,12 +43,16 @@ pub struct Target {
     pub path: String,
     /// For `wss://`: what the clients trust, and the server name.
     pub tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    /// Offer permessage-deflate in the handshake (and inflate what the
+    /// server compresses, with the core's codec).
+    pub deflate: bool,
 }
 
 impl Target {
     /// Parses `ws://host:port/path` or `wss://host:port/path` (with `tls`,
     /// from `--ca` or `--insecure`), refusing any address that is not on
     /// this machine's loopback interface.
+    /// The target offers no compression; set [`Target::deflate`] for that.
     pub fn parse(url: &str, tls: Option<&Arc<ClientConfig>>) -> io::Result<Target> {
         let invalid = |message: String| io::Error::new(ErrorKind::InvalidInput, message);
         let (rest, tls) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
@@ -89,6 +93,7 @@ impl Target {
             host: host.to_owned(),
             path: path.to_owned(),
             tls,
+            deflate: false,
         })
     }
 }
@@ -104,6 +109,9 @@ pub struct WsConn {
     decoder: FrameDecoder,
     buffer: Vec<u8>,
     mask_state: u64,
+    /// Bytes read from the socket after the handshake: what the server's
+    /// frames took on the wire.
+    wire_bytes: u64,
 }
 
 impl WsConn {
@@ -125,27 +133,44 @@ impl WsConn {
             decoder: FrameDecoder::new(Role::Client, MAX_MESSAGE),
             buffer: vec![0; buffer],
             mask_state: seed ^ 0x9e37_79b9_7f4a_7c15,
+            wire_bytes: 0,
         };
         let mut nonce = [0u8; 16];
         nonce[..8].copy_from_slice(&conn.next_random().to_le_bytes());
         nonce[8..].copy_from_slice(&conn.next_random().to_le_bytes());
         let key = client_key(nonce);
-        let request = upgrade_request(&target.host, &target.path, &key, None);
+        let request = upgrade_request(&target.host, &target.path, &key, None, target.deflate);
         conn.stream.write_all(&request).await?;
-        let mut parser = ResponseParser::new(&key, MAX_HEAD);
+        let mut parser = ResponseParser::new(&key, MAX_HEAD, target.deflate);
         loop {
             let n = conn.read_some().await?;
             parser.feed(&conn.buffer[..n]);
             match parser.poll() {
-                Ok(Some(_)) => break,
+                Ok(Some(handshake)) => {
+                    if let Some(deflate) = handshake.deflate {
+                        conn.decoder = FrameDecoder::with_deflate(
+                            Role::Client,
+                            MAX_MESSAGE,
+                            deflate.server_keeps_context,
+                        );
+                    }
+                    break;
+                }
                 Ok(None) => {}
                 Err(error) => {
                     return Err(io::Error::other(format!("handshake refused: {error}")));
                 }
             }
         }
-        conn.decoder.feed(&parser.into_remaining());
+        let remaining = parser.into_remaining();
+        conn.wire_bytes = remaining.len() as u64;
+        conn.decoder.feed(&remaining);
         Ok(conn)
+    }
+
+    /// Bytes the server's frames took on the wire so far.
+    pub fn wire_bytes(&self) -> u64 {
+        self.wire_bytes
     }
 
     /// Sends one text message.
@@ -175,6 +200,7 @@ impl WsConn {
                 Ok(Some(Message::Binary(_) | Message::Pong(_))) => {}
                 Ok(None) => {
                     let n = self.read_some().await?;
+                    self.wire_bytes += n as u64;
                     self.decoder.feed(&self.buffer[..n]);
                 }
                 Err(error) => {

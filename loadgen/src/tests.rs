@@ -48,6 +48,7 @@ fn args(url: &str, scenario: Scenario) -> BenchArgs {
         insecure: false,
         peer: None,
         threads: 2,
+        deflate: false,
         scenario,
     }
 }
@@ -73,6 +74,7 @@ fn a_tiny_fanout_over_wss_trusting_the_ca_or_anything() {
             window: 4,
             timeout: 10,
             targets: Vec::new(),
+            chat: false,
         })
     };
     let trusting = BenchArgs {
@@ -124,6 +126,7 @@ fn a_tiny_fanout_delivers_everything_in_order() {
             subscribers: 3,
             messages: 50,
             bytes: 100,
+            chat: false,
             window: 4,
             timeout: 20,
             targets: Vec::new(),
@@ -134,6 +137,35 @@ fn a_tiny_fanout_delivers_everything_in_order() {
     assert_eq!(number(&report, "gaps"), 0.0, "{report:?}");
     assert_eq!(number(&report, "duplicates"), 0.0, "{report:?}");
     assert_eq!(number(&report, "acks"), 50.0, "{report:?}");
+}
+
+#[test]
+fn chat_deliveries_take_fewer_bytes_on_the_wire_with_deflate() {
+    let url = start_node();
+    let fanout = |deflate: bool| {
+        let report = execute(&BenchArgs {
+            deflate,
+            ..args(
+                &url,
+                Scenario::Fanout(FanoutArgs {
+                    subscribers: 2,
+                    messages: 20,
+                    bytes: 400,
+                    chat: true,
+                    window: 4,
+                    timeout: 20,
+                    targets: Vec::new(),
+                }),
+            )
+        })
+        .unwrap();
+        assert_eq!(number(&report, "deliveries"), 40.0, "{report:?}");
+        number(&report, "wire_bytes_per_delivery")
+    };
+    let plain = fanout(false);
+    let compressed = fanout(true);
+    assert!(plain > 400.0, "{plain}");
+    assert!(compressed < plain * 0.8, "{compressed} vs {plain}");
 }
 
 #[test]

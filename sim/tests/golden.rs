@@ -6,18 +6,18 @@
 use tether_sim::{Scenario, Size, run};
 
 const GOLDEN: [(Scenario, u64); 12] = [
-    (Scenario::SteadyChat, 0x99f8_9e31_565e_3e78),
-    (Scenario::RestartStorm, 0x2561_22d7_8017_7288),
-    (Scenario::RestartStormNoJitter, 0x205d_d473_12ee_f627),
-    (Scenario::SlowConsumer, 0x4767_ade8_eda3_b5da),
-    (Scenario::FlappingClient, 0xfb9b_bde3_9af9_8d02),
-    (Scenario::HealingPartition, 0x5e8f_09cf_8d3b_a3f3),
-    (Scenario::ClusterChat, 0x8be6_9bde_e7ce_94a8),
-    (Scenario::BackplaneOutage, 0xa22e_7590_f5fb_f95d),
-    (Scenario::BackplanePartition, 0xacc2_5f15_38d9_64b3),
-    (Scenario::ClusterCrash, 0x8717_9203_7ba4_2947),
-    (Scenario::RefreshStorm, 0xd9b6_78e2_8f20_4837),
-    (Scenario::ShardedChat, 0xf697_4ced_b262_93fa),
+    (Scenario::SteadyChat, 0x47a2_b522_e3c6_836d),
+    (Scenario::RestartStorm, 0xc961_ac9a_6bb9_39c0),
+    (Scenario::RestartStormNoJitter, 0x62f9_47fc_0913_0cc5),
+    (Scenario::SlowConsumer, 0x85a5_efe4_420a_9c6f),
+    (Scenario::FlappingClient, 0x251a_a01a_99df_62f7),
+    (Scenario::HealingPartition, 0x65e9_c46d_104d_72a4),
+    (Scenario::ClusterChat, 0xa343_2dd2_384f_506c),
+    (Scenario::BackplaneOutage, 0xa775_7384_2997_422c),
+    (Scenario::BackplanePartition, 0x45a1_17d4_e0aa_af79),
+    (Scenario::ClusterCrash, 0x65b3_2183_da0a_b713),
+    (Scenario::RefreshStorm, 0xea95_9602_27dd_d6c1),
+    (Scenario::ShardedChat, 0x76f9_93ff_451a_0d68),
 ];
 
 #[test]

@@ -72,6 +72,12 @@ pub(crate) const KEYS: &[Key] = &[
     key!("close_timeout", DurationKind, server.close_timeout),
     key!("shutdown_timeout", DurationKind, server.shutdown_timeout),
     key!("max_payload", SizeKind, server.max_payload),
+    key!("compression", FlagKind, server.compression),
+    key!(
+        "compression_min_size",
+        SizeKind,
+        server.compression_min_size
+    ),
     key!("max_http_head", SizeKind, server.max_http_head),
     key!("high_water", SizeKind, server.high_water),
     key!("hard_limit", SizeKind, server.hard_limit),

@@ -403,6 +403,8 @@ fn everything_changed() -> Settings {
             forward_headers: vec!["cookie".into()],
             heartbeat_interval: Duration::from_secs(60),
             max_payload: 1000,
+            compression: false,
+            compression_min_size: 512,
             high_water: 2000,
             hard_limit: 3 << 20,
             slow_timeout: Duration::from_secs(3),

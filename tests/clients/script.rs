@@ -135,7 +135,7 @@ impl Peer {
             })
             .expect("Sec-WebSocket-Key");
         self.decoder.feed(&head[end..]);
-        self.write(&accept_response(&key, Some(PROTOCOL)));
+        self.write(&accept_response(&key, Some(PROTOCOL), None));
     }
 
     /// Appends what the socket has to `into`, waiting at most [`PATIENCE`]:

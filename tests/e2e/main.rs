@@ -62,6 +62,7 @@ mod async_clients;
 mod auth;
 mod backpressure;
 mod closes;
+mod compression;
 mod connect;
 mod fd_limit;
 mod handshake;

@@ -52,6 +52,11 @@ fn server_bytes_corpus_replays() {
 }
 
 #[test]
+fn deflate_bytes_corpus_replays() {
+    assert!(replay("deflate_bytes", fuzzing::deflate_bytes::check) > 0);
+}
+
+#[test]
 fn server_ops_corpus_replays() {
     assert!(replay("server_ops", fuzzing::server_ops::check) > 0);
 }

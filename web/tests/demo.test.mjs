@@ -95,6 +95,29 @@ test('two pages chat and see each other arrive in the user list', async () => {
   assert.equal(await server.stop(), 0);
 });
 
+test('Chromium negotiates permessage-deflate with both no-context-takeovers', async () => {
+  const server = await TetherServer.start({ args: DEMO_ARGS });
+  await withServer(server, async () => {
+    const page = await browser.context.newPage();
+    await page.goto(server.url);
+    const extensions = await page.evaluate(
+      (url) =>
+        new Promise((resolve, reject) => {
+          const socket = new WebSocket(url, 'tether.v1');
+          socket.onopen = () => {
+            resolve(socket.extensions);
+            socket.close();
+          };
+          socket.onerror = () => reject(new Error('the WebSocket failed'));
+        }),
+      `${server.url.replace('http:', 'ws:')}/ws`,
+    );
+    assert.equal(extensions, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover');
+    await page.close();
+  });
+  assert.equal(await server.stop(), 0);
+});
+
 test('a restarted server gets the pages back by themselves, with what waited offline', async () => {
   let server = await TetherServer.start({ args: DEMO_ARGS });
   const port = server.port;

@@ -10,23 +10,27 @@
 //! asks it to write its reports. The handshake goes through the core's
 //! `upgrade_request` and `ResponseParser`, the frames through a client-role
 //! `FrameDecoder` and the masked encoders, with masks drawn from a seeded
-//! generator.
+//! generator. Every connection offers permessage-deflate (the suite's 12.x
+//! and 13.x cases accept it): the decoder then inflates, keeping the window
+//! when the suite keeps its context, and echoes go back compressed by the
+//! core's codec unless the suite limited the client's window.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tether_core::wire::Deflater;
 use tether_core::wire::FrameDecoder;
 use tether_core::wire::Message;
 use tether_core::wire::Opcode;
 use tether_core::wire::ResponseParser;
 use tether_core::wire::Role;
 use tether_core::wire::client_key;
+use tether_core::wire::compressed_frame;
 use tether_core::wire::encode_frame;
 use tether_core::wire::masked_close_frame;
 use tether_core::wire::masked_pong_frame;
-use tether_core::wire::masked_text_frame;
 use tether_core::wire::upgrade_request;
 
 /// The agent name the reports are filed under.
@@ -94,10 +98,10 @@ impl Client {
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
         stream.set_nodelay(true)?;
         let key = client_key(self.rng.u128(..).to_le_bytes());
-        stream.write_all(&upgrade_request(&self.host, path, &key, None))?;
+        stream.write_all(&upgrade_request(&self.host, path, &key, None, true))?;
         let mut buf = vec![0; READ_SIZE];
-        let mut parser = ResponseParser::new(&key, 8 * 1024);
-        loop {
+        let mut parser = ResponseParser::new(&key, 8 * 1024, true);
+        let handshake = loop {
             let n = stream.read(&mut buf)?;
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
@@ -105,17 +109,25 @@ impl Client {
             parser.feed(&buf[..n]);
             match parser.poll() {
                 Ok(None) => {}
-                Ok(Some(_)) => break,
+                Ok(Some(handshake)) => break handshake,
                 Err(error) => {
                     return Err(io::Error::other(format!("handshake refused: {error:?}")));
                 }
             }
-        }
-        let mut decoder = FrameDecoder::new(Role::Client, MAX_PAYLOAD);
+        };
+        let (mut decoder, mut deflater) = match handshake.deflate {
+            Some(deflate) => (
+                FrameDecoder::with_deflate(Role::Client, MAX_PAYLOAD, deflate.server_keeps_context),
+                deflate.client_may_compress.then(Deflater::new),
+            ),
+            None => (FrameDecoder::new(Role::Client, MAX_PAYLOAD), None),
+        };
         decoder.feed(&parser.into_remaining());
         let mut texts = Vec::new();
         loop {
-            while let Some(reply) = self.next_reply(&mut decoder, echo, &mut texts) {
+            while let Some(reply) =
+                self.next_reply(&mut decoder, deflater.as_mut(), echo, &mut texts)
+            {
                 match reply {
                     Reply::Frame(frame) => stream.write_all(&frame)?,
                     Reply::Close(frame) => {
@@ -134,13 +146,19 @@ impl Client {
 
     /// The answer to the next complete message, skipping Pongs (and data
     /// messages unless `echo` says so) and keeping each text message it does
-    /// not echo; `None` when the decoder needs more bytes.
+    /// not echo; `None` when the decoder needs more bytes. Echoes go back
+    /// compressed when `deflater` is given.
     fn next_reply(
         &mut self,
         decoder: &mut FrameDecoder,
+        mut deflater: Option<&mut Deflater>,
         echo: Echo,
         texts: &mut Vec<Bytes>,
     ) -> Option<Reply> {
+        let mut echoed = |opcode: Opcode, payload: &[u8], mask: [u8; 4]| match deflater.as_mut() {
+            Some(deflater) => compressed_frame(opcode, &deflater.deflate(payload), Some(mask)),
+            None => encode_frame(opcode, payload, Some(mask)),
+        };
         loop {
             let mask = self.rng.u32(..).to_le_bytes();
             let reply = match decoder.poll_message() {
@@ -150,9 +168,11 @@ impl Client {
                     continue;
                 }
                 Ok(Some(Message::Binary(_))) if echo == Echo::No => continue,
-                Ok(Some(Message::Text(payload))) => Reply::Frame(masked_text_frame(&payload, mask)),
+                Ok(Some(Message::Text(payload))) => {
+                    Reply::Frame(echoed(Opcode::Text, &payload, mask))
+                }
                 Ok(Some(Message::Binary(payload))) => {
-                    Reply::Frame(encode_frame(Opcode::Binary, &payload, Some(mask)))
+                    Reply::Frame(echoed(Opcode::Binary, &payload, mask))
                 }
                 Ok(Some(Message::Ping(payload))) => Reply::Frame(masked_pong_frame(&payload, mask)),
                 Ok(Some(Message::Pong(_))) => continue,

@@ -10,14 +10,17 @@
 //! then hands every byte to a server-role `FrameDecoder`: text and binary
 //! messages come back with the same opcode, Pings are answered with Pongs, a
 //! Close is echoed with its code, and a decoding error closes with the code
-//! the core gives it. Nothing here belongs to Tether's own server, which
-//! never echoes.
+//! the core gives it. When the client offers permessage-deflate (the
+//! suite's 12.x and 13.x cases), the core's answer goes in the `101`, the
+//! decoder inflates, and every echo goes back compressed by the core's
+//! codec. Nothing here belongs to Tether's own server, which never echoes.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
+use tether_core::wire::Deflater;
 use tether_core::wire::FrameDecoder;
 use tether_core::wire::Message;
 use tether_core::wire::Opcode;
@@ -27,10 +30,10 @@ use tether_core::wire::RequestParser;
 use tether_core::wire::Role;
 use tether_core::wire::accept_response;
 use tether_core::wire::close_frame;
+use tether_core::wire::compressed_frame;
 use tether_core::wire::encode_frame;
 use tether_core::wire::pong_frame;
 use tether_core::wire::response;
-use tether_core::wire::text_frame;
 
 /// Largest message echoed: Autobahn's 9.x cases go up to 16 MiB.
 const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
@@ -91,11 +94,19 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
             Err(error) => return stream.write_all(&error.response()),
         }
     };
-    stream.write_all(&accept_response(&upgrade.key, None))?;
-    let mut decoder = FrameDecoder::new(Role::Server, MAX_PAYLOAD);
+    stream.write_all(&accept_response(&upgrade.key, None, upgrade.deflate))?;
+    // The answer asks the client for no context takeover, and the echo
+    // compresses each message on its own.
+    let (mut decoder, mut deflater) = match upgrade.deflate {
+        Some(_) => (
+            FrameDecoder::with_deflate(Role::Server, MAX_PAYLOAD, false),
+            Some(Deflater::new()),
+        ),
+        None => (FrameDecoder::new(Role::Server, MAX_PAYLOAD), None),
+    };
     decoder.feed(&parser.into_remaining());
     loop {
-        while let Some(reply) = next_reply(&mut decoder) {
+        while let Some(reply) = next_reply(&mut decoder, deflater.as_mut()) {
             match reply {
                 Reply::Frame(frame) => stream.write_all(&frame)?,
                 Reply::Close(frame) => {
@@ -121,14 +132,21 @@ enum Reply {
 }
 
 /// The answer to the next complete message, skipping Pongs; `None` when the
-/// decoder needs more bytes.
-fn next_reply(decoder: &mut FrameDecoder) -> Option<Reply> {
+/// decoder needs more bytes. Data messages go back compressed when
+/// `deflater` is given.
+fn next_reply(decoder: &mut FrameDecoder, deflater: Option<&mut Deflater>) -> Option<Reply> {
+    let echo = |opcode: Opcode, payload: &[u8], deflater: Option<&mut Deflater>| match deflater {
+        Some(deflater) => compressed_frame(opcode, &deflater.deflate(payload), None),
+        None => encode_frame(opcode, payload, None),
+    };
     loop {
         let reply = match decoder.poll_message() {
             Ok(None) => return None,
-            Ok(Some(Message::Text(payload))) => Reply::Frame(text_frame(&payload)),
+            Ok(Some(Message::Text(payload))) => {
+                Reply::Frame(echo(Opcode::Text, &payload, deflater))
+            }
             Ok(Some(Message::Binary(payload))) => {
-                Reply::Frame(encode_frame(Opcode::Binary, &payload, None))
+                Reply::Frame(echo(Opcode::Binary, &payload, deflater))
             }
             Ok(Some(Message::Ping(payload))) => Reply::Frame(pong_frame(&payload)),
             Ok(Some(Message::Pong(_))) => continue,

@@ -39,7 +39,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::header::{
-    CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+    CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS,
+    SEC_WEBSOCKET_PROTOCOL, UPGRADE,
 };
 use axum::http::{HeaderValue, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
@@ -162,6 +163,9 @@ fn switching_protocols(accepted: &AcceptedUpgrade) -> Response {
     headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
     if let Some(protocol) = accepted.protocol() {
         headers.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+    }
+    if let Some(deflate) = accepted.deflate() {
+        headers.insert(SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_static(deflate));
     }
     response
 }

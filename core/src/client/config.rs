@@ -72,8 +72,13 @@ pub struct ClientConfig {
     /// default, asks the client adapter to draw one from the operating
     /// system ([`ClientConfig::with_fresh_seed`]).
     pub seed: u64,
-    /// Largest message accepted from the server, in bytes.
+    /// Largest message accepted from the server, in bytes; a compressed
+    /// message counts inflated.
     pub max_payload: usize,
+    /// Offer permessage-deflate (RFC 7692) in the handshake: the server's
+    /// compressed messages are then inflated. What the client sends goes
+    /// uncompressed, which the extension always allows.
+    pub compression: bool,
 }
 
 impl ClientConfig {
@@ -83,7 +88,7 @@ impl ClientConfig {
     /// `/ws`, no origin, backoff 1 s to 30 s with 1 s jitter and no attempt
     /// limit, ping after 25 s idle, dead 10 s later, requests and connects
     /// time out after 10 s, close waits 5 s, 1,000 queued messages, 64 KiB
-    /// messages, seed 0.
+    /// messages, seed 0, permessage-deflate offered.
     pub fn new(host: impl Into<String>, token: impl Into<String>) -> Self {
         ClientConfig {
             host: host.into(),
@@ -99,6 +104,7 @@ impl ClientConfig {
             offline_queue: 1_000,
             seed: 0,
             max_payload: 64 * 1024,
+            compression: true,
         }
     }
 
@@ -131,6 +137,7 @@ impl fmt::Debug for ClientConfig {
             .field("offline_queue", &self.offline_queue)
             .field("seed", &self.seed)
             .field("max_payload", &self.max_payload)
+            .field("compression", &self.compression)
             .finish()
     }
 }

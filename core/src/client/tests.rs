@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
+mod deflate;
 mod token;
 mod vectors;
 
@@ -65,7 +66,7 @@ impl FakeServer {
 
     fn accept_response(&self) -> Vec<u8> {
         let key = self.key.as_ref().expect("the request arrived");
-        crate::http::accept_response(key, Some("tether.v1"))
+        crate::http::accept_response(key, Some("tether.v1"), None)
     }
 }
 
@@ -568,7 +569,7 @@ fn handshake_refusals_are_final_for_client_errors_only() {
 fn a_101_with_a_wrong_accept_is_retried() {
     let mut h = Harness::new(config());
     h.connect();
-    let wrong = crate::http::accept_response("c29tZSBvdGhlciBrZXkhIQ==", Some("tether.v1"));
+    let wrong = crate::http::accept_response("c29tZSBvdGhlciBrZXkhIQ==", Some("tether.v1"), None);
     h.server_bytes(&wrong);
     assert_eq!(
         h.take_log()[2],

@@ -57,9 +57,16 @@ impl Link {
     /// on it. The handshake key is drawn from `rng`.
     pub(crate) fn open(config: &ClientConfig, rng: &mut fastrand::Rng) -> (Link, Vec<u8>) {
         let key = handshake_key(rng);
-        let request = upgrade_request(&config.host, &config.path, &key, config.origin.as_deref());
+        let request = upgrade_request(
+            &config.host,
+            &config.path,
+            &key,
+            config.origin.as_deref(),
+            config.compression,
+        );
+        let parser = ResponseParser::new(&key, MAX_RESPONSE_HEAD, config.compression);
         let link = Link {
-            stage: Stage::Upgrading(ResponseParser::new(&key, MAX_RESPONSE_HEAD)),
+            stage: Stage::Upgrading(parser),
             max_payload: config.max_payload,
         };
         (link, request)
@@ -77,10 +84,19 @@ impl Link {
     pub(crate) fn poll(&mut self) -> Result<Option<Incoming>, LinkError> {
         match &mut self.stage {
             Stage::Upgrading(parser) => {
-                if parser.poll().map_err(LinkError::Rejected)?.is_none() {
+                let Some(handshake) = parser.poll().map_err(LinkError::Rejected)? else {
                     return Ok(None);
-                }
-                let decoder = FrameDecoder::new(Role::Client, self.max_payload);
+                };
+                // Under permessage-deflate, the window is kept between
+                // messages unless the server compresses each on its own.
+                let decoder = match handshake.deflate {
+                    Some(deflate) => FrameDecoder::with_deflate(
+                        Role::Client,
+                        self.max_payload,
+                        deflate.server_keeps_context,
+                    ),
+                    None => FrameDecoder::new(Role::Client, self.max_payload),
+                };
                 let upgrading = mem::replace(&mut self.stage, Stage::Framing(decoder));
                 // Frames the server sent right behind its 101.
                 if let (Stage::Upgrading(parser), Stage::Framing(decoder)) =

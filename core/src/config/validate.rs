@@ -116,6 +116,15 @@ impl ServerConfig {
                 ),
             ));
         }
+        if self.compression_min_size > self.max_payload {
+            return Err(invalid(
+                "compression_min_size",
+                format!(
+                    "must be at most max_payload ({} bytes), or nothing would be compressed, got {} bytes",
+                    self.max_payload, self.compression_min_size
+                ),
+            ));
+        }
         if self.hard_limit <= self.max_payload {
             return Err(invalid(
                 "hard_limit",
@@ -282,6 +291,16 @@ mod tests {
             field_of(|c| c.presence_ttl = Duration::ZERO),
             Some("presence_ttl")
         );
+    }
+
+    #[test]
+    fn compression_min_size_is_at_most_max_payload() {
+        assert_eq!(
+            field_of(|c| c.compression_min_size = c.max_payload + 1),
+            Some("compression_min_size")
+        );
+        assert_eq!(field_of(|c| c.compression_min_size = c.max_payload), None);
+        assert_eq!(field_of(|c| c.compression_min_size = 0), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::header::{self, Context, Header, Opcode};
 use super::mask::apply_mask;
 use super::{Message, Role};
 use crate::close::CloseCode;
+use crate::deflate::{Between, InflateError, Inflater};
 
 /// Turns the bytes a peer sends into [`Message`]s, checking every rule of
 /// RFC 6455 framing on the way.
@@ -16,6 +17,11 @@ use crate::close::CloseCode;
 /// decoder then holds at most one incomplete frame (at most `max_payload` + 14
 /// bytes) plus what the next read brings. An idle decoder owns no heap
 /// memory.
+///
+/// Under permessage-deflate ([`with_deflate`](Self::with_deflate)) a
+/// message whose first frame has RSV1 set is inflated as its frames arrive,
+/// and `max_payload` bounds its inflated size: inflating stops as soon as
+/// the output would pass it (close 1009).
 ///
 /// The decoder stops for good at two points:
 /// - after an error, every later poll returns the same error and fed bytes
@@ -31,12 +37,18 @@ pub struct FrameDecoder {
     start: usize,
     /// The fragmented data message being reassembled.
     partial: Option<Partial>,
+    /// Inflates compressed messages, when permessage-deflate was agreed.
+    inflater: Option<Inflater>,
     state: State,
 }
 
 #[derive(Debug)]
 struct Partial {
     text: bool,
+    /// The first frame had RSV1 set: `data` is what its payload inflates to.
+    compressed: bool,
+    /// Payload bytes received on the wire, which the header checks bound.
+    received: usize,
     data: Vec<u8>,
     /// Bytes of `data` known to be a valid UTF-8 prefix, so that invalid
     /// text fails on the fragment that carries it.
@@ -60,7 +72,27 @@ impl FrameDecoder {
             buf: Vec::new(),
             start: 0,
             partial: None,
+            inflater: None,
             state: State::Open,
+        }
+    }
+
+    /// A decoder for a connection that agreed on permessage-deflate (RFC
+    /// 7692): RSV1 may mark a message as compressed. `peer_keeps_context`
+    /// says whether the peer compresses with the window of its earlier
+    /// messages, which is then kept. If not, a server keeps nothing between
+    /// messages, so that an idle connection costs no inflate state, and a
+    /// client keeps its inflate state and resets it, saving an allocation
+    /// per message (client memory is not the constraint).
+    pub fn with_deflate(role: Role, max_payload: usize, peer_keeps_context: bool) -> Self {
+        let between = match role {
+            _ if peer_keeps_context => Between::Window,
+            Role::Client => Between::State,
+            Role::Server => Between::Nothing,
+        };
+        FrameDecoder {
+            inflater: Some(Inflater::new(between)),
+            ..FrameDecoder::new(role, max_payload)
         }
     }
 
@@ -102,6 +134,9 @@ impl FrameDecoder {
         self.buf = Vec::new();
         self.start = 0;
         self.partial = None;
+        if let Some(inflater) = &mut self.inflater {
+            inflater.release();
+        }
         self.state = state;
     }
 
@@ -112,7 +147,8 @@ impl FrameDecoder {
             let cx = Context {
                 role: self.role,
                 max_payload: self.max_payload,
-                open_message: self.partial.as_ref().map(|p| p.data.len()),
+                open_message: self.partial.as_ref().map(|p| p.received),
+                deflate: self.inflater.is_some(),
             };
             let Some(header) = header::parse(available, &cx)? else {
                 return Ok(None);
@@ -122,11 +158,21 @@ impl FrameDecoder {
                 return Ok(None);
             }
             let payload = &available[header.len..end];
+            let mut inflate = Inflate {
+                inflater: self.inflater.as_mut(),
+                limit: self.max_payload,
+            };
             let message = match header.opcode {
-                Opcode::Continuation => continue_message(&mut self.partial, &header, payload)?,
-                Opcode::Text | Opcode::Binary if !header.fin => {
-                    self.partial = Some(start_message(&header, payload)?);
-                    None
+                Opcode::Continuation => {
+                    continue_message(&mut self.partial, &header, payload, &mut inflate)?
+                }
+                Opcode::Text | Opcode::Binary if !header.fin || header.compressed => {
+                    self.partial = Some(start_message(&header, payload, &mut inflate)?);
+                    if header.fin {
+                        continue_message(&mut self.partial, &header, &[], &mut inflate)?
+                    } else {
+                        None
+                    }
                 }
                 Opcode::Text => Some(Message::Text(validated(unmask(&header, payload))?)),
                 Opcode::Binary => Some(Message::Binary(unmask(&header, payload))),
@@ -150,29 +196,65 @@ impl FrameDecoder {
     }
 }
 
-/// Opens a fragmented message with its first fragment.
-fn start_message(header: &Header, payload: &[u8]) -> Result<Partial, DecodeError> {
+/// The inflater of a decoder, lent to the functions that add a fragment to
+/// its message, with the limit on an inflated message.
+struct Inflate<'a> {
+    inflater: Option<&'a mut Inflater>,
+    limit: usize,
+}
+
+impl Inflate<'_> {
+    /// Inflates a piece of a compressed message into `out`; `last` ends the
+    /// message.
+    fn inflate(&mut self, piece: &[u8], out: &mut Vec<u8>, last: bool) -> Result<(), DecodeError> {
+        let Some(inflater) = self.inflater.as_deref_mut() else {
+            // The header parser refuses RSV1 unless deflate was agreed.
+            return Err(DecodeError::Protocol(Violation::ReservedBits));
+        };
+        let mut result = inflater.inflate(piece, out, self.limit);
+        if last && result.is_ok() {
+            result = inflater.finish(out, self.limit);
+        }
+        result.map_err(|error| match error {
+            InflateError::TooBig => DecodeError::TooBig { limit: self.limit },
+            InflateError::Corrupt => DecodeError::InvalidCompressed,
+        })
+    }
+}
+
+/// Opens a message with its first frame; a compressed message goes this
+/// way even when the frame is final, to be inflated.
+fn start_message(
+    header: &Header,
+    payload: &[u8],
+    inflate: &mut Inflate<'_>,
+) -> Result<Partial, DecodeError> {
     let mut partial = Partial {
         text: header.opcode == Opcode::Text,
-        data: Vec::with_capacity(payload.len()),
+        compressed: header.compressed,
+        received: 0,
+        data: Vec::with_capacity(if header.compressed { 0 } else { payload.len() }),
         utf8_checked: 0,
     };
-    append(&mut partial, header, payload)?;
+    append(&mut partial, header, payload, inflate, false)?;
     Ok(partial)
 }
 
 /// Adds a continuation to the open message; returns the message when the
-/// continuation is its last fragment.
+/// continuation is its last fragment. The last frame of a compressed
+/// message that fits in one frame comes here with an empty payload, after
+/// [`start_message`] took its bytes.
 fn continue_message(
     open: &mut Option<Partial>,
     header: &Header,
     payload: &[u8],
+    inflate: &mut Inflate<'_>,
 ) -> Result<Option<Message>, DecodeError> {
     let Some(mut partial) = open.take() else {
         // The header parser refuses a continuation with no open message.
         return Err(DecodeError::Protocol(Violation::UnexpectedContinuation));
     };
-    append(&mut partial, header, payload)?;
+    append(&mut partial, header, payload, inflate, header.fin)?;
     if !header.fin {
         *open = Some(partial);
         return Ok(None);
@@ -189,12 +271,28 @@ fn continue_message(
     }))
 }
 
-/// Adds one fragment's payload to its message, checking text as it grows.
-fn append(partial: &mut Partial, header: &Header, payload: &[u8]) -> Result<(), DecodeError> {
-    let from = partial.data.len();
-    partial.data.extend_from_slice(payload);
-    if let Some(key) = header.mask {
-        apply_mask(&mut partial.data[from..], key);
+/// Adds one fragment's payload to its message, inflated if the message is
+/// compressed (`last` ends it), checking text as it grows.
+fn append(
+    partial: &mut Partial,
+    header: &Header,
+    payload: &[u8],
+    inflate: &mut Inflate<'_>,
+    last: bool,
+) -> Result<(), DecodeError> {
+    partial.received += payload.len();
+    if partial.compressed {
+        let mut piece = payload.to_vec();
+        if let Some(key) = header.mask {
+            apply_mask(&mut piece, key);
+        }
+        inflate.inflate(&piece, &mut partial.data, last)?;
+    } else {
+        let from = partial.data.len();
+        partial.data.extend_from_slice(payload);
+        if let Some(key) = header.mask {
+            apply_mask(&mut partial.data[from..], key);
+        }
     }
     if partial.text {
         // Section 8.1: invalid UTF-8 fails the connection. Only a character
@@ -249,3 +347,6 @@ fn close_body(body: &[u8]) -> Result<Option<(CloseCode, String)>, DecodeError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod deflate_tests;

@@ -18,9 +18,21 @@ const MAX_CONTROL_PAYLOAD: usize = 125;
 /// control payload must be at most 125 bytes (section 5.5). The named helpers
 /// below enforce that.
 pub fn encode_frame(opcode: Opcode, payload: &[u8], mask: Option<[u8; 4]>) -> Bytes {
+    encode(0x80 | opcode.bits(), payload, mask)
+}
+
+/// One final frame of a data message `opcode` whose payload is
+/// `compressed`, the output of permessage-deflate's compressor: RSV1 says
+/// so (RFC 7692 section 6). Masked with `mask` when given.
+pub fn compressed_frame(opcode: Opcode, compressed: &[u8], mask: Option<[u8; 4]>) -> Bytes {
+    encode(0xc0 | opcode.bits(), compressed, mask)
+}
+
+/// A frame whose first byte (FIN, RSV and opcode) is `first`.
+fn encode(first: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Bytes {
     let len = payload.len();
     let mut frame = BytesMut::with_capacity(len + 14);
-    frame.put_u8(0x80 | opcode.bits());
+    frame.put_u8(first);
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     // Section 5.2: the length uses 7 bits, or 126 + 16 bits, or 127 + 64 bits.
     if len < 126 {

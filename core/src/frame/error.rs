@@ -16,7 +16,11 @@ pub enum DecodeError {
     /// A Close frame's reason is not valid UTF-8 (RFC 6455 section 5.5.1):
     /// close 1007.
     InvalidCloseReason,
-    /// A message is larger than the decoder's `max_payload`: close 1009.
+    /// A compressed message is not valid DEFLATE (RFC 7692 section 7.2.2):
+    /// close 1007.
+    InvalidCompressed,
+    /// A message is larger than the decoder's `max_payload`, on the wire
+    /// or inflated: close 1009.
     TooBig {
         /// The limit that was exceeded, in bytes.
         limit: usize,
@@ -27,7 +31,8 @@ pub enum DecodeError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Violation {
     /// A reserved bit (RSV1-3) is set but no extension was negotiated
-    /// (section 5.2).
+    /// that gives it a meaning (section 5.2), or RSV1 is set on a
+    /// continuation or a control frame (RFC 7692 section 6).
     ReservedBits,
     /// The opcode, given here, is one of the reserved values (section 5.2).
     ReservedOpcode(u8),
@@ -59,9 +64,9 @@ impl DecodeError {
     pub fn close_code(&self) -> CloseCode {
         match self {
             DecodeError::Protocol(_) => CloseCode::PROTOCOL_ERROR,
-            DecodeError::InvalidUtf8 | DecodeError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            DecodeError::InvalidUtf8
+            | DecodeError::InvalidCloseReason
+            | DecodeError::InvalidCompressed => CloseCode::INVALID_PAYLOAD,
             DecodeError::TooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
         }
     }
@@ -73,6 +78,9 @@ impl fmt::Display for DecodeError {
             DecodeError::Protocol(violation) => violation.fmt(f),
             DecodeError::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
             DecodeError::InvalidCloseReason => f.write_str("close reason is not valid UTF-8"),
+            DecodeError::InvalidCompressed => {
+                f.write_str("compressed message is not valid deflate")
+            }
             DecodeError::TooBig { limit } => write!(f, "message larger than {limit} bytes"),
         }
     }
@@ -120,6 +128,7 @@ mod tests {
             DecodeError::Protocol(Violation::UnsendableCloseCode(u16::MAX)),
             DecodeError::InvalidUtf8,
             DecodeError::InvalidCloseReason,
+            DecodeError::InvalidCompressed,
             DecodeError::TooBig { limit: usize::MAX },
         ];
         for error in errors {
@@ -137,6 +146,7 @@ mod tests {
             DecodeError::InvalidCloseReason.close_code(),
             CloseCode(1007)
         );
+        assert_eq!(DecodeError::InvalidCompressed.close_code(), CloseCode(1007));
         let too_big = DecodeError::TooBig { limit: 1 };
         assert_eq!(too_big.close_code(), CloseCode(1009));
     }

@@ -60,6 +60,9 @@ impl Opcode {
 pub(super) struct Header {
     /// The FIN bit: this frame ends its message.
     pub fin: bool,
+    /// RSV1 under permessage-deflate: the message this frame starts is
+    /// compressed (RFC 7692 section 6).
+    pub compressed: bool,
     /// What the frame carries.
     pub opcode: Opcode,
     /// The masking key, present on frames sent by a client.
@@ -79,6 +82,9 @@ pub(super) struct Context {
     pub max_payload: usize,
     /// Payload bytes of the fragmented message currently open, if any.
     pub open_message: Option<usize>,
+    /// permessage-deflate was negotiated: RSV1 may mark a message as
+    /// compressed.
+    pub deflate: bool,
 }
 
 /// Parses the header at the start of `bytes`.
@@ -91,14 +97,21 @@ pub(super) fn parse(bytes: &[u8], cx: &Context) -> Result<Option<Header>, Decode
         return Ok(None);
     };
     let fin = first & 0x80 != 0;
+    let compressed = first & 0x40 != 0;
     // Section 5.2: "RSV1, RSV2, RSV3: MUST be 0 unless an extension is
-    // negotiated that defines meanings for non-zero values."
-    if first & 0x70 != 0 {
+    // negotiated that defines meanings for non-zero values." Only
+    // permessage-deflate is, and it gives RSV1 a meaning.
+    if first & 0x30 != 0 || (compressed && !cx.deflate) {
         return Err(DecodeError::Protocol(Violation::ReservedBits));
     }
     // Section 5.2: "If an unknown opcode is received, the receiving endpoint
     // MUST _Fail the WebSocket Connection_."
     let opcode = Opcode::from_bits(first & 0x0f).map_err(DecodeError::Protocol)?;
+    // RFC 7692 section 6: RSV1 marks the first frame of a data message;
+    // set on a continuation or a control frame it is an error.
+    if compressed && (opcode == Opcode::Continuation || opcode.is_control()) {
+        return Err(DecodeError::Protocol(Violation::ReservedBits));
+    }
     check_sequence(fin, opcode, cx.open_message)?;
 
     let Some(&second) = bytes.get(1) else {
@@ -146,6 +159,7 @@ pub(super) fn parse(bytes: &[u8], cx: &Context) -> Result<Option<Header>, Decode
     };
     Ok(Some(Header {
         fin,
+        compressed,
         opcode,
         mask,
         len,
@@ -210,6 +224,7 @@ mod tests {
         role: Role::Server,
         max_payload: 1000,
         open_message: None,
+        deflate: false,
     };
 
     fn violation(bytes: &[u8], cx: &Context) -> Violation {
@@ -248,6 +263,29 @@ mod tests {
             ..SERVER
         };
         assert_eq!(violation(&[0x82], &open), Violation::InterleavedMessage);
+    }
+
+    #[test]
+    fn rsv1_marks_the_first_frame_of_a_data_message_only_under_deflate() {
+        let deflate = Context {
+            deflate: true,
+            ..SERVER
+        };
+        let header = parse(&[0xc1, 0x80, 0, 0, 0, 0], &deflate).unwrap().unwrap();
+        assert!(header.compressed);
+        let first = parse(&[0x42, 0x80, 0, 0, 0, 0], &deflate).unwrap().unwrap();
+        assert!(first.compressed && !first.fin);
+        assert_eq!(violation(&[0xc1], &SERVER), Violation::ReservedBits);
+        for control in [0xc8, 0xc9, 0xca] {
+            assert_eq!(violation(&[control], &deflate), Violation::ReservedBits);
+        }
+        let open = Context {
+            open_message: Some(3),
+            ..deflate
+        };
+        assert_eq!(violation(&[0xc0], &open), Violation::ReservedBits);
+        assert_eq!(violation(&[0xa1], &deflate), Violation::ReservedBits);
+        assert_eq!(violation(&[0x91], &deflate), Violation::ReservedBits);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Target `http_upgrade`: any bytes as the first bytes of a connection.
 //!
-//! The contract (PROTOCOL.md sections 1, 2 and 11): the bytes become a
-//! WebSocket handshake whose `101` a client accepts, a plain request for one
+//! The contract (PROTOCOL.md sections 1, 2 and 11, and "Compression"): the
+//! bytes become a WebSocket handshake whose `101` a client accepts (its
+//! permessage-deflate answer included), a plain request for one
 //! of the routes, or a clear HTTP error that says `Connection: close`. The
 //! outcome does not depend on how the bytes were split into reads, and the
 //! parser never waits for more than one head and one body can hold, so its
@@ -45,11 +46,18 @@ pub fn check(data: &[u8]) {
     assert_eq!(whole, split, "the outcome depends on the read size");
     match &whole.outcome {
         Some(Ok(Request::Upgrade(upgrade))) => {
-            let response = crate::http::accept_response(&upgrade.key, upgrade.protocol);
-            let mut client = ResponseParser::new(&upgrade.key, 16 * 1024);
+            let response =
+                crate::http::accept_response(&upgrade.key, upgrade.protocol, upgrade.deflate);
+            // The server's permessage-deflate answer is one the client's
+            // offer allows, with no window kept by either side.
+            let mut client = ResponseParser::new(&upgrade.key, 16 * 1024, true);
             client.feed(&response);
             let handshake = client.poll().expect("a client accepts the 101").unwrap();
             assert_eq!(handshake.protocol, upgrade.protocol);
+            assert_eq!(handshake.deflate.is_some(), upgrade.deflate.is_some());
+            if let Some(deflate) = handshake.deflate {
+                assert!(!deflate.server_keeps_context && deflate.client_may_compress);
+            }
             assert!(matches!(
                 upgrade.protocol,
                 None | Some(crate::http::PROTOCOL)
@@ -178,7 +186,8 @@ fn check_connection(stream: &[u8], read_size: usize, origins: &[String], parsed:
     match &parsed.outcome {
         Some(Ok(Request::Upgrade(upgrade))) => {
             assert_eq!(first_event, Some(Event::Upgraded));
-            let response = crate::http::accept_response(&upgrade.key, upgrade.protocol);
+            let response =
+                crate::http::accept_response(&upgrade.key, upgrade.protocol, upgrade.deflate);
             assert_eq!(out.first().map(|b| &b[..]), Some(&response[..]));
         }
         Some(Ok(Request::Route(request))) => {

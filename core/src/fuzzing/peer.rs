@@ -32,9 +32,10 @@ pub(crate) const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 /// The mask of every fuzzed client frame.
 pub(crate) const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
-/// A valid upgrade request for `/ws` offering `tether.v1`.
-pub(crate) fn upgrade_request() -> Vec<u8> {
-    crate::http::upgrade_request("tether.test", "/ws", KEY, None)
+/// A valid upgrade request for `/ws` offering `tether.v1`, and
+/// permessage-deflate when `deflate` is set.
+pub(crate) fn upgrade_request(deflate: bool) -> Vec<u8> {
+    crate::http::upgrade_request("tether.test", "/ws", KEY, None, deflate)
 }
 
 /// `message` as a masked text frame.
@@ -64,15 +65,24 @@ pub(crate) enum Received {
 pub(crate) struct ServerReader {
     handshake: Option<ResponseParser>,
     decoder: FrameDecoder,
+    /// The client offered permessage-deflate, which the server must accept.
+    deflate: bool,
     closed: bool,
 }
 
 impl ServerReader {
-    /// A reader expecting the `101` first.
-    pub(crate) fn new() -> Self {
+    /// A reader expecting the `101` first, to a request that offered
+    /// permessage-deflate when `deflate` is set.
+    pub(crate) fn new(deflate: bool) -> Self {
+        const MAX: usize = 16 * 1024 * 1024;
         ServerReader {
-            handshake: Some(ResponseParser::new(KEY, 16 * 1024)),
-            decoder: FrameDecoder::new(Role::Client, 16 * 1024 * 1024),
+            handshake: Some(ResponseParser::new(KEY, 16 * 1024, deflate)),
+            decoder: if deflate {
+                FrameDecoder::with_deflate(Role::Client, MAX, false)
+            } else {
+                FrameDecoder::new(Role::Client, MAX)
+            },
+            deflate,
             closed: false,
         }
     }
@@ -89,7 +99,15 @@ impl ServerReader {
         if let Some(mut parser) = self.handshake.take() {
             parser.feed(chunk);
             let handshake = parser.poll().expect("a valid 101");
-            assert!(handshake.is_some(), "the 101 came in pieces");
+            let handshake = handshake.expect("the 101 came in pieces");
+            assert_eq!(
+                handshake.deflate.is_some(),
+                self.deflate,
+                "permessage-deflate offered and agreed differ"
+            );
+            if let Some(deflate) = handshake.deflate {
+                assert!(!deflate.server_keeps_context, "the server keeps a window");
+            }
             assert!(
                 parser.into_remaining().is_empty(),
                 "frames glued to the 101"

@@ -36,9 +36,11 @@ const CHANNEL: &str = "fz";
 /// Time between reads.
 const TICK: Duration = Duration::from_millis(7);
 
-/// Limits small enough for the fuzzer to reach.
-pub(crate) fn config() -> ServerConfig {
+/// Limits small enough for the fuzzer to reach; under permessage-deflate
+/// (`deflate`) every publication goes compressed.
+pub(crate) fn config(deflate: bool) -> ServerConfig {
     ServerConfig {
+        compression_min_size: if deflate { 0 } else { 128 },
         max_payload: 512,
         high_water: 2048,
         hard_limit: 8192,
@@ -53,12 +55,18 @@ pub(crate) fn config() -> ServerConfig {
 
 /// Runs the contract on `data`.
 pub fn check(data: &[u8]) {
+    run(data, false);
+}
+
+/// Runs the contract on `data`, after a handshake that agreed on
+/// permessage-deflate when `deflate` is set.
+pub(crate) fn run(data: &[u8], deflate: bool) {
     let Some((&control, stream)) = data.split_first() else {
         return;
     };
     let read_size = usize::from(control & 0x3f) + 1;
     let read_every = [1, 4, 16, usize::MAX][usize::from(control >> 6)];
-    let mut run = Run::start();
+    let mut run = Run::start(deflate);
     for (index, read) in stream.chunks(read_size).enumerate() {
         run.now += TICK;
         run.server.handle_read(run.now, run.conn, read);
@@ -71,13 +79,18 @@ pub fn check(data: &[u8]) {
         }
     }
     run.read_all();
-    run.finish(&expected_close(stream));
+    run.finish(&expected_close(stream, deflate));
 }
 
 /// How the client's bytes must end the connection, if they do: the close
 /// code the first terminal item of the stream calls for.
-fn expected_close(stream: &[u8]) -> Expected {
-    let mut decoder = FrameDecoder::new(Role::Server, config().max_payload);
+fn expected_close(stream: &[u8], deflate: bool) -> Expected {
+    let max_payload = config(deflate).max_payload;
+    let mut decoder = if deflate {
+        FrameDecoder::with_deflate(Role::Server, max_payload, false)
+    } else {
+        FrameDecoder::new(Role::Server, max_payload)
+    };
     decoder.feed(stream);
     let mut pings = Vec::new();
     let close = loop {
@@ -120,12 +133,12 @@ struct Run {
 }
 
 impl Run {
-    fn start() -> Run {
-        let config = config();
+    fn start(deflate: bool) -> Run {
+        let config = config(deflate);
         let now = Instant::ZERO;
         let mut server = Server::new(config.clone(), 0).expect("a valid config");
         let conn = server.accept(now);
-        let mut hello = peer::upgrade_request();
+        let mut hello = peer::upgrade_request(deflate);
         hello.extend_from_slice(&peer::text(&ClientMessage::Auth {
             id: None,
             token: "t".into(),
@@ -140,7 +153,7 @@ impl Run {
             server,
             conn,
             now,
-            reader: ServerReader::new(),
+            reader: ServerReader::new(deflate),
             config,
             closed: Vec::new(),
             received: Vec::new(),

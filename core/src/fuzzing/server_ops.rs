@@ -491,7 +491,7 @@ impl Node {
             self.clients[index].upgraded = true;
             self.upgraded_open += 1;
             self.server
-                .handle_read(self.now, id, &peer::upgrade_request());
+                .handle_read(self.now, id, &peer::upgrade_request(false));
             return;
         }
         let bytes = match action {
@@ -915,7 +915,7 @@ impl Client {
     fn new(id: ConnId) -> Client {
         Client {
             id,
-            reader: ServerReader::new(),
+            reader: ServerReader::new(false),
             upgraded: false,
             authenticated: false,
             tainted: false,

@@ -39,6 +39,7 @@ pub struct UpgradeHead<'a> {
 pub struct AcceptedUpgrade {
     accept_key: String,
     protocol: Option<&'static str>,
+    deflate: Option<&'static str>,
     forwarded: Vec<(String, String)>,
 }
 
@@ -53,6 +54,21 @@ impl AcceptedUpgrade {
     /// the client offered it, `None` (no field) when it offered none.
     pub fn protocol(&self) -> Option<&'static str> {
         self.protocol
+    }
+
+    /// The `Sec-WebSocket-Extensions` of the `101`: the permessage-deflate
+    /// answer when the client offered it and the node compresses, `None`
+    /// (no field) otherwise.
+    pub fn deflate(&self) -> Option<&'static str> {
+        self.deflate
+    }
+
+    /// This upgrade without compression: the node's `compression` is off.
+    pub(crate) fn without_deflate(self) -> Self {
+        AcceptedUpgrade {
+            deflate: None,
+            ..self
+        }
     }
 
     /// The header fields named in `forward_headers`, lower-cased name and
@@ -92,6 +108,7 @@ pub fn check_upgrade(
     Ok(AcceptedUpgrade {
         accept_key: derive_accept_key(upgrade.key.as_bytes()),
         protocol: upgrade.protocol,
+        deflate: upgrade.deflate,
         forwarded: upgrade.forwarded,
     })
 }

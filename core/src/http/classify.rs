@@ -5,6 +5,7 @@
 use httparse::Header;
 
 use super::base64;
+use super::extensions::accept_deflate;
 use super::headers::{check_origin, has_token, single, tokens, values};
 use super::request::{ApiMethod, HttpRequest, Route, Upgrade};
 use super::response::HttpError;
@@ -170,6 +171,7 @@ pub(super) fn upgrade(
     Ok(Upgrade {
         key,
         protocol: select_protocol(head.headers)?,
+        deflate: accept_deflate(head.headers),
         origin: origin.map(str::to_owned),
         forwarded: forwarded_fields(head.headers, forwarded),
     })

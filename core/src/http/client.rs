@@ -7,6 +7,7 @@ use tungstenite::handshake::derive_accept_key;
 
 use super::PROTOCOL;
 use super::base64;
+use super::extensions::{self, Deflate};
 use super::headers::{has_token, single, values};
 
 /// Headers a handshake response may carry.
@@ -19,11 +20,18 @@ pub fn client_key(nonce: [u8; 16]) -> String {
 }
 
 /// The upgrade request for `path` on `host`, offering `tether.v1`, with an
-/// `Origin` when given.
+/// `Origin` when given, and offering permessage-deflate when `deflate` is
+/// set (the [`ResponseParser`] must then be made with it set too).
 ///
 /// The arguments come from the client's own configuration; any CR or LF in
 /// them is dropped so that none can start a header of its own.
-pub fn upgrade_request(host: &str, path: &str, key: &str, origin: Option<&str>) -> Vec<u8> {
+pub fn upgrade_request(
+    host: &str,
+    path: &str,
+    key: &str,
+    origin: Option<&str>,
+    deflate: bool,
+) -> Vec<u8> {
     let clean = |s: &str| s.replace(['\r', '\n'], "");
     let mut head = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -36,6 +44,12 @@ pub fn upgrade_request(host: &str, path: &str, key: &str, origin: Option<&str>) 
     if let Some(origin) = origin {
         head.push_str(&format!("Origin: {}\r\n", clean(origin)));
     }
+    if deflate {
+        head.push_str(&format!(
+            "Sec-WebSocket-Extensions: {}\r\n",
+            extensions::OFFER
+        ));
+    }
     head.push_str("\r\n");
     head.into_bytes()
 }
@@ -46,6 +60,9 @@ pub struct Handshake {
     /// The subprotocol the server selected: `Some("tether.v1")`, or `None`
     /// when the server named none.
     pub protocol: Option<&'static str>,
+    /// permessage-deflate as the server accepted it, or `None` when it
+    /// did not (or was not offered it).
+    pub deflate: Option<Deflate>,
 }
 
 /// Why the server's answer does not open a WebSocket.
@@ -62,7 +79,9 @@ pub enum HandshakeError {
     NotWebSocket,
     /// `Sec-WebSocket-Accept` is missing or does not match the key (item 4).
     BadAccept,
-    /// The server selected an extension, though none was offered (item 5).
+    /// The server selected an extension that was not offered, or answered
+    /// the permessage-deflate offer with parameters it did not offer
+    /// (item 5).
     UnexpectedExtension,
     /// The server selected a subprotocol other than `tether.v1` (item 6).
     UnexpectedProtocol,
@@ -97,6 +116,7 @@ impl std::error::Error for HandshakeError {}
 #[derive(Debug)]
 pub struct ResponseParser {
     expected_accept: String,
+    offered_deflate: bool,
     max_head: usize,
     buf: Vec<u8>,
     state: State,
@@ -111,10 +131,12 @@ enum State {
 
 impl ResponseParser {
     /// A parser expecting the answer to a request sent with `key`, whose
-    /// head must fit in `max_head` bytes.
-    pub fn new(key: &str, max_head: usize) -> Self {
+    /// head must fit in `max_head` bytes; `offered_deflate` says whether
+    /// the request offered permessage-deflate.
+    pub fn new(key: &str, max_head: usize, offered_deflate: bool) -> Self {
         ResponseParser {
             expected_accept: derive_accept_key(key.as_bytes()),
+            offered_deflate,
             max_head,
             buf: Vec::new(),
             state: State::Head,
@@ -172,7 +194,7 @@ impl ResponseParser {
             Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::HeadTooLarge),
             Err(_) => return Err(HandshakeError::Malformed),
         };
-        let handshake = check(&response, &self.expected_accept)?;
+        let handshake = check(&response, &self.expected_accept, self.offered_deflate)?;
         self.buf.drain(..head_len);
         Ok(Some(handshake))
     }
@@ -182,6 +204,7 @@ impl ResponseParser {
 fn check(
     response: &httparse::Response<'_, '_>,
     expected_accept: &str,
+    offered_deflate: bool,
 ) -> Result<Handshake, HandshakeError> {
     let headers = &*response.headers;
     match response.code {
@@ -198,15 +221,19 @@ fn check(
     if single(headers, "Sec-WebSocket-Accept") != Ok(Some(expected_accept)) {
         return Err(HandshakeError::BadAccept);
     }
-    if values(headers, "Sec-WebSocket-Extensions").any(|v| !v.is_empty()) {
+    let deflate = if offered_deflate {
+        extensions::agreed_deflate(headers).map_err(|_| HandshakeError::UnexpectedExtension)?
+    } else if values(headers, "Sec-WebSocket-Extensions").any(|v| !v.is_empty()) {
         return Err(HandshakeError::UnexpectedExtension);
-    }
+    } else {
+        None
+    };
     let protocol = match single(headers, "Sec-WebSocket-Protocol") {
         Ok(None) => None,
         Ok(Some(PROTOCOL)) => Some(PROTOCOL),
         _ => return Err(HandshakeError::UnexpectedProtocol),
     };
-    Ok(Handshake { protocol })
+    Ok(Handshake { protocol, deflate })
 }
 
 #[cfg(test)]

@@ -47,6 +47,10 @@ pub struct Upgrade {
     /// `Some("tether.v1")` when the client offered it, `None` when it offered
     /// no subprotocol.
     pub protocol: Option<&'static str>,
+    /// The `Sec-WebSocket-Extensions` answer to the client's first
+    /// acceptable permessage-deflate offer, or `None` when it made none; a
+    /// server with compression switched off leaves it out of its `101`.
+    pub deflate: Option<&'static str>,
     /// The `Origin` the handshake came from, if the client sent one.
     pub origin: Option<String>,
     /// The header fields the server forwards to the application's connect

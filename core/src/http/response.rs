@@ -38,8 +38,9 @@ pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
 }
 
 /// The 101 response that accepts a WebSocket handshake with client `key`
-/// (RFC 6455 section 4.2.2), naming the selected subprotocol if any.
-pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
+/// (RFC 6455 section 4.2.2), naming the selected subprotocol and the
+/// accepted extensions (`Sec-WebSocket-Extensions`) if any.
+pub fn accept_response(key: &str, protocol: Option<&str>, extensions: Option<&str>) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {}\r\n",
@@ -47,6 +48,9 @@ pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
     );
     if let Some(protocol) = protocol {
         head.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+    }
+    if let Some(extensions) = extensions {
+        head.push_str(&format!("Sec-WebSocket-Extensions: {extensions}\r\n"));
     }
     head.push_str("\r\n");
     head.into_bytes()
@@ -150,14 +154,16 @@ mod tests {
     #[test]
     fn accept_key_of_the_rfc_example() {
         // RFC 6455 section 1.3.
-        let bytes = accept_response("dGhlIHNhbXBsZSBub25jZQ==", Some("tether.v1"));
+        let bytes = accept_response("dGhlIHNhbXBsZSBub25jZQ==", Some("tether.v1"), None);
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(text.contains("\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
         assert!(text.contains("\r\nSec-WebSocket-Protocol: tether.v1\r\n"));
         assert!(text.ends_with("\r\n\r\n"));
-        let plain = String::from_utf8(accept_response("dGhlIHNhbXBsZSBub25jZQ==", None)).unwrap();
+        let plain =
+            String::from_utf8(accept_response("dGhlIHNhbXBsZSBub25jZQ==", None, None)).unwrap();
         assert!(!plain.contains("Sec-WebSocket-Protocol"));
+        assert!(!plain.contains("Sec-WebSocket-Extensions"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! How the hub's frames reach the connections: an outbox lent to the hub
 //! for one call, which queues each frame on its connection and notes the
-//! connections a frame closed (4008) for the node to process.
+//! connections a frame closed (4008) for the node to process. A
+//! connection that agreed on permessage-deflate gets a publication's
+//! compressed frame, made once for all of them.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -16,6 +18,7 @@ use crate::queue::{CoalesceKey, FrameAdmission};
 use crate::time::Instant;
 
 use super::Output;
+use super::compressed::Compressed;
 use super::slots::{Slot, entry_mut, schedule_and_wake};
 
 /// Delivers the hub's frames into the connections' queues.
@@ -27,6 +30,8 @@ pub(super) struct NodeOutbox<'a> {
     pub(super) timers: &'a mut BinaryHeap<Reverse<(Instant, ConnId)>>,
     pub(super) events: &'a mut VecDeque<Output>,
     pub(super) counters: &'a mut Counters,
+    /// The compressed frame of the publication being delivered.
+    pub(super) compressed: Compressed<'a>,
 }
 
 impl NodeOutbox<'_> {
@@ -59,6 +64,13 @@ impl Outbox for NodeOutbox<'_> {
     fn send_publication(&mut self, conn: ConnId, frame: &Bytes, latest_only: Option<CoalesceKey>) {
         let Some(entry) = entry_mut(self.slots, conn) else {
             return;
+        };
+        let frame = if entry.conn.deflates() {
+            &self
+                .compressed
+                .frame(frame, self.config.compression_min_size)
+        } else {
+            frame
         };
         let admission = entry
             .conn

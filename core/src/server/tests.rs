@@ -16,6 +16,7 @@ use crate::testkit::{UPGRADE, client_frame, find, text};
 mod access;
 mod api;
 mod backplane;
+mod deflate;
 mod hooks;
 mod shards;
 mod upgraded;
@@ -46,7 +47,13 @@ impl Wire {
             {
                 self.upgraded = true;
                 let rest = self.http.split_off(end + 4);
-                self.decoder = Some(FrameDecoder::new(Role::Client, 1 << 24));
+                // A 101 that agreed on permessage-deflate: the server
+                // compresses each message on its own.
+                self.decoder = Some(if find(&self.http, b"permessage-deflate").is_some() {
+                    FrameDecoder::with_deflate(Role::Client, 1 << 24, false)
+                } else {
+                    FrameDecoder::new(Role::Client, 1 << 24)
+                });
                 self.take(&rest);
             }
             return;

@@ -10,7 +10,7 @@ const MAX_HEAD: usize = 512;
 type Outcome = (Vec<Result<Handshake, HandshakeError>>, Vec<u8>);
 
 fn run_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
-    let mut parser = ResponseParser::new(KEY, MAX_HEAD);
+    let mut parser = ResponseParser::new(KEY, MAX_HEAD, false);
     let mut outcome = Vec::new();
     for chunk in chunks {
         parser.feed(chunk);
@@ -54,7 +54,13 @@ fn client_key_encodes_the_nonce() {
 
 #[test]
 fn the_upgrade_request_passes_the_server_parser() {
-    let bytes = upgrade_request("example.test:80", "/ws", KEY, Some("https://app.example"));
+    let bytes = upgrade_request(
+        "example.test:80",
+        "/ws",
+        KEY,
+        Some("https://app.example"),
+        false,
+    );
     let mut parser = RequestParser::new(RequestLimits {
         max_head: 8192,
         max_body: 0,
@@ -65,6 +71,7 @@ fn the_upgrade_request_passes_the_server_parser() {
         Ok(Some(Request::Upgrade(Upgrade {
             key: KEY.to_owned(),
             protocol: Some("tether.v1"),
+            deflate: None,
             origin: Some("https://app.example".to_owned()),
             forwarded: Vec::new(),
         })))
@@ -73,7 +80,7 @@ fn the_upgrade_request_passes_the_server_parser() {
 
 #[test]
 fn the_upgrade_request_cannot_be_split_into_extra_headers() {
-    let bytes = upgrade_request("h\r\nX-Evil: 1", "/ws", KEY, None);
+    let bytes = upgrade_request("h\r\nX-Evil: 1", "/ws", KEY, None, false);
     let text = String::from_utf8(bytes).unwrap();
     assert!(text.contains("\r\nHost: hX-Evil: 1\r\n"));
     assert!(!text.contains("Origin"));
@@ -81,18 +88,74 @@ fn the_upgrade_request_cannot_be_split_into_extra_headers() {
 
 #[test]
 fn the_server_answer_round_trips_with_frames_after_it() {
-    let mut bytes = accept_response(KEY, Some("tether.v1"));
+    let mut bytes = accept_response(KEY, Some("tether.v1"), None);
     bytes.extend_from_slice(&crate::frame::text_frame(b"{}"));
     let (result, remaining) = parse(&bytes);
     assert_eq!(
         result,
         Ok(Handshake {
-            protocol: Some("tether.v1")
+            protocol: Some("tether.v1"),
+            deflate: None,
         })
     );
     assert_eq!(remaining, crate::frame::text_frame(b"{}").to_vec());
-    let (plain, _) = parse(&accept_response(KEY, None));
-    assert_eq!(plain, Ok(Handshake { protocol: None }));
+    let (plain, _) = parse(&accept_response(KEY, None, None));
+    assert_eq!(
+        plain,
+        Ok(Handshake {
+            protocol: None,
+            deflate: None,
+        })
+    );
+}
+
+#[test]
+fn a_deflate_offer_round_trips_through_both_parsers() {
+    let bytes = upgrade_request("example.test", "/ws", KEY, None, true);
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(text.contains(
+        "\r\nSec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; \
+         client_max_window_bits\r\n"
+    ));
+    let mut server = RequestParser::new(RequestLimits {
+        max_head: 8192,
+        max_body: 0,
+    });
+    server.feed(&bytes);
+    let Ok(Some(Request::Upgrade(upgrade))) = server.poll(&[], &[]) else {
+        panic!("not an upgrade");
+    };
+    let answer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+    assert_eq!(upgrade.deflate, Some(answer));
+    let response = accept_response(KEY, upgrade.protocol, upgrade.deflate);
+    assert!(
+        String::from_utf8(response.clone())
+            .unwrap()
+            .contains(&format!("\r\nSec-WebSocket-Extensions: {answer}\r\n"))
+    );
+    let mut client = ResponseParser::new(KEY, MAX_HEAD, true);
+    client.feed(&response);
+    let handshake = client.poll().unwrap().unwrap();
+    assert_eq!(
+        handshake.deflate,
+        Some(Deflate {
+            server_keeps_context: false,
+            client_may_compress: true,
+        })
+    );
+}
+
+#[test]
+fn an_answer_the_offer_did_not_allow_is_refused() {
+    let head = format!(
+        "{ACCEPTED}Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+    );
+    let mut client = ResponseParser::new(KEY, MAX_HEAD, true);
+    client.feed(head.as_bytes());
+    assert_eq!(client.poll(), Err(HandshakeError::UnexpectedExtension));
+    // Not offered at all: any extension is refused.
+    let head = format!("{ACCEPTED}Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n");
+    assert_eq!(error(&head), HandshakeError::UnexpectedExtension);
 }
 
 #[test]
@@ -143,7 +206,7 @@ fn every_broken_101_is_refused() {
 fn an_oversized_head_is_refused() {
     let head = format!("{ACCEPTED}X-Pad: {}\r\n\r\n", "a".repeat(MAX_HEAD));
     assert_eq!(error(&head), HandshakeError::HeadTooLarge);
-    let mut parser = ResponseParser::new(KEY, MAX_HEAD);
+    let mut parser = ResponseParser::new(KEY, MAX_HEAD, false);
     parser.feed(head.as_bytes());
     assert!(parser.poll().is_err());
     parser.feed(b"more");
@@ -166,7 +229,7 @@ proptest! {
         bytes in prop::collection::vec(any::<u8>(), 0..1000),
         cuts in prop::collection::vec(any::<usize>(), 0..10),
     ) {
-        let start = if accepted { accept_response(KEY, None) } else { Vec::new() };
+        let start = if accepted { accept_response(KEY, None, None) } else { Vec::new() };
         let input = [&start[..], &bytes].concat();
         let whole = run_chunks([&input[..]]);
         let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
@@ -181,7 +244,7 @@ proptest! {
         if accepted {
             prop_assert_eq!(&whole.1, &bytes);
         }
-        let mut parser = ResponseParser::new(KEY, MAX_HEAD);
+        let mut parser = ResponseParser::new(KEY, MAX_HEAD, false);
         for chunk in chunks {
             parser.feed(chunk);
             let _ = parser.poll();

@@ -70,6 +70,7 @@ fn upgrade(protocol: Option<&'static str>, origin: Option<&str>) -> Request {
     Request::Upgrade(Upgrade {
         key: KEY.to_owned(),
         protocol,
+        deflate: None,
         origin: origin.map(str::to_owned),
         forwarded: Vec::new(),
     })

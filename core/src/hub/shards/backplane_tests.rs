@@ -332,14 +332,18 @@ fn after_the_link_comes_up_the_node_leases_once_and_rejoins_with_every_shards_me
         ["follow"],
         "the node waits for every shard's members"
     );
-    router.handle_request(
-        T0,
-        0,
-        StoreRequest::Join {
-            channel: channel("news"),
-            user: "carol".to_owned(),
-        },
-    );
+    // What a shard that restated asks waits for the node's rejoin.
+    let join = StoreRequest::Join {
+        channel: channel("news"),
+        user: "carol".to_owned(),
+    };
+    router.handle_request(T0, 0, join);
+    let snapshot = StoreRequest::Presence {
+        ticket: Ticket(3),
+        channel: channel("news"),
+    };
+    router.handle_request(T0, 0, snapshot);
+    assert!(out(&mut router).is_empty());
     router.handle_request(T0, 1, follow("news"));
     router.handle_request(T0, 1, lease_of(3));
     router.handle_request(
@@ -348,23 +352,49 @@ fn after_the_link_comes_up_the_node_leases_once_and_rejoins_with_every_shards_me
         rejoin(vec![member("news", "alice", 1), member("news", "bob", 2)]),
     );
     let sent = out(&mut router);
-    assert_eq!(kinds(&sent), ["join", "lease", "rejoin"]);
-    let StoreRequest::Lease { lease, node } = &sent[1] else {
+    assert_eq!(kinds(&sent), ["lease", "rejoin", "join", "other"]);
+    let StoreRequest::Lease { lease, node } = &sent[0] else {
         unreachable!()
     };
     assert_eq!(*lease, config().presence_ttl / 2);
     assert_eq!((node.connections, node.channels), (5, 1));
-    let StoreRequest::Rejoin { members } = &sent[2] else {
+    let StoreRequest::Rejoin { members } = &sent[1] else {
         unreachable!()
     };
     assert_eq!(
         members,
+        &[member("news", "alice", 2), member("news", "bob", 2)]
+    );
+
+    // The held join counts in the node's members from then on: a shard
+    // restating on its own has the node restate them.
+    router.handle_request(T0, 1, rejoin(vec![member("news", "bob", 2)]));
+    let sent = out(&mut router);
+    let [StoreRequest::Rejoin { members }] = &sent[..] else {
+        panic!("one rejoin: {sent:?}")
+    };
+    assert_eq!(
+        members,
         &[
-            member("news", "alice", 2),
+            member("news", "alice", 1),
             member("news", "bob", 2),
             member("news", "carol", 1)
         ]
     );
+}
+
+#[test]
+fn requests_held_for_the_node_s_rejoin_are_dropped_when_the_link_fails() {
+    let mut router = Router::with_backplane(&config(), 1, 2);
+    out(&mut router);
+    router.handle_store_event(T0, StoreEvent::Up);
+    router.handle_request(T0, 0, rejoin(Vec::new()));
+    router.handle_request(T0, 0, subscribe(1, "news"));
+    router.handle_store_event(T0, StoreEvent::Down);
+    router.handle_store_event(T0, StoreEvent::Up);
+    router.handle_request(T0, 0, rejoin(Vec::new()));
+    router.handle_request(T0, 1, rejoin(Vec::new()));
+    assert_eq!(kinds(&out(&mut router)), ["lease", "rejoin"]);
 }
 
 #[test]

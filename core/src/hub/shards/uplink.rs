@@ -31,8 +31,11 @@
 //!   then its joins and leaves). After the link comes up, or a lease
 //!   finds the node's entries lapsed, every shard restates its members;
 //!   once the last one has, the node renews its lease and restates the
-//!   whole node's members in one `Rejoin`. A shard that restates on its
-//!   own (after a refusal) has the node restate at once: the other
+//!   whole node's members in one `Rejoin`. Meanwhile what a shard that
+//!   has restated asks waits, in order, and leaves after the `Rejoin`:
+//!   its presence snapshots then reflect the whole node's members, and
+//!   its joins and leaves count after them. A shard that restates on
+//!   its own (after a refusal) has the node restate at once: the other
 //!   shards' members are current while the link is up.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -60,6 +63,9 @@ pub(super) struct Uplink {
     members: Vec<BTreeMap<(Channel, String), u32>>,
     /// Shards whose restated members the node waits for.
     awaiting: Vec<bool>,
+    /// Requests of shards that restated, waiting for the node's `Rejoin`:
+    /// at most what the shards ask while the others take their turn.
+    held: VecDeque<(usize, StoreRequest)>,
     /// The link came up: the lease is renewed with the node's restated
     /// members.
     lease_wanted: bool,
@@ -79,6 +85,7 @@ impl Uplink {
             catch_ups: BTreeMap::new(),
             members: vec![BTreeMap::new(); shards],
             awaiting: vec![false; shards],
+            held: VecDeque::new(),
             lease_wanted: false,
             stats: vec![NodeStats::default(); shards],
         }
@@ -113,6 +120,10 @@ impl Uplink {
             if let StoreRequest::Lease { node, .. } = request {
                 self.stats[shard] = node;
             }
+            return;
+        }
+        if self.awaiting.iter().any(|&awaited| awaited) && !self.awaiting[shard] {
+            self.held.push_back((shard, request));
             return;
         }
         let request = match request {
@@ -187,6 +198,7 @@ impl Uplink {
         self.tickets.clear();
         self.catch_ups.clear();
         self.awaiting.fill(false);
+        self.held.clear();
         self.lease_wanted = false;
         true
     }
@@ -213,8 +225,8 @@ impl Uplink {
     }
 
     /// `shard` restated its members: once no other shard's are awaited,
-    /// the node renews its lease (when the link just came up) and
-    /// restates the whole node's.
+    /// the node renews its lease (when the link just came up), restates
+    /// the whole node's and lets the held requests go.
     fn rejoin(&mut self, shard: usize, members: Vec<Member>, channels: usize) {
         self.members[shard] = members
             .into_iter()
@@ -240,6 +252,9 @@ impl Uplink {
             })
             .collect();
         self.requests.push_back(StoreRequest::Rejoin { members });
+        while let Some((shard, request)) = self.held.pop_front() {
+            self.carry(shard, request, channels);
+        }
     }
 
     /// Renews the node's lease for `lease`, with its figures.

@@ -26,28 +26,7 @@ PORT=18580
 
 mkdir -p benches/results
 RESULTS=benches/results/deflate-$(date -u +%Y%m%dT%H%M%SZ).jsonl
-LOG=$(mktemp)
-SERVER=
-
-stop_server() {
-  if [ -n "$SERVER" ]; then
-    kill "$SERVER" 2>/dev/null || true
-    wait "$SERVER" 2>/dev/null || true
-    SERVER=
-  fi
-}
-trap stop_server EXIT
-
-start_server() {
-  RUST_LOG=warn "$TETHER" serve --dev --config benches/tether.toml --listen 127.0.0.1:$PORT 2>>"$LOG" &
-  SERVER=$!
-  for _ in $(seq 50); do
-    if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "tether did not start; see $LOG" >&2
-  exit 1
-}
+source benches/server.sh
 
 # The server's CPU time so far, in clock ticks (utime + stime).
 cpu_ticks() {
@@ -73,7 +52,7 @@ print(json.dumps(line))' "$line" "$before" "$after" >>"$RESULTS"
 FANOUT=(fanout --subscribers 100 --messages 2000 --bytes 300 --chat)
 for rep in $(seq "$REPS"); do
   echo "== repetition $rep" >&2
-  start_server
+  start_server "$TETHER"
   if [ $((rep % 2)) -eq 1 ]; then
     run plain "${FANOUT[@]}"
     run deflate --deflate "${FANOUT[@]}"
@@ -85,7 +64,7 @@ for rep in $(seq "$REPS"); do
   for mode in plain deflate; do
     flag=()
     if [ "$mode" = deflate ]; then flag=(--deflate); fi
-    start_server
+    start_server "$TETHER"
     run "$mode" "${flag[@]}" idle --connections 10000 --server-pid "$SERVER"
     stop_server
   done

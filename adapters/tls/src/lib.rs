@@ -11,8 +11,8 @@
 //!   that move bytes themselves (the smol node on its own reactor, the
 //!   blocking node's reader and writer threads, the smol and blocking
 //!   clients): ciphertext in, plaintext out, and the other way round.
-//! - [`ClientTls`]: a [`Session`] between a client session and a driver's
-//!   write queue, the one glue of the smol and tokio clients.
+//! - [`ClientOutput`]: a client driver's write queue with a [`Session`] in
+//!   front of it for `wss://`, the one glue of the smol and tokio clients.
 //!
 //! Every configuration uses rustls' `ring` provider, passed explicitly, so
 //! that no process-wide default is needed. The core knows nothing of TLS:
@@ -31,7 +31,7 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 
 pub use client::{Connector, server_name};
-pub use client_link::ClientTls;
+pub use client_link::ClientOutput;
 pub use error::{TlsError, TlsFile};
 pub use server::ServerTls;
 pub use session::{Received, Session};

@@ -21,10 +21,10 @@ use serde_json::value::RawValue;
 use tether_core::{
     Channel, ClientError, ClientMessage, ClientOutput as SessionOutput, ClientSession, Event,
     Instant, RequestId, Routed, SendError, ServerMessage, TokenFetch, TokenProvider, Transmit,
-    Waiters, WriteQueue, unix_ms,
+    Waiters, unix_ms,
 };
 
-use tether_tls::{ClientTls, Connector};
+use tether_tls::{ClientOutput, Connector};
 
 use super::dial::dial;
 
@@ -112,7 +112,8 @@ pub(super) struct Driver {
     /// The session's next deadline, from its last drain.
     deadline: Option<tether_core::Instant>,
     socket: Socket,
-    output: WriteQueue,
+    /// What waits for the socket, behind the connection's TLS for `wss://`.
+    output: ClientOutput,
     /// Where tokens come from, when the application keeps them fresh.
     provider: Option<TokenProvider>,
     /// The provider's call under way, for the session's last token request.
@@ -126,10 +127,6 @@ pub(super) struct Driver {
     /// Held until the task ends, so that dropping it tells
     /// [`Client::close`](super::Client::close) the session is closed.
     finished: Sender<()>,
-    /// What the client trusts, for `wss://`; `None` speaks plain `ws://`.
-    tls: Option<Connector>,
-    /// The TLS of the connection dialed or open, with `tls`.
-    secure: Option<ClientTls>,
 }
 
 impl Driver {
@@ -148,7 +145,7 @@ impl Driver {
             start,
             deadline: None,
             socket: Socket::Idle,
-            output: WriteQueue::default(),
+            output: ClientOutput::new(tls),
             provider,
             fetching: None,
             commands,
@@ -156,8 +153,6 @@ impl Driver {
             events,
             waiting: Waiters::default(),
             finished,
-            tls,
-            secure: None,
         }
     }
 
@@ -197,18 +192,8 @@ impl Driver {
         match transmit {
             Transmit::Dial { host } => {
                 tracing::debug!(%host, "dialing");
-                self.output.clear();
-                self.secure = None;
-                let started = self
-                    .tls
-                    .as_ref()
-                    .map(|tls| ClientTls::start(tls, &host, &mut self.output))
-                    .transpose();
-                self.socket = match started {
-                    Ok(secure) => {
-                        self.secure = secure;
-                        Socket::Dialing(Box::pin(dial(host)))
-                    }
+                self.socket = match self.output.dial(&host) {
+                    Ok(()) => Socket::Dialing(Box::pin(dial(host))),
                     Err(error) => Socket::Dialing(Box::pin(async { Err(error) })),
                 };
             }
@@ -216,26 +201,19 @@ impl Driver {
                 // Bytes for a socket that has already failed have nowhere
                 // to go; the session was told it failed.
                 if matches!(self.socket, Socket::Open(_)) {
-                    match &mut self.secure {
-                        // Enciphering into memory cannot fail.
-                        Some(secure) => drop(secure.send(&bytes, &mut self.output)),
-                        None => self.output.push(bytes),
-                    }
+                    self.output.write(bytes);
                 }
             }
             Transmit::Close => {
                 if let Socket::Open(stream) = mem::replace(&mut self.socket, Socket::Idle) {
-                    if let Some(secure) = &mut self.secure {
-                        secure.close(&mut self.output);
-                    }
+                    self.output.close();
                     let mut raw = stream.get_ref();
-                    self.output.flush_now(|chunk| raw.write(chunk));
+                    self.output.queue_mut().flush_now(|chunk| raw.write(chunk));
                     // The socket is being dropped; a failed shutdown changes
                     // nothing.
                     let _ = stream.get_ref().shutdown(Shutdown::Both);
                 }
-                self.output.clear();
-                self.secure = None;
+                self.output.reset();
             }
         }
     }
@@ -265,9 +243,10 @@ impl Driver {
         let deadline = self
             .deadline
             .and_then(|at| self.start.checked_add(at.since_origin()));
-        let take_commands = self.taking_commands && self.output.queued() < OUTPUT_HIGH_WATER;
+        let take_commands =
+            self.taking_commands && self.output.queue().queued() < OUTPUT_HIGH_WATER;
         let commands = &self.commands;
-        let output = &self.output;
+        let output = self.output.queue();
         let socket = &mut self.socket;
         let io = async move {
             match socket {
@@ -332,18 +311,15 @@ impl Driver {
                 self.session.handle_connect_failed(now);
             }
             Wake::Read(Ok(0)) => self.lost(now, "end of stream"),
-            Wake::Read(Ok(read)) => match &mut self.secure {
-                None => self.session.handle_read(now, &buffer[..read]),
-                Some(secure) => match secure.receive(&buffer[..read], &mut self.output) {
-                    Ok(plaintext) => self.session.handle_read(now, plaintext),
-                    Err(error) => {
-                        tracing::warn!(%error, "connection failed");
-                        self.lost(now, &error.to_string());
-                    }
-                },
+            Wake::Read(Ok(read)) => match self.output.receive(&buffer[..read]) {
+                Ok(received) => self.session.handle_read(now, received),
+                Err(error) => {
+                    tracing::warn!(%error, "connection failed");
+                    self.lost(now, &error.to_string());
+                }
             },
             Wake::Wrote(Ok(0)) => self.lost(now, "socket takes no more bytes"),
-            Wake::Wrote(Ok(written)) => self.output.advance(written),
+            Wake::Wrote(Ok(written)) => self.output.queue_mut().advance(written),
             Wake::Read(Err(error)) | Wake::Wrote(Err(error)) => self.lost(now, &error.to_string()),
             Wake::Token(result) => {
                 self.fetching = None;
@@ -410,8 +386,7 @@ impl Driver {
     fn lost(&mut self, now: Instant, why: &str) {
         tracing::debug!(why, "connection lost");
         self.socket = Socket::Idle;
-        self.output.clear();
-        self.secure = None;
+        self.output.reset();
         self.session.handle_transport_closed(now);
     }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Cluster, Node, join, next_publication, offsets, publications, publications_through, publish,
-    until,
+    Cluster, Node, next_publication, offsets, publications, publications_through, publish,
+    subscribers, until,
 };
 use tether_testkit::process::PROCESS_LIMIT;
 use tether_testkit::ws::Ws;
@@ -100,16 +100,7 @@ fn cut(admin: &mut redis::Connection, kind: &str, nodes: &[Node]) {
 #[test]
 fn cutting_the_nodes_redis_connections_mid_stream_loses_no_acknowledged_publication() {
     let cluster = Cluster::start();
-    let mut subscribers: Vec<Ws> = cluster
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let mut ws = Ws::auth(node.addr, &format!("sub-{i}"));
-            join(&mut ws, "stream");
-            ws
-        })
-        .collect();
+    let (mut subscribers, _) = subscribers(&cluster.nodes, "stream");
 
     let stop = AtomicBool::new(false);
     let (progress_tx, progress) = mpsc::channel();
@@ -156,21 +147,12 @@ fn cutting_the_nodes_redis_connections_mid_stream_loses_no_acknowledged_publicat
 #[test]
 fn restarting_redis_without_persistence_changes_the_epoch_and_clients_are_told_recovered_false() {
     let mut cluster = Cluster::start();
-    let mut subscribers: Vec<(Ws, Value)> = cluster
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let mut ws = Ws::auth(node.addr, &format!("sub-{i}"));
-            let (subscribed, _) = join(&mut ws, "chat");
-            (ws, subscribed)
-        })
-        .collect();
-    let old_epoch = subscribers[0].1["epoch"].clone();
+    let (mut subscribers, answers) = subscribers(&cluster.nodes, "chat");
+    let old_epoch = answers[0]["epoch"].clone();
     for n in 1..=3 {
         assert_eq!(cluster.nodes[0].api_publish_ok("chat", json!(n)), n);
     }
-    for (subscriber, _) in &mut subscribers {
+    for subscriber in &mut subscribers {
         assert_eq!(offsets(&publications(subscriber, 3)), [1, 2, 3]);
     }
 
@@ -188,7 +170,7 @@ fn restarting_redis_without_persistence_changes_the_epoch_and_clients_are_told_r
 
     assert_eq!(cluster.nodes[2].api_publish_ok("chat", json!("after")), 1);
     let mut new_epoch = None;
-    for (subscriber, _) in &mut subscribers {
+    for subscriber in &mut subscribers {
         let announced = until(subscriber, |message| {
             message["type"] != "join" && message["type"] != "leave"
         });

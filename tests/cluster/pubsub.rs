@@ -7,21 +7,8 @@ use std::thread;
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, Node, join, offsets, publications, publish};
+use crate::support::{Cluster, offsets, publications, publish, subscribers};
 use tether_testkit::ws::Ws;
-
-/// One subscriber of `channel` on each node, with the `subscribed` answers.
-fn subscribers(nodes: &[Node], channel: &str) -> (Vec<Ws>, Vec<Value>) {
-    nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let mut ws = Ws::auth(node.addr, &format!("sub-{i}"));
-            let (subscribed, _) = join(&mut ws, channel);
-            (ws, subscribed)
-        })
-        .unzip()
-}
 
 #[test]
 fn a_publication_on_one_node_reaches_the_other_nodes_with_identical_offsets() {

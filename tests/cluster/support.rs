@@ -208,6 +208,19 @@ impl ShardedPair {
     }
 }
 
+/// One subscriber of `channel` on each node, with the `subscribed` answers.
+pub fn subscribers(nodes: &[Node], channel: &str) -> (Vec<Ws>, Vec<Value>) {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let mut ws = Ws::auth(node.addr, &format!("sub-{i}"));
+            let (subscribed, _) = join(&mut ws, channel);
+            (ws, subscribed)
+        })
+        .unzip()
+}
+
 /// Subscribes `ws` to `channel`: the `subscribed` answer and the users of
 /// the presence snapshot that follows it.
 pub fn join(ws: &mut Ws, channel: &str) -> (Value, Vec<String>) {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, join, publications, publish};
+use crate::support::{Cluster, publications, publish, subscribers};
 use tether_testkit::tls::TestCa;
 use tether_testkit::ws::Ws;
 
@@ -12,16 +12,7 @@ fn a_publication_crosses_nodes_through_a_redis_speaking_tls() {
     let ca = TestCa::new("cluster-rediss");
     let cluster = Cluster::with_tls(&ca);
     assert!(cluster.redis.url().starts_with("rediss://"));
-    let mut subscribers: Vec<Ws> = cluster
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let mut ws = Ws::auth(node.addr, &format!("sub-{i}"));
-            join(&mut ws, "news");
-            ws
-        })
-        .collect();
+    let (mut subscribers, _) = subscribers(&cluster.nodes, "news");
     let mut publisher = Ws::auth(cluster.nodes[0].addr, "publisher");
     for n in 1..=3 {
         let ack = publish(&mut publisher, "news", json!({"n": n}), &format!("p{n}"));

@@ -94,6 +94,19 @@ impl Runtime {
         ]
     }
 
+    /// Runs `tether serve` on this runtime with the config file `config`
+    /// (and `--dev` when `dev`), on a free port of 127.0.0.1.
+    pub fn binary_with_config(self, config: &Path, dev: bool) -> Process {
+        let config = config.to_str().expect("a UTF-8 path");
+        let mut args = vec!["serve"];
+        if dev {
+            args.push("--dev");
+        }
+        args.extend(["--config", config, "--listen", "127.0.0.1:0"]);
+        args.extend(["--runtime", self.name()]);
+        Process::start(TETHER, &args)
+    }
+
     /// Starts a node on a free port of 127.0.0.1.
     pub fn start(self, config: ServerConfig, handler: SharedHandler) -> TestServer {
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));

@@ -8,10 +8,9 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use tether_testkit::keys::{KeyKind, KeyPair};
-use tether_testkit::process::Process;
 use tether_testkit::ws::Ws;
 
-use crate::harness::{Runtime, TETHER, TestDir, unix_now};
+use crate::harness::{Runtime, TestDir, unix_now};
 
 /// The Ed25519 key pairs of the test, by kid, made for it.
 struct Keys(Vec<(&'static str, KeyPair)>);
@@ -70,18 +69,7 @@ fn sighup_rereads_the_key_set_and_keeps_connections(runtime: Runtime) {
         jwks_path.display().to_string()
     );
     fs::write(&config_path, config).expect("the config is written");
-    let process = Process::start(
-        TETHER,
-        &[
-            "serve",
-            "--config",
-            config_path.to_str().expect("a UTF-8 path"),
-            "--listen",
-            "127.0.0.1:0",
-            "--runtime",
-            runtime.name(),
-        ],
-    );
+    let process = runtime.binary_with_config(&config_path, false);
     let addr = process.listening_on();
 
     let (mut old, ack) = Ws::auth_with(addr, &keys.token("a", "alice"));

@@ -269,19 +269,7 @@ fn a_sighup_swaps_the_certificate_and_keeps_connections(runtime: Runtime) {
         live.key.display().to_string()
     );
     fs::write(&config_path, config).expect("the config is written");
-    let process = Process::start(
-        TETHER,
-        &[
-            "serve",
-            "--dev",
-            "--config",
-            config_path.to_str().expect("a UTF-8 path"),
-            "--listen",
-            "127.0.0.1:0",
-            "--runtime",
-            runtime.name(),
-        ],
-    );
+    let process = runtime.binary_with_config(&config_path, true);
     let addr = process.listening_on();
     let mut old = wss(addr, ca.ca_file())
         .expect("the TLS upgrade")

@@ -4,11 +4,13 @@
 //! through the handle from a REST route, and upgrade refusals with the
 //! statuses of the node's own parser.
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
+use support::Running;
 
 use axum::Router;
 use axum::extract::State;
@@ -68,22 +70,6 @@ fn options(config: ServerConfig) -> ServerOptions {
     }
 }
 
-/// A runtime on a thread of its own, serving until its node has drained.
-struct Running {
-    addr: SocketAddr,
-    handle: Handle,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// Publishes the body of `POST /announce` on `news` through the handle.
 async fn announce(State(handle): State<Handle>, text: String) -> (axum::http::StatusCode, String) {
     match handle
@@ -139,18 +125,12 @@ fn run(
     handle: Handle,
     serve: impl Future<Output = ()> + Send + 'static,
 ) -> Running {
-    let thread = thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("a runtime");
-        runtime.block_on(serve);
-    });
-    Running {
-        addr,
-        handle,
-        thread: Some(thread),
-    }
+    };
+    Running::spawn(addr, handle, runtime, serve)
 }
 
 fn request(addr: SocketAddr, head: &str) -> Answer {

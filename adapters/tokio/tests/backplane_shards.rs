@@ -2,9 +2,11 @@
 //! one link whether the backplane is set before `with_threads` or after
 //! it. Real sockets on 127.0.0.1 and a `redis-server` of the test's own.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::thread;
 use std::time::Duration;
+use support::Running;
 
 use serde_json::json;
 use tether_core::{
@@ -15,7 +17,7 @@ use tether_testkit::bounded;
 use tether_testkit::http::get;
 use tether_testkit::redis::Redis;
 use tether_testkit::ws::Ws;
-use tether_tokio::{Handle, Server, ServerOptions};
+use tether_tokio::{Server, ServerOptions};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -33,23 +35,6 @@ impl Handler for Dev {
 
     fn authorize_api(&self, _authorization: Option<&str>) -> bool {
         false
-    }
-}
-
-/// A node serving on a multi-threaded runtime of its own, shut down and
-/// joined when dropped.
-struct Running {
-    addr: SocketAddr,
-    handle: Handle,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -75,23 +60,18 @@ fn start(redis: &Redis, backplane_first: bool) -> Running {
     };
     let addr = server.local_addr().expect("an address");
     let handle = server.handle();
-    let thread = thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .expect("a runtime");
-        runtime
-            .block_on(server.run())
-            .expect("the node runs to its end");
+    };
+    let running = Running::spawn(addr, handle, runtime, async move {
+        server.run().await.expect("the node runs to its end");
     });
     let up = (0..LINK_UP_ATTEMPTS).any(|_| get(addr, "/healthz").status == 200);
     assert!(up, "the node's link to Redis comes up");
-    Running {
-        addr,
-        handle,
-        thread: Some(thread),
-    }
+    running
 }
 
 #[test]

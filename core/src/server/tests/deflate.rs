@@ -2,6 +2,7 @@
 //! `101`'s answer, compressed messages from clients, and publications
 //! compressed once for every subscriber that agreed.
 
+use super::upgraded::accepted;
 use super::*;
 use crate::deflate::Deflater;
 use crate::frame::{Opcode, compressed_frame};
@@ -173,24 +174,7 @@ fn an_upgrade_another_server_answered_carries_the_answer_unless_compression_is_o
             compression,
             ..ServerConfig::dev()
         });
-        let fields = [
-            ("host", "app.example"),
-            ("upgrade", "websocket"),
-            ("connection", "Upgrade"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("sec-websocket-version", "13"),
-            ("sec-websocket-extensions", "permessage-deflate"),
-        ];
-        let headers: Vec<(&str, &[u8])> = fields
-            .iter()
-            .map(|&(name, value)| (name, value.as_bytes()))
-            .collect();
-        let head = UpgradeHead {
-            method: "GET",
-            http_1_1: true,
-            headers: &headers,
-        };
-        let accepted = node.server.check_upgrade(&head).unwrap();
+        let accepted = accepted(&node, &[("sec-websocket-extensions", "permessage-deflate")]);
         let expected = compression.then_some(
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
         );

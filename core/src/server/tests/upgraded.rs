@@ -11,7 +11,7 @@ const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// The upgrade another server parsed, with `extra` fields, as the node
 /// checks it.
-fn accepted(node: &Node, extra: &[(&str, &str)]) -> AcceptedUpgrade {
+pub(super) fn accepted(node: &Node, extra: &[(&str, &str)]) -> AcceptedUpgrade {
     let mut fields = vec![
         ("host", "app.example"),
         ("upgrade", "websocket"),

@@ -1,8 +1,9 @@
 """Compares the Autobahn TestSuite's reports with the expected results.
 
-Usage: autobahn-check.py EXPECTED REPORTS [--table]
+Usage: autobahn-check.py EXPECTED REPORTS [--table] [--with MORE]
 
-EXPECTED maps each side ("server": the echo endpoint under fuzzingclient,
+EXPECTED (and MORE, when given: the long cases that only the full run
+runs, merged into EXPECTED) maps each side ("server": the echo endpoint under fuzzingclient,
 "client": the client under fuzzingserver) to {case id: behavior}. REPORTS
 holds the suite's `server/index.json` and `client/index.json`. Every case
 must be OK, NON-STRICT or INFORMATIONAL (UNIMPLEMENTED only for the
@@ -70,6 +71,12 @@ def main():
     expected_path, reports_dir = sys.argv[1], sys.argv[2]
     with open(expected_path) as f:
         expected = json.load(f)
+    if "--with" in sys.argv[3:]:
+        more_path = sys.argv[sys.argv.index("--with") + 1]
+        with open(more_path) as f:
+            for side, cases in json.load(f).items():
+                expected[side].update(cases)
+        expected_path += " and " + more_path
     reports = {}
     for side in SIDES:
         with open(os.path.join(reports_dir, side, "index.json")) as f:

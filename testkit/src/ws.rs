@@ -231,6 +231,14 @@ pub enum End {
     Reset,
 }
 
+/// The shard part of the session id in an `auth_ack` (PROTOCOL.md
+/// section 10, `threads`): the id of the shard that holds the connection.
+pub fn shard_of(ack: &Value) -> String {
+    let session = ack["session"].as_str().expect("a session id");
+    let (shard, _) = session.rsplit_once('-').expect("<shard>-<connection>");
+    shard.to_owned()
+}
+
 /// Reads `stream` until the server ends it and gives every byte received
 /// and how it ended; panics after [`READ_TIMEOUT`] of silence.
 pub fn read_to_end(stream: &mut TcpStream) -> (Vec<u8>, End) {

@@ -10,15 +10,7 @@ use tether_core::ServerConfig;
 
 use crate::harness::{Runtime, config, dev_auth};
 use tether_testkit::metrics::{metric, wait_for_metric};
-use tether_testkit::ws::Ws;
-
-/// The shard part of a session id: the id of the shard that holds the
-/// connection.
-fn shard_of(ack: &Value) -> String {
-    let session = ack["session"].as_str().expect("a session id");
-    let (shard, _) = session.rsplit_once('-').expect("<shard>-<connection>");
-    shard.to_owned()
-}
+use tether_testkit::ws::{Ws, shard_of};
 
 /// Two connections of `users` on different shards, authenticated.
 fn on_two_shards(addr: std::net::SocketAddr, users: [&str; 2]) -> (Ws, Ws) {

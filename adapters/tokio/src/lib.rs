@@ -149,7 +149,7 @@ impl Server {
     /// keeps one core, and 0 counts as 1. Call it before
     /// [`Server::handle`]; with a backplane (set before or after) the
     /// shards share the node's one link to it. A node without a listener
-    /// serves what other servers hand it on its first shard.
+    /// spreads what other servers hand it over its shards in turn.
     pub fn with_threads(mut self, threads: usize) -> Server {
         if threads > 1 {
             let nodes = shards::Shards::make(&self.node, threads);

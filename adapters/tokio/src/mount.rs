@@ -122,8 +122,10 @@ impl Routes {
 }
 
 /// Checks an upgrade hyper parsed and answers it: the `101`, after which
-/// the upgraded stream is the connection's, or the node's refusal.
+/// the upgraded stream is the connection's on the shard whose turn it is,
+/// or the node's refusal.
 async fn upgrade(State(node): State<Arc<Node>>, mut request: Request) -> Response {
+    let node = node.next_shard();
     let checked = {
         let headers: Vec<(&str, &[u8])> = request
             .headers()

@@ -136,6 +136,16 @@ impl Node {
         }
     }
 
+    /// The shard a WebSocket another server upgraded goes to: the shards
+    /// in turn, like accepted connections (itself when the node runs one).
+    #[cfg(feature = "axum")]
+    pub(crate) fn next_shard(self: &Arc<Self>) -> Arc<Node> {
+        match &self.shard {
+            Some(link) => link.shards.next(),
+            None => Arc::clone(self),
+        }
+    }
+
     /// Makes the core anew, with a backplane whose requests go to
     /// `requests`; gives the node's id, the backplane's name for it.
     /// A shard puts the node's router in front of the backplane instead,

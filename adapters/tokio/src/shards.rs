@@ -259,9 +259,15 @@ impl Shards {
     /// node had room for it (counted in the order of accepts).
     pub(crate) fn spread(&self) -> (Arc<Node>, bool) {
         let counted = self.routed().router.open_socket(self.max_connections);
+        (self.next(), counted)
+    }
+
+    /// The shard whose turn the next connection is, uncounted: a
+    /// WebSocket another server upgraded is counted by its shard's core.
+    pub(crate) fn next(&self) -> Arc<Node> {
         let nodes = self.nodes();
         let turn = self.turn.fetch_add(1, Ordering::Relaxed) % nodes.len();
-        (Arc::clone(&nodes[turn]), counted)
+        Arc::clone(&nodes[turn])
     }
 
     /// Waits until shard `index` has events in the router.

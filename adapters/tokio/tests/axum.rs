@@ -19,7 +19,7 @@ use serde_json::json;
 use tether_core::{ConnectRequest, Handler, Identity, Rejection, ServerConfig, async_trait};
 use tether_testkit::bounded;
 use tether_testkit::http::{Answer, send};
-use tether_testkit::ws::Ws;
+use tether_testkit::ws::{Ws, shard_of};
 use tether_tokio::{Handle, Server, ServerOptions};
 use tokio::sync::RwLock;
 
@@ -87,7 +87,14 @@ async fn announce(State(handle): State<Handle>, text: String) -> (axum::http::St
 /// An axum application with routes of its own and the node's, on a port
 /// of its own; the node has no listener.
 fn application() -> Running {
-    let node = Server::without_listener(options(config())).expect("a valid config");
+    application_on(1)
+}
+
+/// [`application`] with a node of `threads` shards.
+fn application_on(threads: usize) -> Running {
+    let node = Server::without_listener(options(config()))
+        .expect("a valid config")
+        .with_threads(threads);
     let handle = node.handle();
     let app = Router::new()
         .route("/hello", get(|| async { "hello from the application" }))
@@ -255,5 +262,36 @@ fn while_the_node_drains_a_mounted_websocket_gets_1001() {
         let (mut ann, _) = Ws::auth_with(app.addr, "token-of-ann");
         app.handle.shutdown();
         assert_eq!(ann.expect_close(), (1001, "going away".to_owned()));
+    });
+}
+
+#[test]
+fn a_node_of_two_shards_spreads_mounted_websockets_over_both() {
+    bounded(LIMIT, || {
+        let app = application_on(2);
+        let (mut first, first_ack) = Ws::auth_with(app.addr, "token-of-ann");
+        let (mut second, second_ack) = Ws::auth_with(app.addr, "token-of-ann");
+        assert_ne!(shard_of(&first_ack), shard_of(&second_ack));
+        first.subscribe("news");
+        second.subscribe("news");
+        let announced = send(
+            app.addr,
+            &format!(
+                "POST /announce HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+                app.addr
+            ),
+        );
+        assert_eq!((announced.status, announced.body.as_str()), (200, "1"));
+        for ws in [&mut first, &mut second] {
+            let message = ws.recv_type("message");
+            assert_eq!(message["payload"], json!({"text": "hello"}));
+            assert_eq!(message["offset"], 1);
+        }
+        let metrics = request(app.addr, "GET /metrics HTTP/1.1\r\n");
+        assert!(
+            metrics.body.contains("\ntether_connections 2\n"),
+            "{}",
+            metrics.body
+        );
     });
 }

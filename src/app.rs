@@ -88,6 +88,8 @@ pub struct ServePlan {
     /// The node's certificate and key, read and checked, when it speaks
     /// TLS.
     pub tls: Option<ServerTls>,
+    /// The PEM of `redis_ca_file`, read and checked, when it is set.
+    pub redis_ca: Option<Vec<u8>>,
 }
 
 /// Runs the command; `env` reads environment variables.
@@ -149,11 +151,13 @@ pub fn prepare_serve(
         info!("no API key is set: POST /api/publish answers 401 to every request");
     }
     let tls = server_tls(&settings)?;
+    let redis_ca = redis_ca(&settings)?;
     info!("effective settings:\n{settings}");
     Ok(ServePlan {
         settings,
         authenticator,
         tls,
+        redis_ca,
     })
 }
 
@@ -176,6 +180,22 @@ fn server_tls(settings: &Settings) -> Result<Option<ServerTls>, SettingsError> {
         cert.display()
     );
     Ok(Some(tls))
+}
+
+/// The CA certificates of `redis_ca_file` when it is set, read and checked
+/// now, like the node's own certificate: a file that cannot be read or
+/// holds no CA certificate stops the start (and `serve --check`), naming
+/// its key, rather than leave a backplane that trusts nothing and never
+/// links.
+fn redis_ca(settings: &Settings) -> Result<Option<Vec<u8>>, SettingsError> {
+    let Some(path) = &settings.redis_ca_file else {
+        return Ok(None);
+    };
+    let pem = tether_tls::read_ca_file(path).map_err(|error| SettingsError::Invalid {
+        key: "redis_ca_file",
+        message: error.to_string(),
+    })?;
+    Ok(Some(pem))
 }
 
 /// Logs what `connect` will do (the token only as `<redacted>`).

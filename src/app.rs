@@ -31,15 +31,20 @@ pub enum AppError {
     Io(std::io::Error),
     /// `connect` could not start or the server closed it for good.
     Connect(String),
+    /// The command line asks for something that cannot be done, or names
+    /// a file that cannot be used (`connect --ca`); the message names the
+    /// option.
+    Usage(String),
 }
 
 impl AppError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            AppError::Logging(_) | AppError::Settings(_) | AppError::MissingSecret(_) => {
-                ExitCode::from(2)
-            }
+            AppError::Logging(_)
+            | AppError::Settings(_)
+            | AppError::MissingSecret(_)
+            | AppError::Usage(_) => ExitCode::from(2),
             AppError::Io(_) | AppError::Connect(_) => ExitCode::FAILURE,
         }
     }
@@ -52,7 +57,7 @@ impl fmt::Display for AppError {
             AppError::Settings(error) => error.fmt(f),
             AppError::MissingSecret(error) => error.fmt(f),
             AppError::Io(error) => error.fmt(f),
-            AppError::Connect(message) => f.write_str(message),
+            AppError::Connect(message) | AppError::Usage(message) => f.write_str(message),
         }
     }
 }

@@ -354,3 +354,38 @@ fn a_redis_ca_file_that_cannot_be_used_stops_start_up_naming_its_key() {
         );
     }
 }
+
+#[test]
+fn connect_refuses_a_ca_file_for_a_plain_url_or_one_it_cannot_use() {
+    let ca = TestCa::new("binary-connect-ca");
+    let node = ca.server("node");
+    let ca_file = ca.ca_file().to_str().unwrap();
+    let missing = ca.ca_file().with_file_name("absent.pem");
+    // Nothing listens on port 1: every refusal comes before any dial.
+    let cases = [
+        ("ws://127.0.0.1:1/ws", ca_file, "--ca is for wss:// URLs"),
+        (
+            "wss://127.0.0.1:1/ws",
+            missing.to_str().unwrap(),
+            "cannot read",
+        ),
+        (
+            "wss://127.0.0.1:1/ws",
+            node.key.to_str().unwrap(),
+            "no certificate in the file",
+        ),
+    ];
+    for (url, file, why) in cases {
+        let output = tether(&["connect", url, "--token", "t", "--ca", file], &[]);
+        let text = printed(&output);
+        assert_eq!(output.status.code(), Some(2), "{url} --ca {file}\n{text}");
+        let error = text
+            .lines()
+            .find(|line| line.starts_with("tether: "))
+            .unwrap_or_else(|| panic!("no error line: {text}"));
+        assert!(
+            error.contains("--ca") && error.contains(why),
+            "{url} --ca {file}\n{error}"
+        );
+    }
+}

@@ -31,15 +31,20 @@ pub enum AppError {
     Io(std::io::Error),
     /// `connect` could not start or the server closed it for good.
     Connect(String),
+    /// The command line asks for something that cannot be done, or names
+    /// a file that cannot be used (`connect --ca`); the message names the
+    /// option.
+    Usage(String),
 }
 
 impl AppError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            AppError::Logging(_) | AppError::Settings(_) | AppError::MissingSecret(_) => {
-                ExitCode::from(2)
-            }
+            AppError::Logging(_)
+            | AppError::Settings(_)
+            | AppError::MissingSecret(_)
+            | AppError::Usage(_) => ExitCode::from(2),
             AppError::Io(_) | AppError::Connect(_) => ExitCode::FAILURE,
         }
     }
@@ -52,7 +57,7 @@ impl fmt::Display for AppError {
             AppError::Settings(error) => error.fmt(f),
             AppError::MissingSecret(error) => error.fmt(f),
             AppError::Io(error) => error.fmt(f),
-            AppError::Connect(message) => f.write_str(message),
+            AppError::Connect(message) | AppError::Usage(message) => f.write_str(message),
         }
     }
 }
@@ -88,6 +93,8 @@ pub struct ServePlan {
     /// The node's certificate and key, read and checked, when it speaks
     /// TLS.
     pub tls: Option<ServerTls>,
+    /// The PEM of `redis_ca_file`, read and checked, when it is set.
+    pub redis_ca: Option<Vec<u8>>,
 }
 
 /// Runs the command; `env` reads environment variables.
@@ -149,11 +156,13 @@ pub fn prepare_serve(
         info!("no API key is set: POST /api/publish answers 401 to every request");
     }
     let tls = server_tls(&settings)?;
+    let redis_ca = redis_ca(&settings)?;
     info!("effective settings:\n{settings}");
     Ok(ServePlan {
         settings,
         authenticator,
         tls,
+        redis_ca,
     })
 }
 
@@ -176,6 +185,22 @@ fn server_tls(settings: &Settings) -> Result<Option<ServerTls>, SettingsError> {
         cert.display()
     );
     Ok(Some(tls))
+}
+
+/// The CA certificates of `redis_ca_file` when it is set, read and checked
+/// now, like the node's own certificate: a file that cannot be read or
+/// holds no CA certificate stops the start (and `serve --check`), naming
+/// its key, rather than leave a backplane that trusts nothing and never
+/// links.
+fn redis_ca(settings: &Settings) -> Result<Option<Vec<u8>>, SettingsError> {
+    let Some(path) = &settings.redis_ca_file else {
+        return Ok(None);
+    };
+    let pem = tether_tls::read_ca_file(path).map_err(|error| SettingsError::Invalid {
+        key: "redis_ca_file",
+        message: error.to_string(),
+    })?;
+    Ok(Some(pem))
 }
 
 /// Logs what `connect` will do (the token only as `<redacted>`).

@@ -87,7 +87,8 @@ pub struct ConnectArgs {
     #[arg(value_name = "URL", value_parser = parse_ws_url)]
     pub url: String,
     /// With wss://: trust only the CA certificates in this PEM file
-    /// instead of the public roots (Mozilla's, built in).
+    /// instead of the public roots (Mozilla's, built in). Refused with a
+    /// ws:// URL.
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// Token sent in the auth message (a JWT, or any user id in dev mode).

@@ -11,6 +11,7 @@
 //! resubscribing and recovery are the session's, as for any client.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use futures_lite::{AsyncBufReadExt, StreamExt};
@@ -29,19 +30,7 @@ use crate::serve::on_shutdown_signal;
 pub fn connect(args: ConnectArgs) -> Result<(), AppError> {
     let endpoint = endpoint_from_url(&args.url, args.token.expose().clone())
         .map_err(|error| AppError::Connect(error.to_string()))?;
-    let tls = match (&args.ca, endpoint.secure) {
-        (Some(ca), true) => Some(
-            Connector::with_ca_file(ca)
-                .map_err(|error| AppError::Connect(format!("--ca {error}")))?,
-        ),
-        (None, true) => Some(Connector::public_roots()),
-        (Some(_), false) => {
-            return Err(AppError::Connect(
-                "--ca is for wss:// URLs; this one is ws://".to_owned(),
-            ));
-        }
-        (None, false) => None,
-    };
+    let tls = connector(args.ca.as_deref(), endpoint.secure)?;
     smol::block_on(async {
         let client = Arc::new(match tls {
             Some(tls) => Client::connect_tls(endpoint.config, tls),
@@ -76,6 +65,24 @@ pub fn connect(args: ConnectArgs) -> Result<(), AppError> {
             _ => Ok(()),
         }
     })
+}
+
+/// What a `wss://` connection trusts: the CA file of `--ca`, or Mozilla's
+/// roots; `None` for `ws://`. A CA file for a `ws://` URL is refused
+/// rather than ignored: it says the user meant TLS and would not get it.
+/// A CA file that cannot be used is refused before any dial. Both are
+/// usage errors naming `--ca`.
+fn connector(ca: Option<&Path>, secure: bool) -> Result<Option<Connector>, AppError> {
+    match (ca, secure) {
+        (Some(ca), true) => Connector::with_ca_file(ca)
+            .map(Some)
+            .map_err(|error| AppError::Usage(format!("--ca {error}"))),
+        (None, true) => Ok(Some(Connector::public_roots())),
+        (Some(_), false) => Err(AppError::Usage(
+            "--ca is for wss:// URLs; this one is ws://: use wss:// or drop --ca".to_owned(),
+        )),
+        (None, false) => Ok(None),
+    }
 }
 
 async fn forward_stdin(client: Arc<Client>, default_channel: Option<String>) {

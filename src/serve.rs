@@ -8,7 +8,6 @@
 //! (PROTOCOL.md section 13); without one its authorizer decides alone.
 
 use std::io;
-use std::path::Path;
 use std::sync::Arc;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -46,11 +45,7 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
         seed: None,
     };
     let backplane = match &settings.redis_url {
-        Some(url) => Some(redis_backplane(
-            url,
-            settings.redis_ca_file.as_deref(),
-            &settings.server,
-        )?),
+        Some(url) => Some(redis_backplane(url, plan.redis_ca, &settings.server)?),
         None => None,
     };
     match settings.runtime {
@@ -125,28 +120,21 @@ pub fn serve(plan: ServePlan) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The Redis backplane at `url`, for any runtime; with `ca_file`, a
-/// `rediss://` link trusting only its certificates.
+/// The Redis backplane at `url`, for any runtime; with `ca_pem` (the
+/// checked `redis_ca_file`), a `rediss://` link trusting only its
+/// certificates.
 fn redis_backplane(
     url: &str,
-    ca_file: Option<&Path>,
+    ca_pem: Option<Vec<u8>>,
     config: &tether_core::ServerConfig,
 ) -> Result<tether_redis::RedisBackplane, AppError> {
-    let backplane = match ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|error| {
-                AppError::Settings(SettingsError::Invalid {
-                    key: "redis_ca_file",
-                    message: format!("cannot read {}: {error}", path.display()),
-                })
-            })?;
-            tether_redis::RedisBackplane::trusting(url, pem, config).map_err(|error| {
-                AppError::Settings(SettingsError::Invalid {
-                    key: "redis_ca_file",
-                    message: format!("{}: {error}", path.display()),
-                })
-            })?
-        }
+    let backplane = match ca_pem {
+        Some(pem) => tether_redis::RedisBackplane::trusting(url, pem, config).map_err(|error| {
+            AppError::Settings(SettingsError::Invalid {
+                key: "redis_ca_file",
+                message: error.to_string(),
+            })
+        })?,
         None => tether_redis::RedisBackplane::new(url, config)
             .map_err(|error| AppError::Io(io::Error::other(error)))?,
     };

@@ -1,7 +1,10 @@
 //! The `tether` executable as a user meets it: exit codes, messages, and
 //! no secret in anything it prints.
 
+use std::path::Path;
 use std::process::{Command, Output};
+
+use tether_testkit::tls::TestCa;
 
 const SECRET: &str = "jwt-secret-never-printed-0123456789";
 const API_KEY: &str = "api-key-never-printed-42";
@@ -263,4 +266,126 @@ fn a_proxy_mistake_stops_start_up_naming_its_key_and_a_connect_url_needs_no_secr
     );
     assert!(text.contains("# headers is set (not shown)"), "{text}");
     assert!(!text.contains(secret), "{text}");
+}
+
+/// `serve --dev --check` with a config file of `settings` written at
+/// `path`: what it printed, after checking that it exited 2.
+fn refused_check(path: &Path, settings: &str) -> String {
+    std::fs::write(path, settings).unwrap();
+    let output = tether(
+        &[
+            "serve",
+            "--dev",
+            "--check",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let text = printed(&output);
+    assert_eq!(output.status.code(), Some(2), "{settings}\n{text}");
+    text
+}
+
+#[test]
+fn a_tls_file_that_cannot_be_used_stops_start_up_naming_its_key() {
+    let ca = TestCa::new("binary-tls-files");
+    let (node, other) = (ca.server("node"), ca.server("other"));
+    let missing = ca.ca_file().with_file_name("absent.pem");
+    let config = ca.ca_file().with_file_name("tether.toml");
+    let cases = [
+        (&missing, &node.key, "tls_cert", "cannot read"),
+        (&config, &node.key, "tls_cert", "no certificate in the file"),
+        (
+            &node.key,
+            &node.key,
+            "tls_cert",
+            "no certificate in the file",
+        ),
+        (&node.cert, &missing, "tls_key", "cannot read"),
+        (&node.cert, &config, "tls_key", "no private key in the file"),
+        (
+            &node.cert,
+            &node.cert,
+            "tls_key",
+            "no private key in the file",
+        ),
+        (
+            &node.cert,
+            &other.key,
+            "tls_key",
+            "is not the key of the certificate",
+        ),
+    ];
+    for (cert, key, named, why) in cases {
+        let settings = format!(
+            "tls_cert = {:?}\ntls_key = {:?}\n",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap()
+        );
+        let text = refused_check(&config, &settings);
+        assert!(
+            text.contains(&format!("setting \"{named}\"")) && text.contains(why),
+            "{settings}\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_redis_ca_file_that_cannot_be_used_stops_start_up_naming_its_key() {
+    let ca = TestCa::new("binary-redis-ca");
+    let node = ca.server("node");
+    let missing = ca.ca_file().with_file_name("absent.pem");
+    let config = ca.ca_file().with_file_name("tether.toml");
+    let cases = [
+        (&missing, "cannot read"),
+        (&config, "no certificate in the file"),
+        (&node.key, "no certificate in the file"),
+    ];
+    for (file, why) in cases {
+        let settings = format!(
+            "redis_url = \"rediss://127.0.0.1:1\"\nredis_ca_file = {:?}\n",
+            file.to_str().unwrap()
+        );
+        let text = refused_check(&config, &settings);
+        assert!(
+            text.contains("setting \"redis_ca_file\"") && text.contains(why),
+            "{settings}\n{text}"
+        );
+    }
+}
+
+#[test]
+fn connect_refuses_a_ca_file_for_a_plain_url_or_one_it_cannot_use() {
+    let ca = TestCa::new("binary-connect-ca");
+    let node = ca.server("node");
+    let ca_file = ca.ca_file().to_str().unwrap();
+    let missing = ca.ca_file().with_file_name("absent.pem");
+    // Nothing listens on port 1: every refusal comes before any dial.
+    let cases = [
+        ("ws://127.0.0.1:1/ws", ca_file, "--ca is for wss:// URLs"),
+        (
+            "wss://127.0.0.1:1/ws",
+            missing.to_str().unwrap(),
+            "cannot read",
+        ),
+        (
+            "wss://127.0.0.1:1/ws",
+            node.key.to_str().unwrap(),
+            "no certificate in the file",
+        ),
+    ];
+    for (url, file, why) in cases {
+        let output = tether(&["connect", url, "--token", "t", "--ca", file], &[]);
+        let text = printed(&output);
+        assert_eq!(output.status.code(), Some(2), "{url} --ca {file}\n{text}");
+        let error = text
+            .lines()
+            .find(|line| line.starts_with("tether: "))
+            .unwrap_or_else(|| panic!("no error line: {text}"));
+        assert!(
+            error.contains("--ca") && error.contains(why),
+            "{url} --ca {file}\n{error}"
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //! `redis-server` as child processes of a test, the plain WebSocket
 //! and HTTP clients the tests speak to a node with, an HTTP server playing
 //! the application's backend, key pairs made at test time for the JWT
-//! tests, and certificates made at test time for the TLS tests.
+//! tests, certificates made at test time for the TLS tests, and a client
+//! that offers permessage-deflate and sees what arrived compressed.
 //!
 //! Every wait here is bounded, and every socket is on 127.0.0.1. The crate
 //! is not published; the core's own unit tests keep their helpers
@@ -13,6 +14,7 @@
 pub mod authorizer;
 pub mod backend;
 pub mod bounded;
+pub mod deflate;
 pub mod http;
 pub mod keys;
 pub mod metrics;

@@ -268,22 +268,26 @@ pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
 pub fn opcodes(mut bytes: &[u8]) -> Vec<u8> {
     let mut found = Vec::new();
     while !bytes.is_empty() {
-        assert!(bytes.len() >= 2, "a truncated frame header");
-        let (length, header) = match bytes[1] & 0x7f {
-            126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
-            127 => {
-                let mut wide = [0; 8];
-                wide.copy_from_slice(&bytes[2..10]);
-                (
-                    usize::try_from(u64::from_be_bytes(wide)).expect("a frame that fits"),
-                    10,
-                )
-            }
-            short => (usize::from(short), 2),
-        };
-        assert!(bytes.len() >= header + length, "a truncated frame");
+        let length = server_frame_len(bytes).expect("a truncated frame");
         found.push(bytes[0] & 0x0f);
-        bytes = &bytes[header + length..];
+        bytes = &bytes[length..];
     }
     found
+}
+
+/// The length, header included, of the server frame (unmasked) that
+/// `bytes` starts with; `None` until all of it is there.
+pub fn server_frame_len(bytes: &[u8]) -> Option<usize> {
+    let (length, header) = match bytes.get(1)? & 0x7f {
+        126 => (
+            usize::from(u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?)),
+            4,
+        ),
+        127 => {
+            let wide = u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?);
+            (usize::try_from(wide).expect("a frame that fits"), 10)
+        }
+        short => (usize::from(short), 2),
+    };
+    (bytes.len() >= header + length).then_some(header + length)
 }

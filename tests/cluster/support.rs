@@ -69,6 +69,14 @@ impl Node {
     /// Starts a node on `runtime` (`smol`, `blocking`, `tokio`) on a free port and
     /// waits for its log to say that its link to Redis is up.
     fn start(redis: &Redis, config: &ConfigFile, runtime: &str) -> Node {
+        let node = Node::listening(redis, config, runtime);
+        node.await_link_up();
+        node
+    }
+
+    /// Starts a node on `runtime` on a free port and waits until it
+    /// listens, whether or not its link to Redis comes up.
+    fn listening(redis: &Redis, config: &ConfigFile, runtime: &str) -> Node {
         let url = redis.url();
         let config = config.path.to_str().expect("a UTF-8 temporary path");
         let process = Process::start(
@@ -87,8 +95,13 @@ impl Node {
             ],
         );
         let addr = process.listening_on();
-        process.wait_for_line("backplane link up");
         Node { addr, process }
+    }
+
+    /// Waits for the node's log to say that connecting to Redis failed;
+    /// the line, which gives the reason.
+    pub fn await_connection_failed(&self) -> String {
+        self.process.wait_for_line("backplane connection failed")
     }
 
     /// Waits for the node's log to say that its link to Redis failed.
@@ -159,22 +172,48 @@ impl Cluster {
 
     /// [`Cluster::start`] with another `presence_ttl`.
     pub fn with_presence_ttl(presence_ttl: Duration) -> Cluster {
-        Cluster::on(Redis::start(), presence_ttl, "")
+        Cluster::on(Redis::start(), presence_ttl, "", Node::start)
     }
 
     /// [`Cluster::start`] on a Redis speaking TLS only, whose certificate
     /// `ca` signed and every node trusts (`redis_ca_file`).
     pub fn with_tls(ca: &TestCa) -> Cluster {
-        let redis = Redis::start_tls(&ca.server("redis"));
-        let extra = format!("redis_ca_file = {:?}\n", ca.ca_file().display().to_string());
-        Cluster::on(redis, PRESENCE_TTL, &extra)
+        Cluster::on_tls(ca, ca, Node::start)
     }
 
-    /// Three nodes on `redis`, with `extra` settings.
-    fn on(redis: Redis, presence_ttl: Duration, extra: &str) -> Cluster {
+    /// Three nodes on a Redis speaking TLS only, whose certificate
+    /// `signer` signed, each trusting only `trusted` (`redis_ca_file`);
+    /// `start` starts each node.
+    fn on_tls(
+        signer: &TestCa,
+        trusted: &TestCa,
+        start: fn(&Redis, &ConfigFile, &str) -> Node,
+    ) -> Cluster {
+        let redis = Redis::start_tls(&signer.server("redis"));
+        let extra = format!(
+            "redis_ca_file = {:?}\n",
+            trusted.ca_file().display().to_string()
+        );
+        Cluster::on(redis, PRESENCE_TTL, &extra, start)
+    }
+
+    /// [`Cluster::on_tls`] with `trusted` another authority than the one
+    /// that signed Redis's certificate: each node is started as soon as it
+    /// listens, since its link never comes up.
+    pub fn on_untrusted_tls(signer: &TestCa, trusted: &TestCa) -> Cluster {
+        Cluster::on_tls(signer, trusted, Node::listening)
+    }
+
+    /// Three nodes on `redis`, with `extra` settings, each started by
+    /// `start`.
+    fn on(
+        redis: Redis,
+        presence_ttl: Duration,
+        extra: &str,
+        start: fn(&Redis, &ConfigFile, &str) -> Node,
+    ) -> Cluster {
         let config = ConfigFile::write(presence_ttl, extra);
-        let nodes =
-            ["smol", "blocking", "tokio"].map(|runtime| Node::start(&redis, &config, runtime));
+        let nodes = ["smol", "blocking", "tokio"].map(|runtime| start(&redis, &config, runtime));
         Cluster {
             nodes,
             redis,

@@ -179,7 +179,29 @@ fn an_expired_certificate_is_refused(runtime: Runtime) {
     assert!(error.to_string().contains("expired"), "{error}");
 }
 
-fn a_connection_refused_at_capacity_is_closed_during_its_handshake(runtime: Runtime) {
+/// The handshake timeout of the tests below: long enough for a loaded
+/// machine to finish a real handshake in, far shorter than the trickle
+/// and than [`READ_TIMEOUT`].
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The status and body of the HTTP answer that refused a `wss://`
+/// upgrade; panics on any other outcome (a TLS failure, a timeout, an
+/// upgrade).
+fn refusal(upgrade: Result<Wss, tungstenite::Error>) -> (u16, String) {
+    match upgrade {
+        Err(tungstenite::Error::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            (
+                response.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        }
+        Err(other) => panic!("expected an HTTP refusal after the TLS handshake, got {other}"),
+        Ok(_) => panic!("expected an HTTP refusal, got an upgrade"),
+    }
+}
+
+fn a_connection_refused_at_capacity_gets_its_503_after_the_tls_handshake(runtime: Runtime) {
     let ca = ca("tls-capacity", runtime);
     let config = ServerConfig {
         max_connections: 1,
@@ -189,17 +211,55 @@ fn a_connection_refused_at_capacity_is_closed_during_its_handshake(runtime: Runt
     let mut alice = wss(server.addr, ca.ca_file())
         .expect("the TLS upgrade")
         .authenticate_dev("alice");
-    assert!(
-        wss(server.addr, ca.ca_file()).is_err(),
-        "a second connection at capacity"
+    assert_eq!(
+        refusal(wss(server.addr, ca.ca_file())),
+        (503, "too many connections".to_owned())
     );
     alice.send_json(json!({"type": "ping", "id": "still"}));
     assert_eq!(alice.recv_type("pong")["id"], "still");
 }
 
-/// The handshake timeout of the tests below: long enough for a loaded
-/// machine to finish a real handshake in, far shorter than the trickle.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(500);
+fn a_silent_client_refused_at_capacity_is_cut_at_close_timeout(runtime: Runtime) {
+    let ca = ca("tls-capacity-silent", runtime);
+    let config = ServerConfig {
+        max_connections: 1,
+        close_timeout: HANDSHAKE_TIMEOUT,
+        ..config()
+    };
+    let server = start(runtime, config, &ca.server("node"));
+    let _alice = wss(server.addr, ca.ca_file())
+        .expect("the TLS upgrade")
+        .authenticate_dev("alice");
+    // No hello: the refusal waits for a handshake that never comes, as
+    // long as the refusal's linger and no longer.
+    let mut silent = tcp(server.addr);
+    let (received, _) = read_to_end(&mut silent);
+    assert!(received.is_empty(), "{received:?}");
+}
+
+fn while_draining_a_tls_connection_gets_its_503_after_the_handshake(runtime: Runtime) {
+    let ca = ca("tls-draining", runtime);
+    let config = ServerConfig {
+        close_timeout: Duration::from_secs(5),
+        ..config()
+    };
+    let server = start(runtime, config, &ca.server("node"));
+    let mut alice = wss(server.addr, ca.ca_file())
+        .expect("the TLS upgrade")
+        .authenticate_dev("alice");
+    server.shutdown();
+    match alice.read() {
+        Ok(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    // Alice has not answered the close yet, so the node is still draining.
+    assert_eq!(
+        refusal(wss(server.addr, ca.ca_file())),
+        (503, "draining".to_owned())
+    );
+    alice.finish_close();
+    server.join().expect("run returns Ok");
+}
 
 fn a_client_silent_after_connecting_is_cut_at_the_handshake_timeout(runtime: Runtime) {
     let ca = ca("tls-silent", runtime);
@@ -424,7 +484,9 @@ fn tether_connect_speaks_wss_with_a_ca_file(runtime: Runtime) {
 
 runtime_tests! {
     a_malformed_record_after_the_handshake_closes_that_connection_alone => smol, blocking, tokio;
-    a_connection_refused_at_capacity_is_closed_during_its_handshake => smol, blocking, tokio;
+    a_connection_refused_at_capacity_gets_its_503_after_the_tls_handshake => smol, blocking, tokio;
+    while_draining_a_tls_connection_gets_its_503_after_the_handshake => smol, blocking, tokio;
+    a_silent_client_refused_at_capacity_is_cut_at_close_timeout => smol, blocking, tokio;
     tether_connect_speaks_wss_with_a_ca_file => smol;
     the_blocking_client_speaks_wss => smol, blocking, tokio;
     the_blocking_client_refuses_a_certificate_of_another_authority => smol;

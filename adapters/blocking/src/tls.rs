@@ -57,6 +57,11 @@ impl Secured {
         stream.write_all(&ciphertext)
     }
 
+    /// Whether the handshake is still under way.
+    pub fn is_handshaking(&self) -> bool {
+        lock(&self.session).is_handshaking()
+    }
+
     /// Tells the peer that no more plaintext follows, before a half-close.
     pub fn close_notify(&self, stream: &TcpStream) -> io::Result<()> {
         lock(&self.session).close_notify();

@@ -557,7 +557,11 @@ async fn connection(
         let transport = node.core.borrow().transport(conn);
         match transport {
             Transport::CloseNow | Transport::Abort => break,
-            Transport::HalfClose if !half_closed => {
+            // A refused connection's `503` waits in its TLS session until
+            // the handshake is over: the half-close waits with it.
+            Transport::HalfClose
+                if !half_closed && !tls.as_ref().is_some_and(Session::is_handshaking) =>
+            {
                 half_closed = true;
                 if let Some(session) = &mut tls {
                     session.close_notify();

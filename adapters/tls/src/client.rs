@@ -8,7 +8,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use tether_core::dial_address;
 
-use crate::server::read_certificates;
+use crate::server::{certificates, read};
 use crate::{HTTP_1_1, Session, TlsError, TlsFile, provider};
 
 /// A client's TLS configuration: the certificates it trusts. Cheap to
@@ -30,17 +30,8 @@ impl Connector {
     /// Trusts the certificates in the PEM file at `path`, and only them:
     /// for a private CA, or a self-signed certificate.
     pub fn with_ca_file(path: &Path) -> Result<Connector, TlsError> {
-        let mut roots = RootCertStore::empty();
-        for certificate in read_certificates(TlsFile::Ca, path)? {
-            roots.add(certificate).map_err(|error| {
-                TlsError::new(
-                    TlsFile::Ca,
-                    path,
-                    format!("not a usable CA certificate: {error}"),
-                )
-            })?;
-        }
-        Ok(Connector::trusting(roots))
+        let pem = read(TlsFile::Ca, path)?;
+        Ok(Connector::trusting(ca_roots(path, &pem)?))
     }
 
     fn trusting(roots: RootCertStore) -> Connector {
@@ -77,6 +68,32 @@ impl Default for Connector {
     fn default() -> Self {
         Connector::public_roots()
     }
+}
+
+/// The text of the CA file at `path`, checked as
+/// [`Connector::with_ca_file`] checks it (readable, at least one usable CA
+/// certificate in PEM): for a client of another library that takes the
+/// PEM itself, such as the Redis backplane's over `rediss://`, so that a
+/// file it would silently trust nothing with is refused as early.
+pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let pem = read(TlsFile::Ca, path)?;
+    ca_roots(path, &pem)?;
+    Ok(pem)
+}
+
+/// The CA certificates in `pem`, the text of the file at `path`.
+fn ca_roots(path: &Path, pem: &[u8]) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for certificate in certificates(TlsFile::Ca, path, pem)? {
+        roots.add(certificate).map_err(|error| {
+            TlsError::new(
+                TlsFile::Ca,
+                path,
+                format!("not a usable CA certificate: {error}"),
+            )
+        })?;
+    }
+    Ok(roots)
 }
 
 /// The name the server's certificate must carry: the URL's host without

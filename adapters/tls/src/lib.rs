@@ -6,7 +6,9 @@
 //!   open connection: new handshakes get the new certificate, established
 //!   ones keep theirs.
 //! - [`Connector`]: what a client trusts, Mozilla's roots or a CA file,
-//!   and the server name it checks, taken from the URL's host.
+//!   and the server name it checks, taken from the URL's host;
+//!   [`read_ca_file`], the same check of a CA file for a client that takes
+//!   the PEM itself (the Redis backplane's).
 //! - [`Session`]: a rustls connection driven without I/O, for the adapters
 //!   that move bytes themselves (the smol node on its own reactor, the
 //!   blocking node's reader and writer threads, the smol and blocking
@@ -30,7 +32,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
-pub use client::{Connector, server_name};
+pub use client::{Connector, read_ca_file, server_name};
 pub use client_link::ClientOutput;
 pub use error::{TlsError, TlsFile};
 pub use server::ServerTls;

@@ -101,7 +101,7 @@ fn certified_key(
     key: &Path,
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, TlsError> {
-    let chain = read_certificates(TlsFile::Cert, cert)?;
+    let chain = certificates(TlsFile::Cert, cert, &read(TlsFile::Cert, cert)?)?;
     let key_der = read_key(key)?;
     let signing_key = provider
         .key_provider
@@ -126,13 +126,14 @@ fn certified_key(
     }
 }
 
-/// Every certificate in the PEM file at `path`; at least one.
-pub(crate) fn read_certificates(
+/// Every certificate in `pem`, the text of the file at `path`; at least
+/// one.
+pub(crate) fn certificates(
     file: TlsFile,
     path: &Path,
+    pem: &[u8],
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(file, path)?;
-    let chain = CertificateDer::pem_slice_iter(&pem)
+    let chain = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| TlsError::new(file, path, format!("not valid PEM: {error}")))?;
     if chain.is_empty() {
@@ -157,6 +158,7 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-fn read(file: TlsFile, path: &Path) -> Result<Vec<u8>, TlsError> {
+/// The bytes of the file at `path`.
+pub(crate) fn read(file: TlsFile, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|error| TlsError::new(file, path, format!("cannot read: {error}")))
 }

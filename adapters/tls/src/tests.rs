@@ -148,6 +148,10 @@ fn files_that_cannot_be_used_are_named() {
 
     let error = Connector::with_ca_file(&files.key).unwrap_err();
     assert_eq!(error.file, TlsFile::Ca);
+    let error = read_ca_file(&files.key).unwrap_err();
+    assert_eq!((error.file, &error.path), (TlsFile::Ca, &files.key));
+    assert!(error.message.contains("no certificate"), "{error}");
+    assert_eq!(read_ca_file(ca.ca_file()).unwrap(), ca.ca_pem().as_bytes());
 }
 
 /// The certificate a full handshake with `server_tls` presents, in DER: a

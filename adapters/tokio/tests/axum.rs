@@ -1,8 +1,9 @@
 //! The node inside an axum application, over real sockets on 127.0.0.1:
 //! the application's own routes beside the mount on one port, a client
 //! authenticated by the application's async lookup, a publication made
-//! through the handle from a REST route, and upgrade refusals with the
-//! statuses of the node's own parser.
+//! through the handle from a REST route, permessage-deflate negotiated
+//! through the mount, and upgrade refusals with the statuses of the node's
+//! own parser.
 
 mod support;
 
@@ -18,6 +19,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tether_core::{ConnectRequest, Handler, Identity, Rejection, ServerConfig, async_trait};
 use tether_testkit::bounded;
+use tether_testkit::deflate::DeflateClient;
 use tether_testkit::http::{Answer, send};
 use tether_testkit::ws::{Ws, shard_of};
 use tether_tokio::{Handle, Server, ServerOptions};
@@ -147,6 +149,17 @@ fn request(addr: SocketAddr, head: &str) -> Answer {
     )
 }
 
+/// `POST /announce` of `text` to the application at `addr`.
+fn post_announce(addr: SocketAddr, text: &str) -> Answer {
+    send(
+        addr,
+        &format!(
+            "POST /announce HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        ),
+    )
+}
+
 #[test]
 fn the_applications_routes_and_the_nodes_share_one_port() {
     bounded(LIMIT, || {
@@ -181,13 +194,7 @@ fn a_client_authenticated_by_the_applications_lookup_gets_a_publication_from_a_r
         let (mut ann, ack) = Ws::auth_with(app.addr, "token-of-ann");
         assert_eq!(ack["user"], "ann", "{ack}");
         ann.subscribe("news");
-        let announced = send(
-            app.addr,
-            &format!(
-                "POST /announce HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
-                app.addr
-            ),
-        );
+        let announced = post_announce(app.addr, "hello");
         assert_eq!((announced.status, announced.body.as_str()), (200, "1"));
         let message = ann.recv_type("message");
         assert_eq!(message["channel"], "news");
@@ -204,6 +211,25 @@ fn a_client_authenticated_by_the_applications_lookup_gets_a_publication_from_a_r
         let (mut stranger, _) = Ws::handshake(app.addr, "/ws", &[]).expect("the upgrade");
         stranger.send_json(json!({"type": "auth", "token": "unknown"}));
         assert_eq!(stranger.expect_close(), (4003, "forbidden".to_owned()));
+    });
+}
+
+#[test]
+fn a_client_offering_permessage_deflate_through_the_mount_gets_publications_compressed() {
+    bounded(LIMIT, || {
+        let app = application();
+        let mut ann = DeflateClient::open(app.addr);
+        ann.send(&json!({"type": "auth", "token": "token-of-ann"}));
+        assert_eq!(ann.recv_type("auth_ack").0["user"], "ann");
+        ann.send(&json!({"type": "subscribe", "channel": "news", "id": "s"}));
+        ann.recv_type("subscribed");
+        // Above the default compression_min_size (128 bytes).
+        let text = "The station reopens on Monday: trains to the coast leave at six, \
+                    at half past seven and at nine, and the last one back is at eleven.";
+        assert_eq!(post_announce(app.addr, text).status, 200);
+        let (message, compressed) = ann.recv_type("message");
+        assert_eq!(message["payload"], json!({ "text": text }));
+        assert!(compressed, "the publication arrived uncompressed");
     });
 }
 

@@ -75,6 +75,14 @@ struct Link {
 }
 
 impl Link {
+    /// Whether the connection's TLS handshake is over; a plain one has
+    /// none.
+    fn handshaken(&self) -> bool {
+        self.secured
+            .as_ref()
+            .is_none_or(|secured| !secured.is_handshaking())
+    }
+
     /// Writes `frames`, enciphered with TLS.
     fn write(&self, frames: &[Bytes]) -> io::Result<()> {
         match &self.secured {
@@ -107,15 +115,20 @@ fn serve(node: &Arc<Node>, conn: ConnId, link: Link, wake: Receiver<()>) {
     }
 }
 
-/// A refused connection needs one thread, not two: it writes its `503`,
-/// half-closes, then reads until the client's end of stream or the core's
-/// linger. Threads are what bounds this runtime (memory maps), so a burst
-/// of refusals at capacity must cost as little of them as it can.
+/// A refused connection needs one thread, not two: with TLS it first reads
+/// the client's handshake to its end, so that the `503` goes out
+/// enciphered where the client can read it; then it writes its `503`,
+/// half-closes, and reads until the client's end of stream. The core's
+/// linger (`close_timeout` from the accept) bounds all of it. Threads are
+/// what bounds this runtime (memory maps), so a burst of refusals at
+/// capacity must cost as little of them as it can.
 fn answer_refused(node: &Arc<Node>, conn: ConnId, link: Link, wake: Receiver<()>) {
     let spawned = {
         let node = Arc::clone(node);
         spawn_socket_thread(format!("tether-refuse-{conn}"), move || {
-            if write_loop(&node, conn, &link, &wake) {
+            if !read_until(&node, conn, &link, Link::handshaken) {
+                node.transport_closed(conn);
+            } else if write_loop(&node, conn, &link, &wake) {
                 read_loop(&node, conn, &link);
             }
         })
@@ -128,26 +141,34 @@ fn answer_refused(node: &Arc<Node>, conn: ConnId, link: Link, wake: Receiver<()>
 
 /// Hands everything the peer sends to the core until the socket ends.
 fn read_loop(node: &Node, conn: ConnId, link: &Link) {
+    read_until(node, conn, link, |_| false);
+    node.transport_closed(conn);
+}
+
+/// Hands what the peer sends to the core until `done` holds, checked
+/// before the first read and after each: true then, false if the socket
+/// ends first.
+fn read_until(node: &Node, conn: ConnId, link: &Link, done: impl Fn(&Link) -> bool) -> bool {
     // One page: every idle connection keeps this stack frame, and a larger
     // buffer would cost each of them more memory (measured in
     // BENCHMARKS.md) while typical messages fit one read anyway.
     let mut buffer = [0u8; 4 * 1024];
     let mut stream = &*link.stream;
-    loop {
+    while !done(link) {
         match stream.read(&mut buffer) {
-            Ok(0) => break,
+            Ok(0) => return false,
             Ok(read) => match &link.secured {
                 None => node.input(|core, now| core.handle_read(now, conn, &buffer[..read])),
                 Some(secured) if !read_secured(node, conn, link, secured, &buffer[..read]) => {
-                    break;
+                    return false;
                 }
                 Some(_) => {}
             },
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+            Err(_) => return false,
         }
     }
-    node.transport_closed(conn);
+    true
 }
 
 /// Deciphers what the reader read, hands the plaintext to the core and

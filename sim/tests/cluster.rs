@@ -50,7 +50,7 @@ fn an_outage_refuses_publishes_and_the_cluster_comes_back_in_order() {
             ..ServerConfig::dev()
         },
         nodes: 2,
-        sharded: false,
+        shards: 1,
         backplane: Some(BackplaneSpec {
             link: LinkProfile::lan(MS, Duration::ZERO),
             two_streams: false,

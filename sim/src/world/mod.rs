@@ -107,10 +107,10 @@ enum Ev {
     ConnectTimeout { node: usize, generation: u64 },
     /// A node's adapter finds its connection to the store broken.
     StoreFailed { node: usize, generation: u64 },
-    /// A shard's thread wakes up for the events the router holds for it.
+    /// A shard's thread wakes up for the events its router holds for it.
     ShardWoken(usize),
-    /// The shards' store's deadline.
-    StoreTimer,
+    /// The deadline of a node's router.
+    StoreTimer(usize),
 }
 
 /// A client and what the world knows about it.
@@ -202,6 +202,11 @@ pub struct Outcome {
     pub feed_delivered: u64,
     /// Every `leave` a client saw: when, which client, whose.
     pub leaves: Vec<(Instant, usize, String)>,
+    /// Every `Up` (true) and `Down` (false) a core heard of the link to
+    /// the shared store: when, which core.
+    pub news: Vec<(Instant, usize, bool)>,
+    /// Every `Rejoin` the shared store received: when, from which node.
+    pub rejoins: Vec<(Instant, usize)>,
 }
 
 /// A run in progress.
@@ -224,7 +229,7 @@ pub struct World {
     store: Option<Backplane>,
     /// Each node's link to the store (empty without one).
     links: Vec<backplane_side::StoreLink>,
-    /// The router the nodes share when they are the shards of one node.
+    /// Each node's router, when the nodes are made of shards.
     shards: Option<shard_side::Shards>,
     /// The store is unreachable before this.
     store_down_until: Instant,
@@ -238,6 +243,10 @@ pub struct World {
     feed_delivered: u64,
     /// Every `leave` a client saw.
     leaves: Vec<(Instant, usize, String)>,
+    /// Every `Up` and `Down` a core heard of the store's link.
+    news: Vec<(Instant, usize, bool)>,
+    /// Every `Rejoin` the store received, and from which node.
+    rejoins: Vec<(Instant, usize)>,
 }
 
 impl World {
@@ -255,12 +264,11 @@ impl World {
             schedule.push(backend.from, Ev::Backend);
         }
         let mut links = Vec::new();
-        let shards = setup
-            .sharded
-            .then(|| shard_side::Shards::new(&setup, rng.u64(..)));
+        let mut shards = (setup.shards > 1).then(|| shard_side::Shards::new(&setup));
         let nodes = (0..setup.nodes)
-            .map(|index| Node {
-                server: Some(new_server(&setup, index, 0, &mut rng, &mut links, shards.as_ref()).0),
+            .flat_map(|node| boot(&setup, node, 0, &mut rng, &mut links, shards.as_mut()).0)
+            .map(|server| Node {
+                server: Some(server),
                 incarnation: 0,
                 sockets: BTreeMap::new(),
                 timer_at: None,
@@ -310,6 +318,8 @@ impl World {
             revoked: 0,
             feed_delivered: 0,
             leaves: Vec::new(),
+            news: Vec::new(),
+            rejoins: Vec::new(),
         }
     }
 
@@ -323,8 +333,13 @@ impl World {
     /// Plays the setup to its end, checks convergence there, and reports.
     pub fn run(mut self) -> Outcome {
         let end = self.setup.end();
-        for node in 0..self.nodes.len() {
-            self.drain_node(node);
+        if self.sharded() {
+            for node in 0..self.setup.nodes {
+                self.settle(node);
+            }
+        }
+        for core in 0..self.nodes.len() {
+            self.drain_node(core);
         }
         while let Some((at, event)) = self.schedule.pop_until(end) {
             self.now = at;
@@ -371,7 +386,7 @@ impl World {
             Ev::ConnectTimeout { node, generation } => self.connect_timeout(node, generation),
             Ev::StoreFailed { node, generation } => self.store_link_failed(node, generation),
             Ev::ShardWoken(shard) => self.shard_woken(shard),
-            Ev::StoreTimer => self.store_timer(),
+            Ev::StoreTimer(node) => self.store_timer(node),
         }
     }
 
@@ -396,6 +411,8 @@ impl World {
             revoked: self.revoked,
             feed_delivered: self.feed_delivered,
             leaves: self.leaves,
+            news: self.news,
+            rejoins: self.rejoins,
         }
     }
 
@@ -450,36 +467,49 @@ impl World {
     }
 }
 
-/// A node incarnation and its name: with its own memory store, on the cluster's
-/// backplane under a name of its own (whose link is set up in `links`), or
-/// a shard of the one node behind `shards`.
-fn new_server(
+/// A node incarnation's cores and its name: one core with its own memory
+/// store, or on the cluster's backplane under a name of its own; or, in
+/// `shards`, a new router and the shards in front of it. On a backplane,
+/// the node's link is set up in `links` under the node's name.
+fn boot(
     setup: &Setup,
     node: usize,
     incarnation: u32,
     rng: &mut fastrand::Rng,
     links: &mut Vec<backplane_side::StoreLink>,
-    shards: Option<&shard_side::Shards>,
-) -> (Server, String) {
-    let seed = node_seed(node, incarnation, rng);
-    if let Some(shards) = shards {
-        let server = Server::shard(setup.server.clone(), seed, shards.view(node))
-            .expect("a valid node config");
-        let name = server.node_id().to_owned();
-        return (server, name);
+    shards: Option<&mut shard_side::Shards>,
+) -> (Vec<Server>, String) {
+    let (servers, name) = match shards {
+        Some(shards) => {
+            let name = shards.start(setup, node, rng.u64(..));
+            let servers = shards
+                .cores_of(node)
+                .map(|core| {
+                    let seed = node_seed(core, incarnation, rng);
+                    Server::shard(setup.server.clone(), seed, shards.view(core))
+                        .expect("a valid node config")
+                })
+                .collect();
+            (servers, name)
+        }
+        None => {
+            let seed = node_seed(node, incarnation, rng);
+            let server = match setup.backplane {
+                Some(_) => Server::with_backplane(setup.server.clone(), seed),
+                None => Server::new(setup.server.clone(), seed),
+            };
+            let server = server.expect("a valid node config");
+            let name = server.node_id().to_owned();
+            (vec![server], name)
+        }
+    };
+    if setup.backplane.is_some() {
+        match links.get_mut(node) {
+            Some(link) => link.name = name.clone(),
+            None => links.push(backplane_side::StoreLink::named(name.clone())),
+        }
     }
-    if setup.backplane.is_none() {
-        let server = Server::new(setup.server.clone(), seed).expect("a valid node config");
-        let name = server.node_id().to_owned();
-        return (server, name);
-    }
-    let server = Server::with_backplane(setup.server.clone(), seed).expect("a valid node config");
-    let name = server.node_id().to_owned();
-    match links.get_mut(node) {
-        Some(link) => link.name = name.clone(),
-        None => links.push(backplane_side::StoreLink::named(name.clone())),
-    }
-    (server, name)
+    (servers, name)
 }
 
 /// A node incarnation's seed: drawn from the run's generator as a real node

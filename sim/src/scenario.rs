@@ -3,6 +3,7 @@
 //! clients, for `--long`), and says what its run must show besides the
 //! invariants.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -182,6 +183,9 @@ impl Scenario {
                 if outcome.unavailable == 0 {
                     failures.push("no request was refused UNAVAILABLE".to_owned());
                 }
+                if let Some(nodes) = self.links_cut() {
+                    failures.extend(links_failed(outcome, nodes).err());
+                }
             }
             Scenario::ClusterCrash | Scenario::ShardedClusterCrash => {
                 if outcome.recovered == 0 {
@@ -216,6 +220,56 @@ impl Scenario {
         }
         failures
     }
+
+    /// How many nodes of shards lose their link to the store: every one
+    /// in the sharded outage, one in the sharded partition.
+    fn links_cut(self) -> Option<usize> {
+        match self {
+            Scenario::ShardedBackplaneOutage => Some(CLUSTER_NODES),
+            Scenario::ShardedBackplanePartition => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// That `nodes` nodes of shards saw their link to the store fail, every
+/// shard of each: each shard that heard `Down` heard `Up` after its last
+/// one, with the other shards of its node, and the store got a `Rejoin`
+/// from the node after that.
+fn links_failed(outcome: &Outcome, nodes: usize) -> Result<(), String> {
+    let mut last: BTreeMap<usize, (Instant, Option<Instant>)> = BTreeMap::new();
+    for &(at, core, up) in &outcome.news {
+        match (last.get_mut(&core), up) {
+            (Some(news), true) => news.1 = Some(at),
+            (_, false) => {
+                last.insert(core, (at, None));
+            }
+            (None, true) => {}
+        }
+    }
+    let cut: BTreeSet<usize> = last.keys().map(|core| core / SHARDS).collect();
+    if cut.len() != nodes {
+        return Err(format!("{} nodes' links failed, not {nodes}", cut.len()));
+    }
+    for node in cut {
+        let mut back = Instant::ZERO;
+        for core in node * SHARDS..(node + 1) * SHARDS {
+            match last.get(&core) {
+                Some(&(down, Some(up))) if up > down => back = back.max(up),
+                news => return Err(format!("core {core} of node{node} heard {news:?}")),
+            }
+        }
+        if !outcome
+            .rejoins
+            .iter()
+            .any(|&(at, from)| from == node && at > back)
+        {
+            return Err(format!(
+                "node{node} did not rejoin after its link came back"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for Scenario {

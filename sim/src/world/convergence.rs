@@ -21,6 +21,7 @@ impl World {
         for node in 0..self.nodes.len() {
             self.check_node(node, &local);
         }
+        self.check_rejoins();
         for node in 0..self.setup.nodes {
             if self.router_store_up(node) == Some(false) {
                 self.violation(format!("router{node}'s link to the backplane is down"));

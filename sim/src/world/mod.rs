@@ -247,6 +247,9 @@ pub struct World {
     news: Vec<(Instant, usize, bool)>,
     /// Every `Rejoin` the store received, and from which node.
     rejoins: Vec<(Instant, usize)>,
+    /// The rounds of restating each node of shards went through: its
+    /// link came up, or its lease was found lapsed.
+    rounds: Vec<u64>,
 }
 
 impl World {
@@ -296,7 +299,9 @@ impl World {
             .backplane
             .as_ref()
             .map(|_| Backplane::new(&setup.server));
+        let rounds = vec![0; setup.nodes];
         World {
+            rounds,
             checker: Checker::new(setup.clients.len()),
             stats: Stats::new(setup.clients.len(), setup.mark),
             setup,

@@ -204,6 +204,9 @@ impl World {
         let Some(router) = self.shards.as_ref().and_then(|shards| shards.router(node)) else {
             return;
         };
+        if let StoreEvent::Up | StoreEvent::Leased { lapsed: true } = event {
+            self.rounds[node] += 1;
+        }
         let woken = {
             let mut router = lock(&router);
             router.handle_store_event(now, event);
@@ -273,6 +276,27 @@ impl World {
     /// The node core `core` belongs to.
     pub(super) fn node_of(&self, core: usize) -> usize {
         core / self.setup.shards
+    }
+
+    /// A node of shards restates its members in one `Rejoin` per round of
+    /// restating (its link came up, or its lease lapsed), not one per
+    /// shard: the router merges what its shards restate.
+    pub(super) fn check_rejoins(&mut self) {
+        if !self.sharded() {
+            return;
+        }
+        for (node, &rounds) in self.rounds.clone().iter().enumerate() {
+            let rejoins = self
+                .rejoins
+                .iter()
+                .filter(|(_, from)| *from == node)
+                .count() as u64;
+            if rejoins > rounds {
+                self.violation(format!(
+                    "router{node} sent {rejoins} rejoins for {rounds} rounds of restating"
+                ));
+            }
+        }
     }
 
     /// Whether `node`'s router holds a running link to the store; `None`

@@ -3,6 +3,11 @@
 //! topic messages travel back, and outages and partitions break the links
 //! as a Redis outage or a lost route would.
 //!
+//! A node of several shards has one link, held by its router: the
+//! router's requests go over it and what it brings goes into the router
+//! (module `shard_side`), never to a shard directly; its failure reaches
+//! every shard of the node through the router.
+//!
 //! Each node's link is a sequence of connections (generations). A
 //! `Connect` opens a new one: answered `Up` one round trip later, or
 //! refused (`Down`) one round trip later while the store is unreachable,

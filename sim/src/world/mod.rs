@@ -1,6 +1,12 @@
 //! The world of one run: client sessions, server nodes and the sockets
 //! between them, driven by one event queue in virtual time.
 //!
+//! The world's `nodes` are its cores, each a core [`Server`]: a node of
+//! its own each, or, with [`Setup::shards`] above 1, the shards of nodes,
+//! each node's in front of its router (module `shard_side`). Sockets and
+//! timers belong to cores; links to the shared store, crashes and
+//! partitions from the store belong to nodes.
+//!
 //! # Theory of operation
 //!
 //! Every input to a machine is an [`Ev`] in the [`Schedule`], popped in
@@ -139,7 +145,7 @@ struct Client {
     refreshes: BTreeMap<String, bool>,
 }
 
-/// A node and what the world knows about it.
+/// A core (a node, or a shard of one) and what the world knows about it.
 #[derive(Debug)]
 struct Node {
     /// `None` while crashed.

@@ -12,6 +12,10 @@ use crate::net::LinkProfile;
 /// link as failed (the Redis adapter's response timeout).
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The longest a shard's thread takes to start on the events its node's
+/// router holds for it, once woken.
+pub const HAND_OFF: Duration = Duration::from_micros(200);
+
 /// Everything a run needs besides its seed.
 #[derive(Clone, Debug)]
 pub struct Setup {

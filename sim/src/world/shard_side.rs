@@ -21,15 +21,11 @@
 //! a new router, under a new name.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use tether_core::{Figures, Instant, NodeShards, Router, StoreEvent, StoreRequest};
 
 use super::{Ev, World};
-use crate::setup::Setup;
-
-/// The longest a woken shard's thread takes to start on its events.
-const HAND_OFF: Duration = Duration::from_micros(200);
+use crate::setup::{HAND_OFF, Setup};
 
 /// What the shards of every node share, and what the world keeps for them.
 #[derive(Debug)]

@@ -138,8 +138,8 @@ impl World {
         // of the node, and each of their channels once.
         let (sockets, channels) = if self.sharded() {
             let home = self.node_of(node);
-            let shards = (0..self.nodes.len()).filter(|&core| self.node_of(core) == home);
-            let sockets = shards
+            let sockets = self
+                .cores_of(home)
                 .map(|core| self.nodes[core].sockets.len())
                 .sum::<usize>();
             let names: BTreeSet<&String> = local

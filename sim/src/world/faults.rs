@@ -79,8 +79,7 @@ impl World {
         if let Some(shards) = &mut self.shards {
             shards.stop(node);
         }
-        let first = node * self.setup.shards;
-        for core in first..first + self.setup.shards {
+        for core in self.cores_of(node) {
             let state = &mut self.nodes[core];
             if let Some(server) = state.server.take() {
                 add_counters(&mut self.retired, &server.counters());

@@ -305,9 +305,8 @@ impl World {
             .backplane
             .as_ref()
             .map(|_| Backplane::new(&setup.server));
-        let rounds = vec![0; setup.nodes];
         World {
-            rounds,
+            rounds: vec![0; setup.nodes],
             checker: Checker::new(setup.clients.len()),
             stats: Stats::new(setup.clients.len(), setup.mark),
             setup,
@@ -466,6 +465,11 @@ impl World {
         {
             self.sockets.remove(&id);
         }
+    }
+
+    /// The cores that make up `node`.
+    fn cores_of(&self, node: usize) -> std::ops::Range<usize> {
+        node * self.setup.shards..(node + 1) * self.setup.shards
     }
 
     fn record(&mut self, line: std::fmt::Arguments<'_>) {

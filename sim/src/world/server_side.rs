@@ -122,8 +122,8 @@ impl World {
     /// A crashed node starts again: every core of it, and the router in
     /// front of them when it has shards.
     pub(super) fn restart(&mut self, node: usize) {
-        let first = node * self.setup.shards;
-        let incarnation = self.nodes[first].incarnation;
+        let cores = self.cores_of(node);
+        let incarnation = self.nodes[cores.start].incarnation;
         let (servers, prefix) = boot(
             &self.setup,
             node,
@@ -132,14 +132,14 @@ impl World {
             &mut self.links,
             self.shards.as_mut(),
         );
-        for (core, server) in (first..).zip(servers) {
+        for (core, server) in cores.clone().zip(servers) {
             let state = &mut self.nodes[core];
             state.server = Some(server);
             state.gaps = 0;
         }
         self.record(format_args!("node{node} restarted as {prefix}"));
         self.settle(node);
-        for core in first..first + self.setup.shards {
+        for core in cores {
             self.drain_node(core);
         }
     }

@@ -306,7 +306,7 @@ impl World {
     /// Schedules each of `node`'s shards in `woken` to take its events a
     /// hand-off later.
     fn wake(&mut self, node: usize, woken: Vec<usize>) {
-        let first = node * self.setup.shards;
+        let first = self.cores_of(node).start;
         for shard in woken {
             let at = self.now + crate::net::draw(HAND_OFF, &mut self.rng);
             self.schedule.push(at, Ev::ShardWoken(first + shard));

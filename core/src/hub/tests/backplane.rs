@@ -1181,3 +1181,26 @@ fn an_answer_held_behind_an_earlier_reply_lets_its_subscriber_in_only_when_its_t
     .map(|(kind, name, offset)| (kind, name.to_owned(), offset));
     assert_eq!(deliveries(&r.take_for(alice)), expected);
 }
+
+#[test]
+fn a_failing_link_refuses_a_held_answer_in_its_turn_and_undoes_its_subscription() {
+    let config = ServerConfig::dev();
+    let mut r = Remote::up(&config);
+    let alice = ConnId(1);
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
+    let first = r.subscribe(alice, r#"{"type":"subscribe","id":"a","channel":"chat"}"#);
+    let second = r.subscribe(alice, r#"{"type":"subscribe","id":"b","channel":"news"}"#);
+    assert!(first < second);
+    // News is answered first: held behind chat.
+    r.event(replayed(second, "news", "E", 0));
+    r.event(publication_on("news", "E", 1));
+    assert!(r.take_for(alice).is_empty());
+
+    r.event(StoreEvent::Down);
+    assert_eq!(
+        r.take_for(alice),
+        [unavailable("a"), unavailable("b")].map(|t| server(&t))
+    );
+    assert_eq!(r.hub.channel_count(), 0, "both subscriptions were undone");
+}

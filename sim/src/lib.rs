@@ -14,12 +14,16 @@
 //! Nodes may share one [`backplane`]: an in-memory model of the Redis
 //! store (central offsets, history, idempotency, epochs, presence leases,
 //! routing to following nodes), reached over simulated links that can fail.
+//! A node may be made of several shards (`threads`), each a core `Server`
+//! of its own, in front of the node's one [`Router`]: its store in memory,
+//! or its one link to the shared store.
 //!
 //! Invariants are checked while the run goes on ([`check`]) and at its end,
 //! a convergence bound after the last fault ([`setup::Setup::convergence_bound`]).
 //!
 //! [`ClientSession`]: tether_core::ClientSession
 //! [`Server`]: tether_core::Server
+//! [`Router`]: tether_core::Router
 
 pub mod backplane;
 pub mod check;

@@ -3,6 +3,7 @@
 //! clients, for `--long`), and says what its run must show besides the
 //! invariants.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -64,11 +65,24 @@ pub enum Scenario {
     /// clients spread over the shards, steady chat with some connections
     /// reset and one peer vanishing.
     ShardedChat,
+    /// The cluster chat on three nodes of two shards each, every node's
+    /// router on the node's one link to the backplane, clients spread over
+    /// every shard of every node.
+    ShardedClusterChat,
+    /// The backplane outage under nodes of two shards each.
+    ShardedBackplaneOutage,
+    /// The backplane partition under nodes of two shards each: every shard
+    /// of the node cut off hears its link go down and come back, and the
+    /// node restates its members in one `Rejoin`.
+    ShardedBackplanePartition,
+    /// The cluster crash under nodes of two shards each: the node goes
+    /// down with both shards and its router.
+    ShardedClusterCrash,
 }
 
 impl Scenario {
     /// Every scenario, in the order runs go through them.
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::SteadyChat,
         Scenario::RestartStorm,
         Scenario::RestartStormNoJitter,
@@ -81,6 +95,10 @@ impl Scenario {
         Scenario::ClusterCrash,
         Scenario::RefreshStorm,
         Scenario::ShardedChat,
+        Scenario::ShardedClusterChat,
+        Scenario::ShardedBackplaneOutage,
+        Scenario::ShardedBackplanePartition,
+        Scenario::ShardedClusterCrash,
     ];
 
     /// The name used on the command line.
@@ -98,6 +116,10 @@ impl Scenario {
             Scenario::ClusterCrash => "cluster-crash",
             Scenario::RefreshStorm => "refresh-storm",
             Scenario::ShardedChat => "sharded-chat",
+            Scenario::ShardedClusterChat => "sharded-cluster-chat",
+            Scenario::ShardedBackplaneOutage => "sharded-backplane-outage",
+            Scenario::ShardedBackplanePartition => "sharded-backplane-partition",
+            Scenario::ShardedClusterCrash => "sharded-cluster-crash",
         }
     }
 
@@ -127,6 +149,10 @@ impl Scenario {
             Scenario::ClusterCrash => cluster_crash(size, rng),
             Scenario::RefreshStorm => refresh_storm(size, rng),
             Scenario::ShardedChat => sharded_chat(size, rng),
+            Scenario::ShardedClusterChat => sharded(cluster_chat(size, rng)),
+            Scenario::ShardedBackplaneOutage => sharded(backplane_outage(size, rng)),
+            Scenario::ShardedBackplanePartition => sharded(backplane_partition(size, rng)),
+            Scenario::ShardedClusterCrash => sharded(cluster_crash(size, rng)),
         }
     }
 
@@ -150,12 +176,18 @@ impl Scenario {
                     ));
                 }
             }
-            Scenario::BackplaneOutage | Scenario::BackplanePartition => {
+            Scenario::BackplaneOutage
+            | Scenario::BackplanePartition
+            | Scenario::ShardedBackplaneOutage
+            | Scenario::ShardedBackplanePartition => {
                 if outcome.unavailable == 0 {
                     failures.push("no request was refused UNAVAILABLE".to_owned());
                 }
+                if let Some(nodes) = self.links_cut() {
+                    failures.extend(links_failed(outcome, nodes).err());
+                }
             }
-            Scenario::ClusterCrash => {
+            Scenario::ClusterCrash | Scenario::ShardedClusterCrash => {
                 if outcome.recovered == 0 {
                     failures.push("no client recovered from the central history".to_owned());
                 }
@@ -183,10 +215,61 @@ impl Scenario {
             | Scenario::FlappingClient
             | Scenario::HealingPartition
             | Scenario::ClusterChat
-            | Scenario::ShardedChat => {}
+            | Scenario::ShardedChat
+            | Scenario::ShardedClusterChat => {}
         }
         failures
     }
+
+    /// How many nodes of shards lose their link to the store: every one
+    /// in the sharded outage, one in the sharded partition.
+    fn links_cut(self) -> Option<usize> {
+        match self {
+            Scenario::ShardedBackplaneOutage => Some(CLUSTER_NODES),
+            Scenario::ShardedBackplanePartition => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// That `nodes` nodes of shards saw their link to the store fail, every
+/// shard of each: each shard that heard `Down` heard `Up` after its last
+/// one, with the other shards of its node, and the store got a `Rejoin`
+/// from the node after that.
+fn links_failed(outcome: &Outcome, nodes: usize) -> Result<(), String> {
+    let mut last: BTreeMap<usize, (Instant, Option<Instant>)> = BTreeMap::new();
+    for &(at, core, up) in &outcome.news {
+        match (last.get_mut(&core), up) {
+            (Some(news), true) => news.1 = Some(at),
+            (_, false) => {
+                last.insert(core, (at, None));
+            }
+            (None, true) => {}
+        }
+    }
+    let cut: BTreeSet<usize> = last.keys().map(|core| core / SHARDS).collect();
+    if cut.len() != nodes {
+        return Err(format!("{} nodes' links failed, not {nodes}", cut.len()));
+    }
+    for node in cut {
+        let mut back = Instant::ZERO;
+        for core in node * SHARDS..(node + 1) * SHARDS {
+            match last.get(&core) {
+                Some(&(down, Some(up))) if up > down => back = back.max(up),
+                news => return Err(format!("core {core} of node{node} heard {news:?}")),
+            }
+        }
+        if !outcome
+            .rejoins
+            .iter()
+            .any(|&(at, from)| from == node && at > back)
+        {
+            return Err(format!(
+                "node{node} did not rejoin after its link came back"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for Scenario {
@@ -284,7 +367,7 @@ fn steady_chat(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server: ServerConfig::dev(),
         nodes: 1,
-        sharded: false,
+        shards: 1,
         backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
@@ -307,7 +390,7 @@ fn restart_storm(size: Size, rng: &mut fastrand::Rng, backoff: Backoff) -> Setup
     Setup {
         server: ServerConfig::dev(),
         nodes: 1,
-        sharded: false,
+        shards: 1,
         backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
@@ -371,7 +454,7 @@ fn slow_consumer(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server,
         nodes: 1,
-        sharded: false,
+        shards: 1,
         backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
@@ -404,7 +487,7 @@ fn flapping_client(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server: ServerConfig::dev(),
         nodes: 1,
-        sharded: false,
+        shards: 1,
         backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
@@ -434,7 +517,7 @@ fn healing_partition(size: Size, rng: &mut fastrand::Rng) -> Setup {
     Setup {
         server: ServerConfig::dev(),
         nodes: 1,
-        sharded: false,
+        shards: 1,
         backplane: None,
         send_buffer: SEND_BUFFER,
         clients,
@@ -469,7 +552,7 @@ fn cluster(
     Setup {
         server: ServerConfig::dev(),
         nodes: CLUSTER_NODES,
-        sharded: false,
+        shards: 1,
         backplane: Some(BackplaneSpec {
             link: LinkProfile::lan(latency, Duration::from_micros(500)),
             two_streams: true,
@@ -503,10 +586,31 @@ fn cluster_chat(size: Size, rng: &mut fastrand::Rng) -> Setup {
 fn sharded_chat(size: Size, rng: &mut fastrand::Rng) -> Setup {
     let setup = cluster_chat(size, rng);
     Setup {
+        nodes: 1,
+        shards: CLUSTER_NODES,
         backplane: None,
-        sharded: true,
         ..setup
     }
+}
+
+/// Shards per node in the sharded clusters.
+const SHARDS: usize = 2;
+
+/// A cluster scenario on nodes of [`SHARDS`] shards each: every client
+/// stays on its node, on the node's shards in turn (client `i` of node
+/// `i % nodes` on its shard `i / nodes % SHARDS`), so that every shard of
+/// every node has clients and the scenario's faults strike the same
+/// nodes.
+fn sharded(setup: Setup) -> Setup {
+    let mut setup = Setup {
+        shards: SHARDS,
+        ..setup
+    };
+    let nodes = setup.nodes;
+    for (index, client) in setup.clients.iter_mut().enumerate() {
+        client.node = client.node * SHARDS + index / nodes % SHARDS;
+    }
+    setup
 }
 
 /// The store is unreachable for 5 s, 10 to 11 s in. Leases last half of a

@@ -12,17 +12,25 @@ use crate::net::LinkProfile;
 /// link as failed (the Redis adapter's response timeout).
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The longest a shard's thread takes to start on the events its node's
+/// router holds for it, once woken.
+pub const HAND_OFF: Duration = Duration::from_micros(200);
+
 /// Everything a run needs besides its seed.
 #[derive(Clone, Debug)]
 pub struct Setup {
     /// The settings of every node.
     pub server: ServerConfig,
-    /// Server nodes, named `node0`, `node1`, ...
+    /// Server nodes.
     pub nodes: usize,
-    /// Whether the nodes are the shards of one node (`threads`), in front
-    /// of one router and its store ([`tether_core::Router`]), instead of
-    /// nodes of their own. Not with a backplane.
-    pub sharded: bool,
+    /// The shards (`threads`) of each node. With 1, each node is one core
+    /// [`tether_core::Server`] of its own. With more, each node's shards
+    /// stand in front of the node's one [`tether_core::Router`]: its store
+    /// in memory, or, with a backplane, its one link to the shared store.
+    /// The world runs `nodes * shards` cores, named `node0`, `node1`, ...
+    /// in node order (node `n`'s shards are cores `n * shards` to
+    /// `n * shards + shards - 1`); a client dials a core.
+    pub shards: usize,
     /// The shared store, when the nodes form a cluster over a backplane
     /// ([`crate::backplane`]); `None` gives each node a store of its own,
     /// in memory.
@@ -67,7 +75,8 @@ pub struct ClientSpec {
     /// Whether its first token grants the feed channels
     /// ([`crate::grants`]).
     pub feeds: bool,
-    /// The node it dials.
+    /// The core it dials: a node, or one shard of a node (see
+    /// [`Setup::shards`]); a connection lives its whole life there.
     pub node: usize,
     /// Its network link.
     pub link: LinkProfile,
@@ -83,7 +92,7 @@ pub struct ClientSpec {
 /// A steady stream of application publications on one node.
 #[derive(Clone, Debug)]
 pub struct Backend {
-    /// The node that publishes.
+    /// The core that publishes (see [`Setup::shards`]).
     pub node: usize,
     /// The channel published to.
     pub channel: Channel,
@@ -100,8 +109,9 @@ pub struct Backend {
 /// Something that goes wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// The node's process dies: its sockets are reset, its memory lost; it
-    /// starts again, as a new incarnation, `down_for` later.
+    /// The node's process dies, with every shard of it: its sockets are
+    /// reset, its memory lost; it starts again, as a new incarnation,
+    /// `down_for` later.
     Crash {
         /// The node.
         node: usize,
@@ -130,7 +140,8 @@ pub enum Fault {
         until: Instant,
     },
     /// Nothing gets through between the node and the shared store until
-    /// `until`: requests and events are lost, and the node finds out when a
+    /// `until` (every shard of it, behind the node's one link): requests
+    /// and events are lost, and the node finds out when a
     /// request it sends meanwhile (or a connection attempt) goes unanswered
     /// for the adapter's response timeout.
     BackplanePartition {
@@ -189,6 +200,11 @@ impl Setup {
             None => Duration::ZERO,
         };
         node.max(silence).max(dial).max(store) + Duration::from_secs(1)
+    }
+
+    /// The cores the world runs: every shard of every node.
+    pub fn cores(&self) -> usize {
+        self.nodes * self.shards
     }
 
     /// The instant the run ends and convergence is checked.

@@ -87,3 +87,19 @@ fn presence_deltas_stay_consistent_across_a_backplane_outage_with_short_leases()
     });
     assert!(violations.is_empty(), "{violations:#?}");
 }
+
+/// A client that comes back recovers two channels in one go. Its first
+/// subscription's answer lags the node and is asked again; the second's
+/// is current, but its `subscribed` (and replay) waits in the
+/// connection's reply order behind the first. The subscriber was let into
+/// the second channel's deliveries at once, so its next publications
+/// reached the client before its own `subscribed` and replay, and the
+/// client, already past them, lost the replay (seed 169 of
+/// `sharded-cluster-chat`: offsets 14 to 77 of a channel). An answer that
+/// waits behind an earlier reply is now held until its turn, and admitted
+/// then (module `core/src/hub/store_events.rs`).
+#[test]
+fn a_recovery_held_behind_an_earlier_reply_delivers_its_replay_first() {
+    let report = tether_sim::run(Scenario::ShardedClusterChat, Size::Short, 169);
+    assert!(report.passed(), "{:#?}", report.failures);
+}

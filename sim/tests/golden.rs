@@ -5,7 +5,7 @@
 
 use tether_sim::{Scenario, Size, run};
 
-const GOLDEN: [(Scenario, u64); 12] = [
+const GOLDEN: [(Scenario, u64); 16] = [
     (Scenario::SteadyChat, 0x47a2_b522_e3c6_836d),
     (Scenario::RestartStorm, 0xc961_ac9a_6bb9_39c0),
     (Scenario::RestartStormNoJitter, 0x62f9_47fc_0913_0cc5),
@@ -18,6 +18,10 @@ const GOLDEN: [(Scenario, u64); 12] = [
     (Scenario::ClusterCrash, 0x65b3_2183_da0a_b713),
     (Scenario::RefreshStorm, 0xea95_9602_27dd_d6c1),
     (Scenario::ShardedChat, 0x76f9_93ff_451a_0d68),
+    (Scenario::ShardedClusterChat, 0x718d_a53e_cfca_30c4),
+    (Scenario::ShardedBackplaneOutage, 0x0111_7e2e_373c_722b),
+    (Scenario::ShardedBackplanePartition, 0xca78_d14c_71cc_08b8),
+    (Scenario::ShardedClusterCrash, 0xb627_6e6d_b168_dd47),
 ];
 
 #[test]
@@ -48,4 +52,13 @@ fn a_sharded_run_repeats_exactly() {
     let again = run(Scenario::ShardedChat, Size::Short, 7).outcome;
     assert_eq!((first.hash, first.lines), (again.hash, again.lines));
     assert_eq!(first.tail, again.tail);
+}
+
+#[test]
+fn a_run_of_nodes_of_shards_on_the_backplane_repeats_exactly() {
+    let first = run(Scenario::ShardedBackplanePartition, Size::Short, 7).outcome;
+    let again = run(Scenario::ShardedBackplanePartition, Size::Short, 7).outcome;
+    assert_eq!((first.hash, first.lines), (again.hash, again.lines));
+    assert_eq!(first.tail, again.tail);
+    assert_eq!(first.rejoins, again.rejoins);
 }

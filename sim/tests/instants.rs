@@ -14,7 +14,7 @@ fn lonely_client(faults: Vec<(Instant, Fault)>, faults_end: Instant) -> Setup {
     Setup {
         server: ServerConfig::dev(),
         nodes: 1,
-        sharded: false,
+        shards: 1,
         backplane: None,
         send_buffer: 16 * 1024,
         clients: vec![ClientSpec {

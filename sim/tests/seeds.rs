@@ -79,3 +79,23 @@ fn refresh_storm_keeps_grants_and_every_invariant() {
 fn sharded_chat_keeps_every_invariant() {
     run_seeds(Scenario::ShardedChat, 30);
 }
+
+#[test]
+fn sharded_cluster_chat_keeps_every_invariant() {
+    run_seeds(Scenario::ShardedClusterChat, 8);
+}
+
+#[test]
+fn sharded_backplane_outage_keeps_every_invariant() {
+    run_seeds(Scenario::ShardedBackplaneOutage, 8);
+}
+
+#[test]
+fn sharded_backplane_partition_keeps_every_invariant() {
+    run_seeds(Scenario::ShardedBackplanePartition, 8);
+}
+
+#[test]
+fn sharded_cluster_crash_keeps_every_invariant() {
+    run_seeds(Scenario::ShardedClusterCrash, 8);
+}

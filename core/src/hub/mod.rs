@@ -35,6 +35,8 @@
 //! - A new subscription receives nothing until its `subscribed` answer: the
 //!   store's answer reflects every earlier publication of the channel (which
 //!   the replay covers) and none after (which the subscription then gets).
+//!   An answer whose reply must wait behind an earlier one of its
+//!   connection is held, and taken when its turn comes.
 //! - Presence is counted per connection by the store, which reports a user's
 //!   first arrival and last departure in a channel as [`StoreEvent::Joined`]
 //!   and [`StoreEvent::Left`]; the hub turns each into one `join` or `leave`
@@ -213,6 +215,11 @@ struct Conn {
     allowed_by_application: bool,
     channels: BTreeSet<Channel>,
     replies: Replies,
+    /// Answers to its subscriptions that came while the reply to an
+    /// earlier request still waited: each is taken when its turn in the
+    /// reply order comes, so that the subscriber joins the channel's
+    /// deliveries only as its `subscribed` goes out.
+    held: Vec<(Ticket, SubscribedAnswer)>,
 }
 
 #[derive(Debug)]
@@ -305,6 +312,7 @@ impl Hub {
             allowed_by_application: false,
             channels: BTreeSet::new(),
             replies: Replies::default(),
+            held: Vec::new(),
         });
     }
 
@@ -584,7 +592,9 @@ impl Hub {
                 offset,
                 frame,
             } => self.on_publication(now, channel, epoch, offset, frame, outbox),
-            StoreEvent::Published { ticket, offset } => self.on_published(ticket, offset, outbox),
+            StoreEvent::Published { ticket, offset } => {
+                self.on_published(now, ticket, offset, outbox);
+            }
             StoreEvent::Subscribed {
                 ticket,
                 channel,
@@ -939,16 +949,27 @@ impl Hub {
     }
 
     /// Sends the answer to `ticket` in the connection's reply order, if the
-    /// connection is still there.
+    /// connection is still there; then takes the held answers whose turn
+    /// has come.
     fn fulfil(
         &mut self,
+        now: Instant,
         conn: ConnId,
         ticket: Ticket,
         frames: Vec<Bytes>,
         outbox: &mut impl Outbox,
     ) {
-        if let Some(state) = self.conns.get_mut(&conn) {
-            state.replies.fulfil(conn, ticket, frames, outbox);
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        state.held.retain(|(held, _)| *held != ticket);
+        state.replies.fulfil(conn, ticket, frames, outbox);
+        while let Some(state) = self.conns.get_mut(&conn)
+            && let Some(next) = state.replies.first_waiting()
+            && let Some(at) = state.held.iter().position(|(held, _)| *held == next)
+        {
+            let (ticket, answer) = state.held.remove(at);
+            self.on_subscribed(now, ticket, answer, outbox);
         }
     }
 

@@ -128,7 +128,7 @@ impl Hub {
             None => return,
         };
         let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
-        self.fulfil(conn, ticket, vec![error], outbox);
+        self.fulfil(now, conn, ticket, vec![error], outbox);
     }
 
     /// The store granted the node's presence lease: a lapsed lease, or a
@@ -230,7 +230,7 @@ impl Hub {
                 }
             };
             let error = error_frame(id, ErrorCode::Unavailable, UNAVAILABLE);
-            self.fulfil(conn, ticket, vec![error], outbox);
+            self.fulfil(now, conn, ticket, vec![error], outbox);
         }
     }
 }

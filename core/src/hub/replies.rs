@@ -41,6 +41,23 @@ impl Replies {
         }
     }
 
+    /// Whether the reply to an earlier request still waits ahead of the
+    /// answer to `ticket`.
+    pub(super) fn waits_before(&self, ticket: Ticket) -> bool {
+        self.slots
+            .iter()
+            .take_while(|slot| !matches!(slot, Slot::Waiting(waiting) if *waiting == ticket))
+            .any(|slot| matches!(slot, Slot::Waiting(_)))
+    }
+
+    /// The ticket whose answer the first reply still waiting waits for.
+    pub(super) fn first_waiting(&self) -> Option<Ticket> {
+        self.slots.iter().find_map(|slot| match slot {
+            Slot::Waiting(ticket) => Some(*ticket),
+            Slot::Ready(_) => None,
+        })
+    }
+
     /// Fills the slot of `ticket` and sends every reply no longer waiting
     /// behind another.
     pub(super) fn fulfil(

@@ -13,6 +13,7 @@ use crate::time::Instant;
 
 /// The store's answer to a `subscribe`, apart from its ticket
 /// ([`StoreEvent::Subscribed`](super::StoreEvent::Subscribed)).
+#[derive(Debug)]
 pub(super) struct SubscribedAnswer {
     pub(super) channel: Channel,
     pub(super) latest: Position,
@@ -51,14 +52,20 @@ impl Hub {
 
     /// The offset of a publication with a ticket: an `ack`, or the answer
     /// of an API publication.
-    pub(super) fn on_published(&mut self, ticket: Ticket, offset: u64, outbox: &mut impl Outbox) {
+    pub(super) fn on_published(
+        &mut self,
+        now: Instant,
+        ticket: Ticket,
+        offset: u64,
+        outbox: &mut impl Outbox,
+    ) {
         match self.waiting.remove(ticket) {
             Some(Waiter::Api) => self
                 .api_answers
                 .push_back((ticket, ApiAnswer::Published(offset))),
             Some(Waiter::Conn { conn, id: Some(id) }) => {
                 let ack = frame_of(&ServerMessage::Ack { id, offset });
-                self.fulfil(conn, ticket, vec![ack], outbox);
+                self.fulfil(now, conn, ticket, vec![ack], outbox);
             }
             Some(waiter) => self.waiting.restore(ticket, waiter),
             None => {}
@@ -68,7 +75,10 @@ impl Hub {
     /// The answer to a `subscribe`: the subscriber gets its replay, its
     /// `subscribed` and a presence snapshot, unless the answer cannot be
     /// reconciled with what the node delivered, when the store is asked
-    /// again.
+    /// again. While the reply to an earlier request of the connection
+    /// still waits, the answer is held until its turn: admitted now, the
+    /// subscriber would get the channel's next publications before its
+    /// own `subscribed`.
     pub(super) fn on_subscribed(
         &mut self,
         now: Instant,
@@ -76,6 +86,13 @@ impl Hub {
         answer: SubscribedAnswer,
         outbox: &mut impl Outbox,
     ) {
+        if let Some(Waiter::Subscribe { conn, .. }) = self.waiting.get(ticket)
+            && let Some(state) = self.conns.get_mut(conn)
+            && state.replies.waits_before(ticket)
+        {
+            state.held.push((ticket, answer));
+            return;
+        }
         let SubscribedAnswer {
             channel,
             latest: Position { epoch, offset },
@@ -154,7 +171,7 @@ impl Hub {
             channel: channel.clone(),
             users,
         }));
-        self.fulfil(conn, ticket, frames, outbox);
+        self.fulfil(now, conn, ticket, frames, outbox);
         let gap = self
             .channels
             .get_mut(&channel)
@@ -198,7 +215,7 @@ impl Hub {
         match self.waiting.remove(ticket) {
             Some(Waiter::Conn { conn, id }) => {
                 let presence = frame_of(&ServerMessage::Presence { id, channel, users });
-                self.fulfil(conn, ticket, vec![presence], outbox);
+                self.fulfil(now, conn, ticket, vec![presence], outbox);
             }
             Some(Waiter::Refresh) => {
                 let Some(local) = self.channels.get_mut(&channel) else {

@@ -52,6 +52,11 @@ impl Waiting {
         self.waiters.remove(&ticket)
     }
 
+    /// The waiter of `ticket`, which still waits.
+    pub(super) fn get(&self, ticket: Ticket) -> Option<&Waiter> {
+        self.waiters.get(&ticket)
+    }
+
     /// `waiter` waits for `ticket` again: the answer was not the one it
     /// waits for, or the request is asked again.
     pub(super) fn restore(&mut self, ticket: Ticket, waiter: Waiter) {

@@ -3,6 +3,11 @@
 //! topic messages travel back, and outages and partitions break the links
 //! as a Redis outage or a lost route would.
 //!
+//! A node of several shards has one link, held by its router: the
+//! router's requests go over it and what it brings goes into the router
+//! (module `shard_side`), never to a shard directly; its failure reaches
+//! every shard of the node through the router.
+//!
 //! Each node's link is a sequence of connections (generations). A
 //! `Connect` opens a new one: answered `Up` one round trip later, or
 //! refused (`Down`) one round trip later while the store is unreachable,
@@ -103,7 +108,8 @@ impl World {
             self.schedule
                 .push(now + STORE_TIMEOUT, Ev::ConnectTimeout { node, generation });
             self.store_mut().drop_link(node);
-            self.record(format_args!("node{node} store connect #{generation}"));
+            let owner = self.link_owner();
+            self.record(format_args!("{owner}{node} store connect #{generation}"));
             return;
         }
         match link.state {
@@ -114,7 +120,8 @@ impl World {
                     self.schedule
                         .push(now + STORE_TIMEOUT, Ev::StoreFailed { node, generation });
                 }
-                self.record(format_args!("node{node} store request lost"));
+                let owner = self.link_owner();
+                self.record(format_args!("{owner}{node} store request lost"));
             }
             LinkState::Open => {
                 let generation = link.generation;
@@ -129,7 +136,8 @@ impl World {
                 );
             }
             LinkState::Closed | LinkState::Connecting => {
-                self.record(format_args!("node{node} store request dropped, no link"));
+                let owner = self.link_owner();
+                self.record(format_args!("{owner}{node} store request dropped, no link"));
             }
         }
     }
@@ -150,6 +158,9 @@ impl World {
         if matches!(request, StoreRequest::Connect) {
             self.store_says(node, generation, false, StoreEvent::Up);
             return;
+        }
+        if matches!(request, StoreRequest::Rejoin { .. }) {
+            self.rejoins.push((now, node));
         }
         let name = self.links[node].name.clone();
         let deliveries = self.store_mut().handle(now, &name, node, request);
@@ -211,13 +222,10 @@ impl World {
                 return;
             }
             link.state = LinkState::Open;
-            self.record(format_args!("node{node} store up #{generation}"));
+            let owner = self.link_owner();
+            self.record(format_args!("{owner}{node} store up #{generation}"));
         }
-        let now = self.now;
-        if let Some(server) = &mut self.nodes[node].server {
-            server.handle_store_event(now, event);
-        }
-        self.drain_node(node);
+        self.node_hears(node, event);
     }
 
     /// A `Connect` went unanswered for the adapter's timeout.
@@ -237,12 +245,33 @@ impl World {
         }
         link.renew(LinkState::Closed);
         self.store_mut().drop_link(node);
-        self.record(format_args!("node{node} store down"));
+        let owner = self.link_owner();
+        self.record(format_args!("{owner}{node} store down"));
+        self.node_hears(node, StoreEvent::Down);
+    }
+
+    /// What the node's link brings reaches the node: its router, when it
+    /// has shards, or its one core.
+    fn node_hears(&mut self, node: usize, event: StoreEvent) {
+        if self.sharded() {
+            self.router_hears_store(node, event);
+            return;
+        }
         let now = self.now;
+        if let StoreEvent::Up | StoreEvent::Down = event {
+            let up = matches!(event, StoreEvent::Up);
+            self.news.push((now, node, up));
+        }
         if let Some(server) = &mut self.nodes[node].server {
-            server.handle_store_event(now, StoreEvent::Down);
+            server.handle_store_event(now, event);
         }
         self.drain_node(node);
+    }
+
+    /// Whose link the trace's lines about it name: the node's own, or, for
+    /// a node of shards, its router's (`nodeN` names core N there).
+    fn link_owner(&self) -> &'static str {
+        if self.sharded() { "router" } else { "node" }
     }
 
     /// The store becomes unreachable until `until`: every connection to it

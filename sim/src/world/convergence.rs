@@ -21,6 +21,12 @@ impl World {
         for node in 0..self.nodes.len() {
             self.check_node(node, &local);
         }
+        self.check_rejoins();
+        for node in 0..self.setup.nodes {
+            if self.router_store_up(node) == Some(false) {
+                self.violation(format!("router{node}'s link to the backplane is down"));
+            }
+        }
     }
 
     /// Whose presence a client of `node` sees: its node's alone, or the
@@ -128,15 +134,19 @@ impl World {
                 ));
             }
         }
-        // A shard's metrics are its node's: every shard's connections, and
-        // each channel once.
+        // A shard's metrics are its node's: the connections of every shard
+        // of the node, and each of their channels once.
         let (sockets, channels) = if self.sharded() {
+            let home = self.node_of(node);
             let sockets = self
-                .nodes
-                .iter()
-                .map(|node| node.sockets.len())
+                .cores_of(home)
+                .map(|core| self.nodes[core].sockets.len())
                 .sum::<usize>();
-            let names: BTreeSet<&String> = local.iter().map(|(_, name)| name).collect();
+            let names: BTreeSet<&String> = local
+                .iter()
+                .filter(|(core, _)| self.node_of(*core) == home)
+                .map(|(_, name)| name)
+                .collect();
             (sockets as u64, names.len() as u64)
         } else {
             let sockets = self.nodes[node].sockets.len();

@@ -71,20 +71,25 @@ impl World {
         }
     }
 
-    /// The node's process dies with its memory; the kernel resets its
-    /// sockets, so every client hears the end of its stream.
+    /// The node's process dies with its memory, every shard of it and its
+    /// router; the kernel resets its sockets, so every client hears the end
+    /// of its stream.
     fn crash(&mut self, node: usize) {
-        let state = &mut self.nodes[node];
-        if let Some(server) = state.server.take() {
-            add_counters(&mut self.retired, &server.counters());
-        }
-        state.incarnation += 1;
-        state.timer_at = None;
         self.store_forgets(node);
-        let state = &mut self.nodes[node];
-        let sockets = std::mem::take(&mut state.sockets);
-        for id in sockets.into_values() {
-            self.close_node_end(id);
+        if let Some(shards) = &mut self.shards {
+            shards.stop(node);
+        }
+        for core in self.cores_of(node) {
+            let state = &mut self.nodes[core];
+            if let Some(server) = state.server.take() {
+                add_counters(&mut self.retired, &server.counters());
+            }
+            state.incarnation += 1;
+            state.timer_at = None;
+            let sockets = std::mem::take(&mut state.sockets);
+            for id in sockets.into_values() {
+                self.close_node_end(id);
+            }
         }
     }
 }

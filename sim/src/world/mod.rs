@@ -1,6 +1,12 @@
 //! The world of one run: client sessions, server nodes and the sockets
 //! between them, driven by one event queue in virtual time.
 //!
+//! The world's `nodes` are its cores, each a core [`Server`]: a node of
+//! its own each, or, with [`Setup::shards`] above 1, the shards of nodes,
+//! each node's in front of its router (module `shard_side`). Sockets and
+//! timers belong to cores; links to the shared store, crashes and
+//! partitions from the store belong to nodes.
+//!
 //! # Theory of operation
 //!
 //! Every input to a machine is an [`Ev`] in the [`Schedule`], popped in
@@ -107,10 +113,10 @@ enum Ev {
     ConnectTimeout { node: usize, generation: u64 },
     /// A node's adapter finds its connection to the store broken.
     StoreFailed { node: usize, generation: u64 },
-    /// A shard's thread wakes up for the events the router holds for it.
+    /// A shard's thread wakes up for the events its router holds for it.
     ShardWoken(usize),
-    /// The shards' store's deadline.
-    StoreTimer,
+    /// The deadline of a node's router.
+    StoreTimer(usize),
 }
 
 /// A client and what the world knows about it.
@@ -139,7 +145,7 @@ struct Client {
     refreshes: BTreeMap<String, bool>,
 }
 
-/// A node and what the world knows about it.
+/// A core (a node, or a shard of one) and what the world knows about it.
 #[derive(Debug)]
 struct Node {
     /// `None` while crashed.
@@ -202,6 +208,11 @@ pub struct Outcome {
     pub feed_delivered: u64,
     /// Every `leave` a client saw: when, which client, whose.
     pub leaves: Vec<(Instant, usize, String)>,
+    /// Every `Up` (true) and `Down` (false) a core heard of the link to
+    /// the shared store: when, which core.
+    pub news: Vec<(Instant, usize, bool)>,
+    /// Every `Rejoin` the shared store received: when, from which node.
+    pub rejoins: Vec<(Instant, usize)>,
 }
 
 /// A run in progress.
@@ -224,7 +235,7 @@ pub struct World {
     store: Option<Backplane>,
     /// Each node's link to the store (empty without one).
     links: Vec<backplane_side::StoreLink>,
-    /// The router the nodes share when they are the shards of one node.
+    /// Each node's router, when the nodes are made of shards.
     shards: Option<shard_side::Shards>,
     /// The store is unreachable before this.
     store_down_until: Instant,
@@ -238,6 +249,13 @@ pub struct World {
     feed_delivered: u64,
     /// Every `leave` a client saw.
     leaves: Vec<(Instant, usize, String)>,
+    /// Every `Up` and `Down` a core heard of the store's link.
+    news: Vec<(Instant, usize, bool)>,
+    /// Every `Rejoin` the store received, and from which node.
+    rejoins: Vec<(Instant, usize)>,
+    /// The rounds of restating each node of shards went through: its
+    /// link came up, or its lease was found lapsed.
+    rounds: Vec<u64>,
 }
 
 impl World {
@@ -255,12 +273,11 @@ impl World {
             schedule.push(backend.from, Ev::Backend);
         }
         let mut links = Vec::new();
-        let shards = setup
-            .sharded
-            .then(|| shard_side::Shards::new(&setup, rng.u64(..)));
+        let mut shards = (setup.shards > 1).then(|| shard_side::Shards::new(&setup));
         let nodes = (0..setup.nodes)
-            .map(|index| Node {
-                server: Some(new_server(&setup, index, 0, &mut rng, &mut links, shards.as_ref()).0),
+            .flat_map(|node| boot(&setup, node, 0, &mut rng, &mut links, shards.as_mut()).0)
+            .map(|server| Node {
+                server: Some(server),
                 incarnation: 0,
                 sockets: BTreeMap::new(),
                 timer_at: None,
@@ -289,6 +306,7 @@ impl World {
             .as_ref()
             .map(|_| Backplane::new(&setup.server));
         World {
+            rounds: vec![0; setup.nodes],
             checker: Checker::new(setup.clients.len()),
             stats: Stats::new(setup.clients.len(), setup.mark),
             setup,
@@ -310,6 +328,8 @@ impl World {
             revoked: 0,
             feed_delivered: 0,
             leaves: Vec::new(),
+            news: Vec::new(),
+            rejoins: Vec::new(),
         }
     }
 
@@ -323,8 +343,13 @@ impl World {
     /// Plays the setup to its end, checks convergence there, and reports.
     pub fn run(mut self) -> Outcome {
         let end = self.setup.end();
-        for node in 0..self.nodes.len() {
-            self.drain_node(node);
+        if self.sharded() {
+            for node in 0..self.setup.nodes {
+                self.settle(node);
+            }
+        }
+        for core in 0..self.nodes.len() {
+            self.drain_node(core);
         }
         while let Some((at, event)) = self.schedule.pop_until(end) {
             self.now = at;
@@ -371,7 +396,7 @@ impl World {
             Ev::ConnectTimeout { node, generation } => self.connect_timeout(node, generation),
             Ev::StoreFailed { node, generation } => self.store_link_failed(node, generation),
             Ev::ShardWoken(shard) => self.shard_woken(shard),
-            Ev::StoreTimer => self.store_timer(),
+            Ev::StoreTimer(node) => self.store_timer(node),
         }
     }
 
@@ -396,6 +421,8 @@ impl World {
             revoked: self.revoked,
             feed_delivered: self.feed_delivered,
             leaves: self.leaves,
+            news: self.news,
+            rejoins: self.rejoins,
         }
     }
 
@@ -440,6 +467,11 @@ impl World {
         }
     }
 
+    /// The cores that make up `node`.
+    fn cores_of(&self, node: usize) -> std::ops::Range<usize> {
+        node * self.setup.shards..(node + 1) * self.setup.shards
+    }
+
     fn record(&mut self, line: std::fmt::Arguments<'_>) {
         self.trace.record(self.now, line);
     }
@@ -450,36 +482,49 @@ impl World {
     }
 }
 
-/// A node incarnation and its name: with its own memory store, on the cluster's
-/// backplane under a name of its own (whose link is set up in `links`), or
-/// a shard of the one node behind `shards`.
-fn new_server(
+/// A node incarnation's cores and its name: one core with its own memory
+/// store, or on the cluster's backplane under a name of its own; or, in
+/// `shards`, a new router and the shards in front of it. On a backplane,
+/// the node's link is set up in `links` under the node's name.
+fn boot(
     setup: &Setup,
     node: usize,
     incarnation: u32,
     rng: &mut fastrand::Rng,
     links: &mut Vec<backplane_side::StoreLink>,
-    shards: Option<&shard_side::Shards>,
-) -> (Server, String) {
-    let seed = node_seed(node, incarnation, rng);
-    if let Some(shards) = shards {
-        let server = Server::shard(setup.server.clone(), seed, shards.view(node))
-            .expect("a valid node config");
-        let name = server.node_id().to_owned();
-        return (server, name);
+    shards: Option<&mut shard_side::Shards>,
+) -> (Vec<Server>, String) {
+    let (servers, name) = match shards {
+        Some(shards) => {
+            let name = shards.start(setup, node, rng.u64(..));
+            let servers = shards
+                .cores_of(node)
+                .map(|core| {
+                    let seed = node_seed(core, incarnation, rng);
+                    Server::shard(setup.server.clone(), seed, shards.view(core))
+                        .expect("a valid node config")
+                })
+                .collect();
+            (servers, name)
+        }
+        None => {
+            let seed = node_seed(node, incarnation, rng);
+            let server = match setup.backplane {
+                Some(_) => Server::with_backplane(setup.server.clone(), seed),
+                None => Server::new(setup.server.clone(), seed),
+            };
+            let server = server.expect("a valid node config");
+            let name = server.node_id().to_owned();
+            (vec![server], name)
+        }
+    };
+    if setup.backplane.is_some() {
+        match links.get_mut(node) {
+            Some(link) => link.name = name.clone(),
+            None => links.push(backplane_side::StoreLink::named(name.clone())),
+        }
     }
-    if setup.backplane.is_none() {
-        let server = Server::new(setup.server.clone(), seed).expect("a valid node config");
-        let name = server.node_id().to_owned();
-        return (server, name);
-    }
-    let server = Server::with_backplane(setup.server.clone(), seed).expect("a valid node config");
-    let name = server.node_id().to_owned();
-    match links.get_mut(node) {
-        Some(link) => link.name = name.clone(),
-        None => links.push(backplane_side::StoreLink::named(name.clone())),
-    }
-    (server, name)
+    (servers, name)
 }
 
 /// A node incarnation's seed: drawn from the run's generator as a real node

@@ -9,7 +9,7 @@ use tether_core::{ConnId, ConnectRequest, Decision, Instant, Output, Rejection, 
 
 use crate::grants;
 
-use super::{Ev, SocketId, World, new_server};
+use super::{Ev, SocketId, World, boot};
 
 /// The queue takes the protocol's own frames (a Ping, the close frame)
 /// past `hard_limit`; each is at most 127 bytes and there are at most two.
@@ -119,21 +119,29 @@ impl World {
         }
     }
 
+    /// A crashed node starts again: every core of it, and the router in
+    /// front of them when it has shards.
     pub(super) fn restart(&mut self, node: usize) {
-        let incarnation = self.nodes[node].incarnation;
-        let (server, prefix) = new_server(
+        let cores = self.cores_of(node);
+        let incarnation = self.nodes[cores.start].incarnation;
+        let (servers, prefix) = boot(
             &self.setup,
             node,
             incarnation,
             &mut self.rng,
             &mut self.links,
-            self.shards.as_ref(),
+            self.shards.as_mut(),
         );
-        let state = &mut self.nodes[node];
-        state.server = Some(server);
-        state.gaps = 0;
+        for (core, server) in cores.clone().zip(servers) {
+            let state = &mut self.nodes[core];
+            state.server = Some(server);
+            state.gaps = 0;
+        }
         self.record(format_args!("node{node} restarted as {prefix}"));
-        self.drain_node(node);
+        self.settle(node);
+        for core in cores {
+            self.drain_node(core);
+        }
     }
 
     /// Handles everything the node has to say, then checks its books and

@@ -1072,3 +1072,135 @@ fn api_requests_go_to_the_store_with_tickets_and_their_answers_come_out_by_ticke
         "refused at once while the link is down"
     );
 }
+
+/// The frame of publication `offset` on `name`, as a store would make it.
+fn message_on(name: &str, offset: u64) -> Bytes {
+    text_frame(&encode_publication(
+        name,
+        &raw(&offset.to_string()),
+        None,
+        offset,
+    ))
+}
+
+fn publication_on(name: &str, epoch: &str, offset: u64) -> StoreEvent {
+    StoreEvent::Publication {
+        channel: channel(name),
+        epoch: epoch.into(),
+        offset,
+        frame: message_on(name, offset),
+    }
+}
+
+fn replayed(ticket: Ticket, name: &str, epoch: &str, offset: u64) -> StoreEvent {
+    StoreEvent::Subscribed {
+        ticket,
+        channel: channel(name),
+        epoch: epoch.into(),
+        offset,
+        recovered: Some(true),
+        replay: (1..=offset).map(|at| message_on(name, at)).collect(),
+        users: Vec::new(),
+        presence_version: 1,
+    }
+}
+
+/// The messages and `subscribed` answers `sent` holds, in order, as
+/// `(kind, channel, offset)`.
+fn deliveries(sent: &[ServerMessage]) -> Vec<(&'static str, String, u64)> {
+    sent.iter()
+        .filter_map(|message| match message {
+            ServerMessage::Message {
+                channel, offset, ..
+            } => Some(("message", channel.as_str().to_owned(), *offset)),
+            ServerMessage::Subscribed {
+                channel, offset, ..
+            } => Some(("subscribed", channel.as_str().to_owned(), *offset)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_answer_held_behind_an_earlier_reply_lets_its_subscriber_in_only_when_its_turn_comes() {
+    let config = ServerConfig::dev();
+    let mut r = Remote::up(&config);
+    let (alice, bob) = (ConnId(1), ConnId(2));
+    r.hub.handle_authenticated(bob, "bob", Grants::default());
+    for name in ["chat", "news"] {
+        let text = format!(r#"{{"type":"subscribe","channel":"{name}"}}"#);
+        let ticket = r.subscribe(bob, &text);
+        r.event(replayed(ticket, name, "E", 0));
+    }
+    r.event(publication_on("chat", "E", 1));
+    r.event(publication_on("chat", "E", 2));
+    r.event(publication_on("news", "E", 1));
+
+    // Alice recovers both channels from their start, in one go.
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
+    let since = |name: &str| {
+        format!(
+            r#"{{"type":"subscribe","id":"{name}","channel":"{name}","since":{{"epoch":"E","offset":0}}}}"#
+        )
+    };
+    let chat = r.subscribe(alice, &since("chat"));
+    let news = r.subscribe(alice, &since("news"));
+    // The chat answer was read at 1, the node is at 2: it is asked again.
+    r.event(replayed(chat, "chat", "E", 1));
+    assert!(matches!(
+        &r.requests()[..],
+        [StoreRequest::Subscribe { ticket, .. }] if *ticket == chat
+    ));
+    // The news answer is current, but its reply waits behind chat's; news
+    // goes on meanwhile.
+    r.event(replayed(news, "news", "E", 1));
+    r.event(publication_on("news", "E", 2));
+    assert_eq!(
+        deliveries(&r.take_for(alice)),
+        [],
+        "nothing before chat's answer"
+    );
+
+    // Chat's answer lets alice into chat; news' held answer now lags the
+    // node and is asked again.
+    r.event(replayed(chat, "chat", "E", 2));
+    assert!(matches!(
+        &r.requests()[..],
+        [StoreRequest::Subscribe { ticket, .. }] if *ticket == news
+    ));
+    r.event(replayed(news, "news", "E", 2));
+    let expected = [
+        ("message", "chat", 1),
+        ("message", "chat", 2),
+        ("subscribed", "chat", 2),
+        ("message", "news", 1),
+        ("message", "news", 2),
+        ("subscribed", "news", 2),
+    ]
+    .map(|(kind, name, offset)| (kind, name.to_owned(), offset));
+    assert_eq!(deliveries(&r.take_for(alice)), expected);
+}
+
+#[test]
+fn a_failing_link_refuses_a_held_answer_in_its_turn_and_undoes_its_subscription() {
+    let config = ServerConfig::dev();
+    let mut r = Remote::up(&config);
+    let alice = ConnId(1);
+    r.hub
+        .handle_authenticated(alice, "alice", Grants::default());
+    let first = r.subscribe(alice, r#"{"type":"subscribe","id":"a","channel":"chat"}"#);
+    let second = r.subscribe(alice, r#"{"type":"subscribe","id":"b","channel":"news"}"#);
+    assert!(first < second);
+    // News is answered first: held behind chat.
+    r.event(replayed(second, "news", "E", 0));
+    r.event(publication_on("news", "E", 1));
+    assert!(r.take_for(alice).is_empty());
+
+    r.event(StoreEvent::Down);
+    assert_eq!(
+        r.take_for(alice),
+        [unavailable("a"), unavailable("b")].map(|t| server(&t))
+    );
+    assert_eq!(r.hub.channel_count(), 0, "both subscriptions were undone");
+}

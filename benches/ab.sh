@@ -5,10 +5,12 @@
 #
 #   OLD=path/to/old/tether benches/ab.sh              # NEW: target/release/tether
 #   REPS=5 OLD=... NEW=... benches/ab.sh
+#   FANOUT_SIZES="100x20000 1000x5000" OLD=... benches/ab.sh   # longer fan-out runs
 #
 # Both run with benches/tether.toml (no rate limit, like the peers of
 # benches/run.sh). Scenarios: idle 10,000, a connect storm of 1,000 clients,
-# rtt 50 connections for 5 s, fan-out 100 x 2,000 and 1,000 x 500. Loopback only, every run bounded by
+# rtt 50 connections for 5 s, fan-out 100 x 2,000 and 1,000 x 500 (or
+# FANOUT_SIZES, subscribers x messages). Loopback only, every run bounded by
 # `timeout`. Results: benches/results/ab-TIMESTAMP.jsonl (ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,7 @@ cd "$(dirname "$0")/.."
 : "${OLD:?set OLD to the tether binary to compare against}"
 NEW=${NEW:-target/release/tether}
 REPS=${REPS:-3}
+FANOUT_SIZES=${FANOUT_SIZES:-"100x2000 1000x500"}
 cargo build --release --quiet -p tether-loadgen
 LOADGEN=target/release/tether-loadgen
 PORT=18480
@@ -43,8 +46,9 @@ for rep in $(seq "$REPS"); do
     start_server "$binary"
     run "$name" connect --clients 1000
     run "$name" rtt --connections 50 --seconds 5
-    run "$name" fanout --subscribers 100 --messages 2000 --bytes 100
-    run "$name" fanout --subscribers 1000 --messages 500 --bytes 100
+    for size in $FANOUT_SIZES; do
+      run "$name" fanout --subscribers "${size%x*}" --messages "${size#*x}" --bytes 100
+    done
     stop_server
   done
 done

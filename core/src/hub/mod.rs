@@ -962,8 +962,11 @@ impl Hub {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        state.held.retain(|(held, _)| *held != ticket);
         state.replies.fulfil(conn, ticket, frames, outbox);
+        if state.held.is_empty() {
+            return;
+        }
+        state.held.retain(|(held, _)| *held != ticket);
         while let Some(state) = self.conns.get_mut(&conn)
             && let Some(next) = state.replies.first_waiting()
             && let Some(at) = state.held.iter().position(|(held, _)| *held == next)

@@ -207,6 +207,17 @@ impl Setup {
         self.nodes * self.shards
     }
 
+    /// The cores that are node `node`'s shards.
+    pub fn cores_of(&self, node: usize) -> std::ops::Range<usize> {
+        node * self.shards..(node + 1) * self.shards
+    }
+
+    /// Where core `core` stands: its node, and which of the node's shards
+    /// it is.
+    pub fn place(&self, core: usize) -> (usize, usize) {
+        (core / self.shards, core % self.shards)
+    }
+
     /// The instant the run ends and convergence is checked.
     pub fn end(&self) -> Instant {
         self.faults_end + self.convergence_bound()

@@ -137,14 +137,15 @@ impl World {
         // A shard's metrics are its node's: the connections of every shard
         // of the node, and each of their channels once.
         let (sockets, channels) = if self.sharded() {
-            let home = self.node_of(node);
+            let (home, _) = self.setup.place(node);
             let sockets = self
+                .setup
                 .cores_of(home)
                 .map(|core| self.nodes[core].sockets.len())
                 .sum::<usize>();
             let names: BTreeSet<&String> = local
                 .iter()
-                .filter(|(core, _)| self.node_of(*core) == home)
+                .filter(|(core, _)| self.setup.place(*core).0 == home)
                 .map(|(_, name)| name)
                 .collect();
             (sockets as u64, names.len() as u64)

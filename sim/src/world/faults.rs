@@ -79,7 +79,7 @@ impl World {
         if let Some(shards) = &mut self.shards {
             shards.stop(node);
         }
-        for core in self.cores_of(node) {
+        for core in self.setup.cores_of(node) {
             let state = &mut self.nodes[core];
             if let Some(server) = state.server.take() {
                 add_counters(&mut self.retired, &server.counters());

@@ -467,11 +467,6 @@ impl World {
         }
     }
 
-    /// The cores that make up `node`.
-    fn cores_of(&self, node: usize) -> std::ops::Range<usize> {
-        node * self.setup.shards..(node + 1) * self.setup.shards
-    }
-
     fn record(&mut self, line: std::fmt::Arguments<'_>) {
         self.trace.record(self.now, line);
     }
@@ -497,11 +492,12 @@ fn boot(
     let (servers, name) = match shards {
         Some(shards) => {
             let name = shards.start(setup, node, rng.u64(..));
-            let servers = shards
+            let servers = setup
                 .cores_of(node)
                 .map(|core| {
                     let seed = node_seed(core, incarnation, rng);
-                    Server::shard(setup.server.clone(), seed, shards.view(core))
+                    let (_, shard) = setup.place(core);
+                    Server::shard(setup.server.clone(), seed, shards.view(node, shard))
                         .expect("a valid node config")
                 })
                 .collect();

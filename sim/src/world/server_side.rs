@@ -122,7 +122,7 @@ impl World {
     /// A crashed node starts again: every core of it, and the router in
     /// front of them when it has shards.
     pub(super) fn restart(&mut self, node: usize) {
-        let cores = self.cores_of(node);
+        let cores = self.setup.cores_of(node);
         let incarnation = self.nodes[cores.start].incarnation;
         let (servers, prefix) = boot(
             &self.setup,

@@ -30,8 +30,6 @@ use crate::setup::{HAND_OFF, Setup};
 /// What the shards of every node share, and what the world keeps for them.
 #[derive(Debug)]
 pub(super) struct Shards {
-    /// Shards per node.
-    per_node: usize,
     /// Each node's router and figures.
     nodes: Vec<Routed>,
     /// Each core's requests since its last exchange.
@@ -61,7 +59,6 @@ impl Shards {
             })
             .collect();
         Shards {
-            per_node: setup.shards,
             nodes,
             pending: vec![Vec::new(); setup.cores()],
         }
@@ -72,15 +69,15 @@ impl Shards {
     /// run of the node. Returns the name the store knows the node by.
     pub(super) fn start(&mut self, setup: &Setup, node: usize, seed: u64) -> String {
         let router = match setup.backplane {
-            Some(_) => Router::with_backplane(&setup.server, seed, self.per_node),
-            None => Router::new(&setup.server, seed, self.per_node),
+            Some(_) => Router::with_backplane(&setup.server, seed, setup.shards),
+            None => Router::new(&setup.server, seed, setup.shards),
         };
         let name = router.node_id().to_owned();
         let routed = &mut self.nodes[node];
         routed.router = Some(Arc::new(Mutex::new(router)));
-        routed.figures = Arc::new(Mutex::new(vec![Figures::default(); self.per_node]));
+        routed.figures = Arc::new(Mutex::new(vec![Figures::default(); setup.shards]));
         routed.timer_at = None;
-        for core in self.cores_of(node) {
+        for core in setup.cores_of(node) {
             self.pending[core].clear();
         }
         name
@@ -93,11 +90,11 @@ impl Shards {
         routed.timer_at = None;
     }
 
-    /// What core `core`'s server reaches its node through.
-    pub(super) fn view(&self, core: usize) -> Box<dyn NodeShards> {
-        let routed = &self.nodes[core / self.per_node];
+    /// What shard `shard` of `node` reaches its node through.
+    pub(super) fn view(&self, node: usize, shard: usize) -> Box<dyn NodeShards> {
+        let routed = &self.nodes[node];
         Box::new(View {
-            shard: core % self.per_node,
+            shard,
             router: routed.router.clone().expect("a started node"),
             figures: routed.figures.clone(),
         })
@@ -106,11 +103,6 @@ impl Shards {
     /// Queues a request of `core` for its next exchange.
     pub(super) fn request(&mut self, core: usize, request: StoreRequest) {
         self.pending[core].push(request);
-    }
-
-    /// The cores that are `node`'s shards.
-    pub(super) fn cores_of(&self, node: usize) -> std::ops::Range<usize> {
-        node * self.per_node..(node + 1) * self.per_node
     }
 
     /// The router of `node`, while it runs.
@@ -151,10 +143,10 @@ impl World {
     /// Other shards with events are woken.
     pub(super) fn exchange(&mut self, core: usize) -> bool {
         let now = self.now;
+        let (node, shard) = self.setup.place(core);
         let Some(shards) = &mut self.shards else {
             return false;
         };
-        let (node, shard) = (core / shards.per_node, core % shards.per_node);
         let requests = std::mem::take(&mut shards.pending[core]);
         let Some(router) = shards.router(node) else {
             return false;
@@ -180,11 +172,8 @@ impl World {
 
     /// A shard's thread wakes up for the events its router holds for it.
     pub(super) fn shard_woken(&mut self, core: usize) {
-        let Some(shards) = &self.shards else {
-            return;
-        };
-        let shard = core % shards.per_node;
-        let Some(router) = shards.router(core / shards.per_node) else {
+        let (node, shard) = self.setup.place(core);
+        let Some(router) = self.shards.as_ref().and_then(|shards| shards.router(node)) else {
             return;
         };
         let mut events = Vec::new();
@@ -254,12 +243,12 @@ impl World {
         let (Some(shards), Some(server)) = (&self.shards, &self.nodes[core].server) else {
             return;
         };
-        let routed = &shards.nodes[core / shards.per_node];
-        let mut figures = routed
+        let (node, shard) = self.setup.place(core);
+        let mut figures = shards.nodes[node]
             .figures
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = figures.get_mut(core % shards.per_node) {
+        if let Some(slot) = figures.get_mut(shard) {
             *slot = server.figures();
         }
     }
@@ -267,11 +256,6 @@ impl World {
     /// Whether the world's nodes are made of several shards each.
     pub(super) fn sharded(&self) -> bool {
         self.shards.is_some()
-    }
-
-    /// The node core `core` belongs to.
-    pub(super) fn node_of(&self, core: usize) -> usize {
-        core / self.setup.shards
     }
 
     /// A node of shards restates its members in one `Rejoin` per round of
@@ -306,7 +290,7 @@ impl World {
     /// Schedules each of `node`'s shards in `woken` to take its events a
     /// hand-off later.
     fn wake(&mut self, node: usize, woken: Vec<usize>) {
-        let first = self.cores_of(node).start;
+        let first = self.setup.cores_of(node).start;
         for shard in woken {
             let at = self.now + crate::net::draw(HAND_OFF, &mut self.rng);
             self.schedule.push(at, Ev::ShardWoken(first + shard));
